@@ -1,0 +1,38 @@
+"""A fully connected network and its gradient, derived by hand in NumPy.
+
+    >>> import manual_backprop as mb
+    >>> params = mb.init_params([784, 500, 500, 10], seed=0)
+    >>> J, grads = mb.loss_and_grad(params, x, mb.one_hot(labels, 10))
+
+The post's network is the default: sigmoid hidden layers and ``binary_cross_entropy``
+(sigmoid outputs, output error ``predictions - y``). ``manual_backprop.as_published`` holds the
+post's own, wrong, backward pass as a negative control. This package needs NumPy only.
+"""
+
+from .activations import ACTIVATIONS
+from .losses import LOSSES
+from .network import (
+    Params,
+    accuracy,
+    add_bias,
+    forward,
+    init_params,
+    loss,
+    loss_and_grad,
+    one_hot,
+    predict,
+)
+
+__all__ = [
+    "ACTIVATIONS",
+    "LOSSES",
+    "Params",
+    "accuracy",
+    "add_bias",
+    "forward",
+    "init_params",
+    "loss",
+    "loss_and_grad",
+    "one_hot",
+    "predict",
+]

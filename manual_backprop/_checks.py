@@ -1,0 +1,145 @@
+"""Argument validation shared by the public functions: every failure names the argument,
+what was expected and what was given, before any arithmetic can fail deep inside."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_dtype(dtype, *, allow_complex: bool = False) -> np.dtype:
+    """``dtype`` as a NumPy dtype, if it is float32 or float64 (or complex128 when allowed)."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be float32 or float64; got {dtype!r}") from None
+    allowed = FLOAT_DTYPES + ((np.dtype(np.complex128),) if allow_complex else ())
+    if dt not in allowed:
+        names = ", ".join(str(d) for d in allowed)
+        raise TypeError(f"dtype must be one of {names}; got {dt}")
+    return dt
+
+
+def check_layer_sizes(layer_sizes: Sequence[int]) -> list[int]:
+    """Layer sizes as a list of positive ints, at least two of them (input and output)."""
+    try:
+        sizes = list(layer_sizes)
+    except TypeError:
+        raise TypeError(f"layer_sizes must be a sequence of ints; got {layer_sizes!r}") from None
+    if len(sizes) < 2:
+        raise ValueError(
+            f"layer_sizes needs at least two sizes (inputs and outputs); got {sizes!r}"
+        )
+    for i, n in enumerate(sizes):
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+            raise TypeError(f"layer_sizes[{i}] must be an int; got {n!r}")
+        if n < 1:
+            raise ValueError(f"layer_sizes[{i}] must be positive; got {n}")
+    return [int(n) for n in sizes]
+
+
+def _first_nonfinite(a: np.ndarray) -> tuple[int, ...]:
+    return tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
+
+
+def check_params(params, *, allow_complex: bool = False, check_finite: bool = True) -> np.dtype:
+    """Check that ``params`` is a non-empty list of 2-D arrays of one float dtype whose
+    shapes chain, ``(n_0 + 1, n_1), (n_1 + 1, n_2), ...``. Returns their dtype."""
+    if isinstance(params, np.ndarray) or not isinstance(params, Sequence):
+        raise TypeError(
+            "params must be a list of 2-D arrays, one (n_in + 1, n_out) matrix per layer; "
+            f"got {type(params).__name__}"
+        )
+    if len(params) == 0:
+        raise ValueError("params is empty: a network needs at least one layer")
+    dtype = None
+    for l, W in enumerate(params):
+        if not isinstance(W, np.ndarray):
+            raise TypeError(f"params[{l}] must be a NumPy array; got {type(W).__name__}")
+        if W.ndim != 2:
+            raise ValueError(
+                f"params[{l}] must be 2-D, shape (n_in + 1, n_out); got shape {W.shape}"
+            )
+        if W.shape[0] < 2 or W.shape[1] < 1:
+            raise ValueError(
+                f"params[{l}] must have shape (n_in + 1, n_out) with n_in, n_out >= 1 "
+                f"(row 0 is the bias); got shape {W.shape}"
+            )
+        if dtype is None:
+            dtype = check_dtype(W.dtype, allow_complex=allow_complex)
+        elif W.dtype != dtype:
+            raise TypeError(f"params mix dtypes: params[0] is {dtype}, params[{l}] is {W.dtype}")
+        if l > 0 and W.shape[0] != params[l - 1].shape[1] + 1:
+            raise ValueError(
+                f"params do not chain: params[{l - 1}] has shape {params[l - 1].shape}, so "
+                f"params[{l}] needs {params[l - 1].shape[1] + 1} rows; got shape {W.shape}"
+            )
+        if check_finite and not np.isfinite(W).all():
+            raise ValueError(f"params[{l}] contains NaN or inf (first at {_first_nonfinite(W)})")
+    return dtype
+
+
+def _as_real_batch(name: str, a, dtype: np.dtype) -> np.ndarray:
+    a = np.asarray(a)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a real numeric array; got dtype {a.dtype}")
+    real = np.dtype(np.float64) if dtype.kind == "c" else dtype
+    a = a.astype(real, copy=False)
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be 2-D, shape (batch, features); got shape {a.shape}")
+    if a.shape[0] == 0:
+        raise ValueError(f"{name} is an empty batch (shape {a.shape})")
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name} contains NaN or inf (first at {_first_nonfinite(a)})")
+    return a
+
+
+def check_inputs(params, x, dtype: np.dtype) -> np.ndarray:
+    """``x`` as a finite ``(batch, n_in)`` array in the parameters' (real) dtype."""
+    x = _as_real_batch("x", x, dtype)
+    n_in = params[0].shape[0] - 1
+    if x.shape[1] != n_in:
+        raise ValueError(
+            f"x has {x.shape[1]} features per example but params[0] has shape "
+            f"{params[0].shape}, i.e. n_in = {n_in}"
+        )
+    return x
+
+
+def check_targets(params, x: np.ndarray, y, dtype: np.dtype, loss) -> np.ndarray:
+    """``y`` as finite ``(batch, n_out)`` targets in the loss's domain."""
+    if np.ndim(y) == 1:
+        raise ValueError(
+            f"y must be 2-D targets of shape (batch, n_out); got shape {np.shape(y)} "
+            "(for class labels use manual_backprop.one_hot(labels, n_out))"
+        )
+    y = _as_real_batch("y", y, dtype)
+    n_out = params[-1].shape[1]
+    if y.shape != (x.shape[0], n_out):
+        raise ValueError(
+            f"y must have shape (batch, n_out) = ({x.shape[0]}, {n_out}); got shape {y.shape}"
+        )
+    loss.check_targets(y)
+    return y
+
+
+def check_labels(labels, n_classes: int, batch: int | None = None) -> np.ndarray:
+    """Integer class labels in ``[0, n_classes)`` as a 1-D int array."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1:
+        raise ValueError(f"labels must be 1-D class indices; got shape {labels.shape}")
+    if labels.dtype.kind not in "iu":
+        if labels.dtype.kind == "f" and np.all(np.isfinite(labels)) and np.all(labels == np.round(labels)):
+            labels = labels.astype(np.int64)
+        else:
+            raise TypeError(f"labels must be integers; got dtype {labels.dtype}")
+    if batch is not None and labels.shape[0] != batch:
+        raise ValueError(f"labels has {labels.shape[0]} entries but x has {batch} examples")
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ValueError(
+            f"labels must lie in [0, {n_classes}); got values in [{labels.min()}, {labels.max()}]"
+        )
+    return labels

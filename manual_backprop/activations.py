@@ -1,0 +1,150 @@
+"""Hidden-layer activations g and their derivatives g', each derived by hand.
+
+Every activation is a small object with
+
+    fn(z)       -> a = g(z)                 elementwise, same shape and dtype as z
+    grad(z, a)  -> g'(z)                    ``a = fn(z)`` is passed so g' can reuse it
+
+All formulas are written so that no ``exp`` overflows, also at |z| = 1000 and beyond.
+Those marked ``analytic`` are holomorphic on a strip around the real axis and accept
+complex ``z`` (the complex-step oracle evaluates them at ``z + i h``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def exp_neg_abs(z: np.ndarray) -> np.ndarray:
+    """``exp(-|z|)``, never larger than 1.
+
+    For complex ``z`` it is the analytic continuation ``exp(-sign(Re z) z)`` taken
+    branch by branch, so the complex step sees the same function as the real code.
+    """
+    if np.iscomplexobj(z):
+        return np.exp(np.where(z.real >= 0, -z, z))
+    return np.exp(-np.abs(z))
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """sigma(z) = 1 / (1 + e^{-z}), as ``1 / (1 + e)`` for z >= 0 and ``e / (1 + e)``
+    for z < 0 with ``e = exp(-|z|)``: both branches are exact and never overflow."""
+    e = exp_neg_abs(z)
+    return np.where(z.real >= 0, 1, e) / (1 + e)
+
+
+def softplus(z: np.ndarray) -> np.ndarray:
+    """log(1 + e^z) = max(z, 0) + log1p(e^{-|z|})."""
+    return np.where(z.real >= 0, z, 0) + np.log1p(exp_neg_abs(z))
+
+
+class Sigmoid:
+    """g(z) = 1 / (1 + e^{-z});   g'(z) = g(z) (1 - g(z))."""
+
+    name = "sigmoid"
+    analytic = True
+
+    def fn(self, z: np.ndarray) -> np.ndarray:
+        return sigmoid(z)
+
+    def grad(self, z: np.ndarray, a: np.ndarray) -> np.ndarray:
+        return a * (1 - a)
+
+
+class Tanh:
+    """g(z) = tanh z;   g'(z) = 1 - tanh^2 z."""
+
+    name = "tanh"
+    analytic = True
+
+    def fn(self, z: np.ndarray) -> np.ndarray:
+        return np.tanh(z)
+
+    def grad(self, z: np.ndarray, a: np.ndarray) -> np.ndarray:
+        return 1 - a * a
+
+
+class ReLU:
+    """g(z) = max(z, 0);   g'(z) = 1 if z > 0 else 0 (the convention at the kink z = 0)."""
+
+    name = "relu"
+    analytic = False
+
+    def fn(self, z: np.ndarray) -> np.ndarray:
+        return np.maximum(z, 0)
+
+    def grad(self, z: np.ndarray, a: np.ndarray) -> np.ndarray:
+        return (z > 0).astype(z.dtype)
+
+
+class LeakyReLU:
+    """g(z) = z if z >= 0 else s z;   g'(z) = 1 if z >= 0 else s, with slope s = 0.01."""
+
+    name = "leaky_relu"
+    analytic = False
+    slope = 0.01
+
+    def fn(self, z: np.ndarray) -> np.ndarray:
+        return np.where(z >= 0, z, self.slope * z)
+
+    def grad(self, z: np.ndarray, a: np.ndarray) -> np.ndarray:
+        return np.where(z >= 0, 1, self.slope).astype(z.dtype)
+
+
+class Softplus:
+    """g(z) = log(1 + e^z);   g'(z) = sigma(z) = 1 / (1 + e^{-z})."""
+
+    name = "softplus"
+    analytic = True
+
+    def fn(self, z: np.ndarray) -> np.ndarray:
+        return softplus(z)
+
+    def grad(self, z: np.ndarray, a: np.ndarray) -> np.ndarray:
+        return sigmoid(z)
+
+
+class GELU:
+    """GELU, tanh approximation, with u = c (z + k z^3), c = sqrt(2 / pi), k = 0.044715:
+
+        g(z)  = z / 2 (1 + tanh u)
+        g'(z) = (1 + tanh u) / 2 + z / 2 (1 - tanh^2 u) c (1 + 3 k z^2)
+
+    For |Re z| > 100, tanh u is +-1 to the last bit (|u| > 3.5e4) and 1 - tanh^2 u is 0, so u
+    is computed from z clamped to +-100: the same numbers without overflowing z^3.
+    """
+
+    name = "gelu"
+    analytic = True
+    c = math.sqrt(2 / math.pi)
+    k = 0.044715
+    clamp = 100.0
+
+    def _clamped(self, z: np.ndarray) -> np.ndarray:
+        r = z.real
+        return np.where(np.abs(r) > self.clamp, np.sign(r) * self.clamp, z).astype(z.dtype, copy=False)
+
+    def fn(self, z: np.ndarray) -> np.ndarray:
+        zc = self._clamped(z)
+        t = np.tanh(self.c * (zc + self.k * zc**3))
+        return 0.5 * z * (1 + t)
+
+    def grad(self, z: np.ndarray, a: np.ndarray) -> np.ndarray:
+        zc = self._clamped(z)
+        t = np.tanh(self.c * (zc + self.k * zc**3))
+        return 0.5 * (1 + t) + 0.5 * zc * (1 - t * t) * self.c * (1 + 3 * self.k * zc * zc)
+
+
+ACTIVATIONS = {a.name: a for a in (Sigmoid(), Tanh(), ReLU(), LeakyReLU(), Softplus(), GELU())}
+
+
+def get_activation(name: str):
+    """The activation object called ``name``; ``ValueError`` naming the supported ones otherwise."""
+    try:
+        return ACTIVATIONS[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown activation {name!r}; supported: {', '.join(sorted(ACTIVATIONS))}"
+        ) from None
