@@ -1,0 +1,141 @@
+"""The same network and loss written once in ``jax.numpy``, differentiated by JAX.
+
+Written independently of ``manual_backprop``: the layers use the post's bias-column form
+``add_bias(a) @ W`` (manual_backprop uses ``a @ W[1:] + W[0]``) and the losses use
+``jax.nn`` (``log_sigmoid``, ``log_softmax``) where manual_backprop uses softplus and
+log-sum-exp written by hand. Only the parameter layout is shared.
+
+Float64: importing ``autodiff_check`` turns on ``jax_enable_x64`` (a checking tool needs
+float64). Arrays keep the dtype they arrive with, so float32 stays float32.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from manual_backprop import _checks
+from manual_backprop.activations import get_activation as _check_activation_name
+from manual_backprop.losses import get_loss as _loss_object
+from manual_backprop.network import init_params, one_hot  # parameters and targets are data, not derivation
+
+jax.config.update("jax_enable_x64", True)
+
+ACTIVATIONS = {
+    "sigmoid": jax.nn.sigmoid,
+    "tanh": jnp.tanh,
+    "relu": jax.nn.relu,
+    "leaky_relu": partial(jax.nn.leaky_relu, negative_slope=0.01),
+    "softplus": jax.nn.softplus,
+    "gelu": partial(jax.nn.gelu, approximate=True),
+}
+
+OUTPUTS = {
+    "binary_cross_entropy": jax.nn.sigmoid,
+    "softmax_cross_entropy": partial(jax.nn.softmax, axis=-1),
+    "mean_squared_error": lambda z: z,
+}
+
+
+def _bce(z, y):
+    """-sum_k [y log sigma(z) + (1 - y) log sigma(-z)], per example."""
+    return -jnp.sum(y * jax.nn.log_sigmoid(z) + (1 - y) * jax.nn.log_sigmoid(-z), axis=-1)
+
+
+def _softmax_ce(z, y):
+    """-sum_k y log softmax(z), per example."""
+    return -jnp.sum(y * jax.nn.log_softmax(z, axis=-1), axis=-1)
+
+
+def _mse(z, y):
+    """1/2 sum_k (z - y)^2, per example."""
+    return 0.5 * jnp.sum((z - y) ** 2, axis=-1)
+
+
+LOSSES = {
+    "binary_cross_entropy": _bce,
+    "softmax_cross_entropy": _softmax_ce,
+    "mean_squared_error": _mse,
+}
+
+__all__ = [
+    "ACTIVATIONS", "LOSSES", "accuracy", "add_bias", "forward", "init_params", "logits",
+    "loss", "loss_and_grad", "loss_fn", "one_hot", "predict",
+]
+
+
+def add_bias(a):
+    """``[1, a]``: (batch, n) -> (batch, n + 1)."""
+    return jnp.concatenate([jnp.ones((a.shape[0], 1), a.dtype), a], axis=1)
+
+
+def logits(params, x, activation: str = "sigmoid"):
+    """z_L: hidden layers ``a = g(add_bias(a) @ W)``, the last layer without g."""
+    g = ACTIVATIONS[activation]
+    a = x
+    for W in params[:-1]:
+        a = g(add_bias(a) @ W)
+    return add_bias(a) @ params[-1]
+
+
+def loss_fn(params, x, y, activation: str = "sigmoid", loss: str = "binary_cross_entropy"):
+    """Mean loss over the batch as a pure JAX function of ``params`` (for grad, jvp, jit)."""
+    return jnp.mean(LOSSES[loss](logits(params, x, activation), y))
+
+
+_value_and_grad = jax.jit(jax.value_and_grad(loss_fn), static_argnames=("activation", "loss"))
+_loss_jit = jax.jit(loss_fn, static_argnames=("activation", "loss"))
+_logits_jit = jax.jit(logits, static_argnames=("activation",))
+
+
+def _prepare(params, x, y, activation, loss):
+    """Validate exactly like manual_backprop, so both backends refuse the same inputs."""
+    _check_activation_name(activation)
+    lossobj = _loss_object(loss)
+    dtype = _checks.check_params(params)
+    x = _checks.check_inputs(params, x, dtype)
+    if y is not None:
+        y = _checks.check_targets(params, x, y, dtype, lossobj)
+    return dtype, x, y
+
+
+def forward(params: Sequence[np.ndarray], x, *, activation: str = "sigmoid",
+            loss: str = "binary_cross_entropy") -> np.ndarray:
+    """The network's output f(z_L), (batch, n_out), as a NumPy array."""
+    _, x, _ = _prepare(params, x, None, activation, loss)
+    return np.asarray(OUTPUTS[loss](_logits_jit(list(params), x, activation=activation)))
+
+
+def loss(params: Sequence[np.ndarray], x, y, *, activation: str = "sigmoid",
+         loss: str = "binary_cross_entropy") -> float:
+    """Mean loss over the batch, as a Python float."""
+    _, x, y = _prepare(params, x, y, activation, loss)
+    return float(_loss_jit(list(params), x, y, activation=activation, loss=loss))
+
+
+def loss_and_grad(params: Sequence[np.ndarray], x, y, *, activation: str = "sigmoid",
+                  loss: str = "binary_cross_entropy") -> tuple[float, list[np.ndarray]]:
+    """``(J, grads)`` by ``jax.jit(jax.value_and_grad(loss_fn))``; grads as NumPy arrays
+    shaped and typed like ``params``."""
+    dtype, x, y = _prepare(params, x, y, activation, loss)
+    J, grads = _value_and_grad(list(params), x, y, activation=activation, loss=loss)
+    return float(J), [np.asarray(g, dtype=dtype) for g in grads]
+
+
+def predict(params: Sequence[np.ndarray], x, *, activation: str = "sigmoid",
+            loss: str = "binary_cross_entropy") -> np.ndarray:
+    """Predicted class indices, argmax of the logits."""
+    _, x, _ = _prepare(params, x, None, activation, loss)
+    return np.asarray(jnp.argmax(_logits_jit(list(params), x, activation=activation), axis=1))
+
+
+def accuracy(params: Sequence[np.ndarray], x, labels, *, activation: str = "sigmoid",
+             loss: str = "binary_cross_entropy") -> float:
+    """Fraction of examples whose predicted class equals ``labels``."""
+    pred = predict(params, x, activation=activation, loss=loss)
+    labels = _checks.check_labels(labels, params[-1].shape[1], batch=pred.shape[0])
+    return float(np.mean(pred == labels))

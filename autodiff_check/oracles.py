@@ -1,0 +1,214 @@
+"""Gradients computed without any hand derivation: finite differences and the complex step.
+
+These work on any NumPy function ``f(params) -> scalar`` (no JAX needed), so they check a
+user's own loss and gradient as well as ours. All arithmetic is float64 (complex128 for the
+complex step).
+
+Finite-difference error, and the tolerance derived from it. The central difference
+``D(h) = (f(w + h e) - f(w - h e)) / 2h`` differs from the derivative by
+
+    truncation  h^2 |f'''| / 6        (Taylor)
+    rounding    eps_f / h             (each f carries an absolute rounding error eps_f)
+
+With eps_f ~ u |f| (u = 2^-53), the step h = u^(1/3) max(1, |w|) ~ 6e-6 balances the two at
+~1e-11 |f|-scale. We do not guess |f'''|: Richardson's argument gives
+``D(2h) - D(h) = 3 h^2 f''' / 6 + O(h^4)``, so ``|D(h) - D(2h)| / 3`` estimates the truncation
+error from the two steps actually taken. The per-entry tolerance is
+
+    tol = 3 |D(h) - D(2h)|  +  16 u max(1, |f(w)|) / h
+
+i.e. the truncation estimate with a safety factor of 9, plus the rounding bound with
+eps_f <= 16 u max(1, |f|) (a loss is a short sum of well-conditioned terms). Both parts come
+from the step and the dtype alone; neither depends on the gradient being checked.
+
+Kinks (relu, leaky_relu). A difference whose stencil straddles a kink z = 0 measures a
+secant across the corner, not the derivative. Given ``kinks(params) -> array`` (the sign
+pattern of the pre-activations at every kink), a coordinate whose stencil changes the pattern
+is retried with the step halved, up to 20 times; if even then the kink lies inside the
+stencil the entry is marked not checkable (its tolerance is inf, and the count is reported)
+rather than compared against a secant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+U = np.finfo(np.float64).eps / 2  # unit roundoff of float64
+
+Params = Sequence[np.ndarray]
+LossFn = Callable[[list[np.ndarray]], float]
+KinkFn = Callable[[list[np.ndarray]], np.ndarray]
+
+
+def _float64_copy(params: Params) -> list[np.ndarray]:
+    return [np.array(W, dtype=np.float64) for W in params]
+
+
+def default_step(w: float | np.ndarray) -> float | np.ndarray:
+    """h = u^(1/3) max(1, |w|), which balances truncation and rounding of a central difference."""
+    return np.cbrt(U) * np.maximum(1.0, np.abs(w))
+
+
+def _scalar(v) -> float:
+    v = complex(v) if np.iscomplexobj(v) else float(v)
+    return v
+
+
+@dataclass
+class NumericalGradient:
+    """A finite-difference gradient with its per-entry error bound.
+
+    ``grad[l]`` and ``tol[l]`` have the shape of layer l; ``tol`` is inf where a kink made the
+    entry not checkable, and ``n_kinks`` counts those entries."""
+
+    grad: list[np.ndarray]
+    tol: list[np.ndarray]
+    n_kinks: int
+
+
+def _central(f: LossFn, P: list[np.ndarray], W: np.ndarray, idx, h: float) -> float:
+    w = W[idx]
+    W[idx] = w + h
+    fp = f(P)
+    W[idx] = w - h
+    fm = f(P)
+    W[idx] = w
+    return (fp - fm) / (2 * h)
+
+
+def _straddles(kinks: KinkFn, P, W, idx, h: float, base: np.ndarray) -> bool:
+    w = W[idx]
+    try:
+        for s in (2 * h, -2 * h, h, -h):
+            W[idx] = w + s
+            if not np.array_equal(kinks(P), base):
+                return True
+        return False
+    finally:
+        W[idx] = w
+
+
+def numerical_grad_with_error(
+    f: LossFn, params: Params, *, eps: float | None = None, kinks: KinkFn | None = None
+) -> NumericalGradient:
+    """Central differences per coordinate in float64, with the error bound of the module
+    docstring. ``eps`` fixes the step (default ``u^(1/3) max(1, |w|)`` per entry)."""
+    P = _float64_copy(params)
+    f0 = abs(float(f(P)))
+    base = kinks(P) if kinks is not None else None
+    grads, tols, n_kinks = [], [], 0
+    for W in P:
+        G, T = np.empty_like(W), np.empty_like(W)
+        for idx in np.ndindex(W.shape):
+            h = float(eps) if eps is not None else float(default_step(W[idx]))
+            if base is not None:
+                for _ in range(20):
+                    if not _straddles(kinks, P, W, idx, h, base):
+                        break
+                    h /= 2
+                else:
+                    G[idx], T[idx] = np.nan, np.inf
+                    n_kinks += 1
+                    continue
+            d1, d2 = _central(f, P, W, idx, h), _central(f, P, W, idx, 2 * h)
+            G[idx] = d1
+            T[idx] = 3 * abs(d1 - d2) + 16 * U * max(1.0, f0) / h
+        grads.append(G)
+        tols.append(T)
+    return NumericalGradient(grads, tols, n_kinks)
+
+
+def numerical_grad(f: LossFn, params: Params, *, eps: float | None = None) -> list[np.ndarray]:
+    """Central differences ``(f(w + h e_i) - f(w - h e_i)) / 2h`` per coordinate, float64.
+
+    ``f`` takes a list of arrays shaped like ``params`` and returns a scalar; the step is
+    ``eps`` or, by default, ``u^(1/3) max(1, |w_i|)``. Cost: 2 evaluations per parameter."""
+    P = _float64_copy(params)
+    out = []
+    for W in P:
+        G = np.empty_like(W)
+        for idx in np.ndindex(W.shape):
+            h = float(eps) if eps is not None else float(default_step(W[idx]))
+            G[idx] = _central(f, P, W, idx, h)
+        out.append(G)
+    return out
+
+
+def random_direction(params: Params, rng: np.random.Generator) -> list[np.ndarray]:
+    """A Rademacher direction: every entry +1 or -1 with equal probability.
+
+    Why Rademacher: if the error e = g_a - g_b has any entry with |e_i| > tau, then flipping
+    v_i changes <e, v> by 2|e_i| > 2 tau, so at most one of v and its flip has |<e, v>| <= tau:
+    a single direction misses the error with probability <= 1/2, and k independent
+    directions miss it with probability <= 2^-k (1e-6 for k = 20)."""
+    return [rng.choice(np.array([-1.0, 1.0]), size=W.shape) for W in params]
+
+
+def dot(a: Params, b: Params) -> float:
+    """<a, b> summed over all layers."""
+    return float(sum(np.vdot(np.asarray(x, np.float64), np.asarray(y, np.float64)) for x, y in zip(a, b)))
+
+
+@dataclass
+class Directional:
+    """A directional derivative estimate ``value`` of <grad, v>, with its error bound ``tol``."""
+
+    value: float
+    tol: float
+
+
+def directional_fd(
+    f: LossFn, params: Params, v: Params, *, eps: float | None = None, kinks: KinkFn | None = None
+) -> Directional:
+    """Central difference of t -> f(w + t v) at 0, with the error bound of the module
+    docstring (step u^(1/3) max(1, |w|_inf) / |v|_inf). ``value`` is NaN and ``tol`` inf when
+    every step down to 2^-20 h straddles a kink."""
+    P = _float64_copy(params)
+    V = _float64_copy(v)
+    vmax = max(float(np.abs(x).max()) for x in V)
+    wmax = max(float(np.abs(x).max()) for x in P)
+    h = float(eps) if eps is not None else float(default_step(wmax)) / max(vmax, 1e-300)
+    f0 = abs(float(f(P)))
+
+    def at(t: float) -> list[np.ndarray]:
+        return [W + t * D for W, D in zip(P, V)]
+
+    if kinks is not None:
+        base = kinks(P)
+        for _ in range(20):
+            if all(np.array_equal(kinks(at(s)), base) for s in (2 * h, -2 * h, h, -h)):
+                break
+            h /= 2
+        else:
+            return Directional(float("nan"), float("inf"))
+    d1 = (float(f(at(h))) - float(f(at(-h)))) / (2 * h)
+    d2 = (float(f(at(2 * h))) - float(f(at(-2 * h)))) / (4 * h)
+    return Directional(d1, 3 * abs(d1 - d2) + 16 * U * max(1.0, f0) / h)
+
+
+COMPLEX_STEP = 1e-20
+
+
+def complex_step_directional(f: LossFn, params: Params, v: Params, *, h: float = COMPLEX_STEP) -> float:
+    """``Im f(w + i h v) / h``: the directional derivative with no subtractive cancellation,
+    exact to O(h^2) = O(1e-40) when f is analytic along the path and written for complex input."""
+    P = [np.asarray(W, np.float64) + 1j * h * np.asarray(D, np.float64) for W, D in zip(params, v)]
+    return float(np.imag(f(P))) / h
+
+
+def complex_step_grad(f: LossFn, params: Params, *, h: float = COMPLEX_STEP) -> list[np.ndarray]:
+    """Per-coordinate complex step ``Im f(w + i h e_i) / h``, complex128 arithmetic."""
+    P = [np.asarray(W, np.float64).astype(np.complex128) for W in params]
+    out = []
+    for W in P:
+        G = np.empty(W.shape, dtype=np.float64)
+        for idx in np.ndindex(W.shape):
+            w = W[idx]
+            W[idx] = w + 1j * h
+            G[idx] = np.imag(f(P)) / h
+            W[idx] = w
+        out.append(G)
+    return out
