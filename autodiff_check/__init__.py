@@ -9,7 +9,7 @@ Importing this package turns on JAX's float64 (``jax.config.update("jax_enable_x
 arrays keep their own dtype, so float32 work stays float32.
 """
 
-from .check import EXACT_RTOL, OracleResult, Verdict, activation_pattern, check_gradients, check_network
+from .check import EXACT_RTOL, exact_atol, OracleResult, Verdict, activation_pattern, check_gradients, check_network
 from .compare import Comparison, Entry, LayerError, compare
 from .model import (
     ACTIVATIONS,
@@ -33,7 +33,7 @@ from .oracles import (
 )
 
 __all__ = [
-    "ACTIVATIONS", "LOSSES", "EXACT_RTOL", "Comparison", "Entry", "LayerError", "OracleResult",
+    "ACTIVATIONS", "LOSSES", "EXACT_RTOL", "exact_atol", "Comparison", "Entry", "LayerError", "OracleResult",
     "Verdict", "accuracy", "activation_pattern", "add_bias", "check_gradients", "check_network",
     "compare", "complex_step_directional", "complex_step_grad", "directional_fd", "forward",
     "init_params", "loss", "loss_and_grad", "numerical_grad", "numerical_grad_with_error",

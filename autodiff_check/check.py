@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .compare import Comparison, compare
-from .oracles import (
+from .oracles import (  # noqa: I001
     complex_step_directional,
     complex_step_grad,
     directional_fd,
@@ -112,7 +112,8 @@ def _per_coordinate_result(name: str, g, ref, atol) -> OracleResult:
     return OracleResult(name, cmp.passed, max(e.max_abs for e in cmp.layers), tol, comparison=cmp)
 
 
-def _exact_atol(ref: Sequence[np.ndarray]) -> list[float]:
+def exact_atol(ref: Sequence[np.ndarray]) -> list[float]:
+    """Per-layer absolute tolerance for comparing two exact float64 gradients (module docstring)."""
     scale = max(float(np.abs(r).max()) for r in ref)
     # per layer, EXACT_RTOL of its largest entry; a floor of 1e-300 of the whole keeps exact zeros exact
     return [EXACT_RTOL * max(float(np.abs(r).max()), 1e-300 * scale) for r in ref]
@@ -141,6 +142,7 @@ def check_gradients(
     n_directions: int = 20,
     seed: int = 0,
     name: str = "grad",
+    _jax_fns: tuple[Callable, Callable] | None = None,
 ) -> Verdict:
     """Check ``grad_fn(params)`` against every applicable oracle and return a :class:`Verdict`.
 
@@ -155,7 +157,11 @@ def check_gradients(
     """
     P = [np.asarray(W, dtype=np.float64) for W in params]
     g = [np.asarray(G, dtype=np.float64) for G in grad_fn([W.copy() for W in P])]
-    available = ["fd"] + (["complex_step"] if analytic else []) + (["jax_grad", "jax_jvp"] if jax_loss_fn else [])
+    if _jax_fns is None and jax_loss_fn is not None:
+        import jax
+
+        _jax_fns = (jax.jit(jax.grad(jax_loss_fn)), jax.jit(lambda P, v: jax.jvp(jax_loss_fn, (P,), (v,))[1]))
+    available = ["fd"] + (["complex_step"] if analytic else []) + (["jax_grad", "jax_jvp"] if _jax_fns else [])
     wanted = list(available if oracles is None else oracles)
     for o in wanted:
         if o not in available:
@@ -186,20 +192,15 @@ def check_gradients(
         elif o == "complex_step":
             if per_coordinate:
                 cs = complex_step_grad(loss_fn, P)
-                r = _per_coordinate_result("complex_step", g, cs, _exact_atol(cs))
+                r = _per_coordinate_result("complex_step", g, cs, exact_atol(cs))
             else:
                 pairs = [(dot(g, v), complex_step_directional(loss_fn, P, v), directional_tol(v)) for v in directions]
                 r = _directional_result("complex_step_dir", pairs)
         elif o == "jax_grad":
-            import jax
-
-            ref = [np.asarray(G, np.float64) for G in jax.jit(jax.grad(jax_loss_fn))(P)]
-            r = _per_coordinate_result("jax_grad", g, ref, _exact_atol(ref))
+            ref = [np.asarray(G, np.float64) for G in _jax_fns[0](P)]
+            r = _per_coordinate_result("jax_grad", g, ref, exact_atol(ref))
         else:  # jax_jvp
-            import jax
-
-            jvp = jax.jit(lambda P, v: jax.jvp(jax_loss_fn, (P,), (v,))[1])
-            pairs = [(dot(g, v), float(jvp(P, v)), directional_tol(v)) for v in directions]
+            pairs = [(dot(g, v), float(_jax_fns[1](P, v)), directional_tol(v)) for v in directions]
             r = _directional_result("jax_jvp", pairs)
         results.append(r)
     return Verdict(name, results)
@@ -254,12 +255,14 @@ def check_network(
     y = np.asarray(y, np.float64)
     kw = dict(activation=activation, loss=loss)
     analytic = get_activation(activation).analytic and get_loss(loss).analytic
-    jax_loss_fn = None
-    if use_jax:
-        from .model import loss_fn as jax_loss
+    jax_fns = None
+    if use_jax:  # the jitted functions of .model, compiled once per shape and reused
+        from . import model
 
-        def jax_loss_fn(P):
-            return jax_loss(P, x, y, activation, loss)
+        jax_fns = (
+            lambda P: model.loss_and_grad(P, x, y, **kw)[1],
+            lambda P, v: model.directional_derivative(P, x, y, v, **kw),
+        )
 
     kinks = None if analytic else (lambda P: activation_pattern(P, x, activation))
     return check_gradients(
@@ -268,10 +271,10 @@ def check_network(
         params,
         analytic=analytic,
         kinks=kinks,
-        jax_loss_fn=jax_loss_fn,
         oracles=oracles,
         per_coordinate=per_coordinate,
         n_directions=n_directions,
         seed=seed,
         name=name,
+        _jax_fns=jax_fns,
     )

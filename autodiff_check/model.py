@@ -63,7 +63,7 @@ LOSSES = {
 }
 
 __all__ = [
-    "ACTIVATIONS", "LOSSES", "accuracy", "add_bias", "forward", "init_params", "logits",
+    "ACTIVATIONS", "LOSSES", "accuracy", "add_bias", "directional_derivative", "forward", "init_params", "logits",
     "loss", "loss_and_grad", "loss_fn", "one_hot", "predict",
 ]
 
@@ -87,6 +87,11 @@ def loss_fn(params, x, y, activation: str = "sigmoid", loss: str = "binary_cross
     return jnp.mean(LOSSES[loss](logits(params, x, activation), y))
 
 
+def _directional(params, x, y, v, activation, loss):
+    return jax.jvp(lambda P: loss_fn(P, x, y, activation, loss), (params,), (v,))[1]
+
+
+_jvp = jax.jit(_directional, static_argnames=("activation", "loss"))
 _value_and_grad = jax.jit(jax.value_and_grad(loss_fn), static_argnames=("activation", "loss"))
 _loss_jit = jax.jit(loss_fn, static_argnames=("activation", "loss"))
 _logits_jit = jax.jit(logits, static_argnames=("activation",))
@@ -124,6 +129,14 @@ def loss_and_grad(params: Sequence[np.ndarray], x, y, *, activation: str = "sigm
     dtype, x, y = _prepare(params, x, y, activation, loss)
     J, grads = _value_and_grad(list(params), x, y, activation=activation, loss=loss)
     return float(J), [np.asarray(g, dtype=dtype) for g in grads]
+
+
+def directional_derivative(params: Sequence[np.ndarray], x, y, v: Sequence[np.ndarray], *,
+                           activation: str = "sigmoid", loss: str = "binary_cross_entropy") -> float:
+    """<grad J, v> by JAX forward mode (``jax.jvp``), independent of reverse mode."""
+    dtype, x, y = _prepare(params, x, y, activation, loss)
+    v = [np.asarray(d, dtype=dtype) for d in v]
+    return float(_jvp(list(params), x, y, v, activation=activation, loss=loss))
 
 
 def predict(params: Sequence[np.ndarray], x, *, activation: str = "sigmoid",

@@ -8,8 +8,9 @@ is wrong"); its two mistakes, in the notation of ``manual_backprop.network``:
 
 1. The loop walks the weights backwards (W_L, W_{L-1}, ...) but takes the derivative
    factors g'(z) in forward order: the error term of hidden layer L-j is formed with
-   g'(z_j) instead of g'(z_{L-j}). With unequal hidden sizes the product cannot broadcast and
-   NumPy raises; with equal hidden sizes (the post's 500, 500) nothing complains.
+   g'(z_j) instead of g'(z_{L-j}). Unless the hidden sizes read the same backwards (equal
+   sizes, as the post's 500, 500, or e.g. 3, 5, 3) the product cannot broadcast and NumPy
+   raises; with equal hidden sizes nothing complains.
 2. The gradient multiplies each error term by the layer's pre-activations: it uses
    add_bias(z_{l-1})^T delta_l where the layer's input add_bias(g(z_{l-1})) belongs
    (the first layer's input is x, which is right).

@@ -1,0 +1,22 @@
+"""Hypothesis profiles and JAX settings for the test suite.
+
+Profiles (choose with HYPOTHESIS_PROFILE=thorough or ``pytest --hypothesis-profile thorough``):
+
+* ``ci`` (default): few examples per property, derandomized so CI is reproducible.
+* ``thorough``: 20x the examples, random seeds; tens of minutes on 2 cores.
+
+Property tests scale their example counts from the active profile with ``examples(n)``.
+"""
+
+import os
+
+# Compile JAX at the lowest backend optimisation level: each new shape the tests draw is a
+# new compilation, and -O0 halves its cost. Numerics are unchanged (no fast-math either way).
+os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
+
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+_common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile("ci", max_examples=10, derandomize=True, print_blob=True, **_common)
+settings.register_profile("thorough", max_examples=200, print_blob=True, **_common)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
