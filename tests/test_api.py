@@ -1,0 +1,151 @@
+"""Public API contract of both backends: same names, same validation, stable numerics."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import autodiff_check
+import manual_backprop
+
+BACKENDS = [manual_backprop, autodiff_check]
+API = ["init_params", "add_bias", "forward", "loss", "loss_and_grad", "predict", "accuracy", "one_hot"]
+
+
+def test_both_backends_expose_the_same_api():
+    for name in API:
+        assert callable(getattr(manual_backprop, name)) and callable(getattr(autodiff_check, name))
+
+
+def test_manual_backprop_imports_and_trains_without_jax():
+    code = (
+        "import sys; sys.modules['jax'] = None\n"
+        "import manual_backprop as mb, numpy as np\n"
+        "p = mb.init_params([3, 4, 2]); x = np.ones((2, 3)); y = mb.one_hot([0, 1], 2)\n"
+        "J, g = mb.loss_and_grad(p, x, y); assert np.isfinite(J)\n"
+        "assert 'jax' not in {m.split('.')[0] for m in sys.modules if sys.modules[m] is not None}\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _net():
+    params = manual_backprop.init_params([3, 4, 2], seed=0)
+    x = np.arange(6.0).reshape(2, 3) / 6
+    y = manual_backprop.one_hot([0, 1], 2)
+    return params, x, y
+
+
+def _bad_cases():
+    p, x, y = _net()
+    nan_x = x.copy()
+    nan_x[1, 2] = np.nan
+    inf_p = [W.copy() for W in p]
+    inf_p[1][0, 1] = np.inf
+    return {
+        "unknown activation": (dict(activation="swish"), ValueError, "unknown activation 'swish'; supported: gelu"),
+        "unknown loss": (dict(loss="hinge"), ValueError, "unknown loss 'hinge'; supported: binary_cross_entropy"),
+        "x features": (dict(x=np.ones((2, 5))), ValueError, "x has 5 features per example but params\\[0\\]"),
+        "x rank 1": (dict(x=np.ones(3)), ValueError, "x must be 2-D"),
+        "x rank 3": (dict(x=np.ones((2, 3, 1))), ValueError, "x must be 2-D"),
+        "empty batch": (dict(x=np.ones((0, 3)), y=np.ones((0, 2))), ValueError, "x is an empty batch"),
+        "NaN in x": (dict(x=nan_x), ValueError, r"x contains NaN or inf \(first at \(1, 2\)\)"),
+        "inf in params": (dict(params=inf_p), ValueError, r"params\[1\] contains NaN or inf"),
+        "string x": (dict(x=np.array([["a", "b", "c"]] * 2)), TypeError, "x must be a real numeric array"),
+        "y labels": (dict(y=np.array([0, 1])), ValueError, "one_hot"),
+        "y shape": (dict(y=np.ones((2, 3))), ValueError, r"y must have shape \(batch, n_out\) = \(2, 2\)"),
+        "y batch": (dict(y=np.ones((3, 2)) / 2), ValueError, r"y must have shape"),
+        "bce target > 1": (dict(y=np.array([[0, 2.0], [1, 0]])), ValueError, r"targets y must lie in \[0, 1\]"),
+        "softmax rows": (dict(y=np.array([[0.5, 0.2], [1, 0]]), loss="softmax_cross_entropy"), ValueError,
+                         "row 0 sums to 0.7"),
+        "softmax negative": (dict(y=np.array([[1.5, -0.5], [1, 0]]), loss="softmax_cross_entropy"), ValueError,
+                             "must be non-negative"),
+        "empty params": (dict(params=[]), ValueError, "params is empty"),
+        "params not a list": (dict(params=p[0]), TypeError, "params must be a list"),
+        "params 1-D": (dict(params=[p[0], p[1][0]]), ValueError, r"params\[1\] must be 2-D"),
+        "params do not chain": (dict(params=[p[0], np.ones((3, 2))]), ValueError,
+                                r"params do not chain: .* params\[1\] needs 5 rows"),
+        "params mixed dtype": (dict(params=[p[0], p[1].astype(np.float32)]), TypeError, "params mix dtypes"),
+        "params int": (dict(params=[W.astype(int) for W in p]), TypeError, "dtype must be one of float32, float64"),
+    }
+
+
+CASES = _bad_cases()
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=["manual", "jax"])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_is_named(backend, case):
+    p, x, y = _net()
+    overrides, error, message = CASES[case]
+    args = dict(params=p, x=x, y=y) | {k: v for k, v in overrides.items() if k in ("params", "x", "y")}
+    kw = {k: v for k, v in overrides.items() if k in ("activation", "loss")}
+    with pytest.raises(error, match=message):
+        backend.loss_and_grad(args["params"], args["x"], args["y"], **kw)
+    with pytest.raises(error, match=message):
+        backend.loss(args["params"], args["x"], args["y"], **kw)
+
+
+@pytest.mark.parametrize("sizes,error,message", [
+    ([5], ValueError, "at least two sizes"),
+    ([], ValueError, "at least two sizes"),
+    ([3, 0, 2], ValueError, r"layer_sizes\[1\] must be positive; got 0"),
+    ([3, -1], ValueError, "must be positive"),
+    ([3, 2.5], TypeError, r"layer_sizes\[1\] must be an int"),
+    (7, TypeError, "layer_sizes must be a sequence"),
+])
+def test_init_params_rejects_bad_sizes(sizes, error, message):
+    with pytest.raises(error, match=message):
+        manual_backprop.init_params(sizes)
+
+
+@pytest.mark.parametrize("dtype", ["int32", np.complex64, "U3", object])
+def test_init_params_rejects_non_float_dtypes(dtype):
+    with pytest.raises(TypeError, match="dtype must be"):
+        manual_backprop.init_params([2, 2], dtype=dtype)
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=["manual", "jax"])
+def test_labels_out_of_range_are_refused(backend):
+    p, x, _ = _net()
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\); got values in \[0, 2\]"):
+        backend.accuracy(p, x, np.array([0, 2]))
+    with pytest.raises(ValueError, match="labels has 3 entries but x has 2"):
+        backend.accuracy(p, x, np.array([0, 1, 1]))
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\)"):
+        backend.one_hot([-1, 0], 3)
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=["manual", "jax"])
+@pytest.mark.parametrize("activation", sorted(manual_backprop.ACTIVATIONS))
+@pytest.mark.parametrize("loss", sorted(manual_backprop.LOSSES))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_extreme_preactivations_stay_finite(backend, activation, loss, dtype):
+    """Pre-activations at +-1000 (and +-1e4 in float64) in every layer: finite loss and
+    gradient and no floating-point warning (the suite runs with warnings as errors)."""
+    params = [np.array([[0, 0], [1, -1]], dtype), np.array([[0, 0], [1, -1], [-1, 1]], dtype)]
+    zmax = 1e3 if dtype == np.float32 else 1e4
+    x = np.array([[zmax], [-zmax], [1e3], [0.0]], dtype)
+    y = np.array([[1, 0], [0, 1], [0.5, 0.5], [1, 0]], dtype)
+    J, grads = backend.loss_and_grad(params, x, y, activation=activation, loss=loss)
+    assert np.isfinite(J)
+    assert all(np.isfinite(g).all() and g.dtype == dtype for g in grads)
+    out = backend.forward(params, x, activation=activation, loss=loss)
+    assert np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=["manual", "jax"])
+@pytest.mark.parametrize("loss,expected", [
+    ("binary_cross_entropy", 2000.0),   # softplus(1000) + softplus(1000), not log(0)
+    ("softmax_cross_entropy", 2000.0),  # logsumexp(1000, -1000) - (-1000)
+    ("mean_squared_error", 1001000.5),  # (1000^2 + 1001^2) / 2
+])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_confidently_wrong_logits_give_the_exact_large_loss(backend, loss, expected, dtype):
+    params = [np.array([[0, 0], [1, -1]], dtype)]  # one layer: z = (1000, -1000)
+    x, y = np.array([[1000.0]], dtype), np.array([[0.0, 1.0]], dtype)
+    J, grads = backend.loss_and_grad(params, x, y, loss=loss)
+    assert J == pytest.approx(expected, rel=1e-6)
+    assert all(np.isfinite(g).all() for g in grads)
