@@ -5,24 +5,16 @@ say where two gradients disagree.
     >>> J, grads = ac.loss_and_grad(params, x, y)          # same API as manual_backprop
     >>> print(ac.check_network(params, x, y))             # every oracle, localised verdict
 
-Importing this package turns on JAX's float64 (``jax.config.update("jax_enable_x64", True)``);
-arrays keep their own dtype, so float32 work stays float32.
+Finite differences, the complex step, ``compare`` and ``check_gradients`` need only NumPy; the
+JAX twin (``loss``, ``loss_and_grad``, ...) is imported on first use. Importing it turns on JAX's
+float64 (``jax.config.update("jax_enable_x64", True)``); arrays keep their own dtype, so float32
+work stays float32.
 """
 
-from .check import EXACT_RTOL, exact_atol, OracleResult, Verdict, activation_pattern, check_gradients, check_network
+from importlib import import_module
+
+from .check import EXACT_RTOL, OracleResult, Verdict, activation_pattern, check_gradients, check_network, exact_atol
 from .compare import Comparison, Entry, LayerError, compare
-from .model import (
-    ACTIVATIONS,
-    LOSSES,
-    accuracy,
-    add_bias,
-    forward,
-    init_params,
-    loss,
-    loss_and_grad,
-    one_hot,
-    predict,
-)
 from .oracles import (
     complex_step_directional,
     complex_step_grad,
@@ -32,10 +24,26 @@ from .oracles import (
     random_direction,
 )
 
-__all__ = [
-    "ACTIVATIONS", "LOSSES", "EXACT_RTOL", "exact_atol", "Comparison", "Entry", "LayerError", "OracleResult",
-    "Verdict", "accuracy", "activation_pattern", "add_bias", "check_gradients", "check_network",
-    "compare", "complex_step_directional", "complex_step_grad", "directional_fd", "forward",
-    "init_params", "loss", "loss_and_grad", "numerical_grad", "numerical_grad_with_error",
-    "one_hot", "predict", "random_direction",
-]
+_JAX_NAMES = {
+    "ACTIVATIONS", "LOSSES", "accuracy", "add_bias", "directional_derivative", "forward",
+    "init_params", "loss", "loss_and_grad", "loss_fn", "one_hot", "predict",
+}
+
+
+def __getattr__(name: str):
+    if name in _JAX_NAMES:
+        try:
+            model = import_module(".model", __name__)
+        except ImportError as e:
+            raise ImportError(
+                f"autodiff_check.{name} needs JAX ({e}); install it with: pip install 'manual-backprop[jax]'"
+            ) from e
+        return getattr(model, name)
+    raise AttributeError(f"module 'autodiff_check' has no attribute {name!r}")
+
+
+__all__ = sorted(_JAX_NAMES | {
+    "EXACT_RTOL", "Comparison", "Entry", "LayerError", "OracleResult", "Verdict", "activation_pattern",
+    "check_gradients", "check_network", "compare", "complex_step_directional", "complex_step_grad",
+    "directional_fd", "exact_atol", "numerical_grad", "numerical_grad_with_error", "random_direction",
+})

@@ -96,11 +96,14 @@ def compare(
         err = np.abs(a64 - b64)
         err = np.where(np.isnan(err), np.inf, err)  # NaN anywhere is a disagreement
         bound = np.asarray(tol, dtype=np.float64) + rtol * np.abs(b64)
-        excess = err / np.where(bound > 0, bound, np.finfo(np.float64).tiny)
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            excess = np.where(err == 0, 0.0, err / bound)  # > 1 where out of tolerance
+        excess = np.nan_to_num(excess, nan=np.inf)  # inf error against an inf tolerance
         idx = np.unravel_index(int(np.argmax(excess)), excess.shape)
         entry = Entry(l, "bias" if idx[0] == 0 else "weight", int(idx[0]), int(idx[1]),
                       float(np.real(a64[idx])), float(b64[idx]))
-        rel = float(err.max()) / max(float(np.abs(b64).max()), np.finfo(np.float64).tiny)
+        bmax, emax = float(np.abs(b64).max()), float(err.max())
+        rel = emax / bmax if bmax > 0 else (0.0 if emax == 0 else float("inf"))
         layers.append(LayerError(l, float(err.max()), rel, bool(np.all(err <= bound)), entry))
         if excess[idx] > worst_excess:
             worst, worst_excess = entry, float(excess[idx])

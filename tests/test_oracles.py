@@ -1,0 +1,121 @@
+"""The oracles themselves: kinks, user-supplied functions without JAX, compare, the CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import autodiff_check as ac
+import manual_backprop as mb
+
+
+def _kinked_problem():
+    """A relu net whose hidden pre-activation z[0, 0] sits 1e-7 from the kink: inside the
+    default finite-difference step (~6e-6) for the weights that feed it."""
+    params = [np.array([[1e-7, 0.3], [1.0, -0.5]]), np.array([[0.1], [2.0], [-1.0]])]
+    x = np.array([[0.0], [0.7]])
+    y = np.array([[0.2], [-0.4]])
+    return params, x, y
+
+
+def test_a_step_straddling_a_kink_is_detected_not_tolerated():
+    params, x, y = _kinked_problem()
+    f = lambda P: mb.loss(P, x, y, activation="relu", loss="mean_squared_error")  # noqa: E731
+    _, g = mb.loss_and_grad(params, x, y, activation="relu", loss="mean_squared_error")
+    # Plain central differences measure the secant across the corner: a false failure.
+    naive = ac.numerical_grad(f, params)
+    assert abs(naive[0][0, 0] - g[0][0, 0]) > 1e-3
+    # With the activation pattern, the step is halved until the stencil stays on one side.
+    num = ac.numerical_grad_with_error(f, params, kinks=lambda P: ac.activation_pattern(P, x, "relu"))
+    assert num.n_kinks == 0
+    cmp = ac.compare(g, num.grad, rtol=0, atol=num.tol)
+    assert cmp.passed, str(cmp)
+    assert num.tol[0][0, 0] < 1e-6  # the tolerance was not loosened to get there
+
+
+def test_an_entry_exactly_at_the_kink_is_reported_not_compared():
+    params, x, y = _kinked_problem()
+    params[0][0, 0] = 0.0  # z[0, 0] == 0 exactly: no step keeps the stencil on one side
+    verdict = ac.check_network(params, x, y, activation="relu", loss="mean_squared_error", use_jax=False)
+    fd = verdict.results[0]
+    assert fd.oracle == "finite_diff" and fd.skipped >= 1 and fd.passed
+
+
+def test_user_functions_are_checked_without_jax():
+    code = (
+        "import sys; sys.modules['jax'] = None\n"
+        "import numpy as np, autodiff_check as ac\n"
+        "A = np.array([[2.0, 0.5], [0.5, 1.0]])\n"
+        "loss = lambda P: 0.5 * P[0].ravel() @ A @ P[0].ravel() + np.sum(np.sin(P[0]))\n"
+        "good = lambda P: [(A @ P[0].ravel()).reshape(1, 2) + np.cos(P[0])]\n"
+        "bad = lambda P: [(A @ P[0].ravel()).reshape(1, 2) - np.cos(P[0])]\n"
+        "w = [np.array([[0.3, -1.2]])]\n"
+        "v = ac.check_gradients(loss, good, w); assert v.passed, str(v)\n"
+        "assert [r.oracle for r in v.results] == ['finite_diff', 'complex_step']\n"
+        "v = ac.check_gradients(loss, bad, w); assert not v.passed\n"
+        "assert 'grad disagrees with finite_diff in layer(s) 0' in '\\n'.join(v.disagreements())\n"
+        "try:\n    ac.loss_and_grad\nexcept ImportError as e:\n    assert 'needs JAX' in str(e)\n"
+        "else:\n    raise AssertionError('expected ImportError')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_compare_names_the_worst_entry():
+    a = [np.zeros((3, 2)), np.ones((2, 1))]
+    b = [np.zeros((3, 2)), np.ones((2, 1))]
+    a[0][2, 1] = 1e-3
+    a[1][0, 0] = 1 + 1e-12
+    cmp = ac.compare(a, b, rtol=1e-9, atol=1e-9, names=("mine", "ref"))
+    assert not cmp.passed
+    assert [e.passed for e in cmp.layers] == [False, True]
+    assert (cmp.worst.layer, cmp.worst.part, cmp.worst.row, cmp.worst.col) == (0, "weight", 2, 1)
+    assert "mine vs ref: DISAGREE" in str(cmp) and "layer 0 W[2, 1]" in str(cmp)
+    a[0][2, 1] = 0
+    a[0][0, 1] = 5.0
+    assert str(ac.compare(a, b, rtol=0, atol=0).worst).startswith("layer 0 bias[1]")
+
+
+def test_compare_refuses_mismatched_shapes_and_nan():
+    with pytest.raises(ValueError, match=r"layer 0: a has shape \(2, 2\), b has shape \(3, 2\)"):
+        ac.compare([np.zeros((2, 2))], [np.zeros((3, 2))], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="a has 1 layers, b has 2"):
+        ac.compare([np.zeros((2, 2))], [np.zeros((2, 2))] * 2, rtol=0, atol=0)
+    assert not ac.compare([np.full((2, 2), np.nan)], [np.zeros((2, 2))], rtol=1, atol=1).passed
+
+
+def test_rademacher_directions_bound_the_miss_probability():
+    """An error confined to one entry changes <e, v> by exactly that entry for every +-1 v."""
+    rng = np.random.default_rng(0)
+    P = [np.zeros((3, 4)), np.zeros((5, 2))]
+    e = [np.zeros((3, 4)), np.zeros((5, 2))]
+    e[1][4, 1] = 1e-3
+    from autodiff_check.oracles import dot
+    assert all(abs(dot(e, ac.random_direction(P, rng))) == pytest.approx(1e-3) for _ in range(20))
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "autodiff_check", *args], capture_output=True, text=True)
+
+
+def test_cli_passes_the_hand_derived_backward():
+    r = _cli("--skip-post", "--architectures", "1", "--activations", "sigmoid", "relu",
+             "--losses", "binary_cross_entropy", "softmax_cross_entropy")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "4 of 4 checks passed" in r.stdout
+
+
+def test_cli_fails_the_post_backward_and_localises_it():
+    r = _cli("--backward", "as_published", "--directions", "4", "--batch", "2",
+             "--activations", "sigmoid", "--losses", "binary_cross_entropy", "--no-jax")
+    assert r.returncode == 1
+    assert "FAIL  post network" in r.stdout
+    assert "as_published disagrees with finite_diff_dir along 4 of 4 random directions" in r.stdout
+
+
+def test_cli_rejects_unknown_names_in_one_line():
+    r = _cli("--activations", "swish")
+    assert r.returncode == 2
+    assert "unknown activation 'swish'" in r.stderr and "Traceback" not in r.stderr
