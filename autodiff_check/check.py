@@ -107,9 +107,9 @@ class Verdict:
 
 def _per_coordinate_result(name: str, g, ref, atol) -> OracleResult:
     cmp = compare(g, ref, rtol=0.0, atol=atol, names=("grad", name))
-    finite_tol = [np.where(np.isfinite(t), t, np.nan) for t in (atol if isinstance(atol, list) else [atol])]
-    tol = float(np.nanmax([np.nanmax(t) for t in finite_tol])) if finite_tol else 0.0
-    return OracleResult(name, cmp.passed, max(e.max_abs for e in cmp.layers), tol, comparison=cmp)
+    tols = [np.asarray(t, dtype=np.float64) for t in atol]
+    largest_finite = max((float(t[np.isfinite(t)].max()) for t in tols if np.isfinite(t).any()), default=0.0)
+    return OracleResult(name, cmp.passed, max(e.max_abs for e in cmp.layers), largest_finite, comparison=cmp)
 
 
 def exact_atol(ref: Sequence[np.ndarray]) -> list[float]:
