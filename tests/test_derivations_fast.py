@@ -1,0 +1,569 @@
+"""Fast, JAX-free checks of the hand-derived code (activations, losses, backward pass).
+
+This is the test subset that mutation testing runs (docs/mutation.md): it must kill a
+mutant of ``manual_backprop/activations.py``, ``manual_backprop/losses.py`` or
+``manual_backprop.network.loss_and_grad`` within seconds, so it uses fixed small networks and
+only NumPy oracles (complex step, finite differences with kink handling) plus reference
+formulas written out independently here. The point checks come first: they kill most
+mutants in milliseconds (pytest runs with ``-x`` under mutmut).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import manual_backprop as mb
+from autodiff_check.check import activation_pattern, check_gradients
+from manual_backprop.activations import ACTIVATIONS, get_activation
+from manual_backprop.losses import LOSSES, get_loss
+
+H = 1e-20  # complex step
+C = math.sqrt(2 / math.pi)
+K = 0.044715
+
+
+# ---------------------------------------------------------------- independent references
+
+
+def sigmoid_ref(z):
+    """The textbook 1 / (1 + e^{-z}): accurate for z > -700, complex-capable."""
+    return 1 / (1 + np.exp(-np.asarray(z)))
+
+
+def gelu_ref(z):
+    z = np.asarray(z)
+    return 0.5 * z * (1 + np.tanh(C * (z + K * z**3)))
+
+
+# analytic activations: a reference valid (and accurate) for |Re z| <= 50, complex-capable
+ANALYTIC_REF = {
+    "sigmoid": sigmoid_ref,
+    "tanh": np.tanh,
+    "softplus": lambda z: np.log1p(np.exp(np.asarray(z))),
+    "gelu": gelu_ref,
+}
+KINKED_REF = {
+    "relu": lambda z: np.asarray(z) * (np.asarray(z) > 0),
+    "leaky_relu": lambda z: np.where(np.asarray(z) > 0, z, 0.01 * np.asarray(z)),
+}
+KINKED_GRAD_REF = {
+    "relu": lambda z: np.where(np.asarray(z) > 0, 1.0, 0.0),
+    "leaky_relu": lambda z: np.where(np.asarray(z) < 0, 0.01, 1.0),
+}
+# real-only references valid everywhere (used for the network forward pass at any |z|)
+REF_EVERYWHERE = {
+    "sigmoid": sigmoid_ref,
+    "tanh": np.tanh,
+    "softplus": lambda z: np.logaddexp(0, z),
+    "gelu": gelu_ref,
+    **KINKED_REF,
+}
+
+
+def cs_derivative(f, z):
+    """Im f(z + i h) / h: the derivative of an analytic f, exact to rounding."""
+    return np.imag(f(np.asarray(z, np.float64) + 1j * H)) / H
+
+
+def bce_naive(z, y):
+    p = 1 / (1 + np.exp(-z))
+    return -np.sum(y * np.log(p) + (1 - y) * np.log(1 - p), axis=1)
+
+
+def bce_stable(z, y):
+    return np.sum(np.logaddexp(0, z) - y * z, axis=1)
+
+
+def softmax_naive(z):
+    e = np.exp(z)
+    return e / np.sum(e, axis=1, keepdims=True)
+
+
+def softmax_ce_naive(z, y):
+    return -np.sum(y * np.log(softmax_naive(z)), axis=1)
+
+
+def softmax_ce_stable(z, y):
+    return -np.sum(y * (z - np.logaddexp.reduce(z, axis=1, keepdims=True)), axis=1)
+
+
+def mse_ref(z, y):
+    return 0.5 * np.sum((z - y) ** 2, axis=1)
+
+
+LOSS_REF = {
+    "binary_cross_entropy": (bce_naive, bce_stable),
+    "softmax_cross_entropy": (softmax_ce_naive, softmax_ce_stable),
+    "mean_squared_error": (mse_ref, mse_ref),
+}
+
+
+def forward_ref(params, x, activation):
+    """z_L with the bias column concatenated, as in the post (not as the code does it)."""
+    a = x
+    for W in params[:-1]:
+        a = REF_EVERYWHERE[activation](np.concatenate([np.ones((a.shape[0], 1)), a], axis=1) @ W)
+    return np.concatenate([np.ones((a.shape[0], 1)), a], axis=1) @ params[-1]
+
+
+# ---------------------------------------------------------------- activations, pointwise
+
+POINTS = np.array([-50.0, -20.0, -3.0, -1.0, -0.5, -1e-3, -1e-8, 0.0, 1e-8, 1e-3, 0.5, 1.0, 3.0, 20.0, 50.0])
+
+
+def test_activation_names():
+    assert sorted(ACTIVATIONS) == ["gelu", "leaky_relu", "relu", "sigmoid", "softplus", "tanh"]
+    for name, act in ACTIVATIONS.items():
+        assert act.name == name and get_activation(name) is act
+    assert {n for n, a in ACTIVATIONS.items() if a.analytic} == set(ANALYTIC_REF)
+
+
+@pytest.mark.parametrize("name", sorted(ANALYTIC_REF))
+def test_analytic_activation_values_and_derivatives(name):
+    """Values to 1e-13 relative; derivatives to 1e-12 relative or 1e-15 absolute (sigmoid's
+    a (1 - a) cancels in its upper tail: an absolute error of u, not a relative one)."""
+    act, ref = ACTIVATIONS[name], ANALYTIC_REF[name]
+    a = act.fn(POINTS)
+    np.testing.assert_allclose(a, ref(POINTS), rtol=1e-13, atol=1e-200)
+    d_ref = cs_derivative(ref, POINTS)
+    np.testing.assert_allclose(act.grad(POINTS, a), d_ref, rtol=1e-12, atol=1e-15)
+    # the complex continuation the complex-step oracle sees: value and derivative
+    zc = POINTS + 1j * H
+    ac_ = act.fn(zc)
+    # (NumPy's complex log1p is log(1 + z): absolute, not relative, accuracy in softplus's tail)
+    np.testing.assert_allclose(ac_.real, ref(POINTS), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(np.imag(ac_) / H, d_ref, rtol=1e-12, atol=1e-200)
+    # the derivative also accepts complex input and stays the same function there
+    np.testing.assert_allclose(act.grad(zc, ac_).real, d_ref, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("name", sorted(ANALYTIC_REF))
+def test_complex_step_at_exactly_zero_real_part(name):
+    """Re z == 0 is where the stable formulas switch branch: both branches must continue the
+    same analytic function, so Im g(0 + ih)/h must be g'(0)."""
+    act = ACTIVATIONS[name]
+    d0 = {"sigmoid": 0.25, "tanh": 1.0, "softplus": 0.5, "gelu": 0.5}[name]
+    z = np.array([0.0 + 1j * H, -0.0 + 1j * H, 0.0 - 1j * H])
+    np.testing.assert_allclose(np.imag(act.fn(z)) / (np.imag(z)), d0, rtol=1e-15)
+    np.testing.assert_allclose(act.fn(z).real, ANALYTIC_REF[name](0.0), rtol=1e-15, atol=1e-30)  # O(h^2)
+
+
+def test_exact_known_values():
+    s, t, sp, g = (ACTIVATIONS[n] for n in ("sigmoid", "tanh", "softplus", "gelu"))
+    z0 = np.array([0.0])
+    assert s.fn(z0)[0] == 0.5 and s.grad(z0, s.fn(z0))[0] == 0.25
+    assert t.fn(z0)[0] == 0.0 and t.grad(z0, t.fn(z0))[0] == 1.0
+    assert sp.fn(z0)[0] == math.log(2) and sp.grad(z0, sp.fn(z0))[0] == 0.5
+    assert g.fn(z0)[0] == 0.0 and g.grad(z0, g.fn(z0))[0] == 0.5
+    assert mb.activations.sigmoid(z0)[0] == 0.5 and mb.activations.softplus(z0)[0] == math.log(2)
+    assert mb.activations.exp_neg_abs(np.array([0.0, 2.0, -2.0])).tolist() == [1.0, math.exp(-2), math.exp(-2)]
+    zc = np.array([2.0 + 1j * H, -2.0 + 1j * H])
+    e = mb.activations.exp_neg_abs(zc)
+    np.testing.assert_allclose(e.real, math.exp(-2), rtol=1e-15)
+    np.testing.assert_allclose(e.imag / H, [-math.exp(-2), math.exp(-2)], rtol=1e-15)
+
+
+def test_relu_and_leaky_relu_pointwise():
+    relu, leaky = ACTIVATIONS["relu"], ACTIVATIONS["leaky_relu"]
+    z = np.array([-50.0, -2.0, -1e-8, -0.0, 0.0, 1e-8, 2.0, 50.0])
+    for name, act in (("relu", relu), ("leaky_relu", leaky)):
+        a = act.fn(z)
+        np.testing.assert_array_equal(a, KINKED_REF[name](z))
+        np.testing.assert_array_equal(act.grad(z, a), KINKED_GRAD_REF[name](z))
+    assert leaky.slope == 0.01
+    np.testing.assert_array_equal(leaky.fn(np.array([-2.0, 3.0])), [-0.02, 3.0])
+    zero = np.array([0.0])
+    assert relu.grad(zero, relu.fn(zero))[0] == 0.0  # convention at the kink
+    assert leaky.grad(zero, leaky.fn(zero))[0] == 1.0  # z >= 0 branch
+    assert relu.fn(zero)[0] == 0.0 and leaky.fn(zero)[0] == 0.0
+
+
+def test_large_magnitudes_exact_and_without_warnings():
+    """|z| = 1000 and 1e200: saturated values exactly, no overflow (warnings are errors)."""
+    z = np.array([-1e200, -1000.0, 1000.0, 1e200])
+    A = {n: ACTIVATIONS[n] for n in ACTIVATIONS}
+    cases = {
+        "sigmoid": ([0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0]),
+        "tanh": ([-1.0, -1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0]),
+        "softplus": ([0.0, 0.0, 1000.0, 1e200], [0.0, 0.0, 1.0, 1.0]),
+        "gelu": ([0.0, 0.0, 1000.0, 1e200], [0.0, 0.0, 1.0, 1.0]),
+        "relu": ([0.0, 0.0, 1000.0, 1e200], [0.0, 0.0, 1.0, 1.0]),
+        "leaky_relu": ([-1e198, -10.0, 1000.0, 1e200], [0.01, 0.01, 1.0, 1.0]),
+    }
+    for name, (val, der) in cases.items():
+        a = A[name].fn(z)
+        assert a.tolist() == val, name
+        assert A[name].grad(z, a).tolist() == der, name
+    # 50: not yet saturated for sigmoid's lower tail and softplus
+    s = A["sigmoid"].fn(np.array([-50.0, 50.0]))
+    np.testing.assert_allclose(s[0], math.exp(-50) / (1 + math.exp(-50)), rtol=1e-15)
+    assert s[1] == 1.0
+    np.testing.assert_allclose(A["softplus"].fn(np.array([-50.0]))[0], math.exp(-50), rtol=1e-15)
+    np.testing.assert_allclose(A["softplus"].grad(np.array([-50.0]), None)[0], math.exp(-50), rtol=1e-14)
+    # GELU's clamp at |z| = 100 changes nothing: compare against the unclamped formula nearby
+    zg = np.array([-150.0, -100.5, -99.5, 99.5, 100.5, 150.0, 1e5])
+    np.testing.assert_allclose(A["gelu"].fn(zg), gelu_ref(zg), rtol=1e-15, atol=1e-300)
+    assert A["gelu"].grad(zg, A["gelu"].fn(zg)).tolist() == [0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0]
+    # complex input far out, as the complex step passes it
+    zc = np.array([-1000.0 + 1j * H, 1000.0 + 1j * H, 1e200 + 1j * H, -1e200 + 1j * H])
+    g = A["gelu"].fn(zc)
+    np.testing.assert_array_equal(g.real, [0.0, 1000.0, 1e200, 0.0])
+    np.testing.assert_array_equal(g.imag / H, [0.0, 1.0, 1.0, 0.0])
+    for n in ("sigmoid", "softplus", "tanh"):
+        np.testing.assert_array_equal(A[n].fn(zc).real, A[n].fn(zc.real), err_msg=n)
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_activation_dtype_preserved(name, dtype):
+    act = ACTIVATIONS[name]
+    z = np.array([-1e3, -3.0, -0.5, 0.0, 0.5, 3.0, 1e3], dtype=dtype)
+    a = act.fn(z)
+    g = act.grad(z, a)
+    assert a.dtype == dtype and g.dtype == dtype
+    assert a.shape == z.shape and g.shape == z.shape
+    z64 = z.astype(np.float64)
+    np.testing.assert_allclose(a, act.fn(z64), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(g, act.grad(z64, act.fn(z64)), rtol=1e-5, atol=1e-6)
+
+
+def test_activation_shape_2d():
+    z = np.linspace(-5, 5, 12).reshape(3, 4)
+    for name, act in ACTIVATIONS.items():
+        a = act.fn(z)
+        assert a.shape == (3, 4), name
+        assert act.grad(z, a).shape == (3, 4), name
+
+
+def test_unknown_activation_and_loss_names():
+    msg = "unknown activation 'swish'; supported: gelu, leaky_relu, relu, sigmoid, softplus, tanh"
+    with pytest.raises(ValueError) as e:
+        get_activation("swish")
+    assert str(e.value) == msg and e.value.__cause__ is None and e.value.__suppress_context__
+    with pytest.raises(ValueError, match="unknown activation"):
+        get_activation(["sigmoid"])  # unhashable: TypeError inside, ValueError outside
+    msg = "unknown loss 'hinge'; supported: binary_cross_entropy, mean_squared_error, softmax_cross_entropy"
+    with pytest.raises(ValueError) as e:
+        get_loss("hinge")
+    assert str(e.value) == msg and e.value.__cause__ is None and e.value.__suppress_context__
+    with pytest.raises(ValueError, match="unknown loss"):
+        get_loss({})
+    for name, l in LOSSES.items():
+        assert l.name == name and get_loss(name) is l and l.analytic
+
+
+# ---------------------------------------------------------------- losses, directly
+
+Z = np.array(
+    [
+        [-3.0, 0.0, 2.5],
+        [1e-3, -1e-3, 0.7],
+        [4.0, -4.0, 0.0],
+        [-0.2, 1.3, -2.2],
+    ]
+)
+
+
+def _targets(loss, shape, rng):
+    if loss == "binary_cross_entropy":
+        y = rng.uniform(0, 1, shape)
+        y.flat[0], y.flat[1] = 0.0, 1.0  # the ends of [0, 1] are allowed
+        return y
+    if loss == "softmax_cross_entropy":
+        return rng.dirichlet(np.ones(shape[1]), size=shape[0])
+    return rng.normal(0, 3, shape)
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_loss_value_delta_and_output_against_references(name):
+    rng = np.random.default_rng(1)
+    lossfn, (naive, stable) = LOSSES[name], LOSS_REF[name]
+    y = _targets(name, Z.shape, rng)
+    v = lossfn.value(Z, y)
+    assert v.shape == (Z.shape[0],)
+    np.testing.assert_allclose(v, naive(Z, y), rtol=1e-13)
+    np.testing.assert_allclose(v, stable(Z, y), rtol=1e-13)
+    # delta = dl/dz, against the complex step of the *reference* value, per logit
+    d = lossfn.delta(Z, y)
+    assert d.shape == Z.shape
+    for j in range(Z.shape[1]):
+        e = np.zeros_like(Z)
+        e[:, j] = 1
+        np.testing.assert_allclose(d[:, j], np.imag(naive(Z + 1j * H * e, y)) / H, rtol=1e-12, atol=1e-15)
+    # and against the complex step of the code's own value (the continuation the oracle uses)
+    for j in range(Z.shape[1]):
+        e = np.zeros_like(Z)
+        e[:, j] = 1
+        vc = lossfn.value(Z + 1j * H * e, y)
+        np.testing.assert_allclose(vc.real, v, rtol=1e-15)
+        np.testing.assert_allclose(np.imag(vc) / H, d[:, j], rtol=1e-12, atol=1e-15)
+    out = lossfn.output(Z)
+    expected = {"binary_cross_entropy": 1 / (1 + np.exp(-Z)), "softmax_cross_entropy": softmax_naive(Z), "mean_squared_error": Z}[name]
+    np.testing.assert_allclose(out, expected, rtol=1e-14)
+    # the loss object does not modify its inputs
+    np.testing.assert_array_equal(Z[0], [-3.0, 0.0, 2.5])
+
+
+def test_output_functions_at_large_logits():
+    z = np.array([[1000.0, 0.0, -1000.0], [-1000.0, -1000.0, -1000.0], [50.0, -50.0, 0.0]])
+    bce, sce, mse = (LOSSES[n] for n in ("binary_cross_entropy", "softmax_cross_entropy", "mean_squared_error"))
+    np.testing.assert_array_equal(bce.output(z)[0], [1.0, 0.5, 0.0])
+    np.testing.assert_array_equal(sce.output(z)[0], [1.0, 0.0, 0.0])
+    np.testing.assert_allclose(sce.output(z)[1], [1 / 3] * 3, rtol=1e-15)
+    np.testing.assert_allclose(sce.output(z)[2], softmax_naive(z[2:])[0], rtol=1e-14)
+    assert mse.output(z) is z
+    # forward() applies the output function
+    params = [np.array([[0.0, 0.0, 0.0], [1.0, 0.0, -1.0]])]
+    x = np.array([[1000.0], [2.0]])
+    np.testing.assert_array_equal(mb.forward(params, x, loss="softmax_cross_entropy")[0], [1.0, 0.0, 0.0])
+    np.testing.assert_array_equal(mb.forward(params, x)[0], [1.0, 0.5, 0.0])
+    np.testing.assert_array_equal(mb.forward(params, x, loss="mean_squared_error"), [[1000.0, 0.0, -1000.0], [2.0, 0.0, -2.0]])
+
+
+def test_loss_values_at_large_logits():
+    """|z| up to 1000: exact in the stable forms, no overflow or log(0) anywhere."""
+    z = np.array([[1000.0, -1000.0, 0.0], [-1000.0, 1000.0, 50.0], [-1000.0, -1000.0, -1000.0]])
+    y_bce = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.25], [0.0, 0.5, 1.0]])
+    y_sce = np.array([[1.0, 0.0, 0.0], [0.5, 0.0, 0.5], [0.2, 0.3, 0.5]])
+    bce, sce = LOSSES["binary_cross_entropy"], LOSSES["softmax_cross_entropy"]
+    np.testing.assert_allclose(bce.value(z, y_bce), bce_stable(z, y_bce), rtol=1e-15)
+    # row 2 is -1000 + log 3 + 1000: a cancellation of 1e3 u
+    np.testing.assert_allclose(sce.value(z, y_sce), [0.0, 1475.0, math.log(3)], rtol=1e-12)
+    np.testing.assert_allclose(sce.value(z, y_sce), softmax_ce_stable(z, y_sce), rtol=1e-12)
+    np.testing.assert_array_equal(bce.delta(z, y_bce)[0], [0.0, 0.0, 0.0])
+    np.testing.assert_allclose(sce.delta(z, y_sce), softmax_naive(z - z.max(axis=1, keepdims=True)) - y_sce, atol=1e-15)
+
+
+def test_softmax_with_targets_not_summing_to_one():
+    """value and delta hold for any non-negative y: l = s lse(z) - <y, z>, dl/dz = s p - y."""
+    sce = LOSSES["softmax_cross_entropy"]
+    y = np.array([[2.0, 0.0, 1.0], [0.0, 0.0, 0.0], [0.5, 0.5, 0.5], [3.0, 0.0, 0.0]])
+    np.testing.assert_allclose(sce.value(Z, y), softmax_ce_naive(Z, y), rtol=1e-13, atol=1e-200)
+    expected = softmax_naive(Z) * y.sum(axis=1, keepdims=True) - y
+    np.testing.assert_allclose(sce.delta(Z, y), expected, rtol=1e-13, atol=1e-200)
+
+
+def test_check_targets():
+    bce, sce, mse = (LOSSES[n] for n in ("binary_cross_entropy", "softmax_cross_entropy", "mean_squared_error"))
+    ok = np.array([[0.0, 1.0, 0.5], [1.0, 0.0, 0.25]])
+    assert bce.check_targets(ok) is None
+    with pytest.raises(ValueError, match=r"^binary_cross_entropy targets y must lie in \[0, 1\]; got values in \[-0.5, 1.0\]$"):
+        bce.check_targets(np.array([[0.0, -0.5], [1.0, 0.3]]))
+    with pytest.raises(ValueError, match=r"^binary_cross_entropy targets y must lie in \[0, 1\]; got values in \[0.0, 1.5\]$"):
+        bce.check_targets(np.array([[0.0, 1.5], [1.0, 0.3]]))
+    # softmax: rows of probabilities
+    assert sce.check_targets(np.array([[0.25, 0.75, 0.0], [0.0, 0.0, 1.0]])) is None
+    assert sce.check_targets(np.array([[0.5 + 2.9e-6, 0.5, 0.0]])) is None  # within 1e-6 per entry
+    assert sce.check_targets(np.array([[0.5 - 2.9e-6, 0.5, 0.0]])) is None
+    assert sce.check_targets(np.array([[0.1, 0.2, 0.7]], dtype=np.float32)) is None
+    with pytest.raises(ValueError, match=r"^softmax_cross_entropy targets y must be non-negative; got min -0.25$"):
+        sce.check_targets(np.array([[1.25, -0.25], [0.5, 0.5]]))
+    with pytest.raises(ValueError, match=r"^softmax_cross_entropy targets y must be non-negative; got min -1e-12$"):
+        sce.check_targets(np.array([[1.0, 0.0], [0.5, 0.5], [1.0 + 1e-12, -1e-12]]))
+    with pytest.raises(ValueError, match=r"^softmax_cross_entropy targets y must be rows of probabilities summing to 1; row 1 sums to 0.5$"):
+        sce.check_targets(np.array([[1.0, 0.0], [0.25, 0.25], [0.0, 0.0]]))
+    with pytest.raises(ValueError, match=r"row 0 sums to 1.0000031"):
+        sce.check_targets(np.array([[0.5 + 3.1e-6, 0.5, 0.0]]))
+    with pytest.raises(ValueError, match=r"row 0 sums to 0.9999969"):
+        sce.check_targets(np.array([[0.5 - 3.1e-6, 0.5, 0.0]]))
+    with pytest.raises(ValueError, match=r"row 0 sums to 2.0"):
+        sce.check_targets(np.array([[1.0, 1.0]]))
+    assert mse.check_targets(np.array([[-1e300, 5.0]])) is None
+
+
+def test_softmax_target_sums_are_exact_whatever_the_dtype():
+    """The row-sum tolerance (1e-6 per entry) applies to the exact sum: the same numbers get
+    the same verdict as float32 or float64, and a sum off by exactly the tolerance passes."""
+    sce = LOSSES["softmax_cross_entropy"]
+    # 1 + 3.02e-6 exactly: beyond 3 entries x 1e-6. A float32 accumulation would round the
+    # sum to 1 + 25 ulp = 1 + 2.98e-6 and wrongly accept it.
+    row = np.array([[0.5, 0.5, 3.02e-6]], dtype=np.float32)
+    for dtype in (np.float32, np.float64):
+        with pytest.raises(ValueError, match="row 0 sums to 1.00000301"):
+            sce.check_targets(row.astype(dtype))
+    # |sum - 1| == 1e-6 * n exactly (n = 1332 makes that representable): accepted, ">" not ">="
+    n = 1332
+    t = 1e-6 * n
+    y = np.zeros((1, n))
+    y[0, 0] = 1 - t
+    assert abs(np.sum(y) - 1) == t
+    assert sce.check_targets(y) is None
+    y[0, 0] = np.nextafter(1 - t, 0)  # one ulp further out
+    with pytest.raises(ValueError, match="row 0 sums to"):
+        sce.check_targets(y)
+
+
+# ---------------------------------------------------------------- the backward pass
+
+
+def _net(sizes, seed, scale=1.0):
+    rng = np.random.default_rng(seed)
+    return [rng.normal(0, scale, (n_in + 1, n_out)) for n_in, n_out in zip(sizes[:-1], sizes[1:])]
+
+
+def _zero_net():
+    """Two hidden layers, and an example x = 0 with zero biases: every hidden pre-activation
+    of that example is exactly 0 (for g(0) = 0) — the kink, and the branch point of the stable
+    formulas."""
+    params = _net([3, 4, 3, 2], seed=7)
+    for W in params:
+        W[0, :2] = 0.0
+    x = np.array([[0.0, 0.0, 0.0], [0.3, -1.2, 0.8], [1e-3, -2e-3, 5e-4], [-0.9, 0.4, 1.1]])
+    return params, x
+
+
+def _networks():
+    """(label, params, x): small networks with hidden pre-activations on both sides of 0,
+    near 0, and up to |z| ~ 50; input size differs from the last hidden size and batch from
+    the number of outputs, so a mis-indexed layer fails loudly."""
+    p1 = _net([3, 5, 4, 2], seed=3)
+    x1 = np.random.default_rng(4).normal(0, 1, (5, 3))
+    p2 = _net([4, 6, 3], seed=5, scale=3.0)
+    x2 = np.random.default_rng(6).normal(0, 4, (4, 4))
+    p3 = _net([2, 3], seed=8)  # no hidden layer
+    x3 = np.random.default_rng(9).normal(0, 2, (4, 2))
+    pz, xz = _zero_net()
+    return [("moderate", p1, x1), ("large", p2, x2), ("no_hidden", p3, x3), ("zero", pz, xz)]
+
+
+NETWORKS = _networks()
+
+
+def test_networks_cover_the_intended_range():
+    _, p, x = NETWORKS[1]
+    z1 = x @ p[0][1:] + p[0][0]
+    assert 30 < np.abs(z1).max() < 60 and (z1 < 0).any() and (z1 > 0).any()
+    _, p, x = NETWORKS[0]
+    z1 = x @ p[0][1:] + p[0][0]
+    assert np.abs(z1).min() < 0.2 and (z1 < 0).any() and (z1 > 0).any()
+
+
+PAIRS = [(a, l) for a in sorted(ACTIVATIONS) for l in sorted(LOSSES)]
+
+
+@pytest.mark.parametrize("activation,loss", PAIRS)
+def test_loss_and_grad_against_references_and_oracles(activation, loss):
+    rng = np.random.default_rng(11)
+    analytic = ACTIVATIONS[activation].analytic
+    for label, params, x in NETWORKS:
+        y = _targets(loss, (x.shape[0], params[-1].shape[1]), rng)
+        kw = dict(activation=activation, loss=loss)
+        before = [W.copy() for W in params]
+        J, grads = mb.loss_and_grad(params, x, y, **kw)
+        for W, W0 in zip(params, before):
+            np.testing.assert_array_equal(W, W0)  # params untouched
+        assert isinstance(J, float)
+        assert [g.shape for g in grads] == [W.shape for W in params]
+        assert all(g.dtype == np.float64 for g in grads)
+        # J against the reference forward pass and loss formula written in this file
+        zL = forward_ref(params, x, activation)
+        naive, stable = LOSS_REF[loss]
+        ref = stable(zL, y) if label == "large" else naive(zL, y)
+        assert J == pytest.approx(np.mean(ref), rel=1e-12, abs=1e-300), label
+        assert mb.loss(params, x, y, **kw) == pytest.approx(J, rel=1e-14), label
+        # the gradient against an oracle that never looks at the derivation
+        verdict = check_gradients(
+            lambda P: mb.loss(P, x, y, **kw),
+            lambda P: mb.loss_and_grad(P, x, y, **kw)[1],
+            params,
+            analytic=analytic,
+            kinks=None if analytic else (lambda P: activation_pattern(P, x, activation)),
+            oracles=["complex_step"] if analytic else ["fd"],
+            name=f"{activation}/{loss}/{label}",
+        )
+        assert verdict.passed, str(verdict)
+
+
+def test_kink_convention_in_the_backward_pass():
+    """At z == 0 exactly, relu passes no gradient and leaky_relu the full gradient."""
+    params, x = _zero_net()
+    y = np.zeros((x.shape[0], 2))
+    x1 = x[:1]
+    for activation, factor in (("relu", 0.0), ("leaky_relu", 1.0)):
+        _, g = mb.loss_and_grad(params, x1, y[:1], activation=activation, loss="mean_squared_error")
+        # example 0: z_1 = b_1 (zeros in the first two units), a_1 = g(z_1)
+        z1 = params[0][0]
+        a1 = REF_EVERYWHERE[activation](z1)
+        z2 = a1 @ params[1][1:] + params[1][0]
+        a2 = REF_EVERYWHERE[activation](z2)
+        zL = a2 @ params[2][1:] + params[2][0]
+        d3 = zL  # MSE with y = 0, batch 1
+        d2 = (d3 @ params[2][1:].T) * np.where(z2 > 0, 1.0, np.where(z2 < 0, 0.0 if activation == "relu" else 0.01, factor))
+        d1 = (d2 @ params[1][1:].T) * np.where(z1 > 0, 1.0, np.where(z1 < 0, 0.0 if activation == "relu" else 0.01, factor))
+        np.testing.assert_allclose(g[2][0], d3, rtol=1e-14)
+        np.testing.assert_allclose(g[1][0], d2, rtol=1e-14, atol=1e-300)
+        np.testing.assert_allclose(g[0][0], d1, rtol=1e-14, atol=1e-300)
+
+
+def test_defaults_are_the_posts_network():
+    _, params, x = NETWORKS[0]
+    y = _targets("binary_cross_entropy", (x.shape[0], 2), np.random.default_rng(2))
+    J, g = mb.loss_and_grad(params, x, y)
+    J2, g2 = mb.loss_and_grad(params, x, y, activation="sigmoid", loss="binary_cross_entropy")
+    assert J == J2
+    for a, b in zip(g, g2):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_check_finite():
+    _, params, x = NETWORKS[0]
+    y = np.full((x.shape[0], 2), 0.5)
+    bad = [W.copy() for W in params]
+    bad[1][2, 1] = np.nan
+    with pytest.raises(ValueError, match=r"params\[1\] contains NaN or inf"):
+        mb.loss_and_grad(bad, x, y)
+    with pytest.raises(ValueError, match=r"params\[1\] contains NaN or inf"):
+        mb.loss_and_grad(bad, x, y, check_finite=True)
+    with np.errstate(all="ignore"):
+        J, g = mb.loss_and_grad(bad, x, y, check_finite=False)
+    assert math.isnan(J)
+    with pytest.raises(ValueError, match="binary_cross_entropy targets"):
+        mb.loss_and_grad(params, x, y + 1)
+    with pytest.raises(ValueError, match="unknown activation"):
+        mb.loss_and_grad(params, x, y, activation="swish")
+
+
+def test_public_entry_points_around_the_backward_pass():
+    """loss() and forward() accept complex parameters (the complex step needs them);
+    loss_and_grad() does not; every entry point refuses NaN parameters by default, and the
+    defaults are the post's network (sigmoid, binary_cross_entropy)."""
+    _, params, x = NETWORKS[0]
+    y = _targets("binary_cross_entropy", (x.shape[0], 2), np.random.default_rng(3))
+    pc = [W.astype(np.complex128) for W in params]
+    assert mb.loss(params, x, y) == mb.loss(params, x, y, activation="sigmoid", loss="binary_cross_entropy")
+    assert mb.loss(pc, x, y) == complex(mb.loss(params, x, y))
+    for activation in ("tanh", "sigmoid"):
+        out = mb.forward(pc, x, activation=activation, loss="mean_squared_error")
+        assert out.dtype == np.complex128
+        np.testing.assert_allclose(out.real, forward_ref(params, x, activation), rtol=1e-14)
+        np.testing.assert_allclose(mb.forward(params, x, activation=activation), 1 / (1 + np.exp(-forward_ref(params, x, activation))), rtol=1e-14)
+    np.testing.assert_array_equal(mb.forward(params, x), mb.forward(params, x, activation="sigmoid", loss="binary_cross_entropy"))
+    with pytest.raises(TypeError, match="dtype must be one of float32, float64; got complex128"):
+        mb.loss_and_grad(pc, x, y)
+    bad = [W.copy() for W in params]
+    bad[0][1, 1] = np.inf
+    for fn in (mb.loss, mb.loss_and_grad):
+        with pytest.raises(ValueError, match=r"params\[0\] contains NaN or inf"):
+            fn(bad, x, y)
+    with pytest.raises(ValueError, match=r"params\[0\] contains NaN or inf"):
+        mb.forward(bad, x)
+
+
+def test_float32_in_float32_out():
+    _, params, x = NETWORKS[0]
+    rng = np.random.default_rng(12)
+    for activation in sorted(ACTIVATIONS):
+        for loss in sorted(LOSSES):
+            y = _targets(loss, (x.shape[0], 2), rng)
+            p32 = [W.astype(np.float32) for W in params]
+            J32, g32 = mb.loss_and_grad(p32, x.astype(np.float32), y.astype(np.float32), activation=activation, loss=loss)
+            assert type(J32) is float
+            assert all(g.dtype == np.float32 for g in g32), (activation, loss)
+            J64, g64 = mb.loss_and_grad([W.astype(np.float64) for W in p32], x.astype(np.float32).astype(np.float64),
+                                        y.astype(np.float32).astype(np.float64), activation=activation, loss=loss)
+            assert J32 == pytest.approx(J64, rel=1e-5, abs=1e-6)
+            for a, b in zip(g32, g64):
+                np.testing.assert_allclose(a, b, rtol=0, atol=1e-5 * max(1.0, np.abs(b).max()))
