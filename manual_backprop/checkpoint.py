@@ -131,21 +131,15 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[list[np.ndarray], dict[str
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     with open(path, "rb") as f:
         head = f.read(4)
-    if head[:2] != b"PK":
-        raise _fail(path, f"not an .npz (zip) archive: starts with {head!r}")
-    try:
-        npz = np.load(path, allow_pickle=False)
-    except (PermissionError, IsADirectoryError):
-        raise
-    except Exception as e:  # anything np.load can raise on foreign bytes: ValueError, OSError, ...
-        raise _fail(path, f"unreadable file ({type(e).__name__}: {e})") from None
-    if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise _fail(path, "a single .npy array, not an .npz archive")
-    try:
-        with npz:
-            arrays = {name: npz[name] for name in npz.files}  # reads (and CRC-checks) every member
-    except Exception as e:  # BadZipFile, zlib.error, EOFError, ValueError, ...
-        raise _fail(path, f"corrupt archive ({type(e).__name__}: {e})") from None
+        if head[:2] != b"PK":
+            raise _fail(path, f"not an .npz (zip) archive: starts with {head!r}")
+        f.seek(0)
+        try:
+            with np.load(f, allow_pickle=False) as npz:
+                # reads every member, so the zip CRC checks run here
+                arrays = {name: npz[name] for name in npz.files}
+        except Exception as e:  # anything foreign bytes can raise: BadZipFile, zlib.error, EOFError, ...
+            raise _fail(path, f"corrupt archive ({type(e).__name__}: {e})") from None
 
     if "manifest" not in arrays:
         raise _fail(path, "no manifest (was it written by save_checkpoint?)")

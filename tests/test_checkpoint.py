@@ -1,0 +1,265 @@
+"""Checkpoints: bit-exact round trips, clear errors on bad files, and atomic writes that survive
+a process killed mid-save (tested with real subprocesses and SIGKILL)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from manual_backprop.checkpoint import load_checkpoint, save_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def bits(a: np.ndarray) -> bytes:
+    return a.dtype.str.encode() + str(a.shape).encode() + a.tobytes()
+
+
+def make_params(sizes, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal((a + 1, b)).astype(dtype) for a, b in zip(sizes[:-1], sizes[1:])]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 6), min_size=2, max_size=5),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    seed=st.integers(0, 2**32 - 1),
+    special=st.booleans(),
+)
+def test_round_trip_is_bit_exact(tmp_path_factory, sizes, dtype, seed, special):
+    params = make_params(sizes, dtype, seed)
+    if special:  # values whose bits a careless format would change
+        params[0].flat[: 4] = np.array([-0.0, np.nan, np.inf, np.finfo(dtype).tiny / 4], dtype)[: params[0].size]
+    velocity = [np.full_like(W, 0.5) for W in params]
+    meta = dict(activation="tanh", epoch=3, history=[{"epoch": 1, "loss": 0.1 + 0.2}],
+                velocity=velocity, perm=np.arange(5, dtype=np.int64), note=None, shift=1 / 3)
+    path = tmp_path_factory.mktemp("ck") / "c.npz"
+    save_checkpoint(path, params, **meta)
+    loaded, got = load_checkpoint(path)
+    assert [bits(W) for W in loaded] == [bits(W) for W in params]
+    assert [bits(v) for v in got["velocity"]] == [bits(v) for v in velocity]
+    assert bits(got["perm"]) == bits(meta["perm"])
+    for key in ("activation", "epoch", "history", "note", "shift"):
+        assert got[key] == meta[key]
+    assert got["layer_sizes"] == sizes and got["dtype"] == np.dtype(dtype).name
+    assert [p.name for p in path.parent.iterdir()] == ["c.npz"]  # no temporary file left behind
+
+
+def test_overwrite_replaces_previous(tmp_path):
+    path = tmp_path / "c.npz"
+    save_checkpoint(path, make_params([3, 2], np.float64), tag="old")
+    save_checkpoint(path, make_params([4, 5, 2], np.float32), tag="new")
+    params, meta = load_checkpoint(path)
+    assert meta["tag"] == "new" and meta["layer_sizes"] == [4, 5, 2]
+
+
+def test_save_refuses_bad_input_before_touching_the_file(tmp_path):
+    path = tmp_path / "c.npz"
+    save_checkpoint(path, make_params([3, 2], np.float64), tag="old")
+    with pytest.raises(TypeError, match="JSON"):
+        save_checkpoint(path, make_params([3, 2], np.float64), bad=object())
+    with pytest.raises(ValueError, match="reserved"):
+        save_checkpoint(path, make_params([3, 2], np.float64), dtype="float32")
+    with pytest.raises(ValueError, match="do not chain"):
+        save_checkpoint(path, [np.zeros((3, 2)), np.zeros((4, 2))])
+    assert load_checkpoint(path)[1]["tag"] == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.npz"]
+
+
+def test_save_into_missing_directory_is_an_os_error(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        save_checkpoint(tmp_path / "absent" / "c.npz", make_params([3, 2], np.float64))
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_checkpoint(tmp_path / "nope.npz")
+
+
+def _rewrite(path: Path, out: Path, *, drop=(), replace=None):
+    """Copy the archive at ``path`` to ``out`` without the members in ``drop``, with ``replace``d ones."""
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files if k not in drop}
+    arrays.update(replace or {})
+    with open(out, "wb") as f:
+        np.savez(f, **arrays)
+    return out
+
+
+def _manifest(path: Path) -> dict:
+    with np.load(path) as npz:
+        return json.loads(str(npz["manifest"][()]))
+
+
+@pytest.fixture
+def good(tmp_path) -> Path:
+    path = tmp_path / "good.npz"
+    save_checkpoint(path, make_params([5, 4, 3], np.float32), velocity=make_params([5, 4, 3], np.float32, 1))
+    return path
+
+
+def test_corrupt_and_mismatched_files_give_value_errors(good, tmp_path):
+    raw = good.read_bytes()
+    cases = {
+        "empty": b"",
+        "random": os.urandom(500),
+        "truncated": raw[: len(raw) // 2],
+        "zip-header-only": raw[:30],
+    }
+    flipped = bytearray(raw)
+    flipped[200] ^= 0xFF  # inside param_0's data: the zip CRC check must notice
+    cases["flipped"] = bytes(flipped)
+    for name, content in cases.items():
+        p = tmp_path / f"{name}.npz"
+        p.write_bytes(content)
+        with pytest.raises(ValueError, match="not a valid manual_backprop checkpoint"):
+            load_checkpoint(p)
+
+    p = tmp_path / "array.npy"
+    np.save(p, np.zeros(3))
+    with pytest.raises(ValueError, match="not an .npz"):
+        load_checkpoint(p)
+
+    p = tmp_path / "foreign.npz"
+    np.savez(p, a=np.zeros(3))
+    with pytest.raises(ValueError, match="no manifest"):
+        load_checkpoint(p)
+
+    with pytest.raises(ValueError, match="missing param_1"):
+        load_checkpoint(_rewrite(good, tmp_path / "m1.npz", drop=["param_1"]))
+    with pytest.raises(ValueError, match="missing array meta_list_velocity_1"):
+        load_checkpoint(_rewrite(good, tmp_path / "m2.npz", drop=["meta_list_velocity_1"]))
+    with pytest.raises(ValueError, match="param_0 is float64"):
+        load_checkpoint(_rewrite(good, tmp_path / "m3.npz", replace={"param_0": np.zeros((6, 4))}))
+    with pytest.raises(ValueError, match=r"shape \(7, 4\)"):
+        load_checkpoint(_rewrite(good, tmp_path / "m4.npz", replace={"param_0": np.zeros((7, 4), np.float32)}))
+    with pytest.raises(ValueError, match="unexpected arrays"):
+        load_checkpoint(_rewrite(good, tmp_path / "m5.npz", replace={"extra": np.zeros(1)}))
+
+    for edit, message in [
+        ({"version": 99}, "version 99"),
+        ({"format": "other"}, "format"),
+        ({"layer_sizes": [5, 4]}, "unexpected arrays"),
+        ({"layer_sizes": [5, 0, 3]}, "incomplete manifest"),
+        ({"dtype": "int8"}, "incomplete manifest"),
+    ]:
+        m = {**_manifest(good), **edit}
+        bad = _rewrite(good, tmp_path / "edit.npz", replace={"manifest": np.array(json.dumps(m))})
+        with pytest.raises(ValueError, match=message):
+            load_checkpoint(bad)
+    bad = _rewrite(good, tmp_path / "nojson.npz", replace={"manifest": np.array("{not json")})
+    with pytest.raises(ValueError, match="not JSON"):
+        load_checkpoint(bad)
+
+
+@settings(max_examples=60, deadline=None)
+@given(cut=st.integers(0, 10_000), flips=st.lists(st.tuples(st.integers(0, 10_000), st.integers(1, 255)), max_size=3))
+def test_damaged_checkpoints_only_ever_raise_value_error(tmp_path_factory, cut, flips):
+    d = tmp_path_factory.mktemp("dmg")
+    path = d / "c.npz"
+    save_checkpoint(path, make_params([4, 3, 2], np.float64), history=[1, 2], velocity=make_params([4, 3, 2], np.float64))
+    raw = bytearray(path.read_bytes())
+    raw = raw[: len(raw) - cut % len(raw)] if cut else raw
+    for at, x in flips:
+        if raw:
+            raw[at % len(raw)] ^= x
+    path.write_bytes(bytes(raw))
+    try:
+        params, meta = load_checkpoint(path)
+    except ValueError as e:
+        assert str(path) in str(e)
+        return
+    assert meta["layer_sizes"] == [4, 3, 2]  # damage the checks could not see (e.g. zip padding)
+
+
+# ------------------------------------------------- killed while saving: the old file survives
+
+CHILD = textwrap.dedent(
+    """
+    import os, sys, time
+    import numpy as np
+    from manual_backprop import checkpoint as ck
+
+    path, mode = sys.argv[1], sys.argv[2]
+    ck.save_checkpoint(path, [np.full((3, 2), 1.0)], tag="old")
+    print("old saved", flush=True)
+    if mode == "stall":
+        def stall(fd):  # the new archive is fully written to the temp file, not yet renamed
+            print("writing", flush=True)
+            time.sleep(60)
+        ck.os.fsync = stall
+        ck.save_checkpoint(path, [np.full((3, 2), 2.0)], tag="new")
+    else:  # save big checkpoints over and over until killed
+        big = [np.random.default_rng(0).standard_normal((1001, 1000))]
+        for i in range(10**6):
+            ck.save_checkpoint(path, big, tag=f"big{i}")
+            print("saved", i, flush=True)
+    """
+)
+
+
+def _run_child(tmp_path: Path, mode: str, wait_for: str, extra_lines: int = 0) -> subprocess.Popen:
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path / "c.npz"), mode],
+        stdout=subprocess.PIPE, text=True, env=env,
+    )
+    deadline = time.monotonic() + 60
+    seen = 0
+    for line in proc.stdout:
+        if line.startswith(wait_for):
+            seen += 1
+            if seen > extra_lines:
+                break
+        assert time.monotonic() < deadline, "child did not reach the save"
+    return proc
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    proc.stdout.close()
+    assert proc.returncode == -signal.SIGKILL
+
+
+def test_killed_before_rename_leaves_previous_checkpoint(tmp_path):
+    proc = _run_child(tmp_path, "stall", "writing")
+    _kill(proc)
+    params, meta = load_checkpoint(tmp_path / "c.npz")
+    assert meta["tag"] == "old"
+    np.testing.assert_array_equal(params[0], np.full((3, 2), 1.0))
+    leftovers = [p for p in tmp_path.iterdir() if p.name.startswith(".c.npz.")]
+    assert len(leftovers) == 1  # the new archive was written out, and never replaced the old one
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.013, 0.037])
+def test_killed_at_any_moment_leaves_a_loadable_checkpoint(tmp_path, delay):
+    proc = _run_child(tmp_path, "loop", "saved", extra_lines=1)
+    time.sleep(delay)
+    _kill(proc)
+    params, meta = load_checkpoint(tmp_path / "c.npz")
+    assert meta["tag"].startswith("big") and params[0].shape == (1001, 1000)
+    np.testing.assert_array_equal(params[0], np.random.default_rng(0).standard_normal((1001, 1000)))
+
+
+def test_zip_member_names_are_documented(good):
+    with zipfile.ZipFile(good) as z:
+        names = sorted(z.namelist())
+    assert names == sorted(
+        ["manifest.npy", "param_0.npy", "param_1.npy"] + [f"meta_list_velocity_{i}.npy" for i in range(2)]
+    )

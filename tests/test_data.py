@@ -1,0 +1,202 @@
+"""IDX reading and MNIST loading, on synthetic files written here and on the shipped copy."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from manual_backprop import data
+from manual_backprop.data import MNIST_FILES, load_mnist, parse_idx, read_idx
+
+TYPE_CODES = {"u1": 0x08, "i1": 0x09, ">i2": 0x0B, ">i4": 0x0C, ">f4": 0x0D, ">f8": 0x0E}
+
+
+def idx_bytes(a: np.ndarray, *, code: int | None = None) -> bytes:
+    """An IDX file holding ``a`` (any dtype in TYPE_CODES), big-endian."""
+    big = a.astype(a.dtype.newbyteorder(">")) if a.dtype.itemsize > 1 else a
+    code = TYPE_CODES[big.dtype.str.lstrip("|")] if code is None else code
+    header = bytes([0, 0, code, a.ndim]) + b"".join(struct.pack(">I", n) for n in a.shape)
+    return header + big.tobytes()
+
+
+def write(path: Path, content: bytes, *, gz: bool) -> Path:
+    path.write_bytes(gzip.compress(content, mtime=0) if gz else content)
+    return path
+
+
+def fake_mnist(directory: Path, *, n_train=12, n_test=7, rows=5, cols=4, gz=True, seed=0) -> dict:
+    rng = np.random.default_rng(seed)
+    arrays = {
+        "train_images": rng.integers(0, 256, (n_train, rows, cols), dtype=np.uint8),
+        "train_labels": (np.arange(n_train) % 10).astype(np.uint8),
+        "test_images": rng.integers(0, 256, (n_test, rows, cols), dtype=np.uint8),
+        "test_labels": (np.arange(n_test) % 10).astype(np.uint8),
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    for key, a in arrays.items():
+        stem = MNIST_FILES[key][0]
+        write(directory / (stem + (".gz" if gz else "")), idx_bytes(a), gz=gz)
+    return arrays
+
+
+# ---------------------------------------------------------------- read_idx
+
+
+@pytest.mark.parametrize("gz", [False, True])
+@pytest.mark.parametrize("dtype", list(TYPE_CODES))
+def test_round_trip_every_idx_type(tmp_path, dtype, gz):
+    a = (np.arange(2 * 3 * 4) - 7).reshape(2, 3, 4).astype(np.dtype(dtype).newbyteorder("="))
+    if np.dtype(dtype).kind == "u":
+        a = np.abs(a).astype(dtype)
+    got = read_idx(write(tmp_path / "a.idx", idx_bytes(a), gz=gz))
+    assert got.shape == a.shape and got.dtype.isnative
+    np.testing.assert_array_equal(got, a)
+
+
+def test_truncated_file_names_file_and_problem(tmp_path):
+    content = idx_bytes(np.zeros((3, 4, 4), np.uint8))
+    path = write(tmp_path / "t.idx", content[:-1], gz=False)
+    with pytest.raises(ValueError, match=r"t\.idx: truncated"):
+        read_idx(path)
+
+
+def test_truncated_gzip_stream(tmp_path):
+    packed = gzip.compress(idx_bytes(np.zeros((30, 8, 8), np.uint8)))
+    path = tmp_path / "t.gz"
+    path.write_bytes(packed[: len(packed) // 2])
+    with pytest.raises(ValueError, match=r"t\.gz: corrupt gzip"):
+        read_idx(path)
+
+
+def test_truncated_header(tmp_path):
+    path = write(tmp_path / "h.idx", bytes([0, 0, 8, 3]) + b"\x00\x00\x00\x02", gz=False)
+    with pytest.raises(ValueError, match="truncated IDX header"):
+        read_idx(path)
+
+
+def test_trailing_bytes(tmp_path):
+    path = write(tmp_path / "x.idx", idx_bytes(np.zeros((2, 2), np.uint8)) + b"\x00", gz=True)
+    with pytest.raises(ValueError, match="trailing bytes"):
+        read_idx(path)
+
+
+@pytest.mark.parametrize("magic", [b"\x01\x00\x08\x01", b"\x00\x00\x07\x01", b"PK\x03\x04", b"\x00\x00\x08\x00"])
+def test_wrong_magic(tmp_path, magic):
+    path = write(tmp_path / "m.idx", magic + b"\x00\x00\x00\x01\x05", gz=False)
+    with pytest.raises(ValueError, match=r"m\.idx: "):
+        read_idx(path)
+
+
+def test_missing_file_is_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        read_idx(tmp_path / "nope.gz")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=64), st.booleans())
+def test_random_bytes_only_ever_raise_value_error(tmp_path_factory, raw, gz):
+    """Any file at all: an array or a ValueError (any other exception fails the test)."""
+    path = write(tmp_path_factory.mktemp("rnd") / "r", raw, gz=gz)
+    try:
+        a = read_idx(path)
+    except ValueError as e:
+        assert str(path) in str(e)
+        return
+    assert isinstance(a, np.ndarray)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from([0x08, 0x09, 0x0B, 0x0C, 0x0D, 0x0E, 0x00, 0x0A, 0xFF]),
+    st.lists(st.integers(0, 6), min_size=0, max_size=4),
+    st.binary(max_size=100),
+    st.booleans(),
+)
+def test_random_bodies_behind_plausible_headers(tmp_path_factory, code, dims, body, gz):
+    """Headers that look right, bodies of any length: a correct array or a ValueError."""
+    header = bytes([0, 0, code, len(dims)]) + b"".join(struct.pack(">I", n) for n in dims)
+    path = write(tmp_path_factory.mktemp("idx") / "f", header + body, gz=gz)
+    try:
+        a = read_idx(path)
+    except ValueError as e:
+        assert str(path) in str(e)
+        return
+    assert a.shape == tuple(dims)
+    assert a.nbytes == len(body)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(min_size=1, max_size=200), st.integers(0, 10_000), st.integers(0, 255))
+def test_corrupted_gzip_files_only_ever_raise_value_error(tmp_path_factory, raw, at, byte):
+    """A valid gzip-compressed IDX file with one byte overwritten: an array or a ValueError."""
+    packed = bytearray(gzip.compress(idx_bytes(np.frombuffer(raw, np.uint8).copy())))
+    packed[at % len(packed)] = byte
+    path = write(tmp_path_factory.mktemp("gz") / "c.gz", bytes(packed), gz=False)
+    try:
+        a = read_idx(path)
+    except ValueError as e:
+        assert str(path) in str(e)
+        return
+    assert a.ndim >= 1
+
+
+# ---------------------------------------------------------------- load_mnist
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_load_synthetic_directory(tmp_path, gz):
+    arrays = fake_mnist(tmp_path, gz=gz)
+    d = load_mnist(tmp_path)
+    assert d.x_train.shape == (12, 20) and d.x_test.shape == (7, 20)
+    assert d.x_train.dtype == np.float32 and d.y_train.dtype == np.int64
+    assert d.n_classes == 10
+    np.testing.assert_array_equal(d.x_train * 255, arrays["train_images"].reshape(12, 20).astype(np.float32))
+    assert 0 <= d.x_train.min() and d.x_train.max() <= 1
+    np.testing.assert_array_equal(d.y_test, arrays["test_labels"])
+    assert load_mnist(tmp_path, dtype=np.float64).x_test.dtype == np.float64
+
+
+def test_checksum_verification_refuses_other_content(tmp_path):
+    fake_mnist(tmp_path)
+    with pytest.raises(ValueError, match="checksum mismatch"):
+        load_mnist(tmp_path, verify=True)
+
+
+def test_missing_directory_and_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_mnist(tmp_path / "absent")
+    fake_mnist(tmp_path)
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(FileNotFoundError, match="t10k-labels-idx1-ubyte"):
+        load_mnist(tmp_path)
+
+
+def test_mislabelled_files_are_refused(tmp_path):
+    """Images where the labels belong (and labels where images belong): a ValueError, not a crash."""
+    arrays = fake_mnist(tmp_path)
+    write(tmp_path / "train-labels-idx1-ubyte.gz", idx_bytes(arrays["train_images"]), gz=True)
+    with pytest.raises(ValueError, match="train labels must be 1-D"):
+        load_mnist(tmp_path)
+    fake_mnist(tmp_path)
+    write(tmp_path / "t10k-labels-idx1-ubyte.gz", idx_bytes(arrays["test_labels"][:3]), gz=True)
+    with pytest.raises(ValueError, match="7 images but 3 labels"):
+        load_mnist(tmp_path)
+
+
+def test_shipped_mnist_is_canonical():
+    d = load_mnist()  # verifies the four MD5 sums
+    assert d.x_train.shape == (60000, 784) and d.x_test.shape == (10000, 784)
+    assert d.n_classes == 10
+    counts = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    np.testing.assert_array_equal(np.bincount(d.y_train), counts)
+    assert abs(float(d.x_train.mean()) - 0.1307) < 1e-4
+    for stem, md5 in MNIST_FILES.values():
+        raw = gzip.decompress((data.PACKAGED_DIR / f"{stem}.gz").read_bytes())
+        assert hashlib.md5(raw).hexdigest() == md5
