@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import _checks
-from .activations import get_activation
+from .activations import Sigmoid, Tanh, get_activation
 from .losses import get_loss
 
 Params = list[np.ndarray]
@@ -109,6 +109,105 @@ def loss(
     return complex(J) if np.iscomplexobj(J) else float(J)
 
 
+class Workspace:
+    """Scratch arrays that :func:`loss_and_grad` reuses from one call to the next.
+
+    Pass the same ``Workspace()`` to every call of a training loop: the forward activations
+    a_l (batch, n_l), the error terms delta_l and the output-layer buffers are then allocated
+    once per (batch, dtype) and written in place afterwards. One workspace serves one call at
+    a time (not thread-safe); a call with new shapes or dtype allocates new arrays.
+    """
+
+    def __init__(self) -> None:
+        self._arrays: dict[tuple, np.ndarray] = {}
+
+    def array(self, name, shape: tuple[int, ...], dtype) -> np.ndarray:
+        """The scratch array called ``name`` with this shape and dtype (uninitialised)."""
+        key = (name, shape, dtype)
+        buf = self._arrays.get(key)
+        if buf is None:
+            buf = self._arrays[key] = np.empty(shape, dtype)
+        return buf
+
+
+class _Scratch:
+    """Stand-in for a workspace when none is given: every array is new."""
+
+    @staticmethod
+    def array(name, shape, dtype) -> np.ndarray:
+        return np.empty(shape, dtype)
+
+
+# In-place forms of the activations whose derivative is a function of a = g(z), used by
+# loss_and_grad so that no hidden z_l needs to be kept and no temporary array is made:
+#     activate(z, b)            overwrites z (batch, n) with a = g(z + b), b the bias (n,)
+#     times_grad(delta, a)      delta *= g'(z), computed from a; a is overwritten
+# They transcribe Sigmoid and Tanh of activations.py. Every other activation, and an object
+# whose fn or grad has been replaced (the tests' deliberately broken derivatives), goes
+# through the object's own fn(z) and grad(z, a).
+
+
+def _sigmoid_inplace(z: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a = 1 / (1 + e^{-(z + b)}), in place: four passes over z.
+
+    Where z + b < -88.7 (float32) or -709.8 (float64), e^{-(z + b)} overflows to inf and
+    a = 1 / inf = 0; the exact value there is below the smallest normal number, so this
+    agrees with activations.sigmoid to within a subnormal."""
+    np.subtract(-b, z, out=z)
+    with np.errstate(over="ignore"):
+        np.exp(z, out=z)
+    z += 1
+    return np.divide(1, z, out=z)
+
+
+def _sigmoid_times_grad(delta: np.ndarray, a: np.ndarray) -> None:
+    """delta *= g'(z) = a (1 - a); a is overwritten with 1 - a."""
+    delta *= a
+    np.subtract(1, a, out=a)
+    delta *= a
+
+
+def _tanh_inplace(z: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a = tanh(z + b), in place."""
+    z += b
+    return np.tanh(z, out=z)
+
+
+def _tanh_times_grad(delta: np.ndarray, a: np.ndarray) -> None:
+    """delta *= g'(z) = 1 - a^2; a is overwritten with 1 - a^2."""
+    np.multiply(a, a, out=a)
+    np.subtract(1, a, out=a)
+    delta *= a
+
+
+_IN_PLACE = {
+    Sigmoid: (_sigmoid_inplace, _sigmoid_times_grad),
+    Tanh: (_tanh_inplace, _tanh_times_grad),
+}
+
+
+def _in_place_kernels(act):
+    """(activate, times_grad) for ``act``, or None when it must go through fn and grad."""
+    if "fn" in vars(act) or "grad" in vars(act):
+        return None
+    return _IN_PLACE.get(type(act))
+
+
+def _check_out(out, params: Params) -> list[np.ndarray]:
+    """``out`` as a list of writeable C-contiguous arrays shaped and typed like ``params``."""
+    if isinstance(out, np.ndarray) or not isinstance(out, Sequence) or len(out) != len(params):
+        raise TypeError(f"out must be a list of {len(params)} arrays shaped like params")
+    for l, (g, W) in enumerate(zip(out, params)):
+        if not isinstance(g, np.ndarray) or g.shape != W.shape or g.dtype != W.dtype:
+            what = f"{g.dtype} array of shape {g.shape}" if isinstance(g, np.ndarray) else type(g).__name__
+            raise ValueError(f"out[{l}] must be a {W.dtype} array of shape {W.shape}; got {what}")
+        if not (g.flags.c_contiguous and g.flags.writeable):
+            raise ValueError(f"out[{l}] must be a writeable C-contiguous array")
+        if any(np.may_share_memory(g, V) for V in params):
+            raise ValueError(f"out[{l}] overlaps the parameters; gradients need their own memory")
+    return list(out)
+
+
 def loss_and_grad(
     params: Params,
     x: np.ndarray,
@@ -117,34 +216,66 @@ def loss_and_grad(
     activation: str = "sigmoid",
     loss: str = "binary_cross_entropy",
     check_finite: bool = True,
+    out: Params | None = None,
+    workspace: Workspace | None = None,
 ) -> tuple[float, Params]:
     """``(J, grads)``: the mean loss and its gradient by backpropagation (module docstring).
 
     ``grads[l]`` has the shape and dtype of ``params[l]``; ``grads[l][0]`` is the bias
     gradient. ``check_finite=False`` skips the NaN/inf scan of ``params`` (one pass over
     all weights) for training loops that already check the loss.
+
+    Speed (results are the same either way): ``out``, a list of C-contiguous arrays shaped
+    and typed like ``params``, receives the gradient in place and is returned as ``grads``;
+    ``workspace``, a :class:`Workspace` reused across calls, holds the activations and error
+    terms. With both, a call allocates only the output layer's (batch, n_L) arrays and
+    single rows.
+
+    Cost per call, with n_l the layer widths and B the batch: the matrix products
+    z_l = a_{l-1} W_l[1:], a_{l-1}^T delta_l and delta_l W_l[1:]^T (6 B sum n_{l-1} n_l flops,
+    less 2 B n_0 n_1 since delta_0 is not needed), and a few elementwise passes over each
+    (B, n_l) done in place. The products run as BLAS gemm through np.matmul and np.dot
+    (np.dot for a_{l-1}^T delta_l: at B = 1 that is an outer product, which np.matmul
+    computes in a slow non-BLAS loop); the bias gradient is the gemv ones(B) @ delta_l.
     """
     act, lossfn, x, y = _prepare(params, x, y, activation, loss, check_finite=check_finite)
-    B = x.shape[0]
+    grads = [np.empty_like(W) for W in params] if out is None else _check_out(out, params)
+    ws = _Scratch if workspace is None else workspace
+    B, L, dtype = x.shape[0], len(params), x.dtype
+    in_place = _in_place_kernels(act)
 
-    # Forward, keeping each layer's input a_{l-1} and hidden pre-activation z_l.
+    # Forward. a_in[l] = a_{l-1}, the input of layer l (a_in[0] = x); zs[l] = z_l is kept
+    # only for activations whose g' needs z. z_l is computed as a_{l-1} W_l[1:] + W_l[0].
     a_in, zs = [x], []
-    for W in params[:-1]:
-        z = a_in[-1] @ W[1:] + W[0]
-        zs.append(z)
-        a_in.append(act.fn(z))
-    z_L = a_in[-1] @ params[-1][1:] + params[-1][0]
+    for l, W in enumerate(params[:-1]):
+        z = np.matmul(a_in[-1], W[1:], out=ws.array(("a", l), (B, W.shape[1]), dtype))
+        if in_place is not None:
+            a_in.append(in_place[0](z, W[0]))      # a_l = g(z_l), written over z_l
+        else:
+            z += W[0]
+            zs.append(z)
+            a_in.append(act.fn(z))
+    W = params[-1]
+    z_L = np.matmul(a_in[-1], W[1:], out=ws.array("z_L", (B, W.shape[1]), dtype))
+    z_L += W[0]
 
-    J = float(np.mean(lossfn.value(z_L, y)))
-    delta = lossfn.delta(z_L, y)
-    delta /= B
+    J = float(lossfn.value(z_L, y).sum()) / B
+    delta = lossfn.delta(z_L, y)                   # delta_L = (dl/dz_L) / B
+    delta *= 1 / B
 
-    grads = [np.empty_like(W) for W in params]
-    for l in range(len(params) - 1, -1, -1):
-        np.sum(delta, axis=0, out=grads[l][0])
-        np.matmul(a_in[l].T, delta, out=grads[l][1:])
-        if l > 0:
-            delta = (delta @ params[l][1:].T) * act.grad(zs[l - 1], a_in[l])
+    # Backward: the gradient of layer l from delta_l, then delta_{l-1} from delta_l.
+    ones = np.ones(B, dtype)
+    for l in range(L - 1, -1, -1):
+        g = grads[l]
+        np.dot(ones, delta, out=g[0])              # dJ/dW_l[0]  = sum_b delta_l[b] (BLAS gemv)
+        np.dot(a_in[l].T, delta, out=g[1:])        # dJ/dW_l[1:] = a_{l-1}^T delta_l
+        if l > 0:                                  # delta_{l-1} = (delta_l W_l[1:]^T) * g'(z_{l-1})
+            back = np.matmul(delta, params[l][1:].T, out=ws.array(("delta", l - 1), a_in[l].shape, dtype))
+            if in_place is not None:
+                in_place[1](back, a_in[l])         # a_{l-1} is not needed after this
+            else:
+                back *= act.grad(zs[l - 1], a_in[l])
+            delta = back
     return J, grads
 
 
