@@ -1,0 +1,349 @@
+"""Training: accuracy on a subset, determinism, resume, backends, the post's recipe, the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import os
+import re
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import manual_backprop as mb
+from manual_backprop import training
+from manual_backprop.__main__ import main
+from manual_backprop.checkpoint import load_checkpoint, save_checkpoint
+from manual_backprop.data import MNIST_FILES, Dataset, load_mnist
+from manual_backprop.training import DivergenceError, fold_input_scaling, train
+
+REPO = Path(__file__).resolve().parents[1]
+QUIET = dict(progress=False, log=lambda line: None)
+LAST_LINE = re.compile(r"^test accuracy: (0\.\d{4}|1\.0000)$")
+
+
+@pytest.fixture(scope="module")
+def mnist() -> Dataset:
+    return load_mnist()
+
+
+@pytest.fixture(scope="module")
+def small(mnist) -> Dataset:
+    """600 training and 500 test examples: enough to tell runs apart, fast to train on."""
+    return mnist._replace(x_train=mnist.x_train[:600], y_train=mnist.y_train[:600],
+                          x_test=mnist.x_test[:500], y_test=mnist.y_test[:500])
+
+
+def bits(params) -> list[bytes]:
+    return [W.dtype.str.encode() + W.tobytes() for W in params]
+
+
+def without_seconds(history):
+    return [{k: v for k, v in h.items() if k != "seconds"} for h in history]
+
+
+# ------------------------------------------------------------------ it learns
+
+
+def test_post_network_beats_85_percent_on_a_2000_example_subset(mnist):
+    """The post's [784, 500, 500, 10] sigmoid network, 2,000 training examples, 4 epochs:
+    must exceed 85 % on the full 10,000-example test set (it reaches about 89 %)."""
+    result = train(data=mnist, train_subset=2000, epochs=4, batch_size=16, lr=0.05, **QUIET)
+    assert result.config.layer_sizes == [784, 500, 500, 10]
+    assert [W.dtype for W in result.params] == [np.float32] * 3
+    assert result.test_accuracy > 0.85
+    assert result.test_accuracy == mb.accuracy(result.params, mnist.x_test, mnist.y_test)
+    losses = [h["train_loss"] for h in result.history]
+    assert losses == sorted(losses, reverse=True)
+
+
+def test_default_recipe_is_the_posts_network():
+    r = training.RECIPES["default"]
+    assert (r.dtype, r.momentum > 0) == ("float32", True)
+    cfg = training._resolve("default", dict(
+        hidden_sizes=None, activation="sigmoid", loss="binary_cross_entropy", lr=None, momentum=None,
+        batch_size=None, epochs=None, schedule=None, standardize=None, seed=0, dtype=None,
+        backend="manual", backward="manual", train_subset=None, data_dir=None), 784, 10)
+    assert cfg.layer_sizes == [784, 500, 500, 10] and cfg.loss == "binary_cross_entropy"
+
+
+# ------------------------------------------------------------------ determinism and resume
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_same_seed_gives_bit_identical_weights(small, dtype):
+    kw = dict(data=small, epochs=2, dtype=dtype, hidden_sizes=[64, 32], **QUIET)
+    a, b = train(seed=3, **kw), train(seed=3, **kw)
+    assert bits(a.params) == bits(b.params)
+    assert without_seconds(a.history) == without_seconds(b.history)
+    assert bits(train(seed=4, **kw).params) != bits(a.params)
+
+
+@pytest.mark.parametrize("recipe", ["default", "post"])
+def test_resume_is_bit_identical_to_an_uninterrupted_run(small, tmp_path, recipe):
+    """Interrupted during epoch 3 (after epoch 2's checkpoint), resumed with the same options."""
+    kw = dict(data=small, recipe=recipe, epochs=4, hidden_sizes=[32], progress=False)
+    if recipe == "post":
+        kw["train_subset"] = 150
+    whole = train(log=lambda line: None, **kw)
+
+    ckpt = tmp_path / "run.npz"
+
+    def interrupt_in_epoch_3(line):
+        if line.startswith("epoch 3/"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(checkpoint=ckpt, log=interrupt_in_epoch_3, **kw)
+    assert load_checkpoint(ckpt)[1]["epoch"] == 2
+    resumed = train(checkpoint=ckpt, resume=ckpt, log=lambda line: None, **kw)
+    assert bits(resumed.params) == bits(whole.params)
+    assert without_seconds(resumed.history) == without_seconds(whole.history)
+    params, meta = load_checkpoint(ckpt)
+    assert meta["epoch"] == 4 and bits(params) == bits(whole.params)
+
+
+def test_resume_can_extend_but_refuses_a_mismatch(small, tmp_path):
+    ckpt = tmp_path / "run.npz"
+    kw = dict(data=small, hidden_sizes=[16], schedule="constant", **QUIET)
+    train(epochs=1, checkpoint=ckpt, **kw)
+    longer = train(epochs=2, resume=ckpt, **kw)
+    assert [h["epoch"] for h in longer.history] == [1, 2]
+    assert bits(longer.params) == bits(train(epochs=2, **kw).params)  # constant lr: same as 2 epochs at once
+    with pytest.raises(ValueError, match=r"lr: checkpoint 0\.1, requested 0\.2"):
+        train(epochs=2, resume=ckpt, **{**kw, "lr": 0.2})
+    with pytest.raises(ValueError, match="layer_sizes"):
+        train(epochs=2, resume=ckpt, **{**kw, "hidden_sizes": [17]})
+    plain = tmp_path / "plain.npz"
+    save_checkpoint(plain, mb.init_params([784, 16, 10]))
+    with pytest.raises(ValueError, match="not a training checkpoint"):
+        train(epochs=2, resume=plain, **kw)
+
+
+# ------------------------------------------------------------------ the update rule itself
+
+
+def test_post_recipe_is_plain_sgd_one_example_at_a_time(small):
+    """``--recipe post``: W <- W - 0.001 * grad, one example per update, float64, bit for bit."""
+    n = 7
+    result = train(data=small, recipe="post", train_subset=n, epochs=1, hidden_sizes=[20, 20], **QUIET)
+    cfg = result.config
+    assert (cfg.lr, cfg.momentum, cfg.batch_size, cfg.dtype, cfg.standardize) == (0.001, 0.0, 1, "float64", False)
+    W = mb.init_params([784, 20, 20, 10], seed=0)  # the post's initialisation
+    x, y = small.x_train[:n].astype(np.float64), mb.one_hot(small.y_train[:n], 10)
+    for i in np.random.default_rng([0, 0]).permutation(n):
+        _, g = mb.loss_and_grad(W, x[i : i + 1], y[i : i + 1])
+        W = [Wl - 0.001 * gl for Wl, gl in zip(W, g)]
+    assert bits(result.params) == bits(W)
+
+
+def test_momentum_update_matches_its_formula(small):
+    n, B, mu, lr = 12, 4, 0.9, 0.05
+    result = train(data=small, train_subset=n, batch_size=B, lr=lr, momentum=mu, epochs=1,
+                   schedule="constant", standardize=False, dtype="float64", hidden_sizes=[8], **QUIET)
+    W = mb.init_params([784, 8, 10], seed=0)
+    v = [np.zeros_like(w) for w in W]
+    order = np.random.default_rng([0, 0]).permutation(n)
+    x, y = small.x_train[:n].astype(np.float64)[order], mb.one_hot(small.y_train[:n], 10)[order]
+    for s in range(0, n, B):
+        _, g = mb.loss_and_grad(W, x[s : s + B], y[s : s + B])
+        v = [mu * vl + gl for vl, gl in zip(v, g)]
+        W = [Wl - lr * vl for Wl, vl in zip(W, v)]
+    assert bits(result.params) == bits(W)
+
+
+def test_standardised_training_is_folded_into_the_first_layer():
+    rng = np.random.default_rng(1)
+    params = mb.init_params([6, 5, 3], seed=2)
+    x = rng.random((9, 6))
+    shift, scale = 0.3, 0.7
+    np.testing.assert_allclose(
+        mb.forward(fold_input_scaling(params, shift, scale), x),
+        mb.forward(params, (x - shift) / scale), rtol=1e-12,
+    )
+
+
+def test_learning_rate_schedules():
+    cfg = dataclasses.replace(
+        training._resolve("default", dict(
+            hidden_sizes=None, activation="sigmoid", loss="binary_cross_entropy", lr=0.4, momentum=None,
+            batch_size=None, epochs=None, schedule=None, standardize=None, seed=0, dtype=None,
+            backend="manual", backward="manual", train_subset=None, data_dir=None), 784, 10))
+    assert training.learning_rate(cfg, 0, 100) == 0.4
+    assert training.learning_rate(cfg, 50, 100) == pytest.approx(0.2)
+    lin = dataclasses.replace(cfg, schedule="linear")
+    assert training.learning_rate(lin, 75, 100) == pytest.approx(0.1)
+    assert training.learning_rate(dataclasses.replace(cfg, schedule="constant"), 99, 100) == 0.4
+
+
+# ------------------------------------------------------------------ backends and backward passes
+
+
+def test_manual_and_jax_backends_agree_after_a_few_steps(small):
+    pytest.importorskip("jax")
+    ac = pytest.importorskip("autodiff_check")
+    if not hasattr(ac, "loss_and_grad"):
+        pytest.skip("autodiff_check.loss_and_grad not available")
+    kw = dict(data=small, train_subset=256, batch_size=32, epochs=1, dtype="float64", **QUIET)  # 8 steps
+    manual = train(backend="manual", **kw)
+    jax = train(backend="jax", **kw)
+    assert manual.config.layer_sizes == [784, 500, 500, 10]
+    for a, b in zip(manual.params, jax.params):
+        assert a.dtype == b.dtype == np.float64
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    assert manual.params[0].tobytes() != mb.init_params([784, 500, 500, 10])[0].tobytes()
+
+
+def test_jax_backend_refuses_the_as_published_gradient(small):
+    with pytest.raises(ValueError, match="as_published"):
+        train(data=small, backend="jax", backward="as_published", **QUIET)
+
+
+def test_as_published_backward_trains_differently(small):
+    """The post's wrong gradient runs with its own recipe (and trains), but not to the same weights."""
+    kw = dict(data=small, recipe="post", train_subset=100, epochs=1, **QUIET)
+    right, wrong = train(**kw), train(backward="as_published", **kw)
+    assert right.config.backward == "manual" and wrong.config.backward == "as_published"
+    assert bits(right.params) != bits(wrong.params)
+
+
+def test_divergence_is_a_clear_error(small):
+    with pytest.raises(DivergenceError, match="diverged in epoch 1.*smaller learning rate"):
+        train(data=small, loss="mean_squared_error", lr=100.0, hidden_sizes=[16], **QUIET)
+
+
+def test_bad_options_are_value_errors(small):
+    for bad in [dict(lr=-1.0), dict(momentum=1.0), dict(batch_size=0), dict(epochs=0), dict(seed=-1),
+                dict(recipe="fast"), dict(backend="torch"), dict(activation="swish"), dict(dtype="float16"),
+                dict(schedule="step")]:
+        with pytest.raises((ValueError, TypeError)):
+            train(data=small, **QUIET, **bad)
+
+
+# ------------------------------------------------------------------ plot
+
+
+def test_training_curve_png(small, tmp_path):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "curve.png"
+    train(data=small, epochs=2, hidden_sizes=[8], plot=png, **QUIET)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ------------------------------------------------------------------ command line
+
+
+def _fake_mnist_dir(directory: Path, n_train=40, n_test=20) -> Path:
+    rng = np.random.default_rng(0)
+    directory.mkdir()
+    for key, (stem, _) in MNIST_FILES.items():
+        n = n_train if key.startswith("train") else n_test
+        if key.endswith("images"):
+            a, header = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), struct.pack(">BBBBIII", 0, 0, 8, 3, n, 28, 28)
+        else:
+            a, header = (np.arange(n) % 10).astype(np.uint8), struct.pack(">BBBBI", 0, 0, 8, 1, n)
+        (directory / f"{stem}.gz").write_bytes(gzip.compress(header + a.tobytes()))
+    return directory
+
+
+def test_cli_train_then_evaluate(tmp_path, capsys):
+    ckpt, png = tmp_path / "c.npz", tmp_path / "c.png"
+    args = ["train", "--train-subset", "300", "--epochs", "2", "--hidden-sizes", "32",
+            "--checkpoint", str(ckpt), "--no-progress"]
+    if _has_matplotlib():
+        args += ["--plot", str(png)]
+    assert main(args) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert LAST_LINE.match(out[-1]) and "epoch 2/2" in "\n".join(out)
+    assert main(["evaluate", str(ckpt)]) == 0
+    ev = capsys.readouterr().out.strip().splitlines()
+    assert ev[-1] == out[-1]  # the checkpoint reproduces the reported accuracy exactly
+    assert any(line.startswith("true\\pred") for line in ev)
+    assert png.exists() == _has_matplotlib()
+
+
+def test_cli_data_dir(tmp_path, capsys):
+    data_dir = _fake_mnist_dir(tmp_path / "fake")
+    ckpt = tmp_path / "c.npz"
+    assert main(["train", "--data-dir", str(data_dir), "--epochs", "1", "--hidden-sizes", "8",
+                 "--checkpoint", str(ckpt), "--no-progress"]) == 0
+    assert LAST_LINE.match(capsys.readouterr().out.strip().splitlines()[-1])
+    assert main(["evaluate", str(ckpt)]) == 0  # finds the data directory in the checkpoint
+    assert "20 test examples" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, status, message",
+    [
+        (["train", "--lr", "fast"], 2, "argument --lr"),
+        (["train", "--momentum", "1.5"], 2, "argument --momentum"),
+        (["train", "--batch-size", "0"], 2, "argument --batch-size"),
+        (["train", "--activation", "swish"], 2, "argument --activation"),
+        (["train", "--bogus"], 2, "unrecognized arguments"),
+        ([], 2, "required"),
+        (["train", "--data-dir", "/nonexistent/mnist"], 1, "does not exist"),
+        (["train", "--checkpoint", "/nonexistent/dir/c.npz"], 1, "checkpoint directory"),
+        (["train", "--plot", "/nonexistent/dir/c.png"], 1, "plot directory"),
+        (["evaluate", "/nonexistent/c.npz"], 1, "does not exist"),
+        (["train", "--resume", "/nonexistent/c.npz", "--train-subset", "10"], 1, "does not exist"),
+    ],
+)
+def test_cli_errors_are_one_line_without_traceback(argv, status, message, capsys):
+    try:
+        got = main(argv)
+    except SystemExit as e:
+        got = e.code
+    err = capsys.readouterr().err
+    assert got == status
+    assert err.count("\n") == 1 and message in err and "Traceback" not in err
+
+
+def test_cli_refuses_a_corrupt_checkpoint(tmp_path, capsys):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"PK\x03\x04" + os.urandom(100))
+    assert main(["evaluate", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a valid manual_backprop checkpoint" in err
+
+
+def test_python_dash_m_in_a_real_process(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    run = subprocess.run(
+        [sys.executable, "-m", "manual_backprop", "train", "--train-subset", "100", "--epochs", "1",
+         "--hidden-sizes", "8", "--no-progress"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    assert LAST_LINE.match(run.stdout.strip().splitlines()[-1])
+    bad = subprocess.run([sys.executable, "-m", "manual_backprop", "train", "--epochs", "-3"],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+
+
+def test_imports_and_trains_without_jax(tmp_path):
+    """manual_backprop must not need JAX; --backend jax then says what is missing, in one line."""
+    code = (
+        "import sys; sys.modules['jax'] = None\n"
+        "import manual_backprop, manual_backprop.training, manual_backprop.__main__ as m\n"
+        "r = manual_backprop.training.train(train_subset=50, epochs=1, hidden_sizes=[4], progress=False,"
+        " log=lambda s: None)\n"
+        "assert r.params[0].shape == (785, 4)\n"
+        "sys.exit(m.main(['train', '--backend', 'jax', '--train-subset', '10', '--no-progress']))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         cwd=tmp_path, timeout=120)
+    assert run.returncode == 1, run.stderr
+    assert "needs JAX" in run.stderr and run.stderr.count("\n") == 1
+
+
+def _has_matplotlib() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
