@@ -137,7 +137,14 @@ def _gradient_fn(config: TrainConfig) -> Callable[[list[np.ndarray], np.ndarray,
     if config.backward == "as_published":
         from .as_published import loss_and_grad as published
         return lambda params, x, y: published(params, x, y, check_finite=False, **kw)
-    return lambda params, x, y: network.loss_and_grad(params, x, y, check_finite=False, **kw)
+    workspace, out = network.Workspace(), []
+
+    def manual_step(params, x, y):  # gradients and scratch arrays reused from step to step
+        if not out:
+            out.extend(np.empty_like(W) for W in params)
+        return network.loss_and_grad(params, x, y, check_finite=False, out=out, workspace=workspace, **kw)
+
+    return manual_step
 
 
 def _resolve(recipe: str, overrides: dict[str, Any], n_features: int, n_classes: int) -> TrainConfig:
@@ -206,8 +213,14 @@ def _input_scaling(x: np.ndarray, standardize: bool) -> tuple[float, float]:
     """(shift, scale): one mean and one standard deviation over all of ``x``, or (0, 1)."""
     if not standardize:
         return 0.0, 1.0
-    std = float(np.std(x, dtype=np.float64))
-    return float(np.mean(x, dtype=np.float64)), (std if std > 0 else 1.0)
+    total = total_sq = 0.0
+    for start in range(0, x.shape[0], 4096):  # float64 sums, chunk by chunk (no 8-byte copy of x)
+        chunk = x[start : start + 4096].astype(np.float64)
+        total += float(chunk.sum())
+        total_sq += float(np.einsum("ij,ij->", chunk, chunk))
+    mean = total / x.size
+    std = math.sqrt(max(total_sq / x.size - mean * mean, 0.0))
+    return mean, (std if std > 0 else 1.0)
 
 
 def _resume_state(path, config: TrainConfig, epochs_given: bool, shift: float, scale: float):
