@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import examples
 
 from manual_backprop.checkpoint import load_checkpoint, save_checkpoint
 
@@ -32,7 +33,7 @@ def make_params(sizes, dtype, seed=0):
     return [rng.standard_normal((a + 1, b)).astype(dtype) for a, b in zip(sizes[:-1], sizes[1:])]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(
     sizes=st.lists(st.integers(1, 6), min_size=2, max_size=5),
     dtype=st.sampled_from([np.float32, np.float64]),
@@ -165,7 +166,7 @@ def test_corrupt_and_mismatched_files_give_value_errors(good, tmp_path):
         load_checkpoint(bad)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(cut=st.integers(0, 10_000), flips=st.lists(st.tuples(st.integers(0, 10_000), st.integers(1, 255)), max_size=3))
 def test_damaged_checkpoints_only_ever_raise_value_error(tmp_path_factory, cut, flips):
     d = tmp_path_factory.mktemp("dmg")

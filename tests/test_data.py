@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import examples
 
 from manual_backprop import data
 from manual_backprop.data import MNIST_FILES, load_mnist, parse_idx, read_idx
@@ -99,7 +100,7 @@ def test_missing_file_is_file_not_found(tmp_path):
         read_idx(tmp_path / "nope.gz")
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.binary(max_size=64), st.booleans())
 def test_random_bytes_only_ever_raise_value_error(tmp_path_factory, raw, gz):
     """Any file at all: an array or a ValueError (any other exception fails the test)."""
@@ -112,7 +113,7 @@ def test_random_bytes_only_ever_raise_value_error(tmp_path_factory, raw, gz):
     assert isinstance(a, np.ndarray)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     st.sampled_from([0x08, 0x09, 0x0B, 0x0C, 0x0D, 0x0E, 0x00, 0x0A, 0xFF]),
     st.lists(st.integers(0, 6), min_size=0, max_size=4),
@@ -132,7 +133,7 @@ def test_random_bodies_behind_plausible_headers(tmp_path_factory, code, dims, bo
     assert a.nbytes == len(body)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.binary(min_size=1, max_size=200), st.integers(0, 10_000), st.integers(0, 255))
 def test_corrupted_gzip_files_only_ever_raise_value_error(tmp_path_factory, raw, at, byte):
     """A valid gzip-compressed IDX file with one byte overwritten: an array or a ValueError."""
