@@ -11,6 +11,12 @@ rate ``lr_t`` of global step t given by the schedule:
     v[l] = momentum * v[l] + g[l]             (v = g when momentum = 0: plain SGD, the post's)
     W[l] = W[l] - lr_t * v[l]
 
+With ``standardize`` (the default recipe) the loop sees ``(x - mean) / std``, one mean and one
+standard deviation over all training pixels; :func:`fold_input_scaling` folds that into the
+first layer, so returned and checkpointed ``params`` take the raw [0, 1] inputs like any
+other network. A checkpoint, written after every epoch, holds those params, the config, the
+history, the momentum buffers and (if standardised) the weights the loop works on.
+
 Determinism: the initial weights come from ``init_params(seed=seed)`` and epoch e visits the
 examples in the order ``default_rng([seed, e]).permutation(n)``, so the same seed, dtype and
 backend give bit-identical weights, and a run resumed from an end-of-epoch checkpoint is
