@@ -1,0 +1,218 @@
+"""``python -m benchmarks``: manual against autodiff gradients, and one training epoch.
+
+Prints a table, writes a JSON file (``--out``, default ``runs/benchmark-<time>.json``) and a
+PNG plot beside it when matplotlib is installed. Exit status 0 whether or not the speed goals
+are met (they are reported, never asserted); 1 when a backend's gradient disagrees with the
+manual one.
+
+To benchmark NumPy's BLAS with its native kernel on a machine that pins OpenBLAS to an older
+one (``OPENBLAS_CORETYPE``), unset both variables for this command only::
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m benchmarks
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import SCHEMA, epoch, gradients, report, timing
+
+QUICK = dict(networks="post", batches="1,100", dtypes="float32,float64", rounds=3, round_time=0.02,
+             train_batches="1,64", train_examples=640, per_example_max_batch=100)
+FULL = dict(networks="post,deep,wide", batches="1,32,100,1000", dtypes="float32,float64", rounds=7,
+            round_time=0.06, train_batches="1,64", train_examples=None, per_example_max_batch=100)
+
+
+def _csv(s: str) -> list[str]:
+    return [t.strip() for t in s.split(",") if t.strip()]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: the post network at batch 1 and 100, 640 training examples (well under a minute)")
+    p.add_argument("--out", type=Path, default=None, help="JSON file to write (default runs/benchmark-<time>.json)")
+    p.add_argument("--plot", type=Path, default=None, help="PNG file (default: the JSON path with .png)")
+    p.add_argument("--no-plot", action="store_true", help="write no PNG")
+    p.add_argument("--networks", help=f"comma-separated, from {', '.join(gradients.NETWORKS)}")
+    p.add_argument("--batches", help="comma-separated batch sizes (default 1,32,100,1000)")
+    p.add_argument("--dtypes", help="comma-separated, float32 and/or float64")
+    p.add_argument("--backends", help=f"comma-separated, from {', '.join(gradients.BACKENDS)} (default: all installed)")
+    p.add_argument("--rounds", type=int, help="interleaved rounds per cell (default 7; quick 3)")
+    p.add_argument("--round-time", type=float, help="seconds per backend per round (default 0.06)")
+    p.add_argument("--per-example-max-batch", type=int,
+                   help="largest batch for the per-example loop (default 100: it is ~B times a batch-1 call)")
+    p.add_argument("--train-batches", help="batch sizes of the training epochs (default 1,64; empty: none)")
+    p.add_argument("--train-examples", type=int,
+                   help="train on the first N shuffled examples only (default: the whole epoch; quick 640)")
+    p.add_argument("--no-training", action="store_true", help="skip the training benchmark")
+    p.add_argument("--threads", type=int,
+                   help="limit the libraries to N threads: NumPy's BLAS (threadpoolctl), torch, and for N = 1 "
+                        "XLA (XLA_FLAGS, before JAX starts). Default: each library's own choice")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    base = QUICK if args.quick else FULL
+    for key, value in base.items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
+    return args
+
+
+def _lr(batch_size: int) -> float:
+    """The post's learning rate at batch 1; a mini-batch rate (the default recipe's 0.1) otherwise."""
+    return 0.001 if batch_size == 1 else 0.1
+
+
+def run_gradients(args, backends: list[str], log) -> tuple[list[dict], dict[str, str]]:
+    cells: list[dict] = []
+    skipped: dict[str, str] = {}
+    for network in _csv(args.networks):
+        sizes = gradients.NETWORKS[network]
+        for dtype in _csv(args.dtypes):
+            for batch in [int(b) for b in _csv(args.batches)]:
+                problem = gradients.make_problem(network, sizes, batch, dtype, seed=args.seed)
+                ref_J, ref_g = gradients.BACKENDS["manual_default"](problem).result()
+                fns, first, cell_backends = {"gemm": gradients.gemm_reference(problem)}, {}, {}
+                for name in backends:
+                    if name in skipped:
+                        continue
+                    if name == "per_example" and batch > args.per_example_max_batch:
+                        cell_backends[name] = {"skipped": f"batch > --per-example-max-batch {args.per_example_max_batch}"}
+                        continue
+                    try:
+                        runner = gradients.BACKENDS[name](problem)
+                    except gradients.Unavailable as e:
+                        skipped[name] = str(e)
+                        continue
+                    t0 = time.perf_counter()
+                    runner.call()
+                    first[name] = time.perf_counter() - t0
+                    J, g = runner.result()
+                    err = gradients.max_rel_error(g, ref_g)
+                    j_err = abs(J - ref_J) / max(1.0, abs(ref_J))
+                    agrees = err <= gradients.tolerance(dtype) and j_err <= gradients.tolerance(dtype)
+                    cell_backends[name] = {"max_rel_error": err, "loss_rel_error": j_err, "agrees": agrees,
+                                           **runner.notes}
+                    if not agrees:
+                        log(f"  WARNING: {name} disagrees with the manual gradient on {network} batch {batch} "
+                            f"{dtype}: max rel. error {err:.2e}, loss {j_err:.2e}")
+                    fns[name] = runner.call
+                stats = timing.interleaved(fns, rounds=args.rounds, round_time=args.round_time,
+                                           seed=args.seed + batch, first_calls=first)
+                flops = problem.flops
+                gemm = stats.pop("gemm")
+                base = stats.get(gradients.BASELINE)
+                for name, st in stats.items():
+                    b = cell_backends[name]
+                    b.update(st.as_dict())
+                    b["gflops"] = flops / st.median_s / 1e9
+                    b["gemm_fraction"] = gemm.median_s / st.median_s
+                    b["ratio_to_baseline"] = st.median_s / base.median_s if base else None
+                cell = {"network": network, "layer_sizes": sizes, "batch": batch, "dtype": dtype,
+                        "flops": flops, "gemm": {**gemm.as_dict(), "gflops": flops / gemm.median_s / 1e9},
+                        "baseline": gradients.BASELINE if base else None, "backends": cell_backends}
+                cells.append(cell)
+                m = cell_backends.get("manual", {})
+                log(f"  {network:>5} {dtype:>8} batch {batch:>5}: manual {report._fmt_time(m.get('median_s'))}, "
+                    f"jax_jit {report._fmt_time(base.median_s if base else None)}, GEMM {report._fmt_time(gemm.median_s)}")
+    return cells, skipped
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    load_start = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731  progress on stderr
+    wanted = _csv(args.backends) if args.backends else list(gradients.BACKENDS)
+    unknown = [b for b in wanted if b not in gradients.BACKENDS]
+    bad_net = [n for n in _csv(args.networks) if n not in gradients.NETWORKS]
+    if unknown or bad_net:
+        print(f"unknown backend(s) {unknown} or network(s) {bad_net}", file=sys.stderr)
+        return 2
+    out = args.out or report.default_out()
+    limits = None
+    if args.threads is not None:
+        if args.threads < 1:
+            print("--threads must be >= 1", file=sys.stderr)
+            return 2
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            print("--threads needs threadpoolctl (pip install 'manual-backprop[bench]')", file=sys.stderr)
+            return 2
+        limits = threadpool_limits(args.threads)  # noqa: F841  held for the whole run
+        gradients.TORCH_THREADS = args.threads
+        if args.threads == 1 and "jax" not in sys.modules:
+            flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+            os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip()
+    log(f"gradient benchmark: networks {args.networks}, batches {args.batches}, dtypes {args.dtypes}")
+    cells, skipped = run_gradients(args, wanted, log)
+    backends = [b for b in wanted if b not in skipped]
+
+    training = []
+    if not args.no_training and _csv(args.train_batches or ""):
+        for bs in [int(b) for b in _csv(args.train_batches)]:
+            dtype = "float64" if bs == 1 else "float32"  # the post's recipe; the default recipe's dtype
+            log(f"training benchmark: batch {bs}, {dtype}, "
+                f"{args.train_examples or 'all'} examples, manual and jax_jit")
+            data = epoch.load_data(np.dtype(dtype))
+            tb = ["manual"] + (["jax_jit"] if "jax_jit" in backends else [])
+            training.append(epoch.run(batch_size=bs, dtype=dtype, lr=_lr(bs), n_examples=args.train_examples,
+                                      seed=args.seed, data=data, backends=tb))
+
+    env = report.environment()
+    env["load_average_start"] = load_start
+    env["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    gs = report.goals(cells, training)
+    result = {
+        "schema": SCHEMA,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(["python -m benchmarks", *(argv if argv is not None else sys.argv[1:])]),
+        "quick": args.quick,
+        "settings": {"threads": args.threads, "rounds": args.rounds, "round_time_s": args.round_time, "seed": args.seed,
+                     "per_example_max_batch": args.per_example_max_batch,
+                     "flops": "matrix products only: 2 B (3 sum n_in n_out - n_0 n_1)",
+                     "ratio": f"median time / median time of {gradients.BASELINE} in the same cell",
+                     "gemm_fraction": "median time of the GEMM reference / median time of the backend"},
+        "environment": env,
+        "backends": backends,
+        "skipped_backends": skipped,
+        "gradients": cells,
+        "training": training,
+        "goals": gs,
+        "elapsed_s": None,
+    }
+    lines = report.environment_lines(env)
+    for name, why in skipped.items():
+        lines.append(f"skipped {name}: {why}")
+    lines += report.gradient_table(cells, backends)
+    lines += report.training_table(training)
+    lines += report.goal_lines(gs)
+    plot_path = None
+    if not args.no_plot and cells:
+        plot_path = args.plot or out.with_suffix(".png")
+        why = report.plot(plot_path, cells, backends)
+        if why:
+            lines.append(why)
+            plot_path = None
+    result["plot"] = str(plot_path) if plot_path else None
+    result["elapsed_s"] = time.perf_counter() - started
+    report.write_json(out, result)
+    lines.append("")
+    lines.append(f"wrote {out}" + (f" and {plot_path}" if plot_path else "") + f" in {result['elapsed_s']:.0f} s")
+    print("\n".join(lines))
+    disagree = [(c["network"], c["batch"], c["dtype"], n) for c in cells for n, b in c["backends"].items()
+                if b.get("agrees") is False]
+    return 1 if disagree else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

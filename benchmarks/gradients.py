@@ -1,0 +1,311 @@
+"""Gradient backends, the problems they share, and the GEMM reference.
+
+Every backend computes ``(J, grads)`` for the same parameters and batch (a :class:`Problem`),
+with ``grads`` shaped like ``params``. A backend's ``prepare(problem)`` returns a
+:class:`Runner`: ``call()`` is what is timed (a full gradient, synchronised: JAX results are
+blocked on, nothing is left pending), ``result()`` returns ``(J, grads as NumPy arrays)`` to
+check the backend against the manual gradient before it is timed.
+
+Backends:
+
+=================  ===========================================================================
+``manual``         ``manual_backprop.loss_and_grad`` as a training loop calls it: reused
+                   ``out=`` gradient arrays and ``Workspace``, ``check_finite=False``
+``manual_default`` the plain call ``loss_and_grad(params, x, y)``: new arrays each call and the
+                   NaN/inf scan of the parameters
+``per_example``    one example at a time in the post's style: ``add_bias(a) @ W`` forward,
+                   ``add_bias(a).T @ delta`` per layer, gradients summed over the batch
+``jax_eager``      ``jax.value_and_grad(autodiff_check.model.loss_fn)`` without jit
+``jax_jit``        ``jax.jit(jax.value_and_grad(loss_fn))`` on arrays already on the device:
+                   the baseline of every ratio
+``jax_jit_api``    ``autodiff_check.loss_and_grad``: NumPy in and out, inputs validated like
+                   ``manual_default``
+``torch``          PyTorch autograd on CPU (``addmm``, the same loss), when torch is installed
+=================  ===========================================================================
+
+The GEMM reference (:func:`gemm_reference`) runs only the matrix products the manual
+backward pass needs, with the same shapes, through the same NumPy calls into preallocated
+arrays: its rate is the practical peak a NumPy implementation can reach on this machine.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import manual_backprop as mb
+from manual_backprop.network import Workspace
+
+# name -> layer sizes
+NETWORKS: dict[str, list[int]] = {
+    "post": [784, 500, 500, 10],  # the post's network
+    "deep": [784, 128, 128, 128, 128, 128, 128, 10],  # deep and narrow: six hidden layers of 128
+    "wide": [784, 2048, 2048, 10],  # wide: two hidden layers of 2048
+}
+
+BASELINE = "jax_jit"
+TORCH_THREADS: int | None = None  # set by ``--threads``
+
+
+@dataclass
+class Problem:
+    """One benchmark cell: parameters, a batch, its targets, and the loss settings."""
+
+    network: str
+    sizes: list[int]
+    batch: int
+    dtype: np.dtype
+    params: list[np.ndarray]
+    x: np.ndarray
+    y: np.ndarray
+    activation: str = "sigmoid"
+    loss: str = "binary_cross_entropy"
+
+    @property
+    def flops(self) -> int:
+        return flops(self.sizes, self.batch)
+
+
+def flops(sizes: Sequence[int], batch: int) -> int:
+    """Floating-point operations of the matrix products of one forward-and-backward pass:
+    per layer 2 B n_in n_out for z = a W, as many for a^T delta, and as many for delta W^T
+    except in the first layer (delta_0 is never needed). Elementwise work is not counted."""
+    per_layer = [n_in * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:])]
+    return 2 * batch * (3 * sum(per_layer) - per_layer[0])
+
+
+def make_problem(network: str, sizes: Sequence[int], batch: int, dtype, *, seed: int = 0,
+                 activation: str = "sigmoid", loss: str = "binary_cross_entropy") -> Problem:
+    """Parameters from ``init_params(seed)``, inputs uniform in [0, 1) like pixels, one-hot
+    targets (probability rows for softmax, the same one-hot for the other losses)."""
+    dtype = np.dtype(dtype)
+    params = mb.init_params(list(sizes), seed=seed, dtype=dtype)
+    rng = np.random.default_rng([seed, batch])
+    x = rng.uniform(0, 1, size=(batch, sizes[0])).astype(dtype)
+    y = mb.one_hot(rng.integers(0, sizes[-1], batch), sizes[-1], dtype=dtype)
+    return Problem(network, list(sizes), batch, dtype, params, x, y, activation, loss)
+
+
+@dataclass
+class Runner:
+    """``call()`` is timed; ``result()`` gives (J, NumPy grads) for the agreement check."""
+
+    call: Callable[[], object]
+    result: Callable[[], tuple[float, list[np.ndarray]]]
+    notes: dict = field(default_factory=dict)
+
+
+class Unavailable(RuntimeError):
+    """The backend's library is not installed (the backend is skipped, with this reason)."""
+
+
+# --------------------------------------------------------------------------------------------
+# NumPy backends
+
+
+def _manual(p: Problem) -> Runner:
+    out = [np.empty_like(W) for W in p.params]
+    ws = Workspace()
+    kw = dict(activation=p.activation, loss=p.loss, check_finite=False, out=out, workspace=ws)
+
+    def call():
+        return mb.loss_and_grad(p.params, p.x, p.y, **kw)
+
+    def result():
+        J, g = call()
+        return J, [a.copy() for a in g]
+
+    return Runner(call, result)
+
+
+def _manual_default(p: Problem) -> Runner:
+    def call():
+        return mb.loss_and_grad(p.params, p.x, p.y, activation=p.activation, loss=p.loss)
+
+    return Runner(call, call)
+
+
+def post_style_loop(params, x, y, *, activation="sigmoid", loss="binary_cross_entropy"):
+    """The gradient one example at a time, written as the post writes its layers
+    (``add_bias(a) @ W``, ``add_bias(a).T @ delta``) with the correct derivation, summed over
+    the batch and divided by its size."""
+    act, lossfn = mb.ACTIVATIONS[activation], mb.LOSSES[loss]
+    grads = [np.zeros_like(W) for W in params]
+    J = 0.0
+    for xb, yb in zip(x, y):
+        a, zs = [xb[None, :]], []
+        for W in params:
+            zs.append(mb.add_bias(a[-1]) @ W)
+            a.append(act.fn(zs[-1]))
+        J += float(lossfn.value(zs[-1], yb[None, :])[0])
+        delta = lossfn.delta(zs[-1], yb[None, :])
+        for l in range(len(params) - 1, -1, -1):
+            grads[l] += mb.add_bias(a[l]).T @ delta
+            if l > 0:
+                delta = (delta @ params[l][1:].T) * act.grad(zs[l - 1], a[l])
+    B = x.shape[0]
+    return J / B, [g / B for g in grads]
+
+
+def _per_example(p: Problem) -> Runner:
+    def call():
+        return post_style_loop(p.params, p.x, p.y, activation=p.activation, loss=p.loss)
+
+    return Runner(call, call)
+
+
+# --------------------------------------------------------------------------------------------
+# JAX backends
+
+
+def _jax():
+    if importlib.util.find_spec("jax") is None:
+        raise Unavailable("jax is not installed (pip install 'manual-backprop[bench]')")
+    import jax
+
+    from autodiff_check import model  # turns on float64 in JAX
+
+    return jax, model
+
+
+def _jax_device_args(jax, p: Problem):
+    return [jax.device_put(W) for W in p.params], jax.device_put(p.x), jax.device_put(p.y)
+
+
+def _jax_runner(jax, fn, p: Problem) -> Runner:
+    params, x, y = _jax_device_args(jax, p)
+
+    def call():
+        return jax.block_until_ready(fn(params, x, y, p.activation, p.loss))
+
+    def result():
+        J, g = call()
+        return float(J), [np.asarray(a) for a in g]
+
+    return Runner(call, result)
+
+
+def _jax_eager(p: Problem) -> Runner:
+    jax, model = _jax()
+    return _jax_runner(jax, jax.value_and_grad(model.loss_fn), p)
+
+
+def _jax_jit(p: Problem) -> Runner:
+    jax, model = _jax()
+    fn = jax.jit(jax.value_and_grad(model.loss_fn), static_argnums=(3, 4))
+    return _jax_runner(jax, fn, p)
+
+
+def _jax_jit_api(p: Problem) -> Runner:
+    _jax()
+    import autodiff_check
+
+    def call():
+        return autodiff_check.loss_and_grad(p.params, p.x, p.y, activation=p.activation, loss=p.loss)
+
+    return Runner(call, call)
+
+
+# --------------------------------------------------------------------------------------------
+# PyTorch
+
+
+def _torch(p: Problem) -> Runner:
+    if importlib.util.find_spec("torch") is None:
+        raise Unavailable("torch is not installed (optional peer: pip install torch)")
+    import torch
+    import torch.nn.functional as F
+
+    if TORCH_THREADS is not None and torch.get_num_threads() != TORCH_THREADS:
+        torch.set_num_threads(TORCH_THREADS)
+
+    acts = {
+        "sigmoid": torch.sigmoid,
+        "tanh": torch.tanh,
+        "relu": torch.relu,
+        "leaky_relu": lambda z: F.leaky_relu(z, 0.01),
+        "softplus": F.softplus,
+        "gelu": lambda z: F.gelu(z, approximate="tanh"),
+    }
+    losses = {
+        "binary_cross_entropy": lambda z, y: F.binary_cross_entropy_with_logits(z, y, reduction="sum"),
+        "softmax_cross_entropy": lambda z, y: -(y * F.log_softmax(z, dim=1)).sum(),
+        "mean_squared_error": lambda z, y: 0.5 * ((z - y) ** 2).sum(),
+    }
+    g, lossfn = acts[p.activation], losses[p.loss]
+    params = [torch.from_numpy(W.copy()).requires_grad_() for W in p.params]
+    x, y = torch.from_numpy(p.x), torch.from_numpy(p.y)
+    B = p.batch
+
+    def call():
+        for W in params:
+            W.grad = None
+        a = x
+        for W in params[:-1]:
+            a = g(torch.addmm(W[0], a, W[1:]))
+        J = lossfn(torch.addmm(params[-1][0], a, params[-1][1:]), y) / B
+        J.backward()
+        return J
+
+    def result():
+        J = call()
+        return float(J.detach()), [W.grad.numpy().copy() for W in params]
+
+    return Runner(call, result, notes={"torch_threads": torch.get_num_threads()})
+
+
+BACKENDS: dict[str, Callable[[Problem], Runner]] = {
+    "manual": _manual,
+    "manual_default": _manual_default,
+    "per_example": _per_example,
+    "jax_eager": _jax_eager,
+    "jax_jit": _jax_jit,
+    "jax_jit_api": _jax_jit_api,
+    "torch": _torch,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# GEMM reference and agreement
+
+
+def gemm_reference(p: Problem) -> Callable[[], None]:
+    """The matrix products of one manual forward-and-backward pass, nothing else: for each
+    layer ``a_{l-1} @ W_l[1:]``, ``a_{l-1}.T @ delta_l`` (np.dot) and, except for the first,
+    ``delta_l @ W_l[1:].T``, each into a preallocated array, on realistic values."""
+    rng = np.random.default_rng(1)
+    acts = [p.x] + [rng.uniform(0, 1, (p.batch, n)).astype(p.dtype) for n in p.sizes[1:]]
+    deltas = [rng.normal(0, 1e-2, (p.batch, n)).astype(p.dtype) for n in p.sizes]
+    grads = [np.empty_like(W) for W in p.params]
+    L = len(p.params)
+
+    def call():
+        for l, W in enumerate(p.params):
+            np.matmul(acts[l], W[1:], out=acts[l + 1])
+        for l in range(L - 1, -1, -1):
+            np.dot(acts[l].T, deltas[l + 1], out=grads[l][1:])
+            if l > 0:
+                np.matmul(deltas[l + 1], p.params[l][1:].T, out=deltas[l])
+
+    return call
+
+
+def max_rel_error(grads: Sequence[np.ndarray], ref: Sequence[np.ndarray]) -> float:
+    """The worst layer's ``max|g - ref| / max|ref|`` (norm-wise, so zeros in ref are harmless)."""
+    worst = 0.0
+    for g, r in zip(grads, ref):
+        g = np.asarray(g, dtype=np.float64)
+        r = np.asarray(r, dtype=np.float64)
+        if g.shape != r.shape:
+            return float("inf")
+        scale = float(np.max(np.abs(r))) or 1.0
+        worst = max(worst, float(np.max(np.abs(g - r))) / scale)
+    return worst
+
+
+def tolerance(dtype) -> float:
+    """Agreement tolerance for :func:`max_rel_error` against the manual float64/float32 gradient."""
+    return 1e-9 if np.dtype(dtype) == np.float64 else 2e-3

@@ -1,0 +1,310 @@
+"""The run's environment, the stdout table, the JSON file and the plot."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .gradients import BASELINE
+
+GOAL_GEMM_FRACTION = 0.8
+GOAL_GEMM_MIN_BATCH = 100
+
+
+# --------------------------------------------------------------------------------------------
+# environment
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(module: str) -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version(module)
+    except Exception:
+        return None
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).resolve().parent, timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment() -> dict:
+    """CPU, cores, load, BLAS (threadpoolctl), library versions and thread settings."""
+    env = {
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "jax": _version("jax"),
+        "jaxlib": _version("jaxlib"),
+        "torch": _version("torch"),
+        "git_commit": _git_commit(),
+        "load_average_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "env": {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
+                                            "OMP_NUM_THREADS", "MKL_NUM_THREADS", "XLA_FLAGS")
+                if k in os.environ},
+    }
+    try:
+        from threadpoolctl import threadpool_info
+
+        env["blas"] = [
+            {k: info.get(k) for k in ("internal_api", "version", "architecture", "num_threads",
+                                      "threading_layer", "filepath")}
+            for info in threadpool_info()
+        ]
+    except ImportError:
+        env["blas"] = None
+        env["blas_note"] = "threadpoolctl not installed: BLAS kernel and threads unknown"
+    if "jax" in sys.modules:
+        import jax
+
+        env["jax_devices"] = [str(d) for d in jax.devices()]
+    if "torch" in sys.modules:
+        import torch
+
+        env["torch_threads"] = torch.get_num_threads()
+    return env
+
+
+def environment_lines(env: dict) -> list[str]:
+    lines = [f"CPU: {env['cpu']} ({env['cpu_count']} logical cores); load average at start "
+             f"{', '.join(f'{v:.2f}' for v in env['load_average_start'] or [])}"]
+    lines.append(f"numpy {env['numpy']}, jax {env['jax']}, torch {env['torch']}, python {env['python']}")
+    for b in env.get("blas") or []:
+        lines.append(f"BLAS: {b['internal_api']} {b['version']}, kernel {b['architecture']}, "
+                     f"{b['num_threads']} threads ({b['threading_layer']})")
+    if env.get("blas") is None:
+        lines.append(env.get("blas_note", "BLAS unknown"))
+    busy = (env.get("load_average_start") or [0])[0]
+    if env.get("cpu_count") and busy > 0.5 * env["cpu_count"]:
+        lines.append(f"WARNING: load average {busy:.1f} on {env['cpu_count']} cores before the run: other "
+                     "processes share the CPUs, and a multithreaded BLAS call stalls while its worker thread "
+                     "waits for a core (medians over interleaved rounds limit, not remove, the effect)")
+    if env.get("env"):
+        lines.append("environment: " + " ".join(f"{k}={v}" for k, v in env["env"].items()))
+    if env.get("jax_devices"):
+        lines.append(f"JAX devices: {', '.join(env['jax_devices'])}")
+    if "torch_threads" in env:
+        lines.append(f"torch threads: {env['torch_threads']}")
+    return lines
+
+
+# --------------------------------------------------------------------------------------------
+# table
+
+
+def _fmt_time(s: float | None) -> str:
+    if s is None:
+        return "-"
+    if s < 1e-3:
+        return f"{s * 1e6:.0f}us"
+    if s < 1:
+        return f"{s * 1e3:.2f}ms"
+    return f"{s:.2f}s"
+
+
+def gradient_table(cells: list[dict], backends: list[str]) -> list[str]:
+    """One block per (network, dtype): a row per batch with each backend's median time, then
+    manual / jax_jit and the manual GEMM fraction."""
+    lines: list[str] = []
+    blocks: dict[tuple, list[dict]] = {}
+    for c in cells:
+        blocks.setdefault((c["network"], c["dtype"]), []).append(c)
+    cols = ["gemm", *backends]
+    for (network, dtype), rows in blocks.items():
+        sizes = rows[0]["layer_sizes"]
+        lines.append("")
+        lines.append(f"{network} {sizes}, {dtype}: median time per gradient (interquartile spread in the JSON)")
+        head = f"{'batch':>6} " + " ".join(f"{c:>14}" for c in cols)
+        head += f" {'manual/jax_jit':>15} {'GEMM fraction':>14} {'GEMM GF/s':>10}"
+        lines.append(head)
+        for r in rows:
+            vals = []
+            for c in cols:
+                if c == "gemm":
+                    vals.append(_fmt_time(r["gemm"]["median_s"]))
+                    continue
+                b = r["backends"].get(c, {})
+                if "median_s" in b:
+                    mark = "" if b.get("agrees", True) else "!"
+                    vals.append(_fmt_time(b["median_s"]) + mark)
+                else:
+                    vals.append("skip")
+            m = r["backends"].get("manual", {})
+            ratio = m.get("ratio_to_baseline")
+            frac = m.get("gemm_fraction")
+            lines.append(
+                f"{r['batch']:>6} " + " ".join(f"{v:>14}" for v in vals)
+                + f" {('%.2f' % ratio) if ratio is not None else '-':>15}"
+                + f" {('%.2f' % frac) if frac is not None else '-':>14}"
+                + f" {r['gemm']['gflops']:>10.0f}"
+            )
+        big = rows[-1]
+        busy = [f"gemm {big['gemm']['cpu_per_wall']:.1f}"] + [
+            f"{c} {big['backends'][c]['cpu_per_wall']:.1f}" for c in backends if "cpu_per_wall" in big["backends"].get(c, {})
+        ]
+        lines.append(f"{'':>6} CPU time / wall time at batch {big['batch']} (threads kept busy): " + ", ".join(busy))
+    return lines
+
+
+def training_table(runs: list[dict]) -> list[str]:
+    if not runs:
+        return []
+    lines = ["", "training: one epoch (or the first N examples) of [784, 500, 500, 10], plain SGD"]
+    lines.append(f"{'batch':>6} {'dtype':>8} {'examples':>9} {'backend':>8} {'time':>9} {'us/step':>9} "
+                 f"{'compile':>8} {'loss':>8} {'test acc':>9}")
+    for r in runs:
+        for name, b in r["backends"].items():
+            if "seconds" not in b:
+                lines.append(f"{r['batch_size']:>6} {r['dtype']:>8} {r['examples']:>9} {name:>8} {b.get('skipped', '')}")
+                continue
+            lines.append(
+                f"{r['batch_size']:>6} {r['dtype']:>8} {r['examples']:>9} {name:>8} {b['seconds']:>8.2f}s "
+                f"{b['us_per_step']:>9.0f} {b['compile_s']:>7.2f}s {b['mean_train_loss']:>8.4f} "
+                f"{b['test_accuracy']:>9.4f}"
+            )
+        extra = []
+        if "ratio_manual_to_jax_jit" in r:
+            extra.append(f"manual/jax_jit = {r['ratio_manual_to_jax_jit']:.2f}")
+        if "max_param_diff_rel" in r:
+            extra.append(f"max relative parameter difference after the epoch = {r['max_param_diff_rel']:.1e}")
+        if extra:
+            lines.append(f"{'':>6} " + "; ".join(extra))
+    lines.append(f"data: {runs[0]['data']}")
+    return lines
+
+
+# --------------------------------------------------------------------------------------------
+# goals
+
+
+def goals(cells: list[dict], training: list[dict]) -> list[dict]:
+    """The issue's speed goals, evaluated on this run (post network only)."""
+    out = []
+    post = [c for c in cells if c["network"] == "post"]
+    for c in post:
+        m = c["backends"].get("manual", {})
+        if m.get("ratio_to_baseline") is not None:
+            out.append({"goal": "manual <= jax_jit", "network": "post", "batch": c["batch"], "dtype": c["dtype"],
+                        "value": m["ratio_to_baseline"], "met": m["ratio_to_baseline"] <= 1.0})
+        if c["batch"] >= GOAL_GEMM_MIN_BATCH and m.get("gemm_fraction") is not None:
+            out.append({"goal": f"manual >= {GOAL_GEMM_FRACTION:.0%} of GEMM peak", "network": "post",
+                        "batch": c["batch"], "dtype": c["dtype"], "value": m["gemm_fraction"],
+                        "met": m["gemm_fraction"] >= GOAL_GEMM_FRACTION})
+    for r in training:
+        if "ratio_manual_to_jax_jit" in r:
+            out.append({"goal": "manual epoch <= jax_jit epoch", "network": "post", "batch": r["batch_size"],
+                        "dtype": r["dtype"], "value": r["ratio_manual_to_jax_jit"],
+                        "met": r["ratio_manual_to_jax_jit"] <= 1.0})
+    return out
+
+
+def goal_lines(gs: list[dict]) -> list[str]:
+    if not gs:
+        return []
+    lines = ["", "goals (post network):"]
+    for g in gs:
+        lines.append(f"  {'met ' if g['met'] else 'MISS'}  {g['goal']:<28} batch {g['batch']:>5} {g['dtype']:>8}: "
+                     f"{g['value']:.2f}")
+    return lines
+
+
+# --------------------------------------------------------------------------------------------
+# files
+
+
+def default_out() -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"benchmark-{stamp}.json"
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write ``data`` to ``path`` atomically: a temporary file in the same folder, fsync, rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1, allow_nan=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def plot(path: Path, cells: list[dict], backends: list[str]) -> str | None:
+    """Time relative to jax_jit against batch size, one panel per (network, dtype); PNG at
+    ``path``. Returns None when matplotlib is missing (the reason is printed by the caller)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib not installed: no plot (pip install 'manual-backprop[plot]')"
+    networks = list(dict.fromkeys(c["network"] for c in cells))
+    dtypes = list(dict.fromkeys(c["dtype"] for c in cells))
+    fig, axes = plt.subplots(len(networks), len(dtypes), figsize=(5.5 * len(dtypes), 3.6 * len(networks)),
+                             squeeze=False, sharex=True)
+    for i, net in enumerate(networks):
+        for j, dt in enumerate(dtypes):
+            ax = axes[i][j]
+            rows = sorted((c for c in cells if c["network"] == net and c["dtype"] == dt), key=lambda c: c["batch"])
+            for name in ["gemm", *backends]:
+                xs, ys = [], []
+                for c in rows:
+                    base = c["backends"].get(BASELINE, {}).get("median_s")
+                    t = c["gemm"]["median_s"] if name == "gemm" else c["backends"].get(name, {}).get("median_s")
+                    if base and t:
+                        xs.append(c["batch"])
+                        ys.append(t / base)
+                if xs:
+                    style = {"gemm": dict(ls=":", color="k"), "manual": dict(lw=2.5)}.get(name, {})
+                    ax.plot(xs, ys, marker="o", label=name if name != "gemm" else "GEMM only (numpy)", **style)
+            ax.axhline(1.0, color="grey", lw=0.8)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_title(f"{net} {rows[0]['layer_sizes'] if rows else ''}, {dt}", fontsize=9)
+            ax.set_ylabel("time / jax_jit time")
+            ax.grid(True, which="both", alpha=0.3)
+            if i == len(networks) - 1:
+                ax.set_xlabel("batch size")
+    axes[0][0].legend(fontsize=7, loc="upper left")
+    fig.suptitle("Gradient time relative to jax.jit(value_and_grad) (lower is faster)", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return None

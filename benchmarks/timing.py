@@ -1,0 +1,101 @@
+"""Interleaved repeated timing, robust to a shared, noisy machine.
+
+Protocol for one benchmark cell:
+
+1. each callable's first call is timed alone (``first_call_s``: tracing and compilation for
+   JAX, warm-up for the others), then one more call estimates its steady cost;
+2. ``rounds`` rounds follow; in each, the callables run in a freshly shuffled order, each for
+   ``n`` back-to-back calls timed one by one (``n`` chosen so that a callable spends about
+   ``round_time`` seconds per round, at least 1 and at most ``max_calls``);
+3. the statistics are taken over all timed calls: median, quartiles, minimum; and the
+   process CPU time over the wall time of the rounds, about the number of threads a backend
+   kept busy (2 for a two-threaded BLAS that had both cores, 1 for a single thread).
+
+A disturbance from another process lands in one round of one callable, not in all of one
+callable's samples, and the median ignores it.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Seconds per call over ``n`` timed calls."""
+
+    median_s: float
+    p25_s: float
+    p75_s: float
+    min_s: float
+    n: int
+    first_call_s: float
+    cpu_per_wall: float  # process CPU time / wall time while it ran: about the threads it kept busy
+
+    @property
+    def compile_s(self) -> float:
+        """First call minus a steady one: tracing and compilation, for JAX."""
+        return max(0.0, self.first_call_s - self.median_s)
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "compile_s": self.compile_s}
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def interleaved(
+    fns: dict[str, Callable[[], object]],
+    *,
+    rounds: int = 5,
+    round_time: float = 0.05,
+    max_calls: int = 1000,
+    seed: int = 0,
+    first_calls: dict[str, float] | None = None,
+) -> dict[str, Stats]:
+    """Time every callable of ``fns`` by the protocol above; ``first_calls`` holds first-call
+    times already measured (e.g. while checking results), which are not repeated."""
+    first = dict(first_calls or {})
+    for name, fn in fns.items():
+        if name not in first:
+            first[name] = _timed(fn)
+    per_round = {}
+    for name, fn in fns.items():
+        estimate = _timed(fn)
+        per_round[name] = max(1, min(max_calls, math.ceil(round_time / max(estimate, 1e-7))))
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    cpu = {name: 0.0 for name in fns}
+    wall = {name: 0.0 for name in fns}
+    order = list(fns)
+    rng = random.Random(seed)
+    for _ in range(rounds):
+        rng.shuffle(order)
+        for name in order:
+            fn = fns[name]
+            c0, w0 = time.process_time(), time.perf_counter()
+            for _ in range(per_round[name]):
+                samples[name].append(_timed(fn))
+            cpu[name] += time.process_time() - c0
+            wall[name] += time.perf_counter() - w0
+    out = {}
+    for name, s in samples.items():
+        a = np.asarray(s)
+        out[name] = Stats(
+            median_s=float(np.median(a)),
+            p25_s=float(np.percentile(a, 25)),
+            p75_s=float(np.percentile(a, 75)),
+            min_s=float(a.min()),
+            n=int(a.size),
+            first_call_s=float(first[name]),
+            cpu_per_wall=cpu[name] / wall[name] if wall[name] > 0 else 0.0,
+        )
+    return out
