@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", default=None, metavar="PATH", help="continue from this checkpoint")
     t.add_argument("--plot", default=None, metavar="PNG",
                    help="write the training curve (loss and accuracy per epoch) here; needs matplotlib")
+    t.add_argument("--threads", type=_non_negative_int, default=1, metavar="N",
+                   help="BLAS threads for training, 0 = NumPy's default (default: 1, robust on a busy "
+                        "2-core machine; needs threadpoolctl, otherwise ignored)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     e = sub.add_parser(
@@ -136,7 +139,7 @@ def _train(args: argparse.Namespace) -> float:
         epochs=args.epochs, schedule=args.schedule, standardize=args.standardize, seed=args.seed, dtype=args.dtype,
         backend=args.backend, backward=args.backward, data_dir=args.data_dir,
         train_subset=args.train_subset, checkpoint=args.checkpoint, resume=args.resume,
-        plot=args.plot, progress=not args.no_progress,
+        plot=args.plot, progress=not args.no_progress, threads=args.threads or None,
     )
     print(f"wall time: {result.seconds:.1f} s")
     return result.test_accuracy

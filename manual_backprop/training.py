@@ -25,6 +25,7 @@ bit-identical to one that was never interrupted.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -118,6 +119,22 @@ def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
     if config.schedule == "cosine":
         return config.lr * 0.5 * (1.0 + math.cos(math.pi * frac))
     return config.lr * (1.0 - frac)  # linear
+
+
+def blas_threads(n: int | None):
+    """A context limiting NumPy's BLAS to ``n`` threads (threadpoolctl), or a no-op for None.
+
+    Training defaults to one thread: its products are small (B x 784 @ 784 x 500), and on a
+    shared 2-core machine OpenBLAS's spinning threads can make a 2-thread run 10x slower
+    than a 1-thread one. Without threadpoolctl installed this is a no-op.
+    """
+    if n is None:
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=n, user_api="blas")
 
 
 def _jax_loss_and_grad() -> Callable:
@@ -327,6 +344,7 @@ def train(
     plot: str | os.PathLike | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    threads: int | None = 1,
 ) -> TrainResult:
     """Train a ``[n_features, *hidden_sizes, n_classes]`` network and return it with its history.
 
@@ -339,9 +357,25 @@ def train(
     so they take the raw [0, 1] inputs like any other network. ``checkpoint`` is written
     atomically after every epoch; ``resume`` continues from one (its config must match; only
     ``epochs`` may change). ``plot`` writes the training curve as PNG (needs matplotlib).
-    ``log`` receives one line per epoch (default: print). Raises :class:`DivergenceError`
-    when the loss stops being finite.
+    ``log`` receives one line per epoch (default: print). ``threads`` limits NumPy's BLAS
+    (:func:`blas_threads`; None leaves it alone). Raises :class:`DivergenceError` when the
+    loss stops being finite.
     """
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be a positive integer or None; got {threads!r}")
+    with blas_threads(threads):
+        return _train(
+            recipe=recipe, hidden_sizes=hidden_sizes, activation=activation, loss=loss, lr=lr,
+            momentum=momentum, batch_size=batch_size, epochs=epochs, schedule=schedule,
+            standardize=standardize, seed=seed, dtype=dtype, backend=backend, backward=backward,
+            data=data, data_dir=data_dir, train_subset=train_subset, checkpoint=checkpoint,
+            resume=resume, plot=plot, progress=progress, log=log,
+        )
+
+
+def _train(*, recipe, hidden_sizes, activation, loss, lr, momentum, batch_size, epochs, schedule,
+           standardize, seed, dtype, backend, backward, data, data_dir, train_subset, checkpoint,
+           resume, plot, progress, log) -> TrainResult:
     t_start = time.perf_counter()
     say = print if log is None else log
     # Cheap checks first: a bad output path or a missing extra should not cost a data load.

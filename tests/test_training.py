@@ -219,7 +219,7 @@ def test_divergence_is_a_clear_error(small):
 def test_bad_options_are_value_errors(small):
     for bad in [dict(lr=-1.0), dict(momentum=1.0), dict(batch_size=0), dict(epochs=0), dict(seed=-1),
                 dict(recipe="fast"), dict(backend="torch"), dict(activation="swish"), dict(dtype="float16"),
-                dict(schedule="step")]:
+                dict(schedule="step"), dict(threads=0)]:
         with pytest.raises((ValueError, TypeError)):
             train(data=small, **QUIET, **bad)
 
