@@ -6,10 +6,14 @@
 
 The post's network is the default: sigmoid hidden layers and ``binary_cross_entropy``
 (sigmoid outputs, output error ``predictions - y``). ``manual_backprop.as_published`` holds the
-post's own, wrong, backward pass as a negative control. This package needs NumPy only.
+post's own, wrong, backward pass as a negative control. ``load_mnist`` reads the copy of MNIST
+shipped in ``manual_backprop/mnist``; ``train`` runs SGD with momentum on it. This package needs
+NumPy only (tqdm, threadpoolctl and matplotlib are used when present).
 """
 
 from .activations import ACTIVATIONS
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data import load_mnist, read_idx
 from .losses import LOSSES
 from .network import (
     Params,
@@ -22,6 +26,7 @@ from .network import (
     one_hot,
     predict,
 )
+from .training import train
 
 __all__ = [
     "ACTIVATIONS",
@@ -31,8 +36,13 @@ __all__ = [
     "add_bias",
     "forward",
     "init_params",
+    "load_checkpoint",
+    "load_mnist",
     "loss",
     "loss_and_grad",
     "one_hot",
     "predict",
+    "read_idx",
+    "save_checkpoint",
+    "train",
 ]
