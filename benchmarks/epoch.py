@@ -65,23 +65,27 @@ def _order(n: int, n_examples: int, seed: int) -> np.ndarray:
     return np.random.default_rng([seed, 0]).permutation(n)[:n_examples]
 
 
-def manual_epoch(params, X, Y, *, batch_size: int, lr: float) -> tuple[float, float, list[np.ndarray]]:
-    """(seconds, mean loss, params after the epoch); ``params`` are updated in place."""
+def manual_epoch(params, X, Y, *, batch_size: int, lr: float) -> tuple[float, float, float, list[np.ndarray]]:
+    """(seconds, seconds spent in the update, mean loss, params after the epoch); ``params``
+    are updated in place."""
     grads = [np.empty_like(W) for W in params]
     ws = Workspace()
     lr = X.dtype.type(lr)
     steps = X.shape[0] // batch_size
-    loss_sum = 0.0
-    t0 = time.perf_counter()
+    loss_sum = update_s = 0.0
+    clock = time.perf_counter
+    t0 = clock()
     for i in range(steps):
         s = slice(i * batch_size, (i + 1) * batch_size)
         J, _ = mb.loss_and_grad(params, X[s], Y[s], check_finite=False, out=grads, workspace=ws)
         loss_sum += J
+        t_update = clock()
         for W, g in zip(params, grads):
             g *= lr
             W -= g
-    seconds = time.perf_counter() - t0
-    return seconds, loss_sum / steps, params
+        update_s += clock() - t_update
+    seconds = clock() - t0
+    return seconds, update_s, loss_sum / steps, params
 
 
 def jax_epoch(params, X, Y, *, batch_size: int, lr: float) -> tuple[float, float, float, list[np.ndarray]]:
@@ -133,7 +137,7 @@ def run(*, batch_size: int, dtype, lr: float, n_examples: int | None, seed: int 
     for name in backends:
         params = mb.init_params([784, 500, 500, 10], seed=seed, dtype=dtype)
         if name == "manual":
-            seconds, mean_loss, P = manual_epoch(params, X, Y, batch_size=batch_size, lr=lr)
+            seconds, update_s, mean_loss, P = manual_epoch(params, X, Y, batch_size=batch_size, lr=lr)
             compile_s = 0.0
         elif name == "jax_jit":
             try:
@@ -144,6 +148,8 @@ def run(*, batch_size: int, dtype, lr: float, n_examples: int | None, seed: int 
         else:
             raise ValueError(f"unknown training backend {name!r}")
         finals[name] = P
+        if name == "manual":
+            out["manual_update_us_per_step"] = 1e6 * update_s / max(1, n // batch_size)
         out["backends"][name] = {
             "seconds": seconds,
             "compile_s": compile_s,

@@ -188,6 +188,8 @@ def training_table(runs: list[dict]) -> list[str]:
                 f"{b['test_accuracy']:>9.4f}"
             )
         extra = []
+        if "manual_update_us_per_step" in r:
+            extra.append(f"manual update W -= lr g: {r['manual_update_us_per_step']:.0f} us/step")
         if "ratio_manual_to_jax_jit" in r:
             extra.append(f"manual/jax_jit = {r['ratio_manual_to_jax_jit']:.2f}")
         if "max_param_diff_rel" in r:
