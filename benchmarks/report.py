@@ -138,9 +138,10 @@ def gradient_table(cells: list[dict], backends: list[str]) -> list[str]:
     for (network, dtype), rows in blocks.items():
         sizes = rows[0]["layer_sizes"]
         lines.append("")
-        lines.append(f"{network} {sizes}, {dtype}: median time per gradient (interquartile spread in the JSON)")
+        lines.append(f"{network} {sizes}, {dtype}: median time per gradient (quartiles and minimum in the JSON); "
+                     f"jit compile = first call - steady state")
         head = f"{'batch':>6} " + " ".join(f"{c:>14}" for c in cols)
-        head += f" {'manual/jax_jit':>15} {'GEMM fraction':>14} {'GEMM GF/s':>10}"
+        head += f" {'manual/jax_jit':>15} {'GEMM fraction':>14} {'GEMM GF/s':>10} {'jit compile':>12}"
         lines.append(head)
         for r in rows:
             vals = []
@@ -162,6 +163,7 @@ def gradient_table(cells: list[dict], backends: list[str]) -> list[str]:
                 + f" {('%.2f' % ratio) if ratio is not None else '-':>15}"
                 + f" {('%.2f' % frac) if frac is not None else '-':>14}"
                 + f" {r['gemm']['gflops']:>10.0f}"
+                + f" {_fmt_time(r['backends'].get(BASELINE, {}).get('compile_s')):>12}"
             )
         big = rows[-1]
         busy = [f"gemm {big['gemm']['cpu_per_wall']:.1f}"] + [
@@ -301,9 +303,10 @@ def plot(path: Path, cells: list[dict], backends: list[str]) -> str | None:
             ax.grid(True, which="both", alpha=0.3)
             if i == len(networks) - 1:
                 ax.set_xlabel("batch size")
-    axes[0][0].legend(fontsize=7, loc="upper left")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 8), fontsize=8, frameon=False)
     fig.suptitle("Gradient time relative to jax.jit(value_and_grad) (lower is faster)", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=110)

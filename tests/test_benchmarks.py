@@ -12,10 +12,14 @@ import numpy as np
 import pytest
 
 import manual_backprop as mb
-from benchmarks import SCHEMA, gradients, timing
 from manual_backprop.network import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
+# benchmarks/ is run from the repository root (python -m benchmarks), not installed
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import SCHEMA, gradients, timing  # noqa: E402
 
 
 def test_quick_run_writes_valid_json(tmp_path):
