@@ -55,8 +55,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="train on the first N shuffled examples only (default: the whole epoch; quick 640)")
     p.add_argument("--no-training", action="store_true", help="skip the training benchmark")
     p.add_argument("--threads", type=int,
-                   help="limit the libraries to N threads: NumPy's BLAS (threadpoolctl), torch, and for N = 1 "
-                        "XLA (XLA_FLAGS, before JAX starts). Default: each library's own choice")
+                   help="hold every library to N threads: NumPy's BLAS (threadpoolctl) and torch are limited, and "
+                        "the process is pinned to N CPUs so that JAX's pool has N threads. Default: each library's own")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     base = QUICK if args.quick else FULL
@@ -64,6 +64,18 @@ def parse_args(argv=None) -> argparse.Namespace:
         if getattr(args, key, None) is None:
             setattr(args, key, value)
     return args
+
+
+def _pin_to_cpus(n: int) -> list[int] | None:
+    """Pin this process to ``n`` of its CPUs, before JAX starts: XLA sizes its CPU thread pool
+    from the CPUs the process may run on, and XLA_FLAGS no longer limit it. None when this
+    platform cannot pin (JAX then keeps its own thread count)."""
+    if not hasattr(os, "sched_setaffinity") or "jax" in sys.modules:
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    if n < len(cpus):
+        os.sched_setaffinity(0, cpus[:n])
+    return sorted(os.sched_getaffinity(0))
 
 
 def _lr(batch_size: int) -> float:
@@ -130,7 +142,6 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
     load_start = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731  progress on stderr
     wanted = _csv(args.backends) if args.backends else list(gradients.BACKENDS)
     unknown = [b for b in wanted if b not in gradients.BACKENDS]
     bad_net = [n for n in _csv(args.networks) if n not in gradients.NETWORKS]
@@ -139,6 +150,7 @@ def main(argv=None) -> int:
         return 2
     out = args.out or report.default_out()
     limits = None
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731  progress on stderr
     if args.threads is not None:
         if args.threads < 1:
             print("--threads must be >= 1", file=sys.stderr)
@@ -150,9 +162,9 @@ def main(argv=None) -> int:
             return 2
         limits = threadpool_limits(args.threads)  # noqa: F841  held for the whole run
         gradients.TORCH_THREADS = args.threads
-        if args.threads == 1 and "jax" not in sys.modules:
-            flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-            os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip()
+        pinned = _pin_to_cpus(args.threads)
+        log(f"--threads {args.threads}: BLAS and torch limited; process pinned to CPUs {pinned}"
+            if pinned else f"--threads {args.threads}: BLAS and torch limited; JAX NOT limited (cannot pin here)")
     log(f"gradient benchmark: networks {args.networks}, batches {args.batches}, dtypes {args.dtypes}")
     cells, skipped = run_gradients(args, wanted, log)
     backends = [b for b in wanted if b not in skipped]

@@ -56,6 +56,7 @@ def environment() -> dict:
     env = {
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
+        "cpu_affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "platform": platform.platform(),
         "python": platform.python_version(),
         "numpy": np.__version__,
@@ -93,6 +94,8 @@ def environment() -> dict:
 def environment_lines(env: dict) -> list[str]:
     lines = [f"CPU: {env['cpu']} ({env['cpu_count']} logical cores); load average at start "
              f"{', '.join(f'{v:.2f}' for v in env['load_average_start'] or [])}"]
+    if env.get("cpu_affinity") is not None and len(env["cpu_affinity"]) < (env["cpu_count"] or 0):
+        lines.append(f"process pinned to CPUs {env['cpu_affinity']} (--threads)")
     lines.append(f"numpy {env['numpy']}, jax {env['jax']}, torch {env['torch']}, python {env['python']}")
     for b in env.get("blas") or []:
         lines.append(f"BLAS: {b['internal_api']} {b['version']}, kernel {b['architecture']}, "
