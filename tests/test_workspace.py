@@ -58,7 +58,10 @@ def test_params_are_never_modified():
 @pytest.mark.parametrize("make_out,error,message", [
     (lambda p: [np.empty_like(W) for W in p[:-1]], TypeError, "out must be a list of 2 arrays"),
     (lambda p: [np.empty_like(p[0]), np.empty((3, 3))], ValueError, r"out\[1\] must be a float64 array of shape \(5, 2\)"),
-    (lambda p: [np.empty_like(p[0]), np.empty_like(p[1], dtype=np.float32)], ValueError, r"out\[1\] must be a float64"),
+    (lambda p: np.empty((2, 4, 2)), TypeError, "out must be a list of 2 arrays"),
+    (lambda p: [np.empty_like(p[0]), np.empty_like(p[1], dtype=np.float32)], ValueError,
+     r"out\[1\] must be a float64 array of shape \(5, 2\); got float32 array of shape \(5, 2\)"),
+    (lambda p: [np.empty_like(p[0]), [[0.0] * 2] * 5], ValueError, "got list"),
     (lambda p: [np.empty_like(p[0]), np.empty((2, 5)).T], ValueError, "C-contiguous"),
     (lambda p: [p[0], np.empty_like(p[1])], ValueError, "overlaps the parameters"),
 ])
