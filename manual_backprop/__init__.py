@@ -17,6 +17,7 @@ from .data import load_mnist, read_idx
 from .losses import LOSSES
 from .network import (
     Params,
+    Workspace,
     accuracy,
     add_bias,
     forward,
@@ -32,6 +33,7 @@ __all__ = [
     "ACTIVATIONS",
     "LOSSES",
     "Params",
+    "Workspace",
     "accuracy",
     "add_bias",
     "forward",
