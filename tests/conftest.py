@@ -20,3 +20,19 @@ _common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, Healt
 settings.register_profile("ci", max_examples=10, derandomize=True, print_blob=True, **_common)
 settings.register_profile("thorough", max_examples=200, print_blob=True, **_common)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+import sys  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _release_jax_executables():
+    """Drop JAX's compiled executables after each test. Every new shape a property draws is a
+    new executable holding memory mappings; thousands of them (the thorough profile) exhaust
+    the kernel's map limit and the next compilation segfaults."""
+    yield
+    jax = sys.modules.get("jax")
+    if jax is not None:
+        jax.clear_caches()
