@@ -127,7 +127,8 @@ def exact_atol(ref: Sequence[np.ndarray], term_scale: Sequence[float] | None = N
 
 
 def term_scale(params: Sequence[np.ndarray], x: np.ndarray, y: np.ndarray, activation: str, loss: str) -> list[float]:
-    """Per layer, the largest entry of |a_{l-1}|^T D_l, where D_L = |dl/dz_L| / B and
+    """Per layer, the largest entry of |a_{l-1}|^T D_l, where D_L = (|f(z_L)| s + |y|) / B bounds
+    the terms of the output error (s = max(1, sum_k |y_k|)) and
     D_{l-1} = D_l |W_l[1:]|^T: the backward pass in absolute values with every g' replaced by
     its bound 1 (1.13 for gelu). It bounds the terms each gradient entry is a sum of."""
     from manual_backprop.activations import get_activation
@@ -139,7 +140,10 @@ def term_scale(params: Sequence[np.ndarray], x: np.ndarray, y: np.ndarray, activ
     for W in P[:-1]:
         a_in.append(g.fn(a_in[-1] @ W[1:] + W[0]))
     z_L = a_in[-1] @ P[-1][1:] + P[-1][0]
-    D = np.abs(lossfn.delta(z_L, np.asarray(y, np.float64))) / len(a_in[0])
+    # The output error f(z) s - y (z - y for MSE) is a difference of terms of size |f(z)| s and |y|.
+    y = np.asarray(y, np.float64)
+    s = np.maximum(1.0, np.abs(y).sum(axis=1, keepdims=True))
+    D = (np.abs(lossfn.output(z_L)) * s + np.abs(y)) / len(a_in[0])
     bound = 1.13 if activation == "gelu" else 1.0
     scales = [0.0] * len(P)
     for l in range(len(P) - 1, -1, -1):
