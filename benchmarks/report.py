@@ -8,10 +8,11 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from manual_backprop.checkpoint import write_atomically
 
 from .gradients import BASELINE
 
@@ -253,20 +254,12 @@ def write_json(path: Path, data: dict) -> None:
     """Write ``data`` to ``path`` atomically: a temporary file in the same folder, fsync, rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, allow_nan=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+
+    def dump(f) -> None:
+        json.dump(data, f, indent=1, allow_nan=False)
+        f.write("\n")
+
+    write_atomically(path, dump, mode="w")
 
 
 def plot(path: Path, cells: list[dict], backends: list[str]) -> str | None:

@@ -98,11 +98,18 @@ def save_checkpoint(path: str | os.PathLike, params: list[np.ndarray], **metadat
     arrays["manifest"] = np.array(text)
 
     path = Path(path)
-    directory = path.parent
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    write_atomically(path, lambda f: np.savez(f, **arrays))
+    _fsync_dir(path.parent)
+
+
+def write_atomically(path, write, *, mode: str = "wb") -> None:
+    """Call ``write(f)`` on a temporary file beside ``path``, fsync it and rename it over
+    ``path``: a crash at any moment leaves either the old file or the new one, never half."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+        with os.fdopen(fd, mode) as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -112,7 +119,6 @@ def save_checkpoint(path: str | os.PathLike, params: list[np.ndarray], **metadat
         except OSError:
             pass
         raise
-    _fsync_dir(directory)
 
 
 def _fail(path: Path, what: str) -> ValueError:
