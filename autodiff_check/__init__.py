@@ -13,7 +13,8 @@ work stays float32.
 
 from importlib import import_module
 
-from .check import EXACT_RTOL, OracleResult, Verdict, activation_pattern, check_gradients, check_network, exact_atol, term_scale
+from .check import EXACT_RTOL, OracleResult, Verdict, activation_pattern, check_gradients, check_network, exact_atol
+from .error_bounds import RoundingBound, rounding_bound, unit_roundoff
 from .compare import Comparison, Entry, LayerError, compare
 from .oracles import (
     complex_step_directional,
@@ -45,5 +46,5 @@ def __getattr__(name: str):
 __all__ = sorted(_JAX_NAMES | {
     "EXACT_RTOL", "Comparison", "Entry", "LayerError", "OracleResult", "Verdict", "activation_pattern",
     "check_gradients", "check_network", "compare", "complex_step_directional", "complex_step_grad",
-    "directional_fd", "exact_atol", "term_scale", "numerical_grad", "numerical_grad_with_error", "random_direction",
+    "directional_fd", "exact_atol", "rounding_bound", "RoundingBound", "unit_roundoff", "numerical_grad", "numerical_grad_with_error", "random_direction",
 })

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .compare import Comparison, compare
+from .error_bounds import rounding_bound
 from .oracles import (  # noqa: I001
     U,
     complex_step_directional,
@@ -113,43 +114,17 @@ def _per_coordinate_result(name: str, g, ref, atol) -> OracleResult:
     return OracleResult(name, cmp.passed, max(e.max_abs for e in cmp.layers), largest_finite, comparison=cmp)
 
 
-def exact_atol(ref: Sequence[np.ndarray], term_scale: Sequence[float] | None = None) -> list[float]:
+def exact_atol(ref: Sequence[np.ndarray], grad_error: Sequence[np.ndarray] | None = None) -> list:
     """Per-layer absolute tolerance for comparing two exact float64 gradients (module docstring):
-    EXACT_RTOL of the layer's largest entry, plus, when ``term_scale`` (from
-    :func:`term_scale`) is given, 64 u times the size of the terms the layer's gradient sums.
-    The second part covers derivative factors that cancel: at saturation tanh' = 1 - a^2 is
-    known only to an absolute ~u, so a layer scaled down by it keeps an absolute error of u
-    times its terms, however small its own entries are."""
+    EXACT_RTOL of the layer's largest entry, plus, when ``grad_error`` (per-entry rounding
+    bounds, :func:`autodiff_check.rounding_bound`) is given, 4 times it: each of the two
+    gradients is within that bound of the exact one, and a factor 2 covers the terms of second
+    order in u. The second part covers cancellation, e.g. a saturated tanh' = 1 - a^2 known
+    only to an absolute ~u, or an output that is a small difference of large terms."""
     atol = [EXACT_RTOL * float(np.abs(r).max()) for r in ref]
-    if term_scale is not None:
-        atol = [t + 64 * U * s for t, s in zip(atol, term_scale)]
+    if grad_error is not None:
+        atol = [t + 4 * np.asarray(e, np.float64) for t, e in zip(atol, grad_error)]
     return atol
-
-
-def term_scale(params: Sequence[np.ndarray], x: np.ndarray, y: np.ndarray, activation: str, loss: str) -> list[float]:
-    """Per layer, the largest entry of |a_{l-1}|^T D_l, where D_L = (|f(z_L)| s + |y|) / B bounds
-    the terms of the output error (s = max(1, sum_k |y_k|)) and
-    D_{l-1} = D_l |W_l[1:]|^T: the backward pass in absolute values with every g' replaced by
-    its bound 1 (1.13 for gelu). It bounds the terms each gradient entry is a sum of."""
-    from manual_backprop.activations import get_activation
-    from manual_backprop.losses import get_loss
-
-    g, lossfn = get_activation(activation), get_loss(loss)
-    P = [np.asarray(W, np.float64) for W in params]
-    a_in = [np.asarray(x, np.float64)]
-    for W in P[:-1]:
-        a_in.append(g.fn(a_in[-1] @ W[1:] + W[0]))
-    z_L = a_in[-1] @ P[-1][1:] + P[-1][0]
-    # The output error f(z) s - y (z - y for MSE) is a difference of terms of size |f(z)| s and |y|.
-    y = np.asarray(y, np.float64)
-    s = np.maximum(1.0, np.abs(y).sum(axis=1, keepdims=True))
-    D = (np.abs(lossfn.output(z_L)) * s + np.abs(y)) / len(a_in[0])
-    bound = 1.13 if activation == "gelu" else 1.0
-    scales = [0.0] * len(P)
-    for l in range(len(P) - 1, -1, -1):
-        scales[l] = max(float(D.sum(axis=0).max()), float((np.abs(a_in[l]).T @ D).max()))
-        D = bound * (D @ np.abs(P[l][1:]).T)
-    return scales
 
 
 def _directional_result(name: str, pairs: list[tuple[float, float, float]], skipped: int = 0) -> OracleResult:
@@ -175,7 +150,8 @@ def check_gradients(
     n_directions: int = 20,
     seed: int = 0,
     name: str = "grad",
-    term_scales: Sequence[float] | None = None,
+    loss_error: float | None = None,
+    grad_error: Sequence[np.ndarray] | None = None,
     _jax_fns: tuple[Callable, Callable] | None = None,
 ) -> Verdict:
     """Check ``grad_fn(params)`` against every applicable oracle and return a :class:`Verdict`.
@@ -188,6 +164,9 @@ def check_gradients(
     entry above the tolerance with probability at most ``2**-n_directions``.
     ``kinks(params)`` returns the activation pattern at non-differentiable points (see
     ``autodiff_check.oracles``), so finite differences never straddle a kink.
+    ``loss_error`` bounds the rounding error of ``loss_fn`` (finite differences; default
+    16 u max(1, |loss|)) and ``grad_error`` that of each gradient entry (exact oracles; see
+    :func:`exact_atol`); :func:`autodiff_check.rounding_bound` gives both for the network.
     """
     P = [np.asarray(W, dtype=np.float64) for W in params]
     g = [np.asarray(G, dtype=np.float64) for G in grad_fn([W.copy() for W in P])]
@@ -213,26 +192,26 @@ def check_gradients(
     for o in wanted:
         if o == "fd":
             if per_coordinate:
-                num = numerical_grad_with_error(loss_fn, P, kinks=kinks)
+                num = numerical_grad_with_error(loss_fn, P, kinks=kinks, f_error=loss_error)
                 r = _per_coordinate_result("finite_diff", g, [np.nan_to_num(n) for n in num.grad], num.tol)
                 r.skipped = num.n_kinks
             else:
                 pairs, skipped = [], 0
                 for v in directions:
-                    d = directional_fd(loss_fn, P, v, kinks=kinks)
+                    d = directional_fd(loss_fn, P, v, kinks=kinks, f_error=loss_error)
                     skipped += not np.isfinite(d.tol)
                     pairs.append((dot(g, v), d.value, d.tol))
                 r = _directional_result("finite_diff_dir", pairs, skipped)
         elif o == "complex_step":
             if per_coordinate:
                 cs = complex_step_grad(loss_fn, P)
-                r = _per_coordinate_result("complex_step", g, cs, exact_atol(cs, term_scales))
+                r = _per_coordinate_result("complex_step", g, cs, exact_atol(cs, grad_error))
             else:
                 pairs = [(dot(g, v), complex_step_directional(loss_fn, P, v), directional_tol(v)) for v in directions]
                 r = _directional_result("complex_step_dir", pairs)
         elif o == "jax_grad":
             ref = [np.asarray(G, np.float64) for G in _jax_fns[0](P)]
-            r = _per_coordinate_result("jax_grad", g, ref, exact_atol(ref, term_scales))
+            r = _per_coordinate_result("jax_grad", g, ref, exact_atol(ref, grad_error))
         else:  # jax_jvp
             pairs = [(dot(g, v), float(_jax_fns[1](P, v)), directional_tol(v)) for v in directions]
             r = _directional_result("jax_jvp", pairs)
@@ -299,6 +278,7 @@ def check_network(
         )
 
     kinks = None if analytic else (lambda P: activation_pattern(P, x, activation))
+    bound = rounding_bound(params, x, y, activation, loss)
     return check_gradients(
         lambda P: mb.loss(P, x, y, **kw),
         lambda P: backward_fn(P, x, y, **kw)[1],
@@ -310,6 +290,7 @@ def check_network(
         n_directions=n_directions,
         seed=seed,
         name=name,
-        term_scales=term_scale(params, x, y, activation, loss),
+        loss_error=bound.loss,
+        grad_error=bound.grad,
         _jax_fns=jax_fns,
     )

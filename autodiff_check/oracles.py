@@ -13,13 +13,19 @@ Finite-difference error, and the tolerance derived from it. The central differen
 With eps_f ~ u |f| (u = 2^-53), the step h = u^(1/3) max(1, |w|) ~ 6e-6 balances the two at
 ~1e-11 |f|-scale. We do not guess |f'''|: Richardson's argument gives
 ``D(2h) - D(h) = 3 h^2 f''' / 6 + O(h^4)``, so ``|D(h) - D(2h)| / 3`` estimates the truncation
-error from the two steps actually taken. The per-entry tolerance is
+error from the two steps actually taken. That estimate is itself blurred by rounding (by at
+most eps_f / h in D(h) and eps_f / 2h in D(2h)), so truncation <= (|D(h) - D(2h)| + 1.5 eps_f / h) / 3
+and the total error <= |D(h) - D(2h)| / 3 + 1.5 eps_f / h. The per-entry tolerance is
 
-    tol = 3 |D(h) - D(2h)|  +  16 u max(1, |f(w)|) / h
+    tol = 3 |D(h) - D(2h)|  +  2 eps_f / h
 
-i.e. the truncation estimate with a safety factor of 9, plus the rounding bound with
-eps_f <= 16 u max(1, |f|) (a loss is a short sum of well-conditioned terms). Both parts come
-from the step and the dtype alone; neither depends on the gradient being checked.
+i.e. the Richardson estimate with a safety factor of 9, plus the rounding part rounded up.
+``f_error`` is eps_f, the absolute rounding error of f near w; by default
+eps_f = 16 u max(1, |f(w)|), right for a loss that is a short sum of well-conditioned terms.
+When f cancels (a network output that is a small difference of large terms) |f| says little
+about its error: pass a bound, e.g. ``autodiff_check.rounding_bound(...).loss`` for the
+network of manual_backprop. Both parts come from the step and the dtype; neither depends on
+the gradient being checked.
 
 Kinks (relu, leaky_relu). A difference whose stencil straddles a kink z = 0 measures a
 secant across the corner, not the derivative. Given ``kinks(params) -> array`` (the sign
@@ -91,13 +97,24 @@ def _straddles(kinks: KinkFn, P, W, idx, h: float, base: np.ndarray) -> bool:
         W[idx] = w
 
 
+def _f_error(f0: float, f_error: float | None) -> float:
+    """eps_f: the caller's bound, or 16 u max(1, |f|) (module docstring)."""
+    if f_error is None:
+        return 16 * U * max(1.0, abs(f0))
+    if not (np.isfinite(f_error) and f_error >= 0):
+        raise ValueError(f"f_error must be a finite number >= 0; got {f_error!r}")
+    return float(f_error)
+
+
 def numerical_grad_with_error(
-    f: LossFn, params: Params, *, eps: float | None = None, kinks: KinkFn | None = None
+    f: LossFn, params: Params, *, eps: float | None = None, kinks: KinkFn | None = None,
+    f_error: float | None = None,
 ) -> NumericalGradient:
     """Central differences per coordinate in float64, with the error bound of the module
-    docstring. ``eps`` fixes the step (default ``u^(1/3) max(1, |w|)`` per entry)."""
+    docstring. ``eps`` fixes the step (default ``u^(1/3) max(1, |w|)`` per entry);
+    ``f_error`` bounds the rounding error of ``f`` (default ``16 u max(1, |f(w)|)``)."""
     P = _float64_copy(params)
-    f0 = abs(float(f(P)))
+    eps_f = _f_error(float(f(P)), f_error)
     base = kinks(P) if kinks is not None else None
     grads, tols, n_kinks = [], [], 0
     for W in P:
@@ -115,7 +132,7 @@ def numerical_grad_with_error(
                     continue
             d1, d2 = _central(f, P, W, idx, h), _central(f, P, W, idx, 2 * h)
             G[idx] = d1
-            T[idx] = 3 * abs(d1 - d2) + 16 * U * max(1.0, f0) / h
+            T[idx] = 3 * abs(d1 - d2) + 2 * eps_f / h
         grads.append(G)
         tols.append(T)
     return NumericalGradient(grads, tols, n_kinks)
@@ -161,7 +178,8 @@ class Directional:
 
 
 def directional_fd(
-    f: LossFn, params: Params, v: Params, *, eps: float | None = None, kinks: KinkFn | None = None
+    f: LossFn, params: Params, v: Params, *, eps: float | None = None, kinks: KinkFn | None = None,
+    f_error: float | None = None,
 ) -> Directional:
     """Central difference of t -> f(w + t v) at 0, with the error bound of the module
     docstring (step u^(1/3) max(1, |w|_inf) / |v|_inf). ``value`` is NaN and ``tol`` inf when
@@ -171,7 +189,7 @@ def directional_fd(
     vmax = max(float(np.abs(x).max()) for x in V)
     wmax = max(float(np.abs(x).max()) for x in P)
     h = float(eps) if eps is not None else float(default_step(wmax)) / max(vmax, 1e-300)
-    f0 = abs(float(f(P)))
+    eps_f = _f_error(float(f(P)), f_error)
 
     def at(t: float) -> list[np.ndarray]:
         return [W + t * D for W, D in zip(P, V)]
@@ -186,7 +204,7 @@ def directional_fd(
             return Directional(float("nan"), float("inf"))
     d1 = (float(f(at(h))) - float(f(at(-h)))) / (2 * h)
     d2 = (float(f(at(2 * h))) - float(f(at(-2 * h)))) / (4 * h)
-    return Directional(d1, 3 * abs(d1 - d2) + 16 * U * max(1.0, f0) / h)
+    return Directional(d1, 3 * abs(d1 - d2) + 2 * eps_f / h)
 
 
 COMPLEX_STEP = 1e-20

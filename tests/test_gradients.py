@@ -11,7 +11,6 @@ import autodiff_check as ac
 import manual_backprop as mb
 from strategies import ANALYTIC_PAIRS, PAIRS, examples, layer_sizes, problems
 
-U32 = float(np.finfo(np.float32).eps) / 2
 
 
 def _exactly_equal_math(params, x, y, activation, loss):
@@ -29,7 +28,7 @@ def test_manual_matches_jax_at_large_magnitudes(activation, loss, data):
     J_m, g_m, J_j, g_j = _exactly_equal_math(params, x, y, activation, loss)
     assert np.isfinite(J_m)
     assert J_m == pytest.approx(J_j, rel=ac.EXACT_RTOL, abs=ac.EXACT_RTOL)
-    atol = ac.exact_atol(g_j, ac.term_scale(params, x, y, activation, loss))
+    atol = ac.exact_atol(g_j, ac.rounding_bound(params, x, y, activation, loss).grad)
     cmp = ac.compare(g_m, g_j, rtol=0, atol=atol, names=("manual", "jax"))
     assert cmp.passed, str(cmp)
 
@@ -56,10 +55,13 @@ def test_every_oracle_agrees_per_coordinate(activation, loss, data):
 @given(data=st.data())
 def test_jax_matches_finite_differences(activation, loss, data):
     """The oracle itself is checked: JAX's gradient agrees with finite differences within the
-    finite-difference error bound (derived from the step and float64, see autodiff_check.oracles)."""
+    finite-difference error bound (derived from the step and float64, see autodiff_check.oracles;
+    the loss's own rounding error from autodiff_check.rounding_bound)."""
     params, x, y = data.draw(problems(loss, magnitude=10.0))
     kinks = None if mb.ACTIVATIONS[activation].analytic else (lambda P: ac.activation_pattern(P, x, activation))
-    num = ac.numerical_grad_with_error(lambda P: mb.loss(P, x, y, activation=activation, loss=loss), params, kinks=kinks)
+    eps_f = ac.rounding_bound(params, x, y, activation, loss).loss
+    num = ac.numerical_grad_with_error(lambda P: mb.loss(P, x, y, activation=activation, loss=loss), params,
+                                       kinks=kinks, f_error=eps_f)
     _, g_j = ac.loss_and_grad(params, x, y, activation=activation, loss=loss)
     cmp = ac.compare(g_j, [np.nan_to_num(g) for g in num.grad], rtol=0, atol=num.tol, names=("jax", "fd"))
     assert cmp.passed, str(cmp)
@@ -71,24 +73,24 @@ def test_jax_matches_finite_differences(activation, loss, data):
 def test_float32_gradient_matches_float64_reference(activation, loss, data):
     """float32 in, float32 out, close to the float64 gradient of the same (rounded) parameters.
 
-    Tolerance for float32: each dot product of length n carries a relative error of at most
-    n u (u = 2^-24), and a gradient entry passes through 2 D of them for D layers (forward and
-    backward), so |g32 - g64| <= 2 D n u S with S the size of the terms the entries sum
-    (autodiff_check.term_scale: an absolute-value backward pass, so cancellation such as
-    p - y with p ~ y is covered); a factor 4 covers the elementwise operations in between."""
+    Tolerance: autodiff_check.rounding_bound runs the network in absolute values and bounds,
+    to first order in u, how far a gradient entry computed with unit roundoff u can be from
+    the exact one (every dot product of n terms errs by n u times their absolute sum, carried
+    forward and back through the derivatives). The float32 and float64 results each lie
+    within their bound of the exact gradient; a factor 2 covers the second-order terms."""
     params, x, y = data.draw(problems(loss, magnitude=10.0))
     p32 = [W.astype(np.float32) for W in params]
-    J32, g32 = mb.loss_and_grad(p32, x.astype(np.float32), y.astype(np.float32), activation=activation, loss=loss)
+    x32, y32 = x.astype(np.float32), y.astype(np.float32)
+    J32, g32 = mb.loss_and_grad(p32, x32, y32, activation=activation, loss=loss)
     assert isinstance(J32, float) and all(g.dtype == np.float32 for g in g32)
     p64 = [W.astype(np.float64) for W in p32]
-    J64, g64 = mb.loss_and_grad(p64, x.astype(np.float32).astype(np.float64), y.astype(np.float32).astype(np.float64),
-                                activation=activation, loss=loss)
-    D, n = len(params), max(max(W.shape) for W in params + [x])
-    S = max(ac.term_scale(p64, x.astype(np.float32), y.astype(np.float32), activation, loss))
-    tol = 4 * 2 * D * n * U32 * max(S, np.finfo(np.float32).tiny)
-    cmp = ac.compare(g32, g64, rtol=0, atol=tol, names=("float32", "float64"))
+    J64, g64 = mb.loss_and_grad(p64, x32.astype(np.float64), y32.astype(np.float64), activation=activation, loss=loss)
+    b32 = ac.rounding_bound(p64, x32, y32, activation, loss, dtype=np.float32)
+    b64 = ac.rounding_bound(p64, x32, y32, activation, loss, dtype=np.float64)
+    atol = [2 * (e32 + e64) for e32, e64 in zip(b32.grad, b64.grad)]
+    cmp = ac.compare(g32, g64, rtol=0, atol=atol, names=("float32", "float64"))
     assert cmp.passed, str(cmp)
-    assert J32 == pytest.approx(J64, rel=4 * 2 * D * n * U32, abs=4 * 2 * D * n * U32)
+    assert abs(J32 - J64) <= 2 * (b32.loss + b64.loss)
 
 
 @settings(max_examples=examples(10))

@@ -1,0 +1,123 @@
+"""How far a computed loss and gradient of the network can be from the exact ones.
+
+First-order running error analysis (Higham, *Accuracy and Stability of Numerical Algorithms*,
+ch. 3): a dot product of n computed terms errs by at most n u sum |terms|, plus the errors its
+inputs carry in, propagated by the derivative of what follows. u is the unit roundoff of the
+dtype the network is evaluated in (2^-53 for float64, 2^-24 for float32). With
+z_l = a_{l-1} W_l[1:] + W_l[0], a_l = g(z_l), ã = [1, a], batch B and n_l units in layer l:
+
+    forward   ez_l  = (n_{l-1} + 1) u |ã_{l-1}| |W_l|  +  ea_{l-1} |W_l[1:]|
+              ea_l  = |g'(z_l)| ez_l  +  EVAL_ULPS u (|a_l| + [gelu] |z_l|)
+    output    d_L   = (|f(z_L)| s + |y|) / B            the terms of delta_L (s = max(1, sum_k |y_k|))
+              ed_L  = s c_f ez_L / B  +  EVAL_ULPS u d_L  c_f = max slope of the output f
+    backward  d_{l-1}  = G1 d_l |W_l[1:]|^T               G1 = max |g'|
+              ed_{l-1} = G1 (ed_l + n_l u d_l) |W_l[1:]|^T      error carried back, and the GEMM's own
+                       + G2 ez_{l-1} (d_l |W_l[1:]|^T)           g' taken at a z that errs by ez (G2 = max |g''|)
+                       + EVAL_ULPS u (d_l |W_l[1:]|^T)           g' = 1 - a^2, a (1 - a) known to ~u absolutely
+    gradient  eG_l  = B u |ã_{l-1}|^T d_l  +  |ã_{l-1}|^T ed_l  +  [0, ea_{l-1}]^T d_l
+    loss      eJ    = sum d_L (ez_L + u (|z_L| + |y|))  +  (B n_out + 16) u T,
+              T = |J| + sum (1 + |y|)(1 + |z_L|) / B bounds the terms the loss formula adds
+
+Below the normal range the model is fl(x op y) = (x op y)(1 + e) + t with |e| <= u and
+|t| <= eta, the smallest subnormal: a product such as a_i delta_j of tiny numbers is known
+only to eta absolutely. So every dot product of n terms above also carries n eta, and every
+elementwise result eta (float32: eta = 1.4e-45; float64: 4.9e-324).
+
+The ``|`` ``|`` products run the network in absolute values, so cancellation anywhere (a z_L
+that is a small difference of large terms, p - y with p ~ y, a saturated tanh') is covered.
+Bounds are first order in u; callers multiply by a small safety factor and say so.
+
+The derivative bounds below are the maxima over the real line (checked in
+tests/test_oracles.py against jax.grad on a fine grid).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+EVAL_ULPS = 4  # an activation or output function evaluates to within 4 u of its terms
+
+#: max |g'| over the reals (gelu: 1.1290 at z ~ 1.5; softplus' = sigmoid < 1)
+SLOPE = {"sigmoid": 0.25, "tanh": 1.0, "relu": 1.0, "leaky_relu": 1.0, "softplus": 1.0, "gelu": 1.13}
+#: max |g''| over the reals, away from kinks (sigmoid 1/(6 sqrt 3), tanh 4/(3 sqrt 3), gelu 2/sqrt(2 pi))
+CURVATURE = {"sigmoid": 0.0963, "tanh": 0.770, "relu": 0.0, "leaky_relu": 0.0, "softplus": 0.25, "gelu": 0.798}
+#: max slope of the output function in the max-norm (sigmoid 1/4, softmax 1/2: row i of its
+#: Jacobian sums to 2 p_i (1 - p_i) in absolute value; identity 1)
+OUTPUT_SLOPE = {"binary_cross_entropy": 0.25, "softmax_cross_entropy": 0.5, "mean_squared_error": 1.0}
+
+
+@dataclass
+class RoundingBound:
+    """``loss``: bound on |J computed - J exact|; ``grad[l]``: per-entry bound on the computed
+    gradient of layer l, shaped like W_l."""
+
+    loss: float
+    grad: list[np.ndarray]
+
+
+def unit_roundoff(dtype) -> float:
+    """u = eps / 2 of a float dtype: 2^-53 for float64, 2^-24 for float32."""
+    return float(np.finfo(dtype).eps) / 2
+
+
+def rounding_bound(
+    params: Sequence[np.ndarray], x: np.ndarray, y: np.ndarray, activation: str, loss: str, dtype=np.float64
+) -> RoundingBound:
+    """The bounds of the module docstring for the network evaluated in ``dtype``.
+
+    Shapes: params[l] (n_l + 1, n_{l+1}), x (B, n_0), y (B, n_L). Everything here is computed
+    in float64 from float64 copies."""
+    from manual_backprop.activations import get_activation
+    from manual_backprop.losses import get_loss
+
+    g, lossfn = get_activation(activation), get_loss(loss)
+    u = unit_roundoff(dtype)
+    eta = float(np.finfo(dtype).smallest_subnormal)
+    P = [np.asarray(W, np.float64) for W in params]
+    x = np.asarray(x, np.float64)
+    y = np.asarray(y, np.float64)
+    B = len(x)
+
+    # forward: values, and the error each z and a can carry
+    a, ea = x, np.zeros_like(x)
+    a_in, ea_in, zs, ezs = [], [], [], []
+    for l, W in enumerate(P):
+        a_in.append(a)
+        ea_in.append(ea)
+        z = a @ W[1:] + W[0]
+        n = W.shape[0]  # terms in each z: n_{l-1} products and the bias
+        ez = n * u * (np.abs(a) @ np.abs(W[1:]) + np.abs(W[0])) + n * eta + ea @ np.abs(W[1:])
+        zs.append(z)
+        ezs.append(ez)
+        if l < len(P) - 1:
+            a = g.fn(z)
+            ea = np.abs(g.grad(z, a)) * ez + EVAL_ULPS * u * (np.abs(a) + (np.abs(z) if activation == "gelu" else 0)) + eta
+
+    # output error: its terms d and its error ed
+    z_L, ez_L = zs[-1], ezs[-1]
+    s = np.maximum(1.0, np.abs(y).sum(axis=1, keepdims=True))
+    d = (np.abs(lossfn.output(z_L)) * s + np.abs(y)) / B
+    ez_out = ez_L.max(axis=1, keepdims=True) if loss == "softmax_cross_entropy" else ez_L
+    ed = s * OUTPUT_SLOPE[loss] * ez_out / B + EVAL_ULPS * u * d + eta
+
+    J = float(np.mean(lossfn.value(z_L, y)))
+    terms = abs(J) + float(np.sum((1 + np.abs(y)) * (1 + np.abs(z_L)))) / B
+    e_loss = float(np.sum(d * (ez_L + u * (np.abs(z_L) + np.abs(y))))) + (y.size + 16) * u * terms
+
+    G1, G2 = SLOPE[activation], CURVATURE[activation]
+    grad = [np.empty(0)] * len(P)
+    for l in range(len(P) - 1, -1, -1):
+        A, EA = np.abs(a_in[l]), ea_in[l]
+        eG = B * u * (A.T @ d) + A.T @ ed + EA.T @ d + B * eta
+        eb = B * u * d.sum(axis=0) + ed.sum(axis=0) + B * eta
+        grad[l] = np.vstack([eb, eG])
+        if l:
+            absW = np.abs(P[l][1:]).T
+            back = d @ absW  # the terms delta_l W_l[1:]^T before g'
+            m = P[l].shape[1]  # terms in each entry of delta_l W_l[1:]^T
+            ed = G1 * ((ed + m * u * d) @ absW + m * eta) + G2 * ezs[l - 1] * back + EVAL_ULPS * u * back + eta
+            d = G1 * back
+    return RoundingBound(e_loss, grad)

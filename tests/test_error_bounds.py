@@ -1,0 +1,100 @@
+"""The rounding-error bounds that set the oracles' tolerances (autodiff_check.error_bounds)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import autodiff_check as ac
+import manual_backprop as mb
+from autodiff_check import error_bounds as eb
+
+
+@pytest.mark.parametrize("activation", sorted(mb.ACTIVATIONS))
+def test_derivative_bounds_are_the_maxima_of_g_prime_and_g_second(activation):
+    """SLOPE and CURVATURE bound |g'| and |g''| everywhere (checked on a fine grid with JAX's
+    derivatives of the JAX twin, no hand derivation) and are within 1 % of the maximum, so
+    they neither miss nor inflate the error they propagate."""
+    g = ac.ACTIVATIONS[activation]
+    z = jnp.linspace(-30.0, 30.0, 600_001)
+    g1 = np.abs(np.asarray(jax.vmap(jax.grad(g))(z)))
+    g2 = np.abs(np.asarray(jax.vmap(jax.grad(jax.grad(g)))(z[z != 0])))  # away from the kink
+    assert g1.max() <= eb.SLOPE[activation] and g1.max() >= 0.99 * eb.SLOPE[activation]
+    assert g2.max() <= eb.CURVATURE[activation]
+    assert g2.max() >= 0.99 * eb.CURVATURE[activation] or eb.CURVATURE[activation] == 0
+
+
+def test_output_slopes_bound_the_output_functions():
+    """sigmoid' <= 1/4; softmax's Jacobian has max-norm (largest absolute row sum) <= 1/2,
+    reached at two equal logits."""
+    z = jnp.linspace(-30.0, 30.0, 60_001)
+    assert float(jnp.abs(jax.vmap(jax.grad(jax.nn.sigmoid))(z)).max()) == pytest.approx(0.25)
+    rng = np.random.default_rng(0)
+    norms = [np.abs(np.asarray(jax.jacobian(jax.nn.softmax)(jnp.asarray(v)))).sum(axis=1).max()
+             for v in [rng.normal(size=5) * s for s in (0.1, 1, 10) for _ in range(50)] + [np.zeros(2)]]
+    assert max(norms) <= eb.OUTPUT_SLOPE["softmax_cross_entropy"] + 1e-15
+    assert max(norms) == pytest.approx(0.5)
+
+
+def _cancelling_problem():
+    """One layer, MSE: z = 0.3 is the sum of 8 terms of size ~1e4 that cancel, so the loss
+    carries a rounding error ~1e-12 while |loss| = 0.045."""
+    rng = np.random.default_rng(0)
+    x = np.full((1, 8), 1000.0)
+    W = np.zeros((9, 1))
+    W[1:, 0] = rng.normal(size=8) * 10
+    W[1:, 0] -= W[1:, 0].mean()
+    W[0, 0] = 0.3
+    return [W], x, np.zeros((1, 1))
+
+
+def test_fd_tolerance_needs_the_loss_rounding_bound_when_the_loss_cancels():
+    """The default eps_f = 16 u |f| assumes f is well conditioned. Here it is not, and finite
+    differences differ from the exact gradient by more than that tolerance (a false failure);
+    with eps_f from rounding_bound they agree."""
+    params, x, y = _cancelling_problem()
+    f = lambda P: mb.loss(P, x, y, activation="tanh", loss="mean_squared_error")  # noqa: E731
+    _, g = mb.loss_and_grad(params, x, y, activation="tanh", loss="mean_squared_error")
+    naive = ac.numerical_grad_with_error(f, params)
+    assert not ac.compare(g, naive.grad, rtol=0, atol=naive.tol).passed
+    bound = ac.rounding_bound(params, x, y, "tanh", "mean_squared_error")
+    assert 16 * ac.oracles.U * abs(f(params)) < bound.loss < 1e-9
+    num = ac.numerical_grad_with_error(f, params, f_error=bound.loss)
+    cmp = ac.compare(g, num.grad, rtol=0, atol=num.tol)
+    assert cmp.passed, str(cmp)
+
+
+def test_float32_error_under_cancellation_is_within_the_bound():
+    """The same cancellation in float32: the output error is a small difference of large
+    terms, so the gradient's error is far above u32 times the gradient, yet within the bound."""
+    params, x, y = _cancelling_problem()
+    p32 = [W.astype(np.float32) for W in params]
+    _, g32 = mb.loss_and_grad(p32, x.astype(np.float32), y.astype(np.float32), loss="mean_squared_error")
+    _, g64 = mb.loss_and_grad([W.astype(np.float64) for W in p32], x, y, loss="mean_squared_error")
+    err = np.abs(g32[0] - g64[0])
+    assert err.max() > 100 * ac.unit_roundoff(np.float32) * np.abs(g64[0]).max()  # cancellation is real
+    b32 = ac.rounding_bound(p32, x, y, "sigmoid", "mean_squared_error", dtype=np.float32)
+    b64 = ac.rounding_bound(p32, x, y, "sigmoid", "mean_squared_error")
+    assert np.all(err <= b32.grad[0] + b64.grad[0])
+
+
+def test_subnormal_products_carry_an_absolute_error():
+    """A gradient entry a * delta below float32's normal range is known only to the smallest
+    subnormal, not to u32 relative: the bound has that floor."""
+    b = ac.rounding_bound([np.array([[0.1], [0.2]])], np.array([[1e-44]]), np.array([[0.0]]),
+                          "relu", "binary_cross_entropy", dtype=np.float32)
+    assert b.grad[0][1, 0] >= np.finfo(np.float32).smallest_subnormal
+
+
+def test_unit_roundoff():
+    assert ac.unit_roundoff(np.float64) == 2.0**-53
+    assert ac.unit_roundoff(np.float32) == 2.0**-24
+
+
+def test_f_error_must_be_a_finite_non_negative_number():
+    f = lambda P: float(np.sum(P[0] ** 2))  # noqa: E731
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="f_error"):
+            ac.numerical_grad_with_error(f, [np.ones((2, 2))], f_error=bad)
