@@ -27,7 +27,7 @@ from .oracles import (
 
 _JAX_NAMES = {
     "ACTIVATIONS", "LOSSES", "accuracy", "add_bias", "directional_derivative", "forward",
-    "init_params", "loss", "loss_and_grad", "loss_fn", "one_hot", "predict",
+    "init_params", "loss", "loss_and_grad", "loss_fn", "one_hot", "predict", "sgd_step",
 }
 
 

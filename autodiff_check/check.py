@@ -31,7 +31,6 @@ import numpy as np
 from .compare import Comparison, compare
 from .error_bounds import rounding_bound
 from .oracles import (  # noqa: I001
-    U,
     complex_step_directional,
     complex_step_grad,
     directional_fd,

@@ -64,7 +64,7 @@ LOSSES = {
 
 __all__ = [
     "ACTIVATIONS", "LOSSES", "accuracy", "add_bias", "directional_derivative", "forward", "init_params", "logits",
-    "loss", "loss_and_grad", "loss_fn", "one_hot", "predict",
+    "loss", "loss_and_grad", "loss_fn", "one_hot", "predict", "sgd_step",
 ]
 
 
@@ -94,6 +94,12 @@ def _directional(params, x, y, v, activation, loss):
 _jvp = jax.jit(_directional, static_argnames=("activation", "loss"))
 _value_and_grad = jax.jit(jax.value_and_grad(loss_fn), static_argnames=("activation", "loss"))
 _loss_jit = jax.jit(loss_fn, static_argnames=("activation", "loss"))
+
+
+@partial(jax.jit, static_argnames=("activation", "loss"))
+def _sgd(params, x, y, lr, activation, loss):
+    J, grads = jax.value_and_grad(loss_fn)(params, x, y, activation, loss)
+    return J, [W - lr * g for W, g in zip(params, grads)]
 _logits_jit = jax.jit(logits, static_argnames=("activation",))
 
 
@@ -129,6 +135,18 @@ def loss_and_grad(params: Sequence[np.ndarray], x, y, *, activation: str = "sigm
     dtype, x, y = _prepare(params, x, y, activation, loss)
     J, grads = _value_and_grad(list(params), x, y, activation=activation, loss=loss)
     return float(J), [np.asarray(g, dtype=dtype) for g in grads]
+
+
+def sgd_step(params: Sequence[np.ndarray], x, y, lr: float, *, activation: str = "sigmoid",
+             loss: str = "binary_cross_entropy") -> tuple[float, list[np.ndarray]]:
+    """One gradient-descent step, ``(J, [W - lr dJ/dW for W in params])`` with J before the step,
+    by one jitted ``jax.value_and_grad``. New NumPy arrays: ``params`` is left as it was
+    (manual_backprop.sgd_step updates in place; ``J, params = sgd_step(...)`` reads the same)."""
+    dtype, x, y = _prepare(params, x, y, activation, loss)
+    if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating)) or not np.isfinite(lr):
+        raise TypeError(f"lr must be a finite real number; got {lr!r}")
+    J, new = _sgd(list(params), x, y, np.asarray(lr, dtype), activation=activation, loss=loss)
+    return float(J), [np.asarray(W, dtype=dtype) for W in new]
 
 
 def directional_derivative(params: Sequence[np.ndarray], x, y, v: Sequence[np.ndarray], *,

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import _checks
-from .activations import Sigmoid, Tanh, get_activation
+from .activations import get_activation
 from .losses import get_loss
 
 Params = list[np.ndarray]
@@ -110,87 +110,105 @@ def loss(
 
 
 class Workspace:
-    """Scratch arrays that :func:`loss_and_grad` reuses from one call to the next.
+    """Scratch arrays that :func:`loss_and_grad` and :func:`sgd_step` reuse between calls.
 
-    Pass the same ``Workspace()`` to every call of a training loop: the forward activations
-    a_l (batch, n_l), the error terms delta_l and the output-layer buffers are then allocated
-    once per (batch, dtype) and written in place afterwards. One workspace serves one call at
-    a time (not thread-safe); a call with new shapes or dtype allocates new arrays.
+    Pass the same ``Workspace()`` to every call of a training loop: the pre-activations z_l
+    (which the in-place activations turn into a_l), the products delta_l W_l[1:]^T (which
+    become delta_{l-1}) and the ones vector of the bias gradient are allocated on the first
+    call and reused while the network's shapes, the batch size and the dtype stay the same
+    (a call with others allocates new ones). One workspace serves one call at a time.
     """
 
     def __init__(self) -> None:
-        self._arrays: dict[tuple, np.ndarray] = {}
+        self._key: tuple | None = None
 
-    def array(self, name, shape: tuple[int, ...], dtype) -> np.ndarray:
-        """The scratch array called ``name`` with this shape and dtype (uninitialised)."""
-        key = (name, shape, dtype)
-        buf = self._arrays.get(key)
-        if buf is None:
-            buf = self._arrays[key] = np.empty(shape, dtype)
-        return buf
+    def _arrays(self, params: Params, B: int, dtype: np.dtype) -> Workspace:
+        if self._key != (tuple(W.shape for W in params), B, dtype):
+            self.z = [np.empty((B, W.shape[1]), dtype) for W in params]            # z_l, then a_l
+            self.back = [np.empty((B, W.shape[0] - 1), dtype) for W in params[1:]]  # delta_{l-1}
+            self.back_t = [np.empty((W.shape[0] - 1, B), dtype) for W in params[1:]] if _transposed(B, dtype) else []
+            self.ones = np.ones(B, dtype)
+            self._weights: list[np.ndarray] = []
+            self._key = (tuple(W.shape for W in params), B, dtype)
+        return self
 
-
-class _Scratch:
-    """Stand-in for a workspace when none is given: every array is new."""
-
-    @staticmethod
-    def array(name, shape, dtype) -> np.ndarray:
-        return np.empty(shape, dtype)
-
-
-# In-place forms of the activations whose derivative is a function of a = g(z), used by
-# loss_and_grad so that no hidden z_l needs to be kept and no temporary array is made:
-#     activate(z, b)            overwrites z (batch, n) with a = g(z + b), b the bias (n,)
-#     times_grad(delta, a)      delta *= g'(z), computed from a; a is overwritten
-# They transcribe Sigmoid and Tanh of activations.py. Every other activation, and an object
-# whose fn or grad has been replaced (the tests' deliberately broken derivatives), goes
-# through the object's own fn(z) and grad(z, a).
+    def weights(self, params: Params) -> list[np.ndarray]:
+        """Arrays shaped like each W_l[1:] (sgd_step's a_{l-1}^T delta_l), made on first use."""
+        if not self._weights:
+            self._weights = [np.empty_like(W[1:]) for W in params]
+        return self._weights
 
 
-def _sigmoid_inplace(z: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a = 1 / (1 + e^{-(z + b)}), in place: four passes over z.
-
-    Where z + b < -88.7 (float32) or -709.8 (float64), e^{-(z + b)} overflows to inf and
-    a = 1 / inf = 0; the exact value there is below the smallest normal number, so this
-    agrees with activations.sigmoid to within a subnormal."""
-    np.subtract(-b, z, out=z)
-    with np.errstate(over="ignore"):
-        np.exp(z, out=z)
-    z += 1
-    return np.divide(1, z, out=z)
+def _uses_inplace(act) -> bool:
+    """True for the activations with in-place forms (sigmoid, tanh), unless fn or grad of
+    this object has been replaced (as the tests do with deliberately wrong derivatives)."""
+    return hasattr(act, "fn_inplace") and "fn" not in vars(act) and "grad" not in vars(act)
 
 
-def _sigmoid_times_grad(delta: np.ndarray, a: np.ndarray) -> None:
-    """delta *= g'(z) = a (1 - a); a is overwritten with 1 - a."""
-    delta *= a
-    np.subtract(1, a, out=a)
-    delta *= a
+# Below this batch size, float32 delta W^T runs faster as (W delta^T)^T: OpenBLAS (0.3.31,
+# SkylakeX and Haswell kernels) is slow for a small-M float32 gemm whose right operand is
+# transposed (155 us against 97 us with the copy, B = 32, n = 500, one thread; the whole
+# gradient of the post network 7 % faster at B = 32). From B = 100 on, and in float64, the
+# copy costs what it saves or more. Both give delta W^T up to rounding.
+_TRANSPOSED_BACKPROP_MAX_BATCH = {np.dtype(np.float32): 64}
 
 
-def _tanh_inplace(z: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a = tanh(z + b), in place."""
-    z += b
-    return np.tanh(z, out=z)
+def _transposed(B: int, dtype: np.dtype) -> bool:
+    return 1 < B < _TRANSPOSED_BACKPROP_MAX_BATCH.get(dtype, 0)
 
 
-def _tanh_times_grad(delta: np.ndarray, a: np.ndarray) -> None:
-    """delta *= g'(z) = 1 - a^2; a is overwritten with 1 - a^2."""
-    np.multiply(a, a, out=a)
-    np.subtract(1, a, out=a)
-    delta *= a
+def _backprop(params: Params, x: np.ndarray, y: np.ndarray, act, lossfn, ws: Workspace, use,
+              finite_loss: bool = False) -> float:
+    """Forward and backward pass (module docstring); returns J. With ``finite_loss``, a J
+    that is NaN or inf raises FloatingPointError before the backward pass begins.
+
+    For l = L..1, ``use(l, a_{l-1}, delta_l)`` receives what dJ/dW_l is made of
+    (dJ/dW_l[0] = sum_b delta_l[b], dJ/dW_l[1:] = a_{l-1}^T delta_l); it is called after
+    W_l has served to compute delta_{l-1}, so it may update W_l in place."""
+    B, dtype = x.shape[0], x.dtype
+    ws = ws._arrays(params, B, dtype)
+    inplace = _uses_inplace(act)
+
+    # Forward. a_in[l] = a_{l-1}, the input of layer l (a_in[0] = x); zs[l] = z_l is kept
+    # only for activations whose g' needs z.
+    a_in, zs = [x], []
+    for l, W in enumerate(params[:-1]):
+        z = np.matmul(a_in[l], W[1:], out=ws.z[l])
+        if inplace:
+            a_in.append(act.fn_inplace(z, W[0]))       # a_l = g(z_l + b_l), written over z_l
+        else:
+            z += W[0]
+            zs.append(z)
+            a_in.append(act.fn(z))
+    z_L = np.matmul(a_in[-1], params[-1][1:], out=ws.z[-1])
+    z_L += params[-1][0]
+
+    J = float(lossfn.value(z_L, y).sum()) / B
+    if finite_loss and not np.isfinite(J):
+        raise FloatingPointError(f"the loss is {J}; no parameter was updated")
+    delta = lossfn.delta(z_L, y)                       # delta_L = (dl/dz_L) / B
+    delta *= 1 / B
+
+    # Backward: delta_{l-1} = (delta_l W_l[1:]^T) * g'(z_{l-1}), then layer l's gradient.
+    for l in range(len(params) - 1, 0, -1):
+        back = _times_transpose(delta, params[l][1:], ws, l)
+        use(l, a_in[l], delta)                         # W_l is not needed after this
+        if inplace:
+            act.times_grad_inplace(back, a_in[l])      # nor a_{l-1}, overwritten here
+        else:
+            back *= act.grad(zs[l - 1], a_in[l])
+        delta = back
+    use(0, x, delta)
+    return J
 
 
-_IN_PLACE = {
-    Sigmoid: (_sigmoid_inplace, _sigmoid_times_grad),
-    Tanh: (_tanh_inplace, _tanh_times_grad),
-}
-
-
-def _in_place_kernels(act):
-    """(activate, times_grad) for ``act``, or None when it must go through fn and grad."""
-    if "fn" in vars(act) or "grad" in vars(act):
-        return None
-    return _IN_PLACE.get(type(act))
+def _times_transpose(delta: np.ndarray, W: np.ndarray, ws: Workspace, l: int) -> np.ndarray:
+    """delta_l W_l[1:]^T, (B, n_l) @ (n_l, n_{l-1}) -> (B, n_{l-1}), into ws.back[l - 1]."""
+    if ws.back_t:
+        np.matmul(W, delta.T, out=ws.back_t[l - 1])   # (delta W^T)^T = W delta^T
+        np.copyto(ws.back[l - 1], ws.back_t[l - 1].T)
+        return ws.back[l - 1]
+    return np.matmul(delta, W.T, out=ws.back[l - 1])
 
 
 def _check_out(out, params: Params) -> list[np.ndarray]:
@@ -206,26 +224,6 @@ def _check_out(out, params: Params) -> list[np.ndarray]:
         if any(np.may_share_memory(g, V) for V in params):
             raise ValueError(f"out[{l}] overlaps the parameters; gradients need their own memory")
     return list(out)
-
-
-# Below this batch size, float32 delta W^T runs faster as (W delta^T)^T: OpenBLAS (0.3.31,
-# SkylakeX and Haswell kernels) is slow for a small-M float32 gemm whose right operand is
-# transposed (155 us against 97 us with the copy, B = 32, n = 500, one thread; the whole
-# gradient of the post network 7 % faster at B = 32). From B = 100 on, and in float64, the
-# copy costs what it saves or more.
-_TRANSPOSED_BACKPROP_MAX_BATCH = {np.dtype(np.float32): 64}
-
-
-def _times_transpose(delta: np.ndarray, W: np.ndarray, ws, name) -> np.ndarray:
-    """delta W^T, (B, n_out) @ (n_out, n_in) -> (B, n_in), into the workspace array ``name``."""
-    B, n_in = delta.shape[0], W.shape[0]
-    out = ws.array(("delta", name), (B, n_in), delta.dtype)
-    if 1 < B < _TRANSPOSED_BACKPROP_MAX_BATCH.get(delta.dtype, 0):
-        tmp = ws.array(("delta^T", name), (n_in, B), delta.dtype)
-        np.matmul(W, delta.T, out=tmp)             # (delta W^T)^T = W delta^T
-        np.copyto(out, tmp.T)
-        return out
-    return np.matmul(delta, W.T, out=out)
 
 
 def loss_and_grad(
@@ -260,43 +258,68 @@ def loss_and_grad(
     """
     act, lossfn, x, y = _prepare(params, x, y, activation, loss, check_finite=check_finite)
     grads = [np.empty_like(W) for W in params] if out is None else _check_out(out, params)
-    ws = _Scratch if workspace is None else workspace
-    B, L, dtype = x.shape[0], len(params), x.dtype
-    in_place = _in_place_kernels(act)
+    ws = Workspace() if workspace is None else workspace
 
-    # Forward. a_in[l] = a_{l-1}, the input of layer l (a_in[0] = x); zs[l] = z_l is kept
-    # only for activations whose g' needs z. z_l is computed as a_{l-1} W_l[1:] + W_l[0].
-    a_in, zs = [x], []
-    for l, W in enumerate(params[:-1]):
-        z = np.matmul(a_in[-1], W[1:], out=ws.array(("a", l), (B, W.shape[1]), dtype))
-        if in_place is not None:
-            a_in.append(in_place[0](z, W[0]))      # a_l = g(z_l), written over z_l
-        else:
-            z += W[0]
-            zs.append(z)
-            a_in.append(act.fn(z))
-    W = params[-1]
-    z_L = np.matmul(a_in[-1], W[1:], out=ws.array("z_L", (B, W.shape[1]), dtype))
-    z_L += W[0]
+    def store(l: int, a: np.ndarray, delta: np.ndarray) -> None:
+        np.dot(ws.ones, delta, out=grads[l][0])    # dJ/dW_l[0]  = sum_b delta_l[b] (BLAS gemv)
+        np.dot(a.T, delta, out=grads[l][1:])       # dJ/dW_l[1:] = a_{l-1}^T delta_l
 
-    J = float(lossfn.value(z_L, y).sum()) / B
-    delta = lossfn.delta(z_L, y)                   # delta_L = (dl/dz_L) / B
-    delta *= 1 / B
-
-    # Backward: the gradient of layer l from delta_l, then delta_{l-1} from delta_l.
-    ones = np.ones(B, dtype)
-    for l in range(L - 1, -1, -1):
-        g = grads[l]
-        np.dot(ones, delta, out=g[0])              # dJ/dW_l[0]  = sum_b delta_l[b] (BLAS gemv)
-        np.dot(a_in[l].T, delta, out=g[1:])        # dJ/dW_l[1:] = a_{l-1}^T delta_l
-        if l > 0:                                  # delta_{l-1} = (delta_l W_l[1:]^T) * g'(z_{l-1})
-            back = _times_transpose(delta, params[l][1:], ws, l - 1)
-            if in_place is not None:
-                in_place[1](back, a_in[l])         # a_{l-1} is not needed after this
-            else:
-                back *= act.grad(zs[l - 1], a_in[l])
-            delta = back
+    J = _backprop(params, x, y, act, lossfn, ws, store)
     return J, grads
+
+
+def sgd_step(
+    params: Params,
+    x: np.ndarray,
+    y: np.ndarray,
+    lr: float,
+    *,
+    activation: str = "sigmoid",
+    loss: str = "binary_cross_entropy",
+    check_finite: bool = True,
+    workspace: Workspace | None = None,
+) -> tuple[float, Params]:
+    """One step of gradient descent, ``W_l <- W_l - lr dJ/dW_l`` for every layer, in place.
+
+    Returns ``(J, params)``: J at the parameters before the step, and ``params`` itself,
+    updated (so ``J, params = sgd_step(params, ...)`` reads the same for the JAX backend,
+    which returns new arrays). ``params`` must be writeable C-contiguous arrays.
+
+    The same numbers as :func:`loss_and_grad` followed by ``W -= lr * g``, up to rounding,
+    without storing the gradient first. Once W_l has served to compute delta_{l-1}, delta_l is
+    scaled by -lr in place and added: W_l[0] += 1^T delta_l, W_l[1:] += a_{l-1}^T delta_l. At
+    B = 1, the post's training, the second is a rank-1 update (BLAS ger, through SciPy) that
+    reads and writes W_l once, where forming g and applying it cost three passes over W_l;
+    those passes over memory are most of the time at B = 1. For B > 1 the product goes into a
+    workspace array through NumPy's gemm and is then added (SciPy's gemm runs in a second
+    OpenBLAS whose threads contend with NumPy's). If J is not finite the parameters are left
+    as they were and ``FloatingPointError`` is raised.
+    """
+    act, lossfn, x, y = _prepare(params, x, y, activation, loss, check_finite=check_finite)
+    for l, W in enumerate(params):
+        if not (W.flags.c_contiguous and W.flags.writeable):
+            raise ValueError(f"sgd_step updates params in place: params[{l}] must be a writeable C-contiguous array")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating)) or not np.isfinite(lr):
+        raise TypeError(f"lr must be a finite real number; got {lr!r}")
+    ws = Workspace() if workspace is None else workspace
+    minus_lr = x.dtype.type(-lr)
+    if x.shape[0] == 1:
+        from scipy.linalg import blas
+
+        ger = blas.get_blas_funcs("ger", dtype=x.dtype)
+
+    def update(l: int, a: np.ndarray, delta: np.ndarray) -> None:
+        W = params[l]
+        delta *= minus_lr                              # delta_l is not needed after this
+        W[0] += np.dot(ws.ones, delta)
+        if x.shape[0] == 1:  # W_l[1:] in Fortran order is W^T (n_l, n_{l-1}): W^T += delta^T a
+            done = ger(1.0, delta[0], a[0], a=W[1:].T, overwrite_a=True)
+            assert np.shares_memory(done, W), "ger copied the parameters"
+        else:
+            W[1:] += np.dot(a.T, delta, out=ws.weights(params)[l])
+
+    J = _backprop(params, x, y, act, lossfn, ws, update, finite_loss=True)
+    return J, params
 
 
 def predict(

@@ -12,7 +12,7 @@ import autodiff_check
 import manual_backprop
 
 BACKENDS = [manual_backprop, autodiff_check]
-API = ["init_params", "add_bias", "forward", "loss", "loss_and_grad", "predict", "accuracy", "one_hot"]
+API = ["init_params", "add_bias", "forward", "loss", "loss_and_grad", "sgd_step", "predict", "accuracy", "one_hot"]
 
 
 def test_both_backends_expose_the_same_api():
@@ -86,6 +86,8 @@ def test_bad_input_is_named(backend, case):
         backend.loss_and_grad(args["params"], args["x"], args["y"], **kw)
     with pytest.raises(error, match=message):
         backend.loss(args["params"], args["x"], args["y"], **kw)
+    with pytest.raises(error, match=message):
+        backend.sgd_step(args["params"], args["x"], args["y"], 0.1, **kw)
 
 
 @pytest.mark.parametrize("sizes,error,message", [

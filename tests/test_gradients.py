@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import autodiff_check as ac
 import manual_backprop as mb
-from strategies import ANALYTIC_PAIRS, PAIRS, examples, layer_sizes, problems
+from strategies import PAIRS, examples, layer_sizes, problems
 
 
 

@@ -1,0 +1,108 @@
+"""sgd_step: W <- W - lr dJ/dW in one pass, in both backends."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import autodiff_check as ac
+import manual_backprop as mb
+from strategies import examples, problems
+
+
+def _tolerance(params, x, y, activation, loss, lr, g):
+    """|sgd_step - (W - lr g)| per entry. The two differ only in the last product and the
+    addition: sgd_step forms a^T (-lr delta), the reference lr (a^T delta). Over B terms that
+    is at most (B + 2) u lr |a|^T |delta| <= 3 lr eG, with eG >= B u |a|^T |delta| the
+    gradient's rounding bound (autodiff_check.rounding_bound), plus 2 roundings of the sum
+    W - lr g, each u (|W| + lr |g|)."""
+    dtype = params[0].dtype
+    u = ac.unit_roundoff(dtype)
+    eG = ac.rounding_bound(params, x, y, activation, loss, dtype=dtype).grad
+    return [3 * lr * e + 2 * u * (np.abs(W) + lr * np.abs(G)) for e, W, G in zip(eG, params, g)]
+
+
+@settings(max_examples=examples(20))
+@given(data=st.data(), activation=st.sampled_from(sorted(mb.ACTIVATIONS)),
+       loss=st.sampled_from(sorted(mb.LOSSES)), dtype=st.sampled_from([np.float32, np.float64]),
+       lr=st.sampled_from([1e-3, 0.1, 2.0]))
+def test_sgd_step_is_gradient_descent(data, activation, loss, dtype, lr):
+    params, x, y = data.draw(problems(loss, magnitude=10.0))
+    params = [W.astype(dtype) for W in params]
+    x, y = x.astype(dtype), y.astype(dtype)
+    J_ref, g = mb.loss_and_grad(params, x, y, activation=activation, loss=loss)
+    expected = [W - dtype(lr) * G for W, G in zip(params, g)]
+    tol = _tolerance(params, x, y, activation, loss, lr, g)
+    stepped = [W.copy() for W in params]
+    J, out = mb.sgd_step(stepped, x, y, lr, activation=activation, loss=loss, workspace=mb.Workspace())
+    assert J == J_ref and out is stepped
+    for l, (a, b, t) in enumerate(zip(stepped, expected, tol)):
+        assert a.dtype == dtype
+        assert np.all(np.abs(a.astype(np.float64) - b) <= t), (l, np.max(np.abs(a - b) - t))
+
+
+@settings(max_examples=examples(10), deadline=None)
+@given(data=st.data(), activation=st.sampled_from(sorted(mb.ACTIVATIONS)),
+       loss=st.sampled_from(sorted(mb.LOSSES)))
+def test_jax_sgd_step_matches_the_manual_one(data, activation, loss):
+    """float64: the JAX step returns new arrays equal to the manual in-place step to within the
+    tolerance of two exact gradients (autodiff_check.exact_atol) times lr, plus rounding of W."""
+    params, x, y = data.draw(problems(loss, magnitude=10.0))
+    lr = 0.5
+    before = [W.copy() for W in params]
+    J_j, new = ac.sgd_step(params, x, y, lr, activation=activation, loss=loss)
+    assert all(np.array_equal(a, b) for a, b in zip(params, before))  # JAX leaves params alone
+    J_m, stepped = mb.sgd_step([W.copy() for W in params], x, y, lr, activation=activation, loss=loss)
+    assert J_m == pytest.approx(J_j, rel=ac.EXACT_RTOL, abs=ac.EXACT_RTOL)
+    _, g = mb.loss_and_grad(params, x, y, activation=activation, loss=loss)
+    atol = ac.exact_atol(g, ac.rounding_bound(params, x, y, activation, loss).grad)
+    u = ac.unit_roundoff(np.float64)
+    for a, b, t, W in zip(stepped, new, atol, params):
+        assert np.all(np.abs(a - b) <= lr * t + 4 * u * np.abs(W)), np.max(np.abs(a - b))
+
+
+def test_workspace_reuse_across_batch_sizes_changes_nothing():
+    """B = 1 (the rank-1 BLAS update) and B > 1 (the gemm path) through one workspace give the
+    same parameters, bit for bit, as fresh calls."""
+    rng = np.random.default_rng(0)
+    x, labels = rng.normal(size=(7, 5)), rng.integers(0, 3, 7)
+    y = mb.one_hot(labels, 3)
+    a = mb.init_params([5, 6, 4, 3], seed=2)
+    b = [W.copy() for W in a]
+    ws = mb.Workspace()
+    for s in (slice(0, 1), slice(1, 4), slice(4, 5), slice(5, 7)):
+        mb.sgd_step(a, x[s], y[s], 0.3, activation="tanh", workspace=ws)
+        mb.sgd_step(b, x[s], y[s], 0.3, activation="tanh")
+    assert all(np.array_equal(p, q) for p, q in zip(a, b))
+
+
+def test_a_non_finite_loss_leaves_the_parameters_unchanged():
+    params = mb.init_params([3, 4, 2], seed=0)
+    params[1][0, 0] = np.nan  # past the finiteness check, the loss is NaN
+    before = [W.copy() for W in params]
+    x, y = np.ones((2, 3)), mb.one_hot([0, 1], 2)
+    with pytest.raises(FloatingPointError, match="the loss is nan; no parameter was updated"):
+        mb.sgd_step(params, x, y, 0.1, check_finite=False)
+    assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(params, before))
+
+
+@pytest.mark.parametrize("backend", [mb, ac], ids=["manual", "jax"])
+@pytest.mark.parametrize("lr", [float("nan"), float("inf"), "0.1", None, True])
+def test_bad_learning_rates_are_refused(backend, lr):
+    params, x, y = mb.init_params([3, 2], seed=0), np.ones((1, 3)), mb.one_hot([1], 2)
+    with pytest.raises(TypeError, match="lr must be a finite real number"):
+        backend.sgd_step(params, x, y, lr)
+
+
+def test_parameters_that_cannot_be_updated_in_place_are_refused():
+    x, y = np.ones((1, 3)), mb.one_hot([1], 2)
+    params = mb.init_params([3, 4, 2], seed=0)
+    params[1] = np.asfortranarray(params[1])
+    with pytest.raises(ValueError, match=r"params\[1\] must be a writeable C-contiguous array"):
+        mb.sgd_step(params, x, y, 0.1)
+    params = mb.init_params([3, 4, 2], seed=0)
+    params[0].flags.writeable = False
+    with pytest.raises(ValueError, match=r"params\[0\] must be a writeable C-contiguous array"):
+        mb.sgd_step(params, x, y, 0.1)
