@@ -174,9 +174,9 @@ def main(argv=None) -> int:
         for bs in [int(b) for b in _csv(args.train_batches)]:
             dtype = "float64" if bs == 1 else "float32"  # the post's recipe; the default recipe's dtype
             log(f"training benchmark: batch {bs}, {dtype}, "
-                f"{args.train_examples or 'all'} examples, manual and jax_jit")
+                f"{args.train_examples or 'all'} examples, manual (sgd_step), manual_grad and jax_jit")
             data = epoch.load_data(np.dtype(dtype))
-            tb = ["manual"] + (["jax_jit"] if "jax_jit" in backends else [])
+            tb = ["manual", "manual_grad"] + (["jax_jit"] if "jax_jit" in backends else [])
             training.append(epoch.run(batch_size=bs, dtype=dtype, lr=_lr(bs), n_examples=args.train_examples,
                                       seed=args.seed, data=data, backends=tb))
 

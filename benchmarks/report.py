@@ -181,21 +181,21 @@ def training_table(runs: list[dict]) -> list[str]:
     if not runs:
         return []
     lines = ["", "training: one epoch (or the first N examples) of [784, 500, 500, 10], plain SGD"]
-    lines.append(f"{'batch':>6} {'dtype':>8} {'examples':>9} {'backend':>8} {'time':>9} {'us/step':>9} "
+    lines.append(f"{'batch':>6} {'dtype':>8} {'examples':>9} {'backend':>11} {'time':>9} {'us/step':>9} "
                  f"{'compile':>8} {'loss':>8} {'test acc':>9}")
     for r in runs:
         for name, b in r["backends"].items():
             if "seconds" not in b:
-                lines.append(f"{r['batch_size']:>6} {r['dtype']:>8} {r['examples']:>9} {name:>8} {b.get('skipped', '')}")
+                lines.append(f"{r['batch_size']:>6} {r['dtype']:>8} {r['examples']:>9} {name:>11} {b.get('skipped', '')}")
                 continue
             lines.append(
-                f"{r['batch_size']:>6} {r['dtype']:>8} {r['examples']:>9} {name:>8} {b['seconds']:>8.2f}s "
+                f"{r['batch_size']:>6} {r['dtype']:>8} {r['examples']:>9} {name:>11} {b['seconds']:>8.2f}s "
                 f"{b['us_per_step']:>9.0f} {b['compile_s']:>7.2f}s {b['mean_train_loss']:>8.4f} "
                 f"{b['test_accuracy']:>9.4f}"
             )
         extra = []
         if "manual_update_us_per_step" in r:
-            extra.append(f"manual update W -= lr g: {r['manual_update_us_per_step']:.0f} us/step")
+            extra.append(f"manual_grad's update W -= lr g: {r['manual_update_us_per_step']:.0f} us/step")
         if "ratio_manual_to_jax_jit" in r:
             extra.append(f"manual/jax_jit = {r['ratio_manual_to_jax_jit']:.2f}")
         if "max_param_diff_rel" in r:

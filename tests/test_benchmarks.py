@@ -55,7 +55,7 @@ def test_quick_run_writes_valid_json(tmp_path):
         assert c["backends"]["jax_jit"]["ratio_to_baseline"] == pytest.approx(1.0)
     assert [t["batch_size"] for t in data["training"]] == [1, 64]
     for t in data["training"]:
-        assert set(t["backends"]) == {"manual", "jax_jit"}
+        assert set(t["backends"]) == {"manual", "manual_grad", "jax_jit"}
         assert t["max_param_diff_rel"] < (1e-10 if t["dtype"] == "float64" else 1e-4)
     assert {g["goal"] for g in data["goals"]} >= {"manual <= jax_jit", "manual epoch <= jax_jit epoch"}
 

@@ -128,17 +128,25 @@ def test_resume_can_extend_but_refuses_a_mismatch(small, tmp_path):
 
 
 def test_post_recipe_is_plain_sgd_one_example_at_a_time(small):
-    """``--recipe post``: W <- W - 0.001 * grad, one example per update, float64, bit for bit."""
+    """``--recipe post``: W <- W - 0.001 * grad, one example per update, float64: bit for bit
+    the loop of ``sgd_step``, and the formula with loss_and_grad up to rounding."""
     n = 7
     result = train(data=small, recipe="post", train_subset=n, epochs=1, hidden_sizes=[20, 20], **QUIET)
     cfg = result.config
     assert (cfg.lr, cfg.momentum, cfg.batch_size, cfg.dtype, cfg.standardize) == (0.001, 0.0, 1, "float64", False)
     W = mb.init_params([784, 20, 20, 10], seed=0)  # the post's initialisation
+    V = [Wl.copy() for Wl in W]
     x, y = small.x_train[:n].astype(np.float64), mb.one_hot(small.y_train[:n], 10)
     for i in np.random.default_rng([0, 0]).permutation(n):
         _, g = mb.loss_and_grad(W, x[i : i + 1], y[i : i + 1])
         W = [Wl - 0.001 * gl for Wl, gl in zip(W, g)]
-    assert bits(result.params) == bits(W)
+        mb.sgd_step(V, x[i : i + 1], y[i : i + 1], 0.001)
+    assert bits(result.params) == bits(V)
+    # Each step rounds W - lr g (2 roundings) where sgd_step rounds W + (-lr delta) a (3), so the
+    # two differ by at most 5 u (|W| + lr |g|) per step; over n steps, with |lr g| << |W|:
+    u = np.finfo(np.float64).eps / 2
+    for a, b in zip(result.params, W):
+        np.testing.assert_allclose(a, b, rtol=0, atol=n * 5 * u * 1.01 * np.abs(b).max())
 
 
 def test_momentum_update_matches_its_formula(small):
