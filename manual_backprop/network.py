@@ -126,15 +126,14 @@ class Workspace:
         if self._key != (tuple(W.shape for W in params), B, dtype):
             self.z = [np.empty((B, W.shape[1]), dtype) for W in params]            # z_l, then a_l
             self.back = [np.empty((B, W.shape[0] - 1), dtype) for W in params[1:]]  # delta_{l-1}
-            self.back_t = [np.empty((W.shape[0] - 1, B), dtype) for W in params[1:]] if _transposed(B, dtype) else []
             self.ones = np.ones(B, dtype)
-            self._weights: list[np.ndarray] = []
+            self._weights: list[np.ndarray] | None = None
             self._key = (tuple(W.shape for W in params), B, dtype)
         return self
 
     def weights(self, params: Params) -> list[np.ndarray]:
         """Arrays shaped like each W_l[1:] (sgd_step's a_{l-1}^T delta_l), made on first use."""
-        if not self._weights:
+        if self._weights is None:
             self._weights = [np.empty_like(W[1:]) for W in params]
         return self._weights
 
@@ -143,18 +142,6 @@ def _uses_inplace(act) -> bool:
     """True for the activations with in-place forms (sigmoid, tanh), unless fn or grad of
     this object has been replaced (as the tests do with deliberately wrong derivatives)."""
     return hasattr(act, "fn_inplace") and "fn" not in vars(act) and "grad" not in vars(act)
-
-
-# Below this batch size, float32 delta W^T runs faster as (W delta^T)^T: OpenBLAS (0.3.31,
-# SkylakeX and Haswell kernels) is slow for a small-M float32 gemm whose right operand is
-# transposed (155 us against 97 us with the copy, B = 32, n = 500, one thread; the whole
-# gradient of the post network 7 % faster at B = 32). From B = 100 on, and in float64, the
-# copy costs what it saves or more. Both give delta W^T up to rounding.
-_TRANSPOSED_BACKPROP_MAX_BATCH = {np.dtype(np.float32): 64}
-
-
-def _transposed(B: int, dtype: np.dtype) -> bool:
-    return 1 < B < _TRANSPOSED_BACKPROP_MAX_BATCH.get(dtype, 0)
 
 
 def _backprop(params: Params, x: np.ndarray, y: np.ndarray, act, lossfn, ws: Workspace, use,
@@ -191,7 +178,7 @@ def _backprop(params: Params, x: np.ndarray, y: np.ndarray, act, lossfn, ws: Wor
 
     # Backward: delta_{l-1} = (delta_l W_l[1:]^T) * g'(z_{l-1}), then layer l's gradient.
     for l in range(len(params) - 1, 0, -1):
-        back = _times_transpose(delta, params[l][1:], ws, l)
+        back = np.matmul(delta, params[l][1:].T, out=ws.back[l - 1])
         use(l, a_in[l], delta)                         # W_l is not needed after this
         if inplace:
             act.times_grad_inplace(back, a_in[l])      # nor a_{l-1}, overwritten here
@@ -200,15 +187,6 @@ def _backprop(params: Params, x: np.ndarray, y: np.ndarray, act, lossfn, ws: Wor
         delta = back
     use(0, x, delta)
     return J
-
-
-def _times_transpose(delta: np.ndarray, W: np.ndarray, ws: Workspace, l: int) -> np.ndarray:
-    """delta_l W_l[1:]^T, (B, n_l) @ (n_l, n_{l-1}) -> (B, n_{l-1}), into ws.back[l - 1]."""
-    if ws.back_t:
-        np.matmul(W, delta.T, out=ws.back_t[l - 1])   # (delta W^T)^T = W delta^T
-        np.copyto(ws.back[l - 1], ws.back_t[l - 1].T)
-        return ws.back[l - 1]
-    return np.matmul(delta, W.T, out=ws.back[l - 1])
 
 
 def _check_out(out, params: Params) -> list[np.ndarray]:
