@@ -112,8 +112,8 @@ def loss(
 class Workspace:
     """Scratch arrays that :func:`loss_and_grad` and :func:`sgd_step` reuse between calls.
 
-    Pass the same ``Workspace()`` to every call of a training loop: the pre-activations z_l
-    (which the in-place activations turn into a_l), the products delta_l W_l[1:]^T (which
+    Pass the same ``Workspace()`` to every call of a training loop: the hidden layers'
+    pre-activations z_l (which the in-place activations turn into a_l), the products delta_l W_l[1:]^T (which
     become delta_{l-1}) and the ones vector of the bias gradient are allocated on the first
     call and reused while the network's shapes, the batch size and the dtype stay the same
     (a call with others allocates new ones). One workspace serves one call at a time.
@@ -124,7 +124,7 @@ class Workspace:
 
     def _arrays(self, params: Params, B: int, dtype: np.dtype) -> Workspace:
         if self._key != (tuple(W.shape for W in params), B, dtype):
-            self.z = [np.empty((B, W.shape[1]), dtype) for W in params]            # z_l, then a_l
+            self.z = [np.empty((B, W.shape[1]), dtype) for W in params[:-1]]       # z_l, then a_l
             self.back = [np.empty((B, W.shape[0] - 1), dtype) for W in params[1:]]  # delta_{l-1}
             self.ones = np.ones(B, dtype)
             self._weights: list[np.ndarray] | None = None
@@ -167,7 +167,7 @@ def _backprop(params: Params, x: np.ndarray, y: np.ndarray, act, lossfn, ws: Wor
             z += W[0]
             zs.append(z)
             a_in.append(act.fn(z))
-    z_L = np.matmul(a_in[-1], params[-1][1:], out=ws.z[-1])
+    z_L = a_in[-1] @ params[-1][1:]                    # (B, n_L), like the loss's own arrays
     z_L += params[-1][0]
 
     J = float(lossfn.value(z_L, y).sum()) / B
@@ -291,8 +291,7 @@ def sgd_step(
         delta *= minus_lr                              # delta_l is not needed after this
         W[0] += np.dot(ws.ones, delta)
         if x.shape[0] == 1:  # W_l[1:] in Fortran order is W^T (n_l, n_{l-1}): W^T += delta^T a
-            done = ger(1.0, delta[0], a[0], a=W[1:].T, overwrite_a=True)
-            assert np.shares_memory(done, W), "ger copied the parameters"
+            ger(1.0, delta[0], a[0], a=W[1:].T, overwrite_a=True)  # F-contiguous: updated in place
         else:
             W[1:] += np.dot(a.T, delta, out=ws.weights(params)[l])
 

@@ -63,6 +63,28 @@ def test_jax_sgd_step_matches_the_manual_one(data, activation, loss):
         assert np.all(np.abs(a - b) <= lr * t + 4 * u * np.abs(W)), np.max(np.abs(a - b))
 
 
+@pytest.mark.parametrize("sizes,batch", [([1, 3, 2], 3), ([4, 3, 2], 1), ([1, 2], 1), ([3, 1, 2], 2)])
+def test_single_feature_and_single_example_shapes(sizes, batch):
+    """The rank-1 path (B = 1) and the gemm path (B > 1), also with one input feature or one
+    hidden unit, where a row and a column have the same length."""
+    rng = np.random.default_rng(1)
+    params = mb.init_params(sizes, seed=3)
+    x, y = rng.normal(size=(batch, sizes[0])), rng.uniform(size=(batch, sizes[-1]))
+    _, g = mb.loss_and_grad(params, x, y)
+    expected = [W - 0.2 * G for W, G in zip(params, g)]
+    tol = _tolerance(params, x, y, "sigmoid", "binary_cross_entropy", 0.2, g)
+    mb.sgd_step(params, x, y, 0.2)
+    for a, b, t in zip(params, expected, tol):
+        assert np.all(np.abs(a - b) <= t)
+
+
+def test_non_finite_parameters_are_refused_by_default():
+    params = mb.init_params([3, 4, 2], seed=0)
+    params[1][2, 1] = np.inf
+    with pytest.raises(ValueError, match=r"params\[1\] contains NaN or inf"):
+        mb.sgd_step(params, np.ones((1, 3)), mb.one_hot([1], 2), 0.1)
+
+
 def test_workspace_reuse_across_batch_sizes_changes_nothing():
     """B = 1 (the rank-1 BLAS update) and B > 1 (the gemm path) through one workspace give the
     same parameters, bit for bit, as fresh calls."""
