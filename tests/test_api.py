@@ -7,9 +7,14 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import autodiff_check
+import autodiff_check as ac
 import manual_backprop
+import manual_backprop as mb
+from strategies import examples, problems
 
 BACKENDS = [manual_backprop, autodiff_check]
 API = ["init_params", "add_bias", "forward", "loss", "loss_and_grad", "sgd_step", "predict", "accuracy", "one_hot"]
@@ -151,3 +156,31 @@ def test_confidently_wrong_logits_give_the_exact_large_loss(backend, loss, expec
     J, grads = backend.loss_and_grad(params, x, y, loss=loss)
     assert J == pytest.approx(expected, rel=1e-6)
     assert all(np.isfinite(g).all() for g in grads)
+
+
+@settings(max_examples=examples(10), deadline=None)
+@given(data=st.data(), activation=st.sampled_from(sorted(mb.ACTIVATIONS)),
+       loss=st.sampled_from(sorted(mb.LOSSES)))
+def test_jax_sgd_step_matches_the_manual_one(data, activation, loss):
+    """float64: the JAX step returns new arrays equal to the manual in-place step to within the
+    tolerance of two exact gradients (autodiff_check.exact_atol) times lr, plus rounding of W."""
+    params, x, y = data.draw(problems(loss, magnitude=10.0))
+    lr = 0.5
+    before = [W.copy() for W in params]
+    J_j, new = ac.sgd_step(params, x, y, lr, activation=activation, loss=loss)
+    assert all(np.array_equal(a, b) for a, b in zip(params, before))  # JAX leaves params alone
+    J_m, stepped = mb.sgd_step([W.copy() for W in params], x, y, lr, activation=activation, loss=loss)
+    assert J_m == pytest.approx(J_j, rel=ac.EXACT_RTOL, abs=ac.EXACT_RTOL)
+    _, g = mb.loss_and_grad(params, x, y, activation=activation, loss=loss)
+    atol = ac.exact_atol(g, ac.rounding_bound(params, x, y, activation, loss).grad)
+    u = ac.unit_roundoff(np.float64)
+    for a, b, t, W in zip(stepped, new, atol, params):
+        assert np.all(np.abs(a - b) <= lr * t + 4 * u * np.abs(W)), np.max(np.abs(a - b))
+
+
+@pytest.mark.parametrize("lr", [float("nan"), float("inf"), "0.1", None, True])
+def test_jax_sgd_step_refuses_bad_learning_rates_like_the_manual_one(lr):
+    params, x, y = mb.init_params([3, 2], seed=0), np.ones((1, 3)), mb.one_hot([1], 2)
+    for backend in (mb, ac):
+        with pytest.raises(TypeError, match="lr must be a finite real number"):
+            backend.sgd_step(params, x, y, lr)
