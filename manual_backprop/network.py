@@ -18,7 +18,10 @@ Backpropagation, with delta_l = dJ/dz_l (batch, n_l):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import functools
+import os
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -269,9 +272,9 @@ def sgd_step(
     B = 1, the post's training, the second is a rank-1 update (BLAS ger, through SciPy) that
     reads and writes W_l once, where forming g and applying it cost three passes over W_l;
     those passes over memory are most of the time at B = 1. For B > 1 the product goes into a
-    workspace array through NumPy's gemm and is then added (SciPy's gemm runs in a second
-    OpenBLAS whose threads contend with NumPy's). If J is not finite the parameters are left
-    as they were and ``FloatingPointError`` is raised.
+    workspace array through NumPy's gemm and is then added (see :func:`_scipy_ger` for why
+    SciPy's BLAS does only the rank-1 update, on one thread). If J is not finite the
+    parameters are left as they were and ``FloatingPointError`` is raised.
     """
     act, lossfn, x, y = _prepare(params, x, y, activation, loss, check_finite=check_finite)
     for l, W in enumerate(params):
@@ -281,10 +284,7 @@ def sgd_step(
         raise TypeError(f"lr must be a finite real number; got {lr!r}")
     ws = Workspace() if workspace is None else workspace
     minus_lr = x.dtype.type(-lr)
-    if x.shape[0] == 1:
-        from scipy.linalg import blas
-
-        ger = blas.get_blas_funcs("ger", dtype=x.dtype)
+    ger, scipy_blas = _scipy_ger(x.dtype) if x.shape[0] == 1 else (None, ())
 
     def update(l: int, a: np.ndarray, delta: np.ndarray) -> None:
         W = params[l]
@@ -295,8 +295,42 @@ def sgd_step(
         else:
             W[1:] += np.dot(a.T, delta, out=ws.weights(params)[l])
 
-    J = _backprop(params, x, y, act, lossfn, ws, update, finite_loss=True)
+    with _one_thread(scipy_blas):
+        J = _backprop(params, x, y, act, lossfn, ws, update, finite_loss=True)
     return J, params
+
+
+@functools.cache
+def _scipy_ger(dtype: np.dtype) -> tuple:
+    """SciPy's BLAS ger for ``dtype``, and threadpoolctl's handles on the BLAS libraries that
+    SciPy bundles apart from NumPy's (the ``scipy.libs`` OpenBLAS of its wheels; none when
+    both share one library).
+
+    Two OpenBLAS thread pools taking turns every few microseconds on few cores spin against
+    each other: measured on 2 cores, batch-1 steps of the post network went from 185 us to
+    520 us for tens of thousands of steps at a time. The rank-1 update is memory-bound and
+    ran as fast on the calling thread (185 us throughout), so it runs there."""
+    from scipy.linalg import blas
+    from threadpoolctl import ThreadpoolController
+
+    ger = blas.get_blas_funcs("ger", dtype=dtype)
+    libs = tuple(c for c in ThreadpoolController().lib_controllers
+                 if c.user_api == "blas" and f"{os.sep}scipy.libs{os.sep}" in c.filepath)
+    return ger, libs
+
+
+@contextlib.contextmanager
+def _one_thread(libs) -> Iterator[None]:
+    """Run the body with each of ``libs`` (threadpoolctl controllers) on one thread, then
+    give each its thread count back."""
+    before = [lib.num_threads for lib in libs]
+    for lib in libs:
+        lib.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for lib, n in zip(libs, before):
+            lib.set_num_threads(n)
 
 
 def predict(

@@ -111,3 +111,23 @@ def test_parameters_that_cannot_be_updated_in_place_are_refused():
     params[0].flags.writeable = False
     with pytest.raises(ValueError, match=r"params\[0\] must be a writeable C-contiguous array"):
         mb.sgd_step(params, x, y, 0.1)
+
+
+def test_blas_thread_counts_are_left_as_they_were():
+    """At B = 1 the rank-1 update runs with SciPy's bundled BLAS on one thread (two OpenBLAS
+    pools spinning against each other made steps 2.8x slower); every library's thread count
+    is restored afterwards, also when the step raises."""
+    from threadpoolctl import threadpool_info
+
+    def counts():
+        return {i["filepath"]: i["num_threads"] for i in threadpool_info()}
+
+    params, x, y = mb.init_params([3, 4, 2], seed=0), np.ones((1, 3)), mb.one_hot([1], 2)
+    mb.sgd_step(params, x, y, 0.1)  # loads SciPy's BLAS
+    before = counts()
+    mb.sgd_step(params, x, y, 0.1)
+    assert counts() == before
+    params[1][0, 0] = np.nan
+    with pytest.raises(FloatingPointError):
+        mb.sgd_step(params, x, y, 0.1, check_finite=False)
+    assert counts() == before
