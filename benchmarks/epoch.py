@@ -11,11 +11,13 @@ Both loops are the same plain SGD, over the same examples in the same order, fro
 * ``jax_jit``: one ``jax.jit`` step ``W, S = W - lr * grad(W), S + J`` with the parameters
   donated, so XLA may update them in place and fuse the update into the gradient.
 
-Batches are NumPy slices of the shuffled training set in both loops; the running loss sum is
-kept on the device by JAX and in a Python float by the manual loop. The JAX step is compiled
-before the clock starts (its compile time is reported apart). After the epoch both report
-the mean training loss and the test accuracy, and the largest parameter difference between
-the two runs shows that they computed the same thing.
+Batches are NumPy slices of the shuffled training set in all loops; the running loss sum is
+kept on the device by JAX and in a Python float by the manual loops. The JAX step is compiled
+before the clock starts (its compile time is reported apart). The loops take turns, a
+twentieth of the epoch at a time, so that the machine's load (this is a shared machine; a
+sequential run once measured the same loop 1.6x slower than the next) falls on all of them.
+After the epoch each reports the mean training loss and the test accuracy, and the largest
+parameter difference between manual and jax_jit shows that they computed the same thing.
 """
 
 from __future__ import annotations
@@ -68,38 +70,37 @@ def _order(n: int, n_examples: int, seed: int) -> np.ndarray:
     return np.random.default_rng([seed, 0]).permutation(n)[:n_examples]
 
 
-def manual_epoch(params, X, Y, *, batch_size: int, lr: float, fused: bool = True
-                 ) -> tuple[float, float, float, list[np.ndarray]]:
-    """(seconds, seconds spent in the separate update (0 when fused), mean loss, params after
-    the epoch); ``params`` are updated in place."""
+def _manual_loop(params, X, Y, *, batch_size: int, lr: float, fused: bool):
+    """``run(lo, hi) -> (loss sum, seconds in the separate update)`` over steps lo..hi-1;
+    ``params`` are updated in place. ``fused``: sgd_step; otherwise loss_and_grad, then
+    ``g *= lr; W -= g``."""
     grads = [np.empty_like(W) for W in params]
     ws = Workspace()
-    steps = X.shape[0] // batch_size
-    loss_sum = update_s = 0.0
+    rate = X.dtype.type(lr)
     clock = time.perf_counter
-    t0 = clock()
-    if fused:
-        for i in range(steps):
+
+    def run(lo: int, hi: int) -> tuple[float, float]:
+        loss_sum = update_s = 0.0
+        for i in range(lo, hi):
             s = slice(i * batch_size, (i + 1) * batch_size)
-            J, _ = mb.sgd_step(params, X[s], Y[s], lr, check_finite=False, workspace=ws)
+            if fused:
+                J, _ = mb.sgd_step(params, X[s], Y[s], lr, check_finite=False, workspace=ws)
+            else:
+                J, _ = mb.loss_and_grad(params, X[s], Y[s], check_finite=False, out=grads, workspace=ws)
+                t_update = clock()
+                for W, g in zip(params, grads):
+                    g *= rate
+                    W -= g
+                update_s += clock() - t_update
             loss_sum += J
-    else:
-        rate = X.dtype.type(lr)
-        for i in range(steps):
-            s = slice(i * batch_size, (i + 1) * batch_size)
-            J, _ = mb.loss_and_grad(params, X[s], Y[s], check_finite=False, out=grads, workspace=ws)
-            loss_sum += J
-            t_update = clock()
-            for W, g in zip(params, grads):
-                g *= rate
-                W -= g
-            update_s += clock() - t_update
-    seconds = clock() - t0
-    return seconds, update_s, loss_sum / steps, params
+        return loss_sum, update_s
+
+    return run, lambda: params
 
 
-def jax_epoch(params, X, Y, *, batch_size: int, lr: float) -> tuple[float, float, float, list[np.ndarray]]:
-    """(seconds, compile seconds, mean loss, params after the epoch) for the JAX-jit loop."""
+def _jax_loop(params, X, Y, *, batch_size: int, lr: float):
+    """``(run, final params, compile seconds)`` for the JAX-jit loop; ``run(lo, hi)`` waits
+    for the device before it returns, so a chunk's time is its own."""
     import jax
     import jax.numpy as jnp
 
@@ -112,67 +113,86 @@ def jax_epoch(params, X, Y, *, batch_size: int, lr: float) -> tuple[float, float
         return [W - lr * gW for W, gW in zip(P, g)], S + J
 
     step = jax.jit(step, donate_argnums=(0, 1))
-    steps = X.shape[0] // batch_size
-    # compile on copies, outside the clock
-    t0 = time.perf_counter()
+    t0 = time.perf_counter()  # compile on copies, outside the clock
     jax.block_until_ready(step([jnp.array(W) for W in params], jnp.zeros((), X.dtype),
                                X[:batch_size], Y[:batch_size]))
     compile_s = time.perf_counter() - t0
-    P = [jax.device_put(W) for W in params]
-    S = jnp.zeros((), X.dtype)
-    jax.block_until_ready((P, S))
-    t0 = time.perf_counter()
-    for i in range(steps):
-        s = slice(i * batch_size, (i + 1) * batch_size)
-        P, S = step(P, S, X[s], Y[s])
-    jax.block_until_ready((P, S))
-    seconds = time.perf_counter() - t0
-    return seconds, compile_s, float(S) / steps, [np.asarray(W) for W in P]
+    state = {"P": [jax.device_put(W) for W in params], "S": jnp.zeros((), X.dtype)}
+    jax.block_until_ready(state["P"])
+
+    def run(lo: int, hi: int) -> tuple[float, float]:
+        P, S = state["P"], jnp.zeros((), X.dtype)
+        for i in range(lo, hi):
+            s = slice(i * batch_size, (i + 1) * batch_size)
+            P, S = step(P, S, X[s], Y[s])
+        jax.block_until_ready((P, S))
+        state["P"] = P
+        return float(S), 0.0
+
+    return run, lambda: [np.asarray(W) for W in state["P"]], compile_s
 
 
 def run(*, batch_size: int, dtype, lr: float, n_examples: int | None, seed: int = 0,
-        data: Data | None = None, backends=("manual", "manual_grad", "jax_jit")) -> dict:
-    """One epoch (or its first ``n_examples``) per backend; a dict for the JSON report."""
+        data: Data | None = None, backends=("manual", "manual_grad", "jax_jit"), chunks: int = 20) -> dict:
+    """One epoch (or its first ``n_examples``) per backend, the backends taking turns in
+    ``chunks`` slices of the epoch (the first backend of a turn rotates), so that a change in
+    the machine's load falls on all of them; a dict for the JSON report. The ratio to JAX is
+    reported as total time over total time, with the quartiles of the per-chunk ratios."""
     dtype = np.dtype(dtype)
     data = data if data is not None else load_data(dtype)
     n = data.x_train.shape[0] if n_examples is None else min(n_examples, data.x_train.shape[0])
     n -= n % batch_size
+    steps = n // batch_size
     idx = _order(data.x_train.shape[0], n, seed)
     X = np.ascontiguousarray(data.x_train[idx], dtype=dtype)
     Y = mb.one_hot(data.y_train[idx], 10, dtype=dtype)
     x_test = data.x_test.astype(dtype, copy=False)
-    out = {"batch_size": batch_size, "dtype": dtype.name, "lr": lr, "examples": n,
-           "steps": n // batch_size, "data": data.source, "backends": {}}
-    finals = {}
+    out = {"batch_size": batch_size, "dtype": dtype.name, "lr": lr, "examples": n, "steps": steps,
+           "chunks": chunks, "data": data.source, "backends": {}}
+    loops, compile_s = {}, {}
     for name in backends:
         params = mb.init_params([784, 500, 500, 10], seed=seed, dtype=dtype)
         if name in ("manual", "manual_grad"):
-            seconds, update_s, mean_loss, P = manual_epoch(params, X, Y, batch_size=batch_size, lr=lr,
-                                                           fused=name == "manual")
-            compile_s = 0.0
+            loops[name] = _manual_loop(params, X, Y, batch_size=batch_size, lr=lr, fused=name == "manual")
+            compile_s[name] = 0.0
         elif name == "jax_jit":
             try:
-                seconds, compile_s, mean_loss, P = jax_epoch(params, X, Y, batch_size=batch_size, lr=lr)
+                *loops[name], compile_s[name] = _jax_loop(params, X, Y, batch_size=batch_size, lr=lr)
             except ImportError as e:
                 out["backends"][name] = {"skipped": f"jax unavailable: {e}"}
-                continue
         else:
             raise ValueError(f"unknown training backend {name!r}")
-        finals[name] = P
-        if name == "manual_grad":
-            out["manual_update_us_per_step"] = 1e6 * update_s / max(1, n // batch_size)
+    names = list(loops)
+    bounds = np.linspace(0, steps, min(chunks, steps) + 1).astype(int)
+    chunk_s = {name: [] for name in names}
+    loss_sum = dict.fromkeys(names, 0.0)
+    update_s = dict.fromkeys(names, 0.0)
+    for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+        for name in names[k % len(names):] + names[:k % len(names)]:
+            t0 = time.perf_counter()
+            J_sum, u_s = loops[name][0](int(lo), int(hi))
+            chunk_s[name].append(time.perf_counter() - t0)
+            loss_sum[name] += J_sum
+            update_s[name] += u_s
+    finals = {name: loops[name][1]() for name in names}
+    for name in names:
+        seconds = sum(chunk_s[name])
         out["backends"][name] = {
             "seconds": seconds,
-            "compile_s": compile_s,
-            "us_per_step": 1e6 * seconds / max(1, n // batch_size),
-            "mean_train_loss": mean_loss,
-            "test_accuracy": mb.accuracy(P, x_test, data.y_test),
+            "chunk_seconds": chunk_s[name],
+            "compile_s": compile_s[name],
+            "us_per_step": 1e6 * seconds / max(1, steps),
+            "mean_train_loss": loss_sum[name] / max(1, steps),
+            "test_accuracy": mb.accuracy(finals[name], x_test, data.y_test),
         }
+    if "manual_grad" in names:
+        out["manual_update_us_per_step"] = 1e6 * update_s["manual_grad"] / max(1, steps)
     if {"manual", "jax_jit"} <= finals.keys():
         a, b = finals["manual"], finals["jax_jit"]
         out["max_param_diff_rel"] = max(
             float(np.max(np.abs(u.astype(np.float64) - v))) / float(np.max(np.abs(v))) for u, v in zip(a, b)
         )
-    if {"manual", "jax_jit"} <= {k for k, v in out["backends"].items() if "seconds" in v}:
         out["ratio_manual_to_jax_jit"] = out["backends"]["manual"]["seconds"] / out["backends"]["jax_jit"]["seconds"]
+        per_chunk = np.array(chunk_s["manual"]) / np.array(chunk_s["jax_jit"])
+        out["ratio_per_chunk_quartiles"] = [float(q) for q in np.percentile(per_chunk, [25, 50, 75])]
     return out

@@ -197,7 +197,9 @@ def training_table(runs: list[dict]) -> list[str]:
         if "manual_update_us_per_step" in r:
             extra.append(f"manual_grad's update W -= lr g: {r['manual_update_us_per_step']:.0f} us/step")
         if "ratio_manual_to_jax_jit" in r:
-            extra.append(f"manual/jax_jit = {r['ratio_manual_to_jax_jit']:.2f}")
+            q = r.get("ratio_per_chunk_quartiles")
+            extra.append(f"manual/jax_jit = {r['ratio_manual_to_jax_jit']:.2f}"
+                         + (f" (per chunk: median {q[1]:.2f}, quartiles {q[0]:.2f}-{q[2]:.2f})" if q else ""))
         if "max_param_diff_rel" in r:
             extra.append(f"max relative parameter difference after the epoch = {r['max_param_diff_rel']:.1e}")
         if extra:
