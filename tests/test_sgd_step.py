@@ -131,3 +131,32 @@ def test_blas_thread_counts_are_left_as_they_were():
     with pytest.raises(FloatingPointError):
         mb.sgd_step(params, x, y, 0.1, check_finite=False)
     assert counts() == before
+
+
+def test_during_a_batch_1_step_scipys_own_blas_runs_on_one_thread(monkeypatch):
+    """What the thread limit is for: while a batch-1 step runs (observed from inside the loss),
+    the BLAS bundled in SciPy's wheels (``scipy.libs``) has one thread and NumPy's keeps its own
+    count. A batch of 2 leaves both alone."""
+    import os
+
+    from threadpoolctl import threadpool_info
+
+    from manual_backprop.losses import LOSSES
+
+    params, y = mb.init_params([3, 4, 2], seed=0), mb.one_hot([1, 0], 2)
+    mb.sgd_step(params, np.ones((1, 3)), y[:1], 0.1)  # loads SciPy's BLAS
+    outside = {i["filepath"]: i["num_threads"] for i in threadpool_info()}
+    scipys = [f for f in outside if f"{os.sep}scipy.libs{os.sep}" in f]
+    if not scipys:
+        pytest.skip("SciPy shares NumPy's BLAS here (not the pip wheels): nothing to limit")
+    seen = []
+    bce = LOSSES["binary_cross_entropy"]
+    value = type(bce).value
+    monkeypatch.setattr(bce, "value", lambda z, y: (seen.append({i["filepath"]: i["num_threads"]
+                                                                 for i in threadpool_info()}), value(bce, z, y))[1])
+    mb.sgd_step(params, np.ones((1, 3)), y[:1], 0.1)
+    mb.sgd_step(params, np.ones((2, 3)), y, 0.1)
+    batch_1, batch_2 = seen
+    assert all(batch_1[f] == 1 for f in scipys)
+    assert all(batch_1[f] == n for f, n in outside.items() if f not in scipys)
+    assert batch_2 == outside
