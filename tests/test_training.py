@@ -219,9 +219,10 @@ def test_as_published_backward_trains_differently(small):
     assert bits(right.params) != bits(wrong.params)
 
 
-def test_divergence_is_a_clear_error(small):
+@pytest.mark.parametrize("momentum", [0.9, 0.0])  # 0.0: plain SGD through sgd_step
+def test_divergence_is_a_clear_error(small, momentum):
     with pytest.raises(DivergenceError, match="diverged in epoch 1.*smaller learning rate"):
-        train(data=small, loss="mean_squared_error", lr=100.0, hidden_sizes=[16], **QUIET)
+        train(data=small, loss="mean_squared_error", lr=100.0, momentum=momentum, hidden_sizes=[16], **QUIET)
 
 
 def test_bad_options_are_value_errors(small):
