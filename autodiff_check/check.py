@@ -199,7 +199,7 @@ def check_gradients(
                 for v in directions:
                     d = directional_fd(loss_fn, P, v, kinks=kinks, f_error=loss_error)
                     skipped += not np.isfinite(d.tol)
-                    pairs.append((dot(g, v), d.value, d.tol))
+                    pairs.append((dot(g, d.direction), d.value, d.tol))
                 r = _directional_result("finite_diff_dir", pairs, skipped)
         elif o == "complex_step":
             if per_coordinate:

@@ -76,13 +76,15 @@ class NumericalGradient:
 
 
 def _central(f: LossFn, P: list[np.ndarray], W: np.ndarray, idx, h: float) -> float:
+    """(f(w + h) - f(w - h)) divided by the step actually taken, fl(w + h) - fl(w - h): with
+    2h instead, the rounding of w +- h (u |w| / h relative) would enter the quotient."""
     w = W[idx]
-    W[idx] = w + h
+    W[idx] = wp = w + h
     fp = f(P)
-    W[idx] = w - h
+    W[idx] = wm = w - h
     fm = f(P)
     W[idx] = w
-    return (fp - fm) / (2 * h)
+    return (fp - fm) / (wp - wm)
 
 
 def _straddles(kinks: KinkFn, P, W, idx, h: float, base: np.ndarray) -> bool:
@@ -171,10 +173,13 @@ def dot(a: Params, b: Params) -> float:
 
 @dataclass
 class Directional:
-    """A directional derivative estimate ``value`` of <grad, v>, with its error bound ``tol``."""
+    """A directional derivative estimate ``value`` of <grad, direction>, with its error bound
+    ``tol``. ``direction`` is v as the step actually took it, (fl(w + h v) - fl(w - h v)) / 2h,
+    which differs from v by the rounding of w +- h v; compare against <grad, direction>."""
 
     value: float
     tol: float
+    direction: list[np.ndarray] | None = None
 
 
 def directional_fd(
@@ -182,8 +187,9 @@ def directional_fd(
     f_error: float | None = None,
 ) -> Directional:
     """Central difference of t -> f(w + t v) at 0, with the error bound of the module
-    docstring (step u^(1/3) max(1, |w|_inf) / |v|_inf). ``value`` is NaN and ``tol`` inf when
-    every step down to 2^-20 h straddles a kink."""
+    docstring (step u^(1/3) max(1, |w|_inf) / |v|_inf), as an estimate of <grad, direction>
+    for the direction the step actually took (``Directional.direction``). ``value`` is NaN
+    and ``tol`` inf when every step down to 2^-20 h straddles a kink."""
     P = _float64_copy(params)
     V = _float64_copy(v)
     vmax = max(float(np.abs(x).max()) for x in V)
@@ -201,10 +207,14 @@ def directional_fd(
                 break
             h /= 2
         else:
-            return Directional(float("nan"), float("inf"))
-    d1 = (float(f(at(h))) - float(f(at(-h)))) / (2 * h)
-    d2 = (float(f(at(2 * h))) - float(f(at(-2 * h)))) / (4 * h)
-    return Directional(d1, 3 * abs(d1 - d2) + 2 * eps_f / h)
+            return Directional(float("nan"), float("inf"), V)
+
+    def central(t: float) -> tuple[float, list[np.ndarray]]:
+        plus, minus = at(t), at(-t)
+        return (float(f(plus)) - float(f(minus))) / (2 * t), [(A - B) / (2 * t) for A, B in zip(plus, minus)]
+
+    (d1, taken), (d2, _) = central(h), central(2 * h)
+    return Directional(d1, 3 * abs(d1 - d2) + 2 * eps_f / h, taken)
 
 
 COMPLEX_STEP = 1e-20

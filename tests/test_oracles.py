@@ -119,3 +119,16 @@ def test_cli_rejects_unknown_names_in_one_line():
     r = _cli("--activations", "swish")
     assert r.returncode == 2
     assert "unknown activation 'swish'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_finite_differences_divide_by_the_step_actually_taken():
+    """fl(w + h) - fl(w - h) is not 2h: for f = c (w - w0), exact up to one rounding, dividing
+    by 2h was off by ~u |w| |c| / h, 30x the bound (found in review). Per coordinate and along
+    a direction, the estimate is exact here up to the rounding of f."""
+    w0, c = 1.4053008865771970, 8569.477
+    f = lambda P: c * (P[0][0, 0] - w0)  # noqa: E731
+    P = [np.array([[w0]])]
+    num = ac.numerical_grad_with_error(f, P)
+    assert abs(num.grad[0][0, 0] - c) <= num.tol[0][0, 0]
+    d = ac.directional_fd(f, P, [np.array([[1.0]])])
+    assert abs(ac.oracles.dot([np.array([[c]])], d.direction) - d.value) <= d.tol
