@@ -7,13 +7,17 @@ dtype the network is evaluated in (2^-53 for float64, 2^-24 for float32). With
 z_l = a_{l-1} W_l[1:] + W_l[0], a_l = g(z_l), ã = [1, a], batch B and n_l units in layer l:
 
     forward   ez_l  = (n_{l-1} + 1) u |ã_{l-1}| |W_l|  +  ea_{l-1} |W_l[1:]|
-              ea_l  = |g'(z_l)| ez_l  +  EVAL_ULPS u (|a_l| + [gelu] |z_l|)
+              ea_l  = |g'(z_l)| ez_l  +  EVAL_ULPS u (|a_l| + [gelu] |z_l|)  +  tiny
     output    d_L   = (|f(z_L)| s + |y|) / B            the terms of delta_L (s = max(1, sum_k |y_k|))
-              ed_L  = s c_f ez_L / B  +  EVAL_ULPS u d_L  c_f = max slope of the output f
+              ed_L  = s c_f ez_L / B  +  (EVAL_ULPS [+ n_L for softmax]) u d_L
+                                                     c_f = max slope of the output f, ez_L its row
+                                                     max for softmax (p_k depends on the whole row)
     backward  d_{l-1}  = G1 d_l |W_l[1:]|^T               G1 = max |g'|
               ed_{l-1} = G1 (ed_l + n_l u d_l) |W_l[1:]|^T      error carried back, and the GEMM's own
                        + G2 ez_{l-1} (d_l |W_l[1:]|^T)           g' taken at a z that errs by ez (G2 = max |g''|)
-                       + EVAL_ULPS u (d_l |W_l[1:]|^T)           g' = 1 - a^2, a (1 - a) known to ~u absolutely
+                       + EVAL_ULPS u (d_l |W_l[1:]|^T)           g' = 1 - a^2, a (1 - a) known to ~8u absolutely
+                       + J [|z_{l-1}| <= ez_{l-1}] (d_l |W_l[1:]|^T)   relu, leaky_relu: z may be on either
+                                                                 side of the kink, g' jumps by J
     gradient  eG_l  = B u |ã_{l-1}|^T d_l  +  |ã_{l-1}|^T ed_l  +  [0, ea_{l-1}]^T d_l
     loss      eJ    = sum d_L (ez_L + u (|z_L| + |y|))  +  (B n_out + 16) u T,
               T = |J| + sum (1 + |y|)(1 + |z_L|) / B bounds the terms the loss formula adds
@@ -21,14 +25,17 @@ z_l = a_{l-1} W_l[1:] + W_l[0], a_l = g(z_l), ã = [1, a], batch B and n_l units
 Below the normal range the model is fl(x op y) = (x op y)(1 + e) + t with |e| <= u and
 |t| <= eta, the smallest subnormal: a product such as a_i delta_j of tiny numbers is known
 only to eta absolutely. So every dot product of n terms above also carries n eta, and every
-elementwise result eta (float32: eta = 1.4e-45; float64: 4.9e-324).
+elementwise result eta (float32: eta = 1.4e-45; float64: 4.9e-324). An activation carries
+``tiny``, the smallest normal number, instead: the in-place sigmoid gives 1 / (1 + inf) = 0
+where the exact value is subnormal. Near a kink (relu, leaky_relu) the slope used forward is
+the largest on either side.
 
 The ``|`` ``|`` products run the network in absolute values, so cancellation anywhere (a z_L
 that is a small difference of large terms, p - y with p ~ y, a saturated tanh') is covered.
 Bounds are first order in u; callers multiply by a small safety factor and say so.
 
 The derivative bounds below are the maxima over the real line (checked in
-tests/test_oracles.py against jax.grad on a fine grid).
+tests/test_error_bounds.py against jax.grad on a fine grid).
 """
 
 from __future__ import annotations
@@ -38,7 +45,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-EVAL_ULPS = 4  # an activation or output function evaluates to within 4 u of its terms
+# An activation, its derivative or the output function is computed to within 8 u of its terms:
+# a few operations of 1 u each (exp, add, divide, tanh), and tanh' = 1 - a^2 from an a that is
+# itself off by 4 u.
+EVAL_ULPS = 8
 
 #: max |g'| over the reals (gelu: 1.1290 at z ~ 1.5; softplus' = sigmoid < 1)
 SLOPE = {"sigmoid": 0.25, "tanh": 1.0, "relu": 1.0, "leaky_relu": 1.0, "softplus": 1.0, "gelu": 1.13}
@@ -47,6 +57,8 @@ CURVATURE = {"sigmoid": 0.0963, "tanh": 0.770, "relu": 0.0, "leaky_relu": 0.0, "
 #: max slope of the output function in the max-norm (sigmoid 1/4, softmax 1/2: row i of its
 #: Jacobian sums to 2 p_i (1 - p_i) in absolute value; identity 1)
 OUTPUT_SLOPE = {"binary_cross_entropy": 0.25, "softmax_cross_entropy": 0.5, "mean_squared_error": 1.0}
+#: the jump of g' at the kink z = 0
+KINK_JUMP = {"relu": 1.0, "leaky_relu": 0.99}
 
 
 @dataclass
@@ -76,6 +88,8 @@ def rounding_bound(
     g, lossfn = get_activation(activation), get_loss(loss)
     u = unit_roundoff(dtype)
     eta = float(np.finfo(dtype).smallest_subnormal)
+    tiny = float(np.finfo(dtype).tiny)
+    jump = KINK_JUMP.get(activation, 0.0)
     P = [np.asarray(W, np.float64) for W in params]
     x = np.asarray(x, np.float64)
     y = np.asarray(y, np.float64)
@@ -94,14 +108,18 @@ def rounding_bound(
         ezs.append(ez)
         if l < len(P) - 1:
             a = g.fn(z)
-            ea = np.abs(g.grad(z, a)) * ez + EVAL_ULPS * u * (np.abs(a) + (np.abs(z) if activation == "gelu" else 0)) + eta
+            slope = np.abs(g.grad(z, a))
+            if jump:  # z may lie on the other side of the kink
+                slope = np.where(np.abs(z) <= ez, SLOPE[activation], slope)
+            ea = slope * ez + EVAL_ULPS * u * (np.abs(a) + (np.abs(z) if activation == "gelu" else 0)) + tiny
 
     # output error: its terms d and its error ed
     z_L, ez_L = zs[-1], ezs[-1]
     s = np.maximum(1.0, np.abs(y).sum(axis=1, keepdims=True))
     d = (np.abs(lossfn.output(z_L)) * s + np.abs(y)) / B
     ez_out = ez_L.max(axis=1, keepdims=True) if loss == "softmax_cross_entropy" else ez_L
-    ed = s * OUTPUT_SLOPE[loss] * ez_out / B + EVAL_ULPS * u * d + eta
+    ulps = EVAL_ULPS + (z_L.shape[1] if loss == "softmax_cross_entropy" else 0)  # softmax sums its row
+    ed = s * OUTPUT_SLOPE[loss] * ez_out / B + ulps * u * d + eta
 
     J = float(np.mean(lossfn.value(z_L, y)))
     terms = abs(J) + float(np.sum((1 + np.abs(y)) * (1 + np.abs(z_L)))) / B
@@ -119,5 +137,7 @@ def rounding_bound(
             back = d @ absW  # the terms delta_l W_l[1:]^T before g'
             m = P[l].shape[1]  # terms in each entry of delta_l W_l[1:]^T
             ed = G1 * ((ed + m * u * d) @ absW + m * eta) + G2 * ezs[l - 1] * back + EVAL_ULPS * u * back + eta
+            if jump:
+                ed = ed + jump * (np.abs(zs[l - 1]) <= ezs[l - 1]) * back
             d = G1 * back
     return RoundingBound(e_loss, grad)

@@ -145,7 +145,11 @@ def sgd_step(params: Sequence[np.ndarray], x, y, lr: float, *, activation: str =
     dtype, x, y = _prepare(params, x, y, activation, loss)
     if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating)) or not np.isfinite(lr):
         raise TypeError(f"lr must be a finite real number; got {lr!r}")
-    J, new = _sgd(list(params), x, y, np.asarray(lr, dtype), activation=activation, loss=loss)
+    with np.errstate(over="ignore"):
+        rate = np.asarray(lr, dtype)
+    if not np.isfinite(rate):
+        raise ValueError(f"lr = {lr!r} overflows {dtype}")
+    J, new = _sgd(list(params), x, y, rate, activation=activation, loss=loss)
     return float(J), [np.asarray(W, dtype=dtype) for W in new]
 
 

@@ -62,8 +62,9 @@ class Sigmoid:
         """z <- 1 / (1 + e^{-(z + b)}): four passes over z, no temporary of its size.
 
         Where z + b < -88.7 (float32) or -709.8 (float64), e^{-(z + b)} overflows to inf and
-        a = 1 / inf = 0; the exact value there is below the smallest normal number, so this
-        agrees with ``sigmoid`` to within a subnormal, and the overflow is not a warning."""
+        a = 1 / inf = 0; the exact value there is subnormal (below 1.2e-38 or 2.2e-308), so
+        this agrees with ``sigmoid`` to within the smallest normal number, and the overflow
+        is not a warning."""
         np.subtract(-b, z, out=z)
         with np.errstate(over="ignore"):
             np.exp(z, out=z)

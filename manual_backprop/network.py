@@ -204,6 +204,8 @@ def _check_out(out, params: Params) -> list[np.ndarray]:
             raise ValueError(f"out[{l}] must be a writeable C-contiguous array")
         if any(np.may_share_memory(g, V) for V in params):
             raise ValueError(f"out[{l}] overlaps the parameters; gradients need their own memory")
+        if any(np.may_share_memory(g, h) for h in out[:l]):
+            raise ValueError(f"out[{l}] overlaps another entry of out; each layer needs its own array")
     return list(out)
 
 
@@ -227,8 +229,9 @@ def loss_and_grad(
     Speed (results are the same either way): ``out``, a list of C-contiguous arrays shaped
     and typed like ``params``, receives the gradient in place and is returned as ``grads``;
     ``workspace``, a :class:`Workspace` reused across calls, holds the activations and error
-    terms. With both, a call allocates only the output layer's (batch, n_L) arrays and
-    single rows.
+    terms. With both, and sigmoid or tanh (whose in-place forms need no z), a call allocates
+    only the output layer's (batch, n_L) arrays and single rows; the other activations
+    allocate fn(z) and grad(z, a) for each hidden layer.
 
     Cost per call, with n_l the layer widths and B the batch: the matrix products
     z_l = a_{l-1} W_l[1:], a_{l-1}^T delta_l and delta_l W_l[1:]^T (6 B sum n_{l-1} n_l flops,
@@ -264,7 +267,8 @@ def sgd_step(
 
     Returns ``(J, params)``: J at the parameters before the step, and ``params`` itself,
     updated (so ``J, params = sgd_step(params, ...)`` reads the same for the JAX backend,
-    which returns new arrays). ``params`` must be writeable C-contiguous arrays.
+    which returns new arrays). ``params`` must be writeable, aligned C-contiguous arrays (so
+    that BLAS updates them where they are), and ``-lr`` finite in their dtype.
 
     The same numbers as :func:`loss_and_grad` followed by ``W -= lr * g``, up to rounding,
     without storing the gradient first. Once W_l has served to compute delta_{l-1}, delta_l is
@@ -278,12 +282,17 @@ def sgd_step(
     """
     act, lossfn, x, y = _prepare(params, x, y, activation, loss, check_finite=check_finite)
     for l, W in enumerate(params):
-        if not (W.flags.c_contiguous and W.flags.writeable):
-            raise ValueError(f"sgd_step updates params in place: params[{l}] must be a writeable C-contiguous array")
+        if not (W.flags.c_contiguous and W.flags.writeable and W.flags.aligned):
+            raise ValueError(
+                f"sgd_step updates params in place: params[{l}] must be a writeable, aligned C-contiguous array"
+            )
     if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating)) or not np.isfinite(lr):
         raise TypeError(f"lr must be a finite real number; got {lr!r}")
+    with np.errstate(over="ignore"):
+        minus_lr = x.dtype.type(-lr)
+    if not np.isfinite(minus_lr):
+        raise ValueError(f"lr = {lr!r} overflows {x.dtype}")
     ws = Workspace() if workspace is None else workspace
-    minus_lr = x.dtype.type(-lr)
     ger, scipy_blas = _scipy_ger(x.dtype) if x.shape[0] == 1 else (None, ())
 
     def update(l: int, a: np.ndarray, delta: np.ndarray) -> None:

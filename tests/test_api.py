@@ -185,3 +185,11 @@ def test_jax_sgd_step_refuses_bad_learning_rates_like_the_manual_one(lr):
     for backend in (mb, ac):
         with pytest.raises(TypeError, match="lr must be a finite real number"):
             backend.sgd_step(params, x, y, lr)
+
+
+def test_an_overflowing_learning_rate_is_refused_by_both_backends():
+    params = [W.astype(np.float32) for W in mb.init_params([3, 2], seed=0)]
+    x, y = np.ones((1, 3), np.float32), np.ones((1, 2), np.float32)
+    for backend in (mb, ac):
+        with pytest.raises(ValueError, match="overflows float32"):
+            backend.sgd_step(params, x, y, 1e39)

@@ -98,3 +98,34 @@ def test_f_error_must_be_a_finite_non_negative_number():
     for bad in (-1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="f_error"):
             ac.numerical_grad_with_error(f, [np.ones((2, 2))], f_error=bad)
+
+
+def _float32_error_within_bound(activation, loss, params, x, y):
+    params = [np.asarray(W, np.float32) for W in params]
+    x32, y = np.asarray(x, np.float32), np.asarray(y, np.float64)
+    _, g32 = mb.loss_and_grad(params, x32, y.astype(np.float32), activation=activation, loss=loss)
+    _, g64 = mb.loss_and_grad([W.astype(np.float64) for W in params], x32.astype(np.float64), y,
+                              activation=activation, loss=loss)
+    b32 = ac.rounding_bound(params, x32, y, activation, loss, dtype=np.float32)
+    b64 = ac.rounding_bound(params, x32, y, activation, loss)
+    return [(np.abs(a - b), 2 * (e + f)) for a, b, e, f in zip(g32, g64, b32.grad, b64.grad)]
+
+
+@pytest.mark.parametrize("activation,x", [("relu", [[1.0, 1e-8]]), ("leaky_relu", [[1.0, -1e-8]])])
+def test_a_pre_activation_within_rounding_of_the_kink(activation, x):
+    """z = -1 + 1 + 1e-8: float32 rounds it to 0 (g' = 0 for relu), float64 keeps it positive
+    (g' = 1). The gradients then differ by g''s jump times the terms, far above u; the bound
+    covers it because |z| <= ez there (found in review)."""
+    params = [[[-1.0], [1.0], [1.0]], [[0.0], [1.0]]]
+    pairs = _float32_error_within_bound(activation, "mean_squared_error", params, x, [[0.5]])
+    assert max(float(err.max()) for err, _ in pairs) > 1e-3  # the flip is real
+    assert all(np.all(err <= tol) for err, tol in pairs)
+
+
+def test_a_sigmoid_below_the_normal_range():
+    """z = -90 in float32: the in-place sigmoid gives 1 / (1 + inf) = 0, the exact value is
+    8e-40 (subnormal); the bound's floor for an activation is the smallest normal number."""
+    params = [[[-90.0], [0.0]], [[0.0], [1.0]]]
+    pairs = _float32_error_within_bound("sigmoid", "mean_squared_error", params, [[1.0]], [[1.0]])
+    assert max(float(err.max()) for err, _ in pairs) > 0
+    assert all(np.all(err <= tol) for err, tol in pairs)

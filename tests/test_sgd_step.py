@@ -105,12 +105,28 @@ def test_parameters_that_cannot_be_updated_in_place_are_refused():
     x, y = np.ones((1, 3)), mb.one_hot([1], 2)
     params = mb.init_params([3, 4, 2], seed=0)
     params[1] = np.asfortranarray(params[1])
-    with pytest.raises(ValueError, match=r"params\[1\] must be a writeable C-contiguous array"):
+    with pytest.raises(ValueError, match=r"params\[1\] must be a writeable, aligned C-contiguous array"):
         mb.sgd_step(params, x, y, 0.1)
     params = mb.init_params([3, 4, 2], seed=0)
     params[0].flags.writeable = False
-    with pytest.raises(ValueError, match=r"params\[0\] must be a writeable C-contiguous array"):
+    with pytest.raises(ValueError, match=r"params\[0\] must be a writeable, aligned C-contiguous array"):
         mb.sgd_step(params, x, y, 0.1)
+    # unaligned memory: BLAS would work on a copy and leave the weights as they were (review)
+    params = mb.init_params([3, 4, 2], seed=0)
+    raw = bytearray(params[0].nbytes + 1)
+    unaligned = np.frombuffer(raw, np.float64, offset=1).reshape(params[0].shape)
+    unaligned[...] = params[0]
+    assert not unaligned.flags.aligned
+    with pytest.raises(ValueError, match=r"params\[0\] must be a writeable, aligned C-contiguous array"):
+        mb.sgd_step([unaligned, params[1]], x, y, 0.1)
+
+
+def test_a_learning_rate_that_overflows_the_dtype_is_refused():
+    params = [W.astype(np.float32) for W in mb.init_params([3, 2], seed=0)]
+    before = [W.copy() for W in params]
+    with pytest.raises(ValueError, match="lr = 1e.39 overflows float32"):
+        mb.sgd_step(params, np.ones((1, 3), np.float32), np.ones((1, 2), np.float32), 1e39)
+    assert all(np.array_equal(a, b) for a, b in zip(params, before))
 
 
 def test_blas_thread_counts_are_left_as_they_were():

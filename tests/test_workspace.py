@@ -148,3 +148,12 @@ def test_the_in_place_path_and_the_objects_fn_and_grad_agree(name, monkeypatch):
     L = len(params)
     for l, (a, b) in enumerate(zip(g_doubled, g_generic)):
         np.testing.assert_array_equal(a, 2.0 ** (L - 1 - l) * b)
+
+
+def test_one_array_for_two_layers_is_refused():
+    """Two layers of the same shape and one array given for both (found in review): the
+    second layer's gradient would overwrite the first's."""
+    params = mb.init_params([3, 3, 3], seed=0)
+    g = np.empty_like(params[0])
+    with pytest.raises(ValueError, match=r"out\[1\] overlaps another entry of out"):
+        mb.loss_and_grad(params, np.ones((2, 3)), mb.one_hot([0, 1], 3), out=[g, g[:, :]])
