@@ -14,12 +14,14 @@ With eps_f ~ u |f| (u = 2^-53), the step h = u^(1/3) max(1, |w|) ~ 6e-6 balances
 ~1e-11 |f|-scale. We do not guess |f'''|: Richardson's argument gives
 ``D(2h) - D(h) = 3 h^2 f''' / 6 + O(h^4)``, so ``|D(h) - D(2h)| / 3`` estimates the truncation
 error from the two steps actually taken. That estimate is itself blurred by rounding (by at
-most eps_f / h in D(h) and eps_f / 2h in D(2h)), so truncation <= (|D(h) - D(2h)| + 1.5 eps_f / h) / 3
+most eps_f / h in D(h) and eps_f / 2h in D(2h)), so, to leading order in h (the O(h^4)
+terms are what the safety factor is for), truncation <= (|D(h) - D(2h)| + 1.5 eps_f / h) / 3
 and the total error <= |D(h) - D(2h)| / 3 + 1.5 eps_f / h. The per-entry tolerance is
 
     tol = 3 |D(h) - D(2h)|  +  2 eps_f / h
 
 i.e. the Richardson estimate with a safety factor of 9, plus the rounding part rounded up.
+D(h) divides by the step actually taken, fl(w + h) - fl(w - h), not by 2h.
 ``f_error`` is eps_f, the absolute rounding error of f near w; by default
 eps_f = 16 u max(1, |f(w)|), right for a loss that is a short sum of well-conditioned terms.
 When f cancels (a network output that is a small difference of large terms) |f| says little
