@@ -143,12 +143,7 @@ def sgd_step(params: Sequence[np.ndarray], x, y, lr: float, *, activation: str =
     by one jitted ``jax.value_and_grad``. New NumPy arrays: ``params`` is left as it was
     (manual_backprop.sgd_step updates in place; ``J, params = sgd_step(...)`` reads the same)."""
     dtype, x, y = _prepare(params, x, y, activation, loss)
-    if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating)) or not np.isfinite(lr):
-        raise TypeError(f"lr must be a finite real number; got {lr!r}")
-    with np.errstate(over="ignore"):
-        rate = np.asarray(lr, dtype)
-    if not np.isfinite(rate):
-        raise ValueError(f"lr = {lr!r} overflows {dtype}")
+    rate = _checks.check_lr(lr, dtype)  # validated like manual_backprop's
     J, new = _sgd(list(params), x, y, rate, activation=activation, loss=loss)
     return float(J), [np.asarray(W, dtype=dtype) for W in new]
 

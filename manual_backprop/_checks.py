@@ -143,3 +143,14 @@ def check_labels(labels, n_classes: int, batch: int | None = None) -> np.ndarray
             f"labels must lie in [0, {n_classes}); got values in [{labels.min()}, {labels.max()}]"
         )
     return labels
+
+
+def check_lr(lr, dtype: np.dtype):
+    """The learning rate as a scalar of ``dtype``: a finite real number that stays finite there."""
+    if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating)) or not np.isfinite(lr):
+        raise TypeError(f"lr must be a finite real number; got {lr!r}")
+    with np.errstate(over="ignore"):
+        rate = dtype.type(lr)
+    if not np.isfinite(rate):
+        raise ValueError(f"lr = {lr!r} overflows {dtype}")
+    return rate

@@ -286,12 +286,7 @@ def sgd_step(
             raise ValueError(
                 f"sgd_step updates params in place: params[{l}] must be a writeable, aligned C-contiguous array"
             )
-    if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating)) or not np.isfinite(lr):
-        raise TypeError(f"lr must be a finite real number; got {lr!r}")
-    with np.errstate(over="ignore"):
-        minus_lr = x.dtype.type(-lr)
-    if not np.isfinite(minus_lr):
-        raise ValueError(f"lr = {lr!r} overflows {x.dtype}")
+    minus_lr = -_checks.check_lr(lr, x.dtype)
     ws = Workspace() if workspace is None else workspace
     ger, scipy_blas = _scipy_ger(x.dtype) if x.shape[0] == 1 else (None, ())
 
