@@ -44,13 +44,13 @@ class Data:
 
 
 def load_data(dtype) -> Data:
-    """MNIST from ``manual_backprop.data.load_mnist`` (the shipped copy, else ``shared/``);
+    """MNIST from ``manual_backprop.app.data.load_mnist`` (the shipped copy, else ``shared/``);
     synthetic pixels and labels when neither can be read, said so in ``source``."""
     errors = []
     try:
-        from manual_backprop.data import load_mnist
+        from manual_backprop.app.data import load_mnist
     except ImportError as e:  # pragma: no cover - the module ships with the package
-        load_mnist, errors = None, [f"manual_backprop.data: {e}"]
+        load_mnist, errors = None, [f"manual_backprop.app.data: {e}"]
     if load_mnist is not None:
         for where in (None, SHARED_MNIST):
             try:

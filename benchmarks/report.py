@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from manual_backprop.checkpoint import write_atomically
+from manual_backprop.app.checkpoint import write_atomically
 
 from .gradients import BASELINE
 

@@ -14,8 +14,6 @@ when present).
 """
 
 from .activations import ACTIVATIONS
-from .checkpoint import load_checkpoint, save_checkpoint
-from .data import load_mnist, read_idx
 from .losses import LOSSES
 from .network import (
     Params,
@@ -30,7 +28,6 @@ from .network import (
     predict,
     sgd_step,
 )
-from .training import train
 
 __all__ = [
     "ACTIVATIONS",
@@ -41,14 +38,9 @@ __all__ = [
     "add_bias",
     "forward",
     "init_params",
-    "load_checkpoint",
-    "load_mnist",
     "loss",
     "loss_and_grad",
     "one_hot",
     "predict",
-    "read_idx",
-    "save_checkpoint",
     "sgd_step",
-    "train",
 ]

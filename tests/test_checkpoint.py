@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import examples
 
-from manual_backprop.checkpoint import load_checkpoint, save_checkpoint
+from manual_backprop.app.checkpoint import load_checkpoint, save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -192,7 +192,7 @@ CHILD = textwrap.dedent(
     """
     import os, sys, time
     import numpy as np
-    from manual_backprop import checkpoint as ck
+    from manual_backprop.app import checkpoint as ck
 
     path, mode = sys.argv[1], sys.argv[2]
     ck.save_checkpoint(path, [np.full((3, 2), 1.0)], tag="old")

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import examples
 
-from manual_backprop import data
-from manual_backprop.data import MNIST_FILES, load_mnist, read_idx
+from manual_backprop.app import data
+from manual_backprop.app.data import MNIST_FILES, load_mnist, read_idx
 
 TYPE_CODES = {"u1": 0x08, "i1": 0x09, ">i2": 0x0B, ">i4": 0x0C, ">f4": 0x0D, ">f8": 0x0E}
 

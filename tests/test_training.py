@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 import manual_backprop as mb
-from manual_backprop import training
-from manual_backprop.__main__ import main
-from manual_backprop.checkpoint import load_checkpoint, save_checkpoint
-from manual_backprop.data import MNIST_FILES, Dataset, load_mnist
-from manual_backprop.training import DivergenceError, fold_input_scaling, train
+from manual_backprop.app import training
+from manual_backprop.app.cli import main
+from manual_backprop.app.checkpoint import load_checkpoint, save_checkpoint
+from manual_backprop.app.data import MNIST_FILES, Dataset, load_mnist
+from manual_backprop.app.training import DivergenceError, fold_input_scaling, train
 
 REPO = Path(__file__).resolve().parents[1]
 QUIET = dict(progress=False, log=lambda line: None)
@@ -337,8 +337,8 @@ def test_imports_and_trains_without_jax(tmp_path):
     """manual_backprop must not need JAX; --backend jax then says what is missing, in one line."""
     code = (
         "import sys; sys.modules['jax'] = None\n"
-        "import manual_backprop, manual_backprop.training, manual_backprop.__main__ as m\n"
-        "r = manual_backprop.training.train(train_subset=50, epochs=1, hidden_sizes=[4], progress=False,"
+        "import manual_backprop, manual_backprop.app.training, manual_backprop.app.cli as m\n"
+        "r = manual_backprop.app.training.train(train_subset=50, epochs=1, hidden_sizes=[4], progress=False,"
         " log=lambda s: None)\n"
         "assert r.params[0].shape == (785, 4)\n"
         "sys.exit(m.main(['train', '--backend', 'jax', '--train-subset', '10', '--no-progress']))\n"

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _checks
+from .. import _checks
 
 FORMAT = "manual_backprop.checkpoint"
 VERSION = 1

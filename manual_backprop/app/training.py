@@ -40,11 +40,11 @@ from typing import Any
 
 import numpy as np
 
-from . import _checks, network
-from .activations import get_activation
+from .. import _checks, network
+from ..activations import get_activation
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import Dataset, load_mnist
-from .losses import get_loss
+from ..losses import get_loss
 
 BACKENDS = ("manual", "jax")
 BACKWARDS = ("manual", "as_published")
@@ -161,7 +161,7 @@ def _gradient_fn(config: TrainConfig) -> Callable[[list[np.ndarray], np.ndarray,
 
         return jax_step
     if config.backward == "as_published":
-        from .as_published import loss_and_grad as published
+        from ..as_published import loss_and_grad as published
         return lambda params, x, y: published(params, x, y, check_finite=False, **kw)
     workspace, out = network.Workspace(), []
 

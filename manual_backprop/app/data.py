@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-PACKAGED_DIR = Path(__file__).resolve().parent / "mnist"
+PACKAGED_DIR = Path(__file__).resolve().parent.parent / "mnist"
 
 # name -> (kind, MD5 of the uncompressed canonical MNIST file)
 MNIST_FILES = {

@@ -1,0 +1,177 @@
+"""Command line: ``python -m manual_backprop train ...`` and ``python -m manual_backprop evaluate CKPT``.
+
+Both end with the line ``test accuracy: 0.XXXX`` on stdout. Bad options, missing data and
+unwritable outputs give one line on stderr and a nonzero exit status (2 for usage errors,
+1 for everything else, 130 when interrupted), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..activations import ACTIVATIONS
+from ..losses import LOSSES
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line instead of usage + message
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _checked(convert, ok, expected: str):
+    """An argparse ``type``: ``convert(text)``, refused with "expected <expected>" unless ``ok``."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
+
+
+_positive_int = _checked(int, lambda v: v >= 1, "a positive integer")
+_non_negative_int = _checked(int, lambda v: v >= 0, "a non-negative integer")
+_positive_float = _checked(float, lambda v: 0 < v < float("inf"), "a positive number")
+_momentum = _checked(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .training import RECIPES, SCHEDULES
+
+    d, p = RECIPES["default"], RECIPES["post"]
+    parser = _Parser(
+        prog="python -m manual_backprop",
+        description="Train and evaluate the hand-derived network on MNIST-layout data.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,evaluate}",
+                                parser_class=_Parser)
+
+    t = sub.add_parser(
+        "train", help="train a network (default: the post's [784, 500, 500, 10] sigmoid network)",
+        description="Mini-batch SGD with momentum. Optimisation options left out come from --recipe; "
+                    "the last line printed is 'test accuracy: 0.XXXX'.",
+    )
+    t.add_argument("--recipe", choices=sorted(RECIPES), default="default",
+                   help=f"named settings (default: default): 'default' (lr {d.lr}, momentum {d.momentum}, batch "
+                        f"{d.batch_size}, {d.epochs} epochs, {d.dtype}, {d.schedule} schedule, standardised "
+                        f"inputs) or 'post', the post's own (one example per update, lr {p.lr}, {p.epochs} "
+                        f"epochs, {p.dtype}, no momentum)")
+    t.add_argument("--hidden-sizes", type=_positive_int, nargs="*", metavar="N", default=None,
+                   help="hidden layer sizes (default: 500 500, the post's)")
+    t.add_argument("--activation", choices=sorted(ACTIVATIONS), default="sigmoid", help="hidden activation (default: sigmoid)")
+    t.add_argument("--loss", choices=sorted(LOSSES), default="binary_cross_entropy",
+                   help="loss, which fixes the output function (default: binary_cross_entropy)")
+    t.add_argument("--lr", type=_positive_float, default=None, help="learning rate, the peak of a schedule (default: from --recipe)")
+    t.add_argument("--momentum", type=_momentum, default=None, help="momentum coefficient in [0, 1) (default: from --recipe)")
+    t.add_argument("--batch-size", type=_positive_int, default=None, help="examples per update (default: from --recipe)")
+    t.add_argument("--epochs", type=_positive_int, default=None,
+                   help="passes over the training set; with --resume the new total (default: from --recipe, or the checkpoint's)")
+    t.add_argument("--schedule", choices=SCHEDULES, default=None,
+                   help="learning-rate schedule over all steps (default: from --recipe)")
+    t.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=None,
+                   help="train on (x - mean) / std of the training pixels, folded back into the first "
+                        "layer afterwards (default: on for 'default', off for 'post')")
+    t.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the initial weights and of the shuffling (default: 0)")
+    t.add_argument("--dtype", choices=["float32", "float64"], default=None, help="floating-point type (default: from --recipe)")
+    t.add_argument("--backend", choices=["manual", "jax"], default="manual",
+                   help="gradient: 'manual' (hand-derived, NumPy; the default) or 'jax' (autodiff_check, needs JAX)")
+    t.add_argument("--backward", choices=["manual", "as_published"], default="manual",
+                   help="'manual' (the default) or 'as_published', the post's wrong backward pass (negative control)")
+    t.add_argument("--data-dir", default=None,
+                   help="directory of the four MNIST-layout IDX files (default: the MNIST copy "
+                        "shipped with the package, checksums verified)")
+    t.add_argument("--train-subset", type=_positive_int, default=None, metavar="N",
+                   help="train on the first N training examples only")
+    t.add_argument("--checkpoint", default=None, metavar="PATH",
+                   help="write a checkpoint (.npz) here after every epoch, atomically")
+    t.add_argument("--resume", default=None, metavar="PATH", help="continue from this checkpoint")
+    t.add_argument("--plot", default=None, metavar="PNG",
+                   help="write the training curve (loss and accuracy per epoch) here; needs matplotlib")
+    t.add_argument("--threads", type=_non_negative_int, default=1, metavar="N",
+                   help="BLAS threads for training, 0 = NumPy's default (default: 1, robust on a busy "
+                        "2-core machine; needs threadpoolctl, otherwise ignored)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    e = sub.add_parser(
+        "evaluate", help="test accuracy and confusion matrix of a checkpoint",
+        description="Test accuracy and confusion matrix of a checkpoint written by 'train'.",
+    )
+    e.add_argument("checkpoint", metavar="CHECKPOINT", help="a .npz checkpoint")
+    e.add_argument("--data-dir", default=None,
+                   help="directory of the MNIST-layout IDX files (default: the one the checkpoint "
+                        "was trained on)")
+    return parser
+
+
+def _train(args: argparse.Namespace) -> float:
+    from .training import train
+
+    result = train(
+        recipe=args.recipe, hidden_sizes=args.hidden_sizes, activation=args.activation,
+        loss=args.loss, lr=args.lr, momentum=args.momentum, batch_size=args.batch_size,
+        epochs=args.epochs, schedule=args.schedule, standardize=args.standardize, seed=args.seed, dtype=args.dtype,
+        backend=args.backend, backward=args.backward, data_dir=args.data_dir,
+        train_subset=args.train_subset, checkpoint=args.checkpoint, resume=args.resume,
+        plot=args.plot, progress=not args.no_progress, threads=args.threads or None,
+    )
+    print(f"wall time: {result.seconds:.1f} s")
+    return result.test_accuracy
+
+
+def _evaluate(args: argparse.Namespace) -> float:
+    from .. import network
+    from .checkpoint import load_checkpoint
+    from .data import load_mnist
+    from .training import confusion_matrix
+
+    params, meta = load_checkpoint(args.checkpoint)
+    config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+    data_dir = args.data_dir if args.data_dir is not None else config.get("data_dir")
+    activation = meta.get("activation", "sigmoid")
+    loss = meta.get("loss", "binary_cross_entropy")
+    data = load_mnist(data_dir, dtype=np.dtype(meta["dtype"]))
+    n_in, n_out = meta["layer_sizes"][0], meta["layer_sizes"][-1]
+    if data.x_test.shape[1] != n_in or data.n_classes > n_out:
+        raise ValueError(
+            f"{args.checkpoint}: the network takes {n_in} inputs and has {n_out} outputs; the data has "
+            f"{data.x_test.shape[1]} features and {data.n_classes} classes"
+        )
+    pred = network.predict(params, data.x_test, activation=activation, loss=loss)
+    C = confusion_matrix(data.y_test, pred, n_out)
+    print(f"checkpoint {args.checkpoint}: {meta['layer_sizes']} {activation}/{loss}, {meta['dtype']}, "
+          f"epoch {meta.get('epoch', '?')}")
+    print(f"confusion matrix on {len(pred)} test examples (rows: true class, columns: predicted):")
+    width = max(5, len(str(C.max())) + 1)
+    print("true\\pred" + "".join(f"{j:>{width}}" for j in range(n_out)))
+    for i in range(n_out):
+        print(f"{i:>9}" + "".join(f"{v:>{width}}" for v in C[i]))
+    return float(np.trace(C) / C.sum())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    from .training import DivergenceError
+
+    try:
+        accuracy = _train(args) if args.command == "train" else _evaluate(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, OSError, ImportError, DivergenceError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"test accuracy: {accuracy:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
