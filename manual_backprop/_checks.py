@@ -45,6 +45,30 @@ def _first_nonfinite(a: np.ndarray) -> tuple[int, ...]:
     return tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
 
 
+class NonFiniteError(FloatingPointError):
+    """The loss or gradient would be NaN or inf although the inputs are finite: an overflow
+    (inputs or weights too large for the dtype, or a divergent learning rate). Raised by
+    ``loss_and_grad`` and ``sgd_step`` of every path, before any parameter is updated."""
+
+
+def all_finite(a: np.ndarray) -> bool:
+    """True when ``a`` has no NaN or inf. One pass: the sum of a finite array is finite unless
+    it overflows, so only a non-finite sum needs the exact, element-wise scan."""
+    return bool(np.isfinite(np.add.reduce(a, axis=None)) or np.isfinite(a).all())
+
+
+def raise_not_finite(what: str, params, x) -> None:
+    """Say why a loss or z_l came out non-finite: a NaN or inf in ``x`` or in ``params`` (a
+    ValueError naming the array and the first bad index), else an overflow (NonFiniteError)."""
+    for name, a in [("x", x)] + [(f"params[{l}]", W) for l, W in enumerate(params)]:
+        if not np.isfinite(a).all():
+            raise ValueError(f"{name} contains NaN or inf (first at {_first_nonfinite(a)})")
+    raise NonFiniteError(
+        f"{what} is NaN or inf although x and params are finite: an overflow in "
+        f"{np.asarray(x).dtype} (inputs or weights too large, or a divergent learning rate)"
+    )
+
+
 def check_params(params, *, allow_complex: bool = False, check_finite: bool = True) -> np.dtype:
     """Check that ``params`` is a non-empty list of 2-D arrays of one float dtype whose
     shapes chain, ``(n_0 + 1, n_1), (n_1 + 1, n_2), ...``. Returns their dtype."""

@@ -1,0 +1,235 @@
+"""The network's gradient again, fast: the same numbers as :mod:`manual_backprop.network`.
+
+``loss_and_grad`` with ``out=`` and ``workspace=`` writes the gradient into arrays the caller
+keeps and takes every activation and error term from a :class:`Workspace` reused between
+calls; sigmoid and tanh run in place (``fn_inplace``, ``times_grad_inplace``), so a warm call
+allocates nothing the size of a hidden layer. ``sgd_step`` applies ``W_l -= lr dJ/dW_l`` as
+soon as the backward pass is done with W_l, without storing the gradient: at B = 1 a BLAS
+rank-1 update that reads and writes W_l once.
+
+Notation and index convention as in :mod:`manual_backprop.network` (layers l = 1..L, W_l =
+``params[l - 1]``). The tests hold this module to the reference: bit-equal where the
+arithmetic is the same, within the rounding bound where it is not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+
+from . import _checks
+from .network import Params, _prepare
+
+
+class Workspace:
+    """Scratch arrays reused by :func:`loss_and_grad` and :func:`sgd_step`.
+
+    Holds z_l (turned into a_l in place) and delta_l W_l[1:]^T (turned into delta_{l-1}) for
+    the hidden layers, the ones vector of the bias gradient, and for ``sgd_step`` at B > 1
+    one array the size of the largest W_l[1:] (a_{l-1}^T delta_l, one layer at a time).
+    Arrays are made on the first call and kept while the shapes, batch size and dtype stay;
+    other shapes make new ones. One workspace serves one call at a time: a second thread
+    using it concurrently gets a RuntimeError, never mixed-up buffers.
+    """
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+        self._busy = threading.Lock()
+
+    @contextlib.contextmanager
+    def _use(self, params: Params, B: int, dtype: np.dtype) -> Iterator[Workspace]:
+        if not self._busy.acquire(blocking=False):
+            raise RuntimeError("this Workspace is in use by another call; give each thread its own Workspace")
+        try:
+            key = (tuple(W.shape for W in params), B, dtype)
+            if self._key != key:
+                self.z = [np.empty((B, W.shape[1]), dtype) for W in params[:-1]]       # z_l, then a_l
+                self.back = [np.empty((B, W.shape[0] - 1), dtype) for W in params[1:]]  # delta_{l-1}
+                self.ones = np.ones(B, dtype)
+                self._scratch: np.ndarray | None = None
+                self._key = key
+            yield self
+        finally:
+            self._busy.release()
+
+    def scratch(self, shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
+        """A C-contiguous array of ``shape``: a view of one buffer as large as the largest
+        W_l[1:] (so ``sgd_step`` at B > 1 holds one layer's product, not every layer's)."""
+        size = shape[0] * shape[1]
+        if self._scratch is None or self._scratch.size < size:
+            largest = max((W_shape[0] - 1) * W_shape[1] for W_shape in self._key[0])
+            self._scratch = np.empty(largest, dtype)
+        return self._scratch[:size].reshape(shape)
+
+
+def _backprop(params: Params, x: np.ndarray, y: np.ndarray, g, ell, ws: Workspace,
+              use: Callable[[int, np.ndarray, np.ndarray], None]) -> float:
+    """Forward and backward pass; returns J. For l = L..1, ``use(l, a_{l-1}, delta_l)`` gets
+    what dJ/dW_l is made of, after W_l has served to compute delta_{l-1} (so ``use`` may update
+    W_l in place). Refuses, before calling ``use``, a J or z_l that is NaN or inf."""
+    L, B = len(params), x.shape[0]
+    inplace = hasattr(g, "fn_inplace")     # sigmoid, tanh: g' from a alone, z not kept
+    a, z = [x], [None]                     # a[l] = a_l; z[l] = z_l, kept only if g' needs it
+    finite = True
+    for l in range(1, L):
+        W = params[l - 1]
+        z_l = np.matmul(a[l - 1], W[1:], out=ws.z[l - 1])
+        finite = finite and _checks.all_finite(z_l) and _checks.all_finite(W[0])
+        if inplace:
+            a.append(g.fn_inplace(z_l, W[0]))          # a_l = g(z_l + b_l), written over z_l
+            z.append(None)
+        else:
+            z_l += W[0]
+            z.append(z_l)
+            a.append(g.fn(z_l))
+    z_L = a[L - 1] @ params[L - 1][1:]
+    z_L += params[L - 1][0]
+    J = float(ell.value(z_L, y).sum()) / B
+    if not (finite and np.isfinite(J) and _checks.all_finite(z_L)):
+        _checks.raise_not_finite("the loss", params, x)
+
+    delta = ell.delta(z_L, y)
+    delta *= 1 / B                                     # delta_L
+    for l in range(L, 1, -1):
+        back = np.matmul(delta, params[l - 1][1:].T, out=ws.back[l - 2])
+        use(l, a[l - 1], delta)                        # W_l is not needed after this
+        if inplace:
+            g.times_grad_inplace(back, a[l - 1])       # nor a_{l-1}, overwritten here
+        else:
+            back *= g.grad(z[l - 1], a[l - 1])
+        delta = back                                   # delta_{l-1}
+    use(1, x, delta)
+    return J
+
+
+def _check_out(out, params: Params) -> list[np.ndarray]:
+    """``out`` as a list of writeable C-contiguous arrays shaped and typed like ``params``."""
+    if isinstance(out, np.ndarray) or not isinstance(out, Sequence) or len(out) != len(params):
+        raise TypeError(f"out must be a list of {len(params)} arrays shaped like params")
+    for i, (G, W) in enumerate(zip(out, params)):
+        if not isinstance(G, np.ndarray) or G.shape != W.shape or G.dtype != W.dtype:
+            what = f"{G.dtype} array of shape {G.shape}" if isinstance(G, np.ndarray) else type(G).__name__
+            raise ValueError(f"out[{i}] must be a {W.dtype} array of shape {W.shape}; got {what}")
+        if not (G.flags.c_contiguous and G.flags.writeable):
+            raise ValueError(f"out[{i}] must be a writeable C-contiguous array")
+        if any(np.may_share_memory(G, V) for V in params):
+            raise ValueError(f"out[{i}] overlaps the parameters; gradients need their own memory")
+        if any(np.may_share_memory(G, H) for H in out[:i]):
+            raise ValueError(f"out[{i}] overlaps another entry of out; each layer needs its own array")
+    return list(out)
+
+
+def _update_bound(a: np.ndarray, delta: np.ndarray, scale: float = 1.0) -> float:
+    """B max(1, |a|) |delta| |scale|: no entry of scale * [1, a]^T delta can exceed it."""
+    return (a.shape[0] * max(1.0, float(a.max()), -float(a.min()))
+            * max(float(delta.max()), -float(delta.min())) * abs(float(scale)))
+
+
+def loss_and_grad(params: Params, x: np.ndarray, y: np.ndarray, *, activation: str = "sigmoid",
+                  loss: str = "binary_cross_entropy", out: Params | None = None,
+                  workspace: Workspace | None = None) -> tuple[float, Params]:
+    """``(J, grads)`` as :func:`manual_backprop.network.loss_and_grad`, from reused buffers.
+
+    ``out``: a list of C-contiguous arrays shaped and typed like ``params``, receives the
+    gradient and is returned as ``grads``. ``workspace``: a :class:`Workspace` kept across
+    calls. With both, and sigmoid or tanh, a warm call allocates only the output layer's
+    (B, n_L) arrays; other activations allocate g(z) and g'(z) per hidden layer.
+
+    The products run as BLAS through np.matmul and np.dot (np.dot for a_{l-1}^T delta_l: at
+    B = 1 an outer product, which np.matmul computes in a slow non-BLAS loop); the bias
+    gradient is the gemv ones(B) @ delta_l.
+    """
+    g, ell, x, y = _prepare(params, x, y, activation, loss, check_finite=False)
+    grads = [np.empty(W.shape, W.dtype) for W in params] if out is None else _check_out(out, params)
+    ws = Workspace() if workspace is None else workspace
+
+    def store(l: int, a: np.ndarray, delta: np.ndarray) -> None:
+        dW = grads[l - 1]
+        np.dot(ws.ones, delta, out=dW[0])              # dJ/dW_l[0]  = sum_b delta_l[b]
+        np.dot(a.T, delta, out=dW[1:])                 # dJ/dW_l[1:] = a_{l-1}^T delta_l
+        if not (_update_bound(a, delta) < np.finfo(dW.dtype).max / 2 or np.isfinite(dW).all()):
+            raise _checks.NonFiniteError(f"dJ/dW_{l} overflows {dW.dtype}: inputs or weights too large")
+
+    with ws._use(params, x.shape[0], x.dtype):
+        J = _backprop(params, x, y, g, ell, ws, store)
+    return J, grads
+
+
+def sgd_step(params: Params, x: np.ndarray, y: np.ndarray, lr: float, *, activation: str = "sigmoid",
+             loss: str = "binary_cross_entropy", workspace: Workspace | None = None) -> tuple[float, Params]:
+    """One step of gradient descent, ``W_l <- W_l - lr dJ/dW_l`` for every layer, in place.
+
+    Returns ``(J, params)``: J before the step, and ``params`` itself, updated (the JAX
+    backend returns new arrays; ``J, params = sgd_step(params, ...)`` reads the same for
+    both). ``params`` must be writeable; any memory layout works, C-contiguous is fastest.
+
+    Once W_l has served to compute delta_{l-1}, delta_l is scaled by -lr in place and added:
+    W_l[0] += 1^T delta_l, W_l[1:] += a_{l-1}^T delta_l. At B = 1 the second is a rank-1 update
+    (BLAS ger, through SciPy) that reads and writes W_l once, where forming g and applying it
+    cost three passes over W_l; at B > 1 the product goes into one workspace array as large as
+    the largest layer, then is added. A loss or z_l that is NaN or inf raises before any
+    update (ValueError naming a NaN or inf input, else NonFiniteError); an update that would
+    overflow raises NonFiniteError before touching that layer (layers above it are updated).
+    """
+    g, ell, x, y = _prepare(params, x, y, activation, loss, check_finite=False)
+    for i, W in enumerate(params):
+        if not W.flags.writeable:
+            raise ValueError(f"sgd_step updates params in place: params[{i}] is read-only")
+    minus_lr = -_checks.check_lr(lr, x.dtype)
+    ws = Workspace() if workspace is None else workspace
+    B = x.shape[0]
+    ger, scipy_blas = _scipy_ger(x.dtype) if B == 1 else (None, ())
+
+    def update(l: int, a: np.ndarray, delta: np.ndarray) -> None:
+        W = params[l - 1]
+        if not _update_bound(a, delta, minus_lr) < np.finfo(W.dtype).max / 4:
+            raise _checks.NonFiniteError(
+                f"the update of W_{l} overflows {W.dtype}; W_{l + 1}..W_{len(params)} were already updated")
+        delta *= minus_lr                              # delta_l is not needed after this
+        W[0] += np.dot(ws.ones, delta)
+        if B == 1 and W.flags.c_contiguous and W.flags.aligned:
+            # W_l[1:] seen in Fortran order is W^T (n_l, n_{l-1}); ger updates it in place
+            ger(1.0, delta[0], a[0], a=W[1:].T, overwrite_a=True)
+        else:
+            W[1:] += np.dot(a.T, delta, out=ws.scratch(W[1:].shape, W.dtype))
+
+    with ws._use(params, B, x.dtype), _one_thread(scipy_blas):
+        J = _backprop(params, x, y, g, ell, ws, update)
+    return J, params
+
+
+@functools.cache
+def _scipy_ger(dtype: np.dtype) -> tuple:
+    """SciPy's BLAS ger for ``dtype``, and threadpoolctl's handles on the BLAS libraries that
+    SciPy bundles apart from NumPy's (the ``scipy.libs`` OpenBLAS of its wheels; none when
+    both share one library).
+
+    Two OpenBLAS thread pools taking turns every few microseconds on few cores spin against
+    each other (docs/performance.md), and the rank-1 update is memory-bound: it runs on the
+    calling thread."""
+    from scipy.linalg import blas
+    from threadpoolctl import ThreadpoolController
+
+    ger = blas.get_blas_funcs("ger", dtype=dtype)
+    libs = tuple(c for c in ThreadpoolController().lib_controllers
+                 if c.user_api == "blas" and f"{os.sep}scipy.libs{os.sep}" in c.filepath)
+    return ger, libs
+
+
+@contextlib.contextmanager
+def _one_thread(libs) -> Iterator[None]:
+    """Run the body with each of ``libs`` (threadpoolctl controllers) on one thread, then
+    give each its thread count back."""
+    before = [lib.num_threads for lib in libs]
+    for lib in libs:
+        lib.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for lib, n in zip(libs, before):
+            lib.set_num_threads(n)
