@@ -7,12 +7,12 @@ dtype the network is evaluated in (2^-53 for float64, 2^-24 for float32). With
 z_l = a_{l-1} W_l[1:] + W_l[0], a_l = g(z_l), ã = [1, a], batch B and n_l units in layer l:
 
     forward   ez_l  = (n_{l-1} + 1) u |ã_{l-1}| |W_l|  +  ea_{l-1} |W_l[1:]|
-              ea_l  = |g'(z_l)| ez_l  +  EVAL_ULPS u (|a_l| + [gelu] |z_l|)  +  tiny
+              ea_l  = G1 ez_l  +  EVAL_ULPS u (|a_l| + [gelu] |z_l|)  +  tiny       G1 = max |g'|
     output    d_L   = (|f(z_L)| s + |y|) / B            the terms of delta_L (s = max(1, sum_k |y_k|))
               ed_L  = s c_f ez_L / B  +  (EVAL_ULPS [+ n_L for softmax]) u d_L
                                                      c_f = max slope of the output f, ez_L its row
                                                      max for softmax (p_k depends on the whole row)
-    backward  d_{l-1}  = G1 d_l |W_l[1:]|^T               G1 = max |g'|
+    backward  d_{l-1}  = G1 d_l |W_l[1:]|^T
               ed_{l-1} = G1 (ed_l + n_l u d_l) |W_l[1:]|^T      error carried back, and the GEMM's own
                        + G2 ez_{l-1} (d_l |W_l[1:]|^T)           g' taken at a z that errs by ez (G2 = max |g''|)
                        + EVAL_ULPS u (d_l |W_l[1:]|^T)           g' = 1 - a^2, a (1 - a) known to ~8u absolutely
@@ -27,15 +27,19 @@ Below the normal range the model is fl(x op y) = (x op y)(1 + e) + t with |e| <=
 only to eta absolutely. So every dot product of n terms above also carries n eta, and every
 elementwise result eta (float32: eta = 1.4e-45; float64: 4.9e-324). An activation carries
 ``tiny``, the smallest normal number, instead: the in-place sigmoid gives 1 / (1 + inf) = 0
-where the exact value is subnormal. Near a kink (relu, leaky_relu) the slope used forward is
-the largest on either side.
+where the exact value is subnormal. G1, the largest slope, also covers a z_l within rounding
+of a kink (relu, leaky_relu), where the slope used may be either side's.
 
 The ``|`` ``|`` products run the network in absolute values, so cancellation anywhere (a z_L
 that is a small difference of large terms, p - y with p ~ y, a saturated tanh') is covered.
 Bounds are first order in u; callers multiply by a small safety factor and say so.
 
-The derivative bounds below are the maxima over the real line (checked in
-tests/test_error_bounds.py against jax.grad on a fine grid).
+Independence: a tolerance must not depend on the code it judges, so nothing here calls
+``manual_backprop``. Derivative magnitudes are the constants below, maxima over the real line
+derived on paper (and checked in tests/test_error_bounds.py against jax.grad on a fine grid);
+the forward values (activations, outputs, the loss) come from this module's own formulas
+(``_G``, ``_OUTPUT``, ``_LOSS``), written differently from the derivation's. A derivative under
+test that is wrong by any factor leaves the bound unchanged.
 """
 
 from __future__ import annotations
@@ -61,6 +65,35 @@ OUTPUT_SLOPE = {"binary_cross_entropy": 0.25, "softmax_cross_entropy": 0.5, "mea
 KINK_JUMP = {"relu": 1.0, "leaky_relu": 0.99}
 
 
+_G = {  # hidden activations, written independently of manual_backprop.activations
+    "sigmoid": lambda z: 0.5 * (1.0 + np.tanh(0.5 * z)),
+    "tanh": np.tanh,
+    "relu": lambda z: np.where(z > 0, z, 0.0),
+    "leaky_relu": lambda z: np.where(z > 0, z, 0.01 * z),
+    "softplus": lambda z: np.logaddexp(0.0, z),
+    "gelu": lambda z: 0.5 * z * (1.0 + np.tanh(np.sqrt(2 / np.pi) * (np.clip(z, -100, 100)
+                                                                    + 0.044715 * np.clip(z, -100, 100) ** 3))),
+}
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+_OUTPUT = {
+    "binary_cross_entropy": _G["sigmoid"],
+    "softmax_cross_entropy": _softmax,
+    "mean_squared_error": lambda z: z,
+}
+_LOSS = {  # per-example losses from the logits z and targets y
+    "binary_cross_entropy": lambda z, y: np.sum(np.logaddexp(0.0, z) - y * z, axis=1),
+    "softmax_cross_entropy": lambda z, y: np.sum(y * (np.log(np.sum(np.exp(z - z.max(axis=1, keepdims=True)), axis=1,
+                                                                    keepdims=True)) + z.max(axis=1, keepdims=True) - z), axis=1),
+    "mean_squared_error": lambda z, y: 0.5 * np.sum((z - y) ** 2, axis=1),
+}
+
+
 @dataclass
 class RoundingBound:
     """``loss``: bound on |J computed - J exact|; ``grad[l]``: per-entry bound on the computed
@@ -82,10 +115,10 @@ def rounding_bound(
 
     Shapes: params[l] (n_l + 1, n_{l+1}), x (B, n_0), y (B, n_L). Everything here is computed
     in float64 from float64 copies."""
-    from manual_backprop.activations import get_activation
-    from manual_backprop.losses import get_loss
-
-    g, lossfn = get_activation(activation), get_loss(loss)
+    if activation not in _G or loss not in _LOSS:
+        raise ValueError(f"no rounding bound for activation {activation!r} with loss {loss!r}; "
+                         f"known: {', '.join(_G)} / {', '.join(_LOSS)}")
+    g, output = _G[activation], _OUTPUT[loss]
     u = unit_roundoff(dtype)
     eta = float(np.finfo(dtype).smallest_subnormal)
     tiny = float(np.finfo(dtype).tiny)
@@ -107,21 +140,18 @@ def rounding_bound(
         zs.append(z)
         ezs.append(ez)
         if l < len(P) - 1:
-            a = g.fn(z)
-            slope = np.abs(g.grad(z, a))
-            if jump:  # z may lie on the other side of the kink
-                slope = np.where(np.abs(z) <= ez, SLOPE[activation], slope)
-            ea = slope * ez + EVAL_ULPS * u * (np.abs(a) + (np.abs(z) if activation == "gelu" else 0)) + tiny
+            a = g(z)
+            ea = SLOPE[activation] * ez + EVAL_ULPS * u * (np.abs(a) + (np.abs(z) if activation == "gelu" else 0)) + tiny
 
     # output error: its terms d and its error ed
     z_L, ez_L = zs[-1], ezs[-1]
     s = np.maximum(1.0, np.abs(y).sum(axis=1, keepdims=True))
-    d = (np.abs(lossfn.output(z_L)) * s + np.abs(y)) / B
+    d = (np.abs(output(z_L)) * s + np.abs(y)) / B
     ez_out = ez_L.max(axis=1, keepdims=True) if loss == "softmax_cross_entropy" else ez_L
     ulps = EVAL_ULPS + (z_L.shape[1] if loss == "softmax_cross_entropy" else 0)  # softmax sums its row
     ed = s * OUTPUT_SLOPE[loss] * ez_out / B + ulps * u * d + eta
 
-    J = float(np.mean(lossfn.value(z_L, y)))
+    J = float(np.mean(_LOSS[loss](z_L, y)))
     terms = abs(J) + float(np.sum((1 + np.abs(y)) * (1 + np.abs(z_L)))) / B
     e_loss = float(np.sum(d * (ez_L + u * (np.abs(z_L) + np.abs(y))))) + (y.size + 16) * u * terms
 

@@ -3,6 +3,7 @@ what was expected and what was given, before any arithmetic can fail deep inside
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -67,6 +68,18 @@ def raise_not_finite(what: str, params, x) -> None:
         f"{what} is NaN or inf although x and params are finite: an overflow in "
         f"{np.asarray(x).dtype} (inputs or weights too large, or a divergent learning rate)"
     )
+
+
+def checks_overflow_itself(fn):
+    """Run ``fn`` without NumPy's overflow and invalid-value warnings: it checks its own
+    results (``all_finite``, ``raise_not_finite``) and raises NonFiniteError instead."""
+
+    @functools.wraps(fn)
+    def quiet(*args, **kwargs):
+        with np.errstate(over="ignore", invalid="ignore"):
+            return fn(*args, **kwargs)
+
+    return quiet
 
 
 def check_params(params, *, allow_complex: bool = False, check_finite: bool = True) -> np.dtype:

@@ -30,7 +30,7 @@ class Workspace:
     """Scratch arrays reused by :func:`loss_and_grad` and :func:`sgd_step`.
 
     Holds z_l (turned into a_l in place) and delta_l W_l[1:]^T (turned into delta_{l-1}) for
-    the hidden layers, the ones vector of the bias gradient, and for ``sgd_step`` at B > 1
+    the hidden layers, and for ``sgd_step`` at B > 1
     one array the size of the largest W_l[1:] (a_{l-1}^T delta_l, one layer at a time).
     Arrays are made on the first call and kept while the shapes, batch size and dtype stay;
     other shapes make new ones. One workspace serves one call at a time: a second thread
@@ -50,7 +50,6 @@ class Workspace:
             if self._key != key:
                 self.z = [np.empty((B, W.shape[1]), dtype) for W in params[:-1]]       # z_l, then a_l
                 self.back = [np.empty((B, W.shape[0] - 1), dtype) for W in params[1:]]  # delta_{l-1}
-                self.ones = np.ones(B, dtype)
                 self._scratch: np.ndarray | None = None
                 self._key = key
             yield self
@@ -94,7 +93,7 @@ def _backprop(params: Params, x: np.ndarray, y: np.ndarray, g, ell, ws: Workspac
         _checks.raise_not_finite("the loss", params, x)
 
     delta = ell.delta(z_L, y)
-    delta *= 1 / B                                     # delta_L
+    delta /= B                                         # delta_L
     for l in range(L, 1, -1):
         back = np.matmul(delta, params[l - 1][1:].T, out=ws.back[l - 2])
         use(l, a[l - 1], delta)                        # W_l is not needed after this
@@ -130,6 +129,7 @@ def _update_bound(a: np.ndarray, delta: np.ndarray, scale: float = 1.0) -> float
             * max(float(delta.max()), -float(delta.min())) * abs(float(scale)))
 
 
+@_checks.checks_overflow_itself
 def loss_and_grad(params: Params, x: np.ndarray, y: np.ndarray, *, activation: str = "sigmoid",
                   loss: str = "binary_cross_entropy", out: Params | None = None,
                   workspace: Workspace | None = None) -> tuple[float, Params]:
@@ -141,8 +141,10 @@ def loss_and_grad(params: Params, x: np.ndarray, y: np.ndarray, *, activation: s
     (B, n_L) arrays; other activations allocate g(z) and g'(z) per hidden layer.
 
     The products run as BLAS through np.matmul and np.dot (np.dot for a_{l-1}^T delta_l: at
-    B = 1 an outer product, which np.matmul computes in a slow non-BLAS loop); the bias
-    gradient is the gemv ones(B) @ delta_l.
+    B = 1 an outer product, which np.matmul computes in a slow non-BLAS loop). The arithmetic
+    is the reference's, except sigmoid's in-place kernels (another formula for g and the
+    product delta a (1 - a) in another order), so results are bit-equal for the other
+    activations and within the rounding bound for sigmoid.
     """
     g, ell, x, y = _prepare(params, x, y, activation, loss, check_finite=False)
     grads = [np.empty(W.shape, W.dtype) for W in params] if out is None else _check_out(out, params)
@@ -150,7 +152,7 @@ def loss_and_grad(params: Params, x: np.ndarray, y: np.ndarray, *, activation: s
 
     def store(l: int, a: np.ndarray, delta: np.ndarray) -> None:
         dW = grads[l - 1]
-        np.dot(ws.ones, delta, out=dW[0])              # dJ/dW_l[0]  = sum_b delta_l[b]
+        np.sum(delta, axis=0, out=dW[0])               # dJ/dW_l[0]  = sum_b delta_l[b]
         np.dot(a.T, delta, out=dW[1:])                 # dJ/dW_l[1:] = a_{l-1}^T delta_l
         if not (_update_bound(a, delta) < np.finfo(dW.dtype).max / 2 or np.isfinite(dW).all()):
             raise _checks.NonFiniteError(f"dJ/dW_{l} overflows {dW.dtype}: inputs or weights too large")
@@ -160,6 +162,7 @@ def loss_and_grad(params: Params, x: np.ndarray, y: np.ndarray, *, activation: s
     return J, grads
 
 
+@_checks.checks_overflow_itself
 def sgd_step(params: Params, x: np.ndarray, y: np.ndarray, lr: float, *, activation: str = "sigmoid",
              loss: str = "binary_cross_entropy", workspace: Workspace | None = None) -> tuple[float, Params]:
     """One step of gradient descent, ``W_l <- W_l - lr dJ/dW_l`` for every layer, in place.
@@ -191,7 +194,7 @@ def sgd_step(params: Params, x: np.ndarray, y: np.ndarray, lr: float, *, activat
             raise _checks.NonFiniteError(
                 f"the update of W_{l} overflows {W.dtype}; W_{l + 1}..W_{len(params)} were already updated")
         delta *= minus_lr                              # delta_l is not needed after this
-        W[0] += np.dot(ws.ones, delta)
+        W[0] += delta.sum(axis=0)
         if B == 1 and W.flags.c_contiguous and W.flags.aligned:
             # W_l[1:] seen in Fortran order is W^T (n_l, n_{l-1}); ger updates it in place
             ger(1.0, delta[0], a[0], a=W[1:].T, overwrite_a=True)

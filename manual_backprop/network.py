@@ -107,6 +107,7 @@ def loss(params: Params, x: np.ndarray, y: np.ndarray, *, activation: str = "sig
     return complex(J) if np.iscomplexobj(J) else float(J)
 
 
+@_checks.checks_overflow_itself
 def loss_and_grad(params: Params, x: np.ndarray, y: np.ndarray, *, activation: str = "sigmoid",
                   loss: str = "binary_cross_entropy") -> tuple[float, Params]:
     """``(J, grads)``: the mean loss and its gradient by backpropagation (module docstring).

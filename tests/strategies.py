@@ -9,7 +9,10 @@ from hypothesis.extra.numpy import arrays
 
 import manual_backprop as mb
 
-PAIRS = [(a, l) for a in sorted(mb.ACTIVATIONS) for l in sorted(mb.LOSSES)]
+ACTIVATIONS = sorted(mb.ACTIVATIONS)
+LOSSES = sorted(mb.LOSSES)
+DTYPES = [np.float32, np.float64]
+PAIRS = [(a, l) for a in ACTIVATIONS for l in LOSSES]
 ANALYTIC_PAIRS = [(a, l) for a, l in PAIRS if mb.ACTIVATIONS[a].analytic]
 
 
@@ -40,10 +43,10 @@ def targets(draw, loss: str, batch: int, n_out: int) -> np.ndarray:
 
 
 @st.composite
-def problems(draw, loss: str, *, magnitude: float = 10.0, sizes=None, max_batch: int = 8):
+def problems(draw, loss: str, *, magnitude: float = 10.0, sizes=None, max_batch: int = 8, dtype=np.float64):
     """(params, x, y): a network from init_params with a drawn seed and weight scale, a batch
     of inputs with |x| <= magnitude (hypothesis favours 0, +-magnitude and tiny values), and
-    targets for ``loss``."""
+    targets for ``loss``; all in ``dtype`` (drawn in float64, then cast)."""
     sizes = draw(sizes if sizes is not None else layer_sizes())
     params = mb.init_params(sizes, seed=draw(st.integers(0, 2**32 - 1)))
     scale = draw(st.sampled_from([1.0, 0.1, 3.0]))
@@ -51,4 +54,5 @@ def problems(draw, loss: str, *, magnitude: float = 10.0, sizes=None, max_batch:
     batch = draw(st.integers(1, max_batch))
     x = draw(arrays(np.float64, (batch, sizes[0]), elements=finite(magnitude)))
     y = draw(targets(loss, batch, sizes[-1]))
-    return params, x, y
+    dtype = np.dtype(dtype)
+    return [W.astype(dtype) for W in params], x.astype(dtype), y.astype(dtype)

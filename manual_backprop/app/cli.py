@@ -22,27 +22,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _checked(convert, ok, expected: str):
-    """An argparse ``type``: ``convert(text)``, refused with "expected <expected>" unless ``ok``."""
-
-    def parse(text: str):
-        try:
-            value = convert(text)
-        except ValueError:
-            value = None
-        if value is None or not ok(value):
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
-        return value
-
-    return parse
-
-
-_positive_int = _checked(int, lambda v: v >= 1, "a positive integer")
-_non_negative_int = _checked(int, lambda v: v >= 0, "a non-negative integer")
-_positive_float = _checked(float, lambda v: 0 < v < float("inf"), "a positive number")
-_momentum = _checked(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     from .training import RECIPES, SCHEDULES
 
@@ -64,38 +43,38 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{d.batch_size}, {d.epochs} epochs, {d.dtype}, {d.schedule} schedule, standardised "
                         f"inputs) or 'post', the post's own (one example per update, lr {p.lr}, {p.epochs} "
                         f"epochs, {p.dtype}, no momentum)")
-    t.add_argument("--hidden-sizes", type=_positive_int, nargs="*", metavar="N", default=None,
+    t.add_argument("--hidden-sizes", type=int, nargs="*", metavar="N", default=None,
                    help="hidden layer sizes (default: 500 500, the post's)")
     t.add_argument("--activation", choices=sorted(ACTIVATIONS), default="sigmoid", help="hidden activation (default: sigmoid)")
     t.add_argument("--loss", choices=sorted(LOSSES), default="binary_cross_entropy",
                    help="loss, which fixes the output function (default: binary_cross_entropy)")
-    t.add_argument("--lr", type=_positive_float, default=None, help="learning rate, the peak of a schedule (default: from --recipe)")
-    t.add_argument("--momentum", type=_momentum, default=None, help="momentum coefficient in [0, 1) (default: from --recipe)")
-    t.add_argument("--batch-size", type=_positive_int, default=None, help="examples per update (default: from --recipe)")
-    t.add_argument("--epochs", type=_positive_int, default=None,
+    t.add_argument("--lr", type=float, default=None, help="learning rate, the peak of a schedule (default: from --recipe)")
+    t.add_argument("--momentum", type=float, default=None, help="momentum coefficient in [0, 1) (default: from --recipe)")
+    t.add_argument("--batch-size", type=int, default=None, help="examples per update (default: from --recipe)")
+    t.add_argument("--epochs", type=int, default=None,
                    help="passes over the training set; with --resume the new total (default: from --recipe, or the checkpoint's)")
     t.add_argument("--schedule", choices=SCHEDULES, default=None,
                    help="learning-rate schedule over all steps (default: from --recipe)")
     t.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=None,
                    help="train on (x - mean) / std of the training pixels, folded back into the first "
                         "layer afterwards (default: on for 'default', off for 'post')")
-    t.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the initial weights and of the shuffling (default: 0)")
+    t.add_argument("--seed", type=int, default=None, help="seed of the initial weights and of the shuffling (default: 0)")
     t.add_argument("--dtype", choices=["float32", "float64"], default=None, help="floating-point type (default: from --recipe)")
-    t.add_argument("--backend", choices=["manual", "jax"], default="manual",
+    t.add_argument("--backend", choices=["manual", "jax"], default=None,
                    help="gradient: 'manual' (hand-derived, NumPy; the default) or 'jax' (autodiff_check, needs JAX)")
     t.add_argument("--backward", choices=["manual", "as_published"], default="manual",
                    help="'manual' (the default) or 'as_published', the post's wrong backward pass (negative control)")
     t.add_argument("--data-dir", default=None,
                    help="directory of the four MNIST-layout IDX files (default: the MNIST copy "
                         "shipped with the package, checksums verified)")
-    t.add_argument("--train-subset", type=_positive_int, default=None, metavar="N",
+    t.add_argument("--train-subset", type=int, default=None, metavar="N",
                    help="train on the first N training examples only")
     t.add_argument("--checkpoint", default=None, metavar="PATH",
                    help="write a checkpoint (.npz) here after every epoch, atomically")
     t.add_argument("--resume", default=None, metavar="PATH", help="continue from this checkpoint")
     t.add_argument("--plot", default=None, metavar="PNG",
                    help="write the training curve (loss and accuracy per epoch) here; needs matplotlib")
-    t.add_argument("--threads", type=_non_negative_int, default=1, metavar="N",
+    t.add_argument("--threads", type=int, default=None, metavar="N",
                    help="BLAS threads for training, 0 = NumPy's default (default: 1, robust on a busy "
                         "2-core machine; needs threadpoolctl, otherwise ignored)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -111,17 +90,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _config(args: argparse.Namespace):
+    """The recipe's Config with every option given on the command line applied (and checked
+    by Config itself)."""
+    from .training import RECIPES
+
+    given = {"hidden_sizes": args.hidden_sizes, "activation": args.activation, "loss": args.loss,
+             "lr": args.lr, "momentum": args.momentum, "batch_size": args.batch_size, "epochs": args.epochs,
+             "schedule": args.schedule, "standardize": args.standardize, "seed": args.seed,
+             "dtype": args.dtype, "backend": args.backend, "train_subset": args.train_subset}
+    given = {k: v for k, v in given.items() if v is not None}
+    if args.threads is not None:
+        given["threads"] = args.threads or None  # 0: leave NumPy's BLAS alone
+    if args.backward == "as_published":
+        if args.backend not in (None, "manual"):
+            raise ValueError("--backward as_published needs --backend manual (JAX differentiates the true loss)")
+        given["backend"] = "as_published"
+    return RECIPES[args.recipe].replace(**given)
+
+
 def _train(args: argparse.Namespace) -> float:
     from .training import train
 
-    result = train(
-        recipe=args.recipe, hidden_sizes=args.hidden_sizes, activation=args.activation,
-        loss=args.loss, lr=args.lr, momentum=args.momentum, batch_size=args.batch_size,
-        epochs=args.epochs, schedule=args.schedule, standardize=args.standardize, seed=args.seed, dtype=args.dtype,
-        backend=args.backend, backward=args.backward, data_dir=args.data_dir,
-        train_subset=args.train_subset, checkpoint=args.checkpoint, resume=args.resume,
-        plot=args.plot, progress=not args.no_progress, threads=args.threads or None,
-    )
+    config = _config(args)
+    backend = None
+    if config.backend == "jax":  # the application is the one place that knows both backends
+        try:
+            import autodiff_check as backend
+            backend.loss_and_grad  # noqa: B018 (imports JAX: fails here when it is missing)
+        except ImportError as e:
+            raise ImportError(f"backend 'jax' needs JAX: {e}") from None
+    result = train(config, backend=backend, data_dir=args.data_dir, checkpoint=args.checkpoint,
+                   resume=args.resume, plot=args.plot, keep_checkpoint_epochs=args.epochs is None,
+                   progress=not args.no_progress)
     print(f"wall time: {result.seconds:.1f} s")
     return result.test_accuracy
 
@@ -158,8 +159,15 @@ def _evaluate(args: argparse.Namespace) -> float:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     from .training import DivergenceError
+
+    if args.command == "train":
+        try:
+            _config(args)
+        except ValueError as e:  # an option out of its range: a usage error, like argparse's own
+            parser.error(str(e))
 
     try:
         accuracy = _train(args) if args.command == "train" else _evaluate(args)

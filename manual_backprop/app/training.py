@@ -1,106 +1,126 @@
 """Mini-batch SGD with momentum for the fully connected network, on MNIST-layout data.
 
-    >>> from manual_backprop.training import train
-    >>> result = train()                      # the default recipe: >= 98 % test accuracy
-    >>> result.test_accuracy, result.params   # float, [(785, 500), (501, 500), (501, 10)]
+    >>> from manual_backprop.app.training import RECIPES, train
+    >>> result = train(RECIPES["default"])                  # >= 98 % test accuracy
+    >>> result.test_accuracy, result.params                 # float, [(785, 500), (501, 500), (501, 10)]
+    >>> import autodiff_check                               # the same loop with JAX's gradient
+    >>> train(RECIPES["default"].replace(backend="jax"), backend=autodiff_check)
 
-Update, per mini-batch of B examples (x (B, n_0), one-hot y (B, n_L)), with the learning
-rate ``lr_t`` of global step t given by the schedule:
+The loop receives its update, as in JAX's ``mnist_classifier_fromscratch.py``: ``backend`` is
+a module with the shared API (``loss_and_grad`` and, optionally, ``sgd_step``):
+``manual_backprop.fast`` by default, ``manual_backprop.as_published`` for the post's wrong
+gradient, ``autodiff_check`` for JAX's (passed in by the caller: this module never imports
+JAX). Per mini-batch of B examples, with ``lr_t`` the schedule's rate at global step t:
 
-    J, g = loss_and_grad(W, x, y)             g[l] has the shape of W[l]
-    v[l] = momentum * v[l] + g[l]             (v = g when momentum = 0: plain SGD, the post's)
-    W[l] = W[l] - lr_t * v[l]
+    J, g = loss_and_grad(W, x, y)             g[i] has the shape of W[i]
+    v[i] = momentum * v[i] + g[i]
+    W[i] = W[i] - lr_t * v[i]
 
-With momentum = 0 and the manual backend the step is ``network.sgd_step``, which applies
-``-lr_t g`` as it forms g (the same numbers up to rounding, faster at batch 1).
+With momentum 0 (the post's plain SGD) and a backend that has ``sgd_step``, the step is
+``sgd_step`` (the same numbers up to rounding, without storing g).
 
-With ``standardize`` (the default recipe) the loop sees ``(x - mean) / std``, one mean and one
-standard deviation over all training pixels; :func:`fold_input_scaling` folds that into the
-first layer, so returned and checkpointed ``params`` take the raw [0, 1] inputs like any
-other network. A checkpoint, written after every epoch, holds those params, the config, the
-history, the momentum buffers and (if standardised) the weights the loop works on.
+With ``standardize`` the loop sees ``(x - mean) / std`` (one mean and standard deviation over
+all training pixels), and :func:`fold_input_scaling` folds that into the first layer, so
+returned and checkpointed ``params`` take raw [0, 1] pixels.
 
 Determinism: the initial weights come from ``init_params(seed=seed)`` and epoch e visits the
-examples in the order ``default_rng([seed, e]).permutation(n)``, so the same seed, dtype and
-backend give bit-identical weights, and a run resumed from an end-of-epoch checkpoint is
-bit-identical to one that was never interrupted.
+examples in the order ``default_rng([seed, e]).permutation(n)``; the same config (thread count
+included) gives bit-identical weights, and a run resumed from an end-of-epoch checkpoint is
+bit-identical to one never interrupted.
+
+Divergence: the run stops with :class:`DivergenceError` when a loss is NaN or inf, or when the
+running mean of the training loss (weight 0.02 per step) exceeds ``DIVERGENCE_FACTOR`` times
+the first step's loss after ``DIVERGENCE_WARMUP`` steps: a run that learns never climbs there,
+while a divergent learning rate (100, 1000) does within a few hundred steps.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
-import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
+from tqdm import tqdm
 
-from .. import _checks, network
+from .. import _checks, as_published, fast, network
 from ..activations import get_activation
+from ..losses import get_loss
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import Dataset, load_mnist
-from ..losses import get_loss
 
-BACKENDS = ("manual", "jax")
-BACKWARDS = ("manual", "as_published")
 SCHEDULES = ("constant", "cosine", "linear")
+BACKENDS = ("manual", "as_published", "jax")
+DIVERGENCE_FACTOR = 3.0
+DIVERGENCE_WARMUP = 50
 
 
 @dataclass(frozen=True)
-class Recipe:
-    """The optimisation settings a named recipe fixes; ``train``'s arguments override them."""
+class Config:
+    """Everything that determines a run's weights; stored in its checkpoints. Every field is
+    checked here, once, whoever builds the config (the command line or a caller)."""
 
-    lr: float
-    momentum: float
-    batch_size: int
-    epochs: int
-    dtype: str
-    schedule: str
-    standardize: bool
+    hidden_sizes: tuple[int, ...] = (500, 500)
+    activation: str = "sigmoid"
+    loss: str = "binary_cross_entropy"
+    lr: float = 0.1
+    momentum: float = 0.9
+    batch_size: int = 64
+    epochs: int = 12
+    schedule: str = "cosine"
+    standardize: bool = True
+    dtype: str = "float32"
+    seed: int = 0
+    backend: str = "manual"
+    threads: int | None = 1
+    train_subset: int | None = None
+
+    def __post_init__(self) -> None:
+        hidden = tuple(_checks.check_layer_sizes([1, *self.hidden_sizes, 1])[1:-1])
+        object.__setattr__(self, "hidden_sizes", hidden)
+        get_activation(self.activation)
+        get_loss(self.loss)
+        object.__setattr__(self, "dtype", _checks.check_dtype(self.dtype).name)
+        _choice("schedule", self.schedule, SCHEDULES)
+        _choice("backend", self.backend, BACKENDS)
+        if not (_is_real(self.lr) and 0 < self.lr < math.inf):
+            raise ValueError(f"lr must be a positive finite number; got {self.lr!r}")
+        if not (_is_real(self.momentum) and 0 <= self.momentum < 1):
+            raise ValueError(f"momentum must lie in [0, 1); got {self.momentum!r}")
+        for name in ("batch_size", "epochs") + (("threads",) if self.threads is not None else ()) + (
+                ("train_subset",) if self.train_subset is not None else ()):
+            if not (_is_int(getattr(self, name)) and getattr(self, name) >= 1):
+                raise ValueError(f"{name} must be a positive integer; got {getattr(self, name)!r}")
+        if not (_is_int(self.seed) and self.seed >= 0):
+            raise ValueError(f"seed must be a non-negative integer; got {self.seed!r}")
+        if not isinstance(self.standardize, bool):
+            raise ValueError(f"standardize must be True or False; got {self.standardize!r}")
+        if self.backend == "as_published" and list(hidden) != list(hidden)[::-1]:
+            raise ValueError(f"backend 'as_published' needs hidden sizes that read the same backwards "
+                             f"(the post's backward pairs layer l with L - l); got {list(hidden)}")
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with ``changes`` (checked like any config)."""
+        return dataclasses.replace(self, **changes)
 
 
-RECIPES: dict[str, Recipe] = {
-    # Tuned for the post's network on 2 CPU cores: >= 98 % test accuracy in well under 60 s.
-    # Inputs standardised (one mean and one standard deviation over all training pixels).
-    "default": Recipe(
-        lr=0.1, momentum=0.9, batch_size=64, epochs=12, dtype="float32", schedule="cosine", standardize=True
-    ),
-    # The post's own: one example per update, learning rate 0.001, 2 epochs, float64, no momentum.
-    "post": Recipe(
-        lr=0.001, momentum=0.0, batch_size=1, epochs=2, dtype="float64", schedule="constant", standardize=False
-    ),
+RECIPES: dict[str, Config] = {
+    # The post's network on 2 CPU cores: >= 98 % test accuracy in well under a minute.
+    "default": Config(),
+    # The post's own: one example per update, learning rate 0.001, 2 epochs, float64.
+    "post": Config(lr=0.001, momentum=0.0, batch_size=1, epochs=2, schedule="constant",
+                   standardize=False, dtype="float64"),
 }
 
 
 class DivergenceError(RuntimeError):
-    """The training loss became NaN or infinite."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that determines a run's weights; stored in its checkpoints."""
-
-    recipe: str
-    layer_sizes: list[int]
-    activation: str
-    loss: str
-    lr: float
-    momentum: float
-    batch_size: int
-    epochs: int
-    schedule: str
-    standardize: bool
-    seed: int
-    dtype: str
-    backend: str
-    backward: str
-    train_subset: int | None
-    data_dir: str | None
+    """The training loss became NaN or inf, or grew far above its first value."""
 
 
 @dataclass
@@ -108,142 +128,38 @@ class TrainResult:
     """A finished run: ``params`` as for ``network``, ``history`` one dict per epoch."""
 
     params: list[np.ndarray]
-    config: TrainConfig
+    config: Config
     history: list[dict[str, float]]
     test_accuracy: float
     seconds: float
 
 
-def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _is_real(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+def _choice(name: str, value, choices) -> None:
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; choose from {', '.join(choices)}")
+
+
+def learning_rate(config: Config, step: int, total_steps: int) -> float:
     """The learning rate of global step ``step`` (0-based) out of ``total_steps``."""
-    if config.schedule == "constant":
-        return config.lr
     frac = step / total_steps
-    if config.schedule == "cosine":
-        return config.lr * 0.5 * (1.0 + math.cos(math.pi * frac))
-    return config.lr * (1.0 - frac)  # linear
-
-
-def blas_threads(n: int | None):
-    """A context limiting NumPy's BLAS to ``n`` threads (threadpoolctl), or a no-op for None.
-
-    Training defaults to one thread: its products are small (B x 784 @ 784 x 500), and on a
-    shared 2-core machine OpenBLAS's spinning threads can make a 2-thread run 10x slower
-    than a 1-thread one. Without threadpoolctl installed this is a no-op.
-    """
-    if n is None:
-        return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=n, user_api="blas")
-
-
-def _jax_loss_and_grad() -> Callable:
-    """``autodiff_check.loss_and_grad``, imported on demand so that this package never needs JAX."""
-    try:
-        from autodiff_check import loss_and_grad
-    except ImportError as e:
-        raise ImportError(f"backend 'jax' needs JAX and autodiff_check: {e}") from None
-    return loss_and_grad
-
-
-def _gradient_fn(config: TrainConfig) -> Callable[[list[np.ndarray], np.ndarray, np.ndarray], tuple[float, list[np.ndarray]]]:
-    """``(params, x, y) -> (J, grads)`` for the configured backend and backward pass."""
-    kw = {"activation": config.activation, "loss": config.loss}
-    if config.backend == "jax":
-        jax_loss_and_grad = _jax_loss_and_grad()
-
-        def jax_step(params, x, y):
-            J, grads = jax_loss_and_grad(params, x, y, **kw)
-            return float(J), [np.asarray(g, dtype=W.dtype) for g, W in zip(grads, params)]
-
-        return jax_step
-    if config.backward == "as_published":
-        from ..as_published import loss_and_grad as published
-        return lambda params, x, y: published(params, x, y, check_finite=False, **kw)
-    workspace, out = network.Workspace(), []
-
-    def manual_step(params, x, y):  # gradients and scratch arrays reused from step to step
-        if not out:
-            out.extend(np.empty_like(W) for W in params)
-        return network.loss_and_grad(params, x, y, check_finite=False, out=out, workspace=workspace, **kw)
-
-    return manual_step
-
-
-def _fused_step(config: TrainConfig) -> Callable | None:
-    """``(params, x, y, rate) -> J`` updating params in place by :func:`network.sgd_step`, for
-    plain SGD with the manual backend (the post's recipe), where it saves the passes over
-    memory that storing the gradient costs; None otherwise (momentum needs the gradient)."""
-    if config.backend != "manual" or config.backward != "manual" or config.momentum > 0:
-        return None
-    workspace, kw = network.Workspace(), {"activation": config.activation, "loss": config.loss}
-
-    def step(params, x, y, rate):
-        try:
-            return network.sgd_step(params, x, y, rate, check_finite=False, workspace=workspace, **kw)[0]
-        except FloatingPointError:  # the loss is not finite; params were left unchanged
-            return math.nan
-
-    return step
-
-
-def _resolve(recipe: str, overrides: dict[str, Any], n_features: int, n_classes: int) -> TrainConfig:
-    if recipe not in RECIPES:
-        raise ValueError(f"unknown recipe {recipe!r}; choose from {', '.join(RECIPES)}")
-    base = dataclasses.asdict(RECIPES[recipe])
-    o = {k: (v if v is not None else base.get(k)) for k, v in overrides.items()}
-    hidden_sizes = o.pop("hidden_sizes")
-    hidden = [500, 500] if hidden_sizes is None else list(hidden_sizes)
-    get_activation(o["activation"])
-    get_loss(o["loss"])
-    if o["backend"] not in BACKENDS:
-        raise ValueError(f"unknown backend {o['backend']!r}; choose from {', '.join(BACKENDS)}")
-    if o["backward"] not in BACKWARDS:
-        raise ValueError(f"unknown backward {o['backward']!r}; choose from {', '.join(BACKWARDS)}")
-    if o["backend"] == "jax" and o["backward"] != "manual":
-        raise ValueError("backward='as_published' needs backend='manual' (JAX differentiates the true loss)")
-    if o["schedule"] not in SCHEDULES:
-        raise ValueError(f"unknown schedule {o['schedule']!r}; choose from {', '.join(SCHEDULES)}")
-    if not (isinstance(o["lr"], (int, float)) and math.isfinite(o["lr"]) and o["lr"] > 0):
-        raise ValueError(f"lr must be a positive number; got {o['lr']!r}")
-    if not (isinstance(o["momentum"], (int, float)) and 0 <= o["momentum"] < 1):
-        raise ValueError(f"momentum must lie in [0, 1); got {o['momentum']!r}")
-    for name in ("batch_size", "epochs"):
-        if isinstance(o[name], bool) or not isinstance(o[name], int) or o[name] < 1:
-            raise ValueError(f"{name} must be a positive integer; got {o[name]!r}")
-    if isinstance(o["seed"], bool) or not isinstance(o["seed"], int) or o["seed"] < 0:
-        raise ValueError(f"seed must be a non-negative integer; got {o['seed']!r}")
-    if o["train_subset"] is not None and (not isinstance(o["train_subset"], int) or o["train_subset"] < 1):
-        raise ValueError(f"train_subset must be a positive integer; got {o['train_subset']!r}")
-    dtype = _checks.check_dtype(o["dtype"]).name
-    sizes = _checks.check_layer_sizes([n_features, *hidden, n_classes])
-    return TrainConfig(
-        recipe=recipe, layer_sizes=sizes, activation=o["activation"], loss=o["loss"],
-        lr=float(o["lr"]), momentum=float(o["momentum"]), batch_size=o["batch_size"],
-        epochs=o["epochs"], schedule=o["schedule"], standardize=bool(o["standardize"]), seed=o["seed"], dtype=dtype,
-        backend=o["backend"], backward=o["backward"], train_subset=o["train_subset"],
-        data_dir=o["data_dir"],
-    )
-
-
-def _check_writable(path: str | os.PathLike | None, what: str) -> None:
-    if path is None:
-        return
-    directory = Path(path).parent
-    if not directory.is_dir():
-        raise FileNotFoundError(f"{what} directory {directory} does not exist")
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise PermissionError(f"{what} directory {directory} is not writable")
+    return {"constant": config.lr,
+            "cosine": config.lr * 0.5 * (1.0 + math.cos(math.pi * frac)),
+            "linear": config.lr * (1.0 - frac)}[config.schedule]
 
 
 def fold_input_scaling(params: list[np.ndarray], shift: float, scale: float) -> list[np.ndarray]:
     """The same network for raw inputs x, given ``params`` trained on ``(x - shift) / scale``.
 
-    ``((x - m) / s) W[1:] + W[0] = x (W[1:] / s) + (W[0] - (m / s) sum_i W[1:][i])``: only the
-    first layer (n_0 + 1, n_1) changes; computed in float64, returned in the params' dtype.
+    ``((x - m) / s) W[1:] + W[0] = x (W[1:] / s) + (W[0] - (m / s) sum_i W[1:][i])``: only W_1
+    changes; computed in float64, returned in the params' dtype.
     """
     W = params[0].astype(np.float64)
     first = np.empty_like(W)
@@ -252,12 +168,12 @@ def fold_input_scaling(params: list[np.ndarray], shift: float, scale: float) -> 
     return [first.astype(params[0].dtype), *params[1:]]
 
 
-def _input_scaling(x: np.ndarray, standardize: bool) -> tuple[float, float]:
+def input_scaling(x: np.ndarray, standardize: bool) -> tuple[float, float]:
     """(shift, scale): one mean and one standard deviation over all of ``x``, or (0, 1)."""
     if not standardize:
         return 0.0, 1.0
     total = total_sq = 0.0
-    for start in range(0, x.shape[0], 4096):  # float64 sums, chunk by chunk (no 8-byte copy of x)
+    for start in range(0, x.shape[0], 4096):  # float64 sums chunk by chunk: no 8-byte copy of x
         chunk = x[start : start + 4096].astype(np.float64)
         total += float(chunk.sum())
         total_sq += float(np.einsum("ij,ij->", chunk, chunk))
@@ -266,240 +182,241 @@ def _input_scaling(x: np.ndarray, standardize: bool) -> tuple[float, float]:
     return mean, (std if std > 0 else 1.0)
 
 
-def _resume_state(path, config: TrainConfig, epochs_given: bool, shift: float, scale: float):
-    """(params, velocity, epochs_done, history, config) from a checkpoint, refusing a mismatch."""
+def make_update(backend: ModuleType, config: Config) -> Callable[[list, list | None, Any, Any, Any], float]:
+    """``update(params, velocity, x, y, lr) -> J``: one step of the module docstring's update,
+    in place, with ``backend``'s gradient (J before the step)."""
+    kw = {"activation": config.activation, "loss": config.loss}
+    if config.momentum == 0 and hasattr(backend, "sgd_step"):
+        extra = {"workspace": fast.Workspace()} if backend is fast else {}
+
+        def sgd(params, velocity, x, y, lr):
+            J, new = backend.sgd_step(params, x, y, lr, **kw, **extra)
+            if new is not params:                    # a backend that returns new arrays
+                for W, V in zip(params, new):
+                    W[...] = V
+            return J
+
+        return sgd
+    extra = {"workspace": fast.Workspace(), "out": None} if backend is fast else {}
+
+    def momentum_sgd(params, velocity, x, y, lr):
+        if "out" in extra and extra["out"] is None:
+            extra["out"] = [np.empty(W.shape, W.dtype) for W in params]
+        J, grads = backend.loss_and_grad(params, x, y, **kw, **extra)
+        for W, v, g in zip(params, velocity, grads):
+            v *= config.momentum
+            v += np.asarray(g, W.dtype)
+            W -= lr * v
+        return J
+
+    return momentum_sgd
+
+
+def _memory_needed(config: Config, n_features: int, n_classes: int, n_train: int) -> int:
+    """Bytes a run holds at its peak: the training inputs twice (raw and standardised), the
+    one-hot targets, five arrays the size of all weights (params, velocity, gradient, the
+    folded copy and a checkpoint's buffer) and the activations of a batch, forward and back."""
+    sizes = [n_features, *config.hidden_sizes, n_classes]
+    n_params = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+    itemsize = np.dtype(config.dtype).itemsize
+    return itemsize * (2 * n_train * n_features + n_train * n_classes + 5 * n_params
+                       + 4 * config.batch_size * sum(sizes))
+
+
+def _memory_available() -> int:
+    """MemAvailable from /proc/meminfo (Linux), else the physical memory."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import os
+
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _resume(path, config: Config, keep_epochs: bool, shift: float, scale: float, digest: str | None):
+    """(params, velocity, epochs done, history, config) from a checkpoint; a mismatch is refused."""
     params, meta = load_checkpoint(path)
     saved = meta.get("config")
     if not isinstance(saved, dict) or "epoch" not in meta or "history" not in meta:
         raise ValueError(f"{path}: not a training checkpoint (no config, epoch or history)")
     try:
-        saved_config = TrainConfig(**saved)
-    except TypeError as e:
+        saved_config = Config(**{**saved, "hidden_sizes": tuple(saved.get("hidden_sizes", ()))})
+    except (TypeError, ValueError) as e:
         raise ValueError(f"{path}: training config does not match this version ({e})") from None
     mismatched = [
         f"{f.name}: checkpoint {getattr(saved_config, f.name)!r}, requested {getattr(config, f.name)!r}"
-        for f in dataclasses.fields(TrainConfig)
+        for f in dataclasses.fields(Config)
         if f.name != "epochs" and getattr(saved_config, f.name) != getattr(config, f.name)
     ]
+    if digest is not None and meta.get("data_digest") not in (None, digest):
+        mismatched.append(f"data: checkpoint trained on data with digest {meta.get('data_digest')}, "
+                          f"these files have {digest}")
     if (meta.get("input_shift"), meta.get("input_scale")) != (shift, scale):
-        mismatched.append(
-            f"input scaling: checkpoint ({meta.get('input_shift')}, {meta.get('input_scale')}), "
-            f"this data ({shift}, {scale}) (different training data?)"
-        )
+        mismatched.append(f"input scaling: checkpoint ({meta.get('input_shift')}, {meta.get('input_scale')}), "
+                          f"this data ({shift}, {scale}) (different training data?)")
     if mismatched:
         raise ValueError(f"{path}: checkpoint does not match this run: " + "; ".join(mismatched))
-    if not epochs_given:
-        config = dataclasses.replace(config, epochs=saved_config.epochs)
+    if keep_epochs:
+        config = config.replace(epochs=saved_config.epochs)
     if config.standardize:
         params = meta.get("train_params")
-        if not isinstance(params, list) or [W.shape for W in params] != [
-            (a + 1, b) for a, b in zip(config.layer_sizes[:-1], config.layer_sizes[1:])
-        ]:
+        if not isinstance(params, list) or len(params) != len(config.hidden_sizes) + 1:
             raise ValueError(f"{path}: the weights on standardised inputs (train_params) are missing")
     velocity = meta.get("velocity")
-    if config.momentum > 0 and (
-        not isinstance(velocity, list) or [v.shape for v in velocity] != [W.shape for W in params]
-    ):
+    if config.momentum > 0 and (not isinstance(velocity, list)
+                                or [v.shape for v in velocity] != [W.shape for W in params]):
         raise ValueError(f"{path}: momentum buffers missing or of the wrong shapes")
     return params, velocity, int(meta["epoch"]), list(meta["history"]), config
 
 
-def _sgd_epoch(params, velocity, step_fn, x_all, y_all, config, epoch, pbar) -> float:
-    """One pass over ``x_all`` (n, n_0), ``y_all`` (n, n_L) in the epoch's order, updating
-    ``params`` and ``velocity`` in place; returns the summed loss (mean loss times batch size)."""
-    n, B = x_all.shape[0], config.batch_size
-    dt = x_all.dtype
-    steps = -(-n // B)
-    total_steps = steps * config.epochs
-    perm = np.random.default_rng([config.seed, epoch]).permutation(n)
-    x_buf, y_buf = np.take(x_all, perm, axis=0), np.take(y_all, perm, axis=0)
-    tmp = [np.empty_like(W) for W in params]
-    mu = dt.type(config.momentum)
-    fused = _fused_step(config)
-    total, running, every = 0.0, 0.0, max(1, steps // 100)
-    for s in range(steps):
-        x, y = x_buf[s * B : (s + 1) * B], y_buf[s * B : (s + 1) * B]
-        rate = dt.type(learning_rate(config, epoch * steps + s, total_steps))
-        if fused is not None:
-            J, grads = fused(params, x, y, rate), []
-        else:
-            J, grads = step_fn(params, x, y)
-        if not math.isfinite(J):
-            raise DivergenceError(
-                f"training diverged in epoch {epoch + 1}, step {s + 1}: the loss is {J}; "
-                f"try a smaller learning rate than {config.lr}"
-            )
-        for l, (W, g) in enumerate(zip(params, grads)):
-            if velocity is not None:
-                velocity[l] *= mu
-                velocity[l] += g
-                g = velocity[l]
-            np.multiply(g, rate, out=tmp[l])
-            W -= tmp[l]
-        total += J * x.shape[0]
-        running = J if s == 0 else 0.98 * running + 0.02 * J
-        if (s + 1) % every == 0 or s + 1 == steps:
-            pbar.set_postfix_str(f"loss {running:.4f}", refresh=False)
-            pbar.update((s + 1) - pbar.n)
-    return total
-
-
 def train(
+    config: Config = RECIPES["default"],
     *,
-    recipe: str = "default",
-    hidden_sizes: Sequence[int] | None = None,
-    activation: str = "sigmoid",
-    loss: str = "binary_cross_entropy",
-    lr: float | None = None,
-    momentum: float | None = None,
-    batch_size: int | None = None,
-    epochs: int | None = None,
-    schedule: str | None = None,
-    standardize: bool | None = None,
-    seed: int = 0,
-    dtype: Any = None,
-    backend: str = "manual",
-    backward: str = "manual",
+    backend: ModuleType | None = None,
     data: Dataset | None = None,
-    data_dir: str | os.PathLike | None = None,
-    train_subset: int | None = None,
-    checkpoint: str | os.PathLike | None = None,
-    resume: str | os.PathLike | None = None,
-    plot: str | os.PathLike | None = None,
+    data_dir=None,
+    checkpoint=None,
+    resume=None,
+    plot=None,
+    keep_checkpoint_epochs: bool = False,
     progress: bool = True,
-    log: Callable[[str], None] | None = None,
-    threads: int | None = 1,
+    log: Callable[[str], None] = print,
 ) -> TrainResult:
-    """Train a ``[n_features, *hidden_sizes, n_classes]`` network and return it with its history.
+    """Train a ``[n_features, *config.hidden_sizes, n_classes]`` network; return it and its history.
 
-    ``recipe`` supplies lr, momentum, batch_size, epochs, dtype, schedule and standardize; an
-    argument that is not None overrides it. ``data`` (a :class:`Dataset`) is used as given,
-    otherwise ``load_mnist(data_dir)``; ``train_subset`` keeps the first n training examples.
-
-    With ``standardize`` the network trains on ``(x - mean) / std``; the returned and
-    checkpointed ``params`` have that folded into the first layer (:func:`fold_input_scaling`),
-    so they take the raw [0, 1] inputs like any other network. ``checkpoint`` is written
-    atomically after every epoch; ``resume`` continues from one (its config must match; only
-    ``epochs`` may change). ``plot`` writes the training curve as PNG (needs matplotlib).
-    ``log`` receives one line per epoch (default: print). ``threads`` limits NumPy's BLAS
-    (:func:`blas_threads`; None leaves it alone). Raises :class:`DivergenceError` when the
-    loss stops being finite.
+    ``backend``: the module whose gradient the loop runs (module docstring); by default the
+    one ``config.backend`` names among the NumPy ones (``"jax"`` needs ``autodiff_check``
+    passed in). ``data`` is used as given, otherwise ``load_mnist(data_dir)``. ``checkpoint``
+    is written atomically after every epoch; ``resume`` continues from one (config and data
+    must match; only ``epochs`` may change, and ``keep_checkpoint_epochs`` keeps the
+    checkpoint's count). ``plot`` writes the training curve as PNG. ``log`` receives one line per
+    epoch. Raises :class:`DivergenceError` (module docstring).
     """
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise ValueError(f"threads must be a positive integer or None; got {threads!r}")
-    with blas_threads(threads):
-        return _train(
-            recipe=recipe, hidden_sizes=hidden_sizes, activation=activation, loss=loss, lr=lr,
-            momentum=momentum, batch_size=batch_size, epochs=epochs, schedule=schedule,
-            standardize=standardize, seed=seed, dtype=dtype, backend=backend, backward=backward,
-            data=data, data_dir=data_dir, train_subset=train_subset, checkpoint=checkpoint,
-            resume=resume, plot=plot, progress=progress, log=log,
-        )
-
-
-def _train(*, recipe, hidden_sizes, activation, loss, lr, momentum, batch_size, epochs, schedule,
-           standardize, seed, dtype, backend, backward, data, data_dir, train_subset, checkpoint,
-           resume, plot, progress, log) -> TrainResult:
     t_start = time.perf_counter()
-    say = print if log is None else log
-    # Cheap checks first: a bad output path or a missing extra should not cost a data load.
-    _check_writable(checkpoint, "checkpoint")
-    _check_writable(plot, "plot")
-    if plot is not None:
-        _require_matplotlib()
-    if resume is not None and not Path(resume).exists():
-        raise FileNotFoundError(f"checkpoint {resume} does not exist")
-    if backend == "jax" and backward == "manual":
-        _jax_loss_and_grad()
+    if not isinstance(config, Config):
+        raise TypeError(f"config must be a training.Config (e.g. RECIPES['default']); got {type(config).__name__}")
+    backend = _backend(config, backend)
+    _check_outputs(checkpoint=checkpoint, plot=plot, resume=resume)
     if data is None:
         data = load_mnist(data_dir)
-    overrides = dict(
-        hidden_sizes=hidden_sizes, activation=activation, loss=loss, lr=lr, momentum=momentum,
-        batch_size=batch_size, epochs=epochs, schedule=schedule, standardize=standardize,
-        seed=seed, dtype=dtype, backend=backend, backward=backward, train_subset=train_subset,
-        data_dir=None if data_dir is None else str(data_dir),
-    )
-    config = _resolve(recipe, overrides, data.x_train.shape[1], data.n_classes)
-    step_fn = _gradient_fn(config)
     dt = np.dtype(config.dtype)
-
-    # Data, validated once so that the loop can skip per-step checks.
     n = data.x_train.shape[0] if config.train_subset is None else min(config.train_subset, data.x_train.shape[0])
+    need, have = _memory_needed(config, data.x_train.shape[1], data.n_classes, n), _memory_available()
+    if need > have:
+        raise MemoryError(f"this configuration needs about {need / 2**30:.1f} GiB and {have / 2**30:.1f} GiB "
+                          f"is available; use smaller hidden sizes, batch or --train-subset")
+
     x_raw = np.asarray(data.x_train[:n], dtype=dt)
-    if x_raw.ndim != 2 or not np.isfinite(x_raw).all():
-        raise ValueError("training inputs must be a finite 2-D array")
     y_train = network.one_hot(_checks.check_labels(data.y_train[:n], data.n_classes, batch=n), data.n_classes, dtype=dt)
     x_test = np.asarray(data.x_test, dtype=dt)
-    _checks.check_labels(data.y_test, data.n_classes, batch=x_test.shape[0])
-    shift, scale = _input_scaling(x_raw, config.standardize)
+    shift, scale = input_scaling(x_raw, config.standardize)
     x_train = (x_raw - dt.type(shift)) / dt.type(scale) if config.standardize else x_raw
+    digest = getattr(data, "digest", None)
 
     if resume is not None:
-        params, velocity, done, history, config = _resume_state(resume, config, epochs is not None, shift, scale)
+        params, velocity, done, history, config = _resume(resume, config, keep_checkpoint_epochs, shift, scale, digest)
     else:
-        params = network.init_params(config.layer_sizes, seed=config.seed, dtype=dt)
-        velocity, done, history = None, 0, []
+        sizes = [data.x_train.shape[1], *config.hidden_sizes, data.n_classes]
+        params, velocity, done, history = network.init_params(sizes, seed=config.seed, dtype=dt), None, 0, []
     if config.momentum > 0 and velocity is None:
         velocity = [np.zeros_like(W) for W in params]
+    update = make_update(backend, config)
+    sizes = [W.shape[0] - 1 for W in params] + [params[-1].shape[1]]
     model = fold_input_scaling(params, shift, scale) if config.standardize else params
+    log(f"training {sizes} {config.activation}/{config.loss} on {n} examples: lr {config.lr} "
+        f"({config.schedule}), momentum {config.momentum}, batch {config.batch_size}, {config.epochs} "
+        f"epochs, {config.dtype}, standardize {config.standardize}, backend {config.backend}")
 
-    bar = _progress(progress)
     steps = -(-n // config.batch_size)
-    say(
-        f"training {config.layer_sizes} {config.activation}/{config.loss}, recipe {config.recipe}: "
-        f"lr {config.lr} ({config.schedule}), momentum {config.momentum}, batch {config.batch_size}, "
-        f"{config.epochs} epochs, {config.dtype}, standardize {config.standardize}, "
-        f"backend {config.backend}, backward {config.backward}, {n} training examples"
-    )
-    for epoch in range(done, config.epochs):
-        t_epoch = time.perf_counter()
-        with bar(steps, f"epoch {epoch + 1}/{config.epochs}") as pbar, np.errstate(over="ignore", invalid="ignore"):
-            total = _sgd_epoch(params, velocity, step_fn, x_train, y_train, config, epoch, pbar)
-        model = fold_input_scaling(params, shift, scale) if config.standardize else params
-        acc = network.accuracy(model, x_test, data.y_test, activation=config.activation, loss=config.loss)
-        history.append({"epoch": epoch + 1, "train_loss": total / n, "test_accuracy": acc,
-                        "seconds": time.perf_counter() - t_epoch})
-        say(f"epoch {epoch + 1}/{config.epochs}: train loss {total / n:.4f}, "
-            f"test accuracy {acc:.4f} ({history[-1]['seconds']:.1f} s)")
-        if checkpoint is not None:
-            extra: dict[str, Any] = {"velocity": velocity} if velocity is not None else {}
-            if config.standardize:
-                extra["train_params"] = params
-            save_checkpoint(
-                checkpoint, model, config=dataclasses.asdict(config), epoch=epoch + 1,
-                history=history, activation=config.activation, loss=config.loss,
-                input_shift=shift, input_scale=scale, **extra,
-            )
+    first_loss = None
+    with threadpool_limits(limits=config.threads, user_api="blas"):
+        for epoch in range(done, config.epochs):
+            t_epoch = time.perf_counter()
+            order = np.random.default_rng([config.seed, epoch]).permutation(n)
+            xs, ys = np.take(x_train, order, axis=0), np.take(y_train, order, axis=0)
+            total, running = 0.0, None
+            bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{config.epochs}", unit="step",
+                       leave=False, mininterval=0.5, disable=not progress)
+            with np.errstate(over="ignore", invalid="ignore"):
+                for s in bar:
+                    x, y = xs[s * config.batch_size:(s + 1) * config.batch_size], ys[s * config.batch_size:(s + 1) * config.batch_size]
+                    lr = dt.type(learning_rate(config, epoch * steps + s, steps * config.epochs))
+                    J = _step(update, params, velocity, x, y, lr, epoch, s)
+                    first_loss = J if first_loss is None else first_loss
+                    running = J if running is None else 0.98 * running + 0.02 * J
+                    if s >= DIVERGENCE_WARMUP and running > DIVERGENCE_FACTOR * first_loss:
+                        raise DivergenceError(
+                            f"training diverged in epoch {epoch + 1}, step {s + 1}: the running loss {running:.4g} "
+                            f"is over {DIVERGENCE_FACTOR:g}x the first step's {first_loss:.4g}; "
+                            f"try a smaller learning rate than {config.lr}")
+                    total += J * x.shape[0]
+                    if s % 50 == 0:
+                        bar.set_postfix_str(f"loss {running:.4f}", refresh=False)
+            model = fold_input_scaling(params, shift, scale) if config.standardize else params
+            acc = network.accuracy(model, x_test, data.y_test, activation=config.activation, loss=config.loss)
+            history.append({"epoch": epoch + 1, "train_loss": total / n, "test_accuracy": acc,
+                            "seconds": time.perf_counter() - t_epoch})
+            log(f"epoch {epoch + 1}/{config.epochs}: train loss {total / n:.4f}, "
+                f"test accuracy {acc:.4f} ({history[-1]['seconds']:.1f} s)")
+            if checkpoint is not None:
+                extra: dict[str, Any] = {"velocity": velocity} if velocity is not None else {}
+                if config.standardize:
+                    extra["train_params"] = params
+                save_checkpoint(checkpoint, model, config=_as_dict(config), epoch=epoch + 1, history=history,
+                                activation=config.activation, loss=config.loss, input_shift=shift,
+                                input_scale=scale, data_digest=digest, **extra)
     if plot is not None:
-        plot_history(history, plot, title=f"{config.layer_sizes} {config.activation}, recipe {config.recipe}")
+        plot_history(history, plot, title=f"{sizes} {config.activation}")
     acc = history[-1]["test_accuracy"] if history else network.accuracy(
         model, x_test, data.y_test, activation=config.activation, loss=config.loss)
     return TrainResult(model, config, history, acc, time.perf_counter() - t_start)
 
 
-def _progress(enabled: bool):
-    """A factory ``(total, desc) -> context manager`` with ``set_postfix_str``, ``update`` and ``n``."""
-    if enabled:
-        from tqdm import tqdm
+def _step(update, params, velocity, x, y, lr, epoch: int, s: int) -> float:
+    """One update; a loss or update that is NaN or inf is a DivergenceError (params untouched
+    when the backend refuses before updating, as ``manual_backprop`` does)."""
+    try:
+        J = update(params, velocity, x, y, lr)
+    except (FloatingPointError, ValueError) as e:
+        if isinstance(e, FloatingPointError) or "NaN or inf" in str(e):
+            raise DivergenceError(f"training diverged in epoch {epoch + 1}, step {s + 1}: {e}") from None
+        raise
+    if not math.isfinite(J):
+        raise DivergenceError(f"training diverged in epoch {epoch + 1}, step {s + 1}: the loss is {J}")
+    return J
 
-        return lambda total, desc: tqdm(total=total, desc=desc, unit="step", leave=False, mininterval=0.5)
 
-    class _Silent:
-        n = 0
+def _backend(config: Config, backend: ModuleType | None) -> ModuleType:
+    if backend is not None:
+        if not callable(getattr(backend, "loss_and_grad", None)):
+            raise TypeError(f"backend must have loss_and_grad(params, x, y, activation=, loss=); got {backend!r}")
+        return backend
+    if config.backend == "jax":
+        raise ValueError("config.backend 'jax' needs the JAX backend passed in: train(config, backend=autodiff_check)")
+    return {"manual": fast, "as_published": as_published}[config.backend]
 
-        def __enter__(self):
-            return self
 
-        def __exit__(self, *exc):
-            return False
+def _as_dict(config: Config) -> dict[str, Any]:
+    d = dataclasses.asdict(config)
+    d["hidden_sizes"] = list(config.hidden_sizes)
+    return d
 
-        def set_postfix_str(self, *a, **k):
-            pass
 
-        def update(self, k):
-            self.n += k
-
-    return lambda total, desc: _Silent()
+def _check_outputs(*, checkpoint, plot, resume) -> None:
+    """Refuse unusable output paths before any work."""
+    for path, what in ((checkpoint, "checkpoint"), (plot, "plot")):
+        if path is None:
+            continue
+        directory = Path(path).parent
+        if not directory.is_dir():
+            raise FileNotFoundError(f"{what} directory {directory} does not exist")
+    if plot is not None:
+        _require_matplotlib()
+    if resume is not None and not Path(resume).exists():
+        raise FileNotFoundError(f"checkpoint {resume} does not exist")
 
 
 def _require_matplotlib() -> None:
@@ -516,7 +433,7 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, n_classes: int
     return C
 
 
-def plot_history(history: list[dict[str, float]], path: str | os.PathLike, *, title: str = "") -> None:
+def plot_history(history: list[dict[str, float]], path, *, title: str = "") -> None:
     """Training loss and test accuracy per epoch, side by side, as a PNG at ``path`` (matplotlib)."""
     _require_matplotlib()
     from matplotlib.figure import Figure

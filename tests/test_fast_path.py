@@ -1,0 +1,332 @@
+"""manual_backprop.fast computes the reference's numbers (manual_backprop.network): bit-equal
+where the arithmetic is the same, within the rounding bound where it is not; with buffers that
+are reused, never shared, and never allocated again once warm. JAX-free (part of the
+mutation-testing subset)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import tracemalloc
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import autodiff_check as ac
+import manual_backprop as mb
+from manual_backprop import fast
+from strategies import ACTIVATIONS, DTYPES, LOSSES, examples, problems
+from support import assert_bit_equal, assert_same_gradient
+
+
+def rounding(params, x, y, activation, loss):
+    """Per-entry bound on |computed - exact| gradient for this network in its dtype."""
+    return ac.rounding_bound(params, x, y, activation, loss, dtype=params[0].dtype).grad
+
+
+@settings(max_examples=examples(20))
+@given(data=st.data(), activation=st.sampled_from(ACTIVATIONS), loss=st.sampled_from(LOSSES),
+       dtype=st.sampled_from(DTYPES))
+def test_fast_loss_and_grad_is_the_reference(data, activation, loss, dtype):
+    """With out= and a Workspace reused across batch sizes. Sigmoid's in-place kernels use
+    another formula, so there the two agree within 4 bounds (each is within one bound of the
+    exact gradient; the factor 2 covers second-order terms); elsewhere bit for bit."""
+    params, x, y = data.draw(problems(loss, magnitude=100.0, dtype=dtype))
+    sizes = st.just([W.shape[0] - 1 for W in params] + [params[-1].shape[1]])
+    _, x2, y2 = data.draw(problems(loss, magnitude=100.0, sizes=sizes, dtype=dtype))
+    kw = dict(activation=activation, loss=loss)
+    ws, out = fast.Workspace(), [np.full_like(W, np.nan) for W in params]
+    for xb, yb in [(x, y), (x2, y2), (x, y)]:
+        J_ref, ref = mb.loss_and_grad(params, xb, yb, **kw)
+        J, g = fast.loss_and_grad(params, xb, yb, out=out, workspace=ws, **kw)
+        assert all(a is b for a, b in zip(g, out))
+        if activation == "sigmoid":
+            assert_same_gradient(g, ref, [4 * e for e in rounding(params, xb, yb, activation, loss)])
+        else:
+            assert J == J_ref
+            assert_bit_equal(g, ref)
+
+
+def test_gradients_returned_with_a_workspace_survive_the_next_call():
+    params = mb.init_params([4, 5, 5, 3], seed=0)
+    rng = np.random.default_rng(0)
+    x1, x2, y = rng.normal(size=(6, 4)), rng.normal(size=(6, 4)), mb.one_hot(rng.integers(0, 3, 6), 3)
+    ws = fast.Workspace()
+    _, g1 = fast.loss_and_grad(params, x1, y, workspace=ws)
+    kept = [g.copy() for g in g1]
+    fast.loss_and_grad(params, x2, y, workspace=ws)
+    assert_bit_equal(g1, kept)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_loss_and_grad_never_modifies_params(activation):
+    params = mb.init_params([4, 5, 5, 3], seed=1)
+    before = [W.copy() for W in params]
+    x = np.random.default_rng(1).normal(size=(3, 4)) * 50
+    for f in (mb.loss_and_grad, lambda *a, **k: fast.loss_and_grad(*a, workspace=fast.Workspace(), **k)):
+        f(params, x, mb.one_hot([0, 1, 2], 3), activation=activation)
+        assert_bit_equal(params, before)
+
+
+@pytest.mark.parametrize("make_out,error,message", [
+    (lambda p: [np.empty_like(W) for W in p[:-1]], TypeError, "out must be a list of 2 arrays"),
+    (lambda p: [np.empty_like(p[0]), np.empty((3, 3))], ValueError, r"out\[1\] must be a float64 array of shape \(5, 2\)"),
+    (lambda p: np.empty((2, 4, 2)), TypeError, "out must be a list of 2 arrays"),
+    (lambda p: [np.empty_like(p[0]), np.empty_like(p[1], dtype=np.float32)], ValueError,
+     r"out\[1\] must be a float64 array of shape \(5, 2\); got float32 array of shape \(5, 2\)"),
+    (lambda p: [np.empty_like(p[0]), [[0.0] * 2] * 5], ValueError, "got list"),
+    (lambda p: [np.empty_like(p[0]), np.empty((2, 5)).T], ValueError, "C-contiguous"),
+    (lambda p: [p[0], np.empty_like(p[1])], ValueError, "overlaps the parameters"),
+    (lambda p: {0: np.empty_like(p[0]), 1: np.empty_like(p[1])}, TypeError, "out must be a list of 2 arrays"),
+])
+def test_bad_out_is_refused_by_name(make_out, error, message):
+    params = mb.init_params([3, 4, 2], seed=0)
+    with pytest.raises(error, match=message):
+        fast.loss_and_grad(params, np.ones((2, 3)), mb.one_hot([0, 1], 2), out=make_out(params))
+
+
+def test_one_array_for_two_layers_is_refused():
+    """Two layers of one shape and one array given for both: the second layer's gradient
+    would overwrite the first's."""
+    params = mb.init_params([3, 3, 3], seed=0)
+    g = np.empty_like(params[0])
+    with pytest.raises(ValueError, match=r"out\[1\] overlaps another entry of out"):
+        fast.loss_and_grad(params, np.ones((2, 3)), mb.one_hot([0, 1], 3), out=[g, g[:, :]])
+
+
+def _peak_bytes(call) -> int:
+    tracemalloc.start()
+    try:
+        call()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("batch", [1, 64])
+def test_a_warm_call_allocates_no_array_of_a_hidden_layers_size(activation, dtype, batch):
+    """Once warm, loss_and_grad(out=, workspace=) and sgd_step(workspace=) allocate only the
+    output layer's (B, n_L) arrays and single rows, nothing the size of a hidden layer (B, n_l)
+    or a weight matrix (tracemalloc sees NumPy's buffers; at B = 1 a hidden layer is a row,
+    so there the test is about weight-sized arrays). Allowed: NumPy's ufunc buffer
+    (np.getbufsize() elements, used by the broadcast bias add) and 16 kB for rows."""
+    params = mb.init_params([40, 400, 300, 3], seed=0, dtype=dtype)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(batch, 40)).astype(dtype)
+    y = mb.one_hot(rng.integers(0, 3, batch), 3, dtype=dtype)
+    itemsize = np.dtype(dtype).itemsize
+    smallest = (batch * 300 if batch > 1 else 40 * 400) * itemsize
+    allowed = np.getbufsize() * itemsize + 16384
+    assert smallest > allowed  # so that the test can tell
+    ws, out = fast.Workspace(), [np.empty_like(W) for W in params]
+    for call in (lambda: fast.loss_and_grad(params, x, y, activation=activation, out=out, workspace=ws),
+                 lambda: fast.sgd_step(params, x, y, 1e-3, activation=activation, workspace=ws)):
+        call()  # warm: the workspace allocates here
+        assert _peak_bytes(call) < allowed
+
+
+def test_sgd_step_holds_one_layers_product_not_every_layers():
+    """At B > 1, a_{l-1}^T delta_l goes through one scratch array as large as the largest
+    layer: a cold step of six 200 x 200 layers allocates well under two layers' worth (the
+    rest is (B, n) activations), where one array per layer would be six."""
+    params = mb.init_params([200] * 7, seed=0)
+    x, y = np.ones((4, 200)), np.full((4, 200), 0.5)
+    layer = 200 * 200 * 8
+    assert _peak_bytes(lambda: mb.sgd_step(params, x, y, 0.1, workspace=fast.Workspace())) < 1.5 * layer
+
+
+def _sgd_tolerance(params, x, y, activation, loss, lr, g):
+    """|sgd_step - (W - lr g)| per entry. They differ in the last product and the sum:
+    sgd_step forms a^T (-lr delta), the reference lr (a^T delta); over B terms at most
+    (B + 2) u lr |a|^T |delta| <= 3 lr eG (eG >= B u |a|^T |delta|, the gradient's rounding
+    bound), plus sigmoid's in-place kernels (4 lr eG, as above), plus 2 roundings of
+    W - lr g, each u (|W| + lr |g|)."""
+    u = ac.unit_roundoff(params[0].dtype)
+    eG = rounding(params, x, y, activation, loss)
+    return [7 * lr * e + 2 * u * (np.abs(W) + lr * np.abs(G)) for e, W, G in zip(eG, params, g)]
+
+
+@settings(max_examples=examples(20))
+@given(data=st.data(), activation=st.sampled_from(ACTIVATIONS), loss=st.sampled_from(LOSSES),
+       dtype=st.sampled_from(DTYPES), lr=st.sampled_from([1e-3, 0.1, 2.0]))
+def test_sgd_step_is_gradient_descent(data, activation, loss, dtype, lr):
+    params, x, y = data.draw(problems(loss, magnitude=10.0, dtype=dtype))
+    J_ref, g = mb.loss_and_grad(params, x, y, activation=activation, loss=loss)
+    expected = [W - dtype(lr) * G for W, G in zip(params, g)]
+    stepped = [W.copy() for W in params]
+    J, out = mb.sgd_step(stepped, x, y, lr, activation=activation, loss=loss, workspace=fast.Workspace())
+    assert out is stepped and all(W.dtype == dtype for W in stepped)
+    if activation != "sigmoid":
+        assert J == J_ref
+    assert_same_gradient(stepped, expected, _sgd_tolerance(params, x, y, activation, loss, lr, g))
+
+
+@pytest.mark.parametrize("sizes,batch", [([1, 3, 2], 3), ([4, 3, 2], 1), ([1, 2], 1), ([3, 1, 2], 2)])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_sgd_step_on_single_features_single_examples_and_any_layout(sizes, batch, order):
+    """The rank-1 path (B = 1) and the gemm path (B > 1), with one input feature or one hidden
+    unit (a row and a column of one length), on C- and Fortran-ordered weights."""
+    rng = np.random.default_rng(1)
+    params = [np.asarray(W, order=order) for W in mb.init_params(sizes, seed=3)]
+    x, y = rng.normal(size=(batch, sizes[0])), rng.uniform(size=(batch, sizes[-1]))
+    _, g = mb.loss_and_grad(params, x, y)
+    expected = [W - 0.2 * G for W, G in zip(params, g)]
+    tol = _sgd_tolerance(params, x, y, "sigmoid", "binary_cross_entropy", 0.2, g)
+    mb.sgd_step(params, x, y, 0.2)
+    assert_same_gradient(params, expected, tol)
+
+
+def test_unaligned_parameters_are_updated_where_they_are():
+    """BLAS would work on a copy of unaligned memory and leave the weights as they were; the
+    step takes the NumPy path for them instead."""
+    params = mb.init_params([3, 4, 2], seed=0)
+    raw = bytearray(params[0].nbytes + 1)
+    unaligned = np.frombuffer(raw, np.float64, offset=1).reshape(params[0].shape)
+    unaligned[...] = params[0]
+    assert not unaligned.flags.aligned
+    x, y = np.ones((1, 3)), mb.one_hot([1], 2)
+    _, g = mb.loss_and_grad(params, x, y)
+    mb.sgd_step([unaligned, params[1]], x, y, 0.1)
+    assert_same_gradient([unaligned], [params[0] - 0.1 * g[0]], 1e-15)
+
+
+def test_read_only_parameters_are_refused():
+    params = mb.init_params([3, 4, 2], seed=0)
+    params[0].flags.writeable = False
+    with pytest.raises(ValueError, match=r"params\[0\] is read-only"):
+        mb.sgd_step(params, np.ones((1, 3)), mb.one_hot([1], 2), 0.1)
+
+
+def test_workspace_reuse_across_batch_sizes_changes_nothing():
+    """B = 1 (the rank-1 BLAS update) and B > 1 (the gemm path) through one workspace give the
+    same parameters, bit for bit, as fresh calls."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(7, 5)), mb.one_hot(rng.integers(0, 3, 7), 3)
+    a = mb.init_params([5, 6, 4, 3], seed=2)
+    b = [W.copy() for W in a]
+    ws = fast.Workspace()
+    for s in (slice(0, 1), slice(1, 4), slice(4, 5), slice(5, 7)):
+        mb.sgd_step(a, x[s], y[s], 0.3, activation="tanh", workspace=ws)
+        mb.sgd_step(b, x[s], y[s], 0.3, activation="tanh")
+    assert_bit_equal(a, b)
+
+
+def test_one_workspace_used_by_two_threads_at_once_is_refused(monkeypatch):
+    """A second call entering a Workspace that a first call (held inside its loss) still uses
+    raises, instead of both writing the same buffers; the first call then finishes right."""
+    from manual_backprop.losses import LOSSES as LOSS_OBJECTS
+
+    bce = LOSS_OBJECTS["binary_cross_entropy"]
+    inside, release = threading.Event(), threading.Event()
+    value = type(bce).value
+
+    def held(z, y):
+        if threading.current_thread() is not threading.main_thread():
+            inside.set()
+            release.wait(10)
+        return value(bce, z, y)
+
+    monkeypatch.setattr(bce, "value", held)
+    params, x, y = mb.init_params([3, 4, 2], seed=0), np.ones((2, 3)), mb.one_hot([0, 1], 2)
+    ws, results = fast.Workspace(), []
+    t = threading.Thread(target=lambda: results.append(fast.loss_and_grad(params, x, y, activation="tanh", workspace=ws)))
+    t.start()
+    assert inside.wait(10)
+    with pytest.raises(RuntimeError, match="Workspace is in use by another call"):
+        fast.loss_and_grad(params, x, y, activation="tanh", workspace=ws)
+    release.set()
+    t.join()
+    assert_bit_equal(results[0][1], mb.loss_and_grad(params, x, y, activation="tanh")[1])
+
+
+@pytest.mark.parametrize("step", ["loss_and_grad", "fast.loss_and_grad", "sgd_step"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_non_finite_inputs_are_named_and_overflow_is_one_error(step, dtype):
+    """A NaN or inf in params or x is a ValueError naming it; a loss or gradient that overflows
+    from finite inputs (|x| = 1e30 in float32, 1e200 in float64, relu, mean squared error) is NonFiniteError on every path.
+    Either way sgd_step updates nothing."""
+    call = {"loss_and_grad": lambda P, x, y: mb.loss_and_grad(P, x, y, activation="relu", loss="mean_squared_error"),
+            "fast.loss_and_grad": lambda P, x, y: fast.loss_and_grad(P, x, y, activation="relu",
+                                                                     loss="mean_squared_error"),
+            "sgd_step": lambda P, x, y: mb.sgd_step(P, x, y, 0.1, activation="relu", loss="mean_squared_error")}[step]
+    x, y = np.ones((2, 3), dtype), np.zeros((2, 2), dtype)
+    for l, where in [(0, (2, 1)), (1, (0, 0))]:
+        for bad in (np.nan, np.inf):
+            params = mb.init_params([3, 4, 2], seed=0, dtype=dtype)
+            params[l][where] = bad
+            before = [W.copy() for W in params]
+            with pytest.raises(ValueError, match=rf"params\[{l}\] contains NaN or inf"):
+                call(params, x, y)
+            assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(params, before))
+    params = mb.init_params([3, 4, 2], seed=0, dtype=dtype)
+    before = [W.copy() for W in params]
+    with pytest.raises(mb.NonFiniteError, match="overflow"):
+        call(params, np.full((2, 3), 1e30 if dtype == np.float32 else 1e200, dtype), y)
+    assert_bit_equal(params, before)
+
+
+BAD_LEARNING_RATES = [float("nan"), float("inf"), "0.1", None, True]
+
+
+@pytest.mark.parametrize("lr", BAD_LEARNING_RATES)
+def test_bad_learning_rates_are_refused(lr):
+    with pytest.raises(TypeError, match="lr must be a finite real number"):
+        mb.sgd_step(mb.init_params([3, 2], seed=0), np.ones((1, 3)), mb.one_hot([1], 2), lr)
+
+
+def test_a_learning_rate_that_overflows_the_dtype_is_refused():
+    params = mb.init_params([3, 2], seed=0, dtype=np.float32)
+    before = [W.copy() for W in params]
+    with pytest.raises(ValueError, match="lr = 1e.39 overflows float32"):
+        mb.sgd_step(params, np.ones((1, 3), np.float32), np.ones((1, 2), np.float32), 1e39)
+    assert_bit_equal(params, before)
+
+
+def test_blas_thread_counts_are_left_as_they_were():
+    """At B = 1 the rank-1 update runs with SciPy's bundled BLAS on one thread (two OpenBLAS
+    pools spinning against each other made steps 2.8x slower); every library's thread count
+    is restored afterwards, also when the step raises."""
+    from threadpoolctl import threadpool_info
+
+    def counts():
+        return {i["filepath"]: i["num_threads"] for i in threadpool_info()}
+
+    params, x, y = mb.init_params([3, 4, 2], seed=0), np.ones((1, 3)), mb.one_hot([1], 2)
+    mb.sgd_step(params, x, y, 0.1)  # loads SciPy's BLAS
+    before = counts()
+    mb.sgd_step(params, x, y, 0.1)
+    assert counts() == before
+    with pytest.raises(mb.NonFiniteError):
+        mb.sgd_step(params, np.full((1, 3), 1e300), y, 0.1, loss="mean_squared_error", activation="relu")
+    assert counts() == before
+
+
+def test_during_a_batch_1_step_scipys_own_blas_runs_on_one_thread(monkeypatch):
+    """While a batch-1 step runs (observed from inside the loss), the BLAS bundled in SciPy's
+    wheels (``scipy.libs``) has one thread and NumPy's keeps its count; a batch of 2 leaves
+    both alone."""
+    from threadpoolctl import threadpool_info
+
+    from manual_backprop.losses import LOSSES as LOSS_OBJECTS
+
+    params, y = mb.init_params([3, 4, 2], seed=0), mb.one_hot([1, 0], 2)
+    mb.sgd_step(params, np.ones((1, 3)), y[:1], 0.1)  # loads SciPy's BLAS
+    outside = {i["filepath"]: i["num_threads"] for i in threadpool_info()}
+    scipys = [f for f in outside if f"{os.sep}scipy.libs{os.sep}" in f]
+    if not scipys:
+        pytest.skip("SciPy shares NumPy's BLAS here (not the pip wheels): nothing to limit")
+    seen = []
+    bce = LOSS_OBJECTS["binary_cross_entropy"]
+    value = type(bce).value
+    monkeypatch.setattr(bce, "value", lambda z, y: (seen.append({i["filepath"]: i["num_threads"]
+                                                                 for i in threadpool_info()}), value(bce, z, y))[1])
+    mb.sgd_step(params, np.ones((1, 3)), y[:1], 0.1)
+    mb.sgd_step(params, np.ones((2, 3)), y, 0.1)
+    batch_1, batch_2 = seen
+    assert all(batch_1[f] == 1 for f in scipys)
+    assert all(batch_1[f] == n for f, n in outside.items() if f not in scipys)
+    assert batch_2 == outside
