@@ -134,8 +134,7 @@ def _evaluate(args: argparse.Namespace) -> float:
     from .training import confusion_matrix
 
     params, meta = load_checkpoint(args.checkpoint)
-    config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
-    data_dir = args.data_dir if args.data_dir is not None else config.get("data_dir")
+    data_dir = args.data_dir if args.data_dir is not None else meta.get("data_dir")
     activation = meta.get("activation", "sigmoid")
     loss = meta.get("loss", "binary_cross_entropy")
     data = load_mnist(data_dir, dtype=np.dtype(meta["dtype"]))

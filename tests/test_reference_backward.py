@@ -1,0 +1,161 @@
+"""The reference backward pass (manual_backprop.network) on fixed small networks: the loss
+against a forward pass written out here in the post's bias-column form, the gradient against
+oracles that never look at the derivation (complex step; finite differences with kink
+handling), the kink convention worked by hand. JAX-free and fast: part of the
+mutation-testing subset (docs/mutation.md); tests/test_gradients.py draws networks by
+hypothesis and adds JAX's oracles.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import manual_backprop as mb
+from autodiff_check.check import activation_pattern, check_gradients
+from manual_backprop.activations import ACTIVATIONS
+from strategies import PAIRS
+from test_activations_and_losses import LOSS_REF, REF_EVERYWHERE, _targets, forward_ref
+
+
+# ---------------------------------------------------------------- the backward pass
+
+
+def _net(sizes, seed, scale=1.0):
+    rng = np.random.default_rng(seed)
+    return [rng.normal(0, scale, (n_in + 1, n_out)) for n_in, n_out in zip(sizes[:-1], sizes[1:])]
+
+
+def _zero_net():
+    """Two hidden layers, and an example x = 0 with zero biases: every hidden pre-activation
+    of that example is exactly 0 (for g(0) = 0) — the kink, and the branch point of the stable
+    formulas."""
+    params = _net([3, 4, 3, 2], seed=7)
+    for W in params:
+        W[0, :2] = 0.0
+    x = np.array([[0.0, 0.0, 0.0], [0.3, -1.2, 0.8], [1e-3, -2e-3, 5e-4], [-0.9, 0.4, 1.1]])
+    return params, x
+
+
+def _networks():
+    """(label, params, x): small networks with hidden pre-activations on both sides of 0,
+    near 0, and up to |z| ~ 50; input size differs from the last hidden size and batch from
+    the number of outputs, so a mis-indexed layer fails loudly."""
+    p1 = _net([3, 5, 4, 2], seed=3)
+    x1 = np.random.default_rng(4).normal(0, 1, (5, 3))
+    p2 = _net([4, 6, 3], seed=5, scale=3.0)
+    x2 = np.random.default_rng(6).normal(0, 4, (4, 4))
+    p3 = _net([2, 3], seed=8)  # no hidden layer
+    x3 = np.random.default_rng(9).normal(0, 2, (4, 2))
+    pz, xz = _zero_net()
+    return [("moderate", p1, x1), ("large", p2, x2), ("no_hidden", p3, x3), ("zero", pz, xz)]
+
+
+NETWORKS = _networks()
+
+
+def test_networks_cover_the_intended_range():
+    _, p, x = NETWORKS[1]
+    z1 = x @ p[0][1:] + p[0][0]
+    assert 30 < np.abs(z1).max() < 60 and (z1 < 0).any() and (z1 > 0).any()
+    _, p, x = NETWORKS[0]
+    z1 = x @ p[0][1:] + p[0][0]
+    assert np.abs(z1).min() < 0.2 and (z1 < 0).any() and (z1 > 0).any()
+
+
+@pytest.mark.parametrize("activation,loss", PAIRS)
+def test_loss_and_grad_against_references_and_oracles(activation, loss):
+    rng = np.random.default_rng(11)
+    analytic = ACTIVATIONS[activation].analytic
+    for label, params, x in NETWORKS:
+        y = _targets(loss, (x.shape[0], params[-1].shape[1]), rng)
+        kw = dict(activation=activation, loss=loss)
+        before = [W.copy() for W in params]
+        J, grads = mb.loss_and_grad(params, x, y, **kw)
+        for W, W0 in zip(params, before):
+            np.testing.assert_array_equal(W, W0)  # params untouched
+        assert isinstance(J, float)
+        assert [g.shape for g in grads] == [W.shape for W in params]
+        assert all(g.dtype == np.float64 for g in grads)
+        # J against the reference forward pass and loss formula written in this file
+        zL = forward_ref(params, x, activation)
+        naive, stable = LOSS_REF[loss]
+        ref = stable(zL, y) if label == "large" else naive(zL, y)
+        assert J == pytest.approx(np.mean(ref), rel=1e-12, abs=1e-300), label
+        assert mb.loss(params, x, y, **kw) == pytest.approx(J, rel=1e-14), label
+        # the gradient against an oracle that never looks at the derivation
+        verdict = check_gradients(
+            lambda P: mb.loss(P, x, y, **kw),
+            lambda P: mb.loss_and_grad(P, x, y, **kw)[1],
+            params,
+            analytic=analytic,
+            kinks=None if analytic else (lambda P: activation_pattern(P, x, activation)),
+            oracles=["complex_step"] if analytic else ["fd"],
+            name=f"{activation}/{loss}/{label}",
+        )
+        assert verdict.passed, str(verdict)
+
+
+def test_kink_convention_in_the_backward_pass():
+    """At z == 0 exactly, relu passes no gradient and leaky_relu the full gradient."""
+    params, x = _zero_net()
+    y = np.zeros((x.shape[0], 2))
+    x1 = x[:1]
+    for activation, factor in (("relu", 0.0), ("leaky_relu", 1.0)):
+        _, g = mb.loss_and_grad(params, x1, y[:1], activation=activation, loss="mean_squared_error")
+        # example 0: z_1 = b_1 (zeros in the first two units), a_1 = g(z_1)
+        z1 = params[0][0]
+        a1 = REF_EVERYWHERE[activation](z1)
+        z2 = a1 @ params[1][1:] + params[1][0]
+        a2 = REF_EVERYWHERE[activation](z2)
+        zL = a2 @ params[2][1:] + params[2][0]
+        d3 = zL  # MSE with y = 0, batch 1
+        d2 = (d3 @ params[2][1:].T) * np.where(z2 > 0, 1.0, np.where(z2 < 0, 0.0 if activation == "relu" else 0.01, factor))
+        d1 = (d2 @ params[1][1:].T) * np.where(z1 > 0, 1.0, np.where(z1 < 0, 0.0 if activation == "relu" else 0.01, factor))
+        np.testing.assert_allclose(g[2][0], d3, rtol=1e-14)
+        np.testing.assert_allclose(g[1][0], d2, rtol=1e-14, atol=1e-300)
+        np.testing.assert_allclose(g[0][0], d1, rtol=1e-14, atol=1e-300)
+
+
+def test_defaults_are_the_posts_network():
+    _, params, x = NETWORKS[0]
+    y = _targets("binary_cross_entropy", (x.shape[0], 2), np.random.default_rng(2))
+    J, g = mb.loss_and_grad(params, x, y)
+    J2, g2 = mb.loss_and_grad(params, x, y, activation="sigmoid", loss="binary_cross_entropy")
+    assert J == J2
+    for a, b in zip(g, g2):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_targets_and_names_are_checked_before_any_arithmetic():
+    _, params, x = NETWORKS[0]
+    y = np.full((x.shape[0], 2), 0.5)
+    with pytest.raises(ValueError, match="binary_cross_entropy targets"):
+        mb.loss_and_grad(params, x, y + 1)
+    with pytest.raises(ValueError, match="unknown activation"):
+        mb.loss_and_grad(params, x, y, activation="swish")
+
+
+def test_public_entry_points_around_the_backward_pass():
+    """loss() and forward() accept complex parameters (the complex step needs them);
+    loss_and_grad() does not; every entry point refuses NaN parameters by default, and the
+    defaults are the post's network (sigmoid, binary_cross_entropy)."""
+    _, params, x = NETWORKS[0]
+    y = _targets("binary_cross_entropy", (x.shape[0], 2), np.random.default_rng(3))
+    pc = [W.astype(np.complex128) for W in params]
+    assert mb.loss(params, x, y) == mb.loss(params, x, y, activation="sigmoid", loss="binary_cross_entropy")
+    assert mb.loss(pc, x, y) == complex(mb.loss(params, x, y))
+    for activation in ("tanh", "sigmoid"):
+        out = mb.forward(pc, x, activation=activation, loss="mean_squared_error")
+        assert out.dtype == np.complex128
+        np.testing.assert_allclose(out.real, forward_ref(params, x, activation), rtol=1e-14)
+        np.testing.assert_allclose(mb.forward(params, x, activation=activation), 1 / (1 + np.exp(-forward_ref(params, x, activation))), rtol=1e-14)
+    np.testing.assert_array_equal(mb.forward(params, x), mb.forward(params, x, activation="sigmoid", loss="binary_cross_entropy"))
+    with pytest.raises(TypeError, match="dtype must be one of float32, float64; got complex128"):
+        mb.loss_and_grad(pc, x, y)
+    bad = [W.copy() for W in params]
+    bad[0][1, 1] = np.inf
+    with pytest.raises(ValueError, match=r"params\[0\] contains NaN or inf"):
+        mb.loss(bad, x, y)
+    with pytest.raises(ValueError, match=r"params\[0\] contains NaN or inf"):
+        mb.forward(bad, x)
