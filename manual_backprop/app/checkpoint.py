@@ -113,7 +113,7 @@ def save_checkpoint(path: str | os.PathLike, params: list[np.ndarray], **metadat
             raise TypeError(f"checkpoint array {name} has dtype object; only plain arrays are stored")
     arrays["manifest"] = np.array(text)
 
-    write_atomically(path, lambda f: np.savez(f, **arrays))
+    write_atomically(path, lambda f: np.savez(f, **arrays), what="checkpoint")
 
 
 def _fail(path: Path, what: str) -> ValueError:
@@ -327,8 +327,9 @@ def _conform(path: Path, value: Any, hint: Any, where: str) -> None:
             missing = [f.name for f in dataclasses.fields(hint) if f.name not in value]
             extra = sorted(set(value) - set(hints))
             if missing or extra:
-                raise _fail(path, f"field {where} has missing keys {missing} and unknown keys {extra} "
-                                  f"for {hint.__name__} (written by another version?)")
+                parts = ([f"missing keys {missing}"] if missing else []) + ([f"unknown keys {extra}"] if extra else [])
+                raise _fail(path, f"field {where} has {' and '.join(parts)} for {hint.__name__} "
+                                  "(written by another version?)")
             for f in dataclasses.fields(hint):
                 _conform(path, value[f.name], hints[f.name], f"{where}.{f.name}")
             return

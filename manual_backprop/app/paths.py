@@ -197,21 +197,22 @@ class OutputLock:
 
 
 @contextmanager
-def lock_outputs(*paths: str | os.PathLike | None, what: str = "output") -> Iterator[list[OutputLock]]:
-    """Hold an :class:`OutputLock` on each path that is not None, all released on exit."""
+def lock_outputs(**paths: str | os.PathLike | None) -> Iterator[list[OutputLock]]:
+    """Hold an :class:`OutputLock` on each path that is not None (the keyword names it in
+    messages), all released on exit: ``with lock_outputs(checkpoint=c, plot=p): ...``."""
     with ExitStack() as stack:
-        yield [stack.enter_context(OutputLock(p, what)) for p in paths if p is not None]
+        yield [stack.enter_context(OutputLock(p, what)) for what, p in paths.items() if p is not None]
 
 
 @contextmanager
-def _write_lock(target: Path) -> Iterator[None]:
+def _write_lock(target: Path, what: str) -> Iterator[None]:
     """The target's lock for one write, unless this process already holds it (a run does)."""
     with _held_guard:
         mine = target in _held
     if mine:
         yield
     else:
-        with OutputLock(target):
+        with OutputLock(target, what):
             yield
 
 
@@ -283,7 +284,7 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_atomically(path: str | os.PathLike, write: Callable, *, mode: str = "wb") -> None:
+def write_atomically(path: str | os.PathLike, write: Callable, *, mode: str = "wb", what: str = "output") -> None:
     """Call ``write(f)`` on a temporary file beside ``path``, fsync it and rename it over
     ``path``: a crash at any moment leaves either the old file or the new one, never half.
 
@@ -291,9 +292,10 @@ def write_atomically(path: str | os.PathLike, write: Callable, *, mode: str = "w
     through). An ``OSError`` while writing (``ENOSPC``, ``EIO``, ...) comes back with its errno,
     naming the file and saying that the previous one is intact; the temporary file is removed.
     Holds the target's :class:`OutputLock` during the write unless this process holds it.
+    ``what`` names the file in messages ("checkpoint", "plot").
     """
-    target = resolve_output(path)
-    with _write_lock(target):
+    target = resolve_output(path, what)
+    with _write_lock(target, what):
         existed = target.exists()
         tmp: str | None = None
         try:
@@ -302,13 +304,13 @@ def write_atomically(path: str | os.PathLike, write: Callable, *, mode: str = "w
                 write(f)
                 f.flush()
                 os.fsync(f.fileno())
-            resolve_output(target)  # still not a special file, just before the rename
+            resolve_output(target, what)  # still not a special file, just before the rename
             os.replace(tmp, target)
             tmp = None
         except OSError as e:
             if isinstance(e, OutputLockedError):
                 raise
-            before = (f"the previous {target} is intact" if existed else f"no file {target} was written")
+            before = f"the previous {what} {target} is intact" if existed else f"no {what} was written"
             message = f"could not write {target}: {e.strerror or e}; {before}"
             raise (OSError(e.errno, message) if e.errno is not None else OSError(message)) from e
         finally:
@@ -400,6 +402,6 @@ def check_outputs(
         if same:
             raise OutputPathError(
                 f"{a} path {os.fspath(given[a])} and {b} path {os.fspath(given[b])} are the same file "
-                f"({pa}); the {a} would overwrite the {b}"
+                f"({pa}); the plot would overwrite the {'checkpoint' if b == 'checkpoint' else 'checkpoint to resume from'}"
             )
     return Outputs(resolved["checkpoint"], resolved["plot"], resolved["resume"])
