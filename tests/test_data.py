@@ -204,9 +204,12 @@ def test_shipped_mnist_is_canonical():
     counts = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
     np.testing.assert_array_equal(np.bincount(d.y_train), counts)
     assert abs(float(d.x_train.mean()) - 0.1307) < 1e-4
+    digest = hashlib.sha256()
     for stem, md5 in MNIST_FILES.values():
         raw = gzip.decompress((data.PACKAGED_DIR / f"{stem}.gz").read_bytes())
         assert hashlib.md5(raw).hexdigest() == md5
+        digest.update(hashlib.sha256(raw).digest())
+    assert d.digest == digest.hexdigest() and d.data_dir == str(data.PACKAGED_DIR)
 
 
 # ---------------------------------------------------------------- hostile files (issue 13)
@@ -377,4 +380,3 @@ def test_digest_identifies_content_not_compression_or_path(tmp_path, monkeypatch
     assert a.digest == expected.hexdigest()
     fake_mnist(tmp_path / "other", seed=1)  # same layout, other pixels
     assert load_mnist(tmp_path / "other").digest != a.digest
-    assert load_mnist().digest != a.digest
