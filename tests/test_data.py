@@ -380,3 +380,14 @@ def test_digest_identifies_content_not_compression_or_path(tmp_path, monkeypatch
     assert a.digest == expected.hexdigest()
     fake_mnist(tmp_path / "other", seed=1)  # same layout, other pixels
     assert load_mnist(tmp_path / "other").digest != a.digest
+
+
+def test_check_labels_on_a_training_subset():
+    """What training calls on the first n labels it keeps (train_subset)."""
+    labels = np.array([0, 1, 2, 0, 1, 2, 3], np.int64)
+    data.check_labels(labels, 4, "subset", all_present=True)
+    with pytest.raises(ValueError, match=r"subset: classes \[3\] of 0\.\.3 never occur"):
+        data.check_labels(labels[:6], 4, "subset", all_present=True)
+    data.check_labels(labels[:6], 4, "test", all_present=False)
+    with pytest.raises(ValueError, match=r"subset: label -1 at index 2 is outside the 4 classes"):
+        data.check_labels(np.array([0, 1, -1, 3]), 4, "subset", all_present=False)

@@ -222,9 +222,9 @@ def load_checkpoint(
     (directory, FIFO, device) or internally inconsistent file is a ``ValueError`` naming the
     file and the problem. Memory: at most the file's size (see the module docstring).
     """
-    path = Path(path)
-    if str(path) in ("", "."):
+    if os.fspath(path) in ("", b""):
         raise ValueError("checkpoint path is empty")
+    path = Path(path)
     with _open_regular(path) as f:
         head = f.read(4)
         if head[:2] != b"PK":

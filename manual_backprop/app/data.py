@@ -235,9 +235,13 @@ def _check_pair(images: np.ndarray, labels: np.ndarray, split: str, source: str)
         )
 
 
-def _check_labels(labels: np.ndarray, n_classes: int, path: Path, *, all_present: bool) -> None:
-    """Every label in 0 .. n_classes - 1 (and, for training data, every class present)."""
-    bad = np.flatnonzero(labels >= n_classes)
+def check_labels(labels: np.ndarray, n_classes: int, source: str | os.PathLike, *, all_present: bool) -> None:
+    """Refuse (``ValueError`` naming ``source``, the first offending value and its index) a label
+    outside 0 .. n_classes - 1 and, with ``all_present`` (training labels), a class that never
+    occurs. ``labels``: 1-D non-negative integers. For a training subset: call it on the subset."""
+    labels = np.asarray(labels)
+    path = source
+    bad = np.flatnonzero((labels < 0) | (labels >= n_classes))
     if bad.size:
         i = int(bad[0])
         raise ValueError(
@@ -304,8 +308,8 @@ def load_mnist(
             f"{source}: train images are {arrays['train_images'].shape[1:]} but test images are "
             f"{arrays['test_images'].shape[1:]}"
         )
-    _check_labels(arrays["train_labels"], n_classes, paths["train_labels"], all_present=True)
-    _check_labels(arrays["test_labels"], n_classes, paths["test_labels"], all_present=False)
+    check_labels(arrays["train_labels"], n_classes, paths["train_labels"], all_present=True)
+    check_labels(arrays["test_labels"], n_classes, paths["test_labels"], all_present=False)
     dt = np.dtype(dtype)
 
     def scale(images: np.ndarray) -> np.ndarray:
