@@ -408,9 +408,12 @@ class _Config:
     lr: float
     sizes: list[int]
     data_dir: str | None
+    hidden: tuple[int, ...] = (2,)
+    pair: tuple[str, float] = ("a", 1.0)
 
 
 DROP = object()  # a field left out of the checkpoint
+GOOD_CONFIG = {"lr": 0.1, "sizes": [1, 2], "data_dir": "d", "hidden": [3, 4], "pair": ["b", 2]}
 SCHEMA = {"epoch": int, "history": list[dict[str, float]], "config": _Config}
 
 
@@ -422,11 +425,14 @@ SCHEMA = {"epoch": int, "history": list[dict[str, float]], "config": _Config}
         (dict(epoch=2.0), r"field epoch must be int; got 2\.0"),
         (dict(history={"epoch": 1}), r"field history must be list\[dict\[str, float\]\]"),
         (dict(history=[{"loss": "low"}]), r"field history\[0\]\.loss must be float; got 'low'"),
-        (dict(config={"lr": "0.1", "sizes": [1], "data_dir": None}), r"field config\.lr must be float"),
-        (dict(config={"lr": 0.1, "sizes": [1, "2"], "data_dir": None}), r"field config\.sizes\[1\] must be int"),
-        (dict(config={"lr": 0.1, "sizes": [1], "data_dir": 3}), r"field config\.data_dir must be str \| None"),
-        (dict(config={"lr": 0.1, "sizes": [1]}), r"field config has missing keys \['data_dir'\]"),
-        (dict(config={"lr": 0.1, "sizes": [1], "data_dir": None, "x": 1}), r"field config has unknown keys \['x'\] for _Config"),
+        (dict(config={**GOOD_CONFIG, "lr": "0.1"}), r"field config\.lr must be float"),
+        (dict(config={**GOOD_CONFIG, "sizes": [1, "2"]}), r"field config\.sizes\[1\] must be int"),
+        (dict(config={**GOOD_CONFIG, "data_dir": 3}), r"field config\.data_dir must be str \| None"),
+        (dict(config={"lr": 0.1, "sizes": [1], "hidden": [], "pair": ["a", 1]}), r"field config has missing keys \['data_dir'\]"),
+        (dict(config={**GOOD_CONFIG, "hidden": [3, 4.0]}), r"field config\.hidden\[1\] must be int; got 4\.0"),
+        (dict(config={**GOOD_CONFIG, "pair": ["b"]}), r"field config\.pair must be tuple\[str, float\]"),
+        (dict(config={**GOOD_CONFIG, "pair": [2, 2]}), r"field config\.pair\[0\] must be str"),
+        (dict(config={**GOOD_CONFIG, "x": 1}), r"field config has unknown keys \['x'\] for _Config"),
         (dict(config=[0.1]), r"field config must be _Config"),
         (dict(epoch=DROP), r"no field 'epoch'"),
     ],
@@ -434,7 +440,7 @@ SCHEMA = {"epoch": int, "history": list[dict[str, float]], "config": _Config}
 def test_check_metadata_names_file_and_field(tmp_path, meta, message):
     from manual_backprop.app.checkpoint import check_metadata
 
-    fields = dict(epoch=3, history=[{"epoch": 1, "loss": 0.5}], config={"lr": 0.1, "sizes": [1, 2], "data_dir": "d"})
+    fields = dict(epoch=3, history=[{"epoch": 1, "loss": 0.5}], config=dict(GOOD_CONFIG))
     fields.update(meta)
     fields = {k: v for k, v in fields.items() if v is not DROP}
     path = tmp_path / "c.npz"
@@ -449,5 +455,5 @@ def test_check_metadata_accepts_what_save_wrote(tmp_path):
 
     path = tmp_path / "c.npz"
     save_checkpoint(path, make_params([3, 2], np.float64), epoch=3, history=[{"epoch": 1, "loss": 0.5}],
-                    config={"lr": 1, "sizes": [], "data_dir": None})
+                    config={**GOOD_CONFIG, "lr": 1, "sizes": [], "data_dir": None, "hidden": []})
     check_metadata(path, load_checkpoint(path)[1], SCHEMA)

@@ -312,6 +312,15 @@ def _conform(path: Path, value: Any, hint: Any, where: str) -> None:
             for i, item in enumerate(value):
                 _conform(path, item, args[0] if args else Any, f"{where}[{i}]")
             return
+    elif origin is tuple:  # JSON has no tuples: a list (or tuple) of the right items
+        if not isinstance(value, (list, tuple)) or (
+            not (len(args) == 2 and args[1] is Ellipsis) and len(value) != len(args)
+        ):
+            ok = False
+        else:
+            for i, item in enumerate(value):
+                _conform(path, item, args[0] if len(args) == 2 and args[1] is Ellipsis else args[i], f"{where}[{i}]")
+            return
     elif origin is dict:
         if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
             ok = False
@@ -350,8 +359,8 @@ def check_metadata(path: str | os.PathLike, meta: Mapping[str, Any], schema: Map
     ``schema`` or holds a value of another type than the key's type hint.
 
     Hints: ``int`` (not bool), ``float`` (int or float), ``str``, ``bool``, ``None``,
-    ``np.ndarray``, ``X | None``, ``list[T]``, ``dict[str, T]``, ``Any``, and a dataclass (a dict
-    with exactly its fields, each of its annotated type). E.g. for a training checkpoint::
+    ``np.ndarray``, ``X | None``, ``list[T]``, ``tuple[T, ...]`` (a JSON list), ``dict[str, T]``,
+    ``Any``, and a dataclass (a dict with exactly its fields, each of its annotated type). E.g. for a training checkpoint::
 
         check_metadata(path, meta, {"epoch": int, "history": list[dict[str, float]], "config": TrainConfig})
     """
