@@ -3,13 +3,18 @@ a process killed mid-save (tested with real subprocesses and SIGKILL)."""
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+import tracemalloc
 import zipfile
 from pathlib import Path
 
@@ -264,3 +269,191 @@ def test_zip_member_names_are_documented(good):
     assert names == sorted(
         ["manifest.npy", "param_0.npy", "param_1.npy"] + [f"meta_list_velocity_{i}.npy" for i in range(2)]
     )
+
+
+def test_next_save_and_the_next_runs_lock_remove_a_killed_saves_temporary(tmp_path):
+    """A save killed by SIGKILL leaves its temporary (the test above); the next save of the same
+    path removes it, and so does taking the path's lock at the start of a resumed run."""
+    for next_step in ("save", "lock"):
+        proc = _run_child(tmp_path, "stall", "writing")
+        _kill(proc)
+        leftovers = [p for p in tmp_path.iterdir() if p.name.startswith(".c.npz.")]
+        assert len(leftovers) == 1 and leftovers[0].stat().st_size > 0
+        if next_step == "save":
+            save_checkpoint(tmp_path / "c.npz", [np.full((3, 2), 3.0)], tag="next")
+        else:
+            from manual_backprop.app.checkpoint import CheckpointLock
+
+            with CheckpointLock(tmp_path / "c.npz"):
+                assert load_checkpoint(tmp_path / "c.npz")[1]["tag"] in ("old", "next")
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["c.npz", "child.py"], next_step
+
+
+# ------------------------------------------------- hostile archives: bounded before reading
+
+
+def _bomb(path: Path, good: Path, zeros: int) -> Path:
+    """``good`` plus a deflated member ``meta_array_x.npy`` of ``zeros`` bytes (~1000:1)."""
+    header = np.lib.format.header_data_from_array_1_0(np.zeros(0, np.uint8))
+    header["shape"] = (zeros,)
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, header)
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(path, "w") as dst:
+        for info in src.infolist():
+            dst.writestr(info, src.read(info))
+        info = zipfile.ZipInfo("meta_array_x.npy")
+        info.compress_type = zipfile.ZIP_DEFLATED
+        with dst.open(info, "w", force_zip64=True) as f:
+            f.write(buf.getvalue())
+            chunk = bytes(1 << 20)
+            for _ in range(zeros >> 20):
+                f.write(chunk)
+    return path
+
+
+def test_zip_bomb_is_refused_before_it_is_inflated(good, tmp_path):
+    """64 MiB of zeros deflated to ~64 KB. Refused from the zip directory alone (the member is
+    compressed; save_checkpoint never compresses): the peak is the small members and zipfile's
+    buffers, far below the bomb's 64 MiB (bound: 1/8 of it; the old loader inflated all of it)."""
+    zeros = 64 << 20
+    bomb = _bomb(tmp_path / "bomb.npz", good, zeros)
+    assert bomb.stat().st_size < zeros // 500
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError) as info:
+            load_checkpoint(bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < zeros // 8, f"peak {peak} bytes while refusing a zip bomb"
+    assert re.search(r"bomb\.npz: .*member meta_array_x\.npy is compressed", str(info.value)), info.value
+
+
+def _edit_member(good: Path, out: Path, name: str, content: bytes) -> Path:
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, content if info.filename == name else src.read(info))
+    return out
+
+
+def test_npy_headers_that_lie_about_their_size_are_refused_before_allocating(good, tmp_path):
+    """A header declaring 2^40 float64 (8 TiB) over a few bytes of data, and one declaring fewer
+    bytes than the member holds: both refused from the header, naming the member."""
+    for shape, message in [((2**40,), r"declares shape \(1099511627776,\) of float64 \(8796093022208 bytes\)"),
+                           ((1,), r"declares shape \(1,\) of float64 \(8 bytes\) but holds 16 bytes")]:
+        buf = io.BytesIO()
+        np.lib.format.write_array_header_1_0(buf, {"descr": "<f8", "fortran_order": False, "shape": shape})
+        bad = _edit_member(good, tmp_path / "lie.npz", "param_1.npy", buf.getvalue() + bytes(16))
+        with pytest.raises(ValueError, match=rf"lie\.npz: not a valid .*member param_1\.npy {message}"):
+            load_checkpoint(bad)
+
+
+def test_object_arrays_and_oversized_files_are_refused(good, tmp_path):
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "|O", "fortran_order": False, "shape": (1,)})
+    bad = _edit_member(good, tmp_path / "obj.npz", "param_1.npy", buf.getvalue() + b"\x80\x04N.")
+    with pytest.raises(ValueError, match=r"obj\.npz: .*param_1\.npy holds Python objects"):
+        load_checkpoint(bad)
+    size = good.stat().st_size
+    with pytest.raises(ValueError, match=rf"{size} bytes, more than the limit of {size - 1} bytes"):
+        load_checkpoint(good, max_bytes=size - 1)
+    assert load_checkpoint(good, max_bytes=size)[1]["layer_sizes"] == [5, 4, 3]
+
+
+def test_a_fifo_or_directory_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "c.npz"
+    os.mkfifo(fifo)
+    outcome: list = []
+
+    def reader():
+        try:
+            outcome.append(load_checkpoint(fifo))
+        except Exception as e:  # recorded and judged below
+            outcome.append(e)
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    thread.join(timeout=10)
+    if thread.is_alive():  # unblock the hung reader (a writer appears and leaves), then fail
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(timeout=10)
+        pytest.fail("load_checkpoint blocked on a FIFO")
+    assert isinstance(outcome[0], ValueError) and f"{fifo}: not a valid" in str(outcome[0])
+    with pytest.raises(ValueError, match=rf"{tmp_path}: not a valid manual_backprop checkpoint: a directory"):
+        load_checkpoint(tmp_path)
+
+
+# ------------------------------------------------- crafted fields: refused naming file and field
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        ({"list_keys": {"velocity": "abc"}}, r"field manifest\.list_keys\.velocity must be int; got 'abc'"),
+        ({"list_keys": {"velocity": 10**9}}, r"field manifest\.list_keys\.velocity must be a count"),
+        ({"list_keys": []}, r"field manifest\.list_keys must be dict\[str, int\]; got \[\]"),
+        ({"array_keys": [3]}, r"field manifest\.array_keys\[0\] must be str; got 3"),
+        ({"metadata": "x"}, r"field manifest\.metadata must be dict\[str, Any\]"),
+    ],
+)
+def test_crafted_manifest_fields_are_refused_naming_file_and_field(good, tmp_path, edit, message):
+    m = {**_manifest(good), **edit}
+    bad = _rewrite(good, tmp_path / "crafted.npz", replace={"manifest": np.array(json.dumps(m))})
+    with pytest.raises(ValueError, match=rf"crafted\.npz: not a valid manual_backprop checkpoint: {message}"):
+        load_checkpoint(bad)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Config:
+    lr: float
+    sizes: list[int]
+    data_dir: str | None
+    hidden: tuple[int, ...] = (2,)
+    pair: tuple[str, float] = ("a", 1.0)
+
+
+DROP = object()  # a field left out of the checkpoint
+GOOD_CONFIG = {"lr": 0.1, "sizes": [1, 2], "data_dir": "d", "hidden": [3, 4], "pair": ["b", 2]}
+SCHEMA = {"epoch": int, "history": list[dict[str, float]], "config": _Config}
+
+
+@pytest.mark.parametrize(
+    "meta, message",
+    [
+        (dict(epoch="abc"), r"field epoch must be int; got 'abc' \(str\)"),
+        (dict(epoch=True), r"field epoch must be int; got True \(bool\)"),
+        (dict(epoch=2.0), r"field epoch must be int; got 2\.0"),
+        (dict(history={"epoch": 1}), r"field history must be list\[dict\[str, float\]\]"),
+        (dict(history=[{"loss": "low"}]), r"field history\[0\]\.loss must be float; got 'low'"),
+        (dict(config={**GOOD_CONFIG, "lr": "0.1"}), r"field config\.lr must be float"),
+        (dict(config={**GOOD_CONFIG, "sizes": [1, "2"]}), r"field config\.sizes\[1\] must be int"),
+        (dict(config={**GOOD_CONFIG, "data_dir": 3}), r"field config\.data_dir must be str \| None"),
+        (dict(config={"lr": 0.1, "sizes": [1], "hidden": [], "pair": ["a", 1]}), r"field config has missing keys \['data_dir'\]"),
+        (dict(config={**GOOD_CONFIG, "hidden": [3, 4.0]}), r"field config\.hidden\[1\] must be int; got 4\.0"),
+        (dict(config={**GOOD_CONFIG, "pair": ["b"]}), r"field config\.pair must be tuple\[str, float\]"),
+        (dict(config={**GOOD_CONFIG, "pair": [2, 2]}), r"field config\.pair\[0\] must be str"),
+        (dict(config={**GOOD_CONFIG, "x": 1}), r"field config has unknown keys \['x'\] for _Config"),
+        (dict(config=[0.1]), r"field config must be _Config"),
+        (dict(epoch=DROP), r"no field 'epoch'"),
+    ],
+)
+def test_check_metadata_names_file_and_field(tmp_path, meta, message):
+    from manual_backprop.app.checkpoint import check_metadata
+
+    fields = dict(epoch=3, history=[{"epoch": 1, "loss": 0.5}], config=dict(GOOD_CONFIG))
+    fields.update(meta)
+    fields = {k: v for k, v in fields.items() if v is not DROP}
+    path = tmp_path / "c.npz"
+    save_checkpoint(path, make_params([3, 2], np.float64), **fields)
+    _, loaded = load_checkpoint(path)
+    with pytest.raises(ValueError, match=rf"c\.npz: not a valid manual_backprop checkpoint: {message}"):
+        check_metadata(path, loaded, SCHEMA)
+
+
+def test_check_metadata_accepts_what_save_wrote(tmp_path):
+    from manual_backprop.app.checkpoint import check_metadata
+
+    path = tmp_path / "c.npz"
+    save_checkpoint(path, make_params([3, 2], np.float64), epoch=3, history=[{"epoch": 1, "loss": 0.5}],
+                    config={**GOOD_CONFIG, "lr": 1, "sizes": [], "data_dir": None, "hidden": []})
+    check_metadata(path, load_checkpoint(path)[1], SCHEMA)

@@ -1,22 +1,31 @@
 """MNIST-layout data: IDX files, read and validated, with the canonical MNIST shipped as package data.
 
-    >>> from manual_backprop.data import load_mnist
+    >>> from manual_backprop.app.data import load_mnist
     >>> d = load_mnist()                      # the bundled copy, checksums verified
     >>> d.x_train.shape, d.y_train.shape      # ((60000, 784), (60000,)), x in [0, 1]
 
 IDX format (big-endian): two zero bytes, a type code (0x08 uint8, 0x09 int8, 0x0B int16,
 0x0C int32, 0x0D float32, 0x0E float64), the number of dimensions, one uint32 per dimension,
 then the values. Every failure to read a file as IDX is a ``ValueError`` naming the file.
+
+Bounded reading: the header is read first, the declared payload is refused before anything is
+allocated when it exceeds ``max_bytes`` (default :data:`MAX_IDX_BYTES`, 1 GiB; canonical MNIST's
+largest file holds 47 MB), then exactly the declared number of bytes is read and one more byte
+must not exist. A gzip bomb therefore costs at most the declared size plus one buffer, never
+what the stream would inflate to. Only regular files are opened (a FIFO would block, a device
+never ends).
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import os
+import stat
 import zlib
 from pathlib import Path
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 
@@ -30,6 +39,12 @@ MNIST_FILES = {
     "test_labels": ("t10k-labels-idx1-ubyte", "27ae3e4e09519cfbb04c329615203637"),
 }
 
+#: Classes of the MNIST layout (digits 0-9; Fashion-MNIST, KMNIST likewise). Other data: ``n_classes=``.
+MNIST_N_CLASSES = 10
+
+#: The largest IDX payload (values, without the header) read without being asked: 1 GiB.
+MAX_IDX_BYTES = 1 << 30
+
 _IDX_TYPES = {
     0x08: np.dtype("u1"),
     0x09: np.dtype("i1"),
@@ -39,13 +54,17 @@ _IDX_TYPES = {
     0x0E: np.dtype(">f8"),
 }
 _GZIP_MAGIC = b"\x1f\x8b"
+_CHUNK = 1 << 20
 
 
 class Dataset(NamedTuple):
     """Images flattened and scaled to [0, 1]; labels as int64 class indices.
 
     x_train (n_train, n_features), y_train (n_train,), x_test (n_test, n_features),
-    y_test (n_test,); ``n_classes`` is 1 + the largest training label.
+    y_test (n_test,); every label lies in 0 .. n_classes - 1 and every class occurs in
+    y_train. ``source`` is the directory as given; ``data_dir`` the same, resolved to an
+    absolute path; ``digest`` the SHA-256 that identifies the four files' content
+    (:func:`load_mnist`). A Dataset built by hand has neither (None).
     """
 
     x_train: np.ndarray
@@ -54,57 +73,142 @@ class Dataset(NamedTuple):
     y_test: np.ndarray
     n_classes: int
     source: str
+    digest: str | None = None
+    data_dir: str | None = None
 
 
-def _read_bytes(path: Path) -> bytes:
-    """The file's content, gunzipped when it starts with the gzip magic number."""
-    raw = path.read_bytes()
-    if raw[:2] != _GZIP_MAGIC:
-        return raw
+class _Hashing(io.RawIOBase):
+    """Reads from ``f`` and feeds every byte read to ``hashes`` (no copy of the stream kept)."""
+
+    def __init__(self, f: BinaryIO, hashes) -> None:
+        self._f, self._hashes = f, hashes
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        n = self._f.readinto(b)
+        if n:
+            view = memoryview(b)[:n]
+            for h in self._hashes:
+                h.update(view)
+        return n
+
+
+def _open_regular(path: Path) -> BinaryIO:
+    """``path`` opened for binary reading, if it is a regular file (symlinks followed).
+
+    Stats before opening (opening a device can have effects) and again on the descriptor,
+    which is opened non-blocking so that a FIFO swapped in between cannot hang the read.
+    """
+    st = os.stat(path)  # FileNotFoundError / PermissionError as they are
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file (FIFO, device or socket)"
+        raise ValueError(f"{path}: not an IDX file: {kind}")
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as e:
-        raise ValueError(f"{path}: corrupt gzip data ({e})") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"{path}: not an IDX file: not a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
-def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
-    """Parse the bytes of one uncompressed IDX file into an array of its shape (native byte order)."""
-    if len(data) < 4:
-        raise ValueError(f"{name}: not an IDX file: {len(data)} bytes, shorter than the 4-byte magic")
-    if data[0] != 0 or data[1] != 0 or data[2] not in _IDX_TYPES:
+def _read_exactly(f, n: int) -> bytes:
+    out = bytearray()
+    while len(out) < n:
+        chunk = f.read(n - len(out))
+        if not chunk:
+            break
+        out += chunk
+    return bytes(out)
+
+
+def _read_idx_stream(f, name: str, max_bytes: int) -> np.ndarray:
+    """Header, then exactly the declared payload, then a check that nothing follows."""
+    magic = _read_exactly(f, 4)
+    if len(magic) < 4:
+        raise ValueError(f"{name}: not an IDX file: {len(magic)} bytes, shorter than the 4-byte magic")
+    if magic[0] != 0 or magic[1] != 0 or magic[2] not in _IDX_TYPES:
         raise ValueError(
-            f"{name}: not an IDX file: bad magic number 0x{data[:4].hex()} "
+            f"{name}: not an IDX file: bad magic number 0x{magic.hex()} "
             "(expected 00 00, a type code in 08 09 0b 0c 0d 0e, and the number of dimensions)"
         )
-    dtype, ndim = _IDX_TYPES[data[2]], data[3]
+    dtype, ndim = _IDX_TYPES[magic[2]], magic[3]
     if ndim == 0:
         raise ValueError(f"{name}: IDX header declares 0 dimensions")
-    header = 4 + 4 * ndim
-    if len(data) < header:
+    dims = _read_exactly(f, 4 * ndim)
+    if len(dims) < 4 * ndim:
         raise ValueError(
-            f"{name}: truncated IDX header: {ndim} dimensions need {header} bytes, file has {len(data)}"
+            f"{name}: truncated IDX header: {ndim} dimensions need {4 + 4 * ndim} bytes, "
+            f"file has {4 + len(dims)}"
         )
-    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(shape, dtype=object)) * dtype.itemsize
-    if len(data) != expected:
-        what = "truncated" if len(data) < expected else "has trailing bytes"
+    shape = tuple(int.from_bytes(dims[4 * i : 4 * i + 4], "big") for i in range(ndim))
+    size = dtype.itemsize
+    for n in shape:
+        size *= n
+    expected = 4 + 4 * ndim + size
+    if size > max_bytes:
         raise ValueError(
-            f"{name}: {what}: header says shape {shape} of {dtype.name} "
-            f"({expected} bytes with the header), file has {len(data)} bytes"
+            f"{name}: header declares shape {shape} of {dtype.name}, {size} bytes of values; "
+            f"more than the limit of {max_bytes} bytes (max_bytes)"
         )
-    arr = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
-    return arr.astype(dtype.newbyteorder("="))
+    buf = np.empty(size, dtype=np.uint8)
+    view, got = memoryview(buf), 0
+    while got < size:
+        n = f.readinto(view[got : got + _CHUNK])
+        if not n:
+            break
+        got += n
+    if got < size:
+        raise ValueError(
+            f"{name}: truncated: header says shape {shape} of {dtype.name} "
+            f"({expected} bytes with the header), file has {expected - size + got} bytes"
+        )
+    if f.read(1):  # one byte more, never the whole rest
+        raise ValueError(
+            f"{name}: has trailing bytes: header says shape {shape} of {dtype.name} "
+            f"({expected} bytes with the header), the file goes on"
+        )
+    arr = buf.view(dtype).reshape(shape)
+    return arr if dtype.isnative else arr.astype(dtype.newbyteorder("="))
 
 
-def read_idx(path: str | os.PathLike) -> np.ndarray:
+def parse_idx(data: bytes, name: str = "<bytes>", *, max_bytes: int = MAX_IDX_BYTES) -> np.ndarray:
+    """Parse the bytes of one uncompressed IDX file into an array of its shape (native byte order)."""
+    return _read_idx_stream(io.BytesIO(data), name, max_bytes)
+
+
+def _read_file(path: Path, max_bytes: int, hashes=()) -> np.ndarray:
+    """One IDX file, gunzipped on the fly when it starts with the gzip magic number;
+    ``hashes`` see the uncompressed bytes."""
+    with _open_regular(path) as raw:
+        gz = raw.read(2) == _GZIP_MAGIC
+        raw.seek(0)
+        try:
+            stream = gzip.GzipFile(fileobj=raw, mode="rb") if gz else raw
+            if hashes:
+                stream = io.BufferedReader(_Hashing(stream, hashes), buffer_size=_CHUNK)
+            return _read_idx_stream(stream, str(path), max_bytes)
+        except (OSError, EOFError, zlib.error) as e:
+            if not gz:
+                raise
+            raise ValueError(f"{path}: corrupt gzip data ({type(e).__name__}: {e})") from None
+
+
+def read_idx(path: str | os.PathLike, *, max_bytes: int = MAX_IDX_BYTES) -> np.ndarray:
     """Read one IDX file, gzip-compressed or raw, validating magic number, dimensions and length.
 
     Returns an array of the declared shape, e.g. (60000, 28, 28) uint8 for MNIST images.
-    ``ValueError`` naming the file when it is truncated, corrupt or not IDX;
-    ``FileNotFoundError`` when it does not exist.
+    ``ValueError`` naming the file when it is truncated, corrupt, not IDX, not a regular file
+    (a directory, FIFO, device or socket) or declares more than ``max_bytes`` of values;
+    ``FileNotFoundError`` when it does not exist. Memory: the declared payload, whatever the
+    file's compressed size or true length.
     """
     path = Path(path)
-    return parse_idx(_read_bytes(path), str(path))
+    return _read_file(path, max_bytes)
 
 
 def _find(data_dir: Path, stem: str) -> Path:
@@ -112,20 +216,6 @@ def _find(data_dir: Path, stem: str) -> Path:
         if candidate.is_file():
             return candidate
     raise FileNotFoundError(f"{data_dir}: no {stem}.gz or {stem} (expected the MNIST file layout)")
-
-
-def _load_one(data_dir: Path, key: str, verify: bool) -> np.ndarray:
-    stem, md5 = MNIST_FILES[key]
-    path = _find(data_dir, stem)
-    data = _read_bytes(path)
-    if verify:
-        got = hashlib.md5(data).hexdigest()
-        if got != md5:
-            raise ValueError(
-                f"{path}: checksum mismatch: MD5 of the uncompressed file is {got}, "
-                f"canonical MNIST has {md5} (corrupt or not MNIST; pass verify=False for other data)"
-            )
-    return parse_idx(data, str(path))
 
 
 def _check_pair(images: np.ndarray, labels: np.ndarray, split: str, source: str) -> None:
@@ -145,11 +235,35 @@ def _check_pair(images: np.ndarray, labels: np.ndarray, split: str, source: str)
         )
 
 
+def check_labels(labels: np.ndarray, n_classes: int, source: str | os.PathLike, *, all_present: bool) -> None:
+    """Refuse (``ValueError`` naming ``source``, the first offending value and its index) a label
+    outside 0 .. n_classes - 1 and, with ``all_present`` (training labels), a class that never
+    occurs. ``labels``: 1-D non-negative integers. For a training subset: call it on the subset."""
+    labels = np.asarray(labels)
+    path = source
+    bad = np.flatnonzero((labels < 0) | (labels >= n_classes))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(
+            f"{path}: label {int(labels[i])} at index {i} is outside the {n_classes} classes "
+            f"0..{n_classes - 1} ({bad.size} such labels; pass n_classes= for data with more classes)"
+        )
+    if all_present:
+        absent = np.flatnonzero(np.bincount(labels, minlength=n_classes) == 0)
+        if absent.size:
+            raise ValueError(
+                f"{path}: classes {absent.tolist()} of 0..{n_classes - 1} never occur in the training "
+                "labels (a network cannot learn a class it never sees; pass n_classes= to declare fewer)"
+            )
+
+
 def load_mnist(
     data_dir: str | os.PathLike | None = None,
     *,
     verify: bool | None = None,
     dtype=np.float32,
+    n_classes: int | None = None,
+    max_bytes: int = MAX_IDX_BYTES,
 ) -> Dataset:
     """The four MNIST-layout files of ``data_dir`` (default: the copy shipped in the package).
 
@@ -158,13 +272,35 @@ def load_mnist(
     MNIST MD5 sums; by default it is on for the shipped copy and off for another ``data_dir``
     (Fashion-MNIST has the same layout and other content). Images come back flattened to
     (count, rows * cols) in ``dtype``, scaled to [0, 1]; labels as int64.
+
+    ``n_classes`` (default :data:`MNIST_N_CLASSES`, the layout's 10): a label outside
+    0 .. n_classes - 1, in either split, or a class that never occurs in the training labels
+    is a ``ValueError`` naming the file and the value. ``digest`` on the result is
+    SHA-256 over the four files' uncompressed contents (each file's SHA-256, in
+    :data:`MNIST_FILES` order), so a gzipped and a raw copy of the same data agree and
+    no path spelling enters it.
     """
+    if n_classes is None:
+        n_classes = MNIST_N_CLASSES
+    elif isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) or not 2 <= n_classes <= 256:
+        raise ValueError(f"n_classes must be an integer in 2..256 (labels are uint8); got {n_classes!r}")
+    n_classes = int(n_classes)
     source = PACKAGED_DIR if data_dir is None else Path(data_dir)
     if verify is None:
         verify = data_dir is None
     if not source.is_dir():
         raise FileNotFoundError(f"data directory {source} does not exist or is not a directory")
-    arrays = {key: _load_one(source, key, verify) for key in MNIST_FILES}
+    arrays, paths, digest = {}, {}, hashlib.sha256()
+    for key, (stem, md5) in MNIST_FILES.items():
+        path = paths[key] = _find(source, stem)
+        sha, check = hashlib.sha256(), hashlib.md5()
+        arrays[key] = _read_file(path, max_bytes, (sha, check) if verify else (sha,))
+        if verify and check.hexdigest() != md5:
+            raise ValueError(
+                f"{path}: checksum mismatch: MD5 of the uncompressed file is {check.hexdigest()}, "
+                f"canonical MNIST has {md5} (corrupt or not MNIST; pass verify=False for other data)"
+            )
+        digest.update(sha.digest())
     _check_pair(arrays["train_images"], arrays["train_labels"], "train", str(source))
     _check_pair(arrays["test_images"], arrays["test_labels"], "test", str(source))
     if arrays["train_images"].shape[1:] != arrays["test_images"].shape[1:]:
@@ -172,12 +308,8 @@ def load_mnist(
             f"{source}: train images are {arrays['train_images'].shape[1:]} but test images are "
             f"{arrays['test_images'].shape[1:]}"
         )
-    n_classes = int(arrays["train_labels"].max()) + 1
-    if n_classes < 2 or arrays["test_labels"].max() >= n_classes:
-        raise ValueError(
-            f"{source}: labels must cover at least two classes and test labels must be among the "
-            f"training classes 0..{n_classes - 1}; test labels go up to {arrays['test_labels'].max()}"
-        )
+    check_labels(arrays["train_labels"], n_classes, paths["train_labels"], all_present=True)
+    check_labels(arrays["test_labels"], n_classes, paths["test_labels"], all_present=False)
     dt = np.dtype(dtype)
 
     def scale(images: np.ndarray) -> np.ndarray:
@@ -190,4 +322,6 @@ def load_mnist(
         y_test=arrays["test_labels"].astype(np.int64),
         n_classes=n_classes,
         source=str(source),
+        digest=digest.hexdigest(),
+        data_dir=str(source.resolve()),
     )

@@ -1,0 +1,407 @@
+"""Output files written safely: checked before any work, locked for the life of a run, written
+atomically, and cleaned of what a killed writer left behind.
+
+    >>> out = check_outputs(checkpoint="run.npz", plot="run.png", resume=None)   # before training
+    >>> with OutputLock(out.checkpoint):                  # a second run on run.npz is refused
+    ...     write_atomically(out.checkpoint, lambda f: f.write(b"..."))
+
+Rules, each tested in ``tests/test_paths.py``:
+
+* An output must be, or become, a *regular* file. A path naming a directory, a FIFO, a device
+  or a socket is refused and never replaced; an empty path is refused.
+* A symlink is written *through*: the new file replaces the link's target and the link stays
+  (the temporary file goes beside the target, so the rename stays on one file system).
+* A write goes to ``.NAME.tmp-PID-XXXXXXXX`` beside the target, is flushed and fsync'ed, then
+  ``os.replace``d over it, and the directory is fsync'ed: a crash leaves the old file or the
+  new one. A failure (full disk, I/O error) is an ``OSError`` of the same errno naming the file
+  and saying that the previous file is intact.
+* ``OutputLock(path)`` holds ``fcntl.flock`` on ``PATH.lock`` (the target's, symlinks resolved)
+  and writes its pid there; a second holder, in this or another process, gets
+  :class:`OutputLockedError` naming the path and the holder's pid. ``write_atomically`` takes the
+  same lock for the length of one write when this process does not hold it already.
+* Whoever holds the lock deletes the temporaries of that target whose writer (the PID in the
+  name) no longer exists: what a save killed by SIGKILL left. Files of live processes are kept.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import re
+import stat
+import tempfile
+import threading
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Callable, Iterator, NamedTuple
+
+__all__ = [
+    "OutputLock",
+    "OutputLockedError",
+    "OutputPathError",
+    "Outputs",
+    "check_outputs",
+    "cleanup_temporaries",
+    "lock_outputs",
+    "resolve_output",
+    "write_atomically",
+]
+
+
+class OutputPathError(ValueError):
+    """An output path that cannot be written as a regular file, or that overlaps another."""
+
+
+class OutputLockedError(OSError):
+    """Another holder (another run, or another lock in this process) writes this output."""
+
+
+def _kind(mode: int) -> str:
+    for test, name in [(stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")]:
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def resolve_output(path: str | os.PathLike, what: str = "output") -> Path:
+    """``path`` absolute, symlinks resolved (writes go through a link to its target).
+
+    Refuses (:class:`OutputPathError`) an empty path, a path ending in a separator, a symlink
+    loop, and an existing target that is not a regular file (directory, FIFO, device, socket).
+    A target that does not exist yet is fine; its directory is checked by :func:`check_outputs`.
+    """
+    text = os.fspath(path)
+    if isinstance(text, bytes):
+        text = os.fsdecode(text)
+    if text == "":
+        raise OutputPathError(f"{what} path is empty")
+    if text.endswith(os.sep) or (os.altsep and text.endswith(os.altsep)):
+        raise OutputPathError(f"{what} path {text!r} names a directory (ends in {text[-1]!r}); give a file name")
+    target = Path(os.path.realpath(text))
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        return target
+    except OSError as e:
+        raise OutputPathError(f"{what} path {text}: {e.strerror or e}") from None
+    if not stat.S_ISREG(st.st_mode):
+        shown = text if str(target) == os.path.abspath(text) else f"{text} (-> {target})"
+        raise OutputPathError(
+            f"{what} path {shown} is {_kind(st.st_mode)}, not a regular file; refusing to replace it"
+        )
+    return target
+
+
+# ------------------------------------------------------------------ locks
+
+
+_held: dict[Path, "OutputLock"] = {}
+_held_guard = threading.Lock()
+
+
+class OutputLock:
+    """Exclusive right to write ``path`` (symlinks resolved), for this process, until released.
+
+    ``fcntl.flock(LOCK_EX | LOCK_NB)`` on ``PATH.lock`` beside the target, which holds the
+    holder's pid; the lock file is removed on release (and replaced if a killed holder left
+    it: the kernel drops a dead process's flock). Use as a context manager, or call
+    :meth:`acquire` / :meth:`release`. Acquiring also removes the temporaries that dead writers
+    left for this target (:func:`cleanup_temporaries`).
+    """
+
+    def __init__(self, path: str | os.PathLike, what: str = "output") -> None:
+        self.target = resolve_output(path, what)
+        self.lock_path = self.target.with_name(self.target.name + ".lock")
+        self.what = what
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self) -> "OutputLock":
+        if self._fd is not None:
+            raise RuntimeError(f"{self.lock_path}: this OutputLock is already held")
+        with _held_guard:
+            other = _held.get(self.target)
+            if other is not None:
+                raise OutputLockedError(
+                    f"{self.what} {self.target} is already being written by this process (pid {os.getpid()}, "
+                    f"lock {self.lock_path}); two runs must not write one file"
+                )
+            self._fd = self._lock_file()
+            _held[self.target] = self
+        cleanup_temporaries(self.target)
+        return self
+
+    def _lock_file(self) -> int:
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+        for _ in range(100):  # a releaser may unlink the file we opened; then open it again
+            try:
+                fd = os.open(self.lock_path, flags, 0o644)
+            except OSError as e:
+                raise OSError(e.errno, f"cannot create the lock file {self.lock_path} for {self.what} "
+                                       f"{self.target}: {e.strerror}") from None
+            try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise OutputPathError(f"lock file {self.lock_path} is not a regular file")
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+                    who = f"pid {holder}" if holder.isdigit() else "a process that has not written its pid yet"
+                    raise OutputLockedError(
+                        f"{self.what} {self.target} is being written by another run ({who}, lock "
+                        f"{self.lock_path}); wait for it to finish or choose another path"
+                    ) from None
+                try:
+                    same = os.path.samestat(os.fstat(fd), os.stat(self.lock_path, follow_symlinks=False))
+                except FileNotFoundError:
+                    same = False
+                if same:
+                    os.ftruncate(fd, 0)
+                    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+                    return fd
+            except BaseException:
+                os.close(fd)
+                raise
+            os.close(fd)
+        raise OutputLockedError(f"{self.lock_path}: could not take the lock (it keeps being replaced)")
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        with _held_guard:
+            try:
+                os.unlink(self.lock_path)  # while still holding the flock: see _lock_file
+            except FileNotFoundError:
+                pass
+            finally:
+                os.close(self._fd)
+                self._fd = None
+                _held.pop(self.target, None)
+
+    def __enter__(self) -> "OutputLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def __del__(self) -> None:  # a forgotten lock is released with its object, like a file
+        try:
+            self.release()
+        except Exception:
+            pass
+
+
+@contextmanager
+def lock_outputs(**paths: str | os.PathLike | None) -> Iterator[list[OutputLock]]:
+    """Hold an :class:`OutputLock` on each path that is not None (the keyword names it in
+    messages), all released on exit: ``with lock_outputs(checkpoint=c, plot=p): ...``."""
+    with ExitStack() as stack:
+        yield [stack.enter_context(OutputLock(p, what)) for what, p in paths.items() if p is not None]
+
+
+@contextmanager
+def _write_lock(target: Path, what: str) -> Iterator[None]:
+    """The target's lock for one write, unless this process already holds it (a run does)."""
+    with _held_guard:
+        mine = target in _held
+    if mine:
+        yield
+    else:
+        with OutputLock(target, what):
+            yield
+
+
+# ------------------------------------------------------------------ temporaries
+
+
+def _temp_prefix(target: Path) -> str:
+    return f".{target.name}.tmp-{os.getpid()}-"
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (conservatively True when that cannot be told)."""
+    if pid <= 0:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True
+    return True
+
+
+def cleanup_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Delete ``.NAME.tmp-PID-*`` beside ``path`` (symlinks resolved) whose process PID is gone.
+
+    Only this target's temporaries are considered, never another process's that is alive, and
+    only while this process holds the target's :class:`OutputLock` (every writer of the target
+    does), so no write in progress can lose its file. Returns the paths removed.
+    """
+    target = resolve_output(path)
+    with _held_guard:
+        if target not in _held:
+            raise RuntimeError(f"cleanup_temporaries({target}) needs the target's OutputLock held")
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.tmp-(\d+)-[A-Za-z0-9_]+\Z")
+    removed = []
+    try:
+        names = os.listdir(target.parent)
+    except OSError:
+        return removed
+    for name in names:
+        m = pattern.match(name)
+        if m is None or int(m.group(1)) == os.getpid() or _alive(int(m.group(1))):
+            continue
+        candidate = target.parent / name
+        try:
+            if stat.S_ISREG(os.lstat(candidate).st_mode):
+                os.unlink(candidate)
+                removed.append(candidate)
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+# ------------------------------------------------------------------ atomic writes
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename itself durable where the platform allows it (best effort)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_atomically(path: str | os.PathLike, write: Callable, *, mode: str = "wb", what: str = "output") -> None:
+    """Call ``write(f)`` on a temporary file beside ``path``, fsync it and rename it over
+    ``path``: a crash at any moment leaves either the old file or the new one, never half.
+
+    ``path`` must be, or become, a regular file (:func:`resolve_output`; a symlink is written
+    through). An ``OSError`` while writing (``ENOSPC``, ``EIO``, ...) comes back with its errno,
+    naming the file and saying that the previous one is intact; the temporary file is removed.
+    Holds the target's :class:`OutputLock` during the write unless this process holds it.
+    ``what`` names the file in messages ("checkpoint", "plot").
+    """
+    target = resolve_output(path, what)
+    with _write_lock(target, what):
+        existed = target.exists()
+        tmp: str | None = None
+        try:
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=_temp_prefix(target))
+            with os.fdopen(fd, mode) as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            resolve_output(target, what)  # still not a special file, just before the rename
+            os.replace(tmp, target)
+            tmp = None
+        except OSError as e:
+            if isinstance(e, OutputLockedError):
+                raise
+            before = f"the previous {what} {target} is intact" if existed else f"no {what} was written"
+            message = f"could not write {target}: {e.strerror or e}; {before}"
+            raise (OSError(e.errno, message) if e.errno is not None else OSError(message)) from e
+        finally:
+            if tmp is not None:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+    _fsync_dir(target.parent)
+
+
+# ------------------------------------------------------------------ checks before any work
+
+
+class Outputs(NamedTuple):
+    """The paths of a run, absolute with symlinks resolved (None where not given)."""
+
+    checkpoint: Path | None
+    plot: Path | None
+    resume: Path | None
+
+
+def _check_creatable(target: Path, text: str, what: str) -> None:
+    """The directory exists and takes a new file: probed by creating and removing a temporary
+    of the very name a write would use (catches /proc, read-only mounts, missing rights)."""
+    directory = target.parent
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{what} directory {directory} does not exist (for {what} {text})")
+    try:
+        fd, probe = tempfile.mkstemp(dir=directory, prefix=_temp_prefix(target))
+    except OSError as e:
+        if e.errno in (errno.EACCES, errno.EPERM):
+            raise PermissionError(f"{what} directory {directory} is not writable (for {what} {text})") from None
+        raise OutputPathError(
+            f"{what} {text}: cannot create a regular file in {directory} ({e.strerror or e})"
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def check_outputs(
+    *,
+    checkpoint: str | os.PathLike | None = None,
+    plot: str | os.PathLike | None = None,
+    resume: str | os.PathLike | None = None,
+) -> Outputs:
+    """Refuse, before any work, the output paths a run could not write or would clobber.
+
+    ``checkpoint`` and ``plot`` (files to write): not empty, not a directory or special file,
+    in an existing directory where a file can be created (:class:`OutputPathError`,
+    ``FileNotFoundError`` for a missing directory, ``PermissionError`` for an unwritable one).
+    ``resume`` (a file to read): an existing readable regular file (``FileNotFoundError``,
+    :class:`OutputPathError`). ``plot`` may not be the same file as ``checkpoint`` or
+    ``resume`` -- same resolved path, or the same inode through a hard link
+    (:class:`OutputPathError`); ``checkpoint`` and ``resume`` may (a run continued in place).
+    """
+    resolved: dict[str, Path | None] = {}
+    for what, path in (("checkpoint", checkpoint), ("plot", plot)):
+        if path is None:
+            resolved[what] = None
+            continue
+        target = resolve_output(path, what)
+        _check_creatable(target, os.fspath(path), what)
+        resolved[what] = target
+    resolved["resume"] = None
+    if resume is not None:
+        text = os.fspath(resume)
+        if text == "":
+            raise OutputPathError("resume path is empty")
+        try:
+            st = os.stat(text)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"checkpoint {text} does not exist") from None
+        except OSError as e:
+            raise OutputPathError(f"resume checkpoint {text}: {e.strerror or e}") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise OutputPathError(f"resume checkpoint {text} is {_kind(st.st_mode)}, not a regular file")
+        if not os.access(text, os.R_OK):
+            raise PermissionError(f"resume checkpoint {text} is not readable")
+        resolved["resume"] = Path(os.path.realpath(text))
+    given = {"checkpoint": checkpoint, "plot": plot, "resume": resume}
+    for a, b in (("plot", "checkpoint"), ("plot", "resume")):
+        pa, pb = resolved[a], resolved[b]
+        if pa is None or pb is None:
+            continue
+        same = pa == pb
+        if not same and pa.exists() and pb.exists():
+            same = os.path.samefile(pa, pb)
+        if same:
+            raise OutputPathError(
+                f"{a} path {os.fspath(given[a])} and {b} path {os.fspath(given[b])} are the same file "
+                f"({pa}); the plot would overwrite the {'checkpoint' if b == 'checkpoint' else 'checkpoint to resume from'}"
+            )
+    return Outputs(resolved["checkpoint"], resolved["plot"], resolved["resume"])

@@ -1,0 +1,272 @@
+"""Output paths (issue 13): checked before any work, never a special file replaced, symlinks
+written through, one writer per path (a lock, tested across processes), failures that name the
+file, and temporaries of killed writers removed by the next writer."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from manual_backprop.app import checkpoint as ck
+from manual_backprop.app import paths
+from manual_backprop.app.checkpoint import write_atomically
+
+REPO = Path(__file__).resolve().parents[1]
+ROOT = os.geteuid() == 0
+
+
+def _special(kind: str, path: Path) -> Path:
+    """A directory, FIFO, socket or character device (a twin of /dev/null) at ``path``."""
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "socket":
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(str(path))
+        s.close()  # the socket file stays
+    elif kind == "device":
+        try:
+            os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+        except (PermissionError, OSError) as e:
+            pytest.skip(f"cannot create a device node here ({e})")
+    return path
+
+
+def _kind_of(path: Path) -> int:
+    return stat.S_IFMT(os.lstat(path).st_mode)
+
+
+# ------------------------------------------------------------------ check_outputs
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo", "socket", "device"])
+@pytest.mark.parametrize("what", ["checkpoint", "plot"])
+def test_check_outputs_refuses_special_files(tmp_path, kind, what):
+    target = _special(kind, tmp_path / "out")
+    with pytest.raises(paths.OutputPathError, match=rf"{what} path {target} is a .*not a regular file"):
+        paths.check_outputs(**{what: target})
+
+
+@pytest.mark.parametrize(
+    "path, error, message",
+    [
+        ("", paths.OutputPathError, "checkpoint path is empty"),
+        ("{tmp}/", paths.OutputPathError, "names a directory"),
+        ("{tmp}/absent/c.npz", FileNotFoundError, "checkpoint directory .*absent does not exist"),
+        ("/proc/c.npz", paths.OutputPathError, "cannot create a regular file in /proc"),
+        ("/proc/self/status", paths.OutputPathError, "cannot create a regular file in /proc/"),
+    ],
+)
+def test_check_outputs_refuses_uncreatable_checkpoints(tmp_path, path, error, message):
+    with pytest.raises(error, match=message):
+        paths.check_outputs(checkpoint=path.format(tmp=tmp_path))
+
+
+@pytest.mark.parametrize("path", ["/proc/curve.png", "/proc/self/cmdline", "/sys/curve.png"])
+def test_check_outputs_refuses_plots_in_proc_and_sys(path):
+    if not Path(path).parent.is_dir():
+        pytest.skip(f"{Path(path).parent} is not mounted here")
+    # The kernel's errno differs (ENOENT in /proc, EACCES or EROFS in /sys): either refusal,
+    # naming the plot, before any work.
+    with pytest.raises((paths.OutputPathError, PermissionError), match=rf"plot .*{path}") as info:
+        paths.check_outputs(plot=path)
+    assert "cannot create a regular file" in str(info.value) or "is not writable" in str(info.value)
+
+
+@pytest.mark.skipif(ROOT, reason="root writes into any directory")
+def test_check_outputs_refuses_an_unwritable_directory(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir(mode=0o500)
+    with pytest.raises(PermissionError, match=r"plot directory .*ro is not writable"):
+        paths.check_outputs(plot=ro / "c.png")
+
+
+def test_check_outputs_leaves_nothing_behind_and_resolves(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "real.npz").write_bytes(b"x")
+    (tmp_path / "link.npz").symlink_to("real.npz")
+    out = paths.check_outputs(checkpoint="link.npz", plot="c.png", resume="link.npz")
+    assert out == paths.Outputs(tmp_path / "real.npz", tmp_path / "c.png", tmp_path / "real.npz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.npz", "real.npz"]  # the probe is gone
+
+
+def test_check_outputs_refuses_overlapping_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    c = tmp_path / "c.npz"
+    c.write_bytes(b"checkpoint")
+    (tmp_path / "sym.npz").symlink_to(c)
+    os.link(c, tmp_path / "hard.npz")
+    (tmp_path / "sub").mkdir()
+    overlaps = [
+        dict(checkpoint=c, plot=c),
+        dict(checkpoint="c.npz", plot=str(c)),  # relative and absolute spellings
+        dict(checkpoint="./sub/../c.npz", plot="c.npz"),
+        dict(checkpoint=c, plot=tmp_path / "sym.npz"),  # through a symlink
+        dict(checkpoint=c, plot=tmp_path / "hard.npz"),  # a hard link: same inode
+        dict(resume=c, plot=c),
+        dict(resume=tmp_path / "hard.npz", plot=c),
+        dict(checkpoint=tmp_path / "new.npz", plot=tmp_path / "new.npz"),  # neither exists yet
+    ]
+    for kwargs in overlaps:
+        with pytest.raises(paths.OutputPathError, match="are the same file.*the plot would overwrite the checkpoint"):
+            paths.check_outputs(**kwargs)
+    assert c.read_bytes() == b"checkpoint"
+    paths.check_outputs(checkpoint=c, resume=tmp_path / "sym.npz")  # continuing in place is fine
+
+
+def test_check_outputs_resume_must_be_a_readable_regular_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        paths.check_outputs(resume=tmp_path / "absent.npz")
+    with pytest.raises(paths.OutputPathError, match="resume checkpoint .* is a FIFO, not a regular file"):
+        paths.check_outputs(resume=_special("fifo", tmp_path / "f"))
+    with pytest.raises(paths.OutputPathError, match="is a directory"):
+        paths.check_outputs(resume=tmp_path)
+    with pytest.raises(paths.OutputPathError, match="resume path is empty"):
+        paths.check_outputs(resume="")
+
+
+# ------------------------------------------------------------------ writing
+
+
+@pytest.mark.parametrize("kind", ["fifo", "socket", "device", "directory"])
+def test_a_special_file_is_never_replaced(tmp_path, kind):
+    target = _special(kind, tmp_path / "c.npz")
+    before = _kind_of(target)
+    with pytest.raises(paths.OutputPathError, match="not a regular file; refusing to replace it"):
+        ck.save_checkpoint(target, [np.zeros((3, 2))])
+    with pytest.raises(paths.OutputPathError, match="not a regular file"):
+        write_atomically(target, lambda f: f.write(b"x"))
+    assert _kind_of(target) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.npz"]
+
+
+def test_a_symlink_is_written_through_to_its_target(tmp_path):
+    real = tmp_path / "runs" / "real.npz"
+    real.parent.mkdir()
+    real.write_bytes(b"old")
+    link = tmp_path / "latest.npz"
+    link.symlink_to(real)
+    write_atomically(link, lambda f: f.write(b"new"))
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert real.read_bytes() == b"new"
+    dangling = tmp_path / "dangling.npz"
+    dangling.symlink_to(tmp_path / "runs" / "made.npz")
+    write_atomically(dangling, lambda f: f.write(b"made"))
+    assert dangling.is_symlink() and (tmp_path / "runs" / "made.npz").read_bytes() == b"made"
+
+
+def test_a_full_disk_names_the_file_and_keeps_the_previous_one(tmp_path, monkeypatch):
+    path = tmp_path / "c.npz"
+    ck.save_checkpoint(path, [np.full((3, 2), 1.0)], tag="old")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError, match=rf"could not write {path}: No space left on device; "
+                                      rf"the previous checkpoint {path} is intact") as info:
+        ck.save_checkpoint(path, [np.full((3, 2), 2.0)], tag="new")
+    assert info.value.errno == errno.ENOSPC
+    with pytest.raises(OSError, match=rf"could not write {tmp_path / 'new.json'}: .*no output was written"):
+        write_atomically(tmp_path / "new.json", lambda f: f.write(b"{}"))
+    monkeypatch.undo()
+    assert ck.load_checkpoint(path)[1]["tag"] == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.npz"]  # no temporary, no lock file
+
+
+# ------------------------------------------------------------------ one writer per path
+
+HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from manual_backprop.app.checkpoint import CheckpointLock
+    with CheckpointLock(sys.argv[1]):
+        print("locked", flush=True)
+        time.sleep(60)
+    """
+)
+
+
+def _holder(tmp_path: Path, target: Path) -> subprocess.Popen:
+    script = tmp_path / "holder.py"
+    script.write_text(HOLDER)
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen([sys.executable, str(script), str(target)], stdout=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def _stop(proc: subprocess.Popen, sig=signal.SIGKILL) -> None:
+    proc.send_signal(sig)
+    proc.wait(timeout=30)
+    proc.stdout.close()
+
+
+def test_a_second_run_is_refused_naming_path_and_pid(tmp_path):
+    target = tmp_path / "c.npz"
+    proc = _holder(tmp_path, target)
+    try:
+        with pytest.raises(paths.OutputLockedError, match=rf"checkpoint {target} is being written by another run "
+                                                         rf"\(pid {proc.pid}, lock {target}\.lock\)"):
+            ck.CheckpointLock(target, "checkpoint").acquire()
+        with pytest.raises(paths.OutputLockedError, match=rf"pid {proc.pid}"):  # a bare save as well
+            ck.save_checkpoint(target, [np.zeros((3, 2))])
+        (tmp_path / "alias.npz").symlink_to(target)
+        with pytest.raises(paths.OutputLockedError, match=rf"pid {proc.pid}"):  # another spelling
+            paths.OutputLock(tmp_path / "alias.npz").acquire()
+        assert not target.exists()
+    finally:
+        _stop(proc)
+    # The holder was killed: the kernel dropped its flock; its stale lock file is taken over.
+    assert (tmp_path / "c.npz.lock").exists()
+    with paths.lock_outputs(checkpoint=target, plot=tmp_path / "c.png") as held:
+        assert [h.held for h in held] == [True, True]
+        assert (tmp_path / "c.npz.lock").read_text() == f"{os.getpid()}\n"
+        ck.save_checkpoint(target, [np.zeros((3, 2))])  # the holder itself may write
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alias.npz", "c.npz", "holder.py"]
+
+
+def test_two_locks_in_one_process_are_refused(tmp_path):
+    with paths.OutputLock(tmp_path / "c.npz"):
+        with pytest.raises(paths.OutputLockedError, match=rf"already being written by this process \(pid {os.getpid()}"):
+            paths.OutputLock(tmp_path / "c.npz").acquire()
+    with paths.OutputLock(tmp_path / "c.npz"):  # released: free again
+        pass
+
+
+# ------------------------------------------------------------------ temporaries of dead writers
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait(timeout=30)
+    return proc.pid  # reaped: no such process (until the pid is reused, which only keeps files)
+
+
+def test_only_dead_writers_temporaries_of_this_target_are_removed(tmp_path):
+    dead, live = _dead_pid(), os.getppid()
+    files = {
+        f".c.npz.tmp-{dead}-abc123xy": False,  # this target, writer gone: removed
+        f".c.npz.tmp-{live}-abc123xy": True,  # this target, writer alive: kept
+        f".d.npz.tmp-{dead}-abc123xy": True,  # another target: kept
+        f".c.npz.x.tmp-{dead}-abc123xy": True,  # another target whose name extends this one
+        ".c.npz.abc123xy.tmp": True,  # not ours to judge: kept
+    }
+    for name in files:
+        (tmp_path / name).write_bytes(b"partial")
+    ck.save_checkpoint(tmp_path / "c.npz", [np.zeros((3, 2))])
+    kept = {p.name for p in tmp_path.iterdir()} - {"c.npz"}
+    assert kept == {name for name, keep in files.items() if keep}
+    with pytest.raises(RuntimeError, match="needs the target's OutputLock held"):
+        paths.cleanup_temporaries(tmp_path / "c.npz")
