@@ -24,8 +24,7 @@ def _quad(params_like):
     td = ac.check.flatten(params_like)[2]
 
     def loss(p):
-        return sum(float(np.sum(c * L**2 / 2 + np.sin(L))) if False else np.sum(c * L**2 / 2 + np.sin(L))
-                   for c, L in zip(cs, ac.check.flatten(p)[0]))
+        return sum(np.sum(c * L**2 / 2 + np.sin(L)) for c, L in zip(cs, ac.check.flatten(p)[0]))
 
     def grad(p):
         return ac.check.unflatten(td, [c * L + np.cos(L) for c, L in zip(cs, ac.check.flatten(p)[0])])

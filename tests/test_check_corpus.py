@@ -21,13 +21,6 @@ def _check(case, fn, deriv, args):
     return ac.check_gradients(fn, deriv, args) if case.kind == "grad" else ac.check_vjp(fn, deriv, *args)
 
 
-def _leaf(where: str, kind: str) -> str:
-    if kind == "vjp":  # "primal 0 [2, 1]" -> "primal 0"
-        return " ".join(where.split(" ")[:2])
-    head = where.split("][")[0]
-    return head if head.endswith("]") and "'" in head else where.split("[")[0] if "'" not in where else head + "]"
-
-
 @pytest.mark.parametrize("case,dtype", PARAMS)
 @settings(max_examples=examples(3))
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 4))
