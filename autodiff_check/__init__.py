@@ -4,6 +4,7 @@ say where two gradients disagree.
     >>> import autodiff_check as ac
     >>> J, grads = ac.loss_and_grad(params, x, y)          # same API as manual_backprop
     >>> print(ac.check_network(params, x, y))             # every oracle, localised verdict
+    >>> ac.assert_vjp(layer, layer_backward, x, W, b)     # your own layer's backward pass
 
 Finite differences, the complex step, ``compare`` and ``check_gradients`` need only NumPy; the
 JAX twin (``loss``, ``loss_and_grad``, ...) is imported on first use. Importing it turns on JAX's
@@ -13,7 +14,23 @@ work stays float32.
 
 from importlib import import_module
 
-from .check import EXACT_RTOL, OracleResult, Verdict, activation_pattern, check_gradients, check_network, exact_atol
+from .check import (
+    EXACT_RTOL,
+    Mismatch,
+    OracleResult,
+    Verdict,
+    activation_pattern,
+    assert_gradients,
+    assert_hvp,
+    assert_jvp,
+    assert_vjp,
+    check_gradients,
+    check_hvp,
+    check_jvp,
+    check_network,
+    check_vjp,
+    exact_atol,
+)
 from .error_bounds import RoundingBound, rounding_bound, unit_roundoff
 from .compare import Comparison, Entry, LayerError, compare
 from .oracles import (
@@ -44,7 +61,8 @@ def __getattr__(name: str):
 
 
 __all__ = sorted(_JAX_NAMES | {
-    "EXACT_RTOL", "Comparison", "Entry", "LayerError", "OracleResult", "Verdict", "activation_pattern",
+    "EXACT_RTOL", "Comparison", "Entry", "LayerError", "Mismatch", "OracleResult", "Verdict", "activation_pattern",
+    "assert_gradients", "assert_hvp", "assert_jvp", "assert_vjp", "check_hvp", "check_jvp", "check_vjp",
     "check_gradients", "check_network", "compare", "complex_step_directional", "complex_step_grad",
     "directional_fd", "exact_atol", "rounding_bound", "RoundingBound", "unit_roundoff", "numerical_grad", "numerical_grad_with_error", "random_direction",
 })

@@ -2,7 +2,9 @@
 
 Checks the post's network ([784, 500, 500, 10], sigmoid, binary cross-entropy) along random
 directions, then a sweep over every activation x loss on drawn small architectures, entry by
-entry. Exits 0 when every oracle agrees with the backward pass, 1 otherwise.
+entry. Prints one line per check and, for a failing one, one line per layer with its worst
+entry; ``--detail`` prints every oracle's table, ``--plot FILE`` draws |g - ref| / tol per
+weight matrix. Exits 0 when every oracle agrees with the backward pass, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 
 import manual_backprop as mb
 
-from .check import Verdict, check_network
+from .check import MAX_DIRECTIONS, Verdict, check_network
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,14 +36,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--architectures", type=int, default=2, metavar="N",
                    help="random small architectures drawn per activation x loss pair (default 2)")
     p.add_argument("--directions", type=int, default=12, metavar="K",
-                   help="random +-1 directions for the full post network; an error with any entry "
-                        "above tolerance escapes with probability <= 2^-K (default 12)")
+                   help="random +-1 directions for the full post network, 1 to "
+                        f"{MAX_DIRECTIONS}; an error with any entry above tolerance escapes with "
+                        f"probability <= 2^-K (default 12; beyond {MAX_DIRECTIONS} the bound is below "
+                        "anything a run can observe, and each direction costs a full pass)")
     p.add_argument("--batch", type=int, default=4, help="examples per checked batch (default 4)")
-    p.add_argument("--seed", type=int, default=0, help="seed for architectures, data and directions")
+    p.add_argument("--seed", type=int, default=0, help="seed for architectures, data and directions (0 to 2^32 - 1)")
     p.add_argument("--no-jax", action="store_true",
                    help="use only finite differences and the complex step (no JAX needed)")
     p.add_argument("--skip-post", action="store_true", help="skip the full-size post network")
-    p.add_argument("--verbose", "-v", action="store_true", help="print every verdict in full")
+    p.add_argument("--verbose", "-v", action="store_true", help="print a line per layer for passing checks too")
+    p.add_argument("--detail", action="store_true",
+                   help="print every oracle's table and every named entry (long: the default is a summary)")
+    p.add_argument("--plot", metavar="FILE",
+                   help="draw |g - ref| / tol per weight matrix of the first failing check (needs matplotlib)")
     return p
 
 
@@ -51,10 +59,43 @@ def _targets(loss: str, rng: np.random.Generator, batch: int, n_out: int) -> np.
     return mb.one_hot(rng.integers(0, n_out, batch), n_out)
 
 
-def _report(title: str, verdict: Verdict, verbose: bool) -> None:
+def _report(title: str, verdict: Verdict, verbose: bool, detail: bool) -> None:
     print(f"{'PASS' if verdict.passed else 'FAIL'}  {title}")
-    if verbose or not verdict.passed:
-        print("\n".join("      " + line for line in str(verdict).splitlines()[1:]))
+    if detail:
+        print("\n".join("      " + line for line in verdict.report(full=True).splitlines()[1:]))
+    elif verbose:
+        print("\n".join("      " + line for line in verdict.report().splitlines()[1:]))
+    elif not verdict.passed:
+        worst = verdict.mismatches[:1]
+        print(f"      worst: {worst[0]}" if worst else "      " + "; ".join(verdict.disagreements()))
+
+
+def _plot(verdict: Verdict, path: str) -> None:
+    """|g - ref| / tol per weight matrix, for the per-coordinate oracle with the most failures."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    coord = [r for r in verdict.results if r.values is not None]
+    if not coord:
+        raise SystemExit("--plot needs a per-coordinate oracle (a small network, or jax_grad)")
+    r = max(coord, key=lambda r: r.n_failed)
+    fig, axes = plt.subplots(1, len(verdict.inputs), figsize=(4 * len(verdict.inputs), 3.6), squeeze=False)
+    for ax, (path_, shape, start, size) in zip(axes[0], verdict.inputs):
+        err = np.abs(r.values[start:start + size] - r.references[start:start + size])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(np.isfinite(r.tolerances[start:start + size]), err / r.tolerances[start:start + size], np.nan)
+        im = ax.imshow(np.log10(np.maximum(ratio, 1e-3)).reshape(shape if len(shape) == 2 else (1, -1)),
+                       aspect="auto", cmap="magma", vmin=-3, vmax=max(3, float(np.nanmax(np.log10(np.maximum(ratio, 1e-3))))))
+        ax.set_title(f"{path_}: {int(np.sum(ratio > 1))} of {size} > tol", fontsize=9)
+        ax.set_xlabel("column")
+        ax.set_ylabel("row (0: bias)")
+        fig.colorbar(im, ax=ax, label="log10 |g - ref| / tol")
+    fig.suptitle(f"{verdict.name} vs {r.oracle}: |g - ref| / tol per weight matrix (> 0: wrong)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"plot: {path}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,8 +106,18 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.losses:
         if name not in mb.LOSSES:
             _parser().error(f"unknown loss {name!r}; supported: {', '.join(sorted(mb.LOSSES))}")
-    if args.architectures < 1 or args.directions < 1 or args.batch < 1:
-        _parser().error("--architectures, --directions and --batch must be positive")
+    if args.architectures < 1 or args.batch < 1:
+        _parser().error("--architectures and --batch must be positive")
+    if not 1 <= args.directions <= MAX_DIRECTIONS:
+        _parser().error(f"--directions must be between 1 and {MAX_DIRECTIONS} (2^-{MAX_DIRECTIONS} is already "
+                        f"below any miss rate a run can observe); got {args.directions}")
+    if not 0 <= args.seed < 2**32:
+        _parser().error(f"--seed must be between 0 and 2^32 - 1; got {args.seed}")
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            _parser().error("--plot needs matplotlib: pip install 'manual-backprop[plot]'")
     rng = np.random.default_rng(args.seed)
     use_jax = not args.no_jax
     verdicts: list[Verdict] = []
@@ -84,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
                           per_coordinate=False, n_directions=args.directions, seed=args.seed)
         verdicts.append(v)
         _report(f"post network [784, 500, 500, 10] sigmoid / binary_cross_entropy, "
-                f"{args.directions} directions", v, True)
+                f"{args.directions} directions", v, True, args.detail)
+        print()
 
     for activation in args.activations:
         for loss in args.losses:
@@ -103,10 +155,16 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 verdicts.append(v)
                 worst = ", ".join(f"{r.oracle} {r.max_error:.1e}/{r.tolerance:.1e}" for r in v.results)
-                _report(f"{activation:<10} {loss:<22} {str(sizes):<20} err/tol: {worst}", v, args.verbose)
+                _report(f"{activation:<10} {loss:<22} {str(sizes):<20} err/tol: {worst}", v, args.verbose, args.detail)
 
+    if args.plot:
+        bad = [v for v in verdicts if not v.passed and any(r.values is not None for r in v.results)]
+        _plot(bad[0] if bad else verdicts[-1], args.plot)
     failed = errors + sum(not v.passed for v in verdicts)
     total = errors + len(verdicts)
+    if failed and not (args.detail or args.verbose):
+        print("\n(one line per check; --verbose: one line per layer, --detail: every oracle's table, "
+              "--plot FILE: |g - ref| / tol per weight matrix)")
     print(f"\n{total - failed} of {total} checks passed in {time.perf_counter() - start:.1f} s"
           f" (backward: {args.backward})")
     return 0 if failed == 0 else 1

@@ -1,4 +1,8 @@
-"""Say where two gradients disagree: per layer, bias row or weights, worst entry."""
+"""Say where two gradients disagree: per layer (or pytree leaf), worst entry with its full index.
+
+Lists of 2-D arrays are read as the network's layers (row 0 the bias, ``layer 1 W[3, 2]``);
+anything else (arrays of any rank, dicts, nested lists) is labelled by its pytree path and full
+index (``params['W1'][3, 7]``), or by ``labels=``."""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from .pytree import flatten, format_index, format_path
 
 
 @dataclass(frozen=True)
@@ -19,8 +25,12 @@ class Entry:
     col: int
     a: float
     b: float
+    index: tuple = ()
+    label: str = ""
 
     def __str__(self) -> str:
+        if self.label:
+            return f"{self.label}{format_index(self.index)}: {self.a:.10g} vs {self.b:.10g}"
         where = f"bias[{self.col}]" if self.part == "bias" else f"W[{self.row}, {self.col}]"
         return f"layer {self.layer} {where}: {self.a:.10g} vs {self.b:.10g}"
 
@@ -61,10 +71,13 @@ class Comparison:
         return "\n".join([head, *rows])
 
 
-def _as_layers(name: str, grads) -> list[np.ndarray]:
-    if isinstance(grads, np.ndarray) or not isinstance(grads, Sequence):
-        raise TypeError(f"{name} must be a list of 2-D arrays, one per layer; got {type(grads).__name__}")
-    return [np.asarray(g) for g in grads]
+def _as_layers(name: str, grads) -> tuple[list[np.ndarray], list[str] | None]:
+    """The leaves, and their labels unless the input is the network's list of 2-D layers."""
+    if isinstance(grads, Sequence) and not isinstance(grads, (str, np.ndarray)) and grads and all(
+            isinstance(g, np.ndarray) and g.ndim == 2 for g in grads):
+        return [np.asarray(g) for g in grads], None
+    leaves, paths, _ = flatten(grads, what=name)
+    return [np.asarray(g) for g in leaves], [format_path("params", p) for p in paths]
 
 
 def compare(
@@ -74,6 +87,7 @@ def compare(
     rtol: float,
     atol: float | Sequence[float],
     names: tuple[str, str] = ("a", "b"),
+    labels: Sequence[str] | None = None,
 ) -> Comparison:
     """Compare two gradients layer by layer, ``b`` being the reference.
 
@@ -81,8 +95,12 @@ def compare(
     layer, each a number or an array shaped like that layer (a per-entry tolerance, as the
     finite-difference oracle produces). The worst entry is the one that exceeds its tolerance by the largest factor.
     Shape mismatches raise ``ValueError`` naming the layer: they are a derivation error too.
+    ``grads_a``/``grads_b`` may be any pytrees of arrays of any rank; ``labels`` names each
+    leaf in the report (default: the network's bias/W for lists of 2-D arrays, else the
+    pytree path).
     """
-    A, B = _as_layers("grads_a", grads_a), _as_layers("grads_b", grads_b)
+    (A, auto), (B, _) = _as_layers("grads_a", grads_a), _as_layers("grads_b", grads_b)
+    labels = list(labels) if labels is not None else auto
     if len(A) != len(B):
         raise ValueError(f"{names[0]} has {len(A)} layers, {names[1]} has {len(B)}")
     atols = list(atol) if isinstance(atol, (list, tuple)) else [atol] * len(A)
@@ -100,9 +118,11 @@ def compare(
             excess = np.where(err == 0, 0.0, err / bound)  # > 1 where out of tolerance
         excess = np.nan_to_num(excess, nan=np.inf)  # inf error against an inf tolerance
         idx = np.unravel_index(int(np.argmax(excess)), excess.shape)
-        entry = Entry(l, "bias" if idx[0] == 0 else "weight", int(idx[0]), int(idx[1]),
-                      float(np.real(a64[idx])), float(b64[idx]))
-        bmax, emax = float(np.abs(b64).max()), float(err.max())
+        idx = tuple(int(i) for i in idx)
+        row, col = (idx + (0, 0))[:2] if len(idx) != 1 else (0, idx[0])
+        entry = Entry(l, "bias" if row == 0 else "weight", row, col,
+                      float(np.real(a64[idx])), float(b64[idx]), idx, labels[l] if labels else "")
+        bmax, emax = (float(np.abs(b64).max()), float(err.max())) if err.size else (0.0, 0.0)
         rel = emax / bmax if bmax > 0 else (0.0 if emax == 0 else float("inf"))
         layers.append(LayerError(l, float(err.max()), rel, bool(np.all(err <= bound)), entry))
         if excess[idx] > worst_excess:

@@ -1,0 +1,129 @@
+"""Pytrees of arrays without JAX: flatten to leaves with their paths, and rebuild.
+
+A pytree here is an array (any rank, 0-d included), a Python or NumPy scalar, or a list,
+tuple (named tuples included) or dict of pytrees, nested. Leaves come out in a fixed order
+(dicts by insertion order, as ``jax.tree_util`` does for its own leaves up to key sorting),
+each with its path: ``params['W1']``, ``params[0]['b']``, ``primal 2``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+Path = tuple  # keys from the root: ints for list/tuple positions, dict keys otherwise
+
+
+@dataclass(frozen=True)
+class TreeDef:
+    """How to rebuild a pytree from its leaves: ``kind`` is "leaf", "scalar" (a Python or NumPy
+    scalar, rebuilt as a NumPy scalar), "list", "tuple", "namedtuple" or "dict"."""
+
+    kind: str
+    children: tuple = ()
+    keys: tuple = ()
+    type_: Any = None
+
+    @property
+    def n_leaves(self) -> int:
+        return 1 if self.kind in ("leaf", "scalar") else sum(c.n_leaves for c in self.children)
+
+
+def flatten(tree, *, what: str = "params") -> tuple[list[np.ndarray], list[Path], TreeDef]:
+    """``(leaves, paths, treedef)``: every leaf as an array (a copy is not made), its path, and
+    the structure. Raises ``TypeError`` naming the path of anything that is not an array,
+    a number, or a list/tuple/dict."""
+    leaves: list[np.ndarray] = []
+    paths: list[Path] = []
+
+    def go(node, path: Path) -> TreeDef:
+        if isinstance(node, np.ndarray):
+            leaves.append(node)
+            paths.append(path)
+            return TreeDef("leaf")
+        if isinstance(node, (bool, int, float, complex, np.generic)):
+            leaves.append(np.asarray(node))
+            paths.append(path)
+            return TreeDef("scalar")
+        if isinstance(node, dict):
+            keys = tuple(node)
+            return TreeDef("dict", tuple(go(node[k], path + (k,)) for k in keys), keys, type(node))
+        if isinstance(node, tuple) and hasattr(node, "_fields"):
+            return TreeDef("namedtuple", tuple(go(c, path + (i,)) for i, c in enumerate(node)), node._fields, type(node))
+        if isinstance(node, (list, tuple)):
+            return TreeDef("list" if isinstance(node, list) else "tuple",
+                           tuple(go(c, path + (i,)) for i, c in enumerate(node)))
+        if hasattr(node, "__array__"):  # a JAX array or similar: read it as NumPy
+            leaves.append(np.asarray(node))
+            paths.append(path)
+            return TreeDef("leaf")
+        where = format_path(what, path)
+        raise TypeError(f"{where}: expected an array, a number, or a list/tuple/dict of them; got {type(node).__name__}")
+
+    return leaves, paths, go(tree, ())
+
+
+def unflatten(treedef: TreeDef, leaves: list) -> Any:
+    """Rebuild the structure of ``treedef`` around ``leaves`` (in flatten's order)."""
+    it = iter(leaves)
+
+    def go(d: TreeDef):
+        if d.kind == "leaf":
+            return next(it)
+        if d.kind == "scalar":
+            return np.asarray(next(it))[()]
+        kids = [go(c) for c in d.children]
+        if d.kind == "dict":
+            return d.type_(zip(d.keys, kids)) if d.type_ is not dict else dict(zip(d.keys, kids))
+        if d.kind == "namedtuple":
+            return d.type_(*kids)
+        return kids if d.kind == "list" else tuple(kids)
+
+    return go(treedef)
+
+
+def format_path(root: str, path: Path) -> str:
+    """``params['W1']``, ``params[0]``; a root "primal" with a leading int key reads
+    ``primal 0``, then the rest: ``primal 1['b']``."""
+    s = root
+    rest = path
+    if root in ("primal", "tangent", "output") and path and isinstance(path[0], int):
+        s, rest = f"{root} {path[0]}", path[1:]
+    for k in rest:
+        s += f"[{k!r}]"
+    return s
+
+
+def format_index(idx: tuple) -> str:
+    """``[3, 7]`` for a 2-D entry, ``[2, 1, 4]`` for 3-D, ``""`` for a 0-d array."""
+    return "[" + ", ".join(str(int(i)) for i in idx) + "]" if idx else ""
+
+
+def same_structure(tree, treedef: TreeDef, leaves_ref: list[np.ndarray], paths: list[Path], *,
+                   root: str, what: str) -> list[np.ndarray]:
+    """Flatten ``tree`` (what a user's function returned) and check it has one leaf per leaf of
+    the reference, each of the reference's shape; a single leaf may come back as a 1-list/tuple.
+    Raises ``ValueError`` naming the first path that differs."""
+    leaves, _, _ = flatten(tree, what=what)
+    if len(leaves) != len(leaves_ref):
+        raise ValueError(f"{what} returned {len(leaves)} array(s); expected {len(leaves_ref)}, one per leaf of "
+                         f"{root} ({', '.join(format_path(root, p) for p in paths) or 'none'})")
+    out = []
+    for got, ref, p in zip(leaves, leaves_ref, paths):
+        got = np.asarray(got)
+        if got.shape != ref.shape:
+            if got.size == ref.size and got.squeeze().shape == ref.squeeze().shape:
+                got = got.reshape(ref.shape)  # e.g. (n, 1) for (n,): same numbers
+            else:
+                raise ValueError(f"{what} returned shape {got.shape} for {format_path(root, p)}; expected {ref.shape}")
+        if not (np.issubdtype(got.dtype, np.number) or got.dtype == bool):
+            raise ValueError(f"{what} returned dtype {got.dtype} for {format_path(root, p)}; expected numbers")
+        out.append(got)
+    return out
+
+
+def tree_map(fn: Callable, treedef: TreeDef, leaves: list) -> Any:
+    return unflatten(treedef, [fn(x) for x in leaves])

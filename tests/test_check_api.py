@@ -1,0 +1,210 @@
+"""check_gradients / check_vjp / check_jvp / check_hvp called the plain way on the inputs users
+have: every pytree shape, float(...) losses, kinks, float32, large inputs; and their errors."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import autodiff_check as ac
+from autodiff_check.noise import ecnoise, estimate_noise
+
+RNG = np.random.default_rng(0)
+
+
+def _quad(params_like):
+    """loss = sum_i c_i . leaf_i^2 / 2 + sum sin(leaf), gradient c * leaf + cos(leaf), any pytree."""
+    leaves = ac.check.flatten(params_like)[0]
+    cs = [np.linspace(0.5, 2.0, L.size).reshape(L.shape) for L in leaves]
+    td = ac.check.flatten(params_like)[2]
+
+    def loss(p):
+        return sum(np.sum(c * L**2 / 2 + np.sin(L)) for c, L in zip(cs, ac.check.flatten(p)[0]))
+
+    def grad(p):
+        return ac.check.unflatten(td, [c * L + np.cos(L) for c, L in zip(cs, ac.check.flatten(p)[0])])
+
+    return loss, grad
+
+
+@pytest.mark.parametrize("params", [
+    np.array(0.7), np.array([0.3, -1.2, 2.0]), RNG.normal(size=(2, 3, 4)), [RNG.normal(size=3), RNG.normal(size=(2, 2))],
+    (np.array(1.5), RNG.normal(size=2)), {"W1": RNG.normal(size=(3, 2)), "b": {"inner": [RNG.normal(size=2), 0.5]}},
+], ids=["0-d", "1-d", "3-d", "list", "tuple", "nested dict"])
+def test_any_pytree_of_params(params):
+    loss, grad = _quad(params)
+    v = ac.check_gradients(loss, grad, params)
+    assert v.passed, v.report(full=True)
+    assert [r.oracle for r in v.results] == ["finite_diff", "complex_step"]
+    wrong = lambda p: ac.check.unflatten(ac.check.flatten(p)[2], [  # noqa: E731
+        G + (i == len(ac.check.flatten(p)[0]) - 1) * 1e-3 for i, G in enumerate(ac.check.flatten(grad(p))[0])])
+    bad = ac.check_gradients(loss, wrong, params)
+    assert not bad.passed
+    last = ac.check.format_path("params", ac.check.flatten(params)[1][-1])
+    assert all(m.where.startswith(last) for m in bad.mismatches), bad.report(full=True)
+
+
+def test_dict_params_are_named_by_key_and_full_index():
+    p = {"W1": RNG.normal(size=(4, 8)), "b1": RNG.normal(size=8)}
+    loss = lambda p: np.sum(np.tanh(p["W1"]) ** 2) + np.sum(p["b1"] ** 3)  # noqa: E731
+    grad = lambda p: {"W1": 2 * np.tanh(p["W1"]) * (1 - np.tanh(p["W1"]) ** 2), "b1": 3 * p["b1"] ** 2}  # noqa: E731
+    def wrong(p):
+        g = grad(p)
+        g["W1"][3, 7] *= -1
+        return g
+    v = ac.check_gradients(loss, wrong, p)
+    assert [m.where for m in v.mismatches] == ["params['W1'][3, 7]"] * 2  # finite_diff and complex_step
+    assert "FAIL  params['W1'] (4, 8): 1 of 32 entries wrong; worst params['W1'][3, 7]" in str(v)
+    assert "ok    params['b1'] (8,)" in str(v)
+
+
+def test_a_float_loss_skips_the_complex_step_and_says_why():
+    x = np.array([0.3, -0.7, 1.1])
+    v = ac.check_gradients(lambda x: float(np.sum(x**3)), lambda x: 3 * x**2, x)  # no ComplexWarning (warnings are errors)
+    assert v.passed and [r.oracle for r in v.results] == ["finite_diff"]
+    assert any("complex step skipped: f raised ComplexWarning" in n for n in v.notes), v.notes
+    with pytest.raises(ValueError, match="analytic=True, but f raised ComplexWarning"):
+        ac.check_gradients(lambda x: float(np.sum(x**3)), lambda x: 3 * x**2, x, analytic=True)
+
+
+def test_a_non_analytic_loss_skips_the_complex_step():
+    x = np.array([0.3, -0.7, 1.1])
+    v = ac.check_gradients(lambda x: np.sum(np.abs(x) ** 3), lambda x: 3 * x * np.abs(x), x)
+    assert v.passed, str(v)
+    assert [r.oracle for r in v.results] == ["finite_diff"] and any("f returned a real number for complex input" in n for n in v.notes)
+
+
+def test_kinks_are_detected_and_listed_not_failed():
+    x = np.array([0.0, 1.0, -2.0, 0.0])
+    relu_loss = lambda x: np.sum(np.maximum(x, 0) * np.array([1.0, 2.0, 3.0, 4.0]))  # noqa: E731
+    good = lambda x: (x > 0) * np.array([1.0, 2.0, 3.0, 4.0])  # relu'(0) = 0, the left side  # noqa: E731
+    v = ac.check_gradients(relu_loss, good, x)
+    assert v.passed, v.report(full=True)
+    assert v.results[0].skipped == 2 and len(v.not_checkable) == 2
+    assert v.not_checkable[0].startswith("params[0]: kink: one-sided derivatives 0 (left) / 1 (right)")
+    wrong = lambda x: good(x) + np.array([0, 0, 0, 0.5])  # matches neither side at x[3]  # noqa: E731
+    bad = ac.check_gradients(relu_loss, wrong, x)
+    assert [m.where for m in bad.results[0].mismatches] == ["params[3]"]
+    assert "matches neither" in bad.results[0].mismatches[0].note
+
+
+def test_float32_is_checked_in_float32_with_its_own_noise():
+    rng = np.random.default_rng(3)
+    X, W = rng.normal(size=(8, 5)).astype(np.float32), rng.normal(size=(5, 3)).astype(np.float32)
+    loss = lambda W: np.sum(np.tanh(X @ W) ** 2)  # noqa: E731
+    grad = lambda W: X.T @ (2 * np.tanh(X @ W) * (1 - np.tanh(X @ W) ** 2))  # noqa: E731
+    v = ac.check_gradients(loss, grad, W)
+    assert v.passed, v.report(full=True)
+    sigma = float(re.search(r"sigma ([0-9.e+-]+)", v.notes[0]).group(1))
+    assert 1e-8 < sigma / abs(loss(W)) < 1e-5  # float32's noise, not float64's
+    bad = ac.check_gradients(loss, lambda W: X.T @ (2 * np.tanh(X @ W) * (1 - np.tanh(X @ W))), W)
+    assert not bad.passed
+
+
+def test_ecnoise_recovers_a_known_noise_level():
+    sigma = 1e-9
+    def f(x):  # a smooth function plus deterministic pseudo-random noise of std sigma (uniform)
+        z = np.sin(1e7 * float(np.sum(x * np.arange(1, x.size + 1)))) * 43758.5453
+        return float(np.sum(np.cos(x))) + sigma * np.sqrt(12) * (z - np.floor(z) - 0.5)
+    x = np.array([0.3, 0.5, -0.2])
+    nz = estimate_noise(f, x, np.array([1.0, -0.5, 0.25]), 1e-6)
+    assert nz.sigma is not None and sigma / 3 < nz.sigma < 3 * sigma
+    assert ecnoise(np.full(8, 2.0)) == (0.0, 2)  # no differences at all: h too small
+
+
+def test_large_inputs_are_bisected_to_the_wrong_entries_in_k_log_n():
+    n = 3000
+    rng = np.random.default_rng(5)
+    c = rng.normal(size=n)
+    calls = [0]
+    def loss(w):
+        calls[0] += 1
+        return np.sum(c * np.sin(w))
+    def wrong(w):
+        g = c * np.cos(w)
+        g[[17, 2400]] += 1e-4
+        return g
+    w = rng.normal(size=n)
+    v = ac.check_gradients(loss, wrong, w, n_directions=8)
+    assert not v.passed
+    assert {m.where for m in v.mismatches} == {"params[17]", "params[2400]"}, v.report(full=True)
+    # k = 2 wrong of n = 3000: about 2 k log2 n = 46 block tests of <= 4 directions, 1 complex-step call each
+    assert calls[0] < 8 * 2 * 2 * int(np.log2(n) + 1) + 200, calls[0]
+
+
+def test_vjp_of_a_layer_with_jax_twin_and_named_primals():
+    jnp = pytest.importorskip("jax.numpy")
+    x, W, b = RNG.normal(size=(2, 3, 2)), RNG.normal(size=(6, 6)), RNG.normal(size=6)
+    f = lambda x, W, b: np.tanh(x.reshape(2, -1) @ W + b)  # noqa: E731
+    fj = lambda x, W, b: jnp.tanh(x.reshape(2, -1) @ W + b)  # noqa: E731
+    def vjp(dy, x, W, b):
+        dz = dy * (1 - f(x, W, b) ** 2)
+        return (dz @ W.T).reshape(x.shape), x.reshape(2, -1).T @ dz, dz.sum(0)
+    v = ac.assert_vjp(f, vjp, x, W, b, jax_fn=fj)
+    assert {r.oracle for r in v.results} == {"finite_diff", "complex_step", "jax_vjp", "jax_jvp"}
+    def bad(dy, x, W, b):
+        dx, dW, db = vjp(dy, x, W, b)
+        dx[1, 2, 0] = 0.0
+        return dx, dW, db
+    with pytest.raises(AssertionError, match=r"primal 0 \[1, 2, 0\]"):
+        ac.assert_vjp(f, bad, x, W, b, jax_fn=fj)
+
+
+def test_jvp_and_hvp():
+    A = np.array([[2.0, 1.0], [0.5, -1.0], [1.0, 1.0]])
+    f = lambda x: np.sin(A @ x)  # noqa: E731
+    x = np.array([0.4, -0.3])
+    assert ac.check_jvp(f, lambda t, x: np.cos(A @ x) * (A @ t[0]), x).passed
+    bad = ac.check_jvp(f, lambda t, x: np.cos(A @ x) * (A[:, :1] @ t[0][:1]), x)
+    assert not bad.passed and {m.where for m in bad.mismatches} == {"primal 0 [1]"}
+    loss = lambda x: np.sum(np.sin(A @ x))  # noqa: E731
+    hvp = lambda x, v: A.T @ (-np.sin(A @ x) * (A @ v))  # noqa: E731
+    assert ac.check_hvp(loss, hvp, x).passed
+    assert ac.check_hvp(loss, hvp, x, grad_fn=lambda x: A.T @ np.cos(A @ x)).passed
+    assert not ac.check_hvp(loss, lambda x, v: A.T @ (np.sin(A @ x) * (A @ v)), x).passed
+    assert not ac.check_hvp(lambda x: float(loss(x)), lambda x, v: A.T @ (np.sin(A @ x) * (A @ v)), x).passed
+
+
+def test_bad_input_is_named():
+    x = np.zeros(3)
+    with pytest.raises(ValueError, match=r"grad_fn returned shape \(4,\) for params; expected \(3,\)"):
+        ac.check_gradients(lambda x: np.sum(x), lambda x: np.zeros(4), x)
+    with pytest.raises(ValueError, match="must return a scalar"):
+        ac.check_gradients(lambda x: x, lambda x: x, x)
+    with pytest.raises(ValueError, match=r"n_directions must be an integer in \[1, 64\]"):
+        ac.check_gradients(lambda x: np.sum(x), lambda x: np.ones(3), x, n_directions=0)
+    with pytest.raises(TypeError, match="params\\['a'\\]: expected an array"):
+        ac.check_gradients(lambda p: 0.0, lambda p: p, {"a": "text"})
+    with pytest.raises(ValueError, match="vjp_fn must return a tuple with one entry per primal"):
+        ac.check_vjp(lambda a, b: a * b, lambda d, a, b: d * b, x, x)
+
+
+def test_strategies_draw_layer_inputs():
+    from hypothesis import given, settings
+
+    from autodiff_check.strategies import affine_inputs
+
+    @settings(max_examples=5)
+    @given(affine_inputs())
+    def check(args):
+        x, W, b = args
+        ac.assert_vjp(lambda x, W, b: x.reshape(len(x), -1) @ W + b,
+                      lambda d, x, W, b: ((d @ W.T).reshape(x.shape), x.reshape(len(x), -1).T @ d, d.sum(0)), x, W, b)
+    check()
+    assert "hypothesis" not in subprocess.run(
+        [sys.executable, "-c", "import sys, autodiff_check; print(sorted(m for m in sys.modules if m.startswith('hypo')))"],
+        capture_output=True, text=True).stdout.replace("[]", "")
+
+
+def test_readme_checker_example_runs_as_written():
+    text = (Path(__file__).parent.parent / "README.md").read_text()
+    section = text.split("### Check your own gradient", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "vjp: PASS" in r.stdout and "vjp: FAIL" in r.stdout and "primal 0 [" in r.stdout
