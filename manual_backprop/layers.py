@@ -8,7 +8,7 @@ Every layer is a pair
 where ``dy = dJ/dy`` is the gradient of some scalar J with respect to the output (same shape and
 dtype as y) and the result holds dJ/dx and dJ/dp for every parameter, each shaped like its
 primal. The VJP recomputes what it needs from the forward (a reference, not a cache). Arguments
-that are not differentiated (the integer ``ids`` of :func:`embedding`, a boolean dropout
+that are not differentiated (the integer ``ids`` of :func:`embedding`, the boolean dropout
 ``mask``) get ``None`` in their slot; every floating argument gets its gradient.
 
 Conventions. Floating arrays are float32 or float64, all of one dtype per call; arithmetic stays
@@ -373,36 +373,33 @@ def avg_pool2d_vjp(dy: np.ndarray, x: np.ndarray, *, size=2, stride=None) -> tup
 def _dropout_args(layer, x, mask, rate):
     x = _float(layer, "x", x)
     mask = np.asarray(mask)
-    if mask.dtype != np.bool_ and mask.dtype not in _FLOATS:
-        raise TypeError(f"{layer}: mask must be a boolean array or 0/1 floats of x's dtype; got dtype {mask.dtype}")
-    if mask.dtype in _FLOATS:
-        _same_dtype(layer, x=x, mask=mask)
+    if mask.dtype != np.bool_:
+        raise TypeError(
+            f"{layer}: mask must be a boolean array (True keeps an entry); got dtype {mask.dtype}"
+            " (for 0/1 numbers pass mask.astype(bool))"
+        )
     _shape(layer, "mask", mask, x.shape, "(the shape of x)")
-    if mask.dtype != np.bool_ and not np.all((mask == 0) | (mask == 1)):
-        raise ValueError(f"{layer}: mask must hold only 0 and 1")
     if isinstance(rate, bool) or not isinstance(rate, (int, float, np.floating)) or not 0 <= rate < 1:
         raise ValueError(f"{layer}: rate must be a number in [0, 1); got {rate!r}")
     return x, mask, x.dtype.type(1 / (1 - rate))
 
 
 def dropout(x: np.ndarray, mask: np.ndarray, *, rate: float) -> np.ndarray:
-    """Inverted dropout with a given keep-mask (1 keeps, 0 drops), so that E[y] = x when the
-    mask is drawn Bernoulli(1 - rate). Shapes: x, mask, y all alike.
+    """Inverted dropout with a given boolean keep-mask (True keeps), so that E[y] = x when the
+    mask is drawn with P(True) = 1 - rate. Shapes: x, mask, y all alike.
 
     Forward:   y = x * mask / (1 - rate)
-    Backward:  dx = dy * mask / (1 - rate);  dmask = dy * x / (1 - rate) for a float mask,
-               ``None`` for a boolean mask (not differentiated).
+    Backward:  dx = dy * mask / (1 - rate);  the mask is boolean and gets no gradient (None).
     """
     x, mask, scale = _dropout_args("dropout", x, mask, rate)
-    return x * mask * scale
+    return np.where(mask, x * scale, x.dtype.type(0))
 
 
-def dropout_vjp(dy: np.ndarray, x: np.ndarray, mask: np.ndarray, *, rate: float):
-    """``(dx, dmask)`` of :func:`dropout`; ``dmask`` is None for a boolean mask."""
+def dropout_vjp(dy: np.ndarray, x: np.ndarray, mask: np.ndarray, *, rate: float) -> tuple[np.ndarray, None]:
+    """``(dx, None)`` of :func:`dropout`."""
     x, mask, scale = _dropout_args("dropout_vjp", x, mask, rate)
     dy = _dy("dropout", dy, x.shape, x.dtype)
-    dmask = None if mask.dtype == np.bool_ else dy * x * scale
-    return dy * mask * scale, dmask
+    return np.where(mask, dy * scale, x.dtype.type(0)), None
 
 
 # ----------------------------------------------------------------------------------------------
