@@ -117,11 +117,11 @@ def softmax(draw):
 
 
 @st.composite
-def attention(draw, *, min_d=1):
+def attention(draw, *, min_d=1, min_T=1):
     rng, s = _rng(draw)
     causal = draw(st.booleans())
-    N, Tq, d, dv = draw(st.integers(1, 3)), draw(st.integers(1, 6)), draw(st.integers(min_d, 5)), draw(st.integers(1, 4))
-    Tk = Tq if causal else draw(st.integers(1, 6))
+    N, Tq, d, dv = draw(st.integers(1, 3)), draw(st.integers(min_T, 6)), draw(st.integers(min_d, 5)), draw(st.integers(1, 4))
+    Tk = Tq if causal else draw(st.integers(min_T, 6))
     q, k, v = s * rng.standard_normal((N, Tq, d)), rng.standard_normal((N, Tk, d)), rng.standard_normal((N, Tk, dv))
     return (q, k, v), {"causal": causal}
 
