@@ -81,13 +81,13 @@ def _window(x, size, stride):
 
 def _max_pool2d(x, *, size=2, stride=None):
     dims, strides = _window(x, size, stride)
-    return lax.reduce_window(x, -jnp.inf, lax.max, dims, strides, "VALID")
+    return lax.reduce_window(x, np.array(-np.inf, x.dtype), lax.max, dims, strides, "VALID")
 
 
 def _avg_pool2d(x, *, size=2, stride=None):
     dims, strides = _window(x, size, stride)
     k = _two(size)
-    return lax.reduce_window(x, jnp.zeros((), x.dtype), lax.add, dims, strides, "VALID") / (k[0] * k[1])
+    return lax.reduce_window(x, np.array(0, x.dtype), lax.add, dims, strides, "VALID") / (k[0] * k[1])
 
 
 def _dropout(x, mask, *, rate):

@@ -221,14 +221,14 @@ def _conv_args(x, W, b, stride, padding, layer="conv2d"):
 
 
 def _im2col(x: np.ndarray, kh: int, kw: int, stride, padding) -> np.ndarray:
-    """Rows (N Ho Wo, C kh kw): row (n, i, j) is the padded window under output pixel (i, j),
-    ordered (c, p, q) like W[f].ravel(). Built from a read-only sliding-window view; the
-    reshape makes the one copy."""
+    """X of shape (C kh kw, N Ho Wo): column (n, i, j) is the padded window under output pixel
+    (i, j), its rows ordered (c, p, q) like W[f].ravel(). Built from a read-only sliding-window
+    view; one copy, in an order whose innermost axis (j) is contiguous in x for stride 1."""
     (sh, sw), (ph, pw) = stride, padding
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
     win = sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]   # (N, C, Ho, Wo, kh, kw)
     N, C, Ho, Wo = win.shape[:4]
-    return win.transpose(0, 2, 3, 1, 4, 5).reshape(N * Ho * Wo, C * kh * kw)
+    return np.ascontiguousarray(win.transpose(1, 4, 5, 0, 2, 3)).reshape(C * kh * kw, N * Ho * Wo)
 
 
 def conv2d(x: np.ndarray, W: np.ndarray, b: np.ndarray, *, stride=1, padding=0) -> np.ndarray:
@@ -246,17 +246,16 @@ def conv2d(x: np.ndarray, W: np.ndarray, b: np.ndarray, *, stride=1, padding=0) 
     degrees: dx_p[n,c] = sum_f (dy[n,f] zero-padded by k - 1) correlated with W[f,c,::-1,::-1];
     the flip is what a hand derivation most often forgets.
 
-    Computation: im2col. X (N Ho Wo, C kh kw) holds every window (:func:`_im2col`), and each
-    product is ONE GEMM: y = X W_mat^T, dW_mat = dY^T X, dX = dY W_mat (dY is dy as
-    (N Ho Wo, F), W_mat is W as (F, C kh kw)); col2im scatters dX back onto x_p with one strided
+    Computation: im2col. X (C kh kw, N Ho Wo) holds every window (:func:`_im2col`), and each
+    product is ONE GEMM: y = W_mat X, dW_mat = dY X^T, dX = W_mat^T dY (dY is dy as
+    (F, N Ho Wo), W_mat is W as (F, C kh kw)); col2im scatters dX back onto x_p with one strided
     add per kernel offset (p, q).
     """
     x, W, b, stride, padding, (Ho, Wo) = _conv_args(x, W, b, stride, padding)
     N, F = x.shape[0], W.shape[0]
-    cols = _im2col(x, W.shape[2], W.shape[3], stride, padding)
-    y = cols @ W.reshape(F, -1).T                       # (N Ho Wo, F)
-    y += b
-    return np.ascontiguousarray(y.reshape(N, Ho, Wo, F).transpose(0, 3, 1, 2))
+    y = W.reshape(F, -1) @ _im2col(x, W.shape[2], W.shape[3], stride, padding)   # (F, N Ho Wo)
+    y += b[:, None]
+    return np.ascontiguousarray(y.reshape(F, N, Ho, Wo).transpose(1, 0, 2, 3))
 
 
 def conv2d_vjp(dy: np.ndarray, x: np.ndarray, W: np.ndarray, b: np.ndarray, *, stride=1, padding=0):
@@ -265,14 +264,14 @@ def conv2d_vjp(dy: np.ndarray, x: np.ndarray, W: np.ndarray, b: np.ndarray, *, s
     N, C, H, Wd = x.shape
     F, _, kh, kw = W.shape
     dy = _dy("conv2d", dy, (N, F, Ho, Wo), x.dtype)
-    dY = dy.transpose(0, 2, 3, 1).reshape(N * Ho * Wo, F)
-    db = dY.sum(axis=0)
-    dW = (dY.T @ _im2col(x, kh, kw, (sh, sw), (ph, pw))).reshape(W.shape)
-    dX = (dY @ W.reshape(F, -1)).reshape(N, Ho, Wo, C, kh, kw)
+    dY = np.ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(F, N * Ho * Wo)
+    db = dY.sum(axis=1)
+    dW = (dY @ _im2col(x, kh, kw, (sh, sw), (ph, pw)).T).reshape(W.shape)
+    dX = (W.reshape(F, -1).T @ dY).reshape(C, kh, kw, N, Ho, Wo)
     dxp = np.zeros((N, C, H + 2 * ph, Wd + 2 * pw), dtype=x.dtype)
     for p in range(kh):                                 # col2im: window offset (p, q) of every
         for q in range(kw):                             # output pixel lands on x_p[sh i + p, sw j + q]
-            dxp[:, :, p:p + sh * (Ho - 1) + 1:sh, q:q + sw * (Wo - 1) + 1:sw] += dX[..., p, q].transpose(0, 3, 1, 2)
+            dxp[:, :, p:p + sh * (Ho - 1) + 1:sh, q:q + sw * (Wo - 1) + 1:sw] += dX[:, p, q].transpose(1, 0, 2, 3)
     return dxp[:, :, ph:ph + H, pw:pw + Wd], dW, db
 
 
