@@ -298,16 +298,12 @@ def _offsets(size, stride, out):
     ]
 
 
-def _argmax_window(x, offsets):
-    """(max, k): each window's maximum and the row-major offset index k of its FIRST maximum."""
-    best = x[offsets[0]].copy()
-    k = np.zeros(best.shape, dtype=np.intp)
-    for i, s in enumerate(offsets[1:], start=1):
-        v = x[s]
-        later = v > best                                # strict: an equal later value does not win
-        np.copyto(best, v, where=later)
-        k[later] = i
-    return best, k
+def _window_max(x, offsets):
+    """Each window's maximum: the elementwise maximum of its kh kw offset slices."""
+    best = np.maximum(x[offsets[0]], x[offsets[1]]) if len(offsets) > 1 else x[offsets[0]].copy()
+    for s in offsets[2:]:
+        np.maximum(best, x[s], out=best)
+    return best
 
 
 def max_pool2d(x: np.ndarray, *, size=2, stride=None) -> np.ndarray:
@@ -324,7 +320,7 @@ def max_pool2d(x: np.ndarray, *, size=2, stride=None) -> np.ndarray:
     differentiable, and other libraries may choose another maximum.
     """
     x, size, stride, out = _pool_args("max_pool2d", x, size, stride)
-    return _argmax_window(x, _offsets(size, stride, out))[0]
+    return _window_max(x, _offsets(size, stride, out))
 
 
 def max_pool2d_vjp(dy: np.ndarray, x: np.ndarray, *, size=2, stride=None) -> tuple[np.ndarray]:
@@ -332,10 +328,14 @@ def max_pool2d_vjp(dy: np.ndarray, x: np.ndarray, *, size=2, stride=None) -> tup
     x, size, stride, out = _pool_args("max_pool2d_vjp", x, size, stride)
     offsets = _offsets(size, stride, out)
     dy = _dy("max_pool2d", dy, x.shape[:-2] + out, x.dtype)
-    _, k = _argmax_window(x, offsets)
+    best = _window_max(x, offsets)
+    taken = np.zeros(best.shape, dtype=bool)            # windows whose maximum has been found
     dx = np.zeros_like(x)
-    for i, s in enumerate(offsets):
-        dx[s] += np.where(k == i, dy, 0)
+    for s in offsets:                                   # row-major: the first maximum wins
+        hit = x[s] == best
+        hit &= ~taken
+        taken |= hit
+        dx[s] += np.where(hit, dy, x.dtype.type(0))
     return (dx,)
 
 
