@@ -34,7 +34,6 @@ def batch_norm_vjp_constant_statistics(dy, x, gamma, beta, *, eps=1e-5):
     """Treats mu and var as constants: dx = dy gamma / sqrt(var + eps)."""
     axes = (0,) + tuple(range(2, x.ndim))
     shape = (1, -1) + (1,) * (x.ndim - 2)
-    mu = x.mean(axis=axes, keepdims=True)
     s = 1 / np.sqrt(x.var(axis=axes, keepdims=True) + eps)
     _, dgamma, dbeta = L.batch_norm_vjp(dy, x, gamma, beta, eps=eps)
     return dy * gamma.reshape(shape) * s, dgamma, dbeta
