@@ -1,0 +1,719 @@
+"""Layers and their vector-Jacobian products, each derived by hand in NumPy.
+
+Every layer is a pair
+
+    name(x, *params, **options)          -> y
+    name_vjp(dy, x, *params, **options)  -> (dx, *dparams)
+
+where ``dy = dJ/dy`` is the gradient of some scalar J with respect to the output (same shape and
+dtype as y) and the result holds dJ/dx and dJ/dp for every parameter, each shaped like its
+primal. The VJP recomputes what it needs from the forward (a reference, not a cache). Arguments
+that are not differentiated (the integer ``ids`` of :func:`embedding`, the boolean dropout
+``mask``) get ``None`` in their slot; every floating argument gets its gradient.
+
+Conventions. Floating arrays are float32 or float64, all of one dtype per call; arithmetic stays
+in that dtype. Images are (N, C, H, W); sequences (N, T, features); ``sum_b`` sums over the
+batch. ``*`` is the elementwise product, ``@`` the matrix product, ``^T`` swaps the last two axes.
+Bad arguments raise TypeError or ValueError naming the argument, what was expected and what came.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .activations import sigmoid as _sigmoid
+
+__all__ = [
+    "attention", "attention_vjp", "avg_pool2d", "avg_pool2d_vjp", "batch_norm", "batch_norm_vjp",
+    "conv2d", "conv2d_vjp", "dense", "dense_vjp", "dropout", "dropout_vjp", "embedding",
+    "embedding_vjp", "layer_norm", "layer_norm_vjp", "lstm", "lstm_vjp", "max_pool2d",
+    "max_pool2d_vjp", "relu", "relu_vjp", "reshape", "reshape_vjp", "rnn", "rnn_vjp", "sigmoid",
+    "sigmoid_vjp", "softmax", "softmax_vjp",
+]
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+# ----------------------------------------------------------------------------------------------
+# argument checks
+
+
+def _float(layer: str, name: str, a, ndim: int | None = None, shape_doc: str = "", min_ndim: int | None = None) -> np.ndarray:
+    """``a`` as a float32/float64 ndarray of the stated rank, or a TypeError/ValueError naming it."""
+    a = np.asarray(a)
+    if a.dtype not in _FLOATS:
+        raise TypeError(f"{layer}: {name} must be a float32 or float64 array; got dtype {a.dtype}")
+    if ndim is not None and a.ndim != ndim:
+        raise ValueError(f"{layer}: {name} must be {ndim}-D{' ' + shape_doc if shape_doc else ''}; got shape {a.shape}")
+    if min_ndim is not None and a.ndim < min_ndim:
+        raise ValueError(f"{layer}: {name} must have at least {min_ndim} axes{' ' + shape_doc if shape_doc else ''}; got shape {a.shape}")
+    if 0 in a.shape:
+        raise ValueError(f"{layer}: {name} is empty (shape {a.shape})")
+    return a
+
+
+def _same_dtype(layer: str, **arrays: np.ndarray) -> np.dtype:
+    (first, a0), *rest = arrays.items()
+    for name, a in rest:
+        if a.dtype != a0.dtype:
+            raise TypeError(
+                f"{layer}: {name} is {a.dtype} but {first} is {a0.dtype}; all floating arguments must share one dtype"
+            )
+    return a0.dtype
+
+
+def _shape(layer: str, name: str, a: np.ndarray, expected: tuple, why: str = "") -> None:
+    if a.shape != tuple(expected):
+        raise ValueError(f"{layer}: {name} must have shape {tuple(expected)}{' ' + why if why else ''}; got {a.shape}")
+
+
+def _dy(layer: str, dy, shape: tuple, dtype: np.dtype) -> np.ndarray:
+    """The cotangent: same shape and dtype as the layer's output."""
+    dy = np.asarray(dy)
+    if dy.dtype != dtype:
+        raise TypeError(f"{layer}_vjp: dy must have the output's dtype {dtype}; got {dy.dtype}")
+    if dy.shape != tuple(shape):
+        raise ValueError(f"{layer}_vjp: dy must have the output's shape {tuple(shape)}; got {dy.shape}")
+    return dy
+
+
+def _pair(layer: str, name: str, v, minimum: int) -> tuple[int, int]:
+    """An int or a pair of ints, each >= minimum, as a pair."""
+    vals = (v, v) if not isinstance(v, (tuple, list)) else tuple(v)
+    if len(vals) != 2 or not all(isinstance(k, (int, np.integer)) and not isinstance(k, bool) for k in vals):
+        raise TypeError(f"{layer}: {name} must be an int or a pair of ints; got {v!r}")
+    if min(vals) < minimum:
+        raise ValueError(f"{layer}: {name} must be >= {minimum}; got {v!r}")
+    return int(vals[0]), int(vals[1])
+
+
+def _positive(layer: str, name: str, v) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) or not np.isfinite(v) or v <= 0:
+        raise ValueError(f"{layer}: {name} must be a finite number > 0; got {v!r}")
+    return float(v)
+
+
+def _axis(layer: str, axis, ndim: int) -> int:
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{layer}: axis must be an int; got {axis!r}")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{layer}: axis {axis} is out of range for an array of {ndim} axes")
+    return int(axis) % ndim
+
+
+# ----------------------------------------------------------------------------------------------
+# dense
+
+
+def _dense_args(x, W, layer="dense"):
+    x = _float(layer, "x", x, 2, "(N, n_in)")
+    W = _float(layer, "W", W, 2, "(n_in + 1, n_out), row 0 the bias")
+    _same_dtype(layer, x=x, W=W)
+    if W.shape[0] != x.shape[1] + 1:
+        raise ValueError(
+            f"{layer}: W must have n_in + 1 = {x.shape[1] + 1} rows for x of shape {x.shape} (row 0 is the bias); got {W.shape}"
+        )
+    return x, W
+
+
+def dense(x: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """The post's fully connected layer, bias in row 0 of W.
+
+    Forward:   y = x W[1:] + W[0]                       x (N, n_in), W (n_in + 1, n_out), y (N, n_out)
+    Backward:  dx = dy W[1:]^T,  dW[1:] = x^T dy,  dW[0] = sum_b dy[b]
+    """
+    x, W = _dense_args(x, W)
+    return x @ W[1:] + W[0]
+
+
+def dense_vjp(dy: np.ndarray, x: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(dx, dW)`` of :func:`dense`."""
+    x, W = _dense_args(x, W, "dense_vjp")
+    dy = _dy("dense", dy, (x.shape[0], W.shape[1]), x.dtype)
+    dW = np.empty_like(W)
+    dW[0] = dy.sum(axis=0)
+    np.matmul(x.T, dy, out=dW[1:])
+    return dy @ W[1:].T, dW
+
+
+# ----------------------------------------------------------------------------------------------
+# elementwise and shape layers (for composing networks)
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    """Forward: y = max(x, 0).  Backward: dx = dy * [x > 0] (slope 0 at the kink x = 0)."""
+    x = _float("relu", "x", x)
+    return np.maximum(x, 0)
+
+
+def relu_vjp(dy: np.ndarray, x: np.ndarray) -> tuple[np.ndarray]:
+    """``(dx,)`` of :func:`relu`."""
+    x = _float("relu_vjp", "x", x)
+    dy = _dy("relu", dy, x.shape, x.dtype)
+    return (np.where(x > 0, dy, 0).astype(x.dtype, copy=False),)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Forward: y = 1 / (1 + e^{-x}) (no overflow).  Backward: dx = dy * y (1 - y)."""
+    x = _float("sigmoid", "x", x)
+    return _sigmoid(x)
+
+
+def sigmoid_vjp(dy: np.ndarray, x: np.ndarray) -> tuple[np.ndarray]:
+    """``(dx,)`` of :func:`sigmoid`."""
+    x = _float("sigmoid_vjp", "x", x)
+    dy = _dy("sigmoid", dy, x.shape, x.dtype)
+    y = _sigmoid(x)
+    return (dy * (y * (1 - y)),)
+
+
+def _reshape_target(layer: str, x: np.ndarray, shape) -> tuple[int, ...]:
+    if not isinstance(shape, (tuple, list)) or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in shape):
+        raise TypeError(f"{layer}: shape must be a tuple of ints (per example); got {shape!r}")
+    per_example = int(np.prod(x.shape[1:]))
+    known = int(np.prod([s for s in shape if s != -1]))
+    if sum(s == -1 for s in shape) > 1 or any(s < -1 or s == 0 for s in shape) or (
+        per_example % known if -1 in shape else per_example != known
+    ):
+        raise ValueError(f"{layer}: cannot reshape examples of shape {x.shape[1:]} to {tuple(shape)}")
+    return (x.shape[0],) + tuple(int(s) for s in shape)
+
+
+def reshape(x: np.ndarray, *, shape: Sequence[int]) -> np.ndarray:
+    """Forward: y = x reshaped to (N, *shape) (one -1 allowed; ``shape=(-1,)`` flattens).
+    Backward: dx = dy reshaped to x's shape."""
+    x = _float("reshape", "x", x, min_ndim=1)
+    return x.reshape(_reshape_target("reshape", x, shape))
+
+
+def reshape_vjp(dy: np.ndarray, x: np.ndarray, *, shape: Sequence[int]) -> tuple[np.ndarray]:
+    """``(dx,)`` of :func:`reshape`."""
+    x = _float("reshape_vjp", "x", x, min_ndim=1)
+    target = x.reshape(_reshape_target("reshape", x, shape)).shape
+    return (_dy("reshape", dy, target, x.dtype).reshape(x.shape),)
+
+
+# ----------------------------------------------------------------------------------------------
+# convolution
+
+
+def _conv_args(x, W, b, stride, padding, layer="conv2d"):
+    x = _float(layer, "x", x, 4, "(N, C_in, H, W)")
+    W = _float(layer, "W", W, 4, "(C_out, C_in, kh, kw)")
+    b = _float(layer, "b", b, 1, "(C_out,)")
+    _same_dtype(layer, x=x, W=W, b=b)
+    if W.shape[1] != x.shape[1]:
+        raise ValueError(f"{layer}: W has C_in = {W.shape[1]} but x has {x.shape[1]} channels (x {x.shape}, W {W.shape})")
+    _shape(layer, "b", b, (W.shape[0],), "(one bias per output channel)")
+    sh, sw = _pair(layer, "stride", stride, 1)
+    ph, pw = _pair(layer, "padding", padding, 0)
+    kh, kw = W.shape[2:]
+    Hp, Wp = x.shape[2] + 2 * ph, x.shape[3] + 2 * pw
+    if Hp < kh or Wp < kw:
+        raise ValueError(
+            f"{layer}: the {kh}x{kw} kernel does not fit the padded input {Hp}x{Wp} (x {x.shape}, padding {(ph, pw)})"
+        )
+    Ho, Wo = (Hp - kh) // sh + 1, (Wp - kw) // sw + 1
+    return x, W, b, (sh, sw), (ph, pw), (Ho, Wo)
+
+
+def _im2col(x: np.ndarray, kh: int, kw: int, stride, padding) -> np.ndarray:
+    """X of shape (C kh kw, N Ho Wo): column (n, i, j) is the padded window under output pixel
+    (i, j), its rows ordered (c, p, q) like W[f].ravel(). Built from a read-only sliding-window
+    view; one copy, in an order whose innermost axis (j) is contiguous in x for stride 1."""
+    (sh, sw), (ph, pw) = stride, padding
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
+    win = sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]   # (N, C, Ho, Wo, kh, kw)
+    N, C, Ho, Wo = win.shape[:4]
+    return np.ascontiguousarray(win.transpose(1, 4, 5, 0, 2, 3)).reshape(C * kh * kw, N * Ho * Wo)
+
+
+def conv2d(x: np.ndarray, W: np.ndarray, b: np.ndarray, *, stride=1, padding=0) -> np.ndarray:
+    """2-D cross-correlation (PyTorch's and JAX's convolution), zero padding, stride s.
+
+    Shapes: x (N, C, H, W), W (F, C, kh, kw), b (F,), y (N, F, Ho, Wo) with
+    Ho = (H + 2 ph - kh) // sh + 1 (Wo alike); x_p is x zero-padded by (ph, pw).
+
+    Forward:   y[n,f,i,j] = b[f] + sum_{c,p,q} W[f,c,p,q] x_p[n, c, sh i + p, sw j + q]
+    Backward:  db[f]      = sum_{n,i,j} dy[n,f,i,j]
+               dW[f,c,p,q] = sum_{n,i,j} dy[n,f,i,j] x_p[n, c, sh i + p, sw j + q]
+               dx_p[n,c,r,t] = sum_{f,i,j : sh i + p = r, sw j + q = t} dy[n,f,i,j] W[f,c,p,q]
+               dx = dx_p without its padding.
+    For stride 1 the last sum is the *full convolution* of dy with the kernel rotated by 180
+    degrees: dx_p[n,c] = sum_f (dy[n,f] zero-padded by k - 1) correlated with W[f,c,::-1,::-1];
+    the flip is what a hand derivation most often forgets.
+
+    Computation: im2col. X (C kh kw, N Ho Wo) holds every window (:func:`_im2col`), and each
+    product is ONE GEMM: y = W_mat X, dW_mat = dY X^T, dX = W_mat^T dY (dY is dy as
+    (F, N Ho Wo), W_mat is W as (F, C kh kw)); col2im scatters dX back onto x_p with one strided
+    add per kernel offset (p, q).
+    """
+    x, W, b, stride, padding, (Ho, Wo) = _conv_args(x, W, b, stride, padding)
+    N, F = x.shape[0], W.shape[0]
+    y = W.reshape(F, -1) @ _im2col(x, W.shape[2], W.shape[3], stride, padding)   # (F, N Ho Wo)
+    y += b[:, None]
+    return np.ascontiguousarray(y.reshape(F, N, Ho, Wo).transpose(1, 0, 2, 3))
+
+
+def conv2d_vjp(dy: np.ndarray, x: np.ndarray, W: np.ndarray, b: np.ndarray, *, stride=1, padding=0):
+    """``(dx, dW, db)`` of :func:`conv2d` (equations there)."""
+    x, W, b, (sh, sw), (ph, pw), (Ho, Wo) = _conv_args(x, W, b, stride, padding, "conv2d_vjp")
+    N, C, H, Wd = x.shape
+    F, _, kh, kw = W.shape
+    dy = _dy("conv2d", dy, (N, F, Ho, Wo), x.dtype)
+    dY = np.ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(F, N * Ho * Wo)
+    db = dY.sum(axis=1)
+    dW = (dY @ _im2col(x, kh, kw, (sh, sw), (ph, pw)).T).reshape(W.shape)
+    dX = (W.reshape(F, -1).T @ dY).reshape(C, kh, kw, N, Ho, Wo)
+    dxp = np.zeros((N, C, H + 2 * ph, Wd + 2 * pw), dtype=x.dtype)
+    for p in range(kh):                                 # col2im: window offset (p, q) of every
+        for q in range(kw):                             # output pixel lands on x_p[sh i + p, sw j + q]
+            dxp[:, :, p:p + sh * (Ho - 1) + 1:sh, q:q + sw * (Wo - 1) + 1:sw] += dX[:, p, q].transpose(1, 0, 2, 3)
+    return dxp[:, :, ph:ph + H, pw:pw + Wd], dW, db
+
+
+# ----------------------------------------------------------------------------------------------
+# pooling
+
+
+def _pool_args(layer, x, size, stride):
+    x = _float(layer, "x", x, min_ndim=2, shape_doc="(..., H, W)")
+    kh, kw = _pair(layer, "size", size, 1)
+    sh, sw = _pair(layer, "stride", size if stride is None else stride, 1)
+    H, W = x.shape[-2:]
+    if H < kh or W < kw:
+        raise ValueError(f"{layer}: the {kh}x{kw} window does not fit the input's last two axes {H}x{W}")
+    return x, (kh, kw), (sh, sw), ((H - kh) // sh + 1, (W - kw) // sw + 1)
+
+
+def _offsets(size, stride, out):
+    """For each window offset (p, q), row-major: the slices of x it covers, one per output pixel."""
+    (kh, kw), (sh, sw), (Ho, Wo) = size, stride, out
+    return [
+        (..., slice(p, p + sh * (Ho - 1) + 1, sh), slice(q, q + sw * (Wo - 1) + 1, sw))
+        for p in range(kh) for q in range(kw)
+    ]
+
+
+def _window_max(x, offsets):
+    """Each window's maximum: the elementwise maximum of its kh kw offset slices."""
+    best = np.maximum(x[offsets[0]], x[offsets[1]]) if len(offsets) > 1 else x[offsets[0]].copy()
+    for s in offsets[2:]:
+        np.maximum(best, x[s], out=best)
+    return best
+
+
+def max_pool2d(x: np.ndarray, *, size=2, stride=None) -> np.ndarray:
+    """Maximum over kh x kw windows of the last two axes, stride (sh, sw) (default: the size).
+
+    Shapes: x (..., H, W), y (..., Ho, Wo), Ho = (H - kh) // sh + 1, no padding.
+
+    Forward:   y[..., i, j] = max_{p,q} x[..., sh i + p, sw j + q]
+    Backward:  dx[..., sh i + p*, sw j + q*] += dy[..., i, j]  for the window's argmax (p*, q*);
+               every other position of the window gets nothing from it. Overlapping windows
+               (stride < size) add their contributions.
+    Ties: the gradient goes to the FIRST maximum of the window in row-major order (smallest p,
+    then smallest q), as ``np.argmax`` on the flattened window. At a tie max is not
+    differentiable, and other libraries may choose another maximum.
+    """
+    x, size, stride, out = _pool_args("max_pool2d", x, size, stride)
+    return _window_max(x, _offsets(size, stride, out))
+
+
+def max_pool2d_vjp(dy: np.ndarray, x: np.ndarray, *, size=2, stride=None) -> tuple[np.ndarray]:
+    """``(dx,)`` of :func:`max_pool2d` (equations and the tie rule there)."""
+    x, size, stride, out = _pool_args("max_pool2d_vjp", x, size, stride)
+    offsets = _offsets(size, stride, out)
+    dy = _dy("max_pool2d", dy, x.shape[:-2] + out, x.dtype)
+    best = _window_max(x, offsets)
+    taken = np.zeros(best.shape, dtype=bool)            # windows whose maximum has been found
+    dx = np.zeros_like(x)
+    for s in offsets:                                   # row-major: the first maximum wins
+        hit = x[s] == best
+        hit &= ~taken
+        taken |= hit
+        dx[s] += np.where(hit, dy, x.dtype.type(0))
+    return (dx,)
+
+
+def avg_pool2d(x: np.ndarray, *, size=2, stride=None) -> np.ndarray:
+    """Mean over kh x kw windows of the last two axes, stride (default: the size), no padding.
+
+    Forward:   y[..., i, j] = 1/(kh kw) sum_{p,q} x[..., sh i + p, sw j + q]
+    Backward:  dx[..., sh i + p, sw j + q] += dy[..., i, j] / (kh kw)  for every (p, q)
+    """
+    x, size, stride, out = _pool_args("avg_pool2d", x, size, stride)
+    offsets = _offsets(size, stride, out)
+    y = x[offsets[0]].copy()
+    for s in offsets[1:]:
+        y += x[s]
+    y *= x.dtype.type(1 / (size[0] * size[1]))
+    return y
+
+
+def avg_pool2d_vjp(dy: np.ndarray, x: np.ndarray, *, size=2, stride=None) -> tuple[np.ndarray]:
+    """``(dx,)`` of :func:`avg_pool2d`."""
+    x, size, stride, out = _pool_args("avg_pool2d_vjp", x, size, stride)
+    dy = _dy("avg_pool2d", dy, x.shape[:-2] + out, x.dtype)
+    share = dy * x.dtype.type(1 / (size[0] * size[1]))
+    dx = np.zeros_like(x)
+    for s in _offsets(size, stride, out):
+        dx[s] += share
+    return (dx,)
+
+
+# ----------------------------------------------------------------------------------------------
+# dropout
+
+
+def _dropout_args(layer, x, mask, rate):
+    x = _float(layer, "x", x)
+    mask = np.asarray(mask)
+    if mask.dtype != np.bool_:
+        raise TypeError(
+            f"{layer}: mask must be a boolean array (True keeps an entry); got dtype {mask.dtype}"
+            " (for 0/1 numbers pass mask.astype(bool))"
+        )
+    _shape(layer, "mask", mask, x.shape, "(the shape of x)")
+    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.floating)) or not 0 <= rate < 1:
+        raise ValueError(f"{layer}: rate must be a number in [0, 1); got {rate!r}")
+    return x, mask, x.dtype.type(1 / (1 - rate))
+
+
+def dropout(x: np.ndarray, mask: np.ndarray, *, rate: float) -> np.ndarray:
+    """Inverted dropout with a given boolean keep-mask (True keeps), so that E[y] = x when the
+    mask is drawn with P(True) = 1 - rate. Shapes: x, mask, y all alike.
+
+    Forward:   y = x * mask / (1 - rate)
+    Backward:  dx = dy * mask / (1 - rate);  the mask is boolean and gets no gradient (None).
+    """
+    x, mask, scale = _dropout_args("dropout", x, mask, rate)
+    return np.where(mask, x * scale, x.dtype.type(0))
+
+
+def dropout_vjp(dy: np.ndarray, x: np.ndarray, mask: np.ndarray, *, rate: float) -> tuple[np.ndarray, None]:
+    """``(dx, None)`` of :func:`dropout`."""
+    x, mask, scale = _dropout_args("dropout_vjp", x, mask, rate)
+    dy = _dy("dropout", dy, x.shape, x.dtype)
+    return np.where(mask, dy * scale, x.dtype.type(0)), None
+
+
+# ----------------------------------------------------------------------------------------------
+# normalisation
+
+
+def _norm_args(layer, x, gamma, beta, eps, axis):
+    x = _float(layer, "x", x, min_ndim=2, shape_doc="(N, D) or (N, C, H, W)")
+    gamma = _float(layer, "gamma", gamma, 1)
+    beta = _float(layer, "beta", beta, 1)
+    _same_dtype(layer, x=x, gamma=gamma, beta=beta)
+    what = "(one per feature: x.shape[1])" if axis == 1 else "(one per feature: x.shape[-1])"
+    _shape(layer, "gamma", gamma, (x.shape[axis],), what)
+    _shape(layer, "beta", beta, (x.shape[axis],), what)
+    _positive(layer, "eps", eps)
+    bshape = [1] * x.ndim
+    bshape[axis] = x.shape[axis]
+    axes = tuple(a for a in range(x.ndim) if a != axis) if axis == 1 else (x.ndim - 1,)
+    return x, gamma.reshape(bshape), beta.reshape(bshape), x.dtype.type(eps), axes
+
+
+def _normalise(x, eps, axes):
+    """xhat = (x - mu) / sqrt(var + eps) over ``axes``, and 1 / sqrt(var + eps)."""
+    mu = x.mean(axis=axes, keepdims=True)
+    xc = x - mu
+    inv = 1 / np.sqrt((xc * xc).mean(axis=axes, keepdims=True) + eps)
+    return xc * inv, inv
+
+
+def _normalise_vjp(dxhat, xhat, inv, axes):
+    """dx from dxhat = dJ/dxhat: the mean and the variance depend on x too (see batch_norm)."""
+    return inv * (dxhat - dxhat.mean(axis=axes, keepdims=True) - xhat * (dxhat * xhat).mean(axis=axes, keepdims=True))
+
+
+def batch_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, *, eps: float = 1e-5) -> np.ndarray:
+    """Batch normalisation in training mode: statistics over every axis but axis 1 (the features
+    of (N, D), the channels of (N, C, H, W)); M values per feature. Running averages for
+    inference belong to the training loop.
+
+    Forward:   mu = 1/M sum x,  var = 1/M sum (x - mu)^2  (biased),  s = 1/sqrt(var + eps)
+               xhat = (x - mu) s,  y = gamma xhat + beta             gamma, beta (C,)
+    Backward:  dbeta = sum dy,  dgamma = sum dy * xhat,  dxhat = dy * gamma
+               dx = s (dxhat - mean(dxhat) - xhat mean(dxhat * xhat))
+    (sums and means over the M values of each feature). The two subtracted means are the paths
+    through mu and var: dropping them treats the statistics as constants, a classic slip.
+    """
+    x, g, b, eps, axes = _norm_args("batch_norm", x, gamma, beta, eps, 1)
+    return g * _normalise(x, eps, axes)[0] + b
+
+
+def batch_norm_vjp(dy, x, gamma, beta, *, eps: float = 1e-5):
+    """``(dx, dgamma, dbeta)`` of :func:`batch_norm`."""
+    x, g, b, eps, axes = _norm_args("batch_norm_vjp", x, gamma, beta, eps, 1)
+    dy = _dy("batch_norm", dy, x.shape, x.dtype)
+    xhat, inv = _normalise(x, eps, axes)
+    dx = _normalise_vjp(dy * g, xhat, inv, axes)
+    return dx, (dy * xhat).sum(axis=axes), dy.sum(axis=axes)
+
+
+def layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, *, eps: float = 1e-5) -> np.ndarray:
+    """Layer normalisation over the last axis (D values per row), x (..., D), gamma, beta (D,).
+
+    Forward:   mu = mean_k x_k,  var = mean_k (x_k - mu)^2,  s = 1/sqrt(var + eps)
+               xhat = (x - mu) s,  y = gamma xhat + beta
+    Backward:  dgamma = sum_rows dy * xhat,  dbeta = sum_rows dy,  dxhat = dy * gamma
+               dx = s (dxhat - mean_k dxhat - xhat mean_k(dxhat * xhat))      (per row)
+    """
+    x, g, b, eps, axes = _norm_args("layer_norm", x, gamma, beta, eps, -1)
+    return g * _normalise(x, eps, axes)[0] + b
+
+
+def layer_norm_vjp(dy, x, gamma, beta, *, eps: float = 1e-5):
+    """``(dx, dgamma, dbeta)`` of :func:`layer_norm`."""
+    x, g, b, eps, axes = _norm_args("layer_norm_vjp", x, gamma, beta, eps, -1)
+    dy = _dy("layer_norm", dy, x.shape, x.dtype)
+    xhat, inv = _normalise(x, eps, axes)
+    rows = tuple(range(x.ndim - 1))
+    return _normalise_vjp(dy * g, xhat, inv, axes), (dy * xhat).sum(axis=rows), dy.sum(axis=rows)
+
+
+# ----------------------------------------------------------------------------------------------
+# softmax and attention
+
+
+def _softmax(x, axis, allowed=None):
+    """exp(x - max) / sum, with the max over the allowed entries; disallowed entries are exactly 0
+    (no -inf is formed, so nothing overflows or warns)."""
+    if allowed is None:
+        e = np.exp(x - x.max(axis=axis, keepdims=True))
+    else:
+        m = np.max(x, axis=axis, keepdims=True, where=allowed, initial=-np.inf)
+        e = np.exp(np.where(allowed, x - m, 0))
+        e *= allowed
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def softmax(x: np.ndarray, *, axis: int = -1) -> np.ndarray:
+    """y = exp(x) / sum_axis exp(x), computed as exp(x - max x) (no overflow). Shapes alike.
+
+    Backward (Jacobian dy_k/dx_j = y_k ([k = j] - y_j), applied without forming it):
+               dx = y * (dy - sum_axis(dy * y))
+    Keeping only the diagonal y (1 - y) of the Jacobian is the classic slip.
+    """
+    x = _float("softmax", "x", x)
+    return _softmax(x, _axis("softmax", axis, x.ndim))
+
+
+def softmax_vjp(dy: np.ndarray, x: np.ndarray, *, axis: int = -1) -> tuple[np.ndarray]:
+    """``(dx,)`` of :func:`softmax`."""
+    x = _float("softmax_vjp", "x", x)
+    axis = _axis("softmax_vjp", axis, x.ndim)
+    dy = _dy("softmax", dy, x.shape, x.dtype)
+    y = _softmax(x, axis)
+    return (y * (dy - (dy * y).sum(axis=axis, keepdims=True)),)
+
+
+def _attention_args(layer, q, k, v, causal):
+    q = _float(layer, "q", q, 3, "(N, T_q, d)")
+    k = _float(layer, "k", k, 3, "(N, T_k, d)")
+    v = _float(layer, "v", v, 3, "(N, T_k, d_v)")
+    _same_dtype(layer, q=q, k=k, v=v)
+    N, Tq, d = q.shape
+    _shape(layer, "k", k, (N, k.shape[1], d), "(N, T_k, d) with q's N and d")
+    _shape(layer, "v", v, (N, k.shape[1], v.shape[2]), "(N, T_k, d_v) with k's N and T_k")
+    if not isinstance(causal, (bool, np.bool_)):
+        raise TypeError(f"{layer}: causal must be True or False; got {causal!r}")
+    if causal and Tq != k.shape[1]:
+        raise ValueError(f"{layer}: causal attention needs T_q == T_k; got q {q.shape}, k {k.shape}")
+    allowed = np.tril(np.ones((Tq, Tq), dtype=bool)) if causal else None
+    return q, k, v, allowed, q.dtype.type(1 / np.sqrt(d))
+
+
+def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, *, causal: bool = False) -> np.ndarray:
+    """Single-head scaled dot-product attention. q (N, T_q, d), k (N, T_k, d), v (N, T_k, d_v),
+    y (N, T_q, d_v); with ``causal`` (T_q = T_k), query t sees keys 1..t only.
+
+    Forward:   S = q k^T / sqrt(d),   P = softmax(S) over keys (masked keys: P = 0),   y = P v
+    Backward:  dv = P^T dy,   dP = dy v^T,   dS = P * (dP - sum_keys(dP * P))
+               dq = dS k / sqrt(d),   dk = dS^T q / sqrt(d)
+    Masked entries have P = 0, hence dS = 0: no gradient flows to future keys.
+    """
+    q, k, v, allowed, scale = _attention_args("attention", q, k, v, causal)
+    return _softmax(q @ k.transpose(0, 2, 1) * scale, -1, allowed) @ v
+
+
+def attention_vjp(dy, q, k, v, *, causal: bool = False):
+    """``(dq, dk, dv)`` of :func:`attention`."""
+    q, k, v, allowed, scale = _attention_args("attention_vjp", q, k, v, causal)
+    dy = _dy("attention", dy, (q.shape[0], q.shape[1], v.shape[2]), q.dtype)
+    P = _softmax(q @ k.transpose(0, 2, 1) * scale, -1, allowed)
+    dP = dy @ v.transpose(0, 2, 1)
+    dS = P * (dP - (dP * P).sum(axis=-1, keepdims=True))
+    dS *= scale
+    return dS @ k, dS.transpose(0, 2, 1) @ q, P.transpose(0, 2, 1) @ dy
+
+
+# ----------------------------------------------------------------------------------------------
+# embedding
+
+
+def _embedding_args(layer, ids, E):
+    ids = np.asarray(ids)
+    if ids.dtype.kind not in "iu":
+        raise TypeError(f"{layer}: ids must be an integer array; got dtype {ids.dtype}")
+    E = _float(layer, "E", E, 2, "(V, d)")
+    if ids.size and (ids.min() < 0 or ids.max() >= E.shape[0]):
+        raise ValueError(f"{layer}: ids must lie in [0, V) = [0, {E.shape[0]}); got values in [{ids.min()}, {ids.max()}]")
+    return ids, E
+
+
+def embedding(ids: np.ndarray, E: np.ndarray) -> np.ndarray:
+    """Row lookup: ids integers (any shape, e.g. (N, T)) in [0, V), E (V, d), y (*ids.shape, d).
+
+    Forward:   y[n, t] = E[ids[n, t]]
+    Backward:  dE[r] = sum_{(n, t) : ids[n, t] = r} dy[n, t]   (repeated ids ACCUMULATE)
+               ids are integers and get no gradient: the vjp returns ``(None, dE)``.
+    """
+    ids, E = _embedding_args("embedding", ids, E)
+    return E[ids]
+
+
+def embedding_vjp(dy: np.ndarray, ids: np.ndarray, E: np.ndarray) -> tuple[None, np.ndarray]:
+    """``(None, dE)`` of :func:`embedding`."""
+    ids, E = _embedding_args("embedding_vjp", ids, E)
+    dy = _dy("embedding", dy, ids.shape + (E.shape[1],), E.dtype)
+    dE = np.zeros_like(E)
+    np.add.at(dE, ids.ravel(), dy.reshape(-1, E.shape[1]))
+    return None, dE
+
+
+# ----------------------------------------------------------------------------------------------
+# recurrent layers
+
+
+def _recurrent_args(layer, x, states, Wx, Wh, b, gates):
+    x = _float(layer, "x", x, 3, "(N, T, D)")
+    Wx = _float(layer, "Wx", Wx, 2, f"(D, {gates}H)" if gates > 1 else "(D, H)")
+    Wh = _float(layer, "Wh", Wh, 2)
+    b = _float(layer, "b", b, 1)
+    states = {k: _float(layer, k, s, 2, "(N, H)") for k, s in states.items()}
+    _same_dtype(layer, x=x, **states, Wx=Wx, Wh=Wh, b=b)
+    N, T, D = x.shape
+    if Wx.shape[0] != D or Wx.shape[1] % gates:
+        raise ValueError(f"{layer}: Wx must have shape (D, {gates}H) with D = {D} (x {x.shape}); got {Wx.shape}")
+    H = Wx.shape[1] // gates
+    _shape(layer, "Wh", Wh, (H, gates * H), f"(H, {gates}H) with H = {H} from Wx")
+    _shape(layer, "b", b, (gates * H,), f"({gates}H,)")
+    for k, s in states.items():
+        _shape(layer, k, s, (N, H), "(N, H)")
+    return x, states, Wx, Wh, b
+
+
+def rnn(x: np.ndarray, h0: np.ndarray, Wx: np.ndarray, Wh: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Elman RNN. x (N, T, D), h0 (N, H), Wx (D, H), Wh (H, H), b (H,); returns every h_t, (N, T, H).
+
+    Forward:   h_t = tanh(a_t),  a_t = x_t Wx + h_{t-1} Wh + b          t = 1..T
+    Backward through time, with dh_T the incoming dy_T and da_{T+1} = 0:
+               dh_t  = dy_t + da_{t+1} Wh^T
+               da_t  = dh_t * (1 - h_t^2)
+               dx_t  = da_t Wx^T,   dWx = sum_t x_t^T da_t,   dWh = sum_t h_{t-1}^T da_t
+               db    = sum_{t,b} da_t,   dh0 = da_1 Wh^T
+    """
+    x, (h,), Wx, Wh, b = _rnn(x, h0, Wx, Wh, b, "rnn")
+    return h
+
+
+def _rnn(x, h0, Wx, Wh, b, layer):
+    x, st, Wx, Wh, b = _recurrent_args(layer, x, {"h0": h0}, Wx, Wh, b, 1)
+    N, T, _ = x.shape
+    xw = (x.reshape(N * T, -1) @ Wx).reshape(N, T, -1)  # all input projections: one GEMM
+    h = np.empty_like(xw)
+    prev = st["h0"]
+    for t in range(T):
+        prev = h[:, t] = np.tanh(xw[:, t] + prev @ Wh + b)
+    return x, (h,), Wx, Wh, st["h0"]
+
+
+def rnn_vjp(dy, x, h0, Wx, Wh, b):
+    """``(dx, dh0, dWx, dWh, db)`` of :func:`rnn`."""
+    x, (h,), Wx, Wh, h0 = _rnn(x, h0, Wx, Wh, b, "rnn_vjp")
+    N, T, D = x.shape
+    dy = _dy("rnn", dy, h.shape, x.dtype)
+    da = np.empty_like(h)
+    dh = np.zeros_like(h0)                              # da_{t+1} Wh^T, zero after the last step
+    for t in range(T - 1, -1, -1):
+        dh += dy[:, t]
+        da[:, t] = dh * (1 - h[:, t] * h[:, t])
+        dh = da[:, t] @ Wh.T
+    hprev = np.concatenate([h0[:, None], h[:, :-1]], axis=1)
+    A = da.reshape(N * T, -1)
+    return (
+        (A @ Wx.T).reshape(N, T, D), dh,
+        x.reshape(N * T, D).T @ A, hprev.reshape(N * T, -1).T @ A, A.sum(axis=0),
+    )
+
+
+def lstm(x, h0, c0, Wx, Wh, b) -> np.ndarray:
+    """LSTM. x (N, T, D), h0, c0 (N, H), Wx (D, 4H), Wh (H, 4H), b (4H,); returns every h_t (N, T, H).
+    Gates in the order i, f, o, g along the last axis of Wx, Wh and b.
+
+    Forward:   a_t = x_t Wx + h_{t-1} Wh + b = [a_i, a_f, a_o, a_g]
+               i = sigma(a_i), f = sigma(a_f), o = sigma(a_o), g = tanh(a_g)
+               c_t = f * c_{t-1} + i * g,    h_t = o * tanh(c_t)
+    Backward through time, with dh_{T+1}-carry = 0 and dc_{T+1}-carry = 0:
+               dh_t = dy_t + da_{t+1} Wh^T
+               dc_t = f_{t+1} * dc_{t+1} + dh_t * o * (1 - tanh^2 c_t)   (the cell-state path)
+               di = dc_t g,  df = dc_t c_{t-1},  do = dh_t tanh c_t,  dg = dc_t i
+               da_t = [di i(1-i), df f(1-f), do o(1-o), dg (1-g^2)]
+               dx_t = da_t Wx^T,  dWx = sum_t x_t^T da_t,  dWh = sum_t h_{t-1}^T da_t,  db = sum da_t
+               dh0 = da_1 Wh^T,   dc0 = f_1 * dc_1
+    """
+    return _lstm(x, h0, c0, Wx, Wh, b, "lstm")[1]
+
+
+def _lstm(x, h0, c0, Wx, Wh, b, layer):
+    x, st, Wx, Wh, b = _recurrent_args(layer, x, {"h0": h0, "c0": c0}, Wx, Wh, b, 4)
+    N, T, _ = x.shape
+    H = Wh.shape[0]
+    xw = (x.reshape(N * T, -1) @ Wx).reshape(N, T, 4 * H)
+    h, c = np.empty((N, T, H), x.dtype), np.empty((N, T, H), x.dtype)
+    gates = np.empty((N, T, 4 * H), x.dtype)            # i, f, o, g after their nonlinearities
+    hp, cp = st["h0"], st["c0"]
+    for t in range(T):
+        a = xw[:, t] + hp @ Wh + b
+        gates[:, t, :3 * H] = _sigmoid(a[:, :3 * H])
+        gates[:, t, 3 * H:] = np.tanh(a[:, 3 * H:])
+        i, f, o, g = np.split(gates[:, t], 4, axis=1)
+        cp = c[:, t] = f * cp + i * g
+        hp = h[:, t] = o * np.tanh(cp)
+    return x, h, c, gates, st, Wx, Wh
+
+
+def lstm_vjp(dy, x, h0, c0, Wx, Wh, b):
+    """``(dx, dh0, dc0, dWx, dWh, db)`` of :func:`lstm`."""
+    x, h, c, gates, st, Wx, Wh = _lstm(x, h0, c0, Wx, Wh, b, "lstm_vjp")
+    N, T, D = x.shape
+    H = Wh.shape[0]
+    dy = _dy("lstm", dy, h.shape, x.dtype)
+    cprev = np.concatenate([st["c0"][:, None], c[:, :-1]], axis=1)
+    hprev = np.concatenate([st["h0"][:, None], h[:, :-1]], axis=1)
+    da = np.empty_like(gates)
+    dh, dc = np.zeros_like(st["h0"]), np.zeros_like(st["c0"])
+    for t in range(T - 1, -1, -1):
+        i, f, o, g = np.split(gates[:, t], 4, axis=1)
+        tc = np.tanh(c[:, t])
+        dh += dy[:, t]
+        dc += dh * o * (1 - tc * tc)
+        da[:, t, :H] = dc * g * i * (1 - i)
+        da[:, t, H:2 * H] = dc * cprev[:, t] * f * (1 - f)
+        da[:, t, 2 * H:3 * H] = dh * tc * o * (1 - o)
+        da[:, t, 3 * H:] = dc * i * (1 - g * g)
+        dc = dc * f
+        dh = da[:, t] @ Wh.T
+    A = da.reshape(N * T, -1)
+    return (
+        (A @ Wx.T).reshape(N, T, D), dh, dc,
+        x.reshape(N * T, D).T @ A, hprev.reshape(N * T, -1).T @ A, A.sum(axis=0),
+    )

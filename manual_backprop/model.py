@@ -1,0 +1,188 @@
+"""Networks as sequences of layers from ``manual_backprop.layers``, trained with the hand-derived
+VJPs: backpropagation is the chain of ``name_vjp`` calls from the loss back to the input.
+
+    >>> from manual_backprop.model import mnist_cnn
+    >>> net = mnist_cnn()
+    >>> params = net.init(seed=0)                       # one tuple of arrays per layer
+    >>> J, grads = net.loss_and_grad(params, x, y)      # grads: the same structure as params
+    >>> labels = net.predict(params, x)
+
+A :class:`Sequential` is a list of :class:`Layer` specs (a layer's name in
+``manual_backprop.layers``, its parameter shapes and options) and a loss from
+``manual_backprop.losses``. With a_0 = x and layer l computing a_l = f_l(a_{l-1}, *p_l):
+
+    forward    z = a_L (the logits),   J = 1/B sum_b l(z[b], y[b])
+    backward   da_L = (dl/dz) / B,   (da_{l-1}, *dp_l) = f_l_vjp(da_l, a_{l-1}, *p_l)   l = L..1
+
+The JAX twin with the same specs and API is ``autodiff_check.sequential``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _checks, layers
+from .losses import get_loss
+
+Params = list[tuple[np.ndarray, ...]]
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A layer of a :class:`Sequential`: ``name`` (a pair in manual_backprop.layers), the shapes
+    of its parameters, its keyword options, and each parameter's init (``"he"``: normal with
+    std sqrt(2 / fan_in); ``"zeros"``; ``"dense"``: He for W[1:] and a zero bias row)."""
+
+    name: str
+    shapes: tuple[tuple[int, ...], ...] = ()
+    options: dict = field(default_factory=dict)
+    inits: tuple[str, ...] = ()
+
+
+def Dense(n_in: int, n_out: int) -> Layer:
+    """y = x W[1:] + W[0], W (n_in + 1, n_out)."""
+    return Layer("dense", ((n_in + 1, n_out),), {}, ("dense",))
+
+
+def Conv2d(c_in: int, c_out: int, kernel: int | tuple[int, int], *, stride=1, padding=0) -> Layer:
+    """Cross-correlation with W (c_out, c_in, kh, kw) and b (c_out,)."""
+    kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+    return Layer("conv2d", ((c_out, c_in, kh, kw), (c_out,)), {"stride": stride, "padding": padding}, ("he", "zeros"))
+
+
+def MaxPool2d(size=2, stride=None) -> Layer:
+    return Layer("max_pool2d", options={"size": size, "stride": stride})
+
+
+def AvgPool2d(size=2, stride=None) -> Layer:
+    return Layer("avg_pool2d", options={"size": size, "stride": stride})
+
+
+def ReLU() -> Layer:
+    return Layer("relu")
+
+
+def Sigmoid() -> Layer:
+    return Layer("sigmoid")
+
+
+def Reshape(*shape: int) -> Layer:
+    """Each example reshaped to ``shape`` (one -1 allowed)."""
+    return Layer("reshape", options={"shape": tuple(shape)})
+
+
+def Flatten() -> Layer:
+    return Reshape(-1)
+
+
+def _init(kind: str, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    if kind == "zeros":
+        return np.zeros(shape)
+    if kind == "dense":
+        W = rng.standard_normal(shape) * np.sqrt(2 / (shape[0] - 1))
+        W[0] = 0
+        return W
+    fan_in = int(np.prod(shape[1:]))
+    return rng.standard_normal(shape) * np.sqrt(2 / fan_in)
+
+
+class Sequential:
+    """A network: ``layers`` applied in order, then ``loss`` (a name from manual_backprop.losses)
+    on the last layer's output (the logits, (B, n_out))."""
+
+    def __init__(self, layers_: Sequence[Layer], *, loss: str = "softmax_cross_entropy") -> None:
+        for i, layer in enumerate(layers_):
+            if not isinstance(layer, Layer) or not hasattr(layers, layer.name) or layer.name.endswith("_vjp"):
+                raise ValueError(f"layers[{i}] must be a Layer naming a pair in manual_backprop.layers; got {layer!r}")
+        self.layers = tuple(layers_)
+        self.loss_name = loss
+        self._loss = get_loss(loss)
+
+    def __repr__(self) -> str:
+        return f"Sequential([{', '.join(l.name for l in self.layers)}], loss={self.loss_name!r})"
+
+    def init(self, seed: int = 0, *, dtype=np.float64) -> Params:
+        """One tuple of parameters per layer (empty for layers without), drawn in float64 from
+        ``np.random.default_rng(seed)`` and then cast, so float32 and float64 start alike."""
+        dt = _checks.check_dtype(dtype)
+        rng = np.random.default_rng(seed)
+        return [tuple(_init(k, s, rng).astype(dt) for k, s in zip(l.inits, l.shapes)) for l in self.layers]
+
+    def _check_params(self, params) -> None:
+        if not isinstance(params, Sequence) or len(params) != len(self.layers):
+            raise ValueError(f"params must be a list of {len(self.layers)} tuples, one per layer")
+        for i, (p, layer) in enumerate(zip(params, self.layers)):
+            shapes = tuple(np.shape(a) for a in p) if isinstance(p, (tuple, list)) else None
+            if shapes != layer.shapes:
+                raise ValueError(f"params[{i}] ({layer.name}) must hold arrays of shapes {layer.shapes}; got {shapes}")
+
+    def forward(self, params: Params, x: np.ndarray) -> np.ndarray:
+        """The logits a_L, (B, n_out)."""
+        self._check_params(params)
+        a = x
+        for layer, p in zip(self.layers, params):
+            a = getattr(layers, layer.name)(a, *p, **layer.options)
+        return a
+
+    def _targets(self, z: np.ndarray, y) -> np.ndarray:
+        y = np.asarray(y)
+        if y.shape != z.shape:
+            raise ValueError(f"y must have shape (batch, n_out) = {z.shape}; got {y.shape}")
+        y = y.astype(z.dtype, copy=False)
+        self._loss.check_targets(y)
+        return y
+
+    def loss(self, params: Params, x: np.ndarray, y: np.ndarray) -> float:
+        """J = 1/B sum_b l(z[b], y[b])."""
+        z = self.forward(params, x)
+        return float(self._loss.value(z, self._targets(z, y)).sum()) / z.shape[0]
+
+    def loss_and_grad(self, params: Params, x: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
+        """``(J, grads)``, grads[l] a tuple shaped like params[l] (module docstring)."""
+        self._check_params(params)
+        inputs, a = [], x
+        for layer, p in zip(self.layers, params):
+            inputs.append(a)
+            a = getattr(layers, layer.name)(a, *p, **layer.options)
+        y = self._targets(a, y)
+        B = a.shape[0]
+        J = float(self._loss.value(a, y).sum()) / B
+        d = self._loss.delta(a, y)
+        d *= 1 / B
+        grads: Params = [()] * len(self.layers)
+        for l in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[l]
+            d, *dp = getattr(layers, layer.name + "_vjp")(d, inputs[l], *params[l], **layer.options)
+            grads[l] = tuple(dp)
+        return J, grads
+
+    def predict(self, params: Params, x: np.ndarray) -> np.ndarray:
+        """Predicted classes: argmax of the logits."""
+        return np.argmax(self.forward(params, x), axis=1)
+
+
+def mlp(layer_sizes: Sequence[int], *, loss: str = "binary_cross_entropy") -> Sequential:
+    """The post's network as layers: Dense, Sigmoid, ..., Dense (sigmoid hidden units)."""
+    sizes = _checks.check_layer_sizes(layer_sizes)
+    out: list[Layer] = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        out += [Dense(n_in, n_out), Sigmoid()]
+    return Sequential(out[:-1], loss=loss)
+
+
+def mnist_cnn() -> Sequential:
+    """A small LeNet-style CNN for MNIST, inputs (B, 784) or (B, 1, 28, 28), softmax cross-entropy:
+
+        (1, 28, 28) -conv 5x5, 8-> (8, 24, 24) -relu, max 2x2-> (8, 12, 12)
+                    -conv 5x5, 16-> (16, 8, 8) -relu, max 2x2-> (16, 4, 4) -flatten-> 256
+                    -dense-> 128 -relu-> -dense-> 10
+    """
+    return Sequential([
+        Reshape(1, 28, 28),
+        Conv2d(1, 8, 5), ReLU(), MaxPool2d(2),
+        Conv2d(8, 16, 5), ReLU(), MaxPool2d(2),
+        Flatten(), Dense(256, 128), ReLU(), Dense(128, 10),
+    ], loss="softmax_cross_entropy")

@@ -1,0 +1,183 @@
+"""Negative controls: the classic wrong derivations of each layer, each caught by the very checks
+that pass the right ones (tests/layer_checks.py: jax.vjp of the twin, and finite differences).
+
+Each wrong VJP differs from the right one in exactly the slip named; inputs are drawn so the
+slip shows (repeated ids present, T >= 2 for the cell-state path, d >= 2 and two keys or more
+for 1/sqrt(d), windows
+of more than one element). Each must fail BOTH oracles: a control that only one oracle catches
+would say little about the other.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import assume, given, settings
+
+import autodiff_check.layers as J
+import layer_strategies as S
+import manual_backprop.layers as L
+from layer_checks import check_layer
+from strategies import examples
+from test_layers import _pool_pattern
+
+
+def _assert_caught(name, wrong_vjp, primals, options, kinks=None):
+    failures = check_layer(getattr(L, name), wrong_vjp, *primals, jax_fn=J.FORWARD[name], kinks=kinks, **options)
+    assert any(f.startswith("jax_vjp") for f in failures), f"jax.vjp missed the wrong {name}: {failures}"
+    assert any(f.startswith("finite_diff:") for f in failures), f"finite differences missed the wrong {name}: {failures}"
+
+
+# ---- wrong derivations -------------------------------------------------------------------------
+
+
+def batch_norm_vjp_constant_statistics(dy, x, gamma, beta, *, eps=1e-5):
+    """Treats mu and var as constants: dx = dy gamma / sqrt(var + eps)."""
+    axes = (0,) + tuple(range(2, x.ndim))
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    s = 1 / np.sqrt(x.var(axis=axes, keepdims=True) + eps)
+    _, dgamma, dbeta = L.batch_norm_vjp(dy, x, gamma, beta, eps=eps)
+    return dy * gamma.reshape(shape) * s, dgamma, dbeta
+
+
+def conv2d_vjp_unflipped(dy, x, W, b, *, stride=1, padding=0):
+    """dx as the full correlation of dy with the kernel NOT rotated by 180 degrees (stride 1)."""
+    _, dW, db = L.conv2d_vjp(dy, x, W, b, stride=stride, padding=padding)
+    return _full_correlation(dy, W, padding, flip=False), dW, db
+
+
+def _full_correlation(dy, W, padding, *, flip):
+    """dx_p = sum_f pad(dy[f], k - 1) correlated with W[f, c] (rotated when ``flip``), then
+    the padding cut away: the textbook stride-1 backward of conv2d."""
+    kh, kw = W.shape[2:]
+    ph, pw = S._two(padding)
+    K = W[:, :, ::-1, ::-1] if flip else W
+    return L.conv2d(dy, np.ascontiguousarray(K.transpose(1, 0, 2, 3)), np.zeros(W.shape[1]), padding=(kh - 1 - ph, kw - 1 - pw))
+
+
+def max_pool2d_vjp_every_position(dy, x, *, size=2, stride=None):
+    """Routes each window's gradient to every position in it, not only to the maximum."""
+    kh, kw = S._two(size)
+    sh, sw = (kh, kw) if stride is None else S._two(stride)
+    Ho, Wo = dy.shape[-2:]
+    dx = np.zeros_like(x)
+    for p in range(kh):
+        for q in range(kw):
+            dx[..., p:p + sh * (Ho - 1) + 1:sh, q:q + sw * (Wo - 1) + 1:sw] += dy
+    return (dx,)
+
+
+def softmax_vjp_diagonal(dy, x, *, axis=-1):
+    """Keeps only the Jacobian's diagonal: dx = dy y (1 - y)."""
+    y = L.softmax(x, axis=axis)
+    return (dy * y * (1 - y),)
+
+
+def embedding_vjp_overwrite(dy, ids, E):
+    """dE[ids] = dy: a repeated id keeps only the last row's gradient."""
+    dE = np.zeros_like(E)
+    dE[ids.ravel()] = dy.reshape(-1, E.shape[1])
+    return None, dE
+
+
+def lstm_vjp_no_cell_path(dy, x, h0, c0, Wx, Wh, b):
+    """BPTT that drops the cell-state path c_t -> c_{t+1}: the carried dc is reset to 0 each step
+    (and dc0 is 0); everything else as in the right derivation."""
+    N, T, D = x.shape
+    H = Wh.shape[0]
+    hs, cs, gs = [], [], []
+    h, c = h0, c0
+    for t in range(T):                                 # forward, kept for the backward
+        a = x[:, t] @ Wx + h @ Wh + b
+        i, f, o = (1 / (1 + np.exp(-a[:, k * H:(k + 1) * H])) for k in range(3))
+        g = np.tanh(a[:, 3 * H:])
+        c = f * c + i * g
+        h = o * np.tanh(c)
+        hs.append(h), cs.append(c), gs.append((i, f, o, g))
+    dx, dWx, dWh, db = np.zeros_like(x), np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)
+    dh = np.zeros_like(h0)
+    for t in range(T - 1, -1, -1):
+        i, f, o, g = gs[t]
+        tc = np.tanh(cs[t])
+        cprev, hprev = (cs[t - 1], hs[t - 1]) if t else (c0, h0)
+        dh = dh + dy[:, t]
+        dc = dh * o * (1 - tc * tc)                    # WRONG: + f_{t+1} dc_{t+1} dropped
+        da = np.concatenate([dc * g * i * (1 - i), dc * cprev * f * (1 - f), dh * tc * o * (1 - o), dc * i * (1 - g * g)], axis=1)
+        dx[:, t] = da @ Wx.T
+        dWx += x[:, t].T @ da
+        dWh += hprev.T @ da
+        db += da.sum(axis=0)
+        dh = da @ Wh.T
+    return dx, dh, np.zeros_like(c0), dWx, dWh, db
+
+
+def attention_vjp_no_scale(dy, q, k, v, *, causal=False):
+    """Forgets the 1/sqrt(d) of the scores in the backward: dq = dS k, dk = dS^T q."""
+    T = q.shape[1]
+    S_ = q @ k.transpose(0, 2, 1) / np.sqrt(q.shape[-1])
+    if causal:
+        S_ = np.where(np.tril(np.ones((T, T), bool)), S_, -np.inf)
+    P = np.exp(S_ - S_.max(axis=-1, keepdims=True))
+    P /= P.sum(axis=-1, keepdims=True)
+    dP = dy @ v.transpose(0, 2, 1)
+    dS = P * (dP - (dP * P).sum(axis=-1, keepdims=True))
+    return dS @ k, dS.transpose(0, 2, 1) @ q, P.transpose(0, 2, 1) @ dy
+
+
+# ---- each one caught ---------------------------------------------------------------------------
+
+
+@settings(max_examples=examples(3))
+@given(S.batch_norm())
+def test_batch_norm_with_constant_statistics_is_caught(case):
+    primals, options = case
+    _assert_caught("batch_norm", batch_norm_vjp_constant_statistics, primals, options)
+
+
+@settings(max_examples=examples(3))
+@given(S.conv2d(max_padding=0))
+def test_conv_backward_without_the_kernel_flip_is_caught(case):
+    (x, W, b), options = case
+    assume(W.shape[2] * W.shape[3] > 1)                # a 1x1 kernel is its own flip
+    options = {"padding": options["padding"]}          # the textbook full correlation is stride 1
+    _assert_caught("conv2d", conv2d_vjp_unflipped, (x, W, b), options)
+    # positive control: with the flip, the same construction is the right dx
+    dy = np.random.default_rng(1).standard_normal(L.conv2d(x, W, b, **options).shape)
+    dx = L.conv2d_vjp(dy, x, W, b, **options)[0]
+    assert np.allclose(_full_correlation(dy, W, options["padding"], flip=True), dx, rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=examples(3))
+@given(S.pool())
+def test_max_pool_routing_to_every_position_is_caught(case):
+    primals, options = case
+    assume(np.prod(S._two(options["size"])) > 1)
+    _assert_caught("max_pool2d", max_pool2d_vjp_every_position, primals, options, kinks=_pool_pattern)
+
+
+@settings(max_examples=examples(3))
+@given(S.softmax())
+def test_softmax_with_only_the_jacobian_diagonal_is_caught(case):
+    primals, options = case
+    assume(primals[0].shape[options["axis"]] > 1)
+    _assert_caught("softmax", softmax_vjp_diagonal, primals, options)
+
+
+@settings(max_examples=examples(3))
+@given(S.embedding(repeated=True))
+def test_embedding_overwriting_repeated_ids_is_caught(case):
+    primals, options = case
+    _assert_caught("embedding", embedding_vjp_overwrite, primals, options)
+
+
+@settings(max_examples=examples(3))
+@given(S.lstm(min_T=2))
+def test_lstm_without_the_cell_state_path_is_caught(case):
+    primals, options = case
+    _assert_caught("lstm", lstm_vjp_no_cell_path, primals, options)
+
+
+@settings(max_examples=examples(3))
+@given(S.attention(min_d=2, min_T=2))   # one key: P = 1 and dS = 0, no scale to forget
+def test_attention_without_the_scale_in_the_backward_is_caught(case):
+    primals, options = case
+    _assert_caught("attention", attention_vjp_no_scale, primals, options)

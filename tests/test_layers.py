@@ -1,0 +1,231 @@
+"""Every layer of manual_backprop.layers against its JAX twin (jax.vjp) and finite differences,
+float64, and its float32 run against the float64 one; tolerances derived in layer_checks.
+
+One table, LAYERS: switching to ``autodiff_check.assert_vjp(layer, layer_vjp, *primals,
+jax_fn=twin)`` is a change to ``_check`` alone.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from numpy.lib.stride_tricks import sliding_window_view
+
+import autodiff_check.layers as J
+import layer_strategies as S
+import manual_backprop.layers as L
+from layer_checks import check_layer, check_layer_float32
+from strategies import examples
+
+
+def _pool_pattern(x, *, size=2, stride=None):
+    """Which position of each window holds its maximum (the kink pattern of max pooling),
+    computed independently of the layer: np.argmax over a sliding-window view."""
+    kh, kw = S._two(size)
+    sh, sw = (kh, kw) if stride is None else S._two(stride)
+    win = sliding_window_view(x, (kh, kw), axis=(-2, -1))[..., ::sh, ::sw, :, :]
+    return np.argmax(win.reshape(win.shape[:-2] + (-1,)), axis=-1)
+
+
+def _relu_pattern(x):
+    return x > 0
+
+
+def _norm_magnitude(axes):
+    """sum|terms| of the normalisation backward, from its equations: with s = 1/sqrt(var + eps),
+    xhat = (x - mu) s and dxhat = dy gamma, each entry of dx = s (dxhat - mean dxhat - xhat
+    mean(dxhat xhat)) has terms bounded by s max|dxhat| (1 + 1 + max xhat^2), per group;
+    dgamma and dbeta (sums of M products without cancellation by design) use the default."""
+
+    def magnitude(dy, x, gamma, beta, *, eps):
+        ax = axes(x)
+        shape = [1] * x.ndim
+        shape[1 if ax[0] == 0 else -1] = -1
+        s = 1 / np.sqrt(x.var(axis=ax, keepdims=True) + eps)
+        xhat2 = ((x - x.mean(axis=ax, keepdims=True)) * s) ** 2
+        dxhat = np.abs(dy * gamma.reshape(shape))
+        return [float(np.max(s * dxhat.max(axis=ax, keepdims=True) * (2 + xhat2.max(axis=ax, keepdims=True)))), None, None]
+
+    return magnitude
+
+
+def _softmax_magnitude(dy, x, *, axis):
+    """dx_j = y_j (dy_j - sum_k dy_k y_k): terms y_j |dy_j| + y_j sum_k |dy_k| y_k <= 2 max|dy|
+    (sum_k y_k = 1, y_j <= 1)."""
+    return [2 * float(np.abs(dy).max())]
+
+
+def _attention_magnitude(dy, q, k, v, *, causal):
+    """From attention's backward equations, with P entries in [0, 1] summing to 1 over keys:
+    |dP| <= d_v max|dy| max|v| =: m;  dS = P (dP - sum P dP) has sum over keys of |terms| <= 2 m;
+    dq = dS k / sqrt(d):  <= 2 m max|k| / sqrt(d);
+    dk = dS^T q / sqrt(d): sums over T_q queries, <= 2 m T_q max|q| / sqrt(d);
+    dv = P^T dy: <= T_q max|dy|."""
+    d, Tq, dv = q.shape[-1], q.shape[1], v.shape[-1]
+    m = dv * float(np.abs(dy).max() * np.abs(v).max())
+    return [2 * m * float(np.abs(k).max()) / np.sqrt(d), 2 * m * Tq * float(np.abs(q).max()) / np.sqrt(d),
+            Tq * float(np.abs(dy).max())]
+
+
+# name, strategy, kinks (None where the layer is smooth), magnitude (None: the default bound)
+LAYERS = [
+    ("dense", S.dense(), None, None),
+    ("conv2d", S.conv2d(), None, None),
+    ("max_pool2d", S.pool(), _pool_pattern, None),
+    ("avg_pool2d", S.pool(), None, None),
+    ("dropout", S.dropout(), None, None),
+    ("batch_norm", S.batch_norm(), None, _norm_magnitude(lambda x: (0,) + tuple(range(2, x.ndim)))),
+    ("layer_norm", S.layer_norm(), None, _norm_magnitude(lambda x: (x.ndim - 1,))),
+    ("softmax", S.softmax(), None, _softmax_magnitude),
+    ("attention", S.attention(), None, _attention_magnitude),
+    ("embedding", S.embedding(), None, None),
+    ("rnn", S.rnn(), None, None),
+    ("lstm", S.lstm(), None, None),
+    ("relu", S.relu(), _relu_pattern, None),
+    ("sigmoid", S.sigmoid(), None, None),
+    ("reshape", S.reshape(), None, None),
+]
+NAMES = [name for name, *_ in LAYERS]
+
+
+def _check(name, primals, options, kinks, magnitude):
+    """The one call a layer's check is: hand layer and VJP against the JAX twin and FD."""
+    return check_layer(getattr(L, name), getattr(L, name + "_vjp"), *primals,
+                       jax_fn=J.FORWARD[name], kinks=kinks, magnitude=magnitude, **options)
+
+
+@pytest.mark.parametrize("name, strategy, kinks, magnitude", LAYERS, ids=NAMES)
+def test_vjp_float64_matches_jax_and_finite_differences(name, strategy, kinks, magnitude):
+    @settings(max_examples=examples(4))
+    @given(strategy)
+    def prop(case):
+        primals, options = case
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            failures = _check(name, primals, options, kinks, magnitude)
+        assert not failures, f"{name} {options}: " + "; ".join(failures)
+
+    prop()
+
+
+@pytest.mark.parametrize("name, strategy, kinks, magnitude", LAYERS, ids=NAMES)
+def test_float32_matches_float64(name, strategy, kinks, magnitude):
+    @settings(max_examples=examples(3))
+    @given(strategy)
+    def prop(case):
+        primals, options = case
+        failures = check_layer_float32(getattr(L, name), getattr(L, name + "_vjp"), *primals,
+                                       magnitude=magnitude, **options)
+        assert not failures, f"{name} {options}: " + "; ".join(failures)
+
+    prop()
+
+
+def test_layer_names_match_the_twin():
+    public = {n for n in L.__all__}
+    assert public == {n for n in J.__all__ if n not in ("FORWARD", "vjp_of")}
+    assert {n for n in public if not n.endswith("_vjp")} == set(NAMES) == set(J.FORWARD)
+
+
+# ---- conventions -------------------------------------------------------------------------------
+
+
+def test_max_pool_ties_route_to_the_first_maximum_in_row_major_order():
+    x = np.array([[0.0, 2.0, 5.0, 5.0], [2.0, 1.0, 5.0, 5.0]])
+    dx, = L.max_pool2d_vjp(np.array([[10.0, 20.0]]), x, size=2)
+    assert np.array_equal(dx, [[0.0, 10.0, 20.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+
+
+def test_embedding_accumulates_repeated_ids_and_gives_ids_no_gradient():
+    E = np.arange(6.0).reshape(3, 2)
+    ids = np.array([[2, 0, 2]])
+    dy = np.array([[[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]])
+    dids, dE = L.embedding_vjp(dy, ids, E)
+    assert dids is None
+    assert np.array_equal(dE, [[3.0, 4.0], [0.0, 0.0], [6.0, 8.0]])
+
+
+def test_dropout_scales_kept_entries_and_gives_the_mask_no_gradient():
+    x, keep = np.array([[1.0, -2.0]]), np.array([[True, False]])
+    assert np.array_equal(L.dropout(x, keep, rate=0.5), [[2.0, 0.0]])
+    dx, dmask = L.dropout_vjp(np.array([[3.0, 5.0]]), x, keep, rate=0.5)
+    assert dmask is None and np.array_equal(dx, [[6.0, 0.0]])
+
+
+def test_conv2d_is_cross_correlation_like_the_definition():
+    # one channel, one 2x2 kernel, no flip: y[i, j] = sum_pq W[p, q] x[i + p, j + q]
+    x = np.arange(9.0).reshape(1, 1, 3, 3)
+    W = np.array([[[[1.0, 2.0], [3.0, 4.0]]]])
+    y = L.conv2d(x, W, np.array([0.5]))
+    assert np.array_equal(y[0, 0], [[0 + 2 + 9 + 16 + 0.5, 1 + 4 + 12 + 20 + 0.5], [3 + 8 + 18 + 28 + 0.5, 4 + 10 + 21 + 32 + 0.5]])
+
+
+def test_causal_attention_ignores_future_keys():
+    rng = np.random.default_rng(0)
+    q, k, v = (rng.standard_normal((1, 4, 3)) for _ in range(3))
+    y = L.attention(q, k, v, causal=True)
+    k2, v2 = k.copy(), v.copy()
+    k2[:, 2:] += 100.0
+    v2[:, 2:] -= 7.0
+    assert np.array_equal(L.attention(q, k2, v2, causal=True)[:, :2], y[:, :2])
+
+
+def test_softmax_and_attention_are_stable_at_huge_logits():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = L.softmax(np.array([[1000.0, -1000.0, 0.0]]))
+        assert np.allclose(y, [[1.0, 0.0, 0.0]])
+        q = np.full((1, 3, 2), 300.0)
+        out = L.attention(q, q, np.ones((1, 3, 1)), causal=True)
+        assert np.all(np.isfinite(out)) and np.allclose(out, 1.0)
+        assert np.all(np.isfinite(L.attention_vjp(np.ones((1, 3, 1)), q, q, np.ones((1, 3, 1)), causal=True)[0]))
+
+
+# ---- validation --------------------------------------------------------------------------------
+
+rng0 = np.random.default_rng(0)
+x4 = rng0.standard_normal((2, 3, 5, 5))
+W4 = rng0.standard_normal((4, 3, 3, 3))
+b4 = np.zeros(4)
+
+BAD = [
+    (lambda: L.dense(np.ones((2, 3)), np.ones((3, 2))), ValueError, "W must have n_in \\+ 1 = 4 rows"),
+    (lambda: L.dense(np.ones((2, 3), np.float32), np.ones((4, 2))), TypeError, "W is float64 but x is float32"),
+    (lambda: L.dense(np.ones((2, 3), int), np.ones((4, 2))), TypeError, "x must be a float32 or float64"),
+    (lambda: L.conv2d(x4, W4, b4, stride=0), ValueError, "stride must be >= 1"),
+    (lambda: L.conv2d(x4, W4, b4, padding=-1), ValueError, "padding must be >= 0"),
+    (lambda: L.conv2d(x4, W4, b4, stride=(1, 2, 3)), TypeError, "stride must be an int or a pair"),
+    (lambda: L.conv2d(x4, W4, b4, stride=1.5), TypeError, "stride must be an int or a pair"),
+    (lambda: L.conv2d(x4, W4[:, :2], b4), ValueError, "W has C_in = 2 but x has 3 channels"),
+    (lambda: L.conv2d(x4, W4, np.zeros(3)), ValueError, "b must have shape \\(4,\\)"),
+    (lambda: L.conv2d(x4[:, :, :2, :2], W4, b4), ValueError, "kernel does not fit"),
+    (lambda: L.conv2d(x4[0], W4, b4), ValueError, "x must be 4-D"),
+    (lambda: L.conv2d_vjp(np.ones((2, 4, 2, 2)), x4, W4, b4), ValueError, "dy must have the output's shape \\(2, 4, 3, 3\\)"),
+    (lambda: L.max_pool2d(x4, size=6), ValueError, "window does not fit"),
+    (lambda: L.avg_pool2d(x4, size=2, stride=0), ValueError, "stride must be >= 1"),
+    (lambda: L.dropout(np.ones(3), np.ones(3, bool), rate=1.0), ValueError, "rate must be a number in \\[0, 1\\)"),
+    (lambda: L.dropout(np.ones(3), np.ones(3, bool), rate=-0.1), ValueError, "rate must be a number in \\[0, 1\\)"),
+    (lambda: L.dropout(np.ones(3), np.ones(4, bool), rate=0.5), ValueError, "mask must have shape \\(3,\\)"),
+    (lambda: L.dropout(np.ones(3), np.ones(3), rate=0.5), TypeError, "mask must be a boolean array"),
+    (lambda: L.batch_norm(np.ones((2, 3)), np.ones(2), np.ones(3)), ValueError, "gamma must have shape \\(3,\\)"),
+    (lambda: L.batch_norm(np.ones((2, 3)), np.ones(3), np.ones(3), eps=0), ValueError, "eps must be a finite number > 0"),
+    (lambda: L.layer_norm(np.ones((2, 3)), np.ones(3), np.ones(2)), ValueError, "beta must have shape \\(3,\\)"),
+    (lambda: L.softmax(np.ones((2, 3)), axis=2), ValueError, "axis 2 is out of range"),
+    (lambda: L.attention(np.ones((1, 3, 2)), np.ones((1, 4, 2)), np.ones((1, 4, 1)), causal=True), ValueError, "causal attention needs T_q == T_k"),
+    (lambda: L.attention(np.ones((1, 3, 2)), np.ones((1, 4, 3)), np.ones((1, 4, 1))), ValueError, "k must have shape \\(1, 4, 2\\)"),
+    (lambda: L.embedding(np.array([[0, 3]]), np.ones((3, 2))), ValueError, "ids must lie in \\[0, V\\) = \\[0, 3\\)"),
+    (lambda: L.embedding(np.array([[0.0, 1.0]]), np.ones((3, 2))), TypeError, "ids must be an integer array"),
+    (lambda: L.rnn(np.ones((1, 2, 3)), np.ones((1, 4)), np.ones((3, 4)), np.ones((4, 5)), np.ones(4)), ValueError, "Wh must have shape \\(4, 4\\)"),
+    (lambda: L.lstm(np.ones((1, 2, 3)), np.ones((1, 4)), np.ones((1, 4)), np.ones((3, 15)), np.ones((4, 16)), np.ones(16)), ValueError, "Wx must have shape \\(D, 4H\\)"),
+    (lambda: L.lstm(np.ones((1, 2, 3)), np.ones((1, 4)), np.ones((2, 4)), np.ones((3, 16)), np.ones((4, 16)), np.ones(16)), ValueError, "c0 must have shape \\(1, 4\\)"),
+    (lambda: L.reshape(np.ones((2, 6)), shape=(4,)), ValueError, "cannot reshape examples of shape \\(6,\\) to \\(4,\\)"),
+]
+
+
+@pytest.mark.parametrize("call, error, message", BAD, ids=[m[:40] for _, _, m in BAD])
+def test_bad_arguments_get_a_clear_error(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
