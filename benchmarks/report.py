@@ -107,9 +107,9 @@ def environment(*, load_start: list[float] | None = None, torch_threads: int | N
         from threadpoolctl import threadpool_info
 
         numpy_blas = _numpy_blas()
-        env["blas"] = [
-            {**{k: info.get(k) for k in ("internal_api", "version", "architecture", "num_threads",
-                                         "threading_layer", "filepath")},
+        env["blas"] = [  # every thread pool threadpoolctl sees: BLAS libraries, and OpenMP (torch's)
+            {**{k: info.get(k) for k in ("user_api", "internal_api", "prefix", "version", "architecture",
+                                         "num_threads", "threading_layer", "filepath")},
              "used_by_numpy": info == numpy_blas}
             for info in threadpool_info()
         ]
@@ -142,9 +142,12 @@ def environment_lines(env: dict) -> list[str]:
         lines.append(f"process pinned to CPUs {env['cpu_affinity']} (--threads)")
     lines.append(f"numpy {env['numpy']}, jax {env['jax']}, torch {env['torch']}, python {env['python']}")
     for b in env.get("blas") or []:
-        lines.append(f"BLAS: {b['internal_api']} {b['version']}, kernel {b['architecture']}, "
-                     f"{b['num_threads']} threads ({b['threading_layer']})"
-                     + (", used by NumPy" if b.get("used_by_numpy") else f", {Path(b['filepath']).parent.name}"))
+        where = "used by NumPy" if b.get("used_by_numpy") else Path(b["filepath"]).parent.name
+        if b.get("user_api") == "blas":
+            lines.append(f"BLAS: {b['internal_api']} {b['version']}, kernel {b['architecture']}, "
+                         f"{b['num_threads']} threads ({b['threading_layer']}), {where}")
+        else:
+            lines.append(f"{b.get('user_api')}: {b['prefix']}, {b['num_threads']} threads, {where}")
     if env.get("blas") is None:
         lines.append(env.get("blas_note", "BLAS unknown"))
     t = env["threads"]
@@ -358,9 +361,12 @@ def plot(path: Path, cells: list[dict], backends: list[str]) -> str | None:
             if i == len(networks) - 1:
                 ax.set_xlabel("batch size")
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 8), fontsize=8, frameon=False)
-    fig.suptitle("Gradient time relative to jax.jit(value_and_grad) (lower is faster)", fontsize=10)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    ncol = min(len(labels), 5)
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
+    fig.suptitle(f"Gradient time relative to {BASELINE}: jax.jit(value_and_grad) of a @ W[1:] + W[0] "
+                 "(lower is faster)", fontsize=10)
+    legend_rows = -(-len(labels) // ncol)
+    fig.tight_layout(rect=(0, 0.25 * legend_rows / fig.get_figheight(), 1, 1))  # ~0.25 inch per legend row
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=110)

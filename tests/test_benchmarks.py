@@ -3,6 +3,7 @@ it asserts no timing (CI machines are noisy)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -33,7 +34,7 @@ def test_quick_run_writes_valid_json(tmp_path):
     out = tmp_path / "bench.json"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--no-plot", "--out", str(out), "--batches", "1,8",
+        [sys.executable, "-m", "benchmarks", "--quick", "--out", str(out), "--batches", "1,8",
          "--rounds", "1", "--round-time", "0.002", "--backends", ",".join(SMOKE_BACKENDS), "--train-examples", "128", "--test-examples", "500"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )
@@ -42,6 +43,8 @@ def test_quick_run_writes_valid_json(tmp_path):
         assert words in proc.stdout, words
     data = json.loads(out.read_text())
     assert data["schema"] == SCHEMA and data["quick"] is True
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert data["plot"] == str(out.with_suffix(".png")) and out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
     for key in ("environment", "settings", "gradients", "training", "goals", "backends"):
         assert key in data
     e = data["environment"]
