@@ -3,7 +3,7 @@
 Prints a table, writes a JSON file (``--out``, default ``runs/benchmark-<time>.json``) and a
 PNG plot beside it when matplotlib is installed. Exit status 0 whether or not the speed goals
 are met (they are reported, never asserted); 1 when a backend's gradient disagrees with the
-manual one.
+reference (``manual_backprop.loss_and_grad``) by more than the rounding bound allows.
 
 To benchmark NumPy's BLAS with its native kernel on a machine that pins OpenBLAS to an older
 one (``OPENBLAS_CORETYPE``), unset both variables for this command only::
@@ -25,9 +25,9 @@ import numpy as np
 from . import SCHEMA, epoch, gradients, report, timing
 
 QUICK = dict(networks="post", batches="1,100", dtypes="float32,float64", rounds=3, round_time=0.02,
-             train_batches="1,64", train_examples=640, per_example_max_batch=100)
+             train_batches="1,64", train_examples=640, test_examples=1000, per_example_max_batch=100)
 FULL = dict(networks="post,deep,wide", batches="1,32,100,1000", dtypes="float32,float64", rounds=7,
-            round_time=0.06, train_batches="1,64", train_examples=None, per_example_max_batch=100)
+            round_time=0.06, train_batches="1,64", train_examples=None, test_examples=None, per_example_max_batch=100)
 
 
 def _csv(s: str) -> list[str]:
@@ -53,6 +53,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--train-batches", help="batch sizes of the training epochs (default 1,64; empty: none)")
     p.add_argument("--train-examples", type=int,
                    help="train on the first N shuffled examples only (default: the whole epoch; quick 640)")
+    p.add_argument("--test-examples", type=int,
+                   help="test accuracy on the first N test examples only (default: all 10000; quick 1000)")
     p.add_argument("--no-training", action="store_true", help="skip the training benchmark")
     p.add_argument("--threads", type=int,
                    help="hold every library to N threads: NumPy's BLAS (threadpoolctl) and torch are limited, and "
@@ -91,7 +93,7 @@ def run_gradients(args, backends: list[str], log) -> tuple[list[dict], dict[str,
         for dtype in _csv(args.dtypes):
             for batch in [int(b) for b in _csv(args.batches)]:
                 problem = gradients.make_problem(network, sizes, batch, dtype, seed=args.seed)
-                ref_J, ref_g = gradients.BACKENDS["manual_default"](problem).result()
+                ref_J, ref_g = gradients.BACKENDS[gradients.REFERENCE](problem).result()
                 fns, first, cell_backends = {"gemm": gradients.gemm_reference(problem)}, {}, {}
                 for name in backends:
                     if name in skipped:
@@ -108,14 +110,12 @@ def run_gradients(args, backends: list[str], log) -> tuple[list[dict], dict[str,
                     runner.call()
                     first[name] = time.perf_counter() - t0
                     J, g = runner.result()
-                    err = gradients.max_rel_error(g, ref_g)
-                    j_err = abs(J - ref_J) / max(1.0, abs(ref_J))
-                    agrees = err <= gradients.tolerance(dtype) and j_err <= gradients.tolerance(dtype)
-                    cell_backends[name] = {"max_rel_error": err, "loss_rel_error": j_err, "agrees": agrees,
-                                           **runner.notes}
-                    if not agrees:
-                        log(f"  WARNING: {name} disagrees with the manual gradient on {network} batch {batch} "
-                            f"{dtype}: max rel. error {err:.2e}, loss {j_err:.2e}")
+                    cell_backends[name] = {**gradients.agreement(problem, J, g, ref_J, ref_g), **runner.notes}
+                    if not cell_backends[name]["agrees"]:
+                        b = cell_backends[name]
+                        log(f"  WARNING: {name} disagrees with the reference ({gradients.REFERENCE}) on {network} "
+                            f"batch {batch} {dtype}: error / rounding bound {b['error_to_bound']:.2g} (gradient), "
+                            f"{b['loss_error_to_bound']:.2g} (loss); max rel. error {b['max_rel_error']:.2e}")
                     fns[name] = runner.call
                 stats = timing.interleaved(fns, rounds=args.rounds, round_time=args.round_time,
                                            seed=args.seed + batch, first_calls=first)
@@ -132,16 +132,17 @@ def run_gradients(args, backends: list[str], log) -> tuple[list[dict], dict[str,
                         "flops": flops, "gemm": {**gemm.as_dict(), "gflops": flops / gemm.median_s / 1e9},
                         "baseline": gradients.BASELINE if base else None, "backends": cell_backends}
                 cells.append(cell)
-                m = cell_backends.get("manual", {})
-                log(f"  {network:>5} {dtype:>8} batch {batch:>5}: manual {report._fmt_time(m.get('median_s'))}, "
-                    f"jax_jit {report._fmt_time(base.median_s if base else None)}, GEMM {report._fmt_time(gemm.median_s)}")
+                shown = [n for n in ("plain", "fast", gradients.BASELINE) if "median_s" in cell_backends.get(n, {})]
+                log(f"  {network:>5} {dtype:>8} batch {batch:>5}: "
+                    + ", ".join(f"{n} {report._fmt_time(cell_backends[n]['median_s'])}" for n in shown)
+                    + f", GEMM {report._fmt_time(gemm.median_s)}; load {report.load_average()[0]:.1f}")
     return cells, skipped
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
-    load_start = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    load_start = report.load_average()
     wanted = _csv(args.backends) if args.backends else list(gradients.BACKENDS)
     unknown = [b for b in wanted if b not in gradients.BACKENDS]
     bad_net = [n for n in _csv(args.networks) if n not in gradients.NETWORKS]
@@ -151,6 +152,7 @@ def main(argv=None) -> int:
     out = args.out or report.default_out()
     limits = None
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731  progress on stderr
+    log(f"load average at start: {', '.join(f'{v:.2f}' for v in load_start)} on {os.cpu_count()} cores")
     if args.threads is not None:
         if args.threads < 1:
             print("--threads must be >= 1", file=sys.stderr)
@@ -161,11 +163,13 @@ def main(argv=None) -> int:
             print("--threads needs threadpoolctl (pip install 'manual-backprop[bench]')", file=sys.stderr)
             return 2
         limits = threadpool_limits(args.threads)  # noqa: F841  held for the whole run
-        gradients.TORCH_THREADS = args.threads
         pinned = _pin_to_cpus(args.threads)
         log(f"--threads {args.threads}: BLAS and torch limited; process pinned to CPUs {pinned}"
             if pinned else f"--threads {args.threads}: BLAS and torch limited; JAX NOT limited (cannot pin here)")
-    log(f"gradient benchmark: networks {args.networks}, batches {args.batches}, dtypes {args.dtypes}")
+    # torch gets as many threads as NumPy's BLAS has (its own default may differ, e.g. physical cores)
+    gradients.TORCH_THREADS = args.threads if args.threads is not None else report.numpy_blas_threads()
+    log(f"gradient benchmark: networks {args.networks}, batches {args.batches}, dtypes {args.dtypes}; "
+        f"NumPy BLAS threads {report.numpy_blas_threads()}, torch threads set to {gradients.TORCH_THREADS}")
     cells, skipped = run_gradients(args, wanted, log)
     backends = [b for b in wanted if b not in skipped]
 
@@ -173,16 +177,13 @@ def main(argv=None) -> int:
     if not args.no_training and _csv(args.train_batches or ""):
         for bs in [int(b) for b in _csv(args.train_batches)]:
             dtype = "float64" if bs == 1 else "float32"  # the post's recipe; the default recipe's dtype
-            log(f"training benchmark: batch {bs}, {dtype}, "
-                f"{args.train_examples or 'all'} examples, manual (sgd_step), manual_grad and jax_jit")
+            tb = ["sgd_step", "fast_grad"] + (["jax_jit"] if "jax_jit" in backends else [])
+            log(f"training benchmark: batch {bs}, {dtype}, {args.train_examples or 'all'} examples, {', '.join(tb)}")
             data = epoch.load_data(np.dtype(dtype))
-            tb = ["manual", "manual_grad"] + (["jax_jit"] if "jax_jit" in backends else [])
             training.append(epoch.run(batch_size=bs, dtype=dtype, lr=_lr(bs), n_examples=args.train_examples,
-                                      seed=args.seed, data=data, backends=tb))
+                                      seed=args.seed, data=data, backends=tb, n_test=args.test_examples))
 
-    env = report.environment()
-    env["load_average_start"] = load_start
-    env["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    env = report.environment(load_start=load_start, torch_threads=gradients.TORCH_THREADS)
     gs = report.goals(cells, training)
     result = {
         "schema": SCHEMA,
@@ -192,6 +193,9 @@ def main(argv=None) -> int:
         "settings": {"threads": args.threads, "rounds": args.rounds, "round_time_s": args.round_time, "seed": args.seed,
                      "per_example_max_batch": args.per_example_max_batch,
                      "flops": "matrix products only: 2 B (3 sum n_in n_out - n_0 n_1)",
+                     "baseline": f"{gradients.BASELINE}: jax.jit(jax.value_and_grad(benchmarks.gradients.jax_loss))",
+                     "reference": f"{gradients.REFERENCE}: manual_backprop.loss_and_grad; every backend agrees with it "
+                                  "within 4x autodiff_check.rounding_bound (error_to_bound <= 1)",
                      "ratio": f"median time / median time of {gradients.BASELINE} in the same cell",
                      "gemm_fraction": "median time of the GEMM reference / median time of the backend"},
         "environment": env,

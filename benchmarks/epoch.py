@@ -1,15 +1,17 @@
-"""One MNIST training epoch of the post's network: the manual backend against JAX-jit updates.
+"""One MNIST training epoch of the post's network: the fast path against JAX-jit updates.
 
-Both loops are the same plain SGD, over the same examples in the same order, from the same
+All loops are the same plain SGD, over the same examples in the same order, from the same
 ``init_params(seed)``; only the gradient-and-update step differs:
 
-* ``manual``:  ``sgd_step(W, x, y, lr, workspace=ws, check_finite=False)``: the update is
-  applied by the BLAS call that forms each layer's gradient (ger at batch 1, gemm with
-  beta = 1 otherwise), so the gradient is never stored;
-* ``manual_grad``: ``J, g = loss_and_grad(W, x, y, out=g, workspace=ws, check_finite=False)``,
-  then ``g *= lr; W -= g`` in place (the gradient written, read back, then applied);
-* ``jax_jit``: one ``jax.jit`` step ``W, S = W - lr * grad(W), S + J`` with the parameters
-  donated, so XLA may update them in place and fuse the update into the gradient.
+* ``sgd_step``: ``manual_backprop.fast.sgd_step(W, x, y, lr, workspace=ws)``: each layer's
+  update is applied once the backward pass is done with that layer (a BLAS rank-1 update at
+  batch 1), so the gradient is never kept whole;
+* ``fast_grad``: ``J, g = fast.loss_and_grad(W, x, y, out=g, workspace=ws)``, then
+  ``g *= lr; W -= g`` in place (the gradient written, read back, then applied);
+* ``jax_jit``: one ``jax.jit`` step ``W, S = W - lr * grad(W), S + J`` of the benchmark's
+  baseline loss (``gradients.jax_loss``: ``a @ W[1:] + W[0]``, the loss from the logits),
+  with the parameters and the loss sum donated, so XLA may update them in place and fuse
+  the update into the gradient.
 
 Batches are NumPy slices of the shuffled training set in all loops; the running loss sum is
 kept on the device by JAX and in a Python float by the manual loops. The JAX step is compiled
@@ -17,7 +19,7 @@ before the clock starts (its compile time is reported apart). The loops take tur
 twentieth of the epoch at a time, so that the machine's load (this is a shared machine; a
 sequential run once measured the same loop 1.6x slower than the next) falls on all of them.
 After the epoch each reports the mean training loss and the test accuracy, and the largest
-parameter difference between manual and jax_jit shows that they computed the same thing.
+parameter difference between sgd_step and jax_jit shows that they computed the same thing.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 import manual_backprop as mb
-from manual_backprop.network import Workspace
+from manual_backprop import fast
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
@@ -72,10 +74,10 @@ def _order(n: int, n_examples: int, seed: int) -> np.ndarray:
 
 def _manual_loop(params, X, Y, *, batch_size: int, lr: float, fused: bool):
     """``run(lo, hi) -> (loss sum, seconds in the separate update)`` over steps lo..hi-1;
-    ``params`` are updated in place. ``fused``: sgd_step; otherwise loss_and_grad, then
-    ``g *= lr; W -= g``."""
+    ``params`` are updated in place. ``fused``: fast.sgd_step; otherwise fast.loss_and_grad,
+    then ``g *= lr; W -= g``."""
     grads = [np.empty_like(W) for W in params]
-    ws = Workspace()
+    ws = fast.Workspace()
     rate = X.dtype.type(lr)
     clock = time.perf_counter
 
@@ -84,9 +86,9 @@ def _manual_loop(params, X, Y, *, batch_size: int, lr: float, fused: bool):
         for i in range(lo, hi):
             s = slice(i * batch_size, (i + 1) * batch_size)
             if fused:
-                J, _ = mb.sgd_step(params, X[s], Y[s], lr, check_finite=False, workspace=ws)
+                J, _ = fast.sgd_step(params, X[s], Y[s], lr, workspace=ws)
             else:
-                J, _ = mb.loss_and_grad(params, X[s], Y[s], check_finite=False, out=grads, workspace=ws)
+                J, _ = fast.loss_and_grad(params, X[s], Y[s], out=grads, workspace=ws)
                 t_update = clock()
                 for W, g in zip(params, grads):
                     g *= rate
@@ -104,12 +106,13 @@ def _jax_loop(params, X, Y, *, batch_size: int, lr: float):
     import jax
     import jax.numpy as jnp
 
-    from autodiff_check import model
+    from .gradients import jax_loss
 
-    vg = jax.value_and_grad(model.loss_fn)
+    jax.config.update("jax_enable_x64", True)  # the float64 epoch stays float64
+    vg = jax.value_and_grad(jax_loss)
 
     def step(P, S, x, y):
-        J, g = vg(P, x, y, "sigmoid", "binary_cross_entropy")
+        J, g = vg(P, x, y)  # sigmoid, binary cross-entropy: the post's network
         return [W - lr * gW for W, gW in zip(P, g)], S + J
 
     step = jax.jit(step, donate_argnums=(0, 1))
@@ -133,27 +136,32 @@ def _jax_loop(params, X, Y, *, batch_size: int, lr: float):
 
 
 def run(*, batch_size: int, dtype, lr: float, n_examples: int | None, seed: int = 0,
-        data: Data | None = None, backends=("manual", "manual_grad", "jax_jit"), chunks: int = 20) -> dict:
+        data: Data | None = None, backends=("sgd_step", "fast_grad", "jax_jit"), chunks: int = 20,
+        n_test: int | None = None) -> dict:
     """One epoch (or its first ``n_examples``) per backend, the backends taking turns in
     ``chunks`` slices of the epoch (the first backend of a turn rotates), so that a change in
     the machine's load falls on all of them; a dict for the JSON report. The ratio to JAX is
-    reported as total time over total time, with the quartiles of the per-chunk ratios."""
+    reported as total time over total time, with the quartiles of the per-chunk ratios. The
+    test accuracy is taken on the first ``n_test`` test examples (all when None)."""
     dtype = np.dtype(dtype)
     data = data if data is not None else load_data(dtype)
     n = data.x_train.shape[0] if n_examples is None else min(n_examples, data.x_train.shape[0])
     n -= n % batch_size
     steps = n // batch_size
+    if steps == 0:
+        raise ValueError(f"n_examples must hold at least one batch of {batch_size}; got {n_examples}")
     idx = _order(data.x_train.shape[0], n, seed)
     X = np.ascontiguousarray(data.x_train[idx], dtype=dtype)
     Y = mb.one_hot(data.y_train[idx], 10, dtype=dtype)
-    x_test = data.x_test.astype(dtype, copy=False)
+    x_test = data.x_test[:n_test].astype(dtype, copy=False)
+    y_test = data.y_test[:n_test]
     out = {"batch_size": batch_size, "dtype": dtype.name, "lr": lr, "examples": n, "steps": steps,
-           "chunks": chunks, "data": data.source, "backends": {}}
+           "chunks": chunks, "test_examples": len(y_test), "data": data.source, "backends": {}}
     loops, compile_s = {}, {}
     for name in backends:
         params = mb.init_params([784, 500, 500, 10], seed=seed, dtype=dtype)
-        if name in ("manual", "manual_grad"):
-            loops[name] = _manual_loop(params, X, Y, batch_size=batch_size, lr=lr, fused=name == "manual")
+        if name in ("sgd_step", "fast_grad"):
+            loops[name] = _manual_loop(params, X, Y, batch_size=batch_size, lr=lr, fused=name == "sgd_step")
             compile_s[name] = 0.0
         elif name == "jax_jit":
             try:
@@ -183,16 +191,23 @@ def run(*, batch_size: int, dtype, lr: float, n_examples: int | None, seed: int 
             "compile_s": compile_s[name],
             "us_per_step": 1e6 * seconds / max(1, steps),
             "mean_train_loss": loss_sum[name] / max(1, steps),
-            "test_accuracy": mb.accuracy(finals[name], x_test, data.y_test),
+            "test_accuracy": mb.accuracy(finals[name], x_test, y_test),
         }
-    if "manual_grad" in names:
-        out["manual_update_us_per_step"] = 1e6 * update_s["manual_grad"] / max(1, steps)
-    if {"manual", "jax_jit"} <= finals.keys():
-        a, b = finals["manual"], finals["jax_jit"]
+    if "fast_grad" in names:
+        out["fast_grad_update_us_per_step"] = 1e6 * update_s["fast_grad"] / max(1, steps)
+    if "jax_jit" in names:
+        ratios, quartiles = {}, {}
+        for name in names:
+            if name == "jax_jit":
+                continue
+            ratios[name] = out["backends"][name]["seconds"] / out["backends"]["jax_jit"]["seconds"]
+            per_chunk = np.array(chunk_s[name]) / np.array(chunk_s["jax_jit"])
+            quartiles[name] = [float(q) for q in np.percentile(per_chunk, [25, 50, 75])]
+        out["ratio_to_jax_jit"] = ratios
+        out["ratio_per_chunk_quartiles"] = quartiles
+    if {"sgd_step", "jax_jit"} <= finals.keys():
+        a, b = finals["sgd_step"], finals["jax_jit"]
         out["max_param_diff_rel"] = max(
             float(np.max(np.abs(u.astype(np.float64) - v))) / float(np.max(np.abs(v))) for u, v in zip(a, b)
         )
-        out["ratio_manual_to_jax_jit"] = out["backends"]["manual"]["seconds"] / out["backends"]["jax_jit"]["seconds"]
-        per_chunk = np.array(chunk_s["manual"]) / np.array(chunk_s["jax_jit"])
-        out["ratio_per_chunk_quartiles"] = [float(q) for q in np.percentile(per_chunk, [25, 50, 75])]
     return out

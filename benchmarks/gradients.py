@@ -1,31 +1,35 @@
-"""Gradient backends, the problems they share, and the GEMM reference.
+"""Gradient backends, the problems they share, the JAX baseline and the GEMM reference.
 
 Every backend computes ``(J, grads)`` for the same parameters and batch (a :class:`Problem`),
 with ``grads`` shaped like ``params``. A backend's ``prepare(problem)`` returns a
 :class:`Runner`: ``call()`` is what is timed (a full gradient, synchronised: JAX results are
 blocked on, nothing is left pending), ``result()`` returns ``(J, grads as NumPy arrays)`` to
-check the backend against the manual gradient before it is timed.
+check the backend against the reference before it is timed (:func:`agreement`).
 
 Backends:
 
-=================  ===========================================================================
-``manual``         ``manual_backprop.loss_and_grad`` as a training loop calls it: reused
-                   ``out=`` gradient arrays and ``Workspace``, ``check_finite=False``
-``manual_default`` the plain call ``loss_and_grad(params, x, y)``: new arrays each call and the
-                   NaN/inf scan of the parameters
-``per_example``    one example at a time in the post's style: ``add_bias(a) @ W`` forward,
-                   ``add_bias(a).T @ delta`` per layer, gradients summed over the batch
-``jax_eager``      ``jax.value_and_grad(autodiff_check.model.loss_fn)`` without jit
-``jax_jit``        ``jax.jit(jax.value_and_grad(loss_fn))`` on arrays already on the device:
-                   the baseline of every ratio
-``jax_jit_api``    ``autodiff_check.loss_and_grad``: NumPy in and out, inputs validated like
-                   ``manual_default``
-``torch``          PyTorch autograd on CPU (``addmm``, the same loss), when torch is installed
-=================  ===========================================================================
+================  ============================================================================
+``fast``          ``manual_backprop.fast.loss_and_grad`` as a training loop calls it: reused
+                  ``out=`` gradient arrays and a reused ``Workspace``
+``plain``         the reference call ``manual_backprop.loss_and_grad(params, x, y)``: new arrays
+                  each call; every other backend is checked against it
+``per_example``   one example at a time in the post's style: ``add_bias(a) @ W`` forward,
+                  ``add_bias(a).T @ delta`` per layer, gradients summed over the batch
+``jax_eager``     ``jax.value_and_grad(jax_loss)`` without jit (the baseline's function)
+``jax_jit``       ``jax.jit(jax.value_and_grad(jax_loss))`` on arrays already on the device:
+                  the baseline of every ratio (:func:`jax_loss`)
+``jax_jit_twin``  the same jit of ``autodiff_check.model.loss_fn``, the checker's twin, which
+                  writes each layer in the post's bias-column form ``add_bias(a) @ W``
+``jax_jit_wb``    :func:`jax_loss_wb`: weights and biases as separate arrays, a parameter layout
+                  of JAX's own (not the shared one); says what the shared layout costs JAX
+``jax_jit_api``   ``autodiff_check.loss_and_grad``: NumPy in and out, inputs validated
+``torch``         PyTorch autograd on CPU (``addmm``, the same loss), when torch is installed,
+                  on as many threads as NumPy's BLAS (``torch.set_num_threads``)
+================  ============================================================================
 
-The GEMM reference (:func:`gemm_reference`) runs only the matrix products the manual
-backward pass needs, with the same shapes, through the same NumPy calls into preallocated
-arrays: its rate is the practical peak a NumPy implementation can reach on this machine.
+The GEMM reference (:func:`gemm_reference`) runs only the matrix products a backward pass
+needs, with the same shapes, through the same NumPy calls into preallocated arrays: its rate
+is the practical peak a NumPy implementation can reach on this machine.
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import manual_backprop as mb
-from manual_backprop.network import Workspace
+from autodiff_check.error_bounds import rounding_bound
+from manual_backprop import fast
 
 # name -> layer sizes
 NETWORKS: dict[str, list[int]] = {
@@ -46,8 +51,9 @@ NETWORKS: dict[str, list[int]] = {
     "wide": [784, 2048, 2048, 10],  # wide: two hidden layers of 2048
 }
 
-BASELINE = "jax_jit"
-TORCH_THREADS: int | None = None  # set by ``--threads``
+BASELINE = "jax_jit"   # the denominator of every ratio
+REFERENCE = "plain"   # every backend's gradient is checked against it
+TORCH_THREADS: int | None = None  # set by __main__: --threads, else NumPy's BLAS thread count
 
 
 @dataclass
@@ -63,6 +69,7 @@ class Problem:
     y: np.ndarray
     activation: str = "sigmoid"
     loss: str = "binary_cross_entropy"
+    bound: object = None  # autodiff_check.RoundingBound, made by agreement() on first use
 
     @property
     def flops(self) -> int:
@@ -106,13 +113,12 @@ class Unavailable(RuntimeError):
 # NumPy backends
 
 
-def _manual(p: Problem) -> Runner:
+def _fast(p: Problem) -> Runner:
     out = [np.empty_like(W) for W in p.params]
-    ws = Workspace()
-    kw = dict(activation=p.activation, loss=p.loss, check_finite=False, out=out, workspace=ws)
+    kw = dict(activation=p.activation, loss=p.loss, out=out, workspace=fast.Workspace())
 
     def call():
-        return mb.loss_and_grad(p.params, p.x, p.y, **kw)
+        return fast.loss_and_grad(p.params, p.x, p.y, **kw)
 
     def result():
         J, g = call()
@@ -121,7 +127,7 @@ def _manual(p: Problem) -> Runner:
     return Runner(call, result)
 
 
-def _manual_default(p: Problem) -> Runner:
+def _plain(p: Problem) -> Runner:
     def call():
         return mb.loss_and_grad(p.params, p.x, p.y, activation=p.activation, loss=p.loss)
 
@@ -166,17 +172,66 @@ def _jax():
         raise Unavailable("jax is not installed (pip install 'manual-backprop[bench]')")
     import jax
 
-    from autodiff_check import model  # turns on float64 in JAX
+    jax.config.update("jax_enable_x64", True)  # float64 cells stay float64; float32 stays float32
+    return jax
 
-    return jax, model
+
+def _jax_activation(name: str):
+    import jax
+    import jax.numpy as jnp
+
+    return {
+        "sigmoid": jax.nn.sigmoid,
+        "tanh": jnp.tanh,
+        "relu": jax.nn.relu,
+        "leaky_relu": lambda z: jax.nn.leaky_relu(z, 0.01),
+        "softplus": jax.nn.softplus,
+        "gelu": lambda z: jax.nn.gelu(z, approximate=True),
+    }[name]
 
 
-def _jax_device_args(jax, p: Problem):
-    return [jax.device_put(W) for W in p.params], jax.device_put(p.x), jax.device_put(p.y)
+def _jax_loss_from_logits(name: str):
+    """Summed loss of logits z against targets y, each in the form with the fewest elementwise
+    operations that stays finite for any finite z. Binary cross-entropy:
+    -[y log s(z) + (1 - y) log s(-z)] = softplus(z) - y z, since log s(z) = -softplus(-z) and
+    softplus(z) - softplus(-z) = z: one softplus per logit (two log_sigmoid in the direct form),
+    and the derivative JAX forms is s(z) - y, the derivation's delta_L."""
+    import jax
+    import jax.numpy as jnp
+
+    return {
+        "binary_cross_entropy": lambda z, y: jnp.sum(jax.nn.softplus(z) - y * z),
+        "softmax_cross_entropy": lambda z, y: -jnp.sum(y * jax.nn.log_softmax(z, axis=-1)),
+        "mean_squared_error": lambda z, y: 0.5 * jnp.sum((z - y) ** 2),
+    }[name]
+
+
+def jax_loss(params, x, y, activation: str = "sigmoid", loss: str = "binary_cross_entropy"):
+    """J = 1/B sum_b l(z_L[b], y[b]) as a JAX user writes it for this parameter layout:
+    ``a = g(a @ W[1:] + W[0])`` (no bias column copied into a wider array), the loss taken
+    from the logits (:func:`_jax_loss_from_logits`). The benchmark's baseline; not the
+    checker's twin (``autodiff_check.model``), which keeps the post's ``add_bias(a) @ W``."""
+    g, ell = _jax_activation(activation), _jax_loss_from_logits(loss)
+    a = x
+    for W in params[:-1]:
+        a = g(a @ W[1:] + W[0])
+    z = a @ params[-1][1:] + params[-1][0]
+    return ell(z, y) / x.shape[0]
+
+
+def jax_loss_wb(weights_biases, x, y, activation: str = "sigmoid", loss: str = "binary_cross_entropy"):
+    """:func:`jax_loss` with each layer as a pair (W_l[1:], W_l[0]) of separate arrays."""
+    g, ell = _jax_activation(activation), _jax_loss_from_logits(loss)
+    a = x
+    for W, b in weights_biases[:-1]:
+        a = g(a @ W + b)
+    W, b = weights_biases[-1]
+    return ell(a @ W + b, y) / x.shape[0]
 
 
 def _jax_runner(jax, fn, p: Problem) -> Runner:
-    params, x, y = _jax_device_args(jax, p)
+    params, x, y = [jax.device_put(W) for W in p.params], jax.device_put(p.x), jax.device_put(p.y)
+    jax.block_until_ready((params, x, y))
 
     def call():
         return jax.block_until_ready(fn(params, x, y, p.activation, p.loss))
@@ -189,14 +244,37 @@ def _jax_runner(jax, fn, p: Problem) -> Runner:
 
 
 def _jax_eager(p: Problem) -> Runner:
-    jax, model = _jax()
-    return _jax_runner(jax, jax.value_and_grad(model.loss_fn), p)
+    jax = _jax()
+    return _jax_runner(jax, jax.value_and_grad(jax_loss), p)
 
 
 def _jax_jit(p: Problem) -> Runner:
-    jax, model = _jax()
-    fn = jax.jit(jax.value_and_grad(model.loss_fn), static_argnums=(3, 4))
-    return _jax_runner(jax, fn, p)
+    jax = _jax()
+    return _jax_runner(jax, jax.jit(jax.value_and_grad(jax_loss), static_argnums=(3, 4)), p)
+
+
+def _jax_jit_twin(p: Problem) -> Runner:
+    jax = _jax()
+    from autodiff_check import model
+
+    return _jax_runner(jax, jax.jit(jax.value_and_grad(model.loss_fn), static_argnums=(3, 4)), p)
+
+
+def _jax_jit_wb(p: Problem) -> Runner:
+    jax = _jax()
+    fn = jax.jit(jax.value_and_grad(jax_loss_wb), static_argnums=(3, 4))
+    wb = [(jax.device_put(np.ascontiguousarray(W[1:])), jax.device_put(W[0])) for W in p.params]
+    x, y = jax.device_put(p.x), jax.device_put(p.y)
+    jax.block_until_ready((wb, x, y))
+
+    def call():
+        return jax.block_until_ready(fn(wb, x, y, p.activation, p.loss))
+
+    def result():  # back to the shared layout, outside the clock
+        J, g = call()
+        return float(J), [np.vstack([np.asarray(gb)[None, :], np.asarray(gW)]) for gW, gb in g]
+
+    return Runner(call, result)
 
 
 def _jax_jit_api(p: Problem) -> Runner:
@@ -258,11 +336,13 @@ def _torch(p: Problem) -> Runner:
 
 
 BACKENDS: dict[str, Callable[[Problem], Runner]] = {
-    "manual": _manual,
-    "manual_default": _manual_default,
+    "fast": _fast,
+    "plain": _plain,
     "per_example": _per_example,
     "jax_eager": _jax_eager,
     "jax_jit": _jax_jit,
+    "jax_jit_twin": _jax_jit_twin,
+    "jax_jit_wb": _jax_jit_wb,
     "jax_jit_api": _jax_jit_api,
     "torch": _torch,
 }
@@ -306,6 +386,33 @@ def max_rel_error(grads: Sequence[np.ndarray], ref: Sequence[np.ndarray]) -> flo
     return worst
 
 
-def tolerance(dtype) -> float:
-    """Agreement tolerance for :func:`max_rel_error` against the manual float64/float32 gradient."""
-    return 1e-9 if np.dtype(dtype) == np.float64 else 2e-3
+def agreement(p: Problem, J: float, grads: Sequence[np.ndarray], ref_J: float,
+              ref_grads: Sequence[np.ndarray]) -> dict:
+    """Does a backend's ``(J, grads)`` agree with the reference's, computed in the same dtype?
+
+    Tolerance: ``autodiff_check.rounding_bound`` bounds, per entry and to first order in u, how
+    far a gradient computed in ``p.dtype`` can be from the exact one, whatever the order of the
+    sums (every dot product of n terms errs by at most n u times their absolute sum, carried
+    through the network run in absolute values). The backend and the reference each lie within
+    it, so they differ by at most twice it; another factor 2 covers the second-order terms (as
+    ``autodiff_check.exact_atol``). The bound comes from the parameters and the paper's
+    derivative constants, not from either result. ``error_to_bound`` = max |g - ref| / (4 eG)
+    over all entries: the backend agrees when it is at most 1 (and the loss likewise).
+
+    The bound is a worst case: in float64 it is ~1e-9 of the largest entry for the post
+    network at batch 100, so a wrong formula cannot pass; in float32 it reaches ~0.9 of the
+    first layer's largest entry there, so a float32 cell catches only gross errors. Every
+    backend runs the float64 cells too, which is where a formula is held to the reference."""
+    if p.bound is None:
+        p.bound = rounding_bound(p.params, p.x, p.y, p.activation, p.loss, dtype=p.dtype)
+    worst = 0.0
+    for g, r, e in zip(grads, ref_grads, p.bound.grad):
+        g = np.asarray(g, dtype=np.float64)
+        if g.shape != r.shape:
+            worst = float("inf")
+            break
+        worst = max(worst, float(np.max(np.abs(g - r) / (4 * e))))
+    loss_ratio = abs(float(J) - float(ref_J)) / (4 * p.bound.loss)
+    return {"max_rel_error": max_rel_error(grads, ref_grads), "loss_rel_error": abs(J - ref_J) / max(1.0, abs(ref_J)),
+            "error_to_bound": worst, "loss_error_to_bound": loss_ratio,
+            "agrees": bool(worst <= 1.0 and loss_ratio <= 1.0)}
