@@ -48,7 +48,17 @@ _JAX_NAMES = {
 }
 
 
+_JAX_MODULES = {"layers", "sequential", "model"}  # JAX twins of manual_backprop.layers / .model / .network
+
+
 def __getattr__(name: str):
+    if name in _JAX_MODULES:
+        try:
+            return import_module(f".{name}", __name__)
+        except ImportError as e:
+            raise ImportError(
+                f"autodiff_check.{name} needs JAX ({e}); install it with: pip install 'manual-backprop[jax]'"
+            ) from e
     if name in _JAX_NAMES:
         try:
             model = import_module(".model", __name__)

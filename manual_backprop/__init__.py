@@ -14,7 +14,7 @@ NumPy (and SciPy's BLAS for ``sgd_step`` at batch 1) and never imports its check
 application (data, checkpoints, training: ``manual_backprop.app``).
 """
 
-from . import fast
+from . import fast, layers, model
 from ._checks import NonFiniteError
 from .activations import ACTIVATIONS
 from .fast import Workspace, sgd_step
@@ -22,6 +22,6 @@ from .losses import LOSSES
 from .network import Params, accuracy, add_bias, forward, init_params, loss, loss_and_grad, one_hot, predict
 
 __all__ = [
-    "ACTIVATIONS", "LOSSES", "NonFiniteError", "Params", "Workspace", "accuracy", "add_bias", "fast",
+    "ACTIVATIONS", "LOSSES", "NonFiniteError", "Params", "Workspace", "accuracy", "add_bias", "fast", "layers", "model",
     "forward", "init_params", "loss", "loss_and_grad", "one_hot", "predict", "sgd_step",
 ]

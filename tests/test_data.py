@@ -18,40 +18,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import examples
+from support import TYPE_CODES, fake_mnist, idx_bytes, write
 
 from manual_backprop.app import data
 from manual_backprop.app.data import MNIST_FILES, load_mnist, read_idx
-
-TYPE_CODES = {"u1": 0x08, "i1": 0x09, ">i2": 0x0B, ">i4": 0x0C, ">f4": 0x0D, ">f8": 0x0E}
-
-
-def idx_bytes(a: np.ndarray, *, code: int | None = None) -> bytes:
-    """An IDX file holding ``a`` (any dtype in TYPE_CODES), big-endian."""
-    big = a.astype(a.dtype.newbyteorder(">")) if a.dtype.itemsize > 1 else a
-    code = TYPE_CODES[big.dtype.str.lstrip("|")] if code is None else code
-    header = bytes([0, 0, code, a.ndim]) + b"".join(struct.pack(">I", n) for n in a.shape)
-    return header + big.tobytes()
-
-
-def write(path: Path, content: bytes, *, gz: bool) -> Path:
-    path.write_bytes(gzip.compress(content, mtime=0) if gz else content)
-    return path
-
-
-def fake_mnist(directory: Path, *, n_train=12, n_test=7, rows=5, cols=4, gz=True, seed=0) -> dict:
-    rng = np.random.default_rng(seed)
-    arrays = {
-        "train_images": rng.integers(0, 256, (n_train, rows, cols), dtype=np.uint8),
-        "train_labels": (np.arange(n_train) % 10).astype(np.uint8),
-        "test_images": rng.integers(0, 256, (n_test, rows, cols), dtype=np.uint8),
-        "test_labels": (np.arange(n_test) % 10).astype(np.uint8),
-    }
-    directory.mkdir(parents=True, exist_ok=True)
-    for key, a in arrays.items():
-        stem = MNIST_FILES[key][0]
-        write(directory / (stem + (".gz" if gz else "")), idx_bytes(a), gz=gz)
-    return arrays
-
 
 # ---------------------------------------------------------------- read_idx
 

@@ -51,7 +51,7 @@ def test_as_published_is_caught_with_equal_hidden_sizes(problem):
 @given(problem=post_like(palindrome=False))
 def test_as_published_errors_with_unequal_hidden_sizes(problem):
     params, x, y = problem
-    with pytest.raises(ValueError, match="broadcast"):
+    with pytest.raises(ValueError, match="read the same backwards"):
         as_published.loss_and_grad(params, x, y)
 
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import gzip
 import os
 import re
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -14,10 +12,11 @@ import numpy as np
 import pytest
 
 import manual_backprop as mb
-from manual_backprop.app import training
+from manual_backprop.app import paths, training
 from manual_backprop.app.cli import main
 from manual_backprop.app.checkpoint import load_checkpoint, save_checkpoint
-from manual_backprop.app.data import MNIST_FILES, Dataset, load_mnist
+from manual_backprop.app.data import Dataset, load_mnist
+from support import fake_mnist
 from manual_backprop.app.training import RECIPES, Config, DivergenceError, fold_input_scaling, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -251,19 +250,6 @@ def test_training_curve_png(small, tmp_path):
 # ------------------------------------------------------------------ command line
 
 
-def _fake_mnist_dir(directory: Path, n_train=40, n_test=20) -> Path:
-    rng = np.random.default_rng(0)
-    directory.mkdir()
-    for key, (stem, _) in MNIST_FILES.items():
-        n = n_train if key.startswith("train") else n_test
-        if key.endswith("images"):
-            a, header = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), struct.pack(">BBBBIII", 0, 0, 8, 3, n, 28, 28)
-        else:
-            a, header = (np.arange(n) % 10).astype(np.uint8), struct.pack(">BBBBI", 0, 0, 8, 1, n)
-        (directory / f"{stem}.gz").write_bytes(gzip.compress(header + a.tobytes()))
-    return directory
-
-
 def test_cli_train_then_evaluate(tmp_path, capsys):
     ckpt, png = tmp_path / "c.npz", tmp_path / "c.png"
     args = ["train", "--train-subset", "300", "--epochs", "2", "--hidden-sizes", "32",
@@ -281,7 +267,8 @@ def test_cli_train_then_evaluate(tmp_path, capsys):
 
 
 def test_cli_data_dir(tmp_path, capsys):
-    data_dir = _fake_mnist_dir(tmp_path / "fake")
+    data_dir = tmp_path / "fake"
+    fake_mnist(data_dir, n_train=40, n_test=20)
     ckpt = tmp_path / "c.npz"
     assert main(["train", "--data-dir", str(data_dir), "--epochs", "1", "--hidden-sizes", "8",
                  "--checkpoint", str(ckpt), "--no-progress"]) == 0
@@ -345,3 +332,81 @@ def _has_matplotlib() -> bool:
     except ImportError:
         return False
     return True
+
+
+# ------------------------------------------------------------------ what a run must never lose or get wrong
+
+
+def test_overlapping_outputs_are_refused_before_any_work(small, tmp_path):
+    """--plot naming the checkpoint (or the resumed file) would overwrite it with a PNG."""
+    ckpt = tmp_path / "run.npz"
+    with pytest.raises(paths.OutputPathError, match="plot"):
+        train(Config(epochs=1, hidden_sizes=(8,)), data=small, checkpoint=ckpt, plot=ckpt, **QUIET)
+    assert not ckpt.exists()
+    train(Config(epochs=1, hidden_sizes=(8,)), data=small, checkpoint=ckpt, **QUIET)
+    before = ckpt.read_bytes()
+    with pytest.raises(paths.OutputPathError, match="plot"):
+        train(Config(epochs=2, hidden_sizes=(8,)), data=small, resume=ckpt, plot=ckpt, **QUIET)
+    assert ckpt.read_bytes() == before
+
+
+def test_a_second_run_on_one_checkpoint_is_refused(small, tmp_path):
+    ckpt = tmp_path / "run.npz"
+    with paths.OutputLock(ckpt, "checkpoint"):  # another run holds it
+        with pytest.raises(paths.OutputLockedError, match=str(ckpt)):
+            train(Config(epochs=1, hidden_sizes=(8,)), data=small, checkpoint=ckpt, **QUIET)
+    assert not ckpt.exists()
+
+
+def test_a_configuration_this_machine_cannot_hold_is_refused_before_allocating(small):
+    with pytest.raises(MemoryError, match="GiB"):
+        train(Config(hidden_sizes=(10_000_000,)), data=small, **QUIET)
+    with pytest.raises(MemoryError, match="GiB"):
+        train(Config(hidden_sizes=(3_000_000, 3_000_000)), data=small, **QUIET)
+
+
+def test_crafted_checkpoint_fields_are_refused_naming_file_and_field(small, tmp_path):
+    ckpt = tmp_path / "run.npz"
+    config = Config(epochs=1, hidden_sizes=(8,), standardize=False, momentum=0.0)
+    train(config, data=small, checkpoint=ckpt, **QUIET)
+    params, meta = load_checkpoint(ckpt)
+    for field, value in [("epoch", "abc"), ("epoch", 5), ("history", "x")]:
+        crafted = tmp_path / f"crafted-{field}.npz"
+        keep = {k: v for k, v in meta.items() if k not in ("layer_sizes", "dtype")}
+        save_checkpoint(crafted, params, **{**keep, field: value})
+        with pytest.raises(ValueError, match=rf"crafted-{field}\.npz.*(epoch|history)"):
+            train(config.replace(epochs=2), data=small, resume=crafted, **QUIET)
+
+
+def test_evaluate_follows_the_data_not_the_spelling_of_its_path(tmp_path, monkeypatch, capsys):
+    """A relative --data-dir is stored resolved; evaluate from elsewhere scores the same data,
+    and other files at that path (another digest) are refused."""
+    fake_mnist(tmp_path / "a" / "data", n_train=40, n_test=20)
+    monkeypatch.chdir(tmp_path / "a")
+    ckpt = tmp_path / "c.npz"
+    assert main(["train", "--data-dir", "data", "--epochs", "1", "--hidden-sizes", "8", "--checkpoint", str(ckpt),
+                 "--no-progress"]) == 0
+    trained = capsys.readouterr().out.strip().splitlines()[-1]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()  # a same-named directory here must not be used
+    assert main(["evaluate", str(ckpt)]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == trained
+    fake_mnist(tmp_path / "a" / "data", n_train=40, n_test=20, seed=1)  # other files, same path
+    assert main(["evaluate", str(ckpt)]) == 1
+    assert "digest" in capsys.readouterr().err
+
+
+def test_labels_outside_the_classes_are_refused_with_value_and_file(tmp_path, capsys):
+    directory = tmp_path / "data"
+    arrays = fake_mnist(directory, n_train=40, n_test=20)
+    labels = arrays["train_labels"].copy()
+    labels[3] = 200
+    from support import idx_bytes, write
+
+    write(directory / "train-labels-idx1-ubyte.gz", idx_bytes(labels), gz=True)
+    assert main(["train", "--data-dir", str(directory), "--epochs", "1", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "200" in err and "train-labels" in err
+    assert main(["train", "--data-dir", str(directory), "--epochs", "1", "--n-classes", "201", "--no-progress",
+                 "--hidden-sizes", "4"]) == 1  # 201 declared: now classes never seen are refused
+    assert "never occur" in capsys.readouterr().err

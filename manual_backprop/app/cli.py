@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data-dir", default=None,
                    help="directory of the four MNIST-layout IDX files (default: the MNIST copy "
                         "shipped with the package, checksums verified)")
+    t.add_argument("--n-classes", type=int, default=None, metavar="K",
+                   help="classes in the data's labels (default: 10, MNIST's layout); a label outside "
+                        "0..K-1, or a class missing from the training labels, is refused")
     t.add_argument("--train-subset", type=int, default=None, metavar="N",
                    help="train on the first N training examples only")
     t.add_argument("--checkpoint", default=None, metavar="PATH",
@@ -120,7 +123,7 @@ def _train(args: argparse.Namespace) -> float:
             backend.loss_and_grad  # noqa: B018 (imports JAX: fails here when it is missing)
         except ImportError as e:
             raise ImportError(f"backend 'jax' needs JAX: {e}") from None
-    result = train(config, backend=backend, data_dir=args.data_dir, checkpoint=args.checkpoint,
+    result = train(config, backend=backend, data_dir=args.data_dir, n_classes=args.n_classes, checkpoint=args.checkpoint,
                    resume=args.resume, plot=args.plot, keep_checkpoint_epochs=args.epochs is None,
                    progress=not args.no_progress)
     print(f"wall time: {result.seconds:.1f} s")
@@ -137,8 +140,11 @@ def _evaluate(args: argparse.Namespace) -> float:
     data_dir = args.data_dir if args.data_dir is not None else meta.get("data_dir")
     activation = meta.get("activation", "sigmoid")
     loss = meta.get("loss", "binary_cross_entropy")
-    data = load_mnist(data_dir, dtype=np.dtype(meta["dtype"]))
     n_in, n_out = meta["layer_sizes"][0], meta["layer_sizes"][-1]
+    data = load_mnist(data_dir, dtype=np.dtype(meta["dtype"]), n_classes=n_out)
+    if meta.get("data_digest") not in (None, data.digest):
+        raise ValueError(f"{args.checkpoint} was trained on data with digest {meta['data_digest']}; the files in "
+                         f"{data.source} have {data.digest} (pass --data-dir with the training data)")
     if data.x_test.shape[1] != n_in or data.n_classes > n_out:
         raise ValueError(
             f"{args.checkpoint}: the network takes {n_in} inputs and has {n_out} outputs; the data has "
@@ -173,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, TypeError, OSError, ImportError, DivergenceError) as e:
+    except (ValueError, TypeError, OSError, ImportError, MemoryError, DivergenceError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(f"test accuracy: {accuracy:.4f}")

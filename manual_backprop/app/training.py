@@ -54,7 +54,8 @@ from tqdm import tqdm
 from .. import _checks, as_published, fast, network
 from ..activations import get_activation
 from ..losses import get_loss
-from .checkpoint import load_checkpoint, save_checkpoint
+from . import paths
+from .checkpoint import check_metadata, load_checkpoint, save_checkpoint
 from .data import Dataset, load_mnist
 
 SCHEDULES = ("constant", "cosine", "linear")
@@ -226,6 +227,14 @@ def _memory_needed(config: Config, n_features: int, n_classes: int, n_train: int
                        + 4 * config.batch_size * sum(sizes))
 
 
+def _check_memory(config: Config, n_features: int, n_classes: int, n_train: int) -> None:
+    """Refuse, before allocating, a run this machine cannot hold (MemoryError with both sizes)."""
+    need, have = _memory_needed(config, n_features, n_classes, n_train), _memory_available()
+    if need > have:
+        raise MemoryError(f"this configuration needs about {need / 2**30:.1f} GiB and {have / 2**30:.1f} GiB "
+                          f"is available; use smaller hidden sizes, batch or --train-subset")
+
+
 def _memory_available() -> int:
     """MemAvailable from /proc/meminfo (Linux), else the physical memory."""
     try:
@@ -240,11 +249,15 @@ def _memory_available() -> int:
 
 
 def _resume(path, config: Config, keep_epochs: bool, shift: float, scale: float, digest: str | None):
-    """(params, velocity, epochs done, history, config) from a checkpoint; a mismatch is refused."""
+    """(params, velocity, history, config) from a checkpoint; a mismatch is refused."""
     params, meta = load_checkpoint(path)
-    saved = meta.get("config")
-    if not isinstance(saved, dict) or "epoch" not in meta or "history" not in meta:
+    if not {"config", "epoch", "history"} <= meta.keys():
         raise ValueError(f"{path}: not a training checkpoint (no config, epoch or history)")
+    check_metadata(path, meta, {"config": dict, "epoch": int, "history": list[dict[str, float]]})
+    saved = meta["config"]
+    if not 0 <= meta["epoch"] == len(meta["history"]):
+        raise ValueError(f"{path}: not a valid training checkpoint: epoch {meta['epoch']} with "
+                         f"{len(meta['history'])} epochs of history")
     try:
         saved_config = Config(**{**saved, "hidden_sizes": tuple(saved.get("hidden_sizes", ()))})
     except (TypeError, ValueError) as e:
@@ -272,7 +285,7 @@ def _resume(path, config: Config, keep_epochs: bool, shift: float, scale: float,
     if config.momentum > 0 and (not isinstance(velocity, list)
                                 or [v.shape for v in velocity] != [W.shape for W in params]):
         raise ValueError(f"{path}: momentum buffers missing or of the wrong shapes")
-    return params, velocity, int(meta["epoch"]), list(meta["history"]), config
+    return params, velocity, list(meta["history"]), config
 
 
 def train(
@@ -281,6 +294,7 @@ def train(
     backend: ModuleType | None = None,
     data: Dataset | None = None,
     data_dir=None,
+    n_classes: int | None = None,
     checkpoint=None,
     resume=None,
     plot=None,
@@ -292,91 +306,110 @@ def train(
 
     ``backend``: the module whose gradient the loop runs (module docstring); by default the
     one ``config.backend`` names among the NumPy ones (``"jax"`` needs ``autodiff_check``
-    passed in). ``data`` is used as given, otherwise ``load_mnist(data_dir)``. ``checkpoint``
-    is written atomically after every epoch; ``resume`` continues from one (config and data
-    must match; only ``epochs`` may change, and ``keep_checkpoint_epochs`` keeps the
-    checkpoint's count). ``plot`` writes the training curve as PNG. ``log`` receives one line per
-    epoch. Raises :class:`DivergenceError` (module docstring).
+    passed in). ``data`` is used as given, otherwise ``load_mnist(data_dir, n_classes=)``
+    (10 classes unless said). Output paths are checked and locked before any work
+    (``paths.check_outputs``, ``paths.lock_outputs``); ``checkpoint`` is written atomically
+    after every epoch; ``resume`` continues from one (config and data must match; only
+    ``epochs`` may change, and ``keep_checkpoint_epochs`` keeps the checkpoint's count).
+    ``plot`` writes the training curve as PNG. ``log`` receives one line per epoch. Raises
+    :class:`DivergenceError` (module docstring).
     """
     t_start = time.perf_counter()
     if not isinstance(config, Config):
         raise TypeError(f"config must be a training.Config (e.g. RECIPES['default']); got {type(config).__name__}")
     backend = _backend(config, backend)
-    _check_outputs(checkpoint=checkpoint, plot=plot, resume=resume)
-    if data is None:
-        data = load_mnist(data_dir)
-    dt = np.dtype(config.dtype)
-    n = data.x_train.shape[0] if config.train_subset is None else min(config.train_subset, data.x_train.shape[0])
-    need, have = _memory_needed(config, data.x_train.shape[1], data.n_classes, n), _memory_available()
-    if need > have:
-        raise MemoryError(f"this configuration needs about {need / 2**30:.1f} GiB and {have / 2**30:.1f} GiB "
-                          f"is available; use smaller hidden sizes, batch or --train-subset")
-
-    x_raw = np.asarray(data.x_train[:n], dtype=dt)
-    y_train = network.one_hot(_checks.check_labels(data.y_train[:n], data.n_classes, batch=n), data.n_classes, dtype=dt)
-    x_test = np.asarray(data.x_test, dtype=dt)
-    shift, scale = input_scaling(x_raw, config.standardize)
-    x_train = (x_raw - dt.type(shift)) / dt.type(scale) if config.standardize else x_raw
-    digest = getattr(data, "digest", None)
-    resolved_dir = None if data_dir is None else str(Path(data_dir).resolve())
-
-    if resume is not None:
-        params, velocity, done, history, config = _resume(resume, config, keep_checkpoint_epochs, shift, scale, digest)
-    else:
-        sizes = [data.x_train.shape[1], *config.hidden_sizes, data.n_classes]
-        params, velocity, done, history = network.init_params(sizes, seed=config.seed, dtype=dt), None, 0, []
-    if config.momentum > 0 and velocity is None:
-        velocity = [np.zeros_like(W) for W in params]
-    update = make_update(backend, config)
-    sizes = [W.shape[0] - 1 for W in params] + [params[-1].shape[1]]
-    model = fold_input_scaling(params, shift, scale) if config.standardize else params
-    log(f"training {sizes} {config.activation}/{config.loss} on {n} examples: lr {config.lr} "
-        f"({config.schedule}), momentum {config.momentum}, batch {config.batch_size}, {config.epochs} "
-        f"epochs, {config.dtype}, standardize {config.standardize}, backend {config.backend}")
-
-    steps = -(-n // config.batch_size)
-    first_loss = running = None
-    with threadpool_limits(limits=config.threads, user_api="blas"):
-        for epoch in range(done, config.epochs):
-            t_epoch = time.perf_counter()
-            order = np.random.default_rng([config.seed, epoch]).permutation(n)
-            xs, ys = np.take(x_train, order, axis=0), np.take(y_train, order, axis=0)
-            total = 0.0
-            bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{config.epochs}", unit="step",
-                       leave=False, mininterval=0.5, disable=not progress)
-            with np.errstate(over="ignore", invalid="ignore"):
-                for s in bar:
-                    x, y = xs[s * config.batch_size:(s + 1) * config.batch_size], ys[s * config.batch_size:(s + 1) * config.batch_size]
-                    lr = dt.type(learning_rate(config, epoch * steps + s, steps * config.epochs))
-                    J = _step(update, params, velocity, x, y, lr, epoch, s)
-                    first_loss = J if first_loss is None else first_loss
-                    running = J if running is None else 0.98 * running + 0.02 * J
-                    if running > DIVERGENCE_FACTOR * first_loss:
-                        raise DivergenceError(
-                            f"training diverged in epoch {epoch + 1}, step {s + 1}: the running loss {running:.4g} "
-                            f"is over {DIVERGENCE_FACTOR:g}x the first step's {first_loss:.4g}; "
-                            f"try a smaller learning rate than {config.lr}")
-                    total += J * x.shape[0]
-                    if s % 50 == 0:
-                        bar.set_postfix_str(f"loss {running:.4f}", refresh=False)
-            model = fold_input_scaling(params, shift, scale) if config.standardize else params
-            acc = network.accuracy(model, x_test, data.y_test, activation=config.activation, loss=config.loss)
-            history.append({"epoch": epoch + 1, "train_loss": total / n, "test_accuracy": acc,
-                            "seconds": time.perf_counter() - t_epoch})
-            log(f"epoch {epoch + 1}/{config.epochs}: train loss {total / n:.4f}, "
-                f"test accuracy {acc:.4f} ({history[-1]['seconds']:.1f} s)")
-            if checkpoint is not None:
-                extra: dict[str, Any] = {"velocity": velocity} if velocity is not None else {}
-                if config.standardize:
-                    extra["train_params"] = params
-                save_checkpoint(checkpoint, model, config=_as_dict(config), epoch=epoch + 1, history=history,
-                                activation=config.activation, loss=config.loss, input_shift=shift,
-                                input_scale=scale, data_digest=digest, data_dir=resolved_dir, **extra)
+    out = paths.check_outputs(checkpoint=checkpoint, plot=plot, resume=resume)
     if plot is not None:
-        plot_history(history, plot, title=f"{sizes} {config.activation}")
+        _require_matplotlib()
+    with paths.lock_outputs(checkpoint=out.checkpoint, plot=out.plot):
+        if data is None:
+            data = load_mnist(data_dir, n_classes=n_classes)
+        n = data.x_train.shape[0] if config.train_subset is None else min(config.train_subset, data.x_train.shape[0])
+        _check_memory(config, data.x_train.shape[1], data.n_classes, n)
+        dt = np.dtype(config.dtype)
+        x_raw = np.asarray(data.x_train[:n], dtype=dt)
+        y_train = network.one_hot(data.y_train[:n], data.n_classes, dtype=dt)
+        x_test = np.asarray(data.x_test, dtype=dt)
+        shift, scale = input_scaling(x_raw, config.standardize)
+        x_train = (x_raw - dt.type(shift)) / dt.type(scale) if config.standardize else x_raw
+        digest = getattr(data, "digest", None)
+
+        if resume is not None:
+            params, velocity, history, config = _resume(resume, config, keep_checkpoint_epochs, shift, scale, digest)
+        else:
+            sizes = [data.x_train.shape[1], *config.hidden_sizes, data.n_classes]
+            params, velocity, history = network.init_params(sizes, seed=config.seed, dtype=dt), None, []
+        if config.momentum > 0 and velocity is None:
+            velocity = [np.zeros_like(W) for W in params]
+        update = make_update(backend, config)
+        sizes = [W.shape[0] - 1 for W in params] + [params[-1].shape[1]]
+        model = fold_input_scaling(params, shift, scale) if config.standardize else params
+        log(f"training {sizes} {config.activation}/{config.loss} on {n} examples: lr {config.lr} "
+            f"({config.schedule}), momentum {config.momentum}, batch {config.batch_size}, {config.epochs} "
+            f"epochs, {config.dtype}, standardize {config.standardize}, backend {config.backend}")
+
+        divergence = _DivergenceRule()
+        with threadpool_limits(limits=config.threads, user_api="blas"):
+            for epoch in range(len(history), config.epochs):
+                t_epoch = time.perf_counter()
+                total = _epoch(update, params, velocity, x_train, y_train, config, epoch, divergence, progress)
+                model = fold_input_scaling(params, shift, scale) if config.standardize else params
+                acc = network.accuracy(model, x_test, data.y_test, activation=config.activation, loss=config.loss)
+                history.append({"epoch": epoch + 1, "train_loss": total / n, "test_accuracy": acc,
+                                "seconds": time.perf_counter() - t_epoch})
+                log(f"epoch {epoch + 1}/{config.epochs}: train loss {total / n:.4f}, "
+                    f"test accuracy {acc:.4f} ({history[-1]['seconds']:.1f} s)")
+                if checkpoint is not None:
+                    extra: dict[str, Any] = {"velocity": velocity} if velocity is not None else {}
+                    if config.standardize:
+                        extra["train_params"] = params
+                    save_checkpoint(out.checkpoint, model, config=_as_dict(config), epoch=epoch + 1,
+                                    history=history, activation=config.activation, loss=config.loss,
+                                    input_shift=shift, input_scale=scale, data_digest=digest,
+                                    data_dir=getattr(data, "data_dir", None), **extra)
+        if plot is not None:
+            plot_history(history, out.plot, title=f"{sizes} {config.activation}")
     acc = history[-1]["test_accuracy"] if history else network.accuracy(
         model, x_test, data.y_test, activation=config.activation, loss=config.loss)
     return TrainResult(model, config, history, acc, time.perf_counter() - t_start)
+
+
+class _DivergenceRule:
+    """The module docstring's rule: the running loss (weight 0.02 a step, started at the first
+    step's loss) above DIVERGENCE_FACTOR times the first step's loss."""
+
+    def __init__(self) -> None:
+        self.first = self.running = None
+
+    def __call__(self, J: float, epoch: int, s: int, lr: float) -> None:
+        if self.first is None:
+            self.first = self.running = J
+        self.running = 0.98 * self.running + 0.02 * J
+        if self.running > DIVERGENCE_FACTOR * self.first:
+            raise DivergenceError(
+                f"training diverged in epoch {epoch + 1}, step {s + 1}: the running loss {self.running:.4g} "
+                f"is over {DIVERGENCE_FACTOR:g}x the first step's {self.first:.4g}; try a smaller learning rate than {lr}")
+
+
+def _epoch(update, params, velocity, x_train, y_train, config: Config, epoch: int, divergence, progress: bool) -> float:
+    """One pass over the training set in the epoch's order; returns the summed loss."""
+    n, B, dt = x_train.shape[0], config.batch_size, x_train.dtype
+    steps = -(-n // B)
+    order = np.random.default_rng([config.seed, epoch]).permutation(n)
+    xs, ys = np.take(x_train, order, axis=0), np.take(y_train, order, axis=0)
+    total = 0.0
+    bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{config.epochs}", unit="step", leave=False,
+               mininterval=0.5, disable=not progress)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for s in bar:
+            x, y = xs[s * B:(s + 1) * B], ys[s * B:(s + 1) * B]
+            lr = dt.type(learning_rate(config, epoch * steps + s, steps * config.epochs))
+            J = _step(update, params, velocity, x, y, lr, epoch, s)
+            divergence(J, epoch, s, config.lr)
+            total += J * x.shape[0]
+            if s % 50 == 0:
+                bar.set_postfix_str(f"loss {divergence.running:.4f}", refresh=False)
+    return total
 
 
 def _step(update, params, velocity, x, y, lr, epoch: int, s: int) -> float:
@@ -407,20 +440,6 @@ def _as_dict(config: Config) -> dict[str, Any]:
     d = dataclasses.asdict(config)
     d["hidden_sizes"] = list(config.hidden_sizes)
     return d
-
-
-def _check_outputs(*, checkpoint, plot, resume) -> None:
-    """Refuse unusable output paths before any work."""
-    for path, what in ((checkpoint, "checkpoint"), (plot, "plot")):
-        if path is None:
-            continue
-        directory = Path(path).parent
-        if not directory.is_dir():
-            raise FileNotFoundError(f"{what} directory {directory} does not exist")
-    if plot is not None:
-        _require_matplotlib()
-    if resume is not None and not Path(resume).exists():
-        raise FileNotFoundError(f"checkpoint {resume} does not exist")
 
 
 def _require_matplotlib() -> None:
@@ -454,4 +473,4 @@ def plot_history(history: list[dict[str, float]], path, *, title: str = "") -> N
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, format="png", dpi=100)
+    paths.write_atomically(path, lambda f: fig.savefig(f, format="png", dpi=100), what="plot")
