@@ -47,9 +47,10 @@ def _first_nonfinite(a: np.ndarray) -> tuple[int, ...]:
 
 
 class NonFiniteError(FloatingPointError):
-    """The loss or gradient would be NaN or inf although the inputs are finite: an overflow
-    (inputs or weights too large for the dtype, or a divergent learning rate). Raised by
-    ``loss_and_grad`` and ``sgd_step`` of every path, before any parameter is updated."""
+    """The loss, a gradient or an update would be NaN or inf although the inputs are finite:
+    an overflow (inputs or weights too large for the dtype, or a divergent learning rate).
+    Raised by ``loss_and_grad`` and ``sgd_step`` of every path; ``sgd_step`` raises it before
+    any update when the loss overflows (its message says so otherwise)."""
 
 
 def all_finite(a: np.ndarray) -> bool:

@@ -78,12 +78,13 @@ def _backprop(params: Params, x: np.ndarray, y: np.ndarray, g, ell, ws: Workspac
     for l in range(1, L):
         W = params[l - 1]
         z_l = np.matmul(a[l - 1], W[1:], out=ws.z[l - 1])
-        finite = finite and _checks.all_finite(z_l) and _checks.all_finite(W[0])
         if inplace:
+            finite = finite and _checks.all_finite(z_l) and _checks.all_finite(W[0])
             a.append(g.fn_inplace(z_l, W[0]))          # a_l = g(z_l + b_l), written over z_l
             z.append(None)
         else:
             z_l += W[0]
+            finite = finite and _checks.all_finite(z_l)
             z.append(z_l)
             a.append(g.fn(z_l))
     z_L = a[L - 1] @ params[L - 1][1:]
@@ -176,8 +177,10 @@ def sgd_step(params: Params, x: np.ndarray, y: np.ndarray, lr: float, *, activat
     (BLAS ger, through SciPy) that reads and writes W_l once, where forming g and applying it
     cost three passes over W_l; at B > 1 the product goes into one workspace array as large as
     the largest layer, then is added. A loss or z_l that is NaN or inf raises before any
-    update (ValueError naming a NaN or inf input, else NonFiniteError); an update that would
-    overflow raises NonFiniteError before touching that layer (layers above it are updated).
+    update (ValueError naming a NaN or inf input, else NonFiniteError). An update whose bound
+    B max|a| max|lr delta| comes within a factor 4 of the dtype's largest number is formed
+    apart and applied only if finite; otherwise NonFiniteError says which layers above were
+    already updated (the backward pass updates W_L first).
     """
     g, ell, x, y = _prepare(params, x, y, activation, loss, check_finite=False)
     for i, W in enumerate(params):
@@ -190,16 +193,22 @@ def sgd_step(params: Params, x: np.ndarray, y: np.ndarray, lr: float, *, activat
 
     def update(l: int, a: np.ndarray, delta: np.ndarray) -> None:
         W = params[l - 1]
-        if not _update_bound(a, delta, minus_lr) < np.finfo(W.dtype).max / 4:
-            raise _checks.NonFiniteError(
-                f"the update of W_{l} overflows {W.dtype}; W_{l + 1}..W_{len(params)} were already updated")
         delta *= minus_lr                              # delta_l is not needed after this
+        if not _update_bound(a, delta) < np.finfo(W.dtype).max / 4:
+            return _checked_update(W, a, delta, l)     # near the top of the range: look first
         W[0] += delta.sum(axis=0)
         if B == 1 and W.flags.c_contiguous and W.flags.aligned:
             # W_l[1:] seen in Fortran order is W^T (n_l, n_{l-1}); ger updates it in place
             ger(1.0, delta[0], a[0], a=W[1:].T, overwrite_a=True)
         else:
             W[1:] += np.dot(a.T, delta, out=ws.scratch(W[1:].shape, W.dtype))
+
+    def _checked_update(W: np.ndarray, a: np.ndarray, delta: np.ndarray, l: int) -> None:
+        new = W + np.vstack([delta.sum(axis=0), a.T @ delta])
+        if not np.isfinite(new).all():
+            done = "no layer was updated" if l == len(params) else f"W_{l + 1}..W_{len(params)} were already updated"
+            raise _checks.NonFiniteError(f"the update of W_{l} overflows {W.dtype}; {done}")
+        W[...] = new
 
     with ws._use(params, B, x.dtype), _one_thread(scipy_blas):
         J = _backprop(params, x, y, g, ell, ws, update)

@@ -313,3 +313,27 @@ def test_during_a_batch_1_step_scipys_own_blas_runs_on_one_thread(monkeypatch):
     assert all(batch_1[f] == 1 for f in scipys)
     assert all(batch_1[f] == n for f, n in outside.items() if f not in scipys)
     assert batch_2 == outside
+
+
+def test_an_update_near_the_top_of_the_range_is_applied_when_finite():
+    """float32 softmax at x = 3e38: the gradient is finite (about -2e38) and so is W - lr g; the
+    step looks at the update before applying it rather than refusing it (review finding)."""
+    params = mb.init_params([3, 2], seed=0, dtype=np.float32)
+    x, y = np.full((1, 3), 3e38, np.float32), np.array([[1.0, 0.0]], np.float32)
+    J, g = mb.loss_and_grad(params, x, y, loss="softmax_cross_entropy")
+    assert all(np.isfinite(G).all() for G in g) and max(np.abs(G).max() for G in g) > 1e38
+    expected = [W - np.float32(1e-3) * G for W, G in zip(params, g)]
+    mb.sgd_step(params, x, y, 1e-3, loss="softmax_cross_entropy")
+    u = ac.unit_roundoff(np.float32)
+    assert_same_gradient(params, expected, [4 * u * np.abs(E) for E in expected])
+
+
+def test_an_overflowing_pre_activation_is_refused_by_every_path():
+    """z_1 = x W_1[1:] + b_1 overflows to -inf only once the bias is added (relu, float32): the
+    reference and the fast path both refuse it (review finding: fast checked before the bias)."""
+    params = mb.init_params([1, 2, 2], seed=0, dtype=np.float32)
+    params[0][1, 0], params[0][0, 0] = 1.0, -3e38
+    x, y = np.full((1, 1), -3e38, np.float32), np.zeros((1, 2), np.float32)
+    for step in (mb.loss_and_grad, fast.loss_and_grad, lambda P, x, y, **k: mb.sgd_step(P, x, y, 0.1, **k)):
+        with pytest.raises(mb.NonFiniteError):
+            step(params, x, y, activation="relu", loss="mean_squared_error")
