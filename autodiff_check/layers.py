@@ -188,7 +188,8 @@ def vjp_of(fn):
 
 def _forward(fn):
     def forward(*primals, **options):
-        return np.asarray(fn(*(jnp.asarray(p) for p in primals), **options))
+        y = fn(*(jnp.asarray(p) for p in primals), **options)
+        return y if isinstance(y, jax.core.Tracer) else np.asarray(y)  # traceable: jax_fn= of check_vjp
 
     forward.__name__ = fn.__name__.lstrip("_")
     forward.__doc__ = f"The JAX twin of ``manual_backprop.layers.{forward.__name__}``, as a NumPy array."
