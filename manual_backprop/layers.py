@@ -366,11 +366,18 @@ def max_pool2d_vjp(dy: np.ndarray, x: np.ndarray, *, size=2, stride=None) -> tup
     best = _window_max(x, offsets)
     taken = np.zeros(best.shape, dtype=bool)            # windows whose maximum has been found
     dx = np.zeros_like(x)
-    for s in offsets:                                   # row-major: the first maximum wins
+    zero = x.dtype.type(0)
+    overlap = stride[0] < size[0] or stride[1] < size[1]
+    for k, s in enumerate(offsets):                     # row-major: the first maximum wins
         hit = x[s] == best
-        hit &= ~taken
-        taken |= hit
-        dx[s] += np.where(hit, dy, x.dtype.type(0))
+        if k:
+            hit &= ~taken
+        if k + 1 < len(offsets):
+            taken |= hit
+        if overlap:                                     # windows share positions: contributions add
+            dx[s] += np.where(hit, dy, zero)
+        else:                                           # each position in one window at most
+            dx[s] = np.where(hit, dy, zero)
     return (dx,)
 
 
@@ -382,8 +389,8 @@ def avg_pool2d(x: np.ndarray, *, size=2, stride=None) -> np.ndarray:
     """
     x, size, stride, out = _pool_args("avg_pool2d", x, size, stride)
     offsets = _offsets(size, stride, out)
-    y = x[offsets[0]].copy()
-    for s in offsets[1:]:
+    y = x[offsets[0]] + x[offsets[1]] if len(offsets) > 1 else x[offsets[0]].copy()
+    for s in offsets[2:]:
         y += x[s]
     y *= x.dtype.type(1 / (size[0] * size[1]))
     return y
