@@ -120,7 +120,8 @@ def tolerance(ref: np.ndarray, n_terms: int, dtype) -> float:
 
 
 def agreement(cell: Cell, a, b) -> dict:
-    """Per output (y, then each gradient): max |a - b| against :func:`tolerance` of b."""
+    """Per output (y, then each gradient): max |a - b| against :func:`tolerance` of b, in the
+    unit roundoff of the less precise of the two."""
     worst, agrees = 0.0, True
     for u, v in zip(a, b):
         if u is None and v is None:
@@ -128,7 +129,8 @@ def agreement(cell: Cell, a, b) -> dict:
         u, v = np.asarray(u), np.asarray(v)
         if u.shape != v.shape:
             return {"agrees": False, "error_to_tolerance": float("inf"), "why": f"shape {u.shape} vs {v.shape}"}
-        tol = tolerance(v, cell.n_terms, v.dtype)
+        coarser = max(u.dtype, v.dtype, key=lambda d: np.finfo(d).eps)   # the rounding of the less precise
+        tol = tolerance(v, cell.n_terms, coarser)
         err = float(np.max(np.abs(u.astype(np.float64) - v)))
         worst = max(worst, err / tol if tol > 0 else (0.0 if err == 0 else float("inf")))
         agrees &= err <= tol
