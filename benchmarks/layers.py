@@ -15,7 +15,8 @@ NumPy's with a tolerance derived from the layer's longest sum (:func:`tolerance`
 disagreeing cell is reported and the exit status is 1. Definitions:
 
 * ``numpy``: ``f(*primals)`` then ``f_vjp(dy, *primals)`` of manual_backprop.layers (the VJP
-  recomputes what it needs, so this is the forward twice, as the reference defines it);
+  recomputes what it needs from the primals, e.g. max pooling's window max, the recurrent
+  layers' whole forward: a reference keeps no cache);
 * ``jax``: one ``jax.jit`` of ``y, pullback = jax.vjp(twin, *primals); pullback(dy)``;
 * ``torch``: ``torch.autograd.grad(f(*leaves), leaves, dy)``, on as many threads as NumPy's
   BLAS (``torch.set_num_threads``); recurrent layers as the same Python step loop;
