@@ -9,6 +9,10 @@ To benchmark NumPy's BLAS with its native kernel on a machine that pins OpenBLAS
 one (``OPENBLAS_CORETYPE``), unset both variables for this command only::
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m benchmarks
+
+``python -m benchmarks layers [--quick] [...]`` runs the per-layer benchmark instead: each
+layer's forward + VJP against jax.jit and torch, and the MNIST CNN (:mod:`benchmarks.layers`,
+``python -m benchmarks layers --help``).
 """
 
 from __future__ import annotations
@@ -140,6 +144,11 @@ def run_gradients(args, backends: list[str], log) -> tuple[list[dict], dict[str,
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["layers"]:  # python -m benchmarks layers [...]: per-layer speed (benchmarks.layers)
+        from . import layers
+
+        return layers.main(argv[1:])
     args = parse_args(argv)
     started = time.perf_counter()
     load_start = report.load_average()

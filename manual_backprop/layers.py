@@ -22,7 +22,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from .activations import sigmoid as _sigmoid
 
@@ -220,15 +219,34 @@ def _conv_args(x, W, b, stride, padding, layer="conv2d"):
     return x, W, b, (sh, sw), (ph, pw), (Ho, Wo)
 
 
-def _im2col(x: np.ndarray, kh: int, kw: int, stride, padding) -> np.ndarray:
-    """X of shape (C kh kw, N Ho Wo): column (n, i, j) is the padded window under output pixel
-    (i, j), its rows ordered (c, p, q) like W[f].ravel(). Built from a read-only sliding-window
-    view; one copy, in an order whose innermost axis (j) is contiguous in x for stride 1."""
-    (sh, sw), (ph, pw) = stride, padding
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
-    win = sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]   # (N, C, Ho, Wo, kh, kw)
-    N, C, Ho, Wo = win.shape[:4]
-    return np.ascontiguousarray(win.transpose(1, 4, 5, 0, 2, 3)).reshape(C * kh * kw, N * Ho * Wo)
+def _padded(x: np.ndarray, padding, margin: int = 0) -> np.ndarray:
+    """x_p (N, C, Hp, Wp), C-contiguous, as a view of a flat buffer followed by ``margin`` zeros
+    (room for a strided view to run past the last row; what it reads there is never used)."""
+    (ph, pw), (N, C, H, W) = padding, x.shape
+    if not (ph or pw or margin) and x.flags.c_contiguous:
+        return x
+    buf = np.zeros(N * C * (H + 2 * ph) * (W + 2 * pw) + margin, x.dtype)
+    xp = buf[:buf.size - margin].reshape(N, C, H + 2 * ph, W + 2 * pw)
+    xp[:, :, ph:ph + H, pw:pw + W] = x
+    return xp
+
+
+def _im2col(x: np.ndarray, kh: int, kw: int, stride, padding, out_hw) -> tuple[np.ndarray, int]:
+    """``(X, Wq)``: X of shape (C kh kw, N Ho Wq), column (n, i, j) the padded window under output
+    pixel (i, j), its rows ordered (c, p, q) like W[f].ravel(). One copy from a strided view.
+
+    For stride 1 each row of X is "wide": j runs over the whole padded width, Wq = Wp, so that
+    (i, j) is one contiguous run of x_p per (c, p, q, n) (a long memcpy, not Ho runs of Wo);
+    columns j >= Wo read past the row end, and the caller drops them. Otherwise Wq = Wo."""
+    (sh, sw), (Ho, Wo) = stride, out_hw
+    wide = sh == sw == 1
+    xp = _padded(x, padding, kw - 1 if wide else 0)
+    N, C, Hp, Wp = xp.shape
+    Wq = Wp if wide else Wo
+    sn, sc, sr, st = xp.strides
+    win = np.lib.stride_tricks.as_strided(
+        xp, (C, kh, kw, N, Ho, Wq), (sc, sr, st, sn, sh * sr, sw * st), writeable=False)
+    return win.reshape(C * kh * kw, N * Ho * Wq), Wq
 
 
 def conv2d(x: np.ndarray, W: np.ndarray, b: np.ndarray, *, stride=1, padding=0) -> np.ndarray:
@@ -246,33 +264,50 @@ def conv2d(x: np.ndarray, W: np.ndarray, b: np.ndarray, *, stride=1, padding=0) 
     degrees: dx_p[n,c] = sum_f (dy[n,f] zero-padded by k - 1) correlated with W[f,c,::-1,::-1];
     the flip is what a hand derivation most often forgets.
 
-    Computation: im2col. X (C kh kw, N Ho Wo) holds every window (:func:`_im2col`), and each
-    product is ONE GEMM: y = W_mat X, dW_mat = dY X^T, dX = W_mat^T dY (dY is dy as
-    (F, N Ho Wo), W_mat is W as (F, C kh kw)); col2im scatters dX back onto x_p with one strided
-    add per kernel offset (p, q).
+    Computation. Forward: im2col, X (C kh kw, N Ho Wo) holds every window (:func:`_im2col`), and
+    y = W_mat X is ONE GEMM (W_mat is W as (F, C kh kw)). Backward (:func:`conv2d_vjp`): both
+    products are one GEMM each over "row" matrices in which t runs over the whole padded width:
+        D[(f,q), (n,i,t)] = dy_s[n, f, i, t - q]   (dy_s: dy at t = sw j, zero elsewhere)
+        R[(c,p), (n,i,t)] = x_p[n, c, sh i + p, t]
+    dW[f,c,p,q] = (D R^T)[(f,q), (c,p)], and T = W_t D with W_t[(c,p), (f,q)] = W[f,c,p,q] holds
+    T[(c,p), (n,i,t)] = sum_{f,q} W[f,c,p,q] dy_s[n,f,i,t-q], so dx_p[n,c,sh i + p, t] += T: kh
+    shifted row adds instead of col2im's kh kw. Same sums as the equations, only grouped; the
+    extra products are with zeros (padding, t outside the window), which change nothing for
+    finite x and W (with an inf among them, 0 * inf = NaN may appear where a sum has no term).
     """
     x, W, b, stride, padding, (Ho, Wo) = _conv_args(x, W, b, stride, padding)
     N, F = x.shape[0], W.shape[0]
-    y = W.reshape(F, -1) @ _im2col(x, W.shape[2], W.shape[3], stride, padding)   # (F, N Ho Wo)
-    y += b[:, None]
-    return np.ascontiguousarray(y.reshape(F, N, Ho, Wo).transpose(1, 0, 2, 3))
+    X, Wq = _im2col(x, W.shape[2], W.shape[3], stride, padding, (Ho, Wo))
+    yq = (W.reshape(F, -1) @ X).reshape(F, N, Ho, Wq)             # one GEMM
+    y = np.empty((N, F, Ho, Wo), dtype=x.dtype)
+    np.add(yq[..., :Wo].transpose(1, 0, 2, 3), b[:, None, None], out=y)
+    return y
 
 
 def conv2d_vjp(dy: np.ndarray, x: np.ndarray, W: np.ndarray, b: np.ndarray, *, stride=1, padding=0):
-    """``(dx, dW, db)`` of :func:`conv2d` (equations there)."""
+    """``(dx, dW, db)`` of :func:`conv2d` (equations and the grouping into GEMMs there)."""
     x, W, b, (sh, sw), (ph, pw), (Ho, Wo) = _conv_args(x, W, b, stride, padding, "conv2d_vjp")
     N, C, H, Wd = x.shape
     F, _, kh, kw = W.shape
     dy = _dy("conv2d", dy, (N, F, Ho, Wo), x.dtype)
-    dY = np.ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(F, N * Ho * Wo)
-    db = dY.sum(axis=1)
-    dW = (dY @ _im2col(x, kh, kw, (sh, sw), (ph, pw)).T).reshape(W.shape)
-    dX = (W.reshape(F, -1).T @ dY).reshape(C, kh, kw, N, Ho, Wo)
-    dxp = np.zeros((N, C, H + 2 * ph, Wd + 2 * pw), dtype=x.dtype)
-    for p in range(kh):                                 # col2im: window offset (p, q) of every
-        for q in range(kw):                             # output pixel lands on x_p[sh i + p, sw j + q]
-            dxp[:, :, p:p + sh * (Ho - 1) + 1:sh, q:q + sw * (Wo - 1) + 1:sw] += dX[:, p, q].transpose(1, 0, 2, 3)
-    return dxp[:, :, ph:ph + H, pw:pw + Wd], dW, db
+    xp = _padded(x, (ph, pw))
+    Hp, Wp = xp.shape[2:]
+    M = N * Ho * Wp                                     # columns (n, i, t), t over the padded width
+    # dy_s in rows of width Wp, behind kw - 1 zeros: D's shift t - q < 0 wraps onto zeros (the
+    # previous row's t >= sw (Wo - 1) + 1, or the leading pad), never onto an entry of dy
+    ds = np.zeros(kw - 1 + F * M, x.dtype)
+    ds[kw - 1:].reshape(F, N, Ho, Wp)[..., :sw * (Wo - 1) + 1:sw] = dy.transpose(1, 0, 2, 3)
+    e = ds.itemsize
+    D = np.lib.stride_tricks.as_strided(ds[kw - 1:], (F, kw, M), (M * e, -e, e), writeable=False).reshape(F * kw, M)
+    sn, sc, sr, st = xp.strides
+    R = np.lib.stride_tricks.as_strided(xp, (C, kh, N, Ho, Wp), (sc, sr, sn, sh * sr, st), writeable=False)
+    R = R.reshape(C * kh, M)
+    dW = np.ascontiguousarray((D @ R.T).reshape(F, kw, C, kh).transpose(0, 2, 3, 1))   # one GEMM
+    T = (W.transpose(1, 2, 0, 3).reshape(C * kh, F * kw) @ D).reshape(C, kh, N, Ho, Wp)  # one GEMM
+    dxp = np.zeros((N, C, Hp, Wp), dtype=x.dtype)
+    for p in range(kh):                                 # T's row (c, p, n, i) lands on x_p row sh i + p
+        dxp[:, :, p:p + sh * (Ho - 1) + 1:sh] += T[:, p].transpose(1, 0, 2, 3)
+    return dxp[:, :, ph:ph + H, pw:pw + Wd], dW, dy.sum(axis=(0, 2, 3))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -331,11 +366,18 @@ def max_pool2d_vjp(dy: np.ndarray, x: np.ndarray, *, size=2, stride=None) -> tup
     best = _window_max(x, offsets)
     taken = np.zeros(best.shape, dtype=bool)            # windows whose maximum has been found
     dx = np.zeros_like(x)
-    for s in offsets:                                   # row-major: the first maximum wins
+    zero = x.dtype.type(0)
+    overlap = stride[0] < size[0] or stride[1] < size[1]
+    for k, s in enumerate(offsets):                     # row-major: the first maximum wins
         hit = x[s] == best
-        hit &= ~taken
-        taken |= hit
-        dx[s] += np.where(hit, dy, x.dtype.type(0))
+        if k:
+            hit &= ~taken
+        if k + 1 < len(offsets):
+            taken |= hit
+        if overlap:                                     # windows share positions: contributions add
+            dx[s] += np.where(hit, dy, zero)
+        else:                                           # each position in one window at most
+            dx[s] = np.where(hit, dy, zero)
     return (dx,)
 
 
@@ -347,8 +389,8 @@ def avg_pool2d(x: np.ndarray, *, size=2, stride=None) -> np.ndarray:
     """
     x, size, stride, out = _pool_args("avg_pool2d", x, size, stride)
     offsets = _offsets(size, stride, out)
-    y = x[offsets[0]].copy()
-    for s in offsets[1:]:
+    y = x[offsets[0]] + x[offsets[1]] if len(offsets) > 1 else x[offsets[0]].copy()
+    for s in offsets[2:]:
         y += x[s]
     y *= x.dtype.type(1 / (size[0] * size[1]))
     return y

@@ -178,3 +178,74 @@ def test_interleaved_timing_statistics():
     for s in stats.values():
         assert s.n == 15 and s.min_s <= s.p25_s <= s.median_s <= s.p75_s
     assert calls["a"] == 1 + 1 + 15  # first call, estimate, rounds
+
+
+# ---- the layer benchmark (python -m benchmarks layers) ----------------------------------------
+
+
+def test_layer_benchmark_checks_agreement_then_times():
+    """Two cells of the quick run at batch 4 (the second conv of mnist_cnn, whose dx needs the
+    kernel flip, and its max pooling) through every installed peer: each agrees with NumPy within
+    the derived tolerance before it is timed, and the row holds medians, ratios and the GEMM floor."""
+    pytest.importorskip("jax")
+    from benchmarks import layers as LB
+
+    cs = [c for c in LB.cells(np.float32, 4, quick=True) if c.label.startswith(("conv2d 8->16", "max_pool2d 2x2 on 16x8x8"))]
+    assert [c.name for c in cs] == ["conv2d", "max_pool2d"]
+    peers = ["jax"] + (["torch"] if importlib.util.find_spec("torch") else [])
+    rows = LB.run_cells(cs, rounds=1, round_time=0.001, torch_threads=1, backends=peers, log=lambda m: None)
+    for row in rows:
+        for name in peers:
+            b = row["backends"][name]
+            assert b["agrees"] is True and b["error_to_tolerance"] <= 1, (row["cell"], name, b)
+            assert np.isfinite(row[f"numpy_to_{name}"]) and row[f"numpy_to_{name}"] > 0
+        assert row["backends"]["numpy"]["median_s"] > 0
+    assert 0 < rows[0]["gemm_fraction"] and "gemm_fraction" not in rows[1]
+
+
+def test_layer_benchmark_agreement_catches_an_unflipped_kernel():
+    """Negative control: dx computed with the kernel NOT rotated by 180 degrees (the classic
+    slip) disagrees in float32, while the true float32 VJP agrees with the float64 one."""
+    from benchmarks import layers as LB
+    import manual_backprop.layers as L
+
+    cell = next(c for c in LB.cells(np.float32, 4, quick=True) if c.label.startswith("conv2d 8->16"))
+    x, W, b = cell.primals
+    dy = LB._cotangent(cell)
+    y, (dx, dW, db) = L.conv2d(x, W, b), L.conv2d_vjp(dy, x, W, b)
+    ref = [L.conv2d(*(p.astype(np.float64) for p in cell.primals)),
+           *L.conv2d_vjp(dy.astype(np.float64), *(p.astype(np.float64) for p in cell.primals))]
+    assert LB.agreement(cell, [y, dx, dW, db], ref)["agrees"]
+    wrong_dx = L.conv2d_vjp(dy, x, np.ascontiguousarray(W[:, :, ::-1, ::-1]), b)[0]
+    verdict = LB.agreement(cell, [y, wrong_dx, dW, db], ref)
+    assert not verdict["agrees"] and verdict["error_to_tolerance"] > 10
+
+
+def test_layer_benchmark_quick_run_writes_json(tmp_path):
+    """``python -m benchmarks layers --quick`` (batch 8, one short round, 2 CNN steps, JAX only:
+    torch is checked in process above): exit 0,
+    the environment and the table on stdout, a JSON file with every cell agreeing, and the CNN
+    run's first step agreeing and both backends training alike."""
+    pytest.importorskip("jax")
+    out = tmp_path / "layers.json"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "layers", "--quick", "--batch", "8", "--rounds", "1",
+         "--round-time", "0.001", "--cnn-steps", "2", "--cnn-chunks", "1", "--backends", "jax", "--out", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for words in ("np/jax", "gemm%", "load average (1, 5, 15 min)", "threads: NumPy BLAS", "SGD steps"):
+        assert words in proc.stdout, words
+    data = json.loads(out.read_text())
+    assert data["quick"] is True and data["settings"]["batch"] == 8
+    assert len(data["environment"]["load_average_start"]) == 3
+    assert {c["layer"] for c in data["cells"]} == {"conv2d", "max_pool2d", "avg_pool2d", "dense", "softmax"}
+    for c in data["cells"]:
+        assert all(b.get("agrees", True) for b in c["backends"].values()), c
+        assert c["numpy_to_jax"] > 0 and ("gemm" in c["backends"]) == (c["layer"] in ("conv2d", "dense"))
+    cnn = data["cnn"]
+    assert cnn["first_step_agrees"] is True and cnn["steps"] == 2
+    # two SGD steps from the same start on the same batches: the parameters differ by rounding
+    # only, a few float32 u (6e-8) of the update per step; a wrong gradient moves them by ~lr |g|/|W| ~ 1e-3
+    assert cnn["max_param_diff_rel"] < 1e-4
