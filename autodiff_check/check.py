@@ -208,7 +208,8 @@ class Verdict:
                     bad = _failing(r)[start:stop]
                     if bad.any():
                         e = np.abs(r.values[start:stop] - r.references[start:stop])
-                        ratio = np.where(bad, np.nan_to_num(e / r.tolerances[start:stop], nan=np.inf), -1)
+                        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # 0/0, x/0, inf/inf
+                            ratio = np.where(bad, np.nan_to_num(e / r.tolerances[start:stop], nan=np.inf), -1)
                         i = int(np.argmax(ratio))
                         cand = Mismatch(path + (self.index_sep if shape else "") + format_index(np.unravel_index(i, shape) if shape else ()),
                                         float(r.values[start + i]), float(r.references[start + i]),
@@ -224,7 +225,8 @@ class Verdict:
                 e = np.abs(r.values[start:stop] - r.references[start:stop])
                 ok = np.isfinite(t) & (t > 0)
                 if ok.any():
-                    ratio = np.where(ok, e / np.where(ok, t, 1), -1)
+                    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf in e for a non-finite value
+                        ratio = np.where(ok, e / np.where(ok, t, 1), -1)
                     i = int(np.argmax(ratio))
                     if best is None or ratio[i] > best[0]:
                         best = (ratio[i], r.oracle, i, r.values[start + i], r.references[start + i], t[i])
@@ -243,7 +245,8 @@ class Verdict:
         """The one-screen report; ``full=True`` adds the per-oracle table and every named entry."""
         head = f"{self.name}: {'PASS' if self.passed else 'FAIL'}  (" + ", ".join(
             f"{r.oracle} {'ok' if r.passed else 'DISAGREES'}" for r in self.results) + ")"
-        lines = [head] + self._leaf_lines()
+        with np.errstate(all="ignore"):  # formatting: inf - inf, 0/0 of non-finite values must not raise
+            lines = [head] + self._leaf_lines()
         if full:
             lines += ["  per oracle:"] + ["    " + r.summary() for r in self.results]
             for r in self.results:
@@ -265,7 +268,8 @@ class Verdict:
 
 def _failing(r: OracleResult) -> np.ndarray:
     t = r.tolerances
-    err = np.abs(r.values - r.references)
+    with np.errstate(invalid="ignore"):  # inf - inf: a non-finite value is failing below
+        err = np.abs(r.values - r.references)
     err = np.where(np.isnan(err), np.inf, err)
     return np.isfinite(t) & ~(err <= t)
 
@@ -526,7 +530,8 @@ def _per_coord_result(name: str, flat: _Flat, g, ref, tol, notes: dict[int, str]
     tol = np.array(tol, dtype=np.float64)
     for i in not_checkable:
         tol[i] = np.inf
-    err = np.abs(g - ref)
+    with np.errstate(invalid="ignore"):  # inf - inf: NaN, counted as an infinite error below
+        err = np.abs(g - ref)
     err = np.where(np.isnan(err), np.inf, err)
     checked = np.isfinite(tol)
     bad = checked & ~(err <= tol)

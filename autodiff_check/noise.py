@@ -22,6 +22,7 @@ so small that the smooth part of order 3 is below any rounding).
 from __future__ import annotations
 
 from collections.abc import Callable
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,7 +72,9 @@ def estimate_noise(f: Callable[[np.ndarray], float], x: np.ndarray, p: np.ndarra
     h, evals = h0, 0
     for _ in range(tries):
         ts = (np.arange(N_POINTS) - N_POINTS // 2) * h
-        vals = np.array([float(np.real(f(x + t * p))) for t in ts])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # log/divide near x: non-finite values are handled below
+            vals = np.array([float(np.real(f(x + t * p))) for t in ts])
         evals += N_POINTS
         if not np.all(np.isfinite(vals)):
             return Noise(None, h, evals, "f is not finite near x")
