@@ -907,7 +907,7 @@ def check_gradients(
     jf = _pick_jax(jax_fn, jax_loss_fn)
     jax_full = jax_dir = None
     if _jax_fns is not None:
-        jax_full = lambda: flat.flat(list(_jax_fns[0](_split_tree(flat))))  # noqa: E731
+        jax_full = lambda: flat.flat(flatten(_jax_fns[0](_split_tree(flat)))[0])  # noqa: E731  (all leaves: flat keeps the floats)
         jax_dir = lambda v: float(_jax_fns[1](_split_tree(flat), _split(flat, v)))  # noqa: E731
     elif jf is not None:
         jax = _jax()
@@ -933,12 +933,13 @@ def _split_tree(flat: _Flat):
 
 
 def _zero_consts(flat: _Flat, tree, jax):
-    """Tangents for integer leaves must be float0 zeros in JAX."""
+    """Tangents for integer leaves must be float0 zeros in JAX (kept as arrays: a 0-d float0
+    read back as a NumPy scalar is a numpy.void, which JAX refuses)."""
     leaves, _, td = flatten(tree)
     out = []
     for L, fl in zip(leaves, flat.float_):
-        out.append(L if fl else np.zeros(L.shape, dtype=jax.dtypes.float0))
-    return unflatten(td, out)
+        out.append(L if fl else np.zeros(np.shape(L), dtype=jax.dtypes.float0))
+    return unflatten(td, out, scalars=False)
 
 
 def _as_tuple(out, n: int, what: str) -> tuple:
@@ -1029,7 +1030,7 @@ def check_vjp(f: Callable, vjp_fn: Callable, *primals, jax_fn: Callable | None =
                 _, t = jax.jvp(jax_fn, tuple(primals), tuple(vt))
                 return _contract(c_leaves, t, None)
 
-            jfns = (lambda P, jg=jgrad: _float_leaves(flat, jg(P)), jdir)
+            jfns = (jgrad, jdir)  # check_gradients flattens and keeps the floating leaves (once)
         v = check_gradients(loss, grad, tuple(primals), name=name, _jax_fns=jfns, _root="primal",
                             _names={"jax_grad": "jax_vjp"}, **options)
         v_all = v if v_all is None else v_all
@@ -1038,11 +1039,6 @@ def check_vjp(f: Callable, vjp_fn: Callable, *primals, jax_fn: Callable | None =
                 r.oracle += f" (cotangent {k + 1})"
             v_all.results += v.results
     return v_all
-
-
-def _float_leaves(flat: _Flat, tree) -> list:
-    leaves, _, _ = flatten(tree)
-    return [L for L, fl in zip(leaves, flat.float_) if fl]
 
 
 def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None = None, **options) -> Verdict:
@@ -1099,7 +1095,7 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
 
         def jax_full():
             _, pull = jax.vjp(lambda *p: jax_fn(*p), *primals)
-            return flat.flat(_float_leaves(flat, tuple(pull(unflatten(_out_info(f, primals)[2], c_leaves)))))
+            return flat.flat(flatten(tuple(pull(unflatten(_out_info(f, primals)[2], c_leaves))))[0])
 
     kw = {k: options.pop(k) for k in list(options) if k in (
         "oracles", "analytic", "kinks", "n_directions", "seed", "loss_error", "grad_error")}
@@ -1162,6 +1158,8 @@ def check_hvp(loss_fn: Callable, hvp_fn: Callable, params: Any, *, grad_fn: Call
             vflat = rng.standard_normal(flat.n)
             vflat = flat.rnd(vflat) if flat.n else vflat
         v_tree = flat.build(vflat)
+        v_tree = unflatten(flat.treedef, [L if fl else np.zeros_like(L)  # v is 0 on constant (integer) leaves
+                                          for L, fl in zip(flatten(v_tree)[0], flat.float_)])
         notes = []
         if grad_fn is not None:
             def s(P, v_tree=v_tree):
@@ -1195,12 +1193,14 @@ def check_hvp(loss_fn: Callable, hvp_fn: Callable, params: Any, *, grad_fn: Call
             jax = _jax()
             tree = flat.build(flat.x)
 
-            def jhvp(_P, v_tree=v_tree):
-                return _float_leaves(flat, jax.jvp(jax.grad(jax_fn), (tree,), (v_tree,))[1])
+            vj = _zero_consts(flat, v_tree, jax)  # float0 tangents on integer leaves
 
-            def jdir(_P, wl, v_tree=v_tree):
-                w = flat.build(np.concatenate([a.ravel() for a in wl]) if wl else np.zeros(0))
-                return float(jax.jvp(lambda p: jax.jvp(jax_fn, (p,), (v_tree,))[1], (tree,), (w,))[1])
+            def jhvp(_P, vj=vj):
+                return flatten(jax.jvp(jax.grad(jax_fn, allow_int=True), (tree,), (vj,))[1])[0]
+
+            def jdir(_P, wl, vj=vj):
+                w = _zero_consts(flat, flat.build(np.concatenate([a.ravel() for a in wl]) if wl else np.zeros(0)), jax)
+                return float(jax.jvp(lambda p: jax.jvp(jax_fn, (p,), (vj,))[1], (tree,), (w,))[1])
             jfns = (jhvp, jdir)
         vv = check_gradients(s, lambda P, v_tree=v_tree: hvp_fn(P, v_tree), params, name=name, _jax_fns=jfns,
                              _names={"jax_grad": "jax_hvp"}, _notes=notes, **options)
