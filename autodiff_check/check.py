@@ -506,8 +506,39 @@ class _Subject:
     sigma: np.ndarray | None = None
 
 
+EXACT_ULPS = 64  # float32 and narrower: r = 64 u (_exact_r)
+FTZ_TINYS = 8  # flush-to-zero floor: 8 finfo(dtype).tiny per entry (_ftz_floor)
+
+
+def _exact_r(flat: _Flat) -> np.ndarray:
+    """Per entry: r = max(EXACT_RTOL, 64 u_dtype), the relative rounding allowed between two exact
+    derivatives of an entry. The derivative under test and the oracle evaluate the same terms in
+    the input's dtype; a chain of k roundings (products, quotients, well-conditioned sums) is off
+    by at most about k u relatively, so 64 u allows 32 roundings on each side. The part of the
+    rounding that varies with x is measured separately (sigma_g); r covers the part that does
+    not. In float64 EXACT_RTOL (exact_atol: 200x the largest error measured) is the larger."""
+    r = np.zeros(flat.n)
+    for fl, s, d in zip(flat.float_, flat.slices, flat.dtypes):
+        if fl:
+            r[s] = max(EXACT_RTOL, EXACT_ULPS * float(np.finfo(d).eps) / 2)
+    return r
+
+
+def _ftz_floor(flat: _Flat) -> np.ndarray:
+    """Per entry: 8 finfo(dtype).tiny. XLA on CPU flushes subnormal results to zero, an absolute
+    error below tiny in an intermediate; it reaches the entry multiplied by the factors after it
+    (a Gaussian cotangent entry exceeds 8 with probability 1e-15), so two exact derivatives may
+    differ by that much where either side is subnormal (softmax at logits ~1e3 in float32)."""
+    t = np.zeros(flat.n)
+    for fl, s, d in zip(flat.float_, flat.slices, flat.dtypes):
+        if fl:
+            t[s] = FTZ_TINYS * float(np.finfo(d).tiny)
+    return t
+
+
 def _exact_tol(ref: np.ndarray, flat: _Flat, sigma, grad_error) -> np.ndarray:
-    """Module docstring, step 5; with ``grad_error`` (declared), :func:`exact_atol`."""
+    """Module docstring, step 5: r |ref|_max(leaf) + 8 tiny + 8 sigma_g (per entry); with
+    ``grad_error`` (declared), :func:`exact_atol`."""
     tol = np.zeros(flat.n)
     floats = [(L, s, d) for L, fl, s, d in zip(flat.leaves, flat.float_, flat.slices, flat.dtypes) if fl]
     if grad_error is not None:
@@ -515,10 +546,12 @@ def _exact_tol(ref: np.ndarray, flat: _Flat, sigma, grad_error) -> np.ndarray:
         for (L, s, _), t in zip(floats, atol):
             tol[s] = np.broadcast_to(np.asarray(t, np.float64), L.shape).ravel()
         return tol
+    r = _exact_r(flat)
     for L, s, d in floats:
         if L.size:
-            r = EXACT_RTOL if d == np.float64 else max(EXACT_RTOL, 64 * float(np.finfo(d).eps) / 2)
-            tol[s] = r * float(np.abs(ref[s]).max())
+            a = np.abs(ref[s])[np.isfinite(ref[s])]  # a non-finite oracle entry fails by itself, not its leaf
+            tol[s] = r[s] * float(a.max()) if a.size else 0.0
+    tol = tol + _ftz_floor(flat)
     if sigma is not None:
         tol = tol + 8 * sigma
     return tol
@@ -684,11 +717,43 @@ def _check_core(
     directions = [rng.choice(np.array([-1.0, 1.0]), size=flat.n) for _ in range(n_directions)] if need_dirs else []
     wmax = max(1.0, float(np.abs(x).max())) if flat.n else 1.0
 
-    def exact_dir_tol(value, v):
-        s = 16 * float(np.abs(sigma) @ np.abs(v)) if sigma is not None else 0.0
-        if grad_error is not None and g is not None:
-            return EXACT_RTOL * float(np.abs(g) @ np.abs(v))  # the network path's documented bound
-        return EXACT_RTOL * abs(value) + s
+    r_exact, ftz = _exact_r(flat), _ftz_floor(flat)
+    ref_cache: list = []
+
+    def jax_ref():  # the JAX reverse-mode gradient, computed once
+        if not ref_cache:
+            ref_cache.append(np.asarray(jax_full(), np.float64))
+        return ref_cache[0]
+
+    def exact_dir_tol(value, v, ref=None):
+        """Module docstring, step 5, along v: r times the terms sum_i |ref_i v_i| (not |<ref, v>|,
+        which +-1 directions can cancel to nothing), + 8 tiny |v|_1 + 16 sum sigma_g |v|."""
+        av = np.abs(v)
+        if grad_error is not None and g is not None:  # the network path: exact_atol along v
+            ge = np.concatenate([np.broadcast_to(np.asarray(e, np.float64), L.shape).ravel() for L, e in zip(
+                [L for L, fl in zip(flat.leaves, flat.float_) if fl], grad_error)] or [np.zeros(0)])
+            return EXACT_RTOL * float(np.abs(g) @ av) + 4 * float(ge @ av)
+        if ref is not None:
+            terms = float((r_exact * np.abs(ref)) @ av)
+        elif g is not None:  # no full oracle gradient (complex step along directions): the terms of <g, v>
+            # |g| = |ref + e| <= |ref| + |e|: this adds at most r |e|_1 <= r sqrt(n) |e|_2 to the
+            # tolerance, while <e, v> has size |e|_2: it cannot hide an error (r sqrt(n) << 1).
+            terms = float((r_exact * np.abs(g)) @ av)
+        else:
+            terms = float(r_exact.max(initial=EXACT_RTOL)) * abs(value)
+        s = 16 * float(np.abs(sigma) @ av) if sigma is not None else 0.0
+        return terms + float(ftz @ av) + s
+
+    def jax_jvp_dir(v):
+        """jax.jvp along v. Its tolerance adds |jvp(v) - <vjp, v>|: JAX's forward and reverse
+        modes are both exact derivatives, evaluated in different orders, so their difference
+        measures JAX's own rounding along v (forward mode cancels where reverse mode does not,
+        e.g. softmax's p (v - <p, v>) at saturated p, an error u |v| against entries ~1e-113).
+        An error e in the derivative under test still shows once |<e, v>| exceeds the base
+        tolerance plus twice that difference."""
+        val = jax_dir(v)
+        ref = jax_ref()
+        return val, exact_dir_tol(val, v, ref) + abs(val - float(ref @ v)), v, "ok"
 
     def fd_dir(v) -> tuple[float, float, np.ndarray | None, str]:
         if declared:
@@ -734,7 +799,7 @@ def _check_core(
             results.append(directional_result("complex_step_dir", cs_dir))
     if "jax_jvp" in wanted:
         results.append(directional_result(names.get("jax_jvp", "jax_jvp"),
-                                          lambda v: (val := jax_dir(v), exact_dir_tol(val, v), v, "ok")))
+                                          jax_jvp_dir))
 
     # ---------------- group testing: name the wrong entries behind failing directions
     failing = [r for r in results if r.directional and not r.passed]
