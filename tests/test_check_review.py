@@ -130,3 +130,130 @@ def test_float32_pooling_layers_with_their_jax_twins(layer, opts):
     vjp = lambda c, x: getattr(L, layer + "_vjp")(c, x, **opts)  # noqa: E731
     v = ac.check_vjp(f, vjp, x, jax_fn=lambda x: J.FORWARD[layer](x, **opts))
     assert v.passed, v.report(full=True)
+
+
+# ---------------------------------------------------------------- F7, F11: what was checked
+
+
+def _edge(x):  # finite for x >= 0 only; f'(0) = 3 from the right
+    return np.sum(np.where(x >= 0, x**2 + 3 * x, np.nan))
+
+
+def test_domain_edge_uses_the_one_sided_difference_from_the_finite_side():
+    x = np.zeros(3)
+    v = ac.check_gradients(_edge, lambda x: 2 * x + 3, x, analytic=False)
+    assert v.passed and v.status == "PASS", v.report(full=True)
+    assert not ac.check_gradients(_edge, lambda x: 2 * x + 3.3, x, analytic=False).passed
+    assert ac.check_gradients(_edge, lambda x: np.full(3, np.nan), x, analytic=False).status == "FAIL"
+
+
+@pytest.mark.parametrize("g,status", [(lambda x: np.full(4, np.nan), "FAIL"), (lambda x: np.full(4, 123.0), "NOT CHECKED")],
+                         ids=["NaN", "constant 123"])
+def test_nothing_checked_is_not_a_pass(g, status):
+    """f = sum sqrt(x) at x = 0: no central difference is finite and the one-sided one never
+    reaches the Taylor regime (F(h) - F(2h) : F(2h) - F(4h) = 1 : sqrt 2): nothing is
+    checkable, and that used to read PASS, for a NaN gradient too (F7)."""
+    with np.errstate(invalid="ignore"):
+        v = ac.check_gradients(lambda x: np.sum(np.sqrt(x)), g, np.zeros(4), analytic=False)
+    assert not v.passed and v.status == status, v.report(full=True)
+    assert ("nothing was checked" in v.report()) == (status == "NOT CHECKED")
+
+
+def test_a_wrong_gradient_near_a_log_domain_edge_is_not_a_pass():
+    x = np.full(4, 1e-13)  # x log x: NaN at x - h for every step down to 1e-13
+    f = lambda x: float(np.sum(x * np.log(x)))  # noqa: E731
+    assert not ac.check_gradients(f, lambda x: np.full(4, 123.0), x, analytic=False).passed
+    assert not ac.check_gradients(f, lambda x: np.full(4, np.nan), x, analytic=False).passed
+
+
+def test_entries_whose_tolerance_exceeds_the_reference_are_not_resolvable():
+    """loss 1e8 + 1e-6 sum sin x: eps_f ~ u 1e8 makes the FD tolerance ~4e-3, 1000x the gradient:
+    a sign-flipped gradient passed (F11)."""
+    x = np.random.default_rng(0).standard_normal(10)
+    f = lambda x: 1e8 + 1e-6 * np.sum(np.sin(x))  # noqa: E731
+    v = ac.check_gradients(f, lambda x: -1e-6 * np.cos(x), x, analytic=False)
+    assert not v.passed and v.status == "NOT CHECKED", v.report(full=True)
+    assert len(v.not_resolvable) == 10 and "10 entries not resolvable" in v.report()
+    ok = ac.check_gradients(f, lambda x: 1e-6 * np.cos(x), x)  # the complex step resolves them
+    assert ok.passed and not ok.not_resolvable, ok.report(full=True)
+
+
+def test_directional_note_states_the_tolerance():
+    x = np.random.default_rng(0).standard_normal(2500)
+    v = ac.check_gradients(lambda x: np.sum(np.sin(x)), np.cos, x, analytic=False)
+    assert v.passed
+    note = next(n for n in v.notes if "random +-1 directions" in n)
+    assert "the tolerance along a direction" in note and "(finite_diff_dir)" in note
+
+
+# ---------------------------------------------------------------- F5: noisy f near 0
+
+
+def test_noisy_loss_near_zero_takes_eps_f_from_the_observed_spread():
+    """f = sum w sin x - K with f(x0) = 7e-12 and rounding noise ~1e-11 (terms ~1e4): ECNoise's
+    10 % rule never passes, and eps_f = 16 u max(1, |f|) = 3.6e-15 flagged 19 of 200 correct
+    entries. The spread at the smallest h that moves f bounds the noise instead."""
+    import math
+    rng = np.random.default_rng(3)
+    x0, w = rng.standard_normal(200), 1e4 * rng.standard_normal(200)
+    K = math.fsum(w * np.sin(x0))
+    f = lambda x: np.sum(w * np.sin(x)) - K  # noqa: E731
+    v = ac.check_gradients(f, lambda x: w * np.cos(x), x0, analytic=False)
+    assert v.passed and not v.not_checkable, v.report(full=True)
+    assert any("spread of f" in n for n in v.notes), v.notes
+
+    def wrong(x):  # one entry off by 1e-4 relative (~0.4): 4 orders above the FD tolerance ~4e-5
+        g = w * np.cos(x)
+        g[17] *= 1 + 1e-4
+        return g
+
+    bad = ac.check_gradients(f, wrong, x0, analytic=False)
+    assert [m.where for m in bad.mismatches] == ["params[17]"], bad.report(full=True)
+
+
+# ---------------------------------------------------------------- F6: steps too large for f's absolute scale
+
+
+def test_large_entries_of_a_function_on_an_absolute_scale_are_not_kinks():
+    """h ~ u^(1/3) |x| ~ 6 at x = 1e6 spans a period of sin: J changes erratically, and
+    "J did not halve" was read as a kink (matching neither side: a false failure)."""
+    x = np.array([0.3, 1e6, -2e6, 3e5])
+    v = ac.check_gradients(lambda x: np.sum(np.sin(x)), np.cos, x, analytic=False)
+    assert v.passed and not v.not_checkable, v.report(full=True)
+
+    def wrong(x):
+        g = np.cos(x)
+        g[1] = -g[1]
+        return g
+
+    bad = ac.check_gradients(lambda x: np.sum(np.sin(x)), wrong, x, analytic=False)
+    assert [m.where for m in bad.mismatches] == ["params[1]"], bad.report(full=True)
+
+
+def test_declared_finite_differences_check_they_are_in_the_taylor_regime():
+    """numerical_grad_with_error at |w| ~ 30 with f varying on a scale 1e-4 in w: the default
+    step 2e-4 moves tanh's argument by ~2, where D(h) - D(2h) is no bound (Richardson)."""
+    w0 = np.array([[31.0, -17.0, 25.0]])
+    c = w0 + np.array([[3e-5, -1e-5, 2e-5]])
+    f = lambda P: float(np.sum(np.tanh(1e4 * (P[0] - c))))  # noqa: E731
+    exact = 1e4 * (1 - np.tanh(1e4 * (w0 - c)) ** 2)
+    num = ac.numerical_grad_with_error(f, [w0])
+    assert np.all(np.isfinite(num.tol[0])) and np.all(np.abs(num.grad[0] - exact) <= num.tol[0]), (num.grad, exact, num.tol)
+    d = ac.directional_fd(f, [w0], [np.array([[1.0, -1.0, 1.0]])])
+    assert abs(d.value - ac.oracles.dot([exact], d.direction)) <= d.tol
+
+
+def test_check_network_with_large_inputs_and_cancelling_preactivations():
+    """tanh + MSE, x ~ 1e4, |W1| ~ 10: steps u^(1/3) |w| move a pre-activation by ~2, and
+    D(h), D(2h) agreed by accident (a false alarm, per coordinate and along directions)."""
+    rng = np.random.default_rng(0)
+    B, n0, n1 = 4, 50, 60
+    x = np.full((B, n0), 1e4) + rng.standard_normal((B, n0))
+    W1 = rng.standard_normal((n0 + 1, n1)) * 10
+    W1[1:] -= W1[1:].mean(axis=0)  # z_1: a sum of 50 terms ~1e5 that cancel
+    W1[0] = 0.3 - x[0] @ W1[1:]
+    params = [W1, rng.standard_normal((n1 + 1, 1))]
+    for pc in (False,):  # along directions (per coordinate: the same, 12 s)
+        v = ac.check_network(params, x, rng.random((B, 1)), activation="tanh", loss="mean_squared_error",
+                             use_jax=False, per_coordinate=pc)
+        assert v.passed, v.report(full=True)
