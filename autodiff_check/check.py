@@ -24,7 +24,9 @@ Tolerances for a black box (no ``loss_error=``/``kinks=`` given) are estimated, 
 1. Noise. sigma = ECNoise(f) near x (:mod:`autodiff_check.noise`, Moré and Wild 2011),
    evaluated in f's own dtypes (float32 stays float32); eps_f = max(3 sigma, u_f |f(x)|)
    bounds the error of one evaluation (u_f: unit roundoff of f's result). If ECNoise finds
-   no level, eps_f = 16 u max(1, |f|) and the verdict says so.
+   no level (f ~ 0: its 10 % spread rule cannot pass), eps_f = the spread max - min of f over
+   its 8 points at the smallest spacing that moved f (an upper bound on the noise there); if f
+   never moved, eps_f = 16 u max(1, |f|). The verdict says which.
 2. Step. h_i = max(1, |x_i|) cbrt(eps_f / |f(x)|) (clipped to [u^(1/3)/4, 16 u^(1/3)]),
    then from the curvature the two steps reveal: f''' ~ 2 |D(2h) - D(h)| / h^2, and
    h_opt = cbrt(3 eps_f / |f'''|) (minimising h^2 |f'''| / 6 + eps_f / h) is tried when it
@@ -38,15 +40,29 @@ Tolerances for a black box (no ``loss_error=``/``kinks=`` given) are estimated, 
    J(h) = [2 (f(x+h) - 2 f(x) + f(x-h)) - (f(x+2h) - 2 f(x) + f(x-2h)) / 2] / h equals
    -h^3 f''''/2 for a smooth f (the f'' terms cancel) and the jump of f' for a kink at x
    (independent of h); its noise is at most 8 eps_f / h. If |J| > 16 eps_f / h the step is
-   divided by 8; a J that does not shrink (>= half the previous) is a kink at x. There the
-   one-sided Richardson derivatives (2 F(h) - F(2h), tol 3 |F(h) - F(2h)| + 4 eps_f / h) are
-   computed: a derivative under test matching either side is *not checkable here* (counted,
-   listed, not a failure); matching neither is a failure.
+   divided by 8 (up to 12 levels); a kink at x is declared only when J stays within a factor 2
+   (0.5 <= J / J_prev <= 2) over two successive levels: a step too large for f's absolute scale
+   (h ~ u^(1/3) |x| at |x| ~ 1e6) changes J erratically, and the step keeps shrinking. At a
+   kink the one-sided Richardson derivatives (2 F(h) - F(2h), tol 3 |F(h) - F(2h)| + 4 eps_f / h)
+   are computed: a derivative under test matching either side is *not checkable here*
+   (counted, listed, not a failure); matching neither is a failure. At a domain edge (f finite
+   on one side only) the one-sided Richardson derivative from the finite side is used once
+   F(h) - F(2h) : F(2h) - F(4h) is 1 : 2 to 1 : 4 (the Taylor regime; :func:`_one_sided`).
 5. Exact oracles (complex step, JAX) against the derivative under test g:
-   tol_i = r |ref|_max(leaf) + 8 sigma_g,i, with r = EXACT_RTOL (float64) or 64 u (float32)
-   and sigma_g,i the measured noise of g's entry i (:func:`autodiff_check.noise.vector_noise`,
-   8 evaluations of g): both g and the oracle round their sums of the same terms, so each is
-   within ~4 sigma_g of the exact value. Along a direction v: r |<ref, v>| + 16 sum sigma_g |v|.
+   tol_i = r |ref|_max(leaf) + 8 tiny + 8 sigma_g,i, with r = max(EXACT_RTOL, 64 u) in the
+   leaf's dtype (:func:`_exact_r`: 32 roundings on each side), tiny = finfo(dtype).tiny (XLA
+   flushes subnormals to zero, :func:`_ftz_floor`) and sigma_g,i the measured noise of g's
+   entry i (:func:`autodiff_check.noise.vector_noise`, 8 evaluations of g): both g and the
+   oracle round their sums of the same terms, so each is within ~4 sigma_g of the exact value.
+   Along a direction v the scale is the terms, not the result (+-1 directions can cancel
+   <ref, v> to nothing): sum_i r_i |ref_i v_i| + 8 tiny |v|_1 + 16 sum sigma_g |v|, with ref
+   JAX's reverse-mode gradient for jax_jvp (plus |jvp(v) - <vjp, v>|, JAX's own rounding along
+   v) and the derivative under test for the complex step (no full oracle gradient there).
+
+Verdict: PASS when no oracle disagrees and something was checked; an entry counts as checked
+when some oracle's tolerance is below |reference| (else it is listed *not resolvable*: even a
+sign flip would pass). Nothing checked reads NOT CHECKED, which is falsy. A NaN or inf value
+under test is a failure wherever f is finite, checkable or not.
 
 The network path (``check_network``) passes ``loss_error``/``grad_error`` from the analytic
 rounding bound (:func:`autodiff_check.rounding_bound`) and ``kinks`` from the activation
@@ -158,7 +174,63 @@ class Verdict:
 
     @property
     def passed(self) -> bool:
-        return all(r.passed for r in self.results)
+        """No oracle disagrees, and something was checked: an entry resolved by some oracle, or a
+        direction (a verdict over nothing is no pass)."""
+        return all(r.passed for r in self.results) and self.n_checked > 0
+
+    @property
+    def status(self) -> str:
+        """"PASS", "FAIL" (an oracle disagrees) or "NOT CHECKED" (none disagrees, nothing checked)."""
+        if not all(r.passed for r in self.results):
+            return "FAIL"
+        return "PASS" if self.n_checked > 0 else "NOT CHECKED"
+
+    def _resolved(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(checked, resolved) masks over the flat entries, from the per-coordinate oracles: checked
+        where some oracle has a finite tolerance; resolved where some oracle's tolerance is below
+        |reference|, i.e. a 100 % error, a sign flip included, would show (an exact 0 reference:
+        where the tolerance is below the leaf's largest |reference|; a finite difference of 0 in
+        a leaf of zeros is f not moving at all, not a derivative resolved to be 0)."""
+        coord = [r for r in self.results if r.values is not None]
+        if not coord:
+            return None
+        checked = np.zeros(coord[0].values.size, bool)
+        resolved = checked.copy()
+        for r in coord:
+            t, ref = r.tolerances, r.references
+            ok = np.isfinite(t)
+            checked |= ok
+            with np.errstate(invalid="ignore"):
+                resolved |= ok & (t < np.abs(ref))
+                for _, _, start, size in self.inputs:  # an exact 0 where an error of the leaf's scale would show
+                    sl = slice(start, start + size)
+                    a = np.abs(ref[sl])[np.isfinite(ref[sl])]
+                    if a.size:
+                        resolved[sl] |= ok[sl] & (ref[sl] == 0) & (t[sl] < a.max())
+        return checked, resolved
+
+    @property
+    def n_checked(self) -> int:
+        """Entries resolved by some per-coordinate oracle plus directions checked."""
+        m = self._resolved()
+        n = int(m[1].sum()) if m is not None else 0
+        return n + sum(sum(np.isfinite(t) for _, _, t in r.directional) for r in self.results if r.directional)
+
+    @property
+    def not_resolvable(self) -> list[str]:
+        """Entries checked but with every tolerance >= |reference|: a wrong sign there would pass."""
+        m = self._resolved()
+        if m is None:
+            return []
+        idx = np.flatnonzero(m[0] & ~m[1])
+        return [self._where(int(i)) for i in idx]
+
+    def _where(self, i: int) -> str:
+        for path, shape, start, size in self.inputs:
+            if start <= i < start + size:
+                idx = format_index(np.unravel_index(i - start, shape)) if shape else ""
+                return path + (self.index_sep if idx else "") + idx
+        return f"entry {i}"
 
     def __bool__(self) -> bool:
         return self.passed
@@ -208,7 +280,8 @@ class Verdict:
                     bad = _failing(r)[start:stop]
                     if bad.any():
                         e = np.abs(r.values[start:stop] - r.references[start:stop])
-                        ratio = np.where(bad, np.nan_to_num(e / r.tolerances[start:stop], nan=np.inf), -1)
+                        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # 0/0, x/0, inf/inf
+                            ratio = np.where(bad, np.nan_to_num(e / r.tolerances[start:stop], nan=np.inf), -1)
                         i = int(np.argmax(ratio))
                         cand = Mismatch(path + (self.index_sep if shape else "") + format_index(np.unravel_index(i, shape) if shape else ()),
                                         float(r.values[start + i]), float(r.references[start + i]),
@@ -224,14 +297,18 @@ class Verdict:
                 e = np.abs(r.values[start:stop] - r.references[start:stop])
                 ok = np.isfinite(t) & (t > 0)
                 if ok.any():
-                    ratio = np.where(ok, e / np.where(ok, t, 1), -1)
+                    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf in e for a non-finite value
+                        ratio = np.where(ok, e / np.where(ok, t, 1), -1)
                     i = int(np.argmax(ratio))
                     if best is None or ratio[i] > best[0]:
                         best = (ratio[i], r.oracle, i, r.values[start + i], r.references[start + i], t[i])
             nc = f" ({n_nc} not checkable here)" if n_nc else ""
+            m = self._resolved()
+            n_nr = int(np.sum(m[0][start:stop] & ~m[1][start:stop])) if m is not None else 0
+            nc += f" ({n_nr} not resolvable)" if n_nr else ''
             if best is None:
                 how = "checked along random directions" if not coord else "no entry checkable"
-                lines.append(f"  {'ok' if self.passed else '-':<4}  {path} {shp}: {how}{nc}")
+                lines.append(f"  {'ok' if self.passed and not coord else '-':<4}  {path} {shp}: {how}{nc}")
             else:
                 _, oracle, i, a, b, t = best
                 idx = format_index(np.unravel_index(i, shape)) if shape else ""
@@ -241,9 +318,10 @@ class Verdict:
 
     def report(self, full: bool = False, max_lines: int = 20) -> str:
         """The one-screen report; ``full=True`` adds the per-oracle table and every named entry."""
-        head = f"{self.name}: {'PASS' if self.passed else 'FAIL'}  (" + ", ".join(
+        head = f"{self.name}: {self.status}  (" + ", ".join(
             f"{r.oracle} {'ok' if r.passed else 'DISAGREES'}" for r in self.results) + ")"
-        lines = [head] + self._leaf_lines()
+        with np.errstate(all="ignore"):  # formatting: inf - inf, 0/0 of non-finite values must not raise
+            lines = [head] + self._leaf_lines()
         if full:
             lines += ["  per oracle:"] + ["    " + r.summary() for r in self.results]
             for r in self.results:
@@ -256,6 +334,14 @@ class Verdict:
             shown = nc if full else nc[:3]
             lines.append(f"  {len(nc)} entr{'y' if len(nc) == 1 else 'ies'} not checkable here: " + "; ".join(shown)
                          + ("; ..." if len(shown) < len(nc) else ""))
+        nr = self.not_resolvable
+        if nr:
+            shown = nr if full else nr[:3]
+            lines.append(f"  {len(nr)} entr{'y' if len(nr) == 1 else 'ies'} not resolvable (tolerance >= |reference|: "
+                         "even a sign flip would pass): " + "; ".join(shown) + ("; ..." if len(shown) < len(nr) else ""))
+        if self.status == "NOT CHECKED":
+            lines.append("  nothing was checked: no entry or direction had a tolerance below its reference "
+                         "(this is not a pass)")
         lines += ["  note: " + n for n in self.notes]
         return "\n".join(lines)
 
@@ -265,9 +351,10 @@ class Verdict:
 
 def _failing(r: OracleResult) -> np.ndarray:
     t = r.tolerances
-    err = np.abs(r.values - r.references)
+    with np.errstate(invalid="ignore"):  # inf - inf: a non-finite value is failing below
+        err = np.abs(r.values - r.references)
     err = np.where(np.isnan(err), np.inf, err)
-    return np.isfinite(t) & ~(err <= t)
+    return (np.isfinite(t) & ~(err <= t)) | ~np.isfinite(r.values)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -362,39 +449,69 @@ def _scalar_out(v, what: str) -> complex | float:
 class _FD:
     value: float  # estimate of the derivative along v (per unit of the step actually taken)
     tol: float  # inf: not checkable
-    status: str  # "ok", "kink", "nonfinite"
+    status: str  # "ok", "kink", "nonfinite", "unresolved"
     taken: np.ndarray | None = None  # the direction actually stepped, (rnd(x+hv) - rnd(x-hv)) / 2h
     left: float = float("nan")
     left_tol: float = float("inf")
     right: float = float("nan")
     right_tol: float = float("inf")
+    note: str = ""
 
 
-def _fd_once(F, flat: _Flat, x, v, f0, eps_f, h):
-    pts = {s: flat.rnd(x + s * h * v) for s in (1, -1, 2, -2)}
+def _eval(F, flat: _Flat, x, v, h, offsets):
+    pts = {s: flat.rnd(x + s * h * v) for s in offsets}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # log/divide at a perturbed point: it is non-finite below
         fs = {s: F(pts[s]) for s in pts}
-    if not all(np.isfinite(fs[s]) for s in fs):
+    return pts, fs
+
+
+def _one_sided(F, flat: _Flat, x, v, f0, eps_f, h, side: int, pts, fs) -> _FD | None:
+    """At a domain edge (f finite on one side only): the one-sided Richardson derivative from the
+    finite side, 2 F(h) - F(2h) with F(k) = side (f(x + side k h v) - f(x)) / kh, tolerance
+    3 |F(h) - F(2h)| + 4 eps_f / h (the coefficients of f's values sum to 4/h). Trusted only in
+    the Taylor regime: a = F(h) - F(2h) and b = F(2h) - F(4h) are in ratio 2 (f'' != 0) to 4
+    (f'' = 0), so |b - 3a| <= 1.5 |a| up to rounding (a carries <= 2 eps_f / h, b <= eps_f / h:
+    |b - 3a| and 1.5 |a| are off by <= 10 eps_f / h together); a log singularity (ratio 1) is
+    refused."""
+    _, f4 = _eval(F, flat, x, v, h, (4 * side,))
+    if not np.isfinite(f4[4 * side]):
         return None
-    taken = (pts[1] - pts[-1]) / (2 * h)
-    d1 = (fs[1] - fs[-1]) / (2 * h)
-    d2 = (fs[2] - fs[-2]) / (4 * h)
-    J = (2 * (fs[1] - 2 * f0 + fs[-1]) - (fs[2] - 2 * f0 + fs[-2]) / 2) / h
-    return fs, taken, d1, d2, J
+    F1 = side * (fs[side] - f0) / h
+    F2 = side * (fs[2 * side] - f0) / (2 * h)
+    F4 = side * (f4[4 * side] - f0) / (4 * h)
+    a, b = F1 - F2, F2 - F4
+    if not abs(b - 3 * a) <= 1.5 * abs(a) + 10 * eps_f / h:
+        return None
+    taken = (pts[side] - x) / (side * h)
+    return _FD(2 * F1 - F2, 3 * abs(a) + 4 * eps_f / h, "ok", taken,
+               note=f"one-sided difference from the {'right' if side > 0 else 'left'} (f is not finite on the other side)")
 
 
-def _fd_dir(F, flat: _Flat, x, v, f0, eps_f, h, *, adapt: bool = True, levels: int = 8) -> _FD:
+def _fd_dir(F, flat: _Flat, x, v, f0, eps_f, h, *, adapt: bool = True, levels: int = 12) -> _FD:
     """Central difference of t -> F(x + t v) at 0 with tolerance and kink detection (module
-    docstring, steps 2-4)."""
-    prev_J = None
-    nonfinite = False
+    docstring, steps 2-4). A kink is declared only when J stays within a factor 2 (0.5 <=
+    J/J_prev <= 2) over two successive 8x smaller steps: outside the Taylor regime (a step too
+    large for f's absolute scale) J changes erratically, and the step keeps shrinking. Where f
+    is finite on one side only, the one-sided Richardson difference from the finite side."""
+    prev_J, run = None, 0
+    nonfinite, one_sided = False, None
     for _ in range(levels):
-        got = _fd_once(F, flat, x, v, f0, eps_f, h)
-        if got is None:
-            nonfinite, h = True, h / 8
+        pts, fs = _eval(F, flat, x, v, h, (1, -1, 2, -2))
+        fin = {s: bool(np.isfinite(fs[s])) for s in fs}
+        if not all(fin.values()):
+            nonfinite = True
+            for side in (1, -1):
+                if fin[side] and fin[2 * side] and not (fin[-side] and fin[-2 * side]):
+                    got = _one_sided(F, flat, x, v, f0, eps_f, h, side, pts, fs)
+                    if got is not None and (one_sided is None or got.tol < one_sided.tol):
+                        one_sided = got  # keep shrinking: a finite central difference may still come
+            prev_J, run, h = None, 0, h / 8
             continue
-        fs, taken, d1, d2, J = got
+        taken = (pts[1] - pts[-1]) / (2 * h)
+        d1 = (fs[1] - fs[-1]) / (2 * h)
+        d2 = (fs[2] - fs[-2]) / (4 * h)
+        J = (2 * (fs[1] - 2 * f0 + fs[-1]) - (fs[2] - 2 * f0 + fs[-2]) / 2) / h
         if abs(J) <= 16 * eps_f / h:
             res = _FD(d1, 3 * abs(d1 - d2) + 2 * eps_f / h, "ok", taken)
             if adapt:
@@ -406,13 +523,16 @@ def _fd_dir(F, flat: _Flat, x, v, f0, eps_f, h, *, adapt: bool = True, levels: i
                     if alt.status == "ok" and alt.tol < res.tol:
                         res = alt
             return res
-        if prev_J is not None and abs(J) >= 0.5 * abs(prev_J):  # the jump does not shrink: a kink at x
+        run = run + 1 if prev_J is not None and 0.5 <= J / prev_J <= 2 else 0
+        if run >= 2:  # the jump stays put over three steps: a kink at x
             F1, F2 = (fs[1] - f0) / h, (fs[2] - f0) / (2 * h)
             B1, B2 = (f0 - fs[-1]) / h, (f0 - fs[-2]) / (2 * h)
             return _FD(float("nan"), float("inf"), "kink", taken,
                        2 * B1 - B2, 3 * abs(B1 - B2) + 4 * eps_f / h, 2 * F1 - F2, 3 * abs(F1 - F2) + 4 * eps_f / h)
         prev_J, h = J, h / 8
-    return _FD(float("nan"), float("inf"), "nonfinite" if nonfinite else "kink")
+    if one_sided is not None:
+        return one_sided
+    return _FD(float("nan"), float("inf"), "nonfinite" if nonfinite else "unresolved")
 
 
 @dataclass
@@ -444,6 +564,10 @@ def _measure(flat: _Flat, F, rng, loss_error: float | None, what: str) -> _Conte
         if nz.sigma is not None:
             eps_f = max(3 * nz.sigma, u_out * abs(f0), np.finfo(np.float64).tiny)
             note = f"noise of {what}: sigma {nz.sigma:.1e} (ECNoise, {nz.evaluations} evaluations), eps_f {eps_f:.1e}"
+        elif nz.spread:  # ECNoise failed (e.g. f ~ 0): the spread of f at the smallest h that moved it
+            eps_f = max(nz.spread, u_out * abs(f0), np.finfo(np.float64).tiny)
+            note = (f"noise of {what}: {nz.note}; eps_f = spread of f over 8 points {nz.spread_h:.1e} apart "
+                    f"(an upper bound on its noise there) = {eps_f:.1e}")
         else:
             eps_f = 16 * u_in * max(1.0, abs(f0))
             note = f"noise of {what}: {nz.note}; assumed eps_f = 16 u max(1, |f|) = {eps_f:.1e}"
@@ -502,8 +626,39 @@ class _Subject:
     sigma: np.ndarray | None = None
 
 
+EXACT_ULPS = 64  # float32 and narrower: r = 64 u (_exact_r)
+FTZ_TINYS = 8  # flush-to-zero floor: 8 finfo(dtype).tiny per entry (_ftz_floor)
+
+
+def _exact_r(flat: _Flat) -> np.ndarray:
+    """Per entry: r = max(EXACT_RTOL, 64 u_dtype), the relative rounding allowed between two exact
+    derivatives of an entry. The derivative under test and the oracle evaluate the same terms in
+    the input's dtype; a chain of k roundings (products, quotients, well-conditioned sums) is off
+    by at most about k u relatively, so 64 u allows 32 roundings on each side. The part of the
+    rounding that varies with x is measured separately (sigma_g); r covers the part that does
+    not. In float64 EXACT_RTOL (exact_atol: 200x the largest error measured) is the larger."""
+    r = np.zeros(flat.n)
+    for fl, s, d in zip(flat.float_, flat.slices, flat.dtypes):
+        if fl:
+            r[s] = max(EXACT_RTOL, EXACT_ULPS * float(np.finfo(d).eps) / 2)
+    return r
+
+
+def _ftz_floor(flat: _Flat) -> np.ndarray:
+    """Per entry: 8 finfo(dtype).tiny. XLA on CPU flushes subnormal results to zero, an absolute
+    error below tiny in an intermediate; it reaches the entry multiplied by the factors after it
+    (a Gaussian cotangent entry exceeds 8 with probability 1e-15), so two exact derivatives may
+    differ by that much where either side is subnormal (softmax at logits ~1e3 in float32)."""
+    t = np.zeros(flat.n)
+    for fl, s, d in zip(flat.float_, flat.slices, flat.dtypes):
+        if fl:
+            t[s] = FTZ_TINYS * float(np.finfo(d).tiny)
+    return t
+
+
 def _exact_tol(ref: np.ndarray, flat: _Flat, sigma, grad_error) -> np.ndarray:
-    """Module docstring, step 5; with ``grad_error`` (declared), :func:`exact_atol`."""
+    """Module docstring, step 5: r |ref|_max(leaf) + 8 tiny + 8 sigma_g (per entry); with
+    ``grad_error`` (declared), :func:`exact_atol`."""
     tol = np.zeros(flat.n)
     floats = [(L, s, d) for L, fl, s, d in zip(flat.leaves, flat.float_, flat.slices, flat.dtypes) if fl]
     if grad_error is not None:
@@ -511,10 +666,12 @@ def _exact_tol(ref: np.ndarray, flat: _Flat, sigma, grad_error) -> np.ndarray:
         for (L, s, _), t in zip(floats, atol):
             tol[s] = np.broadcast_to(np.asarray(t, np.float64), L.shape).ravel()
         return tol
+    r = _exact_r(flat)
     for L, s, d in floats:
         if L.size:
-            r = EXACT_RTOL if d == np.float64 else max(EXACT_RTOL, 64 * float(np.finfo(d).eps) / 2)
-            tol[s] = r * float(np.abs(ref[s]).max())
+            a = np.abs(ref[s])[np.isfinite(ref[s])]  # a non-finite oracle entry fails by itself, not its leaf
+            tol[s] = r[s] * float(a.max()) if a.size else 0.0
+    tol = tol + _ftz_floor(flat)
     if sigma is not None:
         tol = tol + 8 * sigma
     return tol
@@ -526,15 +683,18 @@ def _per_coord_result(name: str, flat: _Flat, g, ref, tol, notes: dict[int, str]
     tol = np.array(tol, dtype=np.float64)
     for i in not_checkable:
         tol[i] = np.inf
-    err = np.abs(g - ref)
+    with np.errstate(invalid="ignore"):  # inf - inf: NaN, counted as an infinite error below
+        err = np.abs(g - ref)
     err = np.where(np.isnan(err), np.inf, err)
     checked = np.isfinite(tol)
-    bad = checked & ~(err <= tol)
+    bad = (checked & ~(err <= tol)) | ~np.isfinite(g)  # a NaN/inf derivative of a finite f is wrong everywhere
     with np.errstate(divide="ignore", invalid="ignore"):
         excess = np.where(checked, np.where(err == 0, 0.0, err / tol), -1.0)
+    excess = np.where(~np.isfinite(g), np.inf, excess)
     order = np.argsort(-excess[bad]) if bad.any() else np.zeros(0, int)
     bad_idx = np.flatnonzero(bad)[order]
-    mism = [Mismatch(flat.where(int(i)), float(g[i]), float(ref[i]), float(tol[i]), name, notes.get(int(i), ""))
+    mism = [Mismatch(flat.where(int(i)), float(g[i]), float(ref[i]), float(tol[i]), name,
+                     notes.get(int(i), "") if np.isfinite(g[i]) else "the value under test is not finite")
             for i in bad_idx[:200]]
     if checked.any():
         w = int(np.argmax(excess))
@@ -633,17 +793,23 @@ def _check_core(
                     kinks=None if kinks is None else (lambda P: kinks(tree_of(P))), f_error=loss_error)
                 ref = flat.flat(num.grad)
                 tol = flat.flat(num.tol)
-                nc = {int(i): "kink inside every step down to 2^-20 h" for i in np.flatnonzero(~np.isfinite(tol))}
-                r = _per_coord_result("finite_diff", flat, g, np.nan_to_num(ref), tol, not_checkable=nc)
+                nc = {int(i): "a kink inside every step down to 2^-20 h" for i in np.flatnonzero(~np.isfinite(tol) & np.isnan(ref))}
+                fd_only = {int(i): "no step down to 4^-8 h in the Taylor regime (D(h), D(2h), D(4h) not in ratio)"
+                           for i in np.flatnonzero(~np.isfinite(tol) & ~np.isnan(ref))}
+                r = _per_coord_result("finite_diff", flat, g, np.nan_to_num(ref), tol, not_checkable={**nc, **fd_only})
                 kink_idx.update(nc)
             else:
-                ref, tol, fail_notes = np.zeros(flat.n), np.zeros(flat.n), {}
+                ref, tol, fail_notes, fd_only = np.zeros(flat.n), np.zeros(flat.n), {}, {}
                 for i in range(flat.n):
                     fd = fd_coord(i)
                     if fd.status == "ok":
                         ref[i], tol[i] = fd.value, fd.tol
-                    elif fd.status == "nonfinite":
-                        kink_idx[i] = "f is not finite at x +- h for every step tried"
+                        if fd.note:
+                            fail_notes[i] = fd.note
+                    elif fd.status == "nonfinite":  # the exact oracles still check it
+                        fd_only[i] = "f is not finite at x +- h for every step tried (and no one-sided difference settled)"
+                    elif fd.status == "unresolved":
+                        fd_only[i] = "finite differences settled neither as smooth nor as a kink for any step tried"
                     else:
                         matches, desc = _kink_note(fd, g[i])
                         if matches:
@@ -652,7 +818,7 @@ def _check_core(
                             near_left = abs(g[i] - fd.left) / fd.left_tol <= abs(g[i] - fd.right) / fd.right_tol
                             ref[i], tol[i] = (fd.left, fd.left_tol) if near_left else (fd.right, fd.right_tol)
                             fail_notes[i] = desc
-                r = _per_coord_result("finite_diff", flat, g, ref, tol, fail_notes, dict(kink_idx))
+                r = _per_coord_result("finite_diff", flat, g, ref, tol, fail_notes, {**kink_idx, **fd_only})
             results.append(r)
         if "complex_step" in wanted:
             if declared and grad_error is not None:
@@ -679,11 +845,43 @@ def _check_core(
     directions = [rng.choice(np.array([-1.0, 1.0]), size=flat.n) for _ in range(n_directions)] if need_dirs else []
     wmax = max(1.0, float(np.abs(x).max())) if flat.n else 1.0
 
-    def exact_dir_tol(value, v):
-        s = 16 * float(np.abs(sigma) @ np.abs(v)) if sigma is not None else 0.0
-        if grad_error is not None and g is not None:
-            return EXACT_RTOL * float(np.abs(g) @ np.abs(v))  # the network path's documented bound
-        return EXACT_RTOL * abs(value) + s
+    r_exact, ftz = _exact_r(flat), _ftz_floor(flat)
+    ref_cache: list = []
+
+    def jax_ref():  # the JAX reverse-mode gradient, computed once
+        if not ref_cache:
+            ref_cache.append(np.asarray(jax_full(), np.float64))
+        return ref_cache[0]
+
+    def exact_dir_tol(value, v, ref=None):
+        """Module docstring, step 5, along v: r times the terms sum_i |ref_i v_i| (not |<ref, v>|,
+        which +-1 directions can cancel to nothing), + 8 tiny |v|_1 + 16 sum sigma_g |v|."""
+        av = np.abs(v)
+        if grad_error is not None and g is not None:  # the network path: exact_atol along v
+            ge = np.concatenate([np.broadcast_to(np.asarray(e, np.float64), L.shape).ravel() for L, e in zip(
+                [L for L, fl in zip(flat.leaves, flat.float_) if fl], grad_error)] or [np.zeros(0)])
+            return EXACT_RTOL * float(np.abs(g) @ av) + 4 * float(ge @ av)
+        if ref is not None:
+            terms = float((r_exact * np.abs(ref)) @ av)
+        elif g is not None:  # no full oracle gradient (complex step along directions): the terms of <g, v>
+            # |g| = |ref + e| <= |ref| + |e|: this adds at most r |e|_1 <= r sqrt(n) |e|_2 to the
+            # tolerance, while <e, v> has size |e|_2: it cannot hide an error (r sqrt(n) << 1).
+            terms = float((r_exact * np.abs(g)) @ av)
+        else:
+            terms = float(r_exact.max(initial=EXACT_RTOL)) * abs(value)
+        s = 16 * float(np.abs(sigma) @ av) if sigma is not None else 0.0
+        return terms + float(ftz @ av) + s
+
+    def jax_jvp_dir(v):
+        """jax.jvp along v. Its tolerance adds |jvp(v) - <vjp, v>|: JAX's forward and reverse
+        modes are both exact derivatives, evaluated in different orders, so their difference
+        measures JAX's own rounding along v (forward mode cancels where reverse mode does not,
+        e.g. softmax's p (v - <p, v>) at saturated p, an error u |v| against entries ~1e-113).
+        An error e in the derivative under test still shows once |<e, v>| exceeds the base
+        tolerance plus twice that difference."""
+        val = jax_dir(v)
+        ref = jax_ref()
+        return val, exact_dir_tol(val, v, ref) + abs(val - float(ref @ v)), v, "ok"
 
     def fd_dir(v) -> tuple[float, float, np.ndarray | None, str]:
         if declared:
@@ -716,7 +914,7 @@ def _check_core(
                 continue
             pairs.append((subject.gdot(taken), val, tol))
         checked = [(a, b, t) for a, b, t in pairs if np.isfinite(t)]
-        bad = [(a, b, t) for a, b, t in checked if not abs(a - b) <= t]
+        bad = [(a, b, t) for a, b, t in pairs if (np.isfinite(t) and not abs(a - b) <= t) or not np.isfinite(a)]
         worst = max(checked, key=lambda p: abs(p[0] - p[1]) / p[2] if p[2] > 0 else np.inf, default=None)
         return OracleResult(oracle, not bad and bool(checked), abs(worst[0] - worst[1]) if worst else float("nan"),
                             worst[2] if worst else float("nan"), directional=pairs, skipped=skipped,
@@ -729,7 +927,7 @@ def _check_core(
             results.append(directional_result("complex_step_dir", cs_dir))
     if "jax_jvp" in wanted:
         results.append(directional_result(names.get("jax_jvp", "jax_jvp"),
-                                          lambda v: (val := jax_dir(v), exact_dir_tol(val, v), v, "ok")))
+                                          jax_jvp_dir))
 
     # ---------------- group testing: name the wrong entries behind failing directions
     failing = [r for r in results if r.directional and not r.passed]
@@ -744,8 +942,12 @@ def _check_core(
             notes.append("bisection over blocks of coordinates named no single entry: the error is spread "
                          "over many entries, each below its own tolerance")
     if not per_coordinate:
+        dir_tols = {r.oracle: max((t for _, _, t in r.directional if np.isfinite(t)), default=float("nan"))
+                    for r in results if r.directional}
         notes.append(f"checked along {n_directions} random +-1 directions: an error with any entry above the "
-                     f"tolerance escapes all of them with probability <= 2^-{n_directions}")
+                     f"tolerance escapes all of them with probability <= 2^-{n_directions}; the tolerance along a "
+                     "direction (an entry's error must exceed it to show) was up to "
+                     + ", ".join(f"{t:.1e} ({o})" for o, t in dir_tols.items()))
     v = Verdict(name, results, notes, flat.inputs(), flat.sep)
     return v
 
@@ -902,7 +1104,7 @@ def check_gradients(
     jf = _pick_jax(jax_fn, jax_loss_fn)
     jax_full = jax_dir = None
     if _jax_fns is not None:
-        jax_full = lambda: flat.flat(list(_jax_fns[0](_split_tree(flat))))  # noqa: E731
+        jax_full = lambda: flat.flat(flatten(_jax_fns[0](_split_tree(flat)))[0])  # noqa: E731  (all leaves: flat keeps the floats)
         jax_dir = lambda v: float(_jax_fns[1](_split_tree(flat), _split(flat, v)))  # noqa: E731
     elif jf is not None:
         jax = _jax()
@@ -928,12 +1130,13 @@ def _split_tree(flat: _Flat):
 
 
 def _zero_consts(flat: _Flat, tree, jax):
-    """Tangents for integer leaves must be float0 zeros in JAX."""
+    """Tangents for integer leaves must be float0 zeros in JAX (kept as arrays: a 0-d float0
+    read back as a NumPy scalar is a numpy.void, which JAX refuses)."""
     leaves, _, td = flatten(tree)
     out = []
     for L, fl in zip(leaves, flat.float_):
-        out.append(L if fl else np.zeros(L.shape, dtype=jax.dtypes.float0))
-    return unflatten(td, out)
+        out.append(L if fl else np.zeros(np.shape(L), dtype=jax.dtypes.float0))
+    return unflatten(td, out, scalars=False)
 
 
 def _as_tuple(out, n: int, what: str) -> tuple:
@@ -1024,7 +1227,7 @@ def check_vjp(f: Callable, vjp_fn: Callable, *primals, jax_fn: Callable | None =
                 _, t = jax.jvp(jax_fn, tuple(primals), tuple(vt))
                 return _contract(c_leaves, t, None)
 
-            jfns = (lambda P, jg=jgrad: _float_leaves(flat, jg(P)), jdir)
+            jfns = (jgrad, jdir)  # check_gradients flattens and keeps the floating leaves (once)
         v = check_gradients(loss, grad, tuple(primals), name=name, _jax_fns=jfns, _root="primal",
                             _names={"jax_grad": "jax_vjp"}, **options)
         v_all = v if v_all is None else v_all
@@ -1033,11 +1236,6 @@ def check_vjp(f: Callable, vjp_fn: Callable, *primals, jax_fn: Callable | None =
                 r.oracle += f" (cotangent {k + 1})"
             v_all.results += v.results
     return v_all
-
-
-def _float_leaves(flat: _Flat, tree) -> list:
-    leaves, _, _ = flatten(tree)
-    return [L for L, fl in zip(leaves, flat.float_) if fl]
 
 
 def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None = None, **options) -> Verdict:
@@ -1094,7 +1292,7 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
 
         def jax_full():
             _, pull = jax.vjp(lambda *p: jax_fn(*p), *primals)
-            return flat.flat(_float_leaves(flat, tuple(pull(unflatten(_out_info(f, primals)[2], c_leaves)))))
+            return flat.flat(flatten(tuple(pull(unflatten(_out_info(f, primals)[2], c_leaves))))[0])
 
     kw = {k: options.pop(k) for k in list(options) if k in (
         "oracles", "analytic", "kinks", "n_directions", "seed", "loss_error", "grad_error")}
@@ -1157,6 +1355,8 @@ def check_hvp(loss_fn: Callable, hvp_fn: Callable, params: Any, *, grad_fn: Call
             vflat = rng.standard_normal(flat.n)
             vflat = flat.rnd(vflat) if flat.n else vflat
         v_tree = flat.build(vflat)
+        v_tree = unflatten(flat.treedef, [L if fl else np.zeros_like(L)  # v is 0 on constant (integer) leaves
+                                          for L, fl in zip(flatten(v_tree)[0], flat.float_)])
         notes = []
         if grad_fn is not None:
             def s(P, v_tree=v_tree):
@@ -1190,12 +1390,14 @@ def check_hvp(loss_fn: Callable, hvp_fn: Callable, params: Any, *, grad_fn: Call
             jax = _jax()
             tree = flat.build(flat.x)
 
-            def jhvp(_P, v_tree=v_tree):
-                return _float_leaves(flat, jax.jvp(jax.grad(jax_fn), (tree,), (v_tree,))[1])
+            vj = _zero_consts(flat, v_tree, jax)  # float0 tangents on integer leaves
 
-            def jdir(_P, wl, v_tree=v_tree):
-                w = flat.build(np.concatenate([a.ravel() for a in wl]) if wl else np.zeros(0))
-                return float(jax.jvp(lambda p: jax.jvp(jax_fn, (p,), (v_tree,))[1], (tree,), (w,))[1])
+            def jhvp(_P, vj=vj):
+                return flatten(jax.jvp(jax.grad(jax_fn, allow_int=True), (tree,), (vj,))[1])[0]
+
+            def jdir(_P, wl, vj=vj):
+                w = _zero_consts(flat, flat.build(np.concatenate([a.ravel() for a in wl]) if wl else np.zeros(0)), jax)
+                return float(jax.jvp(lambda p: jax.jvp(jax_fn, (p,), (vj,))[1], (tree,), (w,))[1])
             jfns = (jhvp, jdir)
         vv = check_gradients(s, lambda P, v_tree=v_tree: hvp_fn(P, v_tree), params, name=name, _jax_fns=jfns,
                              _names={"jax_grad": "jax_hvp"}, _notes=notes, **options)

@@ -13,6 +13,10 @@ estimates sigma. ECNoise accepts sigma_k at the first k where sigma_k, sigma_{k+
 agree within a factor 4 and Delta^k f changes sign (noise, not a smooth trend). When all
 first differences are 0, h is too small (the points round to the same f): h grows 100-fold;
 when the values spread by more than 10 % or no k qualifies, h is too large: h shrinks 100-fold.
+Where f(x) ~ 0 the 10 % rule cannot pass (the noise alone exceeds 10 % of |f|); then
+:func:`estimate_noise` returns the spread max - min of f over the 8 points at the smallest h
+whose differences were not all 0: noise plus a smooth change of at most 7 h |f'|, an upper bound
+on the noise's range there (8 Gaussian samples spread ~2.8 sigma on average).
 
 The same table, evaluated for every entry of a vector function (a gradient) at once, gives a
 per-entry noise level: :func:`vector_noise` (levels of order 3 to 5, the largest, with a step
@@ -22,6 +26,7 @@ so small that the smooth part of order 3 is below any rounding).
 from __future__ import annotations
 
 from collections.abc import Callable
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +43,8 @@ class Noise:
     h: float
     evaluations: int
     note: str = ""
+    spread: float | None = None  # when ECNoise failed: max - min of f at the smallest h that moved f
+    spread_h: float | None = None
 
 
 def ecnoise(fvals: np.ndarray) -> tuple[float, int]:
@@ -69,17 +76,22 @@ def estimate_noise(f: Callable[[np.ndarray], float], x: np.ndarray, p: np.ndarra
     """ECNoise along ``p`` from ``x``, starting at spacing ``h0`` and adapting it (module
     docstring). ``f`` takes a flat float64 vector (it casts to its own dtypes)."""
     h, evals = h0, 0
+    spread = spread_h = None
     for _ in range(tries):
         ts = (np.arange(N_POINTS) - N_POINTS // 2) * h
-        vals = np.array([float(np.real(f(x + t * p))) for t in ts])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # log/divide near x: non-finite values are handled below
+            vals = np.array([float(np.real(f(x + t * p))) for t in ts])
         evals += N_POINTS
         if not np.all(np.isfinite(vals)):
             return Noise(None, h, evals, "f is not finite near x")
         sigma, inform = ecnoise(vals)
         if inform == 1:
             return Noise(sigma, h, evals)
+        if inform == 3 and (spread_h is None or h < spread_h):
+            spread, spread_h = float(vals.max() - vals.min()), h
         h = h * 100 if inform == 2 else h / 100
-    return Noise(None, h, evals, f"ECNoise found no noise level in {tries} tries")
+    return Noise(None, h, evals, f"ECNoise found no noise level in {tries} tries", spread, spread_h)
 
 
 def vector_noise(g: Callable[[np.ndarray], np.ndarray], x: np.ndarray, p: np.ndarray, h: float) -> np.ndarray:

@@ -22,12 +22,19 @@ and the total error <= |D(h) - D(2h)| / 3 + 1.5 eps_f / h. The per-entry toleran
 
 i.e. the Richardson estimate with a safety factor of 9, plus the rounding part rounded up.
 D(h) divides by the step actually taken, fl(w + h) - fl(w - h), not by 2h.
-``f_error`` is eps_f, the absolute rounding error of f near w; by default
-eps_f = 16 u max(1, |f(w)|), right for a loss that is a short sum of well-conditioned terms.
-When f cancels (a network output that is a small difference of large terms) |f| says little
-about its error: pass a bound, e.g. ``autodiff_check.rounding_bound(...).loss`` for the
-network of manual_backprop. Both parts come from the step and the dtype; neither depends on
-the gradient being checked.
+
+Richardson is a bound only in the Taylor regime, where D(kh) = f' + c h^2 k^2 + O(h^4): a step
+too large for f's absolute scale (h ~ u^(1/3) |w| with |w| ~ 30 moving a tanh argument by ~2)
+gives two differences that agree by accident. So differences are taken at halving steps
+h, h/2, h/4, ...: for three successive ones D(4s), D(2s), D(s), in the Taylor regime
+b = D(2s) - D(4s) is 4 times a = D(s) - D(2s), up to the O(h^4) terms and the rounding (a
+carries <= 1.5 eps_f / s, b <= 0.75 eps_f / s, so b - 4a <= 6.75 eps_f / s). A triple passes
+when |b - 4a| <= |b| / 4 + 7 eps_f / s (b/a within [3.2, 5.3] when rounding is negligible, the
+O(h^4) part under 1/4 of the h^2 part; anything when both are rounding). One triple passes by
+accident outside the Taylor regime (b/a = 7.8 and 1.9 were seen at a tanh argument moved by ~2),
+so the step s is taken once two successive triples pass (four steps 8s..s all consistent);
+after RICHARDSON_HALVINGS halvings without that the entry is not checkable (tol inf, counted
+in ``n_unresolved``). Cost: at least 4 central differences (8 evaluations) per entry.
 
 Kinks (relu, leaky_relu). A difference whose stencil straddles a kink z = 0 measures a
 secant across the corner, not the derivative. Given ``kinks(params) -> array`` (the sign
@@ -65,16 +72,42 @@ def _scalar(v) -> float:
     return v
 
 
+RICHARDSON_HALVINGS = 16  # steps h .. h / 2^16 (65536) to reach the Taylor regime
+
+
 @dataclass
 class NumericalGradient:
     """A finite-difference gradient with its per-entry error bound.
 
     ``grad[l]`` and ``tol[l]`` have the shape of layer l; ``tol`` is inf where a kink made the
-    entry not checkable, and ``n_kinks`` counts those entries."""
+    entry not checkable (counted in ``n_kinks``) or no step reached the Taylor regime (counted
+    in ``n_unresolved``)."""
 
     grad: list[np.ndarray]
     tol: list[np.ndarray]
     n_kinks: int
+    n_unresolved: int = 0
+
+
+def _taylor(d1: float, d2: float, d4: float, eps_f: float, h: float) -> bool:
+    """D(h), D(2h), D(4h) in the Taylor regime: |b - 4a| <= |b|/4 + 7 eps_f/h (module docstring)."""
+    a, b = d1 - d2, d2 - d4
+    return abs(b - 4 * a) <= abs(b) / 4 + 7 * eps_f / h
+
+
+def _richardson(D: Callable[[float], float], h: float, eps_f: float) -> tuple[float, float, float]:
+    """``(D(s), D(2s), s)`` at the first step s = h / 2^k where two successive triples pass
+    :func:`_taylor` (module docstring); ``(last D, nan, nan)`` when none does."""
+    ds = [D(h), D(h / 2), D(h / 4)]
+    s, passed_before = h / 4, _taylor(ds[2], ds[1], ds[0], eps_f, h / 4)
+    for _ in range(RICHARDSON_HALVINGS - 2):
+        s /= 2
+        ds.append(D(s))
+        now = _taylor(ds[-1], ds[-2], ds[-3], eps_f, s)
+        if now and passed_before:
+            return ds[-1], ds[-2], s
+        passed_before = now
+    return ds[-1], float("nan"), float("nan")
 
 
 def _central(f: LossFn, P: list[np.ndarray], W: np.ndarray, idx, h: float) -> float:
@@ -92,7 +125,7 @@ def _central(f: LossFn, P: list[np.ndarray], W: np.ndarray, idx, h: float) -> fl
 def _straddles(kinks: KinkFn, P, W, idx, h: float, base: np.ndarray) -> bool:
     w = W[idx]
     try:
-        for s in (2 * h, -2 * h, h, -h):
+        for s in (h, -h, h / 2, -h / 2):
             W[idx] = w + s
             if not np.array_equal(kinks(P), base):
                 return True
@@ -115,17 +148,19 @@ def numerical_grad_with_error(
     f_error: float | None = None,
 ) -> NumericalGradient:
     """Central differences per coordinate in float64, with the error bound of the module
-    docstring. ``eps`` fixes the step (default ``u^(1/3) max(1, |w|)`` per entry);
+    docstring. ``eps`` is the first step tried for acceptance (default ``u^(1/3) max(1, |w|)``
+    per entry; differences start at 8 eps and halve until in the Taylor regime);
     ``f_error`` bounds the rounding error of ``f`` (default ``16 u max(1, |f(w)|)``)."""
     P = _float64_copy(params)
     eps_f = _f_error(float(f(P)), f_error)
     base = kinks(P) if kinks is not None else None
-    grads, tols, n_kinks = [], [], 0
+    grads, tols, n_kinks, n_unresolved = [], [], 0, 0
     for W in P:
         G, T = np.empty_like(W), np.empty_like(W)
         for idx in np.ndindex(W.shape):
-            h = float(eps) if eps is not None else float(default_step(W[idx]))
-            if base is not None:
+            h = 8 * (float(eps) if eps is not None else float(default_step(W[idx])))  # the largest step: the
+            # first that can be accepted is h / 8, the default step, where f is in the Taylor regime
+            if base is not None:  # the whole stencil (w +- h, the largest step) on one side of every kink
                 for _ in range(20):
                     if not _straddles(kinks, P, W, idx, h, base):
                         break
@@ -134,12 +169,15 @@ def numerical_grad_with_error(
                     G[idx], T[idx] = np.nan, np.inf
                     n_kinks += 1
                     continue
-            d1, d2 = _central(f, P, W, idx, h), _central(f, P, W, idx, 2 * h)
-            G[idx] = d1
-            T[idx] = 3 * abs(d1 - d2) + 2 * eps_f / h
+            d1, d2, s = _richardson(lambda t: _central(f, P, W, idx, t), h, eps_f)
+            if np.isfinite(s):
+                G[idx], T[idx] = d1, 3 * abs(d1 - d2) + 2 * eps_f / s
+            else:  # the last estimate, kept for show; tol inf (a kink leaves grad NaN instead)
+                G[idx], T[idx] = d1, np.inf
+                n_unresolved += 1
         grads.append(G)
         tols.append(T)
-    return NumericalGradient(grads, tols, n_kinks)
+    return NumericalGradient(grads, tols, n_kinks, n_unresolved)
 
 
 def numerical_grad(f: LossFn, params: Params, *, eps: float | None = None) -> list[np.ndarray]:
@@ -190,33 +228,41 @@ def directional_fd(
 ) -> Directional:
     """Central difference of t -> f(w + t v) at 0, with the error bound of the module
     docstring (step u^(1/3) max(1, |w|_inf) / |v|_inf), as an estimate of <grad, direction>
-    for the direction the step actually took (``Directional.direction``). ``value`` is NaN
-    and ``tol`` inf when every step down to 2^-20 h straddles a kink."""
+    for the direction the step actually took (``Directional.direction``), with the Taylor-regime
+    check of the module docstring. ``value`` is NaN and ``tol`` inf when every step down to
+    2^-20 h straddles a kink or no step reaches the Taylor regime."""
     P = _float64_copy(params)
     V = _float64_copy(v)
     vmax = max(float(np.abs(x).max()) for x in V)
     wmax = max(float(np.abs(x).max()) for x in P)
-    h = float(eps) if eps is not None else float(default_step(wmax)) / max(vmax, 1e-300)
+    h = 8 * (float(eps) if eps is not None else float(default_step(wmax)) / max(vmax, 1e-300))  # largest step
     eps_f = _f_error(float(f(P)), f_error)
 
     def at(t: float) -> list[np.ndarray]:
         return [W + t * D for W, D in zip(P, V)]
 
-    if kinks is not None:
-        base = kinks(P)
-        for _ in range(20):
-            if all(np.array_equal(kinks(at(s)), base) for s in (2 * h, -2 * h, h, -h)):
-                break
-            h /= 2
-        else:
-            return Directional(float("nan"), float("inf"), V)
-
     def central(t: float) -> tuple[float, list[np.ndarray]]:
         plus, minus = at(t), at(-t)
         return (float(f(plus)) - float(f(minus))) / (2 * t), [(A - B) / (2 * t) for A, B in zip(plus, minus)]
 
-    (d1, taken), (d2, _) = central(h), central(2 * h)
-    return Directional(d1, 3 * abs(d1 - d2) + 2 * eps_f / h, taken)
+    if kinks is not None:  # the largest step is h: steps only shrink from there
+        base = kinks(P)
+        for _ in range(20):
+            if all(np.array_equal(kinks(at(s)), base) for s in (h, -h, h / 2, -h / 2)):
+                break
+            h /= 2
+        else:
+            return Directional(float("nan"), float("inf"), V)
+    taken = {}
+
+    def D(t: float) -> float:
+        taken[t] = central(t)
+        return taken[t][0]
+
+    d1, d2, s = _richardson(D, h, eps_f)
+    if not np.isfinite(s):
+        return Directional(float("nan"), float("inf"), V)
+    return Directional(d1, 3 * abs(d1 - d2) + 2 * eps_f / s, taken[s][1])
 
 
 COMPLEX_STEP = 1e-20

@@ -32,14 +32,19 @@ class TreeDef:
         return 1 if self.kind in ("leaf", "scalar") else sum(c.n_leaves for c in self.children)
 
 
-def flatten(tree, *, what: str = "params") -> tuple[list[np.ndarray], list[Path], TreeDef]:
+def flatten(tree, *, what: str = "params", none_leaf: bool = False) -> tuple[list[np.ndarray], list[Path], TreeDef]:
     """``(leaves, paths, treedef)``: every leaf as an array (a copy is not made), its path, and
     the structure. Raises ``TypeError`` naming the path of anything that is not an array,
-    a number, or a list/tuple/dict."""
+    a number, or a list/tuple/dict. ``none_leaf``: a None is a leaf (kept as None), as a
+    derivative function may return for an integer input."""
     leaves: list[np.ndarray] = []
     paths: list[Path] = []
 
     def go(node, path: Path) -> TreeDef:
+        if node is None and none_leaf:
+            leaves.append(None)
+            paths.append(path)
+            return TreeDef("leaf")
         if isinstance(node, np.ndarray):
             leaves.append(node)
             paths.append(path)
@@ -66,12 +71,14 @@ def flatten(tree, *, what: str = "params") -> tuple[list[np.ndarray], list[Path]
     return leaves, paths, go(tree, ())
 
 
-def unflatten(treedef: TreeDef, leaves: list) -> Any:
-    """Rebuild the structure of ``treedef`` around ``leaves`` (in flatten's order)."""
+def unflatten(treedef: TreeDef, leaves: list, *, scalars: bool = True) -> Any:
+    """Rebuild the structure of ``treedef`` around ``leaves`` (in flatten's order).
+    ``scalars=False`` puts leaves back as given where the tree had a Python/NumPy scalar (a
+    JAX float0 tangent must stay an array: ``np.asarray(float0)[()]`` is a numpy.void)."""
     it = iter(leaves)
 
     def go(d: TreeDef):
-        if d.kind == "leaf":
+        if d.kind == "leaf" or (d.kind == "scalar" and not scalars):
             return next(it)
         if d.kind == "scalar":
             return np.asarray(next(it))[()]
@@ -106,13 +113,19 @@ def same_structure(tree, treedef: TreeDef, leaves_ref: list[np.ndarray], paths: 
                    root: str, what: str) -> list[np.ndarray]:
     """Flatten ``tree`` (what a user's function returned) and check it has one leaf per leaf of
     the reference, each of the reference's shape; a single leaf may come back as a 1-list/tuple.
-    Raises ``ValueError`` naming the first path that differs."""
-    leaves, _, _ = flatten(tree, what=what)
+    None stands for zeros at an integer or boolean leaf (a constant). Raises ``ValueError``
+    naming the first path that differs."""
+    leaves, _, _ = flatten(tree, what=what, none_leaf=True)
     if len(leaves) != len(leaves_ref):
         raise ValueError(f"{what} returned {len(leaves)} array(s); expected {len(leaves_ref)}, one per leaf of "
                          f"{root} ({', '.join(format_path(root, p) for p in paths) or 'none'})")
     out = []
     for got, ref, p in zip(leaves, leaves_ref, paths):
+        if got is None:
+            if np.issubdtype(np.asarray(ref).dtype, np.inexact):
+                raise ValueError(f"{what} returned None for {format_path(root, p)}; expected an array of shape "
+                                 f"{np.shape(ref)} (None is accepted only for integer or boolean inputs)")
+            got = np.zeros(np.shape(ref))
         got = np.asarray(got)
         if got.shape != ref.shape:
             if got.size == ref.size and got.squeeze().shape == ref.squeeze().shape:

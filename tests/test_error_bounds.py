@@ -58,7 +58,9 @@ def test_fd_tolerance_needs_the_loss_rounding_bound_when_the_loss_cancels():
     f = lambda P: mb.loss(P, x, y, activation="tanh", loss="mean_squared_error")  # noqa: E731
     _, g = mb.loss_and_grad(params, x, y, activation="tanh", loss="mean_squared_error")
     naive = ac.numerical_grad_with_error(f, params)
-    assert not ac.compare(g, naive.grad, rtol=0, atol=naive.tol).passed
+    # the rounding (~1e-12 / h) swamps D(h) - D(2h) - D(4h): with eps_f = 16 u |f| the
+    # differences look out of the Taylor regime (not checkable) or disagree (a false failure)
+    assert naive.n_unresolved > 0 or not ac.compare(g, naive.grad, rtol=0, atol=naive.tol).passed
     bound = ac.rounding_bound(params, x, y, "tanh", "mean_squared_error")
     assert 16 * ac.oracles.U * abs(f(params)) < bound.loss < 1e-9
     num = ac.numerical_grad_with_error(f, params, f_error=bound.loss)

@@ -1,0 +1,259 @@
+"""Regression tests for the review of the general checker (findings F1-F8, F11): each test
+fails on the checker before its fix. Warnings are errors here (pytest filterwarnings=error)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import autodiff_check as ac
+from autodiff_check.check import OracleResult, Verdict
+
+
+# ---------------------------------------------------------------- F8: warnings escape
+
+
+def test_noise_estimate_silences_warnings_near_a_domain_edge():
+    """f = sum x log x at x = 1e-13 is finite at x and NaN a step to the left: ECNoise samples
+    there and used to let 'invalid value in log' escape (an error under -W error)."""
+    x = np.full(4, 1e-13)
+    ac.check_gradients(lambda x: float(np.sum(x * np.log(x))), lambda x: np.log(x) + 1, x, analytic=False)
+
+
+def test_report_formats_non_finite_and_zero_tolerances_without_warnings():
+    r = OracleResult("o", False, np.inf, 0.0, values=np.array([1.0, 0.0, np.inf]),
+                     references=np.array([0.0, 0.0, np.inf]), tolerances=np.array([0.5, 0.0, 0.0]), n_failed=2)
+    v = Verdict("g", [r], inputs=[("params", (3,), 0, 3)])
+    text = v.report(full=True)
+    assert "FAIL" in text and "params" in text
+
+
+# ---------------------------------------------------------------- F4: integer leaves with jax_fn
+
+
+def test_vjp_with_an_integer_primal_first_and_its_jax_twin():
+    import autodiff_check.layers as J
+    import manual_backprop.layers as L
+    ids, E = np.array([[0, 2, 2], [1, 0, 0]]), np.random.default_rng(0).standard_normal((4, 3))
+    v = ac.check_vjp(L.embedding, L.embedding_vjp, ids, E, jax_fn=J.FORWARD["embedding"])
+    assert v.passed and {r.oracle for r in v.results} >= {"jax_vjp", "jax_jvp"}, v.report(full=True)
+    bad = ac.check_vjp(L.embedding, lambda c, i, E: (None, 2 * L.embedding_vjp(c, i, E)[1]), ids, E,
+                       jax_fn=J.FORWARD["embedding"])
+    assert not bad.passed and all(not r.passed for r in bad.results)
+
+
+def _jnp():
+    return pytest.importorskip("jax.numpy")
+
+
+@pytest.mark.parametrize("k", [3, np.array([1, 2, 3, 1, 2])], ids=["python int", "int array"])
+def test_integer_leaves_with_jax_fn_in_every_check(k):
+    jnp = _jnp()
+    w = np.random.default_rng(0).standard_normal(5)
+    v = ac.check_vjp(lambda k, w: w * k, lambda c, k, w: (None, c * k), k, w, jax_fn=lambda k, w: w * k)
+    assert v.passed, v.report(full=True)
+    v = ac.check_jvp(lambda k, w: w * k, lambda t, k, w: t[1] * k, k, w, jax_fn=lambda k, w: w * k)
+    assert v.passed, v.report(full=True)
+    P = {"k": k, "w": w}
+    loss = lambda P: np.sum(P["w"] ** 4 * P["k"])  # noqa: E731
+    jloss = lambda P: jnp.sum(P["w"] ** 4 * P["k"])  # noqa: E731
+    # None for the integer leaf is accepted by check_gradients as by check_vjp
+    v = ac.check_gradients(loss, lambda P: {"k": None, "w": 4 * P["w"] ** 3 * P["k"]}, P, jax_fn=jloss)
+    assert v.passed and "jax_grad" in [r.oracle for r in v.results], v.report(full=True)
+    hvp = lambda P, v: {"k": None, "w": 12 * P["w"] ** 2 * v["w"] * P["k"]}  # noqa: E731
+    v = ac.check_hvp(loss, hvp, P, jax_fn=jloss)
+    assert v.passed and "jax_hvp" in [r.oracle for r in v.results], v.report(full=True)
+    wrong = lambda P, v: {"k": None, "w": 11 * P["w"] ** 2 * v["w"] * P["k"]}  # noqa: E731
+    assert not ac.check_hvp(loss, wrong, P, jax_fn=jloss).passed
+
+
+def test_none_for_a_floating_leaf_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"grad_fn returned None for params\['w'\]; expected an array of shape \(3,\)"):
+        ac.check_gradients(lambda P: np.sum(P["w"] ** 2), lambda P: {"w": None}, {"w": np.ones(3)})
+
+
+# ---------------------------------------------------------------- F1-F3: exact-oracle tolerances
+
+
+@pytest.mark.parametrize("n", [50, 3000], ids=["per coordinate + jax_jvp", "directional"])
+def test_float32_directional_exact_oracles_allow_float32_rounding(n):
+    """A float32 gradient w*s is correctly rounded (|err| <= u32 |w s|, constant in x: sigma_g = 0);
+    the directional tolerances used EXACT_RTOL = 1e-8 whatever the dtype (F1)."""
+    jnp = _jnp()
+    rng = np.random.default_rng(0)
+    w, s, x = rng.standard_normal(n).astype(np.float32), np.float32(0.3), rng.standard_normal(n).astype(np.float32)
+    v = ac.check_gradients(lambda x: np.sum(x * w * s), lambda x: w * s, x, jax_fn=lambda x: jnp.sum(x * w * s))
+    assert v.passed, v.report(full=True)
+    assert any(r.directional for r in v.results)
+
+    def wrong(x):  # one entry off by 0.1 of the largest, ~0.08: the directional tolerance is
+        g = w * s  # 64 u32 sum|g_i| = 3.8e-6 * 0.24 n, 2.8e-3 at n = 3000 (the per-entry one 4.5e-6)
+        g[n // 2] += np.float32(0.1) * np.abs(g).max()
+        return g
+
+    bad = ac.check_gradients(lambda x: np.sum(x * w * s), wrong, x, jax_fn=lambda x: jnp.sum(x * w * s))
+    assert not bad.passed and all(not r.passed for r in bad.results if r.directional), bad.report(full=True)
+
+
+def test_float64_softmax_at_huge_logits_with_its_jax_twin():
+    """<c, J v> cancels to ~1e-115 at saturated softmax while JAX's forward mode is exact only to
+    u |v| there: jax_jvp's tolerance r |<c, J v>| was 1e-127 (F2)."""
+    _jnp()
+    import autodiff_check.layers as J
+    import manual_backprop.layers as L
+    x = np.random.default_rng(0).standard_normal((3, 5)) * 1e3
+    v = ac.check_vjp(L.softmax, L.softmax_vjp, x, jax_fn=J.FORWARD["softmax"])
+    assert v.passed, v.report(full=True)
+    bad = ac.check_vjp(L.softmax, lambda c, x: (-L.softmax_vjp(c, x)[0],), x, jax_fn=J.FORWARD["softmax"])
+    assert not bad.passed
+
+
+def test_float32_softmax_at_huge_logits_flushed_subnormals():
+    """The hand VJP gives -1.9e-39 (subnormal), XLA flushes it to -0: tolerance 5e-40 had no
+    floor for flush-to-zero (F3)."""
+    _jnp()
+    import autodiff_check.layers as J
+    import manual_backprop.layers as L
+    x = (np.random.default_rng(0).standard_normal((3, 5)) * 1e3).astype(np.float32)
+    x[1, 2] = x[1, 1] - np.float32(88.5)  # p = exp(-88.5) = 3.6e-39: subnormal in float32
+    v = ac.check_vjp(L.softmax, L.softmax_vjp, x, jax_fn=J.FORWARD["softmax"])
+    assert v.passed, v.report(full=True)
+
+
+@pytest.mark.parametrize("layer,opts", [("max_pool2d", dict(size=3, stride=1)), ("avg_pool2d", dict(size=(2, 3), stride=1))])
+def test_float32_pooling_layers_with_their_jax_twins(layer, opts):
+    _jnp()
+    import autodiff_check.layers as J
+    import manual_backprop.layers as L
+    x = np.random.default_rng(1).standard_normal((1, 2, 5, 6)).astype(np.float32)
+    f = lambda x: getattr(L, layer)(x, **opts)  # noqa: E731
+    vjp = lambda c, x: getattr(L, layer + "_vjp")(c, x, **opts)  # noqa: E731
+    v = ac.check_vjp(f, vjp, x, jax_fn=lambda x: J.FORWARD[layer](x, **opts))
+    assert v.passed, v.report(full=True)
+
+
+# ---------------------------------------------------------------- F7, F11: what was checked
+
+
+def _edge(x):  # finite for x >= 0 only; f'(0) = 3 from the right
+    return np.sum(np.where(x >= 0, x**2 + 3 * x, np.nan))
+
+
+def test_domain_edge_uses_the_one_sided_difference_from_the_finite_side():
+    x = np.zeros(3)
+    v = ac.check_gradients(_edge, lambda x: 2 * x + 3, x, analytic=False)
+    assert v.passed and v.status == "PASS", v.report(full=True)
+    assert not ac.check_gradients(_edge, lambda x: 2 * x + 3.3, x, analytic=False).passed
+    assert ac.check_gradients(_edge, lambda x: np.full(3, np.nan), x, analytic=False).status == "FAIL"
+
+
+@pytest.mark.parametrize("g,status", [(lambda x: np.full(4, np.nan), "FAIL"), (lambda x: np.full(4, 123.0), "NOT CHECKED")],
+                         ids=["NaN", "constant 123"])
+def test_nothing_checked_is_not_a_pass(g, status):
+    """f = sum sqrt(x) at x = 0: no central difference is finite and the one-sided one never
+    reaches the Taylor regime (F(h) - F(2h) : F(2h) - F(4h) = 1 : sqrt 2): nothing is
+    checkable, and that used to read PASS, for a NaN gradient too (F7)."""
+    with np.errstate(invalid="ignore"):
+        v = ac.check_gradients(lambda x: np.sum(np.sqrt(x)), g, np.zeros(4), analytic=False)
+    assert not v.passed and v.status == status, v.report(full=True)
+    assert ("nothing was checked" in v.report()) == (status == "NOT CHECKED")
+
+
+def test_a_wrong_gradient_near_a_log_domain_edge_is_not_a_pass():
+    x = np.full(4, 1e-13)  # x log x: NaN at x - h for every step down to 1e-13
+    f = lambda x: float(np.sum(x * np.log(x)))  # noqa: E731
+    assert not ac.check_gradients(f, lambda x: np.full(4, 123.0), x, analytic=False).passed
+    assert not ac.check_gradients(f, lambda x: np.full(4, np.nan), x, analytic=False).passed
+
+
+def test_entries_whose_tolerance_exceeds_the_reference_are_not_resolvable():
+    """loss 1e8 + 1e-6 sum sin x: eps_f ~ u 1e8 makes the FD tolerance ~4e-3, 1000x the gradient:
+    a sign-flipped gradient passed (F11)."""
+    x = np.random.default_rng(0).standard_normal(10)
+    f = lambda x: 1e8 + 1e-6 * np.sum(np.sin(x))  # noqa: E731
+    v = ac.check_gradients(f, lambda x: -1e-6 * np.cos(x), x, analytic=False)
+    assert not v.passed and v.status == "NOT CHECKED", v.report(full=True)
+    assert len(v.not_resolvable) == 10 and "10 entries not resolvable" in v.report()
+    ok = ac.check_gradients(f, lambda x: 1e-6 * np.cos(x), x)  # the complex step resolves them
+    assert ok.passed and not ok.not_resolvable, ok.report(full=True)
+
+
+def test_directional_note_states_the_tolerance():
+    x = np.random.default_rng(0).standard_normal(2500)
+    v = ac.check_gradients(lambda x: np.sum(np.sin(x)), np.cos, x, analytic=False)
+    assert v.passed
+    note = next(n for n in v.notes if "random +-1 directions" in n)
+    assert "the tolerance along a direction" in note and "(finite_diff_dir)" in note
+
+
+# ---------------------------------------------------------------- F5: noisy f near 0
+
+
+def test_noisy_loss_near_zero_takes_eps_f_from_the_observed_spread():
+    """f = sum w sin x - K with f(x0) = 7e-12 and rounding noise ~1e-11 (terms ~1e4): ECNoise's
+    10 % rule never passes, and eps_f = 16 u max(1, |f|) = 3.6e-15 flagged 19 of 200 correct
+    entries. The spread at the smallest h that moves f bounds the noise instead."""
+    import math
+    rng = np.random.default_rng(3)
+    x0, w = rng.standard_normal(200), 1e4 * rng.standard_normal(200)
+    K = math.fsum(w * np.sin(x0))
+    f = lambda x: np.sum(w * np.sin(x)) - K  # noqa: E731
+    v = ac.check_gradients(f, lambda x: w * np.cos(x), x0, analytic=False)
+    assert v.passed and not v.not_checkable, v.report(full=True)
+    assert any("spread of f" in n for n in v.notes), v.notes
+
+    def wrong(x):  # one entry off by 1e-4 relative (~0.4): 4 orders above the FD tolerance ~4e-5
+        g = w * np.cos(x)
+        g[17] *= 1 + 1e-4
+        return g
+
+    bad = ac.check_gradients(f, wrong, x0, analytic=False)
+    assert [m.where for m in bad.mismatches] == ["params[17]"], bad.report(full=True)
+
+
+# ---------------------------------------------------------------- F6: steps too large for f's absolute scale
+
+
+def test_large_entries_of_a_function_on_an_absolute_scale_are_not_kinks():
+    """h ~ u^(1/3) |x| ~ 6 at x = 1e6 spans a period of sin: J changes erratically, and
+    "J did not halve" was read as a kink (matching neither side: a false failure)."""
+    x = np.array([0.3, 1e6, -2e6, 3e5])
+    v = ac.check_gradients(lambda x: np.sum(np.sin(x)), np.cos, x, analytic=False)
+    assert v.passed and not v.not_checkable, v.report(full=True)
+
+    def wrong(x):
+        g = np.cos(x)
+        g[1] = -g[1]
+        return g
+
+    bad = ac.check_gradients(lambda x: np.sum(np.sin(x)), wrong, x, analytic=False)
+    assert [m.where for m in bad.mismatches] == ["params[1]"], bad.report(full=True)
+
+
+def test_declared_finite_differences_check_they_are_in_the_taylor_regime():
+    """numerical_grad_with_error at |w| ~ 30 with f varying on a scale 1e-4 in w: the default
+    step 2e-4 moves tanh's argument by ~2, where D(h) - D(2h) is no bound (Richardson)."""
+    w0 = np.array([[31.0, -17.0, 25.0]])
+    c = w0 + np.array([[3e-5, -1e-5, 2e-5]])
+    f = lambda P: float(np.sum(np.tanh(1e4 * (P[0] - c))))  # noqa: E731
+    exact = 1e4 * (1 - np.tanh(1e4 * (w0 - c)) ** 2)
+    num = ac.numerical_grad_with_error(f, [w0])
+    assert np.all(np.isfinite(num.tol[0])) and np.all(np.abs(num.grad[0] - exact) <= num.tol[0]), (num.grad, exact, num.tol)
+    d = ac.directional_fd(f, [w0], [np.array([[1.0, -1.0, 1.0]])])
+    assert abs(d.value - ac.oracles.dot([exact], d.direction)) <= d.tol
+
+
+def test_check_network_with_large_inputs_and_cancelling_preactivations():
+    """tanh + MSE, x ~ 1e4, |W1| ~ 10: steps u^(1/3) |w| move a pre-activation by ~2, and
+    D(h), D(2h) agreed by accident (a false alarm, per coordinate and along directions)."""
+    rng = np.random.default_rng(0)
+    B, n0, n1 = 4, 50, 60
+    x = np.full((B, n0), 1e4) + rng.standard_normal((B, n0))
+    W1 = rng.standard_normal((n0 + 1, n1)) * 10
+    W1[1:] -= W1[1:].mean(axis=0)  # z_1: a sum of 50 terms ~1e5 that cancel
+    W1[0] = 0.3 - x[0] @ W1[1:]
+    params = [W1, rng.standard_normal((n1 + 1, 1))]
+    for pc in (False,):  # along directions (per coordinate: the same, 12 s)
+        v = ac.check_network(params, x, rng.random((B, 1)), activation="tanh", loss="mean_squared_error",
+                             use_jax=False, per_coordinate=pc)
+        assert v.passed, v.report(full=True)
