@@ -79,7 +79,7 @@ def mlp(layer_sizes: Sequence[int], *, loss: str = "binary_cross_entropy") -> Se
     return Sequential(spec.layers, loss=loss)
 
 
-def mnist_cnn(*, hidden_sizes: Sequence[int] = (128,), n_classes: int = 10) -> Sequential:
-    """The CNN of manual_backprop.model.mnist_cnn (same options), in JAX."""
-    spec = _mb_model.mnist_cnn(hidden_sizes=hidden_sizes, n_classes=n_classes)
+def mnist_cnn(**options) -> Sequential:
+    """The CNN of manual_backprop.model.mnist_cnn (same keyword options and defaults), in JAX."""
+    spec = _mb_model.mnist_cnn(**options)
     return Sequential(spec.layers, loss=spec.loss_name)

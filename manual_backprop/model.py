@@ -181,22 +181,24 @@ def mlp(layer_sizes: Sequence[int], *, loss: str = "binary_cross_entropy") -> Se
 CNN_INPUT = (1, 28, 28)
 
 
-def mnist_cnn(*, hidden_sizes: Sequence[int] = (128,), n_classes: int = 10) -> Sequential:
-    """A small LeNet-style CNN for MNIST, inputs (B, 784) or (B, 1, 28, 28), softmax cross-entropy:
+def mnist_cnn(*, channels: tuple[int, int] = (8, 16), hidden_sizes: Sequence[int] = (128,), n_classes: int = 10) -> Sequential:
+    """A small LeNet-style CNN for MNIST, inputs (B, 784) or (B, 1, 28, 28), softmax cross-entropy;
+    with ``channels`` = (c1, c2), by default (8, 16):
 
-        (1, 28, 28) -conv 5x5, 8-> (8, 24, 24) -relu, max 2x2-> (8, 12, 12)
-                    -conv 5x5, 16-> (16, 8, 8) -relu, max 2x2-> (16, 4, 4) -flatten-> 256
+        (1, 28, 28) -conv 5x5, c1-> (c1, 24, 24) -relu, max 2x2-> (c1, 12, 12)
+                    -conv 5x5, c2-> (c2, 8, 8) -relu, max 2x2-> (c2, 4, 4) -flatten-> 16 c2
                     -dense-> 128 -relu-> ... -dense-> n_classes
 
     ``hidden_sizes``: the widths of the dense hidden layers after the convolutions (relu each).
     """
-    sizes = _checks.check_layer_sizes([256, *hidden_sizes, n_classes])
+    c1, c2 = _checks.check_layer_sizes(list(channels))
+    sizes = _checks.check_layer_sizes([16 * c2, *hidden_sizes, n_classes])
     dense: list[Layer] = []
     for n_in, n_out in zip(sizes[:-1], sizes[1:]):
         dense += [Dense(n_in, n_out), ReLU()]
     return Sequential([
         Reshape(*CNN_INPUT),
-        Conv2d(1, 8, 5), ReLU(), MaxPool2d(2),
-        Conv2d(8, 16, 5), ReLU(), MaxPool2d(2),
+        Conv2d(1, c1, 5), ReLU(), MaxPool2d(2),
+        Conv2d(c1, c2, 5), ReLU(), MaxPool2d(2),
         Flatten(), *dense[:-1],
     ], loss="softmax_cross_entropy")

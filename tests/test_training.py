@@ -594,3 +594,17 @@ def test_cli_refuses_bad_cnn_combinations_in_one_line(argv, message, capsys):
         main(["train", *argv])
     err = capsys.readouterr().err
     assert e.value.code == 2 and err.count("\n") == 1 and message in err and "Traceback" not in err
+
+
+def test_cnn_channels_reach_the_network_the_checkpoint_and_evaluate(small, tmp_path):
+    ckpt = tmp_path / "wide.npz"
+    result = train(RECIPES["cnn"].replace(epochs=1, train_subset=64, channels=(4, 6)), data=small, checkpoint=ckpt,
+                   **QUIET)
+    assert [a.shape for a in training.leaves(result.params)][:4] == [(4, 1, 5, 5), (4,), (6, 4, 5, 5), (6,)]
+    assert load_checkpoint(ckpt)[1]["config"]["channels"] == [4, 6]
+    with pytest.raises(ValueError, match="channels: checkpoint \\(4, 6\\), requested \\(4, 7\\)"):
+        train(RECIPES["cnn"].replace(epochs=2, train_subset=64, channels=(4, 7)), data=small, resume=ckpt, **QUIET)
+    with pytest.raises(ValueError, match="model 'mlp' takes none"):
+        RECIPES["default"].replace(channels=(4, 6))
+    with pytest.raises(ValueError, match="channels must be two positive integers"):
+        RECIPES["cnn"].replace(channels=(4, 0))

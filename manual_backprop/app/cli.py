@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--hidden-sizes", type=int, nargs="*", metavar="N", default=None,
                    help="hidden layer sizes: the MLP's (default: 500 500, the post's), or the CNN's dense "
                         "layers after its convolutions (default: 128)")
+    t.add_argument("--channels", type=int, nargs=2, metavar=("C1", "C2"), default=None,
+                   help="the CNN's convolution widths (default: the recipe's)")
     t.add_argument("--activation", choices=sorted(ACTIVATIONS), default=None,
                    help="the MLP's hidden activation (default: the recipe's, sigmoid; the CNN is relu)")
     t.add_argument("--loss", choices=sorted(LOSSES), default=None,
@@ -113,7 +115,8 @@ def _config(args: argparse.Namespace):
              "lr": args.lr, "momentum": args.momentum, "batch_size": args.batch_size, "epochs": args.epochs,
              "schedule": args.schedule, "standardize": args.standardize, "seed": args.seed,
              "dtype": args.dtype, "backend": args.backend, "train_subset": args.train_subset,
-             "model": args.model, "validation": args.validation}
+             "model": args.model, "validation": args.validation,
+             "channels": tuple(args.channels) if args.channels is not None else None}
     given = {k: v for k, v in given.items() if v is not None}
     if args.threads is not None:
         given["threads"] = args.threads or None  # 0: leave NumPy's BLAS alone
@@ -194,9 +197,10 @@ def _layered_model(path, params, meta):
     if meta["model"] != "cnn":
         raise ValueError(f"{path}: model {meta['model']!r} is not one this version evaluates (mlp, cnn)")
     check_metadata(path, meta, {"config": dict})
-    hidden = meta["config"].get("hidden_sizes")
+    hidden, channels = meta["config"].get("hidden_sizes"), meta["config"].get("channels")
     try:
-        net = model.mnist_cnn(hidden_sizes=hidden, n_classes=params[-1][0].shape[1])
+        net = model.mnist_cnn(hidden_sizes=hidden, n_classes=params[-1][0].shape[1],
+                              **({} if channels is None else {"channels": tuple(channels)}))
         net.check_params(params)
     except (TypeError, ValueError, IndexError) as e:
         raise ValueError(f"{path}: the params are not those of the CNN its config describes: {e}") from None

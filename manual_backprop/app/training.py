@@ -118,6 +118,7 @@ class Config:
     train_subset: int | None = None
     model: str = "mlp"
     validation: int = 0
+    channels: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         hidden = tuple(_checks.check_layer_sizes([1, *self.hidden_sizes, 1])[1:-1])
@@ -142,6 +143,13 @@ class Config:
         _choice("model", self.model, MODELS)
         if not (_is_int(self.validation) and self.validation >= 0):
             raise ValueError(f"validation must be a non-negative integer (examples held out); got {self.validation!r}")
+        if self.channels is not None:
+            if self.model != "cnn":
+                raise ValueError(f"channels are the CNN's convolution widths; model {self.model!r} takes none")
+            channels = tuple(self.channels) if isinstance(self.channels, (tuple, list)) else self.channels
+            if not (isinstance(channels, tuple) and len(channels) == 2 and all(_is_int(c) and c >= 1 for c in channels)):
+                raise ValueError(f"channels must be two positive integers (the two convolutions' outputs); got {self.channels!r}")
+            object.__setattr__(self, "channels", tuple(int(c) for c in channels))
         if self.model == "cnn":
             wrong = {k: getattr(self, k) for k, v in CNN_FIXED.items() if getattr(self, k) != v}
             if wrong:
@@ -230,7 +238,11 @@ def cnn_network(backend: ModuleType | None, config: Config, n_classes: int):
     source = layered if backend in (None, fast) else getattr(backend, "sequential", None)
     if not callable(getattr(source, "mnist_cnn", None)):
         raise TypeError(f"model 'cnn' needs a backend with sequential.mnist_cnn (autodiff_check has it); got {backend!r}")
-    return source.mnist_cnn(hidden_sizes=config.hidden_sizes, n_classes=n_classes)
+    return source.mnist_cnn(hidden_sizes=config.hidden_sizes, n_classes=n_classes, **_cnn_options(config))
+
+
+def _cnn_options(config: Config) -> dict[str, Any]:
+    return {} if config.channels is None else {"channels": config.channels}
 
 
 def leaves(params: list[tuple]) -> list[np.ndarray]:
@@ -303,7 +315,7 @@ def _memory_needed(config: Config, n_features: int, n_classes: int, n_train: int
     buffers of both, forward and back), counted as 40,000 next to the dense layers."""
     sizes = [n_features, *config.hidden_sizes, n_classes]
     if config.model == "cnn":
-        spec = layered.mnist_cnn(hidden_sizes=config.hidden_sizes, n_classes=n_classes)
+        spec = layered.mnist_cnn(hidden_sizes=config.hidden_sizes, n_classes=n_classes, **_cnn_options(config))
         n_params = sum(math.prod(shape) for layer in spec.layers for shape in layer.shapes)
         per_example = 40_000 + sum(sizes)
     else:
@@ -347,7 +359,7 @@ def _resume(path, config: Config, keep_epochs: bool, shift: float, scale: float,
         raise ValueError(f"{path}: not a valid training checkpoint: epoch {meta['epoch']} with "
                          f"{len(meta['history'])} epochs of history")
     try:
-        saved_config = Config(**{**saved, "hidden_sizes": tuple(saved.get("hidden_sizes", ()))})
+        saved_config = Config(**{**saved, "hidden_sizes": tuple(saved.get("hidden_sizes", ()))})  # channels: a list
     except (TypeError, ValueError) as e:
         raise ValueError(f"{path}: training config does not match this version ({e})") from None
     mismatched = [
@@ -432,7 +444,7 @@ def train(
         x_train = (x_raw - dt.type(shift)) / dt.type(scale) if config.standardize else x_raw
         digest = getattr(data, "digest", None)
         cnn = config.model == "cnn"
-        net = layered.mnist_cnn(hidden_sizes=config.hidden_sizes, n_classes=data.n_classes) if cnn else None
+        net = cnn_network(None, config, data.n_classes) if cnn else None
 
         def accuracy(model, x, labels) -> float:
             if cnn:
@@ -571,6 +583,7 @@ def _backend(config: Config, backend: ModuleType | None) -> ModuleType:
 def _as_dict(config: Config) -> dict[str, Any]:
     d = dataclasses.asdict(config)
     d["hidden_sizes"] = list(config.hidden_sizes)
+    d["channels"] = None if config.channels is None else list(config.channels)
     return d
 
 
