@@ -608,3 +608,20 @@ def test_cnn_channels_reach_the_network_the_checkpoint_and_evaluate(small, tmp_p
         RECIPES["default"].replace(channels=(4, 6))
     with pytest.raises(ValueError, match="channels must be two positive integers"):
         RECIPES["cnn"].replace(channels=(4, 0))
+
+
+def test_cnn_momentum_update_matches_its_formula(small):
+    """v = mu v + g, W = W - lr v over every array, in the loop's order: bit for bit."""
+    n, B, mu, lr = 12, 4, 0.9, 0.05
+    result = train(RECIPES["cnn"].replace(train_subset=n, batch_size=B, lr=lr, momentum=mu, epochs=1,
+                                          schedule="constant", dtype="float64"), data=small, **QUIET)
+    net = mb.model.mnist_cnn()
+    W = net.init(0, dtype=np.float64)
+    v = [tuple(np.zeros_like(a) for a in p) for p in W]
+    order = np.random.default_rng([0, 0]).permutation(n)
+    x, y = small.x_train[:n].astype(np.float64)[order], mb.one_hot(small.y_train[:n], 10)[order]
+    for s in range(0, n, B):
+        _, g = net.loss_and_grad(W, x[s : s + B], y[s : s + B])
+        v = [tuple(mu * a + b for a, b in zip(vl, gl)) for vl, gl in zip(v, g)]
+        W = [tuple(a - lr * b for a, b in zip(Wl, vl)) for Wl, vl in zip(W, v)]
+    assert leaf_bits(result.params) == leaf_bits(W)
