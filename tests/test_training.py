@@ -588,6 +588,9 @@ def test_cnn_bad_data_is_refused_before_training(small, tmp_path):
     (["--model", "cnn", "--loss", "mean_squared_error"], "got loss 'mean_squared_error'"),
     (["--model", "transformer"], "argument --model"),
     (["--validation", "-5"], "validation must be a non-negative integer"),
+    (["--shift", "2"], "model 'mlp' takes none"),
+    (["--model", "cnn", "--shift", "14"], "shift must be an integer in [0, 14)"),
+    (["--channels", "4", "6"], "model 'mlp' takes none"),
 ])
 def test_cli_refuses_bad_cnn_combinations_in_one_line(argv, message, capsys):
     with pytest.raises(SystemExit) as e:
@@ -625,3 +628,40 @@ def test_cnn_momentum_update_matches_its_formula(small):
         v = [tuple(mu * a + b for a, b in zip(vl, gl)) for vl, gl in zip(v, g)]
         W = [tuple(a - lr * b for a, b in zip(Wl, vl)) for Wl, vl in zip(W, v)]
     assert leaf_bits(result.params) == leaf_bits(W)
+
+
+def test_translate_moves_each_image_by_its_offset_with_zeros_shifted_in():
+    rng = np.random.default_rng(0)
+    x = rng.random((5, 784))
+    offsets = np.array([[0, 0], [1, 0], [0, -2], [-2, 2], [2, 1]])
+    got = training.translate(x, offsets).reshape(5, 28, 28)
+    X = x.reshape(5, 28, 28)
+    for b, (down, right) in enumerate(offsets):
+        want = np.zeros((28, 28))
+        for i in range(28):
+            for j in range(28):
+                if 0 <= i - down < 28 and 0 <= j - right < 28:
+                    want[i, j] = X[b, i - down, j - right]
+        assert np.array_equal(got[b], want), (down, right)
+
+
+def test_cnn_shift_augmentation_changes_training_and_resumes_bit_identically(small, tmp_path):
+    config = RECIPES["cnn"].replace(epochs=2, train_subset=128, shift=2)
+    plain = train(config.replace(shift=0), data=small, **QUIET)
+    whole = train(config, data=small, **QUIET)
+    assert leaf_bits(whole.params) != leaf_bits(plain.params)
+    assert leaf_bits(train(config, data=small, **QUIET).params) == leaf_bits(whole.params)
+    ckpt = tmp_path / "aug.npz"
+
+    def interrupt_in_epoch_2(line):
+        if line.startswith("epoch 2/"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config, data=small, checkpoint=ckpt, progress=False, log=interrupt_in_epoch_2)
+    resumed = train(config, data=small, resume=ckpt, checkpoint=ckpt, **QUIET)
+    assert leaf_bits(resumed.params) == leaf_bits(whole.params)
+    with pytest.raises(ValueError, match="shift: checkpoint 2, requested 1"):
+        train(config.replace(shift=1), data=small, resume=ckpt, **QUIET)
+    with pytest.raises(ValueError, match="model 'mlp' takes none"):
+        RECIPES["default"].replace(shift=1)

@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "layers after its convolutions (default: 128)")
     t.add_argument("--channels", type=int, nargs=2, metavar=("C1", "C2"), default=None,
                    help="the CNN's convolution widths (default: the recipe's)")
+    t.add_argument("--shift", type=int, default=None, metavar="S",
+                   help="the CNN's augmentation: move each training image by a random offset of up to S "
+                        "pixels down/up and right/left (default: the recipe's)")
     t.add_argument("--activation", choices=sorted(ACTIVATIONS), default=None,
                    help="the MLP's hidden activation (default: the recipe's, sigmoid; the CNN is relu)")
     t.add_argument("--loss", choices=sorted(LOSSES), default=None,
@@ -116,7 +119,7 @@ def _config(args: argparse.Namespace):
              "schedule": args.schedule, "standardize": args.standardize, "seed": args.seed,
              "dtype": args.dtype, "backend": args.backend, "train_subset": args.train_subset,
              "model": args.model, "validation": args.validation,
-             "channels": tuple(args.channels) if args.channels is not None else None}
+             "channels": tuple(args.channels) if args.channels is not None else None, "shift": args.shift}
     given = {k: v for k, v in given.items() if v is not None}
     if args.threads is not None:
         given["threads"] = args.threads or None  # 0: leave NumPy's BLAS alone

@@ -33,6 +33,10 @@ raw [0, 1] pixels (He initialisation and ReLU need no more; folding into a convo
 exact only without padding, and the first layer is a reshape), and ``standardize`` with the
 CNN is refused rather than silently ignored.
 
+Augmentation (CNN only): with ``shift`` = s, every training image of a batch is moved by a
+random (down, right) offset in [-s, s]^2, zeros shifted in (:func:`translate`), drawn from
+``default_rng([seed, e, 1])`` in epoch e: resumed runs stay bit-identical.
+
 Validation: ``validation=N`` holds out the last N training examples (before ``train_subset``
 takes the first of the rest), reports their accuracy after every epoch instead of the test
 accuracy, and scores the test set once, at the end: recipes are chosen on held-out training
@@ -119,6 +123,7 @@ class Config:
     model: str = "mlp"
     validation: int = 0
     channels: tuple[int, ...] | None = None
+    shift: int = 0
 
     def __post_init__(self) -> None:
         hidden = tuple(_checks.check_layer_sizes([1, *self.hidden_sizes, 1])[1:-1])
@@ -150,6 +155,10 @@ class Config:
             if not (isinstance(channels, tuple) and len(channels) == 2 and all(_is_int(c) and c >= 1 for c in channels)):
                 raise ValueError(f"channels must be two positive integers (the two convolutions' outputs); got {self.channels!r}")
             object.__setattr__(self, "channels", tuple(int(c) for c in channels))
+        if not (_is_int(self.shift) and 0 <= self.shift < 14):
+            raise ValueError(f"shift must be an integer in [0, 14) (pixels of random translation); got {self.shift!r}")
+        if self.shift and self.model != "cnn":
+            raise ValueError(f"shift (random translation of the 28 x 28 images) is the CNN's; model {self.model!r} takes none")
         if self.model == "cnn":
             wrong = {k: getattr(self, k) for k, v in CNN_FIXED.items() if getattr(self, k) != v}
             if wrong:
@@ -541,12 +550,15 @@ def _epoch(update, params, velocity, x_train, y_train, config: Config, epoch: in
     steps = -(-n // B)
     order = np.random.default_rng([config.seed, epoch]).permutation(n)
     xs, ys = np.take(x_train, order, axis=0), np.take(y_train, order, axis=0)
+    rng = np.random.default_rng([config.seed, epoch, 1])  # the epoch's translations (config.shift)
     total = 0.0
     bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{config.epochs}", unit="step", leave=False,
                mininterval=0.5, disable=not progress)
     with np.errstate(over="ignore", invalid="ignore"):
         for s in bar:
             x, y = xs[s * B:(s + 1) * B], ys[s * B:(s + 1) * B]
+            if config.shift:
+                x = translate(x, rng.integers(-config.shift, config.shift + 1, (x.shape[0], 2)))
             lr = dt.type(learning_rate(config, epoch * steps + s, steps * config.epochs))
             J = _step(update, params, velocity, x, y, lr, epoch, s)
             divergence(J, epoch, s, config.lr)
@@ -554,6 +566,15 @@ def _epoch(update, params, velocity, x_train, y_train, config: Config, epoch: in
             if s % 50 == 0:
                 bar.set_postfix_str(f"loss {divergence.running:.4f}", refresh=False)
     return total
+
+
+def translate(x: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Each 28 x 28 image (a row of ``x``, (B, 784)) moved by its ``offsets[b]`` = (down,
+    right) pixels, zeros shifted in: ``y[b, i, j] = x[b, i - down, j - right]`` (0 outside)."""
+    B, s = x.shape[0], int(np.abs(offsets).max(initial=0))
+    padded = np.pad(x.reshape(B, 28, 28), ((0, 0), (s, s), (s, s)))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (28, 28), axis=(1, 2))  # (B, 2s+1, 2s+1, 28, 28)
+    return windows[np.arange(B), s - offsets[:, 0], s - offsets[:, 1]].reshape(B, 784)
 
 
 def _step(update, params, velocity, x, y, lr, epoch: int, s: int) -> float:
