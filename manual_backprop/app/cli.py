@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"named settings (default: 'cnn' with --model cnn, else 'default'): 'default' (lr {d.lr}, "
                         f"momentum {d.momentum}, batch {d.batch_size}, {d.epochs} epochs, {d.dtype}, {d.schedule} "
                         f"schedule, standardised inputs), 'post', the post's own (one example per update, lr {p.lr}, "
-                        f"{p.epochs} epochs, {p.dtype}, no momentum), or 'cnn' (the CNN, channels {c.channels}: lr {c.lr}, momentum "
+                        f"{p.epochs} epochs, {p.dtype}, no momentum), or 'cnn' (the CNN, channels {c.channels}, shift {c.shift}: lr {c.lr}, momentum "
                         f"{c.momentum}, batch {c.batch_size}, {c.epochs} epochs, {c.dtype}, {c.schedule} schedule)")
     t.add_argument("--hidden-sizes", type=int, nargs="*", metavar="N", default=None,
                    help="hidden layer sizes: the MLP's (default: 500 500, the post's), or the CNN's dense "
