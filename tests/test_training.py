@@ -424,7 +424,8 @@ def leaf_bits(params) -> list[bytes]:
 
 def test_cnn_recipe_trains_and_improves_on_a_small_subset(small):
     """RECIPES['cnn'] on 600 examples, 3 epochs: the training loss falls every epoch and the
-    500 test examples are scored far above chance (10 %); measured 77 %, asserted 60 %."""
+    500 test examples are scored far above chance (10 %); measured 73 % (77 % without the
+    recipe's augmentation), asserted 60 %."""
     result = train(RECIPES["cnn"].replace(epochs=3), data=small, **QUIET)
     net = mb.model.mnist_cnn()
     net.check_params(result.params)
@@ -617,7 +618,7 @@ def test_cnn_momentum_update_matches_its_formula(small):
     """v = mu v + g, W = W - lr v over every array, in the loop's order: bit for bit."""
     n, B, mu, lr = 12, 4, 0.9, 0.05
     result = train(RECIPES["cnn"].replace(train_subset=n, batch_size=B, lr=lr, momentum=mu, epochs=1,
-                                          schedule="constant", dtype="float64"), data=small, **QUIET)
+                                          schedule="constant", dtype="float64", shift=0), data=small, **QUIET)
     net = mb.model.mnist_cnn()
     W = net.init(0, dtype=np.float64)
     v = [tuple(np.zeros_like(a) for a in p) for p in W]
