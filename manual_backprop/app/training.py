@@ -474,7 +474,8 @@ def train(
             velocity = [np.zeros_like(W) for W in (leaves(params) if cnn else params)]
         update = make_update(backend, config, n_classes=data.n_classes)
         if cnn:
-            what = f"cnn {net!r}"
+            convs = [layer.shapes[0][0] for layer in net.layers if layer.name == "conv2d"]
+            what = f"cnn: conv 5x5 {convs}, dense {list(config.hidden_sizes)}, relu/{config.loss}, shift {config.shift}"
         else:
             sizes = [W.shape[0] - 1 for W in params] + [params[-1].shape[1]]
             what = f"{sizes} {config.activation}/{config.loss}"
