@@ -79,7 +79,7 @@ def mlp(layer_sizes: Sequence[int], *, loss: str = "binary_cross_entropy") -> Se
     return Sequential(spec.layers, loss=loss)
 
 
-def mnist_cnn() -> Sequential:
-    """The CNN of manual_backprop.model.mnist_cnn, in JAX."""
-    spec = _mb_model.mnist_cnn()
+def mnist_cnn(**options) -> Sequential:
+    """The CNN of manual_backprop.model.mnist_cnn (same keyword options and defaults), in JAX."""
+    spec = _mb_model.mnist_cnn(**options)
     return Sequential(spec.layers, loss=spec.loss_name)

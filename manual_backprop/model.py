@@ -111,6 +111,10 @@ class Sequential:
         rng = np.random.default_rng(seed)
         return [tuple(_init(k, s, rng).astype(dt) for k, s in zip(l.inits, l.shapes)) for l in self.layers]
 
+    def check_params(self, params) -> None:
+        """Refuse (ValueError naming the layer) params not shaped for this network."""
+        self._check_params(params)
+
     def _check_params(self, params) -> None:
         if not isinstance(params, Sequence) or len(params) != len(self.layers):
             raise ValueError(f"params must be a list of {len(self.layers)} tuples, one per layer")
@@ -173,16 +177,28 @@ def mlp(layer_sizes: Sequence[int], *, loss: str = "binary_cross_entropy") -> Se
     return Sequential(out[:-1], loss=loss)
 
 
-def mnist_cnn() -> Sequential:
-    """A small LeNet-style CNN for MNIST, inputs (B, 784) or (B, 1, 28, 28), softmax cross-entropy:
+#: The CNN's input: one 28 x 28 channel (MNIST), as (B, 784) rows or (B, 1, 28, 28).
+CNN_INPUT = (1, 28, 28)
 
-        (1, 28, 28) -conv 5x5, 8-> (8, 24, 24) -relu, max 2x2-> (8, 12, 12)
-                    -conv 5x5, 16-> (16, 8, 8) -relu, max 2x2-> (16, 4, 4) -flatten-> 256
-                    -dense-> 128 -relu-> -dense-> 10
+
+def mnist_cnn(*, channels: tuple[int, int] = (8, 16), hidden_sizes: Sequence[int] = (128,), n_classes: int = 10) -> Sequential:
+    """A small LeNet-style CNN for MNIST, inputs (B, 784) or (B, 1, 28, 28), softmax cross-entropy;
+    with ``channels`` = (c1, c2), by default (8, 16):
+
+        (1, 28, 28) -conv 5x5, c1-> (c1, 24, 24) -relu, max 2x2-> (c1, 12, 12)
+                    -conv 5x5, c2-> (c2, 8, 8) -relu, max 2x2-> (c2, 4, 4) -flatten-> 16 c2
+                    -dense-> 128 -relu-> ... -dense-> n_classes
+
+    ``hidden_sizes``: the widths of the dense hidden layers after the convolutions (relu each).
     """
+    c1, c2 = _checks.check_layer_sizes(list(channels))
+    sizes = _checks.check_layer_sizes([16 * c2, *hidden_sizes, n_classes])
+    dense: list[Layer] = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        dense += [Dense(n_in, n_out), ReLU()]
     return Sequential([
-        Reshape(1, 28, 28),
-        Conv2d(1, 8, 5), ReLU(), MaxPool2d(2),
-        Conv2d(8, 16, 5), ReLU(), MaxPool2d(2),
-        Flatten(), Dense(256, 128), ReLU(), Dense(128, 10),
+        Reshape(*CNN_INPUT),
+        Conv2d(1, c1, 5), ReLU(), MaxPool2d(2),
+        Conv2d(c1, c2, 5), ReLU(), MaxPool2d(2),
+        Flatten(), *dense[:-1],
     ], loss="softmax_cross_entropy")

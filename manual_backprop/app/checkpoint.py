@@ -6,6 +6,8 @@
 Layout inside the archive (no pickles; ``np.load(..., allow_pickle=False)`` reads it):
 
     param_0 .. param_{L-1}     the ``(n_in + 1, n_out)`` matrices, bit-exact
+    param_<l>_<k>              or, for a layered network (``manual_backprop.model.Sequential``),
+                               array k of layer l's tuple, bit-exact
     meta_array_<key>           a metadata value that is an ndarray
     meta_list_<key>_<i>        the items of a metadata value that is a list of ndarrays
     manifest                   JSON: format, version, layer_sizes, dtype, the JSON metadata and
@@ -13,6 +15,12 @@ Layout inside the archive (no pickles; ``np.load(..., allow_pickle=False)`` read
 
 ``layer_sizes`` and ``dtype`` are derived from ``params`` and stored automatically; loading checks
 them against the arrays, so a file whose parts disagree is refused with a ``ValueError``.
+A layered network's params (a list of tuples of arrays, one tuple per layer, empty for layers
+without parameters) are saved with ``model=NAME`` (e.g. ``"cnn"``); the manifest then holds
+``model`` and ``param_shapes`` (one list of shapes per layer) instead of ``layer_sizes``, every
+array is checked against its declared shape and the common dtype on loading, and ``params``
+comes back as the same list of tuples. Whether the shapes fit the architecture NAME is the
+caller's check (``Sequential`` refuses params of the wrong shapes, naming the layer).
 Writing is :func:`~manual_backprop.app.paths.write_atomically`: a temporary file beside the
 target, fsync'ed and ``os.replace``d over it, under the target's lock (``PATH.lock``); a
 process killed mid-write leaves the previous file intact, and the next writer removes its
@@ -69,19 +77,36 @@ def _is_array_list(value: Any) -> bool:
     )
 
 
-def save_checkpoint(path: str | os.PathLike, params: list[np.ndarray], **metadata: Any) -> None:
+def save_checkpoint(path: str | os.PathLike, params: list, **metadata: Any) -> None:
     """Write ``params`` (a valid parameter list) and ``metadata`` to ``path`` atomically.
 
-    Metadata values may be JSON-serialisable (numbers, strings, lists, dicts, None), NumPy
-    arrays, or non-empty lists of NumPy arrays (e.g. momentum buffers); anything else is a
-    ``TypeError`` before any file is touched. The keys ``layer_sizes``, ``dtype``, ``format`` and
-    ``version`` are reserved.
+    ``params``: the post's network's ``(n_in + 1, n_out)`` matrices, or a layered network's list
+    of tuples of arrays, which needs ``model=NAME`` (a non-empty string naming the architecture;
+    see the module docstring). Metadata values may be JSON-serialisable (numbers, strings,
+    lists, dicts, None), NumPy arrays, or non-empty lists of NumPy arrays (e.g. momentum
+    buffers); anything else is a ``TypeError`` before any file is touched. The keys
+    ``layer_sizes``, ``param_shapes``, ``dtype``, ``format`` and ``version`` are reserved.
     """
-    dtype = _checks.check_params(params, check_finite=False)
-    reserved = {"layer_sizes", "dtype", "format", "version"} & metadata.keys()
+    layered = _is_layered(params)
+    model = metadata.pop("model", None)
+    if layered:
+        if not (isinstance(model, str) and model and model != "mlp"):
+            raise ValueError(f"a layered network's params (a list of tuples) need model=NAME, the architecture's "
+                             f"name (not 'mlp'); got model={model!r}")
+        dtype = _check_layered(params)
+        flat = {f"param_{l}_{k}": np.ascontiguousarray(a) for l, p in enumerate(params) for k, a in enumerate(p)}
+        structure = {"model": model, "param_shapes": [[list(a.shape) for a in p] for p in params]}
+    else:
+        if model not in (None, "mlp"):
+            raise ValueError(f"model={model!r} needs a layered network's params (a list of tuples of arrays); "
+                             "got a list of matrices (the post's network, model 'mlp')")
+        dtype = _checks.check_params(params, check_finite=False)
+        flat = {f"param_{l}": np.ascontiguousarray(W) for l, W in enumerate(params)}
+        structure = {"layer_sizes": [params[0].shape[0] - 1] + [W.shape[1] for W in params]}
+    reserved = {"layer_sizes", "param_shapes", "dtype", "format", "version"} & metadata.keys()
     if reserved:
         raise ValueError(f"metadata keys {sorted(reserved)} are reserved (derived from params)")
-    arrays: dict[str, np.ndarray] = {f"param_{l}": np.ascontiguousarray(W) for l, W in enumerate(params)}
+    arrays: dict[str, np.ndarray] = dict(flat)
     json_meta: dict[str, Any] = {}
     array_keys: list[str] = []
     list_keys: dict[str, int] = {}
@@ -98,7 +123,7 @@ def save_checkpoint(path: str | os.PathLike, params: list[np.ndarray], **metadat
     manifest = {
         "format": FORMAT,
         "version": VERSION,
-        "layer_sizes": [params[0].shape[0] - 1] + [W.shape[1] for W in params],
+        **structure,
         "dtype": dtype.name,
         "metadata": json_meta,
         "array_keys": array_keys,
@@ -114,6 +139,26 @@ def save_checkpoint(path: str | os.PathLike, params: list[np.ndarray], **metadat
     arrays["manifest"] = np.array(text)
 
     write_atomically(path, lambda f: np.savez(f, **arrays), what="checkpoint")
+
+
+def _is_layered(params: Any) -> bool:
+    return isinstance(params, (list, tuple)) and len(params) > 0 and all(isinstance(p, tuple) for p in params)
+
+
+def _check_layered(params: list[tuple]) -> np.dtype:
+    """A layered network's params: tuples of real float arrays of one dtype, at least one array."""
+    dtype = None
+    for l, p in enumerate(params):
+        for k, a in enumerate(p):
+            if not isinstance(a, np.ndarray):
+                raise TypeError(f"params[{l}][{k}] must be a NumPy array; got {type(a).__name__}")
+            if dtype is None:
+                dtype = _checks.check_dtype(a.dtype)
+            elif a.dtype != dtype:
+                raise TypeError(f"params mix dtypes: the first array is {dtype}, params[{l}][{k}] is {a.dtype}")
+    if dtype is None:
+        raise ValueError("params hold no arrays: a network needs at least one layer with parameters")
+    return dtype
 
 
 def _fail(path: Path, what: str) -> ValueError:
@@ -217,7 +262,8 @@ def load_checkpoint(
 ) -> tuple[list[np.ndarray], dict[str, Any]]:
     """``(params, metadata)`` as saved by :func:`save_checkpoint`, bit-exact.
 
-    ``metadata`` holds the saved keys plus ``layer_sizes`` and ``dtype``. A missing file is a
+    ``metadata`` holds the saved keys plus ``layer_sizes`` and ``dtype`` (for a layered
+    network: ``model``, ``param_shapes`` and ``dtype``, and ``params`` is a list of tuples). A missing file is a
     ``FileNotFoundError``; a corrupt, truncated, foreign, oversized (``max_bytes``), special
     (directory, FIFO, device) or internally inconsistent file is a ``ValueError`` naming the
     file and the problem. Memory: at most the file's size (see the module docstring).
@@ -245,9 +291,12 @@ def load_checkpoint(
         raise _fail(path, f"manifest format is not {FORMAT!r}")
     if manifest.get("version") != VERSION:
         raise _fail(path, f"version {manifest.get('version')!r}, this code reads version {VERSION}")
+    model = manifest.get("model", "mlp")
+    if not (isinstance(model, str) and model):
+        raise _fail(path, f"field manifest.model must be a non-empty string; got {model!r}")
     try:
-        sizes = _checks.check_layer_sizes(manifest["layer_sizes"])
         dtype = _checks.check_dtype(manifest["dtype"])
+        sizes = _checks.check_layer_sizes(manifest["layer_sizes"]) if model == "mlp" else None
     except (KeyError, TypeError, ValueError) as e:
         raise _fail(path, f"incomplete manifest ({type(e).__name__}: {e})") from None
     for field, hint in (("metadata", dict[str, Any]), ("array_keys", list[str]), ("list_keys", dict[str, int])):
@@ -260,18 +309,21 @@ def load_checkpoint(
     for key, n in list_keys.items():
         if not 1 <= n <= _MAX_MEMBERS:
             raise _fail(path, f"field manifest.list_keys.{key} must be a count in 1..{_MAX_MEMBERS}; got {n}")
-    params = []
-    for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        W = arrays.pop(f"param_{l}", None)
-        if W is None:
-            raise _fail(path, f"missing param_{l} for layer_sizes {sizes}")
-        if W.shape != (n_in + 1, n_out) or W.dtype != dtype:
-            raise _fail(
-                path,
-                f"param_{l} is {W.dtype} of shape {W.shape}, the manifest says {dtype} "
-                f"of shape {(n_in + 1, n_out)}",
-            )
-        params.append(W)
+    if model == "mlp":
+        params: list = []
+        for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            W = arrays.pop(f"param_{l}", None)
+            if W is None:
+                raise _fail(path, f"missing param_{l} for layer_sizes {sizes}")
+            if W.shape != (n_in + 1, n_out) or W.dtype != dtype:
+                raise _fail(
+                    path,
+                    f"param_{l} is {W.dtype} of shape {W.shape}, the manifest says {dtype} "
+                    f"of shape {(n_in + 1, n_out)}",
+                )
+            params.append(W)
+    else:
+        params = _layered_params(path, manifest, arrays, dtype)
     try:
         for key in array_keys:
             meta[key] = arrays.pop(f"meta_array_{key}")
@@ -281,9 +333,36 @@ def load_checkpoint(
         raise _fail(path, f"missing array {e.args[0]} listed in the manifest") from None
     if arrays:
         raise _fail(path, f"unexpected arrays {sorted(arrays)}")
-    meta["layer_sizes"] = sizes
+    if model == "mlp":
+        meta["layer_sizes"] = sizes
+    else:
+        meta["model"] = model
+        meta["param_shapes"] = [[tuple(a.shape) for a in p] for p in params]
     meta["dtype"] = dtype.name
     return params, meta
+
+
+def _layered_params(path: Path, manifest: dict, arrays: dict[str, np.ndarray], dtype: np.dtype) -> list[tuple]:
+    """A layered network's params, each array checked against manifest.param_shapes and dtype."""
+    if "param_shapes" not in manifest:
+        raise _fail(path, f"incomplete manifest (no field 'param_shapes' for model {manifest['model']!r})")
+    shapes = manifest["param_shapes"]
+    _conform(path, shapes, list[list[list[int]]], "manifest.param_shapes")
+    if not 1 <= len(shapes) <= _MAX_MEMBERS or not any(shapes):
+        raise _fail(path, f"field manifest.param_shapes must list 1..{_MAX_MEMBERS} layers, one with parameters")
+    params = []
+    for l, layer in enumerate(shapes):
+        p = []
+        for k, shape in enumerate(layer):
+            a = arrays.pop(f"param_{l}_{k}", None)
+            if a is None:
+                raise _fail(path, f"missing param_{l}_{k} listed in manifest.param_shapes")
+            if list(a.shape) != shape or a.dtype != dtype:
+                raise _fail(path, f"param_{l}_{k} is {a.dtype} of shape {a.shape}, the manifest says {dtype} "
+                                  f"of shape {tuple(shape)}")
+            p.append(a)
+        params.append(tuple(p))
+    return params
 
 
 def _describe(hint: Any) -> str:

@@ -25,7 +25,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from .training import RECIPES, SCHEDULES
 
-    d, p = RECIPES["default"], RECIPES["post"]
+    d, p, c = RECIPES["default"], RECIPES["post"], RECIPES["cnn"]
     parser = _Parser(
         prog="python -m manual_backprop",
         description="Train and evaluate the hand-derived network on MNIST-layout data.",
@@ -35,19 +35,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser(
         "train", help="train a network (default: the post's [784, 500, 500, 10] sigmoid network)",
-        description="Mini-batch SGD with momentum. Optimisation options left out come from --recipe; "
+        description="Mini-batch SGD with momentum. Options left out come from --recipe; "
                     "the last line printed is 'test accuracy: 0.XXXX'.",
     )
-    t.add_argument("--recipe", choices=sorted(RECIPES), default="default",
-                   help=f"named settings (default: default): 'default' (lr {d.lr}, momentum {d.momentum}, batch "
-                        f"{d.batch_size}, {d.epochs} epochs, {d.dtype}, {d.schedule} schedule, standardised "
-                        f"inputs) or 'post', the post's own (one example per update, lr {p.lr}, {p.epochs} "
-                        f"epochs, {p.dtype}, no momentum)")
+    t.add_argument("--model", choices=["mlp", "cnn"], default=None,
+                   help="'mlp', the post's fully connected network (the default), or 'cnn', "
+                        "manual_backprop.model.mnist_cnn (convolutions, hand-derived VJPs); default: the recipe's")
+    t.add_argument("--recipe", choices=sorted(RECIPES), default=None,
+                   help=f"named settings (default: 'cnn' with --model cnn, else 'default'): 'default' (lr {d.lr}, "
+                        f"momentum {d.momentum}, batch {d.batch_size}, {d.epochs} epochs, {d.dtype}, {d.schedule} "
+                        f"schedule, standardised inputs), 'post', the post's own (one example per update, lr {p.lr}, "
+                        f"{p.epochs} epochs, {p.dtype}, no momentum), or 'cnn' (the CNN, channels {c.channels}, shift {c.shift}: lr {c.lr}, momentum "
+                        f"{c.momentum}, batch {c.batch_size}, {c.epochs} epochs, {c.dtype}, {c.schedule} schedule)")
     t.add_argument("--hidden-sizes", type=int, nargs="*", metavar="N", default=None,
-                   help="hidden layer sizes (default: 500 500, the post's)")
-    t.add_argument("--activation", choices=sorted(ACTIVATIONS), default="sigmoid", help="hidden activation (default: sigmoid)")
-    t.add_argument("--loss", choices=sorted(LOSSES), default="binary_cross_entropy",
-                   help="loss, which fixes the output function (default: binary_cross_entropy)")
+                   help="hidden layer sizes: the MLP's (default: 500 500, the post's), or the CNN's dense "
+                        "layers after its convolutions (default: 128)")
+    t.add_argument("--channels", type=int, nargs=2, metavar=("C1", "C2"), default=None,
+                   help="the CNN's convolution widths (default: the recipe's)")
+    t.add_argument("--shift", type=int, default=None, metavar="S",
+                   help="the CNN's augmentation: move each training image by a random offset of up to S "
+                        "pixels down/up and right/left (default: the recipe's)")
+    t.add_argument("--activation", choices=sorted(ACTIVATIONS), default=None,
+                   help="the MLP's hidden activation (default: the recipe's, sigmoid; the CNN is relu)")
+    t.add_argument("--loss", choices=sorted(LOSSES), default=None,
+                   help="loss, which fixes the output function (default: the recipe's, binary_cross_entropy "
+                        "for the MLP, softmax_cross_entropy for the CNN)")
     t.add_argument("--lr", type=float, default=None, help="learning rate, the peak of a schedule (default: from --recipe)")
     t.add_argument("--momentum", type=float, default=None, help="momentum coefficient in [0, 1) (default: from --recipe)")
     t.add_argument("--batch-size", type=int, default=None, help="examples per update (default: from --recipe)")
@@ -57,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="learning-rate schedule over all steps (default: from --recipe)")
     t.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=None,
                    help="train on (x - mean) / std of the training pixels, folded back into the first "
-                        "layer afterwards (default: on for 'default', off for 'post')")
+                        "layer afterwards; MLP only (default: on for 'default', off for 'post' and 'cnn')")
     t.add_argument("--seed", type=int, default=None, help="seed of the initial weights and of the shuffling (default: 0)")
     t.add_argument("--dtype", choices=["float32", "float64"], default=None, help="floating-point type (default: from --recipe)")
     t.add_argument("--backend", choices=["manual", "jax"], default=None,
@@ -72,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "0..K-1, or a class missing from the training labels, is refused")
     t.add_argument("--train-subset", type=int, default=None, metavar="N",
                    help="train on the first N training examples only")
+    t.add_argument("--validation", type=int, default=None, metavar="N",
+                   help="hold out the last N training examples and report their accuracy after each "
+                        "epoch instead of the test accuracy, which is scored once at the end: choose "
+                        "hyperparameters on this, never on the test set (default: 0)")
     t.add_argument("--checkpoint", default=None, metavar="PATH",
                    help="write a checkpoint (.npz) here after every epoch, atomically")
     t.add_argument("--resume", default=None, metavar="PATH", help="continue from this checkpoint")
@@ -101,7 +117,9 @@ def _config(args: argparse.Namespace):
     given = {"hidden_sizes": args.hidden_sizes, "activation": args.activation, "loss": args.loss,
              "lr": args.lr, "momentum": args.momentum, "batch_size": args.batch_size, "epochs": args.epochs,
              "schedule": args.schedule, "standardize": args.standardize, "seed": args.seed,
-             "dtype": args.dtype, "backend": args.backend, "train_subset": args.train_subset}
+             "dtype": args.dtype, "backend": args.backend, "train_subset": args.train_subset,
+             "model": args.model, "validation": args.validation,
+             "channels": tuple(args.channels) if args.channels is not None else None, "shift": args.shift}
     given = {k: v for k, v in given.items() if v is not None}
     if args.threads is not None:
         given["threads"] = args.threads or None  # 0: leave NumPy's BLAS alone
@@ -109,7 +127,8 @@ def _config(args: argparse.Namespace):
         if args.backend not in (None, "manual"):
             raise ValueError("--backward as_published needs --backend manual (JAX differentiates the true loss)")
         given["backend"] = "as_published"
-    return RECIPES[args.recipe].replace(**given)
+    recipe = args.recipe if args.recipe is not None else ("cnn" if args.model == "cnn" else "default")
+    return RECIPES[recipe].replace(**given)
 
 
 def _train(args: argparse.Namespace) -> float:
@@ -140,7 +159,17 @@ def _evaluate(args: argparse.Namespace) -> float:
     data_dir = args.data_dir if args.data_dir is not None else meta.get("data_dir")
     activation = meta.get("activation", "sigmoid")
     loss = meta.get("loss", "binary_cross_entropy")
-    n_in, n_out = meta["layer_sizes"][0], meta["layer_sizes"][-1]
+    if meta.get("model", "mlp") != "mlp":
+        net, predict = _layered_model(args.checkpoint, params, meta)
+        n_in, n_out = 784, params[-1][0].shape[1]
+        description = f"{meta['model']} {net!r}"
+    else:
+        n_in, n_out = meta["layer_sizes"][0], meta["layer_sizes"][-1]
+        description = f"{meta['layer_sizes']} {activation}/{loss}"
+
+        def predict(x):
+            return network.predict(params, x, activation=activation, loss=loss)
+
     data = load_mnist(data_dir, dtype=np.dtype(meta["dtype"]), n_classes=n_out)
     if meta.get("data_digest") not in (None, data.digest):
         raise ValueError(f"{args.checkpoint} was trained on data with digest {meta['data_digest']}; the files in "
@@ -150,16 +179,35 @@ def _evaluate(args: argparse.Namespace) -> float:
             f"{args.checkpoint}: the network takes {n_in} inputs and has {n_out} outputs; the data has "
             f"{data.x_test.shape[1]} features and {data.n_classes} classes"
         )
-    pred = network.predict(params, data.x_test, activation=activation, loss=loss)
+    pred = predict(data.x_test)
     C = confusion_matrix(data.y_test, pred, n_out)
-    print(f"checkpoint {args.checkpoint}: {meta['layer_sizes']} {activation}/{loss}, {meta['dtype']}, "
-          f"epoch {meta.get('epoch', '?')}")
+    print(f"checkpoint {args.checkpoint}: {description}, {meta['dtype']}, epoch {meta.get('epoch', '?')}")
     print(f"confusion matrix on {len(pred)} test examples (rows: true class, columns: predicted):")
     width = max(5, len(str(C.max())) + 1)
     print("true\\pred" + "".join(f"{j:>{width}}" for j in range(n_out)))
     for i in range(n_out):
         print(f"{i:>9}" + "".join(f"{v:>{width}}" for v in C[i]))
     return float(np.trace(C) / C.sum())
+
+
+def _layered_model(path, params, meta):
+    """(net, predict) for a layered checkpoint: the architecture its training config names,
+    the params checked against it (a ValueError naming the file and the layer)."""
+    from .. import model
+    from .checkpoint import check_metadata
+    from .training import cnn_predict
+
+    if meta["model"] != "cnn":
+        raise ValueError(f"{path}: model {meta['model']!r} is not one this version evaluates (mlp, cnn)")
+    check_metadata(path, meta, {"config": dict})
+    hidden, channels = meta["config"].get("hidden_sizes"), meta["config"].get("channels")
+    try:
+        net = model.mnist_cnn(hidden_sizes=hidden, n_classes=params[-1][0].shape[1],
+                              **({} if channels is None else {"channels": tuple(channels)}))
+        net.check_params(params)
+    except (TypeError, ValueError, IndexError) as e:
+        raise ValueError(f"{path}: the params are not those of the CNN its config describes: {e}") from None
+    return net, lambda x: cnn_predict(net, params, x)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
