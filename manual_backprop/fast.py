@@ -41,7 +41,6 @@ class Workspace:
         self._key: tuple | None = None
         self._busy = threading.Lock()
 
-    @contextlib.contextmanager
     def _use(self, params: Params, B: int, dtype: np.dtype) -> Iterator[Workspace]:
         if not self._busy.acquire(blocking=False):
             raise RuntimeError("this Workspace is in use by another call; give each thread its own Workspace")
@@ -55,6 +54,8 @@ class Workspace:
             yield self
         finally:
             self._busy.release()
+
+    _use = contextlib.contextmanager(_use)   # not a decorator: mutmut skips decorated functions
 
     def scratch(self, shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
         """A C-contiguous array of ``shape``: a view of one buffer as large as the largest
@@ -130,7 +131,6 @@ def _update_bound(a: np.ndarray, delta: np.ndarray, scale: float = 1.0) -> float
             * max(float(delta.max()), -float(delta.min())) * abs(float(scale)))
 
 
-@_checks.checks_overflow_itself
 def loss_and_grad(params: Params, x: np.ndarray, y: np.ndarray, *, activation: str = "sigmoid",
                   loss: str = "binary_cross_entropy", out: Params | None = None,
                   workspace: Workspace | None = None) -> tuple[float, Params]:
@@ -163,7 +163,10 @@ def loss_and_grad(params: Params, x: np.ndarray, y: np.ndarray, *, activation: s
     return J, grads
 
 
-@_checks.checks_overflow_itself
+# Wrapped here rather than decorated: mutmut mutates only undecorated functions (docs/mutation.md).
+loss_and_grad = _checks.checks_overflow_itself(loss_and_grad)
+
+
 def sgd_step(params: Params, x: np.ndarray, y: np.ndarray, lr: float, *, activation: str = "sigmoid",
              loss: str = "binary_cross_entropy", workspace: Workspace | None = None) -> tuple[float, Params]:
     """One step of gradient descent, ``W_l <- W_l - lr dJ/dW_l`` for every layer, in place.
@@ -213,6 +216,9 @@ def sgd_step(params: Params, x: np.ndarray, y: np.ndarray, lr: float, *, activat
     with ws._use(params, B, x.dtype), _one_thread(scipy_blas):
         J = _backprop(params, x, y, g, ell, ws, update)
     return J, params
+
+
+sgd_step = _checks.checks_overflow_itself(sgd_step)
 
 
 @functools.cache

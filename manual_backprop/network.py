@@ -107,7 +107,6 @@ def loss(params: Params, x: np.ndarray, y: np.ndarray, *, activation: str = "sig
     return complex(J) if np.iscomplexobj(J) else float(J)
 
 
-@_checks.checks_overflow_itself
 def loss_and_grad(params: Params, x: np.ndarray, y: np.ndarray, *, activation: str = "sigmoid",
                   loss: str = "binary_cross_entropy") -> tuple[float, Params]:
     """``(J, grads)``: the mean loss and its gradient by backpropagation (module docstring).
@@ -138,6 +137,10 @@ def loss_and_grad(params: Params, x: np.ndarray, y: np.ndarray, *, activation: s
         if l > 1:
             delta = (delta @ W[1:].T) * g.grad(z[l - 1], a[l - 1])   # delta_{l-1}
     return J, grads
+
+
+# Wrapped here rather than decorated: mutmut mutates only undecorated functions (docs/mutation.md).
+loss_and_grad = _checks.checks_overflow_itself(loss_and_grad)
 
 
 def _check_no_overflow(a: np.ndarray, delta: np.ndarray, dW: np.ndarray, l: int) -> None:

@@ -1,0 +1,736 @@
+"""Every layer of manual_backprop.layers and the Sequential of manual_backprop.model, JAX-free
+and fast, on fixed small inputs: forward values against formulas written out here as plain
+loops, each VJP against finite differences, the tie and kink conventions worked by hand, the
+dtype kept, and bad arguments refused by name.
+
+This is the mutation-killing subset for layers.py and model.py (docs/mutation.md; its pytest
+runs with ``-x``, so point checks come first). tests/test_layers.py and
+tests/test_layers_model.py hold the same layers to JAX's twins on drawn inputs; nothing here
+needs JAX.
+
+The gradient oracle is ``autodiff_check.assert_vjp`` without ``jax_fn``: with these few inputs
+(under its PER_COORDINATE_LIMIT) it checks every coordinate of <c, f(x)>, c a Gaussian
+cotangent, by central differences, with a tolerance it derives from the step and the noise of
+f it measures (ECNoise), never from the VJP judged. Inputs of the kinked layers (relu, max
+pooling) keep every value at least 0.05 from a kink or a tie, far beyond the difference step
+(about 1e-5 here), so the differences never straddle one.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import partial
+
+import numpy as np
+import pytest
+
+import autodiff_check as ac
+import manual_backprop as mb
+from manual_backprop import layers as L
+from manual_backprop import model as M
+
+RNG = np.random.default_rng(20240611)
+
+
+def rnd(*shape):
+    return RNG.standard_normal(shape)
+
+
+def away_from_zero(*shape, gap=0.1):
+    """Random signs, magnitudes in [gap, 1 + gap): no entry near relu's kink."""
+    return RNG.choice([-1.0, 1.0], size=shape) * (gap + RNG.random(shape))
+
+
+def distinct(*shape):
+    """A shuffle of 0.1 * (0, 1, ..., n - 1) plus noise below 0.03: every two entries at least
+    0.04 apart, so no pooling window has a tie, nor gets one within a difference step."""
+    n = int(np.prod(shape))
+    return (0.1 * RNG.permutation(n) + 0.03 * RNG.random(n)).reshape(shape) - 0.05 * n
+
+
+def pad(x, ph, pw):
+    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+
+
+# ---------------------------------------------------------------- independent forward formulas
+
+
+def conv2d_ref(x, W, b, stride, padding):
+    (sh, sw), (ph, pw) = stride, padding
+    xp = pad(x, ph, pw)
+    N, F, kh, kw = x.shape[0], W.shape[0], W.shape[2], W.shape[3]
+    Ho, Wo = (xp.shape[2] - kh) // sh + 1, (xp.shape[3] - kw) // sw + 1
+    y = np.zeros((N, F, Ho, Wo))
+    for n in range(N):
+        for f in range(F):
+            for i in range(Ho):
+                for j in range(Wo):
+                    y[n, f, i, j] = b[f] + np.sum(W[f] * xp[n, :, sh * i:sh * i + kh, sw * j:sw * j + kw])
+    return y
+
+
+def pool_ref(x, size, stride, reduce):
+    (kh, kw), (sh, sw) = size, stride
+    H, W = x.shape[-2:]
+    Ho, Wo = (H - kh) // sh + 1, (W - kw) // sw + 1
+    y = np.zeros(x.shape[:-2] + (Ho, Wo))
+    for i in range(Ho):
+        for j in range(Wo):
+            win = x[..., sh * i:sh * i + kh, sw * j:sw * j + kw]
+            y[..., i, j] = reduce(win.reshape(win.shape[:-2] + (-1,)), axis=-1)
+    return y
+
+
+def norm_ref(x, gamma, beta, eps, axes, bshape):
+    mu = x.mean(axis=axes, keepdims=True)
+    var = ((x - mu) ** 2).mean(axis=axes, keepdims=True)
+    return gamma.reshape(bshape) * (x - mu) / np.sqrt(var + eps) + beta.reshape(bshape)
+
+
+def softmax_ref(x, axis):
+    e = np.exp(x)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def attention_ref(q, k, v, causal):
+    N, Tq, d = q.shape
+    y = np.zeros((N, Tq, v.shape[2]))
+    for n in range(N):
+        for t in range(Tq):
+            seen = t + 1 if causal else k.shape[1]
+            s = np.array([q[n, t] @ k[n, u] / np.sqrt(d) for u in range(seen)])
+            p = np.exp(s) / np.exp(s).sum()
+            y[n, t] = sum(p[u] * v[n, u] for u in range(seen))
+    return y
+
+
+def sigma(a):
+    return 1 / (1 + np.exp(-a))
+
+
+def rnn_ref(x, h0, Wx, Wh, b):
+    h, out = h0, []
+    for t in range(x.shape[1]):
+        h = np.tanh(x[:, t] @ Wx + h @ Wh + b)
+        out.append(h)
+    return np.stack(out, axis=1)
+
+
+def lstm_ref(x, h0, c0, Wx, Wh, b):
+    H = h0.shape[1]
+    h, c, out = h0, c0, []
+    for t in range(x.shape[1]):
+        a = x[:, t] @ Wx + h @ Wh + b
+        i, f, o = sigma(a[:, :H]), sigma(a[:, H:2 * H]), sigma(a[:, 2 * H:3 * H])
+        g = np.tanh(a[:, 3 * H:])
+        c = f * c + i * g
+        h = o * np.tanh(c)
+        out.append(h)
+    return np.stack(out, axis=1)
+
+
+# ---------------------------------------------------------------- the cases
+# (id, layer name, primals, options, forward reference or None)
+
+X_CONV, W_CONV, B_CONV = rnd(2, 2, 5, 4), rnd(3, 2, 3, 2), rnd(3)
+IDS = np.array([[0, 3, 3], [4, 0, 3]])
+MASK = np.array([[True, False, True, True], [False, True, True, False], [True, True, False, True]])
+
+
+def _cases():
+    q, k, v = rnd(2, 3, 4), rnd(2, 5, 4), rnd(2, 5, 2)
+    qc, kc = rnd(2, 4, 3), rnd(2, 4, 3)
+    vc = rnd(2, 4, 2)
+    x_rnn, h0, Wx, Wh, b = rnd(2, 3, 4), rnd(2, 3), rnd(4, 3), 0.7 * rnd(3, 3), rnd(3)
+    x_l, c0, Wx4, Wh4, b4 = rnd(2, 3, 4), rnd(2, 3), rnd(4, 12), 0.7 * rnd(3, 12), rnd(12)
+    x_bn4, g4, be4 = rnd(3, 2, 2, 3), rnd(2), rnd(2)
+    x_bn, g, be = rnd(5, 3), rnd(3), rnd(3)
+    x_ln, gl, bl = 2 + 3 * rnd(2, 3, 4), rnd(4), rnd(4)
+    x_d, W_d = rnd(3, 4), rnd(5, 2)
+    x_s = 3 * rnd(2, 3, 4)
+    E = rnd(5, 4)
+    return [
+        ("dense", "dense", (x_d, W_d), {}, lambda x, W: mb.add_bias(x) @ W),
+        ("relu", "relu", (away_from_zero(3, 4),), {}, lambda x: np.where(x > 0, x, 0.0)),
+        ("sigmoid", "sigmoid", (4 * rnd(3, 4),), {}, sigma),
+        ("reshape", "reshape", (rnd(2, 3, 4),), {"shape": (4, 3)}, lambda x: x.reshape(2, 4, 3)),
+        ("reshape_flatten", "reshape", (rnd(2, 3, 4),), {"shape": (-1,)}, lambda x: x.reshape(2, 12)),
+        ("reshape_infer", "reshape", (rnd(2, 3, 4),), {"shape": [2, -1, 3]}, lambda x: x.reshape(2, 2, 2, 3)),
+        ("conv", "conv2d", (X_CONV, W_CONV, B_CONV), {},
+         lambda x, W, b: conv2d_ref(x, W, b, (1, 1), (0, 0))),
+        ("conv_stride_pad", "conv2d", (X_CONV, W_CONV, B_CONV), {"stride": 2, "padding": 1},
+         lambda x, W, b: conv2d_ref(x, W, b, (2, 2), (1, 1))),
+        ("conv_asym", "conv2d", (rnd(1, 2, 6, 7), rnd(2, 2, 2, 3), rnd(2)), {"stride": (2, 3), "padding": (0, 2)},
+         lambda x, W, b: conv2d_ref(x, W, b, (2, 3), (0, 2))),
+        ("conv_asym2", "conv2d", (rnd(1, 1, 5, 4), rnd(2, 1, 3, 2), rnd(2)), {"stride": (1, 2), "padding": (1, 0)},
+         lambda x, W, b: conv2d_ref(x, W, b, (1, 2), (1, 0))),
+        ("max_pool", "max_pool2d", (distinct(2, 2, 4, 6),), {},
+         lambda x: pool_ref(x, (2, 2), (2, 2), np.max)),
+        ("max_pool_overlap", "max_pool2d", (distinct(2, 5, 7),), {"size": (3, 2), "stride": (1, 2)},
+         lambda x: pool_ref(x, (3, 2), (1, 2), np.max)),
+        ("max_pool_1x1", "max_pool2d", (distinct(2, 3, 3),), {"size": 1},
+         lambda x: pool_ref(x, (1, 1), (1, 1), np.max)),
+        ("avg_pool", "avg_pool2d", (rnd(2, 2, 4, 6),), {}, lambda x: pool_ref(x, (2, 2), (2, 2), np.mean)),
+        ("avg_pool_overlap", "avg_pool2d", (rnd(5, 7),), {"size": (3, 2), "stride": (2, 1)},
+         lambda x: pool_ref(x, (3, 2), (2, 1), np.mean)),
+        ("dropout", "dropout", (rnd(3, 4), MASK), {"rate": 0.25}, lambda x, m: x * m / 0.75),
+        ("dropout_rate0", "dropout", (rnd(3, 4), MASK), {"rate": 0}, lambda x, m: x * m),
+        ("batch_norm", "batch_norm", (x_bn, g, be), {},
+         lambda x, g, b: norm_ref(x, g, b, 1e-5, 0, (1, 3))),
+        ("batch_norm_4d_eps", "batch_norm", (x_bn4, g4, be4), {"eps": 0.5},
+         lambda x, g, b: norm_ref(x, g, b, 0.5, (0, 2, 3), (1, 2, 1, 1))),
+        ("layer_norm", "layer_norm", (x_ln, gl, bl), {},
+         lambda x, g, b: norm_ref(x, g, b, 1e-5, -1, (1, 1, 4))),
+        ("layer_norm_eps", "layer_norm", (rnd(3, 4), gl, bl), {"eps": 2.0},
+         lambda x, g, b: norm_ref(x, g, b, 2.0, -1, (1, 4))),
+        ("softmax", "softmax", (x_s,), {}, lambda x: softmax_ref(x, -1)),
+        ("softmax_axis1", "softmax", (x_s,), {"axis": 1}, lambda x: softmax_ref(x, 1)),
+        ("softmax_axis_neg3", "softmax", (x_s,), {"axis": -3}, lambda x: softmax_ref(x, 0)),
+        ("attention", "attention", (q, k, v), {}, lambda q, k, v: attention_ref(q, k, v, False)),
+        ("attention_causal", "attention", (qc, kc, vc), {"causal": True}, lambda q, k, v: attention_ref(q, k, v, True)),
+        ("embedding", "embedding", (IDS, E), {}, lambda ids, E: np.array([[E[i] for i in row] for row in ids])),
+        ("rnn", "rnn", (x_rnn, h0, Wx, Wh, b), {}, rnn_ref),
+        ("lstm", "lstm", (x_l, h0, c0, Wx4, Wh4, b4), {}, lstm_ref),
+    ]
+
+
+CASES = _cases()
+IDS_ = [c[0] for c in CASES]
+
+
+def _fns(name, options):
+    return partial(getattr(L, name), **options), partial(getattr(L, name + "_vjp"), **options)
+
+
+def test_every_layer_has_a_case():
+    pairs = {n for n in L.__all__ if not n.endswith("_vjp")}
+    assert pairs == {c[1] for c in CASES}
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS_)
+def test_forward_is_the_formula(case):
+    """Against the loops above: the same sums in another order, so within a few ulps of the
+    values summed. Every sum here has at most 24 terms of size <= 100 (|x|, |W| ~ N(0, 1)):
+    an absolute 1e-12 is over 40 times 24 * 100 * 2^-53."""
+    _, name, primals, options, ref = case
+    y = getattr(L, name)(*primals, **options)
+    want = ref(*primals)
+    assert y.shape == want.shape and y.dtype == np.float64
+    np.testing.assert_allclose(y, want, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS_)
+def test_vjp_is_the_derivative(case):
+    """Each cotangent against central differences of <c, f(x)>, every coordinate (module docstring)."""
+    _, name, primals, options, _ = case
+    f, vjp = _fns(name, options)
+    ac.assert_vjp(f, vjp, *primals, name=case[0])
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS_)
+def test_float32_stays_float32(case):
+    """Arithmetic stays in the arguments' dtype: output and every cotangent float32 (non-float
+    arguments, the ids and the mask, get None), and the vjp's values those of float64 to
+    float32 rounding. Each is a sum of at most ~100 products of O(1) to O(10) numbers with
+    float32 rounding u = 6e-8 (the float64 rounding is 2^29 times smaller): 1e-3 absolute
+    plus 1e-3 relative is over 100 times that bound. A cotangent computed from a wrong
+    formula differs by O(1)."""
+    _, name, primals, options, _ = case
+    f, vjp = _fns(name, options)
+    p32 = tuple(p.astype(np.float32) if p.dtype == np.float64 else p for p in primals)
+    y = f(*p32)
+    assert y.dtype == np.float32
+    dy = np.linspace(-1, 1, y.size).reshape(y.shape)
+    grads32, grads64 = vjp(dy.astype(np.float32), *p32), vjp(dy, *primals)
+    assert len(grads32) == len(primals)
+    for p, g32, g64 in zip(primals, grads32, grads64):
+        if p.dtype != np.float64:
+            assert g32 is None and g64 is None
+            continue
+        assert g32.dtype == np.float32 and g32.shape == p.shape
+        np.testing.assert_allclose(g32, g64, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS_)
+def test_second_cotangent(case):
+    """Linear in dy: vjp(2 dy + dy2) = 2 vjp(dy) + vjp(dy2), to rounding (relative 1e-12 of
+    values O(10), sums of at most ~100 terms: 100 * 2^-53 * 10 < 1e-12 * 10)."""
+    _, name, primals, options, _ = case
+    f, vjp = _fns(name, options)
+    y = f(*primals)
+    dy1, dy2 = np.cos(np.arange(y.size)).reshape(y.shape), np.sin(np.arange(y.size) ** 2).reshape(y.shape)
+    both, one, two = vjp(2 * dy1 + dy2, *primals), vjp(dy1, *primals), vjp(dy2, *primals)
+    for a, b, c in zip(both, one, two):
+        if a is not None:
+            np.testing.assert_allclose(a, 2 * b + c, rtol=0, atol=1e-11)
+
+
+# ---------------------------------------------------------------- conventions worked by hand
+
+
+def test_relu_kink_gets_slope_zero():
+    x = np.array([[-1.0, 0.0, 2.0, -0.0]])
+    (dx,) = L.relu_vjp(np.array([[3.0, 5.0, 7.0, 11.0]]), x)
+    assert np.array_equal(dx, [[0.0, 0.0, 7.0, 0.0]]) and dx.dtype == np.float64
+    assert np.array_equal(L.relu(x), [[0.0, 0.0, 2.0, 0.0]])
+
+
+def test_max_pool_tie_goes_to_the_first_maximum_row_major():
+    x = np.array([[[1.0, 3.0, 5.0, 5.0],
+                   [3.0, 0.0, 5.0, 5.0]]])                      # (1, 2, 4): two 2x2 windows
+    (dx,) = L.max_pool2d_vjp(np.array([[[10.0, 20.0]]]), x)
+    assert np.array_equal(dx, [[[0.0, 10.0, 20.0, 0.0], [0.0, 0.0, 0.0, 0.0]]])
+    # overlapping windows that share their maximum both send it there
+    x = np.array([[[0.0, 9.0, 1.0], [2.0, 3.0, 4.0]]])
+    (dx,) = L.max_pool2d_vjp(np.array([[[1.0, 2.0]]]), x, size=2, stride=1)
+    assert np.array_equal(dx, [[[0.0, 3.0, 0.0], [0.0, 0.0, 0.0]]])
+    assert np.array_equal(L.max_pool2d(x, size=2, stride=1), [[[9.0, 9.0]]])
+
+
+def test_max_pool_negative_values_and_a_single_window():
+    """All negative (a maximum initialised at 0 would be wrong), and a window that is the
+    whole input: the gradient lands on the one maximum."""
+    x = -np.array([[[4.0, 2.0, 3.0], [5.0, 6.0, 7.0]]])
+    assert np.array_equal(L.max_pool2d(x, size=(2, 3)), [[[-2.0]]])
+    (dx,) = L.max_pool2d_vjp(np.array([[[4.0]]]), x, size=(2, 3))
+    assert np.array_equal(dx, [[[0.0, 4.0, 0.0], [0.0, 0.0, 0.0]]])
+
+
+def test_avg_pool_shares_equally_and_overlaps_add():
+    x = np.zeros((1, 3, 3))
+    (dx,) = L.avg_pool2d_vjp(np.array([[[4.0, 8.0], [12.0, 16.0]]]), x, size=2, stride=1)
+    assert np.array_equal(dx, [[[1.0, 3.0, 2.0], [4.0, 10.0, 6.0], [3.0, 7.0, 4.0]]])
+
+
+def test_embedding_repeated_ids_accumulate():
+    E = np.arange(6.0).reshape(3, 2)
+    ids = np.array([[2, 2], [0, 2]])
+    dy = np.array([[[1.0, 2.0], [3.0, 4.0]], [[5.0, 6.0], [7.0, 8.0]]])
+    none, dE = L.embedding_vjp(dy, ids, E)
+    assert none is None and np.array_equal(dE, [[5.0, 6.0], [0.0, 0.0], [11.0, 14.0]])
+    assert np.array_equal(L.embedding(np.array([2, 0]), E), [[4.0, 5.0], [0.0, 1.0]])
+
+
+def test_dropout_mask_gets_none_and_dropped_entries_nothing():
+    x = np.array([[2.0, -4.0, 6.0]])
+    mask = np.array([[True, False, True]])
+    assert np.array_equal(L.dropout(x, mask, rate=0.5), [[4.0, 0.0, 12.0]])
+    dx, dmask = L.dropout_vjp(np.array([[1.0, 1.0, -3.0]]), x, mask, rate=0.5)
+    assert dmask is None and np.array_equal(dx, [[2.0, 0.0, -6.0]])
+
+
+def test_causal_attention_sends_nothing_to_future_keys():
+    """Query 0 sees key 0 only: its output is v[0], whatever the later keys and values; and a
+    cotangent on query 0 alone reaches neither dk nor dv of keys 1.."""
+    q, k, v = rnd(1, 3, 2), rnd(1, 3, 2), rnd(1, 3, 2)
+    y = L.attention(q, k, v, causal=True)
+    np.testing.assert_array_equal(y[0, 0], v[0, 0])
+    dy = np.zeros_like(y)
+    dy[0, 0] = [1.0, -2.0]
+    dq, dk, dv = L.attention_vjp(dy, q, k, v, causal=True)
+    assert not dk[0, 1:].any() and not dv[0, 1:].any() and not dq[0, 1:].any()
+    np.testing.assert_array_equal(dv[0, 0], [1.0, -2.0])
+
+
+def test_softmax_large_logits_do_not_overflow():
+    """exp(1000) overflows; softmax shifts by the maximum (warnings are errors here). Logits
+    1000 and 999 give y0 = 1 / (1 + e^-1) exactly as for 1 and 0; a few roundings of exp and
+    a division: within 1e-14 relative (about 45 ulps)."""
+    x = np.array([[1000.0, 999.0]])
+    y0 = 1 / (1 + np.exp(-1.0))
+    np.testing.assert_allclose(L.softmax(x), [[y0, 1 - y0]], rtol=1e-14)
+    (dx,) = L.softmax_vjp(np.array([[1.0, 0.0]]), x)
+    np.testing.assert_allclose(dx, [[y0 * (1 - y0), -y0 * (1 - y0)]], rtol=1e-14)   # y0 (1 - y0), -y0 y1
+
+
+def test_batch_norm_normalises_each_feature():
+    """Mean 0 and biased variance var / (var + eps) per feature, before gamma and beta."""
+    x = np.array([[1.0, 10.0], [3.0, 20.0], [5.0, 60.0]])
+    y = L.batch_norm(x, np.ones(2), np.zeros(2), eps=1.0)
+    var = np.array([8 / 3, 1400 / 3])
+    np.testing.assert_allclose(y.mean(axis=0), 0, atol=1e-15)
+    np.testing.assert_allclose((y * y).mean(axis=0), var / (var + 1.0), rtol=1e-14)
+
+
+def test_recurrent_state_gradients_by_hand():
+    """One step, H = 1, D = 1, zero weights but Wh: h_1 = tanh(w h0), so dh0 = dy (1 - h_1^2) w."""
+    x, h0 = np.zeros((1, 1, 1)), np.array([[0.5]])
+    Wx, Wh, b = np.zeros((1, 1)), np.array([[2.0]]), np.zeros(1)
+    dx, dh0, dWx, dWh, db = L.rnn_vjp(np.array([[[3.0]]]), x, h0, Wx, Wh, b)
+    t = np.tanh(1.0)
+    np.testing.assert_allclose(dh0, [[3 * (1 - t * t) * 2]], rtol=1e-15)
+    np.testing.assert_allclose(dWh, [[3 * (1 - t * t) * 0.5]], rtol=1e-15)
+    np.testing.assert_allclose(db, [3 * (1 - t * t)], rtol=1e-15)
+
+
+def test_lstm_cell_path_with_zero_weights():
+    """Zero weights: every gate is sigma(0) = 1/2 and g = 0, so c_t = c_{t-1} / 2 and
+    h_t = tanh(c_t) / 2. A cotangent on h_2 only: dc0 = f_1 f_2 (1 - tanh^2 c_2) / 2 = ..."""
+    x = np.zeros((1, 2, 1))
+    h0, c0 = np.zeros((1, 1)), np.array([[2.0]])
+    Wx, Wh, b = np.zeros((1, 4)), np.zeros((1, 4)), np.zeros(4)
+    h = L.lstm(x, h0, c0, Wx, Wh, b)
+    np.testing.assert_allclose(h, [[[np.tanh(1.0) / 2], [np.tanh(0.5) / 2]]], rtol=1e-15)
+    dx, dh0, dc0, dWx, dWh, db = L.lstm_vjp(np.array([[[0.0], [1.0]]]), x, h0, c0, Wx, Wh, b)
+    t2 = np.tanh(0.5)
+    np.testing.assert_allclose(dc0, [[0.25 * 0.5 * (1 - t2 * t2)]], rtol=1e-14)
+    assert not dh0.any() and not dx.any()                 # zero Wh and Wx carry nothing back
+
+
+# ---------------------------------------------------------------- bad arguments
+
+
+def _err(fn, *args, **kw):
+    return lambda: fn(*args, **kw)
+
+
+x4, W4, b4 = X_CONV, W_CONV, B_CONV
+BAD = [
+    # (id, call, exception, the message's start)
+    ("dense_int_x", _err(L.dense, np.ones((2, 3), int), rnd(4, 2)), TypeError, "dense: x must be a float32 or float64 array"),
+    ("dense_x_1d", _err(L.dense, rnd(3), rnd(4, 2)), ValueError, "dense: x must be 2-D (N, n_in)"),
+    ("dense_W_1d", _err(L.dense, rnd(2, 3), rnd(4)), ValueError, "dense: W must be 2-D (n_in + 1, n_out), row 0 the bias"),
+    ("dense_rows", _err(L.dense, rnd(2, 3), rnd(3, 2)), ValueError, "dense: W must have n_in + 1 = 4 rows"),
+    ("dense_vjp_rows", _err(L.dense_vjp, rnd(2, 2), rnd(2, 3), rnd(3, 2)), ValueError, "dense_vjp: W must have"),
+    ("dense_dtypes", _err(L.dense, rnd(2, 3), rnd(4, 2).astype(np.float32)), TypeError, "dense: W is float32 but x is float64"),
+    ("dense_empty", _err(L.dense, np.ones((0, 3)), rnd(4, 2)), ValueError, "dense: x is empty"),
+    ("dense_dy_shape", _err(L.dense_vjp, rnd(2, 3), rnd(2, 3), rnd(4, 2)), ValueError,
+     "dense_vjp: dy must have the output's shape (2, 2)"),
+    ("dense_dy_dtype", _err(L.dense_vjp, rnd(2, 2).astype(np.float32), rnd(2, 3), rnd(4, 2)), TypeError,
+     "dense_vjp: dy must have the output's dtype float64"),
+    ("relu_int", _err(L.relu, np.ones(3, int)), TypeError, "relu: x must be"),
+    ("relu_vjp_int", _err(L.relu_vjp, rnd(3), np.ones(3, int)), TypeError, "relu_vjp: x must be"),
+    ("relu_dy", _err(L.relu_vjp, rnd(2), rnd(3)), ValueError, "relu_vjp: dy must have the output's shape"),
+    ("sigmoid_int", _err(L.sigmoid, np.ones(3, int)), TypeError, "sigmoid: x must be"),
+    ("sigmoid_vjp_int", _err(L.sigmoid_vjp, rnd(3), np.ones(3, int)), TypeError, "sigmoid_vjp: x must be"),
+    ("sigmoid_dy", _err(L.sigmoid_vjp, rnd(2), rnd(3)), ValueError, "sigmoid_vjp: dy must"),
+    ("reshape_scalar", _err(L.reshape, np.float64(1.0), shape=(1,)), ValueError, "reshape: x must have at least 1 axes"),
+    ("reshape_vjp_scalar", _err(L.reshape_vjp, rnd(1), np.float64(1.0), shape=(1,)), ValueError,
+     "reshape_vjp: x must have at least 1 axes"),
+    ("reshape_not_tuple", _err(L.reshape, rnd(2, 4), shape=4), TypeError, "reshape: shape must be a tuple of ints"),
+    ("reshape_bool", _err(L.reshape, rnd(2, 4), shape=(True, 4)), TypeError, "reshape: shape must be a tuple of ints"),
+    ("reshape_float", _err(L.reshape, rnd(2, 4), shape=(4.0,)), TypeError, "reshape: shape must be a tuple of ints"),
+    ("reshape_two_minus1", _err(L.reshape, rnd(2, 4), shape=(-1, -1)), ValueError, "reshape: cannot reshape"),
+    ("reshape_minus2", _err(L.reshape, rnd(2, 4), shape=(-2, -2)), ValueError, "reshape: cannot reshape"),
+    ("reshape_zero", _err(L.reshape, rnd(2, 4), shape=(0, 4)), ValueError, "reshape: cannot reshape"),
+    ("reshape_size", _err(L.reshape, rnd(2, 4), shape=(3,)), ValueError, "reshape: cannot reshape examples of shape (4,) to (3,)"),
+    ("reshape_size5", _err(L.reshape, rnd(2, 4), shape=(5,)), ValueError, "reshape: cannot reshape"),
+    ("reshape_indivisible", _err(L.reshape, rnd(2, 4), shape=(-1, 3)), ValueError, "reshape: cannot reshape"),
+    ("reshape_vjp_size", _err(L.reshape_vjp, rnd(2, 3), rnd(2, 4), shape=(3,)), ValueError, "reshape: cannot reshape"),
+    ("reshape_dy", _err(L.reshape_vjp, rnd(2, 4), rnd(2, 4), shape=(2, 2)), ValueError,
+     "reshape_vjp: dy must have the output's shape (2, 2, 2)"),
+    ("conv_x_3d", _err(L.conv2d, rnd(2, 5, 4), W4, b4), ValueError, "conv2d: x must be 4-D (N, C_in, H, W)"),
+    ("conv_W_3d", _err(L.conv2d, x4, rnd(3, 2, 3), b4), ValueError, "conv2d: W must be 4-D (C_out, C_in, kh, kw)"),
+    ("conv_b_2d", _err(L.conv2d, x4, W4, rnd(3, 1)), ValueError, "conv2d: b must be 1-D (C_out,)"),
+    ("conv_dtypes", _err(L.conv2d, x4, W4, b4.astype(np.float32)), TypeError, "conv2d: b is float32 but x is float64"),
+    ("conv_cin", _err(L.conv2d, x4, rnd(3, 1, 3, 2), b4), ValueError, "conv2d: W has C_in = 1 but x has 2 channels"),
+    ("conv_b_len", _err(L.conv2d, x4, W4, rnd(2)), ValueError,
+     "conv2d: b must have shape (3,) (one bias per output channel); got (2,)"),
+    ("conv_stride0", _err(L.conv2d, x4, W4, b4, stride=0), ValueError, "conv2d: stride must be >= 1; got 0"),
+    ("conv_stride_bool", _err(L.conv2d, x4, W4, b4, stride=True), TypeError, "conv2d: stride must be an int or a pair of ints"),
+    ("conv_stride_float", _err(L.conv2d, x4, W4, b4, stride=(1, 1.0)), TypeError, "conv2d: stride must be an int or a pair"),
+    ("conv_stride_3", _err(L.conv2d, x4, W4, b4, stride=(1, 1, 1)), TypeError, "conv2d: stride must be an int or a pair"),
+    ("conv_padding_neg", _err(L.conv2d, x4, W4, b4, padding=(0, -1)), ValueError, "conv2d: padding must be >= 0; got (0, -1)"),
+    ("conv_fit_h", _err(L.conv2d, rnd(1, 2, 2, 4), W4, b4), ValueError, "conv2d: the 3x2 kernel does not fit the padded input 2x4"),
+    ("conv_fit_w", _err(L.conv2d, rnd(1, 2, 3, 1), W4, b4), ValueError, "conv2d: the 3x2 kernel does not fit the padded input 3x1"),
+    ("conv_vjp_cin", _err(L.conv2d_vjp, rnd(2, 3, 3, 3), x4, rnd(3, 1, 3, 2), b4), ValueError, "conv2d_vjp: W has C_in"),
+    ("conv_dy", _err(L.conv2d_vjp, rnd(2, 3, 3, 4), x4, W4, b4), ValueError,
+     "conv2d_vjp: dy must have the output's shape (2, 3, 3, 3)"),
+    ("maxpool_1d", _err(L.max_pool2d, rnd(4)), ValueError, "max_pool2d: x must have at least 2 axes (..., H, W)"),
+    ("maxpool_fit", _err(L.max_pool2d, rnd(1, 4), size=2), ValueError, "max_pool2d: the 2x2 window does not fit the input's last two axes 1x4"),
+    ("maxpool_fit_w", _err(L.max_pool2d, rnd(4, 2), size=(2, 3)), ValueError, "max_pool2d: the 2x3 window does not fit"),
+    ("maxpool_size0", _err(L.max_pool2d, rnd(4, 4), size=0), ValueError, "max_pool2d: size must be >= 1"),
+    ("maxpool_stride0", _err(L.max_pool2d, rnd(4, 4), stride=(1, 0)), ValueError, "max_pool2d: stride must be >= 1"),
+    ("maxpool_vjp_fit", _err(L.max_pool2d_vjp, rnd(1, 1), rnd(1, 4)), ValueError, "max_pool2d_vjp: the 2x2 window"),
+    ("maxpool_dy", _err(L.max_pool2d_vjp, rnd(2, 2), rnd(4, 6)), ValueError, "max_pool2d_vjp: dy must have the output's shape (2, 3)"),
+    ("avgpool_fit", _err(L.avg_pool2d, rnd(1, 4)), ValueError, "avg_pool2d: the 2x2 window"),
+    ("avgpool_vjp_fit", _err(L.avg_pool2d_vjp, rnd(1, 1), rnd(1, 4)), ValueError, "avg_pool2d_vjp: the 2x2 window"),
+    ("avgpool_dy", _err(L.avg_pool2d_vjp, rnd(2, 2), rnd(4, 6)), ValueError, "avg_pool2d_vjp: dy must have the output's shape (2, 3)"),
+    ("dropout_mask_int", _err(L.dropout, rnd(3, 4), MASK.astype(int), rate=0.5), TypeError,
+     "dropout: mask must be a boolean array (True keeps an entry); got dtype int64 (for 0/1 numbers pass mask.astype(bool))"),
+    ("dropout_mask_shape", _err(L.dropout, rnd(3, 4), MASK[:, :3], rate=0.5), ValueError,
+     "dropout: mask must have shape (3, 4) (the shape of x)"),
+    ("dropout_rate1", _err(L.dropout, rnd(3, 4), MASK, rate=1.0), ValueError, "dropout: rate must be a number in [0, 1); got 1.0"),
+    ("dropout_rate_neg", _err(L.dropout, rnd(3, 4), MASK, rate=-0.1), ValueError, "dropout: rate must be"),
+    ("dropout_rate_bool", _err(L.dropout, rnd(3, 4), MASK, rate=False), ValueError, "dropout: rate must be"),
+    ("dropout_rate_str", _err(L.dropout, rnd(3, 4), MASK, rate="0.5"), ValueError, "dropout: rate must be"),
+    ("dropout_x_int", _err(L.dropout, np.ones((3, 4), int), MASK, rate=0.5), TypeError, "dropout: x must be"),
+    ("dropout_vjp_mask", _err(L.dropout_vjp, rnd(3, 4), rnd(3, 4), MASK.astype(float), rate=0.5), TypeError, "dropout_vjp: mask must"),
+    ("dropout_dy", _err(L.dropout_vjp, rnd(3, 3), rnd(3, 4), MASK, rate=0.5), ValueError, "dropout_vjp: dy must have the output's shape"),
+    ("bn_x_1d", _err(L.batch_norm, rnd(3), rnd(3), rnd(3)), ValueError,
+     "batch_norm: x must have at least 2 axes (N, D) or (N, C, H, W)"),
+    ("bn_gamma_2d", _err(L.batch_norm, rnd(4, 3), rnd(3, 1), rnd(3)), ValueError, "batch_norm: gamma must be 1-D"),
+    ("bn_beta_2d", _err(L.batch_norm, rnd(4, 3), rnd(3), rnd(3, 1)), ValueError, "batch_norm: beta must be 1-D"),
+    ("bn_gamma_len", _err(L.batch_norm, rnd(4, 3), rnd(4), rnd(3)), ValueError,
+     "batch_norm: gamma must have shape (3,) (one per feature: x.shape[1]); got (4,)"),
+    ("bn_beta_len", _err(L.batch_norm, rnd(4, 3, 2), rnd(3), rnd(2)), ValueError,
+     "batch_norm: beta must have shape (3,) (one per feature: x.shape[1])"),
+    ("bn_dtypes", _err(L.batch_norm, rnd(4, 3), rnd(3), rnd(3).astype(np.float32)), TypeError, "batch_norm: beta is float32"),
+    ("bn_eps0", _err(L.batch_norm, rnd(4, 3), rnd(3), rnd(3), eps=0.0), ValueError, "batch_norm: eps must be a finite number > 0; got 0.0"),
+    ("bn_eps_neg", _err(L.batch_norm, rnd(4, 3), rnd(3), rnd(3), eps=-1), ValueError, "batch_norm: eps must be"),
+    ("bn_eps_nan", _err(L.batch_norm, rnd(4, 3), rnd(3), rnd(3), eps=float("nan")), ValueError, "batch_norm: eps must be"),
+    ("bn_eps_inf", _err(L.batch_norm, rnd(4, 3), rnd(3), rnd(3), eps=np.inf), ValueError, "batch_norm: eps must be"),
+    ("bn_eps_bool", _err(L.batch_norm, rnd(4, 3), rnd(3), rnd(3), eps=True), ValueError, "batch_norm: eps must be"),
+    ("bn_eps_str", _err(L.batch_norm, rnd(4, 3), rnd(3), rnd(3), eps="1"), ValueError, "batch_norm: eps must be"),
+    ("bn_vjp_gamma", _err(L.batch_norm_vjp, rnd(4, 3), rnd(4, 3), rnd(4), rnd(3)), ValueError, "batch_norm_vjp: gamma must"),
+    ("bn_dy", _err(L.batch_norm_vjp, rnd(4, 2), rnd(4, 3), rnd(3), rnd(3)), ValueError, "batch_norm_vjp: dy must have the output's shape"),
+    ("ln_gamma_len", _err(L.layer_norm, rnd(4, 3), rnd(4), rnd(3)), ValueError,
+     "layer_norm: gamma must have shape (3,) (one per feature: x.shape[-1]); got (4,)"),
+    ("ln_beta_len", _err(L.layer_norm, rnd(4, 3), rnd(3), rnd(4)), ValueError,
+     "layer_norm: beta must have shape (3,) (one per feature: x.shape[-1])"),
+    ("ln_vjp_gamma", _err(L.layer_norm_vjp, rnd(4, 3), rnd(4, 3), rnd(4), rnd(3)), ValueError, "layer_norm_vjp: gamma must"),
+    ("ln_dy", _err(L.layer_norm_vjp, rnd(4, 2), rnd(4, 3), rnd(3), rnd(3)), ValueError, "layer_norm_vjp: dy must have the output's shape"),
+    ("softmax_int", _err(L.softmax, np.ones(3, int)), TypeError, "softmax: x must be"),
+    ("softmax_axis_float", _err(L.softmax, rnd(3), axis=0.0), TypeError, "softmax: axis must be an int; got 0.0"),
+    ("softmax_axis_bool", _err(L.softmax, rnd(3), axis=False), TypeError, "softmax: axis must be an int"),
+    ("softmax_axis_big", _err(L.softmax, rnd(2, 3), axis=2), ValueError, "softmax: axis 2 is out of range for an array of 2 axes"),
+    ("softmax_axis_small", _err(L.softmax, rnd(2, 3), axis=-3), ValueError, "softmax: axis -3 is out of range"),
+    ("softmax_vjp_axis", _err(L.softmax_vjp, rnd(2, 3), rnd(2, 3), axis=2), ValueError, "softmax_vjp: axis 2 is out of range"),
+    ("softmax_vjp_int", _err(L.softmax_vjp, rnd(3), np.ones(3, int)), TypeError, "softmax_vjp: x must be"),
+    ("softmax_dy", _err(L.softmax_vjp, rnd(2, 2), rnd(2, 3)), ValueError, "softmax_vjp: dy must have the output's shape"),
+    ("att_q_2d", _err(L.attention, rnd(3, 4), rnd(2, 5, 4), rnd(2, 5, 2)), ValueError, "attention: q must be 3-D (N, T_q, d)"),
+    ("att_k_2d", _err(L.attention, rnd(2, 3, 4), rnd(5, 4), rnd(2, 5, 2)), ValueError, "attention: k must be 3-D (N, T_k, d)"),
+    ("att_v_2d", _err(L.attention, rnd(2, 3, 4), rnd(2, 5, 4), rnd(5, 2)), ValueError, "attention: v must be 3-D (N, T_k, d_v)"),
+    ("att_dtypes", _err(L.attention, rnd(2, 3, 4), rnd(2, 5, 4), rnd(2, 5, 2).astype(np.float32)), TypeError, "attention: v is float32"),
+    ("att_k_d", _err(L.attention, rnd(2, 3, 4), rnd(2, 5, 3), rnd(2, 5, 2)), ValueError,
+     "attention: k must have shape (2, 5, 4) (N, T_k, d) with q's N and d; got (2, 5, 3)"),
+    ("att_k_n", _err(L.attention, rnd(2, 3, 4), rnd(1, 5, 4), rnd(1, 5, 2)), ValueError, "attention: k must have shape (2, 5, 4)"),
+    ("att_v_t", _err(L.attention, rnd(2, 3, 4), rnd(2, 5, 4), rnd(2, 4, 2)), ValueError,
+     "attention: v must have shape (2, 5, 2) (N, T_k, d_v) with k's N and T_k; got (2, 4, 2)"),
+    ("att_causal_int", _err(L.attention, rnd(2, 3, 4), rnd(2, 3, 4), rnd(2, 3, 2), causal=1), TypeError,
+     "attention: causal must be True or False; got 1"),
+    ("att_causal_T", _err(L.attention, rnd(2, 3, 4), rnd(2, 5, 4), rnd(2, 5, 2), causal=True), ValueError,
+     "attention: causal attention needs T_q == T_k"),
+    ("att_vjp_k", _err(L.attention_vjp, rnd(2, 3, 2), rnd(2, 3, 4), rnd(2, 5, 3), rnd(2, 5, 2)), ValueError, "attention_vjp: k must"),
+    ("att_dy", _err(L.attention_vjp, rnd(2, 3, 4), rnd(2, 3, 4), rnd(2, 5, 4), rnd(2, 5, 2)), ValueError,
+     "attention_vjp: dy must have the output's shape (2, 3, 2)"),
+    ("emb_float_ids", _err(L.embedding, IDS.astype(float), rnd(5, 4)), TypeError, "embedding: ids must be an integer array; got dtype float64"),
+    ("emb_E_1d", _err(L.embedding, IDS, rnd(5)), ValueError, "embedding: E must be 2-D (V, d)"),
+    ("emb_neg", _err(L.embedding, np.array([0, -1]), rnd(5, 4)), ValueError,
+     "embedding: ids must lie in [0, V) = [0, 5); got values in [-1, 0]"),
+    ("emb_big", _err(L.embedding, np.array([5, 1]), rnd(5, 4)), ValueError, "embedding: ids must lie in [0, V) = [0, 5); got values in [1, 5]"),
+    ("emb_vjp_big", _err(L.embedding_vjp, rnd(1, 4), np.array([5]), rnd(5, 4)), ValueError, "embedding_vjp: ids must lie"),
+    ("emb_dy", _err(L.embedding_vjp, rnd(2, 3, 3), IDS, rnd(5, 4)), ValueError, "embedding_vjp: dy must have the output's shape (2, 3, 4)"),
+    ("rnn_x_2d", _err(L.rnn, rnd(3, 4), rnd(2, 3), rnd(4, 3), rnd(3, 3), rnd(3)), ValueError, "rnn: x must be 3-D (N, T, D)"),
+    ("rnn_Wx_1d", _err(L.rnn, rnd(2, 3, 4), rnd(2, 3), rnd(4), rnd(3, 3), rnd(3)), ValueError, "rnn: Wx must be 2-D (D, H)"),
+    ("rnn_Wh_1d", _err(L.rnn, rnd(2, 3, 4), rnd(2, 3), rnd(4, 3), rnd(3), rnd(3)), ValueError, "rnn: Wh must be 2-D"),
+    ("rnn_b_2d", _err(L.rnn, rnd(2, 3, 4), rnd(2, 3), rnd(4, 3), rnd(3, 3), rnd(3, 1)), ValueError, "rnn: b must be 1-D"),
+    ("rnn_h0_1d", _err(L.rnn, rnd(2, 3, 4), rnd(3), rnd(4, 3), rnd(3, 3), rnd(3)), ValueError, "rnn: h0 must be 2-D (N, H)"),
+    ("rnn_dtypes", _err(L.rnn, rnd(2, 3, 4), rnd(2, 3).astype(np.float32), rnd(4, 3), rnd(3, 3), rnd(3)), TypeError,
+     "rnn: h0 is float32 but x is float64"),
+    ("rnn_Wx_D", _err(L.rnn, rnd(2, 3, 4), rnd(2, 3), rnd(5, 3), rnd(3, 3), rnd(3)), ValueError,
+     "rnn: Wx must have shape (D, 1H) with D = 4 (x (2, 3, 4)); got (5, 3)"),
+    ("rnn_Wh", _err(L.rnn, rnd(2, 3, 4), rnd(2, 3), rnd(4, 3), rnd(3, 2), rnd(3)), ValueError,
+     "rnn: Wh must have shape (3, 3) (H, 1H) with H = 3 from Wx; got (3, 2)"),
+    ("rnn_b", _err(L.rnn, rnd(2, 3, 4), rnd(2, 3), rnd(4, 3), rnd(3, 3), rnd(2)), ValueError, "rnn: b must have shape (3,) (1H,); got (2,)"),
+    ("rnn_h0", _err(L.rnn, rnd(2, 3, 4), rnd(1, 3), rnd(4, 3), rnd(3, 3), rnd(3)), ValueError, "rnn: h0 must have shape (2, 3) (N, H); got (1, 3)"),
+    ("rnn_vjp_h0", _err(L.rnn_vjp, rnd(2, 3, 3), rnd(2, 3, 4), rnd(2, 2), rnd(4, 3), rnd(3, 3), rnd(3)), ValueError, "rnn_vjp: h0 must have shape"),
+    ("rnn_dy", _err(L.rnn_vjp, rnd(2, 3, 2), rnd(2, 3, 4), rnd(2, 3), rnd(4, 3), rnd(3, 3), rnd(3)), ValueError,
+     "rnn_vjp: dy must have the output's shape (2, 3, 3)"),
+    ("lstm_Wx_1d", _err(L.lstm, rnd(2, 3, 4), rnd(2, 3), rnd(2, 3), rnd(4), rnd(3, 12), rnd(12)), ValueError,
+     "lstm: Wx must be 2-D (D, 4H)"),
+    ("lstm_Wx_gates", _err(L.lstm, rnd(2, 3, 4), rnd(2, 3), rnd(2, 3), rnd(4, 10), rnd(3, 12), rnd(12)), ValueError,
+     "lstm: Wx must have shape (D, 4H) with D = 4"),
+    ("lstm_c0", _err(L.lstm, rnd(2, 3, 4), rnd(2, 3), rnd(2, 2), rnd(4, 12), rnd(3, 12), rnd(12)), ValueError,
+     "lstm: c0 must have shape (2, 3) (N, H); got (2, 2)"),
+    ("lstm_c0_1d", _err(L.lstm, rnd(2, 3, 4), rnd(2, 3), rnd(3), rnd(4, 12), rnd(3, 12), rnd(12)), ValueError, "lstm: c0 must be 2-D (N, H)"),
+    ("lstm_Wh", _err(L.lstm, rnd(2, 3, 4), rnd(2, 3), rnd(2, 3), rnd(4, 12), rnd(3, 3), rnd(12)), ValueError,
+     "lstm: Wh must have shape (3, 12) (H, 4H) with H = 3 from Wx"),
+    ("lstm_b", _err(L.lstm, rnd(2, 3, 4), rnd(2, 3), rnd(2, 3), rnd(4, 12), rnd(3, 12), rnd(3)), ValueError, "lstm: b must have shape (12,) (4H,)"),
+    ("lstm_vjp_c0", _err(L.lstm_vjp, rnd(2, 3, 3), rnd(2, 3, 4), rnd(2, 3), rnd(2, 2), rnd(4, 12), rnd(3, 12), rnd(12)), ValueError,
+     "lstm_vjp: c0 must have shape"),
+    ("lstm_dy", _err(L.lstm_vjp, rnd(2, 3, 2), rnd(2, 3, 4), rnd(2, 3), rnd(2, 3), rnd(4, 12), rnd(3, 12), rnd(12)), ValueError,
+     "lstm_vjp: dy must have the output's shape (2, 3, 3)"),
+]
+
+
+@pytest.mark.parametrize("call, exc, start", [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+def test_bad_arguments_are_named(call, exc, start):
+    with pytest.raises(exc) as info:
+        call()
+    assert str(info.value).startswith(start), str(info.value)
+
+
+def test_boundary_arguments_are_accepted():
+    """The edges of each check: a kernel or window that exactly fits, rate 0, the smallest
+    positive eps, the extreme axes, the extreme ids, a numpy integer stride, -1 once."""
+    assert L.conv2d(rnd(1, 2, 3, 2), W4, b4).shape == (1, 3, 1, 1)
+    assert L.conv2d(rnd(1, 2, 1, 1), W4, b4, padding=(1, 1)).shape == (1, 3, 1, 2)
+    assert L.conv2d(x4, W4, b4, stride=np.int64(2), padding=np.int32(0)).shape == (2, 3, 2, 2)
+    assert L.max_pool2d(rnd(2, 3), size=(2, 3)).shape == (1, 1)
+    assert L.avg_pool2d(rnd(3, 2), size=(3, 2), stride=[1, 1]).shape == (1, 1)
+    assert np.array_equal(L.dropout(np.ones((1, 2)), np.array([[True, False]]), rate=np.float64(0.0)), [[1.0, 0.0]])
+    assert L.batch_norm(rnd(4, 3), rnd(3), rnd(3), eps=np.float32(1e-30)).shape == (4, 3)
+    assert L.layer_norm(rnd(4, 3), rnd(3), rnd(3), eps=1).shape == (4, 3)
+    x = rnd(2, 3)
+    np.testing.assert_allclose(L.softmax(x, axis=-2), L.softmax(x, axis=np.int64(0)), rtol=0, atol=0)
+    np.testing.assert_allclose(L.softmax(x, axis=1), softmax_ref(x, 1), rtol=1e-14)
+    assert np.array_equal(L.embedding(np.array([0, 4], np.uint8), np.arange(10.0).reshape(5, 2)), [[0.0, 1.0], [8.0, 9.0]])
+    assert L.reshape(rnd(2, 2, 3), shape=(np.int64(3), -1)).shape == (2, 3, 2)
+    assert L.attention(rnd(1, 2, 3), rnd(1, 2, 3), rnd(1, 2, 1), causal=np.True_).shape == (1, 2, 1)
+    assert L.rnn(rnd(1, 1, 2), rnd(1, 3), rnd(2, 3), rnd(3, 3), rnd(3)).shape == (1, 1, 3)
+
+
+def test_vjp_recomputes_the_forward_without_changing_its_arguments():
+    """A vjp reads its primals and never writes them (they are the caller's arrays)."""
+    for _, name, primals, options, _ in CASES:
+        kept = [p.copy() for p in primals]
+        f, vjp = _fns(name, options)
+        y = f(*primals)
+        dy = np.ones_like(y)
+        vjp(dy, *primals)
+        assert all(np.array_equal(a, b) for a, b in zip(primals, kept)), name
+        assert np.array_equal(dy, np.ones_like(y)), name
+
+
+# ---------------------------------------------------------------- model.Sequential
+
+
+def _small_cnn():
+    return M.Sequential([
+        M.Reshape(1, 6, 5),
+        M.Conv2d(1, 2, (3, 2), padding=1), M.ReLU(), M.MaxPool2d(2),
+        M.Conv2d(2, 2, 2, stride=(1, 1)), M.Sigmoid(), M.AvgPool2d(size=(1, 2), stride=1),
+        M.Flatten(), M.Dense(4, 3),
+    ])
+
+
+def _cnn_problem():
+    net = _small_cnn()
+    params = net.init(seed=3)
+    params = [tuple(p + 0.1 * rnd(*p.shape) for p in ps) for ps in params]   # no zero biases
+    x = distinct(4, 30)
+    y = mb.one_hot([0, 2, 1, 2], 3)
+    return net, params, x, y
+
+
+def test_sequential_shapes_and_specs():
+    net = _small_cnn()
+    params = net.init()
+    assert [tuple(p.shape for p in ps) for ps in params] == [
+        (), ((2, 1, 3, 2), (2,)), (), (), ((2, 2, 2, 2), (2,)), (), (), (), ((5, 3),)]
+    assert net.loss_name == "softmax_cross_entropy"
+    assert repr(net) == ("Sequential([reshape, conv2d, relu, max_pool2d, conv2d, sigmoid, avg_pool2d, "
+                         "reshape, dense], loss='softmax_cross_entropy')")
+    assert net.layers[1].options == {"stride": 1, "padding": 1}
+    assert net.layers[3].options == {"size": 2, "stride": None}
+    assert net.layers[7].options == {"shape": (-1,)}
+    assert net.forward(params, rnd(3, 30)).shape == (3, 3)
+
+
+def test_sequential_loss_is_the_mean_cross_entropy_of_its_logits():
+    net, params, x, y = _cnn_problem()
+    z = net.forward(params, x)
+    z_ref = x.reshape(4, 1, 6, 5)
+    for layer, p in zip(net.layers, params):
+        z_ref = getattr(L, layer.name)(z_ref, *p, **layer.options)
+    np.testing.assert_array_equal(z, z_ref)
+    want = np.mean(np.log(np.exp(z).sum(axis=1)) - (y * z).sum(axis=1))
+    J, _ = net.loss_and_grad(params, x, y)
+    # one log-sum-exp per example, O(1) values: a few ulps of J ~ 1
+    assert abs(net.loss(params, x, y) - want) < 1e-14 and abs(J - want) < 1e-14
+    assert np.array_equal(net.predict(params, x), np.argmax(z, axis=1))
+
+
+def test_sequential_gradient_is_the_derivative():
+    """Per coordinate against central differences (check_gradients derives the tolerance from
+    the step and the measured noise of J). Inputs are 0.04 apart (``distinct``), so no max-pool
+    window ties; relu's kink is met only on a measure-zero set the checker detects."""
+    net, params, x, y = _cnn_problem()
+    J, grads = net.loss_and_grad(params, x, y)
+    assert [tuple(g.shape for g in gs) for gs in grads] == [tuple(p.shape for p in ps) for ps in params]
+    verdict = ac.check_gradients(lambda P: net.loss(P, x, y), lambda P: net.loss_and_grad(P, x, y)[1], params)
+    assert verdict.passed, verdict.report()
+
+
+def test_mlp_is_the_reference_network():
+    """mlp(sizes) with the reference's parameters gives the reference's loss and gradient
+    (manual_backprop.network): within 2 rounding bounds of each other, each being within one
+    of the exact gradient."""
+    sizes = [3, 4, 2]
+    flat = mb.init_params(sizes, seed=1)
+    flat = [W + 0.1 for W in flat]
+    x = rnd(5, 3)
+    y = (RNG.random((5, 2)) > 0.5).astype(float)
+    net = M.mlp(sizes)
+    assert [l.name for l in net.layers] == ["dense", "sigmoid", "dense"] and net.loss_name == "binary_cross_entropy"
+    J, grads = net.loss_and_grad([(flat[0],), (), (flat[1],)], x, y)
+    J_ref, ref = mb.loss_and_grad(flat, x, y)
+    bound = ac.rounding_bound(flat, x, y, "sigmoid", "binary_cross_entropy")
+    assert abs(J - J_ref) <= 2 * bound.loss
+    for g, r, t in zip([grads[0][0], grads[2][0]], ref, bound.grad):
+        assert np.all(np.abs(g - r) <= 2 * t)
+    assert grads[1] == ()
+    assert M.mlp([2, 3, 3, 1], loss="mean_squared_error").loss_name == "mean_squared_error"
+    assert [l.name for l in M.mlp([2, 3, 3, 1]).layers] == ["dense", "sigmoid", "dense", "sigmoid", "dense"]
+
+
+def test_init_scales_and_dtypes():
+    """He init: std sqrt(2 / fan_in); biases and the dense bias row zero. The sample std of n
+    normal draws has relative standard error 1 / sqrt(2 n) (0.5 % at n = 20000); 5 % is 10
+    standard errors, and a wrong numerator (1 or 3 for 2) is off by 18 % or more."""
+    net = M.Sequential([M.Conv2d(4, 50, (10, 10)), M.Reshape(-1), M.Dense(200, 100)])
+    (W, b), (), (D,) = net.init(seed=0)
+    assert abs(W.std() / np.sqrt(2 / 400) - 1) < 0.05 and not b.any() and b.shape == (50,)
+    assert abs(D[1:].std() / np.sqrt(2 / 200) - 1) < 0.05 and not D[0].any()
+    assert W.dtype == np.float64
+    p32 = net.init(seed=0, dtype=np.float32)
+    assert p32[0][0].dtype == np.float32 and np.array_equal(p32[0][0], W.astype(np.float32))
+    assert np.array_equal(p32[2][0], D.astype(np.float32))
+    assert not np.array_equal(net.init(seed=1)[0][0], W)
+    assert np.array_equal(net.init()[0][0], W)                     # seed 0 by default
+
+
+def test_mnist_cnn_architecture():
+    net = M.mnist_cnn()
+    params = net.init()
+    assert [tuple(p.shape for p in ps) for ps in params if ps] == [
+        ((8, 1, 5, 5), (8,)), ((16, 8, 5, 5), (16,)), ((257, 128),), ((129, 10),)]
+    assert [l.name for l in net.layers] == [
+        "reshape", "conv2d", "relu", "max_pool2d", "conv2d", "relu", "max_pool2d", "reshape", "dense", "relu", "dense"]
+    assert net.loss_name == "softmax_cross_entropy"
+    assert net.layers[0].options == {"shape": (1, 28, 28)}
+    assert net.layers[3].options["size"] == 2 and net.layers[6].options["size"] == 2
+    assert net.forward(params, rnd(2, 784)).shape == (2, 10)
+
+
+def test_sequential_bad_arguments():
+    with pytest.raises(ValueError, match=r"^layers\[1\] must be a Layer naming a pair in manual_backprop.layers"):
+        M.Sequential([M.ReLU(), "relu"])
+    with pytest.raises(ValueError, match=r"^layers\[0\] must be a Layer"):
+        M.Sequential([M.Layer("nonexistent")])
+    with pytest.raises(ValueError, match=r"^layers\[0\] must be a Layer"):
+        M.Sequential([M.Layer("relu_vjp")])
+    with pytest.raises(ValueError, match=r"^unknown loss 'nonexistent'"):
+        M.Sequential([M.ReLU()], loss="nonexistent")
+    net, params, x, y = _cnn_problem()
+    with pytest.raises(ValueError, match=r"^params must be a list of 9 tuples, one per layer"):
+        net.forward(params[:-1], x)
+    with pytest.raises(ValueError, match=r"^params must be a list of 9 tuples"):
+        net.loss_and_grad(params[:-1], x, y)
+    with pytest.raises(ValueError, match=r"^params must be a list"):
+        net.forward(np.zeros(9), x)
+    bad = list(params)
+    bad[1] = (params[1][0],)
+    with pytest.raises(ValueError, match=r"^params\[1\] \(conv2d\) must hold arrays of shapes \(\(2, 1, 3, 2\), \(2,\)\); got \(\(2, 1, 3, 2\),\)"):
+        net.loss(bad, x, y)
+    bad[1] = params[1][0]
+    with pytest.raises(ValueError, match=r"^params\[1\] \(conv2d\) must hold arrays of shapes .*; got None"):
+        net.forward(bad, x)
+    with pytest.raises(ValueError, match=r"^y must have shape \(batch, n_out\) = \(4, 3\); got \(4, 2\)"):
+        net.loss_and_grad(params, x, y[:, :2])
+    with pytest.raises(ValueError, match=r"^y must have shape"):
+        net.loss(params, x, y[:3])
+    with pytest.raises(ValueError):
+        net.loss_and_grad(params, x, 2 * y)                         # rows must sum to 1
+
+
+def test_sequential_targets_take_the_logits_dtype():
+    """Integer one-hot targets work, and a float32 network stays float32."""
+    net, params, x, y = _cnn_problem()
+    J, grads = net.loss_and_grad(params, x, y.astype(int))
+    assert J == net.loss_and_grad(params, x, y)[0]
+    p32 = [tuple(p.astype(np.float32) for p in ps) for ps in params]
+    J32, g32 = net.loss_and_grad(p32, x.astype(np.float32), y)
+    assert all(g.dtype == np.float32 for gs in g32 for g in gs)
+    assert isinstance(J32, float) and abs(J32 - J) < 1e-4 * max(1.0, abs(J))
