@@ -343,6 +343,28 @@ def test_softmax_large_logits_do_not_overflow():
     np.testing.assert_allclose(dx, [[y0 * (1 - y0), -y0 * (1 - y0)]], rtol=1e-14)   # y0 (1 - y0), -y0 y1
 
 
+def test_softmax_shifts_each_slice_by_its_own_maximum():
+    """Rows 1000 apart: shifting every row by the global maximum would underflow the lower row
+    to 0 / 0. Each row is [1, 0] shifted, so both are [y0, 1 - y0] (tolerance as above)."""
+    x = np.array([[1000.0, 999.0], [0.0, -1.0]])
+    y0 = 1 / (1 + np.exp(-1.0))
+    np.testing.assert_allclose(L.softmax(x), [[y0, 1 - y0]] * 2, rtol=1e-14)
+    np.testing.assert_allclose(L.softmax(x.T, axis=0), [[y0, y0], [1 - y0, 1 - y0]], rtol=1e-14)
+
+
+def test_causal_softmax_shifts_by_the_largest_allowed_score():
+    """Scores q k / sqrt(d) of 0 and 1000 (d = 1): query 0 sees only its score 0 while its
+    masked score is 1000, query 1 sees both. A shift by a masked or by another row's maximum
+    underflows query 0 to 0 / 0; no shift (or a wrong sign) overflows exp. Exact: P = [[1, 0],
+    [e^-1000 = 0, 1]], so y = [v_0, v_1]."""
+    q, k = np.ones((1, 2, 1)), np.array([[[0.0], [1000.0]]])
+    v = np.array([[[2.0, -1.0], [5.0, 3.0]]])
+    np.testing.assert_array_equal(L.attention(q, k, v, causal=True), v)
+    dq, dk, dv = L.attention_vjp(np.ones((1, 2, 2)), q, k, v, causal=True)
+    np.testing.assert_array_equal(dv, [[[1.0, 1.0], [1.0, 1.0]]])
+    assert np.isfinite(dq).all() and np.isfinite(dk).all()
+
+
 def test_batch_norm_normalises_each_feature():
     """Mean 0 and biased variance var / (var + eps) per feature, before gamma and beta."""
     x = np.array([[1.0, 10.0], [3.0, 20.0], [5.0, 60.0]])
@@ -465,7 +487,10 @@ BAD = [
      "batch_norm: gamma must have shape (3,) (one per feature: x.shape[1]); got (4,)"),
     ("bn_beta_len", _err(L.batch_norm, rnd(4, 3, 2), rnd(3), rnd(2)), ValueError,
      "batch_norm: beta must have shape (3,) (one per feature: x.shape[1])"),
-    ("bn_dtypes", _err(L.batch_norm, rnd(4, 3), rnd(3), rnd(3).astype(np.float32)), TypeError, "batch_norm: beta is float32"),
+    ("bn_dtypes", _err(L.batch_norm, rnd(4, 3), rnd(3), rnd(3).astype(np.float32)), TypeError,
+     "batch_norm: beta is float32 but x is float64; all floating arguments must share one dtype"),
+    ("ln_gamma_dtype", _err(L.layer_norm, rnd(4, 3), rnd(3).astype(np.float32), rnd(3)), TypeError,
+     "layer_norm: gamma is float32 but x is float64"),
     ("bn_eps0", _err(L.batch_norm, rnd(4, 3), rnd(3), rnd(3), eps=0.0), ValueError, "batch_norm: eps must be a finite number > 0; got 0.0"),
     ("bn_eps_neg", _err(L.batch_norm, rnd(4, 3), rnd(3), rnd(3), eps=-1), ValueError, "batch_norm: eps must be"),
     ("bn_eps_nan", _err(L.batch_norm, rnd(4, 3), rnd(3), rnd(3), eps=float("nan")), ValueError, "batch_norm: eps must be"),
@@ -491,7 +516,10 @@ BAD = [
     ("att_q_2d", _err(L.attention, rnd(3, 4), rnd(2, 5, 4), rnd(2, 5, 2)), ValueError, "attention: q must be 3-D (N, T_q, d)"),
     ("att_k_2d", _err(L.attention, rnd(2, 3, 4), rnd(5, 4), rnd(2, 5, 2)), ValueError, "attention: k must be 3-D (N, T_k, d)"),
     ("att_v_2d", _err(L.attention, rnd(2, 3, 4), rnd(2, 5, 4), rnd(5, 2)), ValueError, "attention: v must be 3-D (N, T_k, d_v)"),
-    ("att_dtypes", _err(L.attention, rnd(2, 3, 4), rnd(2, 5, 4), rnd(2, 5, 2).astype(np.float32)), TypeError, "attention: v is float32"),
+    ("att_dtypes", _err(L.attention, rnd(2, 3, 4), rnd(2, 5, 4), rnd(2, 5, 2).astype(np.float32)), TypeError,
+     "attention: v is float32 but q is float64"),
+    ("att_q_dtype", _err(L.attention, rnd(2, 3, 4).astype(np.float32), rnd(2, 5, 4), rnd(2, 5, 2)), TypeError,
+     "attention: k is float64 but q is float32"),
     ("att_k_d", _err(L.attention, rnd(2, 3, 4), rnd(2, 5, 3), rnd(2, 5, 2)), ValueError,
      "attention: k must have shape (2, 5, 4) (N, T_k, d) with q's N and d; got (2, 5, 3)"),
     ("att_k_n", _err(L.attention, rnd(2, 3, 4), rnd(1, 5, 4), rnd(1, 5, 2)), ValueError, "attention: k must have shape (2, 5, 4)"),
@@ -518,6 +546,12 @@ BAD = [
     ("rnn_h0_1d", _err(L.rnn, rnd(2, 3, 4), rnd(3), rnd(4, 3), rnd(3, 3), rnd(3)), ValueError, "rnn: h0 must be 2-D (N, H)"),
     ("rnn_dtypes", _err(L.rnn, rnd(2, 3, 4), rnd(2, 3).astype(np.float32), rnd(4, 3), rnd(3, 3), rnd(3)), TypeError,
      "rnn: h0 is float32 but x is float64"),
+    ("rnn_Wx_dtype", _err(L.rnn, rnd(2, 3, 4), rnd(2, 3), rnd(4, 3).astype(np.float32), rnd(3, 3), rnd(3)), TypeError,
+     "rnn: Wx is float32 but x is float64"),
+    ("rnn_Wh_dtype", _err(L.rnn, rnd(2, 3, 4), rnd(2, 3), rnd(4, 3), rnd(3, 3).astype(np.float32), rnd(3)), TypeError,
+     "rnn: Wh is float32 but x is float64"),
+    ("rnn_b_dtype", _err(L.rnn, rnd(2, 3, 4), rnd(2, 3), rnd(4, 3), rnd(3, 3), rnd(3).astype(np.float32)), TypeError,
+     "rnn: b is float32 but x is float64"),
     ("rnn_Wx_D", _err(L.rnn, rnd(2, 3, 4), rnd(2, 3), rnd(5, 3), rnd(3, 3), rnd(3)), ValueError,
      "rnn: Wx must have shape (D, 1H) with D = 4 (x (2, 3, 4)); got (5, 3)"),
     ("rnn_Wh", _err(L.rnn, rnd(2, 3, 4), rnd(2, 3), rnd(4, 3), rnd(3, 2), rnd(3)), ValueError,
@@ -615,6 +649,7 @@ def test_sequential_shapes_and_specs():
     assert net.layers[1].options == {"stride": 1, "padding": 1}
     assert net.layers[3].options == {"size": 2, "stride": None}
     assert net.layers[7].options == {"shape": (-1,)}
+    assert M.MaxPool2d().options == {"size": 2, "stride": None} == M.AvgPool2d().options
     assert net.forward(params, rnd(3, 30)).shape == (3, 3)
 
 
@@ -674,6 +709,8 @@ def test_init_scales_and_dtypes():
     assert abs(W.std() / np.sqrt(2 / 400) - 1) < 0.05 and not b.any() and b.shape == (50,)
     assert abs(D[1:].std() / np.sqrt(2 / 200) - 1) < 0.05 and not D[0].any()
     assert W.dtype == np.float64
+    (D2,), = M.Sequential([M.Dense(2, 10000)]).init(seed=0)     # fan-in 2: std 1, not sqrt(2/3)
+    assert abs(D2[1:].std() - 1) < 0.05
     p32 = net.init(seed=0, dtype=np.float32)
     assert p32[0][0].dtype == np.float32 and np.array_equal(p32[0][0], W.astype(np.float32))
     assert np.array_equal(p32[2][0], D.astype(np.float32))

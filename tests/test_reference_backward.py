@@ -159,3 +159,37 @@ def test_public_entry_points_around_the_backward_pass():
         mb.loss(bad, x, y)
     with pytest.raises(ValueError, match=r"params\[0\] contains NaN or inf"):
         mb.forward(bad, x)
+
+
+# ---------------------------------------------------------------- helpers around the network
+# (mutation-killing subset for the non-derivation helpers of network.py; tests/test_api.py
+# checks the same entry points across both backends, with JAX)
+
+
+def test_predict_and_accuracy_read_the_logits():
+    """predict = argmax_k z_L[:, k] (the default activation is sigmoid), accuracy the fraction
+    of labels it matches; labels are checked against the batch and the number of classes."""
+    _, params, x = NETWORKS[0]
+    for activation, kw in [("sigmoid", {}), ("relu", {"activation": "relu", "loss": "softmax_cross_entropy"})]:
+        want = np.argmax(forward_ref(params, x, activation), axis=1)
+        assert 0 < want.sum() < len(want)                 # both classes occur: the axis matters
+        assert np.array_equal(mb.predict(params, x, **kw), want)
+        labels = want.copy()
+        labels[:2] = 1 - labels[:2]
+        assert mb.accuracy(params, x, labels, **kw) == (len(want) - 2) / len(want)
+        assert mb.accuracy(params, x, want, **kw) == 1.0
+    with pytest.raises(ValueError, match=r"^labels has 4 entries but x has 5 examples"):
+        mb.accuracy(params, x, want[:4])
+    with pytest.raises(ValueError, match=r"^labels must lie in \[0, 2\); got values in \[0, 2\]"):
+        mb.accuracy(params, x, np.array([0, 1, 2, 0, 1]))
+    with pytest.raises(ValueError, match="unknown activation"):
+        mb.predict(params, x, activation="swish")
+
+
+def test_add_bias_prepends_a_column_of_ones_in_the_input_dtype():
+    x = np.array([[2.0, 3.0], [4.0, 5.0]], np.float32)
+    xb = mb.add_bias(x)
+    assert xb.dtype == np.float32 and np.array_equal(xb, [[1, 2, 3], [1, 4, 5]])
+    assert np.array_equal(mb.add_bias([[7.0]]), [[1.0, 7.0]])
+    with pytest.raises(ValueError, match=r"^add_bias expects a 2-D \(batch, n\) array; got shape \(3,\)"):
+        mb.add_bias(np.ones(3))
