@@ -337,3 +337,77 @@ def test_an_overflowing_pre_activation_is_refused_by_every_path():
     for step in (mb.loss_and_grad, fast.loss_and_grad, lambda P, x, y, **k: mb.sgd_step(P, x, y, 0.1, **k)):
         with pytest.raises(mb.NonFiniteError):
             step(params, x, y, activation="relu", loss="mean_squared_error")
+
+
+# ---------------------------------------------------------------- overflow in the gradient itself
+# The loss and every z_l are finite here; only a_{l-1}^T delta_l (or its update) is not. One
+# example, mean squared error (delta_L = z_L - y), weights of the form [[0], [w]].
+
+
+def _one_layer(X, z):
+    """x = [[X]], W_1 = [[0], [z / X]]: z_1 = z, J = z^2 / 2, dJ/dW_1[1] = X z."""
+    return [np.array([[0.0], [z / X]])], np.array([[X]]), np.zeros((1, 1))
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+@pytest.mark.parametrize("step", [mb.loss_and_grad, fast.loss_and_grad])
+def test_a_gradient_that_overflows_is_refused(step, sign):
+    """X z = 3e308 > the largest float64 (1.8e308): NonFiniteError naming the layer, whatever
+    margin a cheaper bound check keeps (|X z| is within a factor 2 of 1.8e308 either way).
+    With X and z both negative too (the bound takes |max| and |min|)."""
+    params, x, y = _one_layer(sign * 1e300, sign * 3e8)
+    with pytest.raises(mb.NonFiniteError, match=r"^dJ/dW_1 overflows float64: inputs or weights too large"):
+        step(params, x, y, loss="mean_squared_error")
+    params, x, y = _one_layer(1e300, 1e8)                  # X z = 1e308: finite, and returned
+    J, (g,) = step(params, x, y, loss="mean_squared_error")
+    assert J == pytest.approx(0.5e16, rel=1e-15) and g[1, 0] == pytest.approx(1e308, rel=1e-15)   # a few roundings
+
+
+@pytest.mark.parametrize("X, z, lr", [(1e300, 3e8, 1.0), (1e290, 1e9, 1e10)])
+def test_an_update_that_would_overflow_is_refused(X, z, lr):
+    """lr X z >= 3e308 would overflow W_1 (update 3e308, or 1e309 where lr alone makes it
+    overflow): NonFiniteError before W_1 is touched."""
+    params, x, y = _one_layer(X, z)
+    before = [W.copy() for W in params]
+    with pytest.raises(mb.NonFiniteError, match=r"^the update of W_1 overflows float64"):
+        mb.sgd_step(params, x, y, lr, loss="mean_squared_error")
+    assert_bit_equal(params, before)
+
+
+def test_an_overflowing_update_leaves_the_layers_below_untouched_and_says_which_were_updated():
+    """Sigmoid hidden unit, x = 1e300, W_1 = [[0], [1e-300]] (z_1 = 1), W_2 = [[0], [1e10]]:
+    delta_2 = z_2 ~ 7e9 updates W_2 harmlessly, delta_1 = delta_2 1e10 sigma'(1) ~ 1.4e19 makes
+    x^T delta_1 overflow. sgd_step updates W_2, refuses W_1 and says so; the gradient paths
+    refuse dJ/dW_1."""
+    params = [np.array([[0.0], [1e-300]]), np.array([[0.0], [1e10]])]
+    x, y = np.array([[1e300]]), np.zeros((1, 1))
+    for step in (mb.loss_and_grad, fast.loss_and_grad):
+        with pytest.raises(mb.NonFiniteError, match=r"^dJ/dW_1 overflows float64"):
+            step(params, x, y, loss="mean_squared_error")
+    before = [W.copy() for W in params]
+    with pytest.raises(mb.NonFiniteError, match=r"^the update of W_1 overflows float64; W_2\.\.W_2 were already updated"):
+        mb.sgd_step(params, x, y, 1.0, loss="mean_squared_error")
+    assert np.array_equal(params[0], before[0]) and params[1][1, 0] < before[1][1, 0]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gradients_without_out_take_the_parameters_dtype(dtype):
+    params = mb.init_params([3, 4, 2], seed=0, dtype=dtype)
+    x, y = np.ones((2, 3), dtype), mb.one_hot([0, 1], 2, dtype=dtype)
+    _, grads = fast.loss_and_grad(params, x, y)
+    assert [g.dtype for g in grads] == [dtype, dtype] and all(g.flags.c_contiguous for g in grads)
+
+
+@pytest.mark.parametrize("step", ["loss_and_grad", "fast.loss_and_grad", "sgd_step"])
+def test_a_hidden_layer_that_overflows_is_refused_though_the_loss_is_finite(step):
+    """x = 1e300, W_1[1] = 1e10: z_1 = inf, yet sigmoid(inf) = 1 keeps z_2 and J finite. The
+    documented contract refuses a z_l that is NaN or inf, not only J: NonFiniteError (x and
+    params are finite), and sgd_step updates nothing."""
+    params = [np.array([[0.0], [1e10]]), np.array([[0.5], [2.0]])]
+    x, y = np.array([[1e300]]), np.zeros((1, 1))
+    call = {"loss_and_grad": mb.loss_and_grad, "fast.loss_and_grad": fast.loss_and_grad,
+            "sgd_step": lambda P, x, y, **kw: mb.sgd_step(P, x, y, 0.1, **kw)}[step]
+    before = [W.copy() for W in params]
+    with pytest.raises(mb.NonFiniteError, match="^the loss is NaN or inf although x and params are finite"):
+        call(params, x, y, loss="mean_squared_error")
+    assert_bit_equal(params, before)
