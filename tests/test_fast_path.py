@@ -236,7 +236,7 @@ def test_one_workspace_used_by_two_threads_at_once_is_refused(monkeypatch):
     t = threading.Thread(target=lambda: results.append(fast.loss_and_grad(params, x, y, activation="tanh", workspace=ws)))
     t.start()
     assert inside.wait(10)
-    with pytest.raises(RuntimeError, match="Workspace is in use by another call"):
+    with pytest.raises(RuntimeError, match="^this Workspace is in use by another call; give each thread its own Workspace$"):
         fast.loss_and_grad(params, x, y, activation="tanh", workspace=ws)
     release.set()
     t.join()
@@ -344,18 +344,19 @@ def test_an_overflowing_pre_activation_is_refused_by_every_path():
 # example, mean squared error (delta_L = z_L - y), weights of the form [[0], [w]].
 
 
-def _one_layer(X, z):
-    """x = [[X]], W_1 = [[0], [z / X]]: z_1 = z, J = z^2 / 2, dJ/dW_1[1] = X z."""
-    return [np.array([[0.0], [z / X]])], np.array([[X]]), np.zeros((1, 1))
+def _one_layer(X, z, B=1):
+    """B equal examples x_b = [X], W_1 = [[0], [z / X]]: z_1 = z, J = z^2 / 2, dJ/dW_1[1] = X z."""
+    return [np.array([[0.0], [z / X]])], np.full((B, 1), X), np.zeros((B, 1))
 
 
-@pytest.mark.parametrize("sign", [1.0, -1.0])
+@pytest.mark.parametrize("sign, B", [(1.0, 1), (-1.0, 1), (1.0, 4)])
 @pytest.mark.parametrize("step", [mb.loss_and_grad, fast.loss_and_grad])
-def test_a_gradient_that_overflows_is_refused(step, sign):
+def test_a_gradient_that_overflows_is_refused(step, sign, B):
     """X z = 3e308 > the largest float64 (1.8e308): NonFiniteError naming the layer, whatever
     margin a cheaper bound check keeps (|X z| is within a factor 2 of 1.8e308 either way).
-    With X and z both negative too (the bound takes |max| and |min|)."""
-    params, x, y = _one_layer(sign * 1e300, sign * 3e8)
+    With X and z both negative (the bound takes |max| and |min|), and over a batch of 4 (the
+    bound's factor is the batch size: B |x| |delta_b| = |X z| with delta_b = z / B)."""
+    params, x, y = _one_layer(sign * 1e300, sign * 3e8, B)
     with pytest.raises(mb.NonFiniteError, match=r"^dJ/dW_1 overflows float64: inputs or weights too large"):
         step(params, x, y, loss="mean_squared_error")
     params, x, y = _one_layer(1e300, 1e8)                  # X z = 1e308: finite, and returned
@@ -411,3 +412,18 @@ def test_a_hidden_layer_that_overflows_is_refused_though_the_loss_is_finite(step
     with pytest.raises(mb.NonFiniteError, match="^the loss is NaN or inf although x and params are finite"):
         call(params, x, y, loss="mean_squared_error")
     assert_bit_equal(params, before)
+
+
+@pytest.mark.parametrize("step", ["loss_and_grad", "fast.loss_and_grad", "sgd_step"])
+@pytest.mark.parametrize("activation", ["sigmoid", "relu"])
+def test_an_infinite_hidden_bias_is_named(step, activation):
+    """params[0][0, 0] = inf: sigmoid(inf) = 1 would hide it from the loss, and relu(inf) is inf.
+    Either way a ValueError naming params[0] (the in-place kernels add the bias themselves, so
+    the fast path checks the bias row apart from x W[1:])."""
+    params = mb.init_params([3, 4, 2], seed=0)
+    params[0][0, 0] = np.inf
+    x, y = np.ones((2, 3)), np.zeros((2, 2))
+    call = {"loss_and_grad": mb.loss_and_grad, "fast.loss_and_grad": fast.loss_and_grad,
+            "sgd_step": lambda P, x, y, **kw: mb.sgd_step(P, x, y, 0.1, **kw)}[step]
+    with pytest.raises(ValueError, match=r"^params\[0\] contains NaN or inf"):
+        call(params, x, y, activation=activation, loss="mean_squared_error")
