@@ -364,10 +364,11 @@ def test_a_gradient_that_overflows_is_refused(step, sign, B):
     assert J == pytest.approx(0.5e16, rel=1e-15) and g[1, 0] == pytest.approx(1e308, rel=1e-15)   # a few roundings
 
 
-@pytest.mark.parametrize("X, z, lr", [(1e300, 3e8, 1.0), (1e290, 1e9, 1e10)])
+@pytest.mark.parametrize("X, z, lr", [(1e300, 3e8, 1.0), (1e290, 1e9, 1e10), (1e-300, 1e8, 3e300)])
 def test_an_update_that_would_overflow_is_refused(X, z, lr):
-    """lr X z >= 3e308 would overflow W_1 (update 3e308, or 1e309 where lr alone makes it
-    overflow): NonFiniteError before W_1 is touched."""
+    """lr X z >= 3e308 would overflow W_1[1] (update 3e308, or 1e309 where lr alone makes it
+    overflow), and lr z = 3e308 the bias row W_1[0], whose input is 1 however small X is:
+    NonFiniteError before W_1 is touched."""
     params, x, y = _one_layer(X, z)
     before = [W.copy() for W in params]
     with pytest.raises(mb.NonFiniteError, match=r"^the update of W_1 overflows float64"):

@@ -184,6 +184,12 @@ def test_predict_and_accuracy_read_the_logits():
         mb.accuracy(params, x, np.array([0, 1, 2, 0, 1]))
     with pytest.raises(ValueError, match="unknown activation"):
         mb.predict(params, x, activation="swish")
+    with pytest.raises(ValueError, match="^unknown loss 'bogus'"):
+        mb.accuracy(params, x, want, loss="bogus")
+    # x = -2, one hidden unit: relu gives z_2 = [0, 0.05] (class 1), sigmoid [0.119, 0.05] (class 0)
+    p2 = [np.array([[0.0], [1.0]]), np.array([[0.0, 0.05], [1.0, 0.0]])]
+    assert mb.accuracy(p2, np.array([[-2.0]]), np.array([1]), activation="relu") == 1.0
+    assert mb.accuracy(p2, np.array([[-2.0]]), np.array([1])) == 0.0
 
 
 def test_add_bias_prepends_a_column_of_ones_in_the_input_dtype():
