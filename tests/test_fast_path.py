@@ -428,3 +428,15 @@ def test_an_infinite_hidden_bias_is_named(step, activation):
             "sgd_step": lambda P, x, y, **kw: mb.sgd_step(P, x, y, 0.1, **kw)}[step]
     with pytest.raises(ValueError, match=r"^params\[0\] contains NaN or inf"):
         call(params, x, y, activation=activation, loss="mean_squared_error")
+
+
+@pytest.mark.parametrize("step", [mb.loss_and_grad, fast.loss_and_grad])
+def test_a_bias_gradient_that_overflows_is_refused_though_the_inputs_are_small(step):
+    """dJ/dW_1[0] = sum_b delta_1[b] has input 1, not x: with x = 1e-3 a bound made of |x| alone
+    would miss it. relu, 4 examples, z_1 = a_1 = 2.4e-308 (W_1 = [[2.4e-308], [0]]),
+    W_2 = [[0], [1e308]]: z_2 = 2.4, delta_2 = 0.6, delta_1 = 0.6e308 per example, and their
+    sum 2.4e308 overflows while J = 2.88 and every z_l are finite."""
+    params = [np.array([[2.4e-308], [0.0]]), np.array([[0.0], [1e308]])]
+    x, y = np.full((4, 1), 1e-3), np.zeros((4, 1))
+    with pytest.raises(mb.NonFiniteError, match=r"^dJ/dW_1 overflows float64"):
+        step(params, x, y, activation="relu", loss="mean_squared_error")
