@@ -172,6 +172,7 @@ def _cases():
          lambda x: pool_ref(x, (1, 2), (1, 2), np.max)),
         ("max_pool_1x1", "max_pool2d", (distinct(2, 3, 3),), {"size": 1},
          lambda x: pool_ref(x, (1, 1), (1, 1), np.max)),
+        ("avg_pool_1x1", "avg_pool2d", (rnd(2, 3, 3),), {"size": 1}, lambda x: pool_ref(x, (1, 1), (1, 1), np.mean)),
         ("avg_pool", "avg_pool2d", (rnd(2, 2, 4, 6),), {}, lambda x: pool_ref(x, (2, 2), (2, 2), np.mean)),
         ("avg_pool_overlap", "avg_pool2d", (rnd(5, 7),), {"size": (3, 2), "stride": (2, 1)},
          lambda x: pool_ref(x, (3, 2), (2, 1), np.mean)),
@@ -287,6 +288,16 @@ def test_max_pool_tie_goes_to_the_first_maximum_row_major():
     (dx,) = L.max_pool2d_vjp(np.array([[[1.0, 2.0]]]), x, size=2, stride=1)
     assert np.array_equal(dx, [[[0.0, 3.0, 0.0], [0.0, 0.0, 0.0]]])
     assert np.array_equal(L.max_pool2d(x, size=2, stride=1), [[[9.0, 9.0]]])
+
+
+def test_max_pool_ties_in_the_last_offsets_and_rows_shared_across_a_wide_stride():
+    """A tie between the last two offsets of a window goes to the first of them only; windows
+    that overlap in rows (size 2x1, stride (1, 2)) and share their maximum both send it there."""
+    (dx,) = L.max_pool2d_vjp(np.array([[[7.0]]]), np.array([[[0.0, 1.0], [3.0, 3.0]]]))
+    assert np.array_equal(dx, [[[0.0, 0.0], [7.0, 0.0]]])
+    x = np.array([[[0.0], [5.0], [1.0]]])                   # (1, 3, 1): windows rows 0-1 and 1-2
+    (dx,) = L.max_pool2d_vjp(np.array([[[2.0], [3.0]]]), x, size=(2, 1), stride=(1, 2))
+    assert np.array_equal(dx, [[[0.0], [5.0], [0.0]]])
 
 
 def test_max_pool_negative_values_and_a_single_window():
@@ -751,6 +762,9 @@ def test_sequential_bad_arguments():
         net.loss_and_grad(params[:-1], x, y)
     with pytest.raises(ValueError, match=r"^params must be a list"):
         net.forward(np.zeros(9), x)
+    with pytest.raises(ValueError, match=r"^params must be a list of 9 tuples"):
+        net.check_params(params[:-1])
+    net.check_params(params)
     bad = list(params)
     bad[1] = (params[1][0],)
     with pytest.raises(ValueError, match=r"^params\[1\] \(conv2d\) must hold arrays of shapes \(\(2, 1, 3, 2\), \(2,\)\); got \(\(2, 1, 3, 2\),\)"):
