@@ -20,3 +20,12 @@ rounding bound (NumPy only).
 """
 
 SCHEMA = "manual-backprop-benchmark/2"  # 2: backends fast/plain, jax_jit = jax_loss
+
+import os as _os
+
+# PyTorch's OpenMP workers spin after each call by default; timed between NumPy's calls, two
+# spinning workers took the cores from OpenBLAS's (a float32 batch-100 GEMM of the post network
+# took 101 ms instead of 3 ms on 2 cores). Passive waiting costs torch nothing measurable here
+# and keeps the backends from timing each other. Set before torch is imported; a value the
+# user exported wins.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

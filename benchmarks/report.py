@@ -124,6 +124,7 @@ def environment(*, load_start: list[float] | None = None, torch_threads: int | N
         import torch
 
         env["threads"]["torch"] = torch.get_num_threads()
+        env["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY")
         env["threads"]["torch_set_to"] = torch_threads
     return env
 
