@@ -131,3 +131,19 @@ def test_a_sigmoid_below_the_normal_range():
     pairs = _float32_error_within_bound("sigmoid", "mean_squared_error", params, [[1.0]], [[1.0]])
     assert max(float(err.max()) for err, _ in pairs) > 0
     assert all(np.all(err <= tol) for err, tol in pairs)
+
+
+def test_the_bound_does_not_depend_on_the_derivative_it_judges(monkeypatch):
+    """Issue 10: a derivative scaled by 1e6 leaves the tolerance unchanged, and is caught. (The
+    bound once took g' from manual_backprop itself, so a wrong g' widened its own tolerance.)"""
+    params = mb.init_params([3, 5, 4, 2], seed=1)
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(4, 3)), mb.one_hot([0, 1, 1, 0], 2)
+    before = ac.rounding_bound(params, x, y, "tanh", "binary_cross_entropy")
+    tanh = mb.ACTIVATIONS["tanh"]
+    grad = type(tanh).grad
+    monkeypatch.setattr(tanh, "grad", lambda z, a: 1e6 * grad(tanh, z, a))
+    after = ac.rounding_bound(params, x, y, "tanh", "binary_cross_entropy")
+    assert after.loss == before.loss
+    assert all(np.array_equal(a, b) for a, b in zip(after.grad, before.grad))
+    assert not ac.check_network(params, x, y, activation="tanh", use_jax=False).passed
