@@ -257,3 +257,17 @@ def test_check_network_with_large_inputs_and_cancelling_preactivations():
         v = ac.check_network(params, x, rng.random((B, 1)), activation="tanh", loss="mean_squared_error",
                              use_jax=False, per_coordinate=pc)
         assert v.passed, v.report(full=True)
+
+
+def test_a_kink_hidden_under_the_noise_floor_is_not_a_false_alarm():
+    """Found by the thorough profile: a relu net with a pre-activation exactly at its kink, where
+    ECNoise's estimate (inflated by the kink itself) made the floor 16 eps_f / h exceed the jump
+    after one 8x smaller step; the central difference, the mean of the two sides, then failed a
+    correct gradient. J that does not decay like h^3 is now a kink."""
+    from benchmarks.checker_corpus import CASES
+
+    case = next(c for c in CASES if c.name == "relu net at its kink")
+    fn, deriv, args = case.build(np.random.default_rng(1), case.min_n + 1, np.float64)
+    verdict = ac.check_gradients(fn, deriv, args)
+    assert verdict.passed, verdict.report(full=True)
+    assert sum(r.skipped for r in verdict.results) >= 2  # both kinked entries listed, not passed as smooth
