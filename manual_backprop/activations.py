@@ -35,10 +35,18 @@ def exp_neg_abs(z: np.ndarray) -> np.ndarray:
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
-    """sigma(z) = 1 / (1 + e^{-z}), as ``1 / (1 + e)`` for z >= 0 and ``e / (1 + e)``
-    for z < 0 with ``e = exp(-|z|)``: both branches are exact and never overflow."""
-    e = exp_neg_abs(z)
-    return np.where(z.real >= 0, 1, e) / (1 + e)
+    """sigma(z) = 1 / (1 + e^{-z}), computed as written for real z: below z = -88.7 (float32)
+    or -709.8 (float64) e^{-z} overflows to inf and 1 / (1 + inf) = 0, where the exact value is
+    below the smallest normal number (not a warning; the rounding bound allows it). For complex
+    z (the complex step) ``1 / (1 + e)`` for Re z >= 0 and ``e / (1 + e)`` below, e = exp(-|z|),
+    so that nothing overflows."""
+    if np.iscomplexobj(z):
+        e = exp_neg_abs(z)
+        return np.where(z.real >= 0, 1, e) / (1 + e)
+    with np.errstate(over="ignore"):
+        e = np.exp(np.negative(z))
+    e += 1
+    return np.reciprocal(e, out=e) if isinstance(e, np.ndarray) else 1 / e
 
 
 def softplus(z: np.ndarray) -> np.ndarray:
