@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -141,3 +142,16 @@ def test_finite_differences_divide_by_the_step_actually_taken():
     assert abs(num.grad[0][0, 0] - c) <= num.tol[0][0, 0]
     d = ac.directional_fd(f, P, [np.array([[1.0]])])
     assert abs(ac.oracles.dot([np.array([[c]])], d.direction) - d.value) <= d.tol
+
+
+def test_cli_plot_draws_the_error_of_every_weight_matrix(tmp_path):
+    """--plot writes a PNG of log10 |g - ref| / tol per weight matrix (one panel per matrix), and
+    the run still fails the wrong backward."""
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "errors.png"
+    run = subprocess.run([sys.executable, "-m", "autodiff_check", "--backward", "as_published", "--skip-post",
+                          "--architectures", "1", "--activations", "sigmoid", "--losses", "binary_cross_entropy",
+                          "--plot", str(png)], capture_output=True, text=True, timeout=300,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert run.returncode == 1, run.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"plot: {png}" in run.stdout
