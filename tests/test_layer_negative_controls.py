@@ -159,6 +159,11 @@ def test_max_pool_routing_to_every_position_is_caught(case):
 def test_softmax_with_only_the_jacobian_diagonal_is_caught(case):
     primals, options = case
     assume(primals[0].shape[options["axis"]] > 1)
+    # The bug drops the off-diagonal terms -p_i p_j. Where the softmax saturates (logits 61 and -77,
+    # found by the thorough profile) they are ~1e-60 and the diagonal-only Jacobian is right to
+    # rounding: no check can or should tell. Draw inputs where the two differ: a spread of logits
+    # below 20 keeps every p_i p_j above e^-20 / n^2 of the largest term.
+    assume(np.ptp(primals[0], axis=options["axis"]).max() < 20)
     _assert_caught("softmax", softmax_vjp_diagonal, primals, options)
 
 
