@@ -4,6 +4,8 @@ math it compares and nothing else."""
 from __future__ import annotations
 
 import gzip
+import os
+import threading
 import struct
 from collections.abc import Sequence
 from pathlib import Path
@@ -69,3 +71,25 @@ def fake_mnist(directory: Path, *, n_train=12, n_test=7, rows=5, cols=4, gz=True
         stem = MNIST_FILES[key][0]
         write(directory / (stem + (".gz" if gz else "")), idx_bytes(a), gz=gz)
     return arrays
+
+
+def call_on_a_fifo(fn, fifo: Path):
+    """``fn(fifo)``'s result or exception, from a thread: opening a FIFO for reading blocks until a
+    writer comes, so a call still blocked after 10 s is unblocked (a writer appears and leaves)
+    and reported as an AssertionError."""
+    outcome: list = []
+
+    def reader():
+        try:
+            outcome.append(fn(fifo))
+        except Exception as e:  # returned to the caller, who judges it
+            outcome.append(e)
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    thread.join(timeout=10)
+    if thread.is_alive():
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(timeout=10)
+        raise AssertionError(f"{getattr(fn, '__name__', fn)} blocked on a FIFO")
+    return outcome[0]

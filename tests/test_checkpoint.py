@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 import tracemalloc
 import zipfile
@@ -23,6 +22,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import examples
+from support import call_on_a_fifo
 
 from manual_backprop.app.checkpoint import load_checkpoint, save_checkpoint
 
@@ -363,21 +363,7 @@ def test_object_arrays_and_oversized_files_are_refused(good, tmp_path):
 def test_a_fifo_or_directory_is_refused_without_blocking(tmp_path):
     fifo = tmp_path / "c.npz"
     os.mkfifo(fifo)
-    outcome: list = []
-
-    def reader():
-        try:
-            outcome.append(load_checkpoint(fifo))
-        except Exception as e:  # recorded and judged below
-            outcome.append(e)
-
-    thread = threading.Thread(target=reader, daemon=True)
-    thread.start()
-    thread.join(timeout=10)
-    if thread.is_alive():  # unblock the hung reader (a writer appears and leaves), then fail
-        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-        thread.join(timeout=10)
-        pytest.fail("load_checkpoint blocked on a FIFO")
+    outcome = [call_on_a_fifo(load_checkpoint, fifo)]
     assert isinstance(outcome[0], ValueError) and f"{fifo}: not a valid" in str(outcome[0])
     with pytest.raises(ValueError, match=rf"{tmp_path}: not a valid manual_backprop checkpoint: a directory"):
         load_checkpoint(tmp_path)

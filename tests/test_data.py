@@ -8,7 +8,6 @@ import os
 import re
 import socket
 import struct
-import threading
 import tracemalloc
 import zlib
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import examples
-from support import TYPE_CODES, fake_mnist, idx_bytes, write
+from support import TYPE_CODES, call_on_a_fifo, fake_mnist, idx_bytes, write
 
 from manual_backprop.app import data
 from manual_backprop.app.data import MNIST_FILES, load_mnist, read_idx
@@ -236,21 +235,7 @@ def test_fifo_is_refused_without_blocking(tmp_path):
     """Opening a FIFO for reading blocks until a writer comes: refused from its stat instead."""
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
-    outcome: list = []
-
-    def reader():
-        try:
-            outcome.append(read_idx(fifo))
-        except Exception as e:  # recorded and judged below
-            outcome.append(e)
-
-    thread = threading.Thread(target=reader, daemon=True)
-    thread.start()
-    thread.join(timeout=10)
-    if thread.is_alive():  # unblock the hung reader (a writer appears and leaves), then fail
-        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-        thread.join(timeout=10)
-        pytest.fail("read_idx blocked on a FIFO")
+    outcome = [call_on_a_fifo(read_idx, fifo)]
     assert isinstance(outcome[0], ValueError), outcome
     assert str(fifo) in str(outcome[0]) and "not a regular file" in str(outcome[0])
 
