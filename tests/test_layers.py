@@ -17,7 +17,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 import autodiff_check.layers as J
 import layer_strategies as S
 import manual_backprop.layers as L
-from layer_checks import check_layer, check_layer_float32
+import running_error as R
+from layer_checks import Magnitude, Running, check_layer, check_layer_float32
+from running_error import Rounded
 from strategies import examples
 
 
@@ -70,55 +72,112 @@ def _attention_magnitude(dy, q, k, v, *, causal):
             Tq * float(np.abs(dy).max())]
 
 
-# name, strategy, kinks (None where the layer is smooth), magnitude (None: the default bound)
+# ---- running error bounds of the layers with saturating units (tests/running_error.py) ----------
+# Each evaluates the layer's equations, as its docstring writes them and in the order
+# manual_backprop.layers evaluates them, on Rounded values; the returned coefficients C bound
+# each gradient entry's rounding error by C u.
+
+
+def _sigmoid_rounding(dy, x):
+    s = R.sigmoid(Rounded.exact(x))
+    return [(dy * (s * (1 - s))).c]
+
+
+def _rnn_rounding(dy, x, h0, Wx, Wh, b):
+    dy, x, h0, Wx, Wh, b = map(Rounded.exact, (dy, x, h0, Wx, Wh, b))
+    N, T, D = x.shape
+    h, prev = [], h0
+    for t in range(T):
+        prev = R.tanh(x[:, t] @ Wx + prev @ Wh + b)
+        h.append(prev)
+    da, dh = [None] * T, Rounded.exact(np.zeros(h0.shape))
+    for t in range(T - 1, -1, -1):
+        dh = dh + dy[:, t]
+        da[t] = dh * (1 - h[t] * h[t])
+        dh = da[t] @ Wh.T
+    A = R.stack(da, 1).reshape(N * T, -1)
+    hprev = R.stack([h0] + h[:-1], 1).reshape(N * T, -1)
+    return [(A @ Wx.T).reshape(N, T, D).c, dh.c, (x.reshape(N * T, D).T @ A).c, (hprev.T @ A).c, A.sum(0).c]
+
+
+def _lstm_rounding(dy, x, h0, c0, Wx, Wh, b):
+    dy, x, h0, c0, Wx, Wh, b = map(Rounded.exact, (dy, x, h0, c0, Wx, Wh, b))
+    N, T, D = x.shape
+    H = h0.shape[1]
+    gates, cs, tcs, hs = [], [c0], [], [h0]
+    for t in range(T):
+        a = x[:, t] @ Wx + hs[-1] @ Wh + b
+        i, f, o, g = (R.sigmoid(a[:, :H]), R.sigmoid(a[:, H:2 * H]), R.sigmoid(a[:, 2 * H:3 * H]),
+                      R.tanh(a[:, 3 * H:]))
+        gates.append((i, f, o, g))
+        cs.append(f * cs[-1] + i * g)
+        tcs.append(R.tanh(cs[-1]))
+        hs.append(o * tcs[-1])
+    da = [None] * T
+    dh, dc = Rounded.exact(np.zeros(h0.shape)), Rounded.exact(np.zeros(c0.shape))
+    for t in range(T - 1, -1, -1):
+        i, f, o, g = gates[t]
+        tc = tcs[t]
+        dh = dh + dy[:, t]
+        dc = dc + dh * o * (1 - tc * tc)
+        da[t] = R.concatenate([dc * g * i * (1 - i), dc * cs[t] * f * (1 - f),
+                               dh * tc * o * (1 - o), dc * i * (1 - g * g)], 1)
+        dc = dc * f
+        dh = da[t] @ Wh.T
+    A = R.stack(da, 1).reshape(N * T, -1)
+    hprev = R.stack(hs[:-1], 1).reshape(N * T, -1)
+    return [(A @ Wx.T).reshape(N, T, D).c, dh.c, dc.c, (x.reshape(N * T, D).T @ A).c, (hprev.T @ A).c, A.sum(0).c]
+
+
+# name, strategy, kinks (None where the layer is smooth), bound (None: the default, layer_checks)
 LAYERS = [
     ("dense", S.dense(), None, None),
     ("conv2d", S.conv2d(), None, None),
     ("max_pool2d", S.pool(), _pool_pattern, None),
     ("avg_pool2d", S.pool(), None, None),
     ("dropout", S.dropout(), None, None),
-    ("batch_norm", S.batch_norm(), None, _norm_magnitude(lambda x: (0,) + tuple(range(2, x.ndim)))),
-    ("layer_norm", S.layer_norm(), None, _norm_magnitude(lambda x: (x.ndim - 1,))),
-    ("softmax", S.softmax(), None, _softmax_magnitude),
-    ("attention", S.attention(), None, _attention_magnitude),
+    ("batch_norm", S.batch_norm(), None, Magnitude(_norm_magnitude(lambda x: (0,) + tuple(range(2, x.ndim))))),
+    ("layer_norm", S.layer_norm(), None, Magnitude(_norm_magnitude(lambda x: (x.ndim - 1,)))),
+    ("softmax", S.softmax(), None, Magnitude(_softmax_magnitude)),
+    ("attention", S.attention(), None, Magnitude(_attention_magnitude)),
     ("embedding", S.embedding(), None, None),
-    ("rnn", S.rnn(), None, None),
-    ("lstm", S.lstm(), None, None),
+    ("rnn", S.rnn(), None, Running(_rnn_rounding)),
+    ("lstm", S.lstm(), None, Running(_lstm_rounding)),
     ("relu", S.relu(), _relu_pattern, None),
-    ("sigmoid", S.sigmoid(), None, None),
+    ("sigmoid", S.sigmoid(), None, Running(_sigmoid_rounding)),
     ("reshape", S.reshape(), None, None),
 ]
 NAMES = [name for name, *_ in LAYERS]
 
 
-def _check(name, primals, options, kinks, magnitude):
+def _check(name, primals, options, kinks, bound):
     """The one call a layer's check is: hand layer and VJP against the JAX twin and FD."""
     return check_layer(getattr(L, name), getattr(L, name + "_vjp"), *primals,
-                       jax_fn=J.FORWARD[name], kinks=kinks, magnitude=magnitude, **options)
+                       jax_fn=J.FORWARD[name], kinks=kinks, bound=bound, **options)
 
 
-@pytest.mark.parametrize("name, strategy, kinks, magnitude", LAYERS, ids=NAMES)
-def test_vjp_float64_matches_jax_and_finite_differences(name, strategy, kinks, magnitude):
+@pytest.mark.parametrize("name, strategy, kinks, bound", LAYERS, ids=NAMES)
+def test_vjp_float64_matches_jax_and_finite_differences(name, strategy, kinks, bound):
     @settings(max_examples=examples(4))
     @given(strategy)
     def prop(case):
         primals, options = case
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            failures = _check(name, primals, options, kinks, magnitude)
+            failures = _check(name, primals, options, kinks, bound)
         assert not failures, f"{name} {options}: " + "; ".join(failures)
 
     prop()
 
 
-@pytest.mark.parametrize("name, strategy, kinks, magnitude", LAYERS, ids=NAMES)
-def test_float32_matches_float64(name, strategy, kinks, magnitude):
+@pytest.mark.parametrize("name, strategy, kinks, bound", LAYERS, ids=NAMES)
+def test_float32_matches_float64(name, strategy, kinks, bound):
     @settings(max_examples=examples(3))
     @given(strategy)
     def prop(case):
         primals, options = case
         failures = check_layer_float32(getattr(L, name), getattr(L, name + "_vjp"), *primals,
-                                       magnitude=magnitude, **options)
+                                       bound=bound, **options)
         assert not failures, f"{name} {options}: " + "; ".join(failures)
 
     prop()

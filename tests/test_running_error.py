@@ -1,0 +1,62 @@
+"""The running error bounds the layer tests use (tests/running_error.py) hold: each rule, and a
+chain of them like a recurrent unit's derivative, evaluated in float32 errs by at most C u32
+against the same formula in float64 (whose own error, C u64, is added)."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings, strategies as st
+
+import running_error as R
+from running_error import Rounded
+from strategies import examples
+
+U32, U64 = 2.0**-24, 2.0**-53
+
+
+@st.composite
+def operands(draw):
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    n, k = draw(st.integers(1, 6)), draw(st.integers(1, 40))
+    scale = draw(st.sampled_from([0.1, 1.0, 4.0]))
+    return [(scale * rng.standard_normal(shape)).astype(np.float32) for shape in ((n, k), (k, n), (n,))]
+
+
+def _within(got32, bound: Rounded):
+    err = np.abs(np.asarray(got32, np.float64) - bound.v)
+    assert np.all(err <= (U32 + U64) * bound.c), float(np.max(err / ((U32 + U64) * bound.c)))
+
+
+@settings(max_examples=examples(20))
+@given(operands())
+def test_each_rule_bounds_its_float32_evaluation(ops):
+    A, B, b = ops
+    a, bb, v = Rounded.exact(A), Rounded.exact(B), Rounded.exact(b)
+    _within(A @ B, a @ bb)
+    _within(A[0] + B[:, 0], a[0] + bb[:, 0])
+    _within(A[0] - B[:, 0], a[0] - bb[:, 0])
+    _within(A[0] * B[:, 0], a[0] * bb[:, 0])
+    _within(A.sum(1), a.sum(1))
+    _within(np.tanh(b), R.tanh(v))
+    _within(1 / (1 + np.exp(-b)), R.sigmoid(v))
+
+
+@settings(max_examples=examples(20))
+@given(operands())
+def test_a_saturating_derivative_chain_is_bounded(ops):
+    """The case the bounds exist for: t = tanh(x W + b), then dy (1 - t t); saturated units
+    (|x W| up to 4 sqrt(k)) make 1 - t^2 lose relative accuracy."""
+    A, B, b = ops
+    dy = np.float32(1.5)
+    t32 = np.tanh(A @ B[:, :1] + b[:1])
+    t = R.tanh(Rounded.exact(A) @ Rounded.exact(B[:, :1]) + Rounded.exact(b[:1]))
+    _within(dy * (1 - t32 * t32), dy * (1 - t * t))
+
+
+def test_the_bound_is_not_relative_to_the_result():
+    """At t = tanh(6) the derivative 1 - t^2 = 2.5e-5 is computed with the absolute error of t
+    (about u): the bound says so, 2 |t| TRANSCENDENTAL u at least, where a bound relative to the
+    result would be some multiple of 2.5e-5 u."""
+    t = R.tanh(Rounded.exact(np.array([6.0])))
+    d = 1 - t * t
+    assert d.v[0] < 3e-5 and d.c[0] >= 2 * 0.99 * R.TRANSCENDENTAL
