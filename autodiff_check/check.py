@@ -57,8 +57,13 @@ Tolerances for a black box (no ``loss_error=``/``kinks=`` given) are estimated, 
    tol_i = r |ref|_max(leaf) + 8 tiny + 8 sigma_g,i, with r = max(EXACT_RTOL, 64 u) in the
    leaf's dtype (:func:`_exact_r`: 32 roundings on each side), tiny = finfo(dtype).tiny (XLA
    flushes subnormals to zero, :func:`_ftz_floor`) and sigma_g,i the measured noise of g's
-   entry i (:func:`autodiff_check.noise.vector_noise`, 8 evaluations of g): both g and the
-   oracle round their sums of the same terms, so each is within ~4 sigma_g of the exact value.
+   entry i (:func:`autodiff_check.noise.vector_noise`, 16 evaluations of g): both g and the
+   oracle round their sums of the same terms, so each is within ~4 sigma of the exact value.
+   Where the complex step (per coordinate) fails an entry, its own noise sigma_o is measured
+   the same way and the entry's 8 sigma_g becomes 8 max(sigma_g, sigma_o): the oracle may sum
+   the terms in a noisier order (a least-squares gradient at its optimum, where 10^2-sized
+   residuals cancel to 10^-8: 14 false alarms in 3,000 seeds with 8 points and g's noise alone,
+   none with both measured).
    Along a direction v the scale is the terms, not the result (+-1 directions can cancel
    <ref, v> to nothing): sum_i r_i |ref_i v_i| + 8 tiny |v|_1 + 16 sum sigma_g |v|, with ref
    JAX's reverse-mode gradient for jax_jvp (plus |jvp(v) - <vjp, v>|, JAX's own rounding along
@@ -628,6 +633,26 @@ def _cs_dir(ctx: _Context, v: np.ndarray) -> float:
         return ctx.F(ctx.flat.x + 1j * COMPLEX_H * v).imag / COMPLEX_H
 
 
+def _cs_noise(ctx: _Context, entries: np.ndarray, rng) -> np.ndarray:
+    """Per entry in ``entries``: the noise of the complex-step derivative along that coordinate
+    (:func:`autodiff_check.noise.vector_noise` of z -> Im F(z + i h e_i) / h, 16 evaluations
+    per entry), measured as g's is (:func:`_grad_noise`)."""
+    flat = ctx.flat
+    E = np.zeros((entries.size, flat.n))
+    E[np.arange(entries.size), entries] = 1.0
+    p = rng.standard_normal(flat.n)
+    p /= max(np.abs(p).max(), 1e-300)
+    h = np.sqrt(flat.u) * max(1.0, float(np.abs(flat.x).max()))
+
+    def cs_at(z):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return np.array([ctx.F(z + 1j * COMPLEX_H * e).imag / COMPLEX_H for e in E])
+
+    s = _noise.vector_noise(cs_at, flat.x, p, h)
+    return np.where(np.isfinite(s), s, 0.0)
+
+
 # ----------------------------------------------------------------------------------------------
 # the core: one scalar function of a pytree, one derivative under test
 
@@ -847,7 +872,12 @@ def _check_core(
                     e[i] = 1.0
                     cs[i] = _cs_dir(ctx, e)
                     e[i] = 0.0
-            results.append(_per_coord_result("complex_step", flat, g, cs, _exact_tol(cs, flat, sigma, grad_error),
+            tol = _exact_tol(cs, flat, sigma, grad_error)
+            if sigma is not None and g is not None:
+                failing = np.flatnonzero(~(np.abs(g - cs) <= tol) & np.isfinite(cs))
+                if failing.size:  # step 5: the oracle's own noise, where it can decide the verdict
+                    tol[failing] += 8 * np.maximum(_cs_noise(ctx, failing, rng) - sigma[failing], 0.0)
+            results.append(_per_coord_result("complex_step", flat, g, cs, tol,
                                              not_checkable={i: w for i, w in kink_idx.items()}))
 
     if "jax_grad" in wanted and g is not None:  # a full gradient: entry by entry at any size

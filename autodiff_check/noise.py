@@ -94,10 +94,11 @@ def estimate_noise(f: Callable[[np.ndarray], float], x: np.ndarray, p: np.ndarra
     return Noise(None, h, evals, f"ECNoise found no noise level in {tries} tries", spread, spread_h)
 
 
-def vector_noise(g: Callable[[np.ndarray], np.ndarray], x: np.ndarray, p: np.ndarray, h: float) -> np.ndarray:
+def vector_noise(g: Callable[[np.ndarray], np.ndarray], x: np.ndarray, p: np.ndarray, h: float,
+                 n_points: int = 2 * N_POINTS) -> np.ndarray:
     """Per-entry noise of a vector function ``g`` near x: max(sigma_3, sigma_4, sigma_5) of
-    the module docstring's table, along ``p`` with spacing ``h`` (8 evaluations of g)."""
-    ts = (np.arange(N_POINTS) - N_POINTS // 2) * h
+    the module docstring's table, along ``p`` with spacing ``h`` (16 evaluations of g)."""
+    ts = (np.arange(n_points) - n_points // 2) * h
     G = np.stack([np.asarray(g(x + t * p), dtype=np.float64) for t in ts])
     d, gamma, out = G, 1.0, np.zeros(G.shape[1:])
     for k in range(1, 6):
