@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from . import _checks
 from .activations import sigmoid as _sigmoid
 
 __all__ = [
@@ -341,6 +342,27 @@ def _window_max(x, offsets):
     return best
 
 
+def _tiles(x: np.ndarray, size, stride) -> bool:
+    """Do the windows tile x exactly (stride = size, H and W multiples of it)? The usual pooling."""
+    return stride == size and x.shape[-2] % size[0] == 0 and x.shape[-1] % size[1] == 0
+
+
+def _tile_max(x: np.ndarray, size) -> tuple[np.ndarray, np.ndarray]:
+    """The windows' maxima when they tile x, from x as bands x3 (M, kh, W), M = (...) Ho: the
+    maximum over each band's kh rows, then over each run of kw neighbours. Returns (m, x3),
+    m (M, Wo). Two passes over long rows, where one pass per window offset runs rows of Wo."""
+    (kh, kw), W = size, x.shape[-1]
+    x3 = x.reshape(-1, kh, W)
+    rows = x3[:, 0].copy()
+    for p in range(1, kh):
+        np.maximum(rows, x3[:, p], out=rows)
+    runs = rows.reshape(-1, kw)
+    m = runs[:, 0].copy()
+    for q in range(1, kw):
+        np.maximum(m, runs[:, q], out=m)
+    return m.reshape(-1, W // kw), x3
+
+
 def max_pool2d(x: np.ndarray, *, size=2, stride=None) -> np.ndarray:
     """Maximum over kh x kw windows of the last two axes, stride (sh, sw) (default: the size).
 
@@ -353,8 +375,14 @@ def max_pool2d(x: np.ndarray, *, size=2, stride=None) -> np.ndarray:
     Ties: the gradient goes to the FIRST maximum of the window in row-major order (smallest p,
     then smallest q), as ``np.argmax`` on the flattened window. At a tie max is not
     differentiable, and other libraries may choose another maximum.
+
+    When the windows tile x (stride = size, H and W multiples of it) the same maxima come from
+    x as row bands (:func:`_tile_max`), and the backward routes dy in one product where every
+    window has a single maximum; ties and NaN take the general path.
     """
     x, size, stride, out = _pool_args("max_pool2d", x, size, stride)
+    if _tiles(x, size, stride):
+        return _tile_max(x, size)[0].reshape(x.shape[:-2] + out)
     return _window_max(x, _offsets(size, stride, out))
 
 
@@ -363,6 +391,12 @@ def max_pool2d_vjp(dy: np.ndarray, x: np.ndarray, *, size=2, stride=None) -> tup
     x, size, stride, out = _pool_args("max_pool2d_vjp", x, size, stride)
     offsets = _offsets(size, stride, out)
     dy = _dy("max_pool2d", dy, x.shape[:-2] + out, x.dtype)
+    if _tiles(x, size, stride):
+        m, x3 = _tile_max(x, size)
+        hit = x3 == np.repeat(m, size[1], axis=1)[:, None, :]    # (M, kh, W): where the maxima sit
+        if np.count_nonzero(hit) == m.size and _checks.all_finite(dy):
+            # one maximum per window (no tie, no NaN): dy lands there, 0 elsewhere (dy * 1, dy * 0)
+            return ((np.repeat(dy.reshape(m.shape), size[1], axis=1)[:, None, :] * hit).reshape(x.shape),)
     best = _window_max(x, offsets)
     taken = np.zeros(best.shape, dtype=bool)            # windows whose maximum has been found
     dx = np.zeros_like(x)
