@@ -789,3 +789,38 @@ def test_sequential_targets_take_the_logits_dtype():
     J32, g32 = net.loss_and_grad(p32, x.astype(np.float32), y)
     assert all(g.dtype == np.float32 for gs in g32 for g in gs)
     assert isinstance(J32, float) and abs(J32 - J) < 1e-4 * max(1.0, abs(J))
+
+
+def _argmax_routing(dy, x, kh, kw):
+    """dx of tiling max pooling, one window at a time: dy to np.argmax of the flattened window."""
+    dx = np.zeros_like(x)
+    for idx in np.ndindex(dy.shape):
+        *lead, i, j = idx
+        p, q = divmod(int(np.argmax(x[(*lead, slice(kh * i, kh * i + kh), slice(kw * j, kw * j + kw))])), kw)
+        dx[(*lead, kh * i + p, kw * j + q)] = dy[idx]
+    return dx
+
+
+@pytest.mark.parametrize("shape, size", [((3, 4, 8, 8), 2), ((2, 3, 9, 6), 3), ((5, 6), (1, 2)), ((2, 4, 4), (2, 1))])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool_on_tiling_windows_routes_dy_by_the_argmax_rule(shape, size, dtype):
+    """The tiling case (its own code path) against a window-by-window argmax: with distinct
+    values, with every window's maximum at its first two positions (the first wins), and with
+    infinite dy (it lands at the maximum only: no 0 * inf elsewhere)."""
+    kh, kw = (size, size) if isinstance(size, int) else size
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape).astype(dtype)
+    tied = x.copy()
+    for idx in np.ndindex(shape[:-2] + (shape[-2] // kh, shape[-1] // kw)):
+        *lead, i, j = idx
+        for k in (0, 1):
+            p, q = divmod(k, kw)
+            tied[(*lead, kh * i + p, kw * j + q)] = 10.0
+    for x in (x, tied):
+        y = L.max_pool2d(x, size=size)
+        window_max = [x[(*lead, slice(kh * i, kh * i + kh), slice(kw * j, kw * j + kw))].max()
+                      for *lead, i, j in np.ndindex(y.shape)]
+        assert y.dtype == dtype and np.array_equal(y.reshape(-1), window_max)
+        for dy in (rng.standard_normal(y.shape).astype(dtype), np.full(y.shape, np.inf, dtype)):
+            (dx,) = L.max_pool2d_vjp(dy, x, size=size)
+            assert dx.dtype == dtype and np.array_equal(dx, _argmax_routing(dy, x, kh, kw))
