@@ -14,6 +14,7 @@ import pytest
 
 import manual_backprop as mb
 from autodiff_check.check import activation_pattern, check_gradients
+from manual_backprop import activations as A
 from manual_backprop.activations import ACTIVATIONS, get_activation
 from manual_backprop.losses import LOSSES, get_loss
 
@@ -415,3 +416,13 @@ def test_softmax_target_sums_are_exact_whatever_the_dtype():
     y[0, 0] = np.nextafter(1 - t, 0)  # one ulp further out
     with pytest.raises(ValueError, match="row 0 sums to"):
         sce.check_targets(y)
+
+
+@pytest.mark.parametrize("z", [np.float64(0.3), np.float32(-2.0), 0.7, np.float64(-800.0)])
+def test_sigmoid_of_a_scalar_is_the_formula(z):
+    """A scalar takes its own branch (no in-place reciprocal on a scalar): 1 / (1 + e^{-z}),
+    the same operations, the same type."""
+    with np.errstate(over="ignore"):
+        expected = 1 / (1 + np.exp(np.negative(z)))
+    s = A.sigmoid(z)
+    assert np.ndim(s) == 0 and type(s) is type(expected) and s == expected

@@ -791,36 +791,53 @@ def test_sequential_targets_take_the_logits_dtype():
     assert isinstance(J32, float) and abs(J32 - J) < 1e-4 * max(1.0, abs(J))
 
 
-def _argmax_routing(dy, x, kh, kw):
-    """dx of tiling max pooling, one window at a time: dy to np.argmax of the flattened window."""
+def _argmax_routing(dy, x, size, stride):
+    """dx of max pooling, one window at a time: dy to np.argmax of the flattened window (the
+    first maximum in row-major order), added up where windows overlap."""
+    (kh, kw), (sh, sw) = _pair(size), _pair(size if stride is None else stride)
     dx = np.zeros_like(x)
     for idx in np.ndindex(dy.shape):
         *lead, i, j = idx
-        p, q = divmod(int(np.argmax(x[(*lead, slice(kh * i, kh * i + kh), slice(kw * j, kw * j + kw))])), kw)
-        dx[(*lead, kh * i + p, kw * j + q)] = dy[idx]
+        p, q = divmod(int(np.argmax(x[(*lead, slice(sh * i, sh * i + kh), slice(sw * j, sw * j + kw))])), kw)
+        dx[(*lead, sh * i + p, sw * j + q)] += dy[idx]
     return dx
 
 
-@pytest.mark.parametrize("shape, size", [((3, 4, 8, 8), 2), ((2, 3, 9, 6), 3), ((5, 6), (1, 2)), ((2, 4, 4), (2, 1))])
+def _pair(v):
+    return (v, v) if isinstance(v, int) else v
+
+
+@pytest.mark.parametrize("shape, size, stride", [
+    ((3, 4, 8, 8), 2, None), ((2, 3, 9, 6), 3, None), ((5, 6), (1, 2), None), ((2, 4, 4), (2, 1), None),  # windows tile x
+    ((2, 3, 5, 7), 2, None), ((2, 3, 8, 8), 2, (2, 1)), ((2, 8, 8), 2, 1), ((3, 6, 6), 3, 2),             # they do not:
+    ((2, 3, 5, 8), 2, None), ((2, 3, 8, 5), 2, None), ((2, 4, 4), (3, 2), None), ((2, 4, 6), (2, 4), None),  # one axis
+])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_max_pool_on_tiling_windows_routes_dy_by_the_argmax_rule(shape, size, dtype):
-    """The tiling case (its own code path) against a window-by-window argmax: with distinct
-    values, with every window's maximum at its first two positions (the first wins), and with
-    infinite dy (it lands at the maximum only: no 0 * inf elsewhere)."""
-    kh, kw = (size, size) if isinstance(size, int) else size
+def test_max_pool_routes_dy_by_the_argmax_rule(shape, size, stride, dtype):
+    """Both code paths (windows that tile x, and the rest) against a window-by-window argmax:
+    with distinct values, with many ties (x rounded to integers: the first maximum wins), and
+    with infinite dy (it lands at the maximum only: no 0 * inf elsewhere)."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape).astype(dtype)
-    tied = x.copy()
-    for idx in np.ndindex(shape[:-2] + (shape[-2] // kh, shape[-1] // kw)):
-        *lead, i, j = idx
-        for k in (0, 1):
-            p, q = divmod(k, kw)
-            tied[(*lead, kh * i + p, kw * j + q)] = 10.0
-    for x in (x, tied):
-        y = L.max_pool2d(x, size=size)
-        window_max = [x[(*lead, slice(kh * i, kh * i + kh), slice(kw * j, kw * j + kw))].max()
-                      for *lead, i, j in np.ndindex(y.shape)]
-        assert y.dtype == dtype and np.array_equal(y.reshape(-1), window_max)
+    for x in (x, np.round(2 * x)):
+        y = L.max_pool2d(x, size=size, stride=stride)
+        assert y.dtype == dtype and np.array_equal(y, _window_max_by_loop(x, size, stride))
         for dy in (rng.standard_normal(y.shape).astype(dtype), np.full(y.shape, np.inf, dtype)):
-            (dx,) = L.max_pool2d_vjp(dy, x, size=size)
-            assert dx.dtype == dtype and np.array_equal(dx, _argmax_routing(dy, x, kh, kw))
+            (dx,) = L.max_pool2d_vjp(dy, x, size=size, stride=stride)
+            ref = _argmax_routing(dy, x, size, stride)
+            # Where windows overlap an entry sums up to k = kh kw routed dy in another order than
+            # the loop's: each order errs by at most (k - 1) u sum|dy| (Higham 3.1), so the two
+            # differ by at most 2 k u sum|dy|. Without overlap every entry is one dy: bit-equal.
+            k = int(np.prod(_pair(size)))
+            tol = 2 * k * np.finfo(dtype).eps / 2 * _argmax_routing(np.abs(dy), x, size, stride)
+            differ = dx != ref
+            assert dx.dtype == dtype and np.all(np.abs(dx[differ] - ref[differ]) <= tol[differ])
+
+
+def _window_max_by_loop(x, size, stride):
+    (kh, kw), (sh, sw) = _pair(size), _pair(size if stride is None else stride)
+    Ho, Wo = (x.shape[-2] - kh) // sh + 1, (x.shape[-1] - kw) // sw + 1
+    y = np.empty(x.shape[:-2] + (Ho, Wo), x.dtype)
+    for *lead, i, j in np.ndindex(y.shape):
+        y[(*lead, i, j)] = x[(*lead, slice(sh * i, sh * i + kh), slice(sw * j, sw * j + kw))].max()
+    return y
