@@ -286,6 +286,7 @@ def test_cli_data_dir(tmp_path, capsys):
         (["train", "--lr", "fast"], 2, "argument --lr"),
         (["train", "--momentum", "1.5"], 2, "momentum must lie in [0, 1)"),
         (["train", "--batch-size", "0"], 2, "batch_size must be a positive integer"),
+        (["train", "--threads", "-1"], 2, "threads must be a positive integer or None, NumPy's default (--threads 0"),
         (["train", "--backward", "as_published", "--hidden-sizes", "8", "16"], 2, "read the same backwards"),
         (["train", "--activation", "swish"], 2, "argument --activation"),
         (["train", "--bogus"], 2, "unrecognized arguments"),

@@ -140,7 +140,8 @@ class Config:
         for name in ("batch_size", "epochs") + (("threads",) if self.threads is not None else ()) + (
                 ("train_subset",) if self.train_subset is not None else ()):
             if not (_is_int(getattr(self, name)) and getattr(self, name) >= 1):
-                raise ValueError(f"{name} must be a positive integer; got {getattr(self, name)!r}")
+                also = " or None, NumPy's default (--threads 0 on the command line)" if name == "threads" else ""
+                raise ValueError(f"{name} must be a positive integer{also}; got {getattr(self, name)!r}")
         if not (_is_int(self.seed) and self.seed >= 0):
             raise ValueError(f"seed must be a non-negative integer; got {self.seed!r}")
         if not isinstance(self.standardize, bool):
