@@ -10,9 +10,12 @@ would say little about the other.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 from hypothesis import assume, given, settings
 
+import autodiff_check as ac
 import autodiff_check.layers as J
 import layer_strategies as S
 import manual_backprop.layers as L
@@ -29,6 +32,10 @@ def _assert_caught(name, wrong_vjp, primals, options):
     failures = check_layer(getattr(L, name), wrong_vjp, *primals, jax_fn=J.FORWARD[name], kinks=kinks, bound=bound, **options)
     assert any(f.startswith("jax_vjp") for f in failures), f"jax.vjp missed the wrong {name}: {failures}"
     assert any(f.startswith("finite_diff:") for f in failures), f"finite differences missed the wrong {name}: {failures}"
+    # and the plain call a user makes (tests/test_layers_check_vjp.py passes the right ones)
+    verdict = ac.check_vjp(partial(getattr(L, name), **options), partial(wrong_vjp, **options), *primals,
+                           jax_fn=partial(J.FORWARD[name], **options))
+    assert not verdict.passed and verdict.mismatches, f"check_vjp missed the wrong {name}:\n{verdict.report(full=True)}"
 
 
 # ---- wrong derivations -------------------------------------------------------------------------
