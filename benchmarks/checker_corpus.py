@@ -119,9 +119,11 @@ def _mlp(rng, n, dtype, activation="tanh", bug=None, at_kink=False):
     Y = rng.standard_normal((B, K)).astype(dtype)
     p = {"W1": (rng.standard_normal((D, H)) / np.sqrt(D)).astype(dtype), "b1": (0.1 * rng.standard_normal(H)).astype(dtype),
          "W2": (rng.standard_normal((H, K)) / np.sqrt(H)).astype(dtype), "b2": np.zeros(K, dtype)}
+    if activation == "relu":  # the last hidden unit of example 0 off (z = -0.5): a mask that matters
+        p["b1"][-1] = -(X[0] @ p["W1"][:, -1]) - 0.5
     if at_kink:  # hidden unit 0 of example 0 exactly at z = 0
         p["b1"][0] = -(X[0] @ p["W1"][:, 0])
-        p["b1"] = p["b1"].astype(dtype)
+    p["b1"] = p["b1"].astype(dtype)
     act = {"tanh": np.tanh, "relu": lambda z: np.maximum(z, 0)}[activation]
 
     def loss(p):

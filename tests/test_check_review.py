@@ -289,3 +289,15 @@ def test_a_cancelling_gradient_is_not_failed_by_the_oracles_own_noise(seed, n):
     fn, deriv, args = case.build(np.random.default_rng(seed), case.min_n + n, np.float64)
     verdict = ac.check_gradients(fn, deriv, args)
     assert verdict.passed, verdict.report(full=True)
+
+
+def test_the_forgotten_mask_is_a_bug_in_every_draw():
+    """Found by a corpus sweep: at seed 3027 every hidden unit of the relu net was active, so
+    the 'forgotten mask' derivative was the right one and the checker rightly passed it. The
+    corpus now switches one unit off, so the bug always shows, and is caught."""
+    from benchmarks.checker_corpus import CASES
+
+    case = next(c for c in CASES if c.name == "relu net" and c.bug == "a forgotten mask")
+    fn, deriv, args = case.build(np.random.default_rng(3027), case.min_n + 4, np.float64)
+    verdict = ac.check_gradients(fn, deriv, args)
+    assert not verdict.passed and all(m.where.startswith(("params['W1']", "params['b1']")) for m in verdict.mismatches)
