@@ -249,3 +249,18 @@ def test_layer_benchmark_quick_run_writes_json(tmp_path):
     # two SGD steps from the same start on the same batches: the parameters differ by rounding
     # only, a few float32 u (6e-8) of the update per step; a wrong gradient moves them by ~lr |g|/|W| ~ 1e-3
     assert cnn["max_param_diff_rel"] < 1e-4
+
+
+def test_corpus_sweep_counts_every_check_and_says_which_verdict_is_wrong(capsys, monkeypatch):
+    from benchmarks import corpus_sweep
+    from benchmarks.checker_corpus import CASES
+
+    assert corpus_sweep.main(["--first", "0", "--seeds", "1", "--sizes", "0"]) == 0
+    n = sum(len(c.dtypes) for c in CASES)
+    assert f"{n} checks, 0 wrong verdicts" in capsys.readouterr().out
+    # a verdict that passes a bug is counted wrong, and the exit status says so
+    monkeypatch.setattr(corpus_sweep, "verdict_is_right", lambda case, verdict: case.bug is None)
+    assert corpus_sweep.main(["--first", "0", "--seeds", "1", "--sizes", "0"]) == 1
+    assert "WRONG" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        corpus_sweep.main(["--seeds", "0"])
