@@ -186,7 +186,7 @@ class Verdict:
     def passed(self) -> bool:
         """No oracle disagrees, and something was checked: an entry resolved by some oracle, or a
         direction (a verdict over nothing is no pass)."""
-        return all(r.passed for r in self.results) and self.n_checked > 0
+        return bool(all(r.passed for r in self.results) and self.n_checked > 0)
 
     @property
     def status(self) -> str:
@@ -224,7 +224,7 @@ class Verdict:
         """Entries resolved by some per-coordinate oracle plus directions checked."""
         m = self._resolved()
         n = int(m[1].sum()) if m is not None else 0
-        return n + sum(sum(np.isfinite(t) for _, _, t in r.directional) for r in self.results if r.directional)
+        return n + int(sum(sum(np.isfinite(t) for _, _, t in r.directional) for r in self.results if r.directional))
 
     @property
     def not_resolvable(self) -> list[str]:
@@ -593,7 +593,8 @@ def _measure(flat: _Flat, F, rng, loss_error: float | None, what: str) -> _Conte
             eps_f = 16 * u_in * max(1.0, abs(f0))
             note = f"noise of {what}: {nz.note}; assumed eps_f = 16 u max(1, |f|) = {eps_f:.1e}"
     c = np.cbrt(u_in)
-    hrel = float(np.clip(np.cbrt(eps_f / max(abs(f0), np.finfo(np.float64).tiny)), c / 4, 16 * c))
+    with np.errstate(over="ignore", divide="ignore"):  # f(x) = 0: the largest relative step
+        hrel = float(np.clip(np.cbrt(np.float64(eps_f) / np.float64(abs(f0))), c / 4, 16 * c))
     return _Context(flat, F, f0, eps_f, hrel, note)
 
 

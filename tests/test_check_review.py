@@ -301,3 +301,27 @@ def test_the_forgotten_mask_is_a_bug_in_every_draw():
     fn, deriv, args = case.build(np.random.default_rng(3027), case.min_n + 4, np.float64)
     verdict = ac.check_gradients(fn, deriv, args)
     assert not verdict.passed and all(m.where.startswith(("params['W1']", "params['b1']")) for m in verdict.mismatches)
+
+
+def test_a_function_that_is_zero_at_x_is_checked_without_a_warning():
+    """Found by the thorough profile (check_vjp of relu at one negative input): f(x) = 0 made
+    the relative step eps_f / |f(x)| overflow with a RuntimeWarning. f = 0 now takes the
+    largest relative step, quietly; the exact oracles still check the zero gradient."""
+    import autodiff_check.layers as J
+    import manual_backprop.layers as L
+
+    verdict = ac.check_vjp(L.relu, L.relu_vjp, np.array([-3.81176205]), jax_fn=J.FORWARD["relu"])
+    assert verdict.passed and verdict.n_checked > 0
+
+
+def test_a_verdict_is_truthy_as_a_python_bool():
+    """`if verdict:` and `assert verdict` work: bool() of a PASS, a FAIL and a NOT CHECKED (found
+    with the test above: a numpy.bool from the count of checked directions made bool() raise)."""
+    import jax.numpy as jnp
+
+    x = np.array([0.3, -1.2])
+    good = ac.check_vjp(np.sin, lambda c, x: (c * np.cos(x),), x, jax_fn=jnp.sin)   # with directions (jax.jvp)
+    bad = ac.check_vjp(np.sin, lambda c, x: (c * np.sin(x),), x, jax_fn=jnp.sin)
+    assert bool(good) is True and bool(bad) is False and type(good.passed) is bool
+    none = ac.check_gradients(lambda p: 0.0 * float(np.sum(p)), lambda p: np.zeros_like(p), np.array([1.0]))
+    assert type(none.passed) is bool and bool(none) is (none.status == "PASS")
