@@ -22,17 +22,13 @@ settings.register_profile("thorough", max_examples=200, print_blob=True, **_comm
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
-import sys  # noqa: E402
-
 import pytest  # noqa: E402
+
+from support import release_jax_executables  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
 def _release_jax_executables():
-    """Drop JAX's compiled executables after each test. Every new shape a property draws is a
-    new executable holding memory mappings; thousands of them (the thorough profile) exhaust
-    the kernel's map limit and the next compilation segfaults."""
+    """Drop JAX's compiled executables after each test (support.release_jax_executables)."""
     yield
-    jax = sys.modules.get("jax")
-    if jax is not None:
-        jax.clear_caches()
+    release_jax_executables()

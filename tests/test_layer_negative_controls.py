@@ -21,6 +21,7 @@ import layer_strategies as S
 import manual_backprop.layers as L
 from layer_checks import check_layer
 from strategies import examples
+from support import release_jax_executables
 from test_layers import LAYERS
 
 _TABLE = {name: (kinks, bound) for name, _, kinks, bound in LAYERS}
@@ -35,6 +36,7 @@ def _assert_caught(name, wrong_vjp, primals, options):
     # and the plain call a user makes (tests/test_layers_check_vjp.py passes the right ones)
     verdict = ac.check_vjp(partial(getattr(L, name), **options), partial(wrong_vjp, **options), *primals,
                            jax_fn=partial(J.FORWARD[name], **options))
+    release_jax_executables()
     assert not verdict.passed and verdict.mismatches, f"check_vjp missed the wrong {name}:\n{verdict.report(full=True)}"
 
 

@@ -17,6 +17,7 @@ import autodiff_check as ac
 import autodiff_check.layers as J
 import manual_backprop.layers as L
 from strategies import examples
+from support import release_jax_executables
 from test_layers import LAYERS, NAMES
 
 
@@ -30,6 +31,7 @@ def test_every_layer_passes_check_vjp(name, strategy, dtype):
         primals = tuple(p.astype(dtype) if np.asarray(p).dtype.kind == "f" else p for p in primals)
         verdict = ac.check_vjp(partial(getattr(L, name), **options), partial(getattr(L, name + "_vjp"), **options),
                                *primals, jax_fn=partial(J.FORWARD[name], **options))
+        release_jax_executables()
         assert verdict.passed, f"{name} {options}:\n{verdict.report(full=True)}"
 
     prop()
