@@ -15,14 +15,20 @@ from hypothesis import given, settings
 
 import autodiff_check as ac
 import autodiff_check.layers as J
+import layer_strategies as S
 import manual_backprop.layers as L
 from strategies import examples
 from support import release_jax_executables
 from test_layers import LAYERS, NAMES
 
 
+# softmax with logits of spread up to ~20 here (scale 30 in tests/test_layers.py): at saturated
+# logits check_vjp can fail a correct VJP, a known limitation (the test below, xfail).
+STRATEGIES = [(n, S.softmax(scales=(1.0, 3.0)) if n == "softmax" else s) for n, s, *_ in LAYERS]
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("name, strategy", [(n, s) for n, s, *_ in LAYERS], ids=NAMES)
+@pytest.mark.parametrize("name, strategy", STRATEGIES, ids=NAMES)
 def test_every_layer_passes_check_vjp(name, strategy, dtype):
     @settings(max_examples=examples(2))
     @given(strategy)
@@ -35,3 +41,19 @@ def test_every_layer_passes_check_vjp(name, strategy, dtype):
         assert verdict.passed, f"{name} {options}:\n{verdict.report(full=True)}"
 
     prop()
+
+
+@pytest.mark.xfail(strict=True, reason="known limitation: a false alarm at saturated softmax logits")
+def test_check_vjp_at_saturated_softmax_logits():
+    """Found by the thorough profile. Along axis 0 each column is dominated by one logit by 20-50;
+    dx = y (dy - sum dy y) then cancels from terms of size 1 to results of 1e-13 (1 - y ~ e^-28),
+    and the two exact computations (ours and jax.vjp) differ by 5.5e-17, over the per-entry
+    tolerance 1e-8 max|ref| + 8 sigma_g = 5.0e-17: the rounding of y ~ 1 does not vary with x at
+    the noise-measuring step, so sigma_g misses it. A black box gives no sum|terms| to bound the
+    cancellation with; until the checker estimates it, this is a false alarm (docs/checker.md)."""
+    x = np.array([[-34.71238679, -29.48948118, -30.123145], [18.18772335, 15.63074925, -7.12313472],
+                  [-3.382939, 35.74033006, 21.189121]])
+    options = {"axis": 0}
+    verdict = ac.check_vjp(partial(L.softmax, **options), partial(L.softmax_vjp, **options), x,
+                           jax_fn=partial(J.FORWARD["softmax"], **options))
+    assert verdict.passed, verdict.report(full=True)
