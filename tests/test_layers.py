@@ -21,7 +21,6 @@ import running_error as R
 from layer_checks import Magnitude, Running, check_layer, check_layer_float32
 from running_error import Rounded
 from strategies import examples
-from support import release_jax_executables
 
 
 def _pool_pattern(x, *, size=2, stride=None):
@@ -173,7 +172,6 @@ def test_vjp_float64_matches_jax_and_finite_differences(name, strategy, kinks, b
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             failures = _check(name, primals, options, kinks, bound)
-        release_jax_executables()
         assert not failures, f"{name} {options}: " + "; ".join(failures)
 
     prop()
