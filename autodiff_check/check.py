@@ -566,6 +566,14 @@ class _Context:
     noise_note: str
 
 
+def _noise_probe(flat: _Flat, rng) -> tuple[np.ndarray, float]:
+    """The direction p (Gaussian, max|p| = 1) and spacing h = sqrt(u) max(1, |x|) along which
+    noise is measured (ECNoise of f, and of g or an oracle entry by entry)."""
+    p = rng.standard_normal(flat.n)
+    p /= max(np.abs(p).max(), 1e-300)
+    return p, float(np.sqrt(flat.u) * max(1.0, float(np.abs(flat.x).max()) if flat.n else 1.0))
+
+
 def _measure(flat: _Flat, F, rng, loss_error: float | None, what: str) -> _Context:
     raw = F(flat.x)
     f0 = float(np.real(raw))
@@ -577,9 +585,7 @@ def _measure(flat: _Flat, F, rng, loss_error: float | None, what: str) -> _Conte
             raise ValueError(f"loss_error must be a finite number >= 0; got {loss_error!r}")
         eps_f, note = float(loss_error), f"loss error {loss_error:.2e} (given)"
     else:
-        p = rng.standard_normal(flat.n)
-        p /= max(np.abs(p).max(), 1e-300)
-        h0 = np.sqrt(u_in) * max(1.0, float(np.abs(flat.x).max()) if flat.n else 1.0)
+        p, h0 = _noise_probe(flat, rng)
         nz = _noise.estimate_noise(F, flat.x, p, h0)
         u_out = u_in if isinstance(raw, float) else u_in
         if nz.sigma is not None:
@@ -641,9 +647,7 @@ def _cs_noise(ctx: _Context, entries: np.ndarray, rng) -> np.ndarray:
     flat = ctx.flat
     E = np.zeros((entries.size, flat.n))
     E[np.arange(entries.size), entries] = 1.0
-    p = rng.standard_normal(flat.n)
-    p /= max(np.abs(p).max(), 1e-300)
-    h = np.sqrt(flat.u) * max(1.0, float(np.abs(flat.x).max()))
+    p, h = _noise_probe(flat, rng)
 
     def cs_at(z):
         with warnings.catch_warnings():
@@ -1089,9 +1093,7 @@ def _pick_jax(jax_fn, jax_loss_fn):
 
 
 def _grad_noise(flat: _Flat, grad_flat: Callable[[np.ndarray], np.ndarray], rng) -> np.ndarray:
-    p = rng.standard_normal(flat.n)
-    p /= max(np.abs(p).max(), 1e-300)
-    h = np.sqrt(flat.u) * max(1.0, float(np.abs(flat.x).max()) if flat.n else 1.0)
+    p, h = _noise_probe(flat, rng)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         s = _noise.vector_noise(lambda z: grad_flat(flat.rnd(z)), flat.x, p, h)
@@ -1369,9 +1371,7 @@ def _noise_of_output(flat: _Flat, fn, rng) -> list[np.ndarray]:
     def vec(z):
         return np.concatenate([np.real(np.asarray(L)).astype(np.float64).ravel() for L in flatten(fn(z))[0]])
 
-    p = rng.standard_normal(flat.n)
-    p /= max(np.abs(p).max(), 1e-300)
-    h = np.sqrt(flat.u) * max(1.0, float(np.abs(flat.x).max()))
+    p, h = _noise_probe(flat, rng)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         s = _noise.vector_noise(vec, flat.x, p, h)
