@@ -109,15 +109,16 @@ def _backprop(params: Params, x: np.ndarray, y: np.ndarray, g, ell, ws: Workspac
 
 
 def _check_out(out, params: Params) -> list[np.ndarray]:
-    """``out`` as a list of writeable C-contiguous arrays shaped and typed like ``params``."""
+    """``out`` as a list of writeable, aligned, C-contiguous arrays shaped and typed like
+    ``params`` (BLAS writes them in place; np.dot refuses an unaligned one)."""
     if isinstance(out, np.ndarray) or not isinstance(out, Sequence) or len(out) != len(params):
         raise TypeError(f"out must be a list of {len(params)} arrays shaped like params")
     for i, (G, W) in enumerate(zip(out, params)):
         if not isinstance(G, np.ndarray) or G.shape != W.shape or G.dtype != W.dtype:
             what = f"{G.dtype} array of shape {G.shape}" if isinstance(G, np.ndarray) else type(G).__name__
             raise ValueError(f"out[{i}] must be a {W.dtype} array of shape {W.shape}; got {what}")
-        if not (G.flags.c_contiguous and G.flags.writeable):
-            raise ValueError(f"out[{i}] must be a writeable C-contiguous array")
+        if not (G.flags.c_contiguous and G.flags.writeable and G.flags.aligned):
+            raise ValueError(f"out[{i}] must be a writeable, aligned, C-contiguous array")
         if any(np.may_share_memory(G, V) for V in params):
             raise ValueError(f"out[{i}] overlaps the parameters; gradients need their own memory")
         if any(np.may_share_memory(G, H) for H in out[:i]):
@@ -125,24 +126,19 @@ def _check_out(out, params: Params) -> list[np.ndarray]:
     return list(out)
 
 
-def _update_bound(a: np.ndarray, delta: np.ndarray, scale: float = 1.0) -> float:
-    """B max(1, |a|) |delta| |scale|: no entry of scale * [1, a]^T delta can exceed it."""
-    return (a.shape[0] * max(1.0, float(a.max()), -float(a.min()))
-            * max(float(delta.max()), -float(delta.min())) * abs(float(scale)))
-
-
 def loss_and_grad(params: Params, x: np.ndarray, y: np.ndarray, *, activation: str = "sigmoid",
                   loss: str = "binary_cross_entropy", out: Params | None = None,
                   workspace: Workspace | None = None) -> tuple[float, Params]:
     """``(J, grads)`` as :func:`manual_backprop.network.loss_and_grad`, from reused buffers.
 
-    ``out``: a list of C-contiguous arrays shaped and typed like ``params``, receives the
-    gradient and is returned as ``grads``. ``workspace``: a :class:`Workspace` kept across
+    ``out``: a list of aligned C-contiguous arrays (as np.empty makes them) shaped and typed
+    like ``params``, receives the gradient and is returned as ``grads``. ``workspace``: a :class:`Workspace` kept across
     calls. With both, and sigmoid or tanh, a warm call allocates only the output layer's
     (B, n_L) arrays; other activations allocate g(z) and g'(z) per hidden layer.
 
-    The products run as BLAS through np.matmul and np.dot (np.dot for a_{l-1}^T delta_l: at
-    B = 1 an outer product, which np.matmul computes in a slow non-BLAS loop). The arithmetic
+    The products run as BLAS through np.matmul and np.dot (np.dot for a_{l-1}^T delta_l; at
+    B = 1, an outer product, BLAS ger on zeros, SciPy's BLAS on one thread as in
+    :func:`sgd_step`). The arithmetic
     is the reference's, except sigmoid's in-place kernels (another formula for g and the
     product delta a (1 - a) in another order), so results are bit-equal for the other
     activations and within the rounding bound for sigmoid.
@@ -150,15 +146,23 @@ def loss_and_grad(params: Params, x: np.ndarray, y: np.ndarray, *, activation: s
     g, ell, x, y = _prepare(params, x, y, activation, loss, check_finite=False)
     grads = [np.empty(W.shape, W.dtype) for W in params] if out is None else _check_out(out, params)
     ws = Workspace() if workspace is None else workspace
+    B = x.shape[0]
+    ger, scipy_blas = _scipy_ger(x.dtype) if B == 1 else (None, ())
 
     def store(l: int, a: np.ndarray, delta: np.ndarray) -> None:
         dW = grads[l - 1]
         np.sum(delta, axis=0, out=dW[0])               # dJ/dW_l[0]  = sum_b delta_l[b]
-        np.dot(a.T, delta, out=dW[1:])                 # dJ/dW_l[1:] = a_{l-1}^T delta_l
-        if not (_update_bound(a, delta) < np.finfo(dW.dtype).max / 2 or np.isfinite(dW).all()):
+        if ger is not None:
+            # B = 1: the outer product as a rank-1 update of zeros (dW_l[1:] seen in Fortran
+            # order is its transpose, updated in place); a k = 1 GEMM passes over it once more
+            dW[1:] = 0
+            ger(1.0, delta[0], a[0], a=dW[1:].T, overwrite_a=True)
+        else:
+            np.dot(a.T, delta, out=dW[1:])             # dJ/dW_l[1:] = a_{l-1}^T delta_l
+        if not (_checks.product_bound(a, delta) < np.finfo(dW.dtype).max / 2 or np.isfinite(dW).all()):
             raise _checks.NonFiniteError(f"dJ/dW_{l} overflows {dW.dtype}: inputs or weights too large")
 
-    with ws._use(params, x.shape[0], x.dtype):
+    with ws._use(params, B, x.dtype), _one_thread(scipy_blas):
         J = _backprop(params, x, y, g, ell, ws, store)
     return J, grads
 
@@ -197,7 +201,7 @@ def sgd_step(params: Params, x: np.ndarray, y: np.ndarray, lr: float, *, activat
     def update(l: int, a: np.ndarray, delta: np.ndarray) -> None:
         W = params[l - 1]
         delta *= minus_lr                              # delta_l is not needed after this
-        if not _update_bound(a, delta) < np.finfo(W.dtype).max / 4:
+        if not _checks.product_bound(a, delta) < np.finfo(W.dtype).max / 4:
             return _checked_update(W, a, delta, l)     # near the top of the range: look first
         W[0] += delta.sum(axis=0)
         if B == 1 and W.flags.c_contiguous and W.flags.aligned:

@@ -42,11 +42,9 @@ class BinaryCrossEntropy:
         return sigmoid(z) - y
 
     def check_targets(self, y: np.ndarray) -> None:
-        if np.any(y < 0) or np.any(y > 1):
-            raise ValueError(
-                "binary_cross_entropy targets y must lie in [0, 1]; "
-                f"got values in [{y.min()}, {y.max()}]"
-            )
+        lo, hi = y.min(), y.max()
+        if lo < 0 or hi > 1:
+            raise ValueError(f"binary_cross_entropy targets y must lie in [0, 1]; got values in [{lo}, {hi}]")
 
 
 class SoftmaxCrossEntropy:

@@ -144,11 +144,10 @@ loss_and_grad = _checks.checks_overflow_itself(loss_and_grad)
 
 
 def _check_no_overflow(a: np.ndarray, delta: np.ndarray, dW: np.ndarray, l: int) -> None:
-    """dJ/dW_l has no NaN or inf. Each entry sums B products a_i delta_j (or B deltas), so it
-    is bounded by B max|a| max|delta| in every summation order: below the dtype's largest
-    number, nothing can overflow, and only above it is dW scanned."""
-    bound = a.shape[0] * max(1.0, float(a.max()), -float(a.min())) * max(float(delta.max()), -float(delta.min()))
-    if not (bound < np.finfo(dW.dtype).max / 2 or np.isfinite(dW).all()):
+    """dJ/dW_l has no NaN or inf: below half the dtype's largest number the bound of
+    ``_checks.product_bound`` leaves nothing that can have overflowed (the products' own
+    rounding is a factor 1 + gamma_B <= 4/3), and only above it is dW scanned."""
+    if not (_checks.product_bound(a, delta) < np.finfo(dW.dtype).max / 2 or np.isfinite(dW).all()):
         raise _checks.NonFiniteError(f"dJ/dW_{l} overflows {dW.dtype}: inputs or weights too large")
 
 

@@ -215,6 +215,65 @@ def test_workspace_reuse_across_batch_sizes_changes_nothing():
     assert_bit_equal(a, b)
 
 
+def _unaligned_like(W: np.ndarray) -> np.ndarray:
+    """A writeable, C-contiguous array shaped and typed like W at an odd address."""
+    raw = bytearray(W.nbytes + 1)
+    U = np.frombuffer(raw, W.dtype, offset=1).reshape(W.shape)
+    assert not U.flags.aligned and U.flags.c_contiguous
+    return U
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("sizes", [[5, 7, 4, 3], [1, 2], [3, 1, 2]])
+def test_at_batch_1_the_gradient_is_the_references_bit_for_bit(activation, dtype, sizes):
+    """At B = 1 the fast path forms a_0^T delta as a BLAS rank-1 update of zeros (ger) in
+    place of a k = 1 GEMM: one product a_i delta_j per entry either way, so the same bits as
+    the reference: into fresh arrays, into out= (filled with NaN first, so that a ger that
+    missed an entry or worked on a copy shows), and for an x that is a strided view. An
+    unaligned out= is refused by name (BLAS would work on a copy, and np.dot refuses it from
+    deep inside)."""
+    rng = np.random.default_rng(4)
+    params = mb.init_params(sizes, seed=5, dtype=dtype)
+    x = rng.normal(size=(1, 2 * sizes[0])).astype(dtype)[:, ::2]
+    y = rng.uniform(size=(1, sizes[-1])).astype(dtype)
+    kw = dict(activation=activation, loss="mean_squared_error")
+    J_ref, ref = mb.loss_and_grad(params, x, y, **kw)
+    for out in (None, [np.full_like(W, np.nan) for W in params]):
+        J, g = fast.loss_and_grad(params, x, y, out=out, workspace=fast.Workspace(), **kw)
+        assert J == J_ref
+        assert_bit_equal(g, ref)
+        if out is not None:
+            assert all(a is b for a, b in zip(g, out))
+    with pytest.raises(ValueError, match=r"^out\[0\] must be a writeable, aligned, C-contiguous array$"):
+        fast.loss_and_grad(params, x, y, out=[_unaligned_like(W) for W in params], **kw)
+
+
+def test_the_gradient_bound_is_never_below_the_sums_it_bounds():
+    """``product_bound(a, delta)``, the overflow check of every gradient path, against the
+    largest sum of |[1, a]_bi delta_bj| over the batch, computed in float64 from float32
+    inputs (so exact to a few ulps of float64): never below it, on random inputs and on the
+    cases where Cauchy-Schwarz is tight (one example; a = delta = one column of equal
+    entries); inf where it cannot vouch for itself (NaN, a sum of squares that overflows, or
+    more than 1/(4u) terms in float32)."""
+    from manual_backprop._checks import product_bound
+
+    rng = np.random.default_rng(7)
+    cases = [(rng.normal(size=(B, m)) * s, rng.normal(size=(B, n)) * t)
+             for B, m, n, s, t in [(1, 5, 3, 1, 1), (8, 4, 6, 1e3, 1e-3), (64, 2, 2, 1e-9, 1e9), (3, 1, 1, 1, 1)]]
+    cases += [(np.full((9, 1), 2.0), np.full((9, 1), 3.0)), (np.zeros((4, 2)), np.full((4, 1), 5.0))]
+    for a, delta in cases:
+        a, delta = a.astype(np.float32), delta.astype(np.float32)
+        ones_a = np.hstack([np.ones((a.shape[0], 1)), a.astype(np.float64)])
+        largest = (np.abs(ones_a).T @ np.abs(delta.astype(np.float64))).max()
+        assert largest <= product_bound(a, delta) <= 4 * np.sqrt(a.shape[0] * ones_a.size) * largest + 1e-30
+    assert np.isnan(product_bound(np.array([[np.nan]]), np.ones((1, 1))))
+    assert product_bound(np.full((1, 2), 1e30, np.float32), np.ones((1, 1), np.float32)) == np.inf
+    long = np.ones((1, 2**22 + 1), np.float32)          # k u = (2^22 + 1) 2^-24 > 1/4
+    assert product_bound(long, np.ones((1, 1), np.float32)) == np.inf
+    assert np.isfinite(product_bound(long[:, :2**22], np.ones((1, 1), np.float32)))
+
+
 def test_one_workspace_used_by_two_threads_at_once_is_refused(monkeypatch):
     """A second call entering a Workspace that a first call (held inside its loss) still uses
     raises, instead of both writing the same buffers; the first call then finishes right."""
@@ -270,9 +329,10 @@ def test_non_finite_inputs_are_named_and_overflow_is_one_error(step, dtype):
 
 
 def test_blas_thread_counts_are_left_as_they_were():
-    """At B = 1 the rank-1 update runs with SciPy's bundled BLAS on one thread (two OpenBLAS
-    pools spinning against each other made steps 2.8x slower); every library's thread count
-    is restored afterwards, also when the step raises."""
+    """At B = 1 the rank-1 update (sgd_step) and the outer product (fast.loss_and_grad) run
+    with SciPy's bundled BLAS on one thread (two OpenBLAS pools spinning against each other
+    made steps 2.8x slower); every library's thread count is restored afterwards, also when
+    the call raises."""
     from threadpoolctl import threadpool_info
 
     def counts():
@@ -282,6 +342,11 @@ def test_blas_thread_counts_are_left_as_they_were():
     mb.sgd_step(params, x, y, 0.1)  # loads SciPy's BLAS
     before = counts()
     mb.sgd_step(params, x, y, 0.1)
+    assert counts() == before
+    fast.loss_and_grad(params, x, y)
+    assert counts() == before
+    with pytest.raises(mb.NonFiniteError):
+        fast.loss_and_grad(params, np.full((1, 3), 1e300), y, loss="mean_squared_error", activation="relu")
     assert counts() == before
     with pytest.raises(mb.NonFiniteError):
         mb.sgd_step(params, np.full((1, 3), 1e300), y, 0.1, loss="mean_squared_error", activation="relu")
