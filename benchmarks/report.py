@@ -96,9 +96,9 @@ def environment(*, load_start: list[float] | None = None, torch_threads: int | N
         "git_commit": _git_commit(),
         "load_average_start": load_start,
         "load_average_end": load_average(),
-        "env": {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
-                                            "OMP_NUM_THREADS", "MKL_NUM_THREADS", "XLA_FLAGS")
-                if k in os.environ},
+        "env": {k: v for k, v in os.environ.items()   # glibc's malloc settings too (docs/performance.md)
+                if k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                         "MKL_NUM_THREADS", "XLA_FLAGS", "GLIBC_TUNABLES") or k.startswith("MALLOC_")},
         "threads": {"numpy_blas": numpy_blas_threads(),
                     "jax": "XLA's own pool, one thread per CPU the process may use: "
                            f"{len(affinity) if affinity is not None else os.cpu_count()}"},
