@@ -229,6 +229,12 @@ def gradient_table(cells: list[dict], backends: list[str]) -> list[str]:
             f"{c} {big['backends'][c]['cpu_per_wall']:.1f}" for c in backends if "cpu_per_wall" in big["backends"].get(c, {})
         ]
         lines.append(f"{'':>6} CPU time / wall time at batch {big['batch']} (threads kept busy): " + ", ".join(busy))
+        faults = [f"{c} {b['faults_per_call']:.0f} ({b['kernel_per_wall']:.0%})" for c in ["gemm"] + list(backends)
+                  for b in [big["gemm"] if c == "gemm" else big["backends"].get(c, {})]
+                  if b.get("faults_per_call") is not None]
+        if faults:
+            lines.append(f"{'':>6} minor page faults per call at batch {big['batch']} (kernel time / wall time): "
+                         + ", ".join(faults))
     return lines
 
 

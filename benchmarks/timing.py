@@ -7,9 +7,11 @@ Protocol for one benchmark cell:
 2. ``rounds`` rounds follow; in each, the callables run in a freshly shuffled order, each for
    ``n`` back-to-back calls timed one by one (``n`` chosen so that a callable spends about
    ``round_time`` seconds per round, at least 1 and at most ``max_calls``);
-3. the statistics are taken over all timed calls: median, quartiles, minimum; and the
-   process CPU time over the wall time of the rounds, about the number of threads a backend
-   kept busy (2 for a two-threaded BLAS that had both cores, 1 for a single thread).
+3. the statistics are taken over all timed calls: median, quartiles, minimum; the process
+   CPU time over the wall time of the rounds, about the number of threads a backend kept busy
+   (2 for a two-threaded BLAS that had both cores, 1 for a single thread); and, where the
+   platform reports them, the minor page faults per call and the kernel's share of the wall
+   time (memory the allocator gave back to the kernel and takes again, zeroed, on every call).
 
 A disturbance from another process lands in one round of one callable, not in all of one
 callable's samples, and the median ignores it.
@@ -20,6 +22,11 @@ from __future__ import annotations
 import math
 import random
 import time
+
+try:
+    import resource
+except ImportError:  # not on Windows: no page-fault counts there
+    resource = None
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -37,6 +44,8 @@ class Stats:
     n: int
     first_call_s: float
     cpu_per_wall: float  # process CPU time / wall time while it ran: about the threads it kept busy
+    faults_per_call: float | None = None   # minor page faults per call (None: not reported here)
+    kernel_per_wall: float | None = None   # kernel CPU time / wall time while it ran
 
     @property
     def compile_s(self) -> float:
@@ -45,6 +54,13 @@ class Stats:
 
     def as_dict(self) -> dict:
         return {**asdict(self), "compile_s": self.compile_s}
+
+
+def _faults_and_kernel_time() -> tuple[int, float]:
+    if resource is None:
+        return 0, 0.0
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_minflt, r.ru_stime
 
 
 def _timed(fn: Callable[[], object]) -> float:
@@ -75,17 +91,22 @@ def interleaved(
     samples: dict[str, list[float]] = {name: [] for name in fns}
     cpu = {name: 0.0 for name in fns}
     wall = {name: 0.0 for name in fns}
+    faults = {name: 0 for name in fns}
+    kernel = {name: 0.0 for name in fns}
     order = list(fns)
     rng = random.Random(seed)
     for _ in range(rounds):
         rng.shuffle(order)
         for name in order:
             fn = fns[name]
-            c0, w0 = time.process_time(), time.perf_counter()
+            (f0, k0), c0, w0 = _faults_and_kernel_time(), time.process_time(), time.perf_counter()
             for _ in range(per_round[name]):
                 samples[name].append(_timed(fn))
             cpu[name] += time.process_time() - c0
             wall[name] += time.perf_counter() - w0
+            f1, k1 = _faults_and_kernel_time()
+            faults[name] += f1 - f0
+            kernel[name] += k1 - k0
     out = {}
     for name, s in samples.items():
         a = np.asarray(s)
@@ -97,5 +118,7 @@ def interleaved(
             n=int(a.size),
             first_call_s=float(first[name]),
             cpu_per_wall=cpu[name] / wall[name] if wall[name] > 0 else 0.0,
+            faults_per_call=faults[name] / a.size if resource is not None else None,
+            kernel_per_wall=kernel[name] / wall[name] if resource is not None and wall[name] > 0 else None,
         )
     return out

@@ -61,7 +61,8 @@ def test_quick_run_writes_valid_json(tmp_path):
             b = c["backends"][name]
             assert b["agrees"] is True and b["error_to_bound"] <= 1, (name, c["batch"], c["dtype"], b)
             for k in ("median_s", "p25_s", "p75_s", "min_s", "first_call_s", "compile_s", "gflops",
-                      "gemm_fraction", "ratio_to_baseline", "cpu_per_wall", "max_rel_error"):
+                      "gemm_fraction", "ratio_to_baseline", "cpu_per_wall", "max_rel_error",
+                      "faults_per_call", "kernel_per_wall"):
                 assert isinstance(b[k], float) and np.isfinite(b[k]), (name, k, b.get(k))
             assert b["p25_s"] <= b["median_s"] <= b["p75_s"]
         assert c["backends"]["jax_jit"]["ratio_to_baseline"] == pytest.approx(1.0)
@@ -178,6 +179,29 @@ def test_interleaved_timing_statistics():
     for s in stats.values():
         assert s.n == 15 and s.min_s <= s.p25_s <= s.median_s <= s.p75_s
     assert calls["a"] == 1 + 1 + 15  # first call, estimate, rounds
+
+
+
+@pytest.mark.skipif(timing.resource is None, reason="no getrusage on this platform")
+def test_interleaved_timing_counts_the_page_faults_of_each_callable():
+    """A callable that maps 64 fresh pages and writes one byte into each takes at least 64
+    minor page faults per call (one per first touch); one that touches nothing takes far
+    fewer; each is charged to its own callable although they alternate."""
+    import mmap
+
+    page = mmap.PAGESIZE
+
+    def touch_fresh_pages():
+        m = mmap.mmap(-1, 64 * page)
+        for i in range(64):
+            m[i * page] = 1
+        m.close()
+
+    stats = timing.interleaved({"fresh": touch_fresh_pages, "none": lambda: None},
+                               rounds=3, round_time=0.001, max_calls=20)
+    assert stats["fresh"].faults_per_call >= 64
+    assert stats["none"].faults_per_call < 8
+    assert all(0 <= s.kernel_per_wall for s in stats.values())
 
 
 # ---- the layer benchmark (python -m benchmarks layers) ----------------------------------------
