@@ -136,8 +136,9 @@ def loss_and_grad(params: Params, x: np.ndarray, y: np.ndarray, *, activation: s
     calls. With both, and sigmoid or tanh, a warm call allocates only the output layer's
     (B, n_L) arrays; other activations allocate g(z) and g'(z) per hidden layer.
 
-    The products run as BLAS through np.matmul and np.dot (np.dot for a_{l-1}^T delta_l: at
-    B = 1 an outer product, which np.matmul computes in a slow non-BLAS loop). The arithmetic
+    The products run as BLAS through np.matmul and np.dot, except a_{l-1}^T delta_l at B = 1:
+    an outer product, which np.einsum writes in one pass where a k = 1 GEMM first zeroes dW_l
+    (np.matmul would use a slow non-BLAS loop). One product per entry either way. The arithmetic
     is the reference's, except sigmoid's in-place kernels (another formula for g and the
     product delta a (1 - a) in another order), so results are bit-equal for the other
     activations and within the rounding bound for sigmoid.
@@ -145,11 +146,15 @@ def loss_and_grad(params: Params, x: np.ndarray, y: np.ndarray, *, activation: s
     g, ell, x, y = _prepare(params, x, y, activation, loss, check_finite=False)
     grads = [np.empty(W.shape, W.dtype) for W in params] if out is None else _check_out(out, params)
     ws = Workspace() if workspace is None else workspace
+    outer = x.shape[0] == 1
 
     def store(l: int, a: np.ndarray, delta: np.ndarray) -> None:
         dW = grads[l - 1]
         np.sum(delta, axis=0, out=dW[0])               # dJ/dW_l[0]  = sum_b delta_l[b]
-        np.dot(a.T, delta, out=dW[1:])                 # dJ/dW_l[1:] = a_{l-1}^T delta_l
+        if outer:                                      # B = 1: an outer product, written once
+            np.einsum("i,j->ij", a[0], delta[0], out=dW[1:])
+        else:
+            np.dot(a.T, delta, out=dW[1:])             # dJ/dW_l[1:] = a_{l-1}^T delta_l
         if not (_checks.product_bound(a, delta) < np.finfo(dW.dtype).max / 2 or np.isfinite(dW).all()):
             raise _checks.NonFiniteError(f"dJ/dW_{l} overflows {dW.dtype}: inputs or weights too large")
 
