@@ -4,7 +4,6 @@ what was expected and what was given, before any arithmetic can fail deep inside
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -59,23 +58,6 @@ def all_finite(a: np.ndarray) -> bool:
     array is finite unless it overflows (entries above ~1e154 in float64, ~1e19 in float32),
     so only a non-finite sum needs the exact, element-wise scan."""
     return bool(np.isfinite(np.vdot(a, a)) or np.isfinite(a).all())
-
-
-def product_bound(a: np.ndarray, delta: np.ndarray) -> float:
-    """A number no entry of ``[1, a]^T delta`` exceeds in magnitude, nor any partial sum of it
-    in any summation order: a (B, m), delta (B, n). By Cauchy-Schwarz over the batch,
-
-        sum_b |[1, a]_bi delta_bj| <= |[1, a]_:i| |delta_:j| <= sqrt(B + |a|_F^2) |delta|_F.
-
-    The two sums of squares are BLAS dot products of k <= B max(m, n) terms, all >= 0: while
-    k u <= 1/4 each is at least 2/3 of its exact value (error <= gamma_k <= 1/3 of it, Higham
-    eq. 3.5), so the exact bound is at most 1.5 times the computed one; the factor 2 returned
-    covers that and the few roundings after. Beyond k u = 1/4, a NaN, or an overflowing sum of
-    squares: inf (the caller then scans)."""
-    k = max(a.size, delta.size)
-    if k * np.finfo(delta.dtype).eps / 2 > 0.25:
-        return math.inf
-    return 2 * math.sqrt(a.shape[0] + float(np.vdot(a, a))) * math.sqrt(float(np.vdot(delta, delta)))
 
 
 def raise_not_finite(what: str, params, x) -> None:

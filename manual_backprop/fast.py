@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 
 from . import _checks
-from .network import Params, _prepare
+from .network import Params, _prepare, _product_bound
 
 
 class Workspace:
@@ -155,7 +155,7 @@ def loss_and_grad(params: Params, x: np.ndarray, y: np.ndarray, *, activation: s
             np.einsum("i,j->ij", a[0], delta[0], out=dW[1:])
         else:
             np.dot(a.T, delta, out=dW[1:])             # dJ/dW_l[1:] = a_{l-1}^T delta_l
-        if not (_checks.product_bound(a, delta) < np.finfo(dW.dtype).max / 2 or np.isfinite(dW).all()):
+        if not (_product_bound(a, delta) < np.finfo(dW.dtype).max / 2 or np.isfinite(dW).all()):
             raise _checks.NonFiniteError(f"dJ/dW_{l} overflows {dW.dtype}: inputs or weights too large")
 
     with ws._use(params, x.shape[0], x.dtype):
@@ -197,7 +197,7 @@ def sgd_step(params: Params, x: np.ndarray, y: np.ndarray, lr: float, *, activat
     def update(l: int, a: np.ndarray, delta: np.ndarray) -> None:
         W = params[l - 1]
         delta *= minus_lr                              # delta_l is not needed after this
-        if not _checks.product_bound(a, delta) < np.finfo(W.dtype).max / 4:
+        if not _product_bound(a, delta) < np.finfo(W.dtype).max / 4:
             return _checked_update(W, a, delta, l)     # near the top of the range: look first
         W[0] += delta.sum(axis=0)
         if B == 1 and W.flags.c_contiguous and W.flags.aligned:

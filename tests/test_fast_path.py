@@ -248,23 +248,31 @@ def test_at_batch_1_the_gradient_is_the_references_bit_for_bit(activation, dtype
 
 
 def test_the_gradient_bound_is_never_below_the_sums_it_bounds():
-    """``product_bound(a, delta)``, the overflow check of every gradient path, against the
+    """``_product_bound(a, delta)``, the overflow check of every gradient path, against the
     largest sum of |[1, a]_bi delta_bj| over the batch, computed in float64 from float32
     inputs (so exact to a few ulps of float64): never below it, on random inputs and on the
     cases where Cauchy-Schwarz is tight (one example; a = delta = one column of equal
     entries); inf where it cannot vouch for itself (NaN, a sum of squares that overflows, or
     more than 1/(4u) terms in float32)."""
-    from manual_backprop._checks import product_bound
+    from manual_backprop.network import _product_bound as product_bound
 
     rng = np.random.default_rng(7)
     cases = [(rng.normal(size=(B, m)) * s, rng.normal(size=(B, n)) * t)
              for B, m, n, s, t in [(1, 5, 3, 1, 1), (8, 4, 6, 1e3, 1e-3), (64, 2, 2, 1e-9, 1e9), (3, 1, 1, 1, 1)]]
     cases += [(np.full((9, 1), 2.0), np.full((9, 1), 3.0)), (np.zeros((4, 2)), np.full((4, 1), 5.0))]
+    u = np.finfo(np.float32).eps / 2
     for a, delta in cases:
         a, delta = a.astype(np.float32), delta.astype(np.float32)
-        ones_a = np.hstack([np.ones((a.shape[0], 1)), a.astype(np.float64)])
-        largest = (np.abs(ones_a).T @ np.abs(delta.astype(np.float64))).max()
-        assert largest <= product_bound(a, delta) <= 4 * np.sqrt(a.shape[0] * ones_a.size) * largest + 1e-30
+        a64, d64 = a.astype(np.float64), delta.astype(np.float64)
+        ones_a = np.hstack([np.ones((a.shape[0], 1)), a64])
+        largest = (np.abs(ones_a).T @ np.abs(d64)).max()
+        bound = product_bound(a, delta)
+        assert largest <= bound
+        # and it is the Cauchy-Schwarz expression, up to the float32 dot products' rounding
+        # (each relative error <= gamma_k ~ k u, halved by the square root)
+        exact = 2 * np.sqrt(a.shape[0] + np.sum(a64**2)) * np.sqrt(np.sum(d64**2))
+        k = max(a.size, delta.size)
+        assert abs(bound - exact) <= 2 * k * u * exact
     assert np.isnan(product_bound(np.array([[np.nan]]), np.ones((1, 1))))
     assert product_bound(np.full((1, 2), 1e30, np.float32), np.ones((1, 1), np.float32)) == np.inf
     long = np.ones((1, 2**22 + 1), np.float32)          # k u = (2^22 + 1) 2^-24 > 1/4
