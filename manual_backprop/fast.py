@@ -132,9 +132,10 @@ def loss_and_grad(params: Params, x: np.ndarray, y: np.ndarray, *, activation: s
     """``(J, grads)`` as :func:`manual_backprop.network.loss_and_grad`, from reused buffers.
 
     ``out``: a list of aligned C-contiguous arrays (as np.empty makes them) shaped and typed
-    like ``params``, receives the gradient and is returned as ``grads``. ``workspace``: a :class:`Workspace` kept across
-    calls. With both, and sigmoid or tanh, a warm call allocates only the output layer's
-    (B, n_L) arrays; other activations allocate g(z) and g'(z) per hidden layer.
+    like ``params``, receives the gradient and is returned as ``grads``. ``workspace``: a
+    :class:`Workspace` kept across calls. With both, and sigmoid or tanh, a warm call allocates
+    only the output layer's (B, n_L) arrays; other activations allocate g(z) and g'(z) per
+    hidden layer.
 
     The products run as BLAS through np.matmul and np.dot, except a_{l-1}^T delta_l at B = 1:
     an outer product, which np.einsum writes in one pass where a k = 1 GEMM first zeroes dW_l
@@ -181,8 +182,8 @@ def sgd_step(params: Params, x: np.ndarray, y: np.ndarray, lr: float, *, activat
     cost three passes over W_l; at B > 1 the product goes into one workspace array as large as
     the largest layer, then is added. A loss or z_l that is NaN or inf raises before any
     update (ValueError naming a NaN or inf input, else NonFiniteError). An update whose bound
-    B max|a| max|lr delta| comes within a factor 4 of the dtype's largest number is formed
-    apart and applied only if finite; otherwise NonFiniteError says which layers above were
+    (``network._product_bound`` of a_{l-1} and lr delta_l) comes within a factor 4 of the
+    dtype's largest number is formed apart and applied only if finite; otherwise NonFiniteError says which layers above were
     already updated (the backward pass updates W_L first).
     """
     g, ell, x, y = _prepare(params, x, y, activation, loss, check_finite=False)

@@ -228,9 +228,10 @@ def _unaligned_like(W: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("sizes", [[5, 7, 4, 3], [1, 2], [3, 1, 2]])
 def test_at_batch_1_the_gradient_is_the_references_bit_for_bit(activation, dtype, sizes):
     """At B = 1 a_0^T delta is an outer product, one product a_i delta_j per entry (np.einsum
-    in the fast path, a k = 1 GEMM in the reference): the same bits, into fresh arrays, into out= (filled with NaN first, so that a
-    missed entry or a copy shows), and for an x that is a strided view. An unaligned out= is
-    refused by name (np.dot would refuse it from deep inside with NumPy's own message)."""
+    in the fast path, a k = 1 GEMM in the reference): the same bits, into fresh arrays, into
+    out= (filled with NaN first, so that a missed entry or a copy shows), and for an x that
+    is a strided view. An unaligned out= is refused by name (np.dot would refuse it from deep
+    inside with NumPy's own message)."""
     rng = np.random.default_rng(4)
     params = mb.init_params(sizes, seed=5, dtype=dtype)
     x = rng.normal(size=(1, 2 * sizes[0])).astype(dtype)[:, ::2]
