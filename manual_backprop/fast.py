@@ -108,9 +108,10 @@ def _backprop(params: Params, x: np.ndarray, y: np.ndarray, g, ell, ws: Workspac
     return J
 
 
-def _check_out(out, params: Params) -> list[np.ndarray]:
+def _check_out(out, params: Params, x: np.ndarray) -> list[np.ndarray]:
     """``out`` as a list of writeable, aligned, C-contiguous arrays shaped and typed like
-    ``params`` (BLAS writes them in place; np.dot refuses an unaligned one)."""
+    ``params`` (BLAS writes them in place; np.dot refuses an unaligned one), none of them
+    sharing memory with ``x`` (read again for dJ/dW_1 after the other layers are written)."""
     if isinstance(out, np.ndarray) or not isinstance(out, Sequence) or len(out) != len(params):
         raise TypeError(f"out must be a list of {len(params)} arrays shaped like params")
     for i, (G, W) in enumerate(zip(out, params)):
@@ -121,6 +122,8 @@ def _check_out(out, params: Params) -> list[np.ndarray]:
             raise ValueError(f"out[{i}] must be a writeable, aligned, C-contiguous array")
         if any(np.may_share_memory(G, V) for V in params):
             raise ValueError(f"out[{i}] overlaps the parameters; gradients need their own memory")
+        if np.may_share_memory(G, x):
+            raise ValueError(f"out[{i}] overlaps x; gradients need their own memory")
         if any(np.may_share_memory(G, H) for H in out[:i]):
             raise ValueError(f"out[{i}] overlaps another entry of out; each layer needs its own array")
     return list(out)
@@ -145,14 +148,15 @@ def loss_and_grad(params: Params, x: np.ndarray, y: np.ndarray, *, activation: s
     activations and within the rounding bound for sigmoid.
     """
     g, ell, x, y = _prepare(params, x, y, activation, loss, check_finite=False)
-    grads = [np.empty(W.shape, W.dtype) for W in params] if out is None else _check_out(out, params)
+    grads = [np.empty(W.shape, W.dtype) for W in params] if out is None else _check_out(out, params, x)
     ws = Workspace() if workspace is None else workspace
     outer = x.shape[0] == 1
 
     def store(l: int, a: np.ndarray, delta: np.ndarray) -> None:
         dW = grads[l - 1]
         np.sum(delta, axis=0, out=dW[0])               # dJ/dW_l[0]  = sum_b delta_l[b]
-        if outer:                                      # B = 1: an outer product, written once
+        if outer and dW[1:].size > 1:                  # B = 1: an outer product, written once
+            # (np.dot keeps the sign of a -0 product only for 1 x 1, einsum never: same bits)
             np.einsum("i,j->ij", a[0], delta[0], out=dW[1:])
         else:
             np.dot(a.T, delta, out=dW[1:])             # dJ/dW_l[1:] = a_{l-1}^T delta_l
@@ -190,6 +194,8 @@ def sgd_step(params: Params, x: np.ndarray, y: np.ndarray, lr: float, *, activat
     for i, W in enumerate(params):
         if not W.flags.writeable:
             raise ValueError(f"sgd_step updates params in place: params[{i}] is read-only")
+        if np.may_share_memory(W, x):
+            raise ValueError(f"sgd_step updates params in place: params[{i}] overlaps x")
     minus_lr = -_checks.check_lr(lr, x.dtype)
     ws = Workspace() if workspace is None else workspace
     B = x.shape[0]

@@ -154,7 +154,9 @@ def _product_bound(a: np.ndarray, delta: np.ndarray) -> float:
     k u <= 1/4 each is at least 2/3 of its exact value (error <= gamma_k <= 1/3 of it, Higham
     eq. 3.5), so the exact bound is at most 1.5 times the computed one; the factor 2 returned
     covers that and the few roundings after. Beyond k u = 1/4, a NaN, or an overflowing sum of
-    squares: inf (the caller then scans)."""
+    squares: inf (the caller then scans). Barring underflow: |delta|_F^2 can round to 0 for
+    entries below ~1e-154 (float64) or ~1e-19 (float32), but then a product that overflows
+    would need |a| near 1e460 or 1e57, whose square is inf."""
     k = max(a.size, delta.size)
     if k * np.finfo(delta.dtype).eps / 2 > 0.25:
         return math.inf

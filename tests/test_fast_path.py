@@ -244,8 +244,50 @@ def test_at_batch_1_the_gradient_is_the_references_bit_for_bit(activation, dtype
         assert_bit_equal(g, ref)
         if out is not None:
             assert all(a is b for a, b in zip(g, out))
+        assert [G.tobytes() for G in g] == [R.tobytes() for R in ref]   # signed zeros too
     with pytest.raises(ValueError, match=r"^out\[0\] must be a writeable, aligned, C-contiguous array$"):
         fast.loss_and_grad(params, x, y, out=[_unaligned_like(W) for W in params], **kw)
+
+
+def test_at_batch_1_a_one_by_one_layer_keeps_the_sign_of_a_zero_gradient():
+    """1 x 1 layer, delta = 0, x = -1: the product is -0, which np.dot keeps there and
+    np.einsum (0 + -0) would not; the fast path gives the reference's bytes (review finding)."""
+    params, x, y = [np.array([[0.5], [0.25]])], np.array([[-1.0]]), np.array([[0.25]])
+    kw = dict(activation="tanh", loss="mean_squared_error")
+    _, ref = mb.loss_and_grad(params, x, y, **kw)
+    _, g = fast.loss_and_grad(params, x, y, **kw)
+    assert np.signbit(ref[0][1, 0]) and g[0].tobytes() == ref[0].tobytes()
+
+
+def test_x_sharing_memory_with_what_a_step_writes_is_refused():
+    """x is read again for dJ/dW_1 after the layers above are written: an out= entry (or, for
+    sgd_step, a weight matrix) that shares memory with x would change it first, a silent wrong
+    dJ/dW_1 (review finding). Refused by name; nothing is written."""
+    params = mb.init_params([2, 3, 1], seed=0)
+    out = [np.zeros_like(W) for W in params]
+    x, y = out[1].reshape(-1)[:2].reshape(1, 2), np.zeros((1, 1))
+    with pytest.raises(ValueError, match=r"^out\[1\] overlaps x; gradients need their own memory$"):
+        fast.loss_and_grad(params, x, y, out=out)
+    assert not any(G.any() for G in out)
+    x = params[1].reshape(-1)[:2].reshape(1, 2)
+    before = [W.copy() for W in params]
+    with pytest.raises(ValueError, match=r"^sgd_step updates params in place: params\[1\] overlaps x$"):
+        mb.sgd_step(params, x, y, 0.1)
+    assert_bit_equal(params, before)
+
+
+def test_an_update_that_pushes_a_weight_near_the_top_of_the_range_past_it_is_refused():
+    """W_1 holds +-max float64 and the update lr delta_1 is ~1e300 (relu, one example): the
+    update alone is finite, W + update is not. Refused before W_1 is touched (W_2 above was
+    already updated, and the message says so). An increment that large needs |lr delta| far
+    beyond sqrt(max), so the bound's sum of squares is inf and the update is formed apart
+    (review finding: a bound on the update alone, below max / 4, let -inf into W_1)."""
+    big = np.finfo(np.float64).max
+    params = [np.array([[1.0], [big], [-big]]), np.array([[0.0], [1.0]])]
+    before = params[0].copy()
+    with pytest.raises(mb.NonFiniteError, match=r"^the update of W_1 overflows float64; W_2\.\.W_2 were already updated$"):
+        mb.sgd_step(params, np.ones((1, 2)), np.zeros((1, 1)), 1e300, activation="relu", loss="mean_squared_error")
+    assert_bit_equal([params[0]], [before])
 
 
 def test_the_gradient_bound_is_never_below_the_sums_it_bounds():
