@@ -4,6 +4,7 @@ what was expected and what was given, before any arithmetic can fail deep inside
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -57,7 +58,7 @@ def all_finite(a: np.ndarray) -> bool:
     """True when ``a`` has no NaN or inf. One BLAS dot product: the sum of squares of a finite
     array is finite unless it overflows (entries above ~1e154 in float64, ~1e19 in float32),
     so only a non-finite sum needs the exact, element-wise scan."""
-    return bool(np.isfinite(np.vdot(a, a)) or np.isfinite(a).all())
+    return math.isfinite(np.vdot(a, a).real) or bool(np.isfinite(a).all())
 
 
 def raise_not_finite(what: str, params, x) -> None:

@@ -5,11 +5,8 @@ Every activation is a small object with
     fn(z)       -> a = g(z)                 elementwise, same shape and dtype as z
     grad(z, a)  -> g'(z)                    ``a = fn(z)`` is passed so g' can reuse it
 
-Sigmoid and tanh, whose g' is a function of a alone, also have in-place forms that the
-backward pass uses so that it neither keeps z nor makes temporary arrays:
-
-    fn_inplace(z, b)             overwrites z (batch, n) with a = g(z + b), b the bias (n,)
-    times_grad_inplace(d, a)     d *= g'(z), computed from a; a is overwritten
+In-place forms of sigmoid and tanh, whose g' is a function of a alone, are speed and live
+in ``manual_backprop.fast``.
 
 All formulas are written so that no ``exp`` overflows, also at |z| = 1000 and beyond.
 Those marked ``analytic`` are holomorphic on a strip around the real axis and accept
@@ -50,8 +47,12 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
 
 
 def softplus(z: np.ndarray) -> np.ndarray:
-    """log(1 + e^z) = max(z, 0) + log1p(e^{-|z|})."""
-    return np.where(z.real >= 0, z, 0) + np.log1p(exp_neg_abs(z))
+    """log(1 + e^z) = max(z, 0) + log1p(e^{-|z|}): ``np.logaddexp(0, z)`` for real z (the same
+    formula, one ufunc), written out for complex z (the complex step)."""
+    if np.iscomplexobj(z):
+        return np.where(z.real >= 0, z, 0) + np.log1p(exp_neg_abs(z))
+    with np.errstate(invalid="ignore"):        # a NaN in z is a NaN out, as for every g here
+        return np.logaddexp(0, z)
 
 
 class Sigmoid:
@@ -66,25 +67,6 @@ class Sigmoid:
     def grad(self, z: np.ndarray, a: np.ndarray) -> np.ndarray:
         return a * (1 - a)
 
-    def fn_inplace(self, z: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """z <- 1 / (1 + e^{-(z + b)}): four passes over z, no temporary of its size.
-
-        Where z + b < -88.7 (float32) or -709.8 (float64), e^{-(z + b)} overflows to inf and
-        a = 1 / inf = 0; the exact value there is subnormal (below 1.2e-38 or 2.2e-308), so
-        this agrees with ``sigmoid`` to within the smallest normal number, and the overflow
-        is not a warning."""
-        np.subtract(-b, z, out=z)
-        with np.errstate(over="ignore"):
-            np.exp(z, out=z)
-        z += 1
-        return np.divide(1, z, out=z)
-
-    def times_grad_inplace(self, delta: np.ndarray, a: np.ndarray) -> None:
-        """delta *= a (1 - a); a is overwritten with 1 - a."""
-        delta *= a
-        np.subtract(1, a, out=a)
-        delta *= a
-
 
 class Tanh:
     """g(z) = tanh z;   g'(z) = 1 - tanh^2 z."""
@@ -97,17 +79,6 @@ class Tanh:
 
     def grad(self, z: np.ndarray, a: np.ndarray) -> np.ndarray:
         return 1 - a * a
-
-    def fn_inplace(self, z: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """z <- tanh(z + b)."""
-        z += b
-        return np.tanh(z, out=z)
-
-    def times_grad_inplace(self, delta: np.ndarray, a: np.ndarray) -> None:
-        """delta *= 1 - a^2; a is overwritten with 1 - a^2."""
-        np.multiply(a, a, out=a)
-        np.subtract(1, a, out=a)
-        delta *= a
 
 
 class ReLU:

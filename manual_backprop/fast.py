@@ -2,8 +2,8 @@
 
 ``loss_and_grad`` with ``out=`` and ``workspace=`` writes the gradient into arrays the caller
 keeps and takes every activation and error term from a :class:`Workspace` reused between
-calls; sigmoid and tanh run in place (``fn_inplace``, ``times_grad_inplace``), so a warm call
-allocates nothing the size of a hidden layer. ``sgd_step`` applies ``W_l -= lr dJ/dW_l`` as
+calls; sigmoid and tanh run in place (:data:`IN_PLACE`), so a warm call allocates nothing the
+size of a hidden layer. ``sgd_step`` applies ``W_l -= lr dJ/dW_l`` as
 soon as the backward pass is done with W_l, without storing the gradient: at B = 1 a BLAS
 rank-1 update that reads and writes W_l once.
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -67,31 +68,71 @@ class Workspace:
         return self._scratch[:size].reshape(shape)
 
 
+def _sigmoid_inplace(z: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, bool]:
+    """z <- sigma(z + b) = 1 / (1 + e^{-(z + b)}) in four passes over z, no temporary of its
+    size; also whether z + b was finite (sigma hides +-inf as 1 or 0). Where e^{-(z + b)}
+    overflows (z + b < -88.7 in float32, -709.8 in float64) a = 1 / inf = 0, within the
+    smallest normal number of the exact value (the callers run under errstate(over="ignore"))."""
+    t = np.subtract(-b, z, out=z)                      # -(z + b)
+    finite = _checks.all_finite(t)
+    np.exp(t, out=t)
+    t += 1
+    return np.divide(1, t, out=t), finite
+
+
+def _sigmoid_times_grad(delta: np.ndarray, a: np.ndarray) -> None:
+    """delta *= sigma'(z) = a (1 - a); a is overwritten with 1 - a."""
+    delta *= a
+    np.subtract(1, a, out=a)
+    delta *= a
+
+
+def _tanh_inplace(z: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, bool]:
+    """z <- tanh(z + b); also whether z + b was finite."""
+    z += b
+    finite = _checks.all_finite(z)
+    return np.tanh(z, out=z), finite
+
+
+def _tanh_times_grad(delta: np.ndarray, a: np.ndarray) -> None:
+    """delta *= tanh'(z) = 1 - a^2; a is overwritten with 1 - a^2."""
+    np.multiply(a, a, out=a)
+    np.subtract(1, a, out=a)
+    delta *= a
+
+
+#: Activations whose g' is a function of a = g(z) alone, so z need not be kept: a_l is written
+#: over z_l, and delta_l W_l[1:]^T is multiplied by g'(z_{l-1}) in place (overwriting a_{l-1},
+#: which nothing needs after that). The others take g.fn and g.grad of the reference.
+IN_PLACE = {"sigmoid": (_sigmoid_inplace, _sigmoid_times_grad), "tanh": (_tanh_inplace, _tanh_times_grad)}
+
+
 def _backprop(params: Params, x: np.ndarray, y: np.ndarray, g, ell, ws: Workspace,
               use: Callable[[int, np.ndarray, np.ndarray], None]) -> float:
     """Forward and backward pass; returns J. For l = L..1, ``use(l, a_{l-1}, delta_l)`` gets
     what dJ/dW_l is made of, after W_l has served to compute delta_{l-1} (so ``use`` may update
     W_l in place). Refuses, before calling ``use``, a J or z_l that is NaN or inf."""
     L, B = len(params), x.shape[0]
-    inplace = hasattr(g, "fn_inplace")     # sigmoid, tanh: g' from a alone, z not kept
+    fn_inplace, times_grad_inplace = IN_PLACE.get(g.name, (None, None))
     a, z = [x], [None]                     # a[l] = a_l; z[l] = z_l, kept only if g' needs it
     finite = True
     for l in range(1, L):
         W = params[l - 1]
         z_l = np.matmul(a[l - 1], W[1:], out=ws.z[l - 1])
-        if inplace:
-            finite = finite and _checks.all_finite(z_l) and _checks.all_finite(W[0])
-            a.append(g.fn_inplace(z_l, W[0]))          # a_l = g(z_l + b_l), written over z_l
+        if fn_inplace:
+            a_l, finite_l = fn_inplace(z_l, W[0])      # z_l + b_l, then a_l, written over it
             z.append(None)
         else:
             z_l += W[0]
-            finite = finite and _checks.all_finite(z_l)
+            finite_l = _checks.all_finite(z_l)
             z.append(z_l)
-            a.append(g.fn(z_l))
+            a_l = g.fn(z_l)
+        finite = finite and finite_l
+        a.append(a_l)
     z_L = a[L - 1] @ params[L - 1][1:]
     z_L += params[L - 1][0]
     J = float(ell.value(z_L, y).sum()) / B
-    if not (finite and np.isfinite(J) and _checks.all_finite(z_L)):
+    if not (finite and math.isfinite(J) and _checks.all_finite(z_L)):
         _checks.raise_not_finite("the loss", params, x)
 
     delta = ell.delta(z_L, y)
@@ -99,8 +140,8 @@ def _backprop(params: Params, x: np.ndarray, y: np.ndarray, g, ell, ws: Workspac
     for l in range(L, 1, -1):
         back = np.matmul(delta, params[l - 1][1:].T, out=ws.back[l - 2])
         use(l, a[l - 1], delta)                        # W_l is not needed after this
-        if inplace:
-            g.times_grad_inplace(back, a[l - 1])       # nor a_{l-1}, overwritten here
+        if times_grad_inplace:
+            times_grad_inplace(back, a[l - 1])         # nor a_{l-1}, overwritten here
         else:
             back *= g.grad(z[l - 1], a[l - 1])
         delta = back                                   # delta_{l-1}
@@ -154,7 +195,7 @@ def loss_and_grad(params: Params, x: np.ndarray, y: np.ndarray, *, activation: s
 
     def store(l: int, a: np.ndarray, delta: np.ndarray) -> None:
         dW = grads[l - 1]
-        np.sum(delta, axis=0, out=dW[0])               # dJ/dW_l[0]  = sum_b delta_l[b]
+        np.add.reduce(delta, axis=0, out=dW[0])        # dJ/dW_l[0]  = sum_b delta_l[b]
         if outer and dW[1:].size > 1:                  # B = 1: an outer product, written once
             # (np.dot keeps the sign of a -0 product only for 1 x 1, einsum never: same bits)
             np.einsum("i,j->ij", a[0], delta[0], out=dW[1:])

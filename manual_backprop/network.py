@@ -125,7 +125,7 @@ def loss_and_grad(params: Params, x: np.ndarray, y: np.ndarray, *, activation: s
         z.append(a[l - 1] @ W[1:] + W[0])
         a.append(g.fn(z[l]) if l < L else None)
     J = float(np.sum(ell.value(z[L], y))) / B
-    if not (np.isfinite(J) and all(_checks.all_finite(z_l) for z_l in z[1:])):
+    if not (math.isfinite(J) and all(_checks.all_finite(z_l) for z_l in z[1:])):
         _checks.raise_not_finite("the loss", params, x)
 
     grads, delta = [None] * L, ell.delta(z[L], y) / B   # delta_L

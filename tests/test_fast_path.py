@@ -49,6 +49,46 @@ def test_fast_loss_and_grad_is_the_reference(data, activation, loss, dtype):
             assert_bit_equal(g, ref)
 
 
+@pytest.mark.parametrize("name", sorted(fast.IN_PLACE))
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_in_place_kernels_are_g_and_g_prime(name, dtype):
+    """fn_inplace(z, b) overwrites z with g(z + b), returns it and whether z + b was finite;
+    times_grad_inplace(d, a) multiplies d by g'. Against the reference's fn and grad: within
+    4 eps relative (sigmoid's kernel is 1 / (1 + e^{-t}) for every t, fn the same formula
+    with its roundings in another order: a few ulps) or the smallest normal number (where
+    e^{-t} overflows, t = -1000 and -1e4, both give 0, and no warning is raised)."""
+    fn_inplace, times_grad_inplace = fast.IN_PLACE[name]
+    act = mb.ACTIVATIONS[name]
+    z = np.array([[-1e4, -1000.0, -30.0, -2.0, -0.3, 0.0, 0.7, 4.0, 40.0, 1000.0]], dtype)
+    b = np.array([0.0, 1.0, -0.5, 0.25, 0.3, -1e-3, 0.0, 2.0, -1.0, 5.0], dtype)
+    t = z + b
+    expected = act.fn(t)
+    buf = z.copy()
+    with np.errstate(over="ignore"):               # as inside loss_and_grad and sgd_step
+        a, finite = fn_inplace(buf, b)
+    assert a is buf and finite is True
+    eps, tiny = np.finfo(dtype).eps, np.finfo(dtype).tiny
+    np.testing.assert_allclose(buf, expected, rtol=4 * eps, atol=tiny)
+    assert buf[0, 0] == (0 if name == "sigmoid" else -1)
+    d = np.linspace(-2, 3, z.size, dtype=dtype).reshape(z.shape)
+    expected_d = d * act.grad(t, expected)
+    assert times_grad_inplace(d, expected.copy()) is None
+    np.testing.assert_allclose(d, expected_d, rtol=4 * eps, atol=tiny)
+
+
+@pytest.mark.parametrize("name", sorted(fast.IN_PLACE))
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+@pytest.mark.parametrize("where", ["z", "b"])
+def test_in_place_kernels_report_a_non_finite_pre_activation(name, bad, where):
+    """g hides +-inf (sigmoid: 1 or 0, tanh: +-1), so the kernel must say so itself."""
+    fn_inplace, _ = fast.IN_PLACE[name]
+    z, b = np.zeros((2, 3)), np.zeros(3)
+    (z if where == "z" else b)[..., 1] = bad
+    with np.errstate(over="ignore", invalid="ignore"):
+        _, finite = fn_inplace(z, b)
+    assert finite is False
+
+
 def test_gradients_returned_with_a_workspace_survive_the_next_call():
     params = mb.init_params([4, 5, 5, 3], seed=0)
     rng = np.random.default_rng(0)
