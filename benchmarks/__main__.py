@@ -28,10 +28,10 @@ import numpy as np
 
 from . import SCHEMA, epoch, gradients, report, timing
 
-QUICK = dict(networks="post", batches="1,100", dtypes="float32,float64", rounds=3, round_time=0.02,
+QUICK = dict(networks="post", batches="1,100", dtypes="float32,float64", rounds=3, round_time=0.02, min_samples=3,
              train_batches="1,64", train_examples=640, test_examples=1000, per_example_max_batch=100)
 FULL = dict(networks="post,deep,wide", batches="1,32,100,1000", dtypes="float32,float64", rounds=7,
-            round_time=0.06, train_batches="1,64", train_examples=None, test_examples=None, per_example_max_batch=100)
+            round_time=0.06, min_samples=21, train_batches="1,64", train_examples=None, test_examples=None, per_example_max_batch=100)
 
 
 def _csv(s: str) -> list[str]:
@@ -51,6 +51,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--dtypes", help="comma-separated, float32 and/or float64")
     p.add_argument("--backends", help=f"comma-separated, from {', '.join(gradients.BACKENDS)} (default: all installed)")
     p.add_argument("--rounds", type=int, help="interleaved rounds per cell (default 7; quick 3)")
+    p.add_argument("--min-samples", type=int,
+                   help="at least this many timed calls per backend and cell, in more rounds where needed "
+                        "(default 21; quick 3)")
     p.add_argument("--round-time", type=float, help="seconds per backend per round (default 0.06)")
     p.add_argument("--per-example-max-batch", type=int,
                    help="largest batch for the per-example loop (default 100: it is ~B times a batch-1 call)")
@@ -122,7 +125,7 @@ def run_gradients(args, backends: list[str], log) -> tuple[list[dict], dict[str,
                             f"{b['loss_error_to_bound']:.2g} (loss); max rel. error {b['max_rel_error']:.2e}")
                     fns[name] = runner.call
                 stats = timing.interleaved(fns, rounds=args.rounds, round_time=args.round_time,
-                                           seed=args.seed + batch, first_calls=first)
+                                           min_samples=args.min_samples, seed=args.seed + batch, first_calls=first)
                 flops = problem.flops
                 gemm = stats.pop("gemm")
                 base = stats.get(gradients.BASELINE)
@@ -199,7 +202,8 @@ def main(argv=None) -> int:
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(["python -m benchmarks", *(argv if argv is not None else sys.argv[1:])]),
         "quick": args.quick,
-        "settings": {"threads": args.threads, "rounds": args.rounds, "round_time_s": args.round_time, "seed": args.seed,
+        "settings": {"threads": args.threads, "rounds": args.rounds, "min_samples": args.min_samples,
+                     "round_time_s": args.round_time, "seed": args.seed,
                      "per_example_max_batch": args.per_example_max_batch,
                      "flops": "matrix products only: 2 B (3 sum n_in n_out - n_0 n_1)",
                      "baseline": f"{gradients.BASELINE}: jax.jit(jax.value_and_grad(benchmarks.gradients.jax_loss))",

@@ -4,7 +4,9 @@ Protocol for one benchmark cell:
 
 1. each callable's first call is timed alone (``first_call_s``: tracing and compilation for
    JAX, warm-up for the others), then one more call estimates its steady cost;
-2. ``rounds`` rounds follow; in each, the callables run in a freshly shuffled order, each for
+2. ``rounds`` rounds follow (more where a slow callable would otherwise get fewer than
+   ``min_samples`` timed calls: at 60 ms a call, 7 rounds are 7 samples, whose median moves
+   by a tenth between runs); in each, the callables run in a freshly shuffled order, each for
    ``n`` back-to-back calls timed one by one (``n`` chosen so that a callable spends about
    ``round_time`` seconds per round, at least 1 and at most ``max_calls``);
 3. the statistics are taken over all timed calls: median, quartiles, minimum; the process
@@ -75,6 +77,7 @@ def interleaved(
     rounds: int = 5,
     round_time: float = 0.05,
     max_calls: int = 1000,
+    min_samples: int = 1,
     seed: int = 0,
     first_calls: dict[str, float] | None = None,
 ) -> dict[str, Stats]:
@@ -88,6 +91,7 @@ def interleaved(
     for name, fn in fns.items():
         estimate = _timed(fn)
         per_round[name] = max(1, min(max_calls, math.ceil(round_time / max(estimate, 1e-7))))
+    rounds = max(rounds, *(math.ceil(min_samples / n) for n in per_round.values()))
     samples: dict[str, list[float]] = {name: [] for name in fns}
     cpu = {name: 0.0 for name in fns}
     wall = {name: 0.0 for name in fns}

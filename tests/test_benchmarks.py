@@ -181,6 +181,14 @@ def test_interleaved_timing_statistics():
     assert calls["a"] == 1 + 1 + 15  # first call, estimate, rounds
 
 
+def test_interleaved_timing_adds_rounds_for_a_minimum_of_samples():
+    """One call per round (max_calls=1) and 3 rounds would give 3 samples; min_samples=7 asks
+    for 7 rounds, and every callable takes part in each."""
+    stats = timing.interleaved({"a": lambda: None, "b": lambda: None}, rounds=3, round_time=1.0,
+                               max_calls=1, min_samples=7)
+    assert [s.n for s in stats.values()] == [7, 7]
+
+
 
 @pytest.mark.skipif(timing.resource is None, reason="no getrusage on this platform")
 def test_interleaved_timing_counts_the_page_faults_of_each_callable():
