@@ -228,6 +228,19 @@ def test_activation_dtype_preserved(name, dtype):
     np.testing.assert_allclose(g, act.grad(z64, act.fn(z64)), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_nan_in_is_a_nan_out_without_a_warning(name, dtype):
+    """g is elementwise: a NaN entry gives NaN there, leaves its neighbours alone, and raises
+    no RuntimeWarning (the suite turns warnings into errors); the gradient paths then name the
+    NaN themselves (raise_not_finite)."""
+    act = ACTIVATIONS[name]
+    z = np.array([[-1.0, np.nan, 2.0]], dtype)
+    a = act.fn(z)
+    assert np.isnan(a[0, 1]) and np.all(np.isfinite(a[0, [0, 2]]))
+    assert np.all(a[0, [0, 2]] == act.fn(z[:, [0, 2]])[0])
+
+
 def test_activation_shape_2d():
     z = np.linspace(-5, 5, 12).reshape(3, 4)
     for name, act in ACTIVATIONS.items():
