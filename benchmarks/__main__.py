@@ -153,7 +153,7 @@ def main(argv=None) -> int:
 
         return layers.main(argv[1:])
     args = parse_args(argv)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     load_start = report.load_average()
     wanted = _csv(args.backends) if args.backends else list(gradients.BACKENDS)
     unknown = [b for b in wanted if b not in gradients.BACKENDS]
@@ -195,7 +195,8 @@ def main(argv=None) -> int:
             training.append(epoch.run(batch_size=bs, dtype=dtype, lr=_lr(bs), n_examples=args.train_examples,
                                       seed=args.seed, data=data, backends=tb, n_test=args.test_examples))
 
-    env = report.environment(load_start=load_start, torch_threads=gradients.TORCH_THREADS)
+    own = (time.process_time() - cpu_started) / (time.perf_counter() - started)  # this run's busy threads
+    env = report.environment(load_start=load_start, torch_threads=gradients.TORCH_THREADS, own_threads=own)
     gs = report.goals(cells, training)
     result = {
         "schema": SCHEMA,

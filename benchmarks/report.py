@@ -79,9 +79,11 @@ def numpy_blas_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def environment(*, load_start: list[float] | None = None, torch_threads: int | None = None) -> dict:
+def environment(*, load_start: list[float] | None = None, torch_threads: int | None = None,
+                own_threads: float | None = None) -> dict:
     """CPU, cores, load at start and end, BLAS (threadpoolctl), library versions and the thread
-    count of each library."""
+    count of each library. ``own_threads``: the run's process CPU time over its wall time, the
+    threads it kept busy on average, which the load average at its end includes."""
     affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     env = {
         "cpu": _cpu_model(),
@@ -96,6 +98,7 @@ def environment(*, load_start: list[float] | None = None, torch_threads: int | N
         "git_commit": _git_commit(),
         "load_average_start": load_start,
         "load_average_end": load_average(),
+        "own_busy_threads": own_threads,
         "env": {k: v for k, v in os.environ.items()   # glibc's malloc settings too (docs/performance.md)
                 if k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
                          "MKL_NUM_THREADS", "XLA_FLAGS", "GLIBC_TUNABLES") or k.startswith("MALLOC_")},
@@ -129,16 +132,20 @@ def environment(*, load_start: list[float] | None = None, torch_threads: int | N
     return env
 
 
-def _busy(load: list[float] | None, cpus: int | None) -> bool:
-    """A 1-minute load average above half the cores: other processes hold CPUs the run needs."""
-    return bool(load and cpus and load[0] > 0.5 * cpus)
+def _busy(load: list[float] | None, cpus: int | None, own: float = 0.0) -> bool:
+    """A 1-minute load average, less ``own`` (the run's own busy threads, counted in the load at
+    its end), above half the cores: other processes hold CPUs the run needs. The load average
+    decays over a minute and ``own`` is a whole-run mean, so this is an estimate."""
+    return bool(load and cpus and load[0] - own > 0.5 * cpus)
 
 
 def environment_lines(env: dict) -> list[str]:
     fmt = lambda load: ", ".join(f"{v:.2f}" for v in load or []) or "unknown"  # noqa: E731
     lines = [f"CPU: {env['cpu']} ({env['cpu_count']} logical cores)",
              f"load average (1, 5, 15 min): {fmt(env['load_average_start'])} at start, "
-             f"{fmt(env['load_average_end'])} at end"]
+             f"{fmt(env['load_average_end'])} at end"
+             + (f" (this run kept {env['own_busy_threads']:.1f} threads busy on average)"
+                if env.get("own_busy_threads") is not None else "")]
     if env.get("cpu_affinity") is not None and len(env["cpu_affinity"]) < (env["cpu_count"] or 0):
         lines.append(f"process pinned to CPUs {env['cpu_affinity']} (--threads)")
     lines.append(f"numpy {env['numpy']}, jax {env['jax']}, torch {env['torch']}, python {env['python']}")
@@ -155,9 +162,11 @@ def environment_lines(env: dict) -> list[str]:
     lines.append(f"threads: NumPy BLAS {t['numpy_blas']}; "
                  + (f"torch {t['torch']} (set to NumPy's BLAS count); " if "torch" in t else "")
                  + f"JAX: {t['jax']}")
-    for when, key in (("before", "load_average_start"), ("at the end of", "load_average_end")):
-        if _busy(env.get(key), env.get("cpu_count")):
-            lines.append(f"WARNING: load average {env[key][0]:.1f} on {env['cpu_count']} cores {when} the run: "
+    for when, key, own in (("before", "load_average_start", 0.0),
+                           ("at the end of", "load_average_end", env.get("own_busy_threads") or 0.0)):
+        if _busy(env.get(key), env.get("cpu_count"), own):
+            lines.append(f"WARNING: load average {env[key][0]:.1f} on {env['cpu_count']} cores {when} the run"
+                         + (f" ({own:.1f} of it this run's own threads)" if own else "") + ": "
                          "other processes share the CPUs, and a multithreaded BLAS call stalls while its "
                          "worker thread waits for a core (medians over interleaved rounds limit, not remove, "
                          "the effect); do not publish these numbers")

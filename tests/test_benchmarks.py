@@ -163,6 +163,14 @@ def test_numpy_blas_threads_and_load_are_reported():
     assert f"threads: NumPy BLAS {env['threads']['numpy_blas']}" in lines and "at start" in lines and "at end" in lines
     busy = dict(env, cpu_count=2, load_average_start=[3.0, 1, 1], load_average_end=[0.2, 1, 1])
     assert sum("WARNING: load average" in line for line in report.environment_lines(busy)) == 1
+    # at the end, the load counts the run's own threads: 1.85 with 1.8 of them its own is quiet,
+    # 2.9 with the same 1.8 its own means another process held a core
+    for load_end, warnings in ((1.85, 0), (2.9, 1)):
+        end = dict(env, cpu_count=2, load_average_start=[0.5, 1, 1], load_average_end=[load_end, 1, 1],
+                   own_busy_threads=1.8)
+        lines = report.environment_lines(end)
+        assert sum("WARNING: load average" in line for line in lines) == warnings
+        assert "kept 1.8 threads busy" in lines[1]
 
 
 def test_interleaved_timing_statistics():
