@@ -313,7 +313,7 @@ def goal_lines(gs: list[dict]) -> list[str]:
     if not gs:
         return []
     missed = sum(not g["met"] for g in gs)
-    faulting = [g for g in gs if _baseline_faulting(g)]
+    faulting = [g for g in gs if g["met"] and _baseline_faulting(g)]
     lines = ["", f"goals: {len(gs) - missed} of {len(gs)} met"
              + (f"; {len(faulting)} of them (marked *) against a {BASELINE} that spent over "
                 f"{BASELINE_KERNEL_LIMIT:.0%} of its time in the kernel (page faults of its allocator, "

@@ -91,7 +91,7 @@ def interleaved(
     for name, fn in fns.items():
         estimate = _timed(fn)
         per_round[name] = max(1, min(max_calls, math.ceil(round_time / max(estimate, 1e-7))))
-    rounds = max(rounds, *(math.ceil(min_samples / n) for n in per_round.values()))
+    rounds = max([rounds, *(math.ceil(min_samples / n) for n in per_round.values())])
     samples: dict[str, list[float]] = {name: [] for name in fns}
     cpu = {name: 0.0 for name in fns}
     wall = {name: 0.0 for name in fns}

@@ -69,8 +69,8 @@ class Workspace:
 
 
 def _sigmoid_inplace(z: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, bool]:
-    """z <- sigma(z + b) = 1 / (1 + e^{-(z + b)}) in four passes over z, no temporary of its
-    size; also whether z + b was finite (sigma hides +-inf as 1 or 0). Where e^{-(z + b)}
+    """z <- sigma(z + b) = 1 / (1 + e^{-(z + b)}) in four passes over z and a fifth that reads it
+    (the check), no temporary of its size; also whether z + b was finite (sigma hides +-inf as 1 or 0). Where e^{-(z + b)}
     overflows (z + b < -88.7 in float32, -709.8 in float64) a = 1 / inf = 0, within the
     smallest normal number of the exact value (the callers run under errstate(over="ignore"))."""
     t = np.subtract(-b, z, out=z)                      # -(z + b)
@@ -184,8 +184,8 @@ def loss_and_grad(params: Params, x: np.ndarray, y: np.ndarray, *, activation: s
     The products run as BLAS through np.matmul and np.dot, except a_{l-1}^T delta_l at B = 1:
     an outer product, which np.einsum writes in one pass where a k = 1 GEMM first zeroes dW_l
     (np.matmul would use a slow non-BLAS loop). One product per entry either way. The arithmetic
-    is the reference's, except sigmoid's in-place kernels (another formula for g and the
-    product delta a (1 - a) in another order), so results are bit-equal for the other
+    is the reference's, except sigmoid's in-place kernels (-(z + b) in one subtraction, and
+    the product delta a (1 - a) in another order), so results are bit-equal for the other
     activations and within the rounding bound for sigmoid.
     """
     g, ell, x, y = _prepare(params, x, y, activation, loss, check_finite=False)

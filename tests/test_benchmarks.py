@@ -310,12 +310,12 @@ def test_a_goal_met_against_a_faulting_baseline_is_marked():
     """A jax_jit cell that spent most of its time in the kernel (page faults: 86 % at batch 1
     float64 in one run) makes any ratio look good; the goal lines say so instead of counting
     it silently."""
-    def cell(batch, kernel):
+    def cell(batch, kernel, ratio=0.2):
         return {"network": "post", "batch": batch, "dtype": "float64",
-                "backends": {"plain": {"ratio_to_baseline": 0.2}, "jax_jit": {"kernel_per_wall": kernel}}}
+                "backends": {"plain": {"ratio_to_baseline": ratio}, "jax_jit": {"kernel_per_wall": kernel}}}
 
-    gs = report.goals([cell(1, 0.86), cell(32, 0.02)], [])
-    assert [g["met"] for g in gs] == [True, True]
+    gs = report.goals([cell(1, 0.86), cell(32, 0.02), cell(100, 0.9, ratio=1.5)], [])
+    assert [g["met"] for g in gs] == [True, True, False]
     lines = report.goal_lines(gs)
-    assert "1 of them (marked *)" in lines[1]
+    assert "2 of 3 met; 1 of them (marked *)" in lines[1]   # the miss is not counted among them
     assert lines[2].endswith("0.20 *") and lines[3].endswith("0.20")

@@ -30,8 +30,8 @@ def rounding(params, x, y, activation, loss):
 @given(data=st.data(), activation=st.sampled_from(ACTIVATIONS), loss=st.sampled_from(LOSSES),
        dtype=st.sampled_from(DTYPES))
 def test_fast_loss_and_grad_is_the_reference(data, activation, loss, dtype):
-    """With out= and a Workspace reused across batch sizes. Sigmoid's in-place kernels use
-    another formula, so there the two agree within 4 bounds (each is within one bound of the
+    """With out= and a Workspace reused across batch sizes. Sigmoid's in-place kernels round
+    differently (delta a (1 - a) in another order), so there the two agree within 4 bounds (each is within one bound of the
     exact gradient; the factor 2 covers second-order terms); elsewhere bit for bit."""
     params, x, y = data.draw(problems(loss, magnitude=100.0, dtype=dtype))
     sizes = st.just([W.shape[0] - 1 for W in params] + [params[-1].shape[1]])
@@ -476,15 +476,31 @@ def test_an_update_near_the_top_of_the_range_is_applied_when_finite():
     assert_same_gradient(params, expected, [4 * u * np.abs(E) for E in expected])
 
 
-def test_an_overflowing_pre_activation_is_refused_by_every_path():
-    """z_1 = x W_1[1:] + b_1 overflows to -inf only once the bias is added (relu, float32): the
-    reference and the fast path both refuse it (review finding: fast checked before the bias)."""
-    params = mb.init_params([1, 2, 2], seed=0, dtype=np.float32)
-    params[0][1, 0], params[0][0, 0] = 1.0, -3e38
-    x, y = np.full((1, 1), -3e38, np.float32), np.zeros((1, 2), np.float32)
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_an_overflowing_pre_activation_is_refused_by_every_path(activation, dtype):
+    """z_1 = x W_1[1:] + b_1 overflows to -inf only once the bias is added, from finite x and
+    W: every path refuses it before touching a weight, also where sigmoid or tanh would hide
+    the -inf as 0 or -1 (the in-place kernels check z + b, not z and b apart)."""
+    big = np.finfo(dtype).max * 0.9
+    params = mb.init_params([1, 2, 2], seed=0, dtype=dtype)
+    params[0][1, 0], params[0][0, 0] = 1.0, -big
+    x, y = np.full((1, 1), -big, dtype), np.zeros((1, 2), dtype)
+    for step in (mb.loss_and_grad, fast.loss_and_grad, lambda P, x, y, **k: mb.sgd_step(P, x, y, 0.1, **k)):
+        before = [W.copy() for W in params]
+        with pytest.raises(mb.NonFiniteError):
+            step(params, x, y, activation=activation, loss="mean_squared_error")
+        assert_bit_equal(params, before)
+
+
+def test_an_overflow_in_the_first_of_two_hidden_layers_is_refused():
+    """z_1 = 1e310 = inf, which sigmoid turns into 1; z_2 and J are finite. Only a check that
+    carries layer 1's verdict past layer 2 refuses it."""
+    params = [np.array([[0.0], [1e10]]), np.array([[0.0], [1.0]]), np.array([[0.5], [2.0]])]
+    x, y = np.array([[1e300]]), np.zeros((1, 1))
     for step in (mb.loss_and_grad, fast.loss_and_grad, lambda P, x, y, **k: mb.sgd_step(P, x, y, 0.1, **k)):
         with pytest.raises(mb.NonFiniteError):
-            step(params, x, y, activation="relu", loss="mean_squared_error")
+            step(params, x, y, activation="sigmoid", loss="mean_squared_error")
 
 
 # ---------------------------------------------------------------- overflow in the gradient itself
@@ -568,7 +584,7 @@ def test_a_hidden_layer_that_overflows_is_refused_though_the_loss_is_finite(step
 def test_an_infinite_hidden_bias_is_named(step, activation):
     """params[0][0, 0] = inf: sigmoid(inf) = 1 would hide it from the loss, and relu(inf) is inf.
     Either way a ValueError naming params[0] (the in-place kernels add the bias themselves, so
-    the fast path checks the bias row apart from x W[1:])."""
+    the fast path's kernels check z + b)."""
     params = mb.init_params([3, 4, 2], seed=0)
     params[0][0, 0] = np.inf
     x, y = np.ones((2, 3)), np.zeros((2, 2))
