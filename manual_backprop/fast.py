@@ -69,10 +69,11 @@ class Workspace:
 
 
 def _sigmoid_inplace(z: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, bool]:
-    """z <- sigma(z + b) = 1 / (1 + e^{-(z + b)}) in four passes over z and a fifth that reads it
-    (the check), no temporary of its size; also whether z + b was finite (sigma hides +-inf as 1 or 0). Where e^{-(z + b)}
-    overflows (z + b < -88.7 in float32, -709.8 in float64) a = 1 / inf = 0, within the
-    smallest normal number of the exact value (the callers run under errstate(over="ignore"))."""
+    """z <- sigma(z + b) = 1 / (1 + e^{-(z + b)}) in four passes over z and a fifth that reads
+    it (the check), no temporary of its size; also whether z + b was finite (sigma hides +-inf
+    as 1 or 0). Where e^{-(z + b)} overflows (z + b < -88.7 in float32, -709.8 in float64)
+    a = 1 / inf = 0, within the smallest normal number of the exact value (the callers run
+    under errstate(over="ignore"))."""
     t = np.subtract(-b, z, out=z)                      # -(z + b)
     finite = _checks.all_finite(t)
     np.exp(t, out=t)
@@ -228,8 +229,9 @@ def sgd_step(params: Params, x: np.ndarray, y: np.ndarray, lr: float, *, activat
     the largest layer, then is added. A loss or z_l that is NaN or inf raises before any
     update (ValueError naming a NaN or inf input, else NonFiniteError). An update whose bound
     (``network._product_bound`` of a_{l-1} and lr delta_l) comes within a factor 4 of the
-    dtype's largest number is formed apart and applied only if finite; otherwise NonFiniteError says which layers above were
-    already updated (the backward pass updates W_L first).
+    dtype's largest number is formed apart and applied only if finite; otherwise
+    NonFiniteError says which layers above were already updated (the backward pass updates
+    W_L first).
     """
     g, ell, x, y = _prepare(params, x, y, activation, loss, check_finite=False)
     for i, W in enumerate(params):
