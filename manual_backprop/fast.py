@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 
 from . import _checks
-from .network import Params, _prepare, _product_bound
+from .network import Params, _check_no_overflow, _prepare, _product_bound
 
 
 class Workspace:
@@ -202,8 +202,7 @@ def loss_and_grad(params: Params, x: np.ndarray, y: np.ndarray, *, activation: s
             np.einsum("i,j->ij", a[0], delta[0], out=dW[1:])
         else:
             np.dot(a.T, delta, out=dW[1:])             # dJ/dW_l[1:] = a_{l-1}^T delta_l
-        if not (_product_bound(a, delta) < np.finfo(dW.dtype).max / 2 or np.isfinite(dW).all()):
-            raise _checks.NonFiniteError(f"dJ/dW_{l} overflows {dW.dtype}: inputs or weights too large")
+        _check_no_overflow(a, delta, dW, l)
 
     with ws._use(params, x.shape[0], x.dtype):
         J = _backprop(params, x, y, g, ell, ws, store)
