@@ -190,11 +190,11 @@ def test_interleaved_timing_statistics():
 
 
 def test_interleaved_timing_adds_rounds_for_a_minimum_of_samples():
-    """One call per round (max_calls=1) and 3 rounds would give 3 samples; min_samples=7 asks
-    for 7 rounds, and every callable takes part in each."""
-    stats = timing.interleaved({"a": lambda: None, "b": lambda: None}, rounds=3, round_time=1.0,
-                               max_calls=1, min_samples=7)
-    assert [s.n for s in stats.values()] == [7, 7]
+    """Two calls per round (max_calls=2) and one round would give 2 samples; min_samples=7
+    asks for ceil(7 / 2) = 4 rounds (3 would give 6 < 7), and every callable takes part in each."""
+    stats = timing.interleaved({"a": lambda: None, "b": lambda: None}, rounds=1, round_time=1.0,
+                               max_calls=2, min_samples=7)
+    assert [s.n for s in stats.values()] == [8, 8]
 
 
 
