@@ -19,7 +19,8 @@ is skipped and said so; the run needs NumPy, ``manual_backprop`` and ``autodiff_
 rounding bound (NumPy only).
 """
 
-SCHEMA = "manual-backprop-benchmark/3"  # 2: backends fast/plain, jax_jit = jax_loss; 3: settings.min_samples, environment.own_busy_threads
+# 2: backends fast/plain, jax_jit = jax_loss; 3: settings.min_samples, environment.own_busy_threads
+SCHEMA = "manual-backprop-benchmark/3"
 
 import os as _os
 
