@@ -295,8 +295,9 @@ def goals(cells: list[dict], training: list[dict]) -> list[dict]:
             ratio = c["backends"].get(name, {}).get("ratio_to_baseline")
             if ratio is not None:
                 kernel = c["backends"].get(BASELINE, {}).get("kernel_per_wall")
+                interval = c["backends"][name].get("ratio_interval_90")
                 out.append({"goal": f"{name} <= {BASELINE}", **where, "value": ratio, "met": ratio <= 1.0,
-                            "baseline_kernel_per_wall": kernel})
+                            "interval_90": interval, "baseline_kernel_per_wall": kernel})
         frac = c["backends"].get("fast", {}).get("gemm_fraction")
         if c["network"] == "post" and c["batch"] >= GOAL_GEMM_MIN_BATCH and frac is not None:
             out.append({"goal": f"fast >= {GOAL_GEMM_FRACTION:.0%} of GEMM peak", **where, "value": frac,
@@ -314,14 +315,26 @@ def goal_lines(gs: list[dict]) -> list[str]:
         return []
     missed = sum(not g["met"] for g in gs)
     faulting = [g for g in gs if g["met"] and _baseline_faulting(g)]
+    ties = [g for g in gs if _tie(g)]
     lines = ["", f"goals: {len(gs) - missed} of {len(gs)} met"
              + (f"; {len(faulting)} of them (marked *) against a {BASELINE} that spent over "
                 f"{BASELINE_KERNEL_LIMIT:.0%} of its time in the kernel (page faults of its allocator, "
                 "not its arithmetic: not evidence either way)" if faulting else "")]
+    if ties:
+        lines.append(f"  {sum(g['met'] for g in ties)} met and {sum(not g['met'] for g in ties)} missed are ties "
+                     "(marked ~): the 90 % interval of the ratio, resampling this run's rounds, holds 1")
     for g in gs:
+        interval = g.get("interval_90")
         lines.append(f"  {'met ' if g['met'] else 'MISS'}  {g['goal']:<30} {g['network']:>5} batch {g['batch']:>5} "
-                     f"{g['dtype']:>8}: {g['value']:.2f}" + (" *" if _baseline_faulting(g) else ""))
+                     f"{g['dtype']:>8}: {g['value']:.2f}"
+                     + (f" ({interval[0]:.2f}-{interval[1]:.2f})" if interval else "")
+                     + (" ~" if _tie(g) else "") + (" *" if _baseline_faulting(g) else ""))
     return lines
+
+
+def _tie(g: dict) -> bool:
+    interval = g.get("interval_90")
+    return interval is not None and interval[0] <= 1.0 <= interval[1]
 
 
 #: above this share of its wall time in the kernel, a baseline's time is its page faults' (a

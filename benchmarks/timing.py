@@ -13,7 +13,9 @@ Protocol for one benchmark cell:
    CPU time over the wall time of the rounds, about the number of threads a backend kept busy
    (2 for a two-threaded BLAS that had both cores, 1 for a single thread); and, where the
    platform reports them, the minor page faults per call and the kernel's share of the wall
-   time (memory the allocator gave back to the kernel and takes again, zeroed, on every call).
+   time (memory the allocator gave back to the kernel and takes again, zeroed, on every call);
+4. :func:`ratio_interval` turns two callables' rounds into a bootstrap interval of the ratio of
+   their medians: how far the ratio could have moved within this run.
 
 A disturbance from another process lands in one round of one callable, not in all of one
 callable's samples, and the median ignores it.
@@ -30,7 +32,7 @@ try:
 except ImportError:  # not on Windows: no page-fault counts there
     resource = None
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -48,6 +50,8 @@ class Stats:
     cpu_per_wall: float  # process CPU time / wall time while it ran: about the threads it kept busy
     faults_per_call: float | None = None   # minor page faults per call (None: not reported here)
     kernel_per_wall: float | None = None   # kernel CPU time / wall time while it ran
+    #: the timed calls, one row per round (rounds in the order they ran; not written to JSON)
+    by_round: np.ndarray = field(default_factory=lambda: np.empty((0, 0)), repr=False, compare=False)
 
     @property
     def compile_s(self) -> float:
@@ -55,7 +59,9 @@ class Stats:
         return max(0.0, self.first_call_s - self.median_s)
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "compile_s": self.compile_s}
+        d = asdict(self)
+        del d["by_round"]
+        return {**d, "compile_s": self.compile_s}
 
 
 def _faults_and_kernel_time() -> tuple[int, float]:
@@ -124,5 +130,28 @@ def interleaved(
             cpu_per_wall=cpu[name] / wall[name] if wall[name] > 0 else 0.0,
             faults_per_call=faults[name] / a.size if resource is not None else None,
             kernel_per_wall=kernel[name] / wall[name] if resource is not None and wall[name] > 0 else None,
+            by_round=a.reshape(rounds, per_round[name]),
         )
     return out
+
+
+def ratio_interval(num: Stats, den: Stats, *, level: float = 0.9, resamples: int = 1000,
+                   seed: int = 0) -> tuple[float, float]:
+    """The ``level`` bootstrap interval of ``num.median_s / den.median_s`` for two callables
+    timed in one :func:`interleaved` run: draw as many rounds as ran, with replacement, the same
+    rounds for both (a disturbance that slowed one round is drawn for both or neither), and take
+    the ratio of the medians of the drawn calls; the interval holds the middle ``level`` of
+    ``resamples`` such ratios. It says how far this run's ratio could have moved had its rounds
+    gone otherwise; not how another machine or another hour would measure."""
+    R = len(num.by_round)
+    if R != len(den.by_round) or R < 2:
+        raise ValueError(f"ratio_interval needs two Stats of one run with at least 2 rounds; "
+                         f"got {R} and {len(den.by_round)} rounds")
+    picks = np.random.default_rng(seed).integers(0, R, size=(resamples, R))
+    ratios = np.empty(resamples)
+    for i in range(0, resamples, 100):   # 100 resamples at a time bounds the memory at 100 x (calls per run)
+        p = picks[i:i + 100]
+        ratios[i:i + 100] = (np.median(num.by_round[p].reshape(len(p), -1), axis=1)
+                             / np.median(den.by_round[p].reshape(len(p), -1), axis=1))
+    lo, hi = np.quantile(ratios, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)

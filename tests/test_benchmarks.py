@@ -66,6 +66,10 @@ def test_quick_run_writes_valid_json(tmp_path):
                 assert isinstance(b[k], float) and np.isfinite(b[k]), (name, k, b.get(k))
             assert b["p25_s"] <= b["median_s"] <= b["p75_s"]
         assert c["backends"]["jax_jit"]["ratio_to_baseline"] == pytest.approx(1.0)
+        assert "ratio_interval_90" not in c["backends"]["jax_jit"]
+        for name in ("plain", "fast"):
+            lo, hi = c["backends"][name]["ratio_interval_90"]
+            assert 0 < lo <= hi   # the run's own ratio usually lies inside; a bootstrap does not promise it
         assert c["backends"]["plain"]["max_rel_error"] == 0.0  # the reference against itself
     assert [t["batch_size"] for t in data["training"]] == [1, 64]
     for t in data["training"]:
@@ -319,3 +323,53 @@ def test_a_goal_met_against_a_faulting_baseline_is_marked():
     lines = report.goal_lines(gs)
     assert "2 of 3 met; 1 of them (marked *)" in lines[1]   # the miss is not counted among them
     assert lines[2].endswith("0.20 *") and lines[3].endswith("0.20")
+
+
+def _stats(by_round) -> timing.Stats:
+    a = np.asarray(by_round, dtype=float)
+    m = float(np.median(a))
+    return timing.Stats(median_s=m, p25_s=m, p75_s=m, min_s=float(a.min()), n=a.size, first_call_s=m,
+                        cpu_per_wall=1.0, by_round=a)
+
+
+def test_ratio_interval_resamples_whole_rounds_for_both_callables():
+    """The machine slows every other round fivefold; the numerator takes twice the denominator's
+    time in every round. Drawing the same rounds for both keeps the ratio at 2 in every resample
+    (interval 2-2); drawing them apart would spread it from 0.4 to 10."""
+    den = [[1.0], [5.0]] * 5
+    num = [[2 * t for t in r] for r in den]
+    assert timing.ratio_interval(_stats(num), _stats(den)) == (2.0, 2.0)
+
+
+def test_ratio_interval_is_the_spread_of_medians():
+    """One round of seven disturbed tenfold moves a median only when a resample draws it four
+    times or more (probability 0.006 < 5 %): the 90 % interval stays at 1. Rounds that
+    disagree (ratios 0.8 to 1.2) give an interval inside that range that holds their median."""
+    den = [[1.0]] * 7
+    assert timing.ratio_interval(_stats([[1.0]] * 6 + [[10.0]]), _stats(den)) == (1.0, 1.0)
+    num = [[0.8], [0.9], [1.0], [1.0], [1.05], [1.1], [1.2]]
+    lo, hi = timing.ratio_interval(_stats(num), _stats(den))
+    assert 0.8 <= lo < 1.0 < hi <= 1.2
+    with pytest.raises(ValueError, match="at least 2 rounds"):
+        timing.ratio_interval(_stats(num), _stats(den[:6]))
+
+
+def test_interleaved_timing_keeps_the_calls_of_each_round():
+    stats = timing.interleaved({"a": lambda: None, "b": lambda: None}, rounds=3, round_time=1.0, max_calls=2)
+    for s in stats.values():
+        assert s.by_round.shape == (3, 2) and np.median(s.by_round) == s.median_s
+        assert "by_round" not in s.as_dict()   # medians, quartiles and minimum go to JSON, not every call
+
+
+def test_a_goal_whose_interval_holds_one_is_marked_a_tie():
+    def cell(ratio, interval):
+        return {"network": "post", "batch": 1000, "dtype": "float64",
+                "backends": {"plain": {"ratio_to_baseline": ratio, "ratio_interval_90": interval},
+                             "jax_jit": {"kernel_per_wall": 0.01}}}
+
+    gs = report.goals([cell(1.03, (0.98, 1.08)), cell(1.2, (1.1, 1.3)), cell(0.97, (0.94, 1.0)),
+                       cell(0.8, (0.7, 0.9))], [])
+    lines = report.goal_lines(gs)
+    assert "2 of 4 met" in lines[1] and "1 met and 1 missed are ties" in lines[2]
+    assert lines[3].endswith("1.03 (0.98-1.08) ~") and lines[4].endswith("1.20 (1.10-1.30)")
+    assert lines[5].endswith("0.97 (0.94-1.00) ~") and lines[6].endswith("0.80 (0.70-0.90)")
