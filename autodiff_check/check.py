@@ -396,6 +396,9 @@ class _Flat:
         if not np.all(np.isfinite(self.x)):
             bad = int(np.flatnonzero(~np.isfinite(self.x))[0])
             raise ValueError(f"{what}: {self.where(bad)} is not finite ({self.x[bad]}); derivatives need finite inputs")
+        if not self.n:
+            raise ValueError(f"{what} have no floating-point entries (only integer or boolean leaves, or none): "
+                             "nothing to differentiate")
         fl = [d for d, f in zip(self.dtypes, self.float_) if f]
         self.u = max((float(np.finfo(d).eps) / 2 for d in fl), default=2.0**-53)
 
@@ -539,8 +542,9 @@ def _fd_dir(F, flat: _Flat, x, v, f0, eps_f, h, *, adapt: bool = True, levels: i
             # the two sides) by half the jump from either side; for a smooth f, J = O(h^3)
             res = _FD(d1, 3 * abs(d1 - d2) + 2 * eps_f / h + abs(J) / 2, "ok", taken)
             if adapt:
-                f3 = 2 * abs(d2 - d1) / h**2
-                h_opt = np.cbrt(3 * eps_f / f3) if f3 > 0 else 8 * h
+                with np.errstate(over="ignore"):  # f of size 1e160: inf is clipped to 8 h below
+                    f3 = 2 * abs(d2 - d1) / h / h   # (h**2 raises OverflowError for h > 1e154)
+                    h_opt = np.cbrt(3 * eps_f / f3) if f3 > 0 else 8 * h
                 h_new = float(np.clip(h_opt, h / 64, 8 * h))
                 if not 0.5 <= h_new / h <= 2:
                     alt = _fd_dir(F, flat, x, v, f0, eps_f, h_new, adapt=False, levels=1)
@@ -576,12 +580,16 @@ def _noise_probe(flat: _Flat, rng) -> tuple[np.ndarray, float]:
 
 def _measure(flat: _Flat, F, rng, loss_error: float | None, what: str) -> _Context:
     raw = F(flat.x)
+    if isinstance(raw, complex) and raw.imag != 0:
+        raise ValueError(f"{what} returned a complex number ({raw}) at real inputs; the checks here are of "
+                         "real-valued functions")
     f0 = float(np.real(raw))
     if not np.isfinite(f0):
         raise ValueError(f"{what} is not finite at the given point ({f0}); derivatives need a finite value")
     u_in = flat.u
     if loss_error is not None:
-        if not (np.isfinite(loss_error) and loss_error >= 0):
+        if not (isinstance(loss_error, (int, float, np.integer, np.floating)) and not isinstance(loss_error, bool)
+                and np.isfinite(loss_error) and loss_error >= 0):
             raise ValueError(f"loss_error must be a finite number >= 0; got {loss_error!r}")
         eps_f, note = float(loss_error), f"loss error {loss_error:.2e} (given)"
     else:
@@ -779,7 +787,7 @@ def _check_core(
     names: dict[str, str], extra_notes: Sequence[str] = (), user_tree_fn: Callable | None = None,
 ) -> Verdict:
     rng = np.random.default_rng(seed)
-    if not isinstance(n_directions, (int, np.integer)) or not 1 <= n_directions <= MAX_DIRECTIONS:
+    if not _is_int(n_directions) or not 1 <= n_directions <= MAX_DIRECTIONS:
         raise ValueError(f"n_directions must be an integer in [1, {MAX_DIRECTIONS}] (a miss probability of 2^-K "
                          f"below 2^-64 is not measurable); got {n_directions!r}")
     declared = kinks is not None or loss_error is not None
@@ -1100,6 +1108,41 @@ def _grad_noise(flat: _Flat, grad_flat: Callable[[np.ndarray], np.ndarray], rng)
     return np.where(np.isfinite(s), s, 0.0)
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _check_count(name: str, n) -> None:
+    if not (_is_int(n) and n >= 1):
+        raise ValueError(f"{name} must be an integer >= 1; got {n!r}")
+
+
+def _check_seed(seed) -> None:
+    if not (_is_int(seed) and seed >= 0):
+        raise ValueError(f"seed must be an integer >= 0; got {seed!r}")
+
+
+def _check_finite_tree(leaves, paths, root: str) -> None:
+    for L, p in zip(leaves, paths):
+        a = np.asarray(L)
+        if np.issubdtype(a.dtype, np.inexact) and not np.all(np.isfinite(a)):
+            i = np.unravel_index(int(np.flatnonzero(~np.isfinite(a))[0]), a.shape)
+            raise ValueError(f"{format_path(root, p)}{format_index(i)} is not finite ({a[i]})")
+
+
+def _check_grad_error(grad_error, flat) -> None:
+    """One finite array >= 0 per floating-point leaf of ``flat``, shaped like it."""
+    floats = [(L, p) for L, p, fl in zip(flat.leaves, flat.paths, flat.float_) if fl]
+    if not isinstance(grad_error, (list, tuple)) or len(grad_error) != len(floats):
+        raise ValueError(f"grad_error must be a list of {len(floats)} arrays, one per floating-point leaf of "
+                         f"{flat.root}")
+    for e, (L, p) in zip(grad_error, floats):
+        e = np.asarray(e)
+        if not (np.issubdtype(e.dtype, np.number) and e.shape == L.shape and np.all(np.isfinite(e)) and np.all(e >= 0)):
+            raise ValueError(f"grad_error for {format_path(flat.root, p)} must be finite numbers >= 0 of shape "
+                             f"{L.shape}; got {e.dtype} of shape {e.shape}")
+
+
 def check_gradients(
     loss_fn: Callable[[Any], float],
     grad_fn: Callable[[Any], Any],
@@ -1120,6 +1163,7 @@ def check_gradients(
     _root: str = "params",
     _names: dict[str, str] | None = None,
     _notes: Sequence[str] = (),
+    _deriv: str | None = None,
 ) -> Verdict:
     """Check ``grad_fn(params)`` (same structure as ``params``) against every applicable oracle.
 
@@ -1133,8 +1177,12 @@ def check_gradients(
     ``seed``; ``name`` for the report. Declared bounds (the network path): ``kinks(params)``
     returns the sign pattern at every kink, ``loss_error`` the loss's absolute rounding error,
     ``grad_error`` per-entry bounds on the gradient's."""
+    _check_seed(seed)
     flat = _Flat(params, _root, what="params" if _root == "params" else "primals")
+    if grad_error is not None:
+        _check_grad_error(grad_error, flat)
     what = "loss_fn" if _root == "params" else "f"
+    deriv = _deriv or ("grad_fn" if _root == "params" else "vjp_fn")
     if _names and "jax_grad" in _names and _names["jax_grad"] == "jax_hvp":
         what = "s(x) = <grad f(x), v>"
 
@@ -1143,8 +1191,7 @@ def check_gradients(
 
     def grad_flat(x) -> np.ndarray:
         out = grad_fn(flat.build(x))
-        leaves = same_structure(out, flat.treedef, flat.leaves, flat.paths, root=_root,
-                                what="grad_fn" if _root == "params" else "vjp_fn")
+        leaves = same_structure(out, flat.treedef, flat.leaves, flat.paths, root=_root, what=deriv)
         return flat.flat(leaves)
 
     rng = np.random.default_rng(seed + 7919)
@@ -1198,8 +1245,13 @@ def _as_tuple(out, n: int, what: str) -> tuple:
 
 
 def _fill_none(out: tuple, primals: tuple) -> tuple:
-    """None for a constant (integer/boolean) primal is read as zeros of its shape."""
-    return tuple(np.zeros(np.shape(p)) if o is None else o for o, p in zip(out, primals))
+    """None for a constant (integer/boolean) array primal is read as zeros of its shape; a None
+    for a floating-point primal is left for ``same_structure`` to refuse by name."""
+    return tuple(np.zeros(np.shape(p)) if o is None and _is_constant(p) else o for o, p in zip(out, primals))
+
+
+def _is_constant(p) -> bool:
+    return isinstance(p, (np.ndarray, np.generic, bool, int)) and not np.issubdtype(np.asarray(p).dtype, np.inexact)
 
 
 def _out_info(f, primals):
@@ -1245,6 +1297,9 @@ def check_vjp(f: Callable, vjp_fn: Callable, *primals, jax_fn: Callable | None =
         raise ValueError("check_vjp needs at least one primal: check_vjp(f, vjp_fn, x, W, b)")
     name = options.pop("name", "vjp")
     seed = options.get("seed", 0)
+    _check_seed(seed)
+    _check_count("n_cotangents", n_cotangents)
+    _Flat(tuple(primals), "primal", what="primals")   # the inputs are checked before f sees them
     rng = np.random.default_rng(seed + 104729)
     out_leaves, out_paths, out_td = _out_info(f, primals)
     results, notes, v_all = [], [], None
@@ -1252,6 +1307,7 @@ def check_vjp(f: Callable, vjp_fn: Callable, *primals, jax_fn: Callable | None =
         if cotangent is not None:
             c_tree = cotangent
             c_leaves = same_structure(cotangent, out_td, out_leaves, out_paths, root="output", what="cotangent")
+            _check_finite_tree(c_leaves, out_paths, "cotangent")
         else:
             c_leaves = _random_cotangent(out_leaves, rng)
             c_tree = unflatten(out_td, c_leaves)
@@ -1298,10 +1354,11 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
         raise ValueError("check_jvp needs at least one primal")
     name = options.pop("name", "jvp")
     seed = options.get("seed", 0)
+    _check_seed(seed)
+    flat = _Flat(tuple(primals), "primal", what="primals")   # the inputs are checked before f sees them
     rng = np.random.default_rng(seed + 15485863)
     out_leaves, _, _ = _out_info(f, primals)
     c_leaves = _random_cotangent(out_leaves, rng)
-    flat = _Flat(tuple(primals), "primal", what="primals")
 
     def tangents_of(v):
         t = flat.build(v)
@@ -1309,7 +1366,10 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
                      for tt, p, fl in zip(t, primals, _primal_is_float(flat, primals)))
 
     def gdot(v):
-        return _contract(c_leaves, jvp_fn(tangents_of(v), *primals), None, "jvp_fn")
+        d = _contract(c_leaves, jvp_fn(tangents_of(v), *primals), None, "jvp_fn")
+        if isinstance(d, complex):
+            raise ValueError("jvp_fn returned complex values; the derivative of a real function at real inputs is real")
+        return d
 
     per_coordinate = options.pop("per_coordinate", None)
     if per_coordinate is None:
@@ -1392,11 +1452,14 @@ def check_hvp(loss_fn: Callable, hvp_fn: Callable, params: Any, *, grad_fn: Call
     flat = _Flat(params, "params", what="params")
     name = options.pop("name", "hvp")
     seed = options.get("seed", 0)
+    _check_seed(seed)
+    _check_count("n_vectors", n_vectors)
     rng = np.random.default_rng(seed + 32452843)
     verdict = None
     for k in range(n_vectors):
         if vector is not None:
             vl = same_structure(vector, flat.treedef, flat.leaves, flat.paths, root="params", what="vector")
+            _check_finite_tree(vl, flat.paths, "vector")
             vflat = flat.flat(vl)
         else:
             vflat = rng.standard_normal(flat.n)
@@ -1447,7 +1510,7 @@ def check_hvp(loss_fn: Callable, hvp_fn: Callable, params: Any, *, grad_fn: Call
                 return float(jax.jvp(lambda p: jax.jvp(jax_fn, (p,), (vj,))[1], (tree,), (w,))[1])
             jfns = (jhvp, jdir)
         vv = check_gradients(s, lambda P, v_tree=v_tree: hvp_fn(P, v_tree), params, name=name, _jax_fns=jfns,
-                             _names={"jax_grad": "jax_hvp"}, _notes=notes, **options)
+                             _names={"jax_grad": "jax_hvp"}, _notes=notes, _deriv="hvp_fn", **options)
         if verdict is None:
             verdict = vv
         else:
@@ -1534,10 +1597,11 @@ def check_network(
         name, backward_fn = backward, backends[backward]
     else:
         name, backward_fn = getattr(backward, "__name__", "backward"), backward
+    kw = dict(activation=activation, loss=loss)
+    mb.loss_and_grad(params, x, y, **kw)   # names a bad shape, dtype, NaN or overflow before anything else
     params = [np.asarray(W, np.float64) for W in params]
     x = np.asarray(x, np.float64)
     y = np.asarray(y, np.float64)
-    kw = dict(activation=activation, loss=loss)
     analytic = get_activation(activation).analytic and get_loss(loss).analytic
     jax_fns = None
     if use_jax:  # the jitted functions of .model, compiled once per shape and reused

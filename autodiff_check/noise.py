@@ -62,7 +62,7 @@ def ecnoise(fvals: np.ndarray) -> tuple[float, int]:
         if k == 1 and not np.any(d):
             return 0.0, 2
         gamma *= 0.5 * k / (2 * k - 1)  # (k!)^2 / (2k)!
-        levels.append(float(np.sqrt(gamma * np.mean(d * d))))
+        levels.append(float(np.sqrt(gamma) * _rms(d)))
         sign_change.append(bool(d.min() < 0 < d.max()))
     for k in range(len(levels) - 2):
         lo, hi = min(levels[k:k + 3]), max(levels[k:k + 3])
@@ -105,5 +105,14 @@ def vector_noise(g: Callable[[np.ndarray], np.ndarray], x: np.ndarray, p: np.nda
         d = np.diff(d, axis=0)
         gamma *= 0.5 * k / (2 * k - 1)
         if k >= 3:
-            out = np.maximum(out, np.sqrt(gamma * np.mean(d * d, axis=0)))
+            out = np.maximum(out, np.sqrt(gamma) * _rms(d, axis=0))
     return out
+
+
+def _rms(d: np.ndarray, axis=None) -> np.ndarray:
+    """sqrt(mean(d^2)) over ``axis``, scaled by max |d| first so that d^2 cannot overflow (f of
+    size 1e160 has differences whose squares do)."""
+    s = np.max(np.abs(d), axis=axis, keepdims=True)
+    with np.errstate(invalid="ignore"):   # 0 / 0 where every d is 0: the rms is 0
+        r = np.sqrt(np.mean(np.square(np.where(s > 0, d / s, 0.0)), axis=axis, keepdims=True)) * s
+    return np.squeeze(r, axis=axis) if axis is not None else float(r.reshape(()))

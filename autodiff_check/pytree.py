@@ -114,8 +114,9 @@ def same_structure(tree, treedef: TreeDef, leaves_ref: list[np.ndarray], paths: 
     """Flatten ``tree`` (what a user's function returned) and check it has one leaf per leaf of
     the reference, each of the reference's shape; a single leaf may come back as a 1-list/tuple.
     None stands for zeros at an integer or boolean leaf (a constant). Raises ``ValueError``
-    naming the first path that differs."""
-    leaves, _, _ = flatten(tree, what=what, none_leaf=True)
+    naming the first path that differs. Dicts are matched by key, not by order: a dict whose
+    keys differ from the reference's is an error naming both sets."""
+    leaves, _, _ = flatten(_by_key(tree, treedef, (), root, what), what=what, none_leaf=True)
     if len(leaves) != len(leaves_ref):
         raise ValueError(f"{what} returned {len(leaves)} array(s); expected {len(leaves_ref)}, one per leaf of "
                          f"{root} ({', '.join(format_path(root, p) for p in paths) or 'none'})")
@@ -134,8 +135,31 @@ def same_structure(tree, treedef: TreeDef, leaves_ref: list[np.ndarray], paths: 
                 raise ValueError(f"{what} returned shape {got.shape} for {format_path(root, p)}; expected {ref.shape}")
         if not (np.issubdtype(got.dtype, np.number) or got.dtype == bool):
             raise ValueError(f"{what} returned dtype {got.dtype} for {format_path(root, p)}; expected numbers")
+        if np.iscomplexobj(got) and not np.iscomplexobj(ref):
+            if np.any(got.imag != 0):
+                raise ValueError(f"{what} returned complex values for {format_path(root, p)} (largest |imaginary part| "
+                                 f"{np.abs(got.imag).max():.3g}); the derivative of a real function at real inputs "
+                                 "is real")
+            got = got.real
         out.append(got)
     return out
+
+
+def _by_key(node, d: TreeDef, path: Path, root: str, what: str):
+    """``node`` with every dict reordered to the keys of the reference ``d`` (where ``d`` has a
+    dict), so that flattening pairs leaves by key. A dict against a non-dict, or a dict with
+    other keys, is a ValueError."""
+    if d.kind == "dict" or isinstance(node, dict):
+        where = format_path(root, path) if path else root
+        if not (d.kind == "dict" and isinstance(node, dict)):
+            expected = f"a dict with keys {list(d.keys)}" if d.kind == "dict" else f"a {d.kind}"
+            raise ValueError(f"{what} returned a {type(node).__name__} for {where}; expected {expected}")
+        if set(node) != set(d.keys):
+            raise ValueError(f"{what} returned keys {list(node)} for {where}; expected {list(d.keys)}")
+        return {k: _by_key(node[k], c, path + (k,), root, what) for k, c in zip(d.keys, d.children)}
+    if d.kind in ("list", "tuple", "namedtuple") and isinstance(node, (list, tuple)) and len(node) == len(d.children):
+        return [_by_key(n, c, path + (i,), root, what) for i, (n, c) in enumerate(zip(node, d.children))]
+    return node
 
 
 def tree_map(fn: Callable, treedef: TreeDef, leaves: list) -> Any:

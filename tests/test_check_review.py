@@ -325,3 +325,112 @@ def test_a_verdict_is_truthy_as_a_python_bool():
     assert bool(good) is True and bool(bad) is False and type(good.passed) is bool
     none = ac.check_gradients(lambda p: 0.0 * float(np.sum(p)), lambda p: np.zeros_like(p), np.array([1.0]))
     assert type(none.passed) is bool and bool(none) is (none.status == "PASS")
+
+
+# ---------------------------------------------------------------- second review: pytrees, complex, scale, options
+
+
+def _sin_sq(p):
+    return float(np.sum(np.sin(p["a"])) + np.sum(p["b"] ** 2))
+
+
+_AB = {"a": np.array([0.1, 0.5, 1.0]), "b": np.array([1.0, 2.0, 3.0])}
+
+
+def test_dict_derivatives_are_matched_by_key_not_by_order():
+    """Leaves were paired by position: the right gradient with its keys in another order failed,
+    and two leaves swapped under swapped keys passed."""
+    right = lambda p: {"b": 2 * p["b"], "a": np.cos(p["a"])}      # noqa: E731
+    swapped = lambda p: {"b": np.cos(p["a"]), "a": 2 * p["b"]}    # noqa: E731
+    assert ac.check_gradients(_sin_sq, right, _AB).passed
+    assert ac.check_gradients(_sin_sq, swapped, _AB).status == "FAIL"
+    with pytest.raises(ValueError, match=r"grad_fn returned keys \['W', 'c'\] for params; expected \['a', 'b'\]"):
+        ac.check_gradients(_sin_sq, lambda p: {"W": np.cos(p["a"]), "c": 2 * p["b"]}, _AB)
+    with pytest.raises(ValueError, match=r"grad_fn returned a list for params; expected a dict with keys"):
+        ac.check_gradients(_sin_sq, lambda p: [np.cos(p["a"]), 2 * p["b"]], _AB)
+    x = np.array([0.3, -1.2, 2.0])
+    f = lambda x: {"s": np.sin(x), "c": np.cos(x)}                 # noqa: E731
+    vjp = lambda d, x: (d["s"] * np.cos(x) - d["c"] * np.sin(x),)  # noqa: E731
+    assert ac.check_vjp(f, vjp, x, cotangent={"c": np.ones(3), "s": 2 * np.ones(3)}).passed
+
+
+def test_a_complex_derivative_is_refused_not_read_by_its_real_part():
+    with pytest.raises(ValueError, match=r"grad_fn returned complex values for params\['a'\].*is real"):
+        ac.check_gradients(_sin_sq, lambda p: {"a": np.cos(p["a"]) + 5j, "b": 2 * p["b"]}, _AB)
+    assert ac.check_gradients(_sin_sq, lambda p: {"a": np.cos(p["a"]) + 0j, "b": 2 * p["b"]}, _AB).passed
+    x = np.array([0.3, -1.2])
+    with pytest.raises(ValueError, match="vjp_fn returned complex values for primal 0"):
+        ac.check_vjp(np.sin, lambda d, x: (d * np.cos(x) + 7j,), x)
+    with pytest.raises(ValueError, match="jvp_fn returned complex values"):
+        ac.check_jvp(np.sin, lambda t, x: t[0] * np.cos(x) + 7j, x)
+    with pytest.raises(ValueError, match=r"loss_fn returned a complex number \(.*\) at real inputs"):
+        ac.check_gradients(lambda p: complex(np.sum(p), 1.0), lambda p: np.ones(2), x)
+
+
+@pytest.mark.parametrize("scale", [1e160, 1e200, 1e300])
+def test_large_finite_inputs_get_a_verdict(scale):
+    """f = 3x at x = 1e160: h**2 raised OverflowError (h ~ 1e154) and the noise estimate's d * d
+    overflowed; a right derivative passes and one off by 1e-3 fails."""
+    x = np.array([scale, 1.0])
+    assert ac.check_vjp(lambda x: 3 * x, lambda d, x: (3 * d,), x).passed
+    assert ac.check_vjp(lambda x: 3 * x, lambda d, x: (3.003 * d,), x).status == "FAIL"
+    assert ac.check_jvp(lambda x: 3 * x, lambda t, x: 3 * t[0], x).passed
+
+
+def test_nothing_to_differentiate_is_a_clear_error():
+    for call in (lambda: ac.check_vjp(np.sin, lambda d, i: (None,), np.arange(3)),
+                 lambda: ac.check_vjp(np.sin, lambda d, x: (d,), np.zeros(0)),
+                 lambda: ac.check_gradients(lambda p: 0.0, lambda p: {}, {}),
+                 lambda: ac.check_jvp(lambda i: i * 2.0, lambda t, i: t[0], np.arange(3)),
+                 lambda: ac.check_hvp(lambda p: 0.0, lambda p, v: v, np.arange(3))):
+        with pytest.raises(ValueError, match="no floating-point entries"):
+            call()
+
+
+def test_bad_options_are_named():
+    x = np.array([0.3, -1.2])
+    vjp = lambda d, x: (d * np.cos(x),)  # noqa: E731
+    for n in (0, 2.5, True):
+        with pytest.raises(ValueError, match="n_cotangents must be an integer >= 1"):
+            ac.check_vjp(np.sin, vjp, x, n_cotangents=n)
+    with pytest.raises(ValueError, match="n_vectors must be an integer >= 1"):
+        ac.check_hvp(lambda x: float(np.sum(x ** 3)), lambda x, v: 6 * x * v, x, n_vectors=0)
+    with pytest.raises(ValueError, match="n_directions must be an integer"):
+        ac.check_vjp(np.sin, vjp, x, n_directions=True)
+    for seed in (-1, 1.5):
+        with pytest.raises(ValueError, match="seed must be an integer >= 0"):
+            ac.check_vjp(np.sin, vjp, x, seed=seed)
+    with pytest.raises(ValueError, match="loss_error must be a finite number >= 0"):
+        ac.check_gradients(lambda x: float(np.sum(x)), lambda x: np.ones(2), x, loss_error="x")
+    for bad in ([np.full(2, -4.0)], [np.ones(3)], np.ones(2)):
+        with pytest.raises(ValueError, match="grad_error"):
+            ac.check_gradients(lambda x: float(np.sum(x)), lambda x: np.ones(2), x, grad_error=bad)
+
+
+def test_each_bad_argument_is_blamed_by_its_own_name():
+    x = np.array([0.3, -1.2])
+    loss = lambda x: float(np.sum(x ** 3))  # noqa: E731
+    with pytest.raises(ValueError, match=r"hvp_fn returned shape \(3,\)"):
+        ac.check_hvp(loss, lambda x, v: np.ones(3), x)
+    with pytest.raises(ValueError, match=r"vector\[1\] is not finite"):
+        ac.check_hvp(loss, lambda x, v: 6 * x * v, x, vector=np.array([1.0, np.nan]))
+    with pytest.raises(ValueError, match=r"cotangent\[0\] is not finite"):
+        ac.check_vjp(np.sin, lambda d, x: (d * np.cos(x),), x, cotangent=np.array([np.nan, 1.0]))
+    with pytest.raises(ValueError, match=r"primal 0 \[0\] is not finite"):   # before f = sin warns on inf
+        ac.check_vjp(np.sin, lambda d, x: (d * np.cos(x),), np.array([np.inf, 1.0]))
+    with pytest.raises(ValueError, match=r"vjp_fn returned None for primal 1.*integer or boolean"):
+        ac.check_vjp(lambda a, b: a * b, lambda d, a, b: (d * b, None), x, x)
+    i = np.array([2, 3])
+    assert ac.check_vjp(lambda a, i: a * i, lambda d, a, i: (d * i, None), x, i).passed
+
+
+def test_check_network_names_bad_input_before_computing_bounds():
+    import manual_backprop as mb
+
+    params = mb.init_params([4, 3, 2], seed=0)
+    x = np.random.default_rng(0).uniform(size=(5, 4))
+    y = mb.one_hot(np.arange(5) % 2, 2)
+    for bad_x, bad_y, msg in ((x * np.nan, y, "x contains NaN or inf"), (x[:, :3], y, "x has 3 features"),
+                              (x, np.arange(5) % 2, "y must be")):
+        with pytest.raises(ValueError, match=msg):
+            ac.check_network(params, bad_x, bad_y, use_jax=False)
