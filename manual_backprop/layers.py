@@ -43,7 +43,7 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 def _float(layer: str, name: str, a, ndim: int | None = None, shape_doc: str = "", min_ndim: int | None = None) -> np.ndarray:
     """``a`` as a float32/float64 ndarray of the stated rank, or a TypeError/ValueError naming it."""
-    a = np.asarray(a)
+    a = _array(layer, name, a)
     if a.dtype not in _FLOATS:
         raise TypeError(f"{layer}: {name} must be a float32 or float64 array; got dtype {a.dtype}")
     if ndim is not None and a.ndim != ndim:
@@ -53,6 +53,14 @@ def _float(layer: str, name: str, a, ndim: int | None = None, shape_doc: str = "
     if 0 in a.shape:
         raise ValueError(f"{layer}: {name} is empty (shape {a.shape})")
     return a
+
+
+def _array(layer: str, name: str, a) -> np.ndarray:
+    """``np.asarray(a)``, or a ValueError naming the argument (a ragged list, say)."""
+    try:
+        return np.asarray(a)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{layer}: {name} is not an array of numbers ({e})") from None
 
 
 def _same_dtype(layer: str, **arrays: np.ndarray) -> np.dtype:
@@ -72,7 +80,7 @@ def _shape(layer: str, name: str, a: np.ndarray, expected: tuple, why: str = "")
 
 def _dy(layer: str, dy, shape: tuple, dtype: np.dtype) -> np.ndarray:
     """The cotangent: same shape and dtype as the layer's output."""
-    dy = np.asarray(dy)
+    dy = _array(f"{layer}_vjp", "dy", dy)
     if dy.dtype != dtype:
         raise TypeError(f"{layer}_vjp: dy must have the output's dtype {dtype}; got {dy.dtype}")
     if dy.shape != tuple(shape):
@@ -422,11 +430,11 @@ def avg_pool2d(x: np.ndarray, *, size=2, stride=None) -> np.ndarray:
     Backward:  dx[..., sh i + p, sw j + q] += dy[..., i, j] / (kh kw)  for every (p, q)
     """
     x, size, stride, out = _pool_args("avg_pool2d", x, size, stride)
+    xs = x * x.dtype.type(1 / (size[0] * size[1]))   # scaled first: a sum of x could overflow, the mean cannot
     offsets = _offsets(size, stride, out)
-    y = x[offsets[0]] + x[offsets[1]] if len(offsets) > 1 else x[offsets[0]].copy()
-    for s in offsets[2:]:
-        y += x[s]
-    y *= x.dtype.type(1 / (size[0] * size[1]))
+    y = xs[offsets[0]].copy()
+    for s in offsets[1:]:
+        y += xs[s]
     return y
 
 
@@ -447,7 +455,7 @@ def avg_pool2d_vjp(dy: np.ndarray, x: np.ndarray, *, size=2, stride=None) -> tup
 
 def _dropout_args(layer, x, mask, rate):
     x = _float(layer, "x", x)
-    mask = np.asarray(mask)
+    mask = _array(layer, "mask", mask)
     if mask.dtype != np.bool_:
         raise TypeError(
             f"{layer}: mask must be a boolean array (True keeps an entry); got dtype {mask.dtype}"
@@ -467,14 +475,14 @@ def dropout(x: np.ndarray, mask: np.ndarray, *, rate: float) -> np.ndarray:
     Backward:  dx = dy * mask / (1 - rate);  the mask is boolean and gets no gradient (None).
     """
     x, mask, scale = _dropout_args("dropout", x, mask, rate)
-    return np.where(mask, x * scale, x.dtype.type(0))
+    return np.multiply(x, scale, out=np.zeros_like(x), where=mask)   # dropped entries: 0, never x * scale
 
 
 def dropout_vjp(dy: np.ndarray, x: np.ndarray, mask: np.ndarray, *, rate: float) -> tuple[np.ndarray, None]:
     """``(dx, None)`` of :func:`dropout`."""
     x, mask, scale = _dropout_args("dropout_vjp", x, mask, rate)
     dy = _dy("dropout", dy, x.shape, x.dtype)
-    return np.where(mask, dy * scale, x.dtype.type(0)), None
+    return np.multiply(dy, scale, out=np.zeros_like(dy), where=mask), None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -490,17 +498,28 @@ def _norm_args(layer, x, gamma, beta, eps, axis):
     _shape(layer, "gamma", gamma, (x.shape[axis],), what)
     _shape(layer, "beta", beta, (x.shape[axis],), what)
     _positive(layer, "eps", eps)
+    with np.errstate(over="ignore"):
+        eps_x = x.dtype.type(eps)
+    if not (np.isfinite(eps_x) and eps_x > 0):
+        raise ValueError(f"{layer}: eps = {eps!r} is {eps_x} in {x.dtype}; it must be a positive {x.dtype} number")
     bshape = [1] * x.ndim
     bshape[axis] = x.shape[axis]
     axes = tuple(a for a in range(x.ndim) if a != axis) if axis == 1 else (x.ndim - 1,)
-    return x, gamma.reshape(bshape), beta.reshape(bshape), x.dtype.type(eps), axes
+    return x, gamma.reshape(bshape), beta.reshape(bshape), eps_x, axes
 
 
-def _normalise(x, eps, axes):
-    """xhat = (x - mu) / sqrt(var + eps) over ``axes``, and 1 / sqrt(var + eps)."""
-    mu = x.mean(axis=axes, keepdims=True)
-    xc = x - mu
-    inv = 1 / np.sqrt((xc * xc).mean(axis=axes, keepdims=True) + eps)
+def _normalise(x, eps, axes, layer):
+    """xhat = (x - mu) / sqrt(var + eps) over ``axes``, and 1 / sqrt(var + eps). A mean or a
+    variance beyond the dtype's range (|x| above ~1e19 in float32, ~1e154 in float64) is a
+    ValueError, not a result of zeros."""
+    with np.errstate(over="ignore"):
+        mu = x.mean(axis=axes, keepdims=True)
+        xc = x - mu
+        var = (xc * xc).mean(axis=axes, keepdims=True)
+    if not np.all(np.isfinite(var)) and np.all(np.isfinite(x)):
+        raise ValueError(f"{layer}: the variance of x overflows {x.dtype} (|x| up to {np.abs(x).max():.3g}); "
+                         "scale x down")
+    inv = 1 / np.sqrt(var + eps)
     return xc * inv, inv
 
 
@@ -522,14 +541,14 @@ def batch_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, *, eps: float
     through mu and var: dropping them treats the statistics as constants, a classic slip.
     """
     x, g, b, eps, axes = _norm_args("batch_norm", x, gamma, beta, eps, 1)
-    return g * _normalise(x, eps, axes)[0] + b
+    return g * _normalise(x, eps, axes, "batch_norm")[0] + b
 
 
 def batch_norm_vjp(dy, x, gamma, beta, *, eps: float = 1e-5):
     """``(dx, dgamma, dbeta)`` of :func:`batch_norm`."""
     x, g, b, eps, axes = _norm_args("batch_norm_vjp", x, gamma, beta, eps, 1)
     dy = _dy("batch_norm", dy, x.shape, x.dtype)
-    xhat, inv = _normalise(x, eps, axes)
+    xhat, inv = _normalise(x, eps, axes, "batch_norm_vjp")
     dx = _normalise_vjp(dy * g, xhat, inv, axes)
     return dx, (dy * xhat).sum(axis=axes), dy.sum(axis=axes)
 
@@ -543,14 +562,14 @@ def layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, *, eps: float
                dx = s (dxhat - mean_k dxhat - xhat mean_k(dxhat * xhat))      (per row)
     """
     x, g, b, eps, axes = _norm_args("layer_norm", x, gamma, beta, eps, -1)
-    return g * _normalise(x, eps, axes)[0] + b
+    return g * _normalise(x, eps, axes, "layer_norm")[0] + b
 
 
 def layer_norm_vjp(dy, x, gamma, beta, *, eps: float = 1e-5):
     """``(dx, dgamma, dbeta)`` of :func:`layer_norm`."""
     x, g, b, eps, axes = _norm_args("layer_norm_vjp", x, gamma, beta, eps, -1)
     dy = _dy("layer_norm", dy, x.shape, x.dtype)
-    xhat, inv = _normalise(x, eps, axes)
+    xhat, inv = _normalise(x, eps, axes, "layer_norm_vjp")
     rows = tuple(range(x.ndim - 1))
     return _normalise_vjp(dy * g, xhat, inv, axes), (dy * xhat).sum(axis=rows), dy.sum(axis=rows)
 
@@ -562,12 +581,13 @@ def layer_norm_vjp(dy, x, gamma, beta, *, eps: float = 1e-5):
 def _softmax(x, axis, allowed=None):
     """exp(x - max) / sum, with the max over the allowed entries; disallowed entries are exactly 0
     (no -inf is formed, so nothing overflows or warns)."""
-    if allowed is None:
-        e = np.exp(x - x.max(axis=axis, keepdims=True))
-    else:
-        m = np.max(x, axis=axis, keepdims=True, where=allowed, initial=-np.inf)
-        e = np.exp(np.where(allowed, x - m, 0))
-        e *= allowed
+    with np.errstate(over="ignore"):   # x - max < -max float: -inf, and exp(-inf) = 0 is exact
+        if allowed is None:
+            e = np.exp(x - x.max(axis=axis, keepdims=True))
+        else:
+            m = np.max(x, axis=axis, keepdims=True, where=allowed, initial=-np.inf)
+            e = np.exp(np.where(allowed, x - m, 0))
+            e *= allowed
     return e / e.sum(axis=axis, keepdims=True)
 
 
@@ -636,7 +656,7 @@ def attention_vjp(dy, q, k, v, *, causal: bool = False):
 
 
 def _embedding_args(layer, ids, E):
-    ids = np.asarray(ids)
+    ids = _array(layer, "ids", ids)
     if ids.dtype.kind not in "iu":
         raise TypeError(f"{layer}: ids must be an integer array; got dtype {ids.dtype}")
     E = _float(layer, "E", E, 2, "(V, d)")

@@ -590,6 +590,20 @@ BAD = [
      "lstm_vjp: c0 must have shape"),
     ("lstm_dy", _err(L.lstm_vjp, rnd(2, 3, 2), rnd(2, 3, 4), rnd(2, 3), rnd(2, 3), rnd(4, 12), rnd(3, 12), rnd(12)), ValueError,
      "lstm_vjp: dy must have the output's shape (2, 3, 3)"),
+    ("relu_ragged", _err(L.relu, [[1.0, 2.0], [3.0]]), ValueError, "relu: x is not an array of numbers"),
+    ("embedding_ragged", _err(L.embedding, [[0, 1], [2]], rnd(3, 2)), ValueError, "embedding: ids is not an array"),
+    ("dropout_vjp_ragged", _err(L.dropout_vjp, [[1.0], [1.0, 2.0]], rnd(2), np.ones(2, bool), rate=0.5), ValueError,
+     "dropout_vjp: dy is not an array of numbers"),
+    ("layer_norm_eps_inf32", _err(L.layer_norm, rnd(2, 2).astype(np.float32), np.ones(2, np.float32),
+                                  np.zeros(2, np.float32), eps=1e300), ValueError,
+     "layer_norm: eps = 1e+300 is inf in float32; it must be a positive float32 number"),
+    ("batch_norm_eps_zero32", _err(L.batch_norm, rnd(2, 2).astype(np.float32), np.ones(2, np.float32),
+                                   np.zeros(2, np.float32), eps=1e-46), ValueError, "batch_norm: eps = 1e-46 is 0.0"),
+    ("layer_norm_var_overflow", _err(L.layer_norm, np.float32([[1e20, -1e20, 3e19, 0]]), np.ones(4, np.float32),
+                                     np.zeros(4, np.float32)), ValueError,
+     "layer_norm: the variance of x overflows float32 (|x| up to 1e+20)"),
+    ("batch_norm_vjp_var_overflow", _err(L.batch_norm_vjp, rnd(2, 1), np.array([[1e200], [-1e200]]), np.ones(1),
+                                         np.zeros(1)), ValueError, "batch_norm_vjp: the variance of x overflows float64"),
 ]
 
 
@@ -618,6 +632,25 @@ def test_boundary_arguments_are_accepted():
     assert L.reshape(rnd(2, 2, 3), shape=(np.int64(3), -1)).shape == (2, 3, 2)
     assert L.attention(rnd(1, 2, 3), rnd(1, 2, 3), rnd(1, 2, 1), causal=np.True_).shape == (1, 2, 1)
     assert L.rnn(rnd(1, 1, 2), rnd(1, 3), rnd(2, 3), rnd(3, 3), rnd(3)).shape == (1, 1, 3)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_results_that_fit_the_dtype_do_not_overflow_on_the_way(dtype):
+    """The mean of a window of the largest numbers is representable (the sum is not); the
+    softmax of logits further apart than the largest number is [1, 0, 0] (x - max is -inf, and
+    exp(-inf) = 0 exactly); a dropped entry of 1e308 is 0, never multiplied by 1 / (1 - rate).
+    Warnings are errors here, so an overflow on the way fails these."""
+    big = np.finfo(dtype).max
+    x = np.full((1, 1, 2, 2), big, dtype)
+    assert L.avg_pool2d(x)[0, 0, 0, 0] == big
+    (dx,) = L.avg_pool2d_vjp(np.full((1, 1, 1, 1), big, dtype), x)
+    assert np.all(dx == dtype(big / 4))
+    logits = np.array([big, -big, 0], dtype)
+    assert L.softmax(logits).tolist() == [1, 0, 0]
+    assert L.softmax_vjp(np.ones(3, dtype), logits)[0].tolist() == [0, 0, 0]
+    keep = np.array([False, True])
+    assert L.dropout(np.array([big, 1], dtype), keep, rate=0.5).tolist() == [0, 2]
+    assert L.dropout_vjp(np.array([big, 1], dtype), np.ones(2, dtype), keep, rate=0.5)[0].tolist() == [0, 2]
 
 
 def test_vjp_recomputes_the_forward_without_changing_its_arguments():
