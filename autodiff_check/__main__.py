@@ -17,7 +17,12 @@ import numpy as np
 
 import manual_backprop as mb
 
+from manual_backprop.app import paths
+
 from .check import MAX_DIRECTIONS, Verdict, check_network
+
+#: examples per checked batch at most: the post's network checks cost ~B x 784 x 500 per direction
+MAX_BATCH = 100_000
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", "-v", action="store_true", help="print a line per layer for passing checks too")
     p.add_argument("--detail", action="store_true",
                    help="print every oracle's table and every named entry (long: the default is a summary)")
-    p.add_argument("--plot", metavar="FILE",
+    p.add_argument("--plot", metavar="PNG",
                    help="draw |g - ref| / tol per weight matrix of the first failing check (needs matplotlib)")
     return p
 
@@ -70,8 +75,9 @@ def _report(title: str, verdict: Verdict, verbose: bool, detail: bool) -> None:
         print(f"      worst: {worst[0]}" if worst else "      " + "; ".join(verdict.disagreements()))
 
 
-def _plot(verdict: Verdict, path: str) -> None:
-    """|g - ref| / tol per weight matrix, for the per-coordinate oracle with the most failures."""
+def _plot(verdict: Verdict, path) -> None:
+    """|g - ref| / tol per weight matrix, for the per-coordinate oracle with the most failures,
+    as PNG, written atomically to the path checked before the run."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -94,11 +100,19 @@ def _plot(verdict: Verdict, path: str) -> None:
         fig.colorbar(im, ax=ax, label="log10 |g - ref| / tol")
     fig.suptitle(f"{verdict.name} vs {r.oracle}: |g - ref| / tol per weight matrix (> 0: wrong)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    paths.write_atomically(path, lambda f: fig.savefig(f, format="png", dpi=110), what="plot")
     print(f"plot: {path}")
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     for name in args.activations:
         if name not in mb.ACTIVATIONS:
@@ -106,18 +120,22 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.losses:
         if name not in mb.LOSSES:
             _parser().error(f"unknown loss {name!r}; supported: {', '.join(sorted(mb.LOSSES))}")
-    if args.architectures < 1 or args.batch < 1:
-        _parser().error("--architectures and --batch must be positive")
+    if args.architectures < 1 or not 1 <= args.batch <= MAX_BATCH:
+        _parser().error(f"--architectures must be positive and --batch in 1..{MAX_BATCH}")
     if not 1 <= args.directions <= MAX_DIRECTIONS:
         _parser().error(f"--directions must be between 1 and {MAX_DIRECTIONS} (2^-{MAX_DIRECTIONS} is already "
                         f"below any miss rate a run can observe); got {args.directions}")
     if not 0 <= args.seed < 2**32:
         _parser().error(f"--seed must be between 0 and 2^32 - 1; got {args.seed}")
-    if args.plot:
+    if args.plot is not None:   # checked before the run: an unwritable path is refused now, not after it
         try:
             import matplotlib  # noqa: F401
         except ImportError:
             _parser().error("--plot needs matplotlib: pip install 'manual-backprop[plot]'")
+        try:
+            plot_path = paths.check_outputs(plot=args.plot).plot
+        except (OSError, ValueError) as e:
+            _parser().error(str(e))
     rng = np.random.default_rng(args.seed)
     use_jax = not args.no_jax
     verdicts: list[Verdict] = []
@@ -157,9 +175,13 @@ def main(argv: list[str] | None = None) -> int:
                 worst = ", ".join(f"{r.oracle} {r.max_error:.1e}/{r.tolerance:.1e}" for r in v.results)
                 _report(f"{activation:<10} {loss:<22} {str(sizes):<20} err/tol: {worst}", v, args.verbose, args.detail)
 
-    if args.plot:
+    if args.plot is not None:
         bad = [v for v in verdicts if not v.passed and any(r.values is not None for r in v.results)]
-        _plot(bad[0] if bad else verdicts[-1], args.plot)
+        try:
+            _plot(bad[0] if bad else verdicts[-1], plot_path)
+        except OSError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
     failed = errors + sum(not v.passed for v in verdicts)
     total = errors + len(verdicts)
     if failed and not (args.detail or args.verbose):

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from strategies import examples
 from support import call_on_a_fifo
 
-from manual_backprop.app.checkpoint import load_checkpoint, save_checkpoint
+from manual_backprop.app.checkpoint import FORMAT, load_checkpoint, save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -443,3 +443,11 @@ def test_check_metadata_accepts_what_save_wrote(tmp_path):
     save_checkpoint(path, make_params([3, 2], np.float64), epoch=3, history=[{"epoch": 1, "loss": 0.5}],
                     config={**GOOD_CONFIG, "lr": 1, "sizes": [], "data_dir": None, "hidden": []})
     check_metadata(path, load_checkpoint(path)[1], SCHEMA)
+
+
+def test_a_manifest_nested_past_the_recursion_limit_is_a_value_error(tmp_path):
+    """json.loads raises RecursionError (not a ValueError) on deep nesting: a few kB of '['."""
+    path = tmp_path / "deep.npz"
+    np.savez(path, manifest=np.array('{"format": "%s", "x": %s}' % (FORMAT, "[" * 100_000 + "]" * 100_000)))
+    with pytest.raises(ValueError, match="manifest is not JSON"):
+        load_checkpoint(path)

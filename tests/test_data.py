@@ -346,3 +346,9 @@ def test_check_labels_on_a_training_subset():
     data.check_labels(labels[:6], 4, "test", all_present=False)
     with pytest.raises(ValueError, match=r"subset: label -1 at index 2 is outside the 4 classes"):
         data.check_labels(np.array([0, 1, -1, 3]), 4, "subset", all_present=False)
+
+
+def test_images_without_pixels_are_refused_naming_the_directory(tmp_path):
+    fake_mnist(tmp_path, rows=0, cols=0)
+    with pytest.raises(ValueError, match=rf"{tmp_path}: train images are 0 x 0 pixels"):
+        load_mnist(tmp_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -155,3 +156,20 @@ def test_cli_plot_draws_the_error_of_every_weight_matrix(tmp_path):
                          cwd=Path(__file__).resolve().parents[1])
     assert run.returncode == 1, run.stderr
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"plot: {png}" in run.stdout
+
+
+def test_cli_plot_path_is_checked_before_the_run(tmp_path):
+    """A directory, a FIFO, a missing directory or an empty name is refused at once (exit 2, one
+    line), not after the checks; nothing is written beside it (matplotlib used to add '.png'
+    to a directory's name and write there)."""
+    pytest.importorskip("matplotlib")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for bad, msg in ((tmp_path, "is a directory"), (fifo, "is a FIFO"), (tmp_path / "no" / "x.png", "does not exist"),
+                     ("", "plot path is empty")):
+        r = _cli("--skip-post", "--architectures", "1", "--plot", str(bad))
+        assert r.returncode == 2 and msg in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert "checks passed" not in r.stdout   # refused before any check ran
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo"]
+    r = _cli("--skip-post", "--batch", str(10**12))
+    assert r.returncode == 2 and "--batch in 1..100000" in r.stderr

@@ -270,3 +270,36 @@ def test_only_dead_writers_temporaries_of_this_target_are_removed(tmp_path):
     assert kept == {name for name, keep in files.items() if keep}
     with pytest.raises(RuntimeError, match="needs the target's OutputLock held"):
         paths.cleanup_temporaries(tmp_path / "c.npz")
+
+
+def test_a_written_file_keeps_the_mode_it_had_or_gets_the_umasks(tmp_path):
+    """mkstemp makes 0600: every checkpoint and plot used to come out unreadable to the group,
+    and a file the user had made 0644 lost its mode on the first save."""
+    new, old = tmp_path / "new.bin", tmp_path / "old.bin"
+    old.write_bytes(b"before")
+    old.chmod(0o640)
+    mask = os.umask(0o022)
+    try:
+        paths.write_atomically(new, lambda f: f.write(b"x"))
+        paths.write_atomically(old, lambda f: f.write(b"after"))
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(new.stat().st_mode) == 0o644
+    assert stat.S_IMODE(old.stat().st_mode) == 0o640 and old.read_bytes() == b"after"
+
+
+def test_a_file_named_like_a_lock_is_never_taken_over(tmp_path):
+    """An existing NAME.lock that holds anything but a pid is the user's, not a stale lock: it
+    used to be emptied, written with our pid and deleted at the end of the run."""
+    target = tmp_path / "model.npz"
+    notes = tmp_path / "model.npz.lock"
+    notes.write_text("my notes\n")
+    with pytest.raises(paths.OutputPathError, match="is not a lock file"):
+        paths.OutputLock(target, "checkpoint").acquire()
+    assert notes.read_text() == "my notes\n" and not target.exists()
+    with pytest.raises(paths.OutputPathError, match="is the lock file of checkpoint"):
+        paths.check_outputs(checkpoint=target, resume=notes)
+    data = tmp_path / "train-images-idx3-ubyte.gz"
+    data.write_bytes(b"")
+    with pytest.raises(paths.OutputPathError, match="is the input file"):
+        paths.check_outputs(plot=tmp_path / "." / data.name, inputs=[data])

@@ -667,3 +667,116 @@ def test_cnn_shift_augmentation_changes_training_and_resumes_bit_identically(sma
         train(config.replace(shift=1), data=small, resume=ckpt, **QUIET)
     with pytest.raises(ValueError, match="model 'mlp' takes none"):
         RECIPES["default"].replace(shift=1)
+
+
+# ------------------------------------------------------------------ a second hostile-input sweep
+
+
+def _crafted(tmp_path, name, params, meta, **changes):
+    path = tmp_path / name
+    keep = {k: v for k, v in meta.items() if k not in ("layer_sizes", "dtype")}
+    save_checkpoint(path, params, **{**keep, **changes})
+    return path
+
+
+def test_resume_checks_every_array_against_the_run(small, tmp_path):
+    """Weights of another shape (same depth), dtype or with a NaN, a velocity of another dtype,
+    a history entry without its keys: each refused naming the file, where training used to go
+    on (or fail deep inside NumPy, or call a corrupt file a divergence)."""
+    ckpt = tmp_path / "run.npz"
+    config = Config(epochs=1, hidden_sizes=(8,), momentum=0.9)
+    train(config, data=small, checkpoint=ckpt, **QUIET)
+    params, meta = load_checkpoint(ckpt)
+    tp, vel = meta["train_params"], meta["velocity"]
+    nan = [W.copy() for W in tp]
+    nan[1][2, 3] = np.nan
+    cases = [
+        ("shape.npz", dict(train_params=[np.zeros((785, 3), np.float32), np.zeros((4, 10), np.float32)]),
+         r"shape\.npz: weights of shapes \[\(785, 3\), \(4, 10\)\]; this run's network \[784, 8, 10\]"),
+        ("f64.npz", dict(train_params=[W.astype(np.float64) for W in tp]), r"f64\.npz: train_params\[0\] is float64"),
+        ("nan.npz", dict(train_params=nan), r"nan\.npz: train_params\[1\] contains NaN or inf"),
+        ("vel.npz", dict(velocity=[v.astype(np.int32) for v in vel]), r"vel\.npz: velocity\[0\] is int32"),
+        ("hist.npz", dict(history=[{}]), r"hist\.npz: history\[0\] lacks one of"),
+    ]
+    for name, change, message in cases:
+        with pytest.raises(ValueError, match=message):
+            train(config.replace(epochs=2), data=small, resume=_crafted(tmp_path, name, params, meta, **change), **QUIET)
+    two = _crafted(tmp_path, "two.npz", params, meta, epoch=2, history=meta["history"] * 2)
+    with pytest.raises(ValueError, match=r"2 epochs are done already; epochs = 1 asks for fewer"):
+        train(config.replace(epochs=1), data=small, resume=two, **QUIET)
+
+
+def test_no_output_overwrites_the_data_or_takes_a_users_file_for_its_lock(tmp_path, capsys):
+    data_dir = tmp_path / "data"
+    fake_mnist(data_dir, n_train=40, n_test=20)
+    labels = next(data_dir.glob("train-labels*"))
+    before = labels.read_bytes()
+    base = ["train", "--data-dir", str(data_dir), "--epochs", "1", "--hidden-sizes", "8", "--no-progress"]
+    assert main(base + ["--checkpoint", str(labels)]) == 1
+    assert "is the input file" in capsys.readouterr().err and labels.read_bytes() == before
+    notes = tmp_path / "model.npz.lock"
+    notes.write_text("my notes\n")
+    assert main(base + ["--checkpoint", str(tmp_path / "model.npz")]) == 1
+    assert "is not a lock file" in capsys.readouterr().err and notes.read_text() == "my notes\n"
+    assert main(base + ["--checkpoint", str(tmp_path / "a.npz"), "--plot", str(tmp_path / "a.npz.lock")]) == 1
+    assert "is the lock file of checkpoint" in capsys.readouterr().err
+
+
+def test_cli_refuses_more_bad_values_in_one_line(tmp_path, capsys):
+    for argv, status, message in (
+        (["train", "--threads", str(10**20)], 2, "threads must be at most 4096"),
+        (["train", "--lr", "1e-320", "--dtype", "float32"], 2, "lr = 1e-320 is 0.0 in float32"),
+        (["train", "--n-classes", "0"], 2, "--n-classes must be in 2..256"),
+    ):
+        try:
+            got = main(argv)
+        except SystemExit as e:
+            got = e.code
+        err = capsys.readouterr().err
+        assert got == status and message in err and "Traceback" not in err, err
+
+
+def test_sigterm_unwinds_like_ctrl_c_and_leaves_no_partial_file(tmp_path):
+    """timeout(1) sends SIGTERM: the run must stop as after Ctrl-C (exit 143, one line, no
+    temporary or lock file left), not die with a half-written checkpoint beside the target."""
+    import signal
+    import time
+
+    data_dir = tmp_path / "data"
+    fake_mnist(data_dir, n_train=40, n_test=20)
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "manual_backprop", "train", "--data-dir", str(data_dir), "--hidden-sizes", "300",
+         "--epochs", "100000", "--batch-size", "8", "--no-progress", "--checkpoint", str(out / "c.npz")],
+        env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (out / "c.npz").exists() and time.monotonic() < deadline:   # at least one save done
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and err.strip().splitlines()[-1] == "terminated", err
+    assert sorted(p.name for p in out.iterdir()) == ["c.npz"]
+    load_checkpoint(out / "c.npz")
+
+
+def test_evaluate_refuses_a_cnn_with_non_finite_weights(tmp_path, capsys):
+    ckpt = tmp_path / "cnn.npz"
+    data_dir = tmp_path / "data"
+    fake_mnist(data_dir, n_train=40, n_test=20, rows=28, cols=28)
+    assert main(["train", "--recipe", "cnn", "--data-dir", str(data_dir), "--epochs", "1", "--no-progress",
+                 "--checkpoint", str(ckpt)]) == 0
+    capsys.readouterr()
+    params, meta = load_checkpoint(ckpt)
+    keep = {k: v for k, v in meta.items() if k not in ("layer_sizes", "param_shapes", "dtype")}
+    bad = [tuple(a.copy() for a in p) for p in params]
+    i = next(i for i, p in enumerate(bad) if p)   # the first layer with weights: the first convolution
+    bad[i][0][0, 0, 0, 0] = np.inf
+    save_checkpoint(tmp_path / "inf.npz", bad, **keep)
+    assert main(["evaluate", str(tmp_path / "inf.npz")]) == 1
+    assert f"params[{i}][0] (conv2d) contains NaN or inf" in capsys.readouterr().err
+    big = [tuple(a * np.float32(1e30) for a in p) for p in params]
+    save_checkpoint(tmp_path / "big.npz", big, **keep)
+    assert main(["evaluate", str(tmp_path / "big.npz")]) == 1
+    assert "logits are NaN or inf" in capsys.readouterr().err

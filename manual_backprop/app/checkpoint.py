@@ -285,7 +285,7 @@ def load_checkpoint(
         raise _fail(path, f"manifest is not a JSON string (a {raw.dtype} array of shape {raw.shape})")
     try:
         manifest = json.loads(str(raw[()]))
-    except (json.JSONDecodeError, TypeError, IndexError, ValueError) as e:
+    except (json.JSONDecodeError, TypeError, IndexError, ValueError, RecursionError) as e:
         raise _fail(path, f"manifest is not JSON ({e})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise _fail(path, f"manifest format is not {FORMAT!r}")

@@ -2,17 +2,19 @@
 
 Both end with the line ``test accuracy: 0.XXXX`` on stdout. Bad options, missing data and
 unwritable outputs give one line on stderr and a nonzero exit status (2 for usage errors,
-1 for everything else, 130 when interrupted), never a traceback.
+1 for everything else, 130 when interrupted, 143 on SIGTERM), never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 
 import numpy as np
 
+from .. import _checks
 from ..activations import ACTIVATIONS
 from ..losses import LOSSES
 
@@ -157,6 +159,8 @@ def _evaluate(args: argparse.Namespace) -> float:
 
     params, meta = load_checkpoint(args.checkpoint)
     data_dir = args.data_dir if args.data_dir is not None else meta.get("data_dir")
+    if data_dir is not None and not isinstance(data_dir, str):
+        raise ValueError(f"{args.checkpoint}: data_dir is {data_dir!r}, not a path (pass --data-dir)")
     activation = meta.get("activation", "sigmoid")
     loss = meta.get("loss", "binary_cross_entropy")
     if meta.get("model", "mlp") != "mlp":
@@ -207,6 +211,10 @@ def _layered_model(path, params, meta):
         net.check_params(params)
     except (TypeError, ValueError, IndexError) as e:
         raise ValueError(f"{path}: the params are not those of the CNN its config describes: {e}") from None
+    for i, p in enumerate(params):
+        for j, a in enumerate(p):
+            if not _checks.all_finite(a):
+                raise ValueError(f"{path}: params[{i}][{j}] ({net.layers[i].name}) contains NaN or inf")
     return net, lambda x: cnn_predict(net, params, x)
 
 
@@ -214,22 +222,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .._checks import NonFiniteError
     from .training import DivergenceError
 
     if args.command == "train":
         try:
             _config(args)
+            if args.n_classes is not None and not 2 <= args.n_classes <= 256:
+                raise ValueError(f"--n-classes must be in 2..256 (labels are uint8); got {args.n_classes}")
         except ValueError as e:  # an option out of its range: a usage error, like argparse's own
             parser.error(str(e))
 
+    received = []
+
+    def terminate(signum, frame):   # SIGTERM (kill, timeout) unwinds like Ctrl-C: no partial file stays
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminate)
     try:
         accuracy = _train(args) if args.command == "train" else _evaluate(args)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except (ValueError, TypeError, OSError, ImportError, MemoryError, DivergenceError) as e:
+        print("terminated" if received else "interrupted", file=sys.stderr)
+        return 128 + received[0] if received else 130
+    except (ValueError, TypeError, OSError, ImportError, MemoryError, DivergenceError, NonFiniteError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(f"test accuracy: {accuracy:.4f}")
     return 0
 

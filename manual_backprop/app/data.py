@@ -218,6 +218,13 @@ def _find(data_dir: Path, stem: str) -> Path:
     raise FileNotFoundError(f"{data_dir}: no {stem}.gz or {stem} (expected the MNIST file layout)")
 
 
+def data_files(data_dir: str | os.PathLike | None = None) -> list[Path]:
+    """The MNIST-layout files of ``data_dir`` (default: the shipped copy) that exist, with or
+    without ``.gz``: what a run reads, and so what no output of it may overwrite."""
+    source = PACKAGED_DIR if data_dir is None else Path(data_dir)
+    return [c for stem, _ in MNIST_FILES.values() for c in (source / f"{stem}.gz", source / stem) if c.is_file()]
+
+
 def _check_pair(images: np.ndarray, labels: np.ndarray, split: str, source: str) -> None:
     if images.dtype != np.uint8 or images.ndim != 3:
         raise ValueError(
@@ -233,6 +240,9 @@ def _check_pair(images: np.ndarray, labels: np.ndarray, split: str, source: str)
         raise ValueError(
             f"{source}: {split} has {images.shape[0]} images but {labels.shape[0]} labels"
         )
+    if 0 in images.shape[1:]:
+        raise ValueError(f"{source}: {split} images are {images.shape[1]} x {images.shape[2]} pixels; an image needs "
+                         "at least one")
 
 
 def check_labels(labels: np.ndarray, n_classes: int, source: str | os.PathLike, *, all_present: bool) -> None:

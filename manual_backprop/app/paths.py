@@ -11,13 +11,15 @@ Rules, each tested in ``tests/test_paths.py``:
   or a socket is refused and never replaced; an empty path is refused.
 * A symlink is written *through*: the new file replaces the link's target and the link stays
   (the temporary file goes beside the target, so the rename stays on one file system).
-* A write goes to ``.NAME.tmp-PID-XXXXXXXX`` beside the target, is flushed and fsync'ed, then
+* A write goes to ``.NAME.tmp-PID-XXXXXXXX`` beside the target (with the replaced file's
+  permissions, or those the umask gives a new file), is flushed and fsync'ed, then
   ``os.replace``d over it, and the directory is fsync'ed: a crash leaves the old file or the
   new one. A failure (full disk, I/O error) is an ``OSError`` of the same errno naming the file
   and saying that the previous file is intact.
 * ``OutputLock(path)`` holds ``fcntl.flock`` on ``PATH.lock`` (the target's, symlinks resolved)
   and writes its pid there; a second holder, in this or another process, gets
-  :class:`OutputLockedError` naming the path and the holder's pid. ``write_atomically`` takes the
+  :class:`OutputLockedError` naming the path and the holder's pid. An existing ``PATH.lock``
+  that holds anything but a pid is someone's file, not a lock: refused, never emptied. ``write_atomically`` takes the
   same lock for the length of one write when this process does not hold it already.
 * Whoever holds the lock deletes the temporaries of that target whose writer (the PID in the
   name) no longer exists: what a save killed by SIGKILL left. Files of live processes are kept.
@@ -34,7 +36,7 @@ import tempfile
 import threading
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, NamedTuple
+from typing import Callable, Iterable, Iterator, NamedTuple
 
 __all__ = [
     "OutputLock",
@@ -161,6 +163,11 @@ class OutputLock:
                 except FileNotFoundError:
                     same = False
                 if same:
+                    before = os.pread(fd, 64, 0)
+                    if before and not re.fullmatch(rb"\d+\n?", before):
+                        raise OutputPathError(
+                            f"{self.lock_path} exists and is not a lock file (it holds other data); refusing to "
+                            f"take it over for {self.what} {self.target}: move it or choose another path")
                     os.ftruncate(fd, 0)
                     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
                     return fd
@@ -300,6 +307,8 @@ def write_atomically(path: str | os.PathLike, write: Callable, *, mode: str = "w
         tmp: str | None = None
         try:
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=_temp_prefix(target))
+            # mkstemp makes 0600; the new file gets the old one's permissions, or a new file's
+            os.fchmod(fd, stat.S_IMODE(os.stat(target).st_mode) if existed else 0o666 & ~_umask())
             with os.fdopen(fd, mode) as f:
                 write(f)
                 f.flush()
@@ -320,6 +329,21 @@ def write_atomically(path: str | os.PathLike, write: Callable, *, mode: str = "w
                 except OSError:
                     pass
     _fsync_dir(target.parent)
+
+
+def _umask() -> int:
+    """This process's umask, read without changing it where Linux tells it (os.umask can only
+    be read by setting it, which races with other threads creating files)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 # ------------------------------------------------------------------ checks before any work
@@ -356,6 +380,7 @@ def check_outputs(
     checkpoint: str | os.PathLike | None = None,
     plot: str | os.PathLike | None = None,
     resume: str | os.PathLike | None = None,
+    inputs: Iterable[str | os.PathLike] = (),
 ) -> Outputs:
     """Refuse, before any work, the output paths a run could not write or would clobber.
 
@@ -366,6 +391,8 @@ def check_outputs(
     :class:`OutputPathError`). ``plot`` may not be the same file as ``checkpoint`` or
     ``resume`` -- same resolved path, or the same inode through a hard link
     (:class:`OutputPathError`); ``checkpoint`` and ``resume`` may (a run continued in place).
+    No output may be one of ``inputs`` (the data a run reads), another output's lock file
+    (``NAME.lock``), nor may ``resume`` be an output's lock file.
     """
     resolved: dict[str, Path | None] = {}
     for what, path in (("checkpoint", checkpoint), ("plot", plot)):
@@ -392,16 +419,31 @@ def check_outputs(
             raise PermissionError(f"resume checkpoint {text} is not readable")
         resolved["resume"] = Path(os.path.realpath(text))
     given = {"checkpoint": checkpoint, "plot": plot, "resume": resume}
+    for what in ("checkpoint", "plot"):
+        target = resolved[what]
+        if target is None:
+            continue
+        for data in inputs:
+            if _same_file(target, Path(os.path.realpath(data))):
+                raise OutputPathError(f"{what} path {os.fspath(given[what])} is the input file {data}; "
+                                      "refusing to overwrite the data a run reads")
+        lock = target.with_name(target.name + ".lock")
+        for other in ("checkpoint", "plot", "resume"):
+            if other != what and resolved[other] is not None and _same_file(resolved[other], lock):
+                raise OutputPathError(f"{other} path {os.fspath(given[other])} is the lock file of {what} "
+                                      f"{os.fspath(given[what])} ({lock}); choose another name")
     for a, b in (("plot", "checkpoint"), ("plot", "resume")):
         pa, pb = resolved[a], resolved[b]
         if pa is None or pb is None:
             continue
-        same = pa == pb
-        if not same and pa.exists() and pb.exists():
-            same = os.path.samefile(pa, pb)
-        if same:
+        if _same_file(pa, pb):
             raise OutputPathError(
                 f"{a} path {os.fspath(given[a])} and {b} path {os.fspath(given[b])} are the same file "
                 f"({pa}); the plot would overwrite the {'checkpoint' if b == 'checkpoint' else 'checkpoint to resume from'}"
             )
     return Outputs(resolved["checkpoint"], resolved["plot"], resolved["resume"])
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """The same resolved path, or the same inode (a hard link)."""
+    return a == b or (a.exists() and b.exists() and os.path.samefile(a, b))

@@ -76,7 +76,7 @@ from ..activations import get_activation
 from ..losses import get_loss
 from . import paths
 from .checkpoint import check_metadata, load_checkpoint, save_checkpoint
-from .data import Dataset, load_mnist
+from .data import Dataset, data_files, load_mnist
 
 SCHEDULES = ("constant", "cosine", "linear")
 BACKENDS = ("manual", "as_published", "jax")
@@ -86,6 +86,8 @@ CNN_FIXED = {"activation": "relu", "loss": "softmax_cross_entropy", "standardize
 #: examples per forward pass when the CNN is scored (bounds the im2col buffers to ~60 MB)
 CNN_EVAL_BATCH = 1000
 DIVERGENCE_FACTOR = 3.0
+#: more BLAS threads than any machine has cores (OpenBLAS takes a C int)
+MAX_THREADS = 4096
 
 
 def _is_int(v) -> bool:
@@ -135,6 +137,10 @@ class Config:
         _choice("backend", self.backend, BACKENDS)
         if not (_is_real(self.lr) and 0 < self.lr < math.inf):
             raise ValueError(f"lr must be a positive finite number; got {self.lr!r}")
+        with np.errstate(over="ignore"):
+            rate = np.dtype(self.dtype).type(self.lr)
+        if not 0 < rate < math.inf:
+            raise ValueError(f"lr = {self.lr!r} is {rate} in {self.dtype}; it must be a positive finite {self.dtype} number")
         if not (_is_real(self.momentum) and 0 <= self.momentum < 1):
             raise ValueError(f"momentum must lie in [0, 1); got {self.momentum!r}")
         for name in ("batch_size", "epochs") + (("threads",) if self.threads is not None else ()) + (
@@ -142,6 +148,8 @@ class Config:
             if not (_is_int(getattr(self, name)) and getattr(self, name) >= 1):
                 also = " or None, NumPy's default (--threads 0 on the command line)" if name == "threads" else ""
                 raise ValueError(f"{name} must be a positive integer{also}; got {getattr(self, name)!r}")
+        if self.threads is not None and self.threads > MAX_THREADS:
+            raise ValueError(f"threads must be at most {MAX_THREADS}; got {self.threads!r}")
         if not (_is_int(self.seed) and self.seed >= 0):
             raise ValueError(f"seed must be a non-negative integer; got {self.seed!r}")
         if not isinstance(self.standardize, bool):
@@ -314,8 +322,15 @@ def _leafwise_step(loss_and_grad, momentum: float):
 
 def cnn_predict(net, params: list[tuple], x: np.ndarray) -> np.ndarray:
     """The CNN's predicted classes, CNN_EVAL_BATCH examples at a time (training and evaluate
-    score alike)."""
-    return np.concatenate([net.predict(params, x[i:i + CNN_EVAL_BATCH]) for i in range(0, x.shape[0], CNN_EVAL_BATCH)])
+    score alike). Logits that overflow are a NonFiniteError, not the classes of NaN."""
+    out = []
+    for i in range(0, x.shape[0], CNN_EVAL_BATCH):
+        with np.errstate(over="ignore", invalid="ignore"):   # judged on the logits just below
+            z = net.forward(params, x[i:i + CNN_EVAL_BATCH])
+        if not _checks.all_finite(z):
+            raise _checks.NonFiniteError("the CNN's logits are NaN or inf (weights or inputs too large)")
+        out.append(np.argmax(z, axis=1))
+    return np.concatenate(out)
 
 
 def _memory_needed(config: Config, n_features: int, n_classes: int, n_train: int) -> int:
@@ -358,9 +373,11 @@ def _memory_available() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def _resume(path, config: Config, keep_epochs: bool, shift: float, scale: float, digest: str | None, net=None):
-    """(params, velocity, history, config) from a checkpoint; a mismatch is refused (for the
-    CNN, ``net`` checks the params' shapes)."""
+def _resume(path, config: Config, keep_epochs: bool, shift: float, scale: float, digest: str | None, net=None,
+            sizes: list[int] | None = None):
+    """(params, velocity, history, config) from a checkpoint; a mismatch is refused: the config,
+    the data, and every array's shape (``sizes`` for the MLP, ``net`` for the CNN), dtype and
+    finiteness, naming the file and the array."""
     params, meta = load_checkpoint(path)
     if not {"config", "epoch", "history"} <= meta.keys():
         raise ValueError(f"{path}: not a training checkpoint (no config, epoch or history)")
@@ -386,6 +403,10 @@ def _resume(path, config: Config, keep_epochs: bool, shift: float, scale: float,
                           f"this data ({shift}, {scale}) (different training data?)")
     if mismatched:
         raise ValueError(f"{path}: checkpoint does not match this run: " + "; ".join(mismatched))
+    scored = "validation_accuracy" if saved_config.validation else "test_accuracy"
+    for i, h in enumerate(meta["history"]):
+        if not {"epoch", "train_loss", "seconds", scored} <= h.keys():
+            raise ValueError(f"{path}: history[{i}] lacks one of epoch, train_loss, seconds, {scored}")
     if keep_epochs:
         config = config.replace(epochs=saved_config.epochs)
     if config.standardize:
@@ -399,10 +420,24 @@ def _resume(path, config: Config, keep_epochs: bool, shift: float, scale: float,
         except ValueError as e:
             raise ValueError(f"{path}: not this run's CNN: {e}") from None
         arrays = leaves(params)
+    else:
+        shapes = [(n_in + 1, n_out) for n_in, n_out in zip(sizes[:-1], sizes[1:])]
+        if [W.shape for W in arrays] != shapes:
+            raise ValueError(f"{path}: weights of shapes {[W.shape for W in arrays]}; this run's network "
+                             f"{sizes} has {shapes}")
     velocity = meta.get("velocity")
     if config.momentum > 0 and (not isinstance(velocity, list)
                                 or [v.shape for v in velocity] != [W.shape for W in arrays]):
         raise ValueError(f"{path}: momentum buffers missing or of the wrong shapes")
+    named = [("train_params" if config.standardize else "params", arrays)]
+    if config.momentum > 0:
+        named.append(("velocity", velocity))
+    for name, group in named:
+        for i, a in enumerate(group):
+            if a.dtype != np.dtype(config.dtype):
+                raise ValueError(f"{path}: {name}[{i}] is {a.dtype}; the config says {config.dtype}")
+            if not _checks.all_finite(a):
+                raise ValueError(f"{path}: {name}[{i}] contains NaN or inf (a corrupt checkpoint)")
     return params, velocity, list(meta["history"]), config
 
 
@@ -436,7 +471,8 @@ def train(
     if not isinstance(config, Config):
         raise TypeError(f"config must be a training.Config (e.g. RECIPES['default']); got {type(config).__name__}")
     backend = _backend(config, backend)
-    out = paths.check_outputs(checkpoint=checkpoint, plot=plot, resume=resume)
+    out = paths.check_outputs(checkpoint=checkpoint, plot=plot, resume=resume,
+                              inputs=data_files(data_dir) if data is None else ())
     if plot is not None:
         _require_matplotlib()
     with paths.lock_outputs(checkpoint=out.checkpoint, plot=out.plot):
@@ -463,7 +499,11 @@ def train(
             return network.accuracy(model, x, labels, activation=config.activation, loss=config.loss)
 
         if resume is not None:
-            params, velocity, history, config = _resume(resume, config, keep_checkpoint_epochs, shift, scale, digest, net)
+            params, velocity, history, config = _resume(resume, config, keep_checkpoint_epochs, shift, scale, digest,
+                                                        net, [data.x_train.shape[1], *config.hidden_sizes, data.n_classes])
+            if len(history) > config.epochs:
+                raise ValueError(f"{resume}: {len(history)} epochs are done already; epochs = {config.epochs} asks "
+                                 "for fewer (nothing to train)")
         else:
             if cnn:
                 params = net.init(seed=config.seed, dtype=dt)
