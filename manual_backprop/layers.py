@@ -382,7 +382,8 @@ def max_pool2d(x: np.ndarray, *, size=2, stride=None) -> np.ndarray:
                (stride < size) add their contributions.
     Ties: the gradient goes to the FIRST maximum of the window in row-major order (smallest p,
     then smallest q), as ``np.argmax`` on the flattened window. At a tie max is not
-    differentiable, and other libraries may choose another maximum.
+    differentiable, and other libraries may choose another maximum. A NaN is a window's maximum
+    (y is NaN there, as np.maximum gives) and takes dy, the first NaN if several, as np.argmax.
 
     When the windows tile x (stride = size, H and W multiples of it) the same maxima come from
     x as row bands (:func:`_tile_max`), and the backward routes dy in one product where every
@@ -406,12 +407,16 @@ def max_pool2d_vjp(dy: np.ndarray, x: np.ndarray, *, size=2, stride=None) -> tup
             # one maximum per window (no tie, no NaN): dy lands there, 0 elsewhere (dy * 1, dy * 0)
             return ((np.repeat(dy.reshape(m.shape), size[1], axis=1)[:, None, :] * hit).reshape(x.shape),)
     best = _window_max(x, offsets)
+    nan = np.isnan(best)                                # windows whose maximum is a NaN
+    nan = nan if nan.any() else None
     taken = np.zeros(best.shape, dtype=bool)            # windows whose maximum has been found
     dx = np.zeros_like(x)
     zero = x.dtype.type(0)
     overlap = stride[0] < size[0] or stride[1] < size[1]
     for k, s in enumerate(offsets):                     # row-major: the first maximum wins
         hit = x[s] == best
+        if nan is not None:                             # NaN == NaN is False: find them apart
+            hit |= nan & np.isnan(x[s])
         if k:
             hit &= ~taken
         if k + 1 < len(offsets):

@@ -434,3 +434,16 @@ def test_check_network_names_bad_input_before_computing_bounds():
                               (x, np.arange(5) % 2, "y must be")):
         with pytest.raises(ValueError, match=msg):
             ac.check_network(params, bad_x, bad_y, use_jax=False)
+
+
+@pytest.mark.xfail(strict=True, reason="known limitation: f varies on a scale far below the finite-difference step")
+def test_a_function_varying_far_below_the_step_floor():
+    """sin(1e16 x) at x ~ 1e-16 (found by the second review): the per-coordinate step is at
+    least cbrt(u)/4 max(1, |x|) / 8^11 ~ 1e-16, about sin's period here, and ECNoise finds no
+    noise level down to 1e-18, so eps_f is f's spread there (0.06): the Taylor-regime test
+    |J| <= 16 eps_f / h then passes at any step, and the finite difference claims 5e5 +- 5.7e5
+    for a derivative of 3.9e15. At 1e12 and 1e14 the same function is NOT CHECKED, at 1e10
+    it passes (docs/checker.md)."""
+    s = 1e16
+    v = ac.check_vjp(lambda x: np.sin(x * s), lambda d, x: (s * d * np.cos(x * s),), np.array([1 / s, 2 / s]))
+    assert v.status != "FAIL"

@@ -874,3 +874,14 @@ def _window_max_by_loop(x, size, stride):
     for *lead, i, j in np.ndindex(y.shape):
         y[(*lead, i, j)] = x[(*lead, slice(sh * i, sh * i + kh), slice(sw * j, sw * j + kw))].max()
     return y
+
+
+def test_max_pool_sends_dy_to_the_first_nan_of_a_window():
+    """A NaN is its window's maximum (np.maximum propagates it); its gradient went nowhere,
+    since NaN == NaN is False. Now, as np.argmax on the flattened window: the first NaN."""
+    x = np.array([[[[1.0, np.nan], [np.nan, 0.0]]]])
+    assert np.isnan(L.max_pool2d(x)).all()
+    np.testing.assert_array_equal(L.max_pool2d_vjp(np.full((1, 1, 1, 1), 3.0), x)[0].ravel(), [0, 3, 0, 0])
+    x = np.array([[1.0, np.nan, 2.0], [0.0, 5.0, 4.0]])            # overlapping windows: size 2, stride 1
+    (dx,) = L.max_pool2d_vjp(np.array([[10.0, 20.0]]), x, size=2, stride=1)
+    np.testing.assert_array_equal(dx, [[0, 30, 0], [0, 0, 0]])     # both windows hold the NaN at (0, 1)
