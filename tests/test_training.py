@@ -780,3 +780,15 @@ def test_evaluate_refuses_a_cnn_with_non_finite_weights(tmp_path, capsys):
     save_checkpoint(tmp_path / "big.npz", big, **keep)
     assert main(["evaluate", str(tmp_path / "big.npz")]) == 1
     assert "logits are NaN or inf" in capsys.readouterr().err
+
+
+def test_cli_main_runs_outside_the_main_thread(capsys):
+    """signal.signal works in the main thread only: the SIGTERM handler is installed there alone,
+    so main() called from a worker thread still answers (here: one line, exit 1)."""
+    import threading
+
+    got = []
+    t = threading.Thread(target=lambda: got.append(main(["evaluate", "/nonexistent/c.npz"])))
+    t.start()
+    t.join()
+    assert got == [1] and "does not exist" in capsys.readouterr().err

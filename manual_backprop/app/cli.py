@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -239,7 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         received.append(signum)
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, terminate)
+    in_main = threading.current_thread() is threading.main_thread()   # where Python delivers signals
+    previous = signal.signal(signal.SIGTERM, terminate) if in_main else None
     try:
         accuracy = _train(args) if args.command == "train" else _evaluate(args)
     except KeyboardInterrupt:
@@ -249,7 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
     print(f"test accuracy: {accuracy:.4f}")
     return 0
 
