@@ -97,7 +97,7 @@ from .oracles import (  # noqa: I001
     directional_fd,
     numerical_grad_with_error,
 )
-from .pytree import TreeDef, flatten, format_index, format_path, same_structure, unflatten
+from .pytree import TreeDef, by_key, flatten, format_index, format_path, same_structure, unflatten
 
 EXACT_RTOL = 1e-8
 PER_COORDINATE_LIMIT = 2000  # above this many inputs, oracles go along random directions
@@ -542,7 +542,7 @@ def _fd_dir(F, flat: _Flat, x, v, f0, eps_f, h, *, adapt: bool = True, levels: i
             # the two sides) by half the jump from either side; for a smooth f, J = O(h^3)
             res = _FD(d1, 3 * abs(d1 - d2) + 2 * eps_f / h + abs(J) / 2, "ok", taken)
             if adapt:
-                with np.errstate(over="ignore"):  # f of size 1e160: inf is clipped to 8 h below
+                with np.errstate(over="ignore"):  # f of size 1e160: f3 = inf, h_opt = 0, clipped to h / 64
                     f3 = 2 * abs(d2 - d1) / h / h   # (h**2 raises OverflowError for h > 1e154)
                     h_opt = np.cbrt(3 * eps_f / f3) if f3 > 0 else 8 * h
                 h_new = float(np.clip(h_opt, h / 64, 8 * h))
@@ -588,8 +588,7 @@ def _measure(flat: _Flat, F, rng, loss_error: float | None, what: str) -> _Conte
         raise ValueError(f"{what} is not finite at the given point ({f0}); derivatives need a finite value")
     u_in = flat.u
     if loss_error is not None:
-        if not (isinstance(loss_error, (int, float, np.integer, np.floating)) and not isinstance(loss_error, bool)
-                and np.isfinite(loss_error) and loss_error >= 0):
+        if not (_real_scalar(loss_error) and np.isfinite(loss_error) and loss_error >= 0):
             raise ValueError(f"loss_error must be a finite number >= 0; got {loss_error!r}")
         eps_f, note = float(loss_error), f"loss error {loss_error:.2e} (given)"
     else:
@@ -1108,6 +1107,12 @@ def _grad_noise(flat: _Flat, grad_flat: Callable[[np.ndarray], np.ndarray], rng)
     return np.where(np.isfinite(s), s, 0.0)
 
 
+def _real_scalar(v) -> bool:
+    """A real number: Python or NumPy, 0-d arrays included; not a bool, string or complex."""
+    a = np.asarray(v) if not isinstance(v, (str, bytes)) else None
+    return a is not None and a.ndim == 0 and a.dtype.kind in "iuf"
+
+
 def _is_int(v) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
@@ -1138,9 +1143,11 @@ def _check_grad_error(grad_error, flat) -> None:
                          f"{flat.root}")
     for e, (L, p) in zip(grad_error, floats):
         e = np.asarray(e)
-        if not (np.issubdtype(e.dtype, np.number) and e.shape == L.shape and np.all(np.isfinite(e)) and np.all(e >= 0)):
+        fits = np.issubdtype(e.dtype, np.number) and not np.iscomplexobj(e) and e.ndim <= L.ndim and all(
+            a in (1, b) for a, b in zip(e.shape[::-1], L.shape[::-1]))
+        if not (fits and np.all(np.isfinite(e)) and np.all(e >= 0)):
             raise ValueError(f"grad_error for {format_path(flat.root, p)} must be finite numbers >= 0 of shape "
-                             f"{L.shape}; got {e.dtype} of shape {e.shape}")
+                             f"{L.shape} (or one that broadcasts to it); got {e.dtype} of shape {e.shape}")
 
 
 def check_gradients(
@@ -1200,7 +1207,7 @@ def check_gradients(
     jf = _pick_jax(jax_fn, jax_loss_fn)
     jax_full = jax_dir = None
     if _jax_fns is not None:
-        jax_full = lambda: flat.flat(flatten(_jax_fns[0](_split_tree(flat)))[0])  # noqa: E731  (all leaves: flat keeps the floats)
+        jax_full = lambda: flat.flat(flatten(_jax_tree(_jax_fns[0](_split_tree(flat)), flat))[0])  # noqa: E731
         jax_dir = lambda v: float(_jax_fns[1](_split_tree(flat), _split(flat, v)))  # noqa: E731
     elif jf is not None:
         jax = _jax()
@@ -1208,7 +1215,7 @@ def check_gradients(
         grad = jax.grad(jf, allow_int=True)
 
         def jax_full():
-            return flat.flat(flatten(grad(tree))[0])
+            return flat.flat(flatten(_jax_tree(grad(tree), flat))[0])
 
         def jax_dir(v):
             vt = flat.build(v)
@@ -1219,6 +1226,12 @@ def check_gradients(
                        analytic=analytic, kinks=kinks, loss_error=loss_error, grad_error=grad_error,
                        per_coordinate=per_coordinate, n_directions=n_directions, seed=seed,
                        jax_full=jax_full, jax_dir=jax_dir, names=dict(_names or {}), extra_notes=_notes)
+
+
+def _jax_tree(tree, flat: _Flat):
+    """A JAX derivative in the key order of ``flat``'s tree (JAX sorts dict keys). All leaves
+    are kept, float0 ones included: ``flat.flat`` keeps the floating ones."""
+    return by_key(tree, flat.treedef, root=flat.root, what="jax_fn's derivative")
 
 
 def _split_tree(flat: _Flat):
@@ -1330,7 +1343,7 @@ def check_vjp(f: Callable, vjp_fn: Callable, *primals, jax_fn: Callable | None =
             def jdir(_P, vl, c_leaves=c_leaves, flat=flat):
                 vt = _zero_consts(flat, flat.build(np.concatenate([w.ravel() for w in vl]) if vl else np.zeros(0)), jax)
                 _, t = jax.jvp(jax_fn, tuple(primals), tuple(vt))
-                return _contract(c_leaves, t, None)
+                return _contract(c_leaves, by_key(t, out_td, root="output", what="jax_fn's output"), None)
 
             jfns = (jgrad, jdir)  # check_gradients flattens and keeps the floating leaves (once)
         v = check_gradients(loss, grad, tuple(primals), name=name, _jax_fns=jfns, _root="primal",
@@ -1357,7 +1370,7 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
     _check_seed(seed)
     flat = _Flat(tuple(primals), "primal", what="primals")   # the inputs are checked before f sees them
     rng = np.random.default_rng(seed + 15485863)
-    out_leaves, _, _ = _out_info(f, primals)
+    out_leaves, _, out_td = _out_info(f, primals)
     c_leaves = _random_cotangent(out_leaves, rng)
 
     def tangents_of(v):
@@ -1366,10 +1379,12 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
                      for tt, p, fl in zip(t, primals, _primal_is_float(flat, primals)))
 
     def gdot(v):
-        d = _contract(c_leaves, jvp_fn(tangents_of(v), *primals), None, "jvp_fn")
-        if isinstance(d, complex):
-            raise ValueError("jvp_fn returned complex values; the derivative of a real function at real inputs is real")
-        return d
+        leaves, where, td = flatten(jvp_fn(tangents_of(v), *primals), what="jvp_fn's output")
+        for L, p in zip(leaves, where):
+            if np.iscomplexobj(L) and np.any(np.imag(L) != 0):
+                raise ValueError(f"jvp_fn returned complex values at {format_path('output', p)}; the derivative of a "
+                                 "real function at real inputs is real")
+        return _contract(c_leaves, unflatten(td, [np.real(L) for L in leaves]), None, "jvp_fn")
 
     per_coordinate = options.pop("per_coordinate", None)
     if per_coordinate is None:
@@ -1397,11 +1412,12 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
 
         def jax_dir(v):
             vt = _zero_consts(flat, flat.build(v), jax)
-            return float(np.real(_contract(c_leaves, jax.jvp(jax_fn, tuple(primals), tuple(vt))[1], None)))
+            t = by_key(jax.jvp(jax_fn, tuple(primals), tuple(vt))[1], out_td, root="output", what="jax_fn's output")
+            return float(np.real(_contract(c_leaves, t, None)))
 
         def jax_full():
             _, pull = jax.vjp(lambda *p: jax_fn(*p), *primals)
-            return flat.flat(flatten(tuple(pull(unflatten(_out_info(f, primals)[2], c_leaves))))[0])
+            return flat.flat(flatten(_jax_tree(tuple(pull(unflatten(_out_info(f, primals)[2], c_leaves))), flat))[0])
 
     kw = {k: options.pop(k) for k in list(options) if k in (
         "oracles", "analytic", "kinks", "n_directions", "seed", "loss_error", "grad_error")}
@@ -1503,7 +1519,7 @@ def check_hvp(loss_fn: Callable, hvp_fn: Callable, params: Any, *, grad_fn: Call
             vj = _zero_consts(flat, v_tree, jax)  # float0 tangents on integer leaves
 
             def jhvp(_P, vj=vj):
-                return flatten(jax.jvp(jax.grad(jax_fn, allow_int=True), (tree,), (vj,))[1])[0]
+                return jax.jvp(jax.grad(jax_fn, allow_int=True), (tree,), (vj,))[1]
 
             def jdir(_P, wl, vj=vj):
                 w = _zero_consts(flat, flat.build(np.concatenate([a.ravel() for a in wl]) if wl else np.zeros(0)), jax)
@@ -1598,10 +1614,13 @@ def check_network(
     else:
         name, backward_fn = getattr(backward, "__name__", "backward"), backward
     kw = dict(activation=activation, loss=loss)
-    mb.loss_and_grad(params, x, y, **kw)   # names a bad shape, dtype, NaN or overflow before anything else
-    params = [np.asarray(W, np.float64) for W in params]
-    x = np.asarray(x, np.float64)
-    y = np.asarray(y, np.float64)
+    try:
+        params = [np.asarray(W, np.float64) for W in params]
+        x = np.asarray(x, np.float64)
+        y = np.asarray(y, np.float64)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"check_network checks in float64: params, x and y must be arrays of real numbers ({e})") from None
+    mb.loss_and_grad(params, x, y, **kw)   # names a bad shape, NaN or overflow before the bounds are computed
     analytic = get_activation(activation).analytic and get_loss(loss).analytic
     jax_fns = None
     if use_jax:  # the jitted functions of .model, compiled once per shape and reused

@@ -145,6 +145,12 @@ def same_structure(tree, treedef: TreeDef, leaves_ref: list[np.ndarray], paths: 
     return out
 
 
+def by_key(tree, treedef: TreeDef, *, root: str, what: str):
+    """``tree`` with its dicts in the key order of ``treedef`` (JAX returns dicts with sorted
+    keys; a user's may have any order), so that flattening pairs leaves by key."""
+    return _by_key(tree, treedef, (), root, what)
+
+
 def _by_key(node, d: TreeDef, path: Path, root: str, what: str):
     """``node`` with every dict reordered to the keys of the reference ``d`` (where ``d`` has a
     dict), so that flattening pairs leaves by key. A dict against a non-dict, or a dict with

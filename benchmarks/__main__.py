@@ -136,7 +136,7 @@ def run_gradients(args, backends: list[str], log) -> tuple[list[dict], dict[str,
                     b["gflops"] = flops / st.median_s / 1e9
                     b["gemm_fraction"] = gemm.median_s / st.median_s
                     b["ratio_to_baseline"] = st.median_s / base.median_s if base else None
-                    if base and name != gradients.BASELINE:
+                    if base and name != gradients.BASELINE and len(st.by_round) >= 2:   # one round: no spread
                         b["ratio_interval_90"] = timing.ratio_interval(st, base, seed=args.seed + batch)
                 cell = {"network": network, "layer_sizes": sizes, "batch": batch, "dtype": dtype,
                         "flops": flops, "gemm": {**gemm.as_dict(), "gflops": flops / gemm.median_s / 1e9},

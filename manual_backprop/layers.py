@@ -403,8 +403,9 @@ def max_pool2d_vjp(dy: np.ndarray, x: np.ndarray, *, size=2, stride=None) -> tup
     if _tiles(x, size, stride):
         m, x3 = _tile_max(x, size)
         hit = x3 == np.repeat(m, size[1], axis=1)[:, None, :]    # (M, kh, W): where the maxima sit
-        if np.count_nonzero(hit) == m.size and _checks.all_finite(dy):
-            # one maximum per window (no tie, no NaN): dy lands there, 0 elsewhere (dy * 1, dy * 0)
+        if np.count_nonzero(hit) == m.size and not np.isnan(m).any() and _checks.all_finite(dy):
+            # one maximum per window (no NaN window with 0 hits to offset a tie's 2): dy lands
+            # there, 0 elsewhere (dy * 1, dy * 0)
             return ((np.repeat(dy.reshape(m.shape), size[1], axis=1)[:, None, :] * hit).reshape(x.shape),)
     best = _window_max(x, offsets)
     nan = np.isnan(best)                                # windows whose maximum is a NaN
@@ -515,15 +516,16 @@ def _norm_args(layer, x, gamma, beta, eps, axis):
 
 def _normalise(x, eps, axes, layer):
     """xhat = (x - mu) / sqrt(var + eps) over ``axes``, and 1 / sqrt(var + eps). A mean or a
-    variance beyond the dtype's range (|x| above ~1e19 in float32, ~1e154 in float64) is a
-    ValueError, not a result of zeros."""
-    with np.errstate(over="ignore"):
+    variance beyond the dtype's range in a group of finite x (|x| above ~1e19 in float32, ~1e154
+    in float64) is a ValueError, not a result of zeros; a NaN or inf in x stays NaN in its group."""
+    with np.errstate(over="ignore", invalid="ignore"):   # judged just below, group by group
         mu = x.mean(axis=axes, keepdims=True)
         xc = x - mu
         var = (xc * xc).mean(axis=axes, keepdims=True)
-    if not np.all(np.isfinite(var)) and np.all(np.isfinite(x)):
-        raise ValueError(f"{layer}: the variance of x overflows {x.dtype} (|x| up to {np.abs(x).max():.3g}); "
-                         "scale x down")
+    lost = ~np.isfinite(var) & np.isfinite(x).all(axis=axes, keepdims=True)
+    if lost.any():
+        raise ValueError(f"{layer}: the mean or variance of x overflows {x.dtype} where x is finite (|x| up to "
+                         f"{np.abs(x[np.broadcast_to(lost, x.shape)]).max():.3g}); scale x down")
     inv = 1 / np.sqrt(var + eps)
     return xc * inv, inv
 

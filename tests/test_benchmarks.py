@@ -373,3 +373,20 @@ def test_a_goal_whose_interval_holds_one_is_marked_a_tie():
     assert "2 of 4 met" in lines[1] and "1 met and 1 missed are ties" in lines[2]
     assert lines[3].endswith("1.03 (0.98-1.08) ~") and lines[4].endswith("1.20 (1.10-1.30)")
     assert lines[5].endswith("0.97 (0.94-1.00) ~") and lines[6].endswith("0.80 (0.70-0.90)")
+
+
+def test_a_run_of_one_round_reports_no_interval(tmp_path):
+    """With one round there is nothing to resample: the ratio is reported without an interval
+    (ratio_interval raised, so --rounds 1 --min-samples 1 ended in a traceback)."""
+    pytest.importorskip("jax")
+    out = tmp_path / "bench.json"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--out", str(out), "--batches", "1", "--dtypes", "float32",
+         "--rounds", "1", "--min-samples", "1", "--round-time", "0.002", "--backends", "plain,fast,jax_jit",
+         "--no-training", "--no-plot"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (cell,) = json.loads(out.read_text())["gradients"]
+    assert cell["backends"]["fast"]["ratio_to_baseline"] > 0 and "ratio_interval_90" not in cell["backends"]["fast"]

@@ -361,8 +361,9 @@ def test_a_complex_derivative_is_refused_not_read_by_its_real_part():
     x = np.array([0.3, -1.2])
     with pytest.raises(ValueError, match="vjp_fn returned complex values for primal 0"):
         ac.check_vjp(np.sin, lambda d, x: (d * np.cos(x) + 7j,), x)
-    with pytest.raises(ValueError, match="jvp_fn returned complex values"):
+    with pytest.raises(ValueError, match="jvp_fn returned complex values at output"):
         ac.check_jvp(np.sin, lambda t, x: t[0] * np.cos(x) + 7j, x)
+    assert ac.check_jvp(np.sin, lambda t, x: t[0] * np.cos(x) + 0j, x).passed   # as grad and vjp: real
     with pytest.raises(ValueError, match=r"loss_fn returned a complex number \(.*\) at real inputs"):
         ac.check_gradients(lambda p: complex(np.sum(p), 1.0), lambda p: np.ones(2), x)
 
@@ -447,3 +448,36 @@ def test_a_function_varying_far_below_the_step_floor():
     s = 1e16
     v = ac.check_vjp(lambda x: np.sin(x * s), lambda d, x: (s * d * np.cos(x * s),), np.array([1 / s, 2 / s]))
     assert v.status != "FAIL"
+
+
+def test_jax_derivatives_of_dicts_are_matched_by_key():
+    """jax.grad returns a dict with its keys sorted; params built {'b': ..., 'a': ...} were
+    paired by position with it, and a right gradient failed against jax_grad."""
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+    P = {"b": np.array([1.0, 2.0]), "a": np.array([0.3, 0.7, 1.1])}
+    jloss = lambda p: jnp.sum(jnp.sin(p["a"])) + jnp.sum(p["b"] ** 2)          # noqa: E731
+    grad = lambda p: {"b": 2 * p["b"], "a": np.cos(p["a"])}                      # noqa: E731
+    assert ac.check_gradients(_sin_sq, grad, P, jax_fn=jloss).passed
+    f = lambda p: {"s": np.sin(p["a"]), "q": p["b"] ** 2}                         # noqa: E731
+    jf = lambda p: {"s": jnp.sin(p["a"]), "q": p["b"] ** 2}                       # noqa: E731
+    vjp = lambda d, p: ({"b": 2 * p["b"] * d["q"], "a": np.cos(p["a"]) * d["s"]},)  # noqa: E731
+    assert ac.check_vjp(f, vjp, P, jax_fn=jf).passed
+    jvp = lambda t, p: {"s": np.cos(p["a"]) * t[0]["a"], "q": 2 * p["b"] * t[0]["b"]}  # noqa: E731
+    assert ac.check_jvp(f, jvp, P, jax_fn=jf).passed
+    hvp = lambda p, v: {"b": 2 * v["b"], "a": -np.sin(p["a"]) * v["a"]}          # noqa: E731
+    assert ac.check_hvp(_sin_sq, hvp, P, jax_fn=jloss).passed
+
+
+def test_inputs_that_were_accepted_stay_accepted():
+    """The stricter checks of the second review must not refuse what worked: check_network on
+    nested lists, loss_error as a 0-d array, grad_error as one bound per leaf that broadcasts."""
+    import manual_backprop as mb
+
+    params = [W.tolist() for W in mb.init_params([3, 2, 2], seed=0)]
+    x, y = np.random.default_rng(0).uniform(size=(4, 3)), mb.one_hot(np.arange(4) % 2, 2)
+    assert ac.check_network(params, x, y, use_jax=False).passed
+    x2 = np.ones(2)
+    assert ac.check_gradients(lambda x: float(np.sum(x)), lambda x: np.ones(2), x2, loss_error=np.array(1e-16)).passed
+    assert ac.check_gradients(lambda x: float(np.sum(x)), lambda x: np.ones(2), x2, loss_error=1e-16,
+                              grad_error=[np.array(1e-16)]).passed

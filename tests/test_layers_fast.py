@@ -601,9 +601,13 @@ BAD = [
                                    np.zeros(2, np.float32), eps=1e-46), ValueError, "batch_norm: eps = 1e-46 is 0.0"),
     ("layer_norm_var_overflow", _err(L.layer_norm, np.float32([[1e20, -1e20, 3e19, 0]]), np.ones(4, np.float32),
                                      np.zeros(4, np.float32)), ValueError,
-     "layer_norm: the variance of x overflows float32 (|x| up to 1e+20)"),
+     "layer_norm: the mean or variance of x overflows float32 where x is finite (|x| up to 1e+20)"),
     ("batch_norm_vjp_var_overflow", _err(L.batch_norm_vjp, rnd(2, 1), np.array([[1e200], [-1e200]]), np.ones(1),
-                                         np.zeros(1)), ValueError, "batch_norm_vjp: the variance of x overflows float64"),
+                                         np.zeros(1)), ValueError, "batch_norm_vjp: the mean or variance of x overflows float64"),
+    ("layer_norm_overflow_beside_nan", _err(L.layer_norm, np.float32([[np.nan, 0], [3e19, -3e19]]), np.ones(2, np.float32),
+                                            np.zeros(2, np.float32)), ValueError, "layer_norm: the mean or variance"),
+    ("layer_norm_mean_overflow", _err(L.layer_norm, np.float32([[3e38, 3e38]]), np.ones(2, np.float32),
+                                      np.zeros(2, np.float32)), ValueError, "layer_norm: the mean or variance"),
 ]
 
 
@@ -885,3 +889,8 @@ def test_max_pool_sends_dy_to_the_first_nan_of_a_window():
     x = np.array([[1.0, np.nan, 2.0], [0.0, 5.0, 4.0]])            # overlapping windows: size 2, stride 1
     (dx,) = L.max_pool2d_vjp(np.array([[10.0, 20.0]]), x, size=2, stride=1)
     np.testing.assert_array_equal(dx, [[0, 30, 0], [0, 0, 0]])     # both windows hold the NaN at (0, 1)
+    # tiling windows, a NaN window beside a tied one: the NaN window's 0 hits and the tie's 2 made
+    # the count of maxima right, and the one-product shortcut sent the tie's dy to both 5s
+    x = np.array([[np.nan, 1.0, 5.0, 5.0], [2.0, 3.0, 1.0, 1.0]])
+    (dx,) = L.max_pool2d_vjp(np.array([[10.0, 20.0]]), x)
+    np.testing.assert_array_equal(dx, [[10, 0, 20, 0], [0, 0, 0, 0]])

@@ -278,13 +278,13 @@ def test_a_written_file_keeps_the_mode_it_had_or_gets_the_umasks(tmp_path):
     new, old = tmp_path / "new.bin", tmp_path / "old.bin"
     old.write_bytes(b"before")
     old.chmod(0o640)
-    mask = os.umask(0o022)
+    mask = os.umask(0o027)   # not the usual 022: a constant in place of the umask would fail here
     try:
         paths.write_atomically(new, lambda f: f.write(b"x"))
         paths.write_atomically(old, lambda f: f.write(b"after"))
     finally:
         os.umask(mask)
-    assert stat.S_IMODE(new.stat().st_mode) == 0o644
+    assert stat.S_IMODE(new.stat().st_mode) == 0o640
     assert stat.S_IMODE(old.stat().st_mode) == 0o640 and old.read_bytes() == b"after"
 
 
@@ -297,6 +297,10 @@ def test_a_file_named_like_a_lock_is_never_taken_over(tmp_path):
     with pytest.raises(paths.OutputPathError, match="is not a lock file"):
         paths.OutputLock(target, "checkpoint").acquire()
     assert notes.read_text() == "my notes\n" and not target.exists()
+    notes.write_text("0" * 64 + "\nmy notes\n")   # digits first, then more: still not a lock
+    with pytest.raises(paths.OutputPathError, match="is not a lock file"):
+        paths.OutputLock(target, "checkpoint").acquire()
+    assert notes.read_text().endswith("my notes\n")
     with pytest.raises(paths.OutputPathError, match="is the lock file of checkpoint"):
         paths.check_outputs(checkpoint=target, resume=notes)
     data = tmp_path / "train-images-idx3-ubyte.gz"

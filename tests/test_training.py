@@ -792,3 +792,24 @@ def test_cli_main_runs_outside_the_main_thread(capsys):
     t.start()
     t.join()
     assert got == [1] and "does not exist" in capsys.readouterr().err
+
+
+def test_cli_sigterm_handler_is_restored_and_never_replaces_an_ignored_sigterm(monkeypatch, capsys):
+    """During a run SIGTERM unwinds; after it, the caller's handler is back. A SIGTERM the parent
+    set to be ignored (SIG_IGN, as nohup-like launchers do) stays ignored during the run."""
+    import signal
+
+    from manual_backprop.app import cli
+
+    seen = []
+    monkeypatch.setattr(cli, "_evaluate", lambda args: seen.append(signal.getsignal(signal.SIGTERM)) or 0.5)
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["evaluate", "any.npz"]) == 0
+    assert seen[-1] not in (before, signal.SIG_IGN) and signal.getsignal(signal.SIGTERM) is before
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        assert main(["evaluate", "any.npz"]) == 0
+        assert seen[-1] == signal.SIG_IGN and signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    capsys.readouterr()

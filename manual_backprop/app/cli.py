@@ -240,8 +240,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         received.append(signum)
         raise KeyboardInterrupt
 
-    in_main = threading.current_thread() is threading.main_thread()   # where Python delivers signals
-    previous = signal.signal(signal.SIGTERM, terminate) if in_main else None
+    # only where Python delivers signals, and not over a SIGTERM the parent chose to ignore
+    mine = threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) != signal.SIG_IGN
+    previous = signal.signal(signal.SIGTERM, terminate) if mine else None
     try:
         accuracy = _train(args) if args.command == "train" else _evaluate(args)
     except KeyboardInterrupt:
@@ -251,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     finally:
-        if in_main:
+        if mine:
             signal.signal(signal.SIGTERM, previous)
     print(f"test accuracy: {accuracy:.4f}")
     return 0
