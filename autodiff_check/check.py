@@ -1619,7 +1619,8 @@ def check_network(
         x = np.asarray(x, np.float64)
         y = np.asarray(y, np.float64)
     except (TypeError, ValueError) as e:
-        raise ValueError(f"check_network checks in float64: params, x and y must be arrays of real numbers ({e})") from None
+        raise ValueError(f"check_network checks in float64: params, x and y must be arrays of real numbers "
+                         f"({e})") from None
     mb.loss_and_grad(params, x, y, **kw)   # names a bad shape, NaN or overflow before the bounds are computed
     analytic = get_activation(activation).analytic and get_loss(loss).analytic
     jax_fns = None

@@ -19,8 +19,9 @@ Rules, each tested in ``tests/test_paths.py``:
 * ``OutputLock(path)`` holds ``fcntl.flock`` on ``PATH.lock`` (the target's, symlinks resolved)
   and writes its pid there; a second holder, in this or another process, gets
   :class:`OutputLockedError` naming the path and the holder's pid. An existing ``PATH.lock``
-  that holds anything but a pid is someone's file, not a lock: refused, never emptied. ``write_atomically`` takes the
-  same lock for the length of one write when this process does not hold it already.
+  that holds anything but a pid is someone's file, not a lock: refused, never emptied.
+  ``write_atomically`` takes the same lock for the length of one write when this process does
+  not hold it already.
 * Whoever holds the lock deletes the temporaries of that target whose writer (the PID in the
   name) no longer exists: what a save killed by SIGKILL left. Files of live processes are kept.
 """

@@ -140,7 +140,8 @@ class Config:
         with np.errstate(over="ignore"):
             rate = np.dtype(self.dtype).type(self.lr)
         if not 0 < rate < math.inf:
-            raise ValueError(f"lr = {self.lr!r} is {rate} in {self.dtype}; it must be a positive finite {self.dtype} number")
+            raise ValueError(f"lr = {self.lr!r} is {rate} in {self.dtype}; it must be a positive finite "
+                             f"{self.dtype} number")
         if not (_is_real(self.momentum) and 0 <= self.momentum < 1):
             raise ValueError(f"momentum must lie in [0, 1); got {self.momentum!r}")
         for name in ("batch_size", "epochs") + (("threads",) if self.threads is not None else ()) + (
@@ -498,9 +499,10 @@ def train(
                 return float(np.mean(cnn_predict(net, model, x) == labels))
             return network.accuracy(model, x, labels, activation=config.activation, loss=config.loss)
 
+        sizes = [data.x_train.shape[1], *config.hidden_sizes, data.n_classes]   # the MLP's
         if resume is not None:
             params, velocity, history, config = _resume(resume, config, keep_checkpoint_epochs, shift, scale, digest,
-                                                        net, [data.x_train.shape[1], *config.hidden_sizes, data.n_classes])
+                                                        net, sizes)
             if len(history) > config.epochs:
                 raise ValueError(f"{resume}: {len(history)} epochs are done already; epochs = {config.epochs} asks "
                                  "for fewer (nothing to train)")
@@ -508,7 +510,6 @@ def train(
             if cnn:
                 params = net.init(seed=config.seed, dtype=dt)
             else:
-                sizes = [data.x_train.shape[1], *config.hidden_sizes, data.n_classes]
                 params = network.init_params(sizes, seed=config.seed, dtype=dt)
             velocity, history = None, []
         if config.momentum > 0 and velocity is None:
@@ -518,7 +519,6 @@ def train(
             convs = [layer.shapes[0][0] for layer in net.layers if layer.name == "conv2d"]
             what = f"cnn: conv 5x5 {convs}, dense {list(config.hidden_sizes)}, relu/{config.loss}, shift {config.shift}"
         else:
-            sizes = [W.shape[0] - 1 for W in params] + [params[-1].shape[1]]
             what = f"{sizes} {config.activation}/{config.loss}"
         model = fold_input_scaling(params, shift, scale) if config.standardize else params
         log(f"training {what} on {n} examples"
