@@ -255,6 +255,20 @@ def test_workspace_reuse_across_batch_sizes_changes_nothing():
     assert_bit_equal(a, b)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_one_input_feature_at_batch_4_is_the_references_bit_for_bit(dtype):
+    """x of shape (4, 1): a_0^T delta is a k = 4 product, not the batch-1 outer product (the
+    switch tests the batch, not the width of x)."""
+    rng = np.random.default_rng(6)
+    params = mb.init_params([1, 3, 2], seed=7, dtype=dtype)
+    x, y = rng.normal(size=(4, 1)).astype(dtype), rng.uniform(size=(4, 2)).astype(dtype)
+    kw = dict(activation="tanh", loss="mean_squared_error")
+    J_ref, ref = mb.loss_and_grad(params, x, y, **kw)
+    J, g = fast.loss_and_grad(params, x, y, **kw)
+    assert J == J_ref
+    assert_bit_equal(g, ref)
+
+
 def _unaligned_like(W: np.ndarray) -> np.ndarray:
     """A writeable, C-contiguous array shaped and typed like W at an odd address."""
     raw = bytearray(W.nbytes + 1)

@@ -610,6 +610,12 @@ BAD = [
      "layer_norm: the mean or variance"),
     ("layer_norm_mean_overflow", _err(L.layer_norm, np.float32([[3e38, 3e38]]), np.ones(2, np.float32),
                                       np.zeros(2, np.float32)), ValueError, "layer_norm: the mean or variance"),
+    ("batch_norm_overflow", _err(L.batch_norm, np.array([[1e200], [-1e200]]), np.ones(1), np.zeros(1)), ValueError,
+     "batch_norm: the mean or variance"),
+    ("layer_norm_vjp_overflow", _err(L.layer_norm_vjp, rnd(1, 2), np.array([[1e200, -1e200]]), np.ones(2),
+                                     np.zeros(2)), ValueError, "layer_norm_vjp: the mean or variance"),
+    ("dropout_ragged_mask", _err(L.dropout, rnd(2), [[True], [True, False]], rate=0.5), ValueError,
+     "dropout: mask is not an array of numbers"),
 ]
 
 
@@ -880,6 +886,24 @@ def _window_max_by_loop(x, size, stride):
     for *lead, i, j in np.ndindex(y.shape):
         y[(*lead, i, j)] = x[(*lead, slice(sh * i, sh * i + kh), slice(sw * j, sw * j + kw))].max()
     return y
+
+
+def test_a_non_finite_entry_makes_its_normalisation_group_nan_without_a_warning():
+    """inf - inf in x - mu is NaN (a warning, an error here, before the overflow check silenced
+    it): the group of an inf is NaN, the other groups are untouched."""
+    x = np.array([[np.inf, 0.0, 1.0], [1.0, 2.0, 3.0]])
+    y = L.layer_norm(x, np.ones(3), np.zeros(3))
+    assert np.isnan(y[0]).all() and np.allclose(y[1], [-1.2247, 0.0, 1.2247], atol=1e-4)
+    dx, dgamma, dbeta = L.layer_norm_vjp(np.ones_like(x), x, np.ones(3), np.zeros(3))
+    assert np.isnan(dx[0]).all() and np.isfinite(dx[1]).all()
+
+
+def test_max_pool_one_by_one_windows_at_a_wide_stride():
+    """A 1 x 1 window at stride 2 does not tile x: the general path with a single offset."""
+    x = np.arange(12.0).reshape(3, 4)
+    np.testing.assert_array_equal(L.max_pool2d(x, size=1, stride=2), [[0, 2], [8, 10]])
+    (dx,) = L.max_pool2d_vjp(np.array([[1.0, 2.0], [3.0, 4.0]]), x, size=1, stride=2)
+    np.testing.assert_array_equal(dx, [[1, 0, 2, 0], [0, 0, 0, 0], [3, 0, 4, 0]])
 
 
 def test_max_pool_sends_dy_to_the_first_nan_of_a_window():
