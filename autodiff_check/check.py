@@ -1373,13 +1373,13 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
     out_leaves, _, out_td = _out_info(f, primals)
     c_leaves = _random_cotangent(out_leaves, rng)
 
-    def tangents_of(v):
-        t = flat.build(v)
-        return tuple(np.zeros(np.shape(p)) if not fl else tt
-                     for tt, p, fl in zip(t, primals, _primal_is_float(flat, primals)))
+    def tangents_of(v):   # zeros on integer and boolean leaves, leaf by leaf
+        leaves = flatten(flat.build(v))[0]
+        return unflatten(flat.treedef, [L if fl else np.zeros(np.shape(L)) for L, fl in zip(leaves, flat.float_)])
 
     def gdot(v):
-        leaves, where, td = flatten(jvp_fn(tangents_of(v), *primals), what="jvp_fn's output")
+        out = by_key(jvp_fn(tangents_of(v), *primals), out_td, root="output", what="jvp_fn")
+        leaves, where, td = flatten(out, what="jvp_fn's output")
         for L, p in zip(leaves, where):
             if np.iscomplexobj(L) and np.any(np.imag(L) != 0):
                 raise ValueError(f"jvp_fn returned complex values at {format_path('output', p)}; the derivative of a "
@@ -1423,18 +1423,12 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
         "oracles", "analytic", "kinks", "n_directions", "seed", "loss_error", "grad_error")}
     if options:
         raise TypeError(f"check_jvp got unexpected option(s): {', '.join(options)}")
+    if kw.get("grad_error") is not None:
+        _check_grad_error(kw["grad_error"], flat)
     return _check_core(F, flat, _Subject(g, gdot, sigma), name=name, what="f", per_coordinate=per_coordinate,
                        jax_full=jax_full, jax_dir=jax_dir, names={"jax_grad": "jax_vjp"},
                        **{"oracles": None, "analytic": None, "kinks": None, "loss_error": None, "grad_error": None,
                           "n_directions": 20, "seed": 0, **kw})
-
-
-def _primal_is_float(flat: _Flat, primals) -> list[bool]:
-    out = []
-    for p in primals:
-        leaves, _, _ = flatten(p)
-        out.append(all(np.issubdtype(np.asarray(L).dtype, np.floating) for L in leaves))
-    return out
 
 
 def _noise_of_output(flat: _Flat, fn, rng) -> list[np.ndarray]:

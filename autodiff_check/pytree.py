@@ -163,7 +163,11 @@ def _by_key(node, d: TreeDef, path: Path, root: str, what: str):
         if set(node) != set(d.keys):
             raise ValueError(f"{what} returned keys {list(node)} for {where}; expected {list(d.keys)}")
         return {k: _by_key(node[k], c, path + (k,), root, what) for k, c in zip(d.keys, d.children)}
-    if d.kind in ("list", "tuple", "namedtuple") and isinstance(node, (list, tuple)) and len(node) == len(d.children):
+    if d.kind in ("list", "tuple", "namedtuple") and isinstance(node, (list, tuple)):
+        if len(node) != len(d.children):   # an extra empty [] would keep the leaf count and shift the pairing
+            where = format_path(root, path) if path else root
+            raise ValueError(f"{what} returned a {type(node).__name__} of {len(node)} entries for {where}; "
+                             f"expected {len(d.children)}")
         return [_by_key(n, c, path + (i,), root, what) for i, (n, c) in enumerate(zip(node, d.children))]
     return node
 

@@ -515,17 +515,18 @@ def _norm_args(layer, x, gamma, beta, eps, axis):
 
 
 def _normalise(x, eps, axes, layer):
-    """xhat = (x - mu) / sqrt(var + eps) over ``axes``, and 1 / sqrt(var + eps). A mean or a
-    variance beyond the dtype's range in a group of finite x (|x| above ~1e19 in float32, ~1e154
-    in float64) is a ValueError, not a result of zeros; a NaN or inf in x stays NaN in its group."""
+    """xhat = (x - mu) / sqrt(var + eps) over ``axes``, and 1 / sqrt(var + eps). A sum of x
+    or of (x - mu)^2 beyond the dtype's range in a group of finite x (|x| above ~1e19 in float32,
+    ~1e154 in float64) is a ValueError, not a result of zeros; a NaN or inf in x makes its group
+    NaN."""
     with np.errstate(over="ignore", invalid="ignore"):   # judged just below, group by group
         mu = x.mean(axis=axes, keepdims=True)
         xc = x - mu
         var = (xc * xc).mean(axis=axes, keepdims=True)
     lost = ~np.isfinite(var) & np.isfinite(x).all(axis=axes, keepdims=True)
     if lost.any():
-        raise ValueError(f"{layer}: the mean or variance of x overflows {x.dtype} where x is finite (|x| up to "
-                         f"{np.abs(x[np.broadcast_to(lost, x.shape)]).max():.3g}); scale x down")
+        raise ValueError(f"{layer}: a sum of x or of (x - mean)^2 overflows {x.dtype} where x is finite (|x| up "
+                         f"to {np.abs(x[np.broadcast_to(lost, x.shape)]).max():.3g}); scale x down")
     inv = 1 / np.sqrt(var + eps)
     return xc * inv, inv
 

@@ -481,3 +481,40 @@ def test_inputs_that_were_accepted_stay_accepted():
     assert ac.check_gradients(lambda x: float(np.sum(x)), lambda x: np.ones(2), x2, loss_error=np.array(1e-16)).passed
     assert ac.check_gradients(lambda x: float(np.sum(x)), lambda x: np.ones(2), x2, loss_error=1e-16,
                               grad_error=[np.array(1e-16)]).passed
+
+
+def test_a_users_jvp_of_dicts_is_matched_by_key():
+    """check_jvp paired jvp_fn's dict with f's output by position: the right JVP in another key
+    order failed, and one with its values swapped passed (third review)."""
+    x = np.array([0.3, -0.7, 1.1])
+    f = lambda x: {"z": np.sin(x), "a": x ** 2}                       # noqa: E731
+    right = lambda t, x: {"a": 2 * x * t[0], "z": np.cos(x) * t[0]}   # noqa: E731
+    swapped = lambda t, x: {"a": np.cos(x) * t[0], "z": 2 * x * t[0]}  # noqa: E731
+    assert ac.check_jvp(f, right, x).passed
+    assert ac.check_jvp(f, swapped, x).status == "FAIL"
+
+
+def test_check_jvp_tangents_are_zero_on_integer_leaves_only():
+    """A primal mixing a float and an integer leaf got zeros as its whole tangent, so the float
+    leaf's derivative was never asked for (a right JVP failed)."""
+    w, n = np.array([0.3, -0.7, 1.1]), np.array([2, 2, 2])
+    f = lambda p: p[0] ** 2 * p[1]                                    # noqa: E731
+    assert ac.check_jvp(f, lambda t, p: 2 * p[0] * p[1] * t[0][0], [w, n]).passed
+    assert ac.check_jvp(f, lambda t, p: 3 * p[0] * p[1] * t[0][0], [w, n]).status == "FAIL"
+
+
+def test_a_container_of_another_length_is_refused_by_path():
+    """An extra empty list keeps the leaf count; it used to stop the key matching below it, so
+    a gradient with its dict values swapped passed."""
+    R = [{"a": np.array([1.0, 2.0]), "b": np.array([3.0, 4.0])}, np.array([5.0, 6.0])]
+    loss = lambda R: float(np.sum(R[0]["a"] ** 2) + np.sum(R[0]["b"]) + np.sum(R[1] ** 3))  # noqa: E731
+    bad = lambda R: [{"b": 2 * R[0]["a"], "a": np.ones(2)}, 3 * R[1] ** 2, []]            # noqa: E731
+    with pytest.raises(ValueError, match=r"grad_fn returned a list of 3 entries for params; expected 2"):
+        ac.check_gradients(loss, bad, R)
+    assert ac.check_gradients(loss, lambda R: [{"b": np.ones(2), "a": 2 * R[0]["a"]}, 3 * R[1] ** 2], R).passed
+
+
+def test_check_jvp_checks_grad_error_too():
+    x = np.array([0.3, -0.7])
+    with pytest.raises(ValueError, match="grad_error"):
+        ac.check_jvp(np.sin, lambda t, x: np.cos(x) * t[0], x, grad_error=[np.full(2, -1.0)])

@@ -307,3 +307,16 @@ def test_a_file_named_like_a_lock_is_never_taken_over(tmp_path):
     data.write_bytes(b"")
     with pytest.raises(paths.OutputPathError, match="is the input file"):
         paths.check_outputs(plot=tmp_path / "." / data.name, inputs=[data])
+
+
+def test_only_a_pid_line_is_taken_for_a_stale_lock(tmp_path):
+    """A pid is at most 20 digits and a newline; 22 digits are someone's file."""
+    target = tmp_path / "run.npz"
+    lock = tmp_path / "run.npz.lock"
+    lock.write_bytes(b"9" * 22)
+    with pytest.raises(paths.OutputPathError, match="is not a lock file"):
+        paths.OutputLock(target).acquire()
+    lock.write_bytes(b"4194303\n")   # a dead run's pid: taken over, and removed on release
+    with paths.OutputLock(target):
+        assert lock.read_text() == f"{os.getpid()}\n"
+    assert not lock.exists()

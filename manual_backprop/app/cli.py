@@ -241,7 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise KeyboardInterrupt
 
     # only where Python delivers signals, and not over a SIGTERM the parent chose to ignore
-    mine = threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) != signal.SIG_IGN
+    # (getsignal is None for a handler not installed from Python: left alone too)
+    mine = threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) not in (
+        signal.SIG_IGN, None)
     previous = signal.signal(signal.SIGTERM, terminate) if mine else None
     try:
         accuracy = _train(args) if args.command == "train" else _evaluate(args)

@@ -164,8 +164,8 @@ class OutputLock:
                 except FileNotFoundError:
                     same = False
                 if same:
-                    before = os.pread(fd, 33, 0)   # a pid line is at most 21 bytes; more is not ours
-                    if before and not (len(before) <= 32 and re.fullmatch(rb"\d+\n?", before)):
+                    before = os.pread(fd, 22, 0)   # a pid line is at most 21 bytes; more is not ours
+                    if before and not (len(before) <= 21 and re.fullmatch(rb"\d+\n?", before)):
                         raise OutputPathError(
                             f"{self.lock_path} exists and is not a lock file (it holds other data); refusing to "
                             f"take it over for {self.what} {self.target}: move it or choose another path")
