@@ -523,8 +523,8 @@ def _normalise(x, eps, axes, layer):
         mu = x.mean(axis=axes, keepdims=True)
         xc = x - mu
         var = (xc * xc).mean(axis=axes, keepdims=True)
-    lost = ~np.isfinite(var) & np.isfinite(x).all(axis=axes, keepdims=True)
-    if lost.any():
+    lost = None if _checks.all_finite(var) else ~np.isfinite(var) & np.isfinite(x).all(axis=axes, keepdims=True)
+    if lost is not None and lost.any():   # (var is one number per group: x is scanned only then)
         raise ValueError(f"{layer}: a sum of x or of (x - mean)^2 overflows {x.dtype} where x is finite (|x| up "
                          f"to {np.abs(x[np.broadcast_to(lost, x.shape)]).max():.3g}); scale x down")
     inv = 1 / np.sqrt(var + eps)
