@@ -11,6 +11,7 @@ float64). Arrays keep the dtype they arrive with, so float32 stays float32.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from functools import partial
 
@@ -69,7 +70,10 @@ __all__ = [
 
 
 def add_bias(a):
-    """``[1, a]``: (batch, n) -> (batch, n + 1)."""
+    """``[1, a]``: (batch, n) -> (batch, n + 1), refusing what manual_backprop.add_bias refuses."""
+    a = jnp.asarray(a)
+    if a.ndim != 2:
+        raise ValueError(f"add_bias expects a 2-D (batch, n) array; got shape {a.shape}")
     return jnp.concatenate([jnp.ones((a.shape[0], 1), a.dtype), a], axis=1)
 
 
@@ -109,7 +113,7 @@ def _prepare(params, x, y, activation, loss):
     lossobj = _loss_object(loss)
     dtype = _checks.check_params(params)
     x = _checks.check_inputs(params, x, dtype)
-    if y is not None:
+    if y is not _checks.NO_TARGETS:
         y = _checks.check_targets(params, x, y, dtype, lossobj)
     return dtype, x, y
 
@@ -117,7 +121,7 @@ def _prepare(params, x, y, activation, loss):
 def forward(params: Sequence[np.ndarray], x, *, activation: str = "sigmoid",
             loss: str = "binary_cross_entropy") -> np.ndarray:
     """The network's output f(z_L), (batch, n_out), as a NumPy array."""
-    _, x, _ = _prepare(params, x, None, activation, loss)
+    _, x, _ = _prepare(params, x, _checks.NO_TARGETS, activation, loss)
     return np.asarray(OUTPUTS[loss](_logits_jit(list(params), x, activation=activation)))
 
 
@@ -125,7 +129,15 @@ def loss(params: Sequence[np.ndarray], x, y, *, activation: str = "sigmoid",
          loss: str = "binary_cross_entropy") -> float:
     """Mean loss over the batch, as a Python float."""
     _, x, y = _prepare(params, x, y, activation, loss)
-    return float(_loss_jit(list(params), x, y, activation=activation, loss=loss))
+    return _finite(float(_loss_jit(list(params), x, y, activation=activation, loss=loss)), "the loss", params, x)
+
+
+def _finite(J: float, what: str, params, x, arrays=()) -> float:
+    """J, or manual_backprop's NonFiniteError when J or one of ``arrays`` is NaN or inf (x and
+    params were checked finite: an overflow), so that both backends refuse alike."""
+    if not (math.isfinite(J) and all(_checks.all_finite(a) for a in arrays)):
+        _checks.raise_not_finite(what, params, x)
+    return J
 
 
 def loss_and_grad(params: Sequence[np.ndarray], x, y, *, activation: str = "sigmoid",
@@ -134,7 +146,8 @@ def loss_and_grad(params: Sequence[np.ndarray], x, y, *, activation: str = "sigm
     shaped and typed like ``params``."""
     dtype, x, y = _prepare(params, x, y, activation, loss)
     J, grads = _value_and_grad(list(params), x, y, activation=activation, loss=loss)
-    return float(J), [np.asarray(g, dtype=dtype) for g in grads]
+    grads = [np.asarray(g, dtype=dtype) for g in grads]
+    return _finite(float(J), "the loss or its gradient", params, x, grads), grads
 
 
 def sgd_step(params: Sequence[np.ndarray], x, y, lr: float, *, activation: str = "sigmoid",
@@ -145,7 +158,8 @@ def sgd_step(params: Sequence[np.ndarray], x, y, lr: float, *, activation: str =
     dtype, x, y = _prepare(params, x, y, activation, loss)
     rate = _checks.check_lr(lr, dtype)  # validated like manual_backprop's
     J, new = _sgd(list(params), x, y, rate, activation=activation, loss=loss)
-    return float(J), [np.asarray(W, dtype=dtype) for W in new]
+    new = [np.asarray(W, dtype=dtype) for W in new]
+    return _finite(float(J), "the loss or the updated params (params are unchanged)", params, x, new), new
 
 
 def directional_derivative(params: Sequence[np.ndarray], x, y, v: Sequence[np.ndarray], *,
@@ -159,7 +173,7 @@ def directional_derivative(params: Sequence[np.ndarray], x, y, v: Sequence[np.nd
 def predict(params: Sequence[np.ndarray], x, *, activation: str = "sigmoid",
             loss: str = "binary_cross_entropy") -> np.ndarray:
     """Predicted class indices, argmax of the logits."""
-    _, x, _ = _prepare(params, x, None, activation, loss)
+    _, x, _ = _prepare(params, x, _checks.NO_TARGETS, activation, loss)
     return np.asarray(jnp.argmax(_logits_jit(list(params), x, activation=activation), axis=1))
 
 

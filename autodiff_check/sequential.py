@@ -17,8 +17,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from manual_backprop import _checks
+from manual_backprop import layers as layers_np
 from manual_backprop import model as _mb_model
 from manual_backprop.model import Layer
+from manual_backprop.model import Sequential as _Spec
 
 from .layers import FORWARD
 from .model import LOSSES
@@ -55,19 +58,35 @@ class Sequential:
         """The same parameters as manual_backprop.model.Sequential.init(seed, dtype=dtype)."""
         return self._spec.init(seed, dtype=dtype)
 
+    def _validate(self, params: Params, x, y=_checks.NO_TARGETS):
+        """Refuse what manual_backprop.model.Sequential refuses, with its messages, before JAX
+        traces anything: the NumPy network runs one example (shapes, dtypes, params), then x
+        and y are checked whole. Returns (x, y) as arrays."""
+        if np.ndim(x) == 0:
+            raise TypeError(f"x must be an array of examples; got {type(x).__name__}")
+        x = layers_np._array("Sequential", "x", x)
+        z1 = self._spec.forward(params, x[:1])
+        self._spec._check_finite(params, x)
+        if y is not _checks.NO_TARGETS:
+            y = self._spec._targets(np.empty((x.shape[0], z1.shape[1]), z1.dtype), y)
+        return x, y
+
     def forward(self, params: Params, x) -> np.ndarray:
-        self._spec._check_params(params)
-        return np.asarray(self._logits(params, x))
+        x, _ = self._validate(params, x)
+        return _Spec._finite("the logits", np.asarray(self._logits(params, x)))
 
     def loss(self, params: Params, x, y) -> float:
-        self._spec._check_params(params)
-        return float(self._loss(params, x, y))
+        x, y = self._validate(params, x, y)
+        return _Spec._finite_loss(float(self._loss(params, x, y)))
 
     def loss_and_grad(self, params: Params, x, y) -> tuple[float, Params]:
-        """``(J, grads)`` by jit(value_and_grad); grads as NumPy arrays, structured like params."""
-        self._spec._check_params(params)
+        """``(J, grads)`` by jit(value_and_grad); grads as NumPy arrays, structured like params.
+        Inputs are refused and overflows raised as by manual_backprop.model.Sequential."""
+        x, y = self._validate(params, x, y)
         J, grads = self._value_and_grad(params, x, y)
-        return float(J), [tuple(np.asarray(g) for g in gl) for gl in grads]
+        grads = [tuple(_Spec._finite(f"the gradients of layer {l}", np.asarray(g)) for g in gl)
+                 for l, gl in enumerate(grads)]
+        return _Spec._finite_loss(float(J)), grads
 
     def predict(self, params: Params, x) -> np.ndarray:
         return np.argmax(self.forward(params, x), axis=1)

@@ -123,18 +123,24 @@ def check_params(params, *, allow_complex: bool = False, check_finite: bool = Tr
 
 
 def _as_real_batch(name: str, a, dtype: np.dtype) -> np.ndarray:
+    if a is None:
+        raise TypeError(f"{name} is None; expected a 2-D array")
     a = np.asarray(a)
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be a real numeric array; got dtype {a.dtype}")
-    real = np.dtype(np.float64) if dtype.kind == "c" else dtype
-    a = a.astype(real, copy=False)
     if a.ndim != 2:
         raise ValueError(f"{name} must be 2-D, shape (batch, features); got shape {a.shape}")
     if a.shape[0] == 0:
         raise ValueError(f"{name} is an empty batch (shape {a.shape})")
     if not np.isfinite(a).all():
         raise ValueError(f"{name} contains NaN or inf (first at {_first_nonfinite(a)})")
-    return a
+    real = np.dtype(np.float64) if dtype.kind == "c" else dtype
+    with np.errstate(over="ignore"):   # judged just below: a finite number beyond the dtype's range
+        cast = a.astype(real, copy=False)
+    if not np.isfinite(cast).all():
+        raise ValueError(f"{name} has values beyond {real}'s range (first at {_first_nonfinite(cast)}: "
+                         f"{a[_first_nonfinite(cast)]:.3g}), the dtype of params")
+    return cast
 
 
 def check_inputs(params, x, dtype: np.dtype) -> np.ndarray:
@@ -166,13 +172,30 @@ def check_targets(params, x: np.ndarray, y, dtype: np.dtype, loss) -> np.ndarray
     return y
 
 
+#: ``y`` for the functions that take no targets (forward, predict): a None from a caller that
+#: should have passed targets is then an error, not a silent skip of their checks
+NO_TARGETS = object()
+
+
+def check_seed(seed) -> int:
+    """A seed for ``np.random.default_rng``: a non-negative integer."""
+    if not (isinstance(seed, (int, np.integer)) and not isinstance(seed, (bool, np.bool_)) and seed >= 0):
+        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+    return int(seed)
+
+
 def check_labels(labels, n_classes: int, batch: int | None = None) -> np.ndarray:
     """Integer class labels in ``[0, n_classes)`` as a 1-D int array."""
+    if not (isinstance(n_classes, (int, np.integer)) and not isinstance(n_classes, (bool, np.bool_)) and n_classes >= 1):
+        raise ValueError(f"n_classes must be a positive integer; got {n_classes!r}")
     labels = np.asarray(labels)
     if labels.ndim != 1:
         raise ValueError(f"labels must be 1-D class indices; got shape {labels.shape}")
     if labels.dtype.kind not in "iu":
-        if labels.dtype.kind == "f" and np.all(np.isfinite(labels)) and np.all(labels == np.round(labels)):
+        whole = labels.dtype.kind == "f" and np.all(np.isfinite(labels)) and np.all(labels == np.round(labels))
+        if whole and labels.size and not (0 <= labels.min() and labels.max() < n_classes):   # before the cast
+            raise ValueError(f"labels must lie in [0, {n_classes}); got values in [{labels.min():g}, {labels.max():g}]")
+        if whole:
             labels = labels.astype(np.int64)
         else:
             raise TypeError(f"labels must be integers; got dtype {labels.dtype}")
@@ -187,7 +210,7 @@ def check_labels(labels, n_classes: int, batch: int | None = None) -> np.ndarray
 
 def check_lr(lr, dtype: np.dtype):
     """The learning rate as a scalar of ``dtype``: a finite real number that stays finite there."""
-    if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating)) or not np.isfinite(lr):
+    if isinstance(lr, (bool, np.bool_)) or not isinstance(lr, (int, float, np.integer, np.floating)) or not np.isfinite(lr):
         raise TypeError(f"lr must be a finite real number; got {lr!r}")
     with np.errstate(over="ignore"):
         rate = dtype.type(lr)

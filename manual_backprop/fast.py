@@ -68,6 +68,15 @@ class Workspace:
         return self._scratch[:size].reshape(shape)
 
 
+def _workspace(workspace) -> Workspace:
+    """The caller's Workspace, or a new one for None; anything else is a TypeError."""
+    if workspace is None:
+        return Workspace()
+    if not isinstance(workspace, Workspace):
+        raise TypeError(f"workspace must be a manual_backprop.fast.Workspace or None; got {type(workspace).__name__}")
+    return workspace
+
+
 def _sigmoid_inplace(z: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, bool]:
     """z <- sigma(z + b) = 1 / (1 + e^{-(z + b)}) in four passes over z and a fifth that reads
     it (the check), no temporary of its size; also whether z + b was finite (sigma hides +-inf
@@ -191,7 +200,7 @@ def loss_and_grad(params: Params, x: np.ndarray, y: np.ndarray, *, activation: s
     """
     g, ell, x, y = _prepare(params, x, y, activation, loss, check_finite=False)
     grads = [np.empty(W.shape, W.dtype) for W in params] if out is None else _check_out(out, params, x)
-    ws = Workspace() if workspace is None else workspace
+    ws = _workspace(workspace)
     outer = x.shape[0] == 1
 
     def store(l: int, a: np.ndarray, delta: np.ndarray) -> None:
@@ -239,7 +248,7 @@ def sgd_step(params: Params, x: np.ndarray, y: np.ndarray, lr: float, *, activat
         if np.may_share_memory(W, x):
             raise ValueError(f"sgd_step updates params in place: params[{i}] overlaps x")
     minus_lr = -_checks.check_lr(lr, x.dtype)
-    ws = Workspace() if workspace is None else workspace
+    ws = _workspace(workspace)
     B = x.shape[0]
     ger, scipy_blas = _scipy_ger(x.dtype) if B == 1 else (None, ())
 

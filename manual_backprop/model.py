@@ -19,6 +19,7 @@ The JAX twin with the same specs and API is ``autodiff_check.sequential``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -108,7 +109,7 @@ class Sequential:
         """One tuple of parameters per layer (empty for layers without), drawn in float64 from
         ``np.random.default_rng(seed)`` and then cast, so float32 and float64 start alike."""
         dt = _checks.check_dtype(dtype)
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(_checks.check_seed(seed))
         return [tuple(_init(k, s, rng).astype(dt) for k, s in zip(l.inits, l.shapes)) for l in self.layers]
 
     def check_params(self, params) -> None:
@@ -123,16 +124,38 @@ class Sequential:
             if shapes != layer.shapes:
                 raise ValueError(f"params[{i}] ({layer.name}) must hold arrays of shapes {layer.shapes}; got {shapes}")
 
+    def _check_finite(self, params: Params, x) -> None:
+        """No NaN or inf in x or params (a ValueError naming the array), as the network's paths."""
+        for name, a in [("x", x)] + [(f"params[{i}][{j}]", w) for i, p in enumerate(params) for j, w in enumerate(p)]:
+            if isinstance(a, np.ndarray) and a.dtype.kind in "fc" and not _checks.all_finite(a):
+                raise ValueError(f"{name} contains NaN or inf")   # (other types: the layers name them)
+
     def forward(self, params: Params, x: np.ndarray) -> np.ndarray:
         """The logits a_L, (B, n_out)."""
         self._check_params(params)
+        self._check_finite(params, x)
         a = x
         for layer, p in zip(self.layers, params):
             a = getattr(layers, layer.name)(a, *p, **layer.options)
+        return self._finite("the logits", a)
+
+    @staticmethod
+    def _finite(what: str, a: np.ndarray) -> np.ndarray:
+        """``a``, or NonFiniteError: with x and params finite (checked first), a NaN or inf is an
+        overflow."""
+        if not _checks.all_finite(a):
+            raise _checks.NonFiniteError(f"{what} are NaN or inf although x and params are finite: an overflow "
+                                         "(inputs or weights too large)")
         return a
 
     def _targets(self, z: np.ndarray, y) -> np.ndarray:
+        if y is None:
+            raise TypeError("y is None; expected targets of shape (batch, n_out)")
         y = np.asarray(y)
+        if y.dtype.kind not in "biuf":
+            raise TypeError(f"y must be a real numeric array; got dtype {y.dtype}")
+        if not np.isfinite(y).all():
+            raise ValueError("y contains NaN or inf")
         if y.shape != z.shape:
             raise ValueError(f"y must have shape (batch, n_out) = {z.shape}; got {y.shape}")
         y = y.astype(z.dtype, copy=False)
@@ -142,30 +165,44 @@ class Sequential:
     def loss(self, params: Params, x: np.ndarray, y: np.ndarray) -> float:
         """J = 1/B sum_b l(z[b], y[b])."""
         z = self.forward(params, x)
-        return float(self._loss.value(z, self._targets(z, y)).sum()) / z.shape[0]
+        return self._finite_loss(float(self._loss.value(z, self._targets(z, y)).sum()) / z.shape[0])
+
+    @staticmethod
+    def _finite_loss(J: float) -> float:
+        if not math.isfinite(J):
+            raise _checks.NonFiniteError("the loss is NaN or inf although x and params are finite: an overflow "
+                                         "(inputs, targets or weights too large)")
+        return J
 
     def loss_and_grad(self, params: Params, x: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
         """``(J, grads)``, grads[l] a tuple shaped like params[l] (module docstring)."""
         self._check_params(params)
+        self._check_finite(params, x)
         inputs, a = [], x
         for layer, p in zip(self.layers, params):
             inputs.append(a)
             a = getattr(layers, layer.name)(a, *p, **layer.options)
-        y = self._targets(a, y)
+        y = self._targets(self._finite("the logits", a), y)
         B = a.shape[0]
-        J = float(self._loss.value(a, y).sum()) / B
+        J = self._finite_loss(float(self._loss.value(a, y).sum()) / B)
         d = self._loss.delta(a, y)
         d *= 1 / B
         grads: Params = [()] * len(self.layers)
         for l in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[l]
             d, *dp = getattr(layers, layer.name + "_vjp")(d, inputs[l], *params[l], **layer.options)
-            grads[l] = tuple(dp)
+            grads[l] = tuple(self._finite(f"the gradients of layer {l} ({layer.name})", g) for g in dp)
         return J, grads
 
     def predict(self, params: Params, x: np.ndarray) -> np.ndarray:
         """Predicted classes: argmax of the logits."""
         return np.argmax(self.forward(params, x), axis=1)
+
+
+# Wrapped, not decorated (mutmut mutates only undecorated functions): each checks its own results.
+Sequential.forward = _checks.checks_overflow_itself(Sequential.forward)
+Sequential.loss = _checks.checks_overflow_itself(Sequential.loss)
+Sequential.loss_and_grad = _checks.checks_overflow_itself(Sequential.loss_and_grad)
 
 
 def mlp(layer_sizes: Sequence[int], *, loss: str = "binary_cross_entropy") -> Sequential:

@@ -45,7 +45,7 @@ def init_params(layer_sizes: Sequence[int], *, seed: int = 0, dtype=np.float64) 
     """
     sizes = _checks.check_layer_sizes(layer_sizes)
     dt = _checks.check_dtype(dtype)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(_checks.check_seed(seed))
     return [
         (rng.standard_normal((n_in + 1, n_out)) * np.sqrt(2 / (n_in + n_out))).astype(dt)
         for n_in, n_out in zip(sizes[:-1], sizes[1:])
@@ -75,24 +75,26 @@ def _prepare(params, x, y, activation, loss, *, allow_complex=False, check_finit
     g, ell = get_activation(activation), get_loss(loss)
     dtype = _checks.check_params(params, allow_complex=allow_complex, check_finite=check_finite)
     x = _checks.check_inputs(params, x, dtype)
-    if y is not None:
+    if y is not _checks.NO_TARGETS:
         y = _checks.check_targets(params, x, y, dtype, ell)
     return g, ell, x, y
 
 
 def _logits(params: Params, x: np.ndarray, g) -> np.ndarray:
-    """z_L."""
+    """z_L; a z_l that is NaN or inf is refused as in loss_and_grad (raise_not_finite)."""
     a = x
-    for W in params[:-1]:
-        a = g.fn(a @ W[1:] + W[0])
-    W = params[-1]
-    return a @ W[1:] + W[0]
+    for l, W in enumerate(params, start=1):
+        z = a @ W[1:] + W[0]
+        if not _checks.all_finite(z):
+            _checks.raise_not_finite(f"z_{l}", params, x)
+        a = g.fn(z) if l < len(params) else z
+    return a
 
 
 def forward(params: Params, x: np.ndarray, *, activation: str = "sigmoid",
             loss: str = "binary_cross_entropy") -> np.ndarray:
     """The network's output ``p = f(z_L)`` for inputs ``x`` (B, n_0): (B, n_L)."""
-    g, ell, x, _ = _prepare(params, x, None, activation, loss, allow_complex=True)
+    g, ell, x, _ = _prepare(params, x, _checks.NO_TARGETS, activation, loss, allow_complex=True)
     return ell.output(_logits(params, x, g))
 
 
@@ -105,6 +107,8 @@ def loss(params: Params, x: np.ndarray, y: np.ndarray, *, activation: str = "sig
     """
     g, ell, x, y = _prepare(params, x, y, activation, loss, allow_complex=True)
     J = np.mean(ell.value(_logits(params, x, g), y))
+    if not np.isfinite(J):
+        _checks.raise_not_finite("the loss", params, x)
     return complex(J) if np.iscomplexobj(J) else float(J)
 
 
@@ -171,11 +175,19 @@ def _check_no_overflow(a: np.ndarray, delta: np.ndarray, dW: np.ndarray, l: int)
         raise _checks.NonFiniteError(f"dJ/dW_{l} overflows {dW.dtype}: inputs or weights too large")
 
 
+# Wrapped, not decorated (mutmut mutates only undecorated functions): each checks its own results.
+forward = _checks.checks_overflow_itself(forward)
+loss = _checks.checks_overflow_itself(loss)
+
+
 def predict(params: Params, x: np.ndarray, *, activation: str = "sigmoid",
             loss: str = "binary_cross_entropy") -> np.ndarray:
     """Predicted class indices, ``argmax_k z_L[:, k]`` (every output function is monotone)."""
-    g, _, x, _ = _prepare(params, x, None, activation, loss)
+    g, _, x, _ = _prepare(params, x, _checks.NO_TARGETS, activation, loss)
     return np.argmax(_logits(params, x, g), axis=1)
+
+
+predict = _checks.checks_overflow_itself(predict)
 
 
 def accuracy(params: Params, x: np.ndarray, labels: np.ndarray, *, activation: str = "sigmoid",

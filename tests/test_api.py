@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -178,3 +180,95 @@ def test_an_overflowing_learning_rate_is_refused_by_both_backends():
     for backend in (mb, ac):
         with pytest.raises(ValueError, match="overflows float32"):
             backend.sgd_step(params, x, y, 1e39)
+
+
+# ------------------------------------------------------------------ a hostile-input sweep of both APIs
+# Each case here failed before: the Sequential twins checked little, overflows and casts warned.
+
+from autodiff_check import sequential as AS  # noqa: E402
+from manual_backprop import model as MM  # noqa: E402
+
+X = np.random.default_rng(0).uniform(size=(5, 4))
+Y = mb.one_hot(np.arange(5) % 2, 2)
+MM_NET, AS_NET = MM.mlp([4, 3, 2]), AS.mlp([4, 3, 2])
+
+
+@pytest.mark.parametrize("name, call, exc, message", [
+    ("bce y=2", lambda n, p: n.loss(p, X, 2 * Y), ValueError, "targets y must lie in [0, 1]"),
+    ("y narrow", lambda n, p: n.loss(p, X, Y[:, :1]), ValueError, "y must have shape (batch, n_out) = (5, 2)"),
+    ("y one row", lambda n, p: n.loss(p, X, Y[:1]), ValueError, "y must have shape (batch, n_out) = (5, 2)"),
+    ("y None", lambda n, p: n.loss_and_grad(p, X, None), TypeError, "y is None"),
+    ("y NaN", lambda n, p: n.loss(p, X, Y * np.nan), ValueError, "y contains NaN or inf"),
+    ("y complex", lambda n, p: n.loss(p, X, Y.astype(complex)), TypeError, "y must be a real numeric array"),
+    ("x NaN", lambda n, p: n.loss(p, X * np.nan, Y), ValueError, "x contains NaN or inf"),
+    ("empty batch", lambda n, p: n.loss(p, X[:0], Y[:0]), ValueError, "dense: x is empty"),
+    ("x int", lambda n, p: n.forward(p, X.astype(int)), TypeError, "dense: x must be a float32 or float64 array"),
+    ("x wide", lambda n, p: n.forward(p, np.ones((5, 5))), ValueError, "dense: W must have n_in + 1 = 6 rows"),
+    ("mixed dtypes", lambda n, p: n.loss_and_grad([tuple(a.astype(np.float32) for a in p[0])] + p[1:], X, Y),
+     TypeError, "dense: W is float32 but x is float64"),
+])
+def test_both_sequentials_refuse_alike(name, call, exc, message):
+    for net in (MM_NET, AS_NET):
+        with pytest.raises(exc, match=re.escape(message)):
+            call(net, MM_NET.init(seed=1))
+
+
+@pytest.mark.parametrize("twin", [MM, AS], ids=["manual_backprop", "autodiff_check"])
+def test_both_sequentials_refuse_nan_params_and_raise_on_overflow(twin):
+    net = twin.mlp([4, 3, 2], loss="mean_squared_error")
+    p = net.init(seed=1)
+    with pytest.raises(mb.NonFiniteError, match="the loss is NaN or inf"):
+        net.loss(p, X, 0 * Y + 1e300)
+    p[0][0][1, 1] = np.nan
+    with pytest.raises(ValueError, match=re.escape("params[0][0] contains NaN or inf")):
+        net.loss_and_grad(p, X, Y)
+
+
+def test_both_sequentials_agree_on_valid_input():
+    p = MM_NET.init(seed=1)
+    (J, g), (Jj, gj) = MM_NET.loss_and_grad(p, X, Y), AS_NET.loss_and_grad(p, X, Y)
+    assert abs(J - Jj) <= 1e-14 * abs(J)   # a few roundings of float64 sums (u = 1.1e-16) over 5 examples
+    for a, b in zip(sum(map(list, g), []), sum(map(list, gj), [])):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("backend", [mb, ac], ids=["manual_backprop", "autodiff_check"])
+def test_an_overflow_is_a_non_finite_error_on_both_backends(backend):
+    P = mb.init_params([4, 3, 2], seed=3)
+    kw = dict(activation="relu", loss="mean_squared_error")
+    with pytest.raises(mb.NonFiniteError):
+        backend.loss_and_grad(P, np.full((5, 4), 1e160), Y, **kw)
+    with pytest.raises(mb.NonFiniteError):
+        backend.loss(P, X, 0 * Y + 1e200, **kw)
+    with pytest.raises(mb.NonFiniteError):
+        backend.sgd_step([W.copy() for W in P], np.full((5, 4), 1e150), Y, 1e10, **kw)
+    P32 = mb.init_params([4, 3, 2], dtype=np.float32)
+    with pytest.raises(ValueError, match=r"x has values beyond float32's range \(first at \(0, 0\): 1e\+39\)"):
+        backend.loss_and_grad(P32, np.full((5, 4), 1e39), Y)
+
+
+def test_the_flat_reference_refuses_an_overflowing_z_in_every_call():
+    """forward, predict, accuracy and loss warned (an error here) where loss_and_grad raised."""
+    P32 = mb.init_params([4, 3, 2], dtype=np.float32)
+    big = np.full((5, 4), 3e38, np.float32)
+    for call in (lambda: mb.forward(P32, big), lambda: mb.predict(P32, big),
+                 lambda: mb.accuracy(P32, big, np.arange(5) % 2), lambda: mb.loss(P32, big, Y.astype(np.float32))):
+        with pytest.raises(mb.NonFiniteError, match="z_1 is NaN or inf"):
+            call()
+
+
+def test_shared_argument_checks_name_the_argument():
+    for call, message in ((lambda: mb.one_hot([1e20], 3), r"labels must lie in \[0, 3\)"),
+                          (lambda: mb.one_hot([0], 2.5), "n_classes must be a positive integer"),
+                          (lambda: mb.one_hot([0], True), "n_classes must be a positive integer"),
+                          (lambda: mb.init_params([2, 2], seed=-1), "seed must be a non-negative integer"),
+                          (lambda: mb.init_params([2, 2], seed=1.5), "seed must be a non-negative integer"),
+                          (lambda: MM_NET.init(seed=-1), "seed must be a non-negative integer"),
+                          (lambda: ac.add_bias(np.ones(3)), "add_bias expects a 2-D")):
+        with pytest.raises(ValueError, match=message):
+            call()
+    with pytest.raises(TypeError, match="workspace must be a manual_backprop.fast.Workspace or None; got dict"):
+        mb.fast.loss_and_grad(mb.init_params([4, 3, 2]), X, Y, workspace={})
+    J1, _ = mb.sgd_step(mb.init_params([4, 3, 2]), X, Y, np.int64(1))   # a NumPy integer rate is a rate
+    J2, _ = mb.sgd_step(mb.init_params([4, 3, 2]), X, Y, 1.0)
+    assert J1 == J2
