@@ -618,3 +618,15 @@ def test_a_bias_gradient_that_overflows_is_refused_though_the_inputs_are_small(s
     x, y = np.full((4, 1), 1e-3), np.zeros((4, 1))
     with pytest.raises(mb.NonFiniteError, match=r"^dJ/dW_1 overflows float64"):
         step(params, x, y, activation="relu", loss="mean_squared_error")
+
+
+def test_a_workspace_must_be_a_workspace():
+    params = mb.init_params([4, 3, 2])
+    x, y = np.ones((2, 4)), mb.one_hot([0, 1], 2)
+    for bad in (object(), {}, "ws"):
+        with pytest.raises(TypeError, match=r"^workspace must be a manual_backprop.fast.Workspace or None; got "):
+            fast.loss_and_grad(params, x, y, workspace=bad)
+        with pytest.raises(TypeError, match=r"^workspace must be a manual_backprop.fast.Workspace or None"):
+            fast.sgd_step(params, x, y, 0.1, workspace=bad)
+    J, _ = fast.sgd_step(params, x, y, np.int64(1), workspace=None)   # a NumPy integer is a rate
+    assert np.isfinite(J)

@@ -825,6 +825,36 @@ def test_sequential_bad_arguments():
         net.loss_and_grad(params, x, 2 * y)                         # rows must sum to 1
 
 
+def test_sequential_refuses_non_finite_input_and_raises_on_overflow():
+    """As the network's paths: a NaN or inf in x, params or y is a ValueError naming it (J was
+    NaN); complex or missing y a TypeError; a loss, logits or gradient that overflow from finite
+    inputs a NonFiniteError saying which (they warned, or came back inf)."""
+    net = M.mlp([4, 3, 2], loss="mean_squared_error")
+    params = net.init(seed=1)
+    x, y = rnd(5, 4), rnd(5, 2)
+    for call in (net.loss, net.loss_and_grad):
+        with pytest.raises(ValueError, match=r"^x contains NaN or inf$"):
+            call(params, x * np.nan, y)
+        with pytest.raises(ValueError, match=r"^y contains NaN or inf$"):
+            call(params, x, y * np.inf)
+        with pytest.raises(TypeError, match=r"^y must be a real numeric array; got dtype complex128$"):
+            call(params, x, y.astype(complex))
+        with pytest.raises(TypeError, match=r"^y is None; expected targets of shape \(batch, n_out\)$"):
+            call(params, x, None)
+        with pytest.raises(mb.NonFiniteError, match=r"^the loss is NaN or inf although x and params are finite"):
+            call(params, x, y + 1e300)                                 # (z - y)^2 overflows
+        bad = [tuple(a.copy() for a in p) for p in params]
+        bad[2][0][1, 1] = np.nan
+        with pytest.raises(ValueError, match=r"^params\[2\]\[0\] contains NaN or inf$"):
+            call(bad, x, y)
+        huge = params[:2] + [(np.full_like(params[2][0], 1e308),)]      # z_L = 1e308 (1 + sum of 3 sigmoids)
+        with pytest.raises(mb.NonFiniteError, match=r"^the logits are NaN or inf although x and params are finite"):
+            call(huge, x, y)
+    with pytest.raises(ValueError, match=r"^x contains NaN or inf$"):
+        net.forward(params, x * np.nan)
+    assert np.isfinite(net.loss_and_grad(params, x, y)[0])
+
+
 def test_sequential_targets_take_the_logits_dtype():
     """Integer one-hot targets work, and a float32 network stays float32."""
     net, params, x, y = _cnn_problem()
