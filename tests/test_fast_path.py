@@ -623,8 +623,8 @@ def test_a_bias_gradient_that_overflows_is_refused_though_the_inputs_are_small(s
 def test_a_workspace_must_be_a_workspace():
     params = mb.init_params([4, 3, 2])
     x, y = np.ones((2, 4)), mb.one_hot([0, 1], 2)
-    for bad in (object(), {}, "ws"):
-        with pytest.raises(TypeError, match=r"^workspace must be a manual_backprop.fast.Workspace or None; got "):
+    for bad, name in ((object(), "object"), ({}, "dict"), ("ws", "str")):
+        with pytest.raises(TypeError, match=rf"^workspace must be a manual_backprop.fast.Workspace or None; got {name}$"):
             fast.loss_and_grad(params, x, y, workspace=bad)
         with pytest.raises(TypeError, match=r"^workspace must be a manual_backprop.fast.Workspace or None"):
             fast.sgd_step(params, x, y, 0.1, workspace=bad)

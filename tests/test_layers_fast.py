@@ -841,14 +841,16 @@ def test_sequential_refuses_non_finite_input_and_raises_on_overflow():
             call(params, x, y.astype(complex))
         with pytest.raises(TypeError, match=r"^y is None; expected targets of shape \(batch, n_out\)$"):
             call(params, x, None)
-        with pytest.raises(mb.NonFiniteError, match=r"^the loss is NaN or inf although x and params are finite"):
+        with pytest.raises(mb.NonFiniteError, match=r"^the loss is NaN or inf although x and params are finite: an "
+                                                    r"overflow \(inputs, targets or weights too large\)$"):
             call(params, x, y + 1e300)                                 # (z - y)^2 overflows
         bad = [tuple(a.copy() for a in p) for p in params]
         bad[2][0][1, 1] = np.nan
         with pytest.raises(ValueError, match=r"^params\[2\]\[0\] contains NaN or inf$"):
             call(bad, x, y)
         huge = params[:2] + [(np.full_like(params[2][0], 1e308),)]      # z_L = 1e308 (1 + sum of 3 sigmoids)
-        with pytest.raises(mb.NonFiniteError, match=r"^the logits are NaN or inf although x and params are finite"):
+        with pytest.raises(mb.NonFiniteError, match=r"^the logits are NaN or inf although x and params are finite: "
+                                                    r"an overflow \(inputs or weights too large\)$"):
             call(huge, x, y)
     with pytest.raises(ValueError, match=r"^x contains NaN or inf$"):
         net.forward(params, x * np.nan)
