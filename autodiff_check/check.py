@@ -1312,7 +1312,7 @@ def check_vjp(f: Callable, vjp_fn: Callable, *primals, jax_fn: Callable | None =
     seed = options.get("seed", 0)
     _check_seed(seed)
     _check_count("n_cotangents", n_cotangents)
-    _Flat(tuple(primals), "primal", what="primals")   # the inputs are checked before f sees them
+    flat = _Flat(tuple(primals), "primal", what="primals")   # the inputs are checked before f sees them
     rng = np.random.default_rng(seed + 104729)
     out_leaves, out_paths, out_td = _out_info(f, primals)
     results, notes, v_all = [], [], None
@@ -1334,7 +1334,6 @@ def check_vjp(f: Callable, vjp_fn: Callable, *primals, jax_fn: Callable | None =
         jfns = None
         if jax_fn is not None:
             jax = _jax()
-            flat = _Flat(tuple(primals), "primal", what="primals")
 
             def jgrad(_P, c_tree=c_tree, flat=flat):
                 _, pull = jax.vjp(jax_fn, *primals)
@@ -1417,7 +1416,7 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
 
         def jax_full():
             _, pull = jax.vjp(lambda *p: jax_fn(*p), *primals)
-            return flat.flat(flatten(_jax_tree(tuple(pull(unflatten(_out_info(f, primals)[2], c_leaves))), flat))[0])
+            return flat.flat(flatten(_jax_tree(tuple(pull(unflatten(out_td, c_leaves))), flat))[0])
 
     kw = {k: options.pop(k) for k in list(options) if k in (
         "oracles", "analytic", "kinks", "n_directions", "seed", "loss_error", "grad_error")}

@@ -137,7 +137,7 @@ def _as_real_batch(name: str, a, dtype: np.dtype) -> np.ndarray:
     real = np.dtype(np.float64) if dtype.kind == "c" else dtype
     with np.errstate(over="ignore"):   # judged just below: a finite number beyond the dtype's range
         cast = a.astype(real, copy=False)
-    if not np.isfinite(cast).all():
+    if cast is not a and not all_finite(cast):   # (a is cast when the dtype was already right: checked above)
         raise ValueError(f"{name} has values beyond {real}'s range (first at {_first_nonfinite(cast)}: "
                          f"{a[_first_nonfinite(cast)]:.3g}), the dtype of params")
     return cast

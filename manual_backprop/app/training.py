@@ -323,15 +323,8 @@ def _leafwise_step(loss_and_grad, momentum: float):
 
 def cnn_predict(net, params: list[tuple], x: np.ndarray) -> np.ndarray:
     """The CNN's predicted classes, CNN_EVAL_BATCH examples at a time (training and evaluate
-    score alike). Logits that overflow are a NonFiniteError, not the classes of NaN."""
-    out = []
-    for i in range(0, x.shape[0], CNN_EVAL_BATCH):
-        with np.errstate(over="ignore", invalid="ignore"):   # judged on the logits just below
-            z = net.forward(params, x[i:i + CNN_EVAL_BATCH])
-        if not _checks.all_finite(z):
-            raise _checks.NonFiniteError("the CNN's logits are NaN or inf (weights or inputs too large)")
-        out.append(np.argmax(z, axis=1))
-    return np.concatenate(out)
+    score alike). Logits that overflow are model.Sequential's NonFiniteError."""
+    return np.concatenate([net.predict(params, x[i:i + CNN_EVAL_BATCH]) for i in range(0, x.shape[0], CNN_EVAL_BATCH)])
 
 
 def _memory_needed(config: Config, n_features: int, n_classes: int, n_train: int) -> int:
