@@ -166,8 +166,28 @@ def directional_derivative(params: Sequence[np.ndarray], x, y, v: Sequence[np.nd
                            activation: str = "sigmoid", loss: str = "binary_cross_entropy") -> float:
     """<grad J, v> by JAX forward mode (``jax.jvp``), independent of reverse mode."""
     dtype, x, y = _prepare(params, x, y, activation, loss)
-    v = [np.asarray(d, dtype=dtype) for d in v]
+    v = _check_direction(v, params, dtype)
     return float(_jvp(list(params), x, y, v, activation=activation, loss=loss))
+
+
+def _check_direction(v, params, dtype: np.dtype) -> list[np.ndarray]:
+    """``v`` as one finite real array per layer, shaped like ``params``, in their dtype."""
+    if isinstance(v, np.ndarray) or not isinstance(v, Sequence) or len(v) != len(params):
+        raise TypeError(f"v must be a list of {len(params)} arrays shaped like params")
+    out = []
+    for l, (d, W) in enumerate(zip(v, params)):
+        d = np.asarray(d)
+        if d.dtype.kind not in "iuf":
+            raise TypeError(f"v[{l}] must be a real numeric array; got dtype {d.dtype}")
+        if d.shape != W.shape:
+            raise ValueError(f"v[{l}] must have the shape of params[{l}], {W.shape}; got {d.shape}")
+        with np.errstate(over="ignore"):   # judged just below
+            d = d.astype(dtype)
+        if not np.isfinite(d).all():
+            raise ValueError(f"v[{l}] contains NaN or inf, or values beyond {dtype}'s range "
+                             f"(first at {_checks._first_nonfinite(d)})")
+        out.append(d)
+    return out
 
 
 def predict(params: Sequence[np.ndarray], x, *, activation: str = "sigmoid",

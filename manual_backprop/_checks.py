@@ -209,9 +209,13 @@ def check_labels(labels, n_classes: int, batch: int | None = None) -> np.ndarray
 
 
 def check_lr(lr, dtype: np.dtype):
-    """The learning rate as a scalar of ``dtype``: a finite real number that stays finite there."""
+    """The learning rate as a scalar of ``dtype``: a finite real number >= 0 that stays finite
+    there. A negative rate climbs the loss (as torch.optim.SGD, refused; negate the loss to
+    ascend); 0 is a step that changes nothing and returns J."""
     if isinstance(lr, (bool, np.bool_)) or not isinstance(lr, (int, float, np.integer, np.floating)) or not np.isfinite(lr):
         raise TypeError(f"lr must be a finite real number; got {lr!r}")
+    if lr < 0:
+        raise ValueError(f"lr must be >= 0 (a negative rate climbs the loss); got {float(lr)!r}")
     with np.errstate(over="ignore"):
         rate = dtype.type(lr)
     if not np.isfinite(rate):

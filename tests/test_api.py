@@ -174,6 +174,36 @@ def test_jax_sgd_step_refuses_bad_learning_rates_like_the_manual_one(lr):
             backend.sgd_step(params, x, y, lr)
 
 
+def test_a_negative_learning_rate_is_refused_and_zero_changes_nothing_in_both_backends():
+    params, x, y = mb.init_params([3, 2], seed=0), np.ones((1, 3)), mb.one_hot([1], 2)
+    for backend in (mb, ac):
+        with pytest.raises(ValueError, match=r"^lr must be >= 0 \(a negative rate climbs the loss\); got -0\.1$"):
+            backend.sgd_step([W.copy() for W in params], x, y, -0.1)
+        J, stepped = backend.sgd_step([W.copy() for W in params], x, y, 0.0)
+        assert J == pytest.approx(mb.loss(params, x, y), rel=1e-12)   # both: J before the step
+        assert all(np.array_equal(a, b) for a, b in zip(stepped, params))
+
+
+@pytest.mark.parametrize("v, exc, message", [
+    (lambda p: p[0], TypeError, r"^v must be a list of 2 arrays shaped like params$"),
+    (lambda p: p[:1], TypeError, r"^v must be a list of 2 arrays shaped like params$"),
+    (lambda p: [p[0], p[1].T], ValueError, r"^v\[1\] must have the shape of params\[1\], \(4, 2\); got \(2, 4\)$"),
+    (lambda p: [p[0], np.full_like(p[1], np.nan)], ValueError, r"^v\[1\] contains NaN or inf, or values beyond float64's range \(first at \(0, 0\)\)$"),
+    (lambda p: [p[0].astype(complex), p[1]], TypeError, r"^v\[0\] must be a real numeric array; got dtype complex128$"),
+    (lambda p: [p[0].astype(np.float32) * np.float32(3e38), p[1]], None, None),   # float32 v into float64: fine
+])
+def test_directional_derivative_checks_its_direction(v, exc, message):
+    params, x, y = mb.init_params([2, 3, 2], seed=0), np.ones((1, 2)), mb.one_hot([1], 2)
+    if exc is None:
+        assert np.isfinite(ac.directional_derivative(params, x, y, v(params)))
+        f32 = [W.astype(np.float32) for W in params]   # and a float64 v beyond float32's range, into float32
+        with pytest.raises(ValueError, match=r"^v\[0\] contains NaN or inf, or values beyond float32's range"):
+            ac.directional_derivative(f32, x.astype(np.float32), y.astype(np.float32), [np.full((3, 3), 1e39), f32[1]])
+        return
+    with pytest.raises(exc, match=message):
+        ac.directional_derivative(params, x, y, v(params))
+
+
 def test_an_overflowing_learning_rate_is_refused_by_both_backends():
     params = [W.astype(np.float32) for W in mb.init_params([3, 2], seed=0)]
     x, y = np.ones((1, 3), np.float32), np.ones((1, 2), np.float32)

@@ -220,6 +220,29 @@ def test_sgd_step_on_single_features_single_examples_and_any_layout(sizes, batch
     assert_same_gradient(params, expected, tol)
 
 
+@pytest.mark.parametrize("lr, exc, message", [
+    (-1e-3, ValueError, r"^lr must be >= 0 \(a negative rate climbs the loss\); got -0\.001$"),
+    (np.float32(-2), ValueError, r"^lr must be >= 0 \(a negative rate climbs the loss\); got -2\.0$"),
+    (float("nan"), TypeError, r"^lr must be a finite real number; got nan$"),
+    (True, TypeError, r"^lr must be a finite real number; got True$"),
+    (1e39, ValueError, r"^lr = 1e\+39 overflows float32$"),
+])
+def test_sgd_step_refuses_a_bad_learning_rate_before_any_update(lr, exc, message):
+    params = mb.init_params([3, 2], seed=0, dtype=np.float32)
+    before = [W.copy() for W in params]
+    with pytest.raises(exc, match=message):
+        mb.sgd_step(params, np.ones((2, 3), np.float32), np.ones((2, 2), np.float32), lr)
+    assert all(np.array_equal(W, V) for W, V in zip(params, before))
+
+
+def test_a_step_at_lr_0_returns_the_loss_and_changes_nothing():
+    params, x, y = mb.init_params([3, 4, 2], seed=0), np.ones((1, 3)), mb.one_hot([1], 2)
+    before = [W.copy() for W in params]
+    J, out = mb.sgd_step(params, x, y, 0)
+    assert J == mb.loss_and_grad(before, x, y)[0] and out is params
+    assert all(np.array_equal(W, V) for W, V in zip(params, before))
+
+
 def test_unaligned_parameters_are_updated_where_they_are():
     """BLAS would work on a copy of unaligned memory and leave the weights as they were; the
     step takes the NumPy path for them instead."""
