@@ -16,9 +16,6 @@ from importlib import import_module
 
 from .check import (
     EXACT_RTOL,
-    Mismatch,
-    OracleResult,
-    Verdict,
     activation_pattern,
     assert_gradients,
     assert_hvp,
@@ -31,6 +28,7 @@ from .check import (
     check_vjp,
     exact_atol,
 )
+from .verdict import Mismatch, OracleResult, Verdict
 from .error_bounds import RoundingBound, rounding_bound, unit_roundoff
 from .compare import Comparison, Entry, LayerError, compare
 from .oracles import (

@@ -52,7 +52,7 @@ Tolerances for a black box (no ``loss_error=``/``kinks=`` given) are estimated, 
    are computed: a derivative under test matching either side is *not checkable here*
    (counted, listed, not a failure); matching neither is a failure. At a domain edge (f finite
    on one side only) the one-sided Richardson derivative from the finite side is used once
-   F(h) - F(2h) : F(2h) - F(4h) is 1 : 2 to 1 : 4 (the Taylor regime; :func:`_one_sided`).
+   F(h) - F(2h) : F(2h) - F(4h) is 1 : 2 to 1 : 4 (the Taylor regime; :func:`autodiff_check.blackbox.one_sided`).
 5. Exact oracles (complex step, JAX) against the derivative under test g:
    tol_i = r |ref|_max(leaf) + 8 tiny + 8 sigma_g,i, with r = max(EXACT_RTOL, 64 u) in the
    leaf's dtype (:func:`_exact_r`: 32 roundings on each side), tiny = finfo(dtype).tiny (XLA
@@ -83,13 +83,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from . import noise as _noise
-from .compare import Comparison, compare
+from .compare import compare
 from .error_bounds import rounding_bound
 from .oracles import (  # noqa: I001
     complex_step_directional,
@@ -97,349 +97,14 @@ from .oracles import (  # noqa: I001
     directional_fd,
     numerical_grad_with_error,
 )
-from .pytree import TreeDef, by_key, flatten, format_index, format_path, same_structure, unflatten
+from . import blackbox
+from .pytree import Flat, by_key, flatten, format_index, format_path, same_structure, unflatten
+from .verdict import Mismatch, OracleResult, Verdict
 
 EXACT_RTOL = 1e-8
 PER_COORDINATE_LIMIT = 2000  # above this many inputs, oracles go along random directions
 MAX_NAMED = 5  # bisection stops after naming this many wrong entries
-COMPLEX_H = 1e-20
 MAX_DIRECTIONS = 64  # beyond 2^-64 the miss probability is below anything floating point resolves
-
-
-# ----------------------------------------------------------------------------------------------
-# results
-
-
-@dataclass
-class Mismatch:
-    """One entry out of tolerance: ``where`` (path and full index), the value under test, the
-    oracle's value, the tolerance, and a ``note`` (e.g. "at a kink: matches neither side")."""
-
-    where: str
-    value: float
-    reference: float
-    tolerance: float
-    oracle: str = ""
-    note: str = ""
-
-    @property
-    def excess(self) -> float:
-        err = abs(self.value - self.reference)
-        return float("inf") if not np.isfinite(err) else (err / self.tolerance if self.tolerance > 0 else float("inf"))
-
-    def __str__(self) -> str:
-        s = (f"{self.where}: {self.value:.8g} vs {self.reference:.8g} ({self.oracle}), "
-             f"|diff| {abs(self.value - self.reference):.2e} > tol {self.tolerance:.2e}")
-        return s + (f"; {self.note}" if self.note else "")
-
-
-@dataclass
-class OracleResult:
-    """One oracle against the derivative under test.
-
-    Per-coordinate oracles fill ``comparison`` (per leaf) and the flat arrays ``values``,
-    ``references``, ``tolerances`` (inf where not checkable); directional ones fill
-    ``directional`` with (value under test, oracle value, tolerance) per direction.
-    ``mismatches``: the entries named out of tolerance, worst first (bisected for
-    directional oracles). ``skipped`` counts entries or directions not checkable here (kinks,
-    non-finite f), listed in ``not_checkable``."""
-
-    oracle: str
-    passed: bool
-    max_error: float
-    tolerance: float
-    comparison: Comparison | None = None
-    directional: list[tuple[float, float, float]] = field(default_factory=list)
-    skipped: int = 0
-    mismatches: list[Mismatch] = field(default_factory=list)
-    not_checkable: list[str] = field(default_factory=list)
-    n_failed: int = 0
-    values: np.ndarray | None = None
-    references: np.ndarray | None = None
-    tolerances: np.ndarray | None = None
-
-    def summary(self) -> str:
-        n = len(self.directional) if self.directional else (0 if self.values is None else self.values.size)
-        unit = "directions" if self.directional else "entries"
-        s = (f"{self.oracle:<18} {'ok' if self.passed else 'DISAGREES':<9} "
-             f"{self.n_failed:>5} of {n:<6} {unit:<10} worst err {self.max_error:9.2e}  tol {self.tolerance:9.2e}")
-        if self.skipped:
-            s += f"  ({self.skipped} not checkable here)"
-        return s
-
-
-@dataclass
-class Verdict:
-    """All oracles' results; ``passed`` iff every oracle agrees with the derivative under test.
-
-    ``str(verdict)``: one line per input (pass/fail, worst entry, both values, tolerance);
-    ``verdict.report(full=True)``: the per-oracle table, every named mismatch and every entry
-    not checkable. ``notes`` say what was skipped and why (e.g. the complex step)."""
-
-    name: str
-    results: list[OracleResult]
-    notes: list[str] = field(default_factory=list)
-    inputs: list[tuple[str, tuple, int, int]] = field(default_factory=list)  # (path, shape, start, size)
-    index_sep: str = ""
-
-    @property
-    def passed(self) -> bool:
-        """No oracle disagrees, and something was checked: an entry resolved by some oracle, or a
-        direction (a verdict over nothing is no pass)."""
-        return bool(all(r.passed for r in self.results) and self.n_checked > 0)
-
-    @property
-    def status(self) -> str:
-        """"PASS", "FAIL" (an oracle disagrees) or "NOT CHECKED" (none disagrees, nothing checked)."""
-        if not all(r.passed for r in self.results):
-            return "FAIL"
-        return "PASS" if self.n_checked > 0 else "NOT CHECKED"
-
-    def _resolved(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """(checked, resolved) masks over the flat entries, from the per-coordinate oracles: checked
-        where some oracle has a finite tolerance; resolved where some oracle's tolerance is below
-        |reference|, i.e. a 100 % error, a sign flip included, would show (an exact 0 reference:
-        where the tolerance is below the leaf's largest |reference|; a finite difference of 0 in
-        a leaf of zeros is f not moving at all, not a derivative resolved to be 0)."""
-        coord = [r for r in self.results if r.values is not None]
-        if not coord:
-            return None
-        checked = np.zeros(coord[0].values.size, bool)
-        resolved = checked.copy()
-        for r in coord:
-            t, ref = r.tolerances, r.references
-            ok = np.isfinite(t)
-            checked |= ok
-            with np.errstate(invalid="ignore"):
-                resolved |= ok & (t < np.abs(ref))
-                for _, _, start, size in self.inputs:  # an exact 0 where an error of the leaf's scale would show
-                    sl = slice(start, start + size)
-                    a = np.abs(ref[sl])[np.isfinite(ref[sl])]
-                    if a.size:
-                        resolved[sl] |= ok[sl] & (ref[sl] == 0) & (t[sl] < a.max())
-        return checked, resolved
-
-    @property
-    def n_checked(self) -> int:
-        """Entries resolved by some per-coordinate oracle plus directions checked."""
-        m = self._resolved()
-        n = int(m[1].sum()) if m is not None else 0
-        return n + int(sum(sum(np.isfinite(t) for _, _, t in r.directional) for r in self.results if r.directional))
-
-    @property
-    def not_resolvable(self) -> list[str]:
-        """Entries checked but with every tolerance >= |reference|: a wrong sign there would pass."""
-        m = self._resolved()
-        if m is None:
-            return []
-        idx = np.flatnonzero(m[0] & ~m[1])
-        return [self._where(int(i)) for i in idx]
-
-    def _where(self, i: int) -> str:
-        for path, shape, start, size in self.inputs:
-            if start <= i < start + size:
-                idx = format_index(np.unravel_index(i - start, shape)) if shape else ""
-                return path + (self.index_sep if idx else "") + idx
-        return f"entry {i}"
-
-    def __bool__(self) -> bool:
-        return self.passed
-
-    @property
-    def mismatches(self) -> list[Mismatch]:
-        """Every named mismatch over all oracles, worst first."""
-        return sorted((m for r in self.results for m in r.mismatches), key=lambda m: -m.excess)
-
-    @property
-    def not_checkable(self) -> list[str]:
-        seen: dict[str, None] = {}
-        for r in self.results:
-            seen.update(dict.fromkeys(r.not_checkable))
-        return list(seen)
-
-    def disagreements(self) -> list[str]:
-        """One line per disagreeing oracle: how many entries/directions, the worst named entry."""
-        out = []
-        for r in self.results:
-            if r.passed:
-                continue
-            if r.directional:
-                bad = sum(not abs(g - o) <= t for g, o, t in r.directional if np.isfinite(t))
-                line = f"{self.name} disagrees with {r.oracle} along {bad} of {len(r.directional)} random directions"
-            else:
-                line = f"{self.name} disagrees with {r.oracle} in {r.n_failed} of {r.values.size} entries"
-            if r.mismatches:
-                line += f"; worst {r.mismatches[0]}"
-            out.append(line)
-        return out
-
-    def _leaf_lines(self) -> list[str]:
-        lines = []
-        coord = [r for r in self.results if r.values is not None]
-        named = self.mismatches
-        for path, shape, start, size in self.inputs:
-            stop = start + size
-            prefix = path + self.index_sep
-            mine = [m for m in named if m.where.startswith(prefix) and (m.where == path or m.where[len(prefix):len(prefix) + 1] in "[")]
-            n_bad = max((int(np.sum(_failing(r)[start:stop])) for r in coord), default=0)
-            n_nc = max((int(np.sum(~np.isfinite(r.tolerances[start:stop]))) for r in coord), default=0)
-            shp = f"{shape}"
-            if mine or n_bad:
-                worst = mine[0] if mine else None
-                for r in coord:  # the worst entry of this leaf, from the arrays (mismatches keeps 200)
-                    bad = _failing(r)[start:stop]
-                    if bad.any():
-                        e = np.abs(r.values[start:stop] - r.references[start:stop])
-                        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # 0/0, x/0, inf/inf
-                            ratio = np.where(bad, np.nan_to_num(e / r.tolerances[start:stop], nan=np.inf), -1)
-                        i = int(np.argmax(ratio))
-                        cand = Mismatch(path + (self.index_sep if shape else "") + format_index(np.unravel_index(i, shape) if shape else ()),
-                                        float(r.values[start + i]), float(r.references[start + i]),
-                                        float(r.tolerances[start + i]), r.oracle)
-                        if worst is None or cand.excess > worst.excess:
-                            worst = cand
-                count = f"{n_bad} of {size} entries wrong" if n_bad else f"{len(mine)} entr{'y' if len(mine) == 1 else 'ies'} named"
-                lines.append(f"  FAIL  {path} {shp}: {count}; worst {worst}" if worst else f"  FAIL  {path} {shp}: {count}")
-                continue
-            best = None  # the checked entry closest to its tolerance, over the per-coordinate oracles
-            for r in coord:
-                t = r.tolerances[start:stop]
-                e = np.abs(r.values[start:stop] - r.references[start:stop])
-                ok = np.isfinite(t) & (t > 0)
-                if ok.any():
-                    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf in e for a non-finite value
-                        ratio = np.where(ok, e / np.where(ok, t, 1), -1)
-                    i = int(np.argmax(ratio))
-                    if best is None or ratio[i] > best[0]:
-                        best = (ratio[i], r.oracle, i, r.values[start + i], r.references[start + i], t[i])
-            nc = f" ({n_nc} not checkable here)" if n_nc else ""
-            m = self._resolved()
-            n_nr = int(np.sum(m[0][start:stop] & ~m[1][start:stop])) if m is not None else 0
-            nc += f" ({n_nr} not resolvable)" if n_nr else ''
-            if best is None:
-                how = "checked along random directions" if not coord else "no entry checkable"
-                lines.append(f"  {'ok' if self.passed and not coord else '-':<4}  {path} {shp}: {how}{nc}")
-            else:
-                _, oracle, i, a, b, t = best
-                idx = format_index(np.unravel_index(i, shape)) if shape else ""
-                lines.append(f"  ok    {path} {shp}: worst {path}{self.index_sep if idx else ''}{idx}: {a:.8g} vs {b:.8g} "
-                             f"({oracle}), |diff| {abs(a - b):.1e} <= tol {t:.1e}{nc}")
-        return lines
-
-    def report(self, full: bool = False, max_lines: int = 20) -> str:
-        """The one-screen report; ``full=True`` adds the per-oracle table and every named entry."""
-        head = f"{self.name}: {self.status}  (" + ", ".join(
-            f"{r.oracle} {'ok' if r.passed else 'DISAGREES'}" for r in self.results) + ")"
-        with np.errstate(all="ignore"):  # formatting: inf - inf, 0/0 of non-finite values must not raise
-            lines = [head] + self._leaf_lines()
-        if full:
-            lines += ["  per oracle:"] + ["    " + r.summary() for r in self.results]
-            for r in self.results:
-                for m in r.mismatches[:max_lines]:
-                    lines.append(f"    {r.oracle}: {m}")
-                if len(r.mismatches) > max_lines:
-                    lines.append(f"    {r.oracle}: ... {len(r.mismatches) - max_lines} more")
-        nc = self.not_checkable
-        if nc:
-            shown = nc if full else nc[:3]
-            lines.append(f"  {len(nc)} entr{'y' if len(nc) == 1 else 'ies'} not checkable here: " + "; ".join(shown)
-                         + ("; ..." if len(shown) < len(nc) else ""))
-        nr = self.not_resolvable
-        if nr:
-            shown = nr if full else nr[:3]
-            lines.append(f"  {len(nr)} entr{'y' if len(nr) == 1 else 'ies'} not resolvable (tolerance >= |reference|: "
-                         "even a sign flip would pass): " + "; ".join(shown) + ("; ..." if len(shown) < len(nr) else ""))
-        if self.status == "NOT CHECKED":
-            lines.append("  nothing was checked: no entry or direction had a tolerance below its reference "
-                         "(this is not a pass)")
-        lines += ["  note: " + n for n in self.notes]
-        return "\n".join(lines)
-
-    def __str__(self) -> str:
-        return self.report()
-
-
-def _failing(r: OracleResult) -> np.ndarray:
-    t = r.tolerances
-    with np.errstate(invalid="ignore"):  # inf - inf: a non-finite value is failing below
-        err = np.abs(r.values - r.references)
-    err = np.where(np.isnan(err), np.inf, err)
-    return (np.isfinite(t) & ~(err <= t)) | ~np.isfinite(r.values)
-
-
-# ----------------------------------------------------------------------------------------------
-# the flat view of a pytree
-
-
-class _Flat:
-    """A pytree of arrays seen as one float64 vector of its floating-point entries; integer and
-    boolean leaves are constants. ``build(x)`` rebuilds the tree with every leaf in its own
-    dtype (complex128 when x is complex); ``rnd(x)`` rounds x through those dtypes."""
-
-    def __init__(self, tree, root: str, *, what: str):
-        leaves, paths, treedef = flatten(tree, what=what)
-        self.leaves = [np.asarray(L) for L in leaves]
-        self.paths, self.treedef, self.root = paths, treedef, root
-        self.sep = " " if root in ("primal", "tangent") else ""
-        self.float_ = []
-        for L, p in zip(self.leaves, paths):
-            if np.iscomplexobj(L):
-                raise ValueError(f"{format_path(root, p)} is complex ({L.dtype}); only real inputs are supported")
-            self.float_.append(bool(np.issubdtype(L.dtype, np.floating)))
-        self.dtypes = [L.dtype for L in self.leaves]
-        self.slices, start = [], 0
-        for L, fl in zip(self.leaves, self.float_):
-            self.slices.append(slice(start, start + (L.size if fl else 0)))
-            start += L.size if fl else 0
-        self.n = start
-        self.x = np.concatenate([L.astype(np.float64).ravel() for L, fl in zip(self.leaves, self.float_) if fl] or [np.zeros(0)])
-        if not np.all(np.isfinite(self.x)):
-            bad = int(np.flatnonzero(~np.isfinite(self.x))[0])
-            raise ValueError(f"{what}: {self.where(bad)} is not finite ({self.x[bad]}); derivatives need finite inputs")
-        if not self.n:
-            raise ValueError(f"{what} have no floating-point entries (only integer or boolean leaves, or none): "
-                             "nothing to differentiate")
-        fl = [d for d, f in zip(self.dtypes, self.float_) if f]
-        self.u = max((float(np.finfo(d).eps) / 2 for d in fl), default=2.0**-53)
-
-    def build(self, x: np.ndarray):
-        cplx = np.iscomplexobj(x)
-        out = []
-        for L, fl, s, d in zip(self.leaves, self.float_, self.slices, self.dtypes):
-            if not fl:
-                out.append(L.copy())
-            else:
-                out.append(x[s].reshape(L.shape).astype(np.complex128 if cplx else d))
-        return unflatten(self.treedef, out)
-
-    def rnd(self, x: np.ndarray) -> np.ndarray:
-        y = np.array(x, dtype=np.float64)
-        for fl, s, d in zip(self.float_, self.slices, self.dtypes):
-            if fl and d != np.float64:
-                y[s] = y[s].astype(d).astype(np.float64)
-        return y
-
-    def flat(self, tree_leaves: list[np.ndarray]) -> np.ndarray:
-        parts = [np.real(np.asarray(G)).astype(np.float64).ravel() for G, fl in zip(tree_leaves, self.float_) if fl]
-        return np.concatenate(parts) if parts else np.zeros(0)
-
-    def where(self, i: int) -> str:
-        for L, fl, s, p in zip(self.leaves, self.float_, self.slices, self.paths):
-            if fl and s.start <= i < s.stop:
-                idx = np.unravel_index(i - s.start, L.shape) if L.shape else ()
-                name = format_path(self.root, p)
-                return name + (self.sep if idx else "") + format_index(idx)
-        raise IndexError(i)
-
-    def leaf_of(self, i: int) -> int:
-        for k, (fl, s) in enumerate(zip(self.float_, self.slices)):
-            if fl and s.start <= i < s.stop:
-                return k
-        raise IndexError(i)
-
-    def inputs(self) -> list[tuple[str, tuple, int, int]]:
-        return [(format_path(self.root, p), L.shape, s.start, L.size)
-                for L, fl, s, p in zip(self.leaves, self.float_, self.slices, self.paths) if fl]
 
 
 def _scalar_out(v, what: str) -> complex | float:
@@ -452,217 +117,6 @@ def _scalar_out(v, what: str) -> complex | float:
     if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
         raise ValueError(f"{what} must return a number; got dtype {a.dtype}")
     return float(a)
-
-
-# ----------------------------------------------------------------------------------------------
-# finite differences with measured noise and detected kinks
-
-
-@dataclass
-class _FD:
-    value: float  # estimate of the derivative along v (per unit of the step actually taken)
-    tol: float  # inf: not checkable
-    status: str  # "ok", "kink", "nonfinite", "unresolved"
-    taken: np.ndarray | None = None  # the direction actually stepped, (rnd(x+hv) - rnd(x-hv)) / 2h
-    left: float = float("nan")
-    left_tol: float = float("inf")
-    right: float = float("nan")
-    right_tol: float = float("inf")
-    note: str = ""
-
-
-def _eval(F, flat: _Flat, x, v, h, offsets):
-    pts = {s: flat.rnd(x + s * h * v) for s in offsets}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # log/divide at a perturbed point: it is non-finite below
-        fs = {s: F(pts[s]) for s in pts}
-    return pts, fs
-
-
-def _one_sided(F, flat: _Flat, x, v, f0, eps_f, h, side: int, pts, fs) -> _FD | None:
-    """At a domain edge (f finite on one side only): the one-sided Richardson derivative from the
-    finite side, 2 F(h) - F(2h) with F(k) = side (f(x + side k h v) - f(x)) / kh, tolerance
-    3 |F(h) - F(2h)| + 4 eps_f / h (the coefficients of f's values sum to 4/h). Trusted only in
-    the Taylor regime: a = F(h) - F(2h) and b = F(2h) - F(4h) are in ratio 2 (f'' != 0) to 4
-    (f'' = 0), so |b - 3a| <= 1.5 |a| up to rounding (a carries <= 2 eps_f / h, b <= eps_f / h:
-    |b - 3a| and 1.5 |a| are off by <= 10 eps_f / h together); a log singularity (ratio 1) is
-    refused."""
-    _, f4 = _eval(F, flat, x, v, h, (4 * side,))
-    if not np.isfinite(f4[4 * side]):
-        return None
-    F1 = side * (fs[side] - f0) / h
-    F2 = side * (fs[2 * side] - f0) / (2 * h)
-    F4 = side * (f4[4 * side] - f0) / (4 * h)
-    a, b = F1 - F2, F2 - F4
-    if not abs(b - 3 * a) <= 1.5 * abs(a) + 10 * eps_f / h:
-        return None
-    taken = (pts[side] - x) / (side * h)
-    return _FD(2 * F1 - F2, 3 * abs(a) + 4 * eps_f / h, "ok", taken,
-               note=f"one-sided difference from the {'right' if side > 0 else 'left'} (f is not finite on the other side)")
-
-
-def _fd_dir(F, flat: _Flat, x, v, f0, eps_f, h, *, adapt: bool = True, levels: int = 12) -> _FD:
-    """Central difference of t -> F(x + t v) at 0 with tolerance and kink detection (module
-    docstring, steps 2-4). A kink is declared only when J stays within a factor 2 (0.5 <=
-    J/J_prev <= 2) over two successive 8x smaller steps: outside the Taylor regime (a step too
-    large for f's absolute scale) J changes erratically, and the step keeps shrinking. Where f
-    is finite on one side only, the one-sided Richardson difference from the finite side."""
-    prev_J, run = None, 0
-    nonfinite, one_sided = False, None
-    for _ in range(levels):
-        pts, fs = _eval(F, flat, x, v, h, (1, -1, 2, -2))
-        fin = {s: bool(np.isfinite(fs[s])) for s in fs}
-        if not all(fin.values()):
-            nonfinite = True
-            for side in (1, -1):
-                if fin[side] and fin[2 * side] and not (fin[-side] and fin[-2 * side]):
-                    got = _one_sided(F, flat, x, v, f0, eps_f, h, side, pts, fs)
-                    if got is not None and (one_sided is None or got.tol < one_sided.tol):
-                        one_sided = got  # keep shrinking: a finite central difference may still come
-            prev_J, run, h = None, 0, h / 8
-            continue
-        taken = (pts[1] - pts[-1]) / (2 * h)
-        d1 = (fs[1] - fs[-1]) / (2 * h)
-        d2 = (fs[2] - fs[-2]) / (4 * h)
-        J = (2 * (fs[1] - 2 * f0 + fs[-1]) - (fs[2] - 2 * f0 + fs[-2]) / 2) / h
-
-        def kink() -> _FD:
-            F1, F2 = (fs[1] - f0) / h, (fs[2] - f0) / (2 * h)
-            B1, B2 = (f0 - fs[-1]) / h, (f0 - fs[-2]) / (2 * h)
-            return _FD(float("nan"), float("inf"), "kink", taken,
-                       2 * B1 - B2, 3 * abs(B1 - B2) + 4 * eps_f / h, 2 * F1 - F2, 3 * abs(F1 - F2) + 4 * eps_f / h)
-
-        if abs(J) <= 16 * eps_f / h and prev_J is not None and 64 * abs(J) >= abs(prev_J):
-            # J fell under the noise floor (which grows as h shrinks) without decaying like
-            # h^3 (512x per level for a smooth f): a jump of f' hidden by the floor, not a
-            # smooth f, so the central difference (the mean of the two sides) is no derivative
-            return kink()
-        if abs(J) <= 16 * eps_f / h:
-            # + |J| / 2: a jump of f' under the floor moves the central difference (the mean of
-            # the two sides) by half the jump from either side; for a smooth f, J = O(h^3)
-            res = _FD(d1, 3 * abs(d1 - d2) + 2 * eps_f / h + abs(J) / 2, "ok", taken)
-            if adapt:
-                with np.errstate(over="ignore"):  # f of size 1e160: f3 = inf, h_opt = 0, clipped to h / 64
-                    f3 = 2 * abs(d2 - d1) / h / h   # (h**2 raises OverflowError for h > 1e154)
-                    h_opt = np.cbrt(3 * eps_f / f3) if f3 > 0 else 8 * h
-                h_new = float(np.clip(h_opt, h / 64, 8 * h))
-                if not 0.5 <= h_new / h <= 2:
-                    alt = _fd_dir(F, flat, x, v, f0, eps_f, h_new, adapt=False, levels=1)
-                    if alt.status == "ok" and alt.tol < res.tol:
-                        res = alt
-            return res
-        run = run + 1 if prev_J is not None and 0.5 <= J / prev_J <= 2 else 0
-        if run >= 2:  # the jump stays put over three steps: a kink at x
-            return kink()
-        prev_J, h = J, h / 8
-    if one_sided is not None:
-        return one_sided
-    return _FD(float("nan"), float("inf"), "nonfinite" if nonfinite else "unresolved")
-
-
-@dataclass
-class _Context:
-    flat: _Flat
-    F: Callable  # flat float64 (or complex) vector -> scalar
-    f0: float
-    eps_f: float
-    hrel: float
-    noise_note: str
-
-
-def _noise_probe(flat: _Flat, rng) -> tuple[np.ndarray, float]:
-    """The direction p (Gaussian, max|p| = 1) and spacing h = sqrt(u) max(1, |x|) along which
-    noise is measured (ECNoise of f, and of g or an oracle entry by entry)."""
-    p = rng.standard_normal(flat.n)
-    p /= max(np.abs(p).max(), 1e-300)
-    return p, float(np.sqrt(flat.u) * max(1.0, float(np.abs(flat.x).max()) if flat.n else 1.0))
-
-
-def _measure(flat: _Flat, F, rng, loss_error: float | None, what: str) -> _Context:
-    raw = F(flat.x)
-    if isinstance(raw, complex) and raw.imag != 0:
-        raise ValueError(f"{what} returned a complex number ({raw}) at real inputs; the checks here are of "
-                         "real-valued functions")
-    f0 = float(np.real(raw))
-    if not np.isfinite(f0):
-        raise ValueError(f"{what} is not finite at the given point ({f0}); derivatives need a finite value")
-    u_in = flat.u
-    if loss_error is not None:
-        if not (_real_scalar(loss_error) and np.isfinite(loss_error) and loss_error >= 0):
-            raise ValueError(f"loss_error must be a finite number >= 0; got {loss_error!r}")
-        eps_f, note = float(loss_error), f"loss error {loss_error:.2e} (given)"
-    else:
-        p, h0 = _noise_probe(flat, rng)
-        nz = _noise.estimate_noise(F, flat.x, p, h0)
-        u_out = u_in if isinstance(raw, float) else u_in
-        if nz.sigma is not None:
-            eps_f = max(3 * nz.sigma, u_out * abs(f0), np.finfo(np.float64).tiny)
-            note = f"noise of {what}: sigma {nz.sigma:.1e} (ECNoise, {nz.evaluations} evaluations), eps_f {eps_f:.1e}"
-        elif nz.spread:  # ECNoise failed (e.g. f ~ 0): the spread of f at the smallest h that moved it
-            eps_f = max(nz.spread, u_out * abs(f0), np.finfo(np.float64).tiny)
-            note = (f"noise of {what}: {nz.note}; eps_f = spread of f over 8 points {nz.spread_h:.1e} apart "
-                    f"(an upper bound on its noise there) = {eps_f:.1e}")
-        else:
-            eps_f = 16 * u_in * max(1.0, abs(f0))
-            note = f"noise of {what}: {nz.note}; assumed eps_f = 16 u max(1, |f|) = {eps_f:.1e}"
-    c = np.cbrt(u_in)
-    with np.errstate(over="ignore", divide="ignore"):  # f(x) = 0: the largest relative step
-        hrel = float(np.clip(np.cbrt(np.float64(eps_f) / np.float64(abs(f0))), c / 4, 16 * c))
-    return _Context(flat, F, f0, eps_f, hrel, note)
-
-
-# ----------------------------------------------------------------------------------------------
-# the complex step, where it works
-
-
-def _probe_complex(ctx: _Context, rng, against_fd: bool = True) -> tuple[bool, str]:
-    """Does F take complex input and propagate the imaginary part? It must return a complex
-    number without raising or warning, and (``against_fd``) Im F(x + i h p) / h must agree with
-    finite differences along a random p."""
-    flat = ctx.flat
-    p = rng.choice(np.array([-1.0, 1.0]), size=flat.n) * (1 + rng.random(flat.n))
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            out = ctx.F(flat.x + 1j * COMPLEX_H * p)
-    except Exception as e:  # noqa: BLE001 - any failure on complex input means: no complex step
-        return False, f"complex step skipped: f raised {type(e).__name__} on complex input ({str(e)[:80]})"
-    if not isinstance(out, complex):
-        return False, "complex step skipped: f returned a real number for complex input (float(...) or a cast drops the imaginary part)"
-    if not against_fd:
-        return True, ""
-    fd = _fd_dir(ctx.F, flat, flat.x, p, ctx.f0, ctx.eps_f, ctx.hrel * max(1.0, float(np.abs(flat.x).max())))
-    if fd.status != "ok":
-        return False, "complex step skipped: the probe direction crosses a kink"
-    cs = _cs_dir(ctx, fd.taken)  # along the direction the difference actually took (float32 rounds x + hp)
-    if not abs(cs - fd.value) <= fd.tol:
-        return False, (f"complex step skipped: Im f(x + ihp)/h = {cs:.6g} but finite differences give {fd.value:.6g} "
-                       f"+- {fd.tol:.1e} (f is not complex-analytic: abs, maximum, conj or real?)")
-    return True, ""
-
-
-def _cs_dir(ctx: _Context, v: np.ndarray) -> float:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return ctx.F(ctx.flat.x + 1j * COMPLEX_H * v).imag / COMPLEX_H
-
-
-def _cs_noise(ctx: _Context, entries: np.ndarray, rng) -> np.ndarray:
-    """Per entry in ``entries``: the noise of the complex-step derivative along that coordinate
-    (:func:`autodiff_check.noise.vector_noise` of z -> Im F(z + i h e_i) / h, 16 evaluations
-    per entry), measured as g's is (:func:`_grad_noise`)."""
-    flat = ctx.flat
-    E = np.zeros((entries.size, flat.n))
-    E[np.arange(entries.size), entries] = 1.0
-    p, h = _noise_probe(flat, rng)
-
-    def cs_at(z):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return np.array([ctx.F(z + 1j * COMPLEX_H * e).imag / COMPLEX_H for e in E])
-
-    s = _noise.vector_noise(cs_at, flat.x, p, h)
-    return np.where(np.isfinite(s), s, 0.0)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -683,7 +137,7 @@ EXACT_ULPS = 64  # float32 and narrower: r = 64 u (_exact_r)
 FTZ_TINYS = 8  # flush-to-zero floor: 8 finfo(dtype).tiny per entry (_ftz_floor)
 
 
-def _exact_r(flat: _Flat) -> np.ndarray:
+def _exact_r(flat: Flat) -> np.ndarray:
     """Per entry: r = max(EXACT_RTOL, 64 u_dtype), the relative rounding allowed between two exact
     derivatives of an entry. The derivative under test and the oracle evaluate the same terms in
     the input's dtype; a chain of k roundings (products, quotients, well-conditioned sums) is off
@@ -697,7 +151,7 @@ def _exact_r(flat: _Flat) -> np.ndarray:
     return r
 
 
-def _ftz_floor(flat: _Flat) -> np.ndarray:
+def _ftz_floor(flat: Flat) -> np.ndarray:
     """Per entry: 8 finfo(dtype).tiny. XLA on CPU flushes subnormal results to zero, an absolute
     error below tiny in an intermediate; it reaches the entry multiplied by the factors after it
     (a Gaussian cotangent entry exceeds 8 with probability 1e-15), so two exact derivatives may
@@ -709,7 +163,7 @@ def _ftz_floor(flat: _Flat) -> np.ndarray:
     return t
 
 
-def _exact_tol(ref: np.ndarray, flat: _Flat, sigma, grad_error) -> np.ndarray:
+def _exact_tol(ref: np.ndarray, flat: Flat, sigma, grad_error) -> np.ndarray:
     """Module docstring, step 5: r |ref|_max(leaf) + 8 tiny + 8 sigma_g (per entry); with
     ``grad_error`` (declared), :func:`exact_atol`."""
     tol = np.zeros(flat.n)
@@ -730,7 +184,7 @@ def _exact_tol(ref: np.ndarray, flat: _Flat, sigma, grad_error) -> np.ndarray:
     return tol
 
 
-def _per_coord_result(name: str, flat: _Flat, g, ref, tol, notes: dict[int, str] | None = None,
+def _per_coord_result(name: str, flat: Flat, g, ref, tol, notes: dict[int, str] | None = None,
                       not_checkable: dict[int, str] | None = None) -> OracleResult:
     notes, not_checkable = notes or {}, not_checkable or {}
     tol = np.array(tol, dtype=np.float64)
@@ -768,7 +222,7 @@ def _per_coord_result(name: str, flat: _Flat, g, ref, tol, notes: dict[int, str]
                         values=np.asarray(g, np.float64), references=np.asarray(ref, np.float64), tolerances=tol)
 
 
-def _kink_note(fd: _FD, g_i: float) -> tuple[bool, str]:
+def _kink_note(fd: blackbox.FD, g_i: float) -> tuple[bool, str]:
     """(matches one side, description) for an entry at a detected kink."""
     left = abs(g_i - fd.left) <= fd.left_tol if np.isfinite(fd.left) else False
     right = abs(g_i - fd.right) <= fd.right_tol if np.isfinite(fd.right) else False
@@ -781,7 +235,7 @@ def _kink_note(fd: _FD, g_i: float) -> tuple[bool, str]:
 
 
 def _check_core(
-    F: Callable, flat: _Flat, subject: _Subject, *, name: str, what: str, oracles, analytic,
+    F: Callable, flat: Flat, subject: _Subject, *, name: str, what: str, oracles, analytic,
     kinks, loss_error, grad_error, per_coordinate, n_directions, seed, jax_full, jax_dir,
     names: dict[str, str], extra_notes: Sequence[str] = (), user_tree_fn: Callable | None = None,
 ) -> Verdict:
@@ -790,14 +244,14 @@ def _check_core(
         raise ValueError(f"n_directions must be an integer in [1, {MAX_DIRECTIONS}] (a miss probability of 2^-K "
                          f"below 2^-64 is not measurable); got {n_directions!r}")
     declared = kinks is not None or loss_error is not None
-    ctx = _measure(flat, F, rng, loss_error, what)
+    ctx = blackbox.measure(flat, F, rng, loss_error, what)
     notes = list(extra_notes)
     if not declared:
         notes.append(ctx.noise_note)
     # complex step: declared by the caller (analytic=True), refused (False), or probed (None)
     use_cs, why = False, ""
     if analytic is not False and flat.n:
-        ok, why = _probe_complex(ctx, rng, against_fd=analytic is None)
+        ok, why = blackbox.probe_complex(ctx, rng, against_fd=analytic is None)
         if analytic is True and not ok:
             raise ValueError(f"analytic=True, but {why.removeprefix('complex step skipped: ')}")
         use_cs = ok
@@ -826,10 +280,10 @@ def _check_core(
     def h_for(i):
         return ctx.hrel * max(1.0, abs(x[i]))
 
-    def fd_coord(i) -> _FD:
+    def fd_coord(i) -> blackbox.FD:
         e = np.zeros(flat.n)
         e[i] = 1.0
-        r = _fd_dir(F, flat, x, e, ctx.f0, ctx.eps_f, h_for(i))
+        r = blackbox.fd_dir(F, flat, x, e, ctx.f0, ctx.eps_f, h_for(i))
         if r.status == "ok":  # per unit of the step actually taken: compare with g_i directly
             scale = r.taken[i]
             r.value, r.tol = r.value / scale, r.tol / scale
@@ -876,19 +330,19 @@ def _check_core(
         if "complex_step" in wanted:
             if declared and grad_error is not None:
                 leaves = [L.astype(np.float64) for L, fl in zip(flat.leaves, flat.float_) if fl]
-                cs = flat.flat(complex_step_grad(lambda P: F(np.concatenate([W.ravel() for W in P])), leaves, h=COMPLEX_H))
+                cs = flat.flat(complex_step_grad(lambda P: F(np.concatenate([W.ravel() for W in P])), leaves, h=blackbox.COMPLEX_H))
             else:
                 cs = np.empty(flat.n)
                 e = np.zeros(flat.n)
                 for i in range(flat.n):
                     e[i] = 1.0
-                    cs[i] = _cs_dir(ctx, e)
+                    cs[i] = blackbox.cs_dir(ctx, e)
                     e[i] = 0.0
             tol = _exact_tol(cs, flat, sigma, grad_error)
             if sigma is not None and g is not None:
                 failing = np.flatnonzero(~(np.abs(g - cs) <= tol) & np.isfinite(cs))
                 if failing.size:  # step 5: the oracle's own noise, where it can decide the verdict
-                    tol[failing] += 8 * np.maximum(_cs_noise(ctx, failing, rng) - sigma[failing], 0.0)
+                    tol[failing] += 8 * np.maximum(blackbox.cs_noise(ctx, failing, rng) - sigma[failing], 0.0)
             results.append(_per_coord_result("complex_step", flat, g, cs, tol,
                                              not_checkable={i: w for i, w in kink_idx.items()}))
 
@@ -950,7 +404,7 @@ def _check_core(
                                kinks=None if kinks is None else (lambda P: kinks(tree_of(P))), f_error=loss_error)
             taken = np.concatenate([t.ravel() for t in d.direction])
             return d.value, d.tol, taken, "ok" if np.isfinite(d.tol) else "kink"
-        r = _fd_dir(F, flat, x, v, ctx.f0, ctx.eps_f, ctx.hrel * wmax / max(float(np.abs(v).max()), 1e-300))
+        r = blackbox.fd_dir(F, flat, x, v, ctx.f0, ctx.eps_f, ctx.hrel * wmax / max(float(np.abs(v).max()), 1e-300))
         return r.value, r.tol, r.taken, r.status
 
     def cs_dir(v) -> tuple[float, float, np.ndarray, str]:
@@ -958,7 +412,7 @@ def _check_core(
             leaves = [L.astype(np.float64) for L, fl in zip(flat.leaves, flat.float_) if fl]
             val = complex_step_directional(lambda P: F(np.concatenate([W.ravel() for W in P])), leaves, _split(flat, v))
         else:
-            val = _cs_dir(ctx, v)
+            val = blackbox.cs_dir(ctx, v)
         return val, exact_dir_tol(val, v), v, "ok"
 
     def directional_result(oracle: str, fn) -> OracleResult:
@@ -1010,18 +464,18 @@ def _check_core(
     return v
 
 
-def _split(flat: _Flat, v: np.ndarray) -> list[np.ndarray]:
+def _split(flat: Flat, v: np.ndarray) -> list[np.ndarray]:
     return [v[s].reshape(L.shape) for L, fl, s in zip(flat.leaves, flat.float_, flat.slices) if fl]
 
 
-def _leaves_to_tree(flat: _Flat):
+def _leaves_to_tree(flat: Flat):
     def tree_of(P):
         it = iter(P)
         return unflatten(flat.treedef, [next(it) if fl else L for L, fl in zip(flat.leaves, flat.float_)])
     return tree_of
 
 
-def _bisect(flat: _Flat, subject: _Subject, ref_fn, rng, g) -> dict[int, tuple[float, float, float, str]]:
+def _bisect(flat: Flat, subject: _Subject, ref_fn, rng, g) -> dict[int, tuple[float, float, float, str]]:
     """Group testing: a block S of coordinates holds an error when <g, v_S> and the oracle along
     v_S (v Rademacher on S, 0 elsewhere) disagree for one of 4 random v (a block holding an
     entry above tolerance passes one v with probability <= 1/2, all 4 with <= 1/16). Halve the
@@ -1099,18 +553,12 @@ def _pick_jax(jax_fn, jax_loss_fn):
     return jax_fn if jax_fn is not None else jax_loss_fn
 
 
-def _grad_noise(flat: _Flat, grad_flat: Callable[[np.ndarray], np.ndarray], rng) -> np.ndarray:
-    p, h = _noise_probe(flat, rng)
+def _grad_noise(flat: Flat, grad_flat: Callable[[np.ndarray], np.ndarray], rng) -> np.ndarray:
+    p, h = blackbox.noise_probe(flat, rng)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         s = _noise.vector_noise(lambda z: grad_flat(flat.rnd(z)), flat.x, p, h)
     return np.where(np.isfinite(s), s, 0.0)
-
-
-def _real_scalar(v) -> bool:
-    """A real number: Python or NumPy, 0-d arrays included; not a bool, string or complex."""
-    a = np.asarray(v) if not isinstance(v, (str, bytes)) else None
-    return a is not None and a.ndim == 0 and a.dtype.kind in "iuf"
 
 
 def _is_int(v) -> bool:
@@ -1185,7 +633,7 @@ def check_gradients(
     returns the sign pattern at every kink, ``loss_error`` the loss's absolute rounding error,
     ``grad_error`` per-entry bounds on the gradient's."""
     _check_seed(seed)
-    flat = _Flat(params, _root, what="params" if _root == "params" else "primals")
+    flat = Flat(params, _root, what="params" if _root == "params" else "primals")
     if grad_error is not None:
         _check_grad_error(grad_error, flat)
     what = "loss_fn" if _root == "params" else "f"
@@ -1228,17 +676,17 @@ def check_gradients(
                        jax_full=jax_full, jax_dir=jax_dir, names=dict(_names or {}), extra_notes=_notes)
 
 
-def _jax_tree(tree, flat: _Flat):
+def _jax_tree(tree, flat: Flat):
     """A JAX derivative in the key order of ``flat``'s tree (JAX sorts dict keys). All leaves
     are kept, float0 ones included: ``flat.flat`` keeps the floating ones."""
     return by_key(tree, flat.treedef, root=flat.root, what="jax_fn's derivative")
 
 
-def _split_tree(flat: _Flat):
+def _split_tree(flat: Flat):
     return _split(flat, flat.x)
 
 
-def _zero_consts(flat: _Flat, tree, jax):
+def _zero_consts(flat: Flat, tree, jax):
     """Tangents for integer leaves must be float0 zeros in JAX (kept as arrays: a 0-d float0
     read back as a NumPy scalar is a numpy.void, which JAX refuses)."""
     leaves, _, td = flatten(tree)
@@ -1312,10 +760,10 @@ def check_vjp(f: Callable, vjp_fn: Callable, *primals, jax_fn: Callable | None =
     seed = options.get("seed", 0)
     _check_seed(seed)
     _check_count("n_cotangents", n_cotangents)
-    flat = _Flat(tuple(primals), "primal", what="primals")   # the inputs are checked before f sees them
+    flat = Flat(tuple(primals), "primal", what="primals")   # the inputs are checked before f sees them
     rng = np.random.default_rng(seed + 104729)
     out_leaves, out_paths, out_td = _out_info(f, primals)
-    results, notes, v_all = [], [], None
+    v_all = None
     for k in range(n_cotangents):
         if cotangent is not None:
             c_tree = cotangent
@@ -1367,7 +815,7 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
     name = options.pop("name", "jvp")
     seed = options.get("seed", 0)
     _check_seed(seed)
-    flat = _Flat(tuple(primals), "primal", what="primals")   # the inputs are checked before f sees them
+    flat = Flat(tuple(primals), "primal", what="primals")   # the inputs are checked before f sees them
     rng = np.random.default_rng(seed + 15485863)
     out_leaves, _, out_td = _out_info(f, primals)
     c_leaves = _random_cotangent(out_leaves, rng)
@@ -1430,7 +878,7 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
                           "n_directions": 20, "seed": 0, **kw})
 
 
-def _noise_of_output(flat: _Flat, fn, rng) -> list[np.ndarray]:
+def _noise_of_output(flat: Flat, fn, rng) -> list[np.ndarray]:
     """Per-entry noise of each output leaf of ``fn(x)`` (ECNoise table, :func:`noise.vector_noise`)."""
     if not flat.n:
         return []
@@ -1440,7 +888,7 @@ def _noise_of_output(flat: _Flat, fn, rng) -> list[np.ndarray]:
     def vec(z):
         return np.concatenate([np.real(np.asarray(L)).astype(np.float64).ravel() for L in flatten(fn(z))[0]])
 
-    p, h = _noise_probe(flat, rng)
+    p, h = blackbox.noise_probe(flat, rng)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         s = _noise.vector_noise(vec, flat.x, p, h)
@@ -1458,7 +906,7 @@ def check_hvp(loss_fn: Callable, hvp_fn: Callable, params: Any, *, grad_fn: Call
     that hvp_fn is the derivative of grad_fn, which check_gradients verifies in turn), else the
     complex step Im f(x + i h v) / h where f takes complex input, else central differences of f
     along v (noisier; the noise is measured). ``jax_fn`` adds ``jax.jvp(jax.grad(f))``."""
-    flat = _Flat(params, "params", what="params")
+    flat = Flat(params, "params", what="params")
     name = options.pop("name", "hvp")
     seed = options.get("seed", 0)
     _check_seed(seed)
@@ -1484,16 +932,16 @@ def check_hvp(loss_fn: Callable, hvp_fn: Callable, params: Any, *, grad_fn: Call
                 return float(sum(np.sum(np.asarray(a, np.float64) * np.asarray(b, np.float64)) for a, b in zip(gl, vl2)))
             notes.append("s(x) = <grad_fn(x), v>: hvp_fn checked against the derivative of your grad_fn")
         else:
-            sub = _Flat(params, "params", what="params")
+            sub = Flat(params, "params", what="params")
             F = lambda x: _scalar_out(loss_fn(sub.build(x)), "loss_fn")  # noqa: E731
-            ctx = _measure(sub, F, np.random.default_rng(seed), None, "loss_fn")
-            ok, why = _probe_complex(ctx, np.random.default_rng(seed)) if sub.n else (False, "")
+            ctx = blackbox.measure(sub, F, np.random.default_rng(seed), None, "loss_fn")
+            ok, why = blackbox.probe_complex(ctx, np.random.default_rng(seed)) if sub.n else (False, "")
             if ok:
                 def s(P, vflat=vflat):
-                    x = _Flat(P, "params", what="params").x
+                    x = Flat(P, "params", what="params").x
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
-                        return F(x + 1j * COMPLEX_H * vflat).imag / COMPLEX_H
+                        return F(x + 1j * blackbox.COMPLEX_H * vflat).imag / blackbox.COMPLEX_H
                 notes.append("s(x) = Im f(x + ihv)/h (complex step); no second complex step on top of it")
                 options = {**options, "analytic": False}
             else:
@@ -1501,7 +949,7 @@ def check_hvp(loss_fn: Callable, hvp_fn: Callable, params: Any, *, grad_fn: Call
                 hs = float(np.clip(hs, np.cbrt(sub.u) / 4, 16 * np.cbrt(sub.u)))
 
                 def s(P, vflat=vflat, hs=hs):
-                    x = _Flat(P, "params", what="params").x
+                    x = Flat(P, "params", what="params").x
                     return (F(x + hs * vflat) - F(x - hs * vflat)) / (2 * hs)
                 notes.append(f"s(x) = central difference of f along v (step {hs:.1e}); {why or 'no complex step'}")
         jfns = None

@@ -174,3 +174,74 @@ def _by_key(node, d: TreeDef, path: Path, root: str, what: str):
 
 def tree_map(fn: Callable, treedef: TreeDef, leaves: list) -> Any:
     return unflatten(treedef, [fn(x) for x in leaves])
+
+
+class Flat:
+    """A pytree of arrays seen as one float64 vector of its floating-point entries; integer and
+    boolean leaves are constants. ``build(x)`` rebuilds the tree with every leaf in its own
+    dtype (complex128 when x is complex); ``rnd(x)`` rounds x through those dtypes."""
+
+    def __init__(self, tree, root: str, *, what: str):
+        leaves, paths, treedef = flatten(tree, what=what)
+        self.leaves = [np.asarray(L) for L in leaves]
+        self.paths, self.treedef, self.root = paths, treedef, root
+        self.sep = " " if root in ("primal", "tangent") else ""
+        self.float_ = []
+        for L, p in zip(self.leaves, paths):
+            if np.iscomplexobj(L):
+                raise ValueError(f"{format_path(root, p)} is complex ({L.dtype}); only real inputs are supported")
+            self.float_.append(bool(np.issubdtype(L.dtype, np.floating)))
+        self.dtypes = [L.dtype for L in self.leaves]
+        self.slices, start = [], 0
+        for L, fl in zip(self.leaves, self.float_):
+            self.slices.append(slice(start, start + (L.size if fl else 0)))
+            start += L.size if fl else 0
+        self.n = start
+        self.x = np.concatenate([L.astype(np.float64).ravel() for L, fl in zip(self.leaves, self.float_) if fl] or [np.zeros(0)])
+        if not np.all(np.isfinite(self.x)):
+            bad = int(np.flatnonzero(~np.isfinite(self.x))[0])
+            raise ValueError(f"{what}: {self.where(bad)} is not finite ({self.x[bad]}); derivatives need finite inputs")
+        if not self.n:
+            raise ValueError(f"{what} have no floating-point entries (only integer or boolean leaves, or none): "
+                             "nothing to differentiate")
+        fl = [d for d, f in zip(self.dtypes, self.float_) if f]
+        self.u = max((float(np.finfo(d).eps) / 2 for d in fl), default=2.0**-53)
+
+    def build(self, x: np.ndarray):
+        cplx = np.iscomplexobj(x)
+        out = []
+        for L, fl, s, d in zip(self.leaves, self.float_, self.slices, self.dtypes):
+            if not fl:
+                out.append(L.copy())
+            else:
+                out.append(x[s].reshape(L.shape).astype(np.complex128 if cplx else d))
+        return unflatten(self.treedef, out)
+
+    def rnd(self, x: np.ndarray) -> np.ndarray:
+        y = np.array(x, dtype=np.float64)
+        for fl, s, d in zip(self.float_, self.slices, self.dtypes):
+            if fl and d != np.float64:
+                y[s] = y[s].astype(d).astype(np.float64)
+        return y
+
+    def flat(self, tree_leaves: list[np.ndarray]) -> np.ndarray:
+        parts = [np.real(np.asarray(G)).astype(np.float64).ravel() for G, fl in zip(tree_leaves, self.float_) if fl]
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    def where(self, i: int) -> str:
+        for L, fl, s, p in zip(self.leaves, self.float_, self.slices, self.paths):
+            if fl and s.start <= i < s.stop:
+                idx = np.unravel_index(i - s.start, L.shape) if L.shape else ()
+                name = format_path(self.root, p)
+                return name + (self.sep if idx else "") + format_index(idx)
+        raise IndexError(i)
+
+    def leaf_of(self, i: int) -> int:
+        for k, (fl, s) in enumerate(zip(self.float_, self.slices)):
+            if fl and s.start <= i < s.stop:
+                return k
+        raise IndexError(i)
+
+    def inputs(self) -> list[tuple[str, tuple, int, int]]:
+        return [(format_path(self.root, p), L.shape, s.start, L.size)
+                for L, fl, s, p in zip(self.leaves, self.float_, self.slices, self.paths) if fl]

@@ -27,11 +27,11 @@ from .checker_corpus import CASES
 def _as_grad_problem(case, fn, deriv, args):
     """(flat loss, flat grad, x0, unflatten): both shapes as one function of a flat vector."""
     if case.kind == "grad":
-        flat = ac.check._Flat(args, "params", what="params")
+        flat = ac.pytree.Flat(args, "params", what="params")
         loss = lambda x: float(np.real(fn(flat.build(x))))  # noqa: E731
         grad = lambda x: flat.flat(ac.check.flatten(deriv(flat.build(x)))[0])  # noqa: E731
         return loss, grad, flat.x
-    flat = ac.check._Flat(tuple(args), "primal", what="primals")
+    flat = ac.pytree.Flat(tuple(args), "primal", what="primals")
     rng = np.random.default_rng(1)
     out = fn(*args)
     c = rng.standard_normal(np.shape(out))

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 import manual_backprop as mb
-from autodiff_check.check import activation_pattern, check_gradients
 from manual_backprop import activations as A
 from manual_backprop.activations import ACTIVATIONS, get_activation
 from manual_backprop.losses import LOSSES, get_loss

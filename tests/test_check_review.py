@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import autodiff_check as ac
-from autodiff_check.check import OracleResult, Verdict
+from autodiff_check import OracleResult, Verdict
 
 
 # ---------------------------------------------------------------- F8: warnings escape

@@ -19,7 +19,7 @@ import layer_strategies as S
 import manual_backprop.layers as L
 from strategies import examples
 from support import release_jax_executables
-from test_layers import LAYERS, NAMES
+from test_layers import LAYERS
 
 
 # softmax with logits of spread up to ~20 here (scale 30 in tests/test_layers.py): at saturated

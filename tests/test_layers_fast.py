@@ -18,7 +18,6 @@ pooling) keep every value at least 0.05 from a kink or a tie, far beyond the dif
 
 from __future__ import annotations
 
-import re
 from functools import partial
 
 import numpy as np

@@ -1,0 +1,234 @@
+"""Finite differences of a black box, and its complex step where that works: the machinery
+behind the tolerances of :mod:`autodiff_check.check` (steps 1-4 of its docstring).
+
+``measure`` evaluates f once, measures its noise (ECNoise) and picks the relative step;
+``fd_dir`` takes a central difference along a direction with Richardson's error bound, shrinking
+the step at kinks and falling back to one-sided differences at domain edges; ``probe_complex``
+decides whether f propagates an imaginary part, and ``cs_dir``/``cs_noise`` use it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import noise as _noise
+from .pytree import Flat
+
+COMPLEX_H = 1e-20
+
+
+def real_scalar(v) -> bool:
+    """A real number: Python or NumPy, 0-d arrays included; not a bool, string or complex."""
+    a = np.asarray(v) if not isinstance(v, (str, bytes)) else None
+    return a is not None and a.ndim == 0 and a.dtype.kind in "iuf"
+
+
+@dataclass
+class FD:
+    value: float  # estimate of the derivative along v (per unit of the step actually taken)
+    tol: float  # inf: not checkable
+    status: str  # "ok", "kink", "nonfinite", "unresolved"
+    taken: np.ndarray | None = None  # the direction actually stepped, (rnd(x+hv) - rnd(x-hv)) / 2h
+    left: float = float("nan")
+    left_tol: float = float("inf")
+    right: float = float("nan")
+    right_tol: float = float("inf")
+    note: str = ""
+
+
+def evaluate(F, flat: Flat, x, v, h, offsets):
+    pts = {s: flat.rnd(x + s * h * v) for s in offsets}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # log/divide at a perturbed point: it is non-finite below
+        fs = {s: F(pts[s]) for s in pts}
+    return pts, fs
+
+
+def one_sided(F, flat: Flat, x, v, f0, eps_f, h, side: int, pts, fs) -> FD | None:
+    """At a domain edge (f finite on one side only): the one-sided Richardson derivative from the
+    finite side, 2 F(h) - F(2h) with F(k) = side (f(x + side k h v) - f(x)) / kh, tolerance
+    3 |F(h) - F(2h)| + 4 eps_f / h (the coefficients of f's values sum to 4/h). Trusted only in
+    the Taylor regime: a = F(h) - F(2h) and b = F(2h) - F(4h) are in ratio 2 (f'' != 0) to 4
+    (f'' = 0), so |b - 3a| <= 1.5 |a| up to rounding (a carries <= 2 eps_f / h, b <= eps_f / h:
+    |b - 3a| and 1.5 |a| are off by <= 10 eps_f / h together); a log singularity (ratio 1) is
+    refused."""
+    _, f4 = evaluate(F, flat, x, v, h, (4 * side,))
+    if not np.isfinite(f4[4 * side]):
+        return None
+    F1 = side * (fs[side] - f0) / h
+    F2 = side * (fs[2 * side] - f0) / (2 * h)
+    F4 = side * (f4[4 * side] - f0) / (4 * h)
+    a, b = F1 - F2, F2 - F4
+    if not abs(b - 3 * a) <= 1.5 * abs(a) + 10 * eps_f / h:
+        return None
+    taken = (pts[side] - x) / (side * h)
+    return FD(2 * F1 - F2, 3 * abs(a) + 4 * eps_f / h, "ok", taken,
+               note=f"one-sided difference from the {'right' if side > 0 else 'left'} (f is not finite on the other side)")
+
+
+def fd_dir(F, flat: Flat, x, v, f0, eps_f, h, *, adapt: bool = True, levels: int = 12) -> FD:
+    """Central difference of t -> F(x + t v) at 0 with tolerance and kink detection (module
+    docstring, steps 2-4). A kink is declared only when J stays within a factor 2 (0.5 <=
+    J/J_prev <= 2) over two successive 8x smaller steps: outside the Taylor regime (a step too
+    large for f's absolute scale) J changes erratically, and the step keeps shrinking. Where f
+    is finite on one side only, the one-sided Richardson difference from the finite side."""
+    prev_J, run = None, 0
+    nonfinite, edge = False, None
+    for _ in range(levels):
+        pts, fs = evaluate(F, flat, x, v, h, (1, -1, 2, -2))
+        fin = {s: bool(np.isfinite(fs[s])) for s in fs}
+        if not all(fin.values()):
+            nonfinite = True
+            for side in (1, -1):
+                if fin[side] and fin[2 * side] and not (fin[-side] and fin[-2 * side]):
+                    got = one_sided(F, flat, x, v, f0, eps_f, h, side, pts, fs)
+                    if got is not None and (edge is None or got.tol < edge.tol):
+                        edge = got  # keep shrinking: a finite central difference may still come
+            prev_J, run, h = None, 0, h / 8
+            continue
+        taken = (pts[1] - pts[-1]) / (2 * h)
+        d1 = (fs[1] - fs[-1]) / (2 * h)
+        d2 = (fs[2] - fs[-2]) / (4 * h)
+        J = (2 * (fs[1] - 2 * f0 + fs[-1]) - (fs[2] - 2 * f0 + fs[-2]) / 2) / h
+
+        def kink() -> FD:
+            F1, F2 = (fs[1] - f0) / h, (fs[2] - f0) / (2 * h)
+            B1, B2 = (f0 - fs[-1]) / h, (f0 - fs[-2]) / (2 * h)
+            return FD(float("nan"), float("inf"), "kink", taken,
+                       2 * B1 - B2, 3 * abs(B1 - B2) + 4 * eps_f / h, 2 * F1 - F2, 3 * abs(F1 - F2) + 4 * eps_f / h)
+
+        if abs(J) <= 16 * eps_f / h and prev_J is not None and 64 * abs(J) >= abs(prev_J):
+            # J fell under the noise floor (which grows as h shrinks) without decaying like
+            # h^3 (512x per level for a smooth f): a jump of f' hidden by the floor, not a
+            # smooth f, so the central difference (the mean of the two sides) is no derivative
+            return kink()
+        if abs(J) <= 16 * eps_f / h:
+            # + |J| / 2: a jump of f' under the floor moves the central difference (the mean of
+            # the two sides) by half the jump from either side; for a smooth f, J = O(h^3)
+            res = FD(d1, 3 * abs(d1 - d2) + 2 * eps_f / h + abs(J) / 2, "ok", taken)
+            if adapt:
+                with np.errstate(over="ignore"):  # f of size 1e160: f3 = inf, h_opt = 0, clipped to h / 64
+                    f3 = 2 * abs(d2 - d1) / h / h   # (h**2 raises OverflowError for h > 1e154)
+                    h_opt = np.cbrt(3 * eps_f / f3) if f3 > 0 else 8 * h
+                h_new = float(np.clip(h_opt, h / 64, 8 * h))
+                if not 0.5 <= h_new / h <= 2:
+                    alt = fd_dir(F, flat, x, v, f0, eps_f, h_new, adapt=False, levels=1)
+                    if alt.status == "ok" and alt.tol < res.tol:
+                        res = alt
+            return res
+        run = run + 1 if prev_J is not None and 0.5 <= J / prev_J <= 2 else 0
+        if run >= 2:  # the jump stays put over three steps: a kink at x
+            return kink()
+        prev_J, h = J, h / 8
+    if edge is not None:
+        return edge
+    return FD(float("nan"), float("inf"), "nonfinite" if nonfinite else "unresolved")
+
+
+@dataclass
+class Context:
+    flat: Flat
+    F: Callable  # flat float64 (or complex) vector -> scalar
+    f0: float
+    eps_f: float
+    hrel: float
+    noise_note: str
+
+
+def noise_probe(flat: Flat, rng) -> tuple[np.ndarray, float]:
+    """The direction p (Gaussian, max|p| = 1) and spacing h = sqrt(u) max(1, |x|) along which
+    noise is measured (ECNoise of f, and of g or an oracle entry by entry)."""
+    p = rng.standard_normal(flat.n)
+    p /= max(np.abs(p).max(), 1e-300)
+    return p, float(np.sqrt(flat.u) * max(1.0, float(np.abs(flat.x).max()) if flat.n else 1.0))
+
+
+def measure(flat: Flat, F, rng, loss_error: float | None, what: str) -> Context:
+    raw = F(flat.x)
+    if isinstance(raw, complex) and raw.imag != 0:
+        raise ValueError(f"{what} returned a complex number ({raw}) at real inputs; the checks here are of "
+                         "real-valued functions")
+    f0 = float(np.real(raw))
+    if not np.isfinite(f0):
+        raise ValueError(f"{what} is not finite at the given point ({f0}); derivatives need a finite value")
+    u_in = flat.u
+    if loss_error is not None:
+        if not (real_scalar(loss_error) and np.isfinite(loss_error) and loss_error >= 0):
+            raise ValueError(f"loss_error must be a finite number >= 0; got {loss_error!r}")
+        eps_f, note = float(loss_error), f"loss error {loss_error:.2e} (given)"
+    else:
+        p, h0 = noise_probe(flat, rng)
+        nz = _noise.estimate_noise(F, flat.x, p, h0)
+        u_out = u_in if isinstance(raw, float) else u_in
+        if nz.sigma is not None:
+            eps_f = max(3 * nz.sigma, u_out * abs(f0), np.finfo(np.float64).tiny)
+            note = f"noise of {what}: sigma {nz.sigma:.1e} (ECNoise, {nz.evaluations} evaluations), eps_f {eps_f:.1e}"
+        elif nz.spread:  # ECNoise failed (e.g. f ~ 0): the spread of f at the smallest h that moved it
+            eps_f = max(nz.spread, u_out * abs(f0), np.finfo(np.float64).tiny)
+            note = (f"noise of {what}: {nz.note}; eps_f = spread of f over 8 points {nz.spread_h:.1e} apart "
+                    f"(an upper bound on its noise there) = {eps_f:.1e}")
+        else:
+            eps_f = 16 * u_in * max(1.0, abs(f0))
+            note = f"noise of {what}: {nz.note}; assumed eps_f = 16 u max(1, |f|) = {eps_f:.1e}"
+    c = np.cbrt(u_in)
+    with np.errstate(over="ignore", divide="ignore"):  # f(x) = 0: the largest relative step
+        hrel = float(np.clip(np.cbrt(np.float64(eps_f) / np.float64(abs(f0))), c / 4, 16 * c))
+    return Context(flat, F, f0, eps_f, hrel, note)
+
+
+# ----------------------------------------------------------------------------------------------
+# the complex step, where it works
+
+
+def probe_complex(ctx: Context, rng, against_fd: bool = True) -> tuple[bool, str]:
+    """Does F take complex input and propagate the imaginary part? It must return a complex
+    number without raising or warning, and (``against_fd``) Im F(x + i h p) / h must agree with
+    finite differences along a random p."""
+    flat = ctx.flat
+    p = rng.choice(np.array([-1.0, 1.0]), size=flat.n) * (1 + rng.random(flat.n))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            out = ctx.F(flat.x + 1j * COMPLEX_H * p)
+    except Exception as e:  # noqa: BLE001 - any failure on complex input means: no complex step
+        return False, f"complex step skipped: f raised {type(e).__name__} on complex input ({str(e)[:80]})"
+    if not isinstance(out, complex):
+        return False, "complex step skipped: f returned a real number for complex input (float(...) or a cast drops the imaginary part)"
+    if not against_fd:
+        return True, ""
+    fd = fd_dir(ctx.F, flat, flat.x, p, ctx.f0, ctx.eps_f, ctx.hrel * max(1.0, float(np.abs(flat.x).max())))
+    if fd.status != "ok":
+        return False, "complex step skipped: the probe direction crosses a kink"
+    cs = cs_dir(ctx, fd.taken)  # along the direction the difference actually took (float32 rounds x + hp)
+    if not abs(cs - fd.value) <= fd.tol:
+        return False, (f"complex step skipped: Im f(x + ihp)/h = {cs:.6g} but finite differences give {fd.value:.6g} "
+                       f"+- {fd.tol:.1e} (f is not complex-analytic: abs, maximum, conj or real?)")
+    return True, ""
+
+
+def cs_dir(ctx: Context, v: np.ndarray) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ctx.F(ctx.flat.x + 1j * COMPLEX_H * v).imag / COMPLEX_H
+
+
+def cs_noise(ctx: Context, entries: np.ndarray, rng) -> np.ndarray:
+    """Per entry in ``entries``: the noise of the complex-step derivative along that coordinate
+    (:func:`autodiff_check.noise.vector_noise` of z -> Im F(z + i h e_i) / h, 16 evaluations
+    per entry), measured as g's is (:func:`autodiff_check.check._grad_noise`)."""
+    flat = ctx.flat
+    E = np.zeros((entries.size, flat.n))
+    E[np.arange(entries.size), entries] = 1.0
+    p, h = noise_probe(flat, rng)
+
+    def cs_at(z):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return np.array([ctx.F(z + 1j * COMPLEX_H * e).imag / COMPLEX_H for e in E])
+
+    s = _noise.vector_noise(cs_at, flat.x, p, h)
+    return np.where(np.isfinite(s), s, 0.0)

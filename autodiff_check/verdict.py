@@ -1,0 +1,267 @@
+"""What a check returns: a :class:`Verdict` over one :class:`OracleResult` per oracle, each
+naming its :class:`Mismatch` entries. Built by :mod:`autodiff_check.check`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .compare import Comparison
+from .pytree import format_index
+
+@dataclass
+class Mismatch:
+    """One entry out of tolerance: ``where`` (path and full index), the value under test, the
+    oracle's value, the tolerance, and a ``note`` (e.g. "at a kink: matches neither side")."""
+
+    where: str
+    value: float
+    reference: float
+    tolerance: float
+    oracle: str = ""
+    note: str = ""
+
+    @property
+    def excess(self) -> float:
+        err = abs(self.value - self.reference)
+        return float("inf") if not np.isfinite(err) else (err / self.tolerance if self.tolerance > 0 else float("inf"))
+
+    def __str__(self) -> str:
+        s = (f"{self.where}: {self.value:.8g} vs {self.reference:.8g} ({self.oracle}), "
+             f"|diff| {abs(self.value - self.reference):.2e} > tol {self.tolerance:.2e}")
+        return s + (f"; {self.note}" if self.note else "")
+
+
+@dataclass
+class OracleResult:
+    """One oracle against the derivative under test.
+
+    Per-coordinate oracles fill ``comparison`` (per leaf) and the flat arrays ``values``,
+    ``references``, ``tolerances`` (inf where not checkable); directional ones fill
+    ``directional`` with (value under test, oracle value, tolerance) per direction.
+    ``mismatches``: the entries named out of tolerance, worst first (bisected for
+    directional oracles). ``skipped`` counts entries or directions not checkable here (kinks,
+    non-finite f), listed in ``not_checkable``."""
+
+    oracle: str
+    passed: bool
+    max_error: float
+    tolerance: float
+    comparison: Comparison | None = None
+    directional: list[tuple[float, float, float]] = field(default_factory=list)
+    skipped: int = 0
+    mismatches: list[Mismatch] = field(default_factory=list)
+    not_checkable: list[str] = field(default_factory=list)
+    n_failed: int = 0
+    values: np.ndarray | None = None
+    references: np.ndarray | None = None
+    tolerances: np.ndarray | None = None
+
+    def summary(self) -> str:
+        n = len(self.directional) if self.directional else (0 if self.values is None else self.values.size)
+        unit = "directions" if self.directional else "entries"
+        s = (f"{self.oracle:<18} {'ok' if self.passed else 'DISAGREES':<9} "
+             f"{self.n_failed:>5} of {n:<6} {unit:<10} worst err {self.max_error:9.2e}  tol {self.tolerance:9.2e}")
+        if self.skipped:
+            s += f"  ({self.skipped} not checkable here)"
+        return s
+
+
+@dataclass
+class Verdict:
+    """All oracles' results; ``passed`` iff every oracle agrees with the derivative under test.
+
+    ``str(verdict)``: one line per input (pass/fail, worst entry, both values, tolerance);
+    ``verdict.report(full=True)``: the per-oracle table, every named mismatch and every entry
+    not checkable. ``notes`` say what was skipped and why (e.g. the complex step)."""
+
+    name: str
+    results: list[OracleResult]
+    notes: list[str] = field(default_factory=list)
+    inputs: list[tuple[str, tuple, int, int]] = field(default_factory=list)  # (path, shape, start, size)
+    index_sep: str = ""
+
+    @property
+    def passed(self) -> bool:
+        """No oracle disagrees, and something was checked: an entry resolved by some oracle, or a
+        direction (a verdict over nothing is no pass)."""
+        return bool(all(r.passed for r in self.results) and self.n_checked > 0)
+
+    @property
+    def status(self) -> str:
+        """"PASS", "FAIL" (an oracle disagrees) or "NOT CHECKED" (none disagrees, nothing checked)."""
+        if not all(r.passed for r in self.results):
+            return "FAIL"
+        return "PASS" if self.n_checked > 0 else "NOT CHECKED"
+
+    def _resolved(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(checked, resolved) masks over the flat entries, from the per-coordinate oracles: checked
+        where some oracle has a finite tolerance; resolved where some oracle's tolerance is below
+        |reference|, i.e. a 100 % error, a sign flip included, would show (an exact 0 reference:
+        where the tolerance is below the leaf's largest |reference|; a finite difference of 0 in
+        a leaf of zeros is f not moving at all, not a derivative resolved to be 0)."""
+        coord = [r for r in self.results if r.values is not None]
+        if not coord:
+            return None
+        checked = np.zeros(coord[0].values.size, bool)
+        resolved = checked.copy()
+        for r in coord:
+            t, ref = r.tolerances, r.references
+            ok = np.isfinite(t)
+            checked |= ok
+            with np.errstate(invalid="ignore"):
+                resolved |= ok & (t < np.abs(ref))
+                for _, _, start, size in self.inputs:  # an exact 0 where an error of the leaf's scale would show
+                    sl = slice(start, start + size)
+                    a = np.abs(ref[sl])[np.isfinite(ref[sl])]
+                    if a.size:
+                        resolved[sl] |= ok[sl] & (ref[sl] == 0) & (t[sl] < a.max())
+        return checked, resolved
+
+    @property
+    def n_checked(self) -> int:
+        """Entries resolved by some per-coordinate oracle plus directions checked."""
+        m = self._resolved()
+        n = int(m[1].sum()) if m is not None else 0
+        return n + int(sum(sum(np.isfinite(t) for _, _, t in r.directional) for r in self.results if r.directional))
+
+    @property
+    def not_resolvable(self) -> list[str]:
+        """Entries checked but with every tolerance >= |reference|: a wrong sign there would pass."""
+        m = self._resolved()
+        if m is None:
+            return []
+        idx = np.flatnonzero(m[0] & ~m[1])
+        return [self._where(int(i)) for i in idx]
+
+    def _where(self, i: int) -> str:
+        for path, shape, start, size in self.inputs:
+            if start <= i < start + size:
+                idx = format_index(np.unravel_index(i - start, shape)) if shape else ""
+                return path + (self.index_sep if idx else "") + idx
+        return f"entry {i}"
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    @property
+    def mismatches(self) -> list[Mismatch]:
+        """Every named mismatch over all oracles, worst first."""
+        return sorted((m for r in self.results for m in r.mismatches), key=lambda m: -m.excess)
+
+    @property
+    def not_checkable(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for r in self.results:
+            seen.update(dict.fromkeys(r.not_checkable))
+        return list(seen)
+
+    def disagreements(self) -> list[str]:
+        """One line per disagreeing oracle: how many entries/directions, the worst named entry."""
+        out = []
+        for r in self.results:
+            if r.passed:
+                continue
+            if r.directional:
+                bad = sum(not abs(g - o) <= t for g, o, t in r.directional if np.isfinite(t))
+                line = f"{self.name} disagrees with {r.oracle} along {bad} of {len(r.directional)} random directions"
+            else:
+                line = f"{self.name} disagrees with {r.oracle} in {r.n_failed} of {r.values.size} entries"
+            if r.mismatches:
+                line += f"; worst {r.mismatches[0]}"
+            out.append(line)
+        return out
+
+    def _leaf_lines(self) -> list[str]:
+        lines = []
+        coord = [r for r in self.results if r.values is not None]
+        named = self.mismatches
+        for path, shape, start, size in self.inputs:
+            stop = start + size
+            prefix = path + self.index_sep
+            mine = [m for m in named if m.where.startswith(prefix) and (m.where == path or m.where[len(prefix):len(prefix) + 1] in "[")]
+            n_bad = max((int(np.sum(_failing(r)[start:stop])) for r in coord), default=0)
+            n_nc = max((int(np.sum(~np.isfinite(r.tolerances[start:stop]))) for r in coord), default=0)
+            shp = f"{shape}"
+            if mine or n_bad:
+                worst = mine[0] if mine else None
+                for r in coord:  # the worst entry of this leaf, from the arrays (mismatches keeps 200)
+                    bad = _failing(r)[start:stop]
+                    if bad.any():
+                        e = np.abs(r.values[start:stop] - r.references[start:stop])
+                        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # 0/0, x/0, inf/inf
+                            ratio = np.where(bad, np.nan_to_num(e / r.tolerances[start:stop], nan=np.inf), -1)
+                        i = int(np.argmax(ratio))
+                        cand = Mismatch(path + (self.index_sep if shape else "") + format_index(np.unravel_index(i, shape) if shape else ()),
+                                        float(r.values[start + i]), float(r.references[start + i]),
+                                        float(r.tolerances[start + i]), r.oracle)
+                        if worst is None or cand.excess > worst.excess:
+                            worst = cand
+                count = f"{n_bad} of {size} entries wrong" if n_bad else f"{len(mine)} entr{'y' if len(mine) == 1 else 'ies'} named"
+                lines.append(f"  FAIL  {path} {shp}: {count}; worst {worst}" if worst else f"  FAIL  {path} {shp}: {count}")
+                continue
+            best = None  # the checked entry closest to its tolerance, over the per-coordinate oracles
+            for r in coord:
+                t = r.tolerances[start:stop]
+                e = np.abs(r.values[start:stop] - r.references[start:stop])
+                ok = np.isfinite(t) & (t > 0)
+                if ok.any():
+                    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf in e for a non-finite value
+                        ratio = np.where(ok, e / np.where(ok, t, 1), -1)
+                    i = int(np.argmax(ratio))
+                    if best is None or ratio[i] > best[0]:
+                        best = (ratio[i], r.oracle, i, r.values[start + i], r.references[start + i], t[i])
+            nc = f" ({n_nc} not checkable here)" if n_nc else ""
+            m = self._resolved()
+            n_nr = int(np.sum(m[0][start:stop] & ~m[1][start:stop])) if m is not None else 0
+            nc += f" ({n_nr} not resolvable)" if n_nr else ''
+            if best is None:
+                how = "checked along random directions" if not coord else "no entry checkable"
+                lines.append(f"  {'ok' if self.passed and not coord else '-':<4}  {path} {shp}: {how}{nc}")
+            else:
+                _, oracle, i, a, b, t = best
+                idx = format_index(np.unravel_index(i, shape)) if shape else ""
+                lines.append(f"  ok    {path} {shp}: worst {path}{self.index_sep if idx else ''}{idx}: {a:.8g} vs {b:.8g} "
+                             f"({oracle}), |diff| {abs(a - b):.1e} <= tol {t:.1e}{nc}")
+        return lines
+
+    def report(self, full: bool = False, max_lines: int = 20) -> str:
+        """The one-screen report; ``full=True`` adds the per-oracle table and every named entry."""
+        head = f"{self.name}: {self.status}  (" + ", ".join(
+            f"{r.oracle} {'ok' if r.passed else 'DISAGREES'}" for r in self.results) + ")"
+        with np.errstate(all="ignore"):  # formatting: inf - inf, 0/0 of non-finite values must not raise
+            lines = [head] + self._leaf_lines()
+        if full:
+            lines += ["  per oracle:"] + ["    " + r.summary() for r in self.results]
+            for r in self.results:
+                for m in r.mismatches[:max_lines]:
+                    lines.append(f"    {r.oracle}: {m}")
+                if len(r.mismatches) > max_lines:
+                    lines.append(f"    {r.oracle}: ... {len(r.mismatches) - max_lines} more")
+        nc = self.not_checkable
+        if nc:
+            shown = nc if full else nc[:3]
+            lines.append(f"  {len(nc)} entr{'y' if len(nc) == 1 else 'ies'} not checkable here: " + "; ".join(shown)
+                         + ("; ..." if len(shown) < len(nc) else ""))
+        nr = self.not_resolvable
+        if nr:
+            shown = nr if full else nr[:3]
+            lines.append(f"  {len(nr)} entr{'y' if len(nr) == 1 else 'ies'} not resolvable (tolerance >= |reference|: "
+                         "even a sign flip would pass): " + "; ".join(shown) + ("; ..." if len(shown) < len(nr) else ""))
+        if self.status == "NOT CHECKED":
+            lines.append("  nothing was checked: no entry or direction had a tolerance below its reference "
+                         "(this is not a pass)")
+        lines += ["  note: " + n for n in self.notes]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.report()
+
+
+def _failing(r: OracleResult) -> np.ndarray:
+    t = r.tolerances
+    with np.errstate(invalid="ignore"):  # inf - inf: a non-finite value is failing below
+        err = np.abs(r.values - r.references)
+    err = np.where(np.isnan(err), np.inf, err)
+    return (np.isfinite(t) & ~(err <= t)) | ~np.isfinite(r.values)
