@@ -28,9 +28,8 @@ from .check import (
     check_vjp,
     exact_atol,
 )
-from .verdict import Mismatch, OracleResult, Verdict
-from .error_bounds import RoundingBound, rounding_bound, unit_roundoff
 from .compare import Comparison, Entry, LayerError, compare
+from .error_bounds import RoundingBound, rounding_bound, unit_roundoff
 from .oracles import (
     complex_step_directional,
     complex_step_grad,
@@ -39,6 +38,7 @@ from .oracles import (
     numerical_grad_with_error,
     random_direction,
 )
+from .verdict import Mismatch, OracleResult, Verdict
 
 _JAX_NAMES = {
     "ACTIVATIONS", "LOSSES", "accuracy", "add_bias", "directional_derivative", "forward",

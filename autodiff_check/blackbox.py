@@ -1,5 +1,6 @@
 """Finite differences of a black box, and its complex step where that works: the machinery
-behind the tolerances of :mod:`autodiff_check.check` (steps 1-4 of its docstring).
+behind the tolerances of :mod:`autodiff_check.check` (steps 1-4 of its docstring, and the
+complex step's noise in step 5).
 
 ``measure`` evaluates f once, measures its noise (ECNoise) and picks the relative step;
 ``fd_dir`` takes a central difference along a direction with Richardson's error bound, shrinking
@@ -71,8 +72,8 @@ def one_sided(F, flat: Flat, x, v, f0, eps_f, h, side: int, pts, fs) -> FD | Non
 
 
 def fd_dir(F, flat: Flat, x, v, f0, eps_f, h, *, adapt: bool = True, levels: int = 12) -> FD:
-    """Central difference of t -> F(x + t v) at 0 with tolerance and kink detection (module
-    docstring, steps 2-4). A kink is declared only when J stays within a factor 2 (0.5 <=
+    """Central difference of t -> F(x + t v) at 0 with tolerance and kink detection
+    (:mod:`autodiff_check.check`'s docstring, steps 2-4). A kink is declared only when J stays within a factor 2 (0.5 <=
     J/J_prev <= 2) over two successive 8x smaller steps: outside the Taylor regime (a step too
     large for f's absolute scale) J changes erratically, and the step keeps shrinking. Where f
     is finite on one side only, the one-sided Richardson difference from the finite side."""

@@ -88,6 +88,7 @@ from typing import Any
 
 import numpy as np
 
+from . import blackbox
 from . import noise as _noise
 from .compare import compare
 from .error_bounds import rounding_bound
@@ -97,7 +98,6 @@ from .oracles import (  # noqa: I001
     directional_fd,
     numerical_grad_with_error,
 )
-from . import blackbox
 from .pytree import Flat, by_key, flatten, format_index, format_path, same_structure, unflatten
 from .verdict import Mismatch, OracleResult, Verdict
 

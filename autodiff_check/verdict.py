@@ -10,6 +10,7 @@ import numpy as np
 from .compare import Comparison
 from .pytree import format_index
 
+
 @dataclass
 class Mismatch:
     """One entry out of tolerance: ``where`` (path and full index), the value under test, the
