@@ -28,15 +28,15 @@ from pathlib import Path
 import numpy as np
 
 from . import SCHEMA, epoch, gradients, report, timing
+from .options import integer, integers, names, seconds
 
-QUICK = dict(networks="post", batches="1,100", dtypes="float32,float64", rounds=3, round_time=0.02, min_samples=3,
-             train_batches="1,64", train_examples=640, test_examples=1000, per_example_max_batch=100)
-FULL = dict(networks="post,deep,wide", batches="1,32,100,1000", dtypes="float32,float64", rounds=7,
-            round_time=0.06, min_samples=21, train_batches="1,64", train_examples=None, test_examples=None, per_example_max_batch=100)
-
-
-def _csv(s: str) -> list[str]:
-    return [t.strip() for t in s.split(",") if t.strip()]
+QUICK = dict(networks=["post"], batches=[1, 100], dtypes=["float32", "float64"], rounds=3, round_time=0.02,
+             min_samples=3, train_batches=[1, 64], train_examples=640, test_examples=1000, per_example_max_batch=100)
+FULL = dict(networks=["post", "deep", "wide"], batches=[1, 32, 100, 1000], dtypes=["float32", "float64"], rounds=7,
+            round_time=0.06, min_samples=21, train_batches=[1, 64], train_examples=None, test_examples=None,
+            per_example_max_batch=100)
+MAX_BATCH = 100_000       # x alone is 0.6 GB in float64 at the post network's 784 inputs
+MNIST_TRAIN, MNIST_TEST = 60_000, 10_000
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -47,32 +47,42 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=None, help="JSON file to write (default runs/benchmark-<time>.json)")
     p.add_argument("--plot", type=Path, default=None, help="PNG file (default: the JSON path with .png)")
     p.add_argument("--no-plot", action="store_true", help="write no PNG")
-    p.add_argument("--networks", help=f"comma-separated, from {', '.join(gradients.NETWORKS)}")
-    p.add_argument("--batches", help="comma-separated batch sizes (default 1,32,100,1000)")
-    p.add_argument("--dtypes", help="comma-separated, float32 and/or float64")
-    p.add_argument("--backends", help=f"comma-separated, from {', '.join(gradients.BACKENDS)} (default: all installed)")
-    p.add_argument("--rounds", type=int, help="interleaved rounds per cell (default 7; quick 3)")
-    p.add_argument("--min-samples", type=int,
+    p.add_argument("--networks", type=names(gradients.NETWORKS), help=f"comma-separated, from {', '.join(gradients.NETWORKS)}")
+    p.add_argument("--batches", type=integers(1, MAX_BATCH),
+                   help=f"comma-separated batch sizes, 1 to {MAX_BATCH} (default 1,32,100,1000)")
+    p.add_argument("--dtypes", type=names(["float32", "float64"]), help="comma-separated, float32 and/or float64")
+    p.add_argument("--backends", type=names(gradients.BACKENDS),
+                   help=f"comma-separated, from {', '.join(gradients.BACKENDS)} (default: all installed)")
+    p.add_argument("--rounds", type=integer(1, 1000), help="interleaved rounds per cell (default 7; quick 3)")
+    p.add_argument("--min-samples", type=integer(1, 100_000),
                    help="at least this many timed calls per backend and cell, in more rounds where needed "
                         "(default 21; quick 3)")
-    p.add_argument("--round-time", type=float, help="seconds per backend per round (default 0.06)")
-    p.add_argument("--per-example-max-batch", type=int,
-                   help="largest batch for the per-example loop (default 100: it is ~B times a batch-1 call)")
-    p.add_argument("--train-batches", help="batch sizes of the training epochs (default 1,64; empty: none)")
-    p.add_argument("--train-examples", type=int,
+    p.add_argument("--round-time", type=seconds, help="seconds per backend per round, (0, 60] (default 0.06)")
+    p.add_argument("--per-example-max-batch", type=integer(0, MAX_BATCH),
+                   help="largest batch for the per-example loop (default 100: it is ~B times a batch-1 call; 0: none)")
+    p.add_argument("--train-batches", type=integers(1, MNIST_TRAIN, allow_empty=True),
+                   help="batch sizes of the training epochs (default 1,64; empty: none)")
+    p.add_argument("--train-examples", type=integer(1, MNIST_TRAIN),
                    help="train on the first N shuffled examples only (default: the whole epoch; quick 640)")
-    p.add_argument("--test-examples", type=int,
+    p.add_argument("--test-examples", type=integer(1, MNIST_TEST),
                    help="test accuracy on the first N test examples only (default: all 10000; quick 1000)")
     p.add_argument("--no-training", action="store_true", help="skip the training benchmark")
-    p.add_argument("--threads", type=int,
+    p.add_argument("--threads", type=integer(1, 4096),
                    help="hold every library to N threads: NumPy's BLAS (threadpoolctl) and torch are limited, and "
                         "the process is pinned to N CPUs so that JAX's pool has N threads. Default: each library's own")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=integer(0, 2**32 - 1), default=0)
     args = p.parse_args(argv)
     base = QUICK if args.quick else FULL
     for key, value in base.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
+    if args.backends is None:
+        args.backends = list(gradients.BACKENDS)
+    if args.no_training:
+        args.train_batches = []
+    largest = max(args.train_batches, default=1)
+    if args.train_examples is not None and args.train_examples < largest:
+        p.error(f"--train-examples {args.train_examples} holds no batch of {largest} (--train-batches)")
     return args
 
 
@@ -96,10 +106,10 @@ def _lr(batch_size: int) -> float:
 def run_gradients(args, backends: list[str], log) -> tuple[list[dict], dict[str, str]]:
     cells: list[dict] = []
     skipped: dict[str, str] = {}
-    for network in _csv(args.networks):
+    for network in args.networks:
         sizes = gradients.NETWORKS[network]
-        for dtype in _csv(args.dtypes):
-            for batch in [int(b) for b in _csv(args.batches)]:
+        for dtype in args.dtypes:
+            for batch in args.batches:
                 problem = gradients.make_problem(network, sizes, batch, dtype, seed=args.seed)
                 ref_J, ref_g = gradients.BACKENDS[gradients.REFERENCE](problem).result()
                 fns, first, cell_backends = {"gemm": gradients.gemm_reference(problem)}, {}, {}
@@ -158,20 +168,23 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     started, cpu_started = time.perf_counter(), time.process_time()
     load_start = report.load_average()
-    wanted = _csv(args.backends) if args.backends else list(gradients.BACKENDS)
-    unknown = [b for b in wanted if b not in gradients.BACKENDS]
-    bad_net = [n for n in _csv(args.networks) if n not in gradients.NETWORKS]
-    if unknown or bad_net:
-        print(f"unknown backend(s) {unknown} or network(s) {bad_net}", file=sys.stderr)
+    wanted = args.backends
+    out = args.out
+    if out is None:
+        out = report.default_out()
+        out.parent.mkdir(exist_ok=True)   # runs/, the default folder; a given --out's folder must exist
+    plot_path = None if args.no_plot else args.plot or out.with_suffix(".png")
+    try:
+        from manual_backprop.app.data import data_files
+
+        report.check_outputs({"--out": out, "--plot": plot_path}, inputs=data_files())
+    except (ValueError, OSError) as e:   # before any timing: nothing is lost
+        print(f"python -m benchmarks: error: {e}", file=sys.stderr)
         return 2
-    out = args.out or report.default_out()
     limits = None
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731  progress on stderr
     log(f"load average at start: {', '.join(f'{v:.2f}' for v in load_start)} on {os.cpu_count()} cores")
     if args.threads is not None:
-        if args.threads < 1:
-            print("--threads must be >= 1", file=sys.stderr)
-            return 2
         try:
             from threadpoolctl import threadpool_limits
         except ImportError:
@@ -183,14 +196,15 @@ def main(argv=None) -> int:
             if pinned else f"--threads {args.threads}: BLAS and torch limited; JAX NOT limited (cannot pin here)")
     # torch gets as many threads as NumPy's BLAS has (its own default may differ, e.g. physical cores)
     gradients.TORCH_THREADS = args.threads if args.threads is not None else report.numpy_blas_threads()
-    log(f"gradient benchmark: networks {args.networks}, batches {args.batches}, dtypes {args.dtypes}; "
+    log(f"gradient benchmark: networks {','.join(args.networks)}, batches {','.join(map(str, args.batches))}, "
+        f"dtypes {','.join(args.dtypes)}; "
         f"NumPy BLAS threads {report.numpy_blas_threads()}, torch threads set to {gradients.TORCH_THREADS}")
     cells, skipped = run_gradients(args, wanted, log)
     backends = [b for b in wanted if b not in skipped]
 
     training = []
-    if not args.no_training and _csv(args.train_batches or ""):
-        for bs in [int(b) for b in _csv(args.train_batches)]:
+    if args.train_batches:
+        for bs in args.train_batches:
             dtype = "float64" if bs == 1 else "float32"  # the post's recipe; the default recipe's dtype
             tb = ["sgd_step", "fast_grad"] + (["jax_jit"] if "jax_jit" in backends else [])
             log(f"training benchmark: batch {bs}, {dtype}, {args.train_examples or 'all'} examples, {', '.join(tb)}")
@@ -229,9 +243,7 @@ def main(argv=None) -> int:
     lines += report.gradient_table(cells, backends)
     lines += report.training_table(training)
     lines += report.goal_lines(gs)
-    plot_path = None
-    if not args.no_plot and cells:
-        plot_path = args.plot or out.with_suffix(".png")
+    if plot_path is not None:
         why = report.plot(plot_path, cells, backends)
         if why:
             lines.append(why)

@@ -41,6 +41,10 @@ from pathlib import Path
 import numpy as np
 
 from . import report, timing
+from .options import integer, names, seconds
+
+MAX_BATCH = 4096     # the im2col of mnist_cnn's conv at batch 4096: 8 x 24 x 24 x 25 windows per example, 3.8 GB in float64
+MNIST_TRAIN = 60_000
 
 SCHEMA = "manual-backprop-layer-benchmark/1"
 CANCELLATION = 8  # sum|terms| <= CANCELLATION * max|ref| for these O(1) random inputs (as tests/layer_checks.py)
@@ -459,14 +463,16 @@ def parse_args(argv=None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="smoke run: the mnist_cnn conv/pool cells, dense, softmax; "
                                                          "3 short rounds; 20 CNN steps")
-    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--batch", type=integer(1, MAX_BATCH), default=64, help=f"examples per call, 1 to {MAX_BATCH} (default 64)")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    p.add_argument("--rounds", type=int, help="interleaved rounds per cell (default 7; quick 3)")
-    p.add_argument("--round-time", type=float, help="seconds per backend per round (default 0.1; quick 0.01)")
-    p.add_argument("--backends", default="jax,torch", help="peers besides numpy (default jax,torch; empty: none)")
-    p.add_argument("--cnn-steps", type=int, help="CNN training steps per backend (default 200; quick 20; 0: none)")
-    p.add_argument("--cnn-chunks", type=int, default=10, help="interleaved chunks of the CNN run (default 10)")
-    p.add_argument("--threads", type=int,
+    p.add_argument("--rounds", type=integer(1, 1000), help="interleaved rounds per cell (default 7; quick 3)")
+    p.add_argument("--round-time", type=seconds, help="seconds per backend per round, (0, 60] (default 0.1; quick 0.01)")
+    p.add_argument("--backends", type=names(["jax", "torch"], allow_empty=True), default=["jax", "torch"],
+                   help="peers besides numpy, comma-separated (default jax,torch; empty: none)")
+    p.add_argument("--cnn-steps", type=integer(0, MNIST_TRAIN),
+                   help="CNN training steps per backend (default 200; quick 20; 0: none); steps x batch <= 60000")
+    p.add_argument("--cnn-chunks", type=integer(1, 1000), default=10, help="interleaved chunks of the CNN run (default 10)")
+    p.add_argument("--threads", type=integer(1, 4096),
                    help="hold every library to N threads: NumPy's BLAS (threadpoolctl), torch, and JAX (the process "
                         "is pinned to N CPUs). Default: NumPy's BLAS count for torch, JAX its own. On a busy machine "
                         "--threads 1 keeps a multithreaded call from stalling on a worker that waits for a core")
@@ -475,6 +481,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     for key, full, quick in (("rounds", 7, 3), ("round_time", 0.1, 0.01), ("cnn_steps", 200, 20)):
         if getattr(args, key) is None:
             setattr(args, key, quick if args.quick else full)
+    if "jax" in args.backends and args.cnn_steps * args.batch > MNIST_TRAIN:
+        p.error(f"--cnn-steps {args.cnn_steps} x --batch {args.batch} is more than MNIST's {MNIST_TRAIN} training examples")
     return args
 
 
@@ -483,18 +491,23 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     load_start = report.load_average()
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
-    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-    if any(b not in ("jax", "torch") for b in backends):
-        print(f"--backends: jax and/or torch; got {args.backends!r}", file=sys.stderr)
+    backends = list(args.backends)
+    out = args.out
+    if out is None:
+        out = Path("runs") / f"layers-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
+        out.parent.mkdir(exist_ok=True)   # runs/, the default folder; a given --out's folder must exist
+    try:
+        from manual_backprop.app.data import data_files
+
+        report.check_outputs({"--out": out}, inputs=data_files())
+    except (ValueError, OSError) as e:   # before any timing: nothing is lost
+        print(f"python -m benchmarks layers: error: {e}", file=sys.stderr)
         return 2
     if "jax" in backends and importlib.util.find_spec("jax") is None:
         log("jax is not installed: skipped")
         backends.remove("jax")
     limits = None
     if args.threads is not None:
-        if args.threads < 1:
-            print("--threads must be >= 1", file=sys.stderr)
-            return 2
         try:
             from threadpoolctl import threadpool_limits
         except ImportError:
@@ -513,7 +526,6 @@ def main(argv=None) -> int:
         log(f"mnist_cnn: {args.cnn_steps} steps per backend at batch {args.batch}")
         cnn_run = cnn(dtype=dtype, batch=args.batch, steps=args.cnn_steps, chunks=args.cnn_chunks)
     env = report.environment(load_start=load_start, torch_threads=threads if "torch" in backends else None)
-    out = args.out or Path("runs") / f"layers-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
     result = {
         "schema": SCHEMA,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

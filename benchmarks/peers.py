@@ -22,6 +22,7 @@ import numpy as np
 import autodiff_check as ac
 
 from .checker_corpus import CASES
+from .options import integer
 
 
 def _as_grad_problem(case, fn, deriv, args):
@@ -29,7 +30,7 @@ def _as_grad_problem(case, fn, deriv, args):
     if case.kind == "grad":
         flat = ac.pytree.Flat(args, "params", what="params")
         loss = lambda x: float(np.real(fn(flat.build(x))))  # noqa: E731
-        grad = lambda x: flat.flat(ac.check.flatten(deriv(flat.build(x)))[0])  # noqa: E731
+        grad = lambda x: flat.flat(ac.pytree.flatten(deriv(flat.build(x)))[0])  # noqa: E731
         return loss, grad, flat.x
     flat = ac.pytree.Flat(tuple(args), "primal", what="primals")
     rng = np.random.default_rng(1)
@@ -96,7 +97,7 @@ TOOLS = {"autodiff_check": run_ours, "torch.autograd.gradcheck": run_torch, "jax
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.peers", description=__doc__.splitlines()[0])
-    p.add_argument("--seeds", type=int, default=3, help="seeds per case and dtype (default 3)")
+    p.add_argument("--seeds", type=integer(1, 10_000), default=3, help="seeds per case and dtype (default 3)")
     p.add_argument("--markdown", action="store_true", help="print a markdown table (for docs/checker.md)")
     args = p.parse_args(argv)
     rows = []

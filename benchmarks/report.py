@@ -355,21 +355,40 @@ def default_out() -> Path:
     return Path("runs") / f"benchmark-{stamp}.json"
 
 
+def check_outputs(given: dict[str, Path | None], inputs=()) -> dict[str, Path]:
+    """The output paths of a run (``{"--out": path, "--plot": path or None}``), checked before
+    any timing by :mod:`manual_backprop.app.paths`' rules: each a regular file or a new one in an
+    existing directory, none a data file the run reads (``inputs``), the same file as another,
+    or another's lock file. Returns them resolved; raises ``OutputPathError``,
+    ``FileNotFoundError`` or ``PermissionError`` naming the option."""
+    from manual_backprop.app import paths
+
+    targets = {what: paths.check_output(p, what) for what, p in given.items() if p is not None}
+    for what, t in targets.items():
+        for data in inputs:
+            if paths.same_file(t, Path(os.path.realpath(data))):
+                raise paths.OutputPathError(f"{what} {given[what]} is the data file {data}; refusing to overwrite it")
+        for other, u in targets.items():
+            if other != what and (paths.same_file(t, u) or paths.same_file(u, t.with_name(t.name + ".lock"))):
+                raise paths.OutputPathError(f"{other} {given[other]} and {what} {given[what]} would overwrite "
+                                            "each other (the same file, or one's lock file); give two names")
+    return targets
+
+
 def write_json(path: Path, data: dict) -> None:
-    """Write ``data`` to ``path`` atomically: a temporary file in the same folder, fsync, rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``data`` to ``path`` atomically (``manual_backprop.app.paths.write_atomically``)."""
 
     def dump(f) -> None:
         json.dump(data, f, indent=1, allow_nan=False)
         f.write("\n")
 
-    write_atomically(path, dump, mode="w")
+    write_atomically(path, dump, mode="w", what="--out")
 
 
 def plot(path: Path, cells: list[dict], backends: list[str]) -> str | None:
     """Time relative to jax_jit against batch size, one panel per (network, dtype); PNG at
-    ``path``. Returns None when matplotlib is missing (the reason is printed by the caller)."""
+    ``path``, written atomically. Returns why there is no plot (matplotlib missing, or no
+    jax_jit time to divide by), else None."""
     try:
         import matplotlib
 
@@ -377,6 +396,8 @@ def plot(path: Path, cells: list[dict], backends: list[str]) -> str | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return "matplotlib not installed: no plot (pip install 'manual-backprop[plot]')"
+    if not any("median_s" in c["backends"].get(BASELINE, {}) for c in cells):
+        return f"no plot: it shows times relative to {BASELINE}, which did not run"
     networks = list(dict.fromkeys(c["network"] for c in cells))
     dtypes = list(dict.fromkeys(c["dtype"] for c in cells))
     fig, axes = plt.subplots(len(networks), len(dtypes), figsize=(5.5 * len(dtypes), 3.6 * len(networks)),
@@ -411,9 +432,8 @@ def plot(path: Path, cells: list[dict], backends: list[str]) -> str | None:
                  "(lower is faster)", fontsize=10)
     legend_rows = -(-len(labels) // ncol)
     fig.tight_layout(rect=(0, 0.25 * legend_rows / fig.get_figheight(), 1, 1))  # ~0.25 inch per legend row
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        write_atomically(path, lambda f: fig.savefig(f, format="png", dpi=110), what="--plot")
+    finally:
+        plt.close(fig)
     return None

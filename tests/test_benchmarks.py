@@ -390,3 +390,122 @@ def test_a_run_of_one_round_reports_no_interval(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (cell,) = json.loads(out.read_text())["gradients"]
     assert cell["backends"]["fast"]["ratio_to_baseline"] > 0 and "ratio_interval_90" not in cell["backends"]["fast"]
+
+
+# ------------------------------------------------------------------ the command lines refuse bad input up front
+# Each case failed before: a traceback in the middle of a run (no JSON), or exit 0 with a useless result.
+
+FAST = ["--networks", "post", "--dtypes", "float32", "--batches", "1", "--rounds", "1", "--min-samples", "1",
+        "--round-time", "0.001", "--no-training", "--backends", "plain,fast"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--batches", "0"], "argument --batches: must be between 1 and 100000; got 0"),
+    (["--batches", "1e12"], "argument --batches: expected an integer; got '1e12'"),
+    (["--batches="], "argument --batches: expected a comma-separated list of at least one value; got ''"),
+    (["--dtypes", "float16"], "argument --dtypes: unknown float16; choose from float32, float64"),
+    (["--networks", ","], "argument --networks: expected a comma-separated list of at least one value; got ','"),
+    (["--backends", "plain,jaxx"], "argument --backends: unknown jaxx; choose from fast, plain,"),
+    (["--seed", "-1"], "argument --seed: must be between 0 and 4294967295; got -1"),
+    (["--round-time", "nan"], "argument --round-time: must be a number of seconds in (0, 60]; got nan"),
+    (["--rounds", "0"], "argument --rounds: must be between 1 and 1000; got 0"),
+    (["--min-samples", "-1"], "argument --min-samples: must be between 1 and 100000; got -1"),
+    (["--threads", "0"], "argument --threads: must be between 1 and 4096; got 0"),
+    (["--train-batches", "0"], "argument --train-batches: must be between 1 and 60000; got 0"),
+    (["--test-examples", "-1"], "argument --test-examples: must be between 1 and 10000; got -1"),
+])
+def test_the_benchmark_refuses_bad_options_before_any_timing(args, message, capsys, tmp_path):
+    from benchmarks.__main__ import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--quick", *FAST, "--out", str(tmp_path / "x.json"), *args])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--batch", "0"], "argument --batch: must be between 1 and 4096; got 0"),
+    (["--cnn-steps", "-1"], "argument --cnn-steps: must be between 0 and 60000; got -1"),
+    (["--cnn-chunks", "0"], "argument --cnn-chunks: must be between 1 and 1000; got 0"),
+    (["--round-time", "inf"], "argument --round-time: must be a number of seconds in (0, 60]; got inf"),
+    (["--backends", "jax,bogus"], "argument --backends: unknown bogus; choose from jax, torch"),
+    (["--backends", "jax", "--cnn-steps", "100", "--batch", "1000"], "--cnn-steps 100 x --batch 1000 is more than MNIST's 60000"),
+])
+def test_the_layer_benchmark_refuses_bad_options_before_any_timing(args, message, capsys, tmp_path):
+    from benchmarks.__main__ import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["layers", "--quick", "--out", str(tmp_path / "x.json"), *args])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_training_examples_must_hold_a_batch(capsys):
+    from benchmarks.__main__ import parse_args
+
+    with pytest.raises(SystemExit) as exit_:
+        parse_args(["--train-batches", "64", "--train-examples", "10"])
+    assert exit_.value.code == 2 and "--train-examples 10 holds no batch of 64 (--train-batches)" in capsys.readouterr().err
+
+
+def test_duplicates_count_once_and_an_empty_train_batches_means_no_training():
+    from benchmarks.__main__ import parse_args
+
+    args = parse_args(["--batches", "1,8,1", "--dtypes", "float32,float32", "--train-batches="])
+    assert args.batches == [1, 8] and args.dtypes == ["float32"] and args.train_batches == []
+
+
+@pytest.mark.parametrize("kind", ["a directory", "a FIFO", "a missing directory", "a data file"])
+@pytest.mark.parametrize("option", ["--out", "--plot"])
+def test_outputs_that_cannot_be_written_or_must_not_be_replaced_are_refused_before_the_run(kind, option, tmp_path,
+                                                                                          capsys, monkeypatch):
+    from benchmarks.__main__ import main
+    from manual_backprop.app import data
+
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "labels.gz").write_bytes(b"data")    # stands for the shipped MNIST, which a bug would overwrite
+    monkeypatch.setattr(data, "data_files", lambda: [tmp_path / "labels.gz"])
+    path, message = {"a directory": (tmp_path, "is a directory"), "a FIFO": (tmp_path / "fifo", "is a FIFO"),
+                     "a missing directory": (tmp_path / "missing" / "x.json", "directory"),
+                     "a data file": (tmp_path / "labels.gz", "is the data file")}[kind]
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in tmp_path.iterdir())
+    other = ["--plot", str(tmp_path / "p.png")] if option == "--out" else ["--out", str(tmp_path / "o.json")]
+    assert main([*FAST, option, str(path), *other]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {option} " in err and message in err and "load average" not in err   # nothing ran
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in tmp_path.iterdir()) == before
+    assert (tmp_path / "labels.gz").read_bytes() == b"data"
+
+
+@pytest.mark.parametrize("args", [["--out", "{d}/same.json", "--plot", "{d}/same.json"], ["--out", "{d}/x.png"],
+                                  ["--out", "{d}/x.json", "--plot", "{d}/x.json.lock"]])
+def test_out_and_plot_may_not_overwrite_each_other(args, tmp_path, capsys):
+    from benchmarks.__main__ import main
+
+    assert main([*FAST, *(a.format(d=tmp_path) for a in args)]) == 2
+    assert "would overwrite each other" in capsys.readouterr().err and not list(tmp_path.iterdir())
+
+
+def test_the_layer_benchmark_checks_out_before_the_run(tmp_path, capsys):
+    from benchmarks.__main__ import main
+
+    assert main(["layers", "--quick", "--backends=", "--out", str(tmp_path)]) == 2
+    assert f"--out path {tmp_path} is a directory" in capsys.readouterr().err
+
+
+def test_a_run_without_jax_jit_writes_its_json_and_says_why_there_is_no_plot(tmp_path, capsys):
+    """The plot shows times relative to jax_jit: without it matplotlib was asked for a legend of
+    0 columns and the run crashed after timing, writing nothing."""
+    pytest.importorskip("matplotlib")
+    from benchmarks.__main__ import main
+
+    assert main([*FAST, "--out", str(tmp_path / "r.json")]) == 0
+    assert "no plot: it shows times relative to jax_jit, which did not run" in capsys.readouterr().out
+    assert json.loads((tmp_path / "r.json").read_text())["plot"] is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]
+
+
+def test_peers_needs_at_least_one_seed(capsys):
+    from benchmarks import peers
+
+    with pytest.raises(SystemExit) as exit_:
+        peers.main(["--seeds", "0"])
+    assert exit_.value.code == 2 and "argument --seeds: must be between 1 and 10000; got 0" in capsys.readouterr().err

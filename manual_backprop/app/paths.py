@@ -44,10 +44,12 @@ __all__ = [
     "OutputLockedError",
     "OutputPathError",
     "Outputs",
+    "check_output",
     "check_outputs",
     "cleanup_temporaries",
     "lock_outputs",
     "resolve_output",
+    "same_file",
     "write_atomically",
 ]
 
@@ -376,6 +378,14 @@ def _check_creatable(target: Path, text: str, what: str) -> None:
     os.unlink(probe)
 
 
+def check_output(path: str | os.PathLike, what: str = "output") -> Path:
+    """One file to write, checked before any work as :func:`check_outputs` checks each of its
+    outputs: resolved (:func:`resolve_output`), in an existing directory that takes a new file."""
+    target = resolve_output(path, what)
+    _check_creatable(target, os.fspath(path), what)
+    return target
+
+
 def check_outputs(
     *,
     checkpoint: str | os.PathLike | None = None,
@@ -400,9 +410,7 @@ def check_outputs(
         if path is None:
             resolved[what] = None
             continue
-        target = resolve_output(path, what)
-        _check_creatable(target, os.fspath(path), what)
-        resolved[what] = target
+        resolved[what] = check_output(path, what)
     resolved["resume"] = None
     if resume is not None:
         text = os.fspath(resume)
@@ -425,19 +433,19 @@ def check_outputs(
         if target is None:
             continue
         for data in inputs:
-            if _same_file(target, Path(os.path.realpath(data))):
+            if same_file(target, Path(os.path.realpath(data))):
                 raise OutputPathError(f"{what} path {os.fspath(given[what])} is the input file {data}; "
                                       "refusing to overwrite the data a run reads")
         lock = target.with_name(target.name + ".lock")
         for other in ("checkpoint", "plot", "resume"):
-            if other != what and resolved[other] is not None and _same_file(resolved[other], lock):
+            if other != what and resolved[other] is not None and same_file(resolved[other], lock):
                 raise OutputPathError(f"{other} path {os.fspath(given[other])} is the lock file of {what} "
                                       f"{os.fspath(given[what])} ({lock}); choose another name")
     for a, b in (("plot", "checkpoint"), ("plot", "resume")):
         pa, pb = resolved[a], resolved[b]
         if pa is None or pb is None:
             continue
-        if _same_file(pa, pb):
+        if same_file(pa, pb):
             raise OutputPathError(
                 f"{a} path {os.fspath(given[a])} and {b} path {os.fspath(given[b])} are the same file "
                 f"({pa}); the plot would overwrite the {'checkpoint' if b == 'checkpoint' else 'checkpoint to resume from'}"
@@ -445,6 +453,6 @@ def check_outputs(
     return Outputs(resolved["checkpoint"], resolved["plot"], resolved["resume"])
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def same_file(a: Path, b: Path) -> bool:
     """The same resolved path, or the same inode (a hard link)."""
     return a == b or (a.exists() and b.exists() and os.path.samefile(a, b))
