@@ -155,6 +155,59 @@ def test_vjp_of_a_layer_with_jax_twin_and_named_primals():
         ac.assert_vjp(f, bad, x, W, b, jax_fn=fj)
 
 
+def _traced_twins(jnp):
+    """tanh(x W) and its VJP, and two JAX twins: one counting how often JAX calls it, one whose
+    Python ``if`` on a value cannot be traced under jax.jit (eager jax.jvp runs it)."""
+    calls = []
+    f = lambda x, W: np.tanh(x @ W)  # noqa: E731
+
+    def vjp(dy, x, W):
+        dz = dy * (1 - np.tanh(x @ W) ** 2)
+        return dz @ W.T, x.T @ dz
+
+    def counted(x, W):
+        calls.append(1)
+        return jnp.tanh(x @ W)
+
+    def branching(x, W):
+        return jnp.tanh(x @ W) if x[0, 0] > -1e9 else jnp.tanh(x @ W) + 1
+
+    return f, vjp, counted, branching, calls
+
+
+@pytest.mark.parametrize("check", ["vjp", "jvp", "gradients"])
+def test_the_jax_twin_is_compiled_once_for_all_directions(check):
+    """Eager jax.jvp traces (and for a lax.scan compiles) the twin at every direction: 20
+    directions, 20 traces, 7 of an LSTM check's 8 s. Under one jax.jit: a few traces in all."""
+    jnp = pytest.importorskip("jax.numpy")
+    f, vjp, counted, _, calls = _traced_twins(jnp)
+    x, W = RNG.normal(size=(3, 4)), RNG.normal(size=(4, 2))
+    if check == "vjp":
+        v = ac.check_vjp(f, vjp, x, W, jax_fn=counted, n_directions=20)
+    elif check == "jvp":
+        v = ac.check_jvp(f, lambda t, x, W: (t[0] @ W + x @ t[1]) * (1 - np.tanh(x @ W) ** 2), x, W,
+                         jax_fn=counted, n_directions=20)
+    else:
+        loss = lambda P: float(np.sum(f(*P)))  # noqa: E731
+        v = ac.check_gradients(loss, lambda P: vjp(np.ones((3, 2)), *P), (x, W), oracles=["jax_jvp"],
+                               jax_fn=lambda P: jnp.sum(counted(*P)), per_coordinate=False, n_directions=20)
+    assert v.passed and "jax_jvp" in {r.oracle for r in v.results}
+    assert len(calls) <= 4, f"the JAX twin was traced {len(calls)} times for 20 directions"
+
+
+def test_a_jax_twin_that_jit_cannot_trace_runs_eagerly():
+    jnp = pytest.importorskip("jax.numpy")
+    f, vjp, _, branching, _ = _traced_twins(jnp)
+    x, W = RNG.normal(size=(3, 4)), RNG.normal(size=(4, 2))
+    assert {r.oracle for r in ac.assert_vjp(f, vjp, x, W, jax_fn=branching).results} >= {"jax_vjp", "jax_jvp"}
+
+    def bad(dy, x, W):
+        dx, dW = vjp(dy, x, W)
+        return dx, 2 * dW
+    v = ac.check_vjp(f, bad, x, W, jax_fn=branching, oracles=["jax_jvp"])
+    assert not v.passed and [r.oracle for r in v.results if not r.passed] == ["jax_jvp"]
+
+
 def test_jvp_and_hvp():
     A = np.array([[2.0, 1.0], [0.5, -1.0], [1.0, 1.0]])
     f = lambda x: np.sin(A @ x)  # noqa: E731
