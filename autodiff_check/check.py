@@ -91,7 +91,7 @@ import numpy as np
 from . import blackbox
 from . import noise as _noise
 from .compare import compare
-from .error_bounds import rounding_bound
+from .error_bounds import RoundingBound, rounding_bound
 from .oracles import (  # noqa: I001
     complex_step_directional,
     complex_step_grad,
@@ -527,11 +527,31 @@ def exact_atol(ref: Sequence[np.ndarray], grad_error: Sequence[np.ndarray] | Non
     The second part covers cancellation, e.g. a saturated tanh' = 1 - a^2 known only to an
     absolute ~u, or an output that is a small difference of large terms. Measured over 1080
     random networks the largest layer-wise error between two exact float64 gradients was 5e-11
-    of the layer's largest entry; EXACT_RTOL = 1e-8 keeps a 200x margin."""
-    atol = [EXACT_RTOL * float(np.abs(r).max()) if np.size(r) else 0.0 for r in ref]
-    if grad_error is not None:
-        atol = [t + 4 * np.asarray(e, np.float64) for t, e in zip(atol, grad_error)]
-    return atol
+    of the layer's largest entry; EXACT_RTOL = 1e-8 keeps a 200x margin. The largest entry is
+    taken over the finite ones: a NaN or inf in ``ref`` fails by itself in :func:`compare`."""
+    if isinstance(ref, np.ndarray) or not isinstance(ref, Sequence):
+        raise TypeError(f"ref must be a list of arrays, one per layer; got {type(ref).__name__}")
+    refs = []
+    for l, r in enumerate(ref):
+        r = np.asarray(r)
+        if r.dtype.kind not in "biuf":
+            raise TypeError(f"ref[{l}] must be a real numeric array; got dtype {r.dtype}")
+        refs.append(np.abs(r.astype(np.float64)))
+    atol = [EXACT_RTOL * float(a[np.isfinite(a)].max(initial=0.0)) for a in refs]
+    if grad_error is None:
+        return atol
+    if isinstance(grad_error, RoundingBound):
+        raise TypeError("grad_error must be the per-layer list rounding_bound(...).grad, not the RoundingBound")
+    if isinstance(grad_error, np.ndarray) or not isinstance(grad_error, Sequence) or len(grad_error) != len(refs):
+        raise ValueError(f"grad_error must be a list of {len(refs)} arrays, one per layer of ref")
+    out = []
+    for l, (t, e, a) in enumerate(zip(atol, grad_error, refs)):
+        e = np.asarray(e)
+        if e.dtype.kind not in "iuf" or (e.ndim and e.shape != a.shape) or not (np.isfinite(e).all() and (e >= 0).all()):
+            raise ValueError(f"grad_error[{l}] must be finite numbers >= 0, one number or an array of ref[{l}]'s shape "
+                             f"{a.shape}; got {e.dtype} of shape {e.shape}")
+        out.append(t + 4 * e.astype(np.float64))
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1033,10 +1053,13 @@ def assert_hvp(loss_fn, hvp_fn, params, **options) -> Verdict:
 
 def activation_pattern(params: Sequence[np.ndarray], x: np.ndarray, activation: str) -> np.ndarray:
     """Which side of the kink every hidden pre-activation lies on (relu: z > 0, leaky_relu:
-    z >= 0), concatenated over layers: the ``kinks`` function for finite differences."""
+    z >= 0), concatenated over layers: the ``kinks`` function for finite differences.
+    ``params`` and ``x`` are checked as ``manual_backprop.loss_and_grad`` checks them."""
+    from manual_backprop import _checks
     from manual_backprop.activations import get_activation
 
     g = get_activation(activation)
+    x = _checks.check_inputs(params, x, _checks.check_params(params))
     a, pattern = np.asarray(x, np.float64), []
     for W in params[:-1]:
         z = a @ W[1:] + W[0]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .pytree import flatten, format_index, format_path
+from .pytree import by_key, flatten, format_index, format_path
 
 
 @dataclass(frozen=True)
@@ -71,13 +71,46 @@ class Comparison:
         return "\n".join([head, *rows])
 
 
-def _as_layers(name: str, grads) -> tuple[list[np.ndarray], list[str] | None]:
-    """The leaves, and their labels unless the input is the network's list of 2-D layers."""
+def _as_layers(name: str, grads) -> tuple[list[np.ndarray], list[str] | None, object]:
+    """The leaves, their labels unless the input is the network's list of 2-D layers, and the
+    tree's structure (to pair another tree's leaves by key)."""
     if isinstance(grads, Sequence) and not isinstance(grads, (str, np.ndarray)) and grads and all(
             isinstance(g, np.ndarray) and g.ndim == 2 for g in grads):
-        return [np.asarray(g) for g in grads], None
-    leaves, paths, _ = flatten(grads, what=name)
-    return [np.asarray(g) for g in leaves], [format_path("params", p) for p in paths]
+        return list(grads), None, None
+    leaves, paths, treedef = flatten(grads, what=name)
+    return [np.asarray(g) for g in leaves], [format_path("params", p) for p in paths], treedef
+
+
+def _real(name: str, a: np.ndarray, l: int, complex_ok: bool) -> np.ndarray:
+    if a.dtype.kind not in ("biufc" if complex_ok else "biuf"):
+        raise TypeError(f"{name} layer {l} must be a real numeric array; got dtype {a.dtype}")
+    return a.astype(np.complex128 if a.dtype.kind == "c" else np.float64)
+
+
+def _tolerances(atol, shapes: list[tuple]) -> list[np.ndarray]:
+    """``atol`` as one float64 array per layer: a number for all, or a list of one number or
+    one layer-shaped array per layer; each >= 0 (inf: the entry is not checkable)."""
+    if isinstance(atol, np.ndarray) and atol.ndim > 0:
+        raise TypeError("atol must be one number, or a list with one number or array per layer; got an array "
+                        f"of shape {atol.shape} (for per-layer tolerances pass a list)")
+    per_layer = isinstance(atol, (list, tuple))
+    if per_layer and len(atol) != len(shapes):
+        raise ValueError(f"atol has {len(atol)} entries for {len(shapes)} layers")
+    out = []
+    for l, (t, shape) in enumerate(zip(atol if per_layer else [atol] * len(shapes), shapes)):
+        where = f"atol[{l}]" if per_layer else "atol"
+        if isinstance(t, (bool, np.bool_)) or not (isinstance(t, (int, float, np.number)) or isinstance(t, np.ndarray)):
+            raise TypeError(f"{where} must be a number or an array; got {type(t).__name__}")
+        t = np.asarray(t)
+        if t.dtype.kind not in "iuf":
+            raise TypeError(f"{where} must be real; got dtype {t.dtype}")
+        if t.ndim and t.shape != shape:
+            raise ValueError(f"{where} has shape {t.shape}; a per-entry tolerance must have the layer's shape {shape}")
+        t = t.astype(np.float64)
+        if np.isnan(t).any() or (t < 0).any():
+            raise ValueError(f"{where} must be >= 0 (inf: not checkable); got {'NaN' if np.isnan(t).any() else 'a negative value'}")
+        out.append(t)
+    return out
 
 
 def compare(
@@ -91,41 +124,64 @@ def compare(
 ) -> Comparison:
     """Compare two gradients layer by layer, ``b`` being the reference.
 
-    An entry passes when ``|a - b| <= atol + rtol * |b|``. ``atol`` is one number, or one per
-    layer, each a number or an array shaped like that layer (a per-entry tolerance, as the
-    finite-difference oracle produces). The worst entry is the one that exceeds its tolerance by the largest factor.
-    Shape mismatches raise ``ValueError`` naming the layer: they are a derivation error too.
-    ``grads_a``/``grads_b`` may be any pytrees of arrays of any rank; ``labels`` names each
-    leaf in the report (default: the network's bias/W for lists of 2-D arrays, else the
-    pytree path).
+    An entry passes when ``a`` is finite and ``|a - b| <= atol + rtol * |b|`` with ``b``
+    finite, or when its ``atol`` is inf (not checkable there, as the finite-difference oracle
+    marks a kink: ``b`` may be NaN). So a NaN or inf in ``a`` never passes, nor an entry
+    against an inf or NaN reference. ``rtol`` is a number >= 0; ``atol`` one number >= 0, or
+    one per layer, each a number or an array shaped like that layer (a per-entry tolerance).
+    The worst entry is the one that exceeds its tolerance by the largest factor.
+    ``grads_a``/``grads_b`` may be any pytrees of arrays of any rank, of the same structure
+    (dicts are paired by key); a shape mismatch raises ``ValueError`` naming the layer: it is
+    a derivation error too. ``labels`` names each leaf in the report (default: the network's
+    bias/W for lists of 2-D arrays, else the pytree path).
     """
-    (A, auto), (B, _) = _as_layers("grads_a", grads_a), _as_layers("grads_b", grads_b)
-    labels = list(labels) if labels is not None else auto
+    if not (isinstance(names, (tuple, list)) and len(names) == 2 and all(isinstance(n, str) for n in names)):
+        raise TypeError(f"names must be a pair of strings; got {names!r}")
+    if isinstance(rtol, (bool, np.bool_)) or not isinstance(rtol, (int, float, np.integer, np.floating)) \
+            or not (np.isfinite(rtol) and rtol >= 0):
+        raise ValueError(f"rtol must be a finite number >= 0; got {rtol!r}")
+    (A, auto, tree_a), (_, _, tree_b) = _as_layers("grads_a", grads_a), _as_layers("grads_b", grads_b)
+    if (tree_a is None) != (tree_b is None):
+        raise ValueError(f"{names[0]} and {names[1]} have different structures: one is a list of 2-D layers, "
+                         "the other not")
+    B = _as_layers("grads_b", by_key(grads_b, tree_a, root=names[1], what=names[1]))[0] if tree_a is not None \
+        else _as_layers("grads_b", grads_b)[0]
     if len(A) != len(B):
         raise ValueError(f"{names[0]} has {len(A)} layers, {names[1]} has {len(B)}")
-    atols = list(atol) if isinstance(atol, (list, tuple)) else [atol] * len(A)
-    if len(atols) != len(A):
-        raise ValueError(f"atol has {len(atols)} entries for {len(A)} layers")
+    if not A:
+        raise ValueError(f"{names[0]} and {names[1]} are empty: nothing to compare")
+    if labels is not None and (isinstance(labels, str) or len(labels) != len(A)):
+        raise ValueError(f"labels must be a list of {len(A)} names, one per layer; got {labels!r}")
+    labels = list(labels) if labels is not None else auto
+    for l, (a, b) in enumerate(zip(A, B)):
+        if np.shape(a) != np.shape(b):
+            raise ValueError(f"layer {l}: {names[0]} has shape {np.shape(a)}, {names[1]} has shape {np.shape(b)}")
+    atols = _tolerances(atol, [np.shape(a) for a in A])
     layers, worst, worst_excess = [], None, -np.inf
     for l, (a, b, tol) in enumerate(zip(A, B, atols)):
-        if a.shape != b.shape:
-            raise ValueError(f"layer {l}: {names[0]} has shape {a.shape}, {names[1]} has shape {b.shape}")
-        a64, b64 = a.astype(np.complex128 if np.iscomplexobj(a) else np.float64), b.astype(np.float64)
-        err = np.abs(a64 - b64)
-        err = np.where(np.isnan(err), np.inf, err)  # NaN anywhere is a disagreement
-        bound = np.asarray(tol, dtype=np.float64) + rtol * np.abs(b64)
-        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-            excess = np.where(err == 0, 0.0, err / bound)  # > 1 where out of tolerance
-        excess = np.nan_to_num(excess, nan=np.inf)  # inf error against an inf tolerance
-        idx = np.unravel_index(int(np.argmax(excess)), excess.shape)
-        idx = tuple(int(i) for i in idx)
+        a64, b64 = _real(names[0], np.asarray(a), l, complex_ok=True), _real(names[1], np.asarray(b), l, complex_ok=False)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # inf - inf, inf * 0: judged below
+            err = np.abs(a64 - b64)
+            bound = tol + rtol * np.abs(b64)
+            checkable = ~np.isinf(tol) if tol.ndim else np.full(err.shape, not np.isinf(tol))
+            ok = np.isfinite(a64) & (~checkable | (np.isfinite(b64) & (err <= bound)))
+            excess = np.where(ok, np.where(err == 0, 0.0, err / bound), np.inf)   # > 1 where out of tolerance
+        excess = np.where(ok & ~checkable, 0.0, np.nan_to_num(excess, nan=np.inf))
+        shown = np.where(np.isnan(err), np.inf, err)
+        label = labels[l] if labels else ""
+        if not err.size:   # an empty leaf: nothing to disagree
+            layers.append(LayerError(l, 0.0, 0.0, True, Entry(l, "weight", 0, 0, float("nan"), float("nan"), (0,), label)))
+            continue
+        idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(excess)), excess.shape))
         row, col = (idx + (0, 0))[:2] if len(idx) != 1 else (0, idx[0])
-        entry = Entry(l, "bias" if row == 0 else "weight", row, col,
-                      float(np.real(a64[idx])), float(b64[idx]), idx, labels[l] if labels else "")
-        bmax, emax = (float(np.abs(b64).max()), float(err.max())) if err.size else (0.0, 0.0)
+        entry = Entry(l, "bias" if row == 0 else "weight", row, col, float(np.real(a64[idx])), float(b64[idx]), idx, label)
+        finite_b = np.abs(b64)[np.isfinite(b64)]
+        bmax, emax = (float(finite_b.max()) if finite_b.size else 0.0), float(shown.max())
         rel = emax / bmax if bmax > 0 else (0.0 if emax == 0 else float("inf"))
-        layers.append(LayerError(l, float(err.max()), rel, bool(np.all(err <= bound)), entry))
+        layers.append(LayerError(l, emax, rel, bool(ok.all()), entry))
         if excess[idx] > worst_excess:
             worst, worst_excess = entry, float(excess[idx])
-    return Comparison(layers, worst, all(e.passed for e in layers), rtol,
-                      max(float(np.max(t)) for t in atols), names)
+    if worst is None:
+        worst = layers[0].worst
+    return Comparison(layers, worst, all(e.passed for e in layers), float(rtol),
+                      max(float(np.max(t)) if t.size else 0.0 for t in atols), tuple(names))

@@ -35,7 +35,7 @@ that is a small difference of large terms, p - y with p ~ y, a saturated tanh') 
 Bounds are first order in u; callers multiply by a small safety factor and say so.
 
 Independence: a tolerance must not depend on the code it judges, so nothing here calls
-``manual_backprop``. Derivative magnitudes are the constants below, maxima over the real line
+``manual_backprop``'s derivations (only its argument checks, ``_checks``). Derivative magnitudes are the constants below, maxima over the real line
 derived on paper (and checked in tests/test_error_bounds.py against jax.grad on a fine grid);
 the forward values (activations, outputs, the loss) come from this module's own formulas
 (``_G``, ``_OUTPUT``, ``_LOSS``), written differently from the derivation's. A derivative under
@@ -48,6 +48,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from manual_backprop import _checks
+from manual_backprop.losses import get_loss
 
 # An activation, its derivative or the output function is computed to within 8 u of its terms:
 # a few operations of 1 u each (exp, add, divide, tanh), and tanh' = 1 - a^2 from an a that is
@@ -113,11 +116,25 @@ def rounding_bound(
 ) -> RoundingBound:
     """The bounds of the module docstring for the network evaluated in ``dtype``.
 
-    Shapes: params[l] (n_l + 1, n_{l+1}), x (B, n_0), y (B, n_L). Everything here is computed
-    in float64 from float64 copies."""
+    Shapes: params[l] (n_l + 1, n_{l+1}), x (B, n_0), y (B, n_L), checked as
+    ``manual_backprop.loss_and_grad`` checks them (finite, chaining, targets in the loss's
+    domain). Everything here is computed in float64 from float64 copies; a bound that overflows
+    float64 (inputs or weights near 1e150 and beyond) is a ValueError: no tolerance follows."""
     if activation not in _G or loss not in _LOSS:
         raise ValueError(f"no rounding bound for activation {activation!r} with loss {loss!r}; "
                          f"known: {', '.join(_G)} / {', '.join(_LOSS)}")
+    dtype = _checks.check_dtype(dtype)
+    own = _checks.check_params(params)
+    _checks.check_targets(params, _checks.check_inputs(params, x, own), y, own, get_loss(loss))
+    with np.errstate(over="ignore", invalid="ignore"):   # judged below: an inf bound is refused
+        bound = _bound(params, x, y, activation, loss, dtype)
+    if not (np.isfinite(bound.loss) and all(np.isfinite(e).all() for e in bound.grad)):
+        raise ValueError("the rounding bound overflows float64 for these inputs (|x| or |W| too large): no "
+                         "tolerance can be derived; scale them down")
+    return bound
+
+
+def _bound(params, x, y, activation: str, loss: str, dtype: np.dtype) -> RoundingBound:
     g, output = _G[activation], _OUTPUT[loss]
     u = unit_roundoff(dtype)
     eta = float(np.finfo(dtype).smallest_subnormal)

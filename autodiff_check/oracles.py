@@ -58,8 +58,78 @@ LossFn = Callable[[list[np.ndarray]], float]
 KinkFn = Callable[[list[np.ndarray]], np.ndarray]
 
 
-def _float64_copy(params: Params) -> list[np.ndarray]:
-    return [np.array(W, dtype=np.float64) for W in params]
+def _float64_copy(params: Params, name: str = "params") -> list[np.ndarray]:
+    """Float64 copies of ``params``: a list or tuple of real arrays, one per layer, all finite."""
+    if isinstance(params, np.ndarray) or not isinstance(params, (list, tuple)):
+        raise TypeError(f"{name} must be a list of arrays, one per layer; got {type(params).__name__}")
+    if not params:
+        raise ValueError(f"{name} is empty: nothing to differentiate")
+    out = []
+    for l, W in enumerate(params):
+        W = np.asarray(W)
+        if W.dtype.kind not in "biuf":
+            raise TypeError(f"{name}[{l}] must be a real numeric array; got dtype {W.dtype}")
+        W = np.array(W, dtype=np.float64)
+        if not np.isfinite(W).all():
+            bad = tuple(int(i) for i in np.argwhere(~np.isfinite(W))[0])
+            raise ValueError(f"{name}[{l}] contains NaN or inf (first at {bad}); derivatives need finite inputs")
+        out.append(W)
+    return out
+
+
+def _like(v: Params, P: list[np.ndarray], name: str = "v") -> list[np.ndarray]:
+    """A direction: float64 copies shaped layer by layer like ``P``."""
+    V = _float64_copy(v, name)
+    if len(V) != len(P):
+        raise ValueError(f"{name} has {len(V)} arrays for {len(P)} layers of params")
+    for l, (D, W) in enumerate(zip(V, P)):
+        if D.shape != W.shape:
+            raise ValueError(f"{name}[{l}] has shape {D.shape}; params[{l}] has shape {W.shape}")
+    return V
+
+
+def _number(v) -> float | None:
+    """``v`` as a float if it is one real number (Python or NumPy, 0-d arrays included; not a
+    bool or a string), else None."""
+    a = np.asarray(v) if not isinstance(v, (str, bytes, bool, np.bool_)) else None
+    return float(a) if a is not None and a.ndim == 0 and a.dtype.kind in "iuf" else None
+
+
+def _step(h, name: str) -> float | None:
+    """A step size: None (the default) or a finite number > 0."""
+    if h is None:
+        return None
+    t = _number(h)
+    if t is None or not (np.isfinite(t) and t > 0):
+        raise ValueError(f"{name} must be a finite number > 0; got {h!r}")
+    return t
+
+
+def _value(v, *, complex_step: bool = False) -> float | complex:
+    """f's value as a scalar: real for differences; complex for the complex step, which reads
+    its imaginary part (a real result means f dropped it, and would read as a zero derivative)."""
+    a = np.asarray(v)
+    if a.size != 1 or a.dtype.kind not in "biufc":
+        what = f"an array of shape {a.shape}" if a.size != 1 else f"dtype {a.dtype}"
+        raise ValueError(f"f must return a scalar number; got {what}")
+    a = a.reshape(())
+    if complex_step:
+        if a.dtype.kind != "c":
+            raise ValueError("f returned a real number for complex input: it drops the imaginary part (a float(), "
+                             "abs, np.real or a real-typed array inside f), so the complex step cannot be used")
+        return complex(a)
+    if a.dtype.kind == "c":
+        if a.imag != 0:
+            raise ValueError(f"f must return a real number at real inputs; got {complex(a)}")
+        a = a.real   # a complex type holding a real number
+    return float(a)
+
+
+def _finite_at_params(f: LossFn, P: list[np.ndarray]) -> float:
+    f0 = _value(f(P))
+    if not np.isfinite(f0):
+        raise ValueError(f"f(params) is {f0}; derivatives need a finite value")
+    return f0
 
 
 def default_step(w: float | np.ndarray) -> float | np.ndarray:
@@ -115,10 +185,12 @@ def _central(f: LossFn, P: list[np.ndarray], W: np.ndarray, idx, h: float) -> fl
     2h instead, the rounding of w +- h (u |w| / h relative) would enter the quotient."""
     w = W[idx]
     W[idx] = wp = w + h
-    fp = f(P)
+    fp = _value(f(P))
     W[idx] = wm = w - h
-    fm = f(P)
+    fm = _value(f(P))
     W[idx] = w
+    if wp == wm:   # h below the spacing of the floats at w: no difference (the caller says so)
+        return float("nan")
     return (fp - fm) / (wp - wm)
 
 
@@ -138,9 +210,10 @@ def _f_error(f0: float, f_error: float | None) -> float:
     """eps_f: the caller's bound, or 16 u max(1, |f|) (module docstring)."""
     if f_error is None:
         return 16 * U * max(1.0, abs(f0))
-    if not (np.isfinite(f_error) and f_error >= 0):
+    e = _number(f_error)
+    if e is None or not (np.isfinite(e) and e >= 0):
         raise ValueError(f"f_error must be a finite number >= 0; got {f_error!r}")
-    return float(f_error)
+    return e
 
 
 def numerical_grad_with_error(
@@ -152,7 +225,8 @@ def numerical_grad_with_error(
     per entry; differences start at 8 eps and halve until in the Taylor regime);
     ``f_error`` bounds the rounding error of ``f`` (default ``16 u max(1, |f(w)|)``)."""
     P = _float64_copy(params)
-    eps_f = _f_error(float(f(P)), f_error)
+    eps = _step(eps, "eps")
+    eps_f = _f_error(_finite_at_params(f, P), f_error)
     base = kinks(P) if kinks is not None else None
     grads, tols, n_kinks, n_unresolved = [], [], 0, 0
     for W in P:
@@ -186,12 +260,17 @@ def numerical_grad(f: LossFn, params: Params, *, eps: float | None = None) -> li
     ``f`` takes a list of arrays shaped like ``params`` and returns a scalar; the step is
     ``eps`` or, by default, ``u^(1/3) max(1, |w_i|)``. Cost: 2 evaluations per parameter."""
     P = _float64_copy(params)
+    eps = _step(eps, "eps")
+    _finite_at_params(f, P)
     out = []
-    for W in P:
+    for l, W in enumerate(P):
         G = np.empty_like(W)
         for idx in np.ndindex(W.shape):
-            h = float(eps) if eps is not None else float(default_step(W[idx]))
+            h = eps if eps is not None else float(default_step(W[idx]))
             G[idx] = _central(f, P, W, idx, h)
+            if W[idx] + h == W[idx] - h:
+                raise ValueError(f"eps = {h:g} is below the spacing of the floats at params[{l}]{list(idx)} = "
+                                 f"{W[idx]:g}: w + eps and w - eps round to the same number")
         out.append(G)
     return out
 
@@ -203,7 +282,11 @@ def random_direction(params: Params, rng: np.random.Generator) -> list[np.ndarra
     v_i changes <e, v> by 2|e_i| > 2 tau, so at most one of v and its flip has |<e, v>| <= tau:
     a single direction misses the error with probability <= 1/2, and k independent
     directions miss it with probability <= 2^-k (1e-6 for k = 20)."""
-    return [rng.choice(np.array([-1.0, 1.0]), size=W.shape) for W in params]
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)); got {type(rng).__name__}")
+    if isinstance(params, np.ndarray) or not isinstance(params, (list, tuple)):
+        raise TypeError(f"params must be a list of arrays, one per layer; got {type(params).__name__}")
+    return [rng.choice(np.array([-1.0, 1.0]), size=np.shape(W)) for W in params]
 
 
 def dot(a: Params, b: Params) -> float:
@@ -232,18 +315,21 @@ def directional_fd(
     check of the module docstring. ``value`` is NaN and ``tol`` inf when every step down to
     2^-20 h straddles a kink or no step reaches the Taylor regime."""
     P = _float64_copy(params)
-    V = _float64_copy(v)
-    vmax = max(float(np.abs(x).max()) for x in V)
-    wmax = max(float(np.abs(x).max()) for x in P)
-    h = 8 * (float(eps) if eps is not None else float(default_step(wmax)) / max(vmax, 1e-300))  # largest step
-    eps_f = _f_error(float(f(P)), f_error)
+    V = _like(v, P)
+    eps = _step(eps, "eps")
+    vmax = max((float(np.abs(x).max()) for x in V if x.size), default=0.0)
+    if vmax == 0:
+        raise ValueError("v is zero: a directional derivative needs a direction")
+    wmax = max((float(np.abs(x).max()) for x in P if x.size), default=0.0)
+    h = 8 * (eps if eps is not None else float(default_step(wmax)) / vmax)  # largest step
+    eps_f = _f_error(_finite_at_params(f, P), f_error)
 
     def at(t: float) -> list[np.ndarray]:
         return [W + t * D for W, D in zip(P, V)]
 
     def central(t: float) -> tuple[float, list[np.ndarray]]:
         plus, minus = at(t), at(-t)
-        return (float(f(plus)) - float(f(minus))) / (2 * t), [(A - B) / (2 * t) for A, B in zip(plus, minus)]
+        return (_value(f(plus)) - _value(f(minus))) / (2 * t), [(A - B) / (2 * t) for A, B in zip(plus, minus)]
 
     if kinks is not None:  # the largest step is h: steps only shrink from there
         base = kinks(P)
@@ -271,20 +357,23 @@ COMPLEX_STEP = 1e-20
 def complex_step_directional(f: LossFn, params: Params, v: Params, *, h: float = COMPLEX_STEP) -> float:
     """``Im f(w + i h v) / h``: the directional derivative with no subtractive cancellation,
     exact to O(h^2) = O(1e-40) when f is analytic along the path and written for complex input."""
-    P = [np.asarray(W, np.float64) + 1j * h * np.asarray(D, np.float64) for W, D in zip(params, v)]
-    return float(np.imag(f(P))) / h
+    W0 = _float64_copy(params)
+    h = _step(h, "h")
+    P = [W + 1j * h * D for W, D in zip(W0, _like(v, W0))]
+    return _value(f(P), complex_step=True).imag / h
 
 
 def complex_step_grad(f: LossFn, params: Params, *, h: float = COMPLEX_STEP) -> list[np.ndarray]:
     """Per-coordinate complex step ``Im f(w + i h e_i) / h``, complex128 arithmetic."""
-    P = [np.asarray(W, np.float64).astype(np.complex128) for W in params]
+    P = [W.astype(np.complex128) for W in _float64_copy(params)]
+    h = _step(h, "h")
     out = []
     for W in P:
         G = np.empty(W.shape, dtype=np.float64)
         for idx in np.ndindex(W.shape):
             w = W[idx]
             W[idx] = w + 1j * h
-            G[idx] = np.imag(f(P)) / h
+            G[idx] = _value(f(P), complex_step=True).imag / h
             W[idx] = w
         out.append(G)
     return out

@@ -173,3 +173,92 @@ def test_cli_plot_path_is_checked_before_the_run(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo"]
     r = _cli("--skip-post", "--batch", str(10**12))
     assert r.returncode == 2 and "--batch in 1..100000" in r.stderr
+
+
+# ------------------------------------------------------------------ the helper API on hostile input
+# A sweep of compare, exact_atol, rounding_bound, activation_pattern and the oracles (subagent)
+# found each case below silently wrong, warning, or failing deep inside NumPy.
+
+def _one(v):
+    return [np.array([[v]])]
+
+
+@pytest.mark.parametrize("a, b, kw", [
+    (np.nan, np.inf, dict(rtol=1e-8, atol=0)),    # the bound rtol |b| was inf, and inf <= inf
+    (1.0, np.inf, dict(rtol=1e-8, atol=0)),
+    (-np.inf, np.inf, dict(rtol=1e-8, atol=0)),
+    (np.inf, np.inf, dict(rtol=1e-8, atol=0)),
+    (np.nan, 1.0, dict(rtol=0, atol=np.inf)),     # not checkable there, but a NaN under test fails anywhere
+    (1.7e308, -1.7e308, dict(rtol=1e-8, atol=0)),  # warned: overflow in a - b
+])
+def test_compare_never_passes_a_nan_or_inf(a, b, kw):
+    assert not ac.compare(_one(a), _one(b), **kw).passed
+
+
+def test_compare_skips_entries_not_checkable_and_pairs_dicts_by_key():
+    assert ac.compare(_one(1.0), _one(np.nan), rtol=0, atol=np.inf).passed   # a kink: FD gives NaN, tol inf
+    g1, g2 = np.ones((2, 2)), np.zeros((2, 2))
+    assert not ac.compare({"W1": g1, "W2": g2}, {"W2": g1, "W1": g2}, rtol=1e-8, atol=0).passed
+    assert ac.compare({"W1": g1, "W2": g2}, {"W2": g2, "W1": g1}, rtol=0, atol=0).passed
+
+
+@pytest.mark.parametrize("call, exc, message", [
+    (lambda: ac.compare([np.ones((1, 3))], [np.ones((1, 3))], rtol=1e-8, atol=[np.full((4, 1), 2.0)]),
+     ValueError, r"atol\[0\] has shape \(4, 1\); a per-entry tolerance must have the layer's shape \(1, 3\)"),
+    (lambda: ac.compare([np.ones((1, 3))] * 2, [np.ones((1, 3))] * 2, rtol=1e-8, atol=np.array([0.1, 0.2])),
+     TypeError, r"atol must be one number, or a list .*per-layer tolerances pass a list"),
+    (lambda: ac.compare(_one(1.0), _one(1.0), rtol=1e-8, atol=-1), ValueError, r"atol must be >= 0"),
+    (lambda: ac.compare(_one(1.0), _one(1.0), rtol=1e-8, atol=np.nan), ValueError, r"atol must be >= 0 .*got NaN"),
+    (lambda: ac.compare(_one(1.0), _one(1.0), rtol=None, atol=0), ValueError, r"rtol must be a finite number >= 0"),
+    (lambda: ac.compare({"W1": np.ones(2)}, [np.ones((1, 2))], rtol=0, atol=0), ValueError, r"different structures"),
+    (lambda: ac.compare([[np.ones((2, 2))]], [np.ones((2, 2))], rtol=0, atol=0), ValueError, r"different structures"),
+    (lambda: ac.compare({"W1": np.ones(2)}, {"W2": np.ones(2)}, rtol=0, atol=0), ValueError, r"keys \['W2'\]"),
+    (lambda: ac.compare(_one(1.0), [np.array([[1 + 5j]])], rtol=0, atol=0), TypeError, r"b layer 0 must be a real"),
+    (lambda: ac.compare([], [], rtol=0, atol=0), ValueError, r"empty: nothing to compare"),
+    (lambda: ac.compare(_one(1.0), _one(1.0), rtol=0, atol=0, labels="x"), ValueError, r"labels must be a list of 1"),
+    (lambda: ac.exact_atol([np.ones((2, 2))], [np.ones(3)]), ValueError, r"grad_error\[0\] must be finite numbers >= 0"),
+    (lambda: ac.exact_atol([np.ones((2, 2))], [-np.ones((2, 2))]), ValueError, r"grad_error\[0\] must be finite"),
+    (lambda: ac.exact_atol([np.ones((2, 2))], []), ValueError, r"grad_error must be a list of 1 arrays"),
+    (lambda: ac.numerical_grad(lambda P: np.sum(P[0] ** 2), np.ones((2, 2))), TypeError, r"params must be a list of arrays"),
+    (lambda: ac.numerical_grad(lambda P: np.sum(P[0]), [np.ones(2)], eps=0), ValueError, r"eps must be a finite number > 0; got 0"),
+    (lambda: ac.numerical_grad(lambda P: np.sum(P[0]), [np.ones(2)], eps=1e-310), ValueError, r"below the spacing"),
+    (lambda: ac.numerical_grad(lambda P: P[0], [np.ones(2)]), ValueError, r"f must return a scalar number; got an array"),
+    (lambda: ac.numerical_grad(lambda P: np.nan, [np.ones(2)]), ValueError, r"f\(params\) is nan"),
+    (lambda: ac.numerical_grad(lambda P: 0.0, [np.array([1.0, np.inf])]), ValueError, r"params\[0\] contains NaN or inf"),
+    (lambda: ac.numerical_grad_with_error(lambda P: 0.0, [np.ones(2)], eps=-1e-6), ValueError, r"eps must be"),
+    (lambda: ac.numerical_grad_with_error(lambda P: 0.0, [np.ones(2)], f_error="1e-16"), ValueError, r"f_error must be"),
+    (lambda: ac.directional_fd(lambda P: 0.0, [np.ones(2), np.ones(2)], [np.ones(2)]), ValueError, r"v has 1 arrays for 2"),
+    (lambda: ac.directional_fd(lambda P: 0.0, [np.ones((2, 2))], [np.ones((1, 2))]), ValueError, r"v\[0\] has shape \(1, 2\)"),
+    (lambda: ac.directional_fd(lambda P: 0.0, [np.ones(2)], [np.zeros(2)]), ValueError, r"v is zero"),
+    (lambda: ac.complex_step_grad(lambda P: np.abs(np.sum(P[0])), [np.ones(2)]), ValueError, r"drops the imaginary part"),
+    (lambda: ac.complex_step_grad(lambda P: np.nan, [np.ones(2)]), ValueError, r"drops the imaginary part"),
+    (lambda: ac.complex_step_directional(lambda P: np.sum(P[0]), [np.ones(2)], [np.ones(2)], h=0), ValueError, r"h must be"),
+    (lambda: ac.random_direction([np.ones(2)], 0), TypeError, r"rng must be a numpy.random.Generator"),
+])
+def test_the_helper_api_names_bad_input(call, exc, message):
+    with pytest.raises(exc, match=message):
+        call()
+
+
+def test_exact_atol_is_finite_beside_a_nan_and_does_not_overflow_small_integers():
+    atol = ac.exact_atol([np.array([[np.nan, 2.0]]), np.array([-128], np.int8)])
+    assert atol == [2.0 * ac.EXACT_RTOL, 128.0 * ac.EXACT_RTOL]
+    assert not ac.compare([np.array([[np.nan, 2.0]])], [np.array([[np.nan, 2.0]])], rtol=0, atol=atol[:1]).passed
+
+
+def test_rounding_bound_and_activation_pattern_check_their_inputs():
+    params = mb.init_params([3, 4, 2], seed=0)
+    x, y = np.ones((5, 3)), mb.one_hot([0, 1, 0, 1, 1], 2)
+    for bad_x in (np.full((5, 3), np.nan), np.ones((5, 4))):
+        with pytest.raises(ValueError, match=r"^x "):
+            ac.rounding_bound(params, bad_x, y, "sigmoid", "binary_cross_entropy")
+        with pytest.raises(ValueError, match=r"^x "):
+            ac.activation_pattern(params, bad_x, "relu")
+    with pytest.raises(ValueError, match=r"y must have shape \(batch, n_out\) = \(5, 2\); got shape \(1, 2\)"):
+        ac.rounding_bound(params, x, y[:1], "sigmoid", "binary_cross_entropy")   # broadcast before
+    with pytest.raises(ValueError, match=r"params do not chain"):
+        ac.rounding_bound(params[::-1], x, y, "sigmoid", "binary_cross_entropy")
+    with pytest.raises(ValueError, match=r"rounding bound overflows float64 .* no tolerance can be derived"):
+        ac.rounding_bound(params, np.full((5, 3), 1e300), y, "sigmoid", "binary_cross_entropy")   # was inf: anything passed
+    with pytest.raises(TypeError, match=r"grad_error must be the per-layer list rounding_bound\(...\)\.grad"):
+        ac.exact_atol(params, ac.rounding_bound(params, x, y, "sigmoid", "binary_cross_entropy"))
