@@ -519,6 +519,13 @@ def _bisect(flat: Flat, subject: _Subject, ref_fn, rng, g) -> dict[int, tuple[fl
 # tolerance helpers kept for the network path
 
 
+def _broadcasts(shape: tuple, to: tuple) -> bool:
+    try:
+        return np.broadcast_shapes(shape, to) == tuple(to)
+    except ValueError:
+        return False
+
+
 def exact_atol(ref: Sequence[np.ndarray], grad_error: Sequence[np.ndarray] | None = None) -> list:
     """Per-layer absolute tolerance for comparing two exact float64 gradients: EXACT_RTOL of
     the layer's largest entry, plus, when ``grad_error`` (per-entry rounding bounds,
@@ -547,9 +554,9 @@ def exact_atol(ref: Sequence[np.ndarray], grad_error: Sequence[np.ndarray] | Non
     out = []
     for l, (t, e, a) in enumerate(zip(atol, grad_error, refs)):
         e = np.asarray(e)
-        if e.dtype.kind not in "iuf" or (e.ndim and e.shape != a.shape) or not (np.isfinite(e).all() and (e >= 0).all()):
-            raise ValueError(f"grad_error[{l}] must be finite numbers >= 0, one number or an array of ref[{l}]'s shape "
-                             f"{a.shape}; got {e.dtype} of shape {e.shape}")
+        if not (e.dtype.kind in "iuf" and _broadcasts(e.shape, a.shape) and np.isfinite(e).all() and (e >= 0).all()):
+            raise ValueError(f"grad_error[{l}] must be finite numbers >= 0 that broadcast to layer {l}'s shape "
+                             f"{a.shape}; got {np.asarray(grad_error[l]).dtype} of shape {np.shape(grad_error[l])}")
         out.append(t + 4 * e.astype(np.float64))
     return out
 
@@ -571,17 +578,17 @@ def _compiled(jax, fn: Callable) -> Callable:
     """``jax.jit(fn)``, compiled once for every direction of a check: eager ``jax.jvp`` compiles
     each call of a ``lax.scan`` anew (0.35 s per direction for an LSTM, 7 of check_vjp's 8 s).
     Where the user's function cannot be traced under jit (Python control flow on values, an
-    integer leaf used as a shape) the first call says so and ``fn`` runs eagerly from then on."""
+    integer leaf used as a shape or an index: a TypeError or IndexError from the tracer) ``fn``
+    runs eagerly from the first call on."""
     state = {"fn": jax.jit(fn)}
 
     def call(*args):
-        try:
-            return state["fn"](*args)
-        except (jax.errors.JAXTypeError, jax.errors.JAXIndexError):
-            if state["fn"] is fn:
-                raise
-            state["fn"] = fn
-            return fn(*args)
+        if state["fn"] is not fn:
+            try:
+                return state["fn"](*args)
+            except (TypeError, IndexError):   # JAX's tracer errors, and "shapes must be concrete" ones
+                state["fn"] = fn               # a real bug raises again, eagerly, just below
+        return fn(*args)
 
     return call
 
@@ -1059,7 +1066,12 @@ def activation_pattern(params: Sequence[np.ndarray], x: np.ndarray, activation: 
     from manual_backprop.activations import get_activation
 
     g = get_activation(activation)
-    x = _checks.check_inputs(params, x, _checks.check_params(params))
+    return _pattern(params, _checks.check_inputs(params, x, _checks.check_params(params)), g, activation)
+
+
+def _pattern(params, x: np.ndarray, g, activation: str) -> np.ndarray:
+    """:func:`activation_pattern` of inputs already checked (finite differences call it for
+    every step they take)."""
     a, pattern = np.asarray(x, np.float64), []
     for W in params[:-1]:
         z = a @ W[1:] + W[0]
@@ -1120,7 +1132,12 @@ def check_network(
             lambda P, v: model.directional_derivative(P, x, y, v, **kw),
         )
 
-    kinks = None if analytic else (lambda P: activation_pattern(P, x, activation))
+    if not analytic:
+        from manual_backprop.activations import get_activation
+
+        activation_pattern(params, x, activation)   # the inputs checked once; the steps keep them finite
+        g_act = get_activation(activation)
+    kinks = None if analytic else (lambda P: _pattern(P, x, g_act, activation))
     bound = rounding_bound(params, x, y, activation, loss)
     return check_gradients(
         lambda P: mb.loss(P, x, y, **kw),

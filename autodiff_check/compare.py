@@ -49,7 +49,9 @@ class LayerError:
 
 @dataclass(frozen=True)
 class Comparison:
-    """Result of :func:`compare`: ``passed`` iff ``|a - b| <= atol + rtol |b|`` everywhere."""
+    """Result of :func:`compare`: ``passed`` iff every checkable entry is within
+    ``atol + rtol |b|`` and ``a`` is finite everywhere (:func:`compare`); ``atol`` is the largest
+    finite tolerance (entries of tolerance inf are not checkable)."""
 
     layers: list[LayerError]
     worst: Entry
@@ -75,8 +77,8 @@ def _as_layers(name: str, grads) -> tuple[list[np.ndarray], list[str] | None, ob
     """The leaves, their labels unless the input is the network's list of 2-D layers, and the
     tree's structure (to pair another tree's leaves by key)."""
     if isinstance(grads, Sequence) and not isinstance(grads, (str, np.ndarray)) and grads and all(
-            isinstance(g, np.ndarray) and g.ndim == 2 for g in grads):
-        return list(grads), None, None
+            not isinstance(g, (list, tuple, dict)) and np.ndim(g) == 2 for g in grads):   # NumPy or JAX arrays
+        return [np.asarray(g) for g in grads], None, None
     leaves, paths, treedef = flatten(grads, what=name)
     return [np.asarray(g) for g in leaves], [format_path("params", p) for p in paths], treedef
 
@@ -99,7 +101,7 @@ def _tolerances(atol, shapes: list[tuple]) -> list[np.ndarray]:
     out = []
     for l, (t, shape) in enumerate(zip(atol if per_layer else [atol] * len(shapes), shapes)):
         where = f"atol[{l}]" if per_layer else "atol"
-        if isinstance(t, (bool, np.bool_)) or not (isinstance(t, (int, float, np.number)) or isinstance(t, np.ndarray)):
+        if isinstance(t, (bool, np.bool_, str, bytes)) or not (isinstance(t, (int, float, np.number)) or hasattr(t, "__array__")):
             raise TypeError(f"{where} must be a number or an array; got {type(t).__name__}")
         t = np.asarray(t)
         if t.dtype.kind not in "iuf":
@@ -127,7 +129,8 @@ def compare(
     An entry passes when ``a`` is finite and ``|a - b| <= atol + rtol * |b|`` with ``b``
     finite, or when its ``atol`` is inf (not checkable there, as the finite-difference oracle
     marks a kink: ``b`` may be NaN). So a NaN or inf in ``a`` never passes, nor an entry
-    against an inf or NaN reference. ``rtol`` is a number >= 0; ``atol`` one number >= 0, or
+    against an inf or NaN reference; a comparison in which no entry is checkable passes
+    (vacuously: the ``check_*`` verdicts say NOT CHECKED instead). ``rtol`` is a number >= 0; ``atol`` one number >= 0, or
     one per layer, each a number or an array shaped like that layer (a per-entry tolerance).
     The worst entry is the one that exceeds its tolerance by the largest factor.
     ``grads_a``/``grads_b`` may be any pytrees of arrays of any rank, of the same structure
@@ -137,9 +140,10 @@ def compare(
     """
     if not (isinstance(names, (tuple, list)) and len(names) == 2 and all(isinstance(n, str) for n in names)):
         raise TypeError(f"names must be a pair of strings; got {names!r}")
-    if isinstance(rtol, (bool, np.bool_)) or not isinstance(rtol, (int, float, np.integer, np.floating)) \
-            or not (np.isfinite(rtol) and rtol >= 0):
+    r = np.asarray(rtol) if not isinstance(rtol, (bool, np.bool_, str, bytes)) else None
+    if r is None or r.ndim or r.dtype.kind not in "iuf" or not (np.isfinite(r) and r >= 0):
         raise ValueError(f"rtol must be a finite number >= 0; got {rtol!r}")
+    rtol = float(r)
     (A, auto, tree_a), (_, _, tree_b) = _as_layers("grads_a", grads_a), _as_layers("grads_b", grads_b)
     if (tree_a is None) != (tree_b is None):
         raise ValueError(f"{names[0]} and {names[1]} have different structures: one is a list of 2-D layers, "
@@ -148,8 +152,8 @@ def compare(
         else _as_layers("grads_b", grads_b)[0]
     if len(A) != len(B):
         raise ValueError(f"{names[0]} has {len(A)} layers, {names[1]} has {len(B)}")
-    if not A:
-        raise ValueError(f"{names[0]} and {names[1]} are empty: nothing to compare")
+    if not sum(np.size(a) for a in A):
+        raise ValueError(f"{names[0]} and {names[1]} have no entries: nothing to compare")
     if labels is not None and (isinstance(labels, str) or len(labels) != len(A)):
         raise ValueError(f"labels must be a list of {len(A)} names, one per layer; got {labels!r}")
     labels = list(labels) if labels is not None else auto
@@ -160,28 +164,31 @@ def compare(
     layers, worst, worst_excess = [], None, -np.inf
     for l, (a, b, tol) in enumerate(zip(A, B, atols)):
         a64, b64 = _real(names[0], np.asarray(a), l, complex_ok=True), _real(names[1], np.asarray(b), l, complex_ok=False)
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # inf - inf, inf * 0: judged below
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # inf - inf, x / 0: judged below
             err = np.abs(a64 - b64)
             bound = tol + rtol * np.abs(b64)
-            checkable = ~np.isinf(tol) if tol.ndim else np.full(err.shape, not np.isinf(tol))
-            ok = np.isfinite(a64) & (~checkable | (np.isfinite(b64) & (err <= bound)))
-            excess = np.where(ok, np.where(err == 0, 0.0, err / bound), np.inf)   # > 1 where out of tolerance
-        excess = np.where(ok & ~checkable, 0.0, np.nan_to_num(excess, nan=np.inf))
-        shown = np.where(np.isnan(err), np.inf, err)
+            checkable = np.broadcast_to(~np.isinf(tol), err.shape)
+            finite_a, finite_b = np.isfinite(a64), np.isfinite(b64)
+            ok = finite_a & (~checkable | (finite_b & (err <= bound)))
+            ratio = np.where(err == 0, 0.0, err / bound)   # > 1 where out of tolerance (inf where the bound is 0)
+        # the worst entry: the largest ratio among checkable finite pairs; inf where a, or a checked b, is
+        # not finite; -1 where the entry is not checkable (and a finite). Entries not checked count nowhere.
+        excess = np.where(checkable & finite_a & finite_b, ratio, np.where(ok, -1.0, np.inf))
+        counted = checkable | ~finite_a
+        shown = np.where(counted, np.where(np.isnan(err), np.inf, err), 0.0)
         label = labels[l] if labels else ""
         if not err.size:   # an empty leaf: nothing to disagree
-            layers.append(LayerError(l, 0.0, 0.0, True, Entry(l, "weight", 0, 0, float("nan"), float("nan"), (0,), label)))
+            layers.append(LayerError(l, 0.0, 0.0, True, Entry(l, "weight", 0, 0, float("nan"), float("nan"), (), label)))
             continue
         idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(excess)), excess.shape))
         row, col = (idx + (0, 0))[:2] if len(idx) != 1 else (0, idx[0])
         entry = Entry(l, "bias" if row == 0 else "weight", row, col, float(np.real(a64[idx])), float(b64[idx]), idx, label)
-        finite_b = np.abs(b64)[np.isfinite(b64)]
-        bmax, emax = (float(finite_b.max()) if finite_b.size else 0.0), float(shown.max())
+        scale = np.abs(b64)[counted & finite_b]
+        bmax, emax = (float(scale.max()) if scale.size else 0.0), float(shown.max())
         rel = emax / bmax if bmax > 0 else (0.0 if emax == 0 else float("inf"))
         layers.append(LayerError(l, emax, rel, bool(ok.all()), entry))
         if excess[idx] > worst_excess:
             worst, worst_excess = entry, float(excess[idx])
-    if worst is None:
-        worst = layers[0].worst
+    finite_tols = [t[np.isfinite(t)] for t in atols]   # inf: entries not checkable, not a tolerance
     return Comparison(layers, worst, all(e.passed for e in layers), float(rtol),
-                      max(float(np.max(t)) if t.size else 0.0 for t in atols), tuple(names))
+                      max(float(t.max()) if t.size else 0.0 for t in finite_tols), tuple(names))

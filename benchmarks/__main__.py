@@ -82,7 +82,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.train_batches = []
     largest = max(args.train_batches, default=1)
     if args.train_examples is not None and args.train_examples < largest:
-        p.error(f"--train-examples {args.train_examples} holds no batch of {largest} (--train-batches)")
+        if "--train-examples" in " ".join(sys.argv[1:] if argv is None else argv):
+            p.error(f"--train-examples {args.train_examples} holds no batch of {largest} (--train-batches)")
+        p.error(f"--quick trains on {args.train_examples} examples: no batch of {largest} fits (--train-batches); "
+                "pass --train-examples")
     return args
 
 

@@ -3,7 +3,7 @@ twin's forward + ``jax.vjp`` and against PyTorch's forward + backward (when inst
 the GEMM floor of the conv and dense cells, and a stretch of MNIST CNN training in NumPy and
 in JAX. One process, interleaved rounds, medians (benchmarks.timing).
 
-    python -m benchmarks layers [--quick] [--rounds 7] [--dtype float32] [--out runs/x.json]
+    python -m benchmarks layers [--quick] [--rounds 7] [--dtype float32] [--out layers.json]
     python -m benchmarks.layers ...                  (the same)
 
 On a machine that pins OpenBLAS to an older kernel, unset the pin for the run:
@@ -481,8 +481,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     for key, full, quick in (("rounds", 7, 3), ("round_time", 0.1, 0.01), ("cnn_steps", 200, 20)):
         if getattr(args, key) is None:
             setattr(args, key, quick if args.quick else full)
-    if "jax" in args.backends and args.cnn_steps * args.batch > MNIST_TRAIN:
-        p.error(f"--cnn-steps {args.cnn_steps} x --batch {args.batch} is more than MNIST's {MNIST_TRAIN} training examples")
+    cnn = "jax" in args.backends and args.cnn_steps and importlib.util.find_spec("jax") is not None
+    if cnn and args.cnn_steps * args.batch > MNIST_TRAIN:
+        p.error(f"--cnn-steps {args.cnn_steps} x --batch {args.batch} is more than MNIST's {MNIST_TRAIN} training "
+                "examples (--cnn-steps 0 skips the CNN run)")
     return args
 
 

@@ -208,6 +208,18 @@ def test_a_jax_twin_that_jit_cannot_trace_runs_eagerly():
     assert not v.passed and [r.oracle for r in v.results if not r.passed] == ["jax_jvp"]
 
 
+@pytest.mark.parametrize("twin", ["reshape", "slice"])
+def test_a_jax_twin_using_an_integer_primal_as_a_shape_or_index_runs_eagerly(twin):
+    """Under jit these raise a plain TypeError ("shapes must be concrete") or IndexError, not
+    JAX's tracer errors: the first fallback let them through (a review of the jit change)."""
+    jnp = pytest.importorskip("jax.numpy")
+    x = np.linspace(0.1, 1.0, 6)
+    jax_fn = {"reshape": lambda x, n: (2 * x).reshape(n), "slice": lambda x, n: 2 * x[:n]}[twin]
+    v = ac.check_vjp(lambda x, n: 2 * x, lambda c, x, n: (2 * c, None), x, 6, jax_fn=jax_fn)
+    assert v.passed and {"jax_vjp", "jax_jvp"} <= {r.oracle for r in v.results}
+    assert ac.compare([jnp.ones((2, 2))], [np.ones((2, 2))], rtol=0, atol=0).passed   # JAX arrays as layers
+
+
 def test_jvp_and_hvp():
     A = np.array([[2.0, 1.0], [0.5, -1.0], [1.0, 1.0]])
     f = lambda x: np.sin(A @ x)  # noqa: E731

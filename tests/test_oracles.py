@@ -214,7 +214,7 @@ def test_compare_skips_entries_not_checkable_and_pairs_dicts_by_key():
     (lambda: ac.compare([[np.ones((2, 2))]], [np.ones((2, 2))], rtol=0, atol=0), ValueError, r"different structures"),
     (lambda: ac.compare({"W1": np.ones(2)}, {"W2": np.ones(2)}, rtol=0, atol=0), ValueError, r"keys \['W2'\]"),
     (lambda: ac.compare(_one(1.0), [np.array([[1 + 5j]])], rtol=0, atol=0), TypeError, r"b layer 0 must be a real"),
-    (lambda: ac.compare([], [], rtol=0, atol=0), ValueError, r"empty: nothing to compare"),
+    (lambda: ac.compare([], [], rtol=0, atol=0), ValueError, r"no entries: nothing to compare"),
     (lambda: ac.compare(_one(1.0), _one(1.0), rtol=0, atol=0, labels="x"), ValueError, r"labels must be a list of 1"),
     (lambda: ac.exact_atol([np.ones((2, 2))], [np.ones(3)]), ValueError, r"grad_error\[0\] must be finite numbers >= 0"),
     (lambda: ac.exact_atol([np.ones((2, 2))], [-np.ones((2, 2))]), ValueError, r"grad_error\[0\] must be finite"),
@@ -262,3 +262,26 @@ def test_rounding_bound_and_activation_pattern_check_their_inputs():
         ac.rounding_bound(params, np.full((5, 3), 1e300), y, "sigmoid", "binary_cross_entropy")   # was inf: anything passed
     with pytest.raises(TypeError, match=r"grad_error must be the per-layer list rounding_bound\(...\)\.grad"):
         ac.exact_atol(params, ac.rounding_bound(params, x, y, "sigmoid", "binary_cross_entropy"))
+
+
+def test_compare_names_the_worst_entry_and_leaves_unchecked_entries_out_of_its_numbers():
+    """A review of the sweep's fixes: every failing entry was given excess inf, so the worst
+    entry was the first failing one (bias[0], off by 0.1) instead of W[1, 1] (off by 96); and an
+    unchecked NaN reference made a passing layer report max abs error inf."""
+    c = ac.compare([np.array([[1.0, 2.0], [3.0, 100.0]])], [np.array([[1.1, 2.0], [3.0, 4.0]])], rtol=0, atol=0.01)
+    assert (c.worst.row, c.worst.col) == (1, 1) and (c.layers[0].worst.row, c.layers[0].worst.col) == (1, 1)
+    tol = [np.array([[np.inf, 1e-8], [1e-8, 1e-8]])]
+    c = ac.compare([np.array([[5.0, 1.0], [1.0, 1.0]])], [np.array([[np.nan, 1.0], [1.0, 1.0]])], rtol=0, atol=tol)
+    assert c.passed and c.layers[0].max_abs == 0 and c.layers[0].max_rel == 0 and c.atol == 1e-8
+    assert (c.worst.row, c.worst.col) != (0, 0)   # the unchecked entry is nobody's worst
+    c = ac.compare({"a": np.ones(0), "b": np.ones(2)}, {"a": np.ones(0), "b": np.full(2, 1.5)}, rtol=0, atol=0)
+    assert not c.passed and c.worst.label == "params['b']"
+
+
+def test_exact_atol_takes_a_grad_error_that_broadcasts_as_check_gradients_does():
+    atol = ac.exact_atol([np.ones((4, 3))], [np.full((1, 3), 1e-12)])
+    assert atol[0].shape == (1, 3) and np.allclose(atol[0], ac.EXACT_RTOL + 4e-12)
+    W = np.linspace(0.1, 1.2, 12).reshape(4, 3)
+    v = ac.check_gradients(lambda W: np.sum(W ** 3), lambda W: 3 * W ** 2, W, analytic=True,
+                           loss_error=1e-14, grad_error=[np.full((1, 3), 1e-12)])
+    assert v.passed and "complex_step" in {r.oracle for r in v.results}   # the exact oracle reads grad_error
