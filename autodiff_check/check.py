@@ -96,6 +96,7 @@ from .oracles import (  # noqa: I001
     complex_step_directional,
     complex_step_grad,
     directional_fd,
+    float64_layers,
     numerical_grad_with_error,
 )
 from .pytree import Flat, by_key, flatten, format_index, format_path, same_structure, unflatten
@@ -536,14 +537,7 @@ def exact_atol(ref: Sequence[np.ndarray], grad_error: Sequence[np.ndarray] | Non
     random networks the largest layer-wise error between two exact float64 gradients was 5e-11
     of the layer's largest entry; EXACT_RTOL = 1e-8 keeps a 200x margin. The largest entry is
     taken over the finite ones: a NaN or inf in ``ref`` fails by itself in :func:`compare`."""
-    if isinstance(ref, np.ndarray) or not isinstance(ref, Sequence):
-        raise TypeError(f"ref must be a list of arrays, one per layer; got {type(ref).__name__}")
-    refs = []
-    for l, r in enumerate(ref):
-        r = np.asarray(r)
-        if r.dtype.kind not in "biuf":
-            raise TypeError(f"ref[{l}] must be a real numeric array; got dtype {r.dtype}")
-        refs.append(np.abs(r.astype(np.float64)))
+    refs = [np.abs(r) for r in float64_layers(ref, "ref", finite=False)]
     atol = [EXACT_RTOL * float(a[np.isfinite(a)].max(initial=0.0)) for a in refs]
     if grad_error is None:
         return atol

@@ -58,19 +58,20 @@ LossFn = Callable[[list[np.ndarray]], float]
 KinkFn = Callable[[list[np.ndarray]], np.ndarray]
 
 
-def _float64_copy(params: Params, name: str = "params") -> list[np.ndarray]:
-    """Float64 copies of ``params``: a list or tuple of real arrays, one per layer, all finite."""
+def float64_layers(params: Params, name: str = "params", *, finite: bool = True) -> list[np.ndarray]:
+    """Float64 copies of ``params``: a list or tuple of real arrays, one per layer, all finite
+    unless ``finite`` is False."""
     if isinstance(params, np.ndarray) or not isinstance(params, (list, tuple)):
         raise TypeError(f"{name} must be a list of arrays, one per layer; got {type(params).__name__}")
     if not params:
-        raise ValueError(f"{name} is empty: nothing to differentiate")
+        raise ValueError(f"{name} is empty: no layer")
     out = []
     for l, W in enumerate(params):
         W = np.asarray(W)
         if W.dtype.kind not in "biuf":
             raise TypeError(f"{name}[{l}] must be a real numeric array; got dtype {W.dtype}")
         W = np.array(W, dtype=np.float64)
-        if not np.isfinite(W).all():
+        if finite and not np.isfinite(W).all():
             bad = tuple(int(i) for i in np.argwhere(~np.isfinite(W))[0])
             raise ValueError(f"{name}[{l}] contains NaN or inf (first at {bad}); derivatives need finite inputs")
         out.append(W)
@@ -79,7 +80,7 @@ def _float64_copy(params: Params, name: str = "params") -> list[np.ndarray]:
 
 def _like(v: Params, P: list[np.ndarray], name: str = "v") -> list[np.ndarray]:
     """A direction: float64 copies shaped layer by layer like ``P``."""
-    V = _float64_copy(v, name)
+    V = float64_layers(v, name)
     if len(V) != len(P):
         raise ValueError(f"{name} has {len(V)} arrays for {len(P)} layers of params")
     for l, (D, W) in enumerate(zip(V, P)):
@@ -224,7 +225,7 @@ def numerical_grad_with_error(
     docstring. ``eps`` is the first step tried for acceptance (default ``u^(1/3) max(1, |w|)``
     per entry; differences start at 8 eps and halve until in the Taylor regime);
     ``f_error`` bounds the rounding error of ``f`` (default ``16 u max(1, |f(w)|)``)."""
-    P = _float64_copy(params)
+    P = float64_layers(params)
     eps = _step(eps, "eps")
     eps_f = _f_error(_finite_at_params(f, P), f_error)
     base = kinks(P) if kinks is not None else None
@@ -259,7 +260,7 @@ def numerical_grad(f: LossFn, params: Params, *, eps: float | None = None) -> li
 
     ``f`` takes a list of arrays shaped like ``params`` and returns a scalar; the step is
     ``eps`` or, by default, ``u^(1/3) max(1, |w_i|)``. Cost: 2 evaluations per parameter."""
-    P = _float64_copy(params)
+    P = float64_layers(params)
     eps = _step(eps, "eps")
     _finite_at_params(f, P)
     out = []
@@ -314,7 +315,7 @@ def directional_fd(
     for the direction the step actually took (``Directional.direction``), with the Taylor-regime
     check of the module docstring. ``value`` is NaN and ``tol`` inf when every step down to
     2^-20 h straddles a kink or no step reaches the Taylor regime."""
-    P = _float64_copy(params)
+    P = float64_layers(params)
     V = _like(v, P)
     eps = _step(eps, "eps")
     vmax = max((float(np.abs(x).max()) for x in V if x.size), default=0.0)
@@ -357,7 +358,7 @@ COMPLEX_STEP = 1e-20
 def complex_step_directional(f: LossFn, params: Params, v: Params, *, h: float = COMPLEX_STEP) -> float:
     """``Im f(w + i h v) / h``: the directional derivative with no subtractive cancellation,
     exact to O(h^2) = O(1e-40) when f is analytic along the path and written for complex input."""
-    W0 = _float64_copy(params)
+    W0 = float64_layers(params)
     h = _step(h, "h")
     P = [W + 1j * h * D for W, D in zip(W0, _like(v, W0))]
     return _value(f(P), complex_step=True).imag / h
@@ -365,7 +366,7 @@ def complex_step_directional(f: LossFn, params: Params, v: Params, *, h: float =
 
 def complex_step_grad(f: LossFn, params: Params, *, h: float = COMPLEX_STEP) -> list[np.ndarray]:
     """Per-coordinate complex step ``Im f(w + i h e_i) / h``, complex128 arithmetic."""
-    P = [W.astype(np.complex128) for W in _float64_copy(params)]
+    P = [W.astype(np.complex128) for W in float64_layers(params)]
     h = _step(h, "h")
     out = []
     for W in P:
