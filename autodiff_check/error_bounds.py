@@ -108,7 +108,13 @@ class RoundingBound:
 
 def unit_roundoff(dtype) -> float:
     """u = eps / 2 of a float dtype: 2^-53 for float64, 2^-24 for float32."""
-    return float(np.finfo(dtype).eps) / 2
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt.kind != "f":
+        raise TypeError(f"unit_roundoff needs a floating-point dtype; got {dtype!r}")
+    return float(np.finfo(dt).eps) / 2
 
 
 def rounding_bound(

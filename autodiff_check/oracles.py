@@ -126,6 +126,15 @@ def _value(v, *, complex_step: bool = False) -> float | complex:
     return float(a)
 
 
+def _pattern_of(kinks: KinkFn, P: list[np.ndarray]) -> np.ndarray:
+    """``kinks(P)``, which must be an array (the side of every kink); None or a number would
+    compare equal at every step and hide the kinks."""
+    base = kinks(P)
+    if not isinstance(base, np.ndarray) or base.ndim == 0:
+        raise TypeError(f"kinks(params) must return an array (the side of every kink); got {type(base).__name__}")
+    return base
+
+
 def _finite_at_params(f: LossFn, P: list[np.ndarray]) -> float:
     f0 = _value(f(P))
     if not np.isfinite(f0):
@@ -228,7 +237,7 @@ def numerical_grad_with_error(
     P = float64_layers(params)
     eps = _step(eps, "eps")
     eps_f = _f_error(_finite_at_params(f, P), f_error)
-    base = kinks(P) if kinks is not None else None
+    base = _pattern_of(kinks, P) if kinks is not None else None
     grads, tols, n_kinks, n_unresolved = [], [], 0, 0
     for W in P:
         G, T = np.empty_like(W), np.empty_like(W)
@@ -333,7 +342,7 @@ def directional_fd(
         return (_value(f(plus)) - _value(f(minus))) / (2 * t), [(A - B) / (2 * t) for A, B in zip(plus, minus)]
 
     if kinks is not None:  # the largest step is h: steps only shrink from there
-        base = kinks(P)
+        base = _pattern_of(kinks, P)
         for _ in range(20):
             if all(np.array_equal(kinks(at(s)), base) for s in (h, -h, h / 2, -h / 2)):
                 break

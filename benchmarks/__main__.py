@@ -79,6 +79,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.backends is None:
         args.backends = list(gradients.BACKENDS)
     if args.no_training:
+        given = [o for o in ("--train-batches", "--train-examples", "--test-examples")
+                 if o in " ".join(sys.argv[1:] if argv is None else argv)]
+        if given:
+            p.error(f"{', '.join(given)} with --no-training: no training runs (drop one or the other)")
         args.train_batches = []
     largest = max(args.train_batches, default=1)
     if args.train_examples is not None and args.train_examples < largest:
@@ -195,6 +199,9 @@ def main(argv=None) -> int:
             return 2
         limits = threadpool_limits(args.threads)  # noqa: F841  held for the whole run
         pinned = _pin_to_cpus(args.threads)
+        if pinned is not None and args.threads > len(pinned):
+            log(f"WARNING: --threads {args.threads} is more than the {len(pinned)} CPUs this process may use: "
+                "the libraries' threads will share cores")
         log(f"--threads {args.threads}: BLAS and torch limited; process pinned to CPUs {pinned}"
             if pinned else f"--threads {args.threads}: BLAS and torch limited; JAX NOT limited (cannot pin here)")
     # torch gets as many threads as NumPy's BLAS has (its own default may differ, e.g. physical cores)

@@ -509,3 +509,20 @@ def test_peers_needs_at_least_one_seed(capsys):
     with pytest.raises(SystemExit) as exit_:
         peers.main(["--seeds", "0"])
     assert exit_.value.code == 2 and "argument --seeds: must be between 1 and 10000; got 0" in capsys.readouterr().err
+
+
+def test_training_options_beside_no_training_are_refused(capsys):
+    from benchmarks.__main__ import parse_args
+
+    with pytest.raises(SystemExit) as exit_:
+        parse_args(["--no-training", "--train-examples", "100"])
+    assert exit_.value.code == 2 and "--train-examples with --no-training: no training runs" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="CPU affinity is Linux-only")
+def test_more_threads_than_cpus_is_said(tmp_path):
+    n = len(os.sched_getaffinity(0)) + 1
+    pytest.importorskip("threadpoolctl")
+    code = subprocess.run([sys.executable, "-m", "benchmarks", *FAST, "--threads", str(n), "--no-plot",
+                           "--out", str(tmp_path / "t.json")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert code.returncode == 0 and f"WARNING: --threads {n} is more than the {n - 1} CPUs" in code.stderr

@@ -285,3 +285,11 @@ def test_exact_atol_takes_a_grad_error_that_broadcasts_as_check_gradients_does()
     v = ac.check_gradients(lambda W: np.sum(W ** 3), lambda W: 3 * W ** 2, W, analytic=True,
                            loss_error=1e-14, grad_error=[np.full((1, 3), 1e-12)])
     assert v.passed and "complex_step" in {r.oracle for r in v.results}   # the exact oracle reads grad_error
+
+
+def test_unit_roundoff_and_kinks_name_bad_input():
+    assert ac.unit_roundoff(np.float32) == 2.0**-24
+    with pytest.raises(TypeError, match=r"unit_roundoff needs a floating-point dtype; got <class 'numpy.int32'>"):
+        ac.unit_roundoff(np.int32)
+    with pytest.raises(TypeError, match=r"kinks\(params\) must return an array .*; got NoneType"):
+        ac.numerical_grad_with_error(lambda P: float(np.sum(P[0])), [np.ones(2)], kinks=lambda P: None)
