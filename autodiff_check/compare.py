@@ -144,12 +144,12 @@ def compare(
     if r is None or r.ndim or r.dtype.kind not in "iuf" or not (np.isfinite(r) and r >= 0):
         raise ValueError(f"rtol must be a finite number >= 0; got {rtol!r}")
     rtol = float(r)
-    (A, auto, tree_a), (_, _, tree_b) = _as_layers("grads_a", grads_a), _as_layers("grads_b", grads_b)
+    (A, auto, tree_a), (B, _, tree_b) = _as_layers("grads_a", grads_a), _as_layers("grads_b", grads_b)
     if (tree_a is None) != (tree_b is None):
         raise ValueError(f"{names[0]} and {names[1]} have different structures: one is a list of 2-D layers, "
                          "the other not")
-    B = _as_layers("grads_b", by_key(grads_b, tree_a, root=names[1], what=names[1]))[0] if tree_a is not None \
-        else _as_layers("grads_b", grads_b)[0]
+    if tree_a is not None:   # a pytree: b's leaves again, its dicts in a's key order
+        B = _as_layers("grads_b", by_key(grads_b, tree_a, root=names[1], what=names[1]))[0]
     if len(A) != len(B):
         raise ValueError(f"{names[0]} has {len(A)} layers, {names[1]} has {len(B)}")
     if not sum(np.size(a) for a in A):

@@ -73,20 +73,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=integer(0, 2**32 - 1), default=0)
     args = p.parse_args(argv)
     base = QUICK if args.quick else FULL
+    given = {key for key in base if getattr(args, key) is not None}   # what the command line set
     for key, value in base.items():
-        if getattr(args, key, None) is None:
+        if key not in given:
             setattr(args, key, value)
     if args.backends is None:
         args.backends = list(gradients.BACKENDS)
     if args.no_training:
-        given = [o for o in ("--train-batches", "--train-examples", "--test-examples")
-                 if o in " ".join(sys.argv[1:] if argv is None else argv)]
-        if given:
-            p.error(f"{', '.join(given)} with --no-training: no training runs (drop one or the other)")
+        extra = [f"--{k.replace('_', '-')}" for k in ("train_batches", "train_examples", "test_examples") if k in given]
+        if extra:
+            p.error(f"{', '.join(extra)} with --no-training: no training runs (drop one or the other)")
         args.train_batches = []
     largest = max(args.train_batches, default=1)
     if args.train_examples is not None and args.train_examples < largest:
-        if "--train-examples" in " ".join(sys.argv[1:] if argv is None else argv):
+        if "train_examples" in given:
             p.error(f"--train-examples {args.train_examples} holds no batch of {largest} (--train-batches)")
         p.error(f"--quick trains on {args.train_examples} examples: no batch of {largest} fits (--train-batches); "
                 "pass --train-examples")

@@ -223,7 +223,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .._checks import NonFiniteError
     from .training import DivergenceError
 
     if args.command == "train":
@@ -250,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("terminated" if received else "interrupted", file=sys.stderr)
         return 128 + received[0] if received else 130
-    except (ValueError, TypeError, OSError, ImportError, MemoryError, DivergenceError, NonFiniteError) as e:
+    except (ValueError, TypeError, OSError, ImportError, MemoryError, DivergenceError, _checks.NonFiniteError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     finally:

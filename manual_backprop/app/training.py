@@ -151,8 +151,7 @@ class Config:
                 raise ValueError(f"{name} must be a positive integer{also}; got {getattr(self, name)!r}")
         if self.threads is not None and self.threads > MAX_THREADS:
             raise ValueError(f"threads must be at most {MAX_THREADS}; got {self.threads!r}")
-        if not (_is_int(self.seed) and self.seed >= 0):
-            raise ValueError(f"seed must be a non-negative integer; got {self.seed!r}")
+        _checks.check_seed(self.seed)
         if not isinstance(self.standardize, bool):
             raise ValueError(f"standardize must be True or False; got {self.standardize!r}")
         _choice("model", self.model, MODELS)
