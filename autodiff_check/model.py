@@ -77,13 +77,22 @@ def add_bias(a):
     return jnp.concatenate([jnp.ones((a.shape[0], 1), a.dtype), a], axis=1)
 
 
+def _logits_and_finite(params, x, activation: str):
+    """z_L, and for l = 1..L whether z_l is finite (L booleans): hidden layers
+    ``a = g(z)`` with ``z = add_bias(a) @ W``, the last layer without g."""
+    g = ACTIVATIONS[activation]
+    a, finite = x, []
+    for W in params[:-1]:
+        z = add_bias(a) @ W
+        finite.append(jnp.all(jnp.isfinite(z)))
+        a = g(z)
+    z = add_bias(a) @ params[-1]
+    return z, jnp.stack(finite + [jnp.all(jnp.isfinite(z))])
+
+
 def logits(params, x, activation: str = "sigmoid"):
     """z_L: hidden layers ``a = g(add_bias(a) @ W)``, the last layer without g."""
-    g = ACTIVATIONS[activation]
-    a = x
-    for W in params[:-1]:
-        a = g(add_bias(a) @ W)
-    return add_bias(a) @ params[-1]
+    return _logits_and_finite(params, x, activation)[0]
 
 
 def loss_fn(params, x, y, activation: str = "sigmoid", loss: str = "binary_cross_entropy"):
@@ -91,20 +100,26 @@ def loss_fn(params, x, y, activation: str = "sigmoid", loss: str = "binary_cross
     return jnp.mean(LOSSES[loss](logits(params, x, activation), y))
 
 
+def _loss_and_finite(params, x, y, activation: str, loss: str):
+    """(J, whether each z_l is finite): a saturating g hides an overflowing z_l from J."""
+    z, finite = _logits_and_finite(params, x, activation)
+    return jnp.mean(LOSSES[loss](z, y)), finite
+
+
 def _directional(params, x, y, v, activation, loss):
     return jax.jvp(lambda P: loss_fn(P, x, y, activation, loss), (params,), (v,))[1]
 
 
 _jvp = jax.jit(_directional, static_argnames=("activation", "loss"))
-_value_and_grad = jax.jit(jax.value_and_grad(loss_fn), static_argnames=("activation", "loss"))
-_loss_jit = jax.jit(loss_fn, static_argnames=("activation", "loss"))
+_value_and_grad = jax.jit(jax.value_and_grad(_loss_and_finite, has_aux=True), static_argnames=("activation", "loss"))
+_loss_jit = jax.jit(_loss_and_finite, static_argnames=("activation", "loss"))
 
 
 @partial(jax.jit, static_argnames=("activation", "loss"))
 def _sgd(params, x, y, lr, activation, loss):
-    J, grads = jax.value_and_grad(loss_fn)(params, x, y, activation, loss)
-    return J, [W - lr * g for W, g in zip(params, grads)]
-_logits_jit = jax.jit(logits, static_argnames=("activation",))
+    (J, finite), grads = jax.value_and_grad(_loss_and_finite, has_aux=True)(params, x, y, activation, loss)
+    return (J, finite), [W - lr * g for W, g in zip(params, grads)]
+_logits_jit = jax.jit(_logits_and_finite, static_argnames=("activation",))
 
 
 def _prepare(params, x, y, activation, loss):
@@ -118,18 +133,34 @@ def _prepare(params, x, y, activation, loss):
     return dtype, x, y
 
 
+def _check_z(finite, what: str, params, x) -> None:
+    """Raise as manual_backprop does for the first z_l that is NaN or inf (``finite``: one
+    boolean per layer); ``what`` may name it as ``{l}``."""
+    bad = np.flatnonzero(~np.asarray(finite))
+    if bad.size:
+        _checks.raise_not_finite(what.format(l=bad[0] + 1), params, x)
+
+
+def _checked_logits(params, x, activation: str):
+    z, finite = _logits_jit(list(params), x, activation=activation)
+    _check_z(finite, "z_{l}", params, x)
+    return z
+
+
 def forward(params: Sequence[np.ndarray], x, *, activation: str = "sigmoid",
             loss: str = "binary_cross_entropy") -> np.ndarray:
     """The network's output f(z_L), (batch, n_out), as a NumPy array."""
     _, x, _ = _prepare(params, x, _checks.NO_TARGETS, activation, loss)
-    return np.asarray(OUTPUTS[loss](_logits_jit(list(params), x, activation=activation)))
+    return np.asarray(OUTPUTS[loss](_checked_logits(params, x, activation)))
 
 
 def loss(params: Sequence[np.ndarray], x, y, *, activation: str = "sigmoid",
          loss: str = "binary_cross_entropy") -> float:
     """Mean loss over the batch, as a Python float."""
     _, x, y = _prepare(params, x, y, activation, loss)
-    return _finite(float(_loss_jit(list(params), x, y, activation=activation, loss=loss)), "the loss", params, x)
+    J, finite = _loss_jit(list(params), x, y, activation=activation, loss=loss)
+    _check_z(finite, "z_{l}", params, x)
+    return _finite(float(J), "the loss", params, x)
 
 
 def _finite(J: float, what: str, params, x, arrays=()) -> float:
@@ -145,7 +176,8 @@ def loss_and_grad(params: Sequence[np.ndarray], x, y, *, activation: str = "sigm
     """``(J, grads)`` by ``jax.jit(jax.value_and_grad(loss_fn))``; grads as NumPy arrays
     shaped and typed like ``params``."""
     dtype, x, y = _prepare(params, x, y, activation, loss)
-    J, grads = _value_and_grad(list(params), x, y, activation=activation, loss=loss)
+    (J, finite), grads = _value_and_grad(list(params), x, y, activation=activation, loss=loss)
+    _check_z(finite, "the loss", params, x)
     grads = [np.asarray(g, dtype=dtype) for g in grads]
     return _finite(float(J), "the loss or its gradient", params, x, grads), grads
 
@@ -157,7 +189,8 @@ def sgd_step(params: Sequence[np.ndarray], x, y, lr: float, *, activation: str =
     (manual_backprop.sgd_step updates in place; ``J, params = sgd_step(...)`` reads the same)."""
     dtype, x, y = _prepare(params, x, y, activation, loss)
     rate = _checks.check_lr(lr, dtype)  # validated like manual_backprop's
-    J, new = _sgd(list(params), x, y, rate, activation=activation, loss=loss)
+    (J, finite), new = _sgd(list(params), x, y, rate, activation=activation, loss=loss)
+    _check_z(finite, "the loss", params, x)
     new = [np.asarray(W, dtype=dtype) for W in new]
     return _finite(float(J), "the loss or the updated params (params are unchanged)", params, x, new), new
 
@@ -194,7 +227,7 @@ def predict(params: Sequence[np.ndarray], x, *, activation: str = "sigmoid",
             loss: str = "binary_cross_entropy") -> np.ndarray:
     """Predicted class indices, argmax of the logits."""
     _, x, _ = _prepare(params, x, _checks.NO_TARGETS, activation, loss)
-    return np.asarray(jnp.argmax(_logits_jit(list(params), x, activation=activation), axis=1))
+    return np.argmax(np.asarray(_checked_logits(params, x, activation)), axis=1)
 
 
 def accuracy(params: Sequence[np.ndarray], x, labels, *, activation: str = "sigmoid",

@@ -37,19 +37,28 @@ class Sequential:
         self.layers, self.loss_name = self._spec.layers, loss
         lossfn = LOSSES[loss]
 
-        def logits(params, x):
-            a = x
+        def logits_and_finite(params, x):
+            """The logits, and for each layer whether its outputs are finite."""
+            a, finite = x, []
             for layer, p in zip(self.layers, params):
                 a = FORWARD[layer.name](a, *p, **layer.options)
-            return a
+                finite.append(jnp.all(jnp.isfinite(a)))
+            return a, jnp.stack(finite)
+
+        def logits(params, x):
+            return logits_and_finite(params, x)[0]
 
         def loss_fn(params, x, y):
             return jnp.mean(lossfn(logits(params, x), y))
 
+        def loss_and_finite(params, x, y):
+            a, finite = logits_and_finite(params, x)
+            return jnp.mean(lossfn(a, y)), finite
+
         self.loss_fn, self.logits_fn = loss_fn, logits
-        self._value_and_grad = jax.jit(jax.value_and_grad(loss_fn))
-        self._logits = jax.jit(logits)
-        self._loss = jax.jit(loss_fn)
+        self._value_and_grad = jax.jit(jax.value_and_grad(loss_and_finite, has_aux=True))
+        self._logits = jax.jit(logits_and_finite)
+        self._loss = jax.jit(loss_and_finite)
 
     def __repr__(self) -> str:
         return f"autodiff_check.sequential.{self._spec!r}"
@@ -71,19 +80,31 @@ class Sequential:
             y = self._spec._targets(np.empty((x.shape[0], z1.shape[1]), z1.dtype), y)
         return x, y
 
+    def _check_outputs(self, finite) -> None:
+        """NonFiniteError, as manual_backprop's Sequential, for the first layer whose outputs
+        are NaN or inf (``finite``: one boolean per layer)."""
+        bad = np.flatnonzero(~np.asarray(finite))
+        if bad.size:
+            _Spec._overflow(self._spec._output_name(int(bad[0])))
+
     def forward(self, params: Params, x) -> np.ndarray:
         x, _ = self._validate(params, x)
-        return _Spec._finite("the logits", np.asarray(self._logits(params, x)))
+        a, finite = self._logits(params, x)
+        self._check_outputs(finite)
+        return np.asarray(a)
 
     def loss(self, params: Params, x, y) -> float:
         x, y = self._validate(params, x, y)
-        return _Spec._finite_loss(float(self._loss(params, x, y)))
+        J, finite = self._loss(params, x, y)
+        self._check_outputs(finite)
+        return _Spec._finite_loss(float(J))
 
     def loss_and_grad(self, params: Params, x, y) -> tuple[float, Params]:
         """``(J, grads)`` by jit(value_and_grad); grads as NumPy arrays, structured like params.
         Inputs are refused and overflows raised as by manual_backprop.model.Sequential."""
         x, y = self._validate(params, x, y)
-        J, grads = self._value_and_grad(params, x, y)
+        (J, finite), grads = self._value_and_grad(params, x, y)
+        self._check_outputs(finite)
         grads = [tuple(_Spec._finite(f"the gradients of layer {l}", np.asarray(g)) for g in gl)
                  for l, gl in enumerate(grads)]
         return _Spec._finite_loss(float(J)), grads

@@ -135,18 +135,33 @@ class Sequential:
         self._check_params(params)
         self._check_finite(params, x)
         a = x
-        for layer, p in zip(self.layers, params):
-            a = getattr(layers, layer.name)(a, *p, **layer.options)
-        return self._finite("the logits", a)
+        for l in range(len(self.layers)):
+            a = self._apply(l, params, a)
+        return a
+
+    def _apply(self, l: int, params: Params, a: np.ndarray) -> np.ndarray:
+        """a_{l+1} = f_l(a_l, *p_l) for layers[l]; NaN or inf in it is an overflow (as in the
+        flat network's z_l: a saturating layer after it would hide it from the loss)."""
+        layer = self.layers[l]
+        out = getattr(layers, layer.name)(a, *params[l], **layer.options)
+        return self._finite(self._output_name(l), out)
+
+    def _output_name(self, l: int) -> str:
+        """How an overflow names layers[l]'s outputs (both Sequentials use it)."""
+        return "the logits" if l == len(self.layers) - 1 else f"the outputs of layer {l} ({self.layers[l].name})"
 
     @staticmethod
     def _finite(what: str, a: np.ndarray) -> np.ndarray:
         """``a``, or NonFiniteError: with x and params finite (checked first), a NaN or inf is an
         overflow."""
         if not _checks.all_finite(a):
-            raise _checks.NonFiniteError(f"{what} are NaN or inf although x and params are finite: an overflow "
-                                         "(inputs or weights too large)")
+            Sequential._overflow(what)
         return a
+
+    @staticmethod
+    def _overflow(what: str) -> None:
+        raise _checks.NonFiniteError(f"{what} are NaN or inf although x and params are finite: an overflow "
+                                     "(inputs or weights too large)")
 
     def _targets(self, z: np.ndarray, y) -> np.ndarray:
         if y is None:
@@ -179,10 +194,10 @@ class Sequential:
         self._check_params(params)
         self._check_finite(params, x)
         inputs, a = [], x
-        for layer, p in zip(self.layers, params):
+        for l in range(len(self.layers)):
             inputs.append(a)
-            a = getattr(layers, layer.name)(a, *p, **layer.options)
-        y = self._targets(self._finite("the logits", a), y)
+            a = self._apply(l, params, a)
+        y = self._targets(a, y)
         B = a.shape[0]
         J = self._finite_loss(float(self._loss.value(a, y).sum()) / B)
         d = self._loss.delta(a, y)

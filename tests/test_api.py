@@ -277,14 +277,35 @@ def test_an_overflow_is_a_non_finite_error_on_both_backends(backend):
         backend.loss_and_grad(P32, np.full((5, 4), 1e39), Y)
 
 
-def test_the_flat_reference_refuses_an_overflowing_z_in_every_call():
-    """forward, predict, accuracy and loss warned (an error here) where loss_and_grad raised."""
-    P32 = mb.init_params([4, 3, 2], dtype=np.float32)
+@pytest.mark.parametrize("backend", [mb, ac], ids=["manual_backprop", "autodiff_check"])
+def test_both_flat_backends_refuse_an_overflowing_z_in_every_call(backend):
+    """z_1 = x W_1[1:] + W_1[0] overflows float32 at x = 3e38 and the sigmoid after it saturates,
+    so J and the gradient come out finite: the reference's forward, predict, accuracy and loss
+    warned (an error here) where loss_and_grad raised, and the JAX twin returned numbers."""
+    P32, y = mb.init_params([4, 3, 2], dtype=np.float32), Y.astype(np.float32)
     big = np.full((5, 4), 3e38, np.float32)
-    for call in (lambda: mb.forward(P32, big), lambda: mb.predict(P32, big),
-                 lambda: mb.accuracy(P32, big, np.arange(5) % 2), lambda: mb.loss(P32, big, Y.astype(np.float32))):
-        with pytest.raises(mb.NonFiniteError, match="z_1 is NaN or inf"):
+    for call in (lambda: backend.forward(P32, big), lambda: backend.predict(P32, big),
+                 lambda: backend.accuracy(P32, big, np.arange(5) % 2), lambda: backend.loss(P32, big, y)):
+        with pytest.raises(mb.NonFiniteError, match="^z_1 is NaN or inf"):
             call()
+    for call in (lambda: backend.loss_and_grad(P32, big, y), lambda: backend.sgd_step([W.copy() for W in P32], big, y, 0.1)):
+        with pytest.raises(mb.NonFiniteError, match="^the loss is NaN or inf"):
+            call()
+
+
+@pytest.mark.parametrize("twin", [MM, AS], ids=["manual_backprop", "autodiff_check"])
+def test_both_sequentials_refuse_a_layer_output_that_overflows(twin):
+    """The same float32 overflow in the first dense layer, hidden from the logits by the sigmoid
+    after it: both Sequentials returned finite numbers."""
+    net = twin.mlp([4, 3, 2])
+    p, y, big = net.init(seed=0, dtype=np.float32), Y.astype(np.float32), np.full((5, 4), 3e38, np.float32)
+    for call in (lambda: net.forward(p, big), lambda: net.predict(p, big), lambda: net.loss(p, big, y),
+                 lambda: net.loss_and_grad(p, big, y)):
+        with pytest.raises(mb.NonFiniteError, match=re.escape("the outputs of layer 0 (dense) are NaN or inf")):
+            call()
+    p[-1][0][1:] = 3e38               # the logits overflow instead: x = 0 makes a = 1/2, z = 1.5 * 3e38
+    with pytest.raises(mb.NonFiniteError, match="^the logits are NaN or inf"):
+        net.loss_and_grad(p, np.zeros((5, 4), np.float32), y)
 
 
 def test_shared_argument_checks_name_the_argument():
