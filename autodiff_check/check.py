@@ -52,7 +52,8 @@ Tolerances for a black box (no ``loss_error=``/``kinks=`` given) are estimated, 
    are computed: a derivative under test matching either side is *not checkable here*
    (counted, listed, not a failure); matching neither is a failure. At a domain edge (f finite
    on one side only) the one-sided Richardson derivative from the finite side is used once
-   F(h) - F(2h) : F(2h) - F(4h) is 1 : 2 to 1 : 4 (the Taylor regime; :func:`autodiff_check.blackbox.one_sided`).
+   F(h) - F(2h) : F(2h) - F(4h) is 1 : 2 to 1 : 4 (the Taylor regime; accepted from 1 : 1.5 to 1 : 4.5,
+   :func:`autodiff_check.blackbox.one_sided`).
 5. Exact oracles (complex step, JAX) against the derivative under test g:
    tol_i = r |ref|_max(leaf) + 8 tiny + 8 sigma_g,i, with r = max(EXACT_RTOL, 64 u) in the
    leaf's dtype (:func:`_exact_r`: 32 roundings on each side), tiny = finfo(dtype).tiny (XLA

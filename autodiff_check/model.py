@@ -3,7 +3,8 @@
 Written independently of ``manual_backprop``: the layers use the post's bias-column form
 ``add_bias(a) @ W`` (manual_backprop uses ``a @ W[1:] + W[0]``) and the losses use
 ``jax.nn`` (``log_sigmoid``, ``log_softmax``) where manual_backprop uses softplus and
-log-sum-exp written by hand. Only the parameter layout is shared.
+log-sum-exp written by hand. Shared with manual_backprop: the parameter layout, ``init_params``
+and ``one_hot`` (data, not derivation), and the argument checks, so that both refuse alike.
 
 Float64: importing ``autodiff_check`` turns on ``jax_enable_x64`` (a checking tool needs
 float64). Arrays keep the dtype they arrive with, so float32 stays float32.

@@ -67,6 +67,10 @@ class Sequential:
         """The same parameters as manual_backprop.model.Sequential.init(seed, dtype=dtype)."""
         return self._spec.init(seed, dtype=dtype)
 
+    def check_params(self, params) -> None:
+        """Refuse (ValueError naming the layer) params not shaped for this network."""
+        self._spec.check_params(params)
+
     def _validate(self, params: Params, x, y=_checks.NO_TARGETS):
         """Refuse what manual_backprop.model.Sequential refuses, with its messages, before JAX
         traces anything: the NumPy network runs one example (shapes, dtypes, params), then x

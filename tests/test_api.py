@@ -243,6 +243,14 @@ def test_both_sequentials_refuse_alike(name, call, exc, message):
             call(net, MM_NET.init(seed=1))
 
 
+def test_both_sequentials_expose_the_same_api():
+    public = {cls: {n for n in vars(cls) if not n.startswith("_")} for cls in (MM.Sequential, AS.Sequential)}
+    assert public[MM.Sequential] == public[AS.Sequential]
+    for net in (MM_NET, AS_NET):
+        with pytest.raises(ValueError, match=re.escape("params[0] (dense) must hold arrays of shapes ((5, 3),)")):
+            net.check_params([(np.ones((4, 3)),), ()] + MM_NET.init()[2:])
+
+
 @pytest.mark.parametrize("twin", [MM, AS], ids=["manual_backprop", "autodiff_check"])
 def test_both_sequentials_refuse_nan_params_and_raise_on_overflow(twin):
     net = twin.mlp([4, 3, 2], loss="mean_squared_error")
