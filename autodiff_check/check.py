@@ -89,6 +89,8 @@ from typing import Any
 
 import numpy as np
 
+from manual_backprop import _checks
+
 from . import blackbox
 from . import noise as _noise
 from .compare import compare
@@ -611,11 +613,6 @@ def _check_count(name: str, n) -> None:
         raise ValueError(f"{name} must be an integer >= 1; got {n!r}")
 
 
-def _check_seed(seed) -> None:
-    if not (_is_int(seed) and seed >= 0):
-        raise ValueError(f"seed must be an integer >= 0; got {seed!r}")
-
-
 def _check_finite_tree(leaves, paths, root: str) -> None:
     for L, p in zip(leaves, paths):
         a = np.asarray(L)
@@ -673,7 +670,7 @@ def check_gradients(
     ``seed``; ``name`` for the report. Declared bounds (the network path): ``kinks(params)``
     returns the sign pattern at every kink, ``loss_error`` the loss's absolute rounding error,
     ``grad_error`` per-entry bounds on the gradient's."""
-    _check_seed(seed)
+    _checks.check_seed(seed)
     flat = Flat(params, _root, what="params" if _root == "params" else "primals")
     if grad_error is not None:
         _check_grad_error(grad_error, flat)
@@ -800,7 +797,7 @@ def check_vjp(f: Callable, vjp_fn: Callable, *primals, jax_fn: Callable | None =
         raise ValueError("check_vjp needs at least one primal: check_vjp(f, vjp_fn, x, W, b)")
     name = options.pop("name", "vjp")
     seed = options.get("seed", 0)
-    _check_seed(seed)
+    _checks.check_seed(seed)
     _check_count("n_cotangents", n_cotangents)
     flat = Flat(tuple(primals), "primal", what="primals")   # the inputs are checked before f sees them
     rng = np.random.default_rng(seed + 104729)
@@ -858,7 +855,7 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
         raise ValueError("check_jvp needs at least one primal")
     name = options.pop("name", "jvp")
     seed = options.get("seed", 0)
-    _check_seed(seed)
+    _checks.check_seed(seed)
     flat = Flat(tuple(primals), "primal", what="primals")   # the inputs are checked before f sees them
     rng = np.random.default_rng(seed + 15485863)
     out_leaves, _, out_td = _out_info(f, primals)
@@ -954,7 +951,7 @@ def check_hvp(loss_fn: Callable, hvp_fn: Callable, params: Any, *, grad_fn: Call
     flat = Flat(params, "params", what="params")
     name = options.pop("name", "hvp")
     seed = options.get("seed", 0)
-    _check_seed(seed)
+    _checks.check_seed(seed)
     _check_count("n_vectors", n_vectors)
     rng = np.random.default_rng(seed + 32452843)
     verdict = None
@@ -1057,7 +1054,6 @@ def activation_pattern(params: Sequence[np.ndarray], x: np.ndarray, activation: 
     """Which side of the kink every hidden pre-activation lies on (relu: z > 0, leaky_relu:
     z >= 0), concatenated over layers: the ``kinks`` function for finite differences.
     ``params`` and ``x`` are checked as ``manual_backprop.loss_and_grad`` checks them."""
-    from manual_backprop import _checks
     from manual_backprop.activations import get_activation
 
     g = get_activation(activation)

@@ -399,7 +399,7 @@ def test_bad_options_are_named():
     with pytest.raises(ValueError, match="n_directions must be an integer"):
         ac.check_vjp(np.sin, vjp, x, n_directions=True)
     for seed in (-1, 1.5):
-        with pytest.raises(ValueError, match="seed must be an integer >= 0"):
+        with pytest.raises(ValueError, match="seed must be a non-negative integer"):
             ac.check_vjp(np.sin, vjp, x, seed=seed)
     with pytest.raises(ValueError, match="loss_error must be a finite number >= 0"):
         ac.check_gradients(lambda x: float(np.sum(x)), lambda x: np.ones(2), x, loss_error="x")
