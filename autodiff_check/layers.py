@@ -3,7 +3,7 @@ every VJP from ``jax.vjp``: the oracle the hand derivations are checked against.
 
 Written independently: nothing here imports ``manual_backprop``. Where a library primitive
 exists it is used instead of the formula the NumPy code spells out (``lax.conv_general_dilated``
-for convolution, ``lax.reduce_window`` for pooling, ``jax.nn.softmax``, ``jnp.var``,
+for convolution, ``lax.reduce_window`` for pooling, ``jax.nn.softmax``,
 ``lax.scan`` for recurrence, the post's bias-column form ``[1, x] @ W`` for dense).
 
 Same names and signatures: ``name(x, *params, **options) -> y`` and
@@ -94,18 +94,27 @@ def _dropout(x, mask, *, rate):
     return jnp.where(mask, x, 0) / (1 - rate) if mask.dtype == jnp.bool_ else x * mask / (1 - rate)
 
 
+def _centred(x, axes):
+    """x - mean(x) over ``axes``, the mean corrected once by the mean of the first deviations:
+    a rounded mean of equal values is off by a few ulps, which (x - mean)^2 would turn into a
+    variance (jnp.var does)."""
+    mean = jnp.mean(x, axis=axes, keepdims=True)
+    mean = mean + jnp.mean(x - mean, axis=axes, keepdims=True)
+    return x - mean
+
+
 def _batch_norm(x, gamma, beta, *, eps=1e-5):
     axes = (0,) + tuple(range(2, x.ndim))
     shape = (1, -1) + (1,) * (x.ndim - 2)
-    mean = jnp.mean(x, axis=axes, keepdims=True)
-    var = jnp.var(x, axis=axes, keepdims=True)
-    return (x - mean) * lax.rsqrt(var + eps) * gamma.reshape(shape) + beta.reshape(shape)
+    xc = _centred(x, axes)
+    var = jnp.mean(xc * xc, axis=axes, keepdims=True)
+    return xc * lax.rsqrt(var + eps) * gamma.reshape(shape) + beta.reshape(shape)
 
 
 def _layer_norm(x, gamma, beta, *, eps=1e-5):
-    mean = jnp.mean(x, axis=-1, keepdims=True)
-    var = jnp.var(x, axis=-1, keepdims=True)
-    return (x - mean) * lax.rsqrt(var + eps) * gamma + beta
+    xc = _centred(x, -1)
+    var = jnp.mean(xc * xc, axis=-1, keepdims=True)
+    return xc * lax.rsqrt(var + eps) * gamma + beta
 
 
 def _softmax(x, *, axis=-1):

@@ -386,6 +386,20 @@ def test_batch_norm_normalises_each_feature():
     np.testing.assert_allclose((y * y).mean(axis=0), var / (var + 1.0), rtol=1e-14)
 
 
+@pytest.mark.parametrize("dtype, c", [(np.float32, 10000.1), (np.float64, 10000.1), (np.float64, 1e30)])
+def test_a_group_of_equal_values_normalises_to_beta(dtype, c):
+    """Equal values have variance 0: xhat = 0, y = beta, dgamma = 0, exactly. A mean rounded once
+    is off by a few ulps of the sum (float32 10000.1 over 100 values: by ~0.01), which squared
+    made the variance and xhat = -0.95 in both layers."""
+    for layer, vjp, x in ((L.batch_norm, L.batch_norm_vjp, np.full((100, 3), c, dtype)),
+                          (L.layer_norm, L.layer_norm_vjp, np.full((3, 100), c, dtype))):
+        D = x.shape[1]
+        gamma, beta = np.linspace(0.5, 2, D).astype(dtype), np.arange(D).astype(dtype)
+        np.testing.assert_array_equal(layer(x, gamma, beta), np.broadcast_to(beta, x.shape))
+        dx, dgamma, dbeta = vjp(np.ones_like(x), x, gamma, beta)
+        np.testing.assert_array_equal(dgamma, 0)
+
+
 def test_recurrent_state_gradients_by_hand():
     """One step, H = 1, D = 1, zero weights but Wh: h_1 = tanh(w h0), so dh0 = dy (1 - h_1^2) w."""
     x, h0 = np.zeros((1, 1, 1)), np.array([[0.5]])
