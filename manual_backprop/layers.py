@@ -282,7 +282,11 @@ def conv2d(x: np.ndarray, W: np.ndarray, b: np.ndarray, *, stride=1, padding=0) 
     T[(c,p), (n,i,t)] = sum_{f,q} W[f,c,p,q] dy_s[n,f,i,t-q], so dx_p[n,c,sh i + p, t] += T: kh
     shifted row adds instead of col2im's kh kw. Same sums as the equations, only grouped; the
     extra products are with zeros (padding, t outside the window), which change nothing for
-    finite x and W (with an inf among them, 0 * inf = NaN may appear where a sum has no term).
+    finite x and W. Where x holds a NaN or inf, the columns of x_p that no window reads are
+    zeroed first (at stride > 1 or beyond the last window), so that 0 * inf there does not
+    turn every dW into NaN. A NaN or inf that a window reads makes the dW entries whose sums
+    hold it non-finite, and through the grouping's products with zeros may make NaN of other
+    entries of dW[:, c] as well (an inf in W does the same in dx).
     """
     x, W, b, stride, padding, (Ho, Wo) = _conv_args(x, W, b, stride, padding)
     N, F = x.shape[0], W.shape[0]
@@ -300,6 +304,8 @@ def conv2d_vjp(dy: np.ndarray, x: np.ndarray, W: np.ndarray, b: np.ndarray, *, s
     F, _, kh, kw = W.shape
     dy = _dy("conv2d", dy, (N, F, Ho, Wo), x.dtype)
     xp = _padded(x, (ph, pw))
+    if not _checks.all_finite(xp):
+        xp = _unread_columns_zeroed(xp, kw, sw, Wo)
     Hp, Wp = xp.shape[2:]
     M = N * Ho * Wp                                     # columns (n, i, t), t over the padded width
     # dy_s in rows of width Wp, behind kw - 1 zeros: D's shift t - q < 0 wraps onto zeros (the
@@ -311,12 +317,22 @@ def conv2d_vjp(dy: np.ndarray, x: np.ndarray, W: np.ndarray, b: np.ndarray, *, s
     sn, sc, sr, st = xp.strides
     R = np.lib.stride_tricks.as_strided(xp, (C, kh, N, Ho, Wp), (sc, sr, sn, sh * sr, st), writeable=False)
     R = R.reshape(C * kh, M)
-    dW = np.ascontiguousarray((D @ R.T).reshape(F, kw, C, kh).transpose(0, 2, 3, 1))   # one GEMM
-    T = (W.transpose(1, 2, 0, 3).reshape(C * kh, F * kw) @ D).reshape(C, kh, N, Ho, Wp)  # one GEMM
+    with np.errstate(invalid="ignore"):                # 0 * inf of a non-finite x or W: NaN, as documented
+        dW = np.ascontiguousarray((D @ R.T).reshape(F, kw, C, kh).transpose(0, 2, 3, 1))   # one GEMM
+        T = (W.transpose(1, 2, 0, 3).reshape(C * kh, F * kw) @ D).reshape(C, kh, N, Ho, Wp)  # one GEMM
     dxp = np.zeros((N, C, Hp, Wp), dtype=x.dtype)
     for p in range(kh):                                 # T's row (c, p, n, i) lands on x_p row sh i + p
         dxp[:, :, p:p + sh * (Ho - 1) + 1:sh] += T[:, p].transpose(1, 0, 2, 3)
     return dxp[:, :, ph:ph + H, pw:pw + Wd], dW, dy.sum(axis=(0, 2, 3))
+
+
+def _unread_columns_zeroed(xp: np.ndarray, kw: int, sw: int, Wo: int) -> np.ndarray:
+    """A copy of x_p with 0 in every column t that no window reads (t != sw j + q for all
+    j < Wo, q < kw)."""
+    read = np.zeros(xp.shape[3], dtype=bool)
+    for q in range(kw):
+        read[q:q + sw * (Wo - 1) + 1:sw] = True
+    return np.where(read, xp, xp.dtype.type(0))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -400,6 +400,24 @@ def test_a_group_of_equal_values_normalises_to_beta(dtype, c):
         np.testing.assert_array_equal(dgamma, 0)
 
 
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_conv2d_vjp_is_not_touched_by_a_non_finite_x_that_no_window_reads(bad):
+    """The vjp's GEMM over D and R spans every column of x_p, read by a window or not: 0 * inf
+    there made every entry of dW NaN. Stride 3 with a 2x2 kernel on 7x7 reads columns (and rows)
+    0, 1, 3, 4: values in column 2 or 6 change nothing."""
+    rng = np.random.default_rng(0)
+    x, W, b = rng.standard_normal((2, 3, 7, 7)), rng.standard_normal((4, 3, 2, 2)), rng.standard_normal(4)
+    dy = rng.standard_normal((2, 4, 2, 2))
+    ref = L.conv2d_vjp(dy, x, W, b, stride=3)
+    xb = x.copy()
+    xb[0, 1, 3, 2] = xb[1, 2, 0, 6] = bad
+    for got, want in zip(L.conv2d_vjp(dy, xb, W, b, stride=3), ref):
+        np.testing.assert_array_equal(got, want)
+    xb[0, 1, 3, 1] = bad      # read by window (i, j) = (1, 0) at (p, q) = (0, 1): in dW[:, 1, 0, 1]
+    dW = L.conv2d_vjp(dy, xb, W, b, stride=3)[1]
+    assert not np.isfinite(dW[:, 1, 0, 1]).any() and np.isfinite(np.delete(dW, 1, axis=1)).all()
+
+
 def test_recurrent_state_gradients_by_hand():
     """One step, H = 1, D = 1, zero weights but Wh: h_1 = tanh(w h0), so dh0 = dy (1 - h_1^2) w."""
     x, h0 = np.zeros((1, 1, 1)), np.array([[0.5]])
