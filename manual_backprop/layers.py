@@ -585,7 +585,7 @@ def batch_norm_vjp(dy, x, gamma, beta, *, eps: float = 1e-5):
 
 
 def layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, *, eps: float = 1e-5) -> np.ndarray:
-    """Layer normalisation over the last axis (D values per row), x (..., D), gamma, beta (D,).
+    """Layer normalisation over the last axis (D values per row), x (N, ..., D), gamma, beta (D,).
 
     Forward:   mu = mean_k x_k,  var = mean_k (x_k - mu)^2,  s = 1/sqrt(var + eps)
                xhat = (x - mu) s,  y = gamma xhat + beta
@@ -611,8 +611,10 @@ def layer_norm_vjp(dy, x, gamma, beta, *, eps: float = 1e-5):
 
 def _softmax(x, axis, allowed=None):
     """exp(x - max) / sum, with the max over the allowed entries; disallowed entries are exactly 0
-    (no -inf is formed, so nothing overflows or warns)."""
-    with np.errstate(over="ignore"):   # x - max < -max float: -inf, and exp(-inf) = 0 is exact
+    (no -inf is formed, so nothing overflows or warns). A NaN or inf in an allowed entry makes
+    its row NaN, without a warning."""
+    # x - max < -max float: -inf, and exp(-inf) = 0 is exact; inf - inf: NaN, the row's result
+    with np.errstate(over="ignore", invalid="ignore"):
         if allowed is None:
             e = np.exp(x - x.max(axis=axis, keepdims=True))
         else:
@@ -658,6 +660,18 @@ def _attention_args(layer, q, k, v, causal):
     return q, k, v, allowed, q.dtype.type(1 / np.sqrt(d))
 
 
+def _scores(layer, q, k, scale, allowed):
+    """S = q k^T / sqrt(d); an entry that overflows (from finite q and k, unmasked) is a
+    ValueError, as in the norms: softmax would turn it into NaN."""
+    with np.errstate(over="ignore", invalid="ignore"):   # judged just below
+        S = q @ k.transpose(0, 2, 1) * scale
+    if not _checks.all_finite(S if allowed is None else np.where(allowed, S, 0)):
+        if _checks.all_finite(q) and _checks.all_finite(k):
+            raise ValueError(f"{layer}: q k^T / sqrt(d) overflows {q.dtype} where q and k are finite (|q| up to "
+                             f"{np.abs(q).max():.3g}, |k| up to {np.abs(k).max():.3g}); scale q or k down")
+    return S
+
+
 def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, *, causal: bool = False) -> np.ndarray:
     """Single-head scaled dot-product attention. q (N, T_q, d), k (N, T_k, d), v (N, T_k, d_v),
     y (N, T_q, d_v); with ``causal`` (T_q = T_k), query t sees keys 1..t only.
@@ -665,17 +679,18 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, *, causal: bool = Fal
     Forward:   S = q k^T / sqrt(d),   P = softmax(S) over keys (masked keys: P = 0),   y = P v
     Backward:  dv = P^T dy,   dP = dy v^T,   dS = P * (dP - sum_keys(dP * P))
                dq = dS k / sqrt(d),   dk = dS^T q / sqrt(d)
-    Masked entries have P = 0, hence dS = 0: no gradient flows to future keys.
+    Masked entries have P = 0, hence dS = 0: no gradient flows to future keys. An unmasked
+    score that overflows (finite q and k) is a ValueError.
     """
     q, k, v, allowed, scale = _attention_args("attention", q, k, v, causal)
-    return _softmax(q @ k.transpose(0, 2, 1) * scale, -1, allowed) @ v
+    return _softmax(_scores("attention", q, k, scale, allowed), -1, allowed) @ v
 
 
 def attention_vjp(dy, q, k, v, *, causal: bool = False):
     """``(dq, dk, dv)`` of :func:`attention`."""
     q, k, v, allowed, scale = _attention_args("attention_vjp", q, k, v, causal)
     dy = _dy("attention", dy, (q.shape[0], q.shape[1], v.shape[2]), q.dtype)
-    P = _softmax(q @ k.transpose(0, 2, 1) * scale, -1, allowed)
+    P = _softmax(_scores("attention_vjp", q, k, scale, allowed), -1, allowed)
     dP = dy @ v.transpose(0, 2, 1)
     dS = P * (dP - (dP * P).sum(axis=-1, keepdims=True))
     dS *= scale

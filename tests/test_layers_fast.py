@@ -418,6 +418,28 @@ def test_conv2d_vjp_is_not_touched_by_a_non_finite_x_that_no_window_reads(bad):
     assert not np.isfinite(dW[:, 1, 0, 1]).any() and np.isfinite(np.delete(dW, 1, axis=1)).all()
 
 
+def test_attention_refuses_scores_that_overflow_unless_masked():
+    """q k^T beyond float32 from finite q, k: softmax made NaN of it (inf - inf) with warnings;
+    now a ValueError as in the norms. A score the causal mask hides is never used: no error."""
+    q = (np.array([1.0, -2.0, 3.0, 0.5]) * 1e19).astype(np.float32).reshape(1, 4, 1)
+    for call in (lambda: L.attention(q, q, q), lambda: L.attention_vjp(np.ones_like(q), q, q, q)):
+        with pytest.raises(ValueError, match="q k\\^T / sqrt\\(d\\) overflows float32 where q and k are finite"):
+            call()
+    q, k = np.array([[[1e20], [1e-20]]], np.float32), np.array([[[1e-20], [1e20]]], np.float32)
+    S01 = np.float64(q[0, 0, 0]) * k[0, 1, 0]                  # 1e40: only query 0 against key 1, masked
+    assert S01 > np.finfo(np.float32).max
+    v = np.ones((1, 2, 1), np.float32)
+    y = L.attention(q, k, v, causal=True)
+    dq, dk, dv = L.attention_vjp(np.ones_like(y), q, k, v, causal=True)
+    assert all(np.isfinite(a).all() for a in (y, dq, dk, dv))
+
+
+def test_softmax_of_an_infinite_entry_is_nan_without_a_warning():
+    """inf - max = inf - inf: NaN for the row (as for a NaN), and no 'invalid value' warning."""
+    y = L.softmax(np.array([[1.0, np.inf, 2.0], [0.0, 1.0, 2.0]]))
+    assert np.isnan(y[0]).all() and np.isfinite(y[1]).all()
+
+
 def test_recurrent_state_gradients_by_hand():
     """One step, H = 1, D = 1, zero weights but Wh: h_1 = tanh(w h0), so dh0 = dy (1 - h_1^2) w."""
     x, h0 = np.zeros((1, 1, 1)), np.array([[0.5]])
