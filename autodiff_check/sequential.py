@@ -43,7 +43,7 @@ class Sequential:
             for layer, p in zip(self.layers, params):
                 a = FORWARD[layer.name](a, *p, **layer.options)
                 finite.append(jnp.all(jnp.isfinite(a)))
-            return a, jnp.stack(finite)
+            return a, jnp.array(finite, dtype=bool)       # () for no layers
 
         def logits(params, x):
             return logits_and_finite(params, x)[0]
@@ -78,7 +78,7 @@ class Sequential:
         if np.ndim(x) == 0:
             raise TypeError(f"x must be an array of examples; got {type(x).__name__}")
         x = layers_np._array("Sequential", "x", x)
-        z1 = self._spec.forward(params, x[:1])
+        z1 = self._spec._output_shape(params, x[:1])
         self._spec._check_finite(params, x)
         if y is not _checks.NO_TARGETS:
             y = self._spec._targets(np.empty((x.shape[0], z1.shape[1]), z1.dtype), y)
@@ -109,7 +109,7 @@ class Sequential:
         x, y = self._validate(params, x, y)
         (J, finite), grads = self._value_and_grad(params, x, y)
         self._check_outputs(finite)
-        grads = [tuple(_Spec._finite(f"the gradients of layer {l}", np.asarray(g)) for g in gl)
+        grads = [tuple(_Spec._finite(f"the gradients of layer {l} ({self.layers[l].name})", np.asarray(g)) for g in gl)
                  for l, gl in enumerate(grads)]
         return _Spec._finite_loss(float(J)), grads
 

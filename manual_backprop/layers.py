@@ -539,11 +539,12 @@ def _normalise(x, eps, axes, layer):
     mu is corrected once, mu += mean(x - mu) (the corrected two-pass algorithm): mean(x) is
     off by the rounding of a sum of M values of size |x|, and for a group of equal values that
     error, squared, would be its whole variance (float32 x = 10000.1, M = 100: xhat = -0.95
-    instead of 0). x - mu is nearly exact, so the corrected mu is the mean to within rounding
-    of the deviations, and equal values give mu = x, xhat = 0, y = beta."""
+    instead of 0). x - mu is nearly exact, and its mean is summed in float64, so equal values
+    give mu = x, xhat = 0, y = beta (for M up to about 1e8: the correction's own rounding,
+    M u_64 times the first mean's error M u |x|, stays below half an ulp of x)."""
     with np.errstate(over="ignore", invalid="ignore"):   # judged just below, group by group
         mu = x.mean(axis=axes, keepdims=True)
-        mu += (x - mu).mean(axis=axes, keepdims=True)
+        mu += (x - mu).mean(axis=axes, keepdims=True, dtype=np.float64)   # rounded to x's dtype
         xc = x - mu
         var = (xc * xc).mean(axis=axes, keepdims=True)
     lost = None if _checks.all_finite(var) else ~np.isfinite(var) & np.isfinite(x).all(axis=axes, keepdims=True)
@@ -611,8 +612,8 @@ def layer_norm_vjp(dy, x, gamma, beta, *, eps: float = 1e-5):
 
 def _softmax(x, axis, allowed=None):
     """exp(x - max) / sum, with the max over the allowed entries; disallowed entries are exactly 0
-    (no -inf is formed, so nothing overflows or warns). A NaN or inf in an allowed entry makes
-    its row NaN, without a warning."""
+    (no -inf is formed, so nothing overflows or warns). A NaN or +inf in an allowed entry makes
+    its row NaN, without a warning; a -inf gets weight 0 (a row of -inf only: NaN)."""
     # x - max < -max float: -inf, and exp(-inf) = 0 is exact; inf - inf: NaN, the row's result
     with np.errstate(over="ignore", invalid="ignore"):
         if allowed is None:
@@ -661,11 +662,13 @@ def _attention_args(layer, q, k, v, causal):
 
 
 def _scores(layer, q, k, scale, allowed):
-    """S = q k^T / sqrt(d); an entry that overflows (from finite q and k, unmasked) is a
-    ValueError, as in the norms: softmax would turn it into NaN."""
+    """S = q k^T / sqrt(d). A row whose largest unmasked score overflows to inf, or whose scores
+    are NaN or all -inf, from finite q and k, is a ValueError, as in the norms: softmax would
+    make it NaN. A -inf below a finite maximum is right as it is (its weight is 0)."""
     with np.errstate(over="ignore", invalid="ignore"):   # judged just below
         S = q @ k.transpose(0, 2, 1) * scale
-    if not _checks.all_finite(S if allowed is None else np.where(allowed, S, 0)):
+        top = S.max(axis=-1) if allowed is None else np.max(S, axis=-1, where=allowed, initial=-np.inf)
+    if not _checks.all_finite(top):                      # (np.max passes a NaN on)
         if _checks.all_finite(q) and _checks.all_finite(k):
             raise ValueError(f"{layer}: q k^T / sqrt(d) overflows {q.dtype} where q and k are finite (|q| up to "
                              f"{np.abs(q).max():.3g}, |k| up to {np.abs(k).max():.3g}); scale q or k down")
@@ -679,8 +682,8 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, *, causal: bool = Fal
     Forward:   S = q k^T / sqrt(d),   P = softmax(S) over keys (masked keys: P = 0),   y = P v
     Backward:  dv = P^T dy,   dP = dy v^T,   dS = P * (dP - sum_keys(dP * P))
                dq = dS k / sqrt(d),   dk = dS^T q / sqrt(d)
-    Masked entries have P = 0, hence dS = 0: no gradient flows to future keys. An unmasked
-    score that overflows (finite q and k) is a ValueError.
+    Masked entries have P = 0, hence dS = 0: no gradient flows to future keys. Scores that
+    overflow to +inf or NaN (finite q and k), or all to -inf in a row, are a ValueError.
     """
     q, k, v, allowed, scale = _attention_args("attention", q, k, v, causal)
     return _softmax(_scores("attention", q, k, scale, allowed), -1, allowed) @ v

@@ -243,6 +243,26 @@ def test_both_sequentials_refuse_alike(name, call, exc, message):
             call(net, MM_NET.init(seed=1))
 
 
+def test_both_sequentials_name_the_same_overflow():
+    """Example 0 overflows only in the logits, example 1 already in layer 0: both name layer 0
+    (the twin ran the NumPy network on example 0 first, for its argument checks, and named the
+    logits). A gradient that overflows while the loss does not is named with its layer, and a
+    network of no layers is the loss of x itself."""
+    f = np.float32
+    P = [(np.array([[0], [10]], f),), (), (np.array([[3e38], [3e38]], f),)]
+    x = np.array([[1], [-1e38]], f)
+    for twin in (MM, AS):
+        with pytest.raises(mb.NonFiniteError, match=re.escape("the outputs of layer 0 (dense) are NaN or inf")):
+            twin.mlp([1, 1, 1]).forward(P, x)
+        # z = 3e38 * 1e-37 = 30, J = 450, but dJ/dW[1:] = 3e38 * 30
+        with pytest.raises(mb.NonFiniteError, match=re.escape("the gradients of layer 0 (dense) are NaN or inf")):
+            twin.mlp([1, 1], loss="mean_squared_error").loss_and_grad(
+                [(np.array([[0], [1e-37]], f),)], np.array([[3e38]], f), np.zeros((1, 1), f))
+    x, y = np.ones((3, 2)), np.eye(2)[[0, 1, 0]]
+    (J, g), (Jj, gj) = MM.Sequential([]).loss_and_grad([], x, y), AS.Sequential([]).loss_and_grad([], x, y)
+    assert g == gj == [] and abs(J - Jj) <= 4 * np.finfo(float).eps * J   # softmax CE of [1, 1]: log 2 (a few roundings)
+
+
 def test_both_sequentials_expose_the_same_api():
     public = {cls: {n for n in vars(cls) if not n.startswith("_")} for cls in (MM.Sequential, AS.Sequential)}
     assert public[MM.Sequential] == public[AS.Sequential]

@@ -418,6 +418,13 @@ def test_conv2d_vjp_is_not_touched_by_a_non_finite_x_that_no_window_reads(bad):
     assert not np.isfinite(dW[:, 1, 0, 1]).any() and np.isfinite(np.delete(dW, 1, axis=1)).all()
 
 
+def test_a_large_float32_batch_of_equal_values_normalises_to_beta():
+    """300,000 values per feature: the axis-0 sums run sequentially, and a correction summed in
+    float32 was itself off by more than half an ulp of x (xhat 0.995); summed in float64 it is not."""
+    x = np.full((300_000, 2), 10000.1, np.float32)
+    np.testing.assert_array_equal(L.batch_norm(x, np.ones(2, np.float32), np.zeros(2, np.float32)), 0)
+
+
 def test_attention_refuses_scores_that_overflow_unless_masked():
     """q k^T beyond float32 from finite q, k: softmax made NaN of it (inf - inf) with warnings;
     now a ValueError as in the norms. A score the causal mask hides is never used: no error."""
@@ -432,6 +439,9 @@ def test_attention_refuses_scores_that_overflow_unless_masked():
     y = L.attention(q, k, v, causal=True)
     dq, dk, dv = L.attention_vjp(np.ones_like(y), q, k, v, causal=True)
     assert all(np.isfinite(a).all() for a in (y, dq, dk, dv))
+    # a score that overflows to -inf below a finite maximum is right as it is: weight 0
+    q, k, v = np.array([[[1e20], [1.0]]], np.float32), np.array([[[-1e20], [1.0]]], np.float32), np.array([[[1.0], [2.0]]], np.float32)
+    np.testing.assert_array_equal(L.attention(q, k, v), [[[2.0], [2.0]]])
 
 
 def test_softmax_of_an_infinite_entry_is_nan_without_a_warning():
