@@ -29,7 +29,7 @@ from .check import (
     exact_atol,
 )
 from .compare import Comparison, Entry, LayerError, compare
-from .error_bounds import RoundingBound, rounding_bound, unit_roundoff
+from .error_bounds import RoundingBound, logits_bound, rounding_bound, unit_roundoff
 from .oracles import (
     complex_step_directional,
     complex_step_grad,
@@ -72,5 +72,5 @@ __all__ = sorted(_JAX_NAMES | {
     "EXACT_RTOL", "Comparison", "Entry", "LayerError", "Mismatch", "OracleResult", "Verdict", "activation_pattern",
     "assert_gradients", "assert_hvp", "assert_jvp", "assert_vjp", "check_hvp", "check_jvp", "check_vjp",
     "check_gradients", "check_network", "compare", "complex_step_directional", "complex_step_grad",
-    "directional_fd", "exact_atol", "rounding_bound", "RoundingBound", "unit_roundoff", "numerical_grad", "numerical_grad_with_error", "random_direction",
+    "directional_fd", "exact_atol", "logits_bound", "rounding_bound", "RoundingBound", "unit_roundoff", "numerical_grad", "numerical_grad_with_error", "random_direction",
 })

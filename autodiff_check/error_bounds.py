@@ -140,19 +140,30 @@ def rounding_bound(
     return bound
 
 
-def _bound(params, x, y, activation: str, loss: str, dtype: np.dtype) -> RoundingBound:
-    g, output = _G[activation], _OUTPUT[loss]
-    u = unit_roundoff(dtype)
-    eta = float(np.finfo(dtype).smallest_subnormal)
-    tiny = float(np.finfo(dtype).tiny)
-    jump = KINK_JUMP.get(activation, 0.0)
-    P = [np.asarray(W, np.float64) for W in params]
-    x = np.asarray(x, np.float64)
-    y = np.asarray(y, np.float64)
-    B = len(x)
+def logits_bound(params: Sequence[np.ndarray], x: np.ndarray, activation: str, dtype=np.float64) -> np.ndarray:
+    """ez_L, (B, n_L): a bound on |z_L computed in ``dtype`` - z_L exact|, entry by entry (the
+    forward rows of the module docstring), for z_L summed in any order, as ``a @ W[1:] + W[0]``
+    or as the post's ``add_bias(a) @ W``. Checked and refused like :func:`rounding_bound`."""
+    if activation not in _G:
+        raise ValueError(f"no rounding bound for activation {activation!r}; known: {', '.join(_G)}")
+    dtype = _checks.check_dtype(dtype)
+    _checks.check_inputs(params, x, _checks.check_params(params))
+    with np.errstate(over="ignore", invalid="ignore"):   # judged below: an inf bound is refused
+        ez_L = _forward(params, x, activation, dtype)[3][-1]
+    if not np.isfinite(ez_L).all():
+        raise ValueError("the rounding bound overflows float64 for these inputs (|x| or |W| too large): no "
+                         "tolerance can be derived; scale them down")
+    return ez_L
 
-    # forward: values, and the error each z and a can carry
-    a, ea = x, np.zeros_like(x)
+
+def _forward(params, x, activation: str, dtype: np.dtype) -> tuple[list, list, list, list]:
+    """The forward rows of the model in float64: for l = 1..L the layer's input a_{l-1} and its
+    error ea_{l-1}, z_l and its error ez_l."""
+    g, u = _G[activation], unit_roundoff(dtype)
+    eta, tiny = float(np.finfo(dtype).smallest_subnormal), float(np.finfo(dtype).tiny)
+    P = [np.asarray(W, np.float64) for W in params]
+    a = np.asarray(x, np.float64)
+    ea = np.zeros_like(a)
     a_in, ea_in, zs, ezs = [], [], [], []
     for l, W in enumerate(P):
         a_in.append(a)
@@ -165,6 +176,18 @@ def _bound(params, x, y, activation: str, loss: str, dtype: np.dtype) -> Roundin
         if l < len(P) - 1:
             a = g(z)
             ea = SLOPE[activation] * ez + EVAL_ULPS * u * (np.abs(a) + (np.abs(z) if activation == "gelu" else 0)) + tiny
+    return a_in, ea_in, zs, ezs
+
+
+def _bound(params, x, y, activation: str, loss: str, dtype: np.dtype) -> RoundingBound:
+    output = _OUTPUT[loss]
+    u = unit_roundoff(dtype)
+    eta = float(np.finfo(dtype).smallest_subnormal)
+    jump = KINK_JUMP.get(activation, 0.0)
+    P = [np.asarray(W, np.float64) for W in params]
+    y = np.asarray(y, np.float64)
+    B = len(y)
+    a_in, ea_in, zs, ezs = _forward(params, x, activation, dtype)
 
     # output error: its terms d and its error ed
     z_L, ez_L = zs[-1], ezs[-1]

@@ -147,3 +147,31 @@ def test_the_bound_does_not_depend_on_the_derivative_it_judges(monkeypatch):
     assert after.loss == before.loss
     assert all(np.array_equal(a, b) for a, b in zip(after.grad, before.grad))
     assert not ac.check_network(params, x, y, activation="tanh", use_jax=False).passed
+
+
+@pytest.mark.parametrize("activation", sorted(mb.ACTIVATIONS))
+def test_the_logits_bound_holds_for_float32_and_is_not_vacuous(activation):
+    """ez_L bounds |z_L in float32 - z_L in float64| (float64's own error, 2^-29 of float32's,
+    is inside the margin of a first-order bound) on a 784-500-10 network with inputs up to 100.
+    A worst-case bound, n u sum |terms|, it is 1e4 times the errors seen here (they grow like
+    sqrt(n) u); in float64 it is still far below a forgotten bias row (0.5 per logit)."""
+    params = [W * 3 for W in mb.init_params([784, 500, 10], seed=1)]
+    params[-1][0] = 0.5
+    x = np.random.default_rng(1).uniform(-100, 100, size=(8, 784))
+    p32, x32 = [W.astype(np.float32) for W in params], x.astype(np.float32)
+    z32 = mb.forward(p32, x32, activation=activation, loss="mean_squared_error").astype(np.float64)
+    z64 = mb.forward([W.astype(np.float64) for W in p32], x32.astype(np.float64), activation=activation,
+                     loss="mean_squared_error")
+    bound = ac.logits_bound(p32, x32, activation, np.float32)
+    assert bound.shape == z32.shape and np.all(np.abs(z32 - z64) <= bound)
+    assert np.all(ac.logits_bound(params, x, activation) < 0.5 / 1000)
+
+
+def test_the_logits_bound_refuses_what_it_cannot_bound():
+    params, x = mb.init_params([3, 2], seed=0), np.ones((1, 3))
+    with pytest.raises(ValueError, match="no rounding bound for activation 'swish'"):
+        ac.logits_bound(params, x, "swish")
+    with pytest.raises(ValueError, match="x contains NaN"):
+        ac.logits_bound(params, np.full((1, 3), np.nan), "tanh")
+    with pytest.raises(ValueError, match="the rounding bound overflows float64"):
+        ac.logits_bound([W * 1e300 for W in params], x * 1e10, "relu")
