@@ -404,7 +404,8 @@ def test_a_group_of_equal_values_normalises_to_beta(dtype, c):
 def test_conv2d_vjp_is_not_touched_by_a_non_finite_x_that_no_window_reads(bad):
     """The vjp's GEMM over D and R spans every column of x_p, read by a window or not: 0 * inf
     there made every entry of dW NaN. Stride 3 with a 2x2 kernel on 7x7 reads columns (and rows)
-    0, 1, 3, 4: values in column 2 or 6 change nothing."""
+    0, 1, 3, 4: values in column 2 or 6 change nothing; on a 10-wide x, columns 0, 1, 3, 4, 6,
+    7 are read and 2, 5, 8, 9 are not."""
     rng = np.random.default_rng(0)
     x, W, b = rng.standard_normal((2, 3, 7, 7)), rng.standard_normal((4, 3, 2, 2)), rng.standard_normal(4)
     dy = rng.standard_normal((2, 4, 2, 2))
@@ -412,6 +413,11 @@ def test_conv2d_vjp_is_not_touched_by_a_non_finite_x_that_no_window_reads(bad):
     xb = x.copy()
     xb[0, 1, 3, 2] = xb[1, 2, 0, 6] = bad
     for got, want in zip(L.conv2d_vjp(dy, xb, W, b, stride=3), ref):
+        np.testing.assert_array_equal(got, want)
+    x10, dy10 = rng.standard_normal((1, 1, 4, 10)), rng.standard_normal((1, 4, 1, 3))
+    ref = L.conv2d_vjp(dy10, x10, W[:, :1], b, stride=3)
+    x10[0, 0, 1, [2, 5, 8, 9]] = bad
+    for got, want in zip(L.conv2d_vjp(dy10, x10, W[:, :1], b, stride=3), ref):
         np.testing.assert_array_equal(got, want)
     xb[0, 1, 3, 1] = bad      # read by window (i, j) = (1, 0) at (p, q) = (0, 1): in dW[:, 1, 0, 1]
     dW = L.conv2d_vjp(dy, xb, W, b, stride=3)[1]
@@ -427,11 +433,23 @@ def test_a_large_float32_batch_of_equal_values_normalises_to_beta():
 
 def test_attention_refuses_scores_that_overflow_unless_masked():
     """q k^T beyond float32 from finite q, k: softmax made NaN of it (inf - inf) with warnings;
-    now a ValueError as in the norms. A score the causal mask hides is never used: no error."""
-    q = (np.array([1.0, -2.0, 3.0, 0.5]) * 1e19).astype(np.float32).reshape(1, 4, 1)
-    for call in (lambda: L.attention(q, q, q), lambda: L.attention_vjp(np.ones_like(q), q, q, q)):
-        with pytest.raises(ValueError, match="q k\\^T / sqrt\\(d\\) overflows float32 where q and k are finite"):
-            call()
+    now a ValueError as in the norms, for a row whose largest score is +inf, a NaN score (terms
+    of opposite signs that overflow), or a row of -inf only (query 0 below, also where the
+    causal mask leaves it key 0 alone). A score the causal mask hides is never used: no error."""
+    f = np.float32
+    q = (np.array([1.0, -2.0, 3.0, 0.5]) * 1e19).astype(f).reshape(1, 4, 1)
+    nan_scores = np.array([[[1e20, 1e20]]], f), np.array([[[1e20, -1e20]]], f)     # 1e40 - 1e40
+    minus_inf_row = np.array([[[1e20], [1.0]]], f), np.array([[[-1e20], [-1e20]]], f)
+    for q_, k_, causal in ((q, q, False), (*nan_scores, False), (*minus_inf_row, False), (*minus_inf_row, True)):
+        v_ = np.ones(k_.shape[:2] + (1,), f)
+        for name, call in (("attention", lambda: L.attention(q_, k_, v_, causal=causal)),
+                           ("attention_vjp", lambda: L.attention_vjp(np.ones(q_.shape[:2] + (1,), f), q_, k_, v_, causal=causal))):
+            with pytest.raises(ValueError, match=f"^{name}: q k\\^T / sqrt\\(d\\) overflows float32 where q and k are finite"):
+                call()
+    q_nan = q / 1e19
+    q_nan[0, 0, 0] = np.nan                     # a NaN input is not an overflow: its row is NaN
+    y = L.attention(q_nan, q / 1e19, q / 1e19)
+    assert np.isnan(y[0, 0]).all() and np.isfinite(y[0, 1:]).all()
     q, k = np.array([[[1e20], [1e-20]]], np.float32), np.array([[[1e-20], [1e20]]], np.float32)
     S01 = np.float64(q[0, 0, 0]) * k[0, 1, 0]                  # 1e40: only query 0 against key 1, masked
     assert S01 > np.finfo(np.float32).max
@@ -918,6 +936,16 @@ def test_sequential_refuses_non_finite_input_and_raises_on_overflow():
     with pytest.raises(ValueError, match=r"^x contains NaN or inf$"):
         net.forward(params, x * np.nan)
     assert np.isfinite(net.loss_and_grad(params, x, y)[0])
+    # a hidden layer's outputs that overflow, hidden from the logits by the sigmoid after it
+    big = [(np.full_like(params[0][0], 1e308),)] + params[1:]        # z_1 = 1e308 (1 + sum of 4 x)
+    for call in (lambda: net.forward(big, x + 1), lambda: net.loss(big, x + 1, y), lambda: net.loss_and_grad(big, x + 1, y)):
+        with pytest.raises(mb.NonFiniteError, match=r"^the outputs of layer 0 \(dense\) are NaN or inf although"):
+            call()
+    # J finite (z = 3e38 * 1e-37 = 30), dJ/dW[1:] = x^T (z - y) = 3e38 * 30 overflows float32
+    one = M.mlp([1, 1], loss="mean_squared_error")
+    W = (np.array([[0], [1e-37]], np.float32),)
+    with pytest.raises(mb.NonFiniteError, match=r"^the gradients of layer 0 \(dense\) are NaN or inf although"):
+        one.loss_and_grad([W], np.array([[3e38]], np.float32), np.zeros((1, 1), np.float32))
 
 
 def test_sequential_targets_take_the_logits_dtype():
