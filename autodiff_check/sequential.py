@@ -78,7 +78,7 @@ class Sequential:
         if np.ndim(x) == 0:
             raise TypeError(f"x must be an array of examples; got {type(x).__name__}")
         x = layers_np._array("Sequential", "x", x)
-        z1 = self._spec._output_shape(params, x[:1])
+        z1 = self._spec._forward(params, x[:1], check=False)
         self._spec._check_finite(params, x)
         if y is not _checks.NO_TARGETS:
             y = self._spec._targets(np.empty((x.shape[0], z1.shape[1]), z1.dtype), y)

@@ -132,30 +132,25 @@ class Sequential:
 
     def forward(self, params: Params, x: np.ndarray) -> np.ndarray:
         """The logits a_L, (B, n_out)."""
+        return self._forward(params, x, check=True)
+
+    def _forward(self, params: Params, x: np.ndarray, *, check: bool) -> np.ndarray:
+        """The logits; with ``check=False`` every argument check of the layers and none of
+        their results' (the JAX twin runs it on one example for the layers' messages, then
+        judges the whole batch's overflows itself)."""
         self._check_params(params)
         self._check_finite(params, x)
         a = x
         for l in range(len(self.layers)):
-            a = self._apply(l, params, a)
+            a = self._apply(l, params, a, check=check)
         return a
 
-    def _apply(self, l: int, params: Params, a: np.ndarray, *, check: bool = True) -> np.ndarray:
+    def _apply(self, l: int, params: Params, a: np.ndarray, *, check: bool) -> np.ndarray:
         """a_{l+1} = f_l(a_l, *p_l) for layers[l]; NaN or inf in it is an overflow (as in the
         flat network's z_l: a saturating layer after it would hide it from the loss)."""
         layer = self.layers[l]
         out = getattr(layers, layer.name)(a, *params[l], **layer.options)
         return self._finite(self._output_name(l), out) if check else out
-
-    def _output_shape(self, params: Params, x: np.ndarray) -> np.ndarray:
-        """The logits of ``x`` with every argument check of the layers and none of the results'
-        (the JAX twin runs it on one example for the layers' messages, then judges the whole
-        batch's overflows itself)."""
-        self._check_params(params)
-        self._check_finite(params, x)
-        a = x
-        for l in range(len(self.layers)):
-            a = self._apply(l, params, a, check=False)
-        return a
 
     def _output_name(self, l: int) -> str:
         """How an overflow names layers[l]'s outputs (both Sequentials use it)."""
@@ -207,7 +202,7 @@ class Sequential:
         inputs, a = [], x
         for l in range(len(self.layers)):
             inputs.append(a)
-            a = self._apply(l, params, a)
+            a = self._apply(l, params, a, check=True)
         y = self._targets(a, y)
         B = a.shape[0]
         J = self._finite_loss(float(self._loss.value(a, y).sum()) / B)
@@ -229,7 +224,7 @@ class Sequential:
 Sequential.forward = _checks.checks_overflow_itself(Sequential.forward)
 Sequential.loss = _checks.checks_overflow_itself(Sequential.loss)
 Sequential.loss_and_grad = _checks.checks_overflow_itself(Sequential.loss_and_grad)
-Sequential._output_shape = _checks.checks_overflow_itself(Sequential._output_shape)
+Sequential._forward = _checks.checks_overflow_itself(Sequential._forward)
 
 
 def mlp(layer_sizes: Sequence[int], *, loss: str = "binary_cross_entropy") -> Sequential:
