@@ -1113,7 +1113,8 @@ def check_network(
         raise ValueError(f"check_network checks in float64: params, x and y must be arrays of real numbers "
                          f"({e})") from None
     mb.loss_and_grad(params, x, y, **kw)   # names a bad shape, NaN or overflow before the bounds are computed
-    analytic = get_activation(activation).analytic and get_loss(loss).analytic
+    g_act = get_activation(activation)
+    analytic = g_act.analytic and get_loss(loss).analytic
     jax_fns = None
     if use_jax:  # the jitted functions of .model, compiled once per shape and reused
         from . import model
@@ -1123,12 +1124,7 @@ def check_network(
             lambda P, v: model.directional_derivative(P, x, y, v, **kw),
         )
 
-    if not analytic:
-        from manual_backprop.activations import get_activation
-
-        activation_pattern(params, x, activation)   # the inputs checked once; the steps keep them finite
-        g_act = get_activation(activation)
-    kinks = None if analytic else (lambda P: _pattern(P, x, g_act, activation))
+    kinks = None if analytic else (lambda P: _pattern(P, x, g_act, activation))   # inputs checked just above
     bound = rounding_bound(params, x, y, activation, loss)
     return check_gradients(
         lambda P: mb.loss(P, x, y, **kw),

@@ -97,6 +97,10 @@ _LOSS = {  # per-example losses from the logits z and targets y
 }
 
 
+_OVERFLOW = ("the rounding bound overflows float64 for these inputs (|x| or |W| too large): no tolerance can be "
+             "derived; scale them down")
+
+
 @dataclass
 class RoundingBound:
     """``loss``: bound on |J computed - J exact|; ``grad[l]``: per-entry bound on the computed
@@ -135,8 +139,7 @@ def rounding_bound(
     with np.errstate(over="ignore", invalid="ignore"):   # judged below: an inf bound is refused
         bound = _bound(params, x, y, activation, loss, dtype)
     if not (np.isfinite(bound.loss) and all(np.isfinite(e).all() for e in bound.grad)):
-        raise ValueError("the rounding bound overflows float64 for these inputs (|x| or |W| too large): no "
-                         "tolerance can be derived; scale them down")
+        raise ValueError(_OVERFLOW)
     return bound
 
 
@@ -149,19 +152,17 @@ def logits_bound(params: Sequence[np.ndarray], x: np.ndarray, activation: str, d
     dtype = _checks.check_dtype(dtype)
     _checks.check_inputs(params, x, _checks.check_params(params))
     with np.errstate(over="ignore", invalid="ignore"):   # judged below: an inf bound is refused
-        ez_L = _forward(params, x, activation, dtype)[3][-1]
+        ez_L = _forward([np.asarray(W, np.float64) for W in params], x, activation, dtype)[3][-1]
     if not np.isfinite(ez_L).all():
-        raise ValueError("the rounding bound overflows float64 for these inputs (|x| or |W| too large): no "
-                         "tolerance can be derived; scale them down")
+        raise ValueError(_OVERFLOW)
     return ez_L
 
 
-def _forward(params, x, activation: str, dtype: np.dtype) -> tuple[list, list, list, list]:
-    """The forward rows of the model in float64: for l = 1..L the layer's input a_{l-1} and its
-    error ea_{l-1}, z_l and its error ez_l."""
+def _forward(P: list[np.ndarray], x, activation: str, dtype: np.dtype) -> tuple[list, list, list, list]:
+    """The forward rows of the model in float64 (``P``: float64 params): for l = 1..L the
+    layer's input a_{l-1} and its error ea_{l-1}, z_l and its error ez_l."""
     g, u = _G[activation], unit_roundoff(dtype)
     eta, tiny = float(np.finfo(dtype).smallest_subnormal), float(np.finfo(dtype).tiny)
-    P = [np.asarray(W, np.float64) for W in params]
     a = np.asarray(x, np.float64)
     ea = np.zeros_like(a)
     a_in, ea_in, zs, ezs = [], [], [], []
@@ -187,7 +188,7 @@ def _bound(params, x, y, activation: str, loss: str, dtype: np.dtype) -> Roundin
     P = [np.asarray(W, np.float64) for W in params]
     y = np.asarray(y, np.float64)
     B = len(y)
-    a_in, ea_in, zs, ezs = _forward(params, x, activation, dtype)
+    a_in, ea_in, zs, ezs = _forward(P, x, activation, dtype)
 
     # output error: its terms d and its error ed
     z_L, ez_L = zs[-1], ezs[-1]

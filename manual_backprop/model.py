@@ -134,14 +134,17 @@ class Sequential:
         """The logits a_L, (B, n_out)."""
         return self._forward(params, x, check=True)
 
-    def _forward(self, params: Params, x: np.ndarray, *, check: bool) -> np.ndarray:
-        """The logits; with ``check=False`` every argument check of the layers and none of
-        their results' (the JAX twin runs it on one example for the layers' messages, then
-        judges the whole batch's overflows itself)."""
+    def _forward(self, params: Params, x: np.ndarray, *, check: bool, inputs: list | None = None) -> np.ndarray:
+        """The logits, appending each layer's input a_l to ``inputs`` if given; with
+        ``check=False`` every argument check of the layers and none of their results' (the JAX
+        twin runs it on one example for the layers' messages, then judges the whole batch's
+        overflows itself)."""
         self._check_params(params)
         self._check_finite(params, x)
         a = x
         for l in range(len(self.layers)):
+            if inputs is not None:
+                inputs.append(a)
             a = self._apply(l, params, a, check=check)
         return a
 
@@ -197,12 +200,8 @@ class Sequential:
 
     def loss_and_grad(self, params: Params, x: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
         """``(J, grads)``, grads[l] a tuple shaped like params[l] (module docstring)."""
-        self._check_params(params)
-        self._check_finite(params, x)
-        inputs, a = [], x
-        for l in range(len(self.layers)):
-            inputs.append(a)
-            a = self._apply(l, params, a, check=True)
+        inputs: list[np.ndarray] = []
+        a = self._forward(params, x, check=True, inputs=inputs)
         y = self._targets(a, y)
         B = a.shape[0]
         J = self._finite_loss(float(self._loss.value(a, y).sum()) / B)
