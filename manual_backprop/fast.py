@@ -191,26 +191,19 @@ def loss_and_grad(params: Params, x: np.ndarray, y: np.ndarray, *, activation: s
     only the output layer's (B, n_L) arrays; other activations allocate g(z) and g'(z) per
     hidden layer.
 
-    The products run as BLAS through np.matmul and np.dot, except a_{l-1}^T delta_l at B = 1:
-    an outer product, which np.einsum writes in one pass where a k = 1 GEMM first zeroes dW_l
-    (np.matmul would use a slow non-BLAS loop). One product per entry either way. The arithmetic
-    is the reference's, except sigmoid's in-place kernels (-(z + b) in one subtraction, and
-    the product delta a (1 - a) in another order), so results are bit-equal for the other
-    activations and within the rounding bound for sigmoid.
+    The products are the reference's BLAS calls (np.matmul, and np.dot into ``out``). The
+    arithmetic is the reference's, except sigmoid's in-place kernels (-(z + b) in one
+    subtraction, and the product delta a (1 - a) in another order), so results are bit-equal
+    for the other activations and within the rounding bound for sigmoid.
     """
     g, ell, x, y = _prepare(params, x, y, activation, loss, check_finite=False)
     grads = [np.empty(W.shape, W.dtype) for W in params] if out is None else _check_out(out, params, x)
     ws = _workspace(workspace)
-    outer = x.shape[0] == 1
 
     def store(l: int, a: np.ndarray, delta: np.ndarray) -> None:
         dW = grads[l - 1]
         np.add.reduce(delta, axis=0, out=dW[0])        # dJ/dW_l[0]  = sum_b delta_l[b]
-        if outer and dW[1:].size > 1:                  # B = 1: an outer product, written once
-            # (np.dot keeps the sign of a -0 product only for 1 x 1, einsum never: same bits)
-            np.einsum("i,j->ij", a[0], delta[0], out=dW[1:])
-        else:
-            np.dot(a.T, delta, out=dW[1:])             # dJ/dW_l[1:] = a_{l-1}^T delta_l
+        np.dot(a.T, delta, out=dW[1:])                 # dJ/dW_l[1:] = a_{l-1}^T delta_l
         _check_no_overflow(a, delta, dW, l)
 
     with ws._use(params, x.shape[0], x.dtype):

@@ -280,8 +280,8 @@ def test_workspace_reuse_across_batch_sizes_changes_nothing():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_one_input_feature_at_batch_4_is_the_references_bit_for_bit(dtype):
-    """x of shape (4, 1): a_0^T delta is a k = 4 product, not the batch-1 outer product (the
-    switch tests the batch, not the width of x)."""
+    """x of shape (4, 1): a_0^T delta is a k = 4 product of one-column factors, still the
+    reference's bits."""
     rng = np.random.default_rng(6)
     params = mb.init_params([1, 3, 2], seed=7, dtype=dtype)
     x, y = rng.normal(size=(4, 1)).astype(dtype), rng.uniform(size=(4, 2)).astype(dtype)
@@ -304,10 +304,9 @@ def _unaligned_like(W: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("sizes", [[5, 7, 4, 3], [1, 2], [3, 1, 2]])
 def test_at_batch_1_the_gradient_is_the_references_bit_for_bit(activation, dtype, sizes):
-    """At B = 1 a_0^T delta is an outer product, one product a_i delta_j per entry (np.einsum
-    in the fast path, a k = 1 GEMM in the reference): the same bits, into fresh arrays, into
-    out= (filled with NaN first, so that a missed entry or a copy shows), and for an x that
-    is a strided view. An unaligned out= is refused by name (np.dot would refuse it from deep
+    """At B = 1 a_0^T delta is an outer product, one product a_i delta_j per entry (a k = 1
+    GEMM in both): the same bits, into fresh arrays, into out= (filled with NaN first, so that
+    a missed entry or a copy shows), and for an x that is a strided view. An unaligned out= is refused by name (np.dot would refuse it from deep
     inside with NumPy's own message)."""
     rng = np.random.default_rng(4)
     params = mb.init_params(sizes, seed=5, dtype=dtype)
@@ -327,8 +326,9 @@ def test_at_batch_1_the_gradient_is_the_references_bit_for_bit(activation, dtype
 
 
 def test_at_batch_1_a_one_by_one_layer_keeps_the_sign_of_a_zero_gradient():
-    """1 x 1 layer, delta = 0, x = -1: the product is -0, which np.dot keeps there and
-    np.einsum (0 + -0) would not; the fast path gives the reference's bytes (review finding)."""
+    """1 x 1 layer, delta = 0, x = -1: the product is -0, which np.dot keeps there and a
+    product accumulated onto zeros (0 + -0) would not; the fast path gives the reference's
+    bytes (a review finding, when the fast path wrote this product with np.einsum)."""
     params, x, y = [np.array([[0.5], [0.25]])], np.array([[-1.0]]), np.array([[0.25]])
     kw = dict(activation="tanh", loss="mean_squared_error")
     _, ref = mb.loss_and_grad(params, x, y, **kw)
