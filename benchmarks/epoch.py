@@ -137,11 +137,12 @@ def _jax_loop(params, X, Y, *, batch_size: int, lr: float):
 
 def run(*, batch_size: int, dtype, lr: float, n_examples: int | None, seed: int = 0,
         data: Data | None = None, backends=("sgd_step", "fast_grad", "jax_jit"), chunks: int = 20,
-        n_test: int | None = None) -> dict:
+        n_test: int | None = None, settle: float = 0.0) -> dict:
     """One epoch (or its first ``n_examples``) per backend, the backends taking turns in
     ``chunks`` slices of the epoch (the first backend of a turn rotates), so that a change in
     the machine's load falls on all of them; a dict for the JSON report. The ratio to JAX is
-    reported as total time over total time, with the quartiles of the per-chunk ratios. The
+    reported as total time over total time, with the quartiles of the per-chunk ratios. Each
+    chunk starts after ``settle`` seconds of idle (:func:`benchmarks.timing.interleaved`). The
     test accuracy is taken on the first ``n_test`` test examples (all when None)."""
     dtype = np.dtype(dtype)
     data = data if data is not None else load_data(dtype)
@@ -156,7 +157,7 @@ def run(*, batch_size: int, dtype, lr: float, n_examples: int | None, seed: int 
     x_test = data.x_test[:n_test].astype(dtype, copy=False)
     y_test = data.y_test[:n_test]
     out = {"batch_size": batch_size, "dtype": dtype.name, "lr": lr, "examples": n, "steps": steps,
-           "chunks": chunks, "test_examples": len(y_test), "data": data.source, "backends": {}}
+           "chunks": chunks, "settle_s": settle, "test_examples": len(y_test), "data": data.source, "backends": {}}
     loops, compile_s = {}, {}
     for name in backends:
         params = mb.init_params([784, 500, 500, 10], seed=seed, dtype=dtype)
@@ -177,6 +178,7 @@ def run(*, batch_size: int, dtype, lr: float, n_examples: int | None, seed: int 
     update_s = dict.fromkeys(names, 0.0)
     for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
         for name in names[k % len(names):] + names[:k % len(names)]:
+            time.sleep(settle)
             t0 = time.perf_counter()
             J_sum, u_s = loops[name][0](int(lo), int(hi))
             chunk_s[name].append(time.perf_counter() - t0)

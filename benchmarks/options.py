@@ -30,15 +30,21 @@ def integer(lo: int, hi: int | None = None) -> Callable[[str], int]:
     return parse
 
 
-def seconds(text: str) -> float:
-    """A finite duration in (0, 60] seconds."""
-    try:
-        t = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds; got {text!r}") from None
-    if not (math.isfinite(t) and 0 < t <= 60):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds in (0, 60]; got {text}")
-    return t
+def seconds(hi: float, *, zero: bool = False) -> Callable[[str], float]:
+    """A finite number of seconds in (0, hi], or [0, hi] with ``zero``."""
+    interval = f"{'[' if zero else '('}0, {hi:g}]"
+
+    def parse(text: str) -> float:
+        try:
+            t = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number of seconds; got {text!r}") from None
+        if not (math.isfinite(t) and (0 <= t if zero else 0 < t) and t <= hi):
+            raise argparse.ArgumentTypeError(f"must be a number of seconds in {interval}; got {text}")
+        return t
+
+    parse.__name__ = "seconds"
+    return parse
 
 
 def _items(text: str, allow_empty: bool) -> list[str]:

@@ -8,7 +8,11 @@ Protocol for one benchmark cell:
    ``min_samples`` timed calls: at 60 ms a call, 7 rounds are 7 samples, whose median moves
    by a tenth between runs); in each, the callables run in a freshly shuffled order, each for
    ``n`` back-to-back calls timed one by one (``n`` chosen so that a callable spends about
-   ``round_time`` seconds per round, at least 1 and at most ``max_calls``);
+   ``round_time`` seconds per round, at least 1 and at most ``max_calls``), each turn after
+   ``settle`` seconds of sleep, so that it starts on idle cores: OpenBLAS's workers spin for
+   about 0.1 s after their last call (2^28 cycles by default), and a multi-threaded callable
+   timed in that window shares the cores with them (``settle``'s default in the command
+   lines, 0.2 s, and what it changes: docs/performance.md);
 3. the statistics are taken over all timed calls: median, quartiles, minimum; the process
    CPU time over the wall time of the rounds, about the number of threads a backend kept busy
    (2 for a two-threaded BLAS that had both cores, 1 for a single thread); and, where the
@@ -86,6 +90,7 @@ def interleaved(
     min_samples: int = 1,
     seed: int = 0,
     first_calls: dict[str, float] | None = None,
+    settle: float = 0.0,
 ) -> dict[str, Stats]:
     """Time every callable of ``fns`` by the protocol above; ``first_calls`` holds first-call
     times already measured (e.g. while checking results), which are not repeated."""
@@ -109,6 +114,7 @@ def interleaved(
         rng.shuffle(order)
         for name in order:
             fn = fns[name]
+            time.sleep(settle)
             (f0, k0), c0, w0 = _faults_and_kernel_time(), time.process_time(), time.perf_counter()
             for _ in range(per_round[name]):
                 samples[name].append(_timed(fn))

@@ -354,6 +354,28 @@ def test_ratio_interval_is_the_spread_of_medians():
         timing.ratio_interval(_stats(num), _stats(den[:6]))
 
 
+def test_interleaved_timing_settles_before_every_turn_and_times_none_of_it(monkeypatch):
+    """settle: one sleep before each callable's turn in each round (never inside a turn, never
+    in the untimed first and estimating calls), so that every turn starts on idle cores; the
+    sleep is outside the clock: the samples of instant callables stay far below it."""
+    events = []
+    real_sleep = timing.time.sleep
+
+    def sleep(s):
+        events.append(("sleep", s))
+        real_sleep(s)
+
+    monkeypatch.setattr(timing.time, "sleep", sleep)
+    fns = {k: (lambda k=k: events.append(k)) for k in ("a", "b")}
+    stats = timing.interleaved(fns, rounds=3, round_time=1.0, max_calls=2, settle=0.02)
+    assert events[:4] == ["a", "b", "a", "b"]                     # first calls, then estimates
+    turns = events[4:]
+    assert len(turns) == 3 * 2 * 3                                # rounds x callables x (sleep + 2 calls)
+    for i in range(0, len(turns), 3):
+        assert turns[i] == ("sleep", 0.02) and turns[i + 1] == turns[i + 2] in ("a", "b")
+    assert all(s.by_round.max() < 0.02 for s in stats.values())
+
+
 def test_interleaved_timing_keeps_the_calls_of_each_round():
     stats = timing.interleaved({"a": lambda: None, "b": lambda: None}, rounds=3, round_time=1.0, max_calls=2)
     for s in stats.values():
@@ -408,6 +430,9 @@ FAST = ["--networks", "post", "--dtypes", "float32", "--batches", "1", "--rounds
     (["--backends", "plain,jaxx"], "argument --backends: unknown jaxx; choose from fast, plain,"),
     (["--seed", "-1"], "argument --seed: must be between 0 and 4294967295; got -1"),
     (["--round-time", "nan"], "argument --round-time: must be a number of seconds in (0, 60]; got nan"),
+    (["--round-time", "0"], "argument --round-time: must be a number of seconds in (0, 60]; got 0"),
+    (["--settle", "-0.1"], "argument --settle: must be a number of seconds in [0, 10]; got -0.1"),
+    (["--settle", "inf"], "argument --settle: must be a number of seconds in [0, 10]; got inf"),
     (["--rounds", "0"], "argument --rounds: must be between 1 and 1000; got 0"),
     (["--min-samples", "-1"], "argument --min-samples: must be between 1 and 100000; got -1"),
     (["--threads", "0"], "argument --threads: must be between 1 and 4096; got 0"),
@@ -427,6 +452,7 @@ def test_the_benchmark_refuses_bad_options_before_any_timing(args, message, caps
     (["--cnn-steps", "-1"], "argument --cnn-steps: must be between 0 and 60000; got -1"),
     (["--cnn-chunks", "0"], "argument --cnn-chunks: must be between 1 and 1000; got 0"),
     (["--round-time", "inf"], "argument --round-time: must be a number of seconds in (0, 60]; got inf"),
+    (["--settle", "11"], "argument --settle: must be a number of seconds in [0, 10]; got 11"),
     (["--backends", "jax,bogus"], "argument --backends: unknown bogus; choose from jax, torch"),
     (["--backends", "jax", "--cnn-steps", "100", "--batch", "1000"], "--cnn-steps 100 x --batch 1000 is more than MNIST's 60000"),
 ])
