@@ -19,8 +19,9 @@ is skipped and said so; the run needs NumPy, ``manual_backprop`` and ``autodiff_
 rounding bound (NumPy only).
 """
 
-# 2: backends fast/plain, jax_jit = jax_loss; 3: settings.min_samples, environment.own_busy_threads
-SCHEMA = "manual-backprop-benchmark/3"
+# 2: backends fast/plain, jax_jit = jax_loss; 3: settings.min_samples, environment.own_busy_threads;
+# 4: settings.warmup_s and training[].warmup_s (each turn after untimed calls: the timing protocol changed)
+SCHEMA = "manual-backprop-benchmark/4"
 
 import os as _os
 

@@ -30,10 +30,10 @@ import numpy as np
 from . import SCHEMA, epoch, gradients, report, timing
 from .options import integer, integers, names, seconds
 
-QUICK = dict(networks=["post"], batches=[1, 100], dtypes=["float32", "float64"], rounds=3, round_time=0.02, settle=0.0,
+QUICK = dict(networks=["post"], batches=[1, 100], dtypes=["float32", "float64"], rounds=3, round_time=0.02, warmup=0.0,
              min_samples=3, train_batches=[1, 64], train_examples=640, test_examples=1000, per_example_max_batch=100)
 FULL = dict(networks=["post", "deep", "wide"], batches=[1, 32, 100, 1000], dtypes=["float32", "float64"], rounds=7,
-            round_time=0.06, settle=0.2, min_samples=21, train_batches=[1, 64], train_examples=None, test_examples=None,
+            round_time=0.06, warmup=timing.WARMUP_S, min_samples=21, train_batches=[1, 64], train_examples=None, test_examples=None,
             per_example_max_batch=100)
 MAX_BATCH = 100_000       # x alone is 0.6 GB in float64 at the post network's 784 inputs
 MNIST_TRAIN, MNIST_TEST = 60_000, 10_000
@@ -58,9 +58,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="at least this many timed calls per backend and cell, in more rounds where needed "
                         "(default 21; quick 3)")
     p.add_argument("--round-time", type=seconds(60), help="seconds per backend per round, (0, 60] (default 0.06)")
-    p.add_argument("--settle", type=seconds(10, zero=True),
-                   help="seconds of idle before each backend's turn, in the gradient rounds and the training chunks, "
-                        "so that no pool's workers still spin from the turn before, [0, 10] (default 0.2; quick 0)")
+    p.add_argument("--warmup", type=seconds(10, zero=True),
+                   help="seconds of a backend's own untimed calls before each of its turns (training: steps on a copy "
+                        "of the parameters), so that no other pool's workers still spin and its own are awake, [0, 10] "
+                        f"(default {timing.WARMUP_S:g}; quick 0; a full run of the post network takes about 2.5x longer)")
     p.add_argument("--per-example-max-batch", type=integer(0, MAX_BATCH),
                    help="largest batch for the per-example loop (default 100: it is ~B times a batch-1 call; 0: none)")
     p.add_argument("--train-batches", type=integers(1, MNIST_TRAIN, allow_empty=True),
@@ -147,7 +148,7 @@ def run_gradients(args, backends: list[str], log) -> tuple[list[dict], dict[str,
                     fns[name] = runner.call
                 stats = timing.interleaved(fns, rounds=args.rounds, round_time=args.round_time,
                                            min_samples=args.min_samples, seed=args.seed + batch, first_calls=first,
-                                           settle=args.settle)
+                                           warmup=args.warmup)
                 flops = problem.flops
                 gemm = stats.pop("gemm")
                 base = stats.get(gradients.BASELINE)
@@ -225,7 +226,7 @@ def main(argv=None) -> int:
             data = epoch.load_data(np.dtype(dtype))
             training.append(epoch.run(batch_size=bs, dtype=dtype, lr=_lr(bs), n_examples=args.train_examples,
                                       seed=args.seed, data=data, backends=tb, n_test=args.test_examples,
-                                      settle=args.settle))
+                                      warmup=args.warmup))
 
     own = (time.process_time() - cpu_started) / (time.perf_counter() - started)  # this run's busy threads
     env = report.environment(load_start=load_start, torch_threads=gradients.TORCH_THREADS, own_threads=own)
@@ -236,7 +237,7 @@ def main(argv=None) -> int:
         "command": " ".join(["python -m benchmarks", *(argv if argv is not None else sys.argv[1:])]),
         "quick": args.quick,
         "settings": {"threads": args.threads, "rounds": args.rounds, "min_samples": args.min_samples,
-                     "round_time_s": args.round_time, "settle_s": args.settle, "seed": args.seed,
+                     "round_time_s": args.round_time, "warmup_s": args.warmup, "seed": args.seed,
                      "per_example_max_batch": args.per_example_max_batch,
                      "flops": "matrix products only: 2 B (3 sum n_in n_out - n_0 n_1)",
                      "baseline": f"{gradients.BASELINE}: jax.jit(jax.value_and_grad(benchmarks.gradients.jax_loss))",

@@ -25,13 +25,17 @@ parameter difference between sgd_step and jax_jit shows that they computed the s
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 import manual_backprop as mb
 from manual_backprop import fast
+
+from . import timing
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
@@ -72,37 +76,50 @@ def _order(n: int, n_examples: int, seed: int) -> np.ndarray:
     return np.random.default_rng([seed, 0]).permutation(n)[:n_examples]
 
 
-def _manual_loop(params, X, Y, *, batch_size: int, lr: float, fused: bool):
-    """``run(lo, hi) -> (loss sum, seconds in the separate update)`` over steps lo..hi-1;
-    ``params`` are updated in place. ``fused``: fast.sgd_step; otherwise fast.loss_and_grad,
-    then ``g *= lr; W -= g``."""
+class Loop(NamedTuple):
+    """One backend's training loop: ``run(lo, hi) -> (loss sum, seconds in a separate update)``
+    takes steps lo..hi-1; ``final()`` gives the parameters; ``warm()`` takes one untimed step on
+    a copy of the parameters (the first batch), which the training never sees."""
+
+    run: Callable[[int, int], tuple[float, float]]
+    final: Callable[[], list]
+    warm: Callable[[], None]
+
+
+def _manual_loop(params, X, Y, *, batch_size: int, lr: float, fused: bool) -> Loop:
+    """``params`` are updated in place. ``fused``: fast.sgd_step; otherwise
+    fast.loss_and_grad, then ``g *= lr; W -= g``."""
     grads = [np.empty_like(W) for W in params]
     ws = fast.Workspace()
     rate = X.dtype.type(lr)
     clock = time.perf_counter
 
+    def step(P, i: int) -> tuple[float, float]:
+        s = slice(i * batch_size, (i + 1) * batch_size)
+        if fused:
+            return fast.sgd_step(P, X[s], Y[s], lr, workspace=ws)[0], 0.0
+        J, _ = fast.loss_and_grad(P, X[s], Y[s], out=grads, workspace=ws)
+        t_update = clock()
+        for W, g in zip(P, grads):
+            g *= rate
+            W -= g
+        return J, clock() - t_update
+
     def run(lo: int, hi: int) -> tuple[float, float]:
         loss_sum = update_s = 0.0
         for i in range(lo, hi):
-            s = slice(i * batch_size, (i + 1) * batch_size)
-            if fused:
-                J, _ = fast.sgd_step(params, X[s], Y[s], lr, workspace=ws)
-            else:
-                J, _ = fast.loss_and_grad(params, X[s], Y[s], out=grads, workspace=ws)
-                t_update = clock()
-                for W, g in zip(params, grads):
-                    g *= rate
-                    W -= g
-                update_s += clock() - t_update
+            J, u = step(params, i)
             loss_sum += J
+            update_s += u
         return loss_sum, update_s
 
-    return run, lambda: params
+    scratch = [W.copy() for W in params]
+    return Loop(run, lambda: params, lambda: step(scratch, 0))
 
 
-def _jax_loop(params, X, Y, *, batch_size: int, lr: float):
-    """``(run, final params, compile seconds)`` for the JAX-jit loop; ``run(lo, hi)`` waits
-    for the device before it returns, so a chunk's time is its own."""
+def _jax_loop(params, X, Y, *, batch_size: int, lr: float) -> tuple[Loop, float]:
+    """The JAX-jit loop and its compile seconds; ``run(lo, hi)`` and ``warm()`` wait for the
+    device before they return, so a chunk's time is its own."""
     import jax
     import jax.numpy as jnp
 
@@ -121,7 +138,12 @@ def _jax_loop(params, X, Y, *, batch_size: int, lr: float):
                                X[:batch_size], Y[:batch_size]))
     compile_s = time.perf_counter() - t0
     state = {"P": [jax.device_put(W) for W in params], "S": jnp.zeros((), X.dtype)}
-    jax.block_until_ready(state["P"])
+    scratch = {"P": [jax.device_put(W.copy()) for W in params]}
+    jax.block_until_ready((state["P"], scratch["P"]))
+
+    def warm() -> None:
+        scratch["P"], _ = jax.block_until_ready(step(scratch["P"], jnp.zeros((), X.dtype),
+                                                     X[:batch_size], Y[:batch_size]))
 
     def run(lo: int, hi: int) -> tuple[float, float]:
         P, S = state["P"], jnp.zeros((), X.dtype)
@@ -132,18 +154,18 @@ def _jax_loop(params, X, Y, *, batch_size: int, lr: float):
         state["P"] = P
         return float(S), 0.0
 
-    return run, lambda: [np.asarray(W) for W in state["P"]], compile_s
+    return Loop(run, lambda: [np.asarray(W) for W in state["P"]], warm), compile_s
 
 
 def run(*, batch_size: int, dtype, lr: float, n_examples: int | None, seed: int = 0,
         data: Data | None = None, backends=("sgd_step", "fast_grad", "jax_jit"), chunks: int = 20,
-        n_test: int | None = None, settle: float = 0.0) -> dict:
+        n_test: int | None = None, warmup: float = 0.0) -> dict:
     """One epoch (or its first ``n_examples``) per backend, the backends taking turns in
     ``chunks`` slices of the epoch (the first backend of a turn rotates), so that a change in
     the machine's load falls on all of them; a dict for the JSON report. The ratio to JAX is
     reported as total time over total time, with the quartiles of the per-chunk ratios. Each
-    chunk starts after ``settle`` seconds of idle (:func:`benchmarks.timing.interleaved`). The
-    test accuracy is taken on the first ``n_test`` test examples (all when None)."""
+    chunk follows ``warmup`` seconds of the backend's untimed steps on a copy of the parameters
+    (:func:`benchmarks.timing.warm_up`). The test accuracy is taken on the first ``n_test`` test examples (all when None)."""
     dtype = np.dtype(dtype)
     data = data if data is not None else load_data(dtype)
     n = data.x_train.shape[0] if n_examples is None else min(n_examples, data.x_train.shape[0])
@@ -157,7 +179,7 @@ def run(*, batch_size: int, dtype, lr: float, n_examples: int | None, seed: int 
     x_test = data.x_test[:n_test].astype(dtype, copy=False)
     y_test = data.y_test[:n_test]
     out = {"batch_size": batch_size, "dtype": dtype.name, "lr": lr, "examples": n, "steps": steps,
-           "chunks": chunks, "settle_s": settle, "test_examples": len(y_test), "data": data.source, "backends": {}}
+           "chunks": chunks, "warmup_s": warmup, "test_examples": len(y_test), "data": data.source, "backends": {}}
     loops, compile_s = {}, {}
     for name in backends:
         params = mb.init_params([784, 500, 500, 10], seed=seed, dtype=dtype)
@@ -166,7 +188,7 @@ def run(*, batch_size: int, dtype, lr: float, n_examples: int | None, seed: int 
             compile_s[name] = 0.0
         elif name == "jax_jit":
             try:
-                *loops[name], compile_s[name] = _jax_loop(params, X, Y, batch_size=batch_size, lr=lr)
+                loops[name], compile_s[name] = _jax_loop(params, X, Y, batch_size=batch_size, lr=lr)
             except ImportError as e:
                 out["backends"][name] = {"skipped": f"jax unavailable: {e}"}
         else:
@@ -178,13 +200,13 @@ def run(*, batch_size: int, dtype, lr: float, n_examples: int | None, seed: int 
     update_s = dict.fromkeys(names, 0.0)
     for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
         for name in names[k % len(names):] + names[:k % len(names)]:
-            time.sleep(settle)
+            timing.warm_up(loops[name].warm, warmup)
             t0 = time.perf_counter()
-            J_sum, u_s = loops[name][0](int(lo), int(hi))
+            J_sum, u_s = loops[name].run(int(lo), int(hi))
             chunk_s[name].append(time.perf_counter() - t0)
             loss_sum[name] += J_sum
             update_s[name] += u_s
-    finals = {name: loops[name][1]() for name in names}
+    finals = {name: loops[name].final() for name in names}
     for name in names:
         seconds = sum(chunk_s[name])
         out["backends"][name] = {

@@ -46,7 +46,8 @@ from .options import integer, names, seconds
 MAX_BATCH = 4096     # the im2col of mnist_cnn's conv at batch 4096: 8 x 24 x 24 x 25 windows per example, 3.8 GB in float64
 MNIST_TRAIN = 60_000
 
-SCHEMA = "manual-backprop-layer-benchmark/1"
+# 2: settings.warmup_s (each turn after untimed calls: the timing protocol changed)
+SCHEMA = "manual-backprop-layer-benchmark/2"
 CANCELLATION = 8  # sum|terms| <= CANCELLATION * max|ref| for these O(1) random inputs (as tests/layer_checks.py)
 
 
@@ -278,12 +279,13 @@ def gemm_runner(cell: Cell):
 
 
 def cnn(*, dtype, batch: int, steps: int, chunks: int, lr: float = 0.05, seed: int = 0, data=None,
-        settle: float = 0.0) -> dict:
+        warmup: float = 0.0) -> dict:
     """``steps`` SGD steps of ``manual_backprop.model.mnist_cnn()`` (whatever its layers) at
     ``batch``, NumPy (loss_and_grad, then W -= lr g in place) against its JAX twin
     (``autodiff_check.sequential``: one jit of value_and_grad and the update, parameters
     donated), on the same MNIST batches from the same init, taking turns in ``chunks`` slices,
-    each after ``settle`` seconds of idle (:func:`benchmarks.timing.interleaved`);
+    each after ``warmup`` seconds of untimed steps on a copy of the parameters
+    (:func:`benchmarks.timing.warm_up`);
     the first step of each agrees within the float tolerance before the clock starts, and the
     largest parameter difference after the run shows both trained alike."""
     import jax
@@ -323,16 +325,16 @@ def cnn(*, dtype, batch: int, steps: int, chunks: int, lr: float = 0.05, seed: i
     compile_s = time.perf_counter() - t0
     state = {"P": P_dev}
 
+    def step_np(P, i):
+        J, g = net.loss_and_grad(P, X[i * batch:(i + 1) * batch], Y[i * batch:(i + 1) * batch])
+        for layer, gl in zip(P, g):
+            for w, gw in zip(layer, gl):
+                gw *= rate
+                w -= gw
+        return J
+
     def run_np(lo, hi):
-        s = 0.0
-        for i in range(lo, hi):
-            J, g = net.loss_and_grad(P_np, X[i * batch:(i + 1) * batch], Y[i * batch:(i + 1) * batch])
-            for layer, gl in zip(P_np, g):
-                for w, gw in zip(layer, gl):
-                    gw *= rate
-                    w -= gw
-            s += J
-        return s
+        return sum(step_np(P_np, i) for i in range(lo, hi))
 
     def run_jax(lo, hi):
         P, Js = state["P"], []
@@ -343,14 +345,22 @@ def cnn(*, dtype, batch: int, steps: int, chunks: int, lr: float = 0.05, seed: i
         state["P"] = P
         return float(sum(float(j) for j in Js))
 
+    # untimed steps on copies of the parameters (the first batch), which the training never sees
+    scratch = {"numpy": [tuple(w.copy() for w in layer) for layer in P_np],
+               "jax": jax.device_put([tuple(w.copy() for w in layer) for layer in P_np])}
+
+    def warm_jax():
+        scratch["jax"] = jax.block_until_ready(step_jax(scratch["jax"], X[:batch], Y[:batch])[0])
+
     loops = {"numpy": run_np, "jax": run_jax}
+    warm = {"numpy": lambda: step_np(scratch["numpy"], 0), "jax": warm_jax}
     names = list(loops)
     bounds = np.linspace(0, steps, min(chunks, steps) + 1).astype(int)
     chunk_s = {k: [] for k in names}
     loss = dict.fromkeys(names, 0.0)
     for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
         for name in names[k % 2:] + names[:k % 2]:
-            time.sleep(settle)
+            timing.warm_up(warm[name], warmup)
             t = time.perf_counter()
             loss[name] += loops[name](int(lo), int(hi))
             chunk_s[name].append(time.perf_counter() - t)
@@ -377,7 +387,7 @@ def cnn(*, dtype, batch: int, steps: int, chunks: int, lr: float = 0.05, seed: i
 
 
 def run_cells(cs: list[Cell], *, rounds: int, round_time: float, torch_threads: int, backends, log,
-              settle: float = 0.0) -> list[dict]:
+              warmup: float = 0.0) -> list[dict]:
     rows = []
     for cell in cs:
         dy = _cotangent(cell)
@@ -407,7 +417,7 @@ def run_cells(cs: list[Cell], *, rounds: int, round_time: float, torch_threads: 
             fns[name] = run
         if cell.gemm:
             fns["gemm"] = gemm_runner(cell)
-        stats = timing.interleaved(fns, rounds=rounds, round_time=round_time, first_calls=first, settle=settle)
+        stats = timing.interleaved(fns, rounds=rounds, round_time=round_time, first_calls=first, warmup=warmup)
         row = {"cell": cell.label, "layer": cell.name, "shapes": [list(np.shape(p)) for p in cell.primals],
                "options": cell.options, "n_terms": cell.n_terms, "gemm_products": cell.gemm,
                "backends": {k: {**s.as_dict(), **checks.get(k, {})} for k, s in stats.items()}, "skipped": skipped}
@@ -471,9 +481,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--rounds", type=integer(1, 1000), help="interleaved rounds per cell (default 7; quick 3)")
     p.add_argument("--round-time", type=seconds(60), help="seconds per backend per round, (0, 60] (default 0.1; quick 0.01)")
-    p.add_argument("--settle", type=seconds(10, zero=True),
-                   help="seconds of idle before each backend's turn, so that no pool's workers still spin from the "
-                        "turn before, [0, 10] (default 0.2; quick 0)")
+    p.add_argument("--warmup", type=seconds(10, zero=True),
+                   help="seconds of a backend's own untimed calls before each of its turns, so that no other pool's "
+                        f"workers still spin and its own are awake, [0, 10] (default {timing.WARMUP_S:g}; quick 0)")
     p.add_argument("--backends", type=names(["jax", "torch"], allow_empty=True), default=["jax", "torch"],
                    help="peers besides numpy, comma-separated (default jax,torch; empty: none)")
     p.add_argument("--cnn-steps", type=integer(0, MNIST_TRAIN),
@@ -485,7 +495,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "--threads 1 keeps a multithreaded call from stalling on a worker that waits for a core")
     p.add_argument("--out", type=Path, help="JSON file (default runs/layers-<time>.json)")
     args = p.parse_args(argv)
-    for key, full, quick in (("rounds", 7, 3), ("round_time", 0.1, 0.01), ("settle", 0.2, 0.0), ("cnn_steps", 200, 20)):
+    for key, full, quick in (("rounds", 7, 3), ("round_time", 0.1, 0.01), ("warmup", timing.WARMUP_S, 0.0),
+                             ("cnn_steps", 200, 20)):
         if getattr(args, key) is None:
             setattr(args, key, quick if args.quick else full)
     cnn = "jax" in args.backends and args.cnn_steps and importlib.util.find_spec("jax") is not None
@@ -529,18 +540,18 @@ def main(argv=None) -> int:
         f"torch set to {threads}")
     dtype = np.dtype(args.dtype)
     rows = run_cells(cells(dtype, args.batch, quick=args.quick), rounds=args.rounds, round_time=args.round_time,
-                     torch_threads=threads, backends=backends, log=log, settle=args.settle)
+                     torch_threads=threads, backends=backends, log=log, warmup=args.warmup)
     cnn_run = None
     if args.cnn_steps and "jax" in backends:
         log(f"mnist_cnn: {args.cnn_steps} steps per backend at batch {args.batch}")
-        cnn_run = cnn(dtype=dtype, batch=args.batch, steps=args.cnn_steps, chunks=args.cnn_chunks, settle=args.settle)
+        cnn_run = cnn(dtype=dtype, batch=args.batch, steps=args.cnn_steps, chunks=args.cnn_chunks, warmup=args.warmup)
     env = report.environment(load_start=load_start, torch_threads=threads if "torch" in backends else None)
     result = {
         "schema": SCHEMA,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(["python -m benchmarks layers", *(argv if argv is not None else sys.argv[1:])]),
         "quick": args.quick,
-        "settings": {"threads": args.threads, "batch": args.batch, "dtype": dtype.name, "rounds": args.rounds, "round_time_s": args.round_time, "settle_s": args.settle,
+        "settings": {"threads": args.threads, "batch": args.batch, "dtype": dtype.name, "rounds": args.rounds, "round_time_s": args.round_time, "warmup_s": args.warmup,
                      "backends": ["numpy", *backends], "torch_threads": threads,
                      "definitions": __doc__.split("disagreeing cell is reported and the exit status is 1. ")[1].strip()},
         "environment": env,

@@ -100,7 +100,7 @@ def environment(*, load_start: list[float] | None = None, torch_threads: int | N
         "load_average_end": load_average(),
         "own_busy_threads": own_threads,
         "env": {k: v for k, v in os.environ.items()   # glibc's malloc settings too (docs/performance.md)
-                if k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                if k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT", "OMP_NUM_THREADS",
                          "MKL_NUM_THREADS", "XLA_FLAGS", "GLIBC_TUNABLES") or k.startswith("MALLOC_")},
         "threads": {"numpy_blas": numpy_blas_threads(),
                     "jax": "XLA's own pool, one thread per CPU the process may use: "

@@ -9,10 +9,7 @@ Protocol for one benchmark cell:
    by a tenth between runs); in each, the callables run in a freshly shuffled order, each for
    ``n`` back-to-back calls timed one by one (``n`` chosen so that a callable spends about
    ``round_time`` seconds per round, at least 1 and at most ``max_calls``), each turn after
-   ``settle`` seconds of sleep, so that it starts on idle cores: OpenBLAS's workers spin for
-   about 0.1 s after their last call (2^28 cycles by default), and a multi-threaded callable
-   timed in that window shares the cores with them (``settle``'s default in the command
-   lines, 0.2 s, and what it changes: docs/performance.md);
+   ``warmup`` seconds of its own untimed calls (:func:`warm_up`);
 3. the statistics are taken over all timed calls: median, quartiles, minimum; the process
    CPU time over the wall time of the rounds, about the number of threads a backend kept busy
    (2 for a two-threaded BLAS that had both cores, 1 for a single thread); and, where the
@@ -75,6 +72,24 @@ def _faults_and_kernel_time() -> tuple[int, float]:
     return r.ru_minflt, r.ru_stime
 
 
+#: Seconds of untimed calls before each timed turn in the full command lines (``--warmup``).
+#: OpenBLAS's pthreads pool (NumPy's and SciPy's wheels) keeps an idle worker polling, with
+#: sched_yield, until 2^28 time-stamp-counter ticks have passed since its last job (about 0.1 s
+#: at 2.6 GHz; ``OPENBLAS_THREAD_TIMEOUT`` sets the exponent, 4-30; driver/others/blas_server.c):
+#: a multi-threaded callable timed in that window shares the cores with it. A pause instead of
+#: the warm-up leaves the next callable's own pool cold (docs/performance.md).
+WARMUP_S = 0.2
+
+
+def warm_up(fn: Callable[[], object], seconds: float) -> None:
+    """Call ``fn`` untimed until ``seconds`` have passed (at least once; not at all for 0)."""
+    if seconds > 0:
+        end = time.perf_counter() + seconds
+        fn()
+        while time.perf_counter() < end:
+            fn()
+
+
 def _timed(fn: Callable[[], object]) -> float:
     t0 = time.perf_counter()
     fn()
@@ -90,7 +105,7 @@ def interleaved(
     min_samples: int = 1,
     seed: int = 0,
     first_calls: dict[str, float] | None = None,
-    settle: float = 0.0,
+    warmup: float = 0.0,
 ) -> dict[str, Stats]:
     """Time every callable of ``fns`` by the protocol above; ``first_calls`` holds first-call
     times already measured (e.g. while checking results), which are not repeated."""
@@ -114,7 +129,7 @@ def interleaved(
         rng.shuffle(order)
         for name in order:
             fn = fns[name]
-            time.sleep(settle)
+            warm_up(fn, warmup)
             (f0, k0), c0, w0 = _faults_and_kernel_time(), time.process_time(), time.perf_counter()
             for _ in range(per_round[name]):
                 samples[name].append(_timed(fn))

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,7 @@ def test_quick_run_writes_valid_json(tmp_path):
         assert words in proc.stdout, words
     data = json.loads(out.read_text())
     assert data["schema"] == SCHEMA and data["quick"] is True
+    assert data["settings"]["warmup_s"] == 0.0 and [t["warmup_s"] for t in data["training"]] == [0.0, 0.0]
     if importlib.util.find_spec("matplotlib") is not None:
         assert data["plot"] == str(out.with_suffix(".png")) and out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
     for key in ("environment", "settings", "gradients", "training", "goals", "backends"):
@@ -275,14 +277,15 @@ def test_layer_benchmark_quick_run_writes_json(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks", "layers", "--quick", "--batch", "8", "--rounds", "1",
-         "--round-time", "0.001", "--cnn-steps", "2", "--cnn-chunks", "1", "--backends", "jax", "--out", str(out)],
+         "--round-time", "0.001", "--warmup", "0.001", "--cnn-steps", "2", "--cnn-chunks", "1", "--backends", "jax",
+         "--out", str(out)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for words in ("np/jax", "gemm%", "load average (1, 5, 15 min)", "threads: NumPy BLAS", "SGD steps"):
         assert words in proc.stdout, words
     data = json.loads(out.read_text())
-    assert data["quick"] is True and data["settings"]["batch"] == 8
+    assert data["quick"] is True and data["settings"]["batch"] == 8 and data["settings"]["warmup_s"] == 0.001
     assert len(data["environment"]["load_average_start"]) == 3
     assert {c["layer"] for c in data["cells"]} == {"conv2d", "max_pool2d", "avg_pool2d", "dense", "softmax"}
     for c in data["cells"]:
@@ -291,7 +294,8 @@ def test_layer_benchmark_quick_run_writes_json(tmp_path):
     cnn = data["cnn"]
     assert cnn["first_step_agrees"] is True and cnn["steps"] == 2
     # two SGD steps from the same start on the same batches: the parameters differ by rounding
-    # only, a few float32 u (6e-8) of the update per step; a wrong gradient moves them by ~lr |g|/|W| ~ 1e-3
+    # only, a few float32 u (6e-8) of the update per step; a wrong gradient, or a warm-up step
+    # that reached one backend's training parameters, moves them by ~lr |g|/|W| ~ 1e-3
     assert cnn["max_param_diff_rel"] < 1e-4
 
 
@@ -354,26 +358,97 @@ def test_ratio_interval_is_the_spread_of_medians():
         timing.ratio_interval(_stats(num), _stats(den[:6]))
 
 
-def test_interleaved_timing_settles_before_every_turn_and_times_none_of_it(monkeypatch):
-    """settle: one sleep before each callable's turn in each round (never inside a turn, never
-    in the untimed first and estimating calls), so that every turn starts on idle cores; the
-    sleep is outside the clock: the samples of instant callables stay far below it."""
+class _SteppingClock:
+    """Stands in for the ``time`` module of a benchmark module: every read of the wall clock
+    is an event and moves it on by 10 ms, so that a warm-up ends after a known number of calls
+    and a timed interval shows how many clock reads (and so warm-up calls) fell inside it."""
+
+    def __init__(self, events):
+        self.events, self.now = events, 0.0
+
+    def perf_counter(self):
+        self.events.append("wall")
+        self.now += 0.01
+        return self.now
+
+    def process_time(self):
+        self.events.append("cpu")
+        return time.process_time()
+
+
+def test_interleaved_timing_warms_each_turn_up_with_its_own_untimed_calls(monkeypatch):
+    """warmup: before each callable's turn, calls of that callable only, for at least
+    ``warmup`` seconds, and only while no clock of a turn runs (a turn: from its CPU clock
+    read to the next); every round has one turn per callable."""
     events = []
-    real_sleep = timing.time.sleep
-
-    def sleep(s):
-        events.append(("sleep", s))
-        real_sleep(s)
-
-    monkeypatch.setattr(timing.time, "sleep", sleep)
+    monkeypatch.setattr(timing, "time", _SteppingClock(events))
     fns = {k: (lambda k=k: events.append(k)) for k in ("a", "b")}
-    stats = timing.interleaved(fns, rounds=3, round_time=1.0, max_calls=2, settle=0.02)
-    assert events[:4] == ["a", "b", "a", "b"]                     # first calls, then estimates
-    turns = events[4:]
-    assert len(turns) == 3 * 2 * 3                                # rounds x callables x (sleep + 2 calls)
-    for i in range(0, len(turns), 3):
-        assert turns[i] == ("sleep", 0.02) and turns[i + 1] == turns[i + 2] in ("a", "b")
-    assert all(s.by_round.max() < 0.02 for s in stats.values())
+    timing.interleaved(fns, rounds=3, round_time=1.0, max_calls=2, warmup=0.055)
+    calls = [e for e in events if e in ("a", "b")]
+    assert calls[:4] == ["a", "b", "a", "b"]                  # first calls, then estimates
+    in_turn, turns, warm = False, [], []
+    after_estimates = [i for i, e in enumerate(events) if e in ("a", "b")][3] + 1
+    for e in events[after_estimates:]:
+        if e == "cpu":
+            in_turn = not in_turn
+            if in_turn:
+                turns.append([])
+                assert warm and set(warm) <= {"a", "b"} and len(set(warm)) == 1, warm
+            else:
+                assert set(turns[-1]) == set(warm) and len(turns[-1]) == 2   # the warmed one, timed
+                warm = []
+        elif e in ("a", "b"):
+            (turns[-1] if in_turn else warm).append(e)
+    assert not in_turn and len(turns) == 3 * 2
+    assert all({turns[i][0], turns[i + 1][0]} == {"a", "b"} for i in range(0, 6, 2))
+    # warm_up reads the clock before its first call and after each: 0.055 s of 10 ms ticks is 6 calls
+    assert calls.count("a") == calls.count("b") == 1 + 1 + 3 * (6 + 2)
+
+
+def test_no_warmup_means_no_extra_calls(monkeypatch):
+    """warmup=0 (the quick runs): the first call, the estimate, the timed calls, nothing else."""
+    n = []
+    timing.interleaved({"a": lambda: n.append(1)}, rounds=2, round_time=1.0, max_calls=2)
+    assert len(n) == 1 + 1 + 2 * 2
+
+
+@pytest.mark.parametrize("argv, warmup", [
+    ([], timing.WARMUP_S), (["--quick"], 0.0), (["--quick", "--warmup", "0.1"], 0.1), (["--warmup", "0"], 0.0),
+])
+def test_warmup_defaults_to_the_full_runs_value_and_none_for_quick_ones(argv, warmup):
+    from benchmarks import layers
+    from benchmarks.__main__ import parse_args
+
+    assert parse_args(argv).warmup == warmup and layers.parse_args(argv).warmup == warmup
+
+
+def test_training_chunks_each_follow_a_warm_up_the_training_never_sees(monkeypatch):
+    """epoch.run: before every chunk of every backend, warm_up of that backend's step on a copy
+    of the parameters: outside the chunk's clock (no chunk lasts the warm-up's 0.5 s of the
+    stepping clock), and invisible to the training (the same losses as without)."""
+    from benchmarks import epoch
+
+    rng = np.random.default_rng(0)
+    data = epoch.Data(rng.uniform(size=(12, 784)), rng.integers(0, 10, 12), rng.uniform(size=(4, 784)),
+                      rng.integers(0, 10, 4), "synthetic (test)")
+    backends = ("sgd_step", "fast_grad") + (("jax_jit",) if importlib.util.find_spec("jax") else ())
+    kw = dict(batch_size=2, dtype="float64", lr=0.5, n_examples=12, data=data, backends=backends, chunks=3)
+    cold = epoch.run(**kw)
+    warmed, real_warm_up = [], timing.warm_up
+
+    def warm_up(fn, seconds):
+        warmed.append(seconds)
+        real_warm_up(fn, seconds)
+
+    clock = _SteppingClock([])
+    monkeypatch.setattr(timing, "time", clock)
+    monkeypatch.setattr(epoch, "time", clock)
+    monkeypatch.setattr(timing, "warm_up", warm_up)
+    out = epoch.run(**kw, warmup=0.5)
+    assert warmed == [0.5] * (3 * len(backends)) and out["warmup_s"] == 0.5
+    for name, b in out["backends"].items():
+        assert max(b["chunk_seconds"]) < 0.5
+        assert b["mean_train_loss"] == cold["backends"][name]["mean_train_loss"]
 
 
 def test_interleaved_timing_keeps_the_calls_of_each_round():
@@ -418,7 +493,7 @@ def test_a_run_of_one_round_reports_no_interval(tmp_path):
 # Each case failed before: a traceback in the middle of a run (no JSON), or exit 0 with a useless result.
 
 FAST = ["--networks", "post", "--dtypes", "float32", "--batches", "1", "--rounds", "1", "--min-samples", "1",
-        "--round-time", "0.001", "--no-training", "--backends", "plain,fast"]
+        "--round-time", "0.001", "--warmup", "0", "--no-training", "--backends", "plain,fast"]
 
 
 @pytest.mark.parametrize("args, message", [
@@ -431,8 +506,8 @@ FAST = ["--networks", "post", "--dtypes", "float32", "--batches", "1", "--rounds
     (["--seed", "-1"], "argument --seed: must be between 0 and 4294967295; got -1"),
     (["--round-time", "nan"], "argument --round-time: must be a number of seconds in (0, 60]; got nan"),
     (["--round-time", "0"], "argument --round-time: must be a number of seconds in (0, 60]; got 0"),
-    (["--settle", "-0.1"], "argument --settle: must be a number of seconds in [0, 10]; got -0.1"),
-    (["--settle", "inf"], "argument --settle: must be a number of seconds in [0, 10]; got inf"),
+    (["--warmup", "-0.1"], "argument --warmup: must be a number of seconds in [0, 10]; got -0.1"),
+    (["--warmup", "inf"], "argument --warmup: must be a number of seconds in [0, 10]; got inf"),
     (["--rounds", "0"], "argument --rounds: must be between 1 and 1000; got 0"),
     (["--min-samples", "-1"], "argument --min-samples: must be between 1 and 100000; got -1"),
     (["--threads", "0"], "argument --threads: must be between 1 and 4096; got 0"),
@@ -452,7 +527,7 @@ def test_the_benchmark_refuses_bad_options_before_any_timing(args, message, caps
     (["--cnn-steps", "-1"], "argument --cnn-steps: must be between 0 and 60000; got -1"),
     (["--cnn-chunks", "0"], "argument --cnn-chunks: must be between 1 and 1000; got 0"),
     (["--round-time", "inf"], "argument --round-time: must be a number of seconds in (0, 60]; got inf"),
-    (["--settle", "11"], "argument --settle: must be a number of seconds in [0, 10]; got 11"),
+    (["--warmup", "11"], "argument --warmup: must be a number of seconds in [0, 10]; got 11"),
     (["--backends", "jax,bogus"], "argument --backends: unknown bogus; choose from jax, torch"),
     (["--backends", "jax", "--cnn-steps", "100", "--batch", "1000"], "--cnn-steps 100 x --batch 1000 is more than MNIST's 60000"),
 ])
