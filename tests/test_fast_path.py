@@ -280,7 +280,7 @@ def test_workspace_reuse_across_batch_sizes_changes_nothing():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_one_input_feature_at_batch_4_is_the_references_bit_for_bit(dtype):
-    """x of shape (4, 1): a_0^T delta is a k = 4 product of one-column factors, still the
+    """x of shape (4, 1): a_0^T delta is a k = 4 product with a one-column a_0, still the
     reference's bits."""
     rng = np.random.default_rng(6)
     params = mb.init_params([1, 3, 2], seed=7, dtype=dtype)
@@ -306,8 +306,8 @@ def _unaligned_like(W: np.ndarray) -> np.ndarray:
 def test_at_batch_1_the_gradient_is_the_references_bit_for_bit(activation, dtype, sizes):
     """At B = 1 a_0^T delta is an outer product, one product a_i delta_j per entry (a k = 1
     GEMM in both): the same bits, into fresh arrays, into out= (filled with NaN first, so that
-    a missed entry or a copy shows), and for an x that is a strided view. An unaligned out= is refused by name (np.dot would refuse it from deep
-    inside with NumPy's own message)."""
+    a missed entry or a copy shows), and for an x that is a strided view. An unaligned out= is
+    refused by name (np.dot would refuse it from deep inside with NumPy's own message)."""
     rng = np.random.default_rng(4)
     params = mb.init_params(sizes, seed=5, dtype=dtype)
     x = rng.normal(size=(1, 2 * sizes[0])).astype(dtype)[:, ::2]
