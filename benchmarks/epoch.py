@@ -195,17 +195,9 @@ def run(*, batch_size: int, dtype, lr: float, n_examples: int | None, seed: int 
             raise ValueError(f"unknown training backend {name!r}")
     names = list(loops)
     bounds = np.linspace(0, steps, min(chunks, steps) + 1).astype(int)
-    chunk_s = {name: [] for name in names}
-    loss_sum = dict.fromkeys(names, 0.0)
-    update_s = dict.fromkeys(names, 0.0)
-    for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
-        for name in names[k % len(names):] + names[:k % len(names)]:
-            timing.warm_up(loops[name].warm, warmup)
-            t0 = time.perf_counter()
-            J_sum, u_s = loops[name].run(int(lo), int(hi))
-            chunk_s[name].append(time.perf_counter() - t0)
-            loss_sum[name] += J_sum
-            update_s[name] += u_s
+    chunk_s, sums = timing.take_turns({name: (loops[name].run, loops[name].warm) for name in names}, bounds, warmup)
+    loss_sum = {name: sum(J for J, _ in sums[name]) for name in names}
+    update_s = {name: sum(u for _, u in sums[name]) for name in names}
     finals = {name: loops[name].final() for name in names}
     for name in names:
         seconds = sum(chunk_s[name])

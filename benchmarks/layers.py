@@ -352,18 +352,10 @@ def cnn(*, dtype, batch: int, steps: int, chunks: int, lr: float = 0.05, seed: i
     def warm_jax():
         scratch["jax"] = jax.block_until_ready(step_jax(scratch["jax"], X[:batch], Y[:batch])[0])
 
-    loops = {"numpy": run_np, "jax": run_jax}
-    warm = {"numpy": lambda: step_np(scratch["numpy"], 0), "jax": warm_jax}
-    names = list(loops)
+    turns = {"numpy": (run_np, lambda: step_np(scratch["numpy"], 0)), "jax": (run_jax, warm_jax)}
     bounds = np.linspace(0, steps, min(chunks, steps) + 1).astype(int)
-    chunk_s = {k: [] for k in names}
-    loss = dict.fromkeys(names, 0.0)
-    for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
-        for name in names[k % 2:] + names[:k % 2]:
-            timing.warm_up(warm[name], warmup)
-            t = time.perf_counter()
-            loss[name] += loops[name](int(lo), int(hi))
-            chunk_s[name].append(time.perf_counter() - t)
+    chunk_s, sums = timing.take_turns(turns, bounds, warmup)
+    loss = {name: sum(s) for name, s in sums.items()}
     P_j = [tuple(np.asarray(w) for w in layer) for layer in state["P"]]
     diff = max((float(np.max(np.abs(u.astype(np.float64) - v))) / max(float(np.max(np.abs(v))), 1e-30)
                 for a, b in zip(P_np, P_j) for u, v in zip(a, b)), default=0.0)
@@ -373,12 +365,12 @@ def cnn(*, dtype, batch: int, steps: int, chunks: int, lr: float = 0.05, seed: i
         "lr": lr, "data": data.source,
         "first_step_agrees": bool(abs(J0 - Jj) <= tol and grad_ok),
         "backends": {k: {"seconds": sum(chunk_s[k]), "us_per_step": 1e6 * sum(chunk_s[k]) / steps,
-                         "mean_train_loss": loss[k] / steps, "chunk_seconds": chunk_s[k]} for k in names},
+                         "mean_train_loss": loss[k] / steps, "chunk_seconds": chunk_s[k]} for k in turns},
         "jax_compile_s": compile_s,
         "ratio_numpy_to_jax": sum(chunk_s["numpy"]) / sum(chunk_s["jax"]),
         "ratio_per_chunk_quartiles": [float(q) for q in np.percentile(per_chunk, [25, 50, 75])],
         "max_param_diff_rel": diff,
-        "epoch_seconds_estimate": {k: sum(chunk_s[k]) / steps * (60000 // batch) for k in names},
+        "epoch_seconds_estimate": {k: sum(chunk_s[k]) / steps * (60000 // batch) for k in turns},
     }
 
 

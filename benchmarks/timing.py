@@ -32,7 +32,7 @@ try:
     import resource
 except ImportError:  # not on Windows: no page-fault counts there
     resource = None
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -88,6 +88,26 @@ def warm_up(fn: Callable[[], object], seconds: float) -> None:
         fn()
         while time.perf_counter() < end:
             fn()
+
+
+def take_turns(turns: dict[str, tuple[Callable[[int, int], object], Callable[[], object]]],
+               bounds: Sequence[int], warmup: float = 0.0) -> tuple[dict[str, list[float]], dict[str, list]]:
+    """The training benchmarks' protocol: ``turns`` maps a name to ``(run(lo, hi), warm())``;
+    each takes its turn on every slice ``bounds[k]..bounds[k + 1]`` (the first of a turn
+    rotating, so that a change in the machine's load falls on all), each slice after ``warmup``
+    seconds of its own ``warm()`` (:func:`warm_up`, outside the clock). Returns, per name, the
+    seconds of each slice and what ``run`` returned for it."""
+    names = list(turns)
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    results: dict[str, list] = {name: [] for name in names}
+    for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+        for name in names[k % len(names):] + names[:k % len(names)]:
+            run, warm = turns[name]
+            warm_up(warm, warmup)
+            t0 = time.perf_counter()
+            results[name].append(run(int(lo), int(hi)))
+            seconds[name].append(time.perf_counter() - t0)
+    return seconds, results
 
 
 def _timed(fn: Callable[[], object]) -> float:

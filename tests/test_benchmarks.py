@@ -405,7 +405,7 @@ def test_interleaved_timing_warms_each_turn_up_with_its_own_untimed_calls(monkey
     assert calls.count("a") == calls.count("b") == 1 + 1 + 3 * (6 + 2)
 
 
-def test_no_warmup_means_no_extra_calls(monkeypatch):
+def test_no_warmup_means_no_extra_calls():
     """warmup=0 (the quick runs): the first call, the estimate, the timed calls, nothing else."""
     n = []
     timing.interleaved({"a": lambda: n.append(1)}, rounds=2, round_time=1.0, max_calls=2)
@@ -422,10 +422,31 @@ def test_warmup_defaults_to_the_full_runs_value_and_none_for_quick_ones(argv, wa
     assert parse_args(argv).warmup == warmup and layers.parse_args(argv).warmup == warmup
 
 
+def test_take_turns_warms_each_slice_up_with_its_own_backend_outside_the_clock(monkeypatch):
+    """take_turns: every slice of every backend, the first of a turn rotating, right after that
+    backend's own warm-up and never inside the slice's clock (each slice's seconds are the one
+    10 ms tick between its two reads of the stepping clock)."""
+    events = []
+    monkeypatch.setattr(timing, "time", _SteppingClock(events))
+    turns = {k: (lambda lo, hi, k=k: events.append(("run", k, lo, hi)) or (lo, hi),
+                 lambda k=k: events.append(("warm", k))) for k in ("a", "b", "c")}
+    seconds, results = timing.take_turns(turns, [0, 2, 5], warmup=0.055)
+    runs = [e for e in events if e[0] == "run"]
+    assert runs == [("run", "a", 0, 2), ("run", "b", 0, 2), ("run", "c", 0, 2),
+                    ("run", "b", 2, 5), ("run", "c", 2, 5), ("run", "a", 2, 5)]
+    for r in runs:
+        i = events.index(r)
+        # warm_up: a clock read, then its own backend's warm calls, each followed by a read (6 in
+        # 0.055 s of 10 ms ticks); then the slice's clock starts, the run, the clock stops
+        assert events[i - 14:i] == ["wall"] + [("warm", r[1]), "wall"] * 6 + ["wall"] and events[i + 1] == "wall"
+    assert all(s == pytest.approx([0.01, 0.01]) for s in seconds.values())
+    assert results == {k: [(0, 2), (2, 5)] for k in turns}
+
+
 def test_training_chunks_each_follow_a_warm_up_the_training_never_sees(monkeypatch):
-    """epoch.run: before every chunk of every backend, warm_up of that backend's step on a copy
-    of the parameters: outside the chunk's clock (no chunk lasts the warm-up's 0.5 s of the
-    stepping clock), and invisible to the training (the same losses as without)."""
+    """epoch.run takes its turns by take_turns with each backend's step on a copy of the
+    parameters as its warm-up: invisible to the training (the same losses as without), outside
+    the chunks' clock (no chunk lasts the warm-up's 0.5 s of the stepping clock)."""
     from benchmarks import epoch
 
     rng = np.random.default_rng(0)
@@ -449,6 +470,26 @@ def test_training_chunks_each_follow_a_warm_up_the_training_never_sees(monkeypat
     for name, b in out["backends"].items():
         assert max(b["chunk_seconds"]) < 0.5
         assert b["mean_train_loss"] == cold["backends"][name]["mean_train_loss"]
+
+
+def test_the_command_lines_hand_warmup_to_every_timed_loop(monkeypatch, tmp_path):
+    """--warmup reaches interleaved (gradients, layer cells), epoch.run and layers.cnn."""
+    pytest.importorskip("jax")
+    from benchmarks import epoch, layers
+    from benchmarks.__main__ import main
+
+    seen = []
+    for module, name in ((timing, "interleaved"), (epoch, "run"), (layers, "cnn")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, real=real, name=name, **kw: (seen.append((name, kw["warmup"])),
+                                                                              real(*a, **kw))[1])
+    common = ["--rounds", "1", "--round-time", "0.001", "--warmup", "0.001"]
+    assert main(["--networks", "post", "--dtypes", "float32", "--batches", "1", "--min-samples", "1", *common,
+                 "--backends", "plain,fast", "--train-batches", "1", "--train-examples", "2", "--test-examples", "2",
+                 "--out", str(tmp_path / "g.json"), "--no-plot"]) == 0
+    assert main(["layers", "--quick", "--batch", "2", "--backends", "jax", "--cnn-steps", "1", "--cnn-chunks", "1",
+                 *common, "--out", str(tmp_path / "l.json")]) == 0
+    assert {n for n, _ in seen} == {"interleaved", "run", "cnn"} and {w for _, w in seen} == {0.001}
 
 
 def test_interleaved_timing_keeps_the_calls_of_each_round():
