@@ -165,7 +165,8 @@ def run(*, batch_size: int, dtype, lr: float, n_examples: int | None, seed: int 
     the machine's load falls on all of them; a dict for the JSON report. The ratio to JAX is
     reported as total time over total time, with the quartiles of the per-chunk ratios. Each
     chunk follows ``warmup`` seconds of the backend's untimed steps on a copy of the parameters
-    (:func:`benchmarks.timing.warm_up`). The test accuracy is taken on the first ``n_test`` test examples (all when None)."""
+    (:func:`benchmarks.timing.take_turns`). The test accuracy is taken on the first ``n_test``
+    test examples (all when None)."""
     dtype = np.dtype(dtype)
     data = data if data is not None else load_data(dtype)
     n = data.x_train.shape[0] if n_examples is None else min(n_examples, data.x_train.shape[0])

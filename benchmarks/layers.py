@@ -285,7 +285,7 @@ def cnn(*, dtype, batch: int, steps: int, chunks: int, lr: float = 0.05, seed: i
     (``autodiff_check.sequential``: one jit of value_and_grad and the update, parameters
     donated), on the same MNIST batches from the same init, taking turns in ``chunks`` slices,
     each after ``warmup`` seconds of untimed steps on a copy of the parameters
-    (:func:`benchmarks.timing.warm_up`);
+    (:func:`benchmarks.timing.take_turns`);
     the first step of each agrees within the float tolerance before the clock starts, and the
     largest parameter difference after the run shows both trained alike."""
     import jax
