@@ -64,9 +64,18 @@ def _reshape(x, *, shape):
 
 
 def _conv2d(x, W, b, *, stride=1, padding=0):
-    ph, pw = _two(padding)
+    """The padding is applied by jnp.pad and the rows and columns no window reaches are cut
+    off before an unpadded convolution: the same function as ``padding=`` of
+    conv_general_dilated, whose VJP aborts the whole process in jax/jaxlib 0.10.2 for some
+    shapes (an XLA check failure, "Window dimensions do not match RHS shape", e.g. a (1, 1, 4, 8)
+    x, a 2 x 4 kernel, stride (2, 3), padding (1, 2); tests/test_layers.py)."""
+    (sh, sw), (ph, pw) = _two(stride), _two(padding)
+    (kh, kw), (H, Wd) = W.shape[2:], x.shape[2:]
+    reach_h = (H + 2 * ph - kh) // sh * sh + kh            # rows the windows read, padding included
+    reach_w = (Wd + 2 * pw - kw) // sw * sw + kw
+    xp = jnp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))[:, :, :reach_h, :reach_w]
     y = lax.conv_general_dilated(
-        x, W, window_strides=_two(stride), padding=[(ph, ph), (pw, pw)],
+        xp, W, window_strides=(sh, sw), padding="VALID",
         dimension_numbers=("NCHW", "OIHW", "NCHW"), precision=lax.Precision.HIGHEST,
     )
     return y + b[None, :, None, None]

@@ -7,6 +7,8 @@ jax_fn=twin)`` is a change to ``_check`` alone.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -79,6 +81,19 @@ def _attention_magnitude(dy, q, k, v, *, causal):
             Tq * float(np.abs(dy).max())]
 
 
+def _attention_forward_magnitude(q, k, v, *, causal):
+    """y = P v, P >= 0 summing to 1 over keys: sum_j |P_j v_j| <= max|v|. P errs through the
+    scores too: S = q k^T / sqrt(d) errs by at most d u sum_l |q_l k_l| / sqrt(d) <= u d^1.5
+    max|q| max|k|, which moves each P_j by at most twice that, relatively (P_j = e^{S_j} /
+    sum e^{S}), and y by 2 u d^1.5 max|q| max|k| max|v|. So with n = n_ops (the entries of q, k,
+    v and y) the bound 2 n u S of the forward, S = max|v| (1 + 2 d^1.5 max|q| max|k| / n),
+    covers 2 u max|v| (n + 2 d^1.5 max|q| max|k|): the sums' rounding and the scores'."""
+    d = q.shape[-1]
+    n = q.size + k.size + v.size + q.shape[0] * q.shape[1] * v.shape[-1]
+    qk = float(np.abs(q).max() * np.abs(k).max())
+    return float(np.abs(v).max()) * (1 + 2 * d**1.5 * qk / n)
+
+
 # ---- running error bounds of the layers with saturating units (tests/running_error.py) ----------
 # Each evaluates the layer's equations, as its docstring writes them and in the order
 # manual_backprop.layers evaluates them, on Rounded values; the returned coefficients C bound
@@ -146,7 +161,7 @@ LAYERS = [
     ("batch_norm", S.batch_norm(), None, Magnitude(_norm_magnitude(lambda x: (0,) + tuple(range(2, x.ndim))))),
     ("layer_norm", S.layer_norm(), None, Magnitude(_norm_magnitude(lambda x: (x.ndim - 1,)))),
     ("softmax", S.softmax(), None, Magnitude(_softmax_magnitude)),
-    ("attention", S.attention(), None, Magnitude(_attention_magnitude)),
+    ("attention", S.attention(), None, Magnitude(_attention_magnitude, forward=_attention_forward_magnitude)),
     ("embedding", S.embedding(), None, None),
     ("rnn", S.rnn(), None, Running(_rnn_rounding)),
     ("lstm", S.lstm(), None, Running(_lstm_rounding)),
@@ -190,6 +205,33 @@ def test_float32_matches_float64(name, strategy, kinks, bound):
     prop()
 
 
+def test_attention_float32_forward_where_the_output_cancels():
+    """The draw the thorough profile found (2026-12-01): one query, values of either sign, y =
+    -0.0026 from terms up to 2.1. Its float32 rounding error (9.8e-8) exceeds the default
+    forward tolerance, which scales with max|y| (8.9e-8), and is within the derived one; a
+    float32 path that loses precision (inputs rounded to 2^-8) is still caught."""
+    q = np.array([[[0.69116838, 1.64323629, 0.66087415, -2.60631446, 1.81071173]]])
+    k = np.array([[[0.44637457, -0.53695324, 0.5811181, 0.3645724, 0.2941325],
+                   [0.02842224, 0.54671299, -0.73645409, -0.16290995, -0.48211931],
+                   [0.59884621, 0.03972211, -0.29245675, -0.78190846, -0.25719224],
+                   [0.00814218, -0.27560291, 1.29406381, 1.00672432, -2.71116248],
+                   [-1.88901325, -0.17477209, -0.42219041, 0.213643, 0.21732193]]])
+    v = np.array([[[2.11783876], [-1.11202076], [-0.37760501], [2.04277161], [0.646703]]])
+    derived = Magnitude(_attention_magnitude, forward=_attention_forward_magnitude)
+    default = check_layer_float32(L.attention, L.attention_vjp, q, k, v, bound=Magnitude(_attention_magnitude),
+                                  causal=False)
+    assert [f.split(":")[0] for f in default] == ["forward_float32"]
+    assert check_layer_float32(L.attention, L.attention_vjp, q, k, v, bound=derived, causal=False) == []
+
+    def coarse(q, k, v, causal=False):
+        if q.dtype == np.float32:
+            q, k, v = (np.round(a * 256) / 256 for a in (q, k, v))
+        return L.attention(q, k, v, causal=causal)
+
+    failures = check_layer_float32(coarse, L.attention_vjp, q, k, v, bound=derived, causal=False)
+    assert [f.split(":")[0] for f in failures] == ["forward_float32"]
+
+
 def test_layer_names_match_the_twin():
     public = {n for n in L.__all__}
     assert public == {n for n in J.__all__ if n not in ("FORWARD", "vjp_of")}
@@ -219,6 +261,23 @@ def test_dropout_scales_kept_entries_and_gives_the_mask_no_gradient():
     assert np.array_equal(L.dropout(x, keep, rate=0.5), [[2.0, 0.0]])
     dx, dmask = L.dropout_vjp(np.array([[3.0, 5.0]]), x, keep, rate=0.5)
     assert dmask is None and np.array_equal(dx, [[6.0, 0.0]])
+
+
+def test_the_twins_conv2d_vjp_survives_a_shape_that_aborts_xla():
+    """jax/jaxlib 0.10.2 abort the process in the VJP of conv_general_dilated with padding= for
+    this shape (an XLA check failure; the thorough profile drew it, 2026-12-01). The twin pads
+    and crops itself: in a subprocess (an abort would end this one) its VJP runs, and here it
+    agrees with the hand VJP and with finite differences."""
+    primals = (np.random.default_rng(0).standard_normal((1, 1, 4, 8)),
+               np.random.default_rng(1).standard_normal((4, 1, 2, 4)), np.zeros(4))
+    options = {"stride": (2, 3), "padding": (1, 2)}
+    code = ("import numpy as np, jax; jax.config.update('jax_enable_x64', True); "
+            "from autodiff_check.layers import conv2d_vjp; "
+            "conv2d_vjp(np.ones((1, 4, 3, 3)), np.ones((1, 1, 4, 8)), np.ones((4, 1, 2, 4)), np.ones(4), "
+            "stride=(2, 3), padding=(1, 2)); print('survived')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "survived" in proc.stdout, proc.stderr[-2000:]
+    assert _check("conv2d", primals, options, None, None) == []
 
 
 def test_conv2d_is_cross_correlation_like_the_definition():
