@@ -81,6 +81,16 @@ def _attention_magnitude(dy, q, k, v, *, causal):
             Tq * float(np.abs(dy).max())]
 
 
+def _dense_forward_magnitude(x, W):
+    """sum|terms| of each y = x W[1:] + W[0]: the same products on absolute values."""
+    return np.abs(x) @ np.abs(W[1:]) + np.abs(W[0])
+
+
+def _conv2d_forward_magnitude(x, W, b, *, stride, padding):
+    """sum|terms| of each output entry: the JAX twin's convolution of |x| by |W|, plus |b|."""
+    return np.asarray(J.conv2d(np.abs(x), np.abs(W), np.abs(b), stride=stride, padding=padding))
+
+
 def _attention_forward_magnitude(q, k, v, *, causal):
     """y = P v, P >= 0 summing to 1 over keys: sum_j |P_j v_j| <= max|v|. P errs through the
     scores too: S = q k^T / sqrt(d) errs by at most d u sum_l |q_l k_l| / sqrt(d) <= u d^1.5
@@ -153,8 +163,8 @@ def _lstm_rounding(dy, x, h0, c0, Wx, Wh, b):
 
 # name, strategy, kinks (None where the layer is smooth), bound (None: the default, layer_checks)
 LAYERS = [
-    ("dense", S.dense(), None, None),
-    ("conv2d", S.conv2d(), None, None),
+    ("dense", S.dense(), None, Magnitude(forward=_dense_forward_magnitude)),
+    ("conv2d", S.conv2d(), None, Magnitude(forward=_conv2d_forward_magnitude)),
     ("max_pool2d", S.pool(), _pool_pattern, None),
     ("avg_pool2d", S.pool(), None, None),
     ("dropout", S.dropout(), None, None),
@@ -261,6 +271,23 @@ def test_dropout_scales_kept_entries_and_gives_the_mask_no_gradient():
     assert np.array_equal(L.dropout(x, keep, rate=0.5), [[2.0, 0.0]])
     dx, dmask = L.dropout_vjp(np.array([[3.0, 5.0]]), x, keep, rate=0.5)
     assert dmask is None and np.array_equal(dx, [[6.0, 0.0]])
+
+
+def test_dense_float32_forward_where_the_output_cancels():
+    """y = 1e-4 from terms near 1 (W[0] chosen to cancel x W[1:]): float32 rounding of the terms
+    (5e-8) is far above a tolerance that scales with max|y| and within the sum|terms| bound; a
+    float32 path that loses precision is still caught."""
+    x = np.array([[0.7, -1.3, 0.4]], dtype=np.float32).astype(np.float64)
+    W = np.array([[0.0], [1.1], [0.6], [0.3]], dtype=np.float32).astype(np.float64)
+    W[0] = np.float32(1e-4 - (x @ W[1:])[0, 0])
+    derived = Magnitude(forward=_dense_forward_magnitude)
+    assert [f.split(":")[0] for f in check_layer_float32(L.dense, L.dense_vjp, x, W)] == ["forward_float32"]
+    assert check_layer_float32(L.dense, L.dense_vjp, x, W, bound=derived) == []
+
+    def coarse(x, W):
+        return L.dense(*(np.round(a * 256) / 256 for a in (x, W))) if x.dtype == np.float32 else L.dense(x, W)
+
+    assert [f.split(":")[0] for f in check_layer_float32(coarse, L.dense_vjp, x, W, bound=derived)] == ["forward_float32"]
 
 
 def test_the_twins_conv2d_vjp_survives_a_shape_that_aborts_xla():
