@@ -96,7 +96,7 @@ def cotangent(rng: np.random.Generator, shape, dtype=np.float64) -> np.ndarray:
     return (rng.choice([-1.0, 1.0], shape) * rng.uniform(0.25, 2.0, shape)).astype(dtype)
 
 
-def exact_tol(ref: np.ndarray, n: int, u: float, magnitude: float | None = None) -> float:
+def exact_tol(ref: np.ndarray, n: int, u: float, magnitude: float | np.ndarray | None = None) -> float | np.ndarray:
     """2 n u S, with S the bound on sum|terms|: the layer's ``magnitude`` where the table gives
     one (layers whose result cancels by design), else CANCELLATION max|ref| (module doc)."""
     S = CANCELLATION * float(np.abs(ref).max(initial=0.0)) if magnitude is None else np.asarray(magnitude)
