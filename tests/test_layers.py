@@ -86,22 +86,26 @@ def _dense_forward_magnitude(x, W):
     return np.abs(x) @ np.abs(W[1:]) + np.abs(W[0])
 
 
-def _conv2d_forward_magnitude(x, W, b, *, stride, padding):
+def _conv2d_forward_magnitude(x, W, b, *, stride=1, padding=0):
     """sum|terms| of each output entry: the JAX twin's convolution of |x| by |W|, plus |b|."""
     return np.asarray(J.conv2d(np.abs(x), np.abs(W), np.abs(b), stride=stride, padding=padding))
 
 
-def _attention_forward_magnitude(q, k, v, *, causal):
-    """y = P v, P >= 0 summing to 1 over keys: sum_j |P_j v_j| <= max|v|. P errs through the
-    scores too: S = q k^T / sqrt(d) errs by at most d u sum_l |q_l k_l| / sqrt(d) <= u d^1.5
-    max|q| max|k|, which moves each P_j by at most twice that, relatively (P_j = e^{S_j} /
-    sum e^{S}), and y by 2 u d^1.5 max|q| max|k| max|v|. So with n = n_ops (the entries of q, k,
-    v and y) the bound 2 n u S of the forward, S = max|v| (1 + 2 d^1.5 max|q| max|k| / n),
-    covers 2 u max|v| (n + 2 d^1.5 max|q| max|k|): the sums' rounding and the scores'."""
+def _attention_forward_magnitude(q, k, v, *, causal=False):
+    """y = P v with P >= 0 summing to 1 over the allowed keys, to first order in u:
+    - each score z_j = q.k_j / sqrt(d) - max errs by at most (d + 4) sqrt(d) u max|q| max|k|
+      (the dot product's d roundings, the rounded 1/sqrt(d) and its product, the max
+      subtracted); an error dz moves y by sum_j P_j (dz_j - sum_i P_i dz_i) v_j, at most
+      max|dz| max|v| (a P-weighted covariance);
+    - exp, the sum over T_k keys and the division err by (T_k + 2) u relative on each P_j, and
+      y's own sum over keys by T_k u sum_j P_j |v_j|: together (2 T_k + 2) u max|v|.
+    With n = n_ops (the entries of q, k, v and y, so n >= 2 T_k + 2) and S = max|v| (1 + (d + 4)
+    sqrt(d) max|q| max|k| / n), the tolerance 2 n u S holds both, twice over (the float64 side's
+    error is negligible)."""
     d = q.shape[-1]
-    n = q.size + k.size + v.size + q.shape[0] * q.shape[1] * v.shape[-1]
+    n = q.size + k.size + v.size + q.shape[0] * q.shape[1] * v.shape[-1]   # n_ops((q, k, v), y)
     qk = float(np.abs(q).max() * np.abs(k).max())
-    return float(np.abs(v).max()) * (1 + 2 * d**1.5 * qk / n)
+    return float(np.abs(v).max()) * (1 + (d + 4) * np.sqrt(d) * qk / n)
 
 
 # ---- running error bounds of the layers with saturating units (tests/running_error.py) ----------
@@ -115,13 +119,23 @@ def _sigmoid_rounding(dy, x):
     return [(dy * (s * (1 - s))).c]
 
 
+def _rnn_forward(x, h0, Wx, Wh, b):
+    """h_t = tanh(x_t Wx + h_{t-1} Wh + b) on Rounded values: the list of h_t."""
+    h, prev = [], h0
+    for t in range(x.shape[1]):
+        prev = R.tanh(x[:, t] @ Wx + prev @ Wh + b)
+        h.append(prev)
+    return h
+
+
+def _rnn_forward_rounding(x, h0, Wx, Wh, b):
+    return R.stack(_rnn_forward(*map(Rounded.exact, (x, h0, Wx, Wh, b))), 1).c
+
+
 def _rnn_rounding(dy, x, h0, Wx, Wh, b):
     dy, x, h0, Wx, Wh, b = map(Rounded.exact, (dy, x, h0, Wx, Wh, b))
     N, T, D = x.shape
-    h, prev = [], h0
-    for t in range(T):
-        prev = R.tanh(x[:, t] @ Wx + prev @ Wh + b)
-        h.append(prev)
+    h = _rnn_forward(x, h0, Wx, Wh, b)
     da, dh = [None] * T, Rounded.exact(np.zeros(h0.shape))
     for t in range(T - 1, -1, -1):
         dh = dh + dy[:, t]
@@ -132,12 +146,12 @@ def _rnn_rounding(dy, x, h0, Wx, Wh, b):
     return [(A @ Wx.T).reshape(N, T, D).c, dh.c, (x.reshape(N * T, D).T @ A).c, (hprev.T @ A).c, A.sum(0).c]
 
 
-def _lstm_rounding(dy, x, h0, c0, Wx, Wh, b):
-    dy, x, h0, c0, Wx, Wh, b = map(Rounded.exact, (dy, x, h0, c0, Wx, Wh, b))
-    N, T, D = x.shape
+def _lstm_forward(x, h0, c0, Wx, Wh, b):
+    """The LSTM's forward on Rounded values: per step the gates (i, f, o, g), c_t (after c0),
+    tanh c_t and h_t (after h0)."""
     H = h0.shape[1]
     gates, cs, tcs, hs = [], [c0], [], [h0]
-    for t in range(T):
+    for t in range(x.shape[1]):
         a = x[:, t] @ Wx + hs[-1] @ Wh + b
         i, f, o, g = (R.sigmoid(a[:, :H]), R.sigmoid(a[:, H:2 * H]), R.sigmoid(a[:, 2 * H:3 * H]),
                       R.tanh(a[:, 3 * H:]))
@@ -145,6 +159,17 @@ def _lstm_rounding(dy, x, h0, c0, Wx, Wh, b):
         cs.append(f * cs[-1] + i * g)
         tcs.append(R.tanh(cs[-1]))
         hs.append(o * tcs[-1])
+    return gates, cs, tcs, hs
+
+
+def _lstm_forward_rounding(x, h0, c0, Wx, Wh, b):
+    return R.stack(_lstm_forward(*map(Rounded.exact, (x, h0, c0, Wx, Wh, b)))[3][1:], 1).c
+
+
+def _lstm_rounding(dy, x, h0, c0, Wx, Wh, b):
+    dy, x, h0, c0, Wx, Wh, b = map(Rounded.exact, (dy, x, h0, c0, Wx, Wh, b))
+    N, T, D = x.shape
+    gates, cs, tcs, hs = _lstm_forward(x, h0, c0, Wx, Wh, b)
     da = [None] * T
     dh, dc = Rounded.exact(np.zeros(h0.shape)), Rounded.exact(np.zeros(c0.shape))
     for t in range(T - 1, -1, -1):
@@ -173,8 +198,8 @@ LAYERS = [
     ("softmax", S.softmax(), None, Magnitude(_softmax_magnitude)),
     ("attention", S.attention(), None, Magnitude(_attention_magnitude, forward=_attention_forward_magnitude)),
     ("embedding", S.embedding(), None, None),
-    ("rnn", S.rnn(), None, Running(_rnn_rounding)),
-    ("lstm", S.lstm(), None, Running(_lstm_rounding)),
+    ("rnn", S.rnn(), None, Running(_rnn_rounding, forward=_rnn_forward_rounding)),
+    ("lstm", S.lstm(), None, Running(_lstm_rounding, forward=_lstm_forward_rounding)),
     ("relu", S.relu(), _relu_pattern, None),
     ("sigmoid", S.sigmoid(), None, Running(_sigmoid_rounding)),
     ("reshape", S.reshape(), None, None),
@@ -216,10 +241,11 @@ def test_float32_matches_float64(name, strategy, kinks, bound):
 
 
 def test_attention_float32_forward_where_the_output_cancels():
-    """The draw the thorough profile found (2026-12-01): one query, values of either sign, y =
-    -0.0026 from terms up to 2.1. Its float32 rounding error (9.8e-8) exceeds the default
-    forward tolerance, which scales with max|y| (8.9e-8), and is within the derived one; a
-    float32 path that loses precision (inputs rounded to 2^-8) is still caught."""
+    """The draw the thorough profile found (2026-12-01: one query, values of either sign, y =
+    -0.0026 from terms up to 2.1), with the last value moved so that y = 1e-6: float32 rounding
+    of terms near 1 (about 1e-8) is far above the default forward tolerance, which scales with
+    max|y| (3e-11), and within the derived one; a float32 path that loses precision (inputs
+    rounded to 2^-8) is still caught."""
     q = np.array([[[0.69116838, 1.64323629, 0.66087415, -2.60631446, 1.81071173]]])
     k = np.array([[[0.44637457, -0.53695324, 0.5811181, 0.3645724, 0.2941325],
                    [0.02842224, 0.54671299, -0.73645409, -0.16290995, -0.48211931],
@@ -227,6 +253,10 @@ def test_attention_float32_forward_where_the_output_cancels():
                    [0.00814218, -0.27560291, 1.29406381, 1.00672432, -2.71116248],
                    [-1.88901325, -0.17477209, -0.42219041, 0.213643, 0.21732193]]])
     v = np.array([[[2.11783876], [-1.11202076], [-0.37760501], [2.04277161], [0.646703]]])
+    q32, k32 = (a.astype(np.float32).astype(np.float64) for a in (q, k))   # as the check rounds them
+    S = (q32 @ k32.transpose(0, 2, 1))[0, 0] / np.sqrt(q.shape[-1])
+    P = np.exp(S - S.max()) / np.exp(S - S.max()).sum()
+    v[0, -1, 0] = (1e-6 - P[:-1] @ v[0, :-1, 0]) / P[-1]
     derived = Magnitude(_attention_magnitude, forward=_attention_forward_magnitude)
     default = check_layer_float32(L.attention, L.attention_vjp, q, k, v, bound=Magnitude(_attention_magnitude),
                                   causal=False)
@@ -288,6 +318,41 @@ def test_dense_float32_forward_where_the_output_cancels():
         return L.dense(*(np.round(a * 256) / 256 for a in (x, W))) if x.dtype == np.float32 else L.dense(x, W)
 
     assert [f.split(":")[0] for f in check_layer_float32(coarse, L.dense_vjp, x, W, bound=derived)] == ["forward_float32"]
+
+
+def _cancelling_rnn():
+    """x Wx + h0 Wh + b = 1e-4 from terms near 1 (an independent review's input)."""
+    f32 = lambda a: np.asarray(a, np.float32).astype(np.float64)   # noqa: E731  as the check rounds
+    x, h0, Wx, Wh = f32([[[0.7]]]), f32([[0.9]]), f32([[1.3]]), f32([[0.8]])
+    return "rnn", (x, h0, Wx, Wh, f32(1e-4 - x[0, 0] @ Wx - h0 @ Wh)[0]), Running(_rnn_rounding, forward=_rnn_forward_rounding)
+
+
+def _cancelling_lstm():
+    """c_1 = f c0 + i g = 1e-4 i from terms near 0.4: the cell gate's bias chosen for it."""
+    f32 = lambda a: np.asarray(a, np.float32).astype(np.float64)   # noqa: E731
+    x, h0, c0 = f32([[[0.7]]]), f32([[0.2]]), f32([[0.9]])
+    Wx, Wh = f32([[0.5, -0.4, 0.3, 1.2]]), f32([[0.1, 0.2, -0.3, 0.4]])
+    a = x[0, 0] * Wx[0] + h0[0, 0] * Wh[0]
+    i, f = 1 / (1 + np.exp(-a[:2]))
+    b = f32([0.0, 0.0, 0.0, np.arctanh((1e-4 * i - f * c0[0, 0]) / i) - a[3]])
+    return "lstm", (x, h0, c0, Wx, Wh, b), Running(_lstm_rounding, forward=_lstm_forward_rounding)
+
+
+@pytest.mark.parametrize("case", [_cancelling_rnn, _cancelling_lstm], ids=["rnn", "lstm"])
+def test_recurrent_float32_forward_where_a_preactivation_cancels(case):
+    """A pre-activation (rnn) or cell state (lstm) of 1e-4 from terms near 1: its float32
+    rounding is far above a forward tolerance scaled by max|y| and within the forward's running
+    error bound; a float32 path that loses precision is still caught."""
+    name, primals, derived = case()
+    f, vjp = getattr(L, name), getattr(L, name + "_vjp")
+    assert [m.split(":")[0] for m in check_layer_float32(f, vjp, *primals, bound=Running(derived.fn))] \
+        == ["forward_float32"]
+    assert check_layer_float32(f, vjp, *primals, bound=derived) == []
+
+    def coarse(*p):
+        return f(*(np.round(a * 256) / 256 for a in p)) if p[0].dtype == np.float32 else f(*p)
+
+    assert "forward_float32" in [m.split(":")[0] for m in check_layer_float32(coarse, vjp, *primals, bound=derived)]
 
 
 def test_the_twins_conv2d_vjp_survives_a_shape_that_aborts_xla():
