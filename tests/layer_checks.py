@@ -51,7 +51,8 @@ Tolerances (the derivations; none depends on the VJP being judged):
   conv2d, sums of products of either sign, the same day: their sum|terms| per entry is the
   layer on absolute values, |x| |W[1:]| + |W[0]|, computed apart from the code under test),
   or ``Running.forward``, the running-error coefficients of y (rnn and lstm, whose
-  pre-activations can cancel: an independent review found such draws within the strategies).
+  pre-activations can cancel: an independent review found such draws within the strategies;
+  the norms' beta against gamma xhat likewise, bounded as in their backward's magnitude).
 """
 
 from __future__ import annotations

@@ -81,6 +81,23 @@ def _attention_magnitude(dy, q, k, v, *, causal):
             Tq * float(np.abs(dy).max())]
 
 
+def _norm_forward_magnitude(axes):
+    """sum|terms| of each y = gamma xhat + beta, with xhat's own error as in _norm_magnitude
+    (x - mu loses mu's digits, then times s = 1/sqrt(var + eps); the variance's relative error
+    is a multiple of |xhat|): |gamma| (|xhat| + s max|x|) + |beta|, per entry, per group."""
+
+    def magnitude(x, gamma, beta, *, eps=1e-5):
+        ax = axes(x)
+        shape = [1] * x.ndim
+        shape[1 if ax[0] == 0 else x.ndim - 1] = -1
+        s = 1 / np.sqrt(x.var(axis=ax, keepdims=True) + eps)
+        xhat = (x - x.mean(axis=ax, keepdims=True)) * s
+        return (np.abs(gamma).reshape(shape) * (np.abs(xhat) + s * np.abs(x).max(axis=ax, keepdims=True))
+                + np.abs(beta).reshape(shape))
+
+    return magnitude
+
+
 def _dense_forward_magnitude(x, W):
     """sum|terms| of each y = x W[1:] + W[0]: the same products on absolute values."""
     return np.abs(x) @ np.abs(W[1:]) + np.abs(W[0])
@@ -186,6 +203,14 @@ def _lstm_rounding(dy, x, h0, c0, Wx, Wh, b):
     return [(A @ Wx.T).reshape(N, T, D).c, dh.c, dc.c, (x.reshape(N * T, D).T @ A).c, (hprev.T @ A).c, A.sum(0).c]
 
 
+def _batch_axes(x):
+    return (0,) + tuple(range(2, x.ndim))
+
+
+def _last_axis(x):
+    return (x.ndim - 1,)
+
+
 # name, strategy, kinks (None where the layer is smooth), bound (None: the default, layer_checks)
 LAYERS = [
     ("dense", S.dense(), None, Magnitude(forward=_dense_forward_magnitude)),
@@ -193,8 +218,8 @@ LAYERS = [
     ("max_pool2d", S.pool(), _pool_pattern, None),
     ("avg_pool2d", S.pool(), None, None),
     ("dropout", S.dropout(), None, None),
-    ("batch_norm", S.batch_norm(), None, Magnitude(_norm_magnitude(lambda x: (0,) + tuple(range(2, x.ndim))))),
-    ("layer_norm", S.layer_norm(), None, Magnitude(_norm_magnitude(lambda x: (x.ndim - 1,)))),
+    ("batch_norm", S.batch_norm(), None, Magnitude(_norm_magnitude(_batch_axes), forward=_norm_forward_magnitude(_batch_axes))),
+    ("layer_norm", S.layer_norm(), None, Magnitude(_norm_magnitude(_last_axis), forward=_norm_forward_magnitude(_last_axis))),
     ("softmax", S.softmax(), None, Magnitude(_softmax_magnitude)),
     ("attention", S.attention(), None, Magnitude(_attention_magnitude, forward=_attention_forward_magnitude)),
     ("embedding", S.embedding(), None, None),
@@ -320,39 +345,55 @@ def test_dense_float32_forward_where_the_output_cancels():
     assert [f.split(":")[0] for f in check_layer_float32(coarse, L.dense_vjp, x, W, bound=derived)] == ["forward_float32"]
 
 
+def _f32(a):
+    return np.asarray(a, np.float32).astype(np.float64)   # as check_layer_float32 rounds primals
+
+
 def _cancelling_rnn():
     """x Wx + h0 Wh + b = 1e-4 from terms near 1 (an independent review's input)."""
-    f32 = lambda a: np.asarray(a, np.float32).astype(np.float64)   # noqa: E731  as the check rounds
-    x, h0, Wx, Wh = f32([[[0.7]]]), f32([[0.9]]), f32([[1.3]]), f32([[0.8]])
-    return "rnn", (x, h0, Wx, Wh, f32(1e-4 - x[0, 0] @ Wx - h0 @ Wh)[0]), Running(_rnn_rounding, forward=_rnn_forward_rounding)
+    x, h0, Wx, Wh = _f32([[[0.7]]]), _f32([[0.9]]), _f32([[1.3]]), _f32([[0.8]])
+    primals = (x, h0, Wx, Wh, _f32(1e-4 - x[0, 0] @ Wx - h0 @ Wh)[0])
+    return "rnn", primals, {}, Running(_rnn_rounding), Running(_rnn_rounding, forward=_rnn_forward_rounding)
 
 
 def _cancelling_lstm():
     """c_1 = f c0 + i g = 1e-4 i from terms near 0.4: the cell gate's bias chosen for it."""
-    f32 = lambda a: np.asarray(a, np.float32).astype(np.float64)   # noqa: E731
-    x, h0, c0 = f32([[[0.7]]]), f32([[0.2]]), f32([[0.9]])
-    Wx, Wh = f32([[0.5, -0.4, 0.3, 1.2]]), f32([[0.1, 0.2, -0.3, 0.4]])
+    x, h0, c0 = _f32([[[0.7]]]), _f32([[0.2]]), _f32([[0.9]])
+    Wx, Wh = _f32([[0.5, -0.4, 0.3, 1.2]]), _f32([[0.1, 0.2, -0.3, 0.4]])
     a = x[0, 0] * Wx[0] + h0[0, 0] * Wh[0]
     i, f = 1 / (1 + np.exp(-a[:2]))
-    b = f32([0.0, 0.0, 0.0, np.arctanh((1e-4 * i - f * c0[0, 0]) / i) - a[3]])
-    return "lstm", (x, h0, c0, Wx, Wh, b), Running(_lstm_rounding, forward=_lstm_forward_rounding)
+    b = _f32([0.0, 0.0, 0.0, np.arctanh((1e-4 * i - f * c0[0, 0]) / i) - a[3]])
+    return ("lstm", (x, h0, c0, Wx, Wh, b), {}, Running(_lstm_rounding),
+            Running(_lstm_rounding, forward=_lstm_forward_rounding))
 
 
-@pytest.mark.parametrize("case", [_cancelling_rnn, _cancelling_lstm], ids=["rnn", "lstm"])
-def test_recurrent_float32_forward_where_a_preactivation_cancels(case):
-    """A pre-activation (rnn) or cell state (lstm) of 1e-4 from terms near 1: its float32
-    rounding is far above a forward tolerance scaled by max|y| and within the forward's running
-    error bound; a float32 path that loses precision is still caught."""
-    name, primals, derived = case()
+def _cancelling_layer_norm():
+    """beta = 1e-4 - gamma xhat: y = 1e-4 from terms near 1 (an independent review's input)."""
+    x, gamma = _f32([[0.3, 1.7, -0.9]]), _f32([1.3, -0.7, 1.1])
+    xhat = (x - x.mean()) / np.sqrt(x.var() + 1e-5)
+    backward = _norm_magnitude(_last_axis)
+    return ("layer_norm", (x, gamma, _f32(1e-4 - gamma * xhat[0])), {"eps": 1e-5}, Magnitude(backward),
+            Magnitude(backward, forward=_norm_forward_magnitude(_last_axis)))
+
+
+@pytest.mark.parametrize("case", [_cancelling_rnn, _cancelling_lstm, _cancelling_layer_norm],
+                         ids=["rnn", "lstm", "layer_norm"])
+def test_float32_forward_where_an_output_or_a_preactivation_cancels(case):
+    """An output or pre-activation (rnn), cell state (lstm) or output (layer_norm, beta against
+    gamma xhat) of 1e-4 from terms near 1: its float32 rounding is far above a forward
+    tolerance scaled by max|y| and within the derived bound; a float32 path that loses
+    precision (inputs rounded to 2^-8) is still caught."""
+    name, primals, options, default, derived = case()
     f, vjp = getattr(L, name), getattr(L, name + "_vjp")
-    assert [m.split(":")[0] for m in check_layer_float32(f, vjp, *primals, bound=Running(derived.fn))] \
-        == ["forward_float32"]
-    assert check_layer_float32(f, vjp, *primals, bound=derived) == []
+    failures = check_layer_float32(f, vjp, *primals, bound=default, **options)
+    assert [m.split(":")[0] for m in failures] == ["forward_float32"]
+    assert check_layer_float32(f, vjp, *primals, bound=derived, **options) == []
 
-    def coarse(*p):
-        return f(*(np.round(a * 256) / 256 for a in p)) if p[0].dtype == np.float32 else f(*p)
+    def coarse(*p, **o):
+        return f(*(np.round(a * 256) / 256 for a in p), **o) if p[0].dtype == np.float32 else f(*p, **o)
 
-    assert "forward_float32" in [m.split(":")[0] for m in check_layer_float32(coarse, vjp, *primals, bound=derived)]
+    failures = check_layer_float32(coarse, vjp, *primals, bound=derived, **options)
+    assert "forward_float32" in [m.split(":")[0] for m in failures]
 
 
 def test_the_twins_conv2d_vjp_survives_a_shape_that_aborts_xla():
