@@ -98,6 +98,11 @@ def _norm_forward_magnitude(axes):
     return magnitude
 
 
+def _avg_pool2d_forward_magnitude(x, *, size=2, stride=None):
+    """sum|terms| of each window mean: the JAX twin's mean of |x| over the window."""
+    return np.asarray(J.avg_pool2d(np.abs(x), size=size, stride=stride))
+
+
 def _dense_forward_magnitude(x, W):
     """sum|terms| of each y = x W[1:] + W[0]: the same products on absolute values."""
     return np.abs(x) @ np.abs(W[1:]) + np.abs(W[0])
@@ -216,7 +221,7 @@ LAYERS = [
     ("dense", S.dense(), None, Magnitude(forward=_dense_forward_magnitude)),
     ("conv2d", S.conv2d(), None, Magnitude(forward=_conv2d_forward_magnitude)),
     ("max_pool2d", S.pool(), _pool_pattern, None),
-    ("avg_pool2d", S.pool(), None, None),
+    ("avg_pool2d", S.pool(), None, Magnitude(forward=_avg_pool2d_forward_magnitude)),
     ("dropout", S.dropout(), None, None),
     ("batch_norm", S.batch_norm(), None, Magnitude(_norm_magnitude(_batch_axes), forward=_norm_forward_magnitude(_batch_axes))),
     ("layer_norm", S.layer_norm(), None, Magnitude(_norm_magnitude(_last_axis), forward=_norm_forward_magnitude(_last_axis))),
@@ -376,11 +381,18 @@ def _cancelling_layer_norm():
             Magnitude(backward, forward=_norm_forward_magnitude(_last_axis)))
 
 
-@pytest.mark.parametrize("case", [_cancelling_rnn, _cancelling_lstm, _cancelling_layer_norm],
-                         ids=["rnn", "lstm", "layer_norm"])
+def _cancelling_avg_pool2d():
+    """One 3 x 3 window whose mean is 1.1e-5 from values up to 1 (the review's input)."""
+    x = _f32(np.random.default_rng(3).uniform(-1, 1, (1, 3, 3)))
+    x[0, 2, 2] = _f32(9 * 1.1e-5 - (x.sum() - x[0, 2, 2]))
+    return "avg_pool2d", (x,), {"size": 3}, None, Magnitude(forward=_avg_pool2d_forward_magnitude)
+
+
+@pytest.mark.parametrize("case", [_cancelling_rnn, _cancelling_lstm, _cancelling_layer_norm, _cancelling_avg_pool2d],
+                         ids=["rnn", "lstm", "layer_norm", "avg_pool2d"])
 def test_float32_forward_where_an_output_or_a_preactivation_cancels(case):
-    """An output or pre-activation (rnn), cell state (lstm) or output (layer_norm, beta against
-    gamma xhat) of 1e-4 from terms near 1: its float32 rounding is far above a forward
+    """A pre-activation (rnn), cell state (lstm) or output (layer_norm, beta against gamma
+    xhat; avg_pool2d, a window mean) of 1e-4 or less from terms near 1: its float32 rounding is far above a forward
     tolerance scaled by max|y| and within the derived bound; a float32 path that loses
     precision (inputs rounded to 2^-8) is still caught."""
     name, primals, options, default, derived = case()
