@@ -7,11 +7,12 @@
 
 The post's network is the default: sigmoid hidden layers and ``binary_cross_entropy``
 (sigmoid outputs, output error ``predictions - y``). ``network`` is the reference derivation,
-``fast`` the same numbers from reused buffers (``Workspace``, ``out=``, ``sgd_step``),
-``as_published`` the post's own, wrong, backward pass (a negative control), ``activations``
-and ``losses`` the pieces with their derivatives. This package is the bottom layer: it needs
-NumPy (and, for ``sgd_step`` at batch 1, SciPy's BLAS and threadpoolctl) and never imports its checker or the
-application (data, checkpoints, training: ``manual_backprop.app``).
+``fast`` the same numbers from reused buffers (``Workspace``, ``out=``, ``sgd_step``; large
+batches split over threads), ``as_published`` the post's own, wrong, backward pass (a
+negative control), ``activations`` and ``losses`` the pieces with their derivatives. This
+package is the bottom layer: it needs NumPy (threadpoolctl for the fast path's threads,
+SciPy's BLAS for ``sgd_step`` at batch 1) and never imports its checker or the application
+(data, checkpoints, training: ``manual_backprop.app``).
 """
 
 from . import fast, layers, model

@@ -5,7 +5,10 @@ keeps and takes every activation and error term from a :class:`Workspace` reused
 calls; sigmoid and tanh run in place (:data:`IN_PLACE`), so a warm call allocates nothing the
 size of a hidden layer. ``sgd_step`` applies ``W_l -= lr dJ/dW_l`` as
 soon as the backward pass is done with W_l, without storing the gradient: at B = 1 a BLAS
-rank-1 update that reads and writes W_l once.
+rank-1 update that reads and writes W_l once. At large batches ``loss_and_grad`` splits the
+batch into blocks of rows, one thread each with NumPy's BLAS on one thread, and sums their
+gradients: the elementwise passes, which NumPy runs on one thread, then use every core the
+BLAS would have used (``threads=``).
 
 Notation and index convention as in :mod:`manual_backprop.network` (layers l = 1..L, W_l =
 ``params[l - 1]``). The tests hold this module to the reference: bit-equal where the
@@ -20,11 +23,16 @@ import math
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent import futures
 
 import numpy as np
 
 from . import _checks
-from .network import Params, _check_no_overflow, _prepare, _product_bound
+from .network import Params, _check_bounded, _check_no_overflow, _prepare, _product_bound
+
+#: Rows per block below which a split batch did not pay (docs/performance.md): with ``threads``
+#: unset, a batch of B rows is split into min(BLAS threads, B // SPLIT_ROWS) blocks.
+SPLIT_ROWS = 256
 
 
 class Workspace:
@@ -32,9 +40,10 @@ class Workspace:
 
     Holds z_l (turned into a_l in place) and delta_l W_l[1:]^T (turned into delta_{l-1}) for
     the hidden layers, and for ``sgd_step`` at B > 1
-    one array the size of the largest W_l[1:] (a_{l-1}^T delta_l, one layer at a time).
-    Arrays are made on the first call and kept while the shapes, batch size and dtype stay;
-    other shapes make new ones. One workspace serves one call at a time: a second thread
+    one array the size of the largest W_l[1:] (a_{l-1}^T delta_l, one layer at a time); for a
+    batch split into k blocks, a Workspace per block and k - 1 sets of gradient arrays.
+    Arrays are made on the first call and kept while the shapes, batch size, dtype and number
+    of blocks stay; others make new ones. One workspace serves one call at a time: a second thread
     using it concurrently gets a RuntimeError, never mixed-up buffers.
     """
 
@@ -42,14 +51,17 @@ class Workspace:
         self._key: tuple | None = None
         self._busy = threading.Lock()
 
-    def _use(self, params: Params, B: int, dtype: np.dtype) -> Iterator[Workspace]:
+    def _use(self, params: Params, B: int, dtype: np.dtype, blocks: int = 1) -> Iterator[Workspace]:
         if not self._busy.acquire(blocking=False):
             raise RuntimeError("this Workspace is in use by another call; give each thread its own Workspace")
         try:
-            key = (tuple(W.shape for W in params), B, dtype)
+            key = (tuple(W.shape for W in params), B, dtype, blocks)
             if self._key != key:
-                self.z = [np.empty((B, W.shape[1]), dtype) for W in params[:-1]]       # z_l, then a_l
-                self.back = [np.empty((B, W.shape[0] - 1), dtype) for W in params[1:]]  # delta_{l-1}
+                rows = B if blocks == 1 else 0                                         # blocks: their own
+                self.z = [np.empty((rows, W.shape[1]), dtype) for W in params[:-1]]    # z_l, then a_l
+                self.back = [np.empty((rows, W.shape[0] - 1), dtype) for W in params[1:]]  # delta_{l-1}
+                self.blocks = [Workspace() for _ in range(blocks if blocks > 1 else 0)]
+                self.partial = [[np.empty(W.shape, dtype) for W in params] for _ in self.blocks[1:]]
                 self._scratch: np.ndarray | None = None
                 self._key = key
             yield self
@@ -118,11 +130,14 @@ IN_PLACE = {"sigmoid": (_sigmoid_inplace, _sigmoid_times_grad), "tanh": (_tanh_i
 
 
 def _backprop(params: Params, x: np.ndarray, y: np.ndarray, g, ell, ws: Workspace,
-              use: Callable[[int, np.ndarray, np.ndarray], None]) -> float:
-    """Forward and backward pass; returns J. For l = L..1, ``use(l, a_{l-1}, delta_l)`` gets
-    what dJ/dW_l is made of, after W_l has served to compute delta_{l-1} (so ``use`` may update
-    W_l in place). Refuses, before calling ``use``, a J or z_l that is NaN or inf."""
+              use: Callable[[int, np.ndarray, np.ndarray], None], rows: slice = slice(None)) -> float:
+    """Forward and backward pass over the examples ``rows`` of a batch of B; returns their
+    share of J, 1/B sum_{b in rows} l(z_L[b], y[b]). For l = L..1, ``use(l, a_{l-1},
+    delta_l)`` gets what their share of dJ/dW_l is made of, after W_l has served to compute
+    delta_{l-1} (so ``use`` may update W_l in place). Refuses, before calling ``use``, a J or
+    z_l that is NaN or inf."""
     L, B = len(params), x.shape[0]
+    x, y = x[rows], y[rows]
     fn_inplace, times_grad_inplace = IN_PLACE.get(g.name, (None, None))
     a, z = [x], [None]                     # a[l] = a_l; z[l] = z_l, kept only if g' needs it
     finite = True
@@ -182,7 +197,7 @@ def _check_out(out, params: Params, x: np.ndarray) -> list[np.ndarray]:
 
 def loss_and_grad(params: Params, x: np.ndarray, y: np.ndarray, *, activation: str = "sigmoid",
                   loss: str = "binary_cross_entropy", out: Params | None = None,
-                  workspace: Workspace | None = None) -> tuple[float, Params]:
+                  workspace: Workspace | None = None, threads: int | None = None) -> tuple[float, Params]:
     """``(J, grads)`` as :func:`manual_backprop.network.loss_and_grad`, from reused buffers.
 
     ``out``: a list of aligned C-contiguous arrays (as np.empty makes them) shaped and typed
@@ -191,24 +206,83 @@ def loss_and_grad(params: Params, x: np.ndarray, y: np.ndarray, *, activation: s
     only the output layer's (B, n_L) arrays; other activations allocate g(z) and g'(z) per
     hidden layer.
 
-    The products are the reference's BLAS calls (np.matmul, and np.dot into ``out``). The
-    arithmetic is the reference's, except sigmoid's in-place kernels (-(z + b) in one
-    subtraction, and the product delta a (1 - a) in another order), so results are bit-equal
-    for the other activations and within the rounding bound for sigmoid.
+    ``threads``: split the batch into this many blocks of rows (at most B), each run on its own
+    thread with NumPy's BLAS on one thread meanwhile, and sum the blocks' J and
+    gradients. Default: as many blocks as NumPy's BLAS has threads, but at least
+    :data:`SPLIT_ROWS` rows each (so one block below 2 SPLIT_ROWS rows, or with one BLAS
+    thread).
+
+    In one block the products are the reference's BLAS calls (np.matmul, and np.dot into
+    ``out``) and the arithmetic is the reference's, except sigmoid's in-place kernels
+    (-(z + b) in one subtraction, and the product delta a (1 - a) in another order): results
+    are bit-equal for the other activations and within the rounding bound for sigmoid. In
+    several, J and each gradient entry are sums in another order: within the rounding bound.
     """
     g, ell, x, y = _prepare(params, x, y, activation, loss, check_finite=False)
     grads = [np.empty(W.shape, W.dtype) for W in params] if out is None else _check_out(out, params, x)
     ws = _workspace(workspace)
+    B = x.shape[0]
+    k = _block_count(B, threads)
+    with ws._use(params, B, x.dtype, k):
+        if k == 1:
+            J = _backprop(params, x, y, g, ell, ws, _storing(grads))
+        else:
+            J = _split(params, x, y, g, ell, ws, grads, k)
+    return J, grads
 
+
+def _storing(grads: Params, bounds: list[float] | None = None) -> Callable[[int, np.ndarray, np.ndarray], None]:
+    """The ``use`` of :func:`_backprop` that writes dJ/dW_l into ``grads[l - 1]`` (and, given
+    ``bounds``, its overflow bound into ``bounds[l - 1]``)."""
     def store(l: int, a: np.ndarray, delta: np.ndarray) -> None:
         dW = grads[l - 1]
         np.add.reduce(delta, axis=0, out=dW[0])        # dJ/dW_l[0]  = sum_b delta_l[b]
         np.dot(a.T, delta, out=dW[1:])                 # dJ/dW_l[1:] = a_{l-1}^T delta_l
-        _check_no_overflow(a, delta, dW, l)
+        bound = _check_no_overflow(a, delta, dW, l)
+        if bounds is not None:
+            bounds[l - 1] = bound
+    return store
 
-    with ws._use(params, x.shape[0], x.dtype):
-        J = _backprop(params, x, y, g, ell, ws, store)
-    return J, grads
+
+def _split(params: Params, x: np.ndarray, y: np.ndarray, g, ell, ws: Workspace, grads: Params, k: int) -> float:
+    """J, with dJ/dW_l written into ``grads``, from k blocks of rows run at once: block 0 on
+    the calling thread into ``grads``, the others on the pool's threads into their own arrays,
+    NumPy's BLAS on one thread meanwhile; then grads[l] += each block's. Each block's
+    sum is bounded (``_check_no_overflow``); so is the total, by the sum of the bounds."""
+    B, L = x.shape[0], len(params)
+    edges = [B * i // k for i in range(k + 1)]
+    outs, bounds = [grads, *ws.partial], [[math.inf] * L for _ in range(k)]
+
+    def block(i: int) -> float:
+        with np.errstate(over="ignore", invalid="ignore"), \
+                ws.blocks[i]._use(params, edges[i + 1] - edges[i], x.dtype):   # errstate is per thread
+            return _backprop(params, x, y, g, ell, ws.blocks[i], _storing(outs[i], bounds[i]),
+                             slice(edges[i], edges[i + 1]))
+
+    with _one_thread(_blas_libraries()):
+        pending = [_executor().submit(block, i) for i in range(1, k)]
+        try:
+            J = block(0)
+        finally:
+            futures.wait(pending)                      # no block outlives the call, nor its BLAS setting
+        J += sum(f.result() for f in pending)          # a block's error is raised here
+    for l in range(1, L + 1):
+        for partial in outs[1:]:
+            grads[l - 1] += partial[l - 1]
+        _check_bounded(sum(b[l - 1] for b in bounds), grads[l - 1], l)
+    return J
+
+
+def _block_count(B: int, threads) -> int:
+    """Blocks for a batch of B rows: ``threads`` (at most B), or by default min(NumPy's BLAS
+    threads, B // SPLIT_ROWS), at least 1."""
+    if threads is None:
+        return max(1, min(_blas_threads(), B // SPLIT_ROWS))
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)):
+        raise TypeError(f"threads must be a positive int or None; got {type(threads).__name__}")
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1; got {threads}")
+    return min(int(threads), B)
 
 
 # Wrapped here rather than decorated: mutmut mutates only undecorated functions (docs/mutation.md).
@@ -290,15 +364,58 @@ def _scipy_ger(dtype: np.dtype) -> tuple:
     return ger, libs
 
 
+@functools.cache
+def _blas_libraries() -> tuple:
+    """threadpoolctl's handles on the BLAS libraries NumPy may call: those loaded at the first
+    call (NumPy's among them: it is imported before this module) but the one SciPy's wheels
+    bundle for SciPy alone (``scipy.libs``; see :func:`_scipy_ger`)."""
+    from threadpoolctl import ThreadpoolController
+
+    return tuple(c for c in ThreadpoolController().lib_controllers
+                 if c.user_api == "blas" and f"{os.sep}scipy.libs{os.sep}" not in c.filepath)
+
+
+def _blas_threads() -> int:
+    """The most threads any of those libraries has now (1 if none is known)."""
+    return max((lib.num_threads for lib in _blas_libraries()), default=1)
+
+
+_pool: tuple[int, futures.ThreadPoolExecutor] | None = None
+_pool_lock = threading.Lock()
+
+
+def _executor() -> futures.ThreadPoolExecutor:
+    """The module's thread pool, made on first use and again in a forked child (whose copy
+    of the parent's pool has no threads)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool[0] != os.getpid():
+            _pool = (os.getpid(), futures.ThreadPoolExecutor(thread_name_prefix="manual_backprop.fast"))
+        return _pool[1]
+
+
+# BLAS library path -> [callers inside _one_thread, its thread count before the first of them]
+_held: dict[str, list[int]] = {}
+_held_lock = threading.Lock()
+
+
 @contextlib.contextmanager
 def _one_thread(libs) -> Iterator[None]:
-    """Run the body with each of ``libs`` (threadpoolctl controllers) on one thread, then
-    give each its thread count back."""
-    before = [lib.num_threads for lib in libs]
-    for lib in libs:
-        lib.set_num_threads(1)
+    """Run the body with each of ``libs`` (threadpoolctl controllers) on one thread. Calls
+    that overlap (threads with their own Workspaces) share the setting: the last to leave
+    gives each library the thread count it had before the first came in."""
+    with _held_lock:
+        for lib in libs:
+            entry = _held.setdefault(lib.filepath, [0, lib.num_threads])
+            entry[0] += 1
+            lib.set_num_threads(1)
     try:
         yield
     finally:
-        for lib, n in zip(libs, before):
-            lib.set_num_threads(n)
+        with _held_lock:
+            for lib in libs:
+                entry = _held[lib.filepath]
+                entry[0] -= 1
+                if entry[0] == 0:
+                    lib.set_num_threads(entry[1])
+                    del _held[lib.filepath]

@@ -167,11 +167,19 @@ def _product_bound(a: np.ndarray, delta: np.ndarray) -> float:
     return 2 * math.sqrt(a.shape[0] + float(np.vdot(a, a))) * math.sqrt(float(np.vdot(delta, delta)))
 
 
-def _check_no_overflow(a: np.ndarray, delta: np.ndarray, dW: np.ndarray, l: int) -> None:
+def _check_no_overflow(a: np.ndarray, delta: np.ndarray, dW: np.ndarray, l: int) -> float:
     """dJ/dW_l has no NaN or inf: below half the dtype's largest number the bound of
     :func:`_product_bound` leaves nothing that can have overflowed (the products' own
-    rounding is a factor 1 + gamma_B <= 4/3), and only above it is dW scanned."""
-    if not (_product_bound(a, delta) < np.finfo(dW.dtype).max / 2 or np.isfinite(dW).all()):
+    rounding is a factor 1 + gamma_B <= 4/3), and only above it is dW scanned. Returns the
+    bound."""
+    bound = _product_bound(a, delta)
+    _check_bounded(bound, dW, l)
+    return bound
+
+
+def _check_bounded(bound: float, dW: np.ndarray, l: int) -> None:
+    """Raise NonFiniteError unless ``bound`` < max / 2 or dW is finite (a scan)."""
+    if not (bound < np.finfo(dW.dtype).max / 2 or np.isfinite(dW).all()):
         raise _checks.NonFiniteError(f"dJ/dW_{l} overflows {dW.dtype}: inputs or weights too large")
 
 

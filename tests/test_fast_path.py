@@ -653,3 +653,221 @@ def test_a_workspace_must_be_a_workspace():
             fast.sgd_step(params, x, y, 0.1, workspace=bad)
     J, _ = fast.sgd_step(params, x, y, np.int64(1), workspace=None)   # a NumPy integer is a rate
     assert np.isfinite(J)
+
+
+# ---------------------------------------------------------------- a batch split into blocks
+# fast.loss_and_grad(threads=k) runs k blocks of rows on k threads, every BLAS library on one
+# thread meanwhile, and sums their J and gradients.
+
+
+@settings(max_examples=examples(20))
+@given(data=st.data(), activation=st.sampled_from(ACTIVATIONS), loss=st.sampled_from(LOSSES),
+       dtype=st.sampled_from(DTYPES), threads=st.integers(2, 5))
+def test_a_split_batch_is_the_reference_within_the_rounding_bound(data, activation, loss, dtype, threads):
+    """Blocks sum J and each gradient entry in another order than the reference (blocks' partial
+    sums, then their sum), and threads > B leaves blocks of one row. Each result is within one
+    rounding bound of the exact value (the bound holds for any summation order), so the two
+    agree within 2 bounds, 4 with second-order terms (as in the one-block test above)."""
+    params, x, y = data.draw(problems(loss, magnitude=100.0, dtype=dtype))
+    kw = dict(activation=activation, loss=loss)
+    J_ref, ref = mb.loss_and_grad(params, x, y, **kw)
+    bound = ac.rounding_bound(params, x, y, activation, loss, dtype=dtype)
+    out = [np.full_like(W, np.nan) for W in params]
+    ws = fast.Workspace()
+    for _ in range(2):                                           # cold, then warm
+        J, g = fast.loss_and_grad(params, x, y, out=out, workspace=ws, threads=threads, **kw)
+        assert all(a is b for a, b in zip(g, out))
+        assert abs(J - J_ref) <= 4 * bound.loss
+        assert_same_gradient(g, ref, [4 * e for e in bound.grad])
+
+
+def test_a_split_batch_sums_every_blocks_rows():
+    """Each block's share, not a copy of one block's: mean squared error of a one-layer
+    identity network, where dJ/dW_1 = x^T (x W - y) / B is known in closed form and integer
+    data keeps every sum exact (and division by B = 8 too), so the result is checked bit for
+    bit for 1 to 8 blocks (uneven ones too: 8 // 3 rows and so on)."""
+    rng = np.random.default_rng(3)
+    x, y = rng.integers(-3, 4, (8, 2)).astype(float), rng.integers(-3, 4, (8, 2)).astype(float)
+    W = np.array([[1.0, -1.0], [2.0, 0.0], [0.0, 3.0]])
+    r = x @ W[1:] + W[0] - y
+    expected = [np.vstack([r.sum(axis=0), x.T @ r]) / 8]
+    for threads in range(1, 9):
+        J, g = fast.loss_and_grad([W], x, y, activation="relu", loss="mean_squared_error", threads=threads)
+        assert J == 0.5 * (r * r).sum() / 8
+        assert_bit_equal(g, expected)
+
+
+@pytest.mark.parametrize("threads, error, message", [
+    (0, ValueError, r"^threads must be at least 1; got 0$"),
+    (-2, ValueError, r"^threads must be at least 1; got -2$"),
+    (2.0, TypeError, r"^threads must be a positive int or None; got float$"),
+    (True, TypeError, r"^threads must be a positive int or None; got bool$"),
+    ("2", TypeError, r"^threads must be a positive int or None; got str$"),
+])
+def test_a_bad_thread_count_is_refused_by_name(threads, error, message):
+    params = mb.init_params([3, 4, 2], seed=0)
+    with pytest.raises(error, match=message):
+        fast.loss_and_grad(params, np.ones((2, 3)), mb.one_hot([0, 1], 2), threads=threads)
+    J, _ = fast.loss_and_grad(params, np.ones((2, 3)), mb.one_hot([0, 1], 2), threads=np.int64(2))
+    assert J == mb.loss_and_grad(params, np.ones((2, 3)), mb.one_hot([0, 1], 2))[0]
+
+
+def _watch_blocks(monkeypatch, also=None):
+    """Record, from inside the loss, each block's thread and the BLAS thread counts it sees;
+    ``also(y)`` runs there too (to hold a block)."""
+    from threadpoolctl import threadpool_info
+
+    from manual_backprop.losses import LOSSES as LOSS_OBJECTS
+
+    bce, seen = LOSS_OBJECTS["binary_cross_entropy"], []
+    value = type(bce).value
+
+    def watched(z, y):
+        seen.append((threading.current_thread(), {i["filepath"]: i["num_threads"] for i in threadpool_info()
+                                                  if i["user_api"] == "blas"}))
+        if also is not None:
+            also(y)
+        return value(bce, z, y)
+
+    monkeypatch.setattr(bce, "value", watched)
+    return seen
+
+
+def test_by_default_a_batch_is_split_at_SPLIT_ROWS_rows_per_blas_thread(monkeypatch):
+    """With NumPy's BLAS on two threads: B = 2 SPLIT_ROWS runs as two blocks on two threads,
+    each seeing NumPy's BLAS on one thread (and SciPy's own, which NumPy never calls, as it
+    was); one row fewer runs as one block, BLAS untouched; after either, the thread counts are
+    what they were. On one BLAS thread (threadpool_limits(1), as a user or ``--threads 1``
+    sets it) nothing is split."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    params = mb.init_params([3, 4, 2], seed=0)
+    n = 2 * fast.SPLIT_ROWS
+    x, y = np.ones((n, 3)), mb.one_hot(np.arange(n) % 2, 2)
+    with threadpool_limits(2, user_api="blas"):
+        outside = {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+        inside = {f: c if f"{os.sep}scipy.libs{os.sep}" in f else 1 for f, c in outside.items()}
+        assert 1 in inside.values()                       # NumPy's is there
+        seen = _watch_blocks(monkeypatch)
+        fast.loss_and_grad(params, x, y)
+        assert len(seen) == 2 and seen[0][0] is not seen[1][0]
+        assert all(counts == inside for _, counts in seen)
+        seen.clear()
+        fast.loss_and_grad(params, x[1:], y[1:])
+        assert [counts for _, counts in seen] == [outside]
+        assert {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"} == outside
+    with threadpool_limits(1, user_api="blas"):
+        seen.clear()
+        fast.loss_and_grad(params, x, y)
+        assert len(seen) == 1
+
+
+def test_overlapping_split_calls_give_the_blas_its_thread_count_back(monkeypatch):
+    """Two threads, each with its own Workspace, split at once: call A enters, then call B
+    (which finds BLAS on one thread), A leaves first. The count restored when B leaves is the
+    one before A came in, not the 1 that B found."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    everyone_in, a_left = threading.Barrier(4), threading.Event()
+
+    def hold(y):
+        everyone_in.wait(10)                  # all four blocks inside at once
+        if y[0, 0] == 0.75:                   # call B's blocks wait for A to return
+            assert a_left.wait(10)
+
+    params = mb.init_params([3, 4, 2], seed=0)
+    x = np.ones((4, 3))
+    with threadpool_limits(2, user_api="blas"):
+        outside = {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+        _watch_blocks(monkeypatch, hold)
+        results = {}
+
+        def call(name, target):
+            results[name] = fast.loss_and_grad(params, x, np.full((4, 2), target), threads=2)
+            if name == "A":
+                a_left.set()
+
+        threads = [threading.Thread(target=call, args=("A", 0.25)), threading.Thread(target=call, args=("B", 0.75))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert set(results) == {"A", "B"}
+        assert {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"} == outside
+
+
+def test_a_block_that_raises_returns_only_after_the_others_are_done(monkeypatch):
+    """Block 0 (rows 0-3, x = 1e308 in row 0, relu: z_1 overflows) raises while block 1 is
+    still inside its loss (held 0.3 s): the call raises NonFiniteError only once block 1 is
+    done, so that no block outlives the call (nor its BLAS setting, nor its
+    hold on the Workspace), and the Workspace serves the next call."""
+    import time
+
+    finished = []
+
+    def hold(y):
+        if y[0, 0] == 0.75:
+            time.sleep(0.3)
+            finished.append(True)
+
+    params, ws = mb.init_params([3, 4, 2], seed=0), fast.Workspace()
+    x, y = np.ones((8, 3)), np.full((8, 2), 0.75)
+    x[0], y[:4] = 1e308, 0.25
+    _watch_blocks(monkeypatch, hold)
+    with pytest.raises(mb.NonFiniteError, match="^the loss is NaN or inf although x and params are finite"):
+        fast.loss_and_grad(params, x, y, activation="relu", threads=2, workspace=ws)
+    assert finished == [True]
+    x[0] = 1.0
+    J, _ = fast.loss_and_grad(params, x, y, activation="relu", threads=2, workspace=ws)
+    assert J == pytest.approx(mb.loss_and_grad(params, x, y, activation="relu")[0], rel=1e-12)
+
+
+@pytest.mark.filterwarnings("error")
+def test_a_block_on_a_pool_thread_overflows_exp_as_quietly_as_the_calling_thread():
+    """float32 sigmoid, a pre-activation of -100 in the second block's rows: e^100 overflows to
+    inf and sigma = 0 (documented), without a RuntimeWarning, on the pool's thread too (NumPy's
+    error state is per thread); the result is the reference's within its rounding bound."""
+    params = [np.array([[0.0], [1.0]], np.float32), np.array([[0.0], [1.0]], np.float32)]
+    x, y = np.ones((4, 1), np.float32), np.full((4, 1), 0.5, np.float32)
+    x[3] = -100
+    J, g = fast.loss_and_grad(params, x, y, threads=2)
+    J_ref, ref = mb.loss_and_grad(params, x, y)
+    bound = ac.rounding_bound(params, x, y, "sigmoid", "binary_cross_entropy", dtype=np.float32)
+    assert abs(J - J_ref) <= 4 * bound.loss
+    assert_same_gradient(g, ref, [4 * e for e in bound.grad])
+
+
+def test_blocks_whose_gradients_are_finite_but_whose_sum_overflows_are_refused():
+    """float32, one layer, mean squared error, two examples with x = 2e38 and delta_b = 1.25
+    (y = -2.5, W = 0): each block's x delta = 2.5e38 is finite, their sum 5e38 is not. Refused
+    as the reference refuses it; with y = -1 (sum 2e38) both return the same gradient."""
+    params = [np.zeros((2, 1), np.float32)]
+    x = np.full((2, 1), 2e38, np.float32)
+    for step in (mb.loss_and_grad, lambda *a, **k: fast.loss_and_grad(*a, threads=2, **k)):
+        with pytest.raises(mb.NonFiniteError, match=r"^dJ/dW_1 overflows float32: inputs or weights too large$"):
+            step(params, x, np.full((2, 1), -2.5, np.float32), activation="relu", loss="mean_squared_error")
+    y = np.full((2, 1), -1.0, np.float32)
+    kw = dict(activation="relu", loss="mean_squared_error")
+    assert_bit_equal(fast.loss_and_grad(params, x, y, threads=2, **kw)[1], mb.loss_and_grad(params, x, y, **kw)[1])
+
+
+def test_a_forked_child_splits_with_a_pool_of_its_own(tmp_path):
+    """After a split call, fork: the child's copy of the parent's thread pool has no threads,
+    so a child that reused it would wait forever. Run in a fresh interpreter (JAX, imported by
+    other tests here, warns on fork) with a timeout."""
+    import subprocess
+    import sys
+
+    script = """
+import os, numpy as np, manual_backprop as mb
+from manual_backprop import fast
+params, x, y = mb.init_params([3, 4, 2], seed=0), np.ones((4, 3)), np.full((4, 2), 0.5)
+J = fast.loss_and_grad(params, x, y, threads=2)[0]
+pid = os.fork()
+if pid == 0:
+    os._exit(0 if fast.loss_and_grad(params, x, y, threads=2)[0] == J else 1)
+_, status = os.waitpid(pid, 0)
+raise SystemExit(os.waitstatus_to_exitcode(status))
+"""
+    done = subprocess.run([sys.executable, "-c", script], timeout=120, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
