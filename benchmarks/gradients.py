@@ -10,7 +10,8 @@ Backends:
 
 ================  ============================================================================
 ``fast``          ``manual_backprop.fast.loss_and_grad`` as a training loop calls it: reused
-                  ``out=`` gradient arrays and a reused ``Workspace``
+                  ``out=`` gradient arrays and a reused ``Workspace``, its default ``threads``
+                  (blocks of rows on threads from 2 x 256 rows on two BLAS threads)
 ``plain``         the reference call ``manual_backprop.loss_and_grad(params, x, y)``: new arrays
                   each call; every other backend is checked against it
 ``per_example``   one example at a time in the post's style: ``add_bias(a) @ W`` forward,

@@ -174,10 +174,11 @@ def _backprop(params: Params, x: np.ndarray, y: np.ndarray, g, ell, ws: Workspac
     return J
 
 
-def _check_out(out, params: Params, x: np.ndarray) -> list[np.ndarray]:
+def _check_out(out, params: Params, x: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
     """``out`` as a list of writeable, aligned, C-contiguous arrays shaped and typed like
     ``params`` (BLAS writes them in place; np.dot refuses an unaligned one), none of them
-    sharing memory with ``x`` (read again for dJ/dW_1 after the other layers are written)."""
+    sharing memory with ``x`` (read again for dJ/dW_1 after the other layers are written) or
+    ``y`` (a split batch's later blocks read their targets after block 0 writes ``out``)."""
     if isinstance(out, np.ndarray) or not isinstance(out, Sequence) or len(out) != len(params):
         raise TypeError(f"out must be a list of {len(params)} arrays shaped like params")
     for i, (G, W) in enumerate(zip(out, params)):
@@ -188,8 +189,9 @@ def _check_out(out, params: Params, x: np.ndarray) -> list[np.ndarray]:
             raise ValueError(f"out[{i}] must be a writeable, aligned, C-contiguous array")
         if any(np.may_share_memory(G, V) for V in params):
             raise ValueError(f"out[{i}] overlaps the parameters; gradients need their own memory")
-        if np.may_share_memory(G, x):
-            raise ValueError(f"out[{i}] overlaps x; gradients need their own memory")
+        for name, a in (("x", x), ("y", y)):
+            if np.may_share_memory(G, a):
+                raise ValueError(f"out[{i}] overlaps {name}; gradients need their own memory")
         if any(np.may_share_memory(G, H) for H in out[:i]):
             raise ValueError(f"out[{i}] overlaps another entry of out; each layer needs its own array")
     return list(out)
@@ -207,10 +209,11 @@ def loss_and_grad(params: Params, x: np.ndarray, y: np.ndarray, *, activation: s
     hidden layer.
 
     ``threads``: split the batch into this many blocks of rows (at most B), each run on its own
-    thread with NumPy's BLAS on one thread meanwhile, and sum the blocks' J and
-    gradients. Default: as many blocks as NumPy's BLAS has threads, but at least
-    :data:`SPLIT_ROWS` rows each (so one block below 2 SPLIT_ROWS rows, or with one BLAS
-    thread).
+    thread with NumPy's BLAS on one thread meanwhile, and sum the blocks' J and gradients (the
+    workspace then holds k - 1 more sets of gradient arrays; split calls from several threads
+    take turns). Default: as many blocks as NumPy's BLAS has threads, but at least
+    :data:`SPLIT_ROWS` rows each (so one block below 2 SPLIT_ROWS rows, with one BLAS thread,
+    or where threadpoolctl finds no BLAS library).
 
     In one block the products are the reference's BLAS calls (np.matmul, and np.dot into
     ``out``) and the arithmetic is the reference's, except sigmoid's in-place kernels
@@ -219,7 +222,7 @@ def loss_and_grad(params: Params, x: np.ndarray, y: np.ndarray, *, activation: s
     several, J and each gradient entry are sums in another order: within the rounding bound.
     """
     g, ell, x, y = _prepare(params, x, y, activation, loss, check_finite=False)
-    grads = [np.empty(W.shape, W.dtype) for W in params] if out is None else _check_out(out, params, x)
+    grads = [np.empty(W.shape, W.dtype) for W in params] if out is None else _check_out(out, params, x, y)
     ws = _workspace(workspace)
     B = x.shape[0]
     k = _block_count(B, threads)
@@ -245,27 +248,41 @@ def _storing(grads: Params, bounds: list[float] | None = None) -> Callable[[int,
 
 
 def _split(params: Params, x: np.ndarray, y: np.ndarray, g, ell, ws: Workspace, grads: Params, k: int) -> float:
-    """J, with dJ/dW_l written into ``grads``, from k blocks of rows run at once: block 0 on
-    the calling thread into ``grads``, the others on the pool's threads into their own arrays,
-    NumPy's BLAS on one thread meanwhile; then grads[l] += each block's. Each block's
-    sum is bounded (``_check_no_overflow``); so is the total, by the sum of the bounds."""
+    """J, with dJ/dW_l written into ``grads``, from k blocks of rows: block 0 into ``grads``,
+    the others into their own arrays, then grads[l] += each block's, in block order. The
+    blocks run at once (block 0 on the calling thread, the others on the pool's) while NumPy's
+    BLAS is held at one thread through threadpoolctl; where it cannot be (threadpoolctl >= 3.8
+    lets one thread at a time set OpenBLAS's count, and another holds it), one after another
+    on the calling thread: the same arithmetic, so the same bits. One split call at a time in
+    the process: they share that setting. A loss whose sum over the batch the dtype cannot
+    hold is refused, as the reference (which sums it in the dtype) refuses it; each block's
+    gradient is bounded (``_check_no_overflow``), and so is the total, by the sum of the
+    bounds."""
+    global _threads_before
     B, L = x.shape[0], len(params)
     edges = [B * i // k for i in range(k + 1)]
     outs, bounds = [grads, *ws.partial], [[math.inf] * L for _ in range(k)]
+    errors = np.geterr()                               # per thread in NumPy: the caller's, in every block
 
     def block(i: int) -> float:
-        with np.errstate(over="ignore", invalid="ignore"), \
-                ws.blocks[i]._use(params, edges[i + 1] - edges[i], x.dtype):   # errstate is per thread
+        with np.errstate(**errors), ws.blocks[i]._use(params, edges[i + 1] - edges[i], x.dtype):
             return _backprop(params, x, y, g, ell, ws.blocks[i], _storing(outs[i], bounds[i]),
                              slice(edges[i], edges[i + 1]))
 
-    with _one_thread(_blas_libraries()):
-        pending = [_executor().submit(block, i) for i in range(1, k)]
+    controller, libs = _numpy_blas()
+    with _split_lock:
+        _threads_before = _blas_threads()
         try:
-            J = block(0)
+            with controller.limit(limits={lib.filepath: 1 for lib in libs}):
+                if all(lib.num_threads == 1 for lib in libs):
+                    Js = _run_at_once(block, k)
+                else:
+                    Js = [block(i) for i in range(k)]
         finally:
-            futures.wait(pending)                      # no block outlives the call, nor its BLAS setting
-        J += sum(f.result() for f in pending)          # a block's error is raised here
+            _threads_before = None
+    J = sum(Js)
+    if not abs(J) * B < np.finfo(x.dtype).max:         # the reference's sum of B losses, in the dtype, overflows
+        _checks.raise_not_finite("the loss", params, x)
     for l in range(1, L + 1):
         for partial in outs[1:]:
             grads[l - 1] += partial[l - 1]
@@ -273,11 +290,37 @@ def _split(params: Params, x: np.ndarray, y: np.ndarray, g, ell, ws: Workspace, 
     return J
 
 
+def _run_at_once(block: Callable[[int], float], k: int) -> list[float]:
+    """[block(0), ..., block(k - 1)]: block 0 on the calling thread, the others on the pool's.
+    Returns, or raises the first block's error, only once every block is done."""
+    pending: list[futures.Future] = []
+    try:
+        for i in range(1, k):
+            pending.append(_executor().submit(block, i))
+        J0 = block(0)
+    finally:
+        _wait_all(pending)
+    return [J0] + [f.result() for f in pending]       # a block's error is raised here
+
+
+def _wait_all(pending: list[futures.Future]) -> None:
+    """Wait until every future is done, also through a KeyboardInterrupt, which is raised
+    afterwards: no block outlives its call (nor the BLAS setting and the Workspace it uses)."""
+    interrupted: BaseException | None = None
+    while not all(f.done() for f in pending):
+        try:
+            futures.wait(pending)
+        except BaseException as e:                     # noqa: BLE001 (re-raised below)
+            interrupted = e
+    if interrupted is not None:
+        raise interrupted
+
+
 def _block_count(B: int, threads) -> int:
     """Blocks for a batch of B rows: ``threads`` (at most B), or by default min(NumPy's BLAS
     threads, B // SPLIT_ROWS), at least 1."""
     if threads is None:
-        return max(1, min(_blas_threads(), B // SPLIT_ROWS))
+        return 1 if B < 2 * SPLIT_ROWS else max(1, min(_blas_threads(), B // SPLIT_ROWS))
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)):
         raise TypeError(f"threads must be a positive int or None; got {type(threads).__name__}")
     if threads < 1:
@@ -317,7 +360,7 @@ def sgd_step(params: Params, x: np.ndarray, y: np.ndarray, lr: float, *, activat
     minus_lr = -_checks.check_lr(lr, x.dtype)
     ws = _workspace(workspace)
     B = x.shape[0]
-    ger, scipy_blas = _scipy_ger(x.dtype) if B == 1 else (None, ())
+    ger, scipy_on_one_thread = _scipy_ger(x.dtype) if B == 1 else (None, contextlib.nullcontext)
 
     def update(l: int, a: np.ndarray, delta: np.ndarray) -> None:
         W = params[l - 1]
@@ -338,7 +381,7 @@ def sgd_step(params: Params, x: np.ndarray, y: np.ndarray, lr: float, *, activat
             raise _checks.NonFiniteError(f"the update of W_{l} overflows {W.dtype}; {done}")
         W[...] = new
 
-    with ws._use(params, B, x.dtype), _one_thread(scipy_blas):
+    with ws._use(params, B, x.dtype), scipy_on_one_thread():
         J = _backprop(params, x, y, g, ell, ws, update)
     return J, params
 
@@ -348,9 +391,9 @@ sgd_step = _checks.checks_overflow_itself(sgd_step)
 
 @functools.cache
 def _scipy_ger(dtype: np.dtype) -> tuple:
-    """SciPy's BLAS ger for ``dtype``, and threadpoolctl's handles on the BLAS libraries that
-    SciPy bundles apart from NumPy's (the ``scipy.libs`` OpenBLAS of its wheels; none when
-    both share one library).
+    """SciPy's BLAS ger for ``dtype``, and a context manager factory that holds the BLAS
+    libraries SciPy bundles apart from NumPy's (the ``scipy.libs`` OpenBLAS of its wheels) at
+    one thread through threadpoolctl (a no-op when both share one library).
 
     Two OpenBLAS thread pools taking turns every few microseconds on few cores spin against
     each other (docs/performance.md), and the rank-1 update is memory-bound: it runs on the
@@ -359,63 +402,56 @@ def _scipy_ger(dtype: np.dtype) -> tuple:
     from threadpoolctl import ThreadpoolController
 
     ger = blas.get_blas_funcs("ger", dtype=dtype)
-    libs = tuple(c for c in ThreadpoolController().lib_controllers
-                 if c.user_api == "blas" and f"{os.sep}scipy.libs{os.sep}" in c.filepath)
-    return ger, libs
+    controller = ThreadpoolController()
+    limits = {c.filepath: 1 for c in controller.lib_controllers
+              if c.user_api == "blas" and f"{os.sep}scipy.libs{os.sep}" in c.filepath}
+    return ger, functools.partial(controller.limit, limits=limits) if limits else contextlib.nullcontext
 
 
 @functools.cache
-def _blas_libraries() -> tuple:
-    """threadpoolctl's handles on the BLAS libraries NumPy may call: those loaded at the first
-    call (NumPy's among them: it is imported before this module) but the one SciPy's wheels
-    bundle for SciPy alone (``scipy.libs``; see :func:`_scipy_ger`)."""
+def _numpy_blas() -> tuple:
+    """threadpoolctl's controller, and its handles on the BLAS libraries NumPy may call: those
+    loaded at the first call (NumPy's among them: it is imported before this module) but the
+    one SciPy's wheels bundle for SciPy alone (``scipy.libs``; see :func:`_scipy_ger`)."""
     from threadpoolctl import ThreadpoolController
 
-    return tuple(c for c in ThreadpoolController().lib_controllers
-                 if c.user_api == "blas" and f"{os.sep}scipy.libs{os.sep}" not in c.filepath)
+    controller = ThreadpoolController()
+    return controller, tuple(c for c in controller.lib_controllers
+                             if c.user_api == "blas" and f"{os.sep}scipy.libs{os.sep}" not in c.filepath)
+
+
+_split_lock = threading.Lock()      # held by the split call running, if any
+_threads_before: int | None = None  # set while it runs: NumPy's BLAS thread count before it set 1
 
 
 def _blas_threads() -> int:
-    """The most threads any of those libraries has now (1 if none is known)."""
-    return max((lib.num_threads for lib in _blas_libraries()), default=1)
+    """The most threads any of those libraries has (1 if none is known); while a split call
+    runs, the count from before it, so that the default number of blocks, and with it the
+    result's bits, does not depend on what another thread is doing."""
+    before = _threads_before
+    if before is not None:
+        return before
+    return max((lib.num_threads for lib in _numpy_blas()[1]), default=1)
 
 
-_pool: tuple[int, futures.ThreadPoolExecutor] | None = None
+_pool: futures.ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
 def _executor() -> futures.ThreadPoolExecutor:
-    """The module's thread pool, made on first use and again in a forked child (whose copy
-    of the parent's pool has no threads)."""
+    """The module's thread pool, made on first use."""
     global _pool
     with _pool_lock:
-        if _pool is None or _pool[0] != os.getpid():
-            _pool = (os.getpid(), futures.ThreadPoolExecutor(thread_name_prefix="manual_backprop.fast"))
-        return _pool[1]
+        if _pool is None:
+            _pool = futures.ThreadPoolExecutor(thread_name_prefix="manual_backprop.fast")
+        return _pool
 
 
-# BLAS library path -> [callers inside _one_thread, its thread count before the first of them]
-_held: dict[str, list[int]] = {}
-_held_lock = threading.Lock()
+def _after_fork_in_child() -> None:
+    """A forked child has none of its parent's threads: not the pool's (a pool copied from the
+    parent would queue blocks that no thread runs), nor one that held a lock at the fork."""
+    global _pool, _pool_lock, _split_lock, _threads_before
+    _pool, _pool_lock, _split_lock, _threads_before = None, threading.Lock(), threading.Lock(), None
 
 
-@contextlib.contextmanager
-def _one_thread(libs) -> Iterator[None]:
-    """Run the body with each of ``libs`` (threadpoolctl controllers) on one thread. Calls
-    that overlap (threads with their own Workspaces) share the setting: the last to leave
-    gives each library the thread count it had before the first came in."""
-    with _held_lock:
-        for lib in libs:
-            entry = _held.setdefault(lib.filepath, [0, lib.num_threads])
-            entry[0] += 1
-            lib.set_num_threads(1)
-    try:
-        yield
-    finally:
-        with _held_lock:
-            for lib in libs:
-                entry = _held[lib.filepath]
-                entry[0] -= 1
-                if entry[0] == 0:
-                    lib.set_num_threads(entry[1])
-                    del _held[lib.filepath]
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -724,7 +724,7 @@ def _watch_blocks(monkeypatch, also=None):
 
     def watched(z, y):
         seen.append((threading.current_thread(), {i["filepath"]: i["num_threads"] for i in threadpool_info()
-                                                  if i["user_api"] == "blas"}))
+                                                  if i["user_api"] == "blas"}, y[0, 0]))
         if also is not None:
             also(y)
         return value(bce, z, y)
@@ -751,10 +751,10 @@ def test_by_default_a_batch_is_split_at_SPLIT_ROWS_rows_per_blas_thread(monkeypa
         seen = _watch_blocks(monkeypatch)
         fast.loss_and_grad(params, x, y)
         assert len(seen) == 2 and seen[0][0] is not seen[1][0]
-        assert all(counts == inside for _, counts in seen)
+        assert all(counts == inside for _, counts, _ in seen)
         seen.clear()
         fast.loss_and_grad(params, x[1:], y[1:])
-        assert [counts for _, counts in seen] == [outside]
+        assert [counts for _, counts, _ in seen] == [outside]
         assert {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"} == outside
     with threadpool_limits(1, user_api="blas"):
         seen.clear()
@@ -762,38 +762,127 @@ def test_by_default_a_batch_is_split_at_SPLIT_ROWS_rows_per_blas_thread(monkeypa
         assert len(seen) == 1
 
 
-def test_overlapping_split_calls_give_the_blas_its_thread_count_back(monkeypatch):
-    """Two threads, each with its own Workspace, split at once: call A enters, then call B
-    (which finds BLAS on one thread), A leaves first. The count restored when B leaves is the
-    one before A came in, not the 1 that B found."""
-    from threadpoolctl import threadpool_info, threadpool_limits
+def _blas_counts():
+    from threadpoolctl import threadpool_info
 
-    everyone_in, a_left = threading.Barrier(4), threading.Event()
+    return {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+
+def test_split_calls_from_two_threads_take_turns_and_leave_the_blas_as_it_was(monkeypatch):
+    """Two threads, neither the main one, each with its own Workspace: call A's blocks hold
+    until call B has begun (and 0.2 s more). B's blocks run only after A's (the two share
+    NumPy's BLAS setting, so they take turns), every block sees NumPy's BLAS on one thread,
+    and afterwards the counts are what they were; both results are the reference's. (No
+    threadpool_limits in the main thread here: with threadpoolctl >= 3.8 that would make the
+    main thread the only one that may set OpenBLAS's count.)"""
+    import time
+
+    a_inside, b_began, events = threading.Event(), threading.Event(), []
 
     def hold(y):
-        everyone_in.wait(10)                  # all four blocks inside at once
-        if y[0, 0] == 0.75:                   # call B's blocks wait for A to return
-            assert a_left.wait(10)
+        events.append(("in", y[0, 0]))
+        if y[0, 0] == 0.25:
+            a_inside.set()
+            assert b_began.wait(10)
+            time.sleep(0.2)
+        events.append(("out", y[0, 0]))
+
+    params, x = mb.init_params([3, 4, 2], seed=0), np.ones((4, 3))
+    outside = _blas_counts()
+    seen = _watch_blocks(monkeypatch, hold)
+    results = {}
+
+    def call(target, before=None):
+        if before is not None:
+            before.set()
+        results[target] = fast.loss_and_grad(params, x, np.full((4, 2), target), threads=2, workspace=fast.Workspace())
+
+    a = threading.Thread(target=call, args=(0.25,))
+    a.start()
+    assert a_inside.wait(10)
+    b = threading.Thread(target=call, args=(0.75, b_began))
+    b.start()
+    a.join(30), b.join(30)
+    a_out = [i for i, e in enumerate(events) if e == ("out", 0.25)]
+    b_in = [i for i, e in enumerate(events) if e == ("in", 0.75)]
+    assert len(a_out) == len(b_in) == 2 and max(a_out) < min(b_in)
+    assert all(counts == {f: c if f"{os.sep}scipy.libs{os.sep}" in f else 1 for f, c in outside.items()}
+               for _, counts, _ in seen)
+    assert _blas_counts() == outside
+    for target, (J, g) in results.items():
+        J_ref, ref = mb.loss_and_grad(params, x, np.full((4, 2), target))
+        assert J == pytest.approx(J_ref, rel=1e-15)
+        assert_same_gradient(g, ref, 1e-15)
+
+
+def test_the_default_block_count_does_not_depend_on_another_threads_split(monkeypatch):
+    """While call X splits (NumPy's BLAS at one thread for it; X's thread sets two threads
+    around its call, so that there is a second thread to count on any machine), call Y with
+    the default ``threads`` at B = 2 SPLIT_ROWS still makes two blocks, as it would alone: the
+    count is read from before X set it, so Y's result does not depend on timing."""
+    from threadpoolctl import threadpool_limits
+
+    x_inside, y_decided = threading.Event(), threading.Event()
+
+    def hold(y):
+        if y[0, 0] == 0.25:
+            x_inside.set()
+            assert y_decided.wait(10)
 
     params = mb.init_params([3, 4, 2], seed=0)
-    x = np.ones((4, 3))
-    with threadpool_limits(2, user_api="blas"):
-        outside = {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
-        _watch_blocks(monkeypatch, hold)
-        results = {}
+    n = 2 * fast.SPLIT_ROWS
+    xs = np.ones((n, 3))
+    seen = _watch_blocks(monkeypatch, hold)
 
-        def call(name, target):
-            results[name] = fast.loss_and_grad(params, x, np.full((4, 2), target), threads=2)
-            if name == "A":
-                a_left.set()
+    def x_call():
+        with threadpool_limits(2, user_api="blas"):
+            fast.loss_and_grad(params, xs[:4], np.full((4, 2), 0.25), threads=2, workspace=fast.Workspace())
 
-        threads = [threading.Thread(target=call, args=("A", 0.25)), threading.Thread(target=call, args=("B", 0.75))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
-        assert set(results) == {"A", "B"}
-        assert {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"} == outside
+    X = threading.Thread(target=x_call)
+    X.start()
+    assert x_inside.wait(10)
+    assert [counts for _, counts, y00 in seen if y00 == 0.25][0] == {
+        f: c if f"{os.sep}scipy.libs{os.sep}" in f else 1 for f, c in _blas_counts().items()}  # X holds it at 1
+    Y = threading.Thread(target=lambda: fast.loss_and_grad(params, xs, np.full((n, 2), 0.75), workspace=fast.Workspace()))
+    Y.start()
+    Y.join(0.3)                                          # Y has chosen its blocks and waits for X's turn to end
+    y_decided.set()
+    X.join(30), Y.join(30)
+    assert [float(y00) for _, _, y00 in seen].count(0.75) == 2
+
+
+@pytest.mark.skipif(not hasattr(__import__("threadpoolctl"), "get_cached_controller"),
+                    reason="threadpoolctl < 3.8 lets any thread set OpenBLAS's count")
+def test_where_another_thread_holds_openblas_the_blocks_run_one_after_another(monkeypatch):
+    """threadpoolctl >= 3.8 lets one thread at a time set OpenBLAS's (process-wide) count: with
+    another thread inside threadpool_limits(2), the split cannot hold NumPy's BLAS at one
+    thread, so it runs its blocks one after another on the calling thread, with the same
+    arithmetic: the same bits as the blocks run at once."""
+    from threadpoolctl import threadpool_limits
+
+    params = mb.init_params([5, 6, 3], seed=2)
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(9, 5)), rng.uniform(size=(9, 3))
+    at_once = fast.loss_and_grad(params, x, y, threads=3)
+    entered, done = threading.Event(), threading.Event()
+
+    def other():
+        with threadpool_limits(2, user_api="blas"):
+            entered.set()
+            assert done.wait(30)
+
+    t = threading.Thread(target=other)
+    t.start()
+    assert entered.wait(10)
+    try:
+        seen = _watch_blocks(monkeypatch)
+        J, g = fast.loss_and_grad(params, x, y, threads=3)
+    finally:
+        done.set()
+        t.join(30)
+    assert [thread for thread, _, _ in seen] == [threading.current_thread()] * 3
+    assert J == at_once[0]
+    assert_bit_equal(g, at_once[1])
 
 
 def test_a_block_that_raises_returns_only_after_the_others_are_done(monkeypatch):
@@ -837,6 +926,82 @@ def test_a_block_on_a_pool_thread_overflows_exp_as_quietly_as_the_calling_thread
     assert_same_gradient(g, ref, [4 * e for e in bound.grad])
 
 
+def test_a_keyboard_interrupt_while_the_blocks_run_is_raised_once_they_are_done(monkeypatch):
+    """Ctrl-C (SIGINT to the main thread) while it waits for block 1: the KeyboardInterrupt
+    comes out of the call only after block 1 has finished, so no block outlives the call, and
+    the Workspace serves the next one."""
+    import signal
+    import time
+
+    finished = []
+
+    def hold(y):
+        if y[0, 0] == 0.75:
+            time.sleep(0.2)                                  # the main thread is waiting by now
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+            time.sleep(0.3)
+            finished.append(True)
+
+    params, ws = mb.init_params([3, 4, 2], seed=0), fast.Workspace()
+    x, y = np.ones((8, 3)), np.full((8, 2), 0.75)
+    y[:4] = 0.25
+    _watch_blocks(monkeypatch, hold)
+    with pytest.raises(KeyboardInterrupt):
+        fast.loss_and_grad(params, x, y, threads=2, workspace=ws)
+    assert finished == [True]
+    monkeypatch.undo()
+    J, _ = fast.loss_and_grad(params, x, y, threads=2, workspace=ws)
+    assert J == pytest.approx(mb.loss_and_grad(params, x, y)[0], rel=1e-14)
+
+
+def test_every_block_runs_under_the_callers_numpy_error_state():
+    """NumPy's error state is per thread. Under np.errstate(under="raise"), an underflow in the
+    second block's rows (float64 sigmoid at z = -709: 1 / (1 + e^709) = 1.2e-308 is subnormal)
+    raises FloatingPointError as in the first block's rows and as the reference does, instead
+    of passing on the pool's thread."""
+    params = [np.array([[0.0], [1.0]]), np.array([[0.0], [1.0]])]
+    x, y = np.ones((4, 1)), np.full((4, 1), 0.5)
+    for row in (0, 3):
+        x[:] = 1.0
+        x[row] = -709.0
+        for step in (mb.loss_and_grad, lambda *a: fast.loss_and_grad(*a, threads=2)):
+            with np.errstate(under="raise"), pytest.raises(FloatingPointError, match="underflow"):
+                step(params, x, y)
+
+
+def test_out_sharing_memory_with_y_is_refused():
+    """A split batch's second block reads its targets after the first block has written
+    ``out``: an out= entry over y would change them first, a silent wrong J. Refused by name,
+    split or not."""
+    params = mb.init_params([2, 3, 5], seed=0)
+    out = [np.zeros_like(W) for W in params]
+    y = out[1][1:3].reshape(2, 5)
+    y[:] = 0.5
+    for threads in (1, 2):
+        with pytest.raises(ValueError, match=r"^out\[1\] overlaps y; gradients need their own memory$"):
+            fast.loss_and_grad(params, np.ones((2, 2)), y, out=out, threads=threads)
+
+
+def test_a_batch_too_small_to_split_needs_no_threadpoolctl():
+    """Below 2 SPLIT_ROWS rows the default asks no BLAS library for its thread count (a fresh
+    interpreter in which threadpoolctl cannot be imported)."""
+    import subprocess
+    import sys
+
+    script = """
+import sys
+sys.modules["threadpoolctl"] = None
+import numpy as np, manual_backprop as mb
+from manual_backprop import fast
+params = mb.init_params([3, 4, 2], seed=0)
+n = 2 * fast.SPLIT_ROWS - 1
+J = fast.loss_and_grad(params, np.ones((n, 3)), np.full((n, 2), 0.5))[0]
+raise SystemExit(0 if J == mb.loss_and_grad(params, np.ones((n, 3)), np.full((n, 2), 0.5))[0] else 1)
+"""
+    done = subprocess.run([sys.executable, "-c", script], timeout=120, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
 def test_blocks_whose_gradients_are_finite_but_whose_sum_overflows_are_refused():
     """float32, one layer, mean squared error, two examples with x = 2e38 and delta_b = 1.25
     (y = -2.5, W = 0): each block's x delta = 2.5e38 is finite, their sum 5e38 is not. Refused
@@ -849,6 +1014,31 @@ def test_blocks_whose_gradients_are_finite_but_whose_sum_overflows_are_refused()
     y = np.full((2, 1), -1.0, np.float32)
     kw = dict(activation="relu", loss="mean_squared_error")
     assert_bit_equal(fast.loss_and_grad(params, x, y, threads=2, **kw)[1], mb.loss_and_grad(params, x, y, **kw)[1])
+
+
+def test_a_loss_whose_sum_overflows_is_refused_however_the_batch_is_split():
+    """float32, one identity layer, mean squared error, 512 rows of x = 1.4e18, y = 0: each
+    loss is 9.8e35, their sum 5e38 overflows float32, half of it does not. The reference sums
+    in float32 and refuses; so do the fast path's blocks, whose sums alone would pass."""
+    params = [np.array([[0.0], [1.0]], np.float32)]
+    x, y = np.full((512, 1), 1.4e18, np.float32), np.zeros((512, 1), np.float32)
+    for step in (mb.loss_and_grad, lambda *a, **k: fast.loss_and_grad(*a, threads=1, **k),
+                 lambda *a, **k: fast.loss_and_grad(*a, threads=2, **k)):
+        with pytest.raises(mb.NonFiniteError, match="^the loss is NaN or inf although x and params are finite"):
+            step(params, x, y, activation="relu", loss="mean_squared_error")
+    J, _ = fast.loss_and_grad(params, x[:256], y[:256], activation="relu", loss="mean_squared_error", threads=2)
+    assert J == pytest.approx(9.8e35, rel=1e-6)
+
+
+def test_the_sum_of_blocks_is_judged_by_the_sum_of_their_bounds():
+    """Five one-row blocks (float32, relu, x = 1e19, W_2[1] = 4e19, so delta_1 = 8e18 each):
+    each block's x delta_1 = 8e37 has a bound of 1.6e38, below half of float32's largest
+    number (1.7e38), so no block's gradient needs a scan; their sum, 4e38, overflows. Only
+    the sum of the bounds (8e38) sends the total to a scan; the largest alone would not."""
+    params = [np.array([[0.0], [1e-30]], np.float32), np.array([[0.0], [4e19]], np.float32)]
+    x, y = np.full((5, 1), 1e19, np.float32), np.zeros((5, 1), np.float32)
+    with pytest.raises(mb.NonFiniteError, match=r"^dJ/dW_1 overflows float32: inputs or weights too large$"):
+        fast.loss_and_grad(params, x, y, activation="relu", threads=5)
 
 
 def test_a_forked_child_splits_with_a_pool_of_its_own(tmp_path):
