@@ -750,7 +750,8 @@ def test_by_default_a_batch_is_split_at_SPLIT_ROWS_rows_per_blas_thread(monkeypa
         assert 1 in inside.values()                       # NumPy's is there
         seen = _watch_blocks(monkeypatch)
         fast.loss_and_grad(params, x, y)
-        assert len(seen) == 2 and seen[0][0] is not seen[1][0]
+        assert len(seen) == 2 and seen[0][0] is threading.current_thread()
+        assert seen[1][0].name.startswith("manual_backprop.fast")   # named for a thread dump
         assert all(counts == inside for _, counts, _ in seen)
         seen.clear()
         fast.loss_and_grad(params, x[1:], y[1:])
@@ -766,6 +767,32 @@ def _blas_counts():
     from threadpoolctl import threadpool_info
 
     return {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+
+@pytest.mark.parametrize("rows, blocks", [(3 * 256 - 1, 2), (4 * 256, 4)])
+def test_on_four_blas_threads_the_default_makes_one_block_per_256_rows_up_to_four(monkeypatch, rows, blocks):
+    """min(BLAS threads, B // SPLIT_ROWS): 767 rows make 2 blocks (not 2.996), 1024 make 4."""
+    from threadpoolctl import threadpool_limits
+
+    params = mb.init_params([3, 4, 2], seed=0)
+    with threadpool_limits(4, user_api="blas"):
+        seen = _watch_blocks(monkeypatch)
+        fast.loss_and_grad(params, np.ones((rows, 3)), np.full((rows, 2), 0.5))
+    assert len(seen) == blocks
+
+
+def test_a_split_workspace_holds_each_row_once():
+    """Split into blocks, the activations live in the blocks' workspaces, (B / k, n) each,
+    not also in a (B, n) set of the caller's: a cold split call's peak memory exceeds a cold
+    one-block call's by at most the k - 1 extra sets of gradient arrays, plus a quarter of
+    the (B, n) arrays as slack (allocator granularity, the output layer's arrays)."""
+    params = mb.init_params([40, 400, 300, 3], seed=0)
+    x, y = np.ones((256, 40)), np.full((256, 3), 0.5)
+    one = _peak_bytes(lambda: fast.loss_and_grad(params, x, y, threads=1, workspace=fast.Workspace()))
+    two = _peak_bytes(lambda: fast.loss_and_grad(params, x, y, threads=2, workspace=fast.Workspace()))
+    activations = 2 * 256 * (400 + 300) * 8                  # z_l and delta_l W^T of the hidden layers
+    gradients = sum(W.nbytes for W in params)
+    assert two <= one + gradients + activations / 4
 
 
 def test_split_calls_from_two_threads_take_turns_and_leave_the_blas_as_it_was(monkeypatch):
