@@ -20,14 +20,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent import futures
 
 import numpy as np
 
-from . import _checks
+from . import _checks, _threads
 from .network import Params, _check_bounded, _check_no_overflow, _prepare, _product_bound
 
 #: Rows per block below which a split batch did not pay (docs/performance.md): with ``threads``
@@ -211,9 +209,11 @@ def loss_and_grad(params: Params, x: np.ndarray, y: np.ndarray, *, activation: s
     ``threads``: split the batch into this many blocks of rows (at most B), each run on its own
     thread with NumPy's BLAS on one thread meanwhile, and sum the blocks' J and gradients (the
     workspace then holds k - 1 more sets of gradient arrays; split calls from several threads
-    take turns). Default: as many blocks as NumPy's BLAS has threads, but at least
-    :data:`SPLIT_ROWS` rows each (so one block below 2 SPLIT_ROWS rows, with one BLAS thread,
-    or where threadpoolctl finds no BLAS library).
+    take turns). Where NumPy's BLAS cannot be held at one thread (it is not OpenBLAS on
+    pthreads, or another thread holds its count through threadpoolctl), the blocks run one
+    after another. Default: as many blocks as NumPy's BLAS has threads, but at least
+    :data:`SPLIT_ROWS` rows each; so one block below 2 SPLIT_ROWS rows, with one BLAS thread,
+    where the blocks could not run at once, or for a call made inside a block.
 
     In one block the products are the reference's BLAS calls (np.matmul, and np.dot into
     ``out``) and the arithmetic is the reference's, except sigmoid's in-place kernels
@@ -248,79 +248,40 @@ def _storing(grads: Params, bounds: list[float] | None = None) -> Callable[[int,
 
 
 def _split(params: Params, x: np.ndarray, y: np.ndarray, g, ell, ws: Workspace, grads: Params, k: int) -> float:
-    """J, with dJ/dW_l written into ``grads``, from k blocks of rows: block 0 into ``grads``,
-    the others into their own arrays, then grads[l] += each block's, in block order. The
-    blocks run at once (block 0 on the calling thread, the others on the pool's) while NumPy's
-    BLAS is held at one thread through threadpoolctl; where it cannot be (threadpoolctl >= 3.8
-    lets one thread at a time set OpenBLAS's count, and another holds it), one after another
-    on the calling thread: the same arithmetic, so the same bits. One split call at a time in
-    the process: they share that setting. A loss whose sum over the batch the dtype cannot
-    hold is refused, as the reference (which sums it in the dtype) refuses it; each block's
+    """J, with dJ/dW_l written into ``grads``, from k blocks of rows (run by
+    ``_threads.run_blocks``: at once where NumPy's BLAS can be held at one thread, else one
+    after another): block 0 into ``grads``, the others into their own arrays, then
+    grads[l] += each block's, in block order. A loss whose sum over the batch overflows the
+    dtype is refused, as the reference (which sums it in the dtype) refuses it; each block's
     gradient is bounded (``_check_no_overflow``), and so is the total, by the sum of the
     bounds."""
-    global _threads_before
     B, L = x.shape[0], len(params)
     edges = [B * i // k for i in range(k + 1)]
     outs, bounds = [grads, *ws.partial], [[math.inf] * L for _ in range(k)]
-    errors = np.geterr()                               # per thread in NumPy: the caller's, in every block
+    errors, call = np.geterr(), np.geterrcall()        # per thread in NumPy: the caller's, in every block
 
     def block(i: int) -> float:
-        with np.errstate(**errors), ws.blocks[i]._use(params, edges[i + 1] - edges[i], x.dtype):
+        with np.errstate(call=call, **errors), ws.blocks[i]._use(params, edges[i + 1] - edges[i], x.dtype):
             return _backprop(params, x, y, g, ell, ws.blocks[i], _storing(outs[i], bounds[i]),
                              slice(edges[i], edges[i + 1]))
 
-    controller, libs = _numpy_blas()
-    with _split_lock:
-        _threads_before = _blas_threads()
-        try:
-            with controller.limit(limits={lib.filepath: 1 for lib in libs}):
-                if all(lib.num_threads == 1 for lib in libs):
-                    Js = _run_at_once(block, k)
-                else:
-                    Js = [block(i) for i in range(k)]
-        finally:
-            _threads_before = None
-    J = sum(Js)
-    if not abs(J) * B < np.finfo(x.dtype).max:         # the reference's sum of B losses, in the dtype, overflows
+    Js = _threads.run_blocks(block, k)
+    if not np.isfinite(np.asarray([J * B for J in Js], x.dtype).sum()):   # the blocks' loss sums
         _checks.raise_not_finite("the loss", params, x)
     for l in range(1, L + 1):
         for partial in outs[1:]:
             grads[l - 1] += partial[l - 1]
         _check_bounded(sum(b[l - 1] for b in bounds), grads[l - 1], l)
-    return J
-
-
-def _run_at_once(block: Callable[[int], float], k: int) -> list[float]:
-    """[block(0), ..., block(k - 1)]: block 0 on the calling thread, the others on the pool's.
-    Returns, or raises the first block's error, only once every block is done."""
-    pending: list[futures.Future] = []
-    try:
-        for i in range(1, k):
-            pending.append(_executor().submit(block, i))
-        J0 = block(0)
-    finally:
-        _wait_all(pending)
-    return [J0] + [f.result() for f in pending]       # a block's error is raised here
-
-
-def _wait_all(pending: list[futures.Future]) -> None:
-    """Wait until every future is done, also through a KeyboardInterrupt, which is raised
-    afterwards: no block outlives its call (nor the BLAS setting and the Workspace it uses)."""
-    interrupted: BaseException | None = None
-    while not all(f.done() for f in pending):
-        try:
-            futures.wait(pending)
-        except BaseException as e:                     # noqa: BLE001 (re-raised below)
-            interrupted = e
-    if interrupted is not None:
-        raise interrupted
+    return sum(Js)
 
 
 def _block_count(B: int, threads) -> int:
     """Blocks for a batch of B rows: ``threads`` (at most B), or by default min(NumPy's BLAS
-    threads, B // SPLIT_ROWS), at least 1."""
+    threads, B // SPLIT_ROWS), at least 1; 1 for a call made inside a block."""
+    if _threads.in_block():
+        return 1
     if threads is None:
-        return 1 if B < 2 * SPLIT_ROWS else max(1, min(_blas_threads(), B // SPLIT_ROWS))
+        return 1 if B < 2 * SPLIT_ROWS else max(1, min(_threads.blas_threads(), B // SPLIT_ROWS))
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)):
         raise TypeError(f"threads must be a positive int or None; got {type(threads).__name__}")
     if threads < 1:
@@ -392,8 +353,8 @@ sgd_step = _checks.checks_overflow_itself(sgd_step)
 @functools.cache
 def _scipy_ger(dtype: np.dtype) -> tuple:
     """SciPy's BLAS ger for ``dtype``, and a context manager factory that holds the BLAS
-    libraries SciPy bundles apart from NumPy's (the ``scipy.libs`` OpenBLAS of its wheels) at
-    one thread through threadpoolctl (a no-op when both share one library).
+    SciPy's wheels bundle apart from NumPy's at one thread (``_threads.on_one_thread``; a
+    no-op when both share one library).
 
     Two OpenBLAS thread pools taking turns every few microseconds on few cores spin against
     each other (docs/performance.md), and the rank-1 update is memory-bound: it runs on the
@@ -402,56 +363,6 @@ def _scipy_ger(dtype: np.dtype) -> tuple:
     from threadpoolctl import ThreadpoolController
 
     ger = blas.get_blas_funcs("ger", dtype=dtype)
-    controller = ThreadpoolController()
-    limits = {c.filepath: 1 for c in controller.lib_controllers
-              if c.user_api == "blas" and f"{os.sep}scipy.libs{os.sep}" in c.filepath}
-    return ger, functools.partial(controller.limit, limits=limits) if limits else contextlib.nullcontext
-
-
-@functools.cache
-def _numpy_blas() -> tuple:
-    """threadpoolctl's controller, and its handles on the BLAS libraries NumPy may call: those
-    loaded at the first call (NumPy's among them: it is imported before this module) but the
-    one SciPy's wheels bundle for SciPy alone (``scipy.libs``; see :func:`_scipy_ger`)."""
-    from threadpoolctl import ThreadpoolController
-
-    controller = ThreadpoolController()
-    return controller, tuple(c for c in controller.lib_controllers
-                             if c.user_api == "blas" and f"{os.sep}scipy.libs{os.sep}" not in c.filepath)
-
-
-_split_lock = threading.Lock()      # held by the split call running, if any
-_threads_before: int | None = None  # set while it runs: NumPy's BLAS thread count before it set 1
-
-
-def _blas_threads() -> int:
-    """The most threads any of those libraries has (1 if none is known); while a split call
-    runs, the count from before it, so that the default number of blocks, and with it the
-    result's bits, does not depend on what another thread is doing."""
-    before = _threads_before
-    if before is not None:
-        return before
-    return max((lib.num_threads for lib in _numpy_blas()[1]), default=1)
-
-
-_pool: futures.ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _executor() -> futures.ThreadPoolExecutor:
-    """The module's thread pool, made on first use."""
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = futures.ThreadPoolExecutor(thread_name_prefix="manual_backprop.fast")
-        return _pool
-
-
-def _after_fork_in_child() -> None:
-    """A forked child has none of its parent's threads: not the pool's (a pool copied from the
-    parent would queue blocks that no thread runs), nor one that held a lock at the fork."""
-    global _pool, _pool_lock, _split_lock, _threads_before
-    _pool, _pool_lock, _split_lock, _threads_before = None, threading.Lock(), threading.Lock(), None
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
+    controller = ThreadpoolController().select(user_api="blas")
+    scipys = [c.filepath for c in controller.lib_controllers if _threads.is_scipys_own(c.filepath)]
+    return ger, functools.partial(_threads.on_one_thread, controller.select(filepath=scipys)) if scipys else contextlib.nullcontext
