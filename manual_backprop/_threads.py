@@ -11,11 +11,18 @@ it. Hence the rules here:
 
 - one split at a time in the process (``_lock``); a call made inside a block (a loss that
   calls ``loss_and_grad``) runs as one block;
-- the count is set to 1 only where this thread can set it, and set back on leaving only then;
-- where it cannot (another thread holds OpenBLAS's count), or NumPy's BLAS is not OpenBLAS on
-  pthreads (MKL and OpenBLAS on OpenMP count per thread; a library threadpoolctl does not
-  know is not counted at all), the blocks run one after another on the calling thread, and
-  the default is one block.
+- one setter of a count at a time (``_limiting``: a split, or a batch-1 ``sgd_step`` holding
+  SciPy's own OpenBLAS); the count is set to 1 only where this thread can set it, and set
+  back on leaving only then;
+- where it cannot (another thread holds OpenBLAS's count, e.g. a batch-1 ``sgd_step`` loop in
+  another thread), the blocks run one after another on the calling thread; where NumPy's
+  BLAS is not OpenBLAS on pthreads (MKL and OpenBLAS on OpenMP count per thread; a library
+  threadpoolctl does not know is not counted at all), so do they, and the default is one
+  block.
+
+Not covered: a user's ``threadpool_limits`` that begins while a count is held at 1 here and
+ends after, in another thread, writes that 1 back when it ends (threadpoolctl restores what
+it found); a Ctrl-C that lands inside threadpoolctl's own calls may leave a count at 1.
 """
 
 from __future__ import annotations
@@ -30,8 +37,9 @@ from concurrent import futures
 _lock = threading.RLock()         # held by the split running, if any (re-entrant: a signal handler may split)
 _local = threading.local()        # .in_block: this thread runs a block now
 _pool: futures.ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-_held = None                      # the threadpoolctl limiter a split holds now, if any
+_pool_lock = threading.RLock()    # re-entrant too: a signal handler may split while the pool is made
+_limiting = threading.Lock()      # held by the one on_one_thread that may set a count now
+_held = None                      # the threadpoolctl limiter it holds, if any
 
 
 def is_scipys_own(path: str) -> bool:
@@ -75,23 +83,31 @@ def blas_threads() -> int:
 @contextlib.contextmanager
 def on_one_thread(controller) -> Iterator[bool]:
     """Hold the libraries of a threadpoolctl ``controller`` at one thread, and yield whether
-    they are. A count this thread set is set back on leaving; where threadpoolctl ignored the
-    setting (another thread holds OpenBLAS's count), nothing is set back either."""
+    they are. One holder at a time in the process (``_limiting``): a call that finds it taken
+    (a split, or a batch-1 ``sgd_step``, in another thread) sets nothing and yields whether
+    the counts are 1 anyway. A count set here is set back on leaving; where threadpoolctl
+    ignored the setting (another thread holds OpenBLAS's count), nothing is set back either."""
     global _held
     libs = controller.lib_controllers
-    if all(c.num_threads == 1 for c in libs):
-        yield True
+    if not _limiting.acquire(blocking=False):
+        yield all(c.num_threads == 1 for c in libs)
         return
-    limiter = controller.limit(limits=1)
-    if not all(c.num_threads == 1 for c in libs):
-        yield False
-        return
-    with limiter:
-        _held = limiter
-        try:
+    try:
+        if all(c.num_threads == 1 for c in libs):
             yield True
-        finally:
-            _held = None
+            return
+        limiter = controller.limit(limits=1)
+        if not all(c.num_threads == 1 for c in libs):
+            yield False
+            return
+        with limiter:
+            _held = limiter
+            try:
+                yield True
+            finally:
+                _held = None
+    finally:
+        _limiting.release()
 
 
 def run_blocks(block: Callable[[int], float], k: int) -> list[float]:
@@ -103,19 +119,72 @@ def run_blocks(block: Callable[[int], float], k: int) -> list[float]:
     with _lock, on_one_thread(controller) if pthreads else contextlib.nullcontext(False) as at_once:
         if not at_once:
             return [_in_block(block, i) for i in range(k)]
-        pending: list[futures.Future] = []
-        here = range(k, k)                             # blocks the pool could not take
+        others = [_Block(block, i) for i in range(1, k)]
         try:
-            for i in range(1, k):
+            for b in others:
                 try:
-                    pending.append(_executor().submit(_in_block, block, i))
-                except RuntimeError:                   # the pool is shut down (interpreter exit)
-                    here = range(i, k)
-                    break
+                    _executor().submit(b.take)
+                except RuntimeError:                   # pool shut down (interpreter exit), or no thread
+                    break                              # to be had: the caller runs the rest below
             first = _in_block(block, 0)
+        except BaseException:
+            _settle(others, run=False)
+            raise
+        _settle(others, run=True)
+        for b in others:
+            if b.error is not None:
+                raise b.error
+        return [first] + [b.result for b in others]
+
+
+class _Block:
+    """Block i, run once by whichever thread claims it first: a pool thread (``take``), or the
+    caller once block 0 is done (``settle``); never by both, and never lost if a submission
+    failed or was interrupted half-way."""
+
+    def __init__(self, block: Callable[[int], float], i: int) -> None:
+        self.block, self.i = block, i
+        self.claim, self.done = threading.Lock(), threading.Event()
+        self.result: float | None = None
+        self.error: BaseException | None = None
+
+    def take(self) -> None:
+        if self.claim.acquire(blocking=False):
+            self._run()
+
+    def settle(self, run: bool) -> None:
+        """Run it here if no pool thread has (``run`` False: make sure none will), else wait
+        until it is done."""
+        if self.claim.acquire(blocking=False):
+            if run:
+                self._run()
+            else:
+                self.done.set()
+        else:
+            self.done.wait()
+
+    def _run(self) -> None:
+        try:
+            self.result = _in_block(self.block, self.i)
+        except BaseException as e:                     # noqa: BLE001 (raised by run_blocks)
+            self.error = e
         finally:
-            _wait_all(pending)
-        return [first] + [f.result() for f in pending] + [_in_block(block, i) for i in here]
+            self.done.set()
+
+
+def _settle(others: list[_Block], run: bool) -> None:
+    """Every block done (``_Block.settle``), also through a KeyboardInterrupt, raised once
+    they are: no block outlives its call (nor the BLAS setting and Workspace it uses)."""
+    interrupted: BaseException | None = None
+    for b in others:
+        while True:
+            try:
+                b.settle(run and interrupted is None)
+                break
+            except BaseException as e:                 # noqa: BLE001 (raised below)
+                interrupted = e
+    if interrupted is not None:
+        raise interrupted
 
 
 def _in_block(block: Callable[[int], float], i: int) -> float:
@@ -124,21 +193,6 @@ def _in_block(block: Callable[[int], float], i: int) -> float:
         return block(i)
     finally:
         _local.in_block = False
-
-
-def _wait_all(pending: list[futures.Future]) -> None:
-    """Wait until every future is done, also through a KeyboardInterrupt, which is raised
-    afterwards: no block outlives its call (nor the BLAS setting and Workspace it uses)."""
-    interrupted: BaseException | None = None
-    while True:
-        try:
-            if all(f.done() for f in pending):
-                break
-            futures.wait(pending)
-        except BaseException as e:                     # noqa: BLE001 (raised below)
-            interrupted = e
-    if interrupted is not None:
-        raise interrupted
 
 
 def _executor() -> futures.ThreadPoolExecutor:
@@ -152,12 +206,18 @@ def _executor() -> futures.ThreadPoolExecutor:
 
 def _after_fork_in_child() -> None:
     """A forked child has none of its parent's threads: not the pool's (a pool copied from the
-    parent would queue blocks that no thread runs), nor one that held a lock or NumPy's BLAS
-    at one thread at the fork (that count is set back here)."""
-    global _pool, _pool_lock, _lock, _local, _held
+    parent would queue blocks that no thread runs), nor one that held a lock or a BLAS at one
+    thread at the fork (that count is set back here, and threadpoolctl's record of which
+    thread controls OpenBLAS cleared). A fork from inside a block is not supported: the child
+    would wait for blocks that no thread of its own runs."""
+    global _pool, _pool_lock, _lock, _limiting, _local, _held
     if _held is not None:
         _held.restore_original_limits()
-    _pool, _pool_lock, _lock, _local, _held = None, threading.Lock(), threading.RLock(), threading.local(), None
+        for lib in _held._controller.lib_controllers:
+            if hasattr(type(lib), "clear_controlling_thread"):
+                type(lib).clear_controlling_thread(force=True)
+    _pool, _pool_lock, _lock, _limiting = None, threading.RLock(), threading.RLock(), threading.Lock()
+    _local, _held = threading.local(), None
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

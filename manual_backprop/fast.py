@@ -213,7 +213,7 @@ def loss_and_grad(params: Params, x: np.ndarray, y: np.ndarray, *, activation: s
     pthreads, or another thread holds its count through threadpoolctl), the blocks run one
     after another. Default: as many blocks as NumPy's BLAS has threads, but at least
     :data:`SPLIT_ROWS` rows each; so one block below 2 SPLIT_ROWS rows, with one BLAS thread,
-    where the blocks could not run at once, or for a call made inside a block.
+    where NumPy's BLAS is not OpenBLAS on pthreads, or for a call made inside a block.
 
     In one block the products are the reference's BLAS calls (np.matmul, and np.dot into
     ``out``) and the arithmetic is the reference's, except sigmoid's in-place kernels

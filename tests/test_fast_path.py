@@ -748,7 +748,9 @@ def test_by_default_a_batch_is_split_at_SPLIT_ROWS_rows_per_blas_thread(monkeypa
         outside = {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
         inside = {f: c if f"{os.sep}scipy.libs{os.sep}" in f else 1 for f, c in outside.items()}
         assert 1 in inside.values()                       # NumPy's is there
-        seen = _watch_blocks(monkeypatch)
+        on_pool = threading.Event()                       # block 0 waits for block 1 to be on the pool
+        seen = _watch_blocks(monkeypatch, lambda y: on_pool.wait(10) if threading.current_thread() is
+                             threading.main_thread() else on_pool.set())
         fast.loss_and_grad(params, x, y)
         assert len(seen) == 2 and threading.current_thread() in {t for t, _, _ in seen}
         (pool_thread,) = {t for t, _, _ in seen} - {threading.current_thread()}
@@ -844,18 +846,21 @@ def test_split_calls_from_two_threads_take_turns_and_leave_the_blas_as_it_was(mo
 
 
 def test_the_default_block_count_does_not_depend_on_another_threads_split(monkeypatch):
-    """While call X splits (NumPy's BLAS at one thread for it; X's thread sets two threads
-    around its call, so that there is a second thread to count on any machine), call Y with
-    the default ``threads`` at B = 2 SPLIT_ROWS still makes two blocks, as it would alone: the
-    count is read from before X set it, so Y's result does not depend on timing."""
+    """While call X splits (NumPy's BLAS at one thread for it; X's thread holds two threads
+    around its call until Y's blocks have run, so that there is a second thread to count on
+    any machine), call Y with the default ``threads`` at B = 2 SPLIT_ROWS still makes two
+    blocks, as it would alone: the count is read once no split holds it, so Y's result does
+    not depend on timing."""
     from threadpoolctl import threadpool_limits
 
-    x_inside, y_decided = threading.Event(), threading.Event()
+    x_inside, y_decided, y_ran = threading.Event(), threading.Event(), threading.Event()
 
     def hold(y):
         if y[0, 0] == 0.25:
             x_inside.set()
             assert y_decided.wait(10)
+        else:
+            y_ran.set()
 
     params = mb.init_params([3, 4, 2], seed=0)
     n = 2 * fast.SPLIT_ROWS
@@ -865,6 +870,7 @@ def test_the_default_block_count_does_not_depend_on_another_threads_split(monkey
     def x_call():
         with threadpool_limits(2, user_api="blas"):
             fast.loss_and_grad(params, xs[:4], np.full((4, 2), 0.25), threads=2, workspace=fast.Workspace())
+            assert y_ran.wait(10)
 
     X = threading.Thread(target=x_call)
     X.start()
@@ -952,6 +958,8 @@ def test_a_batch_1_step_beside_a_split_leaves_numpys_blas_as_it_was(monkeypatch)
     split in another thread holds NumPy's at one, it must not write NumPy's count back as
     it found it (1) when it leaves (a review finding: its limiter restored every library)."""
     import time
+
+    import scipy.linalg  # noqa: F401  (loaded before the counts are taken: the step loads it)
 
     before = _blas_counts()
     inside, step_done = threading.Event(), threading.Event()
@@ -1069,15 +1077,18 @@ raise SystemExit(os.waitstatus_to_exitcode(status))
 
 def test_a_block_that_raises_returns_only_after_the_others_are_done(monkeypatch):
     """Block 0 (rows 0-3, x = 1e308 in row 0, relu: z_1 overflows) raises while block 1 is
-    still inside its loss (held 0.3 s): the call raises NonFiniteError only once block 1 is
-    done, so that no block outlives the call (nor its BLAS setting, nor its
-    hold on the Workspace), and the Workspace serves the next call."""
+    still inside its loss on the pool (held 0.3 s): the call raises NonFiniteError only once
+    block 1 is done, so that no block outlives the call (nor its BLAS setting, nor its hold
+    on the Workspace), and the Workspace serves the next call."""
     import time
 
-    finished = []
+    finished, started = [], threading.Event()
 
     def hold(y):
-        if y[0, 0] == 0.75:
+        if y[0, 0] == 0.25:                                  # block 0 raises once block 1 is on the pool
+            started.wait(10)
+        else:
+            started.set()
             time.sleep(0.3)
             finished.append(True)
 
@@ -1115,10 +1126,13 @@ def test_a_keyboard_interrupt_while_the_blocks_run_is_raised_once_they_are_done(
     import signal
     import time
 
-    finished = []
+    finished, started = [], threading.Event()
 
     def hold(y):
-        if y[0, 0] == 0.75:
+        if y[0, 0] == 0.25:                                  # block 0 ends once block 1 is on the pool
+            assert started.wait(10)
+        else:
+            started.set()
             time.sleep(0.2)                                  # the main thread is waiting by now
             signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
             time.sleep(0.3)
