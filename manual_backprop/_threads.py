@@ -70,9 +70,7 @@ def in_block() -> bool:
 def blas_threads() -> int:
     """NumPy's BLAS thread count, for the default number of blocks: read while no split
     holds it at 1 (so that the default, and with it a result's bits, does not depend on
-    another thread's timing); 1 inside a block, or where blocks could not run at once."""
-    if in_block():
-        return 1
+    another thread's timing); 1 where blocks could not run at once."""
     controller, pthreads = _numpy_blas()
     if not pthreads:
         return 1

@@ -1041,14 +1041,16 @@ threading.Thread(target=late).start()
 
 def test_a_fork_during_a_split_gives_the_child_numpys_blas_count_back(tmp_path):
     """Fork while another thread's split holds NumPy's BLAS at one thread: the child has no
-    such thread, and gets the count from before the split, a fresh lock and pool (a review
-    finding: it kept one thread for good)."""
+    such thread, and gets the count from before the split, a fresh lock and pool, and no
+    thread left in control of OpenBLAS's count, so that a new thread's threadpool_limits
+    takes effect (review findings: it kept one thread for good; then the forking thread kept
+    the control)."""
     import subprocess
     import sys
 
     script = """
 import os, threading, numpy as np, manual_backprop as mb
-from threadpoolctl import threadpool_info
+from threadpoolctl import threadpool_info, threadpool_limits
 from manual_backprop import fast
 from manual_backprop.losses import LOSSES
 counts = lambda: [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
@@ -1065,7 +1067,13 @@ t.start(); inside.wait(30)
 pid = os.fork()
 if pid == 0:
     bce.value = lambda z, y: value(bce, z, y)
-    ok = counts() == before and fast.loss_and_grad(params, x, y, threads=2)[0] == mb.loss_and_grad(params, x, y)[0]
+    ok, seen = counts() == before, []
+    def limited():
+        with threadpool_limits(3, user_api="blas"):
+            seen.append(counts())
+    u = threading.Thread(target=limited); u.start(); u.join()
+    ok = ok and seen == [[3] * len(before)]
+    ok = ok and fast.loss_and_grad(params, x, y, threads=2)[0] == mb.loss_and_grad(params, x, y)[0]
     os._exit(0 if ok else 1)
 leave.set(); t.join()
 _, status = os.waitpid(pid, 0)
