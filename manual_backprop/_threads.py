@@ -38,7 +38,7 @@ _lock = threading.RLock()         # held by the split running, if any (re-entran
 _local = threading.local()        # .in_block: this thread runs a block now
 _pool: futures.ThreadPoolExecutor | None = None
 _pool_lock = threading.RLock()    # re-entrant too: a signal handler may split while the pool is made
-_limiting = threading.Lock()      # held by the one on_one_thread that may set a count now
+_limiting: dict = {}              # "holder": the one on_one_thread that may set a count now
 _held = None                      # the threadpoolctl limiter it holds, if any
 
 
@@ -86,11 +86,11 @@ def on_one_thread(controller) -> Iterator[bool]:
     the counts are 1 anyway. A count set here is set back on leaving; where threadpoolctl
     ignored the setting (another thread holds OpenBLAS's count), nothing is set back either."""
     global _held
-    libs = controller.lib_controllers
-    if not _limiting.acquire(blocking=False):
-        yield all(c.num_threads == 1 for c in libs)
-        return
+    libs, token = controller.lib_controllers, object()
     try:
+        if _limiting.setdefault("holder", token) is not token:   # one atomic step: nothing to leak
+            yield all(c.num_threads == 1 for c in libs)
+            return
         if all(c.num_threads == 1 for c in libs):
             yield True
             return
@@ -98,14 +98,15 @@ def on_one_thread(controller) -> Iterator[bool]:
         if not all(c.num_threads == 1 for c in libs):
             yield False
             return
-        with limiter:
-            _held = limiter
-            try:
+        _held = limiter
+        try:
+            with limiter:
                 yield True
-            finally:
-                _held = None
+        finally:
+            _held = None                               # after the restore, for a fork meanwhile
     finally:
-        _limiting.release()
+        if _limiting.get("holder") is token:
+            del _limiting["holder"]
 
 
 def run_blocks(block: Callable[[int], float], k: int) -> list[float]:
@@ -118,6 +119,7 @@ def run_blocks(block: Callable[[int], float], k: int) -> list[float]:
         if not at_once:
             return [_in_block(block, i) for i in range(k)]
         others = [_Block(block, i) for i in range(1, k)]
+        first_done = False
         try:
             for b in others:
                 try:
@@ -125,10 +127,9 @@ def run_blocks(block: Callable[[int], float], k: int) -> list[float]:
                 except RuntimeError:                   # pool shut down (interpreter exit), or no thread
                     break                              # to be had: the caller runs the rest below
             first = _in_block(block, 0)
-        except BaseException:
-            _settle(others, run=False)
-            raise
-        _settle(others, run=True)
+            first_done = True
+        finally:
+            _settle(others, run=first_done)
         for b in others:
             if b.error is not None:
                 raise b.error
@@ -138,49 +139,63 @@ def run_blocks(block: Callable[[int], float], k: int) -> list[float]:
 class _Block:
     """Block i, run once by whichever thread claims it first: a pool thread (``take``), or the
     caller once block 0 is done (``settle``); never by both, and never lost if a submission
-    failed or was interrupted half-way."""
+    failed or was interrupted half-way. A claim is one dict.setdefault (atomic), and the
+    thread that holds it may claim again (a caller interrupted between claiming and running
+    must not then wait for itself)."""
 
     def __init__(self, block: Callable[[int], float], i: int) -> None:
         self.block, self.i = block, i
-        self.claim, self.done = threading.Lock(), threading.Event()
+        self._claimed: dict[str, int] = {}
+        self.done = threading.Event()
         self.result: float | None = None
         self.error: BaseException | None = None
 
+    def _claim(self) -> bool:
+        me = threading.get_ident()
+        return self._claimed.setdefault("by", me) == me
+
     def take(self) -> None:
-        if self.claim.acquire(blocking=False):
-            self._run()
+        """On a pool thread: run it unless the caller has claimed it; any error is kept for
+        the caller to raise."""
+        if self._claim():
+            try:
+                self.result = _in_block(self.block, self.i)
+            except BaseException as e:                 # noqa: BLE001 (raised by run_blocks)
+                self.error = e
+            finally:
+                self.done.set()
 
     def settle(self, run: bool) -> None:
-        """Run it here if no pool thread has (``run`` False: make sure none will), else wait
-        until it is done."""
-        if self.claim.acquire(blocking=False):
-            if run:
-                self._run()
-            else:
+        """On the caller: run it here if no pool thread has claimed it (``run`` False: make
+        sure none will), else wait until it is done. An Exception is kept, in block order;
+        anything else (KeyboardInterrupt) goes up at once, to ``_settle``."""
+        if not self._claim():
+            self.done.wait()
+        elif run and not self.done.is_set():
+            try:
+                self.result = _in_block(self.block, self.i)
+            except Exception as e:
+                self.error = e
+            finally:
                 self.done.set()
         else:
-            self.done.wait()
-
-    def _run(self) -> None:
-        try:
-            self.result = _in_block(self.block, self.i)
-        except BaseException as e:                     # noqa: BLE001 (raised by run_blocks)
-            self.error = e
-        finally:
             self.done.set()
 
 
 def _settle(others: list[_Block], run: bool) -> None:
     """Every block done (``_Block.settle``), also through a KeyboardInterrupt, raised once
-    they are: no block outlives its call (nor the BLAS setting and Workspace it uses)."""
+    they are: no block outlives its call (nor the BLAS setting and Workspace it uses). After
+    an interrupt the blocks no thread has started are not run. (A Ctrl-C can still land in
+    the few bytecodes between the checks; pure Python cannot close every such window.)"""
     interrupted: BaseException | None = None
-    for b in others:
-        while True:
-            try:
-                b.settle(run and interrupted is None)
-                break
-            except BaseException as e:                 # noqa: BLE001 (raised below)
-                interrupted = e
+    left = list(others)
+    while left:
+        try:
+            while left:
+                left[0].settle(run and interrupted is None)
+                left.pop(0)
+        except BaseException as e:                     # noqa: BLE001 (raised below)
+            interrupted = e
     if interrupted is not None:
         raise interrupted
 
@@ -208,13 +223,14 @@ def _after_fork_in_child() -> None:
     thread at the fork (that count is set back here, and threadpoolctl's record of which
     thread controls OpenBLAS cleared). A fork from inside a block is not supported: the child
     would wait for blocks that no thread of its own runs."""
-    global _pool, _pool_lock, _lock, _limiting, _local, _held
+    global _pool, _pool_lock, _lock, _local, _held
+    _limiting.clear()
     if _held is not None:
         _held.restore_original_limits()
         for lib in _held._controller.lib_controllers:
             if hasattr(type(lib), "clear_controlling_thread"):
                 type(lib).clear_controlling_thread(force=True)
-    _pool, _pool_lock, _lock, _limiting = None, threading.RLock(), threading.RLock(), threading.Lock()
+    _pool, _pool_lock, _lock = None, threading.RLock(), threading.RLock()
     _local, _held = threading.local(), None
 
 
