@@ -1112,6 +1112,23 @@ def test_a_block_that_raises_returns_only_after_the_others_are_done(monkeypatch)
     assert J == pytest.approx(mb.loss_and_grad(params, x, y, activation="relu")[0], rel=1e-12)
 
 
+def test_an_error_in_a_block_on_the_pool_is_raised_by_the_call(monkeypatch):
+    """Block 1 (rows 4-7, x = 1e308 in row 7, relu: z_1 overflows) raises on a pool thread
+    (block 0 waits until it is there): the call raises its NonFiniteError, not a TypeError
+    from a missing share of J, and the Workspace serves the next call."""
+    on_pool = threading.Event()
+    _watch_blocks(monkeypatch, lambda y: on_pool.wait(10) if threading.current_thread() is
+                  threading.main_thread() else on_pool.set())
+    params, ws = mb.init_params([3, 4, 2], seed=0), fast.Workspace()
+    x, y = np.ones((8, 3)), np.full((8, 2), 0.5)
+    x[7] = 1e308
+    with pytest.raises(mb.NonFiniteError, match="^the loss is NaN or inf although x and params are finite"):
+        fast.loss_and_grad(params, x, y, activation="relu", threads=2, workspace=ws)
+    x[7] = 1.0
+    J, _ = fast.loss_and_grad(params, x, y, activation="relu", threads=2, workspace=ws)
+    assert J == pytest.approx(mb.loss_and_grad(params, x, y, activation="relu")[0], rel=1e-12)
+
+
 @pytest.mark.filterwarnings("error")
 def test_a_block_on_a_pool_thread_overflows_exp_as_quietly_as_the_calling_thread():
     """float32 sigmoid, a pre-activation of -100 in the second block's rows: e^100 overflows to
