@@ -733,20 +733,33 @@ def _watch_blocks(monkeypatch, also=None):
     return seen
 
 
+def _blas_counts() -> dict[str, int]:
+    """Thread count of every loaded BLAS library, by path."""
+    from threadpoolctl import threadpool_info
+
+    return {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+
+def _numpy_at_one(counts: dict[str, int]) -> dict[str, int]:
+    """``counts`` as a split should leave them inside its blocks: every library at one thread
+    but SciPy's own (``scipy.libs``), which NumPy never calls."""
+    return {f: c if f"{os.sep}scipy.libs{os.sep}" in f else 1 for f, c in counts.items()}
+
+
 def test_by_default_a_batch_is_split_at_SPLIT_ROWS_rows_per_blas_thread(monkeypatch):
     """With NumPy's BLAS on two threads: B = 2 SPLIT_ROWS runs as two blocks on two threads,
     each seeing NumPy's BLAS on one thread (and SciPy's own, which NumPy never calls, as it
     was); one row fewer runs as one block, BLAS untouched; after either, the thread counts are
     what they were. On one BLAS thread (threadpool_limits(1), as a user or ``--threads 1``
     sets it) nothing is split."""
-    from threadpoolctl import threadpool_info, threadpool_limits
+    from threadpoolctl import threadpool_limits
 
     params = mb.init_params([3, 4, 2], seed=0)
     n = 2 * fast.SPLIT_ROWS
     x, y = np.ones((n, 3)), mb.one_hot(np.arange(n) % 2, 2)
     with threadpool_limits(2, user_api="blas"):
-        outside = {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
-        inside = {f: c if f"{os.sep}scipy.libs{os.sep}" in f else 1 for f, c in outside.items()}
+        outside = _blas_counts()
+        inside = _numpy_at_one(outside)
         assert 1 in inside.values()                       # NumPy's is there
         on_pool = threading.Event()                       # block 0 waits for block 1 to be on the pool
         seen = _watch_blocks(monkeypatch, lambda y: on_pool.wait(10) if threading.current_thread() is
@@ -759,17 +772,11 @@ def test_by_default_a_batch_is_split_at_SPLIT_ROWS_rows_per_blas_thread(monkeypa
         seen.clear()
         fast.loss_and_grad(params, x[1:], y[1:])
         assert [counts for _, counts, _ in seen] == [outside]
-        assert {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"} == outside
+        assert _blas_counts() == outside
     with threadpool_limits(1, user_api="blas"):
         seen.clear()
         fast.loss_and_grad(params, x, y)
         assert len(seen) == 1
-
-
-def _blas_counts():
-    from threadpoolctl import threadpool_info
-
-    return {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
 
 
 @pytest.mark.parametrize("rows, blocks", [(3 * 256 - 1, 2), (4 * 256, 4)])
@@ -836,8 +843,7 @@ def test_split_calls_from_two_threads_take_turns_and_leave_the_blas_as_it_was(mo
     a_out = [i for i, e in enumerate(events) if e == ("out", 0.25)]
     b_in = [i for i, e in enumerate(events) if e == ("in", 0.75)]
     assert len(a_out) == len(b_in) == 2 and max(a_out) < min(b_in)
-    assert all(counts == {f: c if f"{os.sep}scipy.libs{os.sep}" in f else 1 for f, c in outside.items()}
-               for _, counts, _ in seen)
+    assert all(counts == _numpy_at_one(outside) for _, counts, _ in seen)
     assert _blas_counts() == outside
     for target, (J, g) in results.items():
         J_ref, ref = mb.loss_and_grad(params, x, np.full((4, 2), target))
@@ -875,8 +881,7 @@ def test_the_default_block_count_does_not_depend_on_another_threads_split(monkey
     X = threading.Thread(target=x_call)
     X.start()
     assert x_inside.wait(10)
-    assert [counts for _, counts, y00 in seen if y00 == 0.25][0] == {
-        f: c if f"{os.sep}scipy.libs{os.sep}" in f else 1 for f, c in _blas_counts().items()}  # X holds it at 1
+    assert [counts for _, counts, y00 in seen if y00 == 0.25][0] == _numpy_at_one(_blas_counts())  # X holds it at 1
     Y = threading.Thread(target=lambda: fast.loss_and_grad(params, xs, np.full((n, 2), 0.75), workspace=fast.Workspace()))
     Y.start()
     Y.join(0.3)                                          # Y has chosen its blocks and waits for X's turn to end
