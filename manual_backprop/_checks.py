@@ -132,7 +132,7 @@ def _as_real_batch(name: str, a, dtype: np.dtype) -> np.ndarray:
         raise ValueError(f"{name} must be 2-D, shape (batch, features); got shape {a.shape}")
     if a.shape[0] == 0:
         raise ValueError(f"{name} is an empty batch (shape {a.shape})")
-    if not np.isfinite(a).all():
+    if a.dtype.kind == "f" and not all_finite(a):
         raise ValueError(f"{name} contains NaN or inf (first at {_first_nonfinite(a)})")
     real = np.dtype(np.float64) if dtype.kind == "c" else dtype
     with np.errstate(over="ignore"):   # judged just below: a finite number beyond the dtype's range

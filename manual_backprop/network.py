@@ -126,7 +126,8 @@ def loss_and_grad(params: Params, x: np.ndarray, y: np.ndarray, *, activation: s
     a, z = [x], [None]
     for l in range(1, L + 1):                            # forward: keep every a_l and z_l
         W = params[l - 1]
-        z.append(a[l - 1] @ W[1:] + W[0])
+        z.append(a[l - 1] @ W[1:])
+        z[l] += W[0]                                     # z_l = a_{l-1} W_l[1:] + W_l[0]
         a.append(g.fn(z[l]) if l < L else None)
     J = float(np.sum(ell.value(z[L], y))) / B
     if not (math.isfinite(J) and all(_checks.all_finite(z_l) for z_l in z[1:])):
@@ -139,8 +140,9 @@ def loss_and_grad(params: Params, x: np.ndarray, y: np.ndarray, *, activation: s
         dW[0] = delta.sum(axis=0)                        # dJ/dW_l[0]  = sum_b delta_l[b]
         np.dot(a[l - 1].T, delta, out=dW[1:])            # dJ/dW_l[1:] = a_{l-1}^T delta_l
         _check_no_overflow(a[l - 1], delta, dW, l)
-        if l > 1:
-            delta = (delta @ W[1:].T) * g.grad(z[l - 1], a[l - 1])   # delta_{l-1}
+        if l > 1:                                        # delta_{l-1}:
+            delta = delta @ W[1:].T                      #   delta_l W_l[1:]^T
+            delta *= g.grad(z[l - 1], a[l - 1])          #   * g'(z_{l-1})
     return J, grads
 
 
@@ -168,18 +170,23 @@ def _product_bound(a: np.ndarray, delta: np.ndarray) -> float:
 
 
 def _check_no_overflow(a: np.ndarray, delta: np.ndarray, dW: np.ndarray, l: int) -> float:
-    """dJ/dW_l has no NaN or inf: below half the dtype's largest number the bound of
-    :func:`_product_bound` leaves nothing that can have overflowed (the products' own
-    rounding is a factor 1 + gamma_B <= 4/3), and only above it is dW scanned. Returns the
-    bound."""
+    """dJ/dW_l has no NaN or inf, checked the cheaper way. Where dW has fewer entries than
+    a_{l-1} and delta_l together (large batches), one sum of squares of dW
+    (``_checks.all_finite``); otherwise (small batches) the bound of :func:`_product_bound`:
+    below half the dtype's largest number it leaves nothing that can have overflowed (the
+    products' own rounding is a factor 1 + gamma_B <= 4/3), and only above it is dW scanned.
+    Returns the bound, inf where dW was scanned instead."""
+    if dW.size < a.size + delta.size:
+        _check_bounded(math.inf, dW, l)
+        return math.inf
     bound = _product_bound(a, delta)
     _check_bounded(bound, dW, l)
     return bound
 
 
 def _check_bounded(bound: float, dW: np.ndarray, l: int) -> None:
-    """Raise NonFiniteError unless ``bound`` < max / 2 or dW is finite (a scan)."""
-    if not (bound < np.finfo(dW.dtype).max / 2 or np.isfinite(dW).all()):
+    """Raise NonFiniteError unless ``bound`` < max / 2 or dW is finite (``_checks.all_finite``)."""
+    if not (bound < np.finfo(dW.dtype).max / 2 or _checks.all_finite(dW)):
         raise _checks.NonFiniteError(f"dJ/dW_{l} overflows {dW.dtype}: inputs or weights too large")
 
 
