@@ -32,8 +32,8 @@ import errno
 import fcntl
 import os
 import re
+import secrets
 import stat
-import tempfile
 import threading
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -229,8 +229,33 @@ def _write_lock(target: Path, what: str) -> Iterator[None]:
 # ------------------------------------------------------------------ temporaries
 
 
+#: as tempfile.mkstemp opens its files: new, 0600, not through a symlink, closed in children
+_TEMP_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
 def _temp_prefix(target: Path) -> str:
     return f".{target.name}.tmp-{os.getpid()}-"
+
+
+def _create_temp(target: Path, made: list[str]) -> int:
+    """A new ``.NAME.tmp-PID-XXXXXXXX`` beside ``target``, opened; returns its fd. Its path is
+    in ``made`` before the file exists, so a caller that removes ``made`` in a ``finally``
+    leaves nothing behind wherever an interrupt lands (Ctrl-C, SIGTERM; ``tempfile.mkstemp``
+    tells the name only once the file is made)."""
+    while True:
+        made.append(os.path.join(target.parent, _temp_prefix(target) + secrets.token_hex(4)))
+        try:
+            return os.open(made[-1], _TEMP_FLAGS, 0o600)
+        except FileExistsError:
+            made.pop()
+
+
+def _remove(paths: list[str]) -> None:
+    for path in paths:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
 
 
 def _alive(pid: int) -> bool:
@@ -307,18 +332,18 @@ def write_atomically(path: str | os.PathLike, write: Callable, *, mode: str = "w
     target = resolve_output(path, what)
     with _write_lock(target, what):
         existed = target.exists()
-        tmp: str | None = None
+        made: list[str] = []
         try:
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=_temp_prefix(target))
-            # mkstemp makes 0600; the new file gets the old one's permissions, or a new file's
+            fd = _create_temp(target, made)
+            # _create_temp makes 0600; the new file gets the old one's permissions, or a new file's
             os.fchmod(fd, stat.S_IMODE(os.stat(target).st_mode) if existed else 0o666 & ~_umask())
             with os.fdopen(fd, mode) as f:
                 write(f)
                 f.flush()
                 os.fsync(f.fileno())
             resolve_output(target, what)  # still not a special file, just before the rename
-            os.replace(tmp, target)
-            tmp = None
+            os.replace(made[0], target)
+            made.clear()
         except OSError as e:
             if isinstance(e, OutputLockedError):
                 raise
@@ -326,11 +351,7 @@ def write_atomically(path: str | os.PathLike, write: Callable, *, mode: str = "w
             message = f"could not write {target}: {e.strerror or e}; {before}"
             raise (OSError(e.errno, message) if e.errno is not None else OSError(message)) from e
         finally:
-            if tmp is not None:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
+            _remove(made)
     _fsync_dir(target.parent)
 
 
@@ -366,16 +387,17 @@ def _check_creatable(target: Path, text: str, what: str) -> None:
     directory = target.parent
     if not directory.is_dir():
         raise FileNotFoundError(f"{what} directory {directory} does not exist (for {what} {text})")
+    made: list[str] = []
     try:
-        fd, probe = tempfile.mkstemp(dir=directory, prefix=_temp_prefix(target))
+        os.close(_create_temp(target, made))
     except OSError as e:
         if e.errno in (errno.EACCES, errno.EPERM):
             raise PermissionError(f"{what} directory {directory} is not writable (for {what} {text})") from None
         raise OutputPathError(
             f"{what} {text}: cannot create a regular file in {directory} ({e.strerror or e})"
         ) from None
-    os.close(fd)
-    os.unlink(probe)
+    finally:
+        _remove(made)
 
 
 def check_output(path: str | os.PathLike, what: str = "output") -> Path:
