@@ -132,12 +132,14 @@ def _as_real_batch(name: str, a, dtype: np.dtype) -> np.ndarray:
         raise ValueError(f"{name} must be 2-D, shape (batch, features); got shape {a.shape}")
     if a.shape[0] == 0:
         raise ValueError(f"{name} is an empty batch (shape {a.shape})")
-    if a.dtype.kind == "f" and not all_finite(a):
+    # np.isfinite, not all_finite: BLAS's dot would leave OpenBLAS's worker threads spinning into
+    # the split that fast.loss_and_grad may start next (docs/performance.md)
+    if not np.isfinite(a).all():
         raise ValueError(f"{name} contains NaN or inf (first at {_first_nonfinite(a)})")
     real = np.dtype(np.float64) if dtype.kind == "c" else dtype
     with np.errstate(over="ignore"):   # judged just below: a finite number beyond the dtype's range
         cast = a.astype(real, copy=False)
-    if cast is not a and not all_finite(cast):   # (a is cast when the dtype was already right: checked above)
+    if cast is not a and not np.isfinite(cast).all():   # (a is cast when the dtype was already right: checked above)
         raise ValueError(f"{name} has values beyond {real}'s range (first at {_first_nonfinite(cast)}: "
                          f"{a[_first_nonfinite(cast)]:.3g}), the dtype of params")
     return cast

@@ -241,9 +241,11 @@ def _storing(grads: Params, bounds: list[float] | None = None) -> Callable[[int,
         dW = grads[l - 1]
         np.add.reduce(delta, axis=0, out=dW[0])        # dJ/dW_l[0]  = sum_b delta_l[b]
         np.dot(a.T, delta, out=dW[1:])                 # dJ/dW_l[1:] = a_{l-1}^T delta_l
-        bound = _check_no_overflow(a, delta, dW, l)
-        if bounds is not None:
-            bounds[l - 1] = bound
+        if bounds is None:
+            _check_no_overflow(a, delta, dW, l)
+        else:                                          # a block: the total's bound is the sum
+            bounds[l - 1] = _product_bound(a, delta)
+            _check_bounded(bounds[l - 1], dW, l)
     return store
 
 

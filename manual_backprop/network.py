@@ -169,19 +169,13 @@ def _product_bound(a: np.ndarray, delta: np.ndarray) -> float:
     return 2 * math.sqrt(a.shape[0] + float(np.vdot(a, a))) * math.sqrt(float(np.vdot(delta, delta)))
 
 
-def _check_no_overflow(a: np.ndarray, delta: np.ndarray, dW: np.ndarray, l: int) -> float:
+def _check_no_overflow(a: np.ndarray, delta: np.ndarray, dW: np.ndarray, l: int) -> None:
     """dJ/dW_l has no NaN or inf, checked the cheaper way. Where dW has fewer entries than
     a_{l-1} and delta_l together (large batches), one sum of squares of dW
     (``_checks.all_finite``); otherwise (small batches) the bound of :func:`_product_bound`:
     below half the dtype's largest number it leaves nothing that can have overflowed (the
-    products' own rounding is a factor 1 + gamma_B <= 4/3), and only above it is dW scanned.
-    Returns the bound, inf where dW was scanned instead."""
-    if dW.size < a.size + delta.size:
-        _check_bounded(math.inf, dW, l)
-        return math.inf
-    bound = _product_bound(a, delta)
-    _check_bounded(bound, dW, l)
-    return bound
+    products' own rounding is a factor 1 + gamma_B <= 4/3), and only above it is dW scanned."""
+    _check_bounded(math.inf if dW.size < a.size + delta.size else _product_bound(a, delta), dW, l)
 
 
 def _check_bounded(bound: float, dW: np.ndarray, l: int) -> None:

@@ -779,6 +779,27 @@ def test_by_default_a_batch_is_split_at_SPLIT_ROWS_rows_per_blas_thread(monkeypa
         assert len(seen) == 1
 
 
+@pytest.mark.parametrize("x_dtype", [np.float32, np.float64])
+def test_a_split_call_makes_no_blas_call_outside_its_blocks(monkeypatch, x_dtype):
+    """A BLAS call of the caller's, with NumPy's BLAS on two threads, leaves OpenBLAS's worker
+    spinning for a while after it: through the blocks that follow, on the cores they need (a
+    dot product checking x for NaN made the float64 batch-1000 split 1.7 times slower than
+    jax.jit; docs/performance.md). So every dot and product of a split call runs inside a
+    block, for x in the params' dtype and for x cast to it."""
+    from manual_backprop import _threads
+
+    params = mb.init_params([3, 4, 2], seed=0, dtype=np.float32)
+    x, y = np.ones((8, 3), x_dtype), np.full((8, 2), 0.5, np.float32)
+    calls = []
+    for name in ("vdot", "dot", "matmul"):
+        def watched(*args, _real=getattr(np, name), _name=name, **kwargs):
+            calls.append((_name, _threads.in_block()))
+            return _real(*args, **kwargs)
+        monkeypatch.setattr(np, name, watched)
+    fast.loss_and_grad(params, x, y, threads=2)
+    assert calls and all(in_block for _, in_block in calls), calls
+
+
 @pytest.mark.parametrize("rows, blocks", [(3 * 256 - 1, 2), (4 * 256, 4)])
 def test_on_four_blas_threads_the_default_makes_one_block_per_256_rows_up_to_four(monkeypatch, rows, blocks):
     """min(BLAS threads, B // SPLIT_ROWS): 767 rows make 2 blocks (not 2.996), 1024 make 4."""
