@@ -255,8 +255,9 @@ def _split(params: Params, x: np.ndarray, y: np.ndarray, g, ell, ws: Workspace, 
     after another): block 0 into ``grads``, the others into their own arrays, then
     grads[l] += each block's, in block order. A loss whose sum over the batch overflows the
     dtype is refused, as the reference (which sums it in the dtype) refuses it; each block's
-    gradient is bounded (``_check_no_overflow``), and so is the total, by the sum of the
-    bounds."""
+    gradient is bounded (``network._product_bound``), and so is the total, by the sum of the
+    bounds; where that sum is too large to vouch for it, the total is scanned with np.isfinite
+    (no BLAS call outside the blocks)."""
     B, L = x.shape[0], len(params)
     edges = [B * i // k for i in range(k + 1)]
     outs, bounds = [grads, *ws.partial], [[math.inf] * L for _ in range(k)]

@@ -175,12 +175,19 @@ def _check_no_overflow(a: np.ndarray, delta: np.ndarray, dW: np.ndarray, l: int)
     (``_checks.all_finite``); otherwise (small batches) the bound of :func:`_product_bound`:
     below half the dtype's largest number it leaves nothing that can have overflowed (the
     products' own rounding is a factor 1 + gamma_B <= 4/3), and only above it is dW scanned."""
-    _check_bounded(math.inf if dW.size < a.size + delta.size else _product_bound(a, delta), dW, l)
+    if dW.size < a.size + delta.size:
+        _check_bounded(math.inf, dW, l, blas=True)
+    else:
+        _check_bounded(_product_bound(a, delta), dW, l)
 
 
-def _check_bounded(bound: float, dW: np.ndarray, l: int) -> None:
-    """Raise NonFiniteError unless ``bound`` < max / 2 or dW is finite (``_checks.all_finite``)."""
-    if not (bound < np.finfo(dW.dtype).max / 2 or _checks.all_finite(dW)):
+def _check_bounded(bound: float, dW: np.ndarray, l: int, *, blas: bool = False) -> None:
+    """Raise NonFiniteError unless ``bound`` < max / 2 or dW is finite: scanned by a BLAS dot
+    product (``_checks.all_finite``) with ``blas``, else by np.isfinite, which the caller of
+    a split batch needs (no BLAS call outside its blocks; docs/performance.md)."""
+    if bound < np.finfo(dW.dtype).max / 2:
+        return
+    if not (_checks.all_finite(dW) if blas else np.isfinite(dW).all()):
         raise _checks.NonFiniteError(f"dJ/dW_{l} overflows {dW.dtype}: inputs or weights too large")
 
 

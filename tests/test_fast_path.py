@@ -779,17 +779,19 @@ def test_by_default_a_batch_is_split_at_SPLIT_ROWS_rows_per_blas_thread(monkeypa
         assert len(seen) == 1
 
 
-@pytest.mark.parametrize("x_dtype", [np.float32, np.float64])
-def test_a_split_call_makes_no_blas_call_outside_its_blocks(monkeypatch, x_dtype):
+@pytest.mark.parametrize("x_dtype, x_value", [(np.float32, 1.0), (np.float64, 1.0), (np.float32, 1e19)])
+def test_a_split_call_makes_no_blas_call_outside_its_blocks(monkeypatch, x_dtype, x_value):
     """A BLAS call of the caller's, with NumPy's BLAS on two threads, leaves OpenBLAS's worker
     spinning for a while after it: through the blocks that follow, on the cores they need (a
     dot product checking x for NaN made the float64 batch-1000 split 1.7 times slower than
     jax.jit; docs/performance.md). So every dot and product of a split call runs inside a
-    block, for x in the params' dtype and for x cast to it."""
+    block: for x in the params' dtype, for x cast to it, and for x = 1e19 in float32, whose
+    sum of squares overflows, so that the blocks' gradient bounds are inf and the summed
+    gradient is scanned (review finding: by a dot product)."""
     from manual_backprop import _threads
 
     params = mb.init_params([3, 4, 2], seed=0, dtype=np.float32)
-    x, y = np.ones((8, 3), x_dtype), np.full((8, 2), 0.5, np.float32)
+    x, y = np.full((8, 3), x_value, x_dtype), np.full((8, 2), 0.5, np.float32)
     calls = []
     for name in ("vdot", "dot", "matmul"):
         def watched(*args, _real=getattr(np, name), _name=name, **kwargs):
