@@ -34,25 +34,34 @@ def exp_neg_abs(z: np.ndarray) -> np.ndarray:
 def sigmoid(z: np.ndarray) -> np.ndarray:
     """sigma(z) = 1 / (1 + e^{-z}), computed as written for real z: below z = -88.7 (float32)
     or -709.8 (float64) e^{-z} overflows to inf and 1 / (1 + inf) = 0, where the exact value is
-    below the smallest normal number (not a warning; the rounding bound allows it). For complex
-    z (the complex step) ``1 / (1 + e)`` for Re z >= 0 and ``e / (1 + e)`` below, e = exp(-|z|),
-    so that nothing overflows."""
+    below the smallest normal number (not a warning; the rounding bound allows it). Integer and
+    boolean z are taken as float64. For complex z (the complex step) ``1 / (1 + e)`` for
+    Re z >= 0 and ``e / (1 + e)`` below, e = exp(-|z|), so that nothing overflows."""
     if np.iscomplexobj(z):
         e = exp_neg_abs(z)
         return np.where(z.real >= 0, 1, e) / (1 + e)
+    if np.asarray(z).dtype.kind != "f":                # integers, booleans: as float64
+        z = np.asarray(z, np.float64)
     e = np.negative(z)
     with np.errstate(over="ignore"):
-        e = np.exp(e, out=e) if isinstance(e, np.ndarray) else np.exp(e)
+        if not isinstance(e, np.ndarray):              # a scalar
+            return 1 / (1 + np.exp(e))
+        np.exp(e, out=e)
     e += 1
-    return np.divide(1, e, out=e) if isinstance(e, np.ndarray) else 1 / e
+    return np.divide(1, e, out=e)
 
 
 def softplus(z: np.ndarray) -> np.ndarray:
-    """log(1 + e^z) = max(z, 0) + log1p(e^{-|z|}), as written (each ufunc vectorised; NumPy's
-    ``logaddexp`` computes the same formula one element at a time, ten times slower)."""
+    """log(1 + e^z) = max(z, 0) + log1p(e^{-|z|}), as written: each ufunc vectorised (NumPy's
+    ``logaddexp`` computes the same formula one element at a time, ten times slower, and
+    within 1.4 ulp where NumPy's vectorised exp and log1p give 2.2 in float32). Integer and
+    boolean z are taken as float64."""
     if np.iscomplexobj(z):
         return np.where(z.real >= 0, z, 0) + np.log1p(exp_neg_abs(z))
-    return np.maximum(z, 0) + np.log1p(exp_neg_abs(z))
+    z = np.asarray(z)
+    if z.dtype.kind != "f":                            # integers, booleans: as float64
+        z = z.astype(np.float64)
+    return np.maximum(z, z.dtype.type(0)) + np.log1p(exp_neg_abs(z))
 
 
 class Sigmoid:

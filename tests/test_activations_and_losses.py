@@ -414,3 +414,14 @@ def test_sigmoid_of_a_scalar_is_the_formula(z):
         expected = 1 / (1 + np.exp(np.negative(z)))
     s = A.sigmoid(z)
     assert np.ndim(s) == 0 and type(s) is type(expected) and s == expected
+
+
+@pytest.mark.parametrize("fn, ref", [(A.sigmoid, sigmoid_ref), (A.softplus, lambda z: np.log1p(np.exp(z)))])
+@pytest.mark.parametrize("z", [np.array([-3, 0, 2]), np.array([0, 7, 255], np.uint8), np.array([True, False])])
+def test_integer_and_boolean_inputs_are_taken_as_float64(fn, ref, z):
+    """An integer or boolean z is computed in float64 (review finding: sigmoid raised from
+    np.exp's out= and, for unsigned z, negated it around 2^8; softplus of uint8 wrapped -|z|
+    around and warned; softplus of booleans raised)."""
+    out = fn(z)
+    assert out.dtype == np.float64
+    np.testing.assert_allclose(out, ref(z.astype(np.float64)), rtol=4 * np.finfo(np.float64).eps)
