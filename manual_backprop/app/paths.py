@@ -229,8 +229,9 @@ def _write_lock(target: Path, what: str) -> Iterator[None]:
 # ------------------------------------------------------------------ temporaries
 
 
-#: as tempfile.mkstemp opens its files: new, 0600, not through a symlink, closed in children
-_TEMP_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+#: as tempfile.mkstemp opens its files: new (mode 0600 below), not through a symlink (and, as
+#: every os.open, not inherited by programs this process runs)
+_TEMP_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
 
 
 def _temp_prefix(target: Path) -> str:
@@ -242,12 +243,13 @@ def _create_temp(target: Path, made: list[str]) -> int:
     in ``made`` before the file exists, so a caller that removes ``made`` in a ``finally``
     leaves nothing behind wherever an interrupt lands (Ctrl-C, SIGTERM; ``tempfile.mkstemp``
     tells the name only once the file is made)."""
-    while True:
+    for _ in range(100):                       # 32 random bits: a clash is all but impossible
         made.append(os.path.join(target.parent, _temp_prefix(target) + secrets.token_hex(4)))
         try:
             return os.open(made[-1], _TEMP_FLAGS, 0o600)
         except FileExistsError:
             made.pop()
+    raise FileExistsError(errno.EEXIST, f"no free temporary name beside {target}")
 
 
 def _remove(paths: list[str]) -> None:
