@@ -1031,18 +1031,26 @@ def test_a_call_inside_a_block_runs_as_one_block(monkeypatch):
     assert inner[0] == inner[1] == fast.loss_and_grad(params, np.ones((4, 3)), np.full((4, 2), 0.25))[0]
 
 
-def test_every_block_calls_the_callers_numpy_error_callback():
+def test_every_block_calls_the_callers_numpy_error_callback(monkeypatch):
     """np.errstate(under="call", call=f): the underflow in the second block's rows (as in the
     test above) reaches f, as it does in the reference, rather than a NameError on the pool's
-    thread, which has no callback of its own."""
+    thread, which has no callback of its own. The first block waits in its loss until the
+    second has started on the pool (else the caller may claim it first: mutmut found the test
+    passing without the callback)."""
     params = [np.array([[0.0], [1.0]]), np.array([[0.0], [1.0]])]
     x, y = np.ones((4, 1)), np.full((4, 1), 0.5)
     x[3] = -709.0
-    for step in (mb.loss_and_grad, lambda *a: fast.loss_and_grad(*a, threads=2)):
-        calls = []
-        with np.errstate(under="call", call=lambda kind, flag: calls.append(kind)):
-            step(params, x, y)
-        assert "underflow" in calls
+    calls = []
+    with np.errstate(under="call", call=lambda kind, flag: calls.append(kind)):
+        mb.loss_and_grad(params, x, y)
+    assert "underflow" in calls
+    on_pool = threading.Event()
+    seen = _watch_blocks(monkeypatch, lambda y: on_pool.wait(10) if threading.current_thread() is
+                         threading.main_thread() else on_pool.set())
+    calls.clear()
+    with np.errstate(under="call", call=lambda kind, flag: calls.append(kind)):
+        fast.loss_and_grad(params, x, y, threads=2)
+    assert len({t for t, _, _ in seen}) == 2 and "underflow" in calls
 
 
 def test_a_split_in_a_thread_that_outlives_the_main_thread_still_runs(tmp_path):
@@ -1249,6 +1257,17 @@ raise SystemExit(0 if J == mb.loss_and_grad(params, np.ones((n, 3)), np.full((n,
 """
     done = subprocess.run([sys.executable, "-c", script], timeout=120, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_block_whose_own_gradient_overflows_is_refused_naming_the_layer():
+    """float32, one layer, mean squared error, W = 0, two examples x_b = 3e38, y = -2.5:
+    J = 3.125 is finite, and each block's x_b delta_b = 3e38 * 1.25 overflows on its own (the
+    total, too). The block refuses it as the reference does, naming the layer."""
+    params = [np.zeros((2, 1), np.float32)]
+    x, y = np.full((2, 1), 3e38, np.float32), np.full((2, 1), -2.5, np.float32)
+    for step in (mb.loss_and_grad, lambda *a, **k: fast.loss_and_grad(*a, threads=2, **k)):
+        with pytest.raises(mb.NonFiniteError, match=r"^dJ/dW_1 overflows float32: inputs or weights too large$"):
+            step(params, x, y, activation="relu", loss="mean_squared_error")
 
 
 def test_blocks_whose_gradients_are_finite_but_whose_sum_overflows_are_refused():
