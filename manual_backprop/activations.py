@@ -40,7 +40,7 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     if np.iscomplexobj(z):
         e = exp_neg_abs(z)
         return np.where(z.real >= 0, 1, e) / (1 + e)
-    if np.asarray(z).dtype.kind != "f":                # integers, booleans: as float64
+    if np.asarray(z).dtype.kind in "biu":              # integers, booleans: as float64
         z = np.asarray(z, np.float64)
     e = np.negative(z)
     with np.errstate(over="ignore"):
@@ -59,7 +59,7 @@ def softplus(z: np.ndarray) -> np.ndarray:
     if np.iscomplexobj(z):
         return np.where(z.real >= 0, z, 0) + np.log1p(exp_neg_abs(z))
     z = np.asarray(z)
-    if z.dtype.kind != "f":                            # integers, booleans: as float64
+    if z.dtype.kind in "biu":                          # integers, booleans: as float64
         z = z.astype(np.float64)
     return np.maximum(z, z.dtype.type(0)) + np.log1p(exp_neg_abs(z))
 

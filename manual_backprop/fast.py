@@ -243,9 +243,8 @@ def _storing(grads: Params, bounds: list[float] | None = None) -> Callable[[int,
         np.dot(a.T, delta, out=dW[1:])                 # dJ/dW_l[1:] = a_{l-1}^T delta_l
         if bounds is None:
             _check_no_overflow(a, delta, dW, l)
-        else:                                          # a block: the total's bound is the sum
+        else:                                          # a block: judged in the total (_split)
             bounds[l - 1] = _product_bound(a, delta)
-            _check_bounded(bounds[l - 1], dW, l)
     return store
 
 
@@ -254,10 +253,11 @@ def _split(params: Params, x: np.ndarray, y: np.ndarray, g, ell, ws: Workspace, 
     ``_threads.run_blocks``: at once where NumPy's BLAS can be held at one thread, else one
     after another): block 0 into ``grads``, the others into their own arrays, then
     grads[l] += each block's, in block order. A loss whose sum over the batch overflows the
-    dtype is refused, as the reference (which sums it in the dtype) refuses it; each block's
-    gradient is bounded (``network._product_bound``), and so is the total, by the sum of the
-    bounds; where that sum is too large to vouch for it, the total is scanned with np.isfinite
-    (no BLAS call outside the blocks)."""
+    dtype is refused, as the reference (which sums it in the dtype) refuses it. Each block
+    bounds its gradient (``network._product_bound``) and the total is judged by the sum of the
+    bounds, which also covers every block's own (an inf or NaN in a block stays in the sum);
+    where that sum is too large to vouch for it, the total is scanned with np.isfinite (no
+    BLAS call outside the blocks)."""
     B, L = x.shape[0], len(params)
     edges = [B * i // k for i in range(k + 1)]
     outs, bounds = [grads, *ws.partial], [[math.inf] * L for _ in range(k)]

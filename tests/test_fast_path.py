@@ -787,7 +787,9 @@ def test_a_split_call_makes_no_blas_call_outside_its_blocks(monkeypatch, x_dtype
     jax.jit; docs/performance.md). So every dot and product of a split call runs inside a
     block: for x in the params' dtype, for x cast to it, and for x = 1e19 in float32, whose
     sum of squares overflows, so that the blocks' gradient bounds are inf and the summed
-    gradient is scanned (review finding: by a dot product)."""
+    gradient is scanned (review finding: by a dot product). What this sees: np.vdot, np.dot and
+    np.matmul called by name; the @ operator cannot be intercepted (the split's code outside
+    its blocks has none, by reading and by a review's line trace)."""
     from manual_backprop import _threads
 
     params = mb.init_params([3, 4, 2], seed=0, dtype=np.float32)
@@ -1044,9 +1046,9 @@ def test_every_block_calls_the_callers_numpy_error_callback(monkeypatch):
     with np.errstate(under="call", call=lambda kind, flag: calls.append(kind)):
         mb.loss_and_grad(params, x, y)
     assert "underflow" in calls
-    on_pool = threading.Event()
+    on_pool, caller = threading.Event(), threading.current_thread()
     seen = _watch_blocks(monkeypatch, lambda y: on_pool.wait(10) if threading.current_thread() is
-                         threading.main_thread() else on_pool.set())
+                         caller else on_pool.set())
     calls.clear()
     with np.errstate(under="call", call=lambda kind, flag: calls.append(kind)):
         fast.loss_and_grad(params, x, y, threads=2)
@@ -1261,8 +1263,9 @@ raise SystemExit(0 if J == mb.loss_and_grad(params, np.ones((n, 3)), np.full((n,
 
 def test_a_block_whose_own_gradient_overflows_is_refused_naming_the_layer():
     """float32, one layer, mean squared error, W = 0, two examples x_b = 3e38, y = -2.5:
-    J = 3.125 is finite, and each block's x_b delta_b = 3e38 * 1.25 overflows on its own (the
-    total, too). The block refuses it as the reference does, naming the layer."""
+    J = 3.125 is finite, and each block's x_b delta_b = 3e38 * 1.25 overflows on its own. The
+    blocks' inf stays in the total, which the split refuses as the reference does, naming the
+    layer (the blocks only bound their gradients: a check of their own would say the same)."""
     params = [np.zeros((2, 1), np.float32)]
     x, y = np.full((2, 1), 3e38, np.float32), np.full((2, 1), -2.5, np.float32)
     for step in (mb.loss_and_grad, lambda *a, **k: fast.loss_and_grad(*a, threads=2, **k)):
