@@ -31,6 +31,12 @@ def exp_neg_abs(z: np.ndarray) -> np.ndarray:
     return np.exp(-np.abs(z))
 
 
+def _as_float(z):
+    """Integer and boolean z as float64 (the kernels below write into a float array), any other
+    z as it is."""
+    return np.asarray(z, np.float64) if np.asarray(z).dtype.kind in ("b", "i", "u") else z
+
+
 def sigmoid(z: np.ndarray) -> np.ndarray:
     """sigma(z) = 1 / (1 + e^{-z}), computed as written for real z: below z = -88.7 (float32)
     or -709.8 (float64) e^{-z} overflows to inf and 1 / (1 + inf) = 0, where the exact value is
@@ -40,9 +46,7 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     if np.iscomplexobj(z):
         e = exp_neg_abs(z)
         return np.where(z.real >= 0, 1, e) / (1 + e)
-    if np.asarray(z).dtype.kind in "biu":              # integers, booleans: as float64
-        z = np.asarray(z, np.float64)
-    e = np.negative(z)
+    e = np.negative(_as_float(z))
     with np.errstate(over="ignore"):
         if not isinstance(e, np.ndarray):              # a scalar
             return 1 / (1 + np.exp(e))
@@ -58,9 +62,7 @@ def softplus(z: np.ndarray) -> np.ndarray:
     boolean z are taken as float64."""
     if np.iscomplexobj(z):
         return np.where(z.real >= 0, z, 0) + np.log1p(exp_neg_abs(z))
-    z = np.asarray(z)
-    if z.dtype.kind in "biu":                          # integers, booleans: as float64
-        z = z.astype(np.float64)
+    z = np.asarray(_as_float(z))
     return np.maximum(z, z.dtype.type(0)) + np.log1p(exp_neg_abs(z))
 
 
