@@ -284,7 +284,7 @@ def _block_count(B: int, threads) -> int:
     if _threads.in_block():
         return 1
     if threads is None:
-        return 1 if B < 2 * SPLIT_ROWS else max(1, min(_threads.blas_threads(), B // SPLIT_ROWS))
+        return 1 if B < 2 * SPLIT_ROWS else min(_threads.blas_threads(), B // SPLIT_ROWS)
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)):
         raise TypeError(f"threads must be a positive int or None; got {type(threads).__name__}")
     if threads < 1:

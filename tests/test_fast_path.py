@@ -6,17 +6,23 @@ mutation-testing subset)."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 import tracemalloc
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from threadpoolctl import threadpool_info, threadpool_limits
 
 import autodiff_check as ac
 import manual_backprop as mb
-from manual_backprop import fast
+from manual_backprop import _threads, fast
+from manual_backprop.losses import LOSSES as LOSS_OBJECTS
 from strategies import ACTIVATIONS, DTYPES, LOSSES, examples, problems
 from support import assert_bit_equal, assert_same_gradient
 
@@ -403,7 +409,6 @@ def test_the_gradient_bound_is_never_below_the_sums_it_bounds():
 def test_one_workspace_used_by_two_threads_at_once_is_refused(monkeypatch):
     """A second call entering a Workspace that a first call (held inside its loss) still uses
     raises, instead of both writing the same buffers; the first call then finishes right."""
-    from manual_backprop.losses import LOSSES as LOSS_OBJECTS
 
     bce = LOSS_OBJECTS["binary_cross_entropy"]
     inside, release = threading.Event(), threading.Event()
@@ -458,7 +463,6 @@ def test_blas_thread_counts_are_left_as_they_were():
     """At B = 1 the rank-1 update runs with SciPy's bundled BLAS on one thread (two OpenBLAS
     pools spinning against each other made steps 2.8x slower); every library's thread count
     is restored afterwards, also when the step raises."""
-    from threadpoolctl import threadpool_info
 
     def counts():
         return {i["filepath"]: i["num_threads"] for i in threadpool_info()}
@@ -477,9 +481,7 @@ def test_during_a_batch_1_step_scipys_own_blas_runs_on_one_thread(monkeypatch):
     """While a batch-1 step runs (observed from inside the loss), the BLAS bundled in SciPy's
     wheels (``scipy.libs``) has one thread and NumPy's keeps its count; a batch of 2 leaves
     both alone."""
-    from threadpoolctl import threadpool_info
 
-    from manual_backprop.losses import LOSSES as LOSS_OBJECTS
 
     params, y = mb.init_params([3, 4, 2], seed=0), mb.one_hot([1, 0], 2)
     mb.sgd_step(params, np.ones((1, 3)), y[:1], 0.1)  # loads SciPy's BLAS
@@ -715,9 +717,7 @@ def test_a_bad_thread_count_is_refused_by_name(threads, error, message):
 def _watch_blocks(monkeypatch, also=None):
     """Record, from inside the loss, each block's thread and the BLAS thread counts it sees;
     ``also(y)`` runs there too (to hold a block)."""
-    from threadpoolctl import threadpool_info
 
-    from manual_backprop.losses import LOSSES as LOSS_OBJECTS
 
     bce, seen = LOSS_OBJECTS["binary_cross_entropy"], []
     value = type(bce).value
@@ -735,7 +735,6 @@ def _watch_blocks(monkeypatch, also=None):
 
 def _blas_counts() -> dict[str, int]:
     """Thread count of every loaded BLAS library, by path."""
-    from threadpoolctl import threadpool_info
 
     return {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
 
@@ -752,7 +751,6 @@ def test_by_default_a_batch_is_split_at_SPLIT_ROWS_rows_per_blas_thread(monkeypa
     was); one row fewer runs as one block, BLAS untouched; after either, the thread counts are
     what they were. On one BLAS thread (threadpool_limits(1), as a user or ``--threads 1``
     sets it) nothing is split."""
-    from threadpoolctl import threadpool_limits
 
     params = mb.init_params([3, 4, 2], seed=0)
     n = 2 * fast.SPLIT_ROWS
@@ -790,7 +788,6 @@ def test_a_split_call_makes_no_blas_call_outside_its_blocks(monkeypatch, x_dtype
     gradient is scanned (review finding: by a dot product). What this sees: np.vdot, np.dot and
     np.matmul called by name; the @ operator cannot be intercepted (the split's code outside
     its blocks has none, by reading and by a review's line trace)."""
-    from manual_backprop import _threads
 
     params = mb.init_params([3, 4, 2], seed=0, dtype=np.float32)
     x, y = np.full((8, 3), x_value, x_dtype), np.full((8, 2), 0.5, np.float32)
@@ -807,7 +804,6 @@ def test_a_split_call_makes_no_blas_call_outside_its_blocks(monkeypatch, x_dtype
 @pytest.mark.parametrize("rows, blocks", [(3 * 256 - 1, 2), (4 * 256, 4)])
 def test_on_four_blas_threads_the_default_makes_one_block_per_256_rows_up_to_four(monkeypatch, rows, blocks):
     """min(BLAS threads, B // SPLIT_ROWS): 767 rows make 2 blocks (not 2.996), 1024 make 4."""
-    from threadpoolctl import threadpool_limits
 
     params = mb.init_params([3, 4, 2], seed=0)
     with threadpool_limits(4, user_api="blas"):
@@ -837,7 +833,6 @@ def test_split_calls_from_two_threads_take_turns_and_leave_the_blas_as_it_was(mo
     and afterwards the counts are what they were; both results are the reference's. (No
     threadpool_limits in the main thread here: with threadpoolctl >= 3.8 that would make the
     main thread the only one that may set OpenBLAS's count.)"""
-    import time
 
     a_inside, b_began, events = threading.Event(), threading.Event(), []
 
@@ -882,7 +877,6 @@ def test_the_default_block_count_does_not_depend_on_another_threads_split(monkey
     any machine), call Y with the default ``threads`` at B = 2 SPLIT_ROWS still makes two
     blocks, as it would alone: the count is read once no split holds it, so Y's result does
     not depend on timing."""
-    from threadpoolctl import threadpool_limits
 
     x_inside, y_decided, y_ran = threading.Event(), threading.Event(), threading.Event()
 
@@ -917,7 +911,6 @@ def test_the_default_block_count_does_not_depend_on_another_threads_split(monkey
 
 def _holding(limits: int, inside: threading.Event, leave: threading.Event) -> threading.Thread:
     """A started thread that sits inside threadpool_limits(limits) until ``leave`` is set."""
-    from threadpoolctl import threadpool_limits
 
     def hold():
         with threadpool_limits(limits, user_api="blas"):
@@ -970,7 +963,6 @@ def test_a_limit_held_by_another_thread_that_ends_first_is_not_written_back(monk
         assert u_leave.wait(10)
         time.sleep(0.1)                                      # U has left by now
 
-    import time
 
     u = _holding(held, u_inside, u_leave)
     _watch_blocks(monkeypatch, hold)
@@ -987,7 +979,6 @@ def test_a_batch_1_step_beside_a_split_leaves_numpys_blas_as_it_was(monkeypatch)
     """sgd_step at batch 1 holds SciPy's own BLAS (not NumPy's) at one thread; run while a
     split in another thread holds NumPy's at one, it must not write NumPy's count back as
     it found it (1) when it leaves (a review finding: its limiter restored every library)."""
-    import time
 
     import scipy.linalg  # noqa: F401  (loaded before the counts are taken: the step loads it)
 
@@ -1059,8 +1050,6 @@ def test_a_split_in_a_thread_that_outlives_the_main_thread_still_runs(tmp_path):
     """A non-daemon thread that splits after the main thread has returned: the interpreter
     has shut the pool down by then (concurrent.futures at exit), so the blocks run on the
     calling thread instead of raising RuntimeError (a review finding)."""
-    import subprocess
-    import sys
 
     script = """
 import threading, time, numpy as np, manual_backprop as mb
@@ -1083,8 +1072,6 @@ def test_a_fork_during_a_split_gives_the_child_numpys_blas_count_back(tmp_path):
     thread left in control of OpenBLAS's count, so that a new thread's threadpool_limits
     takes effect (review findings: it kept one thread for good; then the forking thread kept
     the control)."""
-    import subprocess
-    import sys
 
     script = """
 import os, threading, numpy as np, manual_backprop as mb
@@ -1126,7 +1113,6 @@ def test_a_block_that_raises_returns_only_after_the_others_are_done(monkeypatch)
     still inside its loss on the pool (held 0.3 s): the call raises NonFiniteError only once
     block 1 is done, so that no block outlives the call (nor its BLAS setting, nor its hold
     on the Workspace), and the Workspace serves the next call."""
-    import time
 
     finished, started = [], threading.Event()
 
@@ -1186,8 +1172,6 @@ def test_a_keyboard_interrupt_while_the_blocks_run_is_raised_once_they_are_done(
     """Ctrl-C (SIGINT to the main thread) while it waits for block 1: the KeyboardInterrupt
     comes out of the call only after block 1 has finished, so no block outlives the call, and
     the Workspace serves the next one."""
-    import signal
-    import time
 
     finished, started = [], threading.Event()
 
@@ -1244,8 +1228,6 @@ def test_out_sharing_memory_with_y_is_refused():
 def test_a_batch_too_small_to_split_needs_no_threadpoolctl():
     """Below 2 SPLIT_ROWS rows the default asks no BLAS library for its thread count (a fresh
     interpreter in which threadpoolctl cannot be imported)."""
-    import subprocess
-    import sys
 
     script = """
 import sys
@@ -1316,8 +1298,6 @@ def test_a_forked_child_splits_with_a_pool_of_its_own(tmp_path):
     """After a split call, fork: the child's copy of the parent's thread pool has no threads,
     so a child that reused it would wait forever. Run in a fresh interpreter (JAX, imported by
     other tests here, warns on fork) with a timeout."""
-    import subprocess
-    import sys
 
     script = """
 import os, numpy as np, manual_backprop as mb
