@@ -41,6 +41,21 @@ class FD:
     note: str = ""
 
 
+def level_eps(f0: float, eps_f: float, u: float, values) -> float:
+    """The error of one evaluation of f at x + s: eps_f, measured at x, plus 16 u |f(x + s) - f(x)|
+    for what the step added (its own sums rounded, with some cancellation). Negligible where f
+    changes little over the step; it dominates where f(x) is small against h |f'| (a linear map
+    of inputs ~1e-8, steps ~1e-6: f(x + s) rounds 100x more than f(x) does)."""
+    moved = max((abs(float(np.real(f)) - f0) for f in values), default=0.0)
+    return eps_f + 16 * u * moved
+
+
+def _step(flat: Flat, x, v, pts, s) -> float:
+    """The step actually taken from x towards pts[s] along v, signed (exact for a coordinate
+    direction; x + s h v rounds to x's dtype, off from s h by up to half an ulp of x)."""
+    return float((pts[s] - x) @ v) / float(v @ v)
+
+
 def evaluate(F, flat: Flat, x, v, h, offsets):
     pts = {s: flat.rnd(x + s * h * v) for s in offsets}
     with warnings.catch_warnings():
@@ -51,23 +66,22 @@ def evaluate(F, flat: Flat, x, v, h, offsets):
 
 def one_sided(F, flat: Flat, x, v, f0, eps_f, h, side: int, pts, fs) -> FD | None:
     """At a domain edge (f finite on one side only): the one-sided Richardson derivative from the
-    finite side, 2 F(h) - F(2h) with F(k) = side (f(x + side k h v) - f(x)) / kh, tolerance
+    finite side, 2 F(h) - F(2h) with F(k) = (f(x + side k h v) - f(x)) / (the step taken), tolerance
     3 |F(h) - F(2h)| + 4 eps_f / h (the coefficients of f's values sum to 4/h). Trusted only in
     the Taylor regime: a = F(h) - F(2h) and b = F(2h) - F(4h) are in ratio 2 (f'' != 0) to 4
     (f'' = 0), so |b - 3a| <= 1.5 |a| up to rounding (a carries <= 2 eps_f / h, b <= eps_f / h:
     |b - 3a| and 1.5 |a| are off by <= 10 eps_f / h together); a log singularity (ratio 1) is
     refused."""
-    _, f4 = evaluate(F, flat, x, v, h, (4 * side,))
+    p4, f4 = evaluate(F, flat, x, v, h, (4 * side,))
     if not np.isfinite(f4[4 * side]):
         return None
-    F1 = side * (fs[side] - f0) / h
-    F2 = side * (fs[2 * side] - f0) / (2 * h)
-    F4 = side * (f4[4 * side] - f0) / (4 * h)
+    pts, fs = {**pts, **p4}, {**fs, **f4}
+    eps = level_eps(f0, eps_f, flat.u, [fs[k * side] for k in (1, 2, 4)])
+    F1, F2, F4 = ((fs[k * side] - f0) / _step(flat, x, v, pts, k * side) for k in (1, 2, 4))
     a, b = F1 - F2, F2 - F4
-    if not abs(b - 3 * a) <= 1.5 * abs(a) + 10 * eps_f / h:
+    if not abs(b - 3 * a) <= 1.5 * abs(a) + 10 * eps / h:
         return None
-    taken = (pts[side] - x) / (side * h)
-    return FD(2 * F1 - F2, 3 * abs(a) + 4 * eps_f / h, "ok", taken,
+    return FD(2 * F1 - F2, 3 * abs(a) + 4 * eps / h, "ok", v,   # per unit of v: the steps taken are divided out
                note=f"one-sided difference from the {'right' if side > 0 else 'left'} (f is not finite on the other side)")
 
 
@@ -95,22 +109,22 @@ def fd_dir(F, flat: Flat, x, v, f0, eps_f, h, *, adapt: bool = True, levels: int
         d1 = (fs[1] - fs[-1]) / (2 * h)
         d2 = (fs[2] - fs[-2]) / (4 * h)
         J = (2 * (fs[1] - 2 * f0 + fs[-1]) - (fs[2] - 2 * f0 + fs[-2]) / 2) / h
+        eps = level_eps(f0, eps_f, flat.u, fs.values())
 
-        def kink() -> FD:
-            F1, F2 = (fs[1] - f0) / h, (fs[2] - f0) / (2 * h)
-            B1, B2 = (f0 - fs[-1]) / h, (f0 - fs[-2]) / (2 * h)
+        def kink() -> FD:   # one-sided derivatives per step actually taken (near x's ulp, h is not)
+            F1, F2, B1, B2 = ((fs[s] - f0) / _step(flat, x, v, pts, s) for s in (1, 2, -1, -2))
             return FD(float("nan"), float("inf"), "kink", taken,
-                       2 * B1 - B2, 3 * abs(B1 - B2) + 4 * eps_f / h, 2 * F1 - F2, 3 * abs(F1 - F2) + 4 * eps_f / h)
+                       2 * B1 - B2, 3 * abs(B1 - B2) + 4 * eps / h, 2 * F1 - F2, 3 * abs(F1 - F2) + 4 * eps / h)
 
-        if abs(J) <= 16 * eps_f / h and prev_J is not None and 64 * abs(J) >= abs(prev_J):
+        if abs(J) <= 16 * eps / h and prev_J is not None and 64 * abs(J) >= abs(prev_J):
             # J fell under the noise floor (which grows as h shrinks) without decaying like
             # h^3 (512x per level for a smooth f): a jump of f' hidden by the floor, not a
             # smooth f, so the central difference (the mean of the two sides) is no derivative
             return kink()
-        if abs(J) <= 16 * eps_f / h:
+        if abs(J) <= 16 * eps / h:
             # + |J| / 2: a jump of f' under the floor moves the central difference (the mean of
             # the two sides) by half the jump from either side; for a smooth f, J = O(h^3)
-            res = FD(d1, 3 * abs(d1 - d2) + 2 * eps_f / h + abs(J) / 2, "ok", taken)
+            res = FD(d1, 3 * abs(d1 - d2) + 2 * eps / h + abs(J) / 2, "ok", taken)
             if adapt:
                 with np.errstate(over="ignore"):  # f of size 1e160: f3 = inf, h_opt = 0, clipped to h / 64
                     f3 = 2 * abs(d2 - d1) / h / h   # (h**2 raises OverflowError for h > 1e154)

@@ -36,6 +36,12 @@ Tolerances for a black box (no ``loss_error=``/``kinks=`` given) are estimated, 
 
        tol_fd = 3 |D(h) - D(2h)| + 2 eps_f / h            (autodiff_check.oracles, derived there)
 
+   where, at each step, eps_f grows by 16 u max |f(x + s) - f(x)| over the points evaluated:
+   eps_f is measured at x, and what the step adds to f rounds too (negligible unless f(x) is
+   small against h |f'|, e.g. a linear map of inputs ~1e-8: :func:`blackbox.level_eps`). The
+   same eps_f enters step 4's floor and one-sided tolerances; one-sided derivatives divide by
+   the steps actually taken (x + h rounds to x's dtype).
+
 4. Kinks, detected. From the same five points f(x), f(x +- h), f(x +- 2h):
    J(h) = [2 (f(x+h) - 2 f(x) + f(x-h)) - (f(x+2h) - 2 f(x) + f(x-2h)) / 2] / h equals
    -h^3 f''''/2 for a smooth f (the f'' terms cancel) and the jump of f' for a kink at x

@@ -518,3 +518,43 @@ def test_check_jvp_checks_grad_error_too():
     x = np.array([0.3, -0.7])
     with pytest.raises(ValueError, match="grad_error"):
         ac.check_jvp(np.sin, lambda t, x: np.cos(x) * t[0], x, grad_error=[np.full(2, -1.0)])
+
+
+# ---------------------------------------------------------------- second review: f far larger at x +- h than at x
+
+
+def _linear(x, W):
+    return x @ W
+
+
+@pytest.mark.parametrize("scale, dtype", [(1e-8, np.float64), (1e-4, np.float32)])
+def test_a_linear_map_of_tiny_inputs_is_not_a_false_alarm(scale, dtype):
+    """f(x) = <c, x W> is ~1e-8 at x but ~1e-6 a step away: f rounds 100x more at x +- h than
+    at x, where eps_f is measured. The tolerance used to take eps_f alone: 15 of 40 seeds failed
+    a correct VJP by one ulp (|diff| 4.4e-16 > tol 1.6e-18) and linear entries were listed as
+    kinks. A wrong VJP at the same scale is still caught."""
+    good = lambda dy, x, W: (dy @ W.T, x.T @ dy)  # noqa: E731
+    wrong = lambda dy, x, W: (dy @ W, x.T @ dy)  # noqa: E731   W for W^T: a classic slip
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        x, W = (rng.normal(size=(2, 3)) * scale).astype(dtype), rng.normal(size=(3, 3)).astype(dtype)
+        v = ac.check_vjp(_linear, good, x, W, seed=seed)
+        assert v.passed and "kink" not in v.report(full=True), v.report(full=True)
+        assert ac.check_vjp(_linear, wrong, x, W, seed=seed).status == "FAIL"
+
+
+def test_near_a_kink_the_one_sided_derivatives_are_taken_per_step_actually_made():
+    """|x| at x ~ 1e-12 and max(0, 1 - x) within 1e-9 of 1: the steps cross the kink, so the
+    one-sided derivatives decide. They used to divide by the nominal h, not by the step that
+    x + h rounds to (off by an ulp of x: 1e-10 relative at x = 1, h = 1e-6), and to take f's
+    error at x, not at x +- h: 134 of 300 abs draws and 3 of 100 hinge draws failed. (Entries
+    at a kink are not checkable by finite differences: NOT CHECKED, not PASS, where all are.)"""
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        x = rng.normal(size=5) * 1e-12
+        assert ac.check_vjp(np.abs, lambda dy, x: (dy * np.sign(x),), x, seed=seed).status != "FAIL"
+        x = 1 + rng.normal(size=8) * 1e-9
+        hinge = lambda x: np.maximum(0, 1 - x)  # noqa: E731
+        assert ac.check_vjp(hinge, lambda dy, x: (-dy * (x < 1),), x, seed=seed).status != "FAIL"
+        # twice the slope matches neither one-sided derivative: a failure
+        assert ac.check_vjp(np.abs, lambda dy, x: (2 * dy * np.sign(x),), x - 1, seed=seed).status == "FAIL"
