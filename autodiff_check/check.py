@@ -88,6 +88,7 @@ pattern; those declared values replace steps 1, 4 and 5.
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -610,6 +611,27 @@ def _grad_noise(flat: Flat, grad_flat: Callable[[np.ndarray], np.ndarray], rng) 
     return np.where(np.isfinite(s), s, 0.0)
 
 
+def _leaving_inputs(fn: Callable, deriv: str, args: Sequence[tuple[Any, str, tuple]]):
+    """``fn(*trees)`` on deep copies of the ``(tree, root, path prefix)`` args; a ValueError naming
+    the first entry ``fn`` wrote into. A backward pass that zeroes ``dy`` in place (``dy[x < 0] =
+    0; return dy``) corrupts its caller's array; handed the checker's own cotangent, it would
+    also change what every later call and oracle sees, so that a wrong VJP can pass."""
+    copies = [copy.deepcopy(tree) for tree, _, _ in args]
+    out = fn(*copies)
+    for (tree, root, prefix), mine in zip(args, copies):
+        before, paths, _ = flatten(tree, what=root)
+        for a, b, p in zip(before, flatten(mine, what=root)[0], paths):
+            nan = bool(np.issubdtype(a.dtype, np.inexact))
+            if not (a.shape == b.shape and np.array_equal(a, b, equal_nan=nan)):
+                changed = (a != b) & ~(np.isnan(a) & np.isnan(b)) if nan and a.shape == b.shape else a != b
+                first = tuple(int(i) for i in np.argwhere(changed)[0]) if a.shape == b.shape and a.ndim else ()
+                where = format_path(root, prefix + p) + (" " if root in ("primal", "tangents") and first else "") + format_index(first)
+                raise ValueError(f"{deriv} wrote into its argument {where}: a derivative must leave its inputs as "
+                                 "they are (its caller still holds them: copy first, dx = dy.copy()); the check "
+                                 "cannot judge a function that changes what it is given")
+    return out
+
+
 def _is_int(v) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
@@ -689,7 +711,8 @@ def check_gradients(
         return _scalar_out(loss_fn(flat.build(x)), what)
 
     def grad_flat(x) -> np.ndarray:
-        out = grad_fn(flat.build(x))
+        tree = flat.build(x)
+        out = grad_fn(tree) if _root != "params" or _deriv else _leaving_inputs(grad_fn, "grad_fn", [(tree, "params", ())])
         leaves = same_structure(out, flat.treedef, flat.leaves, flat.paths, root=_root, what=deriv)
         return flat.flat(leaves)
 
@@ -825,7 +848,8 @@ def check_vjp(f: Callable, vjp_fn: Callable, *primals, jax_fn: Callable | None =
             return _contract(c_leaves, f(*prims), None)
 
         def grad(prims, c_tree=c_tree):
-            return _fill_none(_as_tuple(vjp_fn(c_tree, *prims), len(primals), "vjp_fn"), prims)
+            args = [(c_tree, "cotangent", ())] + [(p, "primal", (i,)) for i, p in enumerate(prims)]
+            return _fill_none(_as_tuple(_leaving_inputs(vjp_fn, "vjp_fn", args), len(primals), "vjp_fn"), prims)
 
         jfns = None
         if jax_fn is not None:
@@ -871,8 +895,11 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
         leaves = flatten(flat.build(v))[0]
         return unflatten(flat.treedef, [L if fl else np.zeros(np.shape(L)) for L, fl in zip(leaves, flat.float_)])
 
+    def jvp_at(t, prims):
+        return _leaving_inputs(jvp_fn, "jvp_fn", [(t, "tangents", ())] + [(p, "primal", (i,)) for i, p in enumerate(prims)])
+
     def gdot(v):
-        out = by_key(jvp_fn(tangents_of(v), *primals), out_td, root="output", what="jvp_fn")
+        out = by_key(jvp_at(tangents_of(v), primals), out_td, root="output", what="jvp_fn")
         leaves, where, td = flatten(out, what="jvp_fn's output")
         for L, p in zip(leaves, where):
             if np.iscomplexobj(L) and np.any(np.imag(L) != 0):
@@ -893,7 +920,7 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
             e[i] = 0.0
     # noise of the user's JVP: per output entry along a random tangent, summed against |c|
     t = rng.standard_normal(flat.n)
-    out_noise = _noise_of_output(flat, lambda z: jvp_fn(tangents_of(t), *flat.build(flat.rnd(z))), rng)
+    out_noise = _noise_of_output(flat, lambda z: jvp_at(tangents_of(t), flat.build(flat.rnd(z))), rng)
     sig = sum(float(np.abs(c).astype(np.float64).ravel() @ s.ravel()) for c, s in zip(c_leaves, out_noise))
     sigma = np.full(flat.n, sig)
 
@@ -975,7 +1002,8 @@ def check_hvp(loss_fn: Callable, hvp_fn: Callable, params: Any, *, grad_fn: Call
         notes = []
         if grad_fn is not None:
             def s(P, v_tree=v_tree):
-                gl = same_structure(grad_fn(P), flat.treedef, flat.leaves, flat.paths, root="params", what="grad_fn")
+                gl = same_structure(_leaving_inputs(grad_fn, "grad_fn", [(P, "params", ())]), flat.treedef,
+                                    flat.leaves, flat.paths, root="params", what="grad_fn")
                 vl2 = flatten(v_tree)[0]
                 return float(sum(np.sum(np.asarray(a, np.float64) * np.asarray(b, np.float64)) for a, b in zip(gl, vl2)))
             notes.append("s(x) = <grad_fn(x), v>: hvp_fn checked against the derivative of your grad_fn")
@@ -1015,7 +1043,10 @@ def check_hvp(loss_fn: Callable, hvp_fn: Callable, params: Any, *, grad_fn: Call
                 w = _zero_consts(flat, flat.build(np.concatenate([a.ravel() for a in wl]) if wl else np.zeros(0)), jax)
                 return float(second(tree, vj, w))
             jfns = (jhvp, jdir)
-        vv = check_gradients(s, lambda P, v_tree=v_tree: hvp_fn(P, v_tree), params, name=name, _jax_fns=jfns,
+        def hv(P, v_tree=v_tree):
+            return _leaving_inputs(hvp_fn, "hvp_fn", [(P, "params", ()), (v_tree, "vector", ())])
+
+        vv = check_gradients(s, hv, params, name=name, _jax_fns=jfns,
                              _names={"jax_grad": "jax_hvp"}, _notes=notes, _deriv="hvp_fn", **options)
         if verdict is None:
             verdict = vv

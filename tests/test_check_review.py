@@ -558,3 +558,61 @@ def test_near_a_kink_the_one_sided_derivatives_are_taken_per_step_actually_made(
         assert ac.check_vjp(hinge, lambda dy, x: (-dy * (x < 1),), x, seed=seed).status != "FAIL"
         # twice the slope matches neither one-sided derivative: a failure
         assert ac.check_vjp(np.abs, lambda dy, x: (2 * dy * np.sign(x),), x - 1, seed=seed).status == "FAIL"
+
+
+# ---------------------------------------------------------------- second review: derivatives that write into their inputs
+
+
+def _leaky(x):
+    return np.where(x >= 0, x, 0.01 * x)
+
+
+def _zeroes_dy_in_place(dy, x):
+    dy[x < 0] = 0          # forgets the 0.01 slope, and writes into the caller's dy
+    return (dy,)
+
+
+def test_a_vjp_that_writes_into_its_cotangent_is_refused_by_name():
+    """It used to PASS: every call got the checker's one cotangent array, which <c, f(x)> also
+    reads, so zeroing it in place made the wrong VJP agree with every oracle."""
+    x = np.random.default_rng(0).normal(size=(3, 4))
+    with pytest.raises(ValueError, match=r"vjp_fn wrote into its argument cotangent\[\d, \d\]"):
+        ac.check_vjp(_leaky, _zeroes_dy_in_place, x)
+    c = np.random.default_rng(1).normal(size=(3, 4))
+    kept = c.copy()
+    with pytest.raises(ValueError, match="wrote into its argument cotangent"):
+        ac.check_vjp(_leaky, _zeroes_dy_in_place, x, cotangent=c)
+    assert np.array_equal(c, kept)   # the user's own cotangent is never handed to vjp_fn
+    # the same VJP on a copy of dy is judged, and fails
+    assert ac.check_vjp(_leaky, lambda dy, x: _zeroes_dy_in_place(dy.copy(), x), x).status == "FAIL"
+
+
+def test_every_derivative_that_writes_into_an_input_is_refused_by_name():
+    x = np.random.default_rng(0).normal(size=5)
+
+    def vjp_scaling_x(dy, x):
+        x *= 1.0 + 1e-12
+        return (dy * np.cos(x),)
+
+    with pytest.raises(ValueError, match=r"vjp_fn wrote into its argument primal 0 \[0\]"):
+        ac.check_vjp(np.sin, vjp_scaling_x, x)
+
+    def jvp_into_tangent(t, x):
+        return np.multiply(t[0], np.cos(x), out=t[0])
+
+    with pytest.raises(ValueError, match=r"jvp_fn wrote into its argument tangents\[0\]"):
+        ac.check_jvp(np.sin, jvp_into_tangent, x)
+
+    def grad_into_params(p):
+        p *= 2.0
+        return p
+
+    with pytest.raises(ValueError, match=r"grad_fn wrote into its argument params\[0\]"):
+        ac.check_gradients(lambda p: float(np.sum(p**2)), grad_into_params, x)
+
+    def hvp_into_v(p, v):
+        v *= 2.0
+        return v
+
+    with pytest.raises(ValueError, match=r"hvp_fn wrote into its argument vector\[0\]"):
+        ac.check_hvp(lambda p: float(np.sum(p**2)), hvp_into_v, x)
