@@ -55,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="print every oracle's table and every named entry (long: the default is a summary)")
     p.add_argument("--plot", metavar="PNG",
                    help="draw |g - ref| / tol per weight matrix of the first failing check (needs matplotlib)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --plot file (default: refuse)")
     return p
 
 
@@ -133,7 +134,7 @@ def _main(argv: list[str] | None) -> int:
         except ImportError:
             _parser().error("--plot needs matplotlib: pip install 'manual-backprop[plot]'")
         try:
-            plot_path = paths.check_outputs(plot=args.plot).plot
+            plot_path = paths.check_outputs(plot=args.plot, overwrite=args.overwrite).plot
         except (OSError, ValueError) as e:
             _parser().error(str(e))
     rng = np.random.default_rng(args.seed)

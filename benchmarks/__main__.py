@@ -47,6 +47,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=None, help="JSON file to write (default runs/benchmark-<time>.json)")
     p.add_argument("--plot", type=Path, default=None, help="PNG file (default: the JSON path with .png)")
     p.add_argument("--no-plot", action="store_true", help="write no PNG")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out or --plot file (default: refuse)")
     p.add_argument("--networks", type=names(gradients.NETWORKS), help=f"comma-separated, from {', '.join(gradients.NETWORKS)}")
     p.add_argument("--batches", type=integers(1, MAX_BATCH),
                    help=f"comma-separated batch sizes, 1 to {MAX_BATCH} (default 1,32,100,1000)")
@@ -189,7 +190,7 @@ def main(argv=None) -> int:
     try:
         from manual_backprop.app.data import data_files
 
-        report.check_outputs({"--out": out, "--plot": plot_path}, inputs=data_files())
+        report.check_outputs({"--out": out, "--plot": plot_path}, inputs=data_files(), overwrite=args.overwrite)
     except (ValueError, OSError) as e:   # before any timing: nothing is lost
         print(f"python -m benchmarks: error: {e}", file=sys.stderr)
         return 2

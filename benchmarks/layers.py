@@ -486,6 +486,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "is pinned to N CPUs). Default: NumPy's BLAS count for torch, JAX its own. On a busy machine "
                         "--threads 1 keeps a multithreaded call from stalling on a worker that waits for a core")
     p.add_argument("--out", type=Path, help="JSON file (default runs/layers-<time>.json)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file (default: refuse)")
     args = p.parse_args(argv)
     for key, full, quick in (("rounds", 7, 3), ("round_time", 0.1, 0.01), ("warmup", timing.WARMUP_S, 0.0),
                              ("cnn_steps", 200, 20)):
@@ -511,7 +512,7 @@ def main(argv=None) -> int:
     try:
         from manual_backprop.app.data import data_files
 
-        report.check_outputs({"--out": out}, inputs=data_files())
+        report.check_outputs({"--out": out}, inputs=data_files(), overwrite=args.overwrite)
     except (ValueError, OSError) as e:   # before any timing: nothing is lost
         print(f"python -m benchmarks layers: error: {e}", file=sys.stderr)
         return 2

@@ -355,15 +355,16 @@ def default_out() -> Path:
     return Path("runs") / f"benchmark-{stamp}.json"
 
 
-def check_outputs(given: dict[str, Path | None], inputs=()) -> dict[str, Path]:
+def check_outputs(given: dict[str, Path | None], inputs=(), overwrite: bool = False) -> dict[str, Path]:
     """The output paths of a run (``{"--out": path, "--plot": path or None}``), checked before
-    any timing by :mod:`manual_backprop.app.paths`' rules: each a regular file or a new one in an
-    existing directory, none a data file the run reads (``inputs``), the same file as another,
-    or another's lock file. Returns them resolved; raises ``OutputPathError``,
-    ``FileNotFoundError`` or ``PermissionError`` naming the option."""
+    any timing by :mod:`manual_backprop.app.paths`' rules: each a new file in an existing
+    directory (or, with ``overwrite``, an existing regular file), none a data file the run reads
+    (``inputs``), the same file as another, or another's lock file. Returns them resolved;
+    raises ``OutputPathError``, ``FileExistsError``, ``FileNotFoundError`` or
+    ``PermissionError`` naming the option."""
     from manual_backprop.app import paths
 
-    targets = {what: paths.check_output(p, what) for what, p in given.items() if p is not None}
+    targets = {what: paths.check_output(p, what, overwrite=True) for what, p in given.items() if p is not None}
     for what, t in targets.items():
         for data in inputs:
             if paths.same_file(t, Path(os.path.realpath(data))):
@@ -372,6 +373,8 @@ def check_outputs(given: dict[str, Path | None], inputs=()) -> dict[str, Path]:
             if other != what and (paths.same_file(t, u) or paths.same_file(u, t.with_name(t.name + ".lock"))):
                 raise paths.OutputPathError(f"{other} {given[other]} and {what} {given[what]} would overwrite "
                                             "each other (the same file, or one's lock file); give two names")
+    for what, t in targets.items():   # last: the errors above say more about an existing file
+        paths.check_new(t, os.fspath(given[what]), what, overwrite)
     return targets
 
 

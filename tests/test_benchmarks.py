@@ -595,7 +595,7 @@ def test_duplicates_count_once_and_an_empty_train_batches_means_no_training():
     assert args.batches == [1, 8] and args.dtypes == ["float32"] and args.train_batches == []
 
 
-@pytest.mark.parametrize("kind", ["a directory", "a FIFO", "a missing directory", "a data file"])
+@pytest.mark.parametrize("kind", ["a directory", "a FIFO", "a missing directory", "a data file", "another run's file"])
 @pytest.mark.parametrize("option", ["--out", "--plot"])
 def test_outputs_that_cannot_be_written_or_must_not_be_replaced_are_refused_before_the_run(kind, option, tmp_path,
                                                                                           capsys, monkeypatch):
@@ -604,10 +604,12 @@ def test_outputs_that_cannot_be_written_or_must_not_be_replaced_are_refused_befo
 
     os.mkfifo(tmp_path / "fifo")
     (tmp_path / "labels.gz").write_bytes(b"data")    # stands for the shipped MNIST, which a bug would overwrite
+    (tmp_path / "earlier.json").write_text("{}")      # another run's results
     monkeypatch.setattr(data, "data_files", lambda: [tmp_path / "labels.gz"])
     path, message = {"a directory": (tmp_path, "is a directory"), "a FIFO": (tmp_path / "fifo", "is a FIFO"),
                      "a missing directory": (tmp_path / "missing" / "x.json", "directory"),
-                     "a data file": (tmp_path / "labels.gz", "is the data file")}[kind]
+                     "a data file": (tmp_path / "labels.gz", "is the data file"),
+                     "another run's file": (tmp_path / "earlier.json", "exists; refusing to replace")}[kind]
     before = sorted((p.name, p.stat().st_mtime_ns) for p in tmp_path.iterdir())
     other = ["--plot", str(tmp_path / "p.png")] if option == "--out" else ["--out", str(tmp_path / "o.json")]
     assert main([*FAST, option, str(path), *other]) == 2

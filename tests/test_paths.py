@@ -348,3 +348,38 @@ def test_only_a_pid_line_is_taken_for_a_stale_lock(tmp_path):
     with paths.OutputLock(target):
         assert lock.read_text() == f"{os.getpid()}\n"
     assert not lock.exists()
+
+
+# ---------------------------------------------------------------- existing files: another run's, or the user's
+
+
+def test_an_existing_output_is_refused_unless_overwrite_or_the_checkpoint_being_resumed(tmp_path):
+    done, notes = tmp_path / "done.npz", tmp_path / "notes.txt"
+    done.write_bytes(b"another run's checkpoint")
+    notes.write_text("my notes\n")
+    for kw in (dict(checkpoint=done), dict(plot=notes), dict(checkpoint=tmp_path / "new.npz", plot=done)):
+        with pytest.raises(FileExistsError, match="exists; refusing to replace a file this run did not write"):
+            paths.check_outputs(**kw)
+    assert paths.check_outputs(checkpoint=done, plot=notes, overwrite=True).checkpoint == done
+    assert paths.check_outputs(checkpoint=done, resume=done).checkpoint == done          # continued in place
+    with pytest.raises(FileExistsError, match=r"--resume .*done.npz continues it"):
+        paths.check_outputs(checkpoint=done, resume=None)
+    link = tmp_path / "link.npz"
+    link.symlink_to(done)                               # written through: its target exists
+    with pytest.raises(FileExistsError):
+        paths.check_output(link, "checkpoint")
+    assert done.read_bytes() == b"another run's checkpoint" and notes.read_text() == "my notes\n"
+
+
+def test_a_live_lock_file_is_never_an_output_and_a_replaced_lock_is_not_deleted(tmp_path):
+    """A second run given ``--checkpoint a.npz.lock --overwrite`` while a first holds a.npz's lock
+    used to replace the lock file with its checkpoint, and the first run's release then deleted
+    that checkpoint."""
+    target = tmp_path / "a.npz"
+    with paths.OutputLock(target) as lock:
+        with pytest.raises(paths.OutputLockedError, match="lock file of a running process"):
+            paths.check_outputs(checkpoint=lock.lock_path, overwrite=True)
+        other = tmp_path / "other"
+        other.write_bytes(b"a file renamed over the lock")
+        os.replace(other, lock.lock_path)
+    assert lock.lock_path.read_bytes() == b"a file renamed over the lock"

@@ -269,6 +269,25 @@ def test_cli_train_then_evaluate(tmp_path, capsys):
     assert png.exists() == _has_matplotlib()
 
 
+def test_cli_train_refuses_another_runs_checkpoint_unless_told(tmp_path, capsys):
+    """A new run pointed at a finished run's checkpoint used to replace it (even a read-only one:
+    the rename needs only the directory) and exit 0."""
+    data_dir, ckpt = tmp_path / "fake", tmp_path / "c.npz"
+    fake_mnist(data_dir, n_train=40, n_test=20)
+    run = ["train", "--data-dir", str(data_dir), "--epochs", "1", "--hidden-sizes", "8", "--checkpoint", str(ckpt),
+           "--no-progress"]
+    assert main(run) == 0
+    capsys.readouterr()
+    before = ckpt.read_bytes()
+    assert main([*run, "--hidden-sizes", "4"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "exists; refusing to replace" in err and "--resume" in err
+    assert ckpt.read_bytes() == before
+    assert main([*run, "--resume", str(ckpt), "--epochs", "2"]) == 0           # continued in place
+    assert main([*run, "--hidden-sizes", "4", "--overwrite"]) == 0            # told to replace it
+    assert ckpt.read_bytes() != before
+
+
 def test_cli_data_dir(tmp_path, capsys):
     data_dir = tmp_path / "fake"
     fake_mnist(data_dir, n_train=40, n_test=20)

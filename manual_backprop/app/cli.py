@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", default=None, metavar="PATH", help="continue from this checkpoint")
     t.add_argument("--plot", default=None, metavar="PNG",
                    help="write the training curve (loss and accuracy per epoch) here; needs matplotlib")
+    t.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --checkpoint or --plot file (default: refuse it, as another "
+                        "run's; --resume PATH --checkpoint PATH continues a checkpoint in place)")
     t.add_argument("--threads", type=int, default=None, metavar="N",
                    help="BLAS threads for training, 0 = NumPy's default (default: 1, robust on a busy "
                         "2-core machine; needs threadpoolctl, otherwise ignored)")
@@ -146,7 +149,7 @@ def _train(args: argparse.Namespace) -> float:
         except ImportError as e:
             raise ImportError(f"backend 'jax' needs JAX: {e}") from None
     result = train(config, backend=backend, data_dir=args.data_dir, n_classes=args.n_classes, checkpoint=args.checkpoint,
-                   resume=args.resume, plot=args.plot, keep_checkpoint_epochs=args.epochs is None,
+                   resume=args.resume, plot=args.plot, overwrite=args.overwrite, keep_checkpoint_epochs=args.epochs is None,
                    progress=not args.no_progress)
     print(f"wall time: {result.seconds:.1f} s")
     return result.test_accuracy

@@ -8,7 +8,9 @@ atomically, and cleaned of what a killed writer left behind.
 Rules, each tested in ``tests/test_paths.py``:
 
 * An output must be, or become, a *regular* file. A path naming a directory, a FIFO, a device
-  or a socket is refused and never replaced; an empty path is refused.
+  or a socket is refused and never replaced; an empty path is refused. An existing file is
+  another run's (or the user's): refused unless the caller says ``overwrite`` (a checkpoint
+  being resumed may be continued in place); a file a live process holds as its lock, always.
 * A symlink is written *through*: the new file replaces the link's target and the link stays
   (the temporary file goes beside the target, so the rename stays on one file system).
 * A write goes to ``.NAME.tmp-PID-XXXXXXXX`` beside the target (with the replaced file's
@@ -45,6 +47,7 @@ __all__ = [
     "OutputPathError",
     "Outputs",
     "check_output",
+    "check_new",
     "check_outputs",
     "cleanup_temporaries",
     "lock_outputs",
@@ -184,8 +187,9 @@ class OutputLock:
         if self._fd is None:
             return
         with _held_guard:
-            try:
-                os.unlink(self.lock_path)  # while still holding the flock: see _lock_file
+            try:   # ours only: a file renamed over it since (another writer's) is not ours to delete
+                if os.path.samestat(os.fstat(self._fd), os.stat(self.lock_path, follow_symlinks=False)):
+                    os.unlink(self.lock_path)  # while still holding the flock: see _lock_file
             except FileNotFoundError:
                 pass
             finally:
@@ -402,11 +406,39 @@ def _check_creatable(target: Path, text: str, what: str) -> None:
         _remove(made)
 
 
-def check_output(path: str | os.PathLike, what: str = "output") -> Path:
+def check_new(target: Path, text: str, what: str, overwrite: bool, hint: str = "") -> None:
+    """An existing ``target`` (``text`` as the user gave it) is another run's file, or the user's:
+    ``FileExistsError`` unless ``overwrite``; one that a live process holds as its lock (flock) is
+    :class:`OutputLockedError` even then."""
+    try:
+        fd = os.open(target, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return
+    except OSError:
+        fd = None   # unreadable: it exists all the same
+    try:
+        if fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise OutputLockedError(f"{what} {text} is the lock file of a running process; refusing to "
+                                        "replace it (choose another path)") from None
+    finally:
+        if fd is not None:
+            os.close(fd)
+    if not overwrite:
+        raise FileExistsError(f"{what} {text} exists; refusing to replace a file this run did not write "
+                              f"(--overwrite, or overwrite=True, replaces it{hint})")
+
+
+def check_output(path: str | os.PathLike, what: str = "output", *, overwrite: bool = False) -> Path:
     """One file to write, checked before any work as :func:`check_outputs` checks each of its
-    outputs: resolved (:func:`resolve_output`), in an existing directory that takes a new file."""
+    outputs: resolved (:func:`resolve_output`), not an existing file unless ``overwrite``
+    (``FileExistsError``), never a live process's lock file, in an existing directory that
+    takes a new file."""
     target = resolve_output(path, what)
     _check_creatable(target, os.fspath(path), what)
+    check_new(target, os.fspath(path), what, overwrite)
     return target
 
 
@@ -416,12 +448,16 @@ def check_outputs(
     plot: str | os.PathLike | None = None,
     resume: str | os.PathLike | None = None,
     inputs: Iterable[str | os.PathLike] = (),
+    overwrite: bool = False,
 ) -> Outputs:
     """Refuse, before any work, the output paths a run could not write or would clobber.
 
     ``checkpoint`` and ``plot`` (files to write): not empty, not a directory or special file,
-    in an existing directory where a file can be created (:class:`OutputPathError`,
-    ``FileNotFoundError`` for a missing directory, ``PermissionError`` for an unwritable one).
+    not an existing file unless ``overwrite`` (``FileExistsError``; the checkpoint being
+    resumed may be continued in place), never a live process's lock file
+    (:class:`OutputLockedError`), in an existing directory where a file can be created
+    (:class:`OutputPathError`, ``FileNotFoundError`` for a missing directory,
+    ``PermissionError`` for an unwritable one).
     ``resume`` (a file to read): an existing readable regular file (``FileNotFoundError``,
     :class:`OutputPathError`). ``plot`` may not be the same file as ``checkpoint`` or
     ``resume`` -- same resolved path, or the same inode through a hard link
@@ -429,13 +465,7 @@ def check_outputs(
     No output may be one of ``inputs`` (the data a run reads), another output's lock file
     (``NAME.lock``), nor may ``resume`` be an output's lock file.
     """
-    resolved: dict[str, Path | None] = {}
-    for what, path in (("checkpoint", checkpoint), ("plot", plot)):
-        if path is None:
-            resolved[what] = None
-            continue
-        resolved[what] = check_output(path, what)
-    resolved["resume"] = None
+    resolved: dict[str, Path | None] = {"resume": None}
     if resume is not None:
         text = os.fspath(resume)
         if text == "":
@@ -451,6 +481,12 @@ def check_outputs(
         if not os.access(text, os.R_OK):
             raise PermissionError(f"resume checkpoint {text} is not readable")
         resolved["resume"] = Path(os.path.realpath(text))
+    for what, path in (("checkpoint", checkpoint), ("plot", plot)):
+        if path is None:
+            resolved[what] = None
+            continue
+        resolved[what] = resolve_output(path, what)
+        _check_creatable(resolved[what], os.fspath(path), what)
     given = {"checkpoint": checkpoint, "plot": plot, "resume": resume}
     for what in ("checkpoint", "plot"):
         target = resolved[what]
@@ -474,6 +510,12 @@ def check_outputs(
                 f"{a} path {os.fspath(given[a])} and {b} path {os.fspath(given[b])} are the same file "
                 f"({pa}); the plot would overwrite the {'checkpoint' if b == 'checkpoint' else 'checkpoint to resume from'}"
             )
+    for what in ("checkpoint", "plot"):   # last: the errors above say more about an existing file
+        target = resolved[what]
+        if target is not None:
+            in_place = what == "checkpoint" and resolved["resume"] is not None and same_file(target, resolved["resume"])
+            hint = f"; --resume {os.fspath(given[what])} continues it" if what == "checkpoint" else ""
+            check_new(target, os.fspath(given[what]), what, overwrite or in_place, hint)
     return Outputs(resolved["checkpoint"], resolved["plot"], resolved["resume"])
 
 

@@ -444,6 +444,7 @@ def train(
     checkpoint=None,
     resume=None,
     plot=None,
+    overwrite: bool = False,
     keep_checkpoint_epochs: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
@@ -457,14 +458,15 @@ def train(
     (``paths.check_outputs``, ``paths.lock_outputs``); ``checkpoint`` is written atomically
     after every epoch; ``resume`` continues from one (config and data must match; only
     ``epochs`` may change, and ``keep_checkpoint_epochs`` keeps the checkpoint's count).
-    ``plot`` writes the training curve as PNG. ``log`` receives one line per epoch. Raises
-    :class:`DivergenceError` (module docstring).
+    ``plot`` writes the training curve as PNG. An existing checkpoint or plot file is refused
+    unless ``overwrite`` (or it is the checkpoint being resumed). ``log`` receives one line per
+    epoch. Raises :class:`DivergenceError` (module docstring).
     """
     t_start = time.perf_counter()
     if not isinstance(config, Config):
         raise TypeError(f"config must be a training.Config (e.g. RECIPES['default']); got {type(config).__name__}")
     backend = _backend(config, backend)
-    out = paths.check_outputs(checkpoint=checkpoint, plot=plot, resume=resume,
+    out = paths.check_outputs(checkpoint=checkpoint, plot=plot, resume=resume, overwrite=overwrite,
                               inputs=data_files(data_dir) if data is None else ())
     if plot is not None:
         _require_matplotlib()
