@@ -338,7 +338,7 @@ def test_digest_identifies_content_not_compression_or_path(tmp_path, monkeypatch
 
 
 def test_check_labels_on_a_training_subset():
-    """What training calls on the first n labels it keeps (train_subset)."""
+    """What training calls on the labels left to train on after validation examples are held out."""
     labels = np.array([0, 1, 2, 0, 1, 2, 3], np.int64)
     data.check_labels(labels, 4, "subset", all_present=True)
     with pytest.raises(ValueError, match=r"subset: classes \[3\] of 0\.\.3 never occur"):

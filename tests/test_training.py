@@ -600,6 +600,9 @@ def test_cnn_bad_data_is_refused_before_training(small, tmp_path):
     narrow = small._replace(x_train=small.x_train[:, :400], x_test=small.x_test[:, :400])
     with pytest.raises(ValueError, match=r"model 'cnn' takes 28 x 28 images \(784 features\); the data has 400"):
         train(RECIPES["cnn"], data=narrow, **QUIET)
+    fake_mnist(tmp_path / "wide", rows=16, cols=49)      # 784 pixels, not 28 x 28: used to train as if it were
+    with pytest.raises(ValueError, match=r"takes 28 x 28 images; .*wide has 16 x 49"):
+        train(RECIPES["cnn"], data_dir=tmp_path / "wide", **QUIET)
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -833,3 +836,13 @@ def test_cli_sigterm_handler_is_restored_and_never_replaces_an_ignored_sigterm(m
     finally:
         signal.signal(signal.SIGTERM, before)
     capsys.readouterr()
+
+
+def test_validation_that_leaves_a_class_out_of_training_is_refused(small):
+    """On class-sorted data the held-out tail is whole classes; it used to train without them."""
+    order = np.argsort(small.y_train, kind="stable")
+    sorted_ = small._replace(x_train=small.x_train[order], y_train=small.y_train[order])
+    n9 = int(np.sum(small.y_train == 9))
+    with pytest.raises(ValueError, match=r"left by validation = .*classes \[9\] of 0\.\.9 never occur"):
+        train(Config(epochs=1, hidden_sizes=(8,), validation=n9), data=sorted_, **QUIET)
+    train(Config(epochs=1, hidden_sizes=(8,), validation=n9 - 1), data=sorted_, **QUIET)   # one 9 is left

@@ -84,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "shipped with the package, checksums verified)")
     t.add_argument("--n-classes", type=int, default=None, metavar="K",
                    help="classes in the data's labels (default: 10, MNIST's layout); a label outside "
-                        "0..K-1, or a class missing from the training labels, is refused")
+                        "0..K-1, or a class missing from the training labels (those left after --validation), "
+                        "is refused; a --train-subset may miss classes")
     t.add_argument("--train-subset", type=int, default=None, metavar="N",
                    help="train on the first N training examples only")
     t.add_argument("--validation", type=int, default=None, metavar="N",

@@ -64,7 +64,8 @@ class Dataset(NamedTuple):
     y_test (n_test,); every label lies in 0 .. n_classes - 1 and every class occurs in
     y_train. ``source`` is the directory as given; ``data_dir`` the same, resolved to an
     absolute path; ``digest`` the SHA-256 that identifies the four files' content
-    (:func:`load_mnist`). A Dataset built by hand has neither (None).
+    (:func:`load_mnist`); ``image_shape`` the files' (rows, cols). A Dataset built by hand has
+    none of these (None).
     """
 
     x_train: np.ndarray
@@ -75,6 +76,7 @@ class Dataset(NamedTuple):
     source: str
     digest: str | None = None
     data_dir: str | None = None
+    image_shape: tuple[int, int] | None = None
 
 
 class _Hashing(io.RawIOBase):
@@ -334,4 +336,5 @@ def load_mnist(
         source=str(source),
         digest=digest.hexdigest(),
         data_dir=str(source.resolve()),
+        image_shape=tuple(int(n) for n in arrays["train_images"].shape[1:]),
     )

@@ -40,7 +40,9 @@ random (down, right) offset in [-s, s]^2, zeros shifted in (:func:`translate`), 
 Validation: ``validation=N`` holds out the last N training examples (before ``train_subset``
 takes the first of the rest), reports their accuracy after every epoch instead of the test
 accuracy, and scores the test set once, at the end: recipes are chosen on held-out training
-data, never on the test set (docs/training.md).
+data, never on the test set (docs/training.md). A class missing from what is left to train on
+is refused (class-sorted data would hold out whole classes); a ``train_subset`` may miss
+classes (a debug run on a few examples).
 
 Determinism: the initial weights come from ``init_params(seed=seed)`` and epoch e visits the
 examples in the order ``default_rng([seed, e]).permutation(n)``; the same config (thread count
@@ -76,7 +78,7 @@ from ..activations import get_activation
 from ..losses import get_loss
 from . import paths
 from .checkpoint import check_metadata, load_checkpoint, save_checkpoint
-from .data import Dataset, data_files, load_mnist
+from .data import Dataset, check_labels, data_files, load_mnist
 
 SCHEDULES = ("constant", "cosine", "linear")
 BACKENDS = ("manual", "as_published", "jax")
@@ -474,7 +476,10 @@ def train(
         if data is None:
             data = load_mnist(data_dir, n_classes=n_classes)
         n_pool = _check_data(config, data)
-        n = n_pool if config.train_subset is None else min(config.train_subset, n_pool)
+        if config.validation:   # the data's labels were checked whole; what is left to train on may miss a class
+            check_labels(data.y_train[:n_pool], data.n_classes, f"the training examples left by validation = "
+                         f"{config.validation} (the first {n_pool})", all_present=True)
+        n = n_pool if config.train_subset is None else min(config.train_subset, n_pool)   # a subset may: a debug run
         _check_memory(config, data.x_train.shape[1], data.n_classes, n)
         dt = np.dtype(config.dtype)
         x_raw = np.asarray(data.x_train[:n], dtype=dt)
@@ -556,9 +561,14 @@ def _check_data(config: Config, data: Dataset) -> int:
     """The number of training examples left after ``config.validation`` are held out; refuses
     data the model cannot take and a validation split that leaves nothing to train on."""
     n_all, n_features = data.x_train.shape
+    rows, cols = layered.CNN_INPUT[1:]
     if config.model == "cnn" and n_features != math.prod(layered.CNN_INPUT):
-        raise ValueError(f"model 'cnn' takes 28 x 28 images ({math.prod(layered.CNN_INPUT)} features); "
+        raise ValueError(f"model 'cnn' takes {rows} x {cols} images ({math.prod(layered.CNN_INPUT)} features); "
                          f"the data has {n_features} features")
+    shape = getattr(data, "image_shape", None)
+    if config.model == "cnn" and shape is not None and tuple(shape) != (rows, cols):
+        raise ValueError(f"model 'cnn' takes {rows} x {cols} images; {data.source} has {shape[0]} x {shape[1]} "
+                         "(as many pixels, another image: the convolutions would mix up its rows)")
     if config.validation >= n_all:
         raise ValueError(f"validation {config.validation} must leave training examples; the data has {n_all}")
     return n_all - config.validation
