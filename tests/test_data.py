@@ -57,6 +57,14 @@ def test_truncated_header(tmp_path):
         read_idx(path)
 
 
+@pytest.mark.parametrize("ndim", [33, 65, 255])
+def test_more_dimensions_than_an_array_takes_are_refused_naming_the_file(tmp_path, ndim):
+    """Used to reach NumPy's reshape: 'maximum supported dimension ... is 64', no file named."""
+    path = write(tmp_path / "d.idx", bytes([0, 0, 8, ndim]) + b"\x00\x00\x00\x01" * ndim + b"\x07", gz=True)
+    with pytest.raises(ValueError, match=rf"d\.idx: IDX header declares {ndim} dimensions"):
+        read_idx(path)
+
+
 def test_trailing_bytes(tmp_path):
     path = write(tmp_path / "x.idx", idx_bytes(np.zeros((2, 2), np.uint8)) + b"\x00", gz=True)
     with pytest.raises(ValueError, match="trailing bytes"):

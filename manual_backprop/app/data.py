@@ -141,6 +141,8 @@ def _read_idx_stream(f, name: str, max_bytes: int) -> np.ndarray:
     dtype, ndim = _IDX_TYPES[magic[2]], magic[3]
     if ndim == 0:
         raise ValueError(f"{name}: IDX header declares 0 dimensions")
+    if ndim > 32:   # NumPy's arrays stop at 64; no IDX file has more than a few
+        raise ValueError(f"{name}: IDX header declares {ndim} dimensions; an array here has at most 32")
     dims = _read_exactly(f, 4 * ndim)
     if len(dims) < 4 * ndim:
         raise ValueError(
