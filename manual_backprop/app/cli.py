@@ -2,7 +2,7 @@
 
 Both end with the line ``test accuracy: 0.XXXX`` on stdout. Bad options, missing data and
 unwritable outputs give one line on stderr and a nonzero exit status (2 for usage errors,
-1 for everything else, 130 when interrupted, 143 on SIGTERM), never a traceback.
+1 for everything else, 130 when interrupted, 143 on SIGTERM, 129 on SIGHUP), never a traceback.
 """
 
 from __future__ import annotations
@@ -239,15 +239,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     received = []
 
-    def terminate(signum, frame):   # SIGTERM (kill, timeout) unwinds like Ctrl-C: no partial file stays
-        received.append(signum)
+    def terminate(signum, frame):   # SIGTERM (kill, timeout) and SIGHUP (a closed terminal) unwind like
+        received.append(signum)     # Ctrl-C: no partial file stays
         raise KeyboardInterrupt
 
-    # only where Python delivers signals, and not over a SIGTERM the parent chose to ignore
-    # (getsignal is None for a handler not installed from Python: left alone too)
-    mine = threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) not in (
-        signal.SIG_IGN, None)
-    previous = signal.signal(signal.SIGTERM, terminate) if mine else None
+    # only where Python delivers signals, and not over one the parent chose to ignore (nohup
+    # ignores SIGHUP; getsignal is None for a handler not installed from Python: left alone too)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = {s: signal.signal(s, terminate) for s in (signal.SIGTERM, signal.SIGHUP)
+                if main_thread and signal.getsignal(s) not in (signal.SIG_IGN, None)}
     try:
         accuracy = _train(args) if args.command == "train" else _evaluate(args)
     except KeyboardInterrupt:
@@ -257,8 +257,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     finally:
-        if mine:
-            signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     print(f"test accuracy: {accuracy:.4f}")
     return 0
 
