@@ -386,6 +386,8 @@ def test_a_configuration_this_machine_cannot_hold_is_refused_before_allocating(s
         train(Config(hidden_sizes=(10_000_000,)), data=small, **QUIET)
     with pytest.raises(MemoryError, match="GiB"):
         train(Config(hidden_sizes=(3_000_000, 3_000_000)), data=small, **QUIET)
+    # a batch larger than the data is the whole data: it used to be counted as 10^9 examples
+    train(Config(epochs=1, hidden_sizes=(8,), batch_size=10**9, train_subset=200), data=small, **QUIET)
 
 
 def test_crafted_checkpoint_fields_are_refused_naming_file_and_field(small, tmp_path):

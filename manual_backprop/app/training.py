@@ -343,8 +343,8 @@ def _memory_needed(config: Config, n_features: int, n_classes: int, n_train: int
         n_params = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
         per_example = sum(sizes)
     itemsize = np.dtype(config.dtype).itemsize
-    return itemsize * (2 * n_train * n_features + n_train * n_classes + 5 * n_params
-                       + 4 * config.batch_size * per_example)
+    batch = min(config.batch_size, n_train)   # the last batch of an epoch is what is left
+    return itemsize * (2 * n_train * n_features + n_train * n_classes + 5 * n_params + 4 * batch * per_example)
 
 
 def _check_memory(config: Config, n_features: int, n_classes: int, n_train: int) -> None:
