@@ -632,6 +632,47 @@ def _leaving_inputs(fn: Callable, deriv: str, args: Sequence[tuple[Any, str, tup
     return out
 
 
+def _twin_notes(f_leaves: list[np.ndarray], jax_out, treedef, paths, what: str) -> list[str]:
+    """A note where ``jax_fn``'s output at the primals differs from f's by more than sqrt(u) of
+    the leaf's largest entry: two codings of one function in one dtype agree to rounding far
+    below that unless it loses half its digits, so the JAX oracles then check another function."""
+    try:
+        j_leaves = flatten(by_key(jax_out, treedef, root="output", what="jax_fn's output"), what="jax_fn's output")[0]
+    except (TypeError, ValueError) as e:
+        return [f"jax_fn's output does not match {what}'s structure ({e})"]
+    notes = []
+    for a, b, p in zip(f_leaves, j_leaves, paths):
+        a, b = np.asarray(a), np.asarray(b)
+        if a.shape != b.shape or not np.issubdtype(a.dtype, np.inexact):
+            continue
+        scale = float(np.max(np.abs(a), initial=0.0))
+        gap = np.abs(a.astype(np.float64) - b.astype(np.float64))
+        if np.any(gap > np.sqrt(np.finfo(a.dtype).eps) * scale):
+            i = np.unravel_index(int(np.argmax(gap)), a.shape)
+            notes.append(f"jax_fn is not {what}: at {format_path('output', p)}{format_index(i)} {what} gives {a[i]:.8g}, "
+                         f"jax_fn {b[i]:.8g}; the JAX oracles check another function, so their verdict says nothing "
+                         f"about the derivative under test")
+            break
+    return notes
+
+
+#: the options check_vjp and check_hvp pass on to check_gradients
+_GRADIENT_OPTIONS = ("analytic", "kinks", "oracles", "per_coordinate", "n_directions", "seed", "loss_error", "grad_error")
+
+
+def _check_call_args(check: str, functions: dict[str, Any], options: dict | None = None) -> None:
+    """Each of ``functions`` callable (None allowed for an optional one: name it with a trailing
+    '?'), and ``options`` all among :data:`_GRADIENT_OPTIONS`: a TypeError naming ``check``."""
+    for name, fn in functions.items():
+        if fn is None and name.endswith("?"):
+            continue
+        if not callable(fn):
+            raise TypeError(f"{check}: {name.rstrip('?')} must be a function; got {type(fn).__name__} {fn!r:.60}")
+    unknown = [k for k in (options or {}) if k not in _GRADIENT_OPTIONS]
+    if unknown:
+        raise TypeError(f"{check} got unexpected option(s): {', '.join(unknown)}; options are: {', '.join(_GRADIENT_OPTIONS)}")
+
+
 def _is_int(v) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
@@ -698,6 +739,9 @@ def check_gradients(
     ``seed``; ``name`` for the report. Declared bounds (the network path): ``kinks(params)``
     returns the sign pattern at every kink, ``loss_error`` the loss's absolute rounding error,
     ``grad_error`` per-entry bounds on the gradient's."""
+    if _root == "params" and not _deriv:   # a user's call (check_vjp and check_hvp check their own)
+        _check_call_args("check_gradients", {"loss_fn": loss_fn, "grad_fn": grad_fn, "jax_fn?": jax_fn,
+                                             "jax_loss_fn?": jax_loss_fn})
     _checks.check_seed(seed)
     flat = Flat(params, _root, what="params" if _root == "params" else "primals")
     if grad_error is not None:
@@ -710,14 +754,23 @@ def check_gradients(
     def F(x):
         return _scalar_out(loss_fn(flat.build(x)), what)
 
-    def grad_flat(x) -> np.ndarray:
+    def leaves_at(x) -> list[np.ndarray]:
         tree = flat.build(x)
         out = grad_fn(tree) if _root != "params" or _deriv else _leaving_inputs(grad_fn, "grad_fn", [(tree, "params", ())])
-        leaves = same_structure(out, flat.treedef, flat.leaves, flat.paths, root=_root, what=deriv)
-        return flat.flat(leaves)
+        return same_structure(out, flat.treedef, flat.leaves, flat.paths, root=_root, what=deriv)
+
+    def grad_flat(x) -> np.ndarray:
+        return flat.flat(leaves_at(x))
 
     rng = np.random.default_rng(seed + 7919)
-    g = grad_flat(flat.x)
+    first = leaves_at(flat.x)
+    g = flat.flat(first)
+    _notes = list(_notes) + [   # a narrower float than the input's: say why its entries fail
+        f"{deriv} returned {L.dtype} for {format_path(_root, p)}, a {d} input: its values carry {L.dtype} "
+        f"rounding, which {d} tolerances do not allow" for L, p, d, fl in zip(first, flat.paths, flat.dtypes, flat.float_)
+        if fl and np.issubdtype(L.dtype, np.floating) and L.dtype.itemsize < d.itemsize] + [
+        f"{format_path(_root, p)} ({d}) is held constant: {deriv}'s entry for it is not checked"
+        for p, d, fl in zip(flat.paths, flat.dtypes, flat.float_) if not fl]
     sigma = _grad_noise(flat, grad_flat, rng) if grad_error is None and loss_error is None and flat.n else None
     jf = _pick_jax(jax_fn, jax_loss_fn)
     jax_full = jax_dir = None
@@ -727,6 +780,10 @@ def check_gradients(
     elif jf is not None:
         jax = _jax()
         tree = flat.build(flat.x)
+        a, b = _scalar_out(loss_fn(tree), what), _scalar_out(np.asarray(jf(tree)), "jax_fn")
+        if abs(a - b) > np.sqrt(2 * flat.u) * abs(a):   # as _twin_notes
+            _notes = list(_notes) + [f"jax_fn is not loss_fn: loss_fn gives {a:.8g}, jax_fn {b:.8g}; the JAX oracles "
+                                     "check another function, so their verdict says nothing about grad_fn"]
         grad = jax.grad(jf, allow_int=True)
         jvp = _compiled(jax, lambda t, vt: jax.jvp(jf, (t,), (vt,))[1])
 
@@ -825,15 +882,18 @@ def check_vjp(f: Callable, vjp_fn: Callable, *primals, jax_fn: Callable | None =
     if not primals:
         raise ValueError("check_vjp needs at least one primal: check_vjp(f, vjp_fn, x, W, b)")
     name = options.pop("name", "vjp")
+    _check_call_args("check_vjp", {"f": f, "vjp_fn": vjp_fn, "jax_fn?": jax_fn}, options)
     seed = options.get("seed", 0)
     _checks.check_seed(seed)
     _check_count("n_cotangents", n_cotangents)
     flat = Flat(tuple(primals), "primal", what="primals")   # the inputs are checked before f sees them
     rng = np.random.default_rng(seed + 104729)
     out_leaves, out_paths, out_td = _out_info(f, primals)
+    twin = []
     if jax_fn is not None:
         jax = _jax()
         jvp = _compiled(jax, lambda p, t: jax.jvp(jax_fn, p, t)[1])
+        twin = _twin_notes(out_leaves, jax_fn(*primals), out_td, out_paths, "f")
     v_all = None
     for k in range(n_cotangents):
         if cotangent is not None:
@@ -865,7 +925,7 @@ def check_vjp(f: Callable, vjp_fn: Callable, *primals, jax_fn: Callable | None =
 
             jfns = (jgrad, jdir)  # check_gradients flattens and keeps the floating leaves (once)
         v = check_gradients(loss, grad, tuple(primals), name=name, _jax_fns=jfns, _root="primal",
-                            _names={"jax_grad": "jax_vjp"}, **options)
+                            _names={"jax_grad": "jax_vjp"}, _notes=twin, **options)
         v_all = v if v_all is None else v_all
         if k:
             for r in v.results:
@@ -884,11 +944,12 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
     if not primals:
         raise ValueError("check_jvp needs at least one primal")
     name = options.pop("name", "jvp")
+    _check_call_args("check_jvp", {"f": f, "jvp_fn": jvp_fn, "jax_fn?": jax_fn})
     seed = options.get("seed", 0)
     _checks.check_seed(seed)
     flat = Flat(tuple(primals), "primal", what="primals")   # the inputs are checked before f sees them
     rng = np.random.default_rng(seed + 15485863)
-    out_leaves, _, out_td = _out_info(f, primals)
+    out_leaves, out_paths, out_td = _out_info(f, primals)
     c_leaves = _random_cotangent(out_leaves, rng)
 
     def tangents_of(v):   # zeros on integer and boolean leaves, leaf by leaf
@@ -947,7 +1008,8 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
         raise TypeError(f"check_jvp got unexpected option(s): {', '.join(options)}")
     if kw.get("grad_error") is not None:
         _check_grad_error(kw["grad_error"], flat)
-    return _check_core(F, flat, _Subject(g, gdot, sigma), name=name, what="f", per_coordinate=per_coordinate,
+    twin = _twin_notes(out_leaves, jax_fn(*primals), out_td, out_paths, "f") if jax_fn is not None else []
+    return _check_core(F, flat, _Subject(g, gdot, sigma), name=name, what="f", per_coordinate=per_coordinate, extra_notes=twin,
                        jax_full=jax_full, jax_dir=jax_dir, names={"jax_grad": "jax_vjp"},
                        **{"oracles": None, "analytic": None, "kinks": None, "loss_error": None, "grad_error": None,
                           "n_directions": 20, "seed": 0, **kw})
@@ -981,8 +1043,9 @@ def check_hvp(loss_fn: Callable, hvp_fn: Callable, params: Any, *, grad_fn: Call
     that hvp_fn is the derivative of grad_fn, which check_gradients verifies in turn), else the
     complex step Im f(x + i h v) / h where f takes complex input, else central differences of f
     along v (noisier; the noise is measured). ``jax_fn`` adds ``jax.jvp(jax.grad(f))``."""
-    flat = Flat(params, "params", what="params")
     name = options.pop("name", "hvp")
+    _check_call_args("check_hvp", {"loss_fn": loss_fn, "hvp_fn": hvp_fn, "grad_fn?": grad_fn, "jax_fn?": jax_fn}, options)
+    flat = Flat(params, "params", what="params")
     seed = options.get("seed", 0)
     _checks.check_seed(seed)
     _check_count("n_vectors", n_vectors)

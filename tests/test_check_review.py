@@ -616,3 +616,54 @@ def test_every_derivative_that_writes_into_an_input_is_refused_by_name():
 
     with pytest.raises(ValueError, match=r"hvp_fn wrote into its argument vector\[0\]"):
         ac.check_hvp(lambda p: float(np.sum(p**2)), hvp_into_v, x)
+
+
+# ---------------------------------------------------------------- second review: messages that name the problem
+
+
+def test_what_is_not_a_function_and_unknown_options_are_named_by_the_check_called():
+    x = np.ones(3)
+    cos = lambda dy, x: (dy * np.cos(x),)  # noqa: E731
+    with pytest.raises(TypeError, match="check_vjp: f must be a function; got int 3"):
+        ac.check_vjp(3, cos, x)                            # used to be "'int' object is not callable"
+    with pytest.raises(TypeError, match="check_jvp: jvp_fn must be a function; got str"):
+        ac.check_jvp(np.sin, "cos", x)
+    with pytest.raises(TypeError, match="check_gradients: grad_fn must be a function"):
+        ac.check_gradients(lambda p: 0.0, None, x)
+    with pytest.raises(TypeError, match="check_hvp: hvp_fn must be a function"):
+        ac.check_hvp(lambda p: 0.0, [1.0], x)
+    with pytest.raises(TypeError, match="check_vjp got unexpected option.*: bogus; options are"):
+        ac.check_vjp(np.sin, cos, x, bogus=1)             # used to blame check_gradients()
+    with pytest.raises(TypeError, match="check_hvp got unexpected option.*: wat"):
+        ac.check_hvp(lambda p: float(np.sum(p**2)), lambda p, v: 2 * v, x, wat=2)
+
+
+def test_a_derivative_in_a_narrower_float_than_its_input_says_so():
+    """A float32 VJP for a float64 primal fails on float32 rounding: the verdict says why."""
+    x = np.random.default_rng(0).normal(size=(3, 4))
+    v = ac.check_vjp(np.sin, lambda dy, x: ((dy * np.cos(x)).astype(np.float32),), x)
+    assert v.status == "FAIL"
+    assert "vjp_fn returned float32 for primal 0, a float64 input" in v.report(full=True)
+    assert "returned float" not in ac.check_vjp(np.sin, lambda dy, x: (dy * np.cos(x),), x).report(full=True)
+
+
+def test_a_jax_twin_that_is_another_function_is_named_in_the_verdict():
+    """The VJP is right; jax_fn takes the mean where f sums. The JAX oracles disagree with the
+    VJP, finite differences and the complex step agree: the verdict used to leave it there."""
+    jnp = _jnp()
+    x = np.random.default_rng(0).normal(size=(4, 3))
+    f, vjp = (lambda x: np.tanh(x).sum(0)), (lambda dy, x: (dy * (1 - np.tanh(x) ** 2),))
+    v = ac.check_vjp(f, vjp, x, jax_fn=lambda x: jnp.tanh(x).mean(0))
+    assert "jax_fn is not f: at output[" in v.report(full=True)
+    v = ac.check_jvp(f, lambda t, x: (t[0] * (1 - np.tanh(x) ** 2)).sum(0), x, jax_fn=lambda x: jnp.tanh(x).mean(0))
+    assert "jax_fn is not f" in v.report(full=True)
+    v = ac.check_gradients(lambda x: float(np.sum(x**3)), lambda x: 3 * x**2, x, jax_fn=lambda x: jnp.sum(x**3) / 2)
+    assert "jax_fn is not loss_fn" in v.report(full=True)
+    good = ac.check_vjp(f, vjp, x, jax_fn=lambda x: jnp.tanh(x).sum(0))
+    assert good.passed and "jax_fn is not" not in good.report(full=True)
+
+
+def test_an_integer_input_held_constant_is_named_in_the_verdict():
+    x, W = np.arange(6).reshape(2, 3), np.random.default_rng(0).normal(size=(3, 2))
+    v = ac.check_vjp(lambda x, W: x @ W, lambda dy, x, W: (dy @ W.T, x.T @ dy), x, W)
+    assert v.passed and "primal 0 (int64) is held constant: vjp_fn's entry for it is not checked" in v.report(full=True)
