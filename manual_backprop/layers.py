@@ -45,7 +45,10 @@ def _float(layer: str, name: str, a, ndim: int | None = None, shape_doc: str = "
     """``a`` as a float32/float64 ndarray of the stated rank, or a TypeError/ValueError naming it."""
     a = _array(layer, name, a)
     if a.dtype not in _FLOATS:
-        raise TypeError(f"{layer}: {name} must be a float32 or float64 array; got dtype {a.dtype}")
+        swapped = a.dtype.kind == "f" and not a.dtype.isnative and a.dtype.newbyteorder("=") in _FLOATS
+        raise TypeError(f"{layer}: {name} must be a float32 or float64 array; got dtype {a.dtype}"
+                        + (f" (non-native byte order: {name}.astype(np.{a.dtype.newbyteorder('=')}) converts it)"
+                           if swapped else ""))
     if ndim is not None and a.ndim != ndim:
         raise ValueError(f"{layer}: {name} must be {ndim}-D{' ' + shape_doc if shape_doc else ''}; got shape {a.shape}")
     if min_ndim is not None and a.ndim < min_ndim:
@@ -484,7 +487,7 @@ def _dropout_args(layer, x, mask, rate):
             " (for 0/1 numbers pass mask.astype(bool))"
         )
     _shape(layer, "mask", mask, x.shape, "(the shape of x)")
-    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.floating)) or not 0 <= rate < 1:
+    if isinstance(rate, (bool, np.bool_)) or not isinstance(rate, (int, float, np.integer, np.floating)) or not 0 <= rate < 1:
         raise ValueError(f"{layer}: rate must be a number in [0, 1); got {rate!r}")
     return x, mask, x.dtype.type(1 / (1 - rate))
 
@@ -664,12 +667,17 @@ def _attention_args(layer, q, k, v, causal):
 def _scores(layer, q, k, scale, allowed):
     """S = q k^T / sqrt(d). A row whose largest unmasked score overflows to inf, or whose scores
     are NaN or all -inf, from finite q and k, is a ValueError, as in the norms: softmax would
-    make it NaN. A -inf below a finite maximum is right as it is (its weight is 0)."""
-    with np.errstate(over="ignore", invalid="ignore"):   # judged just below
-        S = q @ k.transpose(0, 2, 1) * scale
-        top = S.max(axis=-1) if allowed is None else np.max(S, axis=-1, where=allowed, initial=-np.inf)
-    if not _checks.all_finite(top):                      # (np.max passes a NaN on)
-        if _checks.all_finite(q) and _checks.all_finite(k):
+    make it NaN. A -inf below a finite maximum is right as it is (its weight is 0). Where
+    q k^T overflows but the scores fit (|S| up to sqrt(d) times smaller), S = (q / sqrt(d)) k^T."""
+    def scores(q_, factor):
+        with np.errstate(over="ignore", invalid="ignore"):   # judged just below
+            S = q_ @ k.transpose(0, 2, 1) * factor
+            return S, S.max(axis=-1) if allowed is None else np.max(S, axis=-1, where=allowed, initial=-np.inf)
+
+    S, top = scores(q, scale)
+    if not _checks.all_finite(top) and _checks.all_finite(q) and _checks.all_finite(k):   # (max passes NaN on)
+        S, top = scores(q * scale, 1)
+        if not _checks.all_finite(top):
             raise ValueError(f"{layer}: q k^T / sqrt(d) overflows {q.dtype} where q and k are finite (|q| up to "
                              f"{np.abs(q).max():.3g}, |k| up to {np.abs(k).max():.3g}); scale q or k down")
     return S
@@ -740,17 +748,18 @@ def embedding_vjp(dy: np.ndarray, ids: np.ndarray, E: np.ndarray) -> tuple[None,
 
 def _recurrent_args(layer, x, states, Wx, Wh, b, gates):
     x = _float(layer, "x", x, 3, "(N, T, D)")
-    Wx = _float(layer, "Wx", Wx, 2, f"(D, {gates}H)" if gates > 1 else "(D, H)")
+    gH = f"{gates}H" if gates > 1 else "H"   # rnn: H; lstm: 4H
+    Wx = _float(layer, "Wx", Wx, 2, f"(D, {gH})")
     Wh = _float(layer, "Wh", Wh, 2)
     b = _float(layer, "b", b, 1)
     states = {k: _float(layer, k, s, 2, "(N, H)") for k, s in states.items()}
     _same_dtype(layer, x=x, **states, Wx=Wx, Wh=Wh, b=b)
     N, T, D = x.shape
     if Wx.shape[0] != D or Wx.shape[1] % gates:
-        raise ValueError(f"{layer}: Wx must have shape (D, {gates}H) with D = {D} (x {x.shape}); got {Wx.shape}")
+        raise ValueError(f"{layer}: Wx must have shape (D, {gH}) with D = {D} (x {x.shape}); got {Wx.shape}")
     H = Wx.shape[1] // gates
-    _shape(layer, "Wh", Wh, (H, gates * H), f"(H, {gates}H) with H = {H} from Wx")
-    _shape(layer, "b", b, (gates * H,), f"({gates}H,)")
+    _shape(layer, "Wh", Wh, (H, gates * H), f"(H, {gH}) with H = {H} from Wx")
+    _shape(layer, "b", b, (gates * H,), f"({gH},)")
     for k, s in states.items():
         _shape(layer, k, s, (N, H), "(N, H)")
     return x, states, Wx, Wh, b

@@ -96,7 +96,8 @@ class Sequential:
 
     def __init__(self, layers_: Sequence[Layer], *, loss: str = "softmax_cross_entropy") -> None:
         for i, layer in enumerate(layers_):
-            if not isinstance(layer, Layer) or not hasattr(layers, layer.name) or layer.name.endswith("_vjp"):
+            if not (isinstance(layer, Layer) and isinstance(layer.name, str) and layer.name in layers.__all__
+                    and layer.name + "_vjp" in layers.__all__):   # a pair; not a helper or an import of the module
                 raise ValueError(f"layers[{i}] must be a Layer naming a pair in manual_backprop.layers; got {layer!r}")
         self.layers = tuple(layers_)
         self.loss_name = loss

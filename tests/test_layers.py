@@ -466,7 +466,9 @@ BAD = [
     (lambda: L.attention(np.ones((1, 3, 2)), np.ones((1, 4, 3)), np.ones((1, 4, 1))), ValueError, "k must have shape \\(1, 4, 2\\)"),
     (lambda: L.embedding(np.array([[0, 3]]), np.ones((3, 2))), ValueError, "ids must lie in \\[0, V\\) = \\[0, 3\\)"),
     (lambda: L.embedding(np.array([[0.0, 1.0]]), np.ones((3, 2))), TypeError, "ids must be an integer array"),
-    (lambda: L.rnn(np.ones((1, 2, 3)), np.ones((1, 4)), np.ones((3, 4)), np.ones((4, 5)), np.ones(4)), ValueError, "Wh must have shape \\(4, 4\\)"),
+    (lambda: L.rnn(np.ones((1, 2, 3)), np.ones((1, 4)), np.ones((3, 4)), np.ones((4, 5)), np.ones(4)), ValueError,
+     "Wh must have shape \\(4, 4\\) \\(H, H\\) with H = 4"),                     # used to read (H, 1H)
+    (lambda: L.relu(np.ones(3, ">f8")), TypeError, "non-native byte order: x.astype\\(np.float64\\) converts it"),
     (lambda: L.lstm(np.ones((1, 2, 3)), np.ones((1, 4)), np.ones((1, 4)), np.ones((3, 15)), np.ones((4, 16)), np.ones(16)), ValueError, "Wx must have shape \\(D, 4H\\)"),
     (lambda: L.lstm(np.ones((1, 2, 3)), np.ones((1, 4)), np.ones((2, 4)), np.ones((3, 16)), np.ones((4, 16)), np.ones(16)), ValueError, "c0 must have shape \\(1, 4\\)"),
     (lambda: L.reshape(np.ones((2, 6)), shape=(4,)), ValueError, "cannot reshape examples of shape \\(6,\\) to \\(4,\\)"),
@@ -487,3 +489,9 @@ def test_the_jax_norms_normalise_a_group_of_equal_values_to_beta():
         D = x.shape[1]
         gamma, beta = np.linspace(0.5, 2, D).astype(np.float32), np.arange(D).astype(np.float32)
         np.testing.assert_array_equal(layer(x, gamma, beta), np.broadcast_to(beta, x.shape))
+
+
+def test_dropout_takes_a_numpy_integer_rate():
+    """rate=np.int64(0) was refused as 'not a number in [0, 1)' where a Python 0 was taken."""
+    x = np.arange(3.0)
+    np.testing.assert_array_equal(L.dropout(x, np.ones(3, bool), rate=np.int64(0)), x)

@@ -462,6 +462,19 @@ def test_attention_refuses_scores_that_overflow_unless_masked():
     np.testing.assert_array_equal(L.attention(q, k, v), [[[2.0], [2.0]]])
 
 
+def test_attention_takes_scores_that_fit_although_q_k_transposed_does_not():
+    """d = 4, q = 1e19, k = +-1e19 in float32: q k^T = +-4e38 overflows, the scores +-2e38 fit.
+    The scaling came after the product, and the layer refused scores its message said overflow."""
+    d, f = 4, np.float32
+    q = np.full((1, 2, d), 1e19, f)
+    k = np.array([[[1e19] * d, [-1e19] * d]], f)
+    v = np.array([[[1.0], [2.0]]], f)
+    np.testing.assert_array_equal(L.attention(q, k, v), [[[1.0], [1.0]]])     # softmax one-hot on key 0
+    dq, dk, dv = L.attention_vjp(np.ones((1, 2, 1), f), q, k, v)
+    assert all(np.isfinite(a).all() for a in (dq, dk, dv))
+    np.testing.assert_array_equal(dv, [[[2.0], [0.0]]])                       # P^T dy: both queries on key 0
+
+
 def test_softmax_of_an_infinite_entry_is_nan_without_a_warning():
     """inf - max = inf - inf: NaN for the row (as for a NaN), and no 'invalid value' warning."""
     y = L.softmax(np.array([[1.0, np.inf, 2.0], [0.0, 1.0, 2.0]]))
@@ -879,6 +892,9 @@ def test_sequential_bad_arguments():
         M.Sequential([M.Layer("nonexistent")])
     with pytest.raises(ValueError, match=r"^layers\[0\] must be a Layer"):
         M.Sequential([M.Layer("relu_vjp")])
+    for name in ("np", "_float", "Sequence"):     # attributes of the module, not layers: used to be accepted
+        with pytest.raises(ValueError, match=r"^layers\[0\] must be a Layer naming a pair"):
+            M.Sequential([M.Layer(name)])
     with pytest.raises(ValueError, match=r"^unknown loss 'nonexistent'"):
         M.Sequential([M.ReLU()], loss="nonexistent")
     net, params, x, y = _cnn_problem()
