@@ -852,3 +852,39 @@ def test_validation_that_leaves_a_class_out_of_training_is_refused(small):
     with pytest.raises(ValueError, match=r"left by validation = .*classes \[9\] of 0\.\.9 never occur"):
         train(Config(epochs=1, hidden_sizes=(8,), validation=n9), data=sorted_, **QUIET)
     train(Config(epochs=1, hidden_sizes=(8,), validation=n9 - 1), data=sorted_, **QUIET)   # one 9 is left
+
+
+def test_evaluate_names_the_checkpoint_whose_mlp_weights_are_bad(tmp_path, capsys):
+    """NaN weights, weights that overflow on the data, and more outputs than labels can name
+    used to be reported without the file ('params[1] contains NaN or inf')."""
+    data_dir, ckpt = tmp_path / "data", tmp_path / "c.npz"
+    fake_mnist(data_dir, n_train=40, n_test=20)
+    assert main(["train", "--data-dir", str(data_dir), "--epochs", "1", "--hidden-sizes", "8", "--no-progress",
+                 "--checkpoint", str(ckpt)]) == 0
+    capsys.readouterr()
+    params, meta = load_checkpoint(ckpt)
+    keep = {k: v for k, v in meta.items() if k not in ("layer_sizes", "param_shapes", "dtype")}
+    nan = [W.copy() for W in params]
+    nan[1][0, 0] = np.nan
+    big = [W.copy() for W in params]
+    big[0][1:, 0] = 3e38                    # z_1[:, 0] = 3e38 times the sum of an image's pixels: inf
+    for name, bad, message in (("nan", nan, "params[1] contains NaN or inf"), ("big", big, "is NaN or inf")):
+        save_checkpoint(tmp_path / f"{name}.npz", bad, **keep)
+        assert main(["evaluate", str(tmp_path / f"{name}.npz")]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{name}.npz: " in err and message in err, err
+
+
+def test_a_data_file_that_is_not_a_regular_file_is_named_as_such(tmp_path):
+    from manual_backprop.app.data import load_mnist
+
+    fake_mnist(tmp_path / "fifo")
+    label = tmp_path / "fifo" / "train-labels-idx1-ubyte.gz"
+    label.unlink()
+    os.mkfifo(label)
+    with pytest.raises(ValueError, match=r"train-labels-idx1-ubyte\.gz is a FIFO, device or socket, not a regular file"):
+        load_mnist(tmp_path / "fifo")
+    label.unlink()
+    label.symlink_to(tmp_path / "nowhere")
+    with pytest.raises(ValueError, match="is a dangling symlink"):   # used to read 'no ... .gz or ...'
+        load_mnist(tmp_path / "fifo")

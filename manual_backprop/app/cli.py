@@ -175,10 +175,16 @@ def _evaluate(args: argparse.Namespace) -> float:
     else:
         n_in, n_out = meta["layer_sizes"][0], meta["layer_sizes"][-1]
         description = f"{meta['layer_sizes']} {activation}/{loss}"
+        for i, W in enumerate(params):
+            if not _checks.all_finite(W):
+                raise ValueError(f"{args.checkpoint}: params[{i}] contains NaN or inf")
 
         def predict(x):
             return network.predict(params, x, activation=activation, loss=loss)
 
+    if not 2 <= n_out <= 256:
+        raise ValueError(f"{args.checkpoint}: the network has {n_out} outputs; evaluate takes 2..256 classes "
+                         "(the labels are uint8)")
     data = load_mnist(data_dir, dtype=np.dtype(meta["dtype"]), n_classes=n_out)
     if meta.get("data_digest") not in (None, data.digest):
         raise ValueError(f"{args.checkpoint} was trained on data with digest {meta['data_digest']}; the files in "
@@ -188,7 +194,10 @@ def _evaluate(args: argparse.Namespace) -> float:
             f"{args.checkpoint}: the network takes {n_in} inputs and has {n_out} outputs; the data has "
             f"{data.x_test.shape[1]} features and {data.n_classes} classes"
         )
-    pred = predict(data.x_test)
+    try:
+        pred = predict(data.x_test)
+    except _checks.NonFiniteError as e:   # the weights overflow on this data: say whose weights
+        raise _checks.NonFiniteError(f"{args.checkpoint}: {e}") from None
     C = confusion_matrix(data.y_test, pred, n_out)
     print(f"checkpoint {args.checkpoint}: {description}, {meta['dtype']}, epoch {meta.get('epoch', '?')}")
     print(f"confusion matrix on {len(pred)} test examples (rows: true class, columns: predicted):")

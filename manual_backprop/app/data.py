@@ -216,9 +216,18 @@ def read_idx(path: str | os.PathLike, *, max_bytes: int = MAX_IDX_BYTES) -> np.n
 
 
 def _find(data_dir: Path, stem: str) -> Path:
-    for candidate in (data_dir / f"{stem}.gz", data_dir / stem):
+    candidates = (data_dir / f"{stem}.gz", data_dir / stem)
+    for candidate in candidates:
         if candidate.is_file():
             return candidate
+    for candidate in candidates:   # there, but not a file to read: say what it is
+        if os.path.lexists(candidate):
+            try:
+                mode = os.stat(candidate).st_mode
+                kind = "a directory" if stat.S_ISDIR(mode) else "a FIFO, device or socket"
+            except OSError:
+                kind = "a dangling symlink"
+            raise ValueError(f"{candidate} is {kind}, not a regular file (expected the MNIST file layout)")
     raise FileNotFoundError(f"{data_dir}: no {stem}.gz or {stem} (expected the MNIST file layout)")
 
 
