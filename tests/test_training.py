@@ -608,7 +608,8 @@ def test_cnn_bad_data_is_refused_before_training(small, tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--model", "cnn", "--recipe", "default"], "got activation 'sigmoid', loss 'binary_cross_entropy', standardize True"),
+    (["--model", "cnn", "--recipe", "default"], "--recipe default trains model 'mlp'; --model cnn needs a recipe of its own (cnn)"),
+    (["--model", "mlp", "--recipe", "cnn"], "--recipe cnn trains model 'cnn'; --model mlp needs a recipe of its own (default, post)"),
     (["--model", "cnn", "--standardize"], "got standardize True"),
     (["--model", "cnn", "--backward", "as_published"], "model 'cnn' has none"),
     (["--model", "cnn", "--loss", "mean_squared_error"], "got loss 'mean_squared_error'"),

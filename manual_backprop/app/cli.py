@@ -135,6 +135,9 @@ def _config(args: argparse.Namespace):
             raise ValueError("--backward as_published needs --backend manual (JAX differentiates the true loss)")
         given["backend"] = "as_published"
     recipe = args.recipe if args.recipe is not None else ("cnn" if args.model == "cnn" else "default")
+    if args.model is not None and RECIPES[recipe].model != args.model:
+        raise ValueError(f"--recipe {recipe} trains model {RECIPES[recipe].model!r}; --model {args.model} needs a recipe "
+                         f"of its own ({', '.join(k for k, c in RECIPES.items() if c.model == args.model)})")
     return RECIPES[recipe].replace(**given)
 
 
