@@ -27,13 +27,22 @@ from manual_backprop.network import init_params, one_hot  # parameters and targe
 
 jax.config.update("jax_enable_x64", True)
 
+
+def _gelu(z):
+    """GELU's tanh approximation z / 2 (1 + tanh(c (z + k z^3))) with u from z clamped to +-100:
+    beyond, tanh u is +-1 to the last bit, and z^3 would overflow (jax.nn.gelu's derivative is
+    then 0 * inf = NaN from z ~ 1e19 in float32, where manual_backprop's is finite)."""
+    zc = jnp.clip(z, -100.0, 100.0)
+    return 0.5 * z * (1 + jnp.tanh(np.sqrt(2 / np.pi) * (zc + 0.044715 * zc**3)))
+
+
 ACTIVATIONS = {
     "sigmoid": jax.nn.sigmoid,
     "tanh": jnp.tanh,
     "relu": jax.nn.relu,
     "leaky_relu": partial(jax.nn.leaky_relu, negative_slope=0.01),
     "softplus": jax.nn.softplus,
-    "gelu": partial(jax.nn.gelu, approximate=True),
+    "gelu": _gelu,
 }
 
 OUTPUTS = {
@@ -123,14 +132,18 @@ def _sgd(params, x, y, lr, activation, loss):
 _logits_jit = jax.jit(_logits_and_finite, static_argnames=("activation",))
 
 
-def _prepare(params, x, y, activation, loss):
-    """Validate exactly like manual_backprop, so both backends refuse the same inputs."""
+def _prepare(params, x, y, activation, loss, *, check_finite=True):
+    """Validate exactly like manual_backprop, so both backends refuse the same inputs, in the
+    same order: the gradient paths (``check_finite=False``) find a NaN or inf weight through
+    the z_l it reaches, after x, y and lr, as manual_backprop's do. Without NumPy's warnings
+    (an overflowing row sum of y is judged, not warned about), as there."""
     _check_activation_name(activation)
     lossobj = _loss_object(loss)
-    dtype = _checks.check_params(params)
-    x = _checks.check_inputs(params, x, dtype)
-    if y is not _checks.NO_TARGETS:
-        y = _checks.check_targets(params, x, y, dtype, lossobj)
+    with np.errstate(over="ignore", invalid="ignore"):
+        dtype = _checks.check_params(params, check_finite=check_finite)
+        x = _checks.check_inputs(params, x, dtype)
+        if y is not _checks.NO_TARGETS:
+            y = _checks.check_targets(params, x, y, dtype, lossobj)
     return dtype, x, y
 
 
@@ -176,7 +189,7 @@ def loss_and_grad(params: Sequence[np.ndarray], x, y, *, activation: str = "sigm
                   loss: str = "binary_cross_entropy") -> tuple[float, list[np.ndarray]]:
     """``(J, grads)`` by ``jax.jit(jax.value_and_grad(loss_fn))``; grads as NumPy arrays
     shaped and typed like ``params``."""
-    dtype, x, y = _prepare(params, x, y, activation, loss)
+    dtype, x, y = _prepare(params, x, y, activation, loss, check_finite=False)
     (J, finite), grads = _value_and_grad(list(params), x, y, activation=activation, loss=loss)
     _check_z(finite, "the loss", params, x)
     grads = [np.asarray(g, dtype=dtype) for g in grads]
@@ -188,7 +201,7 @@ def sgd_step(params: Sequence[np.ndarray], x, y, lr: float, *, activation: str =
     """One gradient-descent step, ``(J, [W - lr dJ/dW for W in params])`` with J before the step,
     by one jitted ``jax.value_and_grad``. New NumPy arrays: ``params`` is left as it was
     (manual_backprop.sgd_step updates in place; ``J, params = sgd_step(...)`` reads the same)."""
-    dtype, x, y = _prepare(params, x, y, activation, loss)
+    dtype, x, y = _prepare(params, x, y, activation, loss, check_finite=False)
     rate = _checks.check_lr(lr, dtype)  # validated like manual_backprop's
     (J, finite), new = _sgd(list(params), x, y, rate, activation=activation, loss=loss)
     _check_z(finite, "the loss", params, x)

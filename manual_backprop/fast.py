@@ -321,6 +321,10 @@ def sgd_step(params: Params, x: np.ndarray, y: np.ndarray, lr: float, *, activat
             raise ValueError(f"sgd_step updates params in place: params[{i}] is read-only")
         if np.may_share_memory(W, x):
             raise ValueError(f"sgd_step updates params in place: params[{i}] overlaps x")
+        for j in range(i):   # tied weights: W_l would change before delta_{l-1} is formed from it
+            if np.may_share_memory(W, params[j]) and np.shares_memory(W, params[j]):
+                raise ValueError(f"sgd_step updates params in place: params[{i}] shares memory with params[{j}] "
+                                 "(tied weights: step a copy, or add the gradients of loss_and_grad yourself)")
     minus_lr = -_checks.check_lr(lr, x.dtype)
     ws = _workspace(workspace)
     B = x.shape[0]

@@ -62,6 +62,12 @@ def _bad_cases():
                                 r"params do not chain: .* params\[1\] needs 5 rows"),
         "params mixed dtype": (dict(params=[p[0], p[1].astype(np.float32)]), TypeError, "params mix dtypes"),
         "params int": (dict(params=[W.astype(int) for W in p]), TypeError, "dtype must be one of float32, float64"),
+        # two faults: the gradient paths of both backends name x and y before a NaN weight
+        "inf in params and y": (dict(params=inf_p, y=np.array([[0, 2.0], [1, 0]])), ValueError,
+                                r"targets y must lie in \[0, 1\]"),
+        "inf in params and x": (dict(params=inf_p, x=nan_x), ValueError, r"x contains NaN or inf"),
+        "softmax rows overflow": (dict(y=np.array([[1e308, 1e308], [1, 0]]), loss="softmax_cross_entropy"), ValueError,
+                                  "row 0 sums to inf"),   # and no overflow warning from the row sum
     }
 
 
@@ -77,10 +83,14 @@ def test_bad_input_is_named(backend, case):
     kw = {k: v for k, v in overrides.items() if k in ("activation", "loss")}
     with pytest.raises(error, match=message):
         backend.loss_and_grad(args["params"], args["x"], args["y"], **kw)
-    with pytest.raises(error, match=message):
-        backend.loss(args["params"], args["x"], args["y"], **kw)
+    if not case.startswith("inf in params and"):   # loss and forward check params first, in both backends
+        with pytest.raises(error, match=message):
+            backend.loss(args["params"], args["x"], args["y"], **kw)
     with pytest.raises(error, match=message):
         backend.sgd_step(args["params"], args["x"], args["y"], 0.1, **kw)
+    if case == "inf in params and x":
+        with pytest.raises(ValueError, match="lr must be >= 0"):   # lr is checked before the weights too
+            backend.sgd_step(p[:1] + args["params"][1:], x, y, -1.0)
 
 
 @pytest.mark.parametrize("sizes,error,message", [
@@ -351,3 +361,27 @@ def test_shared_argument_checks_name_the_argument():
     J1, _ = mb.sgd_step(mb.init_params([4, 3, 2]), X, Y, np.int64(1))   # a NumPy integer rate is a rate
     J2, _ = mb.sgd_step(mb.init_params([4, 3, 2]), X, Y, 1.0)
     assert J1 == J2
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=["manual", "jax"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gelu_far_beyond_its_clamp_has_a_finite_gradient_in_both_backends(backend, dtype):
+    """z ~ 1e19 (float32) / 1e154 (float64): z^3 overflows. manual_backprop clamps u at |z| = 100;
+    the JAX twin used jax.nn.gelu, whose derivative was then 0 * inf = NaN: NonFiniteError."""
+    big = 1e20 if dtype == np.float32 else 1e155
+    params = [np.array([[0, 0], [big, -big]], dtype), np.array([[0, 0], [1e-30, 0], [0, 1e-30]], dtype)]
+    x, y = np.ones((1, 1), dtype), np.array([[1.0, 0.0]], dtype)
+    J, grads = backend.loss_and_grad(params, x, y, activation="gelu", loss="softmax_cross_entropy")
+    assert np.isfinite(J) and all(np.isfinite(g).all() for g in grads)
+
+
+def test_sgd_step_refuses_params_that_share_memory():
+    """Tied weights [W, W, W]: W_3 was updated before delta_2 was formed from it, and the step
+    differed from W - lr (g_1 + g_2 + g_3) by 1e-4 without a word."""
+    W = np.random.default_rng(0).normal(size=(4, 3))
+    x, y = np.ones((2, 3)), manual_backprop.one_hot([0, 1], 3)
+    with pytest.raises(ValueError, match=r"params\[1\] shares memory with params\[0\]"):
+        manual_backprop.sgd_step([W, W, W], x, y, 0.1)
+    buf = np.zeros(24)
+    a, b = buf[:12].reshape(4, 3), buf[12:].reshape(4, 3)        # one buffer, no shared entry: fine
+    manual_backprop.sgd_step([a, b], x, y, 0.1)
