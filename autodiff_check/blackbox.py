@@ -41,19 +41,36 @@ class FD:
     note: str = ""
 
 
-def level_eps(f0: float, eps_f: float, u: float, values) -> float:
-    """The error of one evaluation of f at x + s: eps_f, measured at x, plus 16 u |f(x + s) - f(x)|
-    for what the step added (its own sums rounded, with some cancellation). Negligible where f
-    changes little over the step; it dominates where f(x) is small against h |f'| (a linear map
-    of inputs ~1e-8, steps ~1e-6: f(x + s) rounds 100x more than f(x) does)."""
-    moved = max((abs(float(np.real(f)) - f0) for f in values), default=0.0)
-    return eps_f + 16 * u * moved
+def level_eps(f0: float, eps_f: float, u: float, fs: dict) -> float:
+    """The error of one evaluation of f at x + k h v (``fs[k]``, k = +-1, +-2, or one side's
+    1, 2, 4): eps_f, measured at x, plus the rounding of what the step added to f, per unit of
+    k (D(kh) divides by k h). Where both signs were taken, the odd part |f(x + kh) - f(x - kh)| / 2
+    (which the central difference keeps: 16 u, for its sums' cancellation: a linear map of inputs
+    ~1e-8 has f(x) ~ 1e-8 but f(x + h) ~ 1e-6) and the even part |f(x + kh) + f(x - kh) - 2 f(x)| / 2
+    (the curvature's, rounded alike at both signs and largely cancelled: 2 u) apart; one side
+    alone: 16 u |f(x + kh) - f(x)|. Negligible where f changes little over the step."""
+    val = {k: float(np.real(f)) for k, f in fs.items()}
+    odd = even = one = 0.0
+    for k, f in val.items():
+        if -k in val and k > 0:
+            odd = max(odd, abs(f - val[-k]) / 2 / k)
+            even = max(even, abs(f + val[-k] - 2 * f0) / 2 / k)
+        elif -k not in val:
+            one = max(one, abs(f - f0) / abs(k))
+    return eps_f + u * (16 * odd + 2 * even + 16 * one)
 
 
 def _step(flat: Flat, x, v, pts, s) -> float:
     """The step actually taken from x towards pts[s] along v, signed (exact for a coordinate
-    direction; x + s h v rounds to x's dtype, off from s h by up to half an ulp of x)."""
+    direction; x + s h v rounds to x's dtype, off from s h by up to half an ulp of x, and is 0
+    once h is below it)."""
     return float((pts[s] - x) @ v) / float(v @ v)
+
+
+def _slope(fs, f0, flat: Flat, x, v, pts, s) -> float:
+    """(f(x + s h v) - f(x)) per unit of the step actually taken; NaN where x + s h v rounded to x."""
+    step = _step(flat, x, v, pts, s)
+    return (fs[s] - f0) / step if step else float("nan")
 
 
 def evaluate(F, flat: Flat, x, v, h, offsets):
@@ -76,8 +93,10 @@ def one_sided(F, flat: Flat, x, v, f0, eps_f, h, side: int, pts, fs) -> FD | Non
     if not np.isfinite(f4[4 * side]):
         return None
     pts, fs = {**pts, **p4}, {**fs, **f4}
-    eps = level_eps(f0, eps_f, flat.u, [fs[k * side] for k in (1, 2, 4)])
-    F1, F2, F4 = ((fs[k * side] - f0) / _step(flat, x, v, pts, k * side) for k in (1, 2, 4))
+    eps = level_eps(f0, eps_f, flat.u, {k * side: fs[k * side] for k in (1, 2, 4)})
+    F1, F2, F4 = (_slope(fs, f0, flat, x, v, pts, k * side) for k in (1, 2, 4))
+    if not np.isfinite(F1 + F2 + F4):   # a step below x's ulp: no slope at this level
+        return None
     a, b = F1 - F2, F2 - F4
     if not abs(b - 3 * a) <= 1.5 * abs(a) + 10 * eps / h:
         return None
@@ -95,6 +114,8 @@ def fd_dir(F, flat: Flat, x, v, f0, eps_f, h, *, adapt: bool = True, levels: int
     nonfinite, edge = False, None
     for _ in range(levels):
         pts, fs = evaluate(F, flat, x, v, h, (1, -1, 2, -2))
+        if np.array_equal(pts[1], x) and np.array_equal(pts[-1], x):   # h below x's ulp: smaller is no better
+            break
         fin = {s: bool(np.isfinite(fs[s])) for s in fs}
         if not all(fin.values()):
             nonfinite = True
@@ -109,10 +130,10 @@ def fd_dir(F, flat: Flat, x, v, f0, eps_f, h, *, adapt: bool = True, levels: int
         d1 = (fs[1] - fs[-1]) / (2 * h)
         d2 = (fs[2] - fs[-2]) / (4 * h)
         J = (2 * (fs[1] - 2 * f0 + fs[-1]) - (fs[2] - 2 * f0 + fs[-2]) / 2) / h
-        eps = level_eps(f0, eps_f, flat.u, fs.values())
+        eps = level_eps(f0, eps_f, flat.u, fs)
 
         def kink() -> FD:   # one-sided derivatives per step actually taken (near x's ulp, h is not)
-            F1, F2, B1, B2 = ((fs[s] - f0) / _step(flat, x, v, pts, s) for s in (1, 2, -1, -2))
+            F1, F2, B1, B2 = (_slope(fs, f0, flat, x, v, pts, s) for s in (1, 2, -1, -2))
             return FD(float("nan"), float("inf"), "kink", taken,
                        2 * B1 - B2, 3 * abs(B1 - B2) + 4 * eps / h, 2 * F1 - F2, 3 * abs(F1 - F2) + 4 * eps / h)
 

@@ -36,11 +36,14 @@ Tolerances for a black box (no ``loss_error=``/``kinks=`` given) are estimated, 
 
        tol_fd = 3 |D(h) - D(2h)| + 2 eps_f / h            (autodiff_check.oracles, derived there)
 
-   where, at each step, eps_f grows by 16 u max |f(x + s) - f(x)| over the points evaluated:
-   eps_f is measured at x, and what the step adds to f rounds too (negligible unless f(x) is
-   small against h |f'|, e.g. a linear map of inputs ~1e-8: :func:`blackbox.level_eps`). The
-   same eps_f enters step 4's floor and one-sided tolerances; one-sided derivatives divide by
-   the steps actually taken (x + h rounds to x's dtype).
+   where, at each step, eps_f grows by the rounding of what the step added to f, per unit of
+   k for the points x +- k h: 16 u of the odd part |f(x + kh) - f(x - kh)| / 2 (the central
+   difference keeps it: a linear map of inputs ~1e-8 has f(x) ~ 1e-8 but f(x + h) ~ 1e-6) and
+   2 u of the even part (curvature, rounded alike at both signs); 16 u |f(x + kh) - f(x)| for
+   one side alone (:func:`blackbox.level_eps`). Negligible where f changes little over the
+   step. The same eps_f enters step 4's floor and the one-sided tolerances; one-sided
+   derivatives divide by the steps actually taken (x + h rounds to x's dtype; a step that
+   rounds to nothing gives none).
 
 4. Kinks, detected. From the same five points f(x), f(x +- h), f(x +- 2h):
    J(h) = [2 (f(x+h) - 2 f(x) + f(x-h)) - (f(x+2h) - 2 f(x) + f(x-2h)) / 2] / h equals
@@ -619,16 +622,31 @@ def _leaving_inputs(fn: Callable, deriv: str, args: Sequence[tuple[Any, str, tup
     copies = [copy.deepcopy(tree) for tree, _, _ in args]
     out = fn(*copies)
     for (tree, root, prefix), mine in zip(args, copies):
-        before, paths, _ = flatten(tree, what=root)
-        for a, b, p in zip(before, flatten(mine, what=root)[0], paths):
-            nan = bool(np.issubdtype(a.dtype, np.inexact))
-            if not (a.shape == b.shape and np.array_equal(a, b, equal_nan=nan)):
-                changed = (a != b) & ~(np.isnan(a) & np.isnan(b)) if nan and a.shape == b.shape else a != b
-                first = tuple(int(i) for i in np.argwhere(changed)[0]) if a.shape == b.shape and a.ndim else ()
-                where = format_path(root, prefix + p) + (" " if root in ("primal", "tangents") and first else "") + format_index(first)
-                raise ValueError(f"{deriv} wrote into its argument {where}: a derivative must leave its inputs as "
-                                 "they are (its caller still holds them: copy first, dx = dy.copy()); the check "
-                                 "cannot judge a function that changes what it is given")
+        before, paths, td = flatten(tree, what=root)
+        try:
+            after, _, td_after = flatten(mine, what=root)
+        except TypeError:   # something not an array was put in
+            td_after = None
+        where, first = format_path(root, prefix), ()
+        if td_after != td:
+            where += " (its structure: an entry added, removed or replaced)"
+        else:
+            for a, b, p in zip(before, after, paths):
+                if a.shape != b.shape:
+                    where = format_path(root, prefix + p) + f" (shape {a.shape} became {b.shape})"
+                    break
+                nan = bool(np.issubdtype(a.dtype, np.inexact))
+                if not np.array_equal(a, b, equal_nan=nan):
+                    changed = (a != b) & ~(np.isnan(a) & np.isnan(b)) if nan else a != b
+                    first = tuple(int(i) for i in np.argwhere(changed)[0]) if a.ndim else ()
+                    where = format_path(root, prefix + p)
+                    break
+            else:
+                continue
+        sep = " " if root in ("primal", "tangents") and first else ""
+        raise ValueError(f"{deriv} wrote into its argument {where}{sep}{format_index(first)}: a derivative must leave "
+                         "its inputs as they are (its caller still holds them: copy first, dx = dy.copy()); the "
+                         "check cannot judge a function that changes what it is given")
     return out
 
 
@@ -649,9 +667,9 @@ def _twin_notes(f_leaves: list[np.ndarray], jax_out, treedef, paths, what: str) 
         gap = np.abs(a.astype(np.float64) - b.astype(np.float64))
         if np.any(gap > np.sqrt(np.finfo(a.dtype).eps) * scale):
             i = np.unravel_index(int(np.argmax(gap)), a.shape)
-            notes.append(f"jax_fn is not {what}: at {format_path('output', p)}{format_index(i)} {what} gives {a[i]:.8g}, "
-                         f"jax_fn {b[i]:.8g}; the JAX oracles check another function, so their verdict says nothing "
-                         f"about the derivative under test")
+            notes.append(f"jax_fn and {what} differ: at {format_path('output', p)}{format_index(i)} {what} gives "
+                         f"{a[i]:.8g}, jax_fn {b[i]:.8g}; unless {what} cancels to rounding there, the JAX oracles "
+                         "check another function, and their verdict says nothing about the derivative under test")
             break
     return notes
 
@@ -782,8 +800,9 @@ def check_gradients(
         tree = flat.build(flat.x)
         a, b = _scalar_out(loss_fn(tree), what), _scalar_out(np.asarray(jf(tree)), "jax_fn")
         if abs(a - b) > np.sqrt(2 * flat.u) * abs(a):   # as _twin_notes
-            _notes = list(_notes) + [f"jax_fn is not loss_fn: loss_fn gives {a:.8g}, jax_fn {b:.8g}; the JAX oracles "
-                                     "check another function, so their verdict says nothing about grad_fn"]
+            _notes = list(_notes) + [f"jax_fn and loss_fn differ: loss_fn gives {a:.8g}, jax_fn {b:.8g}; unless "
+                                     "loss_fn cancels to rounding there, the JAX oracles check another function, "
+                                     "and their verdict says nothing about grad_fn"]
         grad = jax.grad(jf, allow_int=True)
         jvp = _compiled(jax, lambda t, vt: jax.jvp(jf, (t,), (vt,))[1])
 

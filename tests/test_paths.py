@@ -362,8 +362,14 @@ def test_an_existing_output_is_refused_unless_overwrite_or_the_checkpoint_being_
             paths.check_outputs(**kw)
     assert paths.check_outputs(checkpoint=done, plot=notes, overwrite=True).checkpoint == done
     assert paths.check_outputs(checkpoint=done, resume=done).checkpoint == done          # continued in place
+    assert paths.check_outputs(plot=notes, resume=done).plot == notes                    # a resumed run redraws its plot
     with pytest.raises(FileExistsError, match=r"--resume .*done.npz continues it"):
         paths.check_outputs(checkpoint=done, resume=None)
+    other = tmp_path / "other.npz"
+    other.write_bytes(b"x")
+    with pytest.raises(FileExistsError) as e:       # resuming done.npz: no hint to resume other.npz instead
+        paths.check_outputs(checkpoint=other, resume=done)
+    assert "--resume" not in str(e.value)
     link = tmp_path / "link.npz"
     link.symlink_to(done)                               # written through: its target exists
     with pytest.raises(FileExistsError):

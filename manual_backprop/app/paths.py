@@ -408,27 +408,26 @@ def _check_creatable(target: Path, text: str, what: str) -> None:
 
 def check_new(target: Path, text: str, what: str, overwrite: bool, hint: str = "") -> None:
     """An existing ``target`` (``text`` as the user gave it) is another run's file, or the user's:
-    ``FileExistsError`` unless ``overwrite``; one that a live process holds as its lock (flock) is
-    :class:`OutputLockedError` even then."""
-    try:
-        fd = os.open(target, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    ``FileExistsError`` unless ``overwrite``. A lock file of a live run (:class:`OutputLock`: a
+    ``.lock`` holding the pid of a process that exists) is :class:`OutputLockedError` even then;
+    told by its content, not by flock, which would stand in that run's way for a moment."""
+    try:   # non-blocking: a FIFO swapped in since resolve_output must not hang the check
+        fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         return
     except OSError:
-        fd = None   # unreadable: it exists all the same
-    try:
-        if fd is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise OutputLockedError(f"{what} {text} is the lock file of a running process; refusing to "
-                                        "replace it (choose another path)") from None
-    finally:
-        if fd is not None:
+        head = b""   # unreadable: it exists all the same
+    else:
+        try:
+            head = os.pread(fd, 22, 0) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
+        finally:
             os.close(fd)
+    if target.name.endswith(".lock") and re.fullmatch(rb"\d{1,20}\n?", head) and _alive(int(head)):
+        raise OutputLockedError(f"{what} {text} is the lock file of a running process (pid {int(head)}); refusing to "
+                                "replace it (choose another path)")
     if not overwrite:
         raise FileExistsError(f"{what} {text} exists; refusing to replace a file this run did not write "
-                              f"(--overwrite, or overwrite=True, replaces it{hint})")
+                              f"(--overwrite on the command line, overwrite=True from Python, replaces it{hint})")
 
 
 def check_output(path: str | os.PathLike, what: str = "output", *, overwrite: bool = False) -> Path:
@@ -453,8 +452,8 @@ def check_outputs(
     """Refuse, before any work, the output paths a run could not write or would clobber.
 
     ``checkpoint`` and ``plot`` (files to write): not empty, not a directory or special file,
-    not an existing file unless ``overwrite`` (``FileExistsError``; the checkpoint being
-    resumed may be continued in place), never a live process's lock file
+    not an existing file unless ``overwrite`` (``FileExistsError``; a resumed run may continue
+    its checkpoint in place and redraw its plot), never a live run's lock file
     (:class:`OutputLockedError`), in an existing directory where a file can be created
     (:class:`OutputPathError`, ``FileNotFoundError`` for a missing directory,
     ``PermissionError`` for an unwritable one).
@@ -512,10 +511,10 @@ def check_outputs(
             )
     for what in ("checkpoint", "plot"):   # last: the errors above say more about an existing file
         target = resolved[what]
-        if target is not None:
-            in_place = what == "checkpoint" and resolved["resume"] is not None and same_file(target, resolved["resume"])
-            hint = f"; --resume {os.fspath(given[what])} continues it" if what == "checkpoint" else ""
-            check_new(target, os.fspath(given[what]), what, overwrite or in_place, hint)
+        if target is not None:   # a resumed run continues its checkpoint in place and redraws its plot
+            own = resolved["resume"] is not None and (what == "plot" or same_file(target, resolved["resume"]))
+            hint = f"; --resume {os.fspath(given[what])} continues it" if what == "checkpoint" and resume is None else ""
+            check_new(target, os.fspath(given[what]), what, overwrite or own, hint)
     return Outputs(resolved["checkpoint"], resolved["plot"], resolved["resume"])
 
 

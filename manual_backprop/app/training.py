@@ -468,11 +468,15 @@ def train(
     if not isinstance(config, Config):
         raise TypeError(f"config must be a training.Config (e.g. RECIPES['default']); got {type(config).__name__}")
     backend = _backend(config, backend)
-    out = paths.check_outputs(checkpoint=checkpoint, plot=plot, resume=resume, overwrite=overwrite,
-                              inputs=data_files(data_dir) if data is None else ())
+    def check_outputs():
+        return paths.check_outputs(checkpoint=checkpoint, plot=plot, resume=resume, overwrite=overwrite,
+                                   inputs=data_files(data_dir) if data is None else ())
+
+    out = check_outputs()
     if plot is not None:
         _require_matplotlib()
     with paths.lock_outputs(checkpoint=out.checkpoint, plot=out.plot):
+        check_outputs()   # again, now that no other run can write them: one may have finished in between
         if data is None:
             data = load_mnist(data_dir, n_classes=n_classes)
         n_pool = _check_data(config, data)
