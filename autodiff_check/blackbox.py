@@ -41,14 +41,18 @@ class FD:
     note: str = ""
 
 
-def level_eps(f0: float, eps_f: float, u: float, fs: dict) -> float:
-    """The error of one evaluation of f at x + k h v (``fs[k]``, k = +-1, +-2, or one side's
-    1, 2, 4): eps_f, measured at x, plus the rounding of what the step added to f, per unit of
-    k (D(kh) divides by k h). Where both signs were taken, the odd part |f(x + kh) - f(x - kh)| / 2
-    (which the central difference keeps: 16 u, for its sums' cancellation: a linear map of inputs
-    ~1e-8 has f(x) ~ 1e-8 but f(x + h) ~ 1e-6) and the even part |f(x + kh) + f(x - kh) - 2 f(x)| / 2
-    (the curvature's, rounded alike at both signs and largely cancelled: 2 u) apart; one side
-    alone: 16 u |f(x + kh) - f(x)|. Negligible where f changes little over the step."""
+def level_eps(f0: float, eps_f: float, u: float, fs: dict) -> tuple[float, float]:
+    """(for the tests of a step, for the tolerance): the error of one evaluation of f at
+    x + k h v (``fs[k]``, k = +-1, +-2, or one side's 1, 2, 4), eps_f measured at x plus the
+    rounding of what the step added to f, per unit of k (D(kh) divides by k h).
+
+    Where both signs were taken, the odd part |f(x + kh) - f(x - kh)| / 2, which the central
+    difference keeps, rounds by 16 u (its sums' cancellation: a linear map of inputs ~1e-8 has
+    f(x) ~ 1e-8 but f(x + h) ~ 1e-6); it enters both. The even part |f(x + kh) + f(x - kh) -
+    2 f(x)| / 2 (curvature) enters the tolerance only, by 2 u: in the tests of a step it would
+    grow with the curvature and accept the coarse steps whose rounding is largest (a sum that
+    cancels rounds by far more than 2 u of it; there the smaller steps the tests ask for keep
+    it small). One side alone (a domain edge): 16 u |f(x + kh) - f(x)|, tolerance only."""
     val = {k: float(np.real(f)) for k, f in fs.items()}
     odd = even = one = 0.0
     for k, f in val.items():
@@ -57,7 +61,7 @@ def level_eps(f0: float, eps_f: float, u: float, fs: dict) -> float:
             even = max(even, abs(f + val[-k] - 2 * f0) / 2 / k)
         elif -k not in val:
             one = max(one, abs(f - f0) / abs(k))
-    return eps_f + u * (16 * odd + 2 * even + 16 * one)
+    return eps_f + 16 * u * odd, eps_f + u * (16 * odd + 2 * even + 16 * one)
 
 
 def _step(flat: Flat, x, v, pts, s) -> float:
@@ -93,12 +97,12 @@ def one_sided(F, flat: Flat, x, v, f0, eps_f, h, side: int, pts, fs) -> FD | Non
     if not np.isfinite(f4[4 * side]):
         return None
     pts, fs = {**pts, **p4}, {**fs, **f4}
-    eps = level_eps(f0, eps_f, flat.u, {k * side: fs[k * side] for k in (1, 2, 4)})
+    _, eps = level_eps(f0, eps_f, flat.u, {k * side: fs[k * side] for k in (1, 2, 4)})
     F1, F2, F4 = (_slope(fs, f0, flat, x, v, pts, k * side) for k in (1, 2, 4))
     if not np.isfinite(F1 + F2 + F4):   # a step below x's ulp: no slope at this level
         return None
     a, b = F1 - F2, F2 - F4
-    if not abs(b - 3 * a) <= 1.5 * abs(a) + 10 * eps / h:
+    if not abs(b - 3 * a) <= 1.5 * abs(a) + 10 * eps_f / h:   # the test of the step: eps_f (level_eps)
         return None
     return FD(2 * F1 - F2, 3 * abs(a) + 4 * eps / h, "ok", v,   # per unit of v: the steps taken are divided out
                note=f"one-sided difference from the {'right' if side > 0 else 'left'} (f is not finite on the other side)")
@@ -130,19 +134,19 @@ def fd_dir(F, flat: Flat, x, v, f0, eps_f, h, *, adapt: bool = True, levels: int
         d1 = (fs[1] - fs[-1]) / (2 * h)
         d2 = (fs[2] - fs[-2]) / (4 * h)
         J = (2 * (fs[1] - 2 * f0 + fs[-1]) - (fs[2] - 2 * f0 + fs[-2]) / 2) / h
-        eps = level_eps(f0, eps_f, flat.u, fs)
+        floor, eps = level_eps(f0, eps_f, flat.u, fs)   # floor: the tests of this step; eps: its tolerance
 
         def kink() -> FD:   # one-sided derivatives per step actually taken (near x's ulp, h is not)
             F1, F2, B1, B2 = (_slope(fs, f0, flat, x, v, pts, s) for s in (1, 2, -1, -2))
             return FD(float("nan"), float("inf"), "kink", taken,
                        2 * B1 - B2, 3 * abs(B1 - B2) + 4 * eps / h, 2 * F1 - F2, 3 * abs(F1 - F2) + 4 * eps / h)
 
-        if abs(J) <= 16 * eps / h and prev_J is not None and 64 * abs(J) >= abs(prev_J):
+        if abs(J) <= 16 * floor / h and prev_J is not None and 64 * abs(J) >= abs(prev_J):
             # J fell under the noise floor (which grows as h shrinks) without decaying like
             # h^3 (512x per level for a smooth f): a jump of f' hidden by the floor, not a
             # smooth f, so the central difference (the mean of the two sides) is no derivative
             return kink()
-        if abs(J) <= 16 * eps / h:
+        if abs(J) <= 16 * floor / h:
             # + |J| / 2: a jump of f' under the floor moves the central difference (the mean of
             # the two sides) by half the jump from either side; for a smooth f, J = O(h^3)
             res = FD(d1, 3 * abs(d1 - d2) + 2 * eps / h + abs(J) / 2, "ok", taken)

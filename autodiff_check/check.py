@@ -38,12 +38,12 @@ Tolerances for a black box (no ``loss_error=``/``kinks=`` given) are estimated, 
 
    where, at each step, eps_f grows by the rounding of what the step added to f, per unit of
    k for the points x +- k h: 16 u of the odd part |f(x + kh) - f(x - kh)| / 2 (the central
-   difference keeps it: a linear map of inputs ~1e-8 has f(x) ~ 1e-8 but f(x + h) ~ 1e-6) and
-   2 u of the even part (curvature, rounded alike at both signs); 16 u |f(x + kh) - f(x)| for
-   one side alone (:func:`blackbox.level_eps`). Negligible where f changes little over the
-   step. The same eps_f enters step 4's floor and the one-sided tolerances; one-sided
-   derivatives divide by the steps actually taken (x + h rounds to x's dtype; a step that
-   rounds to nothing gives none).
+   difference keeps it: a linear map of inputs ~1e-8 has f(x) ~ 1e-8 but f(x + h) ~ 1e-6),
+   here and in step 4's floor; and, in the tolerances only, 2 u of the even part (curvature)
+   and 16 u |f(x + kh) - f(x)| for one side alone (:func:`blackbox.level_eps`: in the floor
+   they would accept the coarse steps whose rounding is largest). Negligible where f changes
+   little over the step. One-sided derivatives divide by the steps actually taken (x + h rounds
+   to x's dtype; a step that rounds to nothing gives none, and ends the search).
 
 4. Kinks, detected. From the same five points f(x), f(x +- h), f(x +- 2h):
    J(h) = [2 (f(x+h) - 2 f(x) + f(x-h)) - (f(x+2h) - 2 f(x) + f(x-2h)) / 2] / h equals
@@ -442,7 +442,7 @@ def _check_core(
         checked = [(a, b, t) for a, b, t in pairs if np.isfinite(t)]
         bad = [(a, b, t) for a, b, t in pairs if (np.isfinite(t) and not abs(a - b) <= t) or not np.isfinite(a)]
         worst = max(checked, key=lambda p: abs(p[0] - p[1]) / p[2] if p[2] > 0 else np.inf, default=None)
-        return OracleResult(oracle, not bad and bool(checked), abs(worst[0] - worst[1]) if worst else float("nan"),
+        return OracleResult(oracle, not bad, abs(worst[0] - worst[1]) if worst else float("nan"),   # none checked: NOT CHECKED
                             worst[2] if worst else float("nan"), directional=pairs, skipped=skipped,
                             not_checkable=nc, n_failed=len(bad))
 

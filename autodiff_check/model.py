@@ -33,7 +33,7 @@ def _gelu(z):
     beyond, tanh u is +-1 to the last bit, and z^3 would overflow (jax.nn.gelu's derivative is
     then 0 * inf = NaN from z ~ 1e19 in float32, where manual_backprop's is finite)."""
     zc = jnp.clip(z, -100.0, 100.0)
-    return 0.5 * z * (1 + jnp.tanh(np.sqrt(2 / np.pi) * (zc + 0.044715 * zc**3)))
+    return 0.5 * z * (1 + jnp.tanh(math.sqrt(2 / math.pi) * (zc + 0.044715 * zc**3)))   # Python floats: z's dtype stays
 
 
 ACTIVATIONS = {

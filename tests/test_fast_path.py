@@ -359,6 +359,29 @@ def test_x_sharing_memory_with_what_a_step_writes_is_refused():
     assert_bit_equal(params, before)
 
 
+def test_sgd_step_refuses_params_that_share_memory():
+    """Tied weights [W, W, W]: W_3 was updated before delta_2 was formed from it, and the step
+    differed from W - lr (g_1 + g_2 + g_3) by 1e-4 without a word (review finding). Params that
+    are disjoint parts of one buffer, even interleaved, share no entry: taken."""
+    W = np.random.default_rng(0).normal(size=(4, 3))
+    x, y = np.ones((2, 3)), mb.one_hot([0, 1], 3)
+    before = W.copy()
+    with pytest.raises(ValueError, match=r"^sgd_step updates params in place: params\[1\] shares memory with "
+                                         r"params\[0\] \(tied weights: step a copy, or add the gradients"):
+        mb.sgd_step([W, W, W], x, y, 0.1)
+    assert_bit_equal([W], [before])
+    tied_within = np.lib.stride_tricks.as_strided(np.zeros(4), (4, 3), (8, 0))   # three columns, one number
+    with pytest.raises(ValueError, match=r"^sgd_step updates params in place: params\[0\] has a zero stride"):
+        mb.sgd_step([tied_within, W], x, y, 0.1)
+    for buf, parts in ((np.zeros(24), lambda b: (b[:12].reshape(4, 3), b[12:].reshape(4, 3))),
+                       (np.zeros((4, 6)), lambda b: (b[:, ::2], b[:, 1::2]))):     # may_share_memory, no shared entry
+        a, b = parts(buf)
+        ref = [a.copy(), b.copy()]
+        mb.sgd_step([a, b], x, y, 0.1)
+        mb.sgd_step(ref, x, y, 0.1)
+        assert_bit_equal([a, b], ref)
+
+
 def test_an_update_that_pushes_a_weight_near_the_top_of_the_range_past_it_is_refused():
     """W_1 holds +-max float64 and the update lr delta_1 is ~1e300 (relu, one example): the
     update alone is finite, W + update is not. Refused before W_1 is touched (W_2 above was
