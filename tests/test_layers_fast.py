@@ -720,6 +720,19 @@ def test_bad_arguments_are_named(call, exc, start):
     assert str(info.value).startswith(start), str(info.value)
 
 
+def test_a_float_array_in_non_native_byte_order_is_refused_with_its_conversion():
+    """A big-endian float64 used to be refused as 'must be a float32 or float64 array' alone."""
+    for dt, native in ((">f8", "float64"), (">f4", "float32")):
+        with pytest.raises(TypeError) as info:
+            L.dense(np.ones((2, 3), dt), rnd(4, 2))
+        assert str(info.value) == (f"dense: x must be a float32 or float64 array; got dtype {np.dtype(dt)} (non-native "
+                                   f"byte order: x.astype(np.{native}) converts it)")
+    for dt in (">i4", ">f2", "<f2"):    # not a float32/float64 in another order: no conversion offered
+        with pytest.raises(TypeError) as info:
+            L.dense(np.ones((2, 3), dt), rnd(4, 2))
+        assert str(info.value) == f"dense: x must be a float32 or float64 array; got dtype {np.dtype(dt)}"
+
+
 def test_boundary_arguments_are_accepted():
     """The edges of each check: a kernel or window that exactly fits, rate 0, the smallest
     positive eps, the extreme axes, the extreme ids, a numpy integer stride, -1 once."""
