@@ -321,7 +321,7 @@ def sgd_step(params: Params, x: np.ndarray, y: np.ndarray, lr: float, *, activat
             raise ValueError(f"sgd_step updates params in place: params[{i}] is read-only")
         if np.may_share_memory(W, x):
             raise ValueError(f"sgd_step updates params in place: params[{i}] overlaps x")
-        if any(s == 0 and n > 1 for s, n in zip(W.strides, W.shape)):   # entries tied within one W
+        if 0 in W.strides and any(s == 0 and n > 1 for s, n in zip(W.strides, W.shape)):   # entries tied within W
             raise ValueError(f"sgd_step updates params in place: params[{i}] has a zero stride (entries that are "
                              "one number: each update would overwrite the others)")
         for j in range(i):   # tied weights: W_l would change before delta_{l-1} is formed from it
