@@ -373,6 +373,11 @@ def test_sgd_step_refuses_params_that_share_memory():
     tied_within = np.lib.stride_tricks.as_strided(np.zeros(4), (4, 3), (8, 0))   # three columns, one number
     with pytest.raises(ValueError, match=r"^sgd_step updates params in place: params\[0\] has a zero stride"):
         mb.sgd_step([tied_within, W], x, y, 0.1)
+    one_column = np.lib.stride_tricks.as_strided(np.zeros(4), (4, 1), (8, 0))   # a zero stride over one entry
+    ref = np.zeros((4, 1))
+    mb.sgd_step([one_column], x, y[:, :1], 0.1)
+    mb.sgd_step([ref], x, y[:, :1], 0.1)
+    assert_bit_equal([one_column], [ref])
     for buf, parts in ((np.zeros(24), lambda b: (b[:12].reshape(4, 3), b[12:].reshape(4, 3))),
                        (np.zeros((4, 6)), lambda b: (b[:, ::2], b[:, 1::2]))):     # may_share_memory, no shared entry
         a, b = parts(buf)
