@@ -88,7 +88,8 @@ def evaluate(F, flat: Flat, x, v, h, offsets):
 def one_sided(F, flat: Flat, x, v, f0, eps_f, h, side: int, pts, fs) -> FD | None:
     """At a domain edge (f finite on one side only): the one-sided Richardson derivative from the
     finite side, 2 F(h) - F(2h) with F(k) = (f(x + side k h v) - f(x)) / (the step taken), tolerance
-    3 |F(h) - F(2h)| + 4 eps_f / h (the coefficients of f's values sum to 4/h). Trusted only in
+    3 |F(h) - F(2h)| + 4 eps / h (the coefficients of f's values sum to 4/h; eps: eps_f and what the
+    steps added, :func:`level_eps`). Trusted only in
     the Taylor regime: a = F(h) - F(2h) and b = F(2h) - F(4h) are in ratio 2 (f'' != 0) to 4
     (f'' = 0), so |b - 3a| <= 1.5 |a| up to rounding (a carries <= 2 eps_f / h, b <= eps_f / h:
     |b - 3a| and 1.5 |a| are off by <= 10 eps_f / h together); a log singularity (ratio 1) is

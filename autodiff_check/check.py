@@ -1125,6 +1125,7 @@ def check_hvp(loss_fn: Callable, hvp_fn: Callable, params: Any, *, grad_fn: Call
                 w = _zero_consts(flat, flat.build(np.concatenate([a.ravel() for a in wl]) if wl else np.zeros(0)), jax)
                 return float(second(tree, vj, w))
             jfns = (jhvp, jdir)
+
         def hv(P, v_tree=v_tree):
             return _leaving_inputs(hvp_fn, "hvp_fn", [(P, "params", ()), (v_tree, "vector", ())])
 

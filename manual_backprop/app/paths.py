@@ -9,8 +9,8 @@ Rules, each tested in ``tests/test_paths.py``:
 
 * An output must be, or become, a *regular* file. A path naming a directory, a FIFO, a device
   or a socket is refused and never replaced; an empty path is refused. An existing file is
-  another run's (or the user's): refused unless the caller says ``overwrite`` (a checkpoint
-  being resumed may be continued in place); a file a live process holds as its lock, always.
+  another run's (or the user's): refused unless the caller says ``overwrite`` (a resumed run
+  may continue its checkpoint in place and redraw its plot); a live run's lock file, always.
 * A symlink is written *through*: the new file replaces the link's target and the link stays
   (the temporary file goes beside the target, so the rename stays on one file system).
 * A write goes to ``.NAME.tmp-PID-XXXXXXXX`` beside the target (with the replaced file's

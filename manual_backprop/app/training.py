@@ -461,7 +461,8 @@ def train(
     after every epoch; ``resume`` continues from one (config and data must match; only
     ``epochs`` may change, and ``keep_checkpoint_epochs`` keeps the checkpoint's count).
     ``plot`` writes the training curve as PNG. An existing checkpoint or plot file is refused
-    unless ``overwrite`` (or it is the checkpoint being resumed). ``log`` receives one line per
+    unless ``overwrite`` (a resumed run continues its checkpoint and redraws its plot); both are
+    checked again once the run holds their locks. ``log`` receives one line per
     epoch. Raises :class:`DivergenceError` (module docstring).
     """
     t_start = time.perf_counter()
