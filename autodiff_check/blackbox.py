@@ -142,7 +142,7 @@ def fd_dir(F, flat: Flat, x, v, f0, eps_f, h, *, adapt: bool = True, levels: int
             return FD(float("nan"), float("inf"), "kink", taken,
                        2 * B1 - B2, 3 * abs(B1 - B2) + 4 * eps / h, 2 * F1 - F2, 3 * abs(F1 - F2) + 4 * eps / h)
 
-        if abs(J) <= 16 * floor / h and prev_J is not None and 64 * abs(J) >= abs(prev_J):
+        if abs(J) <= 16 * floor / h and prev_J is not None and 4 * abs(J) >= abs(prev_J):
             # J fell under the noise floor (which grows as h shrinks) without decaying like
             # h^3 (512x per level for a smooth f): a jump of f' hidden by the floor, not a
             # smooth f, so the central difference (the mean of the two sides) is no derivative

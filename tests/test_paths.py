@@ -362,7 +362,8 @@ def test_an_existing_output_is_refused_unless_overwrite_or_the_checkpoint_being_
             paths.check_outputs(**kw)
     assert paths.check_outputs(checkpoint=done, plot=notes, overwrite=True).checkpoint == done
     assert paths.check_outputs(checkpoint=done, resume=done).checkpoint == done          # continued in place
-    assert paths.check_outputs(plot=notes, resume=done).plot == notes                    # a resumed run redraws its plot
+    with pytest.raises(FileExistsError):           # a plot is no run's own: resuming does not license replacing one
+        paths.check_outputs(plot=notes, resume=done)
     with pytest.raises(FileExistsError, match=r"--resume .*done.npz continues it"):
         paths.check_outputs(checkpoint=done, resume=None)
     other = tmp_path / "other.npz"

@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the training curve (loss and accuracy per epoch) here; needs matplotlib")
     t.add_argument("--overwrite", action="store_true",
                    help="replace an existing --checkpoint or --plot file (default: refuse it, as another "
-                        "run's; --resume PATH --checkpoint PATH continues a checkpoint in place and redraws --plot)")
+                        "run's; --resume PATH --checkpoint PATH continues a checkpoint in place)")
     t.add_argument("--threads", type=int, default=None, metavar="N",
                    help="BLAS threads for training, 0 = NumPy's default (default: 1, robust on a busy "
                         "2-core machine)")

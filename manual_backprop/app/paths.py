@@ -10,7 +10,7 @@ Rules, each tested in ``tests/test_paths.py``:
 * An output must be, or become, a *regular* file. A path naming a directory, a FIFO, a device
   or a socket is refused and never replaced; an empty path is refused. An existing file is
   another run's (or the user's): refused unless the caller says ``overwrite`` (a resumed run
-  may continue its checkpoint in place and redraw its plot); a live run's lock file, always.
+  may continue its checkpoint in place); a live run's lock file, always.
 * A symlink is written *through*: the new file replaces the link's target and the link stays
   (the temporary file goes beside the target, so the rename stays on one file system).
 * A write goes to ``.NAME.tmp-PID-XXXXXXXX`` beside the target (with the replaced file's
@@ -453,7 +453,7 @@ def check_outputs(
 
     ``checkpoint`` and ``plot`` (files to write): not empty, not a directory or special file,
     not an existing file unless ``overwrite`` (``FileExistsError``; a resumed run may continue
-    its checkpoint in place and redraw its plot), never a live run's lock file
+    its checkpoint in place), never a live run's lock file
     (:class:`OutputLockedError`), in an existing directory where a file can be created
     (:class:`OutputPathError`, ``FileNotFoundError`` for a missing directory,
     ``PermissionError`` for an unwritable one).
@@ -511,8 +511,8 @@ def check_outputs(
             )
     for what in ("checkpoint", "plot"):   # last: the errors above say more about an existing file
         target = resolved[what]
-        if target is not None:   # a resumed run continues its checkpoint in place and redraws its plot
-            own = resolved["resume"] is not None and (what == "plot" or same_file(target, resolved["resume"]))
+        if target is not None:   # a resumed run continues its checkpoint in place (whose plot is which, no file says)
+            own = what == "checkpoint" and resolved["resume"] is not None and same_file(target, resolved["resume"])
             hint = f"; --resume {os.fspath(given[what])} continues it" if what == "checkpoint" and resume is None else ""
             check_new(target, os.fspath(given[what]), what, overwrite or own, hint)
     return Outputs(resolved["checkpoint"], resolved["plot"], resolved["resume"])

@@ -461,7 +461,7 @@ def train(
     after every epoch; ``resume`` continues from one (config and data must match; only
     ``epochs`` may change, and ``keep_checkpoint_epochs`` keeps the checkpoint's count).
     ``plot`` writes the training curve as PNG. An existing checkpoint or plot file is refused
-    unless ``overwrite`` (a resumed run continues its checkpoint and redraws its plot); both are
+    unless ``overwrite`` (a resumed run may continue its checkpoint in place); both are
     checked again once the run holds their locks. ``log`` receives one line per
     epoch. Raises :class:`DivergenceError` (module docstring).
     """
