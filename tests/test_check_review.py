@@ -810,14 +810,14 @@ def test_a_smooth_function_at_tiny_inputs_is_not_called_a_kink_and_its_wrong_ent
     assert v.passed and v.report(full=True).count(": kink:") <= 1, v.report(full=True)   # 5 of 10 before
 
 
-def test_along_directions_a_value_outside_the_one_sided_derivatives_at_a_kink_fails():
-    """sum |x| over 2,500 inputs (checked along directions) with x[0] = 0: every direction
-    crosses the kink. Any convention there (sign(0) = 0) gives a value between the one-sided
-    derivatives: not checkable; outside them, a failure (a sign flip, 3x, zeros all read NOT
-    CHECKED after directions of kinks stopped counting as failures)."""
+def test_directions_that_cross_kinks_of_both_orientations_are_not_a_failure():
+    """relu(x0) - 0.5 relu(x1) + sum relu(x_i) over 2,500 inputs with x0 = x1 = 0 and relu'(0) = 0:
+    along v the two kinks add to opposite one-sided slopes, and the convention's value lies
+    outside both. A version that failed values outside the one-sided derivatives failed this
+    correct gradient (and zero-bias relu MLPs, 49 of 50); directions across kinks are not checked."""
     x = np.random.default_rng(0).normal(size=2500)
-    x[0] = 0.0
-    f = lambda q: float(np.abs(q).sum())  # noqa: E731
-    assert ac.check_gradients(f, np.sign, x).status == "NOT CHECKED"
-    for wrong in (lambda q: 3 * np.sign(q), lambda q: -np.sign(q), np.zeros_like):
-        assert ac.check_gradients(f, wrong, x).status == "FAIL"
+    x[:2] = 0.0
+    a = np.ones(2500)
+    a[1] = -0.5
+    v = ac.check_gradients(lambda q: float(a @ np.maximum(q, 0.0)), lambda q: a * (q > 0), x, analytic=False)
+    assert v.status == "NOT CHECKED", v.report(full=True)
