@@ -61,8 +61,9 @@ Tolerances for a black box (no ``loss_error=``/``kinks=`` given) are estimated, 
    the central difference, the mean of the two sides, is then |J| / 2 from either side, so
    tol_fd gains |J| / 2 (nothing for a smooth f, whose J is O(h^3)). At a
    kink the one-sided Richardson derivatives (2 F(h) - F(2h), tol 3 |F(h) - F(2h)| + 4 eps_f / h)
-   are computed: a derivative under test matching either side is *not checkable here*
-   (counted, listed, not a failure); matching neither is a failure. A random direction may
+   are computed: a derivative under test matching either side, or between them (sign(0) = 0
+   for |x|, a subgradient), is *not checkable here* (counted, listed, not a failure); outside
+   both is a failure. A random direction may
    cross several kinks, whose conventions can sum to a value outside both one-sided
    derivatives (relu'(0) = 0 under weights of both signs): it is not checked. At a domain edge (f finite
    on one side only) the one-sided Richardson derivative from the finite side is used once
@@ -242,7 +243,9 @@ def _per_coord_result(name: str, flat: Flat, g, ref, tol, notes: dict[int, str] 
 
 
 def _kink_note(fd: blackbox.FD, g_i: float) -> tuple[bool, str]:
-    """(matches one side, description) for an entry at a detected kink."""
+    """(not a failure, description) for an entry at a detected kink: the value under test
+    matches a one-sided derivative (relu'(0) = 0 or 1), or lies between them (sign(0) = 0 for
+    |x|: a subgradient, the mean of the sides); outside both is a failure."""
     left = abs(g_i - fd.left) <= fd.left_tol if np.isfinite(fd.left) else False
     right = abs(g_i - fd.right) <= fd.right_tol if np.isfinite(fd.right) else False
     sides = f"one-sided derivatives {fd.left:.6g} (left) / {fd.right:.6g} (right)"
@@ -250,7 +253,9 @@ def _kink_note(fd: blackbox.FD, g_i: float) -> tuple[bool, str]:
         return True, "kink not resolved by any step"
     if left or right:
         return True, f"kink: {sides}, value under test {g_i:.6g} matches the {'left' if left else 'right'}"
-    return False, f"at a kink: matches neither {sides}"
+    if np.isfinite(fd.right) and min(fd.left, fd.right) <= g_i <= max(fd.left, fd.right):
+        return True, f"kink: {sides}, value under test {g_i:.6g} between them"
+    return False, f"at a kink: outside the {sides}"
 
 
 def _check_core(

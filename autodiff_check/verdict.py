@@ -14,7 +14,7 @@ from .pytree import format_index
 @dataclass
 class Mismatch:
     """One entry out of tolerance: ``where`` (path and full index), the value under test, the
-    oracle's value, the tolerance, and a ``note`` (e.g. "at a kink: matches neither side")."""
+    oracle's value, the tolerance, and a ``note`` (e.g. "at a kink: outside the one-sided derivatives")."""
 
     where: str
     value: float

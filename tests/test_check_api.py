@@ -87,10 +87,12 @@ def test_kinks_are_detected_and_listed_not_failed():
     assert v.passed, v.report(full=True)
     assert v.results[0].skipped == 2 and len(v.not_checkable) == 2
     assert v.not_checkable[0].startswith("params[0]: kink: one-sided derivatives 0 (left) / 1 (right)")
-    wrong = lambda x: good(x) + np.array([0, 0, 0, 0.5])  # matches neither side at x[3]  # noqa: E731
+    wrong = lambda x: good(x) + np.array([0, 0, 0, 5.0])  # outside both sides (0, 4) at x[3]  # noqa: E731
     bad = ac.check_gradients(relu_loss, wrong, x)
     assert [m.where for m in bad.results[0].mismatches] == ["params[3]"]
-    assert "matches neither" in bad.results[0].mismatches[0].note
+    assert "at a kink: outside the one-sided derivatives" in bad.results[0].mismatches[0].note
+    between = lambda x: good(x) + np.array([0, 0, 0, 2.0])  # relu'(0) = 1/2: a subgradient, not a failure  # noqa: E731
+    assert ac.check_gradients(relu_loss, between, x).passed
 
 
 def test_float32_is_checked_in_float32_with_its_own_noise():
