@@ -691,7 +691,9 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, *, causal: bool = Fal
     Backward:  dv = P^T dy,   dP = dy v^T,   dS = P * (dP - sum_keys(dP * P))
                dq = dS k / sqrt(d),   dk = dS^T q / sqrt(d)
     Masked entries have P = 0, hence dS = 0: no gradient flows to future keys. Scores that
-    overflow to +inf or NaN (finite q and k), or all to -inf in a row, are a ValueError.
+    overflow to +inf or NaN (finite q and k), or all to -inf in a row, are a ValueError. An inf
+    in a key or value that a query does not see still makes its row NaN (P = 0 there, and
+    0 * inf = NaN in the products), as in torch.
     """
     q, k, v, allowed, scale = _attention_args("attention", q, k, v, causal)
     return _softmax(_scores("attention", q, k, scale, allowed), -1, allowed) @ v

@@ -390,3 +390,14 @@ def test_a_live_lock_file_is_never_an_output_and_a_replaced_lock_is_not_deleted(
         other.write_bytes(b"a file renamed over the lock")
         os.replace(other, lock.lock_path)
     assert lock.lock_path.read_bytes() == b"a file renamed over the lock"
+
+
+def test_a_lock_file_that_cannot_be_written_is_an_error_naming_it(tmp_path, monkeypatch):
+    """A full disk at the start of a run: '[Errno 28] No space left on device', no path."""
+    def full(fd, data, offset):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "pwrite", full)
+    with pytest.raises(OSError, match=r"cannot write the lock file .*c\.npz\.lock for output .*No space left") as info:
+        paths.OutputLock(tmp_path / "c.npz").acquire()
+    assert info.value.errno == errno.ENOSPC

@@ -174,8 +174,12 @@ class OutputLock:
                         raise OutputPathError(
                             f"{self.lock_path} exists and is not a lock file (it holds other data); refusing to "
                             f"take it over for {self.what} {self.target}: move it or choose another path")
-                    os.ftruncate(fd, 0)
-                    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+                    try:
+                        os.ftruncate(fd, 0)
+                        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+                    except OSError as e:   # a full disk: name the file, as every other write here does
+                        raise OSError(e.errno, f"cannot write the lock file {self.lock_path} for {self.what} "
+                                               f"{self.target}: {e.strerror}") from None
                     return fd
             except BaseException:
                 os.close(fd)
