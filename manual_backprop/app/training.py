@@ -469,6 +469,7 @@ def train(
     if not isinstance(config, Config):
         raise TypeError(f"config must be a training.Config (e.g. RECIPES['default']); got {type(config).__name__}")
     backend = _backend(config, backend)
+
     def check_outputs():
         return paths.check_outputs(checkpoint=checkpoint, plot=plot, resume=resume, overwrite=overwrite,
                                    inputs=data_files(data_dir) if data is None else ())
@@ -566,14 +567,15 @@ def _check_data(config: Config, data: Dataset) -> int:
     """The number of training examples left after ``config.validation`` are held out; refuses
     data the model cannot take and a validation split that leaves nothing to train on."""
     n_all, n_features = data.x_train.shape
-    rows, cols = layered.CNN_INPUT[1:]
-    if config.model == "cnn" and n_features != math.prod(layered.CNN_INPUT):
-        raise ValueError(f"model 'cnn' takes {rows} x {cols} images ({math.prod(layered.CNN_INPUT)} features); "
-                         f"the data has {n_features} features")
-    shape = getattr(data, "image_shape", None)
-    if config.model == "cnn" and shape is not None and tuple(shape) != (rows, cols):
-        raise ValueError(f"model 'cnn' takes {rows} x {cols} images; {data.source} has {shape[0]} x {shape[1]} "
-                         "(as many pixels, another image: the convolutions would mix up its rows)")
+    if config.model == "cnn":
+        rows, cols = layered.CNN_INPUT[1:]
+        if n_features != rows * cols:
+            raise ValueError(f"model 'cnn' takes {rows} x {cols} images ({rows * cols} features); "
+                             f"the data has {n_features} features")
+        shape = getattr(data, "image_shape", None)
+        if shape is not None and tuple(shape) != (rows, cols):
+            raise ValueError(f"model 'cnn' takes {rows} x {cols} images; {data.source} has {shape[0]} x {shape[1]} "
+                             "(as many pixels, another image: the convolutions would mix up its rows)")
     if config.validation >= n_all:
         raise ValueError(f"validation {config.validation} must leave training examples; the data has {n_all}")
     return n_all - config.validation
