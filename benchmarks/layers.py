@@ -507,7 +507,7 @@ def main(argv=None) -> int:
     backends = list(args.backends)
     out = args.out
     if out is None:
-        out = Path("runs") / f"layers-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
+        out = report.default_out("layers")
         out.parent.mkdir(exist_ok=True)   # runs/, the default folder; a given --out's folder must exist
     try:
         from manual_backprop.app.data import data_files

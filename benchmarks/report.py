@@ -350,9 +350,15 @@ def _baseline_faulting(g: dict) -> bool:
 # files
 
 
-def default_out() -> Path:
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"benchmark-{stamp}.json"
+def default_out(kind: str = "benchmark") -> Path:
+    """``runs/<kind>-<time>.json``, with ``-2``, ``-3``... when a run of the same second left
+    that name (the time has a one-second resolution; an existing file is never replaced)."""
+    stem = f"{kind}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    out, n = Path("runs") / f"{stem}.json", 1
+    while out.exists() or out.with_suffix(".png").exists():
+        n += 1
+        out = Path("runs") / f"{stem}-{n}.json"
+    return out
 
 
 def check_outputs(given: dict[str, Path | None], inputs=(), overwrite: bool = False) -> dict[str, Path]:

@@ -670,3 +670,24 @@ def test_more_threads_than_cpus_is_said(tmp_path):
     code = subprocess.run([sys.executable, "-m", "benchmarks", *FAST, "--threads", str(n), "--no-plot",
                            "--out", str(tmp_path / "t.json")], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert code.returncode == 0 and f"WARNING: --threads {n} is more than the {n - 1} CPUs" in code.stderr
+
+
+def test_default_output_names_never_reuse_an_earlier_runs_file(tmp_path, monkeypatch):
+    """The default ``runs/<kind>-<time>.json`` has a one-second resolution: a second run in the
+    same second gets ``-2``, then ``-3`` (its plot's name taken counts too), not a refusal."""
+    import datetime
+
+    class Frozen(datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return cls(2026, 12, 1, 19, 0, 0)
+
+    monkeypatch.setattr(report._dt, "datetime", Frozen)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    assert report.default_out() == Path("runs/benchmark-20261201-190000.json")
+    (tmp_path / "runs/benchmark-20261201-190000.json").touch()
+    assert report.default_out() == Path("runs/benchmark-20261201-190000-2.json")
+    (tmp_path / "runs/benchmark-20261201-190000-2.png").touch()
+    assert report.default_out() == Path("runs/benchmark-20261201-190000-3.json")
+    assert report.default_out("layers") == Path("runs/layers-20261201-190000.json")
