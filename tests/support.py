@@ -20,6 +20,7 @@ def assert_same_gradient(g: Sequence[np.ndarray], ref: Sequence[np.ndarray], tol
     one number or array per layer. The message names the layer, the entry and both values."""
     assert len(g) == len(ref), f"{len(g)} layers against {len(ref)}"
     tols = tol if isinstance(tol, (list, tuple)) else [tol] * len(ref)
+    assert len(tols) == len(ref), f"{len(tols)} tolerances for {len(ref)} layers"
     for l, (a, b, t) in enumerate(zip(g, ref, tols)):
         assert a.shape == b.shape, f"layer {l}: shape {a.shape} against {b.shape}"
         err = np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))
