@@ -104,12 +104,12 @@ def _dropout(x, mask, *, rate):
 
 
 def _centred(x, axes):
-    """x - mean(x) over ``axes``, the mean corrected once by the mean of the first deviations:
-    a rounded mean of equal values is off by a few ulps, which (x - mean)^2 would turn into a
-    variance (jnp.var does)."""
-    mean = jnp.mean(x, axis=axes, keepdims=True)
-    mean = mean + jnp.mean(x - mean, axis=axes, keepdims=True)
-    return x - mean
+    """x - mean(x) over ``axes``: the deviations from the rounded mean, less their own mean. The
+    rounded mean is off by a few ulps of x, which (x - mean)^2 would turn into a variance for
+    equal values (jnp.var does) and into a share of a spread of a few ulps; added back to the
+    mean, the correction would be rounded away again."""
+    d = x - jnp.mean(x, axis=axes, keepdims=True)
+    return d - jnp.mean(d, axis=axes, keepdims=True)
 
 
 def _batch_norm(x, gamma, beta, *, eps=1e-5):

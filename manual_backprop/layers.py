@@ -539,16 +539,18 @@ def _normalise(x, eps, axes, layer):
     ~1e154 in float64) is a ValueError, not a result of zeros; a NaN or inf in x makes its group
     NaN.
 
-    mu is corrected once, mu += mean(x - mu) (the corrected two-pass algorithm): mean(x) is
-    off by the rounding of a sum of M values of size |x|, and for a group of equal values that
-    error, squared, would be its whole variance (float32 x = 10000.1, M = 100: xhat = -0.95
-    instead of 0). x - mu is nearly exact, and its mean is summed in float64, so equal values
-    give mu = x, xhat = 0, y = beta (for M up to about 1e8: the correction's own rounding,
-    M u_64 times the first mean's error M u |x|, stays below half an ulp of x)."""
+    The mean is taken in two parts (the corrected two-pass algorithm): d = x - mean(x), then
+    x - mu = d - mean(d). mean(x) is off by the rounding of a sum of M values of size |x|, a few
+    ulps of x, and every d by the same amount: for equal values that error, squared, would be
+    their whole variance (float32 x = 10000.1, M = 100: xhat = -0.95 instead of 0), and where
+    the spread is a few ulps of the mean it is a fixed share of it (float32 3e4 + 0.01 N(0, 1):
+    xhat off by 0.08). mean(d) is summed in float64 and subtracted from d, not added back to
+    the mean, where it would be rounded to an ulp of x again. Equal values: each d is the same
+    small multiple of x's ulp, exact (Sterbenz), so is their float64 sum and mean; x - mu = 0,
+    y = beta, exactly."""
     with np.errstate(over="ignore", invalid="ignore"):   # judged just below, group by group
-        mu = x.mean(axis=axes, keepdims=True)
-        mu += (x - mu).mean(axis=axes, keepdims=True, dtype=np.float64)   # rounded to x's dtype
-        xc = x - mu
+        d = x - x.mean(axis=axes, keepdims=True)
+        xc = d - d.mean(axis=axes, keepdims=True, dtype=np.float64).astype(x.dtype)
         var = (xc * xc).mean(axis=axes, keepdims=True)
     lost = None if _checks.all_finite(var) else ~np.isfinite(var) & np.isfinite(x).all(axis=axes, keepdims=True)
     if lost is not None and lost.any():   # (var is one number per group: x is scanned only then)

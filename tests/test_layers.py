@@ -491,6 +491,23 @@ def test_the_jax_norms_normalise_a_group_of_equal_values_to_beta():
         np.testing.assert_array_equal(layer(x, gamma, beta), np.broadcast_to(beta, x.shape))
 
 
+def test_the_jax_norms_normalise_a_spread_of_a_few_ulps_of_the_mean():
+    """float32 3e4 + 0.01 N(0, 1): the twin added the deviations' mean back to the rounded mean,
+    which rounded it away, and was off by 0.08 like the reference (which its tests held to it).
+    Against the exact xhat, the bound of tests/test_layers_fast.py's test of the reference."""
+    from test_layers_fast import normalised_exactly
+
+    D, u, eps = 1000, 2.0**-24, 1e-7
+    x = (3e4 + 1e-2 * np.random.default_rng(7).standard_normal(D)).astype(np.float32)
+    ref = normalised_exactly(x, eps)
+    x64 = x.astype(np.float64)
+    s = 1 / np.sqrt(float(np.mean((x64 - x64.mean()) ** 2)) + eps)
+    tol = 2 * u * (3 * s * np.abs(x64 - x64.mean()).max() + (D / 2 + 3) * np.abs(ref))
+    ones, zeros = np.ones(D, np.float32), np.zeros(D, np.float32)
+    for y in (J.layer_norm(x[None], ones, zeros, eps=eps)[0], J.batch_norm(x[:, None], ones[:1], zeros[:1], eps=eps)[:, 0]):
+        assert np.all(np.abs(np.asarray(y) - ref) <= tol)
+
+
 def test_dropout_takes_a_numpy_integer_rate():
     """rate=np.int64(0) was refused as 'not a number in [0, 1)' where a Python 0 was taken."""
     x = np.arange(3.0)

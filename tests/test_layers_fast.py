@@ -400,6 +400,37 @@ def test_a_group_of_equal_values_normalises_to_beta(dtype, c):
         np.testing.assert_array_equal(dgamma, 0)
 
 
+def normalised_exactly(x: np.ndarray, eps: float) -> np.ndarray:
+    """xhat = (x - mean x) / sqrt(var + eps) of one group, x - mean and var in exact rational
+    arithmetic (fractions), then rounded to float64 once each before the last two roundings."""
+    from fractions import Fraction
+
+    xs = [Fraction(float(v)) for v in x.ravel()]
+    mu = sum(xs) / len(xs)
+    xc = [v - mu for v in xs]
+    var = sum(c * c for c in xc) / len(xc)
+    return np.array([float(c) for c in xc]).reshape(x.shape) / np.sqrt(float(var) + eps)
+
+
+@pytest.mark.parametrize("dtype, spread", [(np.float32, 1e-2), (np.float64, 1e-11)])
+def test_a_spread_of_a_few_ulps_of_the_mean_is_normalised_to_rounding(dtype, spread):
+    """3e4 + spread N(0, 1), the spread a few ulps of 3e4 (2^-9 in float32, 2^-38 in float64):
+    a mean rounded to an ulp of x moved every deviation by up to half an ulp, xhat off by 0.08
+    (an independent review, 2026-12-01). Bound, first order, against the exact xhat: d = x -
+    mean(x) is exact (Sterbenz) and its mean is summed in float64, so x - mu errs by at most
+    u (|xc| + 2 max|xc|); var, a mean of M squares, by (M + 2) u var; through s = 1/sqrt(var +
+    eps) that is 3 u s max|xc| + (M/2 + 3) u |xhat|, doubled for the roundings after."""
+    D = 1000
+    x = (3e4 + spread * np.random.default_rng(7).standard_normal(D)).astype(dtype)
+    eps, u = spread**2 / 1000, np.finfo(dtype).eps / 2
+    ref = normalised_exactly(x, eps)
+    s = 1 / np.sqrt(float(np.mean((x.astype(np.float64) - x.astype(np.float64).mean()) ** 2)) + eps)
+    tol = 2 * u * (3 * s * np.abs(x - x.astype(np.float64).mean()).max() + (D / 2 + 3) * np.abs(ref))
+    ones, zeros = np.ones(D, dtype), np.zeros(D, dtype)
+    for y in (L.layer_norm(x[None], ones, zeros, eps=eps)[0], L.batch_norm(x[:, None], ones[:1], zeros[:1], eps=eps)[:, 0]):
+        assert np.all(np.abs(y - ref) <= tol), np.max(np.abs(y - ref) / tol)
+
+
 @pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
 def test_conv2d_vjp_is_not_touched_by_a_non_finite_x_that_no_window_reads(bad):
     """The vjp's GEMM over D and R spans every column of x_p, read by a window or not: 0 * inf
