@@ -74,12 +74,14 @@ class Sequential:
     def _validate(self, params: Params, x, y=_checks.NO_TARGETS):
         """Refuse what manual_backprop.model.Sequential refuses, with its messages, before JAX
         traces anything: the NumPy network runs one example (shapes, dtypes, params), then x
-        and y are checked whole. Returns (x, y) as arrays."""
+        and y are checked whole (integer x, ids, by the first layer). Returns (x, y) as arrays."""
         if np.ndim(x) == 0:
             raise TypeError(f"x must be an array of examples; got {type(x).__name__}")
         x = layers_np._array("Sequential", "x", x)
         z1 = self._spec._forward(params, x[:1], check=False)
         self._spec._check_finite(params, x)
+        if x.dtype.kind in "biu" and self.layers:   # ids (embedding): their range is checked on every
+            self._spec._apply(1, params, x, check=False)   # example, as JAX would clamp them silently
         if y is not _checks.NO_TARGETS:
             y = self._spec._targets(np.empty((x.shape[0], z1.shape[1]), z1.dtype), y)
         return x, y
@@ -89,7 +91,7 @@ class Sequential:
         are NaN or inf (``finite``: one boolean per layer)."""
         bad = np.flatnonzero(~np.asarray(finite))
         if bad.size:
-            _Spec._overflow(self._spec._output_name(int(bad[0])))
+            _Spec._overflow(self._spec._output_name(int(bad[0]) + 1))
 
     def forward(self, params: Params, x) -> np.ndarray:
         x, _ = self._validate(params, x)
@@ -109,8 +111,8 @@ class Sequential:
         x, y = self._validate(params, x, y)
         (J, finite), grads = self._value_and_grad(params, x, y)
         self._check_outputs(finite)
-        grads = [tuple(_Spec._finite(f"the gradients of layer {l} ({self.layers[l].name})", np.asarray(g)) for g in gl)
-                 for l, gl in enumerate(grads)]
+        grads = [tuple(_Spec._finite(f"the gradients of layer {l} ({self.layers[l - 1].name})", np.asarray(g)) for g in gl)
+                 for l, gl in enumerate(grads, start=1)]
         return _Spec._finite_loss(float(J)), grads
 
     def predict(self, params: Params, x) -> np.ndarray:

@@ -9,7 +9,8 @@ VJPs: backpropagation is the chain of ``name_vjp`` calls from the loss back to t
 
 A :class:`Sequential` is a list of :class:`Layer` specs (a layer's name in
 ``manual_backprop.layers``, its parameter shapes and options) and a loss from
-``manual_backprop.losses``. With a_0 = x and layer l computing a_l = f_l(a_{l-1}, *p_l):
+``manual_backprop.losses``. With a_0 = x and layer l = 1..L (``layers[l - 1]``, its parameters
+``params[l - 1]``, as W_l in ``network``) computing a_l = f_l(a_{l-1}, *p_l):
 
     forward    z = a_L (the logits),   J = 1/B sum_b l(z[b], y[b])
     backward   da_L = (dl/dz) / B,   (da_{l-1}, *dp_l) = f_l_vjp(da_l, a_{l-1}, *p_l)   l = L..1
@@ -124,6 +125,10 @@ class Sequential:
             shapes = tuple(np.shape(a) for a in p) if isinstance(p, (tuple, list)) else None
             if shapes != layer.shapes:
                 raise ValueError(f"params[{i}] ({layer.name}) must hold arrays of shapes {layer.shapes}; got {shapes}")
+            for j, a in enumerate(p):   # trained: each gets a gradient (a boolean mask would get None)
+                if np.asarray(a).dtype.kind != "f":
+                    raise TypeError(f"params[{i}][{j}] ({layer.name}) must be a float array (parameters are "
+                                    f"trained); got dtype {np.asarray(a).dtype}")
 
     def _check_finite(self, params: Params, x) -> None:
         """No NaN or inf in x or params (a ValueError naming the array), as the network's paths."""
@@ -143,22 +148,22 @@ class Sequential:
         self._check_params(params)
         self._check_finite(params, x)
         a = x
-        for l in range(len(self.layers)):
+        for l in range(1, len(self.layers) + 1):
             if inputs is not None:
                 inputs.append(a)
             a = self._apply(l, params, a, check=check)
         return a
 
     def _apply(self, l: int, params: Params, a: np.ndarray, *, check: bool) -> np.ndarray:
-        """a_{l+1} = f_l(a_l, *p_l) for layers[l]; NaN or inf in it is an overflow (as in the
-        flat network's z_l: a saturating layer after it would hide it from the loss)."""
-        layer = self.layers[l]
-        out = getattr(layers, layer.name)(a, *params[l], **layer.options)
+        """a_l = f_l(a_{l-1}, *p_l), layer l = ``layers[l - 1]``; NaN or inf in it is an overflow
+        (as in the flat network's z_l: a saturating layer after it would hide it from the loss)."""
+        layer = self.layers[l - 1]
+        out = getattr(layers, layer.name)(a, *params[l - 1], **layer.options)
         return self._finite(self._output_name(l), out) if check else out
 
     def _output_name(self, l: int) -> str:
-        """How an overflow names layers[l]'s outputs (both Sequentials use it)."""
-        return "the logits" if l == len(self.layers) - 1 else f"the outputs of layer {l} ({self.layers[l].name})"
+        """How an overflow names the outputs a_l of layer l = ``layers[l - 1]`` (both Sequentials)."""
+        return "the logits" if l == len(self.layers) else f"the outputs of layer {l} ({self.layers[l - 1].name})"
 
     @staticmethod
     def _finite(what: str, a: np.ndarray) -> np.ndarray:
@@ -209,10 +214,10 @@ class Sequential:
         d = self._loss.delta(a, y)
         d *= 1 / B
         grads: Params = [()] * len(self.layers)
-        for l in range(len(self.layers) - 1, -1, -1):
-            layer = self.layers[l]
-            d, *dp = getattr(layers, layer.name + "_vjp")(d, inputs[l], *params[l], **layer.options)
-            grads[l] = tuple(self._finite(f"the gradients of layer {l} ({layer.name})", g) for g in dp)
+        for l in range(len(self.layers), 0, -1):                 # layer l = layers[l - 1], input a_{l-1}
+            layer = self.layers[l - 1]
+            d, *dp = getattr(layers, layer.name + "_vjp")(d, inputs[l - 1], *params[l - 1], **layer.options)
+            grads[l - 1] = tuple(self._finite(f"the gradients of layer {l} ({layer.name})", g) for g in dp)
         return J, grads
 
     def predict(self, params: Params, x: np.ndarray) -> np.ndarray:

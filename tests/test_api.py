@@ -253,8 +253,26 @@ def test_both_sequentials_refuse_alike(name, call, exc, message):
             call(net, MM_NET.init(seed=1))
 
 
+def test_both_sequentials_check_every_example_s_ids_and_refuse_untrained_parameters():
+    """The twin ran the NumPy network on example 0 only: an id of -1 in example 1 read row 4 (JAX
+    clamps), an id of 7 was called an overflow. A boolean mask given as a dropout parameter crashed
+    the NumPy loss_and_grad (its gradient is None) and the twin refused it for example 0's shape."""
+    net = [MM.Layer("embedding", ((5, 2),), {}, ("he",)), MM.Reshape(-1), MM.Dense(4, 2)]
+    for twin in (MM, AS):
+        seq = twin.Sequential(net, loss="mean_squared_error")
+        p = seq.init(seed=0)
+        for bad in (-1, 7):
+            with pytest.raises(ValueError, match=re.escape("embedding: ids must lie in [0, V)")):
+                seq.forward(p, np.array([[0, 4], [1, bad]]))
+        masked = twin.Sequential([MM.Dense(2, 2), MM.Layer("dropout", ((3, 2),), {"rate": 0.5}, ("zeros",))],
+                                 loss="mean_squared_error")
+        p = [(np.ones((3, 2)),), (np.ones((3, 2), bool),)]
+        with pytest.raises(TypeError, match=re.escape("params[1][0] (dropout) must be a float array")):
+            masked.loss_and_grad(p, np.ones((3, 2)), np.zeros((3, 2)))
+
+
 def test_both_sequentials_name_the_same_overflow():
-    """Example 0 overflows only in the logits, example 1 already in layer 0: both name layer 0
+    """Example 0 overflows only in the logits, example 1 already in layer 1: both name layer 1
     (the twin ran the NumPy network on example 0 first, for its argument checks, and named the
     logits). A gradient that overflows while the loss does not is named with its layer, and a
     network of no layers is the loss of x itself."""
@@ -262,10 +280,10 @@ def test_both_sequentials_name_the_same_overflow():
     P = [(np.array([[0], [10]], f),), (), (np.array([[3e38], [3e38]], f),)]
     x = np.array([[1], [-1e38]], f)
     for twin in (MM, AS):
-        with pytest.raises(mb.NonFiniteError, match=re.escape("the outputs of layer 0 (dense) are NaN or inf")):
+        with pytest.raises(mb.NonFiniteError, match=re.escape("the outputs of layer 1 (dense) are NaN or inf")):
             twin.mlp([1, 1, 1]).forward(P, x)
         # z = 3e38 * 1e-37 = 30, J = 450, but dJ/dW[1:] = 3e38 * 30
-        with pytest.raises(mb.NonFiniteError, match=re.escape("the gradients of layer 0 (dense) are NaN or inf")):
+        with pytest.raises(mb.NonFiniteError, match=re.escape("the gradients of layer 1 (dense) are NaN or inf")):
             twin.mlp([1, 1], loss="mean_squared_error").loss_and_grad(
                 [(np.array([[0], [1e-37]], f),)], np.array([[3e38]], f), np.zeros((1, 1), f))
     x, y = np.ones((3, 2)), np.eye(2)[[0, 1, 0]]
@@ -339,7 +357,7 @@ def test_both_sequentials_refuse_a_layer_output_that_overflows(twin):
     p, y, big = net.init(seed=0, dtype=np.float32), Y.astype(np.float32), np.full((5, 4), 3e38, np.float32)
     for call in (lambda: net.forward(p, big), lambda: net.predict(p, big), lambda: net.loss(p, big, y),
                  lambda: net.loss_and_grad(p, big, y)):
-        with pytest.raises(mb.NonFiniteError, match=re.escape("the outputs of layer 0 (dense) are NaN or inf")):
+        with pytest.raises(mb.NonFiniteError, match=re.escape("the outputs of layer 1 (dense) are NaN or inf")):
             call()
     p[-1][0][1:] = 3e38               # the logits overflow instead: x = 0 makes a = 1/2, z = 1.5 * 3e38
     with pytest.raises(mb.NonFiniteError, match="^the logits are NaN or inf"):

@@ -958,6 +958,9 @@ def test_sequential_bad_arguments():
     bad[1] = params[1][0]
     with pytest.raises(ValueError, match=r"^params\[1\] \(conv2d\) must hold arrays of shapes .*; got None"):
         net.forward(bad, x)
+    bad[1] = (params[1][0], params[1][1].astype(int))   # trained parameters: floats (a bool mask crashed)
+    with pytest.raises(TypeError, match=r"^params\[1\]\[1\] \(conv2d\) must be a float array \(parameters are trained\); got dtype int64"):
+        net.loss_and_grad(bad, x, y)
     with pytest.raises(ValueError, match=r"^y must have shape \(batch, n_out\) = \(4, 3\); got \(4, 2\)"):
         net.loss_and_grad(params, x, y[:, :2])
     with pytest.raises(ValueError, match=r"^y must have shape"):
@@ -999,12 +1002,12 @@ def test_sequential_refuses_non_finite_input_and_raises_on_overflow():
     # a hidden layer's outputs that overflow, hidden from the logits by the sigmoid after it
     big = [(np.full_like(params[0][0], 1e308),)] + params[1:]        # z_1 = 1e308 (1 + sum of 4 x)
     for call in (lambda: net.forward(big, x + 1), lambda: net.loss(big, x + 1, y), lambda: net.loss_and_grad(big, x + 1, y)):
-        with pytest.raises(mb.NonFiniteError, match=r"^the outputs of layer 0 \(dense\) are NaN or inf although"):
+        with pytest.raises(mb.NonFiniteError, match=r"^the outputs of layer 1 \(dense\) are NaN or inf although"):
             call()
     # J finite (z = 3e38 * 1e-37 = 30), dJ/dW[1:] = x^T (z - y) = 3e38 * 30 overflows float32
     one = M.mlp([1, 1], loss="mean_squared_error")
     W = (np.array([[0], [1e-37]], np.float32),)
-    with pytest.raises(mb.NonFiniteError, match=r"^the gradients of layer 0 \(dense\) are NaN or inf although"):
+    with pytest.raises(mb.NonFiniteError, match=r"^the gradients of layer 1 \(dense\) are NaN or inf although"):
         one.loss_and_grad([W], np.array([[3e38]], np.float32), np.zeros((1, 1), np.float32))
 
 

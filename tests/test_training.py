@@ -807,7 +807,7 @@ def test_evaluate_refuses_a_cnn_with_non_finite_weights(tmp_path, capsys):
     save_checkpoint(tmp_path / "big.npz", big, **keep)
     assert main(["evaluate", str(tmp_path / "big.npz")]) == 1
     # weights x 1e30 twice over (1e30 * 1e30 > 3.4e38): the second convolution, layers[4], overflows
-    assert "the outputs of layer 4 (conv2d) are NaN or inf" in capsys.readouterr().err
+    assert "the outputs of layer 5 (conv2d) are NaN or inf" in capsys.readouterr().err
 
 
 def test_cli_main_runs_outside_the_main_thread(capsys):
