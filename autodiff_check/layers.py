@@ -96,11 +96,13 @@ def _max_pool2d(x, *, size=2, stride=None):
 def _avg_pool2d(x, *, size=2, stride=None):
     dims, strides = _window(x, size, stride)
     k = _two(size)
-    return lax.reduce_window(x, np.array(0, x.dtype), lax.add, dims, strides, "VALID") / (k[0] * k[1])
+    # each value divided first: a window of values near the dtype's largest has a finite mean
+    return lax.reduce_window(x / (k[0] * k[1]), np.array(0, x.dtype), lax.add, dims, strides, "VALID")
 
 
 def _dropout(x, mask, *, rate):
-    return jnp.where(mask, x, 0) / (1 - rate) if mask.dtype == jnp.bool_ else x * mask / (1 - rate)
+    keep = jnp.asarray(1 - rate, x.dtype)   # a NumPy float64 rate must not promote float32 x
+    return jnp.where(mask, x, 0) / keep if mask.dtype == jnp.bool_ else x * mask / keep
 
 
 def _centred(x, axes):
@@ -112,18 +114,24 @@ def _centred(x, axes):
     return d - jnp.mean(d, axis=axes, keepdims=True)
 
 
+def _inv_std(var, eps):
+    """1 / sqrt(var + eps) in var's dtype (a NumPy float64 eps must not promote float32); NaN
+    where var overflowed, not rsqrt(inf) = 0, which would normalise the group to silent zeros."""
+    return jnp.where(jnp.isfinite(var), lax.rsqrt(var + jnp.asarray(eps, var.dtype)), jnp.nan)
+
+
 def _batch_norm(x, gamma, beta, *, eps=1e-5):
     axes = (0,) + tuple(range(2, x.ndim))
     shape = (1, -1) + (1,) * (x.ndim - 2)
     xc = _centred(x, axes)
     var = jnp.mean(xc * xc, axis=axes, keepdims=True)
-    return xc * lax.rsqrt(var + eps) * gamma.reshape(shape) + beta.reshape(shape)
+    return xc * _inv_std(var, eps) * gamma.reshape(shape) + beta.reshape(shape)
 
 
 def _layer_norm(x, gamma, beta, *, eps=1e-5):
     xc = _centred(x, -1)
     var = jnp.mean(xc * xc, axis=-1, keepdims=True)
-    return xc * lax.rsqrt(var + eps) * gamma + beta
+    return xc * _inv_std(var, eps) * gamma + beta
 
 
 def _softmax(x, *, axis=-1):
@@ -131,7 +139,8 @@ def _softmax(x, *, axis=-1):
 
 
 def _attention(q, k, v, *, causal=False):
-    s = jnp.einsum("ntd,nsd->nts", q, k) / jnp.sqrt(jnp.asarray(q.shape[-1], q.dtype))
+    # q scaled first: q k^T may overflow where the scores (q / sqrt(d)) k^T do not
+    s = jnp.einsum("ntd,nsd->nts", q / jnp.sqrt(jnp.asarray(q.shape[-1], q.dtype)), k)
     where = jnp.tril(jnp.ones((q.shape[1], k.shape[1]), bool)) if causal else None
     p = jax.nn.softmax(s, axis=-1, where=where)
     if causal:

@@ -508,6 +508,24 @@ def test_the_jax_norms_normalise_a_spread_of_a_few_ulps_of_the_mean():
         assert np.all(np.abs(np.asarray(y) - ref) <= tol)
 
 
+def test_the_twin_keeps_float32_and_does_not_overflow_where_the_exact_result_fits():
+    """A NumPy float64 rate or eps made the twin's float32 outputs float64 (JAX types NumPy
+    scalars strongly); a variance beyond float32 normalised its group to zeros (rsqrt(inf) = 0)
+    where the reference refuses; a window of 3e38 summed before dividing, and q k^T = 4e38
+    before its 1/sqrt(d), overflowed where the exact results are 3e38 and finite scores."""
+    f = np.float32
+    x, ones, zeros = np.ones((2, 3), f), np.ones(3, f), np.zeros(3, f)
+    assert J.dropout(x, np.ones((2, 3), bool), rate=np.float64(0.3)).dtype == f
+    assert J.layer_norm(x, ones, zeros, eps=np.float64(1e-5)).dtype == f
+    assert J.batch_norm(x, ones, zeros, eps=np.float64(1e-5)).dtype == f
+    wide = np.array([[1, 2], [3e19, -3e19]], f)
+    assert np.isnan(J.layer_norm(wide, ones[:2], zeros[:2])[1]).all()
+    assert J.avg_pool2d(np.full((1, 1, 2, 2), 3e38, f))[0, 0, 0, 0] == f(3e38)
+    q, k, v = np.full((1, 1, 4), 1e19, f), np.full((1, 2, 4), 1e19, f), np.ones((1, 2, 1), f)
+    k[0, 1] *= -1                        # scores 2e38 and -2e38: all weight on key 0
+    assert J.attention(q, k, v)[0, 0, 0] == 1
+
+
 def test_dropout_takes_a_numpy_integer_rate():
     """rate=np.int64(0) was refused as 'not a number in [0, 1)' where a Python 0 was taken."""
     x = np.arange(3.0)
