@@ -19,6 +19,7 @@ Bad arguments raise TypeError or ValueError naming the argument, what was expect
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -184,8 +185,8 @@ def sigmoid_vjp(dy: np.ndarray, x: np.ndarray) -> tuple[np.ndarray]:
 def _reshape_target(layer: str, x: np.ndarray, shape) -> tuple[int, ...]:
     if not isinstance(shape, (tuple, list)) or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in shape):
         raise TypeError(f"{layer}: shape must be a tuple of ints (per example); got {shape!r}")
-    per_example = int(np.prod(x.shape[1:]))
-    known = int(np.prod([s for s in shape if s != -1]))
+    per_example = math.prod(x.shape[1:])
+    known = math.prod(int(s) for s in shape if s != -1)   # Python ints: np.prod wraps at 2^63
     if sum(s == -1 for s in shape) > 1 or any(s < -1 or s == 0 for s in shape) or (
         per_example % known if -1 in shape else per_example != known
     ):
@@ -862,12 +863,12 @@ def lstm_vjp(dy, x, h0, c0, Wx, Wh, b):
     for t in range(T - 1, -1, -1):
         i, f, o, g = np.split(gates[:, t], 4, axis=1)
         tc = np.tanh(c[:, t])
-        dh += dy[:, t]
-        dc += dh * o * (1 - tc * tc)
-        da[:, t, :H] = dc * g * i * (1 - i)
-        da[:, t, H:2 * H] = dc * cprev[:, t] * f * (1 - f)
-        da[:, t, 2 * H:3 * H] = dh * tc * o * (1 - o)
-        da[:, t, 3 * H:] = dc * i * (1 - g * g)
+        dh += dy[:, t]                       # bounded factors first: dc * c_{t-1} can overflow
+        dc += dh * (o * (1 - tc * tc))       # where dc * (c_{t-1} f (1 - f)) fits
+        da[:, t, :H] = dc * (g * i * (1 - i))
+        da[:, t, H:2 * H] = dc * (cprev[:, t] * f * (1 - f))
+        da[:, t, 2 * H:3 * H] = dh * (tc * o * (1 - o))
+        da[:, t, 3 * H:] = dc * (i * (1 - g * g))
         dc = dc * f
         dh = da[:, t] @ Wh.T
     A = da.reshape(N * T, -1)

@@ -400,6 +400,22 @@ def test_a_group_of_equal_values_normalises_to_beta(dtype, c):
         np.testing.assert_array_equal(dgamma, 0)
 
 
+def test_lstm_vjp_does_not_overflow_where_its_gradient_fits():
+    """c_0 = 1e4, the forget gate shut at t = 1 (f = sigmoid(-20) = 2.1e-9), dy = 1e35 in float32:
+    dc c_{t-1} = 1e39 overflowed before f (1 - f) brought it to 2.1e30, and dWx came out NaN.
+    Against float64 at the same inputs, the forget-gate entry dWx[0, 1] = dc c_0 f (1 - f), a
+    product of about ten float32 results each within a few ulps (u = 6e-8): 1e-5 relative is
+    over 150 u. (The o-gate entry is 4e21 in float64 and 0 in float32, where o = 1 - 2e-9 rounds
+    to 1: its float32 value is right, not comparable.)"""
+    f = np.float32
+    args = (np.array([[[0], [1e35]]], f), np.array([[[0], [1]]], f), np.zeros((1, 1), f), np.full((1, 1), 1e4, f),
+            np.array([[0, -40, 0, 0]], f), np.zeros((1, 4), f), np.array([0, 20, 20, 0], f))
+    dWx32 = L.lstm_vjp(*args)[3]
+    dWx64 = L.lstm_vjp(*(a.astype(np.float64) for a in args))[3]
+    assert np.isfinite(dWx32).all()
+    assert abs(dWx32[0, 1] - dWx64[0, 1]) <= 1e-5 * dWx64[0, 1]
+
+
 def normalised_exactly(x: np.ndarray, eps: float) -> np.ndarray:
     """xhat = (x - mean x) / sqrt(var + eps) of one group, x - mean and var in exact rational
     arithmetic (fractions), then rounded to float64 once each before the last two roundings."""
@@ -574,6 +590,9 @@ BAD = [
     ("reshape_minus2", _err(L.reshape, rnd(2, 4), shape=(-2, -2)), ValueError, "reshape: cannot reshape"),
     ("reshape_zero", _err(L.reshape, rnd(2, 4), shape=(0, 4)), ValueError, "reshape: cannot reshape"),
     ("reshape_size", _err(L.reshape, rnd(2, 4), shape=(3,)), ValueError, "reshape: cannot reshape examples of shape (4,) to (3,)"),
+    # products beyond 2^63: np.prod wrapped (2^32 x 2^32 to 0: ZeroDivisionError; 2^62 + 1 times 4 to 4)
+    ("reshape_wraps_to_0", _err(L.reshape, rnd(2, 4), shape=(2**32, 2**32, -1)), ValueError, "reshape: cannot reshape"),
+    ("reshape_wraps_to_4", _err(L.reshape, rnd(2, 4), shape=(2**62 + 1, 4)), ValueError, "reshape: cannot reshape"),
     ("reshape_divisor", _err(L.reshape, rnd(2, 4), shape=(2,)), ValueError, "reshape: cannot reshape examples of shape (4,) to (2,)"),
     ("reshape_size5", _err(L.reshape, rnd(2, 4), shape=(5,)), ValueError, "reshape: cannot reshape"),
     ("reshape_indivisible", _err(L.reshape, rnd(2, 4), shape=(-1, 3)), ValueError, "reshape: cannot reshape"),
