@@ -279,28 +279,6 @@ def test_layer_names_match_the_twin():
 # ---- conventions -------------------------------------------------------------------------------
 
 
-def test_max_pool_ties_route_to_the_first_maximum_in_row_major_order():
-    x = np.array([[0.0, 2.0, 5.0, 5.0], [2.0, 1.0, 5.0, 5.0]])
-    dx, = L.max_pool2d_vjp(np.array([[10.0, 20.0]]), x, size=2)
-    assert np.array_equal(dx, [[0.0, 10.0, 20.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
-
-
-def test_embedding_accumulates_repeated_ids_and_gives_ids_no_gradient():
-    E = np.arange(6.0).reshape(3, 2)
-    ids = np.array([[2, 0, 2]])
-    dy = np.array([[[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]])
-    dids, dE = L.embedding_vjp(dy, ids, E)
-    assert dids is None
-    assert np.array_equal(dE, [[3.0, 4.0], [0.0, 0.0], [6.0, 8.0]])
-
-
-def test_dropout_scales_kept_entries_and_gives_the_mask_no_gradient():
-    x, keep = np.array([[1.0, -2.0]]), np.array([[True, False]])
-    assert np.array_equal(L.dropout(x, keep, rate=0.5), [[2.0, 0.0]])
-    dx, dmask = L.dropout_vjp(np.array([[3.0, 5.0]]), x, keep, rate=0.5)
-    assert dmask is None and np.array_equal(dx, [[6.0, 0.0]])
-
-
 def _f32(a):
     return np.asarray(a, np.float32).astype(np.float64)   # as check_layer_float32 rounds primals
 

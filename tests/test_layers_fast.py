@@ -232,25 +232,21 @@ def test_vjp_is_the_derivative(case):
 @pytest.mark.parametrize("case", CASES, ids=IDS_)
 def test_float32_stays_float32(case):
     """Arithmetic stays in the arguments' dtype: output and every cotangent float32 (non-float
-    arguments, the ids and the mask, get None), and the vjp's values those of float64 to
-    float32 rounding. Each is a sum of at most ~100 products of O(1) to O(10) numbers with
-    float32 rounding u = 6e-8 (the float64 rounding is 2^29 times smaller): 1e-3 absolute
-    plus 1e-3 relative is over 100 times that bound. A cotangent computed from a wrong
-    formula differs by O(1)."""
+    arguments, the ids and the mask, get None). Their values against float64 within derived
+    bounds: tests/test_layers.py (check_layer_float32)."""
     _, name, primals, options, _ = case
     f, vjp = _fns(name, options)
     p32 = tuple(p.astype(np.float32) if p.dtype == np.float64 else p for p in primals)
     y = f(*p32)
     assert y.dtype == np.float32
     dy = np.linspace(-1, 1, y.size).reshape(y.shape)
-    grads32, grads64 = vjp(dy.astype(np.float32), *p32), vjp(dy, *primals)
+    grads32 = vjp(dy.astype(np.float32), *p32)
     assert len(grads32) == len(primals)
-    for p, g32, g64 in zip(primals, grads32, grads64):
+    for p, g32 in zip(primals, grads32):
         if p.dtype != np.float64:
-            assert g32 is None and g64 is None
+            assert g32 is None
             continue
         assert g32.dtype == np.float32 and g32.shape == p.shape
-        np.testing.assert_allclose(g32, g64, rtol=1e-3, atol=1e-3)
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS_)
