@@ -6,8 +6,8 @@ Written independently of ``manual_backprop``: the layers use the post's bias-col
 log-sum-exp written by hand. Shared with manual_backprop: the parameter layout, ``init_params``
 and ``one_hot`` (data, not derivation), and the argument checks, so that both refuse alike.
 
-Float64: importing ``autodiff_check`` turns on ``jax_enable_x64`` (a checking tool needs
-float64). Arrays keep the dtype they arrive with, so float32 stays float32.
+Float64: importing this module (the first use of a JAX twin does) turns on ``jax_enable_x64``
+(a checking tool needs float64). Arrays keep the dtype they arrive with, so float32 stays float32.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ network (standardised inputs, float32, batch 64, one epoch, constant rate).
 
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 
 import manual_backprop as mb
@@ -37,7 +39,8 @@ def run(lr: float, momentum: float, x: np.ndarray, y: np.ndarray) -> tuple[float
     return first, worst, worst_running
 
 
-def main() -> None:
+def main(argv=None) -> None:
+    argparse.ArgumentParser(prog="python -m benchmarks.divergence", description=__doc__.split("\n\n")[0]).parse_args(argv)
     data = load_mnist()
     x = data.x_train[:3000].astype(np.float32)
     shift, scale = training.input_scaling(x, True)
