@@ -396,6 +396,37 @@ def test_a_group_of_equal_values_normalises_to_beta(dtype, c):
         np.testing.assert_array_equal(dgamma, 0)
 
 
+def test_recurrent_units_saturate_where_a_preactivation_overflows_and_refuse_inf_minus_inf():
+    """x Wx = 6e38 in float32 warned (an overflow in matmul) though h = tanh(6e38) = 1 exactly;
+    3e38 * 2 + 3e38 * (-2) = inf - inf returned NaN (with warnings off) where the exact 0 is
+    no longer computable: a ValueError, as attention's scores. Warnings are errors here."""
+    f = np.float32
+    h0, Wh, b = np.zeros((1, 1), f), np.zeros((1, 1), f), np.zeros(1, f)
+    assert L.rnn(np.full((1, 1, 1), 3e38, f), h0, np.array([[2]], f), Wh, b)[0, 0, 0] == 1
+    dx, *_ = L.rnn_vjp(np.ones((1, 1, 1), f), np.full((1, 1, 1), 3e38, f), h0, np.array([[2]], f), Wh, b)
+    assert dx[0, 0, 0] == 0                                   # 1 - h^2 = 0 at saturation
+    h, _ = L.lstm(np.full((1, 1, 1), 3e38, f), h0, h0, np.array([[2, 2, 2, 2]], f), np.zeros((1, 4), f),
+                  np.zeros(4, f)), None
+    assert h[0, 0, 0] == np.tanh(f(1))                        # i = f = o = g = 1, c = 1
+    for call in (lambda: L.rnn(np.full((1, 1, 2), 3e38, f), h0, np.array([[2], [-2]], f), Wh, b),
+                 lambda: L.lstm(np.full((1, 1, 2), 3e38, f), h0, h0, np.array([[2] * 4, [-2] * 4], f),
+                                np.zeros((1, 4), f), np.zeros(4, f))):
+        with pytest.raises(ValueError, match=r"is inf - inf in float32 where x, the states and the weights are finite"):
+            call()
+
+
+def test_conv2d_warns_only_for_its_windows():
+    """Stride 1 computes one GEMM over rows of the padded width, whose columns past the last
+    window span a row's end and the next row's start: [3e38, 3e38] there overflowed and warned
+    where every window (1 x 2 kernel of ones) is finite. A window that overflows still warns."""
+    f = np.float32
+    x = np.array([[[[0, -3e38, 3e38], [3e38, -3e38, 0]]]], f)
+    y = L.conv2d(x, np.ones((1, 1, 1, 2), f), np.zeros(1, f))
+    np.testing.assert_array_equal(y, np.array([[[[-3e38, 0], [0, -3e38]]]], f))
+    with pytest.warns(RuntimeWarning, match="overflow"):
+        L.conv2d(np.full((1, 1, 1, 2), 3e38, f), np.ones((1, 1, 1, 2), f), np.zeros(1, f))
+
+
 def test_lstm_vjp_does_not_overflow_where_its_gradient_fits():
     """c_0 = 1e4, the forget gate shut at t = 1 (f = sigmoid(-20) = 2.1e-9), dy = 1e35 in float32:
     dc c_{t-1} = 1e39 overflowed before f (1 - f) brought it to 2.1e30, and dWx came out NaN.
