@@ -651,7 +651,18 @@ def softmax_vjp(dy: np.ndarray, x: np.ndarray, *, axis: int = -1) -> tuple[np.nd
     axis = _axis("softmax_vjp", axis, x.ndim)
     dy = _dy("softmax", dy, x.shape, x.dtype)
     y = _softmax(x, axis)
-    return (y * (dy - (dy * y).sum(axis=axis, keepdims=True)),)
+    return (_softmax_pullback(dy, y, axis),)
+
+
+def _softmax_pullback(dy, y, axis):
+    """y * (dy - sum(dy * y)) as (dy * y) - y * sum(dy * y): the same passes, and no
+    intermediate beyond the result's range, which is at most max|dy| / 2 (dy_k - s is a
+    weighted sum of dy_k - dy_j with weights y_j summing to 1 - y_k, so |dx_k| <= 2 y_k (1 - y_k)
+    max|dy|); dy - s alone reached 2 max|dy| and overflowed for dy near the dtype's largest."""
+    t = dy * y
+    s = t.sum(axis=axis, keepdims=True)
+    t -= y * s
+    return t
 
 
 def _attention_args(layer, q, k, v, causal):
@@ -711,7 +722,7 @@ def attention_vjp(dy, q, k, v, *, causal: bool = False):
     dy = _dy("attention", dy, (q.shape[0], q.shape[1], v.shape[2]), q.dtype)
     P = _softmax(_scores("attention_vjp", q, k, scale, allowed), -1, allowed)
     dP = dy @ v.transpose(0, 2, 1)
-    dS = P * (dP - (dP * P).sum(axis=-1, keepdims=True))
+    dS = _softmax_pullback(dP, P, -1)
     dS *= scale
     return dS @ k, dS.transpose(0, 2, 1) @ q, P.transpose(0, 2, 1) @ dy
 

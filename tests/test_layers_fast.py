@@ -415,6 +415,24 @@ def test_recurrent_units_saturate_where_a_preactivation_overflows_and_refuse_inf
             call()
 
 
+def test_softmax_vjp_takes_a_cotangent_near_the_dtypes_largest():
+    """dx = y (dy - sum(dy y)) formed dy - s = 3e38 + 2.9e38, beyond float32, and warned (NaN or
+    inf with warnings off) where dx = +-5.9e36 fits (|dx_k| <= max|dy| / 2 always). Against
+    float64 at the same inputs: each dx_k is y_k dy_k - y_k s with s a sum of n = 2 products,
+    first order (n + 4) u (y_k |dy_k| + y_k sum|dy y|). Also through attention's dS (the same
+    pullback). Warnings are errors here."""
+    x, dy = np.array([[0.0, 4.6]], np.float32), np.array([[3e38, -3e38]], np.float32)
+    (dx,) = L.softmax_vjp(dy, x)
+    y, d = L.softmax(x.astype(np.float64)), dy.astype(np.float64)
+    (ref,) = L.softmax_vjp(d, x.astype(np.float64))
+    tol = 6 * 2.0**-24 * (y * np.abs(d) + y * np.sum(np.abs(d * y)))
+    assert np.all(np.abs(dx - ref) <= tol)
+    q, k = np.ones((1, 1, 1), np.float32), np.array([[[0.0], [4.6]]], np.float32)
+    v, dout = np.array([[[1.0], [-1.0]]], np.float32), np.array([[[3e38]]], np.float32)
+    dq, dk, dv = L.attention_vjp(dout, q, k, v)                # dP = 3e38 [1, -1], P = softmax(0, 4.6)
+    assert np.isfinite(dq).all() and np.isfinite(dk).all() and np.isfinite(dv).all()
+
+
 def test_conv2d_warns_only_for_its_windows():
     """Stride 1 computes one GEMM over rows of the padded width, whose columns past the last
     window span a row's end and the next row's start: [3e38, 3e38] there overflowed and warned
