@@ -11,6 +11,12 @@ Same names and signatures: ``name(x, *params, **options) -> y`` and
 primals are differentiated; an integer or boolean primal (embedding ``ids``, a boolean dropout
 ``mask``) gets ``None`` in its slot, as in manual_backprop.
 
+No argument checks: these are oracles, meant for arguments the NumPy layer has accepted and
+for use inside JAX's transformations (``jax_fn=`` of ``check_vjp``). Given what
+``manual_backprop.layers`` refuses (an id out of range, an integer x, an empty array) they
+return what JAX makes of it (JAX clamps an out-of-range id); ``autodiff_check.sequential``
+runs the NumPy checks first.
+
 Max pooling and ties: the VJP of ``lax.reduce_window(max)`` is XLA's select-and-scatter, which
 routes the gradient to one maximum per window, chosen by XLA's iteration order; the NumPy layer
 routes it to the first maximum in row-major order. At a tie the two may legitimately differ
