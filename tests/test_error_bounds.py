@@ -28,13 +28,19 @@ def test_derivative_bounds_are_the_maxima_of_g_prime_and_g_second(activation):
 
 def test_output_slopes_bound_the_output_functions():
     """sigmoid' <= 1/4; softmax's Jacobian has max-norm (largest absolute row sum) <= 1/2,
-    reached at two equal logits."""
+    reached at two equal logits. In float64 (x64 on here, whatever ran before), the computed
+    row i is sum_j |p_j (delta_ij - p_i)| for the computed p, whose sum is 1 to n u, so at most
+    2 p_i (1 - p_i) + p_i n u <= 1/2 + n u / 2; each entry adds <= 2 u relative and the row's
+    n - 1 additions (n - 1) u, on terms summing to ~1/2: tol = (2 n + 1) u / 2, n = 5."""
     z = jnp.linspace(-30.0, 30.0, 60_001)
     assert float(jnp.abs(jax.vmap(jax.grad(jax.nn.sigmoid))(z)).max()) == pytest.approx(0.25)
     rng = np.random.default_rng(0)
-    norms = [np.abs(np.asarray(jax.jacobian(jax.nn.softmax)(jnp.asarray(v)))).sum(axis=1).max()
-             for v in [rng.normal(size=5) * s for s in (0.1, 1, 10) for _ in range(50)] + [np.zeros(2)]]
-    assert max(norms) <= eb.OUTPUT_SLOPE["softmax_cross_entropy"] + 1e-15
+    with jax.enable_x64(True):
+        norms = [np.abs(np.asarray(jax.jacobian(jax.nn.softmax)(jnp.asarray(v)))).sum(axis=1).max()
+                 for v in [rng.normal(size=5) * s for s in (0.1, 1, 10) for _ in range(50)] + [np.zeros(2)]]
+    assert all(np.asarray(n).dtype == np.float64 for n in norms)
+    tol = (2 * 5 + 1) * ac.unit_roundoff(np.float64) / 2
+    assert max(norms) <= eb.OUTPUT_SLOPE["softmax_cross_entropy"] + tol
     assert max(norms) == pytest.approx(0.5)
 
 
@@ -62,7 +68,12 @@ def test_fd_tolerance_needs_the_loss_rounding_bound_when_the_loss_cancels():
     # differences look out of the Taylor regime (not checkable) or disagree (a false failure)
     assert naive.n_unresolved > 0 or not ac.compare(g, naive.grad, rtol=0, atol=naive.tol).passed
     bound = ac.rounding_bound(params, x, y, "tanh", "mean_squared_error")
-    assert 16 * ac.oracles.U * abs(f(params)) < bound.loss < 1e-9
+    # ceiling, first order: z errs by <= 9 u S (9 terms, S = sum |terms|) and dJ/dz = z (B = 1,
+    # y = 0); the loss formula 0.5 z^2 and the mean add < 32 roundings of terms <= (1 + |z|)^2
+    (W,), z = params, float(x[0] @ params[0][1:, 0] + params[0][0, 0])
+    S = float(np.abs(x[0]) @ np.abs(W[1:, 0]) + abs(W[0, 0]))
+    ceiling = abs(z) * 9 * ac.oracles.U * S + 32 * ac.oracles.U * (1 + abs(z)) ** 2
+    assert 16 * ac.oracles.U * abs(f(params)) < bound.loss <= ceiling
     num = ac.numerical_grad_with_error(f, params, f_error=bound.loss)
     cmp = ac.compare(g, num.grad, rtol=0, atol=num.tol)
     assert cmp.passed, str(cmp)
@@ -165,6 +176,44 @@ def test_the_logits_bound_holds_for_float32_and_is_not_vacuous(activation):
     bound = ac.logits_bound(p32, x32, activation, np.float32)
     assert bound.shape == z32.shape and np.all(np.abs(z32 - z64) <= bound)
     assert np.all(ac.logits_bound(params, x, activation) < 0.5 / 1000)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_gradient_bound_is_not_vacuous(dtype):
+    """rounding_bound(...).grad against a ceiling derived here, not in error_bounds, from the
+    first-order n u sum |terms| (Higham ch. 3). Run the tanh / MSE network in absolute values:
+    Z_l = [1, A_{l-1}] |W_l|, A_l = Z_l (|tanh z| <= |z|, |tanh'| <= 1), D_L = (Z_L + |y|) / B
+    (targets one-hot: the terms of delta_L = (z_L - y) / B), D_{l-1} = (1 + c2 Z_{l-1}) D_l |W_l[1:]|^T
+    (c2 = max |tanh''| = 4 / (3 sqrt 3): g' is taken at a z that errs), G_l = [1, A_{l-1}]^T D_l.
+    Every rounding a gradient entry depends on errs by at most u times its absolute-value run and
+    reaches the entry by at most that run's factors, so |error| <= K_l u G_l, K_l the roundings on
+    the chain: B (the entry's own sum), n_{k-1} + 1 per forward sum, n_k + 1 per backward sum and
+    its product with g', 8 per evaluation of tanh, tanh' and delta_L; a_{l-1} and delta_l counted
+    apart. (The eta / tiny floors are < 1e-30 of it here.) The bound stays under this ceiling and
+    comes within 14x of it in every layer (5x in the last), so inflating it by 30 fails."""
+    n, B, L = [3, 5, 4, 2], 4, 3
+    params = [W.astype(dtype) for W in mb.init_params(n, seed=1)]
+    x = np.random.default_rng(2).normal(size=(B, 3)).astype(dtype)
+    y = mb.one_hot([0, 1, 1, 0], 2)
+    P = [W.astype(np.float64) for W in params]
+    A, Z = [np.abs(x.astype(np.float64))], []
+    for W in P:
+        Z.append(A[-1] @ np.abs(W[1:]) + np.abs(W[0]))
+        A.append(Z[-1])
+    D, G = (Z[-1] + np.abs(y)) / B, [None] * L
+    for l in range(L - 1, -1, -1):  # 0-based: G[l] is the gradient of W_{l+1}
+        G[l] = np.vstack([D.sum(axis=0), A[l].T @ D])
+        if l:
+            D = (1 + 4 / (3 * np.sqrt(3)) * Z[l - 1]) * (D @ np.abs(P[l][1:]).T)
+    fwd = [sum(n[k] + 1 + 8 for k in range(j)) for j in range(L + 1)]  # roundings in a_j (a_0 = x exact)
+    delta_L = fwd[L]  # z_L's roundings, and 8 for evaluating delta_L in place of a tanh
+    u = ac.unit_roundoff(dtype)
+    bound = ac.rounding_bound(params, x, y, "tanh", "mean_squared_error", dtype=dtype)
+    for l in range(L):
+        K = B + fwd[l] + delta_L + sum(n[k] + 1 + 8 for k in range(l + 2, L + 1))
+        ceiling = K * u * G[l]
+        assert np.all(bound.grad[l] <= ceiling), l
+        assert np.any(30 * bound.grad[l] > ceiling), l  # the sensitivity the docstring claims
 
 
 def test_the_logits_bound_refuses_what_it_cannot_bound():

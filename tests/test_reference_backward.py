@@ -13,6 +13,7 @@ import pytest
 
 import manual_backprop as mb
 from autodiff_check.check import activation_pattern, check_gradients
+from autodiff_check.error_bounds import EVAL_ULPS, logits_bound, rounding_bound, unit_roundoff
 from manual_backprop.activations import ACTIVATIONS
 from strategies import PAIRS
 from test_activations_and_losses import LOSS_REF, REF_EVERYWHERE, _targets, forward_ref
@@ -81,8 +82,11 @@ def test_loss_and_grad_against_references_and_oracles(activation, loss):
         zL = forward_ref(params, x, activation)
         naive, stable = LOSS_REF[loss]
         ref = stable(zL, y) if label == "large" else naive(zL, y)
-        assert J == pytest.approx(np.mean(ref), rel=1e-12, abs=1e-300), label
-        assert mb.loss(params, x, y, **kw) == pytest.approx(J, rel=1e-14), label
+        # each within bound.loss of the exact J (the bound holds for any summation order; the
+        # naive loss formulas only on these moderate logits, the stable ones on "large")
+        tol = 2 * rounding_bound(params, x, y, activation, loss).loss
+        assert abs(J - np.mean(ref)) <= tol, label
+        assert abs(mb.loss(params, x, y, **kw) - J) <= tol, label
         assert type(mb.loss(params, x, y, **kw)) is float   # complex only for complex params (the complex step)
         # the gradient against an oracle that never looks at the derivation
         verdict = check_gradients(
@@ -98,10 +102,12 @@ def test_loss_and_grad_against_references_and_oracles(activation, loss):
 
 
 def test_kink_convention_in_the_backward_pass():
-    """At z == 0 exactly, relu passes no gradient and leaky_relu the full gradient."""
+    """At z == 0 exactly, relu passes no gradient and leaky_relu the full gradient. (y = 0.5:
+    with y = 0, relu's z_L and so every delta was 0 whatever the convention.)"""
     params, x = _zero_net()
-    y = np.zeros((x.shape[0], 2))
+    y = np.full((x.shape[0], 2), 0.5)
     x1 = x[:1]
+    A, u = np.abs, unit_roundoff(np.float64)
     for activation, factor in (("relu", 0.0), ("leaky_relu", 1.0)):
         _, g = mb.loss_and_grad(params, x1, y[:1], activation=activation, loss="mean_squared_error")
         # example 0: z_1 = b_1 (zeros in the first two units), a_1 = g(z_1)
@@ -110,12 +116,19 @@ def test_kink_convention_in_the_backward_pass():
         z2 = a1 @ params[1][1:] + params[1][0]
         a2 = REF_EVERYWHERE[activation](z2)
         zL = a2 @ params[2][1:] + params[2][0]
-        d3 = zL  # MSE with y = 0, batch 1
-        d2 = (d3 @ params[2][1:].T) * np.where(z2 > 0, 1.0, np.where(z2 < 0, 0.0 if activation == "relu" else 0.01, factor))
-        d1 = (d2 @ params[1][1:].T) * np.where(z1 > 0, 1.0, np.where(z1 < 0, 0.0 if activation == "relu" else 0.01, factor))
-        np.testing.assert_allclose(g[2][0], d3, rtol=1e-14)
-        np.testing.assert_allclose(g[1][0], d2, rtol=1e-14, atol=1e-300)
-        np.testing.assert_allclose(g[0][0], d1, rtol=1e-14, atol=1e-300)
+        d3 = zL - y[0]  # MSE, batch 1
+        s2 = np.where(z2 > 0, 1.0, np.where(z2 < 0, 0.0 if activation == "relu" else 0.01, factor))
+        s1 = np.where(z1 > 0, 1.0, np.where(z1 < 0, 0.0 if activation == "relu" else 0.01, factor))
+        d2 = (d3 @ params[2][1:].T) * s2
+        d1 = (d2 @ params[1][1:].T) * s1
+        # both sides evaluate these sums in float64, in any order: each entry is <= 20 roundings
+        # deep (a_1 1, z_2 5 terms, a_2 1, z_L 4, d_3 1, back 2 + 1 and 3 + 1), so they differ by
+        # <= 2 * 20 u times the same chain run in absolute values (|g(z)| <= |z|, |g'| <= 1)
+        r3 = (A(a1) @ A(params[1][1:]) + A(params[1][0])) @ A(params[2][1:]) + A(params[2][0]) + A(y[0])
+        r2 = (r3 @ A(params[2][1:]).T) * s2
+        r1 = (r2 @ A(params[1][1:]).T) * s1
+        for gl, dl, rl in ((g[2][0], d3, r3), (g[1][0], d2, r2), (g[0][0], d1, r1)):
+            assert np.all(A(gl - dl) <= 2 * 20 * u * rl), (activation, gl, dl)
 
 
 def test_defaults_are_the_posts_network():
@@ -149,8 +162,13 @@ def test_public_entry_points_around_the_backward_pass():
     for activation in ("tanh", "sigmoid"):
         out = mb.forward(pc, x, activation=activation, loss="mean_squared_error")
         assert out.dtype == np.complex128
-        np.testing.assert_allclose(out.real, forward_ref(params, x, activation), rtol=1e-14)
-        np.testing.assert_allclose(mb.forward(params, x, activation=activation), 1 / (1 + np.exp(-forward_ref(params, x, activation))), rtol=1e-14)
+        # each side within ez of the exact z_L (any summation order); sigma(z) then within
+        # sigma' ez + EVAL_ULPS u sigma <= p (ez + EVAL_ULPS u), p = sigma(z)
+        ez, z = logits_bound(params, x, activation), forward_ref(params, x, activation)
+        p = 1 / (1 + np.exp(-z))
+        assert np.all(np.abs(out.real - z) <= 2 * ez)
+        assert np.all(np.abs(mb.forward(params, x, activation=activation) - p)
+                      <= 2 * p * (ez + EVAL_ULPS * unit_roundoff(np.float64)))
     np.testing.assert_array_equal(mb.forward(params, x), mb.forward(params, x, activation="sigmoid", loss="binary_cross_entropy"))
     with pytest.raises(TypeError, match="dtype must be one of float32, float64; got complex128"):
         mb.loss_and_grad(pc, x, y)
