@@ -4,42 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 import manual_backprop as mb
-from autodiff_check import rounding_bound
 from autodiff_check import sequential as jseq
 from layer_checks import U64, exact_tol
 from manual_backprop import model
-from strategies import examples, layer_sizes
-
-
-@settings(max_examples=examples(8))
-@given(sizes=layer_sizes(max_sizes=5, max_width=8), seed=st.integers(0, 2**32 - 1), batch=st.integers(1, 6),
-       scale=st.sampled_from([0.3, 1.0, 3.0]))
-def test_the_posts_mlp_as_layers_gives_the_numbers_of_loss_and_grad(sizes, seed, batch, scale):
-    """The same arithmetic up to order and formula (a sigmoid evaluated by another branch-free
-    formula, the bias gradient by np.sum instead of a gemv, y (1 - y) grouped differently), so
-    not bit-equal. Both are within ``rounding_bound`` of the exact J and gradient (its
-    first-order bound holds for any summation order and any sigmoid formula accurate to
-    EVAL_ULPS u); their difference is within twice that, and a factor 2 more covers the terms of
-    second order in u (as autodiff_check.exact_atol does): 4 x the bound."""
-    rng = np.random.default_rng(seed)
-    params = [W * scale for W in mb.init_params(sizes, seed=seed)]
-    x = rng.uniform(-3, 3, (batch, sizes[0]))
-    y = rng.uniform(0, 1, (batch, sizes[-1]))
-    J, grads = mb.loss_and_grad(params, x, y)
-
-    net = model.mlp(sizes)
-    p = [q for W in params for q in ((W,), ())][:-1]          # Dense, Sigmoid, ..., Dense
-    J2, g2 = net.loss_and_grad(p, x, y)
-    bound = rounding_bound(params, x, y, "sigmoid", "binary_cross_entropy")
-    assert abs(J2 - J) <= 4 * bound.loss
-    assert all(g == () for g in g2[1::2])
-    for l, (G, (G2,)) in enumerate(zip(grads, g2[::2])):
-        assert np.all(np.abs(G2 - G) <= 4 * bound.grad[l]), f"layer {l}: {np.abs(G2 - G).max()}"
-    assert np.array_equal(net.predict(p, x), mb.predict(params, x))
 
 
 def _cnn_batch(seed, B=3, dtype=np.float64):
