@@ -68,7 +68,8 @@ class Sequential:
         return self._spec.init(seed, dtype=dtype)
 
     def check_params(self, params) -> None:
-        """Refuse (ValueError naming the layer) params not shaped for this network."""
+        """Refuse params not shaped for this network (ValueError) or not floats (TypeError),
+        naming the layer."""
         self._spec.check_params(params)
 
     def _validate(self, params: Params, x, y=_checks.NO_TARGETS):
@@ -80,8 +81,8 @@ class Sequential:
         x = layers_np._array("Sequential", "x", x)
         z1 = self._spec._forward(params, x[:1], check=False)
         self._spec._check_finite(params, x)
-        if x.dtype.kind in "biu" and self.layers:   # ids (embedding): their range is checked on every
-            self._spec._apply(1, params, x, check=False)   # example, as JAX would clamp them silently
+        if x.dtype.kind in "iu" and self.layers and self.layers[0].name == "embedding":
+            layers_np._embedding_args("embedding", x, *params[0])   # every example's ids: JAX would clamp
         if y is not _checks.NO_TARGETS:
             y = self._spec._targets(np.empty((x.shape[0], z1.shape[1]), z1.dtype), y)
         return x, y

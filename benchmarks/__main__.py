@@ -182,15 +182,15 @@ def main(argv=None) -> int:
     started, cpu_started = time.perf_counter(), time.process_time()
     load_start = report.load_average()
     wanted = args.backends
-    out = args.out
-    if out is None:
-        out = report.default_out()
-        out.parent.mkdir(exist_ok=True)   # runs/, the default folder; a given --out's folder must exist
+    out, reserved = args.out, ()
+    if out is None:   # runs/<time>.json, made here (a given --out's folder must exist)
+        out, reserved = report.default_out(plot=not args.no_plot and args.plot is None)
     plot_path = None if args.no_plot else args.plot or out.with_suffix(".png")
     try:
         from manual_backprop.app.data import data_files
 
-        report.check_outputs({"--out": out, "--plot": plot_path}, inputs=data_files(), overwrite=args.overwrite)
+        report.check_outputs({"--out": out, "--plot": plot_path}, inputs=data_files(), overwrite=args.overwrite,
+                             reserved=reserved)
     except (ValueError, OSError) as e:   # before any timing: nothing is lost
         print(f"python -m benchmarks: error: {e}", file=sys.stderr)
         return 2

@@ -505,14 +505,13 @@ def main(argv=None) -> int:
     load_start = report.load_average()
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     backends = list(args.backends)
-    out = args.out
-    if out is None:
-        out = report.default_out("layers")
-        out.parent.mkdir(exist_ok=True)   # runs/, the default folder; a given --out's folder must exist
+    out, reserved = args.out, ()
+    if out is None:   # runs/layers-<time>.json, made here (a given --out's folder must exist)
+        out, reserved = report.default_out("layers")
     try:
         from manual_backprop.app.data import data_files
 
-        report.check_outputs({"--out": out}, inputs=data_files(), overwrite=args.overwrite)
+        report.check_outputs({"--out": out}, inputs=data_files(), overwrite=args.overwrite, reserved=reserved)
     except (ValueError, OSError) as e:   # before any timing: nothing is lost
         print(f"python -m benchmarks layers: error: {e}", file=sys.stderr)
         return 2

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import datetime as _dt
+import itertools
 import json
 import os
 import platform
@@ -350,24 +352,52 @@ def _baseline_faulting(g: dict) -> bool:
 # files
 
 
-def default_out(kind: str = "benchmark") -> Path:
-    """``runs/<kind>-<time>.json``, with ``-2``, ``-3``... when a run of the same second left
-    that name (the time has a one-second resolution; an existing file is never replaced)."""
+def default_out(kind: str = "benchmark", *, plot: bool = False) -> tuple[Path, tuple[Path, ...]]:
+    """``(runs/<kind>-<time>.json, reserved)``: the name, and with ``plot`` its ``.png``, created
+    empty with O_EXCL, so that another run of the same second (the time's resolution) takes
+    ``-2``, ``-3``... and neither replaces the other's file; ``runs/`` is made if missing. The
+    reservations are this run's outputs (:func:`check_outputs`' ``reserved``); one still empty
+    when the process exits (a run that wrote nothing there) is removed."""
+    runs = Path("runs")
+    runs.mkdir(exist_ok=True)
     stem = f"{kind}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    out, n = Path("runs") / f"{stem}.json", 1
-    while out.exists() or out.with_suffix(".png").exists():
-        n += 1
-        out = Path("runs") / f"{stem}-{n}.json"
-    return out
+    for n in itertools.count(1):
+        out = runs / (f"{stem}.json" if n == 1 else f"{stem}-{n}.json")
+        made: list[tuple[Path, int]] = []
+        try:
+            for path in [out, out.with_suffix(".png")] if plot else [out]:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_CLOEXEC", 0), 0o666)
+                made.append((path, os.fstat(fd).st_ino))
+                os.close(fd)
+        except FileExistsError:
+            for path, ino in made:
+                _drop_if_empty(path, ino)
+            continue
+        for path, ino in made:
+            atexit.register(_drop_if_empty, path, ino)
+        return out, tuple(path for path, _ in made)
+    raise AssertionError("unreachable")
 
 
-def check_outputs(given: dict[str, Path | None], inputs=(), overwrite: bool = False) -> dict[str, Path]:
+def _drop_if_empty(path: Path, ino: int) -> None:
+    """Remove a reservation of :func:`default_out` that is still the empty file it made."""
+    try:
+        st = os.stat(path)
+        if st.st_ino == ino and st.st_size == 0:
+            os.unlink(path)
+    except OSError:
+        pass
+
+
+def check_outputs(given: dict[str, Path | None], inputs=(), overwrite: bool = False,
+                  reserved: tuple[Path, ...] = ()) -> dict[str, Path]:
     """The output paths of a run (``{"--out": path, "--plot": path or None}``), checked before
     any timing by :mod:`manual_backprop.app.paths`' rules: each a new file in an existing
     directory (or, with ``overwrite``, an existing regular file), none a data file the run reads
     (``inputs``), the same file as another, or another's lock file. Returns them resolved;
     raises ``OutputPathError``, ``FileExistsError``, ``FileNotFoundError`` or
-    ``PermissionError`` naming the option."""
+    ``PermissionError`` naming the option. ``reserved``: files this run made for itself
+    (:func:`default_out`), which it may replace."""
     from manual_backprop.app import paths
 
     targets = {what: paths.check_output(p, what, overwrite=True) for what, p in given.items() if p is not None}
@@ -379,8 +409,9 @@ def check_outputs(given: dict[str, Path | None], inputs=(), overwrite: bool = Fa
             if other != what and (paths.same_file(t, u) or paths.same_file(u, t.with_name(t.name + ".lock"))):
                 raise paths.OutputPathError(f"{other} {given[other]} and {what} {given[what]} would overwrite "
                                             "each other (the same file, or one's lock file); give two names")
+    ours = {Path(os.path.realpath(p)) for p in reserved}
     for what, t in targets.items():   # last: the errors above say more about an existing file
-        paths.check_new(t, os.fspath(given[what]), what, overwrite)
+        paths.check_new(t, os.fspath(given[what]), what, overwrite or t in ours)
     return targets
 
 

@@ -295,12 +295,13 @@ def conv2d(x: np.ndarray, W: np.ndarray, b: np.ndarray, *, stride=1, padding=0) 
     x, W, b, stride, padding, (Ho, Wo) = _conv_args(x, W, b, stride, padding)
     N, F = x.shape[0], W.shape[0]
     X, Wq = _im2col(x, W.shape[2], W.shape[3], stride, padding, (Ho, Wo))
-    with np.errstate(over="ignore", invalid="ignore"):   # columns j >= Wo are no window (judged below)
+    wide = Wq > Wo                                  # columns j >= Wo: no window, their products unused
+    with np.errstate(over="ignore" if wide else None, invalid="ignore" if wide else None):
         yq = (W.reshape(F, -1) @ X).reshape(F, N, Ho, Wq)         # one GEMM
     y = np.empty((N, F, Ho, Wo), dtype=x.dtype)
     np.add(yq[..., :Wo].transpose(1, 0, 2, 3), b[:, None, None], out=y)
-    if Wq > Wo and not _checks.all_finite(y):   # the windows' own product, for NumPy's usual warning
-        W.reshape(F, -1) @ X.reshape(-1, N, Ho, Wq)[..., :Wo].reshape(X.shape[0], -1)
+    if wide and not _checks.all_finite(y) and _checks.all_finite(x) and _checks.all_finite(W):
+        W.reshape(F, -1) @ X.reshape(-1, N, Ho, Wq)[..., :Wo].reshape(X.shape[0], -1)   # its warning
     return y
 
 
@@ -656,9 +657,9 @@ def softmax_vjp(dy: np.ndarray, x: np.ndarray, *, axis: int = -1) -> tuple[np.nd
 
 def _softmax_pullback(dy, y, axis):
     """y * (dy - sum(dy * y)) as (dy * y) - y * sum(dy * y): the same passes, and no
-    intermediate beyond the result's range, which is at most max|dy| / 2 (dy_k - s is a
-    weighted sum of dy_k - dy_j with weights y_j summing to 1 - y_k, so |dx_k| <= 2 y_k (1 - y_k)
-    max|dy|); dy - s alone reached 2 max|dy| and overflowed for dy near the dtype's largest."""
+    intermediate above max|dy| (y <= 1, |sum(dy * y)| <= max|dy|; the result itself is at most
+    max|dy| / 2: dy_k - s is a weighted sum of dy_k - dy_j with weights y_j summing to 1 - y_k);
+    dy - s alone reached 2 max|dy| and overflowed for dy near the dtype's largest."""
     t = dy * y
     s = t.sum(axis=axis, keepdims=True)
     t -= y * s
@@ -784,14 +785,21 @@ def _recurrent_args(layer, x, states, Wx, Wh, b, gates):
     return x, states, Wx, Wh, b
 
 
-def _recurrent_overflow(layer, h, *inputs) -> None:
-    """A pre-activation beyond the dtype's range is +-inf and saturates its unit (tanh and sigma
-    of +-inf are exact); inf - inf is NaN, no value at all: with every input finite, a
-    ValueError. (A NaN or inf input makes its rows NaN, as in the other layers.)"""
-    if not _checks.all_finite(h) and all(_checks.all_finite(a) for a in inputs):
+def _recurrent_overflow(layer, h, x, states, weights) -> None:
+    """A pre-activation that overflows warns, as any NumPy product does (the unit saturates
+    at +-inf: right where the exact value is beyond the dtype's range, not where only a partial
+    sum was); one that is inf - inf is NaN, no value at all: a ValueError where that example's x
+    and states and every weight are finite. (A NaN or inf input makes its own rows NaN.)"""
+    if _checks.all_finite(h) or not all(_checks.all_finite(w) for w in weights):
+        return
+    bad = ~np.isfinite(h).all(axis=(1, 2)) & np.isfinite(x).all(axis=(1, 2))
+    for s in states.values():
+        bad &= np.isfinite(s).all(axis=1)
+    if bad.any():
+        n = int(np.flatnonzero(bad)[0])
         raise ValueError(f"{layer}: a pre-activation x_t Wx + h_(t-1) Wh + b (or a cell state) is inf - inf "
-                         f"in {h.dtype} where x, the states and the weights are finite (|x| up to "
-                         f"{np.abs(inputs[0]).max():.3g}); scale x or the weights down")
+                         f"in {h.dtype} for example {n}, whose x and states are finite as are the weights (|x| up "
+                         f"to {np.abs(x[n]).max():.3g}); scale x or the weights down")
 
 
 def rnn(x: np.ndarray, h0: np.ndarray, Wx: np.ndarray, Wh: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -803,8 +811,8 @@ def rnn(x: np.ndarray, h0: np.ndarray, Wx: np.ndarray, Wh: np.ndarray, b: np.nda
                da_t  = dh_t * (1 - h_t^2)
                dx_t  = da_t Wx^T,   dWx = sum_t x_t^T da_t,   dWh = sum_t h_{t-1}^T da_t
                db    = sum_{t,b} da_t,   dh0 = da_1 Wh^T
-    A pre-activation beyond the dtype's range saturates its unit (tanh(+-inf) = +-1); one that
-    is inf - inf from finite inputs is a ValueError (also in lstm).
+    A pre-activation that overflows warns, as NumPy's products do, and saturates its unit (tanh
+    of inf is 1); one that is inf - inf from finite inputs is a ValueError (also in lstm).
     """
     x, (h,), Wx, Wh, b = _rnn(x, h0, Wx, Wh, b, "rnn")
     return h
@@ -813,13 +821,12 @@ def rnn(x: np.ndarray, h0: np.ndarray, Wx: np.ndarray, Wh: np.ndarray, b: np.nda
 def _rnn(x, h0, Wx, Wh, b, layer):
     x, st, Wx, Wh, b = _recurrent_args(layer, x, {"h0": h0}, Wx, Wh, b, 1)
     N, T, _ = x.shape
-    with np.errstate(over="ignore", invalid="ignore"):   # a_t = +-inf saturates h_t; NaN judged below
-        xw = (x.reshape(N * T, -1) @ Wx).reshape(N, T, -1)  # all input projections: one GEMM
-        h = np.empty_like(xw)
-        prev = st["h0"]
-        for t in range(T):
-            prev = h[:, t] = np.tanh(xw[:, t] + prev @ Wh + b)
-    _recurrent_overflow(layer, h, x, *st.values(), Wx, Wh, b)
+    xw = (x.reshape(N * T, -1) @ Wx).reshape(N, T, -1)  # all input projections: one GEMM
+    h = np.empty_like(xw)
+    prev = st["h0"]
+    for t in range(T):
+        prev = h[:, t] = np.tanh(xw[:, t] + prev @ Wh + b)
+    _recurrent_overflow(layer, h, x, st, (Wx, Wh, b))
     return x, (h,), Wx, Wh, st["h0"]
 
 
@@ -867,16 +874,15 @@ def _lstm(x, h0, c0, Wx, Wh, b, layer):
     h, c = np.empty((N, T, H), x.dtype), np.empty((N, T, H), x.dtype)
     gates = np.empty((N, T, 4 * H), x.dtype)            # i, f, o, g after their nonlinearities
     hp, cp = st["h0"], st["c0"]
-    with np.errstate(over="ignore", invalid="ignore"):   # a_t = +-inf saturates its gate; NaN judged below
-        xw = (x.reshape(N * T, -1) @ Wx).reshape(N, T, 4 * H)
-        for t in range(T):
-            a = xw[:, t] + hp @ Wh + b
-            gates[:, t, :3 * H] = _sigmoid(a[:, :3 * H])
-            gates[:, t, 3 * H:] = np.tanh(a[:, 3 * H:])
-            i, f, o, g = np.split(gates[:, t], 4, axis=1)
-            cp = c[:, t] = f * cp + i * g
-            hp = h[:, t] = o * np.tanh(cp)
-    _recurrent_overflow(layer, h, x, *st.values(), Wx, Wh, b)
+    xw = (x.reshape(N * T, -1) @ Wx).reshape(N, T, 4 * H)
+    for t in range(T):
+        a = xw[:, t] + hp @ Wh + b
+        gates[:, t, :3 * H] = _sigmoid(a[:, :3 * H])
+        gates[:, t, 3 * H:] = np.tanh(a[:, 3 * H:])
+        i, f, o, g = np.split(gates[:, t], 4, axis=1)
+        cp = c[:, t] = f * cp + i * g
+        hp = h[:, t] = o * np.tanh(cp)
+    _recurrent_overflow(layer, h, x, st, (Wx, Wh, b))
     return x, h, c, gates, st, Wx, Wh
 
 

@@ -115,7 +115,8 @@ class Sequential:
         return [tuple(_init(k, s, rng).astype(dt) for k, s in zip(l.inits, l.shapes)) for l in self.layers]
 
     def check_params(self, params) -> None:
-        """Refuse (ValueError naming the layer) params not shaped for this network."""
+        """Refuse params not shaped for this network (ValueError) or not floats (TypeError),
+        naming the layer."""
         self._check_params(params)
 
     def _check_params(self, params) -> None:

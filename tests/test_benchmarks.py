@@ -672,9 +672,11 @@ def test_more_threads_than_cpus_is_said(tmp_path):
     assert code.returncode == 0 and f"WARNING: --threads {n} is more than the {n - 1} CPUs" in code.stderr
 
 
-def test_default_output_names_never_reuse_an_earlier_runs_file(tmp_path, monkeypatch):
-    """The default ``runs/<kind>-<time>.json`` has a one-second resolution: a second run in the
-    same second gets ``-2``, then ``-3`` (its plot's name taken counts too), not a refusal."""
+def test_default_output_names_are_reserved_so_no_run_replaces_anothers(tmp_path, monkeypatch):
+    """The default ``runs/<kind>-<time>.json`` has a one-second resolution: two runs of the same
+    second both took it, and the later to finish replaced the other's file (os.replace). The
+    name (and the plot's) is now created empty with O_EXCL: the next run takes -2, then -3 (a
+    plot's name taken counts too); a reservation left empty is removed at exit."""
     import datetime
 
     class Frozen(datetime.datetime):
@@ -684,13 +686,22 @@ def test_default_output_names_never_reuse_an_earlier_runs_file(tmp_path, monkeyp
 
     monkeypatch.setattr(report._dt, "datetime", Frozen)
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "runs").mkdir()
-    assert report.default_out() == Path("runs/benchmark-20261201-190000.json")
-    (tmp_path / "runs/benchmark-20261201-190000.json").touch()
-    assert report.default_out() == Path("runs/benchmark-20261201-190000-2.json")
-    (tmp_path / "runs/benchmark-20261201-190000-2.png").touch()
-    assert report.default_out() == Path("runs/benchmark-20261201-190000-3.json")
-    assert report.default_out("layers") == Path("runs/layers-20261201-190000.json")
+    dropped = []
+    monkeypatch.setattr(report.atexit, "register", lambda fn, *a: dropped.append((fn, a)))
+    first = report.default_out(plot=True)
+    assert first == (Path("runs/benchmark-20261201-190000.json"),
+                     (Path("runs/benchmark-20261201-190000.json"), Path("runs/benchmark-20261201-190000.png")))
+    assert all(p.exists() and p.stat().st_size == 0 for p in first[1])
+    assert report.default_out()[0] == Path("runs/benchmark-20261201-190000-2.json")
+    (tmp_path / "runs/benchmark-20261201-190000-3.png").touch()      # another run's plot
+    assert report.default_out(plot=True)[0] == Path("runs/benchmark-20261201-190000-4.json")
+    assert not (tmp_path / "runs/benchmark-20261201-190000-3.json").exists()   # its half-reservation undone
+    assert report.default_out("layers")[0] == Path("runs/layers-20261201-190000.json")
+    first[0].write_text("{}")                                         # the run wrote its JSON
+    for fn, a in dropped:
+        fn(*a)
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [
+        "benchmark-20261201-190000-3.png", "benchmark-20261201-190000.json"]
 
 
 def test_faults_counts_the_page_faults_of_fresh_allocations():
