@@ -19,6 +19,7 @@ Bad arguments raise TypeError or ValueError naming the argument, what was expect
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 
@@ -296,13 +297,19 @@ def conv2d(x: np.ndarray, W: np.ndarray, b: np.ndarray, *, stride=1, padding=0) 
     N, F = x.shape[0], W.shape[0]
     X, Wq = _im2col(x, W.shape[2], W.shape[3], stride, padding, (Ho, Wo))
     wide = Wq > Wo                                  # columns j >= Wo: no window, their products unused
-    with np.errstate(over="ignore" if wide else None, invalid="ignore" if wide else None):
+    with np.errstate(over="ignore", invalid="ignore") if wide else contextlib.nullcontext():
         yq = (W.reshape(F, -1) @ X).reshape(F, N, Ho, Wq)         # one GEMM
     y = np.empty((N, F, Ho, Wo), dtype=x.dtype)
     np.add(yq[..., :Wo].transpose(1, 0, 2, 3), b[:, None, None], out=y)
     if wide and not _checks.all_finite(y) and _checks.all_finite(x) and _checks.all_finite(W):
-        W.reshape(F, -1) @ X.reshape(-1, N, Ho, Wq)[..., :Wo].reshape(X.shape[0], -1)   # its warning
+        _overflow_signal(y.dtype)                   # what a product of the windows alone would give
     return y
+
+
+def _overflow_signal(dtype: np.dtype) -> None:
+    """NumPy's floating-point overflow signal, handled as the caller's ``np.errstate`` says (by
+    default a RuntimeWarning): the largest number doubled."""
+    np.multiply(np.finfo(dtype).max, dtype.type(2))
 
 
 def conv2d_vjp(dy: np.ndarray, x: np.ndarray, W: np.ndarray, b: np.ndarray, *, stride=1, padding=0):

@@ -410,14 +410,23 @@ def test_recurrent_units_refuse_a_preactivation_of_inf_minus_inf():
     h0, Wh, b = np.zeros((1, 1), f), np.zeros((1, 1), f), np.zeros(1, f)
     with pytest.warns(RuntimeWarning, match="overflow"):
         assert L.rnn(np.full((1, 1, 1), 3e38, f), h0, np.array([[2]], f), Wh, b)[0, 0, 0] == 1
-    x2 = np.full((2, 1, 2), 3e38, f)
-    for call in (lambda: L.rnn(x2[:1], h0, np.array([[2], [-2]], f), Wh, b),
-                 lambda: L.rnn(x2, np.array([[np.nan], [0]], f), np.array([[2], [-2]], f), Wh, b),
-                 lambda: L.lstm(x2[:1], h0, h0, np.array([[2] * 4, [-2] * 4], f), np.zeros((1, 4), f), np.zeros(4, f))):
-        with pytest.warns(RuntimeWarning), pytest.raises(ValueError, match=r"is inf - inf in float32 for example"):
+    x2, Wx = np.full((2, 1, 2), 3e38, f), np.array([[2], [-2]], f)
+    nan_x0 = x2.copy()
+    nan_x0[0, 0, 0] = np.nan
+    for call, layer, n in ((lambda: L.rnn(x2[:1], h0, Wx, Wh, b), "rnn", 0),
+                           (lambda: L.rnn(x2, np.array([[np.nan], [0]], f), Wx, Wh, b), "rnn", 1),
+                           (lambda: L.rnn(nan_x0, np.zeros((2, 1), f), Wx, Wh, b), "rnn", 1),
+                           (lambda: L.lstm(x2[:1], h0, h0, np.array([[2] * 4, [-2] * 4], f), np.zeros((1, 4), f),
+                                           np.zeros(4, f)), "lstm", 0)):
+        with pytest.warns(RuntimeWarning), pytest.raises(ValueError, match=rf"^{layer}: a pre-activation .* is inf - "
+                                                                            rf"inf in float32 for example {n}, "):
             call()
-    # x's own NaN: its rows NaN, no error (NaN passes NumPy's products without a warning)
-    assert np.isnan(L.rnn(np.array([[[np.nan, 1.0]]], f), h0, np.array([[2], [-2]], f), Wh, b)).all()
+    # a NaN in x, or in a weight, makes NaN rows, no error (NaN passes NumPy's products silently);
+    # example 1 beside example 0's NaN is finite and unjudged
+    mixed = np.array([[[np.nan, 1.0]], [[1.0, 1.0]]], f)
+    h = L.rnn(mixed, np.zeros((2, 1), f), Wx, Wh, b)
+    assert np.isnan(h[0]).all() and h[1, 0, 0] == 0
+    assert np.isnan(L.rnn(np.ones((1, 1, 2), f), h0, np.array([[np.nan], [1]], f), Wh, b)).all()
 
 
 def test_softmax_vjp_takes_a_cotangent_near_the_dtypes_largest():
@@ -447,6 +456,11 @@ def test_conv2d_warns_only_for_its_windows():
     x = np.array([[[[0, -3e38, 3e38], [3e38, -3e38, 0]]]], f)
     y = L.conv2d(x, np.ones((1, 1, 1, 2), f), np.zeros(1, f))
     np.testing.assert_array_equal(y, np.array([[[[-3e38, 0], [0, -3e38]]]], f))
+    # a column past the last window of 2 x 2e38 - 1.1 x 3.4e38 = inf - inf (an invalid value):
+    # windows 0 0 2e38 -> -2.2e38 and 3.4e38 0 0 -> 1.7e38 under the kernel 0.5 2 -1.1
+    x = np.array([[[[0, 0, 2e38], [3.4e38, 0, 0]]]], f)
+    y = L.conv2d(x, np.array([[[[0.5, 2, -1.1]]]], f), np.zeros(1, f))
+    np.testing.assert_array_equal(y, np.array([[[[f(2e38) * f(-1.1)], [f(3.4e38) * f(0.5)]]]], f))
     for x, W, options in ((np.full((1, 1, 1, 2), 3e38, f), np.ones((1, 1, 1, 2), f), {}),
                           (np.full((1, 1, 4, 4), 3e38, f), np.full((1, 1, 2, 2), 2, f), {"stride": 2}),
                           (np.full((1, 1, 3, 3), 3e38, f), np.full((1, 1, 1, 1), 2, f), {})):  # no wide columns
@@ -1089,6 +1103,11 @@ def test_sequential_refuses_non_finite_input_and_raises_on_overflow():
     for call in (lambda: net.forward(big, x + 1), lambda: net.loss(big, x + 1, y), lambda: net.loss_and_grad(big, x + 1, y)):
         with pytest.raises(mb.NonFiniteError, match=r"^the outputs of layer 1 \(dense\) are NaN or inf although"):
             call()
+    deep = M.mlp([4, 3, 3, 2], loss="mean_squared_error")         # dense sigmoid dense sigmoid dense
+    p3 = deep.init(seed=1)
+    p3[2] = (np.full_like(p3[2][0], 1e308),)                        # z_3 = 1e308 (1 + sum of 3 a_2)
+    with pytest.raises(mb.NonFiniteError, match=r"^the outputs of layer 3 \(dense\) are NaN or inf although"):
+        deep.forward(p3, x + 1)
     # J finite (z = 3e38 * 1e-37 = 30), dJ/dW[1:] = x^T (z - y) = 3e38 * 30 overflows float32
     one = M.mlp([1, 1], loss="mean_squared_error")
     W = (np.array([[0], [1e-37]], np.float32),)
