@@ -183,15 +183,16 @@ def main(argv=None) -> int:
     load_start = report.load_average()
     wanted = args.backends
     out, reserved = args.out, ()
-    if out is None:   # runs/<time>.json, made here (a given --out's folder must exist)
-        out, reserved = report.default_out(plot=not args.no_plot and args.plot is None)
-    plot_path = None if args.no_plot else args.plot or out.with_suffix(".png")
     try:
+        if out is None:   # runs/<time>.json, made here (a given --out's folder must exist)
+            out, reserved = report.default_out(plot=not args.no_plot and args.plot is None)
+        plot_path = None if args.no_plot else args.plot or out.with_suffix(".png")
         from manual_backprop.app.data import data_files
 
         report.check_outputs({"--out": out, "--plot": plot_path}, inputs=data_files(), overwrite=args.overwrite,
                              reserved=reserved)
     except (ValueError, OSError) as e:   # before any timing: nothing is lost
+        report.release(reserved)
         print(f"python -m benchmarks: error: {e}", file=sys.stderr)
         return 2
     limits = None
@@ -201,6 +202,7 @@ def main(argv=None) -> int:
         try:
             from threadpoolctl import threadpool_limits
         except ImportError:
+            report.release(reserved)
             print("--threads needs threadpoolctl (pip install 'manual-backprop[bench]')", file=sys.stderr)
             return 2
         limits = threadpool_limits(args.threads)  # noqa: F841  held for the whole run
@@ -277,4 +279,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    report.exit_on_termination()   # a killed run leaves no empty reservation (report.default_out)
     sys.exit(main())

@@ -506,13 +506,14 @@ def main(argv=None) -> int:
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     backends = list(args.backends)
     out, reserved = args.out, ()
-    if out is None:   # runs/layers-<time>.json, made here (a given --out's folder must exist)
-        out, reserved = report.default_out("layers")
     try:
+        if out is None:   # runs/layers-<time>.json, made here (a given --out's folder must exist)
+            out, reserved = report.default_out("layers")
         from manual_backprop.app.data import data_files
 
         report.check_outputs({"--out": out}, inputs=data_files(), overwrite=args.overwrite, reserved=reserved)
     except (ValueError, OSError) as e:   # before any timing: nothing is lost
+        report.release(reserved)
         print(f"python -m benchmarks layers: error: {e}", file=sys.stderr)
         return 2
     if "jax" in backends and importlib.util.find_spec("jax") is None:
@@ -523,6 +524,7 @@ def main(argv=None) -> int:
         try:
             from threadpoolctl import threadpool_limits
         except ImportError:
+            report.release(reserved)
             print("--threads needs threadpoolctl (pip install 'manual-backprop[bench]')", file=sys.stderr)
             return 2
         limits = threadpool_limits(args.threads)  # noqa: F841  held for the whole run
@@ -562,4 +564,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    report.exit_on_termination()
     raise SystemExit(main())

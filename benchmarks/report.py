@@ -8,6 +8,7 @@ import itertools
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -356,37 +357,61 @@ def default_out(kind: str = "benchmark", *, plot: bool = False) -> tuple[Path, t
     """``(runs/<kind>-<time>.json, reserved)``: the name, and with ``plot`` its ``.png``, created
     empty with O_EXCL, so that another run of the same second (the time's resolution) takes
     ``-2``, ``-3``... and neither replaces the other's file; ``runs/`` is made if missing. The
-    reservations are this run's outputs (:func:`check_outputs`' ``reserved``); one still empty
-    when the process exits (a run that wrote nothing there) is removed."""
+    reservations are this run's outputs (:func:`check_outputs`' ``reserved``); :func:`release`
+    removes those still empty, and so does the process's exit (SIGTERM and SIGHUP included where
+    the command line installs :func:`exit_on_termination`). OSError names ``runs/``."""
     runs = Path("runs")
-    runs.mkdir(exist_ok=True)
+    try:
+        runs.mkdir(exist_ok=True)
+    except OSError as e:
+        raise OSError(e.errno, f"cannot make the default output folder {runs}/: {e.strerror or e}") from None
     stem = f"{kind}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     for n in itertools.count(1):
         out = runs / (f"{stem}.json" if n == 1 else f"{stem}-{n}.json")
-        made: list[tuple[Path, int]] = []
+        made: list[Path] = []
         try:
             for path in [out, out.with_suffix(".png")] if plot else [out]:
                 fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_CLOEXEC", 0), 0o666)
-                made.append((path, os.fstat(fd).st_ino))
+                st = os.fstat(fd)
                 os.close(fd)
+                _RESERVED[os.path.abspath(path)] = (st.st_dev, st.st_ino)
+                made.append(path)
         except FileExistsError:
-            for path, ino in made:
-                _drop_if_empty(path, ino)
+            release(made)
             continue
-        for path, ino in made:
-            atexit.register(_drop_if_empty, path, ino)
-        return out, tuple(path for path, _ in made)
+        except OSError as e:
+            release(made)
+            raise OSError(e.errno, f"cannot write in the default output folder {runs}/: {e.strerror or e}") from None
+        atexit.register(release, made)
+        return out, tuple(made)
     raise AssertionError("unreachable")
 
 
-def _drop_if_empty(path: Path, ino: int) -> None:
-    """Remove a reservation of :func:`default_out` that is still the empty file it made."""
-    try:
-        st = os.stat(path)
-        if st.st_ino == ino and st.st_size == 0:
-            os.unlink(path)
-    except OSError:
-        pass
+#: reservations of :func:`default_out`: absolute path -> (device, inode) of the empty file made
+_RESERVED: dict[str, tuple[int, int]] = {}
+
+
+def release(paths) -> None:
+    """Remove each reservation of :func:`default_out` among ``paths`` that is still the empty
+    file it made (a run that wrote there replaced it: a new inode)."""
+    for path in paths:
+        key = os.path.abspath(path)
+        made = _RESERVED.pop(key, None)
+        try:
+            st = os.stat(key)
+            if made == (st.st_dev, st.st_ino) and st.st_size == 0:
+                os.unlink(key)
+        except OSError:
+            pass
+
+
+def exit_on_termination() -> None:
+    """SIGTERM and SIGHUP exit through SystemExit (128 + the signal), as Ctrl-C does through
+    KeyboardInterrupt, so that exit handlers run (the command lines; not over a signal the parent
+    ignores, nohup's SIGHUP)."""
+    for s in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(s) not in (signal.SIG_IGN, None):
+            signal.signal(s, lambda n, frame: sys.exit(128 + n))
 
 
 def check_outputs(given: dict[str, Path | None], inputs=(), overwrite: bool = False,

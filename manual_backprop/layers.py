@@ -301,8 +301,10 @@ def conv2d(x: np.ndarray, W: np.ndarray, b: np.ndarray, *, stride=1, padding=0) 
         yq = (W.reshape(F, -1) @ X).reshape(F, N, Ho, Wq)         # one GEMM
     y = np.empty((N, F, Ho, Wo), dtype=x.dtype)
     np.add(yq[..., :Wo].transpose(1, 0, 2, 3), b[:, None, None], out=y)
-    if wide and not _checks.all_finite(y) and _checks.all_finite(x) and _checks.all_finite(W):
-        _overflow_signal(y.dtype)                   # what a product of the windows alone would give
+    if wide and not _checks.all_finite(y) and _checks.all_finite(W):   # (b's own NaN or inf: not ours)
+        windows = yq[..., :Wo]                      # an example with a non-finite x makes its own NaN
+        if (~np.isfinite(windows).all(axis=(0, 2, 3)) & np.isfinite(x).all(axis=(1, 2, 3))).any():
+            _overflow_signal(y.dtype)               # what a product of the windows alone would give
     return y
 
 
@@ -796,7 +798,8 @@ def _recurrent_overflow(layer, h, x, states, weights) -> None:
     """A pre-activation that overflows warns, as any NumPy product does (the unit saturates
     at +-inf: right where the exact value is beyond the dtype's range, not where only a partial
     sum was); one that is inf - inf is NaN, no value at all: a ValueError where that example's x
-    and states and every weight are finite. (A NaN or inf input makes its own rows NaN.)"""
+    and states and every weight are finite. (A NaN or inf input makes its own rows NaN. The
+    lstm's cell state cannot be inf - inf: |f c + i g| <= |c| + 1.)"""
     if _checks.all_finite(h) or not all(_checks.all_finite(w) for w in weights):
         return
     bad = ~np.isfinite(h).all(axis=(1, 2)) & np.isfinite(x).all(axis=(1, 2))
@@ -804,9 +807,9 @@ def _recurrent_overflow(layer, h, x, states, weights) -> None:
         bad &= np.isfinite(s).all(axis=1)
     if bad.any():
         n = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"{layer}: a pre-activation x_t Wx + h_(t-1) Wh + b (or a cell state) is inf - inf "
-                         f"in {h.dtype} for example {n}, whose x and states are finite as are the weights (|x| up "
-                         f"to {np.abs(x[n]).max():.3g}); scale x or the weights down")
+        raise ValueError(f"{layer}: a pre-activation x_t Wx + h_(t-1) Wh + b is inf - inf in {h.dtype} for example "
+                         f"{n}, whose x and states are finite as are the weights (|x| up to {np.abs(x[n]).max():.3g}, "
+                         f"|h0| up to {np.abs(states['h0'][n]).max():.3g}); scale x, h0 or the weights down")
 
 
 def rnn(x: np.ndarray, h0: np.ndarray, Wx: np.ndarray, Wh: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -687,7 +688,7 @@ def test_default_output_names_are_reserved_so_no_run_replaces_anothers(tmp_path,
     monkeypatch.setattr(report._dt, "datetime", Frozen)
     monkeypatch.chdir(tmp_path)
     dropped = []
-    monkeypatch.setattr(report.atexit, "register", lambda fn, *a: dropped.append((fn, a)))
+    monkeypatch.setattr(report.atexit, "register", lambda fn, *a: dropped.append((fn, a)))   # called below
     first = report.default_out(plot=True)
     assert first == (Path("runs/benchmark-20261201-190000.json"),
                      (Path("runs/benchmark-20261201-190000.json"), Path("runs/benchmark-20261201-190000.png")))
@@ -702,6 +703,22 @@ def test_default_output_names_are_reserved_so_no_run_replaces_anothers(tmp_path,
         fn(*a)
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [
         "benchmark-20261201-190000-3.png", "benchmark-20261201-190000.json"]
+
+
+def test_a_terminated_run_leaves_no_empty_reservation(tmp_path):
+    """atexit does not run under SIGTERM's or SIGHUP's default action: a killed run (timeout, a
+    closed terminal) left its empty runs/*.json and .png for good. The command lines exit on them
+    through SystemExit, and the reservations go."""
+    script = ("import time, sys; sys.path.insert(0, sys.argv[1]); from benchmarks import report; "
+              "report.exit_on_termination(); report.default_out(plot=True); print('ready', flush=True); time.sleep(30)")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        with subprocess.Popen([sys.executable, "-c", script, str(ROOT)], cwd=tmp_path, env=env,
+                              stdout=subprocess.PIPE, text=True) as proc:
+            assert proc.stdout.readline() == "ready\n" and len(list((tmp_path / "runs").iterdir())) == 2
+            proc.send_signal(sig)
+            assert proc.wait(timeout=30) == 128 + sig
+        assert list((tmp_path / "runs").iterdir()) == []
 
 
 def test_faults_counts_the_page_faults_of_fresh_allocations():
@@ -720,3 +737,16 @@ def test_faults_counts_the_page_faults_of_fresh_allocations():
     # plain: at least z_1, a_1, z_2, a_2 and a delta, each 100 x 500 float64 = 98 pages; fast: a
     # few small temporaries (10 faults a call measured), not its buffers
     assert per_call["plain"] >= 5 * 98 and per_call["fast"] < per_call["plain"] / 20
+
+
+def test_a_default_output_folder_that_cannot_be_made_is_one_line_before_any_timing(tmp_path, monkeypatch, capsys):
+    """runs/ a regular file: the reservation's mkdir raised a traceback outside the checks."""
+    from benchmarks.__main__ import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").touch()
+    assert main(["--quick", "--backends", "plain", "--batches", "1", "--no-training"]) == 2
+    assert main(["layers", "--quick", "--backends="]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert [line.split(": error: ")[1] for line in err] == ["[Errno 17] cannot make the default output folder runs/: "
+                                                            "File exists"] * 2

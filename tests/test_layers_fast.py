@@ -419,7 +419,8 @@ def test_recurrent_units_refuse_a_preactivation_of_inf_minus_inf():
                            (lambda: L.lstm(x2[:1], h0, h0, np.array([[2] * 4, [-2] * 4], f), np.zeros((1, 4), f),
                                            np.zeros(4, f)), "lstm", 0)):
         with pytest.warns(RuntimeWarning), pytest.raises(ValueError, match=rf"^{layer}: a pre-activation .* is inf - "
-                                                                            rf"inf in float32 for example {n}, "):
+                                                                            rf"inf in float32 for example {n}, .*"
+                                                                            r"\|h0\| up to .*scale x, h0 or the weights down$"):
             call()
     # a NaN in x, or in a weight, makes NaN rows, no error (NaN passes NumPy's products silently);
     # example 1 beside example 0's NaN is finite and unjudged
@@ -456,6 +457,19 @@ def test_conv2d_warns_only_for_its_windows():
     x = np.array([[[[0, -3e38, 3e38], [3e38, -3e38, 0]]]], f)
     y = L.conv2d(x, np.ones((1, 1, 1, 2), f), np.zeros(1, f))
     np.testing.assert_array_equal(y, np.array([[[[-3e38, 0], [0, -3e38]]]], f))
+    # a NaN or inf bias is its own (no overflow signal); an inf in one example's x does not hide
+    # another example's overflowing window
+    rng = np.random.default_rng(0)
+    xs, Ws = rng.standard_normal((2, 3, 5, 6)), rng.standard_normal((4, 3, 3, 3))
+    for bad in (np.nan, np.inf):
+        assert np.isnan(L.conv2d(xs, Ws, np.array([bad, 0, 0, 0]))[:, 0]).all() or np.isinf(
+            L.conv2d(xs, Ws, np.array([bad, 0, 0, 0]))[:, 0]).all()
+    two = np.ones((2, 1, 4, 4))
+    two[0, 0, 0, 0], two[1, 0, 1, 1] = np.inf, np.finfo(np.float64).max
+    with pytest.warns(RuntimeWarning, match="overflow"):
+        L.conv2d(two, np.full((1, 1, 2, 2), 4.0), np.zeros(1))
+    two[1, 0, 1, 1] = 1.0                                     # example 0's inf alone: its NaN, no warning
+    assert np.isfinite(L.conv2d(two, np.full((1, 1, 2, 2), 4.0), np.zeros(1))[1]).all()
     # a column past the last window of 2 x 2e38 - 1.1 x 3.4e38 = inf - inf (an invalid value):
     # windows 0 0 2e38 -> -2.2e38 and 3.4e38 0 0 -> 1.7e38 under the kernel 0.5 2 -1.1
     x = np.array([[[[0, 0, 2e38], [3.4e38, 0, 0]]]], f)
