@@ -693,7 +693,7 @@ def _attention_args(layer, q, k, v, causal):
 
 def _scores(layer, q, k, scale, allowed):
     """S = q k^T / sqrt(d). A row whose largest unmasked score overflows to inf, or whose scores
-    are NaN or all -inf, from finite q and k, is a ValueError, as in the norms: softmax would
+    are NaN or all -inf, from its example's finite q and k, is a ValueError, as in the norms: softmax would
     make it NaN. A -inf below a finite maximum is right as it is (its weight is 0). Where
     q k^T overflows but the scores fit (|S| up to sqrt(d) times smaller), S = (q / sqrt(d)) k^T."""
     def scores(q_, factor):
@@ -702,11 +702,14 @@ def _scores(layer, q, k, scale, allowed):
             return S, S.max(axis=-1) if allowed is None else np.max(S, axis=-1, where=allowed, initial=-np.inf)
 
     S, top = scores(q, scale)
-    if not _checks.all_finite(top) and _checks.all_finite(q) and _checks.all_finite(k):   # (max passes NaN on)
+    if not _checks.all_finite(top):                                 # (max passes NaN on)
         S, top = scores(q * scale, 1)
-        if not _checks.all_finite(top):
-            raise ValueError(f"{layer}: q k^T / sqrt(d) overflows {q.dtype} where q and k are finite (|q| up to "
-                             f"{np.abs(q).max():.3g}, |k| up to {np.abs(k).max():.3g}); scale q or k down")
+        # judged example by example: a NaN or inf in one example's q or k makes its own rows NaN
+        bad = ~np.isfinite(top).all(axis=-1) & np.isfinite(q).all(axis=(1, 2)) & np.isfinite(k).all(axis=(1, 2))
+        if bad.any():
+            n = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"{layer}: q k^T / sqrt(d) overflows {q.dtype} where q and k are finite (example {n}: "
+                             f"|q| up to {np.abs(q[n]).max():.3g}, |k| up to {np.abs(k[n]).max():.3g}); scale q or k down")
     return S
 
 

@@ -579,6 +579,22 @@ def test_attention_refuses_scores_that_overflow_unless_masked():
     q_nan[0, 0, 0] = np.nan                     # a NaN input is not an overflow: its row is NaN
     y = L.attention(q_nan, q / 1e19, q / 1e19)
     assert np.isnan(y[0, 0]).all() and np.isfinite(y[0, 1:]).all()
+    # judged per example: example 0's NaN switched the check (and the prescaled fallback) off for
+    # example 1, whose overflowing scores came back as NaN rows, or whose q k^T overflowed where
+    # its scores fit (d = 4: q k^T = +-4e38, scores +-2e38)
+    nan, one, big = np.full((4, 4), np.nan, f), np.ones((4, 4), f), np.tile(q[0], 4)   # big: scores 1e39
+    fits = np.array([[1e19] * 4, [-1e19] * 4, [0] * 4, [0] * 4], f)
+    for (q0, k0), (q1, k1), expect in (((nan, one), (big, big), "refused"), ((one, nan), (big, big), "refused"),
+                                       ((nan, one), (np.full((4, 4), 1e19, f), fits), "fits")):
+        q2, k2 = np.stack([q0, q1]), np.stack([k0, k1])
+        v2 = np.arange(8, dtype=f).reshape(2, 4, 1)
+        if expect == "refused":
+            with pytest.raises(ValueError, match=r"^attention: q k\^T / sqrt\(d\) overflows float32 where q and k "
+                                                 r"are finite \(example 1: "):
+                L.attention(q2, k2, v2)
+        else:
+            y = L.attention(q2, k2, v2)
+            assert np.isnan(y[0]).all() and np.array_equal(y[1], L.attention(q2[1:], k2[1:], v2[1:])[0])
     q, k = np.array([[[1e20], [1e-20]]], np.float32), np.array([[[1e-20], [1e20]]], np.float32)
     S01 = np.float64(q[0, 0, 0]) * k[0, 1, 0]                  # 1e40: only query 0 against key 1, masked
     assert S01 > np.finfo(np.float32).max
