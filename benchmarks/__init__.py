@@ -12,7 +12,10 @@ Modules:
 * :mod:`benchmarks.timing` - interleaved repeated timing and its statistics;
 * :mod:`benchmarks.epoch` - one MNIST training epoch, ``fast.sgd_step`` against a JAX-jit update loop;
 * :mod:`benchmarks.report` - the environment (CPU, BLAS, threads, versions), the table, the
-  JSON file and the plot.
+  JSON file and the plot;
+* :mod:`benchmarks.faults` - one backend alone in a fresh process: its page faults per call;
+* :mod:`benchmarks.layers` (``python -m benchmarks layers``), :mod:`benchmarks.peers`,
+  :mod:`benchmarks.corpus_sweep`, :mod:`benchmarks.divergence` - each says what it measures.
 
 JAX, PyTorch, threadpoolctl and matplotlib are optional: a backend whose library is missing
 is skipped and said so; the run needs NumPy, ``manual_backprop`` and ``autodiff_check``'s

@@ -693,9 +693,9 @@ def _attention_args(layer, q, k, v, causal):
 
 def _scores(layer, q, k, scale, allowed):
     """S = q k^T / sqrt(d). A row whose largest unmasked score overflows to inf, or whose scores
-    are NaN or all -inf, from its example's finite q and k, is a ValueError, as in the norms: softmax would
-    make it NaN. A -inf below a finite maximum is right as it is (its weight is 0). Where
-    q k^T overflows but the scores fit (|S| up to sqrt(d) times smaller), S = (q / sqrt(d)) k^T."""
+    are NaN or all -inf, from its example's finite q and k, is a ValueError, as in the norms:
+    softmax would make it NaN. A -inf below a finite maximum is right as it is (its weight is 0).
+    Where q k^T overflows but the scores fit (|S| up to sqrt(d) times smaller), S = (q / sqrt(d)) k^T."""
     def scores(q_, factor):
         with np.errstate(over="ignore", invalid="ignore"):   # judged just below
             S = q_ @ k.transpose(0, 2, 1) * factor
@@ -884,10 +884,10 @@ def _lstm(x, h0, c0, Wx, Wh, b, layer):
     x, st, Wx, Wh, b = _recurrent_args(layer, x, {"h0": h0, "c0": c0}, Wx, Wh, b, 4)
     N, T, _ = x.shape
     H = Wh.shape[0]
+    xw = (x.reshape(N * T, -1) @ Wx).reshape(N, T, 4 * H)
     h, c = np.empty((N, T, H), x.dtype), np.empty((N, T, H), x.dtype)
     gates = np.empty((N, T, 4 * H), x.dtype)            # i, f, o, g after their nonlinearities
     hp, cp = st["h0"], st["c0"]
-    xw = (x.reshape(N * T, -1) @ Wx).reshape(N, T, 4 * H)
     for t in range(T):
         a = xw[:, t] + hp @ Wh + b
         gates[:, t, :3 * H] = _sigmoid(a[:, :3 * H])
