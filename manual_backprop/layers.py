@@ -668,10 +668,16 @@ def _softmax_pullback(dy, y, axis):
     """y * (dy - sum(dy * y)) as (dy * y) - y * sum(dy * y): the same passes, and no
     intermediate above max|dy| (y <= 1, |sum(dy * y)| <= max|dy|; the result itself is at most
     max|dy| / 2: dy_k - s is a weighted sum of dy_k - dy_j with weights y_j summing to 1 - y_k);
-    dy - s alone reached 2 max|dy| and overflowed for dy near the dtype's largest."""
+    dy - s alone reached 2 max|dy| and overflowed for dy near the dtype's largest. s itself, a
+    sum whose weights add up to 1 only to rounding, can round past the largest float there: it
+    is then put back between min dy and max dy. A NaN or inf in dy makes its row NaN, without a
+    warning, as in the forward."""
     t = dy * y
-    s = t.sum(axis=axis, keepdims=True)
-    t -= y * s
+    with np.errstate(over="ignore", invalid="ignore"):   # judged below; a non-finite dy: NaN rows
+        s = t.sum(axis=axis, keepdims=True)
+        if not _checks.all_finite(s):   # a convex combination of dy: back between its extremes
+            np.clip(s, dy.min(axis=axis, keepdims=True), dy.max(axis=axis, keepdims=True), out=s)
+        t -= y * s                      # finite dy: finite terms of at most max|dy| (no flag to hide)
     return t
 
 
@@ -693,7 +699,7 @@ def _attention_args(layer, q, k, v, causal):
 
 def _scores(layer, q, k, scale, allowed):
     """S = q k^T / sqrt(d). A row whose largest unmasked score overflows to inf, or whose scores
-    are NaN or all -inf, from its example's finite q and k, is a ValueError, as in the norms:
+    are NaN or all -inf, from a finite query and finite keys it sees, is a ValueError, as in the norms:
     softmax would make it NaN. A -inf below a finite maximum is right as it is (its weight is 0).
     Where q k^T overflows but the scores fit (|S| up to sqrt(d) times smaller), S = (q / sqrt(d)) k^T."""
     def scores(q_, factor):
@@ -704,12 +710,15 @@ def _scores(layer, q, k, scale, allowed):
     S, top = scores(q, scale)
     if not _checks.all_finite(top):                                 # (max passes NaN on)
         S, top = scores(q * scale, 1)
-        # judged example by example: a NaN or inf in one example's q or k makes its own rows NaN
-        bad = ~np.isfinite(top).all(axis=-1) & np.isfinite(q).all(axis=(1, 2)) & np.isfinite(k).all(axis=(1, 2))
+        # judged row by row: a NaN or inf in a query, or in a key the row sees, makes that row NaN
+        k_ok = np.isfinite(k).all(axis=-1)                                        # (N, T_k)
+        seen_ok = np.logical_and.accumulate(k_ok, axis=1) if allowed is not None else k_ok.all(axis=1, keepdims=True)
+        bad = ~np.isfinite(top) & np.isfinite(q).all(axis=-1) & seen_ok
         if bad.any():
-            n = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"{layer}: q k^T / sqrt(d) overflows {q.dtype} where q and k are finite (example {n}: "
-                             f"|q| up to {np.abs(q[n]).max():.3g}, |k| up to {np.abs(k[n]).max():.3g}); scale q or k down")
+            n, t = (int(i[0]) for i in np.nonzero(bad))
+            raise ValueError(f"{layer}: q k^T / sqrt(d) overflows {q.dtype} where q and k are finite (example {n}, "
+                             f"query {t}: |q| up to {np.abs(q[n, t]).max():.3g}, |k| up to "
+                             f"{np.abs(k[n]).max():.3g}); scale q or k down")
     return S
 
 

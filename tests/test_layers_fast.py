@@ -448,6 +448,25 @@ def test_softmax_vjp_takes_a_cotangent_near_the_dtypes_largest():
     assert np.isfinite(dq).all() and np.isfinite(dk).all() and np.isfinite(dv).all()
 
 
+def test_softmax_vjp_at_the_dtypes_largest_cotangent_when_y_sums_past_one():
+    """dy = max float32 everywhere, y = 1/10 each: the computed y sum to 1 + a few ulps, so
+    sum(dy y) rounded past the largest float; -inf (and NaN in attention's dq, dk) with a
+    warning where the exact result is 0. s is a convex combination of dy: put back between its
+    extremes, dx = y dy - y s = 0 exactly here."""
+    top = np.finfo(np.float32).max
+    x, dy = np.zeros((1, 10), np.float32), np.full((1, 10), top, np.float32)
+    assert np.all(L.softmax_vjp(dy, x)[0] == 0)
+    q = np.zeros((1, 10, 1), np.float32)
+    dq, dk, dv = L.attention_vjp(np.ones_like(q), q, np.ones_like(q), np.full_like(q, top))
+    assert np.all(dq == 0) and np.all(dk == 0) and np.isfinite(dv).all()
+    dy[0, 0] = np.nan                                          # a NaN stays NaN
+    assert np.isnan(L.softmax_vjp(dy, x)[0]).all()
+    # both signs, row by row: another row's inf does not widen a row's bounds
+    rows = np.stack([np.full(10, top), np.full(10, -top), np.r_[np.inf, -np.inf, np.zeros(8)]]).astype(np.float32)
+    (dx,) = L.softmax_vjp(rows, np.zeros((3, 10), np.float32))
+    assert np.all(dx[:2] == 0) and np.isnan(dx[2]).all()
+
+
 def test_conv2d_warns_only_for_its_windows():
     """Stride 1 computes one GEMM over rows of the padded width, whose columns past the last
     window span a row's end and the next row's start: [3e38, 3e38] there overflowed and warned
@@ -590,7 +609,7 @@ def test_attention_refuses_scores_that_overflow_unless_masked():
         v2 = np.arange(8, dtype=f).reshape(2, 4, 1)
         if expect == "refused":
             with pytest.raises(ValueError, match=r"^attention: q k\^T / sqrt\(d\) overflows float32 where q and k "
-                                                 r"are finite \(example 1: "):
+                                                 r"are finite \(example 1, query 0: "):
                 L.attention(q2, k2, v2)
         else:
             y = L.attention(q2, k2, v2)
@@ -605,6 +624,34 @@ def test_attention_refuses_scores_that_overflow_unless_masked():
     # a score that overflows to -inf below a finite maximum is right as it is: weight 0
     q, k, v = np.array([[[1e20], [1.0]]], np.float32), np.array([[[-1e20], [1.0]]], np.float32), np.array([[[1.0], [2.0]]], np.float32)
     np.testing.assert_array_equal(L.attention(q, k, v), [[[2.0], [2.0]]])
+
+
+def test_attention_judges_overflow_row_by_row():
+    """A NaN in another query of the same example, or an inf key that only a later causal row
+    sees, exempted the whole example: row 0's overflowing score came back NaN without a word
+    (review). Each row is judged on its own query and the keys it sees."""
+    f = np.float32
+    b = f(np.sqrt(np.finfo(f).max) * 1.5)                     # b * b overflows, prescaled too (d = 1)
+    q, k, v = np.ones((1, 2, 1), f), np.ones((1, 2, 1), f), np.ones((1, 2, 1), f)
+    q[0, 0, 0] = k[0, 0, 0] = b
+    q[0, 1, 0] = np.nan
+    for call in (lambda: L.attention(q, k, v), lambda: L.attention_vjp(np.ones_like(v), q, k, v)):
+        with pytest.raises(ValueError, match=r"\(example 0, query 0: "):
+            call()
+    q, k, v = np.ones((1, 3, 1), f), np.ones((1, 3, 1), f), np.ones((1, 3, 1), f)
+    q[0, 0, 0] = k[0, 0, 0] = b
+    k[0, 2, 0] = np.inf                                       # seen by row 2 only
+    with pytest.raises(ValueError, match=r"\(example 0, query 0: "):
+        L.attention(q, k, v, causal=True)
+    q[0, 0, 0] = 1.0                                          # no overflow: row 2 NaN, rows 0 and 1 fine
+    y = L.attention(q, k, v, causal=True)
+    assert np.isfinite(y[0, :2]).all() and np.isnan(y[0, 2]).all()
+    q[0, 0, 0] = b                                            # not causal: row 0 sees the inf key, its own NaN
+    assert np.isnan(L.attention(q, k, v)[0]).all()
+    q2, k2 = np.concatenate([np.ones_like(q), q]), np.concatenate([np.ones_like(k), k])   # example 1 as above
+    k2[0, 0, 0] = np.inf                                      # example 0's inf key: its rows only
+    with pytest.raises(ValueError, match=r"\(example 1, query 0: "):
+        L.attention(q2, k2, np.ones_like(q2), causal=True)
 
 
 def test_attention_takes_scores_that_fit_although_q_k_transposed_does_not():
