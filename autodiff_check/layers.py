@@ -17,6 +17,10 @@ for use inside JAX's transformations (``jax_fn=`` of ``check_vjp``). Given what
 return what JAX makes of it (JAX clamps an out-of-range id); ``autodiff_check.sequential``
 runs the NumPy checks first.
 
+Subnormal numbers: XLA on the CPU flushes them to zero (float32 1e-40 * 1 = 0; float64 1e-310
+alike), so where a layer's inputs or intermediates are subnormal the twin is no oracle (the
+NumPy layers keep them); the tests draw no such inputs.
+
 Max pooling and ties: the VJP of ``lax.reduce_window(max)`` is XLA's select-and-scatter, which
 routes the gradient to one maximum per window, chosen by XLA's iteration order; the NumPy layer
 routes it to the first maximum in row-major order. At a tie the two may legitimately differ
