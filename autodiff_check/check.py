@@ -1221,7 +1221,9 @@ def check_network(
     """Check a backward pass of the network on one batch, in float64, against every oracle.
 
     ``backward`` is ``"manual"`` (manual_backprop.loss_and_grad), ``"as_published"`` (the
-    post's, wrong) or any function with loss_and_grad's signature. ``use_jax=False`` checks
+    post's, wrong) or any function with loss_and_grad's signature, ``fn(params, x, y,
+    activation=..., loss=...) -> (J, grads)`` (a plain ``fn(params, x, y)`` for the defaults);
+    its J is judged against the network's loss too (a ``loss_value`` result). ``use_jax=False`` checks
     with finite differences and the complex step only (no JAX needed). Tolerances come from
     the analytic rounding bound (:func:`autodiff_check.rounding_bound`), kinks from the
     activation pattern."""
@@ -1238,6 +1240,8 @@ def check_network(
     else:
         name, backward_fn = getattr(backward, "__name__", "backward"), backward
     kw = dict(activation=activation, loss=loss)
+    if not isinstance(backward, str):
+        backward_fn = _with_network_options(backward_fn, name, kw)
     try:
         params = [np.asarray(W, np.float64) for W in params]
         x = np.asarray(x, np.float64)
@@ -1259,7 +1263,7 @@ def check_network(
 
     kinks = None if analytic else (lambda P: _pattern(P, x, g_act, activation))   # inputs checked just above
     bound = rounding_bound(params, x, y, activation, loss)
-    return check_gradients(
+    verdict = check_gradients(
         lambda P: mb.loss(P, x, y, **kw),
         lambda P: backward_fn(P, x, y, **kw)[1],
         params,
@@ -1274,3 +1278,43 @@ def check_network(
         grad_error=bound.grad,
         _jax_fns=jax_fns,
     )
+    _judge_returned_loss(verdict, backward_fn(params, x, y, **kw)[0], mb.loss(params, x, y, **kw), 2 * bound.loss)
+    return verdict
+
+
+def _with_network_options(fn: Callable, name: str, kw: dict) -> Callable:
+    """``fn`` called as loss_and_grad is, ``fn(params, x, y, activation=..., loss=...)``; a
+    plain ``fn(params, x, y)`` is taken for the defaults (the post's network), and refused by
+    name for another activation or loss, which it could not be told."""
+    import inspect
+
+    try:
+        sig = inspect.signature(fn)
+        takes = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()) or {"activation", "loss"} <= set(sig.parameters)
+    except (TypeError, ValueError):   # no signature to read (a builtin, a C extension): called as loss_and_grad
+        takes = True
+    if takes:
+        return fn
+    if kw != dict(activation="sigmoid", loss="binary_cross_entropy"):
+        raise TypeError(f"check_network: backward {name} takes no activation= and loss= keywords, so it cannot be "
+                        f"checked with activation={kw['activation']!r}, loss={kw['loss']!r}; add them (or **kw)")
+    return lambda params, x, y, **_: fn(params, x, y)
+
+
+def _judge_returned_loss(verdict: Verdict, J, J_ref: float, tol: float) -> None:
+    """The loss a backward returns beside its gradient is part of what it claims: a value off the
+    network's loss by more than twice the rounding bound (each within one bound of the exact J)
+    is a failing ``loss_value`` result (a missing 1/B, say), named with both values."""
+    try:
+        J = float(J)
+    except (TypeError, ValueError):
+        raise TypeError(f"check_network: {verdict.name} returned {type(J).__name__} as the loss; expected a number "
+                        "(the function returns (J, grads), as loss_and_grad)") from None
+    err = abs(J - J_ref)
+    if err <= tol:
+        return
+    ratio = f"; {J / J_ref:.4g} times it" if J_ref != 0 and np.isfinite(J) else ""
+    m = Mismatch("the loss J it returned", J, J_ref, tol, "network loss")
+    verdict.results.append(OracleResult("loss_value", False, err, tol, mismatches=[m], n_failed=1))
+    verdict.notes.insert(0, f"the loss it returned, {J:.8g}, is not the network's {J_ref:.8g} (|diff| {err:.2e} > "
+                            f"tol {tol:.2e}{ratio}): its gradient is checked against the network's loss")

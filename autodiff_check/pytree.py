@@ -35,6 +35,18 @@ class TreeDef:
         return 1 if self.kind in ("leaf", "scalar") else sum(c.n_leaves for c in self.children)
 
 
+
+def _shape_hint(got: tuple, expected: tuple) -> str:
+    """The likely slip behind a wrong 2-D shape: a transpose, or the bias row 0 left out (or in)."""
+    if len(got) == len(expected) == 2:
+        if got == expected[::-1]:
+            return " (transposed?)"
+        if got == (expected[0] - 1, expected[1]):
+            return " (row 0, the bias row, missing?)"
+        if got == (expected[0] + 1, expected[1]):
+            return " (a bias row 0 too many?)"
+    return ""
+
 def flatten(tree, *, what: str = "params", none_leaf: bool = False) -> tuple[list[np.ndarray], list[Path], TreeDef]:
     """``(leaves, paths, treedef)``: every leaf as an array (a copy is not made), its path, and
     the structure. Raises ``TypeError`` naming the path of anything that is not an array,
@@ -135,7 +147,8 @@ def same_structure(tree, treedef: TreeDef, leaves_ref: list[np.ndarray], paths: 
             if got.size == ref.size and got.squeeze().shape == ref.squeeze().shape:
                 got = got.reshape(ref.shape)  # e.g. (n, 1) for (n,): same numbers
             else:
-                raise ValueError(f"{what} returned shape {got.shape} for {format_path(root, p)}; expected {ref.shape}")
+                raise ValueError(f"{what} returned shape {got.shape} for {format_path(root, p)}; expected {ref.shape}"
+                                 + _shape_hint(got.shape, ref.shape))
         if not (np.issubdtype(got.dtype, np.number) or got.dtype == bool):
             raise ValueError(f"{what} returned dtype {got.dtype} for {format_path(root, p)}; expected numbers")
         if np.iscomplexobj(got) and not np.iscomplexobj(ref):

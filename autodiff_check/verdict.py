@@ -60,8 +60,8 @@ class OracleResult:
     tolerances: np.ndarray | None = None
 
     def summary(self) -> str:
-        n = len(self.directional) if self.directional else (0 if self.values is None else self.values.size)
-        unit = "directions" if self.directional else "entries"
+        n = len(self.directional) if self.directional else (len(self.mismatches) if self.values is None else self.values.size)
+        unit = "directions" if self.directional else "entries" if self.values is not None else "values"
         s = (f"{self.oracle:<18} {'ok' if self.passed else 'DISAGREES':<9} "
              f"{self.n_failed:>5} of {n:<6} {unit:<10} worst err {self.max_error:9.2e}  tol {self.tolerance:9.2e}")
         if self.skipped:
@@ -167,6 +167,8 @@ class Verdict:
             if r.directional:
                 bad = sum(not abs(g - o) <= t for g, o, t in r.directional if np.isfinite(t))
                 line = f"{self.name} disagrees with {r.oracle} along {bad} of {len(r.directional)} random directions"
+            elif r.values is None:   # a single value judged (check_network: the loss returned)
+                line = f"{self.name} disagrees with the {r.mismatches[0].oracle}" if r.mismatches else f"{self.name}: {r.oracle}"
             else:
                 line = f"{self.name} disagrees with {r.oracle} in {r.n_failed} of {r.values.size} entries"
             if r.mismatches:

@@ -275,3 +275,53 @@ def test_readme_checker_example_runs_as_written():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parent.parent)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "vjp: PASS" in r.stdout and "vjp: FAIL" in r.stdout and "primal 0 [" in r.stdout
+
+
+def _student_net():
+    import manual_backprop as mb
+
+    params = mb.init_params([3, 4, 2], seed=1)
+    x, y = np.random.default_rng(0).normal(size=(5, 3)), mb.one_hot([0, 1, 1, 0, 1], 2)
+    return mb, params, x, y
+
+
+def test_check_network_judges_the_loss_a_backward_returns():
+    """A backward returning (B J, its right gradient) passed: the returned loss was never looked
+    at (a student's review). It is a failing loss_value result now, its note naming both values
+    and their ratio; the right one passes."""
+    mb, params, x, y = _student_net()
+
+    def summed(params, x, y, **kw):                      # the 1/B forgotten in the loss only
+        J, g = mb.loss_and_grad(params, x, y, **kw)
+        return J * len(x), g
+
+    v = ac.check_network(params, x, y, backward=summed, use_jax=False)
+    assert v.status == "FAIL" and [r.oracle for r in v.results if not r.passed] == ["loss_value"]
+    J = mb.loss(params, x, y)
+    assert re.search(rf"the loss it returned, {5 * J:.8g}, is not the network's {J:.8g} .*; 5 times it\)", v.notes[0])
+    assert v.disagreements() == [f"summed disagrees with the network loss; worst {v.results[-1].mismatches[0]}"]
+    assert "loss_value         DISAGREES     1 of 1      values" in v.report(full=True)
+    assert ac.check_network(params, x, y, backward=mb.loss_and_grad, use_jax=False).status == "PASS"
+
+
+def test_check_network_takes_a_backward_without_keywords_for_the_posts_network():
+    """def mine(params, x, y) crashed inside the checker (an unexpected keyword 'activation');
+    it is called plainly for the post's network, and refused by name for another activation."""
+    mb, params, x, y = _student_net()
+
+    def mine(params, x, y):
+        return mb.loss_and_grad(params, x, y)
+
+    assert ac.check_network(params, x, y, backward=mine, use_jax=False).passed
+    with pytest.raises(TypeError, match=r"^check_network: backward mine takes no activation= and loss= keywords, so "
+                                        r"it cannot be checked with activation='tanh'"):
+        ac.check_network(params, x, y, backward=mine, activation="tanh", use_jax=False)
+
+
+@pytest.mark.parametrize("slip, hint", [(lambda g: g[1:], "(row 0, the bias row, missing?)"),
+                                        (lambda g: g.T, "(transposed?)"),
+                                        (lambda g: np.vstack([g[:1], g]), "(a bias row 0 too many?)")])
+def test_a_wrong_gradient_shape_names_the_likely_slip(slip, hint):
+    mb, params, x, y = _student_net()
+    with pytest.raises(ValueError, match=r"returned shape \(\d+, \d+\) for params\[1\]; expected \(5, 2\) " + re.escape(hint)):
+        ac.check_gradients(lambda p: mb.loss(p, x, y), lambda p: [p[0] * 0, slip(mb.loss_and_grad(p, x, y)[1][1])], params)
