@@ -225,6 +225,10 @@ def measure(flat: Flat, F, rng, loss_error: float | None, what: str) -> Context:
 # the complex step, where it works
 
 
+#: how a note that the complex step was not used begins: it says why, and nothing about the derivative
+CS_SKIPPED = "complex step skipped (an oracle less, not a fault of the derivative): "
+
+
 def probe_complex(ctx: Context, rng, against_fd: bool = True) -> tuple[bool, str]:
     """Does F take complex input and propagate the imaginary part? It must return a complex
     number without raising or warning, and (``against_fd``) Im F(x + i h p) / h must agree with
@@ -236,17 +240,17 @@ def probe_complex(ctx: Context, rng, against_fd: bool = True) -> tuple[bool, str
             warnings.simplefilter("error")
             out = ctx.F(flat.x + 1j * COMPLEX_H * p)
     except Exception as e:  # noqa: BLE001 - any failure on complex input means: no complex step
-        return False, f"complex step skipped: f raised {type(e).__name__} on complex input ({str(e)[:80]})"
+        return False, CS_SKIPPED + f"f raised {type(e).__name__} on complex input ({str(e)[:80]})"
     if not isinstance(out, complex):
-        return False, "complex step skipped: f returned a real number for complex input (float(...) or a cast drops the imaginary part)"
+        return False, CS_SKIPPED + "f returned a real number for complex input (float(...) or a cast drops the imaginary part)"
     if not against_fd:
         return True, ""
     fd = fd_dir(ctx.F, flat, flat.x, p, ctx.f0, ctx.eps_f, ctx.hrel * max(1.0, float(np.abs(flat.x).max())))
     if fd.status != "ok":
-        return False, "complex step skipped: the probe direction crosses a kink"
+        return False, CS_SKIPPED + "the probe direction crosses a kink"
     cs = cs_dir(ctx, fd.taken)  # along the direction the difference actually took (float32 rounds x + hp)
     if not abs(cs - fd.value) <= fd.tol:
-        return False, (f"complex step skipped: Im f(x + ihp)/h = {cs:.6g} but finite differences give {fd.value:.6g} "
+        return False, (CS_SKIPPED + f"Im f(x + ihp)/h = {cs:.6g} but finite differences give {fd.value:.6g} "
                        f"+- {fd.tol:.1e} (f is not complex-analytic: abs, maximum, conj or real?)")
     return True, ""
 

@@ -277,7 +277,7 @@ def _check_core(
     if analytic is not False and flat.n:
         ok, why = blackbox.probe_complex(ctx, rng, against_fd=analytic is None)
         if analytic is True and not ok:
-            raise ValueError(f"analytic=True, but {why.removeprefix('complex step skipped: ')}")
+            raise ValueError(f"analytic=True, but {why.removeprefix(blackbox.CS_SKIPPED)}")
         use_cs = ok
     elif analytic is False:
         why = ""
