@@ -1249,7 +1249,7 @@ def check_network(
     except (TypeError, ValueError) as e:
         raise ValueError(f"check_network checks in float64: params, x and y must be arrays of real numbers "
                          f"({e})") from None
-    mb.loss_and_grad(params, x, y, **kw)   # names a bad shape, NaN or overflow before the bounds are computed
+    J_ref = mb.loss_and_grad(params, x, y, **kw)[0]   # names a bad shape, NaN or overflow before the bounds
     g_act = get_activation(activation)
     analytic = g_act.analytic and get_loss(loss).analytic
     jax_fns = None
@@ -1278,7 +1278,7 @@ def check_network(
         grad_error=bound.grad,
         _jax_fns=jax_fns,
     )
-    _judge_returned_loss(verdict, backward_fn(params, x, y, **kw)[0], mb.loss(params, x, y, **kw), 2 * bound.loss)
+    _judge_returned_loss(verdict, backward_fn(params, x, y, **kw)[0], J_ref, 2 * bound.loss)
     return verdict
 
 

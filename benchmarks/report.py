@@ -384,7 +384,6 @@ def default_out(kind: str = "benchmark", *, plot: bool = False) -> tuple[Path, t
             raise OSError(e.errno, f"cannot write in the default output folder {runs}/: {e.strerror or e}") from None
         atexit.register(release, made)
         return out, tuple(made)
-    raise AssertionError("unreachable")
 
 
 #: reservations of :func:`default_out`: absolute path -> (device, inode) of the empty file made
