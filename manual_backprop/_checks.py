@@ -122,7 +122,7 @@ def check_params(params, *, allow_complex: bool = False, check_finite: bool = Tr
     return dtype
 
 
-def _as_real_batch(name: str, a, dtype: np.dtype) -> np.ndarray:
+def _as_real_batch(name: str, a, dtype: np.dtype, check_finite: bool = True) -> np.ndarray:
     if a is None:
         raise TypeError(f"{name} is None; expected a 2-D array")
     a = np.asarray(a)
@@ -134,9 +134,9 @@ def _as_real_batch(name: str, a, dtype: np.dtype) -> np.ndarray:
         raise ValueError(f"{name} is an empty batch (shape {a.shape})")
     # np.isfinite, not all_finite: BLAS's dot would leave OpenBLAS's worker threads spinning into
     # the split that fast.loss_and_grad may start next (docs/performance.md)
-    if not np.isfinite(a).all():
-        raise ValueError(f"{name} contains NaN or inf (first at {_first_nonfinite(a)})")
     real = np.dtype(np.float64) if dtype.kind == "c" else dtype
+    if (check_finite or a.dtype != real) and not np.isfinite(a).all():
+        raise ValueError(f"{name} contains NaN or inf (first at {_first_nonfinite(a)})")
     with np.errstate(over="ignore"):   # judged just below: a finite number beyond the dtype's range
         cast = a.astype(real, copy=False)
     if cast is not a and not np.isfinite(cast).all():   # (a is cast when the dtype was already right: checked above)
@@ -145,9 +145,12 @@ def _as_real_batch(name: str, a, dtype: np.dtype) -> np.ndarray:
     return cast
 
 
-def check_inputs(params, x, dtype: np.dtype) -> np.ndarray:
-    """``x`` as a finite ``(batch, n_in)`` array in the parameters' (real) dtype."""
-    x = _as_real_batch("x", x, dtype)
+def check_inputs(params, x, dtype: np.dtype, *, check_finite: bool = True) -> np.ndarray:
+    """``x`` as a ``(batch, n_in)`` array in the parameters' (real) dtype, finite unless
+    ``check_finite`` is False and no cast was needed (the gradient paths: any NaN or inf in x
+    reaches every entry of its row of z_1, which they check; ``raise_not_finite`` then names x
+    as this would)."""
+    x = _as_real_batch("x", x, dtype, check_finite)
     n_in = params[0].shape[0] - 1
     if x.shape[1] != n_in:
         raise ValueError(

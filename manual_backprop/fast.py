@@ -135,9 +135,9 @@ def _backprop(params: Params, x: np.ndarray, y: np.ndarray, g, ell, ws: Workspac
     delta_{l-1} (so ``use`` may update W_l in place). Refuses, before calling ``use``, a J or
     z_l that is NaN or inf."""
     L, B = len(params), x.shape[0]
-    x, y = x[rows], y[rows]
+    x_rows, y = x[rows], y[rows]
     fn_inplace, times_grad_inplace = IN_PLACE.get(g.name, (None, None))
-    a, z = [x], [None]                     # a[l] = a_l; z[l] = z_l, kept only if g' needs it
+    a, z = [x_rows], [None]                # a[l] = a_l; z[l] = z_l, kept only if g' needs it
     finite = True
     for l in range(1, L):
         W = params[l - 1]
@@ -156,7 +156,7 @@ def _backprop(params: Params, x: np.ndarray, y: np.ndarray, g, ell, ws: Workspac
     z_L += params[L - 1][0]
     J = float(ell.value(z_L, y).sum()) / B
     if not (finite and math.isfinite(J) and _checks.all_finite(z_L)):
-        _checks.raise_not_finite("the loss", params, x)
+        _checks.raise_not_finite("the loss", params, x)   # the whole batch: it names the caller's index
 
     delta = ell.delta(z_L, y)
     delta /= B                                         # delta_L
@@ -168,7 +168,7 @@ def _backprop(params: Params, x: np.ndarray, y: np.ndarray, g, ell, ws: Workspac
         else:
             back *= g.grad(z[l - 1], a[l - 1])
         delta = back                                   # delta_{l-1}
-    use(1, x, delta)
+    use(1, x_rows, delta)
     return J
 
 

@@ -70,11 +70,11 @@ def one_hot(labels, n_classes: int, *, dtype=np.float64) -> np.ndarray:
 
 def _prepare(params, x, y, activation, loss, *, allow_complex=False, check_finite=True):
     """(g, loss object, x, y), validated: shapes, dtypes and the loss's target domain, and with
-    ``check_finite`` no NaN or inf in params (one pass over every weight; the gradient paths
-    instead check the z_l they compute, which any NaN or inf weight reaches)."""
+    ``check_finite`` no NaN or inf in params or x (one pass over each; the gradient paths
+    instead check the z_l they compute, which any NaN or inf weight or input reaches)."""
     g, ell = get_activation(activation), get_loss(loss)
     dtype = _checks.check_params(params, allow_complex=allow_complex, check_finite=check_finite)
-    x = _checks.check_inputs(params, x, dtype)
+    x = _checks.check_inputs(params, x, dtype, check_finite=check_finite)
     if y is not _checks.NO_TARGETS:
         y = _checks.check_targets(params, x, y, dtype, ell)
     return g, ell, x, y
@@ -128,9 +128,11 @@ def loss_and_grad(params: Params, x: np.ndarray, y: np.ndarray, *, activation: s
         W = params[l - 1]
         z.append(a[l - 1] @ W[1:])
         z[l] += W[0]                                     # z_l = a_{l-1} W_l[1:] + W_l[0]
+        if not _checks.all_finite(z[l]):
+            _checks.raise_not_finite("the loss", params, x)   # as fast.py and the JAX twin say it
         a.append(g.fn(z[l]) if l < L else None)
     J = float(np.sum(ell.value(z[L], y))) / B
-    if not (math.isfinite(J) and all(_checks.all_finite(z_l) for z_l in z[1:])):
+    if not math.isfinite(J):
         _checks.raise_not_finite("the loss", params, x)
 
     grads, delta = [None] * L, ell.delta(z[L], y) / B   # delta_L

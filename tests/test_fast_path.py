@@ -489,6 +489,28 @@ def test_non_finite_inputs_are_named_and_overflow_is_one_error(step, dtype):
     assert_bit_equal(params, before)
 
 
+@pytest.mark.parametrize("step", ["loss_and_grad", "fast.loss_and_grad", "split", "sgd_step"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_non_finite_input_is_named_even_where_its_weights_are_zero(step, dtype, bad):
+    """The gradient paths do not scan x before they start (a pass over the largest input they
+    read): a NaN or inf x[b, i] reaches every entry of z_1[b], also through a row W_1[1 + i] of
+    zeros (NaN * 0 and inf * 0 are NaN in IEEE 754), and z_1 is checked; the ValueError then
+    names x and its first bad entry, as the scan did. Here in the second block of a split too,
+    and sgd_step updates nothing."""
+    call = {"loss_and_grad": mb.loss_and_grad, "fast.loss_and_grad": fast.loss_and_grad,
+            "split": lambda P, x, y: fast.loss_and_grad(P, x, y, threads=2),
+            "sgd_step": lambda P, x, y: mb.sgd_step(P, x, y, 0.1)}[step]
+    params = mb.init_params([3, 4, 2], seed=0, dtype=dtype)
+    params[0][1 + 2] = 0                               # the weights of feature 2
+    x, y = np.ones((8, 3), dtype), np.full((8, 2), 0.5, dtype)
+    x[5, 2] = x[6, 0] = bad
+    before = [W.copy() for W in params]
+    with pytest.raises(ValueError, match=r"^x contains NaN or inf \(first at \(5, 2\)\)$"):
+        call(params, x, y)
+    assert_bit_equal(params, before)
+
+
 def test_blas_thread_counts_are_left_as_they_were():
     """At B = 1 the rank-1 update runs with SciPy's bundled BLAS on one thread (two OpenBLAS
     pools spinning against each other made steps 2.8x slower); every library's thread count
