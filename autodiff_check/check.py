@@ -963,6 +963,7 @@ def check_vjp(f: Callable, vjp_fn: Callable, *primals, jax_fn: Callable | None =
             for r in v.results:
                 r.oracle += f" (cotangent {k + 1})"
             v_all.results += v.results
+    v_all.labels = _primal_labels(f, flat)
     return v_all
 
 
@@ -1041,10 +1042,26 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
     if kw.get("grad_error") is not None:
         _check_grad_error(kw["grad_error"], flat)
     twin = _twin_notes(out_leaves, jax_fn(*primals), out_td, out_paths, "f") if jax_fn is not None else []
-    return _check_core(F, flat, _Subject(g, gdot, sigma), name=name, what="f", per_coordinate=per_coordinate, extra_notes=twin,
-                       jax_full=jax_full, jax_dir=jax_dir, names={"jax_grad": "jax_vjp"},
-                       **{"oracles": None, "analytic": None, "kinks": None, "loss_error": None, "grad_error": None,
-                          "n_directions": 20, "seed": 0, **kw})
+    v = _check_core(F, flat, _Subject(g, gdot, sigma), name=name, what="f", per_coordinate=per_coordinate, extra_notes=twin,
+                    jax_full=jax_full, jax_dir=jax_dir, names={"jax_grad": "jax_vjp"},
+                    **{"oracles": None, "analytic": None, "kinks": None, "loss_error": None, "grad_error": None,
+                       "n_directions": 20, "seed": 0, **kw})
+    v.labels = _primal_labels(f, flat)
+    return v
+
+
+def _primal_labels(f: Callable, flat: Flat) -> dict[str, str]:
+    """What the report calls each primal beside its path: f's parameter at that position
+    (``primal 0 = x``, ``primal 1['W'] = params['W']``), where f's signature names one."""
+    import inspect
+
+    try:
+        sig = inspect.signature(f)
+    except (TypeError, ValueError):   # a builtin or C function without a readable signature
+        return {}
+    names = [p.name for p in sig.parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return {format_path("primal", p): format_path(names[p[0]], p[1:]) for p in flat.paths
+            if p and isinstance(p[0], int) and p[0] < len(names)}
 
 
 def _noise_of_output(flat: Flat, fn, rng) -> list[np.ndarray]:
@@ -1279,6 +1296,11 @@ def check_network(
         _jax_fns=jax_fns,
     )
     _judge_returned_loss(verdict, backward_fn(params, x, y, **kw)[0], J_ref, 2 * bound.loss)
+    verdict.labels = {f"params[{l - 1}]": f"W_{l}" for l in range(1, len(params) + 1)}
+    verdict.row_names = {0: "the bias row"}
+    B = x.shape[0]
+    if B > 1:
+        verdict.scale_names = {float(B): "the batch size: a 1/B left out?", 1 / B: "1 / the batch size: a 1/B twice?"}
     return verdict
 
 

@@ -82,6 +82,13 @@ class Verdict:
     notes: list[str] = field(default_factory=list)
     inputs: list[tuple[str, tuple, int, int]] = field(default_factory=list)  # (path, shape, start, size)
     index_sep: str = ""
+    #: what the report calls an input beside its path ("W_1" for params[0], "x" for primal 0)
+    labels: dict[str, str] = field(default_factory=dict)
+    #: names of rows of 2-D inputs, said where the failures lie in them ({0: "the bias row"})
+    row_names: dict[int, str] = field(default_factory=dict)
+    #: names of factors, said where a wrong input is that factor times the oracle's values
+    #: ({B: "the batch size"}); -1 and 0 are named always
+    scale_names: dict[float, str] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -186,7 +193,7 @@ class Verdict:
             mine = [m for m in named if m.where.startswith(prefix) and (m.where == path or m.where[len(prefix):len(prefix) + 1] in "[")]
             n_bad = max((int(np.sum(_failing(r)[start:stop])) for r in coord), default=0)
             n_nc = max((int(np.sum(~np.isfinite(r.tolerances[start:stop]))) for r in coord), default=0)
-            shp = f"{shape}"
+            shp = f"= {self.labels[path]} {shape}" if path in self.labels else f"{shape}"
             if mine or n_bad:
                 worst = mine[0] if mine else None
                 for r in coord:  # the worst entry of this leaf, from the arrays (mismatches keeps 200)
@@ -202,6 +209,9 @@ class Verdict:
                         if worst is None or cand.excess > worst.excess:
                             worst = cand
                 count = f"{n_bad} of {size} entries wrong" if n_bad else f"{len(mine)} entr{'y' if len(mine) == 1 else 'ies'} named"
+                if n_bad:
+                    r = min(coord, key=lambda r: (-int(np.sum(_failing(r)[start:stop])), _tightness(r, start, stop)))
+                    count += _pattern(r, start, stop, shape, self.row_names, self.scale_names)
                 lines.append(f"  FAIL  {path} {shp}: {count}; worst {worst}" if worst else f"  FAIL  {path} {shp}: {count}")
                 continue
             best = None  # the checked entry closest to its tolerance, over the per-coordinate oracles
@@ -268,3 +278,59 @@ def _failing(r: OracleResult) -> np.ndarray:
         err = np.abs(r.values - r.references)
     err = np.where(np.isnan(err), np.inf, err)
     return (np.isfinite(t) & ~(err <= t)) | ~np.isfinite(r.values)
+
+
+def _tightness(r: OracleResult, start: int, stop: int) -> float:
+    """The median finite tolerance of an oracle over one input (inf where none): of two oracles
+    failing as many entries, the tighter one's values describe the error best."""
+    t = r.tolerances[start:stop]
+    t = t[np.isfinite(t)]
+    return float(np.median(t)) if t.size else float("inf")
+
+
+def _pattern(r: OracleResult, start: int, stop: int, shape: tuple, row_names: dict[int, str],
+             scale_names: dict[float, str]) -> str:
+    """Where one input's failing entries lie, and how its values relate to the oracle's, when
+    that is simple (", all in row 0 (the bias row), each 0 there"), else "".
+
+    Where: with two or more failing entries, the axis along which they touch the fewest
+    indices, at most three and not all of them. How: over the checked entries there (finite
+    tolerance and values), c = <g, ref> / <ref, ref>, said when every entry has
+    |g - c ref| <= 2 max(1, |c|) tol: g computed as c times a right value errs by at most |c|
+    tol from c ref, and c's own estimate adds at most as much again. A hint, never a verdict."""
+    g, ref, tol = r.values[start:stop], r.references[start:stop], r.tolerances[start:stop]
+    bad = _failing(r)[start:stop].reshape(shape)
+    region = np.ones(shape, bool)
+    where = ""
+    if shape and 2 <= bad.sum() < bad.size:
+        best = None
+        for ax, n in enumerate(shape):
+            hit = np.flatnonzero(bad.any(axis=tuple(a for a in range(len(shape)) if a != ax)))
+            if len(hit) <= 3 and len(hit) < n and (best is None or len(hit) / n < len(best[1]) / shape[best[0]]):
+                best = (ax, hit)
+        if best is not None:
+            ax, hit = best
+            region = np.zeros(shape, bool)
+            region[(slice(None),) * ax + (hit,)] = True
+            nouns = (("entry", "entries") if len(shape) == 1 else ("index", "indices") if len(shape) > 2
+                     else ("row", "rows") if ax == 0 else ("column", "columns"))
+            names = [f"{i}" + (f" ({row_names[int(i)]})" if len(shape) == 2 and ax == 0 and int(i) in row_names else "")
+                     for i in hit]
+            listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+            where = f", all in {nouns[len(hit) > 1]} {listed}" + (f" of axis {ax}" if len(shape) > 2 else "")
+    keep = region.ravel() & np.isfinite(tol) & np.isfinite(g) & np.isfinite(ref)
+    g, ref, tol = g[keep], ref[keep], tol[keep]
+    how = ""
+    rr = float(np.dot(ref, ref)) if ref.size else 0.0
+    if rr > 0 and np.isfinite(rr):
+        c = float(np.dot(g, ref)) / rr
+        if c != 1 and np.isfinite(c) and np.all(np.abs(g - c * ref) <= 2 * max(1.0, abs(c)) * tol):
+            there = " there" if where else ""
+            if np.all(g == 0):
+                how = f", each 0{there} (a term missing?)"
+            else:
+                c_str = f"{c:.4g}" if f"{c:.4g}" != "1" else f"{c:.8g}"
+                named = {-1.0: "the sign flipped", **scale_names}
+                hint = next((v for k, v in named.items() if k != 0 and abs(c - k) <= 1e-3 * abs(k)), "")
+                how = f", each {c_str} times {r.oracle}'s{there}" + (f" ({hint})" if hint else "")
+    return where + how

@@ -326,3 +326,88 @@ def test_a_wrong_gradient_shape_names_the_likely_slip(slip, hint):
     mb, params, x, y = _student_net()
     with pytest.raises(ValueError, match=r"returned shape \(\d+, \d+\) for params\[1\]; expected \(5, 2\) " + re.escape(hint)):
         ac.check_gradients(lambda p: mb.loss(p, x, y), lambda p: [p[0] * 0, slip(mb.loss_and_grad(p, x, y)[1][1])], params)
+
+
+def test_a_failing_input_says_where_its_errors_lie_and_how_they_relate_to_the_oracle():
+    """A student's slip reads off the report (a student's review asked for it): each W_l named,
+    a bias row left at 0, a layer B times too large (the 1/B left out), a column with its sign
+    flipped; an error spread over every entry at random gets no such description."""
+    mb, params, x, y = _student_net()                   # B = 5, params (4, 4) and (5, 2)
+
+    def mine(params, x, y):
+        J, g = mb.loss_and_grad(params, x, y)
+        g[0][0] = 0                                      # the bias row of W_1 forgotten
+        g[1][:, 1] *= -1                                 # one output unit's sign flipped
+        return J, g
+
+    report = str(ac.check_network(params, x, y, backward=mine, use_jax=False))
+    assert re.search(r"FAIL  params\[0\] = W_1 \(4, 4\): 4 of 16 entries wrong, all in row 0 \(the bias row\), "
+                     r"each 0 there \(a term missing\?\); worst params\[0\]\[0, \d\]", report), report
+    assert re.search(r"FAIL  params\[1\] = W_2 \(5, 2\): 5 of 10 entries wrong, all in column 1, each -1 times "
+                     r"\w+'s there \(the sign flipped\); worst", report), report
+
+    def times_B(params, x, y):
+        J, g = mb.loss_and_grad(params, x, y)
+        return J, [g[0], 5 * g[1]]
+
+    report = str(ac.check_network(params, x, y, backward=times_B, use_jax=False))
+    assert re.search(r"FAIL  params\[1\] = W_2 \(5, 2\): 10 of 10 entries wrong, each 5 times \w+'s "
+                     r"\(the batch size: a 1/B left out\?\); worst", report), report
+    assert "ok    params[0] = W_1 (4, 4): worst" in report
+
+    rng = np.random.default_rng(1)
+
+    def noisy(params, x, y):
+        J, g = mb.loss_and_grad(params, x, y)
+        return J, [g[0], g[1] * (1 + rng.uniform(0.5, 1.5, g[1].shape) * rng.choice([-1, 1], g[1].shape))]
+
+    line = next(s for s in str(ac.check_network(params, x, y, backward=noisy, use_jax=False)).splitlines() if "W_2" in s)
+    assert re.search(r"FAIL  params\[1\] = W_2 \(5, 2\): 10 of 10 entries wrong; worst", line), line
+
+
+def test_check_vjp_names_each_primal_by_its_parameter():
+    """``primal 0 = x``: the names of f's positional parameters, also through functools.partial;
+    a function without named positions (``*args``) leaves the paths alone."""
+    import functools
+
+    x, W = RNG.normal(size=(3, 2)), RNG.normal(size=(2, 2))
+
+    def layer(x, W, *, scale=1.0):
+        return scale * np.tanh(x @ W)
+
+    def layer_vjp(dy, x, W, *, scale=1.0):
+        dz = scale * dy * (1 - np.tanh(x @ W) ** 2)
+        return dz @ W.T, x.T @ dz
+
+    def half_dW(dy, x, W, *, scale=1.0):
+        dx, dW = layer_vjp(dy, x, W, scale=scale)
+        return dx, dW / 2
+
+    f, good, bad = (functools.partial(fn, scale=2.0) for fn in (layer, layer_vjp, half_dW))
+    report = str(ac.check_vjp(f, good, x, W))
+    assert "ok    primal 0 = x (3, 2): worst primal 0 [" in report and "ok    primal 1 = W (2, 2)" in report, report
+    report = str(ac.check_vjp(f, bad, x, W))
+    assert re.search(r"FAIL  primal 1 = W \(2, 2\): 4 of 4 entries wrong, each 0\.5 times \w+'s; worst", report), report
+    report = str(ac.check_vjp(lambda *a: f(*a), good, x, W))
+    assert "ok    primal 0 (3, 2): worst" in report, report
+
+
+def test_errors_in_one_channel_of_a_3d_input_are_located_on_their_axis():
+    """Beyond two axes the place is an index of an axis: a gradient missing on channel 1 of
+    an (N, C, W) input, and one doubled on channels 0 and 2."""
+    x = RNG.normal(size=(2, 3, 4))
+
+    def missing(dy, x):
+        dx = 3 * x**2 * dy
+        dx[:, 1] = 0
+        return (dx,)
+
+    def doubled(dy, x):
+        dx = 3 * x**2 * dy
+        dx[:, [0, 2]] *= 2
+        return (dx,)
+
+    report = str(ac.check_vjp(lambda x: x**3, missing, x))
+    assert "FAIL  primal 0 = x (2, 3, 4): 8 of 24 entries wrong, all in index 1 of axis 1, each 0 there (a term missing?)" in report, report
+    report = str(ac.check_vjp(lambda x: x**3, doubled, x))
+    assert re.search(r"16 of 24 entries wrong, all in indices 0 and 2 of axis 1, each 2 times \w+'s there;", report), report
