@@ -215,7 +215,7 @@ def _per_coord_result(name: str, flat: Flat, g, ref, tol, notes: dict[int, str] 
     err = np.where(np.isnan(err), np.inf, err)
     checked = np.isfinite(tol)
     bad = (checked & ~(err <= tol)) | ~np.isfinite(g)  # a NaN/inf derivative of a finite f is wrong everywhere
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):   # err / tol beyond the range: inf, failing anyway
         excess = np.where(checked, np.where(err == 0, 0.0, err / tol), -1.0)
     excess = np.where(~np.isfinite(g), np.inf, excess)
     order = np.argsort(-excess[bad]) if bad.any() else np.zeros(0, int)
@@ -1299,8 +1299,8 @@ def check_network(
     verdict.labels = {f"params[{l - 1}]": f"W_{l}" for l in range(1, len(params) + 1)}
     verdict.row_names = {0: "the bias row"}
     B = x.shape[0]
-    if B > 1:
-        verdict.scale_names = {float(B): "the batch size: a 1/B left out?", 1 / B: "1 / the batch size: a 1/B twice?"}
+    if B > 2:   # at B = 2 a factor 2 has commoner causes (a 1/2 of a squared error, say) than the batch size
+        verdict.scale_names = {float(B): f"B = {B}: a 1/B left out?", 1 / B: f"1/B, B = {B}: a 1/B taken twice?"}
     return verdict
 
 

@@ -294,43 +294,55 @@ def _pattern(r: OracleResult, start: int, stop: int, shape: tuple, row_names: di
     that is simple (", all in row 0 (the bias row), each 0 there"), else "".
 
     Where: with two or more failing entries, the axis along which they touch the fewest
-    indices, at most three and not all of them. How: over the checked entries there (finite
-    tolerance and values), c = <g, ref> / <ref, ref>, said when every entry has
-    |g - c ref| <= 2 max(1, |c|) tol: g computed as c times a right value errs by at most |c|
-    tol from c ref, and c's own estimate adds at most as much again. A hint, never a verdict."""
+    indices, at most three and not all of them; else an axis along which at most three
+    indices have no failing entry and every entry of the others fails ("all but row 0").
+    How: over the checked entries there, c = <g, ref> / <ref, ref>, said when every one has
+    |g - c ref| <= 2 max(1, |c|) tol (g computed as c times a right value errs by at most |c|
+    tol from c ref, and c's own estimate adds at most as much again) and c ref explains each
+    failing entry, |g - c ref| <= |g - ref| / 4 (else a c near 1 would "explain" any error of
+    a tolerance or two, and a large c fitted to references near 0 anything); never where a
+    failing value is NaN or inf. A hint, never a verdict."""
     g, ref, tol = r.values[start:stop], r.references[start:stop], r.tolerances[start:stop]
     bad = _failing(r)[start:stop].reshape(shape)
     region = np.ones(shape, bool)
     where = ""
     if shape and 2 <= bad.sum() < bad.size:
-        best = None
+        inside, outside = [], []                         # (fraction of the axis, axis, indices)
         for ax, n in enumerate(shape):
-            hit = np.flatnonzero(bad.any(axis=tuple(a for a in range(len(shape)) if a != ax)))
-            if len(hit) <= 3 and len(hit) < n and (best is None or len(hit) / n < len(best[1]) / shape[best[0]]):
-                best = (ax, hit)
-        if best is not None:
-            ax, hit = best
-            region = np.zeros(shape, bool)
-            region[(slice(None),) * ax + (hit,)] = True
+            touched = bad.any(axis=tuple(a for a in range(len(shape)) if a != ax))
+            hit, clean = np.flatnonzero(touched), np.flatnonzero(~touched)
+            if len(hit) <= 3 and len(hit) < n:
+                inside.append((len(hit) / n, ax, hit))
+            elif 1 <= len(clean) <= 3 and np.delete(bad, clean, axis=ax).all():
+                outside.append((len(clean) / n, ax, clean))
+        if inside or outside:
+            _, ax, idx = min(inside or outside, key=lambda c: c[:2])
+            how_ = "in" if inside else "but"
+            slab = np.zeros(shape, bool)
+            slab[(slice(None),) * ax + (idx,)] = True
+            region = slab if how_ == "in" else ~slab
             nouns = (("entry", "entries") if len(shape) == 1 else ("index", "indices") if len(shape) > 2
                      else ("row", "rows") if ax == 0 else ("column", "columns"))
             names = [f"{i}" + (f" ({row_names[int(i)]})" if len(shape) == 2 and ax == 0 and int(i) in row_names else "")
-                     for i in hit]
+                     for i in idx]
             listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-            where = f", all in {nouns[len(hit) > 1]} {listed}" + (f" of axis {ax}" if len(shape) > 2 else "")
+            where = (f", all {how_} {nouns[len(idx) > 1]} {listed}" + (f" of axis {ax}" if len(shape) > 2 else ""))
+    failing = (bad & region).ravel()
+    if not np.isfinite(g[failing]).all():
+        return where
     keep = region.ravel() & np.isfinite(tol) & np.isfinite(g) & np.isfinite(ref)
-    g, ref, tol = g[keep], ref[keep], tol[keep]
-    how = ""
-    rr = float(np.dot(ref, ref)) if ref.size else 0.0
-    if rr > 0 and np.isfinite(rr):
-        c = float(np.dot(g, ref)) / rr
-        if c != 1 and np.isfinite(c) and np.all(np.abs(g - c * ref) <= 2 * max(1.0, abs(c)) * tol):
-            there = " there" if where else ""
-            if np.all(g == 0):
-                how = f", each 0{there} (a term missing?)"
-            else:
-                c_str = f"{c:.4g}" if f"{c:.4g}" != "1" else f"{c:.8g}"
-                named = {-1.0: "the sign flipped", **scale_names}
-                hint = next((v for k, v in named.items() if k != 0 and abs(c - k) <= 1e-3 * abs(k)), "")
-                how = f", each {c_str} times {r.oracle}'s{there}" + (f" ({hint})" if hint else "")
-    return where + how
+    rr = float(np.dot(ref[keep], ref[keep])) if keep.any() else 0.0
+    if not (rr > 0 and np.isfinite(rr)):
+        return where
+    c = float(np.dot(g[keep], ref[keep])) / rr
+    fits = np.abs(g - c * ref)
+    if not (c != 1 and np.isfinite(c) and np.all(fits[keep] <= 2 * max(1.0, abs(c)) * tol[keep])
+            and np.all(fits[failing] <= np.abs(g - ref)[failing] / 4)):
+        return where
+    there = " there" if where else ""
+    if np.all(g[keep] == 0):
+        return where + f", each 0{there} (a term missing?)"
+    c_str = f"{c:.4g}" if f"{c:.4g}" != "1" else f"{c:.8g}"
+    named = {-1.0: "the sign flipped", **scale_names}
+    hint = next((v for k, v in named.items() if k != 0 and abs(c - k) <= 1e-3 * abs(k)), "")
+    return where + f", each {c_str} times {r.oracle}'s{there}" + (f" ({hint})" if hint else "")

@@ -352,7 +352,7 @@ def test_a_failing_input_says_where_its_errors_lie_and_how_they_relate_to_the_or
 
     report = str(ac.check_network(params, x, y, backward=times_B, use_jax=False))
     assert re.search(r"FAIL  params\[1\] = W_2 \(5, 2\): 10 of 10 entries wrong, each 5 times \w+'s "
-                     r"\(the batch size: a 1/B left out\?\); worst", report), report
+                     r"\(B = 5: a 1/B left out\?\); worst", report), report
     assert "ok    params[0] = W_1 (4, 4): worst" in report
 
     rng = np.random.default_rng(1)
@@ -411,3 +411,47 @@ def test_errors_in_one_channel_of_a_3d_input_are_located_on_their_axis():
     assert "FAIL  primal 0 = x (2, 3, 4): 8 of 24 entries wrong, all in index 1 of axis 1, each 0 there (a term missing?)" in report, report
     report = str(ac.check_vjp(lambda x: x**3, doubled, x))
     assert re.search(r"16 of 24 entries wrong, all in indices 0 and 2 of axis 1, each 2 times \w+'s there;", report), report
+
+
+def test_the_posts_backward_is_wrong_in_all_but_the_bias_row_of_its_last_layer():
+    """The post's backward multiplies delta_L by z_{L-1} where a_{L-1} belongs: the bias row of
+    W_L, which has no a_{L-1} in it, is the one part it gets right, and the report says so."""
+    mb, _, _, _ = _student_net()
+    params = mb.init_params([6, 5, 5, 3], seed=0)
+    x, y = np.random.default_rng(0).uniform(size=(4, 6)), mb.one_hot([0, 1, 2, 0], 3)
+    report = str(ac.check_network(params, x, y, backward="as_published", use_jax=False))
+    assert "FAIL  params[2] = W_3 (6, 3): 15 of 18 entries wrong, all but row 0 (the bias row); worst" in report, report
+
+
+@pytest.mark.parametrize("case", ["a NaN", "two NaNs in a row", "a tolerance and a half off", "noise near the tolerance",
+                                  "references below the tolerance"])
+def test_no_scale_is_claimed_where_none_explains_the_errors(case):
+    """Review findings: c = <g, ref> / <ref, ref> fitted without the non-finite entries came out
+    near 1 and "explained" them; a c near 1 fitted errors of one or two tolerances; a large c
+    fitted references near 0 to anything. Each failing entry's error must now be mostly c ref's."""
+    x, b = RNG.normal(size=(4, 4)), np.array([1.0, 2.0, 3.0, 4.0])
+    f = lambda x, b: np.sum(np.sin(x)) + 1e-12 * np.sum(b * b)   # noqa: E731  d/db = 2e-12 b: below fd's tolerance
+    rng = np.random.default_rng(2)
+    right = lambda dy, x, b: (dy * np.cos(x), dy * 2e-12 * b)     # noqa: E731
+    tol = ac.check_vjp(f, right, x, b, oracles=["fd"], cotangent=1.0).results[0].tolerances[:16].reshape(4, 4)
+
+    def vjp(dy, x, b):
+        dx, db = right(dy, x, b)
+        t = 1.5 * tol                                              # a tolerance and a half of each entry of dx
+        if case == "a NaN":
+            dx[0, 0] = np.nan
+        elif case == "two NaNs in a row":
+            dx[0, :2] = np.nan
+        elif case == "a tolerance and a half off":
+            dx[0, 0] += t[0, 0] * dy
+        elif case == "noise near the tolerance":
+            dx += rng.uniform(1.2, 1.8, dx.shape) * rng.choice([-1, 1], dx.shape) * tol * dy
+        else:
+            db = dy * np.array([3e-6, -1e-6, 2e-6, 1e-6])
+        return dx, db
+
+    v = ac.check_vjp(f, vjp, x, b, oracles=["fd"], cotangent=1.0)
+    failing = [line for line in str(v).splitlines() if line.startswith("  FAIL")]
+    assert failing and not any("times" in line or "each" in line for line in failing), str(v)
+    if case == "two NaNs in a row":
+        assert "2 of 16 entries wrong, all in row 0; worst" in failing[0], failing
