@@ -455,3 +455,12 @@ def test_no_scale_is_claimed_where_none_explains_the_errors(case):
     assert failing and not any("times" in line or "each" in line for line in failing), str(v)
     if case == "two NaNs in a row":
         assert "2 of 16 entries wrong, all in row 0; worst" in failing[0], failing
+
+
+def test_a_derivative_near_the_top_of_the_range_fails_without_a_warning():
+    """|g - ref| / tol overflowed (a RuntimeWarning, an error in this suite) for g ~ 1e300 ref
+    (review finding); the entry fails, 1e300 times the oracle's."""
+    x = np.array([0.5, -1.5, 2.0])
+    v = ac.check_gradients(lambda x: np.sum(x**2), lambda x: 2e300 * x, x)
+    assert not v.passed
+    assert re.search(r"FAIL  params \(3,\): 3 of 3 entries wrong, each 1e\+300 times \w+'s; worst", str(v)), str(v)
