@@ -1153,10 +1153,12 @@ def test_sequential_refuses_non_finite_input_and_raises_on_overflow():
     params = net.init(seed=1)
     x, y = rnd(5, 4), rnd(5, 2)
     for call in (net.loss, net.loss_and_grad):
-        with pytest.raises(ValueError, match=r"^x contains NaN or inf$"):
-            call(params, x * np.nan, y)
-        with pytest.raises(ValueError, match=r"^y contains NaN or inf$"):
-            call(params, x, y * np.inf)
+        x_nan, y_inf = x.copy(), y.copy()
+        x_nan[3, 2], y_inf[2, 1] = np.nan, -np.inf
+        with pytest.raises(ValueError, match=r"^x contains NaN or inf \(first at \(3, 2\)\)$"):
+            call(params, x_nan, y)
+        with pytest.raises(ValueError, match=r"^y contains NaN or inf \(first at \(2, 1\)\)$"):
+            call(params, x, y_inf)
         with pytest.raises(TypeError, match=r"^y must be a real numeric array; got dtype complex128$"):
             call(params, x, y.astype(complex))
         with pytest.raises(TypeError, match=r"^y is None; expected targets of shape \(batch, n_out\)$"):
@@ -1166,13 +1168,13 @@ def test_sequential_refuses_non_finite_input_and_raises_on_overflow():
             call(params, x, y + 1e300)                                 # (z - y)^2 overflows
         bad = [tuple(a.copy() for a in p) for p in params]
         bad[2][0][1, 1] = np.nan
-        with pytest.raises(ValueError, match=r"^params\[2\]\[0\] contains NaN or inf$"):
+        with pytest.raises(ValueError, match=r"^params\[2\]\[0\] contains NaN or inf \(first at \(1, 1\)\)$"):
             call(bad, x, y)
         huge = params[:2] + [(np.full_like(params[2][0], 1e308),)]      # z_L = 1e308 (1 + sum of 3 sigmoids)
         with pytest.raises(mb.NonFiniteError, match=r"^the logits are NaN or inf although x and params are finite: "
                                                     r"an overflow \(inputs or weights too large\)$"):
             call(huge, x, y)
-    with pytest.raises(ValueError, match=r"^x contains NaN or inf$"):
+    with pytest.raises(ValueError, match=r"^x contains NaN or inf \(first at \(0, 0\)\)$"):
         net.forward(params, x * np.nan)
     assert np.isfinite(net.loss_and_grad(params, x, y)[0])
     # a hidden layer's outputs that overflow, hidden from the logits by the sigmoid after it
