@@ -129,10 +129,20 @@ class Verdict:
 
     @property
     def n_checked(self) -> int:
-        """Entries resolved by some per-coordinate oracle plus directions checked."""
+        """Entries resolved by some per-coordinate oracle plus directions resolved: with a finite
+        tolerance below |reference|, or a reference exactly 0 (a function flat along a random
+        +-1 direction: any value beyond the tolerance fails, as for a constant function). A
+        tolerance above a nonzero reference resolves nothing (a derivative whose measured noise
+        is huge, near kinks: a sign flip would pass there)."""
         m = self._resolved()
         n = int(m[1].sum()) if m is not None else 0
-        return n + int(sum(sum(np.isfinite(t) for _, _, t in r.directional) for r in self.results if r.directional))
+        for r in self.results:
+            if r.directional:
+                o = np.array([ref for _, ref, _ in r.directional], dtype=np.float64)
+                t = np.array([tol for _, _, tol in r.directional], dtype=np.float64)
+                with np.errstate(invalid="ignore"):
+                    n += int(np.sum(np.isfinite(t) & ((t < np.abs(o)) | (o == 0))))
+        return n
 
     @property
     def not_resolvable(self) -> list[str]:

@@ -837,3 +837,16 @@ def test_sign_of_zero_at_a_kink_of_abs_is_a_subgradient_not_a_failure():
         assert ac.check_gradients(f, lambda q, c=c: q + c * np.sign(q[0]) * unit, x, analytic=False,
                                   seed=seed).status != "FAIL"
         assert ac.check_gradients(f, lambda q, c=c: q + 3 * c * unit, x, analytic=False, seed=seed).status == "FAIL"
+
+
+def test_directions_whose_tolerance_exceeds_their_reference_check_nothing():
+    """relu at |x| ~ 1e-8 with the mask inverted, wrong at every entry: every entry is at a kink
+    (not checkable), and the noise measured of the VJP across the kinks made jax.jvp's tolerance
+    16 against directional derivatives of 0.2-1.5, so 20 directions 'passed' and the verdict was
+    PASS (an engineer's review). They resolve nothing: NOT CHECKED, falsy."""
+    jnp = _jnp()
+    x = np.array([[-5.06e-9, 1.57e-8, -3.98e-9], [1.86e-9, -1.52e-8, 2.34e-8], [-9.4e-10, -3.85e-9, 8.1e-9]])
+    v = ac.check_vjp(lambda x: np.maximum(x, 0), lambda dy, x: (dy * (x < 0),), x, jax_fn=lambda x: jnp.maximum(x, 0))
+    assert v.status != "PASS" and not v, v.report(full=True)
+    right = ac.check_vjp(lambda x: np.maximum(x, 0), lambda dy, x: (dy * (x > 0),), x, jax_fn=lambda x: jnp.maximum(x, 0))
+    assert right.status != "FAIL", right.report(full=True)
