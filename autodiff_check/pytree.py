@@ -37,7 +37,9 @@ class TreeDef:
 
 
 def _shape_hint(got: tuple, expected: tuple) -> str:
-    """The likely slip behind a wrong 2-D shape: a transpose, or the bias row 0 left out (or in)."""
+    """The likely slip behind a wrong shape: an axis of length 1 dropped or added (the same
+    numbers, which would broadcast against the input: (n,) - (n, 1) is (n, n)), a transpose,
+    or the bias row 0 left out (or in)."""
     if len(got) == len(expected) == 2:
         if got == expected[::-1]:
             return " (transposed?)"
@@ -45,6 +47,8 @@ def _shape_hint(got: tuple, expected: tuple) -> str:
             return " (row 0, the bias row, missing?)"
         if got == (expected[0] + 1, expected[1]):
             return " (a bias row 0 too many?)"
+    if tuple(n for n in got if n != 1) == tuple(n for n in expected if n != 1):
+        return " (an axis of length 1 dropped or added: keepdims=True, or reshape to the input's shape?)"
     return ""
 
 def flatten(tree, *, what: str = "params", none_leaf: bool = False) -> tuple[list[np.ndarray], list[Path], TreeDef]:
@@ -144,11 +148,8 @@ def same_structure(tree, treedef: TreeDef, leaves_ref: list[np.ndarray], paths: 
             got = np.zeros(np.shape(ref))
         got = np.asarray(got)
         if got.shape != ref.shape:
-            if got.size == ref.size and got.squeeze().shape == ref.squeeze().shape:
-                got = got.reshape(ref.shape)  # e.g. (n, 1) for (n,): same numbers
-            else:
-                raise ValueError(f"{what} returned shape {got.shape} for {format_path(root, p)}; expected {ref.shape}"
-                                 + _shape_hint(got.shape, ref.shape))
+            raise ValueError(f"{what} returned shape {got.shape} for {format_path(root, p)}; expected {ref.shape}"
+                             + _shape_hint(got.shape, ref.shape))
         if not (np.issubdtype(got.dtype, np.number) or got.dtype == bool):
             raise ValueError(f"{what} returned dtype {got.dtype} for {format_path(root, p)}; expected numbers")
         if np.iscomplexobj(got) and not np.iscomplexobj(ref):

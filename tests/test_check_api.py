@@ -464,3 +464,19 @@ def test_a_derivative_near_the_top_of_the_range_fails_without_a_warning():
     v = ac.check_gradients(lambda x: np.sum(x**2), lambda x: 2e300 * x, x)
     assert not v.passed
     assert re.search(r"FAIL  params \(3,\): 3 of 3 entries wrong, each 1e\+300 times \w+'s; worst", str(v)), str(v)
+
+
+@pytest.mark.parametrize("slip", ["squeezed", "an axis added"])
+def test_a_derivative_with_an_axis_of_length_1_dropped_or_added_is_refused(slip):
+    """ds of shape (7,) for s of shape (7, 1) was reshaped and passed (an engineer's review):
+    the same numbers, but s - lr * ds is (7, 7) by broadcasting. Refused by name now."""
+    s, h = RNG.normal(size=(7, 1)), RNG.normal(size=(7, 3))
+
+    def vjp(dy, s, h):
+        ds = (1 - np.tanh(s) ** 2) * (dy * h).sum(1, keepdims=True)
+        return (ds[:, 0] if slip == "squeezed" else ds[None]), np.tanh(s) * dy
+
+    expected = r"\(7,\)" if slip == "squeezed" else r"\(1, 7, 1\)"
+    with pytest.raises(ValueError, match=rf"^vjp_fn returned shape {expected} for primal 0; expected \(7, 1\) "
+                                         r"\(an axis of length 1 dropped or added"):
+        ac.check_vjp(lambda s, h: np.tanh(s) * h, vjp, s, h)
