@@ -882,11 +882,16 @@ def _out_info(f, primals):
 
 
 def _random_cotangent(leaves, rng):
-    """Gaussian, in each output leaf's own real dtype (float32 stays float32)."""
+    """Gaussian, in each output leaf's own real dtype (float32 stays float32); zeros (float64)
+    for an integer or boolean output, piecewise constant in the inputs (JAX's float0: its
+    cotangent is 0, and <c, f> ignores it rather than jump where an argmax changes)."""
     out = []
     for L in leaves:
-        d = L.dtype if np.issubdtype(L.dtype, np.floating) else np.float64
-        out.append(rng.standard_normal(L.shape).astype(d))
+        if np.issubdtype(L.dtype, np.floating):
+            out.append(rng.standard_normal(L.shape).astype(L.dtype))
+        else:
+            rng.standard_normal(L.shape)                 # drawn all the same: later leaves' cotangents unchanged
+            out.append(np.zeros(L.shape))
     return out
 
 
@@ -897,6 +902,8 @@ def _contract(c_leaves, out, td_shape_leaves, what="f") -> complex | float:
     total = 0.0
     for c, y in zip(c_leaves, leaves):
         y = np.asarray(y)
+        if y.dtype.kind == "V":    # JAX's float0: the tangent of an integer output, 0 by definition
+            continue
         if y.shape != c.shape:
             raise ValueError(f"{what} returned output shape {y.shape} at a perturbed input; {c.shape} at the primals")
         total = total + np.sum(c.astype(np.float64) * (y if np.iscomplexobj(y) else y.astype(np.float64)))
