@@ -89,6 +89,9 @@ class Verdict:
     #: names of factors, said where a wrong input is that factor times the oracle's values
     #: ({B: "the batch size"}); -1 and 0 are named always
     scale_names: dict[float, str] = field(default_factory=dict)
+    #: the bisection behind failing directions stopped before testing every block: an input
+    #: with no entry named is then not localised, rather than clear
+    unlocalised: bool = False
 
     @property
     def passed(self) -> bool:
@@ -240,7 +243,8 @@ class Verdict:
             n_nr = int(np.sum(m[0][start:stop] & ~m[1][start:stop])) if m is not None else 0
             nc += f" ({n_nr} not resolvable)" if n_nr else ''
             if best is None:
-                how = "checked along random directions" if not coord else "no entry checkable"
+                how = ("no entry checkable" if coord else "not localised: the bisection stopped before it (note)"
+                       if self.unlocalised else "checked along random directions")
                 lines.append(f"  {'ok' if self.passed and not coord else '-':<4}  {path} {shp}: {how}{nc}")
             else:
                 _, oracle, i, a, b, t = best
