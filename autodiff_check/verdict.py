@@ -308,7 +308,8 @@ def _pattern(r: OracleResult, start: int, stop: int, shape: tuple, row_names: di
     that is simple (", all in row 0 (the bias row), each 0 there"), else "".
 
     Where: with two or more failing entries, the axis along which they touch the fewest
-    indices, at most three and not all of them; else an axis along which at most three
+    indices, at most three or one run over at most half the axis ("columns 10 to 14", a
+    gate's block), and not all of them; else an axis along which at most three
     indices have no failing entry and every entry of the others fails ("all but row 0").
     How: over the checked entries there, c = <g, ref> / <ref, ref>, said when every one has
     |g - c ref| <= 2 max(1, |c|) tol (g computed as c times a right value errs by at most |c|
@@ -325,8 +326,8 @@ def _pattern(r: OracleResult, start: int, stop: int, shape: tuple, row_names: di
         for ax, n in enumerate(shape):
             touched = bad.any(axis=tuple(a for a in range(len(shape)) if a != ax))
             hit, clean = np.flatnonzero(touched), np.flatnonzero(~touched)
-            if len(hit) <= 3 and len(hit) < n:
-                inside.append((len(hit) / n, ax, hit))
+            if len(hit) < n and (len(hit) <= 3 or (hit[-1] - hit[0] + 1 == len(hit) and 2 * len(hit) <= n)):
+                inside.append((len(hit) / n, ax, hit))     # a few, or one run over at most half the axis
             elif 1 <= len(clean) <= 3 and np.delete(bad, clean, axis=ax).all():
                 outside.append((len(clean) / n, ax, clean))
         if inside or outside:
@@ -339,7 +340,10 @@ def _pattern(r: OracleResult, start: int, stop: int, shape: tuple, row_names: di
                      else ("row", "rows") if ax == 0 else ("column", "columns"))
             names = [f"{i}" + (f" ({row_names[int(i)]})" if len(shape) == 2 and ax == 0 and int(i) in row_names else "")
                      for i in idx]
-            listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+            if len(idx) > 3:                               # a run: "columns 10 to 14"
+                listed = f"{names[0]} to {names[-1]}"
+            else:
+                listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
             where = (f", all {how_} {nouns[len(idx) > 1]} {listed}" + (f" of axis {ax}" if len(shape) > 2 else ""))
     failing = (bad & region).ravel()
     if not np.isfinite(g[failing]).all():
@@ -357,6 +361,9 @@ def _pattern(r: OracleResult, start: int, stop: int, shape: tuple, row_names: di
     if np.all(g[keep] == 0):
         return where + f", each 0{there} (a term missing?)"
     c_str = f"{c:.4g}" if f"{c:.4g}" != "1" else f"{c:.8g}"
+    k = round(1 / c) if 0 < abs(c) < 1 else 0
+    if abs(k) >= 3 and abs(1 / c - k) <= 1e-3 * abs(k) and abs(float(c_str) * k - 1) > 1e-9:   # 1/6, not 0.1667 (0.25 stays)
+        c_str = f"{'-' if k < 0 else ''}1/{abs(k)}"
     named = {-1.0: "the sign flipped", **scale_names}
     hint = next((v for k, v in named.items() if k != 0 and abs(c - k) <= 1e-3 * abs(k)), "")
     return where + f", each {c_str} times {r.oracle}'s{there}" + (f" ({hint})" if hint else "")
