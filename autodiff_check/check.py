@@ -470,17 +470,18 @@ def _check_core(
 
     # ---------------- group testing: name the wrong entries behind failing directions
     failing = [r for r in results if r.directional and not r.passed]
-    stopped = False
+    untested = np.zeros(0, int)
     if failing and not any(r.values is not None and not r.passed for r in results):
         ref_fn = cs_dir if use_cs else fd_dir
         ref_name = "complex_step" if use_cs else "finite_diff"
-        named, stopped = _bisect(flat, subject, ref_fn, rng, g)
+        named, untested = _bisect(flat, subject, ref_fn, rng, g)
         for i, (a, b, t, note) in named.items():
             failing[0].mismatches.append(Mismatch(flat.where(i), a, b, t, ref_name, note))
         failing[0].mismatches.sort(key=lambda m: -m.excess)
-        if stopped:
-            notes.append(f"bisection stopped after naming {MAX_NAMED} wrong entries: more may be wrong, in the inputs "
-                         f"named and in the others (per_coordinate=True checks every entry, at {flat.n} calls)")
+        if untested.size:
+            notes.append(f"bisection stopped after naming {MAX_NAMED} wrong entries: {untested.size} entries were not "
+                         f"searched, and more may be wrong among them (per_coordinate=True checks every entry, at "
+                         f"{flat.n} calls)")
         if not named:
             notes.append("bisection over blocks of coordinates named no single entry: the error is spread "
                          "over many entries, each below its own tolerance")
@@ -492,7 +493,7 @@ def _check_core(
                      "direction (an entry's error must exceed it to show) was up to "
                      + ", ".join(f"{t:.1e} ({o})" for o, t in dir_tols.items()))
     v = Verdict(name, results, notes, flat.inputs(), flat.sep)
-    v.unlocalised = stopped
+    v.unlocalised = {path for path, _, start, size in v.inputs if np.any((untested >= start) & (untested < start + size))}
     return v
 
 
@@ -507,13 +508,13 @@ def _leaves_to_tree(flat: Flat):
     return tree_of
 
 
-def _bisect(flat: Flat, subject: _Subject, ref_fn, rng, g) -> tuple[dict[int, tuple[float, float, float, str]], bool]:
+def _bisect(flat: Flat, subject: _Subject, ref_fn, rng, g) -> tuple[dict[int, tuple[float, float, float, str]], np.ndarray]:
     """Group testing: a block S of coordinates holds an error when <g, v_S> and the oracle along
     v_S (v Rademacher on S, 0 elsewhere) disagree for one of 4 random v (a block holding an
     entry above tolerance passes one v with probability <= 1/2, all 4 with <= 1/16). Halve the
     failing blocks until single coordinates are named: about 2 k log2(n) block tests for k
-    wrong entries of n. Stops after MAX_NAMED entries. Returns the named entries and whether
-    blocks were left untested (stopped early: the inputs they cover are not localised)."""
+    wrong entries of n. Stops after MAX_NAMED entries. Returns the named entries and the
+    coordinates of the blocks left untested (the inputs they fall in are not localised)."""
     named: dict[int, tuple[float, float, float, str]] = {}
     stack = [np.arange(flat.n)]
 
@@ -545,7 +546,7 @@ def _bisect(flat: Flat, subject: _Subject, ref_fn, rng, g) -> tuple[dict[int, tu
         first = False
         half = len(S) // 2
         stack += [S[half:], S[:half]]
-    return named, bool(stack)
+    return named, (np.concatenate(stack) if stack else np.zeros(0, int))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -893,11 +894,8 @@ def _random_cotangent(leaves, rng):
     cotangent is 0, and <c, f> ignores it rather than jump where an argmax changes)."""
     out = []
     for L in leaves:
-        if np.issubdtype(L.dtype, np.floating):
-            out.append(rng.standard_normal(L.shape).astype(L.dtype))
-        else:
-            rng.standard_normal(L.shape)                 # drawn all the same: later leaves' cotangents unchanged
-            out.append(np.zeros(L.shape))
+        c = rng.standard_normal(L.shape)                 # drawn for every leaf: later leaves' cotangents unchanged
+        out.append(np.zeros(L.shape) if L.dtype.kind in "biu" else c.astype(L.dtype if L.dtype.kind == "f" else np.float64))
     return out
 
 

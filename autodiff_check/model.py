@@ -134,14 +134,14 @@ _logits_jit = jax.jit(_logits_and_finite, static_argnames=("activation",))
 
 def _prepare(params, x, y, activation, loss, *, check_finite=True):
     """Validate exactly like manual_backprop, so both backends refuse the same inputs, in the
-    same order: the gradient paths (``check_finite=False``) find a NaN or inf weight through
-    the z_l it reaches, after x, y and lr, as manual_backprop's do. Without NumPy's warnings
+    same order: the gradient paths (``check_finite=False``) find a NaN or inf weight or input
+    through the z_l it reaches, after y and lr, as manual_backprop's do. Without NumPy's warnings
     (an overflowing row sum of y is judged, not warned about), as there."""
     _check_activation_name(activation)
     lossobj = _loss_object(loss)
     with np.errstate(over="ignore", invalid="ignore"):
         dtype = _checks.check_params(params, check_finite=check_finite)
-        x = _checks.check_inputs(params, x, dtype)
+        x = _checks.check_inputs(params, x, dtype, check_finite=check_finite)
         if y is not _checks.NO_TARGETS:
             y = _checks.check_targets(params, x, y, dtype, lossobj)
     return dtype, x, y

@@ -48,8 +48,15 @@ def _shape_hint(got: tuple, expected: tuple) -> str:
         if got == (expected[0] + 1, expected[1]):
             return " (a bias row 0 too many?)"
     if tuple(n for n in got if n != 1) == tuple(n for n in expected if n != 1):
-        return " (an axis of length 1 dropped or added: keepdims=True, or reshape to the input's shape?)"
+        return f" (an axis of length 1 dropped or added: keepdims=True, or reshape to {expected}?)"
     return ""
+
+
+def _broadcast(a: tuple, b: tuple) -> tuple | None:
+    try:
+        return np.broadcast_shapes(a, b)
+    except ValueError:
+        return None
 
 def flatten(tree, *, what: str = "params", none_leaf: bool = False) -> tuple[list[np.ndarray], list[Path], TreeDef]:
     """``(leaves, paths, treedef)``: every leaf as an array (a copy is not made), its path, and
@@ -148,8 +155,11 @@ def same_structure(tree, treedef: TreeDef, leaves_ref: list[np.ndarray], paths: 
             got = np.zeros(np.shape(ref))
         got = np.asarray(got)
         if got.shape != ref.shape:
-            raise ValueError(f"{what} returned shape {got.shape} for {format_path(root, p)}; expected {ref.shape}"
-                             + _shape_hint(got.shape, ref.shape))
+            if got.size == ref.size and _broadcast(got.shape, ref.shape) == ref.shape:
+                got = got.reshape(ref.shape)   # a scalar for a (1,) bias: W - lr g keeps W's shape
+            else:                              # (7,) for (7, 1) would broadcast W - lr g to (7, 7)
+                raise ValueError(f"{what} returned shape {got.shape} for {format_path(root, p)}; expected {ref.shape}"
+                                 + _shape_hint(got.shape, ref.shape))
         if not (np.issubdtype(got.dtype, np.number) or got.dtype == bool):
             raise ValueError(f"{what} returned dtype {got.dtype} for {format_path(root, p)}; expected numbers")
         if np.iscomplexobj(got) and not np.iscomplexobj(ref):

@@ -89,9 +89,9 @@ class Verdict:
     #: names of factors, said where a wrong input is that factor times the oracle's values
     #: ({B: "the batch size"}); -1 and 0 are named always
     scale_names: dict[float, str] = field(default_factory=dict)
-    #: the bisection behind failing directions stopped before testing every block: an input
-    #: with no entry named is then not localised, rather than clear
-    unlocalised: bool = False
+    #: inputs holding entries that the bisection behind failing directions stopped before
+    #: searching: with no entry named they are not localised, rather than clear
+    unlocalised: set[str] = field(default_factory=set)
 
     @property
     def passed(self) -> bool:
@@ -133,18 +133,20 @@ class Verdict:
     @property
     def n_checked(self) -> int:
         """Entries resolved by some per-coordinate oracle plus directions resolved: with a finite
-        tolerance below |reference|, or a reference exactly 0 (a function flat along a random
-        +-1 direction: any value beyond the tolerance fails, as for a constant function). A
-        tolerance above a nonzero reference resolves nothing (a derivative whose measured noise
-        is huge, near kinks: a sign flip would pass there)."""
+        tolerance below |reference|; for a reference exactly 0, below the largest |reference| of
+        the oracle's directions, or met exactly (the value under test 0 too: a function flat
+        along it, and a derivative that says so). A tolerance above the values it judges
+        resolves nothing: near kinks the measured noise of the derivative under test can make
+        it exceed them all, and a sign flip, or 0, would pass there."""
         m = self._resolved()
         n = int(m[1].sum()) if m is not None else 0
         for r in self.results:
             if r.directional:
-                o = np.array([ref for _, ref, _ in r.directional], dtype=np.float64)
-                t = np.array([tol for _, _, tol in r.directional], dtype=np.float64)
+                g, o, t = (np.array(c, dtype=np.float64) for c in zip(*r.directional))
+                a = np.abs(o[np.isfinite(o)])
                 with np.errstate(invalid="ignore"):
-                    n += int(np.sum(np.isfinite(t) & ((t < np.abs(o)) | (o == 0))))
+                    zero_ok = (o == 0) & ((t < (a.max() if a.size else 0)) | (g == 0))
+                    n += int(np.sum(np.isfinite(t) & ((t < np.abs(o)) | zero_ok)))
         return n
 
     @property
@@ -244,7 +246,7 @@ class Verdict:
             nc += f" ({n_nr} not resolvable)" if n_nr else ''
             if best is None:
                 how = ("no entry checkable" if coord else "not localised: the bisection stopped before it (note)"
-                       if self.unlocalised else "checked along random directions")
+                       if path in self.unlocalised else "checked along random directions")
                 lines.append(f"  {'ok' if self.passed and not coord else '-':<4}  {path} {shp}: {how}{nc}")
             else:
                 _, oracle, i, a, b, t = best
@@ -361,7 +363,7 @@ def _pattern(r: OracleResult, start: int, stop: int, shape: tuple, row_names: di
     if np.all(g[keep] == 0):
         return where + f", each 0{there} (a term missing?)"
     c_str = f"{c:.4g}" if f"{c:.4g}" != "1" else f"{c:.8g}"
-    k = round(1 / c) if 0 < abs(c) < 1 else 0
+    k = round(1 / c) if 1e-6 < abs(c) < 1 else 0
     if abs(k) >= 3 and abs(1 / c - k) <= 1e-3 * abs(k) and abs(float(c_str) * k - 1) > 1e-9:   # 1/6, not 0.1667 (0.25 stays)
         c_str = f"{'-' if k < 0 else ''}1/{abs(k)}"
     named = {-1.0: "the sign flipped", **scale_names}

@@ -396,3 +396,21 @@ def test_gelu_far_beyond_its_clamp_has_a_finite_gradient_in_both_backends(backen
                           activation="gelu", loss="mean_squared_error")
     assert out.dtype == dtype
 
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=["manual", "jax"])
+def test_with_a_nan_in_x_the_gradient_paths_name_a_bad_y_or_lr_first_on_both_backends(backend):
+    """The gradient paths meet a NaN in x through z_1, after y and lr are checked (they no
+    longer scan x first); the JAX twin still scanned it first, and named x where
+    manual_backprop named y (a review). Both name y, then lr, then x."""
+    p, x, y = _net()
+    x[1, 2] = np.nan
+    bad_y = np.array([[0, 2.0], [1, 0]])
+    with pytest.raises(ValueError, match=r"targets y must lie in \[0, 1\]"):
+        backend.loss_and_grad(p, x, bad_y)
+    with pytest.raises(ValueError, match=r"targets y must lie in \[0, 1\]"):
+        backend.sgd_step(p, x, bad_y, 0.1)
+    with pytest.raises(ValueError, match="lr must be >= 0"):
+        backend.sgd_step(p, x, y, -1.0)
+    with pytest.raises(ValueError, match=r"^x contains NaN or inf \(first at \(1, 2\)\)"):
+        backend.sgd_step(p, x, y, 0.1)

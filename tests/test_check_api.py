@@ -482,6 +482,16 @@ def test_a_derivative_with_an_axis_of_length_1_dropped_or_added_is_refused(slip)
         ac.check_vjp(lambda s, h: np.tanh(s) * h, vjp, s, h)
 
 
+def test_a_gradient_that_broadcasts_to_its_parameter_unchanged_is_taken():
+    """What W - lr g keeps W's shape with is taken, reshaped (a review of the refusal above):
+    a scalar for a (1,) bias, (1,) for a (1, 1) weight; not (1,) for a 0-d parameter."""
+    b, w = np.array([0.3]), np.array([[0.7]])
+    loss = lambda p: float(np.sum(np.sin(p["b"])) + np.sum(p["w"] ** 3))   # noqa: E731
+    assert ac.check_gradients(loss, lambda p: {"b": float(np.cos(p["b"][0])), "w": 3 * p["w"][0] ** 2}, {"b": b, "w": w})
+    with pytest.raises(ValueError, match=r"returned shape \(1,\) for params\['c'\]; expected \(\)"):
+        ac.check_gradients(lambda p: float(np.sin(p["c"])), lambda p: {"c": np.cos(p["c"]).reshape(1)}, {"c": np.array(0.3)})
+
+
 def test_a_bisection_that_stops_early_says_the_other_inputs_are_not_localised():
     """Along random directions (2,280 inputs) a relu layer whose backward forgets the mask is
     wrong almost everywhere; the bisection names 5 entries of x and stops. W and b read
@@ -507,7 +517,15 @@ def test_a_bisection_that_stops_early_says_the_other_inputs_are_not_localised():
     report = str(ac.check_vjp(f, no_mask, x, W, b))
     assert "FAIL  primal 0 = x (16, 40): 5 entries named; worst" in report, report
     assert "-     primal 1 = W (40, 40): not localised: the bisection stopped before it (note)" in report, report
-    assert "note: bisection stopped after naming 5 wrong entries: more may be wrong" in report, report
+    assert re.search(r"note: bisection stopped after naming 5 wrong entries: \d+ entries were not searched, and "
+                     r"more may be wrong among them", report), report
+    def db_doubled(dy, x, W, b):                   # x and W searched and cleared, then b's entries named
+        dx, dW, db = right(dy, x, W, b)
+        return dx, dW, 2 * db
+
+    report = str(ac.check_vjp(f, db_doubled, x, W, b))
+    assert "-     primal 0 = x (16, 40): checked along random directions" in report, report
+    assert "FAIL  primal 2 = b (40,): 5 entries named" in report and "bisection stopped" in report, report
     report = str(ac.check_vjp(f, one_entry, x, W, b))
     assert "FAIL  primal 0 = x (16, 40): 1 entry named; worst primal 0 [3, 5]" in report, report
     assert "-     primal 1 = W (40, 40): checked along random directions" in report and "bisection stopped" not in report, report
