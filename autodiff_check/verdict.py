@@ -343,7 +343,8 @@ def _pattern(r: OracleResult, start: int, stop: int, shape: tuple, row_names: di
             names = [f"{i}" + (f" ({row_names[int(i)]})" if len(shape) == 2 and ax == 0 and int(i) in row_names else "")
                      for i in idx]
             if len(idx) > 3:                               # a run: "columns 10 to 14"
-                listed = f"{names[0]} to {names[-1]}"
+                named_rows = [row_names[int(i)] for i in idx if len(shape) == 2 and ax == 0 and int(i) in row_names]
+                listed = f"{idx[0]} to {idx[-1]}" + "".join(f" ({n} among them)" for n in named_rows)
             else:
                 listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
             where = (f", all {how_} {nouns[len(idx) > 1]} {listed}" + (f" of axis {ax}" if len(shape) > 2 else ""))

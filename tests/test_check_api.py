@@ -546,3 +546,19 @@ def test_a_run_of_columns_and_a_reciprocal_factor_are_named():
     report = str(ac.check_vjp(lambda x, W: np.tanh(x @ W), vjp, x, W))
     assert re.search(r"FAIL  primal 0 = x \(6, 4\): 24 of 24 entries wrong, each 1/6 times \w+'s; worst", report), report
     assert "FAIL  primal 1 = W (4, 20): 20 of 80 entries wrong, all in columns 10 to 14, each 0 there" in report, report
+
+
+def test_a_run_of_rows_from_the_bias_row_names_it_among_them():
+    """'rows 0 (the bias row) to 4' read badly (a review): 'rows 0 to 4 (the bias row among them)'."""
+    mb, _, _, _ = _student_net()
+    p = mb.init_params([10, 4, 2], seed=0)
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(size=(5, 10)), mb.one_hot([0, 1, 0, 1, 1], 2)
+
+    def mine(params, x, y):
+        J, g = mb.loss_and_grad(params, x, y)
+        g[0][0:5] = 0
+        return J, g
+
+    report = str(ac.check_network(p, x, y, backward=mine, use_jax=False))
+    assert "W_1 (11, 4): 20 of 44 entries wrong, all in rows 0 to 4 (the bias row among them), each 0 there" in report, report
