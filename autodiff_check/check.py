@@ -885,17 +885,20 @@ def _out_info(f, primals):
     for L, p in zip(leaves, paths):
         if not np.issubdtype(np.asarray(L).dtype, np.number):
             raise ValueError(f"f returned dtype {np.asarray(L).dtype} at {format_path('output', p)}; expected numbers")
+        if np.iscomplexobj(L):   # (a cotangent of a complex output would need a convention; f(x).real is the real function)
+            raise ValueError(f"f returned complex dtype {np.asarray(L).dtype} at {format_path('output', p)} for real "
+                             "inputs; the checks here are of real-valued functions (return its real part)")
     return [np.asarray(L) for L in leaves], paths, td
 
 
 def _random_cotangent(leaves, rng):
-    """Gaussian, in each output leaf's own real dtype (float32 stays float32); zeros (float64)
-    for an integer or boolean output, piecewise constant in the inputs (JAX's float0: its
-    cotangent is 0, and <c, f> ignores it rather than jump where an argmax changes)."""
+    """Gaussian, in each output leaf's own float dtype (float32 stays float32); zeros (float64)
+    for an integer output, piecewise constant in the inputs (JAX's float0: its cotangent is 0,
+    and <c, f> ignores it rather than jump where an argmax changes)."""
     out = []
     for L in leaves:
         c = rng.standard_normal(L.shape)                 # drawn for every leaf: later leaves' cotangents unchanged
-        out.append(np.zeros(L.shape) if L.dtype.kind in "biu" else c.astype(L.dtype if L.dtype.kind == "f" else np.float64))
+        out.append(np.zeros(L.shape) if L.dtype.kind in "iu" else c.astype(L.dtype))
     return out
 
 
@@ -940,9 +943,9 @@ def check_vjp(f: Callable, vjp_fn: Callable, *primals, jax_fn: Callable | None =
     v_all = None
     for k in range(n_cotangents):
         if cotangent is not None:
-            c_tree = cotangent
             c_leaves = same_structure(cotangent, out_td, out_leaves, out_paths, root="output", what="cotangent")
             _check_finite_tree(c_leaves, out_paths, "cotangent")
+            c_tree = unflatten(out_td, c_leaves)   # reshaped where it broadcast to the output (a scalar for (1,))
         else:
             c_leaves = _random_cotangent(out_leaves, rng)
             c_tree = unflatten(out_td, c_leaves)

@@ -132,21 +132,23 @@ class Verdict:
 
     @property
     def n_checked(self) -> int:
-        """Entries resolved by some per-coordinate oracle plus directions resolved: with a finite
-        tolerance below |reference|; for a reference exactly 0, below the largest |reference| of
-        the oracle's directions, or met exactly (the value under test 0 too: a function flat
-        along it, and a derivative that says so). A tolerance above the values it judges
-        resolves nothing: near kinks the measured noise of the derivative under test can make
-        it exceed them all, and a sign flip, or 0, would pass there."""
+        """Entries resolved by some per-coordinate oracle plus directions resolved, by the rule
+        for entries: a finite tolerance below |reference|, or for a reference exactly 0, below
+        the largest |reference| of the oracle's directions. A tolerance above the values it
+        judges resolves nothing (near kinks the measured noise of the derivative under test can
+        make it exceed them all: a sign flip, or 0, would pass there), and a function flat along
+        every direction (a zero cotangent, an integer output, relu below 0) leaves nothing to
+        resolve: NOT CHECKED, as entry by entry. Counting a 0 met exactly as checked let any
+        linear VJP pass with a zero cotangent (a review)."""
         m = self._resolved()
         n = int(m[1].sum()) if m is not None else 0
         for r in self.results:
             if r.directional:
-                g, o, t = (np.array(c, dtype=np.float64) for c in zip(*r.directional))
+                o = np.array([ref for _, ref, _ in r.directional], dtype=np.float64)
+                t = np.array([tol for _, _, tol in r.directional], dtype=np.float64)
                 a = np.abs(o[np.isfinite(o)])
                 with np.errstate(invalid="ignore"):
-                    zero_ok = (o == 0) & ((t < (a.max() if a.size else 0)) | (g == 0))
-                    n += int(np.sum(np.isfinite(t) & ((t < np.abs(o)) | zero_ok)))
+                    n += int(np.sum(np.isfinite(t) & ((t < np.abs(o)) | ((o == 0) & (t < (a.max() if a.size else 0))))))
         return n
 
     @property

@@ -45,7 +45,10 @@ def test_every_oracle_agrees_per_coordinate(activation, loss, data):
     step; the exact oracles cover large magnitudes in the test above."""
     params, x, y = data.draw(problems(loss, magnitude=10.0))
     verdict = ac.check_network(params, x, y, activation=activation, loss=loss, per_coordinate=True)
-    assert verdict.passed, str(verdict)
+    if loss == "softmax_cross_entropy" and params[-1].shape[1] == 1:   # one class: J = 0 whatever the weights,
+        assert verdict.status == "NOT CHECKED", str(verdict)            # every derivative 0, nothing to resolve
+    else:
+        assert verdict.passed, str(verdict)
     expected = {"finite_diff", "jax_grad", "jax_jvp"} | ({"complex_step"} if mb.ACTIVATIONS[activation].analytic else set())
     assert {r.oracle for r in verdict.results} == expected
 

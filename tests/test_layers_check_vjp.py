@@ -33,6 +33,13 @@ CASES = [pytest.param(n, s, dt, id=f"{n}-{np.dtype(dt).name}") for n, s in STRAT
          for dt in (np.float64, np.float32) if not (n in ("rnn", "lstm") and dt is np.float32)]
 
 
+def _flat(verdict) -> bool:
+    """Every oracle's value exactly 0: f is flat at the primals (the oracles say so, not the
+    VJP under test), and a verdict there resolves nothing."""
+    return all((r.references is None or not np.any(r.references)) and not any(o for _, o, _ in r.directional)
+               for r in verdict.results)
+
+
 @pytest.mark.parametrize("name, strategy, dtype", CASES)
 def test_every_layer_passes_check_vjp(name, strategy, dtype):
     @settings(max_examples=examples(2))
@@ -43,7 +50,10 @@ def test_every_layer_passes_check_vjp(name, strategy, dtype):
         verdict = ac.check_vjp(partial(getattr(L, name), **options), partial(getattr(L, name + "_vjp"), **options),
                                *primals, jax_fn=partial(J.FORWARD[name], **options))
         release_jax_executables()
-        assert verdict.passed, f"{name} {options}:\n{verdict.report(full=True)}"
+        if _flat(verdict):   # relu below 0, softmax over one entry: nothing to resolve
+            assert verdict.status == "NOT CHECKED", verdict.report(full=True)
+        else:
+            assert verdict.passed, f"{name} {options}:\n{verdict.report(full=True)}"
 
     prop()
 
