@@ -790,7 +790,13 @@ def check_gradients(
         what = "s(x) = <grad f(x), v>"
 
     def F(x):
-        return _scalar_out(loss_fn(flat.build(x)), what)
+        v = _scalar_out(loss_fn(flat.build(x)), what)
+        if isinstance(v, complex) and not np.iscomplexobj(x):   # a complex dtype at real inputs: its real
+            if v.imag != 0:                                     # value, as check_hvp reads it, or refused
+                raise ValueError(f"{what} returned a complex number ({v}) at real inputs; the checks here are of "
+                                 "real-valued functions")
+            return v.real
+        return v
 
     def leaves_at(x) -> list[np.ndarray]:
         tree = flat.build(x)
@@ -945,7 +951,8 @@ def check_vjp(f: Callable, vjp_fn: Callable, *primals, jax_fn: Callable | None =
         if cotangent is not None:
             c_leaves = same_structure(cotangent, out_td, out_leaves, out_paths, root="output", what="cotangent")
             _check_finite_tree(c_leaves, out_paths, "cotangent")
-            c_tree = unflatten(out_td, c_leaves)   # reshaped where it broadcast to the output (a scalar for (1,))
+            c_leaves = [c.astype(L.dtype) if L.dtype.kind == "f" else c for c, L in zip(c_leaves, out_leaves)]
+            c_tree = unflatten(out_td, c_leaves)   # in the output's shape (a scalar for (1,)) and float dtype, as JAX wants
         else:
             c_leaves = _random_cotangent(out_leaves, rng)
             c_tree = unflatten(out_td, c_leaves)

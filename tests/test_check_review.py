@@ -936,3 +936,29 @@ def test_an_inverted_relu_mask_at_tiny_float32_inputs_is_caught_with_jax_fn():
     x = (np.random.default_rng(0).standard_normal((41, 50)) * 1e-8).astype(np.float32)
     v = ac.check_vjp(L.relu, lambda dy, x: ((dy * (x < 0)).astype(x.dtype),), x, jax_fn=J.FORWARD["relu"])
     assert v.status != "PASS", v.report(full=True)
+
+
+def test_a_complex_loss_with_no_imaginary_part_is_read_as_real_by_check_gradients():
+    """np.sum(p**2).astype(complex) crashed check_gradients with a raw TypeError in its finite
+    differences (check_hvp read it as real; a review): read as its real value now, and a
+    nonzero imaginary part at a real point is the named ValueError."""
+    x = np.array([0.3, -1.2, 2.0])
+    assert ac.check_gradients(lambda p: np.sum(p**2).astype(complex), lambda p: 2 * p, x).passed
+    assert ac.check_gradients(lambda p: np.sum(p**2).astype(complex), lambda p: 2 * p, x, per_coordinate=False).passed
+    with pytest.raises(ValueError, match=r"returned a complex number .* at real inputs"):
+        ac.check_gradients(lambda p: np.sum(p**2) + 1j * np.real(p[0]) ** 2, lambda p: 2 * p, x)
+
+
+def test_a_users_cotangent_reaches_the_vjp_in_the_outputs_float_dtype():
+    """cotangent=np.ones(3) (float64) for a float32 output went to vjp_fn as float64 and to
+    JAX's pullback, which refused it (a review): cast to the output's dtype."""
+    _jnp()
+    x = np.array([0.3, -1.2, 2.0], np.float32)
+    seen = []
+
+    def vjp(dy, x):
+        seen.append(dy.dtype)
+        return (2 * dy * x,)
+
+    v = ac.check_vjp(lambda x: x**2, vjp, x, cotangent=np.ones(3), jax_fn=lambda x: x**2)
+    assert v.passed and set(seen) == {np.dtype(np.float32)}, (v.report(full=True), seen)
