@@ -87,7 +87,9 @@ Tolerances for a black box (no ``loss_error=``/``kinks=`` given) are estimated, 
 
 Verdict: PASS when no oracle disagrees and something was checked; an entry counts as checked
 when some oracle's tolerance is below |reference| (else it is listed *not resolvable*: even a
-sign flip would pass). Nothing checked reads NOT CHECKED, which is falsy. A NaN or inf value
+sign flip would pass), an exact 0 reference when the tolerance is below the largest |reference|
+of its input; a random direction by the same rule over the oracle's directions. Nothing checked
+(a function flat at x included) reads NOT CHECKED, which is falsy. A NaN or inf value
 under test is a failure wherever f is finite, checkable or not.
 
 The network path (``check_network``) passes ``loss_error``/``grad_error`` from the analytic

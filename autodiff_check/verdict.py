@@ -87,7 +87,7 @@ class Verdict:
     #: names of rows of 2-D inputs, said where the failures lie in them ({0: "the bias row"})
     row_names: dict[int, str] = field(default_factory=dict)
     #: names of factors, said where a wrong input is that factor times the oracle's values
-    #: ({B: "the batch size"}); -1 and 0 are named always
+    #: ({5.0: "B = 5: a 1/B left out?"}); -1 is named always
     scale_names: dict[float, str] = field(default_factory=dict)
     #: inputs holding entries that the bisection behind failing directions stopped before
     #: searching: with no entry named they are not localised, rather than clear
@@ -138,8 +138,7 @@ class Verdict:
         judges resolves nothing (near kinks the measured noise of the derivative under test can
         make it exceed them all: a sign flip, or 0, would pass there), and a function flat along
         every direction (a zero cotangent, an integer output, relu below 0) leaves nothing to
-        resolve: NOT CHECKED, as entry by entry. Counting a 0 met exactly as checked let any
-        linear VJP pass with a zero cotangent (a review)."""
+        resolve: NOT CHECKED, as entry by entry."""
         m = self._resolved()
         n = int(m[1].sum()) if m is not None else 0
         for r in self.results:
@@ -370,5 +369,5 @@ def _pattern(r: OracleResult, start: int, stop: int, shape: tuple, row_names: di
     if abs(k) >= 3 and abs(1 / c - k) <= 1e-3 * abs(k) and abs(float(c_str) * k - 1) > 1e-9:   # 1/6, not 0.1667 (0.25 stays)
         c_str = f"{'-' if k < 0 else ''}1/{abs(k)}"
     named = {-1.0: "the sign flipped", **scale_names}
-    hint = next((v for k, v in named.items() if k != 0 and abs(c - k) <= 1e-3 * abs(k)), "")
+    hint = next((name for factor, name in named.items() if factor != 0 and abs(c - factor) <= 1e-3 * abs(factor)), "")
     return where + f", each {c_str} times {r.oracle}'s{there}" + (f" ({hint})" if hint else "")
