@@ -35,7 +35,6 @@ class TreeDef:
         return 1 if self.kind in ("leaf", "scalar") else sum(c.n_leaves for c in self.children)
 
 
-
 def _shape_hint(got: tuple, expected: tuple) -> str:
     """The likely slip behind a wrong shape: an axis of length 1 dropped or added (the same
     numbers, which would broadcast against the input: (n,) - (n, 1) is (n, n)), a transpose,
@@ -53,10 +52,12 @@ def _shape_hint(got: tuple, expected: tuple) -> str:
 
 
 def _broadcast(a: tuple, b: tuple) -> tuple | None:
+    """The shape a and b broadcast to, or None where they do not."""
     try:
         return np.broadcast_shapes(a, b)
     except ValueError:
         return None
+
 
 def flatten(tree, *, what: str = "params", none_leaf: bool = False) -> tuple[list[np.ndarray], list[Path], TreeDef]:
     """``(leaves, paths, treedef)``: every leaf as an array (a copy is not made), its path, and

@@ -202,18 +202,22 @@ class Verdict:
     def _leaf_lines(self) -> list[str]:
         lines = []
         coord = [r for r in self.results if r.values is not None]
+        failing = [_failing(r) for r in coord]           # once per oracle, sliced per input below
         named = self.mismatches
+        resolved = self._resolved()
+        passed = self.passed
         for path, shape, start, size in self.inputs:
             stop = start + size
             prefix = path + self.index_sep
             mine = [m for m in named if m.where.startswith(prefix) and (m.where == path or m.where[len(prefix):len(prefix) + 1] in "[")]
-            n_bad = max((int(np.sum(_failing(r)[start:stop])) for r in coord), default=0)
+            counts = [int(np.sum(f[start:stop])) for f in failing]
+            n_bad = max(counts, default=0)
             n_nc = max((int(np.sum(~np.isfinite(r.tolerances[start:stop]))) for r in coord), default=0)
             shp = f"= {self.labels[path]} {shape}" if path in self.labels else f"{shape}"
             if mine or n_bad:
                 worst = mine[0] if mine else None
-                for r in coord:  # the worst entry of this leaf, from the arrays (mismatches keeps 200)
-                    bad = _failing(r)[start:stop]
+                for r, f in zip(coord, failing):  # the worst entry of this leaf, from the arrays (mismatches keeps 200)
+                    bad = f[start:stop]
                     if bad.any():
                         e = np.abs(r.values[start:stop] - r.references[start:stop])
                         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # 0/0, x/0, inf/inf
@@ -226,8 +230,8 @@ class Verdict:
                             worst = cand
                 count = f"{n_bad} of {size} entries wrong" if n_bad else f"{len(mine)} entr{'y' if len(mine) == 1 else 'ies'} named"
                 if n_bad:
-                    r = min(coord, key=lambda r: (-int(np.sum(_failing(r)[start:stop])), _tightness(r, start, stop)))
-                    count += _pattern(r, start, stop, shape, self.row_names, self.scale_names)
+                    j = min(range(len(coord)), key=lambda j: (-counts[j], _tightness(coord[j], start, stop)))
+                    count += _pattern(coord[j], failing[j][start:stop], start, stop, shape, self.row_names, self.scale_names)
                 lines.append(f"  FAIL  {path} {shp}: {count}; worst {worst}" if worst else f"  FAIL  {path} {shp}: {count}")
                 continue
             best = None  # the checked entry closest to its tolerance, over the per-coordinate oracles
@@ -242,13 +246,12 @@ class Verdict:
                     if best is None or ratio[i] > best[0]:
                         best = (ratio[i], r.oracle, i, r.values[start + i], r.references[start + i], t[i])
             nc = f" ({n_nc} not checkable here)" if n_nc else ""
-            m = self._resolved()
-            n_nr = int(np.sum(m[0][start:stop] & ~m[1][start:stop])) if m is not None else 0
+            n_nr = int(np.sum(resolved[0][start:stop] & ~resolved[1][start:stop])) if resolved is not None else 0
             nc += f" ({n_nr} not resolvable)" if n_nr else ''
             if best is None:
                 how = ("no entry checkable" if coord else "not localised: the bisection stopped before it (note)"
                        if path in self.unlocalised else "checked along random directions")
-                lines.append(f"  {'ok' if self.passed and not coord else '-':<4}  {path} {shp}: {how}{nc}")
+                lines.append(f"  {'ok' if passed and not coord else '-':<4}  {path} {shp}: {how}{nc}")
             else:
                 _, oracle, i, a, b, t = best
                 idx = format_index(np.unravel_index(i, shape)) if shape else ""
@@ -305,10 +308,10 @@ def _tightness(r: OracleResult, start: int, stop: int) -> float:
     return float(np.median(t)) if t.size else float("inf")
 
 
-def _pattern(r: OracleResult, start: int, stop: int, shape: tuple, row_names: dict[int, str],
+def _pattern(r: OracleResult, bad: np.ndarray, start: int, stop: int, shape: tuple, row_names: dict[int, str],
              scale_names: dict[float, str]) -> str:
-    """Where one input's failing entries lie, and how its values relate to the oracle's, when
-    that is simple (", all in row 0 (the bias row), each 0 there"), else "".
+    """Where one input's failing entries (``bad``, flat) lie, and how its values relate to the
+    oracle's, when that is simple (", all in row 0 (the bias row), each 0 there"), else "".
 
     Where: with two or more failing entries, the axis along which they touch the fewest
     indices, at most three or one run over at most half the axis ("columns 10 to 14", a
@@ -321,7 +324,7 @@ def _pattern(r: OracleResult, start: int, stop: int, shape: tuple, row_names: di
     a tolerance or two, and a large c fitted to references near 0 anything); never where a
     failing value is NaN or inf. A hint, never a verdict."""
     g, ref, tol = r.values[start:stop], r.references[start:stop], r.tolerances[start:stop]
-    bad = _failing(r)[start:stop].reshape(shape)
+    bad = bad.reshape(shape)
     region = np.ones(shape, bool)
     where = ""
     if shape and 2 <= bad.sum() < bad.size:

@@ -47,6 +47,12 @@ def _first_nonfinite(a: np.ndarray) -> tuple[int, ...]:
     return tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
 
 
+def nonfinite_error(name: str, a: np.ndarray) -> ValueError:
+    """The ValueError for an input ``a`` holding a NaN or inf, naming it and its first bad index
+    (every path and both backends say it so)."""
+    return ValueError(f"{name} contains NaN or inf (first at {_first_nonfinite(a)})")
+
+
 class NonFiniteError(FloatingPointError):
     """The loss, a gradient or an update would be NaN or inf although the inputs are finite:
     an overflow (inputs or weights too large for the dtype, or a divergent learning rate).
@@ -66,7 +72,7 @@ def raise_not_finite(what: str, params, x) -> None:
     ValueError naming the array and the first bad index), else an overflow (NonFiniteError)."""
     for name, a in [("x", x)] + [(f"params[{l}]", W) for l, W in enumerate(params)]:
         if not np.isfinite(a).all():
-            raise ValueError(f"{name} contains NaN or inf (first at {_first_nonfinite(a)})")
+            raise nonfinite_error(name, a)
     raise NonFiniteError(
         f"{what} is NaN or inf although x and params are finite: an overflow in "
         f"{np.asarray(x).dtype} (inputs or weights too large, or a divergent learning rate)"
@@ -118,7 +124,7 @@ def check_params(params, *, allow_complex: bool = False, check_finite: bool = Tr
                 f"params[{l}] needs {params[l - 1].shape[1] + 1} rows; got shape {W.shape}"
             )
         if check_finite and not np.isfinite(W).all():
-            raise ValueError(f"params[{l}] contains NaN or inf (first at {_first_nonfinite(W)})")
+            raise nonfinite_error(f"params[{l}]", W)
     return dtype
 
 
@@ -136,10 +142,10 @@ def _as_real_batch(name: str, a, dtype: np.dtype, check_finite: bool = True) -> 
     # the split that fast.loss_and_grad may start next (docs/performance.md)
     real = np.dtype(np.float64) if dtype.kind == "c" else dtype
     if (check_finite or a.dtype != real) and not np.isfinite(a).all():
-        raise ValueError(f"{name} contains NaN or inf (first at {_first_nonfinite(a)})")
+        raise nonfinite_error(name, a)
     with np.errstate(over="ignore"):   # judged just below: a finite number beyond the dtype's range
         cast = a.astype(real, copy=False)
-    if cast is not a and not np.isfinite(cast).all():   # (a is cast when the dtype was already right: checked above)
+    if cast is not a and not np.isfinite(cast).all():   # (cast is a when the dtype was already right)
         raise ValueError(f"{name} has values beyond {real}'s range (first at {_first_nonfinite(cast)}: "
                          f"{a[_first_nonfinite(cast)]:.3g}), the dtype of params")
     return cast

@@ -136,7 +136,7 @@ class Sequential:
         the network's paths."""
         for name, a in [("x", x)] + [(f"params[{i}][{j}]", w) for i, p in enumerate(params) for j, w in enumerate(p)]:
             if isinstance(a, np.ndarray) and a.dtype.kind in "fc" and not _checks.all_finite(a):   # (other types: the layers name them)
-                raise ValueError(f"{name} contains NaN or inf (first at {_checks._first_nonfinite(a)})")
+                raise _checks.nonfinite_error(name, a)
 
     def forward(self, params: Params, x: np.ndarray) -> np.ndarray:
         """The logits a_L, (B, n_out)."""
@@ -187,7 +187,7 @@ class Sequential:
         if y.dtype.kind not in "biuf":
             raise TypeError(f"y must be a real numeric array; got dtype {y.dtype}")
         if not np.isfinite(y).all():
-            raise ValueError(f"y contains NaN or inf (first at {_checks._first_nonfinite(y)})")
+            raise _checks.nonfinite_error("y", y)
         if y.shape != z.shape:
             raise ValueError(f"y must have shape (batch, n_out) = {z.shape}; got {y.shape}")
         y = y.astype(z.dtype, copy=False)
