@@ -59,7 +59,10 @@ Tolerances for a black box (no ``loss_error=``/``kinks=`` given) are estimated, 
    inputs kinks, which hid their wrong entries). Where J is under
    the floor at the first step (no earlier level to compare with), a jump may still hide there:
    the central difference, the mean of the two sides, is then |J| / 2 from either side, so
-   tol_fd gains |J| / 2 (nothing for a smooth f, whose J is O(h^3)). At a
+   tol_fd gains |J| / 2 (nothing for a smooth f, whose J is O(h^3)). Along a direction with
+   several nonzero entries the kinks of many entries can cancel in J, so a step accepted after
+   a rough one is confirmed at h / 8 and its tolerance raised to cover the gap between the two
+   (:func:`autodiff_check.blackbox.fd_dir`). At a
    kink the one-sided Richardson derivatives (2 F(h) - F(2h), tol 3 |F(h) - F(2h)| + 4 eps_f / h)
    are computed: a derivative under test matching either side, or between them (sign(0) = 0
    for |x|, a subgradient), is *not checkable here* (counted, listed, not a failure); outside
@@ -493,7 +496,8 @@ def _check_core(
         notes.append(f"checked along {n_directions} random +-1 directions: an error with any entry above the "
                      f"tolerance escapes all of them with probability <= 2^-{n_directions}; the tolerance along a "
                      "direction (an entry's error must exceed it to show) was up to "
-                     + ", ".join(f"{t:.1e} ({o})" for o, t in dir_tols.items()))
+                     + ", ".join(f"{t:.1e} ({o})" if np.isfinite(t) else f"- ({o}: no direction checkable)"
+                                 for o, t in dir_tols.items()))
     v = Verdict(name, results, notes, flat.inputs(), flat.sep)
     v.unlocalised = {path for path, _, start, size in v.inputs if np.any((untested >= start) & (untested < start + size))}
     return v

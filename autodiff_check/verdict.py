@@ -140,7 +140,11 @@ class Verdict:
         every direction (a zero cotangent, an integer output, relu below 0) leaves nothing to
         resolve: NOT CHECKED, as entry by entry."""
         m = self._resolved()
-        n = int(m[1].sum()) if m is not None else 0
+        return (int(m[1].sum()) if m is not None else 0) + self._n_directions_checked()
+
+    def _n_directions_checked(self) -> int:
+        """Directions resolved, over the directional oracles (the rule of :attr:`n_checked`)."""
+        n = 0
         for r in self.results:
             if r.directional:
                 o = np.array([ref for _, ref, _ in r.directional], dtype=np.float64)
@@ -206,6 +210,7 @@ class Verdict:
         named = self.mismatches
         resolved = self._resolved()
         passed = self.passed
+        along = "checked along random directions" if self._n_directions_checked() else "no direction checkable"
         for path, shape, start, size in self.inputs:
             stop = start + size
             prefix = path + self.index_sep
@@ -250,7 +255,7 @@ class Verdict:
             nc += f" ({n_nr} not resolvable)" if n_nr else ''
             if best is None:
                 how = ("no entry checkable" if coord else "not localised: the bisection stopped before it (note)"
-                       if path in self.unlocalised else "checked along random directions")
+                       if path in self.unlocalised else along)
                 lines.append(f"  {'ok' if passed and not coord else '-':<4}  {path} {shp}: {how}{nc}")
             else:
                 _, oracle, i, a, b, t = best
@@ -275,7 +280,7 @@ class Verdict:
         nc = self.not_checkable
         if nc:
             shown = nc if full else nc[:3]
-            lines.append(f"  {len(nc)} entr{'y' if len(nc) == 1 else 'ies'} not checkable here: " + "; ".join(shown)
+            lines.append(f"  {len(nc)} not checkable here: " + "; ".join(shown)
                          + ("; ..." if len(shown) < len(nc) else ""))
         nr = self.not_resolvable
         if nr:
