@@ -202,12 +202,16 @@ class Context:
     noise_note: str
 
 
-def noise_probe(flat: Flat, rng) -> tuple[np.ndarray, float]:
-    """The direction p (Gaussian, max|p| = 1) and spacing h = sqrt(u) max(1, |x|) along which
-    noise is measured (ECNoise of f, and of g or an oracle entry by entry)."""
+def noise_probe(flat: Flat, rng, *, floor: float = 1.0) -> tuple[np.ndarray, float]:
+    """The direction p (Gaussian, max|p| = 1) and spacing h = sqrt(u) max(floor, |x|) along which
+    noise is measured: floor 1 for ECNoise of f, which adapts h; 0 for the noise of g or an
+    oracle entry by entry (:func:`autodiff_check.noise.vector_noise`, one fixed h), which must
+    not step across the kinks of inputs far below 1 (relu at |x| ~ 1e-8: a probe of 1e-4
+    flips every mask and reads the flips as noise). All-zero x: h = sqrt(u)."""
     p = rng.standard_normal(flat.n)
     p /= max(np.abs(p).max(), 1e-300)
-    return p, float(np.sqrt(flat.u) * max(1.0, float(np.abs(flat.x).max()) if flat.n else 1.0))
+    scale = max(floor, float(np.abs(flat.x).max()) if flat.n else 0.0)
+    return p, float(np.sqrt(flat.u) * (scale if scale > 0 else 1.0))
 
 
 def measure(flat: Flat, F, rng, loss_error: float | None, what: str) -> Context:
@@ -290,7 +294,7 @@ def cs_noise(ctx: Context, entries: np.ndarray, rng) -> np.ndarray:
     flat = ctx.flat
     E = np.zeros((entries.size, flat.n))
     E[np.arange(entries.size), entries] = 1.0
-    p, h = noise_probe(flat, rng)
+    p, h = noise_probe(flat, rng, floor=0.0)
 
     def cs_at(z):
         with warnings.catch_warnings():

@@ -633,7 +633,7 @@ def _pick_jax(jax_fn, jax_loss_fn):
 
 
 def _grad_noise(flat: Flat, grad_flat: Callable[[np.ndarray], np.ndarray], rng) -> np.ndarray:
-    p, h = blackbox.noise_probe(flat, rng)
+    p, h = blackbox.noise_probe(flat, rng, floor=0.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         s = _noise.vector_noise(lambda z: grad_flat(flat.rnd(z)), flat.x, p, h)
@@ -1101,7 +1101,7 @@ def _noise_of_output(flat: Flat, fn, rng) -> list[np.ndarray]:
     def vec(z):
         return np.concatenate([np.real(np.asarray(L)).astype(np.float64).ravel() for L in flatten(fn(z))[0]])
 
-    p, h = blackbox.noise_probe(flat, rng)
+    p, h = blackbox.noise_probe(flat, rng, floor=0.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         s = _noise.vector_noise(vec, flat.x, p, h)
