@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -750,3 +751,19 @@ def test_a_default_output_folder_that_cannot_be_made_is_one_line_before_any_timi
     err = capsys.readouterr().err.splitlines()
     assert [line.split(": error: ")[1] for line in err] == ["[Errno 17] cannot make the default output folder runs/: "
                                                             "File exists"] * 2
+
+
+def test_kink_sweep_prints_a_count_per_case(capsys):
+    """One seed per kinked layer and scale, no relu sizes: each case is one line with its
+    verdicts; the correct derivatives pass and the doubled max-pool gradient fails."""
+    from benchmarks import kink_sweep
+
+    assert kink_sweep.main(["--seeds", "1", "--relu-seeds", "0"]) == 0
+    out = capsys.readouterr().out
+    for scale in ("0.001", "1", "100"):
+        assert re.search(rf"^max_pool2d doubled \(bug\) float32 scale {scale} +FAIL 1$", out, re.M), out
+        for case in ("max_pool2d", "abs", "leaky relu"):
+            assert re.search(rf"^{case} float32 scale {scale} +PASS 1$", out, re.M), out
+    assert re.search(r"^relu MLP, zero biases and a zero row +PASS 1$", out, re.M), out
+    with pytest.raises(SystemExit):
+        kink_sweep.main(["--seeds", "-1"])
