@@ -755,15 +755,17 @@ def test_a_default_output_folder_that_cannot_be_made_is_one_line_before_any_timi
 
 def test_kink_sweep_prints_a_count_per_case(capsys):
     """One seed per kinked layer and scale, no relu sizes: each case is one line with its
-    verdicts; the correct derivatives pass and the doubled max-pool gradient fails."""
+    verdicts; no correct derivative fails (the MLP at its kinks is not checked) and the doubled
+    max-pool gradient fails."""
     from benchmarks import kink_sweep
 
     assert kink_sweep.main(["--seeds", "1", "--relu-seeds", "0"]) == 0
     out = capsys.readouterr().out
     for scale in ("0.001", "1", "100"):
         assert re.search(rf"^max_pool2d doubled \(bug\) float32 scale {scale} +FAIL 1$", out, re.M), out
-        for case in ("max_pool2d", "abs", "leaky relu"):
-            assert re.search(rf"^{case} float32 scale {scale} +PASS 1$", out, re.M), out
-    assert re.search(r"^relu MLP, zero biases and a zero row +PASS 1$", out, re.M), out
+        for case in ("max_pool2d", "abs", "leaky relu"):   # correct: PASS, or NOT CHECKED where kinks abound
+            assert re.search(rf"^{case} float32 scale {scale} +(PASS 1|NOT CHECKED 1)$", out, re.M), out
+    assert re.search(r"^relu MLP, zero biases and a zero row +NOT CHECKED 1$", out, re.M), out   # kinks too many
+    assert re.search(r"^relu MLP +PASS 1$", out, re.M), out
     with pytest.raises(SystemExit):
         kink_sweep.main(["--seeds", "-1"])

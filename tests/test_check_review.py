@@ -983,13 +983,14 @@ def test_a_relu_entry_nearer_its_kink_than_float32_resolves_is_left_out_of_the_d
     assert ac.check_vjp(L.relu, lambda dy, x: (dy.copy(),), x, seed=1).status == "FAIL"
 
 
-def test_a_zero_bias_relu_mlp_with_an_all_zero_input_row_is_checked_along_directions():
+def test_a_zero_bias_relu_mlp_with_an_all_zero_input_row_is_not_a_false_alarm():
     """Every unit of the zero row sits at its kink (70 of 2,625 parameters, the bias rows of W_1
-    and W_2), so every direction was a kink: NOT CHECKED for any gradient. The kinked entries
-    are found by halving; at seed 7 two of them, units whose slope changes are -0.0338 and
-    +0.0338 to four digits, looked smooth together in one block (along +-1 directions relu
-    kinks add their slope changes whatever the signs), and the conventions there failed the
-    correct gradient until the rest is split at random 8 times to part such pairs."""
+    and W_2), so every direction crosses kinks. A version that left up to 128 log2(n) probes'
+    worth of kinked entries out of the directions passed the correct gradient here, but with
+    some kinks left in, two units whose slope changes are -0.0338 and +0.0338 to four digits
+    (seed 7) looked smooth together and their conventions failed it; and the same search cost
+    50x the evaluations on a relu conv layer at no gain (a review). More than MAX_KINK_ENTRIES
+    such entries now leave the directions as they are: NOT CHECKED, for a wrong gradient too."""
     import manual_backprop.network as N
     for seed in (0, 7):
         rng = np.random.default_rng(seed)
@@ -1002,10 +1003,7 @@ def test_a_zero_bias_relu_mlp_with_an_all_zero_input_row_is_checked_along_direct
         f = lambda P: N.loss(P, x, y, activation="relu", loss="softmax_cross_entropy")   # noqa: E731
         g = lambda P: N.loss_and_grad(P, x, y, activation="relu", loss="softmax_cross_entropy")[1]   # noqa: E731
         v = ac.check_gradients(f, g, params, analytic=False)
-        assert v.passed and 60 <= len(v.not_checkable) <= 70, v.report(full=True)
-        v = ac.check_gradients(f, lambda P: [G * (1.5 if i == 0 else 1.0) for i, G in enumerate(g(P))], params,
-                               analytic=False)
-        assert v.status == "FAIL", v.report(full=True)
+        assert v.status == "NOT CHECKED" and not any("left out" in e for e in v.not_checkable), v.report(full=True)
 
 
 @pytest.mark.parametrize("name, scale", [("abs", 1e-3), ("abs", 100.0), ("leaky_relu", 1.0), ("leaky_relu", 100.0)])

@@ -34,9 +34,15 @@ CASES = [pytest.param(n, s, dt, id=f"{n}-{np.dtype(dt).name}") for n, s in STRAT
 
 
 def _flat(verdict) -> bool:
-    """Every oracle's value exactly 0: f is flat at the primals (the oracles say so, not the
-    VJP under test), and a verdict there resolves nothing."""
-    return all((r.references is None or not np.any(r.references)) and not any(o for _, o, _ in r.directional)
+    """Every oracle's value exactly 0, or (finite differences) below its own tolerance: f is flat
+    at the primals (the oracles say so, not the VJP under test), and a verdict there resolves
+    nothing. Found by the thorough profile: relu at one float32 input -0.34, where ECNoise of the
+    constant f grows its spacing past the kink and the difference reads -0.14 +- 25."""
+    def nothing(ref, tol):
+        ref, tol = np.asarray(ref, float), np.asarray(tol, float)
+        return bool(np.all((ref == 0) | ~(tol < np.abs(ref))))
+    return all((r.references is None or nothing(r.references, r.tolerances))
+               and nothing([o for _, o, _ in r.directional], [t for _, _, t in r.directional])
                for r in verdict.results)
 
 
