@@ -1037,6 +1037,23 @@ def test_the_complex_step_probe_is_held_to_an_unconfirmed_difference():
     assert v.passed and any("not complex-analytic" in n for n in v.notes), v.report(full=True)
 
 
+def test_an_l1_penalty_over_many_float32_inputs_does_not_fool_the_complex_step_probe():
+    """A review: sum |p| + |p|^2 / 2 over 30,000 float32 inputs. np.abs of a complex number is its
+    modulus, so the complex step loses sign(p); along the dense probe direction that is 260
+    against a finite-difference tolerance of 200, and the complex step was used: a correct
+    gradient FAILed (at scale 1 in 4 of 6 seeds before 2026-12-02, at 1e-3 in 6 of 6 once g's
+    noise was measured on the scale of x). The probe now also tries 4 single entries, where a
+    kink within the step, or a disagreement, skips the complex step."""
+    for scale, seed in ((1.0, 0), (1.0, 1), (1e-3, 0)):
+        p = (np.random.default_rng(500 + seed).standard_normal(30_000) * scale).astype(np.float32)
+        loss = lambda p: np.sum(np.abs(p)) + 0.5 * np.sum(p ** 2)   # noqa: E731
+        v = ac.check_gradients(loss, lambda p: np.sign(p) + p, p, seed=seed)
+        assert v.status != "FAIL" and not any(r.oracle.startswith("complex") for r in v.results), v.report(full=True)
+        if scale == 1.0:
+            assert v.passed, v.report(full=True)
+            assert ac.check_gradients(loss, lambda p: 1.5 * np.sign(p) + p, p, seed=seed).status == "FAIL"
+
+
 def test_a_complex_loss_with_no_imaginary_part_is_read_as_real_by_check_gradients():
     """np.sum(p**2).astype(complex) crashed check_gradients with a raw TypeError in its finite
     differences (check_hvp read it as real; a review): read as its real value now, and a
