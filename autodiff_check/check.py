@@ -545,8 +545,8 @@ class _Kinks:
         return probe(w)
 
 
-def _without_kinks(probe: Callable[[np.ndarray], blackbox.FD], v: np.ndarray, kinks: _Kinks) -> blackbox.FD:
-    """Finite differences along v without the entries at kinks (``probe(v)``: blackbox.fd_dir
+def _without_kinks(fd: Callable[[np.ndarray], blackbox.FD], v: np.ndarray, kinks: _Kinks) -> blackbox.FD:
+    """Finite differences along v without the entries at kinks (``fd(v)``: blackbox.fd_dir
     along v). Where v crosses a kink, its support (shuffled: kinks often sit together, as a
     bias row at 0) is halved, level by level, until every block is either smooth along its part
     of v or a single entry whose own coordinate is a kink (about 2 log2(n / k) probes for each
@@ -565,11 +565,10 @@ def _without_kinks(probe: Callable[[np.ndarray], blackbox.FD], v: np.ndarray, ki
     kinks left in, two whose jumps cancel along v look smooth while the conventions at them need
     not (relu'(0) = 0 at two units of opposite sign, the case documented in docs/checker.md)."""
     if kinks.gave_up:
-        return probe(v)
-    probe_ = probe
+        return fd(v)
 
-    def probe(w):   # counted against the budget
-        return kinks.probe(probe_, w)
+    def probe(w):   # fd, counted against the budget
+        return kinks.probe(fd, w)
 
     def without(w):
         w = w.copy()
@@ -590,7 +589,7 @@ def _without_kinks(probe: Callable[[np.ndarray], blackbox.FD], v: np.ndarray, ki
         depth_left = int(np.ceil(np.log2(max(S.size for S in level)))) + 1
         if len(level) * depth_left > kinks.budget:   # at least this many probes to finish
             kinks.gave_up = True
-            return probe_(v)
+            return fd(v)
         below = []
         for S in level:
             if not S.size:
@@ -602,12 +601,12 @@ def _without_kinks(probe: Callable[[np.ndarray], blackbox.FD], v: np.ndarray, ki
                 parts.append(part)
             elif part.status != "kink":   # not finite or unresolved along a part
                 kinks.gave_up = True
-                return probe_(v)
+                return fd(v)
             elif S.size == 1:
                 kinks.entries.add(int(S[0]))
                 if len(kinks.entries) > MAX_KINK_ENTRIES:
                     kinks.gave_up = True
-                    return probe_(v)
+                    return fd(v)
             else:
                 below += [S[:S.size // 2], S[S.size // 2:]]
         level = below
