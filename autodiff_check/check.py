@@ -540,10 +540,6 @@ class _Kinks:
     entries: set[int] = field(default_factory=set)
     gave_up: bool = False
 
-    def probe(self, probe: Callable[[np.ndarray], blackbox.FD], w: np.ndarray) -> blackbox.FD:
-        self.budget -= 1
-        return probe(w)
-
 
 def _without_kinks(fd: Callable[[np.ndarray], blackbox.FD], v: np.ndarray, kinks: _Kinks) -> blackbox.FD:
     """Finite differences along v without the entries at kinks (``fd(v)``: blackbox.fd_dir
@@ -568,7 +564,8 @@ def _without_kinks(fd: Callable[[np.ndarray], blackbox.FD], v: np.ndarray, kinks
         return fd(v)
 
     def probe(w):   # fd, counted against the budget
-        return kinks.probe(fd, w)
+        kinks.budget -= 1
+        return fd(w)
 
     def without(w):
         w = w.copy()
@@ -620,7 +617,7 @@ def _without_kinks(fd: Callable[[np.ndarray], blackbox.FD], v: np.ndarray, kinks
                        sum(p.taken for p in parts))
 
 
-def _no_kinks_hidden(probe: Callable[[np.ndarray], blackbox.FD], n: int, kinks: _Kinks, rounds: int = 8) -> None:
+def _no_kinks_hidden(fd: Callable[[np.ndarray], blackbox.FD], n: int, kinks: _Kinks, rounds: int = 8) -> None:
     """After :func:`_without_kinks` found entries at kinks: the rest, split into two random
     halves with random signs ``rounds`` times, must be smooth along each half. Kinks can hide
     in a block the search took as smooth: along a +-1 direction relu kinks add their slope
@@ -635,7 +632,7 @@ def _no_kinks_hidden(probe: Callable[[np.ndarray], blackbox.FD], n: int, kinks: 
         for half in (rest[:rest.size // 2], rest[rest.size // 2:]):
             w = np.zeros(n)
             w[half] = kinks.rng.choice(np.array([-1.0, 1.0]), size=half.size)
-            if half.size and _without_kinks(probe, w, kinks).status == "kink":
+            if half.size and _without_kinks(fd, w, kinks).status == "kink":
                 kinks.gave_up = True   # kinks it cannot single out: no direction leaves entries out
             if kinks.gave_up:
                 return
