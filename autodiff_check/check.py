@@ -44,6 +44,15 @@ Tolerances for a black box (no ``loss_error=``/``kinks=`` given) are estimated, 
    they would accept the coarse steps whose rounding is largest). Negligible where f changes
    little over the step. One-sided derivatives divide by the steps actually taken (x + h rounds
    to x's dtype; a step that rounds to nothing gives none, and ends the search).
+   For a VJP, tol_fd also allows g its own rounding: 8 rho_i per entry, 8 sqrt(sum_i (rho_i
+   v_i)^2) along v (roundings of many entries are independent), rho_i the noise of g's entry
+   i as the cotangent moves by a few ulp with x fixed (:func:`_linear_noise`; g is linear in
+   it, so only rounding moves). A linear f at inputs ~1e-8 has differences exact to ~1e-16,
+   finer than a bias row's sum of 16 cotangents ~1. Not sigma_g (step 5), whose probe of x
+   crosses kinks and reads g's jumps there as noise; and none where a second call of vjp_fn
+   at the same inputs differs from the first (a fresh random draw per call is no rounding).
+   Along one coordinate, one-sided derivatives that agree within their tolerances are no kink
+   (rounding read as a jump) but the smooth estimate of their mean (:func:`_sides_agree`).
 
 4. Kinks, detected. From the same five points f(x), f(x +- h), f(x +- 2h):
    J(h) = [2 (f(x+h) - 2 f(x) + f(x-h)) - (f(x+2h) - 2 f(x) + f(x-2h)) / 2] / h equals
@@ -80,6 +89,7 @@ Tolerances for a black box (no ``loss_error=``/``kinks=`` given) are estimated, 
    flushes subnormals to zero, :func:`_ftz_floor`) and sigma_g,i the measured noise of g's
    entry i (:func:`autodiff_check.noise.vector_noise`, 16 evaluations of g): both g and the
    oracle round their sums of the same terms, so each is within ~4 sigma of the exact value.
+   For a VJP sigma_g,i is the larger of that and rho_i (step 3).
    Where the complex step (per coordinate) fails an entry, its own noise sigma_o is measured
    the same way and the entry's 8 sigma_g becomes 8 max(sigma_g, sigma_o): the oracle may sum
    the terms in a noisier order (a least-squares gradient at its optimum, where 10^2-sized
@@ -155,11 +165,13 @@ def _scalar_out(v, what: str) -> complex | float:
 @dataclass
 class _Subject:
     """The derivative under test: ``g`` (flat, when known) and ``gdot(v)`` = <g, v>; ``sigma``
-    its per-entry noise (flat) or None."""
+    its per-entry noise (flat) or None; ``rounding`` the part of it measured where g is linear
+    (:func:`_linear_noise`), which holds no jump of g across a kink, or None."""
 
     g: np.ndarray | None
     gdot: Callable[[np.ndarray], float]
     sigma: np.ndarray | None = None
+    rounding: np.ndarray | None = None
 
 
 EXACT_ULPS = 64  # float32 and narrower: r = 64 u (_exact_r)
@@ -267,6 +279,18 @@ def _kink_note(fd: blackbox.FD, g_i: float) -> tuple[bool, str]:
     return False, f"at a kink: outside the {sides}"
 
 
+def _sides_agree(fd: blackbox.FD) -> blackbox.FD:
+    """A kink along one coordinate whose one-sided derivatives agree within their tolerances, as
+    the smooth estimate their mean, within |left - right| / 2 + the larger tolerance of either:
+    no jump this step can show (the rounding of a cancelling sum read as one: a linear f at
+    inputs ~1e-8), and a value at a small kink (a side, or between) passes as it did. Entry by
+    entry only: the kink search along directions must still name such entries."""
+    if fd.status != "kink" or not abs(fd.left - fd.right) <= fd.left_tol + fd.right_tol:
+        return fd
+    return blackbox.FD((fd.left + fd.right) / 2, abs(fd.left - fd.right) / 2 + max(fd.left_tol, fd.right_tol), "ok",
+                       note="one-sided differences that agree within their tolerances")
+
+
 def _check_core(
     F: Callable, flat: Flat, subject: _Subject, *, name: str, what: str, oracles, analytic,
     kinks, loss_error, grad_error, per_coordinate, n_directions, seed, jax_full, jax_dir,
@@ -305,7 +329,7 @@ def _check_core(
     g = subject.g
     if per_coordinate and g is None:
         raise ValueError("per-coordinate checking needs the full derivative")
-    sigma = subject.sigma
+    sigma, rounding = subject.sigma, subject.rounding
     x = flat.x
     results: list[OracleResult] = []
     kink_idx: dict[int, str] = {}
@@ -341,7 +365,7 @@ def _check_core(
             else:
                 ref, tol, fail_notes, fd_only = np.zeros(flat.n), np.zeros(flat.n), {}, {}
                 for i in range(flat.n):
-                    fd = fd_coord(i)
+                    fd = _sides_agree(fd_coord(i))
                     if fd.status == "ok":
                         ref[i], tol[i] = fd.value, fd.tol
                         if fd.note:
@@ -358,6 +382,8 @@ def _check_core(
                             near_left = abs(g[i] - fd.left) / fd.left_tol <= abs(g[i] - fd.right) / fd.right_tol
                             ref[i], tol[i] = (fd.left, fd.left_tol) if near_left else (fd.right, fd.right_tol)
                             fail_notes[i] = desc
+                if rounding is not None:   # g's own rounding (step 3), not sigma: its probe of x crosses
+                    tol = tol + 8 * rounding   # kinks, and g's jumps there would hide a wrong value at one
                 r = _per_coord_result("finite_diff", flat, g, ref, tol, fail_notes, {**kink_idx, **fd_only})
             results.append(r)
         if "complex_step" in wanted:
@@ -446,7 +472,13 @@ def _check_core(
             r = _without_kinks(fd_probe, v, kinks_found)
             if k is not None:
                 fd_seen[key] = r
-        return r.value, r.tol, r.taken, r.status
+        if r.status != "ok" or rounding is None:
+            return r.value, r.tol, r.taken, r.status
+        # g's rounding along v, sum_i e_i v_i with independent e_i of size rho_i: 8 of its standard
+        # deviations, as per entry (not step 5's sum over |v|: the rounding of thousands of
+        # entries does not add up in one direction; that sum let a float32 dense layer's entry 1 %
+        # off pass in 2 of 4 seeds at 4,610 inputs, this in none)
+        return r.value, r.tol + 8 * float(np.sqrt(np.square(rounding * r.taken).sum())), r.taken, r.status
 
     def fd_probe(v) -> blackbox.FD:
         return blackbox.fd_dir(F, flat, x, v, ctx.f0, ctx.eps_f, ctx.hrel * wmax / max(float(np.abs(v).max()), 1e-300))
@@ -775,6 +807,26 @@ def _grad_noise(flat: Flat, grad_flat: Callable[[np.ndarray], np.ndarray], rng) 
     return np.where(np.isfinite(s), s, 0.0)
 
 
+def _linear_noise(c0: np.ndarray, p: np.ndarray, g_of: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Per entry: the noise of g as the vector it is linear in moves (a VJP's cotangent c), x
+    fixed: :func:`autodiff_check.noise.vector_noise` at c0 + k p, k = -8..7. g's sums over c
+    round differently at every point while their exact values move along a line, so orders
+    3-5 of the difference table hold the rounding alone; it shows where g does not depend on x
+    at all (a bias row's sum_b c_b, whose noise over x is 0). ``p`` (:func:`_ulp_steps`) keeps
+    every point exactly representable in c's dtype: a rounded c would read as noise of g."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        s = _noise.vector_noise(g_of, c0, p, 1.0)
+    return np.where(np.isfinite(s), s, 0.0)
+
+
+def _ulp_steps(c: np.ndarray, rng) -> np.ndarray:
+    """+-16 ulp of each entry of ``c`` in its own dtype, float64 (0 where c is 0): c + k p for
+    |k| <= 8 is a multiple of 2 ulp near c, so exact in c's dtype also across a power of 2."""
+    step = 16 * np.spacing(np.abs(c)).astype(np.float64) * (c != 0)
+    return np.where(rng.random(c.shape) < 0.5, -step, step).ravel()
+
+
 def _leaving_inputs(fn: Callable, deriv: str, args: Sequence[tuple[Any, str, tuple]]):
     """``fn(*trees)`` on deep copies of the ``(tree, root, path prefix)`` args; a ValueError naming
     the first entry ``fn`` wrote into. A backward pass that zeroes ``dy`` in place (``dy[x < 0] =
@@ -905,6 +957,7 @@ def check_gradients(
     _names: dict[str, str] | None = None,
     _notes: Sequence[str] = (),
     _deriv: str | None = None,
+    _linear_in: tuple[np.ndarray, np.ndarray, Callable[[np.ndarray], Any]] | None = None,
 ) -> Verdict:
     """Check ``grad_fn(params)`` (same structure as ``params``) against every applicable oracle.
 
@@ -957,6 +1010,22 @@ def check_gradients(
         f"{format_path(_root, p)} ({d}) is held constant: {deriv}'s entry for it is not checked"
         for p, d, fl in zip(flat.paths, flat.dtypes, flat.float_) if not fl]
     sigma = _grad_noise(flat, grad_flat, rng) if grad_error is None and loss_error is None and flat.n else None
+    rounding = None
+    if sigma is not None and _linear_in is not None and _linear_in[0].size:   # and as the cotangent moves (check_vjp)
+        c0, p, grad_at = _linear_in
+
+        def g_of(c):
+            return flat.flat(same_structure(grad_at(c), flat.treedef, flat.leaves, flat.paths, root=_root, what=deriv))
+
+        again = g_of(c0)
+        if np.array_equal(again, g, equal_nan=True):
+            rounding = _linear_noise(c0, p, g_of)
+            sigma = np.maximum(sigma, rounding)
+        else:   # its noise would be its draws: no allowance (a fresh dropout mask per call must fail)
+            with np.errstate(invalid="ignore"):
+                moved = float(np.nanmax(np.abs(again - g), initial=0.0))
+            _notes = list(_notes) + [f"{deriv} returned other values for the same inputs (by up to {moved:.2e}): "
+                                     "a random draw on each call?"]
     jf = _pick_jax(jax_fn, jax_loss_fn)
     jax_full = jax_dir = None
     if _jax_fns is not None:
@@ -981,8 +1050,8 @@ def check_gradients(
             vt = _zero_consts(flat, vt, jax)
             return float(np.real(jvp(tree, vt)))
 
-    return _check_core(F, flat, _Subject(g, lambda v: float(g @ v), sigma), name=name, what=what, oracles=oracles,
-                       analytic=analytic, kinks=kinks, loss_error=loss_error, grad_error=grad_error,
+    return _check_core(F, flat, _Subject(g, lambda v: float(g @ v), sigma, rounding), name=name, what=what,
+                       oracles=oracles, analytic=analytic, kinks=kinks, loss_error=loss_error, grad_error=grad_error,
                        per_coordinate=per_coordinate, n_directions=n_directions, seed=seed,
                        jax_full=jax_full, jax_dir=jax_dir, names=dict(_names or {}), extra_notes=_notes)
 
@@ -1105,6 +1174,19 @@ def check_vjp(f: Callable, vjp_fn: Callable, *primals, jax_fn: Callable | None =
             args = [(c_tree, "cotangent", ())] + [(p, "primal", (i,)) for i, p in enumerate(prims)]
             return _fill_none(_as_tuple(_leaving_inputs(vjp_fn, "vjp_fn", args), len(primals), "vjp_fn"), prims)
 
+        def grad_at(cvec, prims=tuple(primals), c_leaves=c_leaves):   # vjp_fn at another cotangent
+            leaves, k = [], 0
+            for c, L in zip(c_leaves, out_leaves):
+                if L.dtype.kind == "f":
+                    c, k = cvec[k:k + c.size].reshape(c.shape).astype(c.dtype), k + c.size
+                leaves.append(c)
+            return grad(prims, unflatten(out_td, leaves))
+
+        moving = [c for c, L in zip(c_leaves, out_leaves) if L.dtype.kind == "f"]
+        c_rng = np.random.default_rng(seed + 15485867 + k)   # its own: the checks' draws stay the seed's
+        linear_in = (np.concatenate([c.ravel().astype(np.float64) for c in moving] or [np.zeros(0)]),
+                     np.concatenate([_ulp_steps(c, c_rng) for c in moving] or [np.zeros(0)]), grad_at)
+
         jfns = None
         if jax_fn is not None:
 
@@ -1119,7 +1201,7 @@ def check_vjp(f: Callable, vjp_fn: Callable, *primals, jax_fn: Callable | None =
 
             jfns = (jgrad, jdir)  # check_gradients flattens and keeps the floating leaves (once)
         v = check_gradients(loss, grad, tuple(primals), name=name, _jax_fns=jfns, _root="primal",
-                            _names={"jax_grad": "jax_vjp"}, _notes=twin, **options)
+                            _names={"jax_grad": "jax_vjp"}, _notes=twin, _linear_in=linear_in, **options)
         v_all = v if v_all is None else v_all
         if k:
             for r in v.results:
