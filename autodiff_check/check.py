@@ -50,9 +50,11 @@ Tolerances for a black box (no ``loss_error=``/``kinks=`` given) are estimated, 
    it, so only rounding moves). A linear f at inputs ~1e-8 has differences exact to ~1e-16,
    finer than a bias row's sum of 16 cotangents ~1. Not sigma_g (step 5), whose probe of x
    crosses kinks and reads g's jumps there as noise; and none where a second call of vjp_fn
-   at the same inputs differs from the first (a fresh random draw per call is no rounding).
-   Along one coordinate, one-sided derivatives that agree within their tolerances are no kink
-   (rounding read as a jump) but the smooth estimate of their mean (:func:`_sides_agree`).
+   at the same inputs differs from the first, or vjp_fn(2c) from 2 vjp_fn(c) (rounding scales
+   exactly with a power of 2; a mask drawn per call or seeded by c does not). rho_i is capped
+   at 1 / sqrt(u) times the probe's smallest first difference (:func:`_linear_noise`).
+   A second call of the derivative (gradient or VJP) that differs from the first by more than
+   step 5's tolerance is a failure of its own, ``first_call`` (a buffer never zeroed).
 
 4. Kinks, detected. From the same five points f(x), f(x +- h), f(x +- 2h):
    J(h) = [2 (f(x+h) - 2 f(x) + f(x-h)) - (f(x+2h) - 2 f(x) + f(x-2h)) / 2] / h equals
@@ -279,18 +281,6 @@ def _kink_note(fd: blackbox.FD, g_i: float) -> tuple[bool, str]:
     return False, f"at a kink: outside the {sides}"
 
 
-def _sides_agree(fd: blackbox.FD) -> blackbox.FD:
-    """A kink along one coordinate whose one-sided derivatives agree within their tolerances, as
-    the smooth estimate their mean, within |left - right| / 2 + the larger tolerance of either:
-    no jump this step can show (the rounding of a cancelling sum read as one: a linear f at
-    inputs ~1e-8), and a value at a small kink (a side, or between) passes as it did. Entry by
-    entry only: the kink search along directions must still name such entries."""
-    if fd.status != "kink" or not abs(fd.left - fd.right) <= fd.left_tol + fd.right_tol:
-        return fd
-    return blackbox.FD((fd.left + fd.right) / 2, abs(fd.left - fd.right) / 2 + max(fd.left_tol, fd.right_tol), "ok",
-                       note="one-sided differences that agree within their tolerances")
-
-
 def _check_core(
     F: Callable, flat: Flat, subject: _Subject, *, name: str, what: str, oracles, analytic,
     kinks, loss_error, grad_error, per_coordinate, n_directions, seed, jax_full, jax_dir,
@@ -365,7 +355,7 @@ def _check_core(
             else:
                 ref, tol, fail_notes, fd_only = np.zeros(flat.n), np.zeros(flat.n), {}, {}
                 for i in range(flat.n):
-                    fd = _sides_agree(fd_coord(i))
+                    fd = fd_coord(i)
                     if fd.status == "ok":
                         ref[i], tol[i] = fd.value, fd.tol
                         if fd.note:
@@ -807,22 +797,41 @@ def _grad_noise(flat: Flat, grad_flat: Callable[[np.ndarray], np.ndarray], rng) 
     return np.where(np.isfinite(s), s, 0.0)
 
 
-def _linear_noise(c0: np.ndarray, p: np.ndarray, g_of: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    """Per entry: the noise of g as the vector it is linear in moves (a VJP's cotangent c), x
+def _linear_noise(c0: np.ndarray, p: np.ndarray, u: float, g_of: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Per entry: the noise rho of g as the vector it is linear in moves (a VJP's cotangent c), x
     fixed: :func:`autodiff_check.noise.vector_noise` at c0 + k p, k = -8..7. g's sums over c
     round differently at every point while their exact values move along a line, so orders
     3-5 of the difference table hold the rounding alone; it shows where g does not depend on x
     at all (a bias row's sum_b c_b, whose noise over x is 0). ``p`` (:func:`_ulp_steps`) keeps
-    every point exactly representable in c's dtype: a rounded c would read as noise of g."""
+    every point exactly representable in c's dtype: a rounded c would read as noise of g.
+
+    Capped at trend / sqrt(u), trend the smallest |first difference| of the 15 (each is J p up to
+    two roundings, p of 16 ulp of each c_b in random signs: ~16 u |J_ib c_b|_2; the smallest,
+    because a jump of g inflates the others): rounding g_i = sum_b J_ib c_b to within k u
+    sqrt(n) |J_ib c_b|_2 is k sqrt(n) / 16 trends, and beyond 1 / sqrt(u) trends (4,096 in
+    float32, 6.7e7 in float64) g does not round but jumps: a mask drawn per call that the calls
+    at c and 2c happened to draw alike (a review: 3 of 20 such VJPs passed without the cap).
+    Where the trend is lost in rounding the cap takes the allowance away, as before it."""
+    seen: list[np.ndarray] = []
+
+    def kept(c):
+        seen.append(np.asarray(g_of(c), np.float64))
+        return seen[-1]
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        s = _noise.vector_noise(g_of, c0, p, 1.0)
+        s = _noise.vector_noise(kept, c0, p, 1.0)
+        trend = np.min(np.abs(np.diff(np.stack(seen), axis=0)), axis=0)
+    s = np.minimum(s, trend / np.sqrt(u))
     return np.where(np.isfinite(s), s, 0.0)
 
 
-def _ulp_steps(c: np.ndarray, rng) -> np.ndarray:
+def _ulp_steps(c: np.ndarray, rng) -> np.ndarray | None:
     """+-16 ulp of each entry of ``c`` in its own dtype, float64 (0 where c is 0): c + k p for
-    |k| <= 8 is a multiple of 2 ulp near c, so exact in c's dtype also across a power of 2."""
+    |k| <= 8 is a multiple of 2 ulp near c, so exact in c's dtype also across a power of 2.
+    None where an entry of c exceeds a quarter of the dtype's largest (2c must not overflow)."""
+    if c.size and float(np.abs(c).max()) > float(np.finfo(c.dtype).max) / 4:
+        return None
     step = 16 * np.spacing(np.abs(c)).astype(np.float64) * (c != 0)
     return np.where(rng.random(c.shape) < 0.5, -step, step).ravel()
 
@@ -957,7 +966,7 @@ def check_gradients(
     _names: dict[str, str] | None = None,
     _notes: Sequence[str] = (),
     _deriv: str | None = None,
-    _linear_in: tuple[np.ndarray, np.ndarray, Callable[[np.ndarray], Any]] | None = None,
+    _linear_in: tuple[np.ndarray, np.ndarray | None, float, Callable[[np.ndarray], Any]] | None = None,
 ) -> Verdict:
     """Check ``grad_fn(params)`` (same structure as ``params``) against every applicable oracle.
 
@@ -1011,21 +1020,19 @@ def check_gradients(
         for p, d, fl in zip(flat.paths, flat.dtypes, flat.float_) if not fl]
     sigma = _grad_noise(flat, grad_flat, rng) if grad_error is None and loss_error is None and flat.n else None
     rounding = None
-    if sigma is not None and _linear_in is not None and _linear_in[0].size:   # and as the cotangent moves (check_vjp)
-        c0, p, grad_at = _linear_in
+    c0, steps, u_c, grad_at = _linear_in or (np.zeros(0), None, 0.0, None)
+    linear = bool(c0.size) and steps is not None
 
-        def g_of(c):
-            return flat.flat(same_structure(grad_at(c), flat.treedef, flat.leaves, flat.paths, root=_root, what=deriv))
+    def g_of(c):   # the derivative at another cotangent (check_vjp)
+        return flat.flat(same_structure(grad_at(c), flat.treedef, flat.leaves, flat.paths, root=_root, what=deriv))
 
-        again = g_of(c0)
-        if np.array_equal(again, g, equal_nan=True):
-            rounding = _linear_noise(c0, p, g_of)
-            sigma = np.maximum(sigma, rounding)
-        else:   # its noise would be its draws: no allowance (a fresh dropout mask per call must fail)
-            with np.errstate(invalid="ignore"):
-                moved = float(np.nanmax(np.abs(again - g), initial=0.0))
-            _notes = list(_notes) + [f"{deriv} returned other values for the same inputs (by up to {moved:.2e}): "
-                                     "a random draw on each call?"]
+    again = g_of(c0) if linear else grad_flat(flat.x) if flat.n else g   # the same inputs, again
+    repeats = np.array_equal(again, g, equal_nan=True)
+    if sigma is not None and linear and repeats and np.array_equal(g_of(2 * c0), 2 * g, equal_nan=True):
+        # g's rounding as the cotangent moves (module docstring, step 3): only where a second call
+        # repeats the first and 2c gives exactly 2 g (a mask drawn per call, or seeded by c, must fail)
+        rounding = _linear_noise(c0, steps, u_c, g_of)
+        sigma = np.maximum(sigma, rounding)
     jf = _pick_jax(jax_fn, jax_loss_fn)
     jax_full = jax_dir = None
     if _jax_fns is not None:
@@ -1050,10 +1057,20 @@ def check_gradients(
             vt = _zero_consts(flat, vt, jax)
             return float(np.real(jvp(tree, vt)))
 
-    return _check_core(F, flat, _Subject(g, lambda v: float(g @ v), sigma, rounding), name=name, what=what,
-                       oracles=oracles, analytic=analytic, kinks=kinks, loss_error=loss_error, grad_error=grad_error,
-                       per_coordinate=per_coordinate, n_directions=n_directions, seed=seed,
-                       jax_full=jax_full, jax_dir=jax_dir, names=dict(_names or {}), extra_notes=_notes)
+    v = _check_core(F, flat, _Subject(g, lambda v: float(g @ v), sigma, rounding), name=name, what=what,
+                    oracles=oracles, analytic=analytic, kinks=kinks, loss_error=loss_error, grad_error=grad_error,
+                    per_coordinate=per_coordinate, n_directions=n_directions, seed=seed,
+                    jax_full=jax_full, jax_dir=jax_dir, names=dict(_names or {}), extra_notes=_notes)
+    if not repeats:   # a derivative is a function: a second call beyond rounding is a fault (a buffer never zeroed)
+        with np.errstate(invalid="ignore"):
+            moved = float(np.nanmax(np.abs(again - g), initial=0.0))
+        v.notes.append(f"{deriv} called again at the same inputs returned other values (by up to {moved:.2e}); "
+                       "first_call compares the second call with the first" + ("" if not linear else
+                       ", and no allowance for its rounding was made (a random draw, or sums in another order?)"))
+        r = _per_coord_result("first_call", flat, again, g, _exact_tol(g, flat, None, grad_error))
+        if not r.passed:
+            v.results.append(r)
+    return v
 
 
 def _jax_tree(tree, flat: Flat):
@@ -1184,8 +1201,10 @@ def check_vjp(f: Callable, vjp_fn: Callable, *primals, jax_fn: Callable | None =
 
         moving = [c for c, L in zip(c_leaves, out_leaves) if L.dtype.kind == "f"]
         c_rng = np.random.default_rng(seed + 15485867 + k)   # its own: the checks' draws stay the seed's
+        steps = [_ulp_steps(c, c_rng) for c in moving]
         linear_in = (np.concatenate([c.ravel().astype(np.float64) for c in moving] or [np.zeros(0)]),
-                     np.concatenate([_ulp_steps(c, c_rng) for c in moving] or [np.zeros(0)]), grad_at)
+                     None if any(p is None for p in steps) else np.concatenate(steps or [np.zeros(0)]),
+                     max((float(np.finfo(c.dtype).eps) / 2 for c in moving), default=0.0), grad_at)
 
         jfns = None
         if jax_fn is not None:

@@ -4,6 +4,7 @@ fails on the checker before its fix. Warnings are errors here (pytest filterwarn
 from __future__ import annotations
 
 import re
+import zlib
 
 import numpy as np
 import pytest
@@ -1111,7 +1112,7 @@ def test_a_dense_layer_at_tiny_inputs_is_not_failed_by_its_own_rounding(shape_x,
     for seed in seeds:
         x, W = _dense_at(shape_x, shape_W, 1e-8, dtype, seed)
         v = ac.check_vjp(mb.layers.dense, mb.layers.dense_vjp, x, W, seed=seed)
-        assert v.passed and "kink" not in v.report(full=True), v.report(full=True)
+        assert v.passed, v.report(full=True)
         assert ac.check_vjp(mb.layers.dense, _bias_off, x, W, seed=seed).status == "FAIL"
 
 
@@ -1129,5 +1130,74 @@ def test_a_vjp_drawing_a_fresh_mask_on_each_call_still_fails_and_is_named():
     for n, dtype in [(50, np.float64), (5000, np.float32)]:
         x = np.random.default_rng(1).standard_normal(n).astype(dtype)
         v = ac.check_vjp(lambda x: x * mask(x) / 0.5, fresh, x)
-        assert v.status == "FAIL" and any("returned other values for the same inputs" in n for n in v.notes), str(v)
+        assert v.status == "FAIL" and any("called again at the same inputs returned other values" in n
+                                          for n in v.notes), str(v)
         assert ac.check_vjp(lambda x: x * mask(x) / 0.5, lambda dy, x: (dy * mask(x) / 0.5,), x).passed
+
+
+def test_masks_that_repeat_by_chance_or_follow_the_cotangent_still_fail():
+    """A review of that version: a mask drawn per call at a drop rate of 0.05 over 12 inputs is
+    the same in two calls about a third of the time (3 of 20 such VJPs passed on the probe's
+    draws), and a mask seeded by a hash of dy and x repeats at the same inputs but not at the
+    probe's cotangents (all of 12 passed or read NOT CHECKED). The allowance now also needs
+    vjp_fn(2c) = 2 vjp_fn(c) exactly and is capped at 1 / sqrt(u) times the probe's smallest
+    first difference, which a jump of g does not reach."""
+    keep = lambda x, rate: np.random.default_rng(7).random(x.shape) >= rate   # noqa: E731   the forward's
+    for trial in range(20):
+        draws = np.random.default_rng(1000 + trial)
+        x = np.random.default_rng(1).standard_normal(12)
+        fresh = lambda dy, x: (dy * (draws.random(x.shape) >= 0.05) / 0.95,)   # noqa: E731   its own mask
+        v = ac.check_vjp(lambda x: x * keep(x, 0.05) / 0.95, fresh, x, seed=0)
+        assert v.status == "FAIL", (trial, str(v))
+
+    def seeded(dy, x):   # the mask re-derived from a hash of the arguments, not the forward's seed
+        m = np.random.default_rng(zlib.crc32(dy.tobytes() + x.tobytes())).random(x.shape) >= 0.5
+        return (dy * m / 0.5,)
+
+    for n, dtype in [(50, np.float64), (5000, np.float32)]:
+        x = np.random.default_rng(1).standard_normal(n).astype(dtype)
+        for seed in range(2):
+            assert ac.check_vjp(lambda x: x * keep(x, 0.5) / 0.5, seeded, x, seed=seed).status == "FAIL"
+            assert ac.check_vjp(lambda x: x * keep(x, 0.5) / 0.5, lambda dy, x: (dy * keep(x, 0.5) / 0.5,), x,
+                                seed=seed).passed
+
+
+def test_a_vjp_that_accumulates_into_a_buffer_it_never_zeroes_fails():
+    """The first call right, every later one off (grad += ... into a kept array): the second
+    call at the same inputs is compared with the first (first_call), a failure beyond rounding;
+    it passed before, and in the first version of the allowance it was only a note. A VJP that
+    sums in another order on each call differs by rounding only and passes."""
+    kept = {}
+
+    def accumulating(dy, x, W):
+        dx, dW = mb.layers.dense_vjp(dy, x, W)
+        kept["dW"] = kept.get("dW", 0) + dW
+        return dx, kept["dW"].copy()
+
+    calls = [0]
+
+    def reordered(dy, x, W):   # the bias row's sum taken forwards or backwards, call by call
+        dx, dW = mb.layers.dense_vjp(dy, x, W)
+        calls[0] += 1
+        dW[0] = dy.sum(axis=0) if calls[0] % 2 else dy[::-1].sum(axis=0)
+        return dx, dW
+
+    rng = np.random.default_rng(0)
+    x, W = rng.standard_normal((16, 20)), rng.standard_normal((21, 30))
+    v = ac.check_vjp(mb.layers.dense, accumulating, x, W)
+    assert v.status == "FAIL" and "first_call" in [r.oracle for r in v.results], str(v)
+    assert ac.check_vjp(mb.layers.dense, reordered, x, W).passed
+
+
+def test_a_cotangent_at_the_top_of_the_range_gets_no_allowance_and_no_infinite_probe():
+    """A user's cotangent with an entry at float64's largest: the probe's step, 16 ulp of it,
+    was inf (a RuntimeWarning, an error here) and the VJP was called with inf and NaN
+    cotangents; a VJP refusing them crashed the check (a review)."""
+    def vjp(dy, x):
+        if not np.all(np.isfinite(dy)):
+            raise ValueError(f"a non-finite cotangent: {dy}")
+        return (dy * 0.5,)
+
+    x = np.random.default_rng(0).standard_normal(4)
+    c = np.array([1.0, -2.0, np.finfo(np.float64).max, 3.0])
+    assert ac.check_vjp(lambda x: x * 0.5, vjp, x, cotangent=c).passed
