@@ -802,7 +802,7 @@ def _grad_noise(flat: Flat, grad_flat: Callable[[np.ndarray], np.ndarray], rng) 
     return np.where(np.isfinite(s), s, 0.0)
 
 
-FIRST_CALL_RTOL = 2.0**-10   # a second call may move an entry by this much of itself (_first_call_tol)
+FIRST_CALL_RTOL = 2.0**-10   # how much a second call may move an entry, relatively (_first_call_tol)
 
 
 def _first_call_tol(flat: Flat, g: np.ndarray, again: np.ndarray, g_cmp: np.ndarray) -> np.ndarray:
@@ -1097,7 +1097,7 @@ def check_gradients(
                     oracles=oracles, analytic=analytic, kinks=kinks, loss_error=loss_error, grad_error=grad_error,
                     per_coordinate=per_coordinate, n_directions=n_directions, seed=seed,
                     jax_full=jax_full, jax_dir=jax_dir, names=dict(_names or {}), extra_notes=_notes)
-    if not repeats:   # a derivative is a function: a second call beyond rounding is a fault (a buffer never zeroed)
+    if not repeats:   # a derivative is a function: a second call that moves it grossly is a fault
         r = _per_coord_result("first_call", flat, again, g_cmp, _first_call_tol(flat, g, again, g_cmp))
         with np.errstate(invalid="ignore", over="ignore"):
             d = np.abs(again - g_cmp)
@@ -1231,10 +1231,10 @@ def check_vjp(f: Callable, vjp_fn: Callable, *primals, jax_fn: Callable | None =
             return _fill_none(_as_tuple(_leaving_inputs(vjp_fn, "vjp_fn", args), len(primals), "vjp_fn"), prims)
 
         def grad_at(cvec, prims=tuple(flat.build(flat.x)), c_leaves=c_leaves):   # vjp_fn at another cotangent
-            leaves, k = [], 0
+            leaves, at = [], 0
             for c, L in zip(c_leaves, out_leaves):
                 if L.dtype.kind == "f":
-                    c, k = cvec[k:k + c.size].reshape(c.shape).astype(c.dtype), k + c.size
+                    c, at = cvec[at:at + c.size].reshape(c.shape).astype(c.dtype), at + c.size
                 leaves.append(c)
             return grad(prims, unflatten(out_td, leaves))
 
