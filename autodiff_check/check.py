@@ -603,6 +603,10 @@ def _without_kinks(fd: Callable[[np.ndarray], blackbox.FD], v: np.ndarray, kinks
     if r.status != "kink":
         return r
     n_before, support = len(kinks.entries), kinks.rng.permutation(np.flatnonzero(without(v)))
+
+    def unfinished() -> blackbox.FD:   # v with no entry left out: r itself where none was
+        kinks.gave_up = True
+        return r if not n_before else fd(v)
     if not kinks.entries and support.size > 8:   # first search: kinks at 2 of 4 random entries are everywhere
         singles = [probe(np.where(np.arange(v.size) == i, v, 0.0)).status == "kink" for i in support[:4]]
         if sum(singles) >= 2:
@@ -612,8 +616,7 @@ def _without_kinks(fd: Callable[[np.ndarray], blackbox.FD], v: np.ndarray, kinks
     while level:
         depth_left = int(np.ceil(np.log2(max(S.size for S in level)))) + 1
         if len(level) * depth_left > kinks.budget:   # at least this many probes to finish
-            kinks.gave_up = True
-            return fd(v)
+            return unfinished()
         below = []
         for S in level:
             if not S.size:
@@ -624,13 +627,11 @@ def _without_kinks(fd: Callable[[np.ndarray], blackbox.FD], v: np.ndarray, kinks
             if part.status == "ok":
                 parts.append(part)
             elif part.status != "kink":   # not finite or unresolved along a part
-                kinks.gave_up = True
-                return fd(v)
+                return unfinished()
             elif S.size == 1:
                 kinks.entries.add(int(S[0]))
                 if len(kinks.entries) > MAX_KINK_ENTRIES:
-                    kinks.gave_up = True
-                    return fd(v)
+                    return unfinished()
             else:
                 below += [S[:S.size // 2], S[S.size // 2:]]
         level = below
@@ -1045,30 +1046,30 @@ def check_gradients(
         f"{format_path(_root, p)} ({d}) is held constant: {deriv}'s entry for it is not checked"
         for p, d, fl in zip(flat.paths, flat.dtypes, flat.float_) if not fl]
     sigma = _grad_noise(flat, grad_flat, rng) if grad_error is None and loss_error is None and flat.n else None
-    rounding = None
-    c0, steps, u_c, grad_at = _linear_in or (np.zeros(0), None, 0.0, None)
-    linear = bool(c0.size) and steps is not None
-
-    def g_of(c):   # the derivative at another cotangent (check_vjp)
-        return flat.flat(same_structure(grad_at(c), flat.treedef, flat.leaves, flat.paths, root=_root, what=deriv))
-
     same = (again == g) | (np.isnan(again) & np.isnan(g))   # an inf or NaN repeated is no difference
     again, g_cmp = np.where(same, 0.0, again), np.where(same, 0.0, g)
     repeats = bool(same.all())
-    # rounding of g against itself: 64 u of its leaf's largest (not float64's EXACT_RTOL, which let
-    # noise of 1e-9 drawn per call buy an allowance; torch's float32 index sums differ by less)
-    tol_first = _exact_tol(g, flat, None, grad_error, dtype_only=True)
+    rounding = None
+    c0, steps, u_c, grad_at = _linear_in or (np.zeros(0), None, 0.0, None)
+    linear = bool(c0.size) and steps is not None
+    if sigma is not None and linear:   # check_vjp: g's rounding as the cotangent moves (module docstring, step 3)
 
-    def near(a, b, k):   # within k times rounding, entry by entry
-        with np.errstate(invalid="ignore", over="ignore"):
-            return bool(np.all(np.abs(a - b) <= k * tol_first))
+        def g_of(c):   # the derivative at another cotangent
+            return flat.flat(same_structure(grad_at(c), flat.treedef, flat.leaves, flat.paths, root=_root, what=deriv))
 
-    if sigma is not None and linear and near(again, g_cmp, 1) and near(g_of(2 * c0), 2 * g, 2):
-        # g's rounding as the cotangent moves (module docstring, step 3): only where a second call
-        # repeats the first and 2c gives 2 g, within rounding (a mask drawn per call, or seeded by
-        # c, moves entries by their size; sums in another order per call, torch's, by rounding)
-        rounding = _linear_noise(c0, steps, u_c, g_of)
-        sigma = np.maximum(sigma, rounding)
+        # rounding of g against itself: 64 u of its leaf's largest (not float64's EXACT_RTOL, which
+        # let noise of 1e-9 drawn per call buy an allowance; torch's float32 index sums differ by less)
+        tol_first = _exact_tol(g, flat, None, grad_error, dtype_only=True)
+
+        def near(a, b, k):   # within k times rounding, entry by entry
+            with np.errstate(invalid="ignore", over="ignore"):
+                return bool(np.all(np.abs(a - b) <= k * tol_first))
+
+        # only where a second call repeats the first and 2c gives 2 g, within rounding (a mask drawn
+        # per call, or seeded by c, moves entries by their size; sums in another order, torch's, by rounding)
+        if near(again, g_cmp, 1) and near(g_of(2 * c0), 2 * g, 2):
+            rounding = _linear_noise(c0, steps, u_c, g_of)
+            sigma = np.maximum(sigma, rounding)
     jf = _pick_jax(jax_fn, jax_loss_fn)
     jax_full = jax_dir = None
     if _jax_fns is not None:
