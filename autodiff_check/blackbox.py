@@ -255,9 +255,54 @@ def measure(flat: Flat, F, rng, loss_error: float | None, what: str) -> Context:
             eps_f = 16 * u_in * max(1.0, abs(f0))
             note = f"noise of {what}: {nz.note}; assumed eps_f = 16 u max(1, |f|) = {eps_f:.1e}"
     c = np.cbrt(u_in)
-    with np.errstate(over="ignore", divide="ignore"):  # f(x) = 0: the largest relative step
-        hrel = float(np.clip(np.cbrt(np.float64(eps_f) / np.float64(abs(f0))), c / 4, 16 * c))
+
+    def step(eps):
+        with np.errstate(over="ignore", divide="ignore"):  # f(x) = 0: the largest relative step
+            return float(np.clip(np.cbrt(np.float64(eps) / np.float64(abs(f0))), c / 4, 16 * c))
+
+    hrel = step(eps_f)
+    if loss_error is None and flat.n:
+        away = _noise_away(flat, F, rng.spawn(1)[0], hrel)
+        if away is not None and 3 * away > eps_f:
+            note += f"; sigma {away:.1e} a step from x (its terms cancel), eps_f {3 * away:.1e}"
+            eps_f = 3 * away
+            hrel = step(eps_f)
     return Context(flat, F, f0, eps_f, hrel, note)
+
+
+def _noise_away(flat: Flat, F, rng, hrel: float) -> float | None:
+    """sigma of f's noise at x1 = x + h q, each entry moved by up to its own step h_i = hrel
+    max(1, |x_i|) (q Gaussian, max|q| = 1), where that noise exceeds the rounding of f(x1)'s
+    value (16 u |f(x1)|); None otherwise, or where ECNoise finds no level. ECNoise there steps by
+    16 2^k ulp of each entry, k = 0, 4, 8, ... up to a relative spacing of sqrt(u): every point
+    exact in its dtype, so what varies is f's own rounding, not that of its inputs.
+
+    It is there for f whose terms cancel: 0.5 |M q - y|^2 near a consistent optimum c, whose
+    residual rounds by ~u |M| |q| wherever q is: at c, f = 0 and its noise is ~0, but at x + h e
+    it is ~h |M e| u |M| |q|, far above u |f(x + h e)|, and the differences' tolerance, read off
+    the noise at x alone, failed correct gradients (docs/checker.md). Noise that is only the
+    rounding of f's value (A (q - c)^2 of size 1e9 at x1) is left out: the central difference's
+    points x +- h round alike there, and counting it let a derivative 10 % off pass."""
+    q = rng.standard_normal(flat.n)
+    q /= max(np.abs(q).max(), 1e-300)
+    x1 = flat.rnd(flat.x + hrel * np.maximum(1.0, np.abs(flat.x)) * q)
+    sign = np.where(rng.random(flat.n) < 0.5, -1.0, 1.0)
+    unit = np.zeros(flat.n)
+    for fl, s, d in zip(flat.float_, flat.slices, flat.dtypes):
+        if fl:
+            unit[s] = 16 * np.spacing(np.abs(x1[s]).astype(d)).astype(np.float64)
+    k = 0
+    while 2.0**k * 64 * flat.u <= np.sqrt(flat.u):   # 4 steps of 16 2^k ulp: at most sqrt(u) relative
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            vals = np.array([float(np.real(F(x1 + t * 2.0**k * sign * unit))) for t in range(-4, 4)])
+        if not np.all(np.isfinite(vals)):
+            return None
+        sigma, inform = _noise.ecnoise(vals)
+        if inform != 2:   # 2: f did not move; a larger spacing
+            return sigma if inform == 1 and 3 * sigma > 16 * flat.u * abs(vals[4]) else None
+        k += 4
+    return None
 
 
 # ----------------------------------------------------------------------------------------------

@@ -26,7 +26,11 @@ Tolerances for a black box (no ``loss_error=``/``kinks=`` given) are estimated, 
    bounds the error of one evaluation (u_f: unit roundoff of f's result). If ECNoise finds
    no level (f ~ 0: its 10 % spread rule cannot pass), eps_f = the spread max - min of f over
    its 8 points at the smallest spacing that moved f (an upper bound on the noise there); if f
-   never moved, eps_f = 16 u max(1, |f|). The verdict says which.
+   never moved, eps_f = 16 u max(1, |f|). The verdict says which. Then the same a step away,
+   at x + h q (each entry moved by up to its step of step 2, q random), along steps that keep
+   every point exact: where f's noise there exceeds the rounding of its value, eps_f = 3 times
+   it (least squares near a consistent optimum: the residual rounds by u |M| |q| wherever q
+   is, so f(x +- h) round by far more than f(x); :func:`autodiff_check.blackbox._noise_away`).
 2. Step. h_i = max(1, |x_i|) cbrt(eps_f / |f(x)|) (clipped to [u^(1/3)/4, 16 u^(1/3)]),
    then from the curvature the two steps reveal: f''' ~ 2 |D(2h) - D(h)| / h^2, and
    h_opt = cbrt(3 eps_f / |f'''|) (minimising h^2 |f'''| / 6 + eps_f / h) is tried when it
