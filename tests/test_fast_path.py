@@ -1231,13 +1231,17 @@ def test_a_keyboard_interrupt_while_the_blocks_run_is_raised_once_they_are_done(
     comes out of the call only after block 1 has finished, so no block outlives the call, and
     the Workspace serves the next one."""
 
-    finished, started = [], threading.Event()
+    finished, started, main_past_watch = [], threading.Event(), threading.Event()
 
     def hold(y):
         if y[0, 0] == 0.25:                                  # block 0 ends once block 1 is on the pool
+            main_past_watch.set()
             assert started.wait(10)
         else:
             started.set()
+            # not before block 0 is past _watch_blocks' threadpool_info, whose ctypes callback would
+            # swallow the KeyboardInterrupt ("Exception ignored"): the test failed once so under load
+            assert main_past_watch.wait(10)
             time.sleep(0.2)                                  # the main thread is waiting by now
             signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
             time.sleep(0.3)
