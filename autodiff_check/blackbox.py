@@ -111,7 +111,8 @@ def one_sided(F, flat: Flat, x, v, f0, eps_f, h, side: int, pts, fs) -> FD | Non
 
 
 def fd_dir(F, flat: Flat, x, v, f0, eps_f, h, *, adapt: bool = True, levels: int = 12, confirm: bool = True) -> FD:
-    """Central difference of t -> F(x + t v) at 0 with tolerance and kink detection
+    """Central difference of t -> F(x + t v) at 0 with tolerance and kink detection, ``eps_f``
+    the error of one evaluation of f (a number, or a function of the step)
     (:mod:`autodiff_check.check`'s docstring, steps 2-4). A kink is declared only when J stays within a factor 2 (0.5 <=
     J/J_prev <= 2) over two successive 8x smaller steps: outside the Taylor regime (a step too
     large for f's absolute scale) J changes erratically, and the step keeps shrinking. Where f
@@ -132,7 +133,9 @@ def fd_dir(F, flat: Flat, x, v, f0, eps_f, h, *, adapt: bool = True, levels: int
     nonfinite, edge = False, None
     cand = None   # an estimate reached after f proved rough at a larger step, awaiting the next level
     several = confirm and np.count_nonzero(v) > 1
+    eps_of = eps_f if callable(eps_f) else (lambda h, e=eps_f: e)
     for _ in range(levels):
+        eps_f = eps_of(h)   # f's error at x +- h v (:func:`autodiff_check.check`: where it grows away from x)
         pts, fs = evaluate(F, flat, x, v, h, (1, -1, 2, -2))
         if np.array_equal(pts[1], x) and np.array_equal(pts[-1], x):   # h below x's ulp: smaller is no better
             break
@@ -174,7 +177,7 @@ def fd_dir(F, flat: Flat, x, v, f0, eps_f, h, *, adapt: bool = True, levels: int
                     h_opt = np.cbrt(3 * eps_f / f3) if f3 > 0 else 8 * h
                 h_new = float(np.clip(h_opt, h / 64, 8 * h))
                 if not 0.5 <= h_new / h <= 2:
-                    alt = fd_dir(F, flat, x, v, f0, eps_f, h_new, adapt=False, levels=1, confirm=confirm)
+                    alt = fd_dir(F, flat, x, v, f0, eps_of, h_new, adapt=False, levels=1, confirm=confirm)
                     if several and (alt.status != "ok" or abs(alt.value - res.value) > alt.tol + res.tol):
                         rough = True   # the other step is rough, or the two disagree (maxpool at scale 100)
                     elif alt.status == "ok" and alt.tol < res.tol:
@@ -255,53 +258,52 @@ def measure(flat: Flat, F, rng, loss_error: float | None, what: str) -> Context:
             eps_f = 16 * u_in * max(1.0, abs(f0))
             note = f"noise of {what}: {nz.note}; assumed eps_f = 16 u max(1, |f|) = {eps_f:.1e}"
     c = np.cbrt(u_in)
-
-    def step(eps):
-        with np.errstate(over="ignore", divide="ignore"):  # f(x) = 0: the largest relative step
-            return float(np.clip(np.cbrt(np.float64(eps) / np.float64(abs(f0))), c / 4, 16 * c))
-
-    hrel = step(eps_f)
-    if loss_error is None and flat.n:
-        away = _noise_away(flat, F, rng.spawn(1)[0], hrel)
-        if away is not None and 3 * away > eps_f:
-            note += f"; sigma {away:.1e} a step from x (its terms cancel), eps_f {3 * away:.1e}"
-            eps_f = 3 * away
-            hrel = step(eps_f)
+    with np.errstate(over="ignore", divide="ignore"):  # f(x) = 0: the largest relative step
+        hrel = float(np.clip(np.cbrt(np.float64(eps_f) / np.float64(abs(f0))), c / 4, 16 * c))
     return Context(flat, F, f0, eps_f, hrel, note)
 
 
-def _noise_away(flat: Flat, F, rng, hrel: float) -> float | None:
-    """sigma of f's noise at x1 = x + h q, each entry moved by up to its own step h_i = hrel
-    max(1, |x_i|) (q Gaussian, max|q| = 1), where that noise exceeds the rounding of f(x1)'s
-    value (16 u |f(x1)|); None otherwise, or where ECNoise finds no level. ECNoise there steps by
-    16 2^k ulp of each entry, k = 0, 4, 8, ... up to a relative spacing of sqrt(u): every point
-    exact in its dtype, so what varies is f's own rounding, not that of its inputs.
+def eps_at_step(ctx: Context, i: int, h: float) -> float | None:
+    """The error of one evaluation of f at x + h e_i where it clearly exceeds eps_f (measured at
+    x) and the rounding of f's value there: 3 sigma, sigma f's noise at x + h e_i by ECNoise along
+    e_i in steps of 16 2^k ulp of x_i (k = 0, 6, 12, ... up to a relative spacing of sqrt(u):
+    every point exact in x_i's dtype, so what varies is f's own rounding, not its input's), at the
+    largest k where ECNoise settles: at the smallest spacings the terms that cancel may not move
+    at all, and f only flips its last bit (float32 least squares: 3e-9 at k = 0, 1e-7 at k = 6);
+    else None. 8 evaluations of f where the largest settles.
 
-    It is there for f whose terms cancel: 0.5 |M q - y|^2 near a consistent optimum c, whose
-    residual rounds by ~u |M| |q| wherever q is: at c, f = 0 and its noise is ~0, but at x + h e
-    it is ~h |M e| u |M| |q|, far above u |f(x + h e)|, and the differences' tolerance, read off
-    the noise at x alone, failed correct gradients (docs/checker.md). Noise that is only the
-    rounding of f's value (A (q - c)^2 of size 1e9 at x1) is left out: the central difference's
-    points x +- h round alike there, and counting it let a derivative 10 % off pass."""
-    q = rng.standard_normal(flat.n)
-    q /= max(np.abs(q).max(), 1e-300)
-    x1 = flat.rnd(flat.x + hrel * np.maximum(1.0, np.abs(flat.x)) * q)
-    sign = np.where(rng.random(flat.n) < 0.5, -1.0, 1.0)
-    unit = np.zeros(flat.n)
-    for fl, s, d in zip(flat.float_, flat.slices, flat.dtypes):
-        if fl:
-            unit[s] = 16 * np.spacing(np.abs(x1[s]).astype(d)).astype(np.float64)
-    k = 0
-    while 2.0**k * 64 * flat.u <= np.sqrt(flat.u):   # 4 steps of 16 2^k ulp: at most sqrt(u) relative
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            vals = np.array([float(np.real(F(x1 + t * 2.0**k * sign * unit))) for t in range(-4, 4)])
+    For f whose terms cancel: 0.5 |M q - y|^2 near a consistent optimum c, whose residual rounds
+    by ~u |M| |q| wherever q is. At c, f = 0 and its noise ~0; at x + h e_i it is ~h |M e_i| u |M|
+    |q|, far above u |f(x + h e_i)|, and differences held to the noise at x failed correct
+    gradients (docs/checker.md). Counted only above 4 eps_f (a second estimate of the same level,
+    the largest of several, exceeds the first by chance: a sum of large opposite terms) and
+    8 u |f(x1)|: the rounding of f's value alone reaches 3 sigma = 4.2 u |f| (f = A (q0 - c)^2 +
+    B q0 at A h^2 ~ 3e7), which the tolerance already allows (2 u of the even part,
+    :func:`level_eps`); counted again it let a derivative 1-10 % off pass. Only entry i moves, as
+    in its central difference: noise of other entries' terms away from x is no error of this
+    entry's difference (a review: a wrong entry beside a least-squares block passed when one
+    measurement widened every entry)."""
+    flat = ctx.flat
+    x1 = flat.rnd(flat.x + h * np.eye(1, flat.n, i)[0])
+    d = flat.dtypes[flat.leaf_of(i)]
+    unit = 16 * float(np.spacing(np.abs(x1[i]).astype(d)))
+    levels = [k for k in range(0, 64, 6) if 2.0**k * 64 * flat.u <= 1.01 * np.sqrt(flat.u)]
+    for k in reversed(levels):   # the largest spacing ECNoise settles at (float32: k = 6, 0)
+        pts = np.repeat(x1[None, :], 8, axis=0)
+        pts[:, i] += np.arange(-4, 4) * 2.0**k * unit
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                vals = np.array([float(np.real(ctx.F(z))) for z in pts])
+        except Exception:   # noqa: BLE001 - f refused a point near x + h e_i: no measurement there
+            return None
         if not np.all(np.isfinite(vals)):
             return None
         sigma, inform = _noise.ecnoise(vals)
-        if inform != 2:   # 2: f did not move; a larger spacing
-            return sigma if inform == 1 and 3 * sigma > 16 * flat.u * abs(vals[4]) else None
-        k += 4
+        if inform == 2:   # f did not move: nor will it at a smaller spacing
+            return None
+        if inform == 1:
+            return 3 * sigma if 3 * sigma > max(4 * ctx.eps_f, 8 * flat.u * abs(vals[4])) else None
     return None
 
 

@@ -26,11 +26,14 @@ Tolerances for a black box (no ``loss_error=``/``kinks=`` given) are estimated, 
    bounds the error of one evaluation (u_f: unit roundoff of f's result). If ECNoise finds
    no level (f ~ 0: its 10 % spread rule cannot pass), eps_f = the spread max - min of f over
    its 8 points at the smallest spacing that moved f (an upper bound on the noise there); if f
-   never moved, eps_f = 16 u max(1, |f|). The verdict says which. Then the same a step away,
-   at x + h q (each entry moved by up to its step of step 2, q random), along steps that keep
-   every point exact: where f's noise there exceeds the rounding of its value, eps_f = 3 times
-   it (least squares near a consistent optimum: the residual rounds by u |M| |q| wherever q
-   is, so f(x +- h) round by far more than f(x); :func:`autodiff_check.blackbox._noise_away`).
+   never moved, eps_f = 16 u max(1, |f|). The verdict says which. Per coordinate, where an
+   entry's difference (step 3) does not settle against g_i (it disagrees, or reads as a kink
+   or neither), f's noise is measured again where it steps, at x + h_i e_i
+   (:func:`autodiff_check.blackbox.eps_at_step`: least squares near a consistent optimum, whose
+   residual rounds by u |M| |q| wherever q is, so f(x +- h e_i) round by far more than f(x));
+   where it clearly exceeds eps_f, f's error at x +- h e_i is taken as eps_f + s h, linear in
+   the distance: a settled difference gains 2 s, one read as a kink or neither is taken again.
+   Along random directions, eps_f.
 2. Step. h_i = max(1, |x_i|) cbrt(eps_f / |f(x)|) (clipped to [u^(1/3)/4, 16 u^(1/3)]),
    then from the curvature the two steps reveal: f''' ~ 2 |D(2h) - D(h)| / h^2, and
    h_opt = cbrt(3 eps_f / |f'''|) (minimising h^2 |f'''| / 6 + eps_f / h) is tried when it
@@ -336,10 +339,10 @@ def _check_core(
     def h_for(i):
         return ctx.hrel * max(1.0, abs(x[i]))
 
-    def fd_coord(i) -> blackbox.FD:
+    def fd_coord(i, eps_f=ctx.eps_f) -> blackbox.FD:
         e = np.zeros(flat.n)
         e[i] = 1.0
-        r = blackbox.fd_dir(F, flat, x, e, ctx.f0, ctx.eps_f, h_for(i))
+        r = blackbox.fd_dir(F, flat, x, e, ctx.f0, eps_f, h_for(i))
         if r.status == "ok":  # per unit of the step actually taken: compare with g_i directly
             scale = r.taken[i]
             r.value, r.tol = r.value / scale, r.tol / scale
@@ -363,8 +366,21 @@ def _check_core(
                 kink_idx.update(nc)
             else:
                 ref, tol, fail_notes, fd_only = np.zeros(flat.n), np.zeros(flat.n), {}, {}
+                widened: list[int] = []
                 for i in range(flat.n):
                     fd = fd_coord(i)
+                    own = 0.0 if rounding is None else 8 * rounding[i]
+                    if fd.status != "nonfinite" and not (fd.status == "ok" and abs(g[i] - fd.value) <= fd.tol + own):
+                        # unsettled (a kink too: near an optimum f's rounding reads as one, and a wrong
+                        # entry between its sides was not checkable): f's noise where it steps (step 1)
+                        eps_i = blackbox.eps_at_step(ctx, i, h_for(i))
+                        if eps_i is not None:   # e0 + s h at x +- h e_i, growing linearly with the
+                            s = (eps_i - ctx.eps_f) / h_for(i)   # distance, as cancelling terms' rounding does
+                            if fd.status == "ok":   # its step stands; 2 eps / h in its tolerance gains 2 s
+                                fd.tol += 2 * s
+                            else:   # read as a kink or neither: f's rounding near an optimum reads so
+                                fd = fd_coord(i, lambda h, e0=ctx.eps_f, s=s: e0 + s * h)
+                            widened.append(i)
                     if fd.status == "ok":
                         ref[i], tol[i] = fd.value, fd.tol
                         if fd.note:
@@ -384,6 +400,11 @@ def _check_core(
                 if rounding is not None:   # g's own rounding (step 3), not sigma: its probe of x crosses
                     tol = tol + 8 * rounding   # kinks, and g's jumps there would hide a wrong value at one
                 r = _per_coord_result("finite_diff", flat, g, ref, tol, fail_notes, {**kink_idx, **fd_only})
+                if widened:
+                    notes.append(f"noise of {what} at x + h e_i above its noise at x (terms that cancel away from x) for "
+                                 f"{len(widened)} entr{'y' if len(widened) == 1 else 'ies'} ("
+                                 + ", ".join(flat.where(i) for i in widened[:MAX_NAMED])
+                                 + (", ..." if len(widened) > MAX_NAMED else "") + "): their differences allow it")
             results.append(r)
         if "complex_step" in wanted:
             if declared and grad_error is not None:
