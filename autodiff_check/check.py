@@ -367,10 +367,12 @@ def _check_core(
             else:
                 ref, tol, fail_notes, fd_only = np.zeros(flat.n), np.zeros(flat.n), {}, {}
                 widened: list[int] = []
+                # g's own rounding (step 3), not sigma: its probe of x crosses kinks, and g's jumps
+                # there would hide a wrong value at one
+                own = np.zeros(flat.n) if rounding is None else 8 * rounding
                 for i in range(flat.n):
                     fd = fd_coord(i)
-                    own = 0.0 if rounding is None else 8 * rounding[i]
-                    if fd.status != "nonfinite" and not (fd.status == "ok" and abs(g[i] - fd.value) <= fd.tol + own):
+                    if fd.status != "nonfinite" and not (fd.status == "ok" and abs(g[i] - fd.value) <= fd.tol + own[i]):
                         # unsettled (a kink too: near an optimum f's rounding reads as one, and a wrong
                         # entry between its sides was not checkable): f's noise where it steps (step 1)
                         eps_i = blackbox.eps_at_step(ctx, i, h_for(i))
@@ -397,9 +399,7 @@ def _check_core(
                             near_left = abs(g[i] - fd.left) / fd.left_tol <= abs(g[i] - fd.right) / fd.right_tol
                             ref[i], tol[i] = (fd.left, fd.left_tol) if near_left else (fd.right, fd.right_tol)
                             fail_notes[i] = desc
-                if rounding is not None:   # g's own rounding (step 3), not sigma: its probe of x crosses
-                    tol = tol + 8 * rounding   # kinks, and g's jumps there would hide a wrong value at one
-                r = _per_coord_result("finite_diff", flat, g, ref, tol, fail_notes, {**kink_idx, **fd_only})
+                r = _per_coord_result("finite_diff", flat, g, ref, tol + own, fail_notes, {**kink_idx, **fd_only})
                 if widened:
                     notes.append(f"noise of {what} at x + h e_i above its noise at x (terms that cancel away from x) for "
                                  f"{len(widened)} entr{'y' if len(widened) == 1 else 'ies'} ("
