@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -99,7 +99,7 @@ def one_sided(F, flat: Flat, x, v, f0, eps_f, h, side: int, pts, fs) -> FD | Non
     if not np.isfinite(f4[4 * side]):
         return None
     pts, fs = {**pts, **p4}, {**fs, **f4}
-    _, eps = level_eps(f0, eps_f, flat.u, {k * side: fs[k * side] for k in (1, 2, 4)})
+    _, eps = level_eps(f0, eps_f, flat.u_along(v), {k * side: fs[k * side] for k in (1, 2, 4)})
     F1, F2, F4 = (_slope(fs, f0, flat, x, v, pts, k * side) for k in (1, 2, 4))
     if not np.isfinite(F1 + F2 + F4):   # a step below x's ulp: no slope at this level
         return None
@@ -133,6 +133,7 @@ def fd_dir(F, flat: Flat, x, v, f0, eps_f, h, *, adapt: bool = True, levels: int
     nonfinite, edge = False, None
     cand = None   # an estimate reached after f proved rough at a larger step, awaiting the next level
     several = confirm and np.count_nonzero(v) > 1
+    u = flat.u_along(v)
     eps_of = eps_f if callable(eps_f) else (lambda h, e=eps_f: e)
     for _ in range(levels):
         eps_f = eps_of(h)   # f's error at x +- h v (:func:`autodiff_check.check`: where it grows away from x)
@@ -153,7 +154,7 @@ def fd_dir(F, flat: Flat, x, v, f0, eps_f, h, *, adapt: bool = True, levels: int
         d1 = (fs[1] - fs[-1]) / (2 * h)
         d2 = (fs[2] - fs[-2]) / (4 * h)
         J = (2 * (fs[1] - 2 * f0 + fs[-1]) - (fs[2] - 2 * f0 + fs[-2]) / 2) / h
-        floor, eps = level_eps(f0, eps_f, flat.u, fs)   # floor: the tests of this step; eps: its tolerance
+        floor, eps = level_eps(f0, eps_f, u, fs)   # floor: the tests of this step; eps: its tolerance
 
         def kink() -> FD:   # one-sided derivatives per step actually taken (near x's ulp, h is not)
             F1, F2, B1, B2 = (_slope(fs, f0, flat, x, v, pts, s) for s in (1, 2, -1, -2))
@@ -214,8 +215,26 @@ class Context:
     F: Callable  # flat float64 (or complex) vector -> scalar
     f0: float
     eps_f: float
-    hrel: float
+    hrel: float   # the relative step along a direction: cbrt(eps_f / |f0|) within the coarsest leaf's bounds
     noise_note: str
+    #: per float dtype of the leaves, where they mix: (eps_f, cbrt(eps_f / |f0|)) of f measured
+    #: along that dtype's entries alone (:func:`measure`); empty for one dtype
+    by_dtype: dict = field(default_factory=dict)
+
+    def eps_at(self, i: int) -> float:
+        """f's error along entry i: of its leaves' dtype where dtypes mix, else eps_f."""
+        got = self.by_dtype.get(self.flat.dtypes[self.flat.leaf_of(i)]) if self.by_dtype else None
+        return self.eps_f if got is None else got[0]
+
+    def hrel_at(self, i: int) -> float:
+        """The relative step along entry i: cbrt(eps / |f0|) (eps of :meth:`eps_at`), at least
+        cbrt(u) / 4 of the entry (:meth:`Flat.u_at`) and at most 16 cbrt(u) of the coarsest leaf,
+        as along a direction (a float64 leaf computed in float32 inside f, whose value is a
+        float64, takes float32's steps: with float64's upper bound a 1 % error passed 9 of 20)."""
+        got = self.by_dtype.get(self.flat.dtypes[self.flat.leaf_of(i)]) if self.by_dtype else None
+        if got is None:
+            return self.hrel
+        return float(np.clip(got[1], np.cbrt(self.flat.u_at(i)) / 4, 16 * np.cbrt(self.flat.u)))
 
 
 def noise_probe(flat: Flat, rng, *, floor: float = 1.0) -> tuple[np.ndarray, float]:
@@ -230,7 +249,32 @@ def noise_probe(flat: Flat, rng, *, floor: float = 1.0) -> tuple[np.ndarray, flo
     return p, float(np.sqrt(flat.u) * (scale if scale > 0 else 1.0))
 
 
+def _eps_of(nz: _noise.Noise, f0: float, u_floor: float, u_assumed: float, what: str) -> tuple[float, str]:
+    """eps_f and its note from ECNoise's result (module docstring of check, step 1): 3 sigma, or
+    the spread where ECNoise found no level, at least u_floor |f0|; 16 u max(1, |f0|) where f
+    never moved."""
+    if nz.sigma is not None:
+        eps_f = max(3 * nz.sigma, u_floor * abs(f0), np.finfo(np.float64).tiny)
+        return eps_f, f"noise of {what}: sigma {nz.sigma:.1e} (ECNoise, {nz.evaluations} evaluations), eps_f {eps_f:.1e}"
+    if nz.spread:  # ECNoise failed (e.g. f ~ 0): the spread of f at the smallest h that moved it
+        eps_f = max(nz.spread, u_floor * abs(f0), np.finfo(np.float64).tiny)
+        return eps_f, (f"noise of {what}: {nz.note}; eps_f = spread of f over 8 points {nz.spread_h:.1e} apart "
+                       f"(an upper bound on its noise there) = {eps_f:.1e}")
+    eps_f = 16 * u_assumed * max(1.0, abs(f0))
+    return eps_f, f"noise of {what}: {nz.note}; assumed eps_f = 16 u max(1, |f|) = {eps_f:.1e}"
+
+
+def _cbrt_ratio(eps_f: float, f0: float) -> float:
+    with np.errstate(over="ignore", divide="ignore"):  # f(x) = 0: the largest relative step (clipped)
+        return float(np.cbrt(np.float64(eps_f) / np.float64(abs(f0))))
+
+
 def measure(flat: Flat, F, rng, loss_error: float | None, what: str) -> Context:
+    """f(x), f's noise eps_f and the relative step. Leaves of several float dtypes: also eps_f
+    along each dtype's entries alone (the probe p on them, 0 elsewhere). Along all of them a
+    float32 leaf's inputs round to its ulps at every probe point, and ECNoise reads the jumps of
+    f as noise (3e-8 for 0.3 + |s|^3 at s ~ 0.5): held to that, a float64 leaf's entry off by
+    1 % passed. Entry i is then held to its own dtype's."""
     raw = F(flat.x)
     if isinstance(raw, complex) and raw.imag != 0:
         raise ValueError(f"{what} returned a complex number ({raw}) at real inputs; the checks here are of "
@@ -238,29 +282,29 @@ def measure(flat: Flat, F, rng, loss_error: float | None, what: str) -> Context:
     f0 = float(np.real(raw))
     if not np.isfinite(f0):
         raise ValueError(f"{what} is not finite at the given point ({f0}); derivatives need a finite value")
-    u_in = flat.u
+    by_dtype: dict = {}
     if loss_error is not None:
         if not (real_scalar(loss_error) and np.isfinite(loss_error) and loss_error >= 0):
             raise ValueError(f"loss_error must be a finite number >= 0; got {loss_error!r}")
         eps_f, note = float(loss_error), f"loss error {loss_error:.2e} (given)"
     else:
         p, h0 = noise_probe(flat, rng)
-        nz = _noise.estimate_noise(F, flat.x, p, h0)
-        u_out = u_in if isinstance(raw, float) else u_in
-        if nz.sigma is not None:
-            eps_f = max(3 * nz.sigma, u_out * abs(f0), np.finfo(np.float64).tiny)
-            note = f"noise of {what}: sigma {nz.sigma:.1e} (ECNoise, {nz.evaluations} evaluations), eps_f {eps_f:.1e}"
-        elif nz.spread:  # ECNoise failed (e.g. f ~ 0): the spread of f at the smallest h that moved it
-            eps_f = max(nz.spread, u_out * abs(f0), np.finfo(np.float64).tiny)
-            note = (f"noise of {what}: {nz.note}; eps_f = spread of f over 8 points {nz.spread_h:.1e} apart "
-                    f"(an upper bound on its noise there) = {eps_f:.1e}")
-        else:
-            eps_f = 16 * u_in * max(1.0, abs(f0))
-            note = f"noise of {what}: {nz.note}; assumed eps_f = 16 u max(1, |f|) = {eps_f:.1e}"
-    c = np.cbrt(u_in)
-    with np.errstate(over="ignore", divide="ignore"):  # f(x) = 0: the largest relative step
-        hrel = float(np.clip(np.cbrt(np.float64(eps_f) / np.float64(abs(f0))), c / 4, 16 * c))
-    return Context(flat, F, f0, eps_f, hrel, note)
+        eps_f, note = _eps_of(_noise.estimate_noise(F, flat.x, p, h0), f0, flat.u_out, flat.u, what)
+        dtypes = {d for d, fl in zip(flat.dtypes, flat.float_) if fl}
+        for d in sorted(dtypes, key=lambda d: np.finfo(d).eps) if len(dtypes) > 1 else ():
+            on = np.zeros(flat.n, bool)
+            for L, fl, sl in zip(flat.dtypes, flat.float_, flat.slices):
+                on[sl] = fl and L == d
+            pd = np.where(on, p, 0.0)
+            pd /= max(np.abs(pd).max(), 1e-300)
+            u_d = max(flat.u_out, float(np.finfo(d).eps) / 2)
+            hd = float(np.sqrt(u_d)) * max(1.0, float(np.abs(flat.x[on]).max()))
+            eps_d, _ = _eps_of(_noise.estimate_noise(F, flat.x, pd, hd), f0, u_d, u_d, what)
+            by_dtype[d] = (eps_d, _cbrt_ratio(eps_d, f0))
+        if by_dtype:
+            note += "; along each dtype's entries alone: " + ", ".join(f"{d} {e:.1e}" for d, (e, _) in by_dtype.items())
+    c = np.cbrt(flat.u)
+    return Context(flat, F, f0, eps_f, float(np.clip(_cbrt_ratio(eps_f, f0), c / 4, 16 * c)), note, by_dtype)
 
 
 def eps_at_step(ctx: Context, i: int, h: float) -> float | None:
@@ -286,8 +330,8 @@ def eps_at_step(ctx: Context, i: int, h: float) -> float | None:
     flat = ctx.flat
     x1 = flat.rnd(flat.x + h * np.eye(1, flat.n, i)[0])
     d = flat.dtypes[flat.leaf_of(i)]
-    unit = 16 * float(np.spacing(np.abs(x1[i]).astype(d)))
-    levels = [k for k in range(0, 64, 6) if 2.0**k * 64 * flat.u <= 1.01 * np.sqrt(flat.u)]
+    unit, u_d = 16 * float(np.spacing(np.abs(x1[i]).astype(d))), float(np.finfo(d).eps) / 2
+    levels = [k for k in range(0, 64, 6) if 2.0**k * 64 * u_d <= 1.01 * np.sqrt(u_d)]
     for k in reversed(levels):   # the largest spacing ECNoise settles at (float32: k = 6, 0)
         pts = np.repeat(x1[None, :], 8, axis=0)
         pts[:, i] += np.arange(-4, 4) * 2.0**k * unit
@@ -303,7 +347,7 @@ def eps_at_step(ctx: Context, i: int, h: float) -> float | None:
         if inform == 2:   # f did not move: nor will it at a smaller spacing
             return None
         if inform == 1:
-            return 3 * sigma if 3 * sigma > max(4 * ctx.eps_f, 8 * flat.u * abs(vals[4])) else None
+            return 3 * sigma if 3 * sigma > max(4 * ctx.eps_at(i), 8 * flat.u_at(i) * abs(vals[4])) else None
     return None
 
 
@@ -348,7 +392,7 @@ def probe_complex(ctx: Context, rng, against_fd: bool = True) -> tuple[bool, str
     for i in np.unique(np.linspace(0, flat.n - 1, PROBE_ENTRIES).astype(int)) if flat.n > 1 else ():
         e = np.zeros(flat.n)
         e[i] = 1.0
-        fd = fd_dir(ctx.F, flat, flat.x, e, ctx.f0, ctx.eps_f, ctx.hrel * max(1.0, abs(float(flat.x[i]))))
+        fd = fd_dir(ctx.F, flat, flat.x, e, ctx.f0, ctx.eps_at(i), ctx.hrel_at(i) * max(1.0, abs(float(flat.x[i]))))
         if fd.status == "kink":   # as along p: a kink within the step is no analytic f (abs at |x| << h)
             return False, CS_SKIPPED + f"entry {int(i)} has a kink within the step (abs, maximum?)"
         cs = cs_dir(ctx, fd.taken) if fd.status == "ok" else None

@@ -33,8 +33,13 @@ Tolerances for a black box (no ``loss_error=``/``kinks=`` given) are estimated, 
    residual rounds by u |M| |q| wherever q is, so f(x +- h e_i) round by far more than f(x));
    where it clearly exceeds eps_f, f's error at x +- h e_i is taken as eps_f + s h, linear in
    the distance: a settled difference gains 2 s, one read as a kink or neither is taken again.
-   Along random directions, eps_f.
-2. Step. h_i = max(1, |x_i|) cbrt(eps_f / |f(x)|) (clipped to [u^(1/3)/4, 16 u^(1/3)]),
+   Along random directions, eps_f. Leaves of several float dtypes: eps_f is also measured along
+   each dtype's entries alone, and an entry's differences use its dtype's (along every leaf, a
+   float32 leaf's inputs round to its ulps at each point and ECNoise reads the jumps as noise);
+   u_f is the dtype of f's value (a Python float: float64) within the finest and coarsest
+   leaf's, and an entry's u the coarser of u_f and its leaf's (:meth:`Flat.u_at`).
+2. Step. h_i = max(1, |x_i|) cbrt(eps_f / |f(x)|) (clipped to [u^(1/3)/4, 16 u^(1/3)]; with
+   several dtypes the entry's eps_f, its u below and the coarsest leaf's above),
    then from the curvature the two steps reveal: f''' ~ 2 |D(2h) - D(h)| / h^2, and
    h_opt = cbrt(3 eps_f / |f'''|) (minimising h^2 |f'''| / 6 + eps_f / h) is tried when it
    differs from h by more than 2x (within [h/64, 8h]); the smaller bound wins.
@@ -337,12 +342,12 @@ def _check_core(
     kink_idx: dict[int, str] = {}
 
     def h_for(i):
-        return ctx.hrel * max(1.0, abs(x[i]))
+        return ctx.hrel_at(i) * max(1.0, abs(x[i]))
 
-    def fd_coord(i, eps_f=ctx.eps_f) -> blackbox.FD:
+    def fd_coord(i, eps_f=None) -> blackbox.FD:
         e = np.zeros(flat.n)
         e[i] = 1.0
-        r = blackbox.fd_dir(F, flat, x, e, ctx.f0, eps_f, h_for(i))
+        r = blackbox.fd_dir(F, flat, x, e, ctx.f0, ctx.eps_at(i) if eps_f is None else eps_f, h_for(i))
         if r.status == "ok":  # per unit of the step actually taken: compare with g_i directly
             scale = r.taken[i]
             r.value, r.tol = r.value / scale, r.tol / scale
@@ -377,11 +382,11 @@ def _check_core(
                         # entry between its sides was not checkable): f's noise where it steps (step 1)
                         eps_i = blackbox.eps_at_step(ctx, i, h_for(i))
                         if eps_i is not None:   # e0 + s h at x +- h e_i, growing linearly with the
-                            s = (eps_i - ctx.eps_f) / h_for(i)   # distance, as cancelling terms' rounding does
+                            s = (eps_i - ctx.eps_at(i)) / h_for(i)   # distance, as cancelling terms' rounding does
                             if fd.status == "ok":   # its step stands; 2 eps / h in its tolerance gains 2 s
                                 fd.tol += 2 * s
                             else:   # read as a kink or neither: f's rounding near an optimum reads so
-                                fd = fd_coord(i, lambda h, e0=ctx.eps_f, s=s: e0 + s * h)
+                                fd = fd_coord(i, lambda h, e0=ctx.eps_at(i), s=s: e0 + s * h)
                             widened.append(i)
                     if fd.status == "ok":
                         ref[i], tol[i] = fd.value, fd.tol
@@ -1018,6 +1023,7 @@ def check_gradients(
     _notes: Sequence[str] = (),
     _deriv: str | None = None,
     _linear_in: tuple[np.ndarray, np.ndarray | None, float, Callable[[np.ndarray], Any]] | None = None,
+    _out_dtype: np.dtype | None = None,
 ) -> Verdict:
     """Check ``grad_fn(params)`` (same structure as ``params``) against every applicable oracle.
 
@@ -1036,6 +1042,8 @@ def check_gradients(
                                              "jax_loss_fn?": jax_loss_fn})
     _checks.check_seed(seed)
     flat = Flat(params, _root, what="params" if _root == "params" else "primals")
+    if _out_dtype is not None:   # check_vjp: its loss <c, f(x)> is a float64 sum of f's outputs
+        flat.set_output(_out_dtype)
     if grad_error is not None:
         _check_grad_error(grad_error, flat)
     what = "loss_fn" if _root == "params" else "f"
@@ -1044,7 +1052,10 @@ def check_gradients(
         what = "s(x) = <grad f(x), v>"
 
     def F(x):
-        v = _scalar_out(loss_fn(flat.build(x)), what)
+        raw = loss_fn(flat.build(x))
+        if not flat.output_known:   # the dtype of f's value, once, at x (blackbox.measure calls F first)
+            flat.set_output(np.asarray(raw).dtype)
+        v = _scalar_out(raw, what)
         if isinstance(v, complex) and not np.iscomplexobj(x):   # a complex dtype at real inputs: its real
             if v.imag != 0:                                     # value, as check_hvp reads it, or refused
                 raise ValueError(f"{what} returned a complex number ({v}) at real inputs; the checks here are of "
@@ -1189,6 +1200,13 @@ def _out_info(f, primals):
     return [np.asarray(L) for L in leaves], paths, td
 
 
+def _coarsest_float(leaves) -> np.dtype | None:
+    """The floating dtype of ``leaves`` with the largest unit roundoff (f's outputs: the
+    precision of <c, f(x)>, which sums them in float64); None without one."""
+    fl = [L.dtype for L in leaves if np.issubdtype(L.dtype, np.floating)]
+    return max(fl, key=lambda d: np.finfo(d).eps) if fl else None
+
+
 def _random_cotangent(leaves, rng):
     """Gaussian, in each output leaf's own float dtype (float32 stays float32); zeros (float64)
     for an integer output, piecewise constant in the inputs (JAX's float0: its cotangent is 0,
@@ -1285,7 +1303,8 @@ def check_vjp(f: Callable, vjp_fn: Callable, *primals, jax_fn: Callable | None =
 
             jfns = (jgrad, jdir)  # check_gradients flattens and keeps the floating leaves (once)
         v = check_gradients(loss, grad, tuple(primals), name=name, _jax_fns=jfns, _root="primal",
-                            _names={"jax_grad": "jax_vjp"}, _notes=twin, _linear_in=linear_in, **options)
+                            _names={"jax_grad": "jax_vjp"}, _notes=twin, _linear_in=linear_in,
+                            _out_dtype=_coarsest_float(out_leaves), **options)
         v_all = v if v_all is None else v_all
         if k:
             for r in v.results:
@@ -1311,6 +1330,8 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
     flat = Flat(tuple(primals), "primal", what="primals")   # the inputs are checked before f sees them
     rng = np.random.default_rng(seed + 15485863)
     out_leaves, out_paths, out_td = _out_info(f, primals)
+    if _coarsest_float(out_leaves) is not None:
+        flat.set_output(_coarsest_float(out_leaves))
     c_leaves = _random_cotangent(out_leaves, rng)
 
     def tangents_of(v):   # zeros on integer and boolean leaves, leaf by leaf

@@ -232,8 +232,29 @@ class Flat:
         if not self.n:
             raise ValueError(f"{what} have no floating-point entries (only integer or boolean leaves, or none): "
                              "nothing to differentiate")
-        fl = [d for d, f in zip(self.dtypes, self.float_) if f]
-        self.u = max((float(np.finfo(d).eps) / 2 for d in fl), default=2.0**-53)
+        us = [float(np.finfo(d).eps) / 2 for d, f in zip(self.dtypes, self.float_) if f]
+        self.u = max(us, default=2.0**-53)        # the coarsest leaf's: along directions that move them all
+        self._u_finest = min(us, default=2.0**-53)
+        self.u_out = self.u                       # the precision of f's value (:meth:`set_output`)
+        self.output_known = False
+
+    def set_output(self, dtype) -> None:
+        """The dtype f's value comes in (a Python float: float64): its unit roundoff, within the
+        finest and the coarsest leaf's, becomes ``u_out``. With leaves of one dtype that is theirs,
+        as before this was known; with float32 and float64 leaves and a float64 value, an entry of
+        a float64 leaf is held to float64 rounding, not to float32's (a 1 % error in it passed)."""
+        dtype = np.dtype(dtype)
+        u = float(np.finfo(dtype).eps) / 2 if np.issubdtype(dtype, np.floating) else self.u
+        self.u_out, self.output_known = min(max(u, self._u_finest), self.u), True
+
+    def u_at(self, i: int) -> float:
+        """The unit roundoff of entry i's difference: its leaf's or f's value's, the coarser."""
+        return max(self.u_out, float(np.finfo(self.dtypes[self.leaf_of(i)]).eps) / 2)
+
+    def u_along(self, v: np.ndarray) -> float:
+        """:meth:`u_at` of the one entry ``v`` moves, else the coarsest leaf's."""
+        nz = np.flatnonzero(v)
+        return self.u_at(int(nz[0])) if nz.size == 1 else self.u
 
     def build(self, x: np.ndarray):
         cplx = np.iscomplexobj(x)

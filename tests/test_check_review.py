@@ -892,6 +892,80 @@ def test_noise_measured_at_one_step_is_not_used_at_another():
 # ---------------------------------------------------------------- review of the second round
 
 
+def _wrong_entry(g, leaf, j, r):
+    def wrong(p):
+        G = {k: np.array(v, copy=True) for k, v in g(p).items()}
+        G[leaf][j] *= 1 + r
+        return G
+    return wrong
+
+
+def test_a_float64_leaf_beside_a_float32_leaf_is_held_to_float64():
+    """Least squares in a float64 leaf q near its optimum beside a float32 leaf s, f computed in
+    float64. The checker held every entry to the coarsest leaf's u and to f's noise measured
+    along a direction moving every leaf, where s rounds to float32's ulps at each probe point
+    and ECNoise reads the jumps of f as noise (3e-8 against float64's 3e-17): q[3] off by 1 %
+    passed in 20 of 20 seeds. Now f's noise is also measured along each dtype's entries alone,
+    and entry i is held to its own: caught in all, the correct gradient passes in all."""
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        M, c = rng.normal(size=(30, 20)), rng.normal(size=20)
+        y = M @ c
+        P = {"q": c + 1e-6 * rng.normal(size=20), "s": np.float32([0.7, -0.3])}
+
+        def f(p):
+            return 0.5 * np.sum((M @ p["q"] - y) ** 2) + float(np.sum(p["s"].astype(np.float64) ** 3))
+
+        def g(p):
+            return {"q": M.T @ (M @ p["q"] - y), "s": 3 * p["s"].astype(np.float64) ** 2}
+
+        assert ac.check_gradients(f, g, P, analytic=False, seed=seed).status == "PASS"
+        v = ac.check_gradients(f, _wrong_entry(g, "q", 3, 1e-2), P, analytic=False, seed=seed)
+        assert v.status == "FAIL" and "params['q'][3]" in v.report(full=True), v.report(full=True)
+
+
+@pytest.mark.parametrize("value", [np.float32, np.float64, float])
+def test_a_float64_leaf_that_f_computes_in_float32_keeps_float32_steps(value):
+    """The reverse: a float64 leaf a that f casts to float32, whatever type f's value has. Its
+    entries' own noise is float32's, and their steps must be too: with float64's bounds on the
+    step (value a float64: u of the value is float64's) a 1 % error in a[1] passed in 9 of 20
+    seeds. The correct gradient passes, the wrong one fails, in every seed."""
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        P = {"a": rng.standard_normal(10), "b": rng.standard_normal(5).astype(np.float32)}
+
+        def f(p):
+            return value(np.sum(np.sin(p["a"].astype(np.float32))) + np.sum(p["b"] ** 2))
+
+        def g(p):
+            return {"a": np.cos(p["a"].astype(np.float32)).astype(np.float64), "b": 2 * p["b"]}
+
+        assert ac.check_gradients(f, g, P, analytic=False, seed=seed).status == "PASS"
+        for leaf in ("a", "b"):
+            assert ac.check_gradients(f, _wrong_entry(g, leaf, 1, 1e-2), P, analytic=False, seed=seed).status == "FAIL"
+
+
+def test_a_float64_layer_input_beside_float32_weights_is_held_to_float64():
+    """check_vjp of x @ W with x float64 and W float32 (NumPy promotes: a float64 output), by
+    finite differences alone (analytic=False; the complex step catches it anyway): an entry of
+    dx off by 1e-5 passed in 18 of 20 seeds, f's noise read along x and W together. Now caught
+    in all, and the correct VJP passes."""
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        x, W = rng.standard_normal((3, 10)), rng.standard_normal((10, 4)).astype(np.float32)
+
+        def vjp(dy, x, W):
+            return dy @ W.T.astype(np.float64), (x.T @ dy).astype(np.float32)
+
+        def wrong(dy, x, W):
+            dx, dW = vjp(dy, x, W)
+            dx[1, 3] *= 1 + 1e-5
+            return dx, dW
+
+        assert ac.check_vjp(lambda x, W: x @ W, vjp, x, W, seed=seed, analytic=False).status == "PASS"
+        assert ac.check_vjp(lambda x, W: x @ W, wrong, x, W, seed=seed, analytic=False).status == "FAIL"
+
+
 def test_a_smooth_function_at_tiny_inputs_is_not_called_a_kink_and_its_wrong_entry_is_caught():
     """0.5 |M x - y|^2 at x ~ 1e-8: f(x +- h) is its curvature's, whose rounding makes J decay
     about 8x per 8x step. The rule for a kink hidden under the noise floor accepted any J within
