@@ -227,14 +227,13 @@ class Context:
         return self.eps_f if got is None else got[0]
 
     def hrel_at(self, i: int) -> float:
-        """The relative step along entry i: cbrt(eps / |f0|) (eps of :meth:`eps_at`), at least
-        cbrt(u) / 4 of the entry (:meth:`Flat.u_at`) and at most 16 cbrt(u) of the coarsest leaf,
-        as along a direction (a float64 leaf computed in float32 inside f, whose value is a
-        float64, takes float32's steps: with float64's upper bound a 1 % error passed 9 of 20)."""
+        """The relative step along entry i: cbrt(eps / |f0|) (eps of :meth:`eps_at`) within the
+        bounds along a direction, [c / 4, 16 c], c = cbrt(u) of the coarsest leaf."""
         got = self.by_dtype.get(self.flat.dtypes[self.flat.leaf_of(i)]) if self.by_dtype else None
         if got is None:
             return self.hrel
-        return float(np.clip(got[1], np.cbrt(self.flat.u_at(i)) / 4, 16 * np.cbrt(self.flat.u)))
+        c = np.cbrt(self.flat.u)
+        return float(np.clip(got[1], c / 4, 16 * c))
 
 
 def noise_probe(flat: Flat, rng, *, floor: float = 1.0) -> tuple[np.ndarray, float]:
@@ -269,12 +268,15 @@ def _cbrt_ratio(eps_f: float, f0: float) -> float:
         return float(np.cbrt(np.float64(eps_f) / np.float64(abs(f0))))
 
 
-def measure(flat: Flat, F, rng, loss_error: float | None, what: str) -> Context:
-    """f(x), f's noise eps_f and the relative step. Leaves of several float dtypes: also eps_f
-    along each dtype's entries alone (the probe p on them, 0 elsewhere). Along all of them a
-    float32 leaf's inputs round to its ulps at every probe point, and ECNoise reads the jumps of
-    f as noise (3e-8 for 0.3 + |s|^3 at s ~ 0.5): held to that, a float64 leaf's entry off by
-    1 % passed. Entry i is then held to its own dtype's."""
+def measure(flat: Flat, F, rng, loss_error: float | None, what: str, *, per_dtype: bool = True) -> Context:
+    """f(x), f's noise eps_f and the relative step. Leaves of several float dtypes (and
+    ``per_dtype``): also eps_f along each dtype's entries alone (the probe p on them, 0
+    elsewhere). Along all of them a float32 leaf's inputs round to its ulps at every probe
+    point, and ECNoise reads the jumps of f as noise (3e-8 for 0.3 + |s|^3 at s ~ 0.5): held to
+    that, a float64 leaf's entry off by 1 % passed. Entry i is then held to its own dtype's. The
+    spacing starts at the coarsest leaf's, as along all of them: a float64 leaf that f also
+    casts to float32 moves that term in float32's steps, which spacings of float64's sqrt(u)
+    never cross (noise read 7e-16, a correct gradient failed 12 of 20 seeds)."""
     raw = F(flat.x)
     if isinstance(raw, complex) and raw.imag != 0:
         raise ValueError(f"{what} returned a complex number ({raw}) at real inputs; the checks here are of "
@@ -291,15 +293,18 @@ def measure(flat: Flat, F, rng, loss_error: float | None, what: str) -> Context:
         p, h0 = noise_probe(flat, rng)
         eps_f, note = _eps_of(_noise.estimate_noise(F, flat.x, p, h0), f0, flat.u_out, flat.u, what)
         dtypes = {d for d, fl in zip(flat.dtypes, flat.float_) if fl}
-        for d in sorted(dtypes, key=lambda d: np.finfo(d).eps) if len(dtypes) > 1 else ():
+        for d in sorted(dtypes, key=lambda d: np.finfo(d).eps) if len(dtypes) > 1 and per_dtype else ():
             on = np.zeros(flat.n, bool)
             for L, fl, sl in zip(flat.dtypes, flat.float_, flat.slices):
                 on[sl] = fl and L == d
+            if not on.any():   # only empty leaves of this dtype
+                continue
             pd = np.where(on, p, 0.0)
             pd /= max(np.abs(pd).max(), 1e-300)
             u_d = max(flat.u_out, float(np.finfo(d).eps) / 2)
-            hd = float(np.sqrt(u_d)) * max(1.0, float(np.abs(flat.x[on]).max()))
+            hd = float(np.sqrt(flat.u)) * max(1.0, float(np.abs(flat.x[on]).max()))
             eps_d, _ = _eps_of(_noise.estimate_noise(F, flat.x, pd, hd), f0, u_d, u_d, what)
+            eps_d = min(eps_d, eps_f)   # kinks read as noise: along fewer entries the probe crosses them farther
             by_dtype[d] = (eps_d, _cbrt_ratio(eps_d, f0))
         if by_dtype:
             note += "; along each dtype's entries alone: " + ", ".join(f"{d} {e:.1e}" for d, (e, _) in by_dtype.items())

@@ -34,12 +34,13 @@ Tolerances for a black box (no ``loss_error=``/``kinks=`` given) are estimated, 
    where it clearly exceeds eps_f, f's error at x +- h e_i is taken as eps_f + s h, linear in
    the distance: a settled difference gains 2 s, one read as a kink or neither is taken again.
    Along random directions, eps_f. Leaves of several float dtypes: eps_f is also measured along
-   each dtype's entries alone, and an entry's differences use its dtype's (along every leaf, a
-   float32 leaf's inputs round to its ulps at each point and ECNoise reads the jumps as noise);
-   u_f is the dtype of f's value (a Python float: float64) within the finest and coarsest
-   leaf's, and an entry's u the coarser of u_f and its leaf's (:meth:`Flat.u_at`).
-2. Step. h_i = max(1, |x_i|) cbrt(eps_f / |f(x)|) (clipped to [u^(1/3)/4, 16 u^(1/3)]; with
-   several dtypes the entry's eps_f, its u below and the coarsest leaf's above),
+   each dtype's entries alone, and an entry's differences use its dtype's, at most eps_f (along
+   every leaf, a float32 leaf's inputs round to its ulps at each point and ECNoise reads the
+   jumps as noise: :func:`blackbox.measure`); u_f is the dtype of f's value (a Python float:
+   float64) within the finest and coarsest leaf's, and an entry's u the coarser of u_f and its
+   leaf's (:meth:`Flat.u_at`).
+2. Step. h_i = max(1, |x_i|) cbrt(eps_f / |f(x)|) (clipped to [u^(1/3)/4, 16 u^(1/3)], u the
+   coarsest leaf's; with several dtypes, eps_f of the entry's dtype),
    then from the curvature the two steps reveal: f''' ~ 2 |D(2h) - D(h)| / h^2, and
    h_opt = cbrt(3 eps_f / |f'''|) (minimising h^2 |f'''| / 6 + eps_f / h) is tried when it
    differs from h by more than 2x (within [h/64, 8h]); the smaller bound wins.
@@ -302,13 +303,14 @@ def _check_core(
     F: Callable, flat: Flat, subject: _Subject, *, name: str, what: str, oracles, analytic,
     kinks, loss_error, grad_error, per_coordinate, n_directions, seed, jax_full, jax_dir,
     names: dict[str, str], extra_notes: Sequence[str] = (), user_tree_fn: Callable | None = None,
+    per_dtype: bool = True,
 ) -> Verdict:
     rng = np.random.default_rng(seed)
     if not _is_int(n_directions) or not 1 <= n_directions <= MAX_DIRECTIONS:
         raise ValueError(f"n_directions must be an integer in [1, {MAX_DIRECTIONS}] (a miss probability of 2^-K "
                          f"below 2^-64 is not measurable); got {n_directions!r}")
     declared = kinks is not None or loss_error is not None
-    ctx = blackbox.measure(flat, F, rng, loss_error, what)
+    ctx = blackbox.measure(flat, F, rng, loss_error, what, per_dtype=per_dtype)
     notes = list(extra_notes)
     if not declared:
         notes.append(ctx.noise_note)
@@ -1024,6 +1026,7 @@ def check_gradients(
     _deriv: str | None = None,
     _linear_in: tuple[np.ndarray, np.ndarray | None, float, Callable[[np.ndarray], Any]] | None = None,
     _out_dtype: np.dtype | None = None,
+    _per_dtype: bool = True,
 ) -> Verdict:
     """Check ``grad_fn(params)`` (same structure as ``params``) against every applicable oracle.
 
@@ -1133,7 +1136,8 @@ def check_gradients(
     v = _check_core(F, flat, _Subject(g, lambda v: float(g @ v), sigma, rounding), name=name, what=what,
                     oracles=oracles, analytic=analytic, kinks=kinks, loss_error=loss_error, grad_error=grad_error,
                     per_coordinate=per_coordinate, n_directions=n_directions, seed=seed,
-                    jax_full=jax_full, jax_dir=jax_dir, names=dict(_names or {}), extra_notes=_notes)
+                    jax_full=jax_full, jax_dir=jax_dir, names=dict(_names or {}), extra_notes=_notes,
+                    per_dtype=_per_dtype)
     if not repeats:   # a derivative is a function: a second call that moves it grossly is a fault
         r = _per_coord_result("first_call", flat, again, g_cmp, _first_call_tol(flat, g, again, g_cmp))
         with np.errstate(invalid="ignore", over="ignore"):
@@ -1460,7 +1464,7 @@ def check_hvp(loss_fn: Callable, hvp_fn: Callable, params: Any, *, grad_fn: Call
         v_tree = flat.build(vflat)
         v_tree = unflatten(flat.treedef, [L if fl else np.zeros_like(L)  # v is 0 on constant (integer) leaves
                                           for L, fl in zip(flatten(v_tree)[0], flat.float_)])
-        notes = []
+        notes, s_exact = [], True
         if grad_fn is not None:
             def s(P, v_tree=v_tree):
                 gl = same_structure(_leaving_inputs(grad_fn, "grad_fn", [(P, "params", ())]), flat.treedef,
@@ -1489,6 +1493,7 @@ def check_hvp(loss_fn: Callable, hvp_fn: Callable, params: Any, *, grad_fn: Call
                     x = Flat(P, "params", what="params").x
                     return (F(x + hs * vflat) - F(x - hs * vflat)) / (2 * hs)
                 notes.append(f"s(x) = central difference of f along v (step {hs:.1e}); {why or 'no complex step'}")
+                s_exact = False
         jfns = None
         if jax_fn is not None:
             jax = _jax()
@@ -1508,8 +1513,12 @@ def check_hvp(loss_fn: Callable, hvp_fn: Callable, params: Any, *, grad_fn: Call
         def hv(P, v_tree=v_tree):
             return _leaving_inputs(hvp_fn, "hvp_fn", [(P, "params", ()), (v_tree, "vector", ())])
 
+        # a central difference s is no more exact than the coarsest leaf (its truncation error is
+        # not noise): one eps_f for all its entries, as along a direction (with the float64
+        # leaf's own, a correct hvp beside a float32 leaf failed 20 of 20 seeds)
         vv = check_gradients(s, hv, params, name=name, _jax_fns=jfns,
-                             _names={"jax_grad": "jax_hvp"}, _notes=notes, _deriv="hvp_fn", **options)
+                             _names={"jax_grad": "jax_hvp"}, _notes=notes, _deriv="hvp_fn",
+                             _per_dtype=s_exact, _out_dtype=None if s_exact else _coarsest_float(flat.leaves), **options)
         if verdict is None:
             verdict = vv
         else:

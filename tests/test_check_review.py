@@ -945,6 +945,83 @@ def test_a_float64_leaf_that_f_computes_in_float32_keeps_float32_steps(value):
             assert ac.check_gradients(f, _wrong_entry(g, leaf, 1, 1e-2), P, analytic=False, seed=seed).status == "FAIL"
 
 
+def test_a_float64_leaf_also_cast_to_float32_inside_f_is_no_false_alarm():
+    """A review of the first version, which measured a float64 leaf's noise at float64's
+    spacings (sqrt(u) |x|): f = sum(sin a) + sum(exp(float32(a[:4]) b)) moves its second term
+    only in float32's steps, which those spacings never cross (noise read 7e-16), while the
+    difference's step does: the correct gradient failed in 12 of 20 seeds. The spacing now
+    starts at the coarsest leaf's, as along every leaf."""
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        P = {"a": rng.standard_normal(8), "b": rng.standard_normal(4).astype(np.float32)}
+
+        def f(p):
+            return float(np.sum(np.sin(p["a"])) + np.sum(np.exp(p["a"][:4].astype(np.float32) * p["b"])))
+
+        def g(p):
+            e = np.exp(p["a"][:4].astype(np.float32) * p["b"])
+            ga = np.cos(p["a"])
+            ga[:4] += (e * p["b"]).astype(np.float64)
+            return {"a": ga, "b": e * p["a"][:4].astype(np.float32)}
+
+        v = ac.check_gradients(f, g, P, analytic=False, seed=seed)
+        assert v.status == "PASS", v.report(full=True)
+
+
+def test_kinks_of_a_float64_leaf_beside_a_float32_one_do_not_widen_its_tolerance():
+    """The same review's fix measured noise along the float64 entries alone at the coarse
+    spacing; with a relu and |a - 1e-7| in them, the probe (now larger on each entry) crosses
+    their kinks and ECNoise reads the jumps as noise: 1.2e-3 against 5.5e-4 along every leaf,
+    and an entry off by 1e-3 of the largest passed where it had failed. An entry's noise is now
+    at most the one measured along every leaf. Seeds 6, 8, 12, 15: caught before the change and
+    after, missed without that bound."""
+    for seed in (6, 8, 12, 15):
+        rng = np.random.default_rng(seed)
+        a = rng.standard_normal(10)
+        a[:5] = 0
+        P, v = {"a": a, "b": rng.standard_normal(6).astype(np.float32)}, rng.standard_normal(10)
+
+        def f(p):
+            return float(np.sum(v * np.maximum(p["a"], 0)) + 0.3 * np.sum(np.abs(p["a"] - 1e-7)) + np.sum(p["b"] ** 2))
+
+        def wrong(p):   # 1e-3 of the largest entry of either leaf
+            ga, gb = v * (p["a"] > 0) + 0.3 * np.sign(p["a"] - 1e-7), 2 * p["b"]
+            ga[7] += 1e-3 * max(np.abs(ga).max(), float(np.abs(gb).max())) * np.sign(ga[7])
+            return {"a": ga, "b": gb}
+
+        assert ac.check_gradients(f, wrong, P, analytic=False, seed=seed).status == "FAIL"
+
+
+def test_an_empty_leaf_of_another_dtype_is_no_error():
+    """A float64 leaf beside an empty float32 one: the per-dtype noise had nothing to measure
+    along and raised (a review); the empty dtype is skipped."""
+    P = {"a": np.array([0.3, -1.2, 2.0]), "b": np.zeros(0, np.float32)}
+    v = ac.check_gradients(lambda p: float(np.sum(np.sin(p["a"])) + np.sum(p["b"])),
+                           lambda p: {"a": np.cos(p["a"]), "b": np.ones(0, np.float32)}, P, analytic=False)
+    assert v.status == "PASS", v.report(full=True)
+
+
+def test_check_hvp_by_differences_of_f_beside_a_float32_leaf_is_no_false_alarm():
+    """check_hvp without grad_fn takes s(x) = <grad f, v> as a central difference of f, whose
+    truncation error is no noise; held to the float64 leaf's own noise (a review), a correct
+    H v failed 20 of 20 seeds. s's entries share the noise along every leaf, as before the
+    change: 2 of 20 seeds fail then and now (not this change's; not examined). Here seeds that
+    passed before."""
+    for seed in (0, 1, 2, 3, 4):
+        rng = np.random.default_rng(seed)
+        P = {"a": rng.standard_normal(6), "b": rng.standard_normal(4).astype(np.float32)}
+
+        def f(p):
+            return float(np.sum(np.sin(p["a"])) + np.sum(p["b"].astype(np.float64) ** 3) + np.sum(p["a"][:4] * p["b"]))
+
+        def hvp(p, v):
+            return {"a": -np.sin(p["a"]) * v["a"] + np.concatenate([np.asarray(v["b"], np.float64), np.zeros(2)]),
+                    "b": (6 * p["b"].astype(np.float64) * v["b"] + v["a"][:4]).astype(np.float32)}
+
+        v = ac.check_hvp(f, hvp, P, seed=seed)
+        assert v.status == "PASS", v.report(full=True)
+
+
 def test_a_float64_layer_input_beside_float32_weights_is_held_to_float64():
     """check_vjp of x @ W with x float64 and W float32 (NumPy promotes: a float64 output), by
     finite differences alone (analytic=False; the complex step catches it anyway): an entry of
