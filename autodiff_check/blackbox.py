@@ -276,7 +276,9 @@ def measure(flat: Flat, F, rng, loss_error: float | None, what: str, *, per_dtyp
     that, a float64 leaf's entry off by 1 % passed. Entry i is then held to its own dtype's. The
     spacing starts at the coarsest leaf's, as along all of them: a float64 leaf that f also
     casts to float32 moves that term in float32's steps, which spacings of float64's sqrt(u)
-    never cross (noise read 7e-16, a correct gradient failed 12 of 20 seeds)."""
+    never cross (noise read 7e-16, a correct gradient failed 12 of 20 seeds). Floored at the
+    rounding of f's value, u_out |f|, and capped at the eps_f along every leaf; where f does
+    not move along a dtype's entries or raises there, eps_f stands for them."""
     raw = F(flat.x)
     if isinstance(raw, complex) and raw.imag != 0:
         raise ValueError(f"{what} returned a complex number ({raw}) at real inputs; the checks here are of "
@@ -301,9 +303,16 @@ def measure(flat: Flat, F, rng, loss_error: float | None, what: str, *, per_dtyp
                 continue
             pd = np.where(on, p, 0.0)
             pd /= max(np.abs(pd).max(), 1e-300)
-            u_d = max(flat.u_out, float(np.finfo(d).eps) / 2)
             hd = float(np.sqrt(flat.u)) * max(1.0, float(np.abs(flat.x[on]).max()))
-            eps_d, _ = _eps_of(_noise.estimate_noise(F, flat.x, pd, hd), f0, u_d, u_d, what)
+            try:   # f raising along these entries alone, or not moving there: eps_f stands for them
+                nz = _noise.estimate_noise(F, flat.x, pd, hd, grow=False)
+            except Exception:   # noqa: BLE001 - (a leaf f ignores but validates, walked out of its range)
+                continue
+            if nz.sigma is None and not nz.spread:
+                continue
+            # the floor: the rounding of f's value (a float32 leaf's inputs are exact; a float64
+            # term of 8e4 beside it floored its entries at u32 |f| = 5e-3, and 1 % errors passed)
+            eps_d, _ = _eps_of(nz, f0, flat.u_out, flat.u_out, what)
             eps_d = min(eps_d, eps_f)   # kinks read as noise: along fewer entries the probe crosses them farther
             by_dtype[d] = (eps_d, _cbrt_ratio(eps_d, f0))
         if by_dtype:

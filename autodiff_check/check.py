@@ -310,7 +310,10 @@ def _check_core(
         raise ValueError(f"n_directions must be an integer in [1, {MAX_DIRECTIONS}] (a miss probability of 2^-K "
                          f"below 2^-64 is not measurable); got {n_directions!r}")
     declared = kinks is not None or loss_error is not None
-    ctx = blackbox.measure(flat, F, rng, loss_error, what, per_dtype=per_dtype)
+    if per_coordinate is None:
+        per_coordinate = flat.n <= PER_COORDINATE_LIMIT
+    # per dtype only where entries are checked one by one: along random directions, eps_f
+    ctx = blackbox.measure(flat, F, rng, loss_error, what, per_dtype=per_dtype and bool(per_coordinate))
     notes = list(extra_notes)
     if not declared:
         notes.append(ctx.noise_note)
@@ -333,8 +336,6 @@ def _check_core(
             raise ValueError(f"oracle {o!r} is not available here ({reason}); available: {', '.join(available)}")
     if why and "complex_step" not in wanted and oracles is None:
         notes.append(why)
-    if per_coordinate is None:
-        per_coordinate = flat.n <= PER_COORDINATE_LIMIT
     g = subject.g
     if per_coordinate and g is None:
         raise ValueError("per-coordinate checking needs the full derivative")

@@ -72,9 +72,10 @@ def ecnoise(fvals: np.ndarray) -> tuple[float, int]:
 
 
 def estimate_noise(f: Callable[[np.ndarray], float], x: np.ndarray, p: np.ndarray, h0: float,
-                   *, tries: int = 6) -> Noise:
+                   *, tries: int = 6, grow: bool = True) -> Noise:
     """ECNoise along ``p`` from ``x``, starting at spacing ``h0`` and adapting it (module
-    docstring). ``f`` takes a flat float64 vector (it casts to its own dtypes)."""
+    docstring). ``f`` takes a flat float64 vector (it casts to its own dtypes). ``grow=False``:
+    where f does not move at a spacing, stop there (no noise found) rather than try 100x it."""
     h, evals = h0, 0
     spread = spread_h = None
     for _ in range(tries):
@@ -88,6 +89,8 @@ def estimate_noise(f: Callable[[np.ndarray], float], x: np.ndarray, p: np.ndarra
         sigma, inform = ecnoise(vals)
         if inform == 1:
             return Noise(sigma, h, evals)
+        if inform == 2 and not grow:
+            return Noise(None, h, evals, "f did not move")
         if inform == 3 and (spread_h is None or h < spread_h):
             spread, spread_h = float(vals.max() - vals.min()), h
         h = h * 100 if inform == 2 else h / 100

@@ -1022,6 +1022,65 @@ def test_check_hvp_by_differences_of_f_beside_a_float32_leaf_is_no_false_alarm()
         assert v.status == "PASS", v.report(full=True)
 
 
+def test_a_float32_leaf_beside_a_large_float64_term_is_held_to_the_value_it_makes():
+    """A second review: sum(sqrt(a)) with a ~ 1e8 (f ~ 8e4) beside sum(sin(b)), b float32, f
+    computed in float64. The float32 entries' noise was floored at u32 |f| = 5e-3, though their
+    inputs are exact and f's value rounds by float64's u: a 1 % error in b passed 20 of 20
+    seeds (before the change too). The floor is now the rounding of f's value."""
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        P = {"a": 1e8 * (1 + 0.3 * rng.random(8)), "b": rng.standard_normal(6).astype(np.float32)}
+
+        def f(p):
+            return float(np.sum(np.sqrt(p["a"])) + np.sum(np.sin(p["b"].astype(np.float64))))
+
+        def g(p):
+            return {"a": 0.5 / np.sqrt(p["a"]), "b": np.cos(p["b"].astype(np.float64)).astype(np.float32)}
+
+        assert ac.check_gradients(f, g, P, analytic=False, seed=seed).status == "PASS"
+        assert ac.check_gradients(f, _wrong_entry(g, "b", 1, 1e-2), P, analytic=False, seed=seed).status == "FAIL"
+
+
+def test_a_leaf_f_ignores_but_validates_is_no_error():
+    """The same review: f does not move along a float64 leaf it only validates, so the noise
+    probe along that leaf alone grew its spacing 100x per try until the leaf left its range and
+    f raised (a ValueError out of the check, 20 of 20 seeds). Where f does not move, or raises,
+    along one dtype's entries, the noise along every leaf stands for them."""
+    P = {"a": np.array([0.3, 0.6]), "b": np.random.default_rng(0).standard_normal(20).astype(np.float32)}
+
+    def f(p):
+        if np.any(p["a"] <= 0) or np.any(p["a"] >= 1):
+            raise ValueError("a must lie in (0, 1)")
+        return float(np.sum(np.sin(p["b"].astype(np.float64))))
+
+    def g(p):
+        return {"a": np.zeros(2), "b": np.cos(p["b"].astype(np.float64)).astype(np.float32)}
+
+    v = ac.check_gradients(f, g, P, analytic=False)
+    assert v.status == "PASS", v.report(full=True)
+    assert ac.check_gradients(f, _wrong_entry(g, "b", 3, 1e-2), P, analytic=False).status == "FAIL"
+
+
+def test_along_random_directions_no_noise_is_measured_per_dtype():
+    """Along random directions every entry moves and eps_f along every leaf is what the
+    tolerance uses; the per-dtype measurement (more evaluations of f) is not made there, nor
+    named in the note."""
+    rng = np.random.default_rng(0)
+    M = rng.standard_normal((20, 30))
+    P = {"a": rng.standard_normal(30), "b": rng.standard_normal(20).astype(np.float32)}
+
+    def f(p):
+        return float(np.sum(np.tanh(M @ p["a"]) * p["b"].astype(np.float64)))
+
+    def g(p):
+        t = np.tanh(M @ p["a"])
+        return {"a": M.T @ ((1 - t * t) * p["b"].astype(np.float64)), "b": t.astype(np.float32)}
+
+    directions = ac.check_gradients(f, g, P, analytic=False, per_coordinate=False)
+    assert directions.status == "PASS" and "dtype's entries alone" not in directions.report(full=True)
+    assert "dtype's entries alone" in ac.check_gradients(f, g, P, analytic=False).report(full=True)
+
+
 def test_a_float64_layer_input_beside_float32_weights_is_held_to_float64():
     """check_vjp of x @ W with x float64 and W float32 (NumPy promotes: a float64 output), by
     finite differences alone (analytic=False; the complex step catches it anyway): an entry of
