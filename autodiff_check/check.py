@@ -315,6 +315,13 @@ def _check_core(
     # per dtype only where entries are checked one by one: along random directions, eps_f
     ctx = blackbox.measure(flat, F, rng, loss_error, what, per_dtype=per_dtype and bool(per_coordinate))
     notes = list(extra_notes)
+    # the declared path (kinks=, loss_error=) in the leaves' own dtypes: without loss_error, f's
+    # error is at least its measured noise (a float32 relu net with kinks= alone was held to
+    # float64's 16 u |f|: every difference ran its step below float32's spacing and read 0)
+    float_dtypes = [d for d, fl in zip(flat.dtypes, flat.float_) if fl]
+    declared_f_error = loss_error
+    if loss_error is None and any(d != np.float64 for d in float_dtypes):
+        declared_f_error = max(ctx.eps_f, 16 * flat.u * max(1.0, abs(ctx.f0)))
     if not declared:
         notes.append(ctx.noise_note)
     # complex step: declared by the caller (analytic=True), refused (False), or probed (None)
@@ -364,7 +371,8 @@ def _check_core(
                 tree_of = _leaves_to_tree(flat)
                 num = numerical_grad_with_error(
                     lambda P: F(np.concatenate([W.ravel() for W in P]) if P else np.zeros(0)), leaves,
-                    kinks=None if kinks is None else (lambda P: kinks(tree_of(P))), f_error=loss_error)
+                    kinks=None if kinks is None else (lambda P: kinks(tree_of(P))), f_error=declared_f_error,
+                    dtypes=float_dtypes)
                 ref = flat.flat(num.grad)
                 tol = flat.flat(num.tol)
                 nc = {int(i): "a kink inside every step down to 2^-20 h" for i in np.flatnonzero(~np.isfinite(tol) & np.isnan(ref))}
@@ -490,7 +498,8 @@ def _check_core(
             leaves = [L.astype(np.float64) for L, fl in zip(flat.leaves, flat.float_) if fl]
             vl = _split(flat, v)
             d = directional_fd(lambda P: F(np.concatenate([W.ravel() for W in P])), leaves, vl,
-                               kinks=None if kinks is None else (lambda P: kinks(tree_of(P))), f_error=loss_error)
+                               kinks=None if kinks is None else (lambda P: kinks(tree_of(P))), f_error=declared_f_error,
+                               dtypes=float_dtypes)
             taken = np.concatenate([t.ravel() for t in d.direction])
             return d.value, d.tol, taken, "ok" if np.isfinite(d.tol) else "kink"
         k = next((k for k, d in enumerate(directions) if d is v), None)   # a bisection's block: not kept

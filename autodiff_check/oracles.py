@@ -142,9 +142,23 @@ def _finite_at_params(f: LossFn, P: list[np.ndarray]) -> float:
     return f0
 
 
-def default_step(w: float | np.ndarray) -> float | np.ndarray:
+def default_step(w: float | np.ndarray, u: float = U) -> float | np.ndarray:
     """h = u^(1/3) max(1, |w|), which balances truncation and rounding of a central difference."""
-    return np.cbrt(U) * np.maximum(1.0, np.abs(w))
+    return np.cbrt(u) * np.maximum(1.0, np.abs(w))
+
+
+def _dtypes_of(dtypes, P) -> list:
+    """Per layer of P: the float dtype f takes it in (``dtypes``), float64 when not given."""
+    if dtypes is None:
+        return [np.dtype(np.float64)] * len(P)
+    dtypes = [np.dtype(d) for d in dtypes]
+    if len(dtypes) != len(P) or not all(np.issubdtype(d, np.floating) for d in dtypes):
+        raise ValueError(f"dtypes must give one float dtype per array of params ({len(P)}); got {dtypes}")
+    return dtypes
+
+
+def _u(d: np.dtype) -> float:
+    return float(np.finfo(d).eps) / 2
 
 
 def _scalar(v) -> float:
@@ -190,13 +204,14 @@ def _richardson(D: Callable[[float], float], h: float, eps_f: float) -> tuple[fl
     return ds[-1], float("nan"), float("nan")
 
 
-def _central(f: LossFn, P: list[np.ndarray], W: np.ndarray, idx, h: float) -> float:
-    """(f(w + h) - f(w - h)) divided by the step actually taken, fl(w + h) - fl(w - h): with
-    2h instead, the rounding of w +- h (u |w| / h relative) would enter the quotient."""
+def _central(f: LossFn, P: list[np.ndarray], W: np.ndarray, idx, h: float, dtype=np.float64) -> float:
+    """(f(w + h) - f(w - h)) divided by the step actually taken, fl(w + h) - fl(w - h) in the
+    ``dtype`` f takes w in: with 2h instead, the rounding of w +- h (u |w| / h relative) would
+    enter the quotient."""
     w = W[idx]
-    W[idx] = wp = w + h
+    W[idx] = wp = float(np.asarray(w + h).astype(dtype))
     fp = _value(f(P))
-    W[idx] = wm = w - h
+    W[idx] = wm = float(np.asarray(w - h).astype(dtype))
     fm = _value(f(P))
     W[idx] = w
     if wp == wm:   # h below the spacing of the floats at w: no difference (the caller says so)
@@ -216,10 +231,10 @@ def _straddles(kinks: KinkFn, P, W, idx, h: float, base: np.ndarray) -> bool:
         W[idx] = w
 
 
-def _f_error(f0: float, f_error: float | None) -> float:
+def _f_error(f0: float, f_error: float | None, u: float = U) -> float:
     """eps_f: the caller's bound, or 16 u max(1, |f|) (module docstring)."""
     if f_error is None:
-        return 16 * U * max(1.0, abs(f0))
+        return 16 * u * max(1.0, abs(f0))
     e = _number(f_error)
     if e is None or not (np.isfinite(e) and e >= 0):
         raise ValueError(f"f_error must be a finite number >= 0; got {f_error!r}")
@@ -228,21 +243,26 @@ def _f_error(f0: float, f_error: float | None) -> float:
 
 def numerical_grad_with_error(
     f: LossFn, params: Params, *, eps: float | None = None, kinks: KinkFn | None = None,
-    f_error: float | None = None,
+    f_error: float | None = None, dtypes: Sequence | None = None,
 ) -> NumericalGradient:
     """Central differences per coordinate in float64, with the error bound of the module
     docstring. ``eps`` is the first step tried for acceptance (default ``u^(1/3) max(1, |w|)``
     per entry; differences start at 8 eps and halve until in the Taylor regime);
-    ``f_error`` bounds the rounding error of ``f`` (default ``16 u max(1, |f(w)|)``)."""
+    ``f_error`` bounds the rounding error of ``f`` (default ``16 u max(1, |f(w)|)``).
+    ``dtypes``: the float dtype f takes each array in (float32 params cast inside f): points
+    are rounded to it, and u is its own in the default step and the largest in f_error's
+    default (float64's otherwise: a float32 f held to it never reached the Taylor regime and
+    halved its step below float32's spacing, every difference 0)."""
     P = float64_layers(params)
     eps = _step(eps, "eps")
-    eps_f = _f_error(_finite_at_params(f, P), f_error)
+    dts = _dtypes_of(dtypes, P)
+    eps_f = _f_error(_finite_at_params(f, P), f_error, max(map(_u, dts), default=U))
     base = _pattern_of(kinks, P) if kinks is not None else None
     grads, tols, n_kinks, n_unresolved = [], [], 0, 0
-    for W in P:
+    for W, dt in zip(P, dts):
         G, T = np.empty_like(W), np.empty_like(W)
         for idx in np.ndindex(W.shape):
-            h = 8 * (float(eps) if eps is not None else float(default_step(W[idx])))  # the largest step: the
+            h = 8 * (float(eps) if eps is not None else float(default_step(W[idx], _u(dt))))  # the largest step: the
             # first that can be accepted is h / 8, the default step, where f is in the Taylor regime
             if base is not None:  # the whole stencil (w +- h, the largest step) on one side of every kink
                 for _ in range(20):
@@ -253,7 +273,7 @@ def numerical_grad_with_error(
                     G[idx], T[idx] = np.nan, np.inf
                     n_kinks += 1
                     continue
-            d1, d2, s = _richardson(lambda t: _central(f, P, W, idx, t), h, eps_f)
+            d1, d2, s = _richardson(lambda t: _central(f, P, W, idx, t, dt), h, eps_f)
             if np.isfinite(s):
                 G[idx], T[idx] = d1, 3 * abs(d1 - d2) + 2 * eps_f / s
             else:  # the last estimate, kept for show; tol inf (a kink leaves grad NaN instead)
@@ -317,25 +337,28 @@ class Directional:
 
 def directional_fd(
     f: LossFn, params: Params, v: Params, *, eps: float | None = None, kinks: KinkFn | None = None,
-    f_error: float | None = None,
+    f_error: float | None = None, dtypes: Sequence | None = None,
 ) -> Directional:
     """Central difference of t -> f(w + t v) at 0, with the error bound of the module
     docstring (step u^(1/3) max(1, |w|_inf) / |v|_inf), as an estimate of <grad, direction>
     for the direction the step actually took (``Directional.direction``), with the Taylor-regime
     check of the module docstring. ``value`` is NaN and ``tol`` inf when every step down to
-    2^-20 h straddles a kink or no step reaches the Taylor regime."""
+    2^-20 h straddles a kink or no step reaches the Taylor regime. ``dtypes`` as in
+    :func:`numerical_grad_with_error` (u: the largest of them)."""
     P = float64_layers(params)
     V = _like(v, P)
     eps = _step(eps, "eps")
+    dts = _dtypes_of(dtypes, P)
+    u = max(map(_u, dts), default=U)
     vmax = max((float(np.abs(x).max()) for x in V if x.size), default=0.0)
     if vmax == 0:
         raise ValueError("v is zero: a directional derivative needs a direction")
     wmax = max((float(np.abs(x).max()) for x in P if x.size), default=0.0)
-    h = 8 * (eps if eps is not None else float(default_step(wmax)) / vmax)  # largest step
-    eps_f = _f_error(_finite_at_params(f, P), f_error)
+    h = 8 * (eps if eps is not None else float(default_step(wmax, u)) / vmax)  # largest step
+    eps_f = _f_error(_finite_at_params(f, P), f_error, u)
 
-    def at(t: float) -> list[np.ndarray]:
-        return [W + t * D for W, D in zip(P, V)]
+    def at(t: float) -> list[np.ndarray]:   # rounded to the dtypes f takes them in
+        return [(W + t * D).astype(dt).astype(np.float64) for W, D, dt in zip(P, V, dts)]
 
     def central(t: float) -> tuple[float, list[np.ndarray]]:
         plus, minus = at(t), at(-t)
