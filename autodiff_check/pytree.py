@@ -11,6 +11,8 @@ vector (integer and boolean leaves held constant), refusing complex and non-fini
 
 from __future__ import annotations
 
+import copy
+
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -246,6 +248,18 @@ class Flat:
         dtype = np.dtype(dtype)
         u = float(np.finfo(dtype).eps) / 2 if np.issubdtype(dtype, np.floating) else self.u
         self.u_out, self.output_known = min(max(u, self._u_finest), self.u), True
+
+    def promoted(self) -> "Flat | None":
+        """This tree with every floating leaf float64 (the same entries and layout), or None
+        when they all are: f evaluated at it computes in float64 where its code lets NumPy
+        promote (:func:`autodiff_check.check._check_core`'s second opinion)."""
+        if all(d == np.float64 for d, fl in zip(self.dtypes, self.float_) if fl):
+            return None
+        other = copy.copy(self)
+        other.dtypes = [np.dtype(np.float64) if fl else d for d, fl in zip(self.dtypes, self.float_)]
+        other.u = other._u_finest = other.u_out = 2.0**-53
+        other.output_known = True
+        return other
 
     def u_at(self, i: int) -> float:
         """The unit roundoff of entry i's difference: its leaf's or f's value's, the coarser."""
