@@ -34,13 +34,13 @@ Tolerances for a black box (no ``loss_error=``/``kinks=`` given) are estimated, 
    where it clearly exceeds eps_f, f's error at x +- h e_i is taken as eps_f + s h, linear in
    the distance: a settled difference gains 2 s, one read as a kink or neither is taken again.
    Along random directions, eps_f. An entry of a float32 (or narrower) leaf whose difference
-   fails g is taken again with f evaluated in float64 where f accepts it and that is sharper
-   (:func:`_second_opinion`: kinks within float32's step). Leaves of several float dtypes: eps_f is also measured along
-   each dtype's entries alone, and an entry's differences use its dtype's, at most eps_f (along
-   every leaf, a float32 leaf's inputs round to its ulps at each point and ECNoise reads the
-   jumps as noise: :func:`blackbox.measure`); u_f is the dtype of f's value (a Python float:
-   float64) within the finest and coarsest leaf's, and an entry's u the coarser of u_f and its
-   leaf's (:meth:`Flat.u_at`).
+   fails g is taken again with f evaluated in float64, where f accepts it and that is sharper
+   (:func:`_second_opinion`: kinks within float32's step). Leaves of several float dtypes:
+   eps_f is also measured along each dtype's entries alone, and an entry's differences use its
+   dtype's, at most eps_f (along every leaf, a float32 leaf's inputs round to its ulps at each
+   point and ECNoise reads the jumps as noise: :func:`blackbox.measure`); u_f is the dtype of
+   f's value (a Python float: float64) within the finest and coarsest leaf's, and an entry's u
+   the coarser of u_f and its leaf's (:meth:`Flat.u_at`).
 2. Step. h_i = max(1, |x_i|) cbrt(eps_f / |f(x)|) (clipped to [u^(1/3)/4, 16 u^(1/3)], u the
    coarsest leaf's; with several dtypes, eps_f of the entry's dtype),
    then from the curvature the two steps reveal: f''' ~ 2 |D(2h) - D(h)| / h^2, and
