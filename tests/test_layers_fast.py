@@ -401,27 +401,32 @@ def test_a_group_of_equal_values_normalises_to_beta(dtype, c):
 
 
 def test_recurrent_units_refuse_a_preactivation_of_inf_minus_inf():
-    """3e38 * 2 + 3e38 * (-2) = inf - inf, NaN (the exact 0 is no longer computable), came back
-    as h with only NumPy's warning: a ValueError naming the example, as attention's scores, also
-    when another example's h0 is NaN (its own rows NaN, the first check hid the second). An
-    overflow alone still warns as NumPy does and saturates the unit (tanh(inf) = 1): the
-    exact pre-activation may or may not be beyond float32 (a partial sum may be)."""
+    """x_t Wx = 3e38 * 2 = inf and h_0 Wh = 3e38 * (-2) = -inf make a_1 = inf - inf, NaN (the
+    exact 0 is no longer computable), which came back as h with only NumPy's warning: a
+    ValueError naming the example, as attention's scores, also when another example's h0 or x
+    is NaN (its own rows NaN, the first check hid the second). An overflow alone still warns as
+    NumPy does and saturates the unit (tanh(inf) = 1): the exact pre-activation may or may not be
+    beyond float32 (a partial sum may be). Each product has one term, so the infinities do not
+    depend on the BLAS kernel: within one GEMM, 3e38 * 2 + 3e38 * (-2) is NaN or inf by whether
+    the kernel fuses the second product into the sum (SkylakeX's does: inf)."""
     f = np.float32
     h0, Wh, b = np.zeros((1, 1), f), np.zeros((1, 1), f), np.zeros(1, f)
     with pytest.warns(RuntimeWarning, match="overflow"):
         assert L.rnn(np.full((1, 1, 1), 3e38, f), h0, np.array([[2]], f), Wh, b)[0, 0, 0] == 1
-    x2, Wx = np.full((2, 1, 2), 3e38, f), np.array([[2], [-2]], f)
-    nan_x0 = x2.copy()
+    big, Wx, Wh = np.full((2, 1, 1), 3e38, f), np.array([[2]], f), np.array([[-2]], f)
+    nan_x0 = big.copy()
     nan_x0[0, 0, 0] = np.nan
-    for call, layer, n in ((lambda: L.rnn(x2[:1], h0, Wx, Wh, b), "rnn", 0),
-                           (lambda: L.rnn(x2, np.array([[np.nan], [0]], f), Wx, Wh, b), "rnn", 1),
-                           (lambda: L.rnn(nan_x0, np.zeros((2, 1), f), Wx, Wh, b), "rnn", 1),
-                           (lambda: L.lstm(x2[:1], h0, h0, np.array([[2] * 4, [-2] * 4], f), np.zeros((1, 4), f),
-                                           np.zeros(4, f)), "lstm", 0)):
+    h_big = np.full((2, 1), 3e38, f)
+    for call, layer, n in ((lambda: L.rnn(big[:1], h_big[:1], Wx, Wh, b), "rnn", 0),
+                           (lambda: L.rnn(big, np.array([[np.nan], [3e38]], f), Wx, Wh, b), "rnn", 1),
+                           (lambda: L.rnn(nan_x0, h_big, Wx, Wh, b), "rnn", 1),
+                           (lambda: L.lstm(big[:1], h_big[:1], np.zeros((1, 1), f), np.full((1, 4), 2, f),
+                                           np.full((1, 4), -2, f), np.zeros(4, f)), "lstm", 0)):
         with pytest.warns(RuntimeWarning), pytest.raises(ValueError, match=rf"^{layer}: a pre-activation .* is inf - "
                                                                             rf"inf in float32 for example {n}, .*"
                                                                             r"\|h0\| up to .*scale x, h0 or the weights down$"):
             call()
+    Wx, Wh = np.array([[2], [-2]], f), np.zeros((1, 1), f)
     # a NaN in x, or in a weight, makes NaN rows, no error (NaN passes NumPy's products silently);
     # example 1 beside example 0's NaN is finite and unjudged
     mixed = np.array([[[np.nan, 1.0]], [[1.0, 1.0]]], f)
