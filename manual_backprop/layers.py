@@ -15,11 +15,15 @@ Conventions. Floating arrays are float32 or float64, all of one dtype per call; 
 in that dtype. Images are (N, C, H, W); sequences (N, T, features); ``sum_b`` sums over the
 batch. ``*`` is the elementwise product, ``@`` the matrix product, ``^T`` swaps the last two axes.
 Bad arguments raise TypeError or ValueError naming the argument, what was expected and what came.
+A NaN or inf in an argument gives NaN or inf where it reaches, without a warning (IEEE arithmetic,
+as in NumPy's own products); an overflow of finite arguments warns as NumPy does, or, where the
+layer says so, is a ValueError.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from collections.abc import Sequence
 
@@ -170,7 +174,9 @@ def relu_vjp(dy: np.ndarray, x: np.ndarray) -> tuple[np.ndarray]:
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
-    """Forward: y = 1 / (1 + e^{-x}) (no overflow).  Backward: dx = dy * y (1 - y)."""
+    """Forward: y = 1 / (1 + e^{-x}) (no overflow).  Backward: dx = dy * y (1 - y), computed as
+    dy * sigma(x) sigma(-x): 1 - y cancels where y rounds to 1 (0 at x = 17 in float32, where
+    sigma'(x) = 4e-8), sigma(-x) keeps the relative accuracy on both sides."""
     x = _float("sigmoid", "x", x)
     return _sigmoid(x)
 
@@ -179,8 +185,7 @@ def sigmoid_vjp(dy: np.ndarray, x: np.ndarray) -> tuple[np.ndarray]:
     """``(dx,)`` of :func:`sigmoid`."""
     x = _float("sigmoid_vjp", "x", x)
     dy = _dy("sigmoid", dy, x.shape, x.dtype)
-    y = _sigmoid(x)
-    return (dy * (y * (1 - y)),)
+    return (dy * (_sigmoid(x) * _sigmoid(-x)),)
 
 
 def _reshape_target(layer: str, x: np.ndarray, shape) -> tuple[int, ...]:
@@ -670,8 +675,8 @@ def _softmax_pullback(dy, y, axis):
     max|dy| / 2: dy_k - s is a weighted sum of dy_k - dy_j with weights y_j summing to 1 - y_k);
     dy - s alone reached 2 max|dy| and overflowed for dy near the dtype's largest. s itself, a
     sum whose weights add up to 1 only to rounding, can round past the largest float there: it
-    is then put back between min dy and max dy. A NaN or inf in dy makes its row NaN, without a
-    warning, as in the forward."""
+    is then put back between min dy and max dy. A NaN or inf in dy makes its row NaN or inf,
+    without a warning, as in the forward."""
     t = dy * y
     with np.errstate(over="ignore", invalid="ignore"):   # judged below; a non-finite dy: NaN rows
         s = t.sum(axis=axis, keepdims=True)
@@ -731,8 +736,9 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, *, causal: bool = Fal
                dq = dS k / sqrt(d),   dk = dS^T q / sqrt(d)
     Masked entries have P = 0, hence dS = 0: no gradient flows to future keys. Scores that
     overflow to +inf or NaN (finite q and k), or all to -inf in a row, are a ValueError. An inf
-    in a key or value that a query does not see still makes its row NaN (P = 0 there, and
-    0 * inf = NaN in the products), as in torch.
+    in a value that a query does not see still makes its row of y NaN (P = 0 there, and
+    0 * inf = NaN in P v), as in torch; an inf in a key it does not see leaves its row of y
+    finite (its score is masked before the softmax) and makes its dq NaN (dS = 0 times inf).
     """
     q, k, v, allowed, scale = _attention_args("attention", q, k, v, causal)
     return _softmax(_scores("attention", q, k, scale, allowed), -1, allowed) @ v
@@ -934,3 +940,22 @@ def lstm_vjp(dy, x, h0, c0, Wx, Wh, b):
         (A @ Wx.T).reshape(N, T, D), dh, dc,
         x.reshape(N * T, D).T @ A, hprev.reshape(N * T, -1).T @ A, A.sum(axis=0),
     )
+
+
+def _ieee(fn):
+    """``fn`` under ``np.errstate(invalid="ignore")``: a NaN or inf argument propagates without
+    NumPy's invalid-value warning (0 * inf, inf - inf), the module's convention. From finite
+    arguments an invalid value can only follow an overflow, which still warns (or is judged)."""
+
+    @functools.wraps(fn)
+    def quiet(*args, **kwargs):
+        with np.errstate(invalid="ignore"):
+            return fn(*args, **kwargs)
+
+    return quiet
+
+
+# Wrapped here rather than decorated: mutmut mutates only undecorated functions (docs/mutation.md).
+for _name in __all__:
+    globals()[_name] = _ieee(globals()[_name])
+del _name

@@ -7,6 +7,8 @@ jax_fn=twin)`` is a change to ``_check`` alone.
 
 from __future__ import annotations
 
+import math
+import re
 import subprocess
 import sys
 import warnings
@@ -14,6 +16,7 @@ import warnings
 import numpy as np
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 from numpy.lib.stride_tricks import sliding_window_view
 
 import autodiff_check.layers as J
@@ -508,3 +511,47 @@ def test_dropout_takes_a_numpy_integer_rate():
     """rate=np.int64(0) was refused as 'not a number in [0, 1)' where a Python 0 was taken."""
     x = np.arange(3.0)
     np.testing.assert_array_equal(L.dropout(x, np.ones(3, bool), rate=np.int64(0)), x)
+
+
+@pytest.mark.parametrize("name, strategy", [(n, s) for n, s, *_ in LAYERS], ids=NAMES)
+def test_a_nan_or_inf_argument_propagates_without_a_warning(name, strategy):
+    """The module's convention: a NaN or inf in x, a parameter or dy gives NaN or inf where it
+    reaches, silently, as NumPy's products do. An inf in W made conv2d at stride 2, dense_vjp,
+    attention, the norms' VJPs, avg_pool2d, embedding_vjp, rnn and lstm warn 'invalid value'
+    (0 * inf, inf - inf) where relu, softmax and conv2d at stride 1 did not (a review,
+    2026-12-02). A layer may instead refuse the argument with a ValueError that says so."""
+    @settings(max_examples=examples(20))
+    @given(strategy, st.integers(0, 2**31 - 1), st.sampled_from([np.nan, np.inf, -np.inf]))
+    def prop(case, where, bad):
+        primals, options = case
+        fwd, vjp = getattr(L, name), getattr(L, name + "_vjp")
+        dy = np.ones_like(fwd(*primals, **options))
+        args = [dy, *primals]
+        floating = [i for i, a in enumerate(args) if np.asarray(a).dtype.kind == "f"]
+        i = floating[where % len(floating)]
+        args[i] = np.array(args[i], dtype=np.asarray(args[i]).dtype)   # a copy, the strategy's arrays untouched
+        args[i].flat[(where // len(floating)) % args[i].size] = bad
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            for call in (lambda: fwd(*args[1:], **options), lambda: vjp(*args, **options)):
+                try:
+                    call()
+                except ValueError as e:   # a refusal must name the non-finite value or an overflow
+                    assert re.search(r"nan|inf|overflow|finite", str(e), re.I), str(e)
+
+    prop()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_vjp_keeps_its_relative_accuracy_where_sigma_rounds_to_1(dtype):
+    """dy y (1 - y) returned 0 at x = 17 in float32 (sigma'(17) = 4.1e-8) and at x = 40 in
+    float64, where 1 - y cancels; sigma(x) sigma(-x) does not. sigma'(x) = e^{-|x|} / (1 +
+    e^{-|x|})^2 is even; here in Python floats (float64, a few u64 from exact). Bound: each
+    sigma is exp (NumPy's, within 4 ulp), + 1 and 1 / (.) (one rounding each): 6 u; two of them
+    and their product 13 u; 16 u of the dtype, plus the reference's own 8 u64."""
+    u = np.finfo(dtype).eps / 2
+    xs = np.array([-100, -40, -17, -10, -1, 0, 1, 10, 17, 40, 100], dtype)
+    (dx,) = L.sigmoid_vjp(np.ones_like(xs), xs)
+    exact = np.array([math.exp(-abs(float(x))) / (1 + math.exp(-abs(float(x)))) ** 2 for x in xs])
+    tiny = np.finfo(dtype).tiny     # sigma below the smallest normal is 0 (x = -100 in float32; sigmoid's docstring)
+    assert np.all(np.abs(dx - exact) <= (16 * u + 8 * 2.0**-53) * exact + tiny)
