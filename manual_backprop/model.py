@@ -36,22 +36,57 @@ Params = list[tuple[np.ndarray, ...]]
 class Layer:
     """A layer of a :class:`Sequential`: ``name`` (a pair in manual_backprop.layers), the shapes
     of its parameters, its keyword options, and each parameter's init (``"he"``: normal with
-    std sqrt(2 / fan_in); ``"zeros"``; ``"dense"``: He for W[1:] and a zero bias row)."""
+    std sqrt(2 / fan_in); ``"zeros"``; ``"dense"``: He for W[1:] and a zero bias row).
+    Shapes and inits are checked here (one init per shape, every size a positive int); the name
+    by :class:`Sequential`."""
 
     name: str
     shapes: tuple[tuple[int, ...], ...] = ()
     options: dict = field(default_factory=dict)
     inits: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        what = f"Layer {self.name!r}"
+        if not isinstance(self.shapes, (tuple, list)) or not all(isinstance(s, (tuple, list)) for s in self.shapes):
+            raise TypeError(f"{what}: shapes must be a tuple of shape tuples, one per parameter; got {self.shapes!r}")
+        for s in self.shapes:
+            for n in s:
+                _positive_int(what, "every size in shapes", n)
+        if not isinstance(self.inits, (tuple, list)) or len(self.inits) != len(self.shapes):
+            raise ValueError(f"{what}: inits must name one init per shape ({len(self.shapes)}); got {self.inits!r}")
+        for kind, s in zip(self.inits, self.shapes):
+            if kind not in INITS:
+                raise ValueError(f"{what}: unknown init {kind!r}; supported: {', '.join(INITS)}")
+            if kind == "dense" and (len(s) != 2 or s[0] < 2):
+                raise ValueError(f"{what}: the 'dense' init needs a shape (n_in + 1, n_out) with n_in >= 1; got {tuple(s)}")
+        if not isinstance(self.options, dict):
+            raise TypeError(f"{what}: options must be a dict of keyword arguments; got {self.options!r}")
+        object.__setattr__(self, "shapes", tuple(tuple(int(n) for n in s) for s in self.shapes))
+        object.__setattr__(self, "inits", tuple(self.inits))
+
+
+INITS = ("he", "zeros", "dense")
+
+
+def _positive_int(where: str, name: str, v) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise ValueError(f"{where}: {name} must be a positive int; got {v!r}")
+    return int(v)
+
 
 def Dense(n_in: int, n_out: int) -> Layer:
     """y = x W[1:] + W[0], W (n_in + 1, n_out)."""
+    n_in, n_out = _positive_int("Dense", "n_in", n_in), _positive_int("Dense", "n_out", n_out)
     return Layer("dense", ((n_in + 1, n_out),), {}, ("dense",))
 
 
 def Conv2d(c_in: int, c_out: int, kernel: int | tuple[int, int], *, stride=1, padding=0) -> Layer:
     """Cross-correlation with W (c_out, c_in, kh, kw) and b (c_out,)."""
-    kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+    c_in, c_out = _positive_int("Conv2d", "c_in", c_in), _positive_int("Conv2d", "c_out", c_out)
+    pair = kernel if isinstance(kernel, (tuple, list)) else (kernel, kernel)
+    if len(pair) != 2:
+        raise ValueError(f"Conv2d: kernel must be an int or a pair of ints (kh, kw); got {kernel!r}")
+    kh, kw = (_positive_int("Conv2d", "kernel", k) for k in pair)
     return Layer("conv2d", ((c_out, c_in, kh, kw), (c_out,)), {"stride": stride, "padding": padding}, ("he", "zeros"))
 
 
@@ -135,7 +170,11 @@ class Sequential:
         """No NaN or inf in x or params (a ValueError naming the array and the first bad index), as
         the network's paths."""
         for name, a in [("x", x)] + [(f"params[{i}][{j}]", w) for i, p in enumerate(params) for j, w in enumerate(p)]:
-            if isinstance(a, np.ndarray) and a.dtype.kind in "fc" and not _checks.all_finite(a):   # (other types: the layers name them)
+            try:
+                a = np.asarray(a)              # a list too: its NaN is the caller's, not an overflow
+            except (ValueError, TypeError):    # ragged: the layer names it
+                continue
+            if a.dtype.kind in "fc" and not _checks.all_finite(a):   # (other types: the layers name them)
                 raise _checks.nonfinite_error(name, a)
 
     def forward(self, params: Params, x: np.ndarray) -> np.ndarray:

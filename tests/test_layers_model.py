@@ -64,3 +64,44 @@ def test_bad_params_and_targets_are_named():
         net.loss_and_grad(params, x, y[:, :5])
     with pytest.raises(ValueError, match=r"layers\[0\] must be a Layer"):
         model.Sequential(["dense"])
+
+
+BAD_SPECS = [   # each refused where it is made, naming the factory or spec (a review, 2026-12-02)
+    (lambda: model.Dense(0, 3), ValueError, r"^Dense: n_in must be a positive int; got 0$"),    # was ZeroDivisionError in init
+    (lambda: model.Dense(-1, 3), ValueError, r"^Dense: n_in must be a positive int"),           # was sqrt's RuntimeWarning
+    (lambda: model.Dense(3, True), ValueError, r"^Dense: n_out must be a positive int"),
+    (lambda: model.Conv2d(1, 2, 0), ValueError, r"^Conv2d: kernel must be a positive int"),     # was ZeroDivisionError
+    (lambda: model.Conv2d(1, 2, (3, 3, 3)), ValueError, r"^Conv2d: kernel must be an int or a pair"),  # was an unpacking error
+    (lambda: model.Conv2d(1, 2, 3.0), ValueError, r"^Conv2d: kernel must be a positive int; got 3.0$"),
+    (lambda: model.Conv2d(0, 2, 3), ValueError, r"^Conv2d: c_in must be a positive int"),
+    (lambda: model.Layer("dense", ((4, 2),), {}, ("bogus",)), ValueError, r"unknown init 'bogus'"),  # was He, silently
+    (lambda: model.Layer("dense", ((4, 2),), {}, ()), ValueError, r"one init per shape \(1\)"),     # was an empty params tuple
+    (lambda: model.Layer("dense", (4, 2), {}, ("dense",)), TypeError, r"shapes must be a tuple of shape tuples"),
+    (lambda: model.Layer("dense", ((1, 2),), {}, ("dense",)), ValueError, r"'dense' init needs .* n_in >= 1"),
+    (lambda: model.Layer("relu", (), None), TypeError, r"options must be a dict"),
+]
+
+
+@pytest.mark.parametrize("make, error, message", BAD_SPECS, ids=[m[:30] for *_, m in BAD_SPECS])
+def test_bad_layer_specs_are_refused_where_they_are_made(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
+
+
+@pytest.mark.parametrize("where", ["x", "params"])
+def test_a_nan_in_a_list_is_named_as_in_an_array(where):
+    """x (or a weight) given as a nested list with a NaN was reported as an overflow of finite
+    inputs (NonFiniteError), the finiteness check looking at ndarrays only."""
+    net = model.mlp([3, 4, 2])
+    params, x, y = net.init(0), np.zeros((2, 3)), np.full((2, 2), 0.5)
+    name = "x" if where == "x" else r"params\[0\]\[0\]"
+    if where == "x":
+        x[0, 0] = np.nan
+        x = x.tolist()
+    else:
+        W = params[0][0].copy()
+        W[1, 1] = np.nan
+        params = [(W.tolist(),)] + params[1:]
+    for call in (lambda: net.loss_and_grad(params, x, y), lambda: net.forward(params, x)):
+        with pytest.raises(ValueError, match=rf"^{name} contains NaN or inf"):
+            call()
