@@ -360,3 +360,17 @@ def test_images_without_pixels_are_refused_naming_the_directory(tmp_path):
     fake_mnist(tmp_path, rows=0, cols=0)
     with pytest.raises(ValueError, match=rf"{tmp_path}: train images are 0 x 0 pixels"):
         load_mnist(tmp_path)
+
+
+def test_images_that_would_not_fit_as_floats_are_refused_before_converting(tmp_path, monkeypatch):
+    """A 485 KB gzip whose header claims 637,000 images made a 2.4 GB float copy before any
+    memory check, and a failed allocation surfaced as NumPy's own error (a review,
+    2026-12-02): the float size is now judged from the arrays' shapes first. 12 + 7 images of
+    5 x 4 pixels need 1,520 bytes in float32; 1,519 available is too little."""
+    fake_mnist(tmp_path)
+    monkeypatch.setattr(data, "memory_available", lambda: 1519)
+    with pytest.raises(MemoryError, match=r"12 \+ 7 images need 0\.0 GiB in float32 and 0\.0 GiB is available"):
+        load_mnist(tmp_path)
+    monkeypatch.setattr(data, "memory_available", lambda: 1520)
+    d = load_mnist(tmp_path)
+    assert d.x_train.dtype == np.float32 and d.x_train.shape == (12, 20)

@@ -290,6 +290,8 @@ def test_only_dead_writers_temporaries_of_this_target_are_removed(tmp_path):
         f".d.npz.tmp-{dead}-abc123xy": True,  # another target: kept
         f".c.npz.x.tmp-{dead}-abc123xy": True,  # another target whose name extends this one
         ".c.npz.abc123xy.tmp": True,  # not ours to judge: kept
+        f".c.npz.tmp-{dead}-notours_dir": True,  # not a suffix we write (8 characters): kept
+        f".c.npz.tmp-{dead}-ABC123XY": True,   # nor is this
     }
     for name in files:
         (tmp_path / name).write_bytes(b"partial")

@@ -123,6 +123,36 @@ def test_resume_can_extend_but_refuses_a_mismatch(small, tmp_path):
         train(two, data=small, resume=plain, **QUIET)
 
 
+def test_resume_refuses_a_stored_model_that_is_not_its_training_weights_folded(small, tmp_path):
+    """With standardised inputs a checkpoint holds the weights trained on (train_params) and the
+    model evaluate scores (params: the input scaling folded into layer 1). Resume checked only
+    the first: a NaN or 3e38 in params was resumed with exit 0, while evaluate refused the file (a
+    review, 2026-12-02). The fold is deterministic, so params must be its bits."""
+    config = Config(hidden_sizes=(16,), schedule="constant", epochs=1)
+    ckpt = tmp_path / "run.npz"
+    train(config, data=small, checkpoint=ckpt, **QUIET)
+    params, meta = load_checkpoint(ckpt)
+    for bad in (np.nan, 3e38, params[0][3, 4] * (1 + 2**-20)):
+        edited = [W.copy() for W in params]
+        edited[0][3, 4] = bad
+        path = tmp_path / "edited.npz"
+        save_checkpoint(path, edited, **{k: v for k, v in meta.items() if k not in ("layer_sizes", "dtype")})
+        with pytest.raises(ValueError, match=r"params\[0\] is not train_params\[0\] with the input scaling folded in"):
+            train(config, data=small, resume=path, **QUIET)
+    train(config, data=small, resume=ckpt, **QUIET)   # the file as saved resumes
+
+
+def test_a_config_of_numpy_numbers_trains_and_saves(small, tmp_path):
+    """Config took np.int64 and np.float32 values and kept them; JSON refused them at the first
+    checkpoint, after an epoch's work (a review, 2026-12-02). They are Python numbers now."""
+    config = Config(hidden_sizes=(np.int64(16),), batch_size=np.int64(64), epochs=np.int64(1), seed=np.int64(3),
+                    lr=np.float32(0.1), momentum=np.float32(0.5), validation=np.int64(0))
+    assert all(type(getattr(config, k)) is int for k in ("batch_size", "epochs", "seed", "validation"))
+    assert type(config.lr) is float and type(config.momentum) is float
+    train(config, data=small, checkpoint=tmp_path / "np.npz", **QUIET)
+    assert load_checkpoint(tmp_path / "np.npz")[1]["config"]["batch_size"] == 64
+
+
 # ------------------------------------------------------------------ the update rule itself
 
 

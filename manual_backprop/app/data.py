@@ -334,9 +334,16 @@ def load_mnist(
     check_labels(arrays["train_labels"], n_classes, paths["train_labels"], all_present=True)
     check_labels(arrays["test_labels"], n_classes, paths["test_labels"], all_present=False)
     dt = np.dtype(dtype)
+    need = dt.itemsize * (arrays["train_images"].size + arrays["test_images"].size)
+    if need > memory_available():   # the headers may claim 1 GiB of pixels: 4 or 8 GiB as floats
+        raise MemoryError(f"{source}: its {arrays['train_images'].shape[0]} + {arrays['test_images'].shape[0]} "
+                          f"images need {need / 2**30:.1f} GiB in {dt} and {memory_available() / 2**30:.1f} GiB "
+                          "is available")
 
-    def scale(images: np.ndarray) -> np.ndarray:
-        return (images.reshape(images.shape[0], -1).astype(dt) / dt.type(255)).astype(dt, copy=False)
+    def scale(images: np.ndarray) -> np.ndarray:   # in place: one float copy at a time
+        x = images.reshape(images.shape[0], -1).astype(dt)
+        x /= dt.type(255)
+        return x
 
     return Dataset(
         x_train=scale(arrays["train_images"]),
@@ -349,3 +356,14 @@ def load_mnist(
         data_dir=str(source.resolve()),
         image_shape=tuple(int(n) for n in arrays["train_images"].shape[1:]),
     )
+
+
+def memory_available() -> int:
+    """MemAvailable from /proc/meminfo (Linux), else the physical memory."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

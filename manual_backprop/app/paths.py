@@ -292,7 +292,9 @@ def cleanup_temporaries(path: str | os.PathLike) -> list[Path]:
     with _held_guard:
         if target not in _held:
             raise RuntimeError(f"cleanup_temporaries({target}) needs the target's OutputLock held")
-    pattern = re.compile(rf"\.{re.escape(target.name)}\.tmp-(\d+)-[A-Za-z0-9_]+\Z")
+    # the 8 characters _temp_path writes (token_hex; mkstemp's alphabet too, as earlier versions
+    # made them): a user's ".c.npz.tmp-999-notours_dir" is not one (a review, 2026-12-02)
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.tmp-(\d+)-[a-z0-9_]{{8}}\Z")
     removed = []
     try:
         names = os.listdir(target.parent)

@@ -64,7 +64,6 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -78,7 +77,7 @@ from ..activations import get_activation
 from ..losses import get_loss
 from . import paths
 from .checkpoint import check_metadata, load_checkpoint, save_checkpoint
-from .data import Dataset, check_labels, data_files, load_mnist
+from .data import Dataset, check_labels, data_files, load_mnist, memory_available
 
 SCHEDULES = ("constant", "cosine", "linear")
 BACKENDS = ("manual", "as_published", "jax")
@@ -130,6 +129,8 @@ class Config:
     shift: int = 0
 
     def __post_init__(self) -> None:
+        if not isinstance(self.hidden_sizes, (tuple, list, np.ndarray)):
+            raise ValueError(f"hidden_sizes must be a sequence of positive integers; got {self.hidden_sizes!r}")
         hidden = tuple(_checks.check_layer_sizes([1, *self.hidden_sizes, 1])[1:-1])
         object.__setattr__(self, "hidden_sizes", hidden)
         get_activation(self.activation)
@@ -137,10 +138,14 @@ class Config:
         object.__setattr__(self, "dtype", _checks.check_dtype(self.dtype).name)
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("backend", self.backend, BACKENDS)
-        if not (_is_real(self.lr) and 0 < self.lr < math.inf):
+        try:
+            lr = float(self.lr) if _is_real(self.lr) else math.nan
+        except OverflowError:   # an int beyond float64
+            lr = math.inf
+        if not 0 < lr < math.inf:
             raise ValueError(f"lr must be a positive finite number; got {self.lr!r}")
         with np.errstate(over="ignore"):
-            rate = np.dtype(self.dtype).type(self.lr)
+            rate = np.dtype(self.dtype).type(lr)
         if not 0 < rate < math.inf:
             raise ValueError(f"lr = {self.lr!r} is {rate} in {self.dtype}; it must be a positive finite "
                              f"{self.dtype} number")
@@ -182,6 +187,13 @@ class Config:
         if self.backend == "as_published" and list(hidden) != list(hidden)[::-1]:
             raise ValueError(f"backend 'as_published' needs hidden sizes that read the same backwards "
                              f"(the post's backward pairs layer l with L - l); got {list(hidden)}")
+        # Python numbers from here on: NumPy scalars, accepted above, are not JSON (a checkpoint's
+        # metadata) and failed the first save, after an epoch's work (a review, 2026-12-02)
+        for name in ("lr", "momentum"):
+            object.__setattr__(self, name, float(getattr(self, name)))
+        for name in ("batch_size", "epochs", "seed", "threads", "train_subset", "validation", "shift"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, int(getattr(self, name)))
 
     def replace(self, **changes: Any) -> Config:
         """A copy with ``changes`` (checked like any config)."""
@@ -349,23 +361,10 @@ def _memory_needed(config: Config, n_features: int, n_classes: int, n_train: int
 
 def _check_memory(config: Config, n_features: int, n_classes: int, n_train: int) -> None:
     """Refuse, before allocating, a run this machine cannot hold (MemoryError with both sizes)."""
-    need, have = _memory_needed(config, n_features, n_classes, n_train), _memory_available()
+    need, have = _memory_needed(config, n_features, n_classes, n_train), memory_available()
     if need > have:
         raise MemoryError(f"this configuration needs about {need / 2**30:.1f} GiB and {have / 2**30:.1f} GiB "
                           f"is available; use smaller hidden sizes, batch or --train-subset")
-
-
-def _memory_available() -> int:
-    """MemAvailable from /proc/meminfo (Linux), else the physical memory."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    import os
-
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def _resume(path, config: Config, keep_epochs: bool, shift: float, scale: float, digest: str | None, net=None,
@@ -404,6 +403,7 @@ def _resume(path, config: Config, keep_epochs: bool, shift: float, scale: float,
             raise ValueError(f"{path}: history[{i}] lacks one of epoch, train_loss, seconds, {scored}")
     if keep_epochs:
         config = config.replace(epochs=saved_config.epochs)
+    stored = params   # what evaluate scores: with standardize, the fold of train_params (checked below)
     if config.standardize:
         params = meta.get("train_params")
         if not isinstance(params, list) or len(params) != len(config.hidden_sizes) + 1:
@@ -433,6 +433,13 @@ def _resume(path, config: Config, keep_epochs: bool, shift: float, scale: float,
                 raise ValueError(f"{path}: {name}[{i}] is {a.dtype}; the config says {config.dtype}")
             if not _checks.all_finite(a):
                 raise ValueError(f"{path}: {name}[{i}] contains NaN or inf (a corrupt checkpoint)")
+    if config.standardize:   # the model it holds must be the one its training weights give, bit for bit
+        for i, (W, F) in enumerate(zip(stored, fold_input_scaling(arrays, shift, scale))):
+            if W.shape != F.shape or W.dtype != F.dtype or W.tobytes() != F.tobytes():
+                raise ValueError(f"{path}: params[{i}] is not train_params[{i}] with the input scaling folded in "
+                                 "(a corrupt or edited checkpoint)")
+        if len(stored) != len(arrays):
+            raise ValueError(f"{path}: {len(stored)} weight arrays beside {len(arrays)} train_params")
     return params, velocity, list(meta["history"]), config
 
 
