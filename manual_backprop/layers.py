@@ -235,7 +235,9 @@ def _conv_args(x, W, b, stride, padding, layer="conv2d"):
             f"{layer}: the {kh}x{kw} kernel does not fit the padded input {Hp}x{Wp} (x {x.shape}, padding {(ph, pw)})"
         )
     Ho, Wo = (Hp - kh) // sh + 1, (Wp - kw) // sw + 1
-    return x, W, b, (sh, sw), (ph, pw), (Ho, Wo)
+    # a stride past the padded input leaves one window, which it no longer moves: the same
+    # result, and no stride of 2**62 elements for as_strided to overflow on (a review)
+    return x, W, b, (min(sh, Hp), min(sw, Wp)), (ph, pw), (Ho, Wo)
 
 
 def _padded(x: np.ndarray, padding, margin: int = 0) -> np.ndarray:

@@ -555,3 +555,17 @@ def test_sigmoid_vjp_keeps_its_relative_accuracy_where_sigma_rounds_to_1(dtype):
     exact = np.array([math.exp(-abs(float(x))) / (1 + math.exp(-abs(float(x)))) ** 2 for x in xs])
     tiny = np.finfo(dtype).tiny     # sigma below the smallest normal is 0 (x = -100 in float32; sigmoid's docstring)
     assert np.all(np.abs(dx - exact) <= (16 * u + 8 * 2.0**-53) * exact + tiny)
+
+
+def test_conv2d_takes_a_stride_past_its_input():
+    """stride=2**62 made as_strided overflow a C long (OverflowError from deep inside, a review,
+    2026-12-02); past the padded input a stride leaves one window, the same as stride = H."""
+    rng = np.random.default_rng(0)
+    x, W, b = rng.standard_normal((2, 3, 5, 4)), rng.standard_normal((2, 3, 2, 2)), rng.standard_normal(2)
+    for huge, same in ((2**62, (7, 6)), ((2**62, 4), (7, 4)), ((5, 2**40), (5, 6))):   # padded input 7 x 6
+        y = L.conv2d(x, W, b, stride=huge, padding=1)
+        np.testing.assert_array_equal(y, L.conv2d(x, W, b, stride=same, padding=1))
+        dy = rng.standard_normal(y.shape)
+        for g, ref in zip(L.conv2d_vjp(dy, x, W, b, stride=huge, padding=1),
+                          L.conv2d_vjp(dy, x, W, b, stride=same, padding=1)):
+            np.testing.assert_array_equal(g, ref)
