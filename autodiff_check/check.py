@@ -114,6 +114,15 @@ Tolerances for a black box (no ``loss_error=``/``kinks=`` given) are estimated, 
    the terms in a noisier order (a least-squares gradient at its optimum, where 10^2-sized
    residuals cancel to 10^-8: 14 false alarms in 3,000 seeds with 8 points and g's noise alone,
    none with both measured).
+   Where check_vjp's value under test fails an exact oracle in an entry of a leaf narrower than
+   float64, vjp_fn is called again with every floating primal and the cotangent promoted to
+   float64 (:func:`_own_rounding`): if it returns float64 and that value meets float64's
+   tolerance against the oracle (JAX's taken in float64 too), the entry's tolerance grows by
+   |g - g64|, the rounding of the code under test itself, at most 32 u max(|c|_max, |g64|_max)
+   of the leaf (:func:`_own_allowance`). It covers cancellation g's noise cannot show: 1 - t^2
+   with t rounded to 1 carries t's absolute error u, not u |1 - t^2|, and does not vary as x
+   moves (float32 tanh units at |x| 5-9 failed a correct VJP in 10 of 10 seeds). A wrong
+   derivation fails in float64 as well; an error in float32 only passes below the allowance.
    Along a direction v the scale is the terms, not the result (+-1 directions can cancel
    <ref, v> to nothing): sum_i r_i |ref_i v_i| + 8 tiny |v|_1 + 16 sum sigma_g |v|, with ref
    JAX's reverse-mode gradient for jax_jvp (plus |jvp(v) - <vjp, v>|, JAX's own rounding along
@@ -191,6 +200,8 @@ class _Subject:
     gdot: Callable[[np.ndarray], float]
     sigma: np.ndarray | None = None
     rounding: np.ndarray | None = None
+    wide: "Callable[[], np.ndarray | None] | None" = None   # g in float64 (step 5), None where it is not
+    wide_scale: float = 0.0                                 # max |c|, the cotangent's largest entry
 
 
 EXACT_ULPS = 64  # float32 and narrower: r = 64 u (_exact_r)
@@ -283,6 +294,85 @@ def _per_coord_result(name: str, flat: Flat, g, ref, tol, notes: dict[int, str] 
     return OracleResult(name, not bad.any(), max_err, t, comparison=cmp, skipped=len(not_checkable),
                         mismatches=mism, not_checkable=nc, n_failed=int(bad.sum()),
                         values=np.asarray(g, np.float64), references=np.asarray(ref, np.float64), tolerances=tol)
+
+
+OWN_ROUNDING_ULPS = 32   # _own_allowance: |g - g64| at most 32 u max(|c|_max, |g64|_max(leaf))
+
+
+def _own_allowance(flat: Flat, g64: np.ndarray, c_max: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per entry: (u, A), u the unit roundoff of a leaf narrower than float64 (0 elsewhere) and
+    A = 32 u max(|c|_max, |g64|_max(leaf)) the most that rounding in that dtype may move the value
+    under test (step 5): 32 roundings of terms the size of the cotangent or of the leaf's largest
+    derivative. Measured on correct VJPs: up to 11 u |c|_max (a float32 rnn near saturation); a
+    review's float32-only errors of 1e-5 max|g| (170 u) passed an allowance of 256 u, and one
+    scaled by another leaf's derivative (2e4, float64) let 0.3 through."""
+    u, scale = np.zeros(flat.n), np.zeros(flat.n)
+    for fl, sl, d in zip(flat.float_, flat.slices, flat.dtypes):
+        if fl and d != np.float64 and sl.stop > sl.start:
+            u[sl] = float(np.finfo(d).eps) / 2
+            a = np.abs(g64[sl])
+            scale[sl] = max(c_max, float(a[np.isfinite(a)].max(initial=0.0)))
+    return u, OWN_ROUNDING_ULPS * u * scale
+
+
+def _own_rounding(subject: _Subject, flat: Flat, g: np.ndarray, ref: np.ndarray, tol: np.ndarray, notes: list,
+                  oracle: str, deriv: str, wide_ref: "Callable[[], np.ndarray | None] | None" = None) -> np.ndarray:
+    """Module docstring, step 5: failing entries of leaves narrower than float64 whose value under
+    test, evaluated again in float64 (``subject.wide``), meets float64's tolerance against the oracle
+    (``wide_ref()`` for one that rounds in the leaf's dtype too, JAX) get |g - g64| (and
+    |ref - ref64|) added to their tolerance: the rounding of the code under test, measured by the
+    same code, where it is within :func:`_own_allowance`. Returns the new tolerance (``tol``
+    where nothing applies); never turns a pass into a failure."""
+    if subject.wide is None or not flat.n:
+        return tol
+    narrow = np.zeros(flat.n, bool)
+    for fl, sl, d in zip(flat.float_, flat.slices, flat.dtypes):
+        narrow[sl] = fl and d != np.float64
+    with np.errstate(invalid="ignore", over="ignore"):
+        failing = np.flatnonzero(narrow & np.isfinite(ref) & np.isfinite(g) & np.isfinite(tol) & ~(np.abs(g - ref) <= tol))
+    if not failing.size:
+        return tol
+    g64 = subject.wide()
+    if g64 is None:
+        return tol
+    ref64 = ref
+    if wide_ref is not None:
+        ref64 = wide_ref()
+        if ref64 is None:
+            return tol
+    u, allowance = _own_allowance(flat, g64, subject.wide_scale)
+    dts = " and ".join(sorted({str(flat.dtypes[flat.leaf_of(int(i))]) for i in failing}))
+    with np.errstate(invalid="ignore", over="ignore"):
+        # the derivation in float64, held to float64's tolerance (not the narrow one: a derivative
+        # 0.1 % off everywhere passed within float32's where its entries cancel, a review)
+        agree = np.abs(g64 - ref64) <= _exact_tol(ref64, flat.promoted(), None, None)
+        mine, own = np.abs(g - g64), np.abs(g - g64) + np.abs(ref - ref64)
+        within = (mine <= allowance) & np.isfinite(own)
+        ok = failing[agree[failing] & within[failing]]
+    n_disagree, n_beyond = int((~agree[failing]).sum()), int((agree[failing] & ~within[failing]).sum())
+    if n_disagree:
+        notes.append(f"{deriv} evaluated in float64 (primals and cotangent promoted) disagrees with {oracle} too on "
+                     f"{n_disagree} of the {_entries(failing.size)} of {dts} leaves that failed it: the derivation, or a "
+                     f"value computed in {dts} whatever the inputs (a forward output kept from an earlier call)")
+    if n_beyond:
+        notes.append(f"{deriv} evaluated in float64 agrees with {oracle} on {_entries(n_beyond)} of {dts} leaves that "
+                     f"failed it, but its {dts} values differ from that by more than {OWN_ROUNDING_ULPS} u "
+                     f"max(|c|_max, |g|_max): more than rounding in {dts} (code that differs by dtype?)")
+    if not ok.size:
+        return tol
+    tol = tol.copy()
+    tol[ok] += own[ok]
+    c = max(subject.wide_scale, 1e-300)
+    w = int(ok[np.argmax(mine[ok] / u[ok])])
+    notes.append(f"{_entries(ok.size)} of {dts} leaves that failed {oracle} pass with the rounding of their dtype in "
+                 f"their tolerance: {deriv} evaluated in float64 (primals and cotangent promoted) agrees with {oracle} "
+                 f"there{' (itself in float64)' if wide_ref is not None else ''}, and its {dts} values differ from "
+                 f"that by up to {mine[w]:.2e} at {flat.where(w)} ({mine[w] / (u[w] * c):.2g} u |c|_max, "
+                 f"at most {OWN_ROUNDING_ULPS})"
+                 + (f", {oracle}'s by up to {np.abs(ref - ref64)[ok].max():.2e}" if wide_ref is not None else "")
+                 + ": rounding, most often cancellation (1 - t^2 where t rounds near 1); the derivation agrees in float64"
+                 + (f"; {_entries(failing.size - ok.size)} still fail" if ok.size < failing.size else ""))
+    return tol
 
 
 SECOND_OPINION_MAX = 64   # _second_opinion retakes at most this many failing entries, the nearest first
@@ -391,6 +481,8 @@ def _check_core(
     kinks, loss_error, grad_error, per_coordinate, n_directions, seed, jax_full, jax_dir,
     names: dict[str, str], extra_notes: Sequence[str] = (), user_tree_fn: Callable | None = None,
     per_dtype: bool = True, promoted: tuple[Flat, Callable] | None = None,
+    jax_wide: Callable[[], np.ndarray | None] | None = None,
+    jax_dir_wide: Callable[[np.ndarray], float] | None = None,
 ) -> Verdict:
     rng = np.random.default_rng(seed)
     if not _is_int(n_directions) or not 1 <= n_directions <= MAX_DIRECTIONS:
@@ -528,13 +620,18 @@ def _check_core(
                 failing = np.flatnonzero(~(np.abs(g - cs) <= tol) & np.isfinite(cs))
                 if failing.size:  # step 5: the oracle's own noise, where it can decide the verdict
                     tol[failing] += 8 * np.maximum(blackbox.cs_noise(ctx, failing, rng) - sigma[failing], 0.0)
+            if not declared:
+                tol = _own_rounding(subject, flat, g, cs, tol, notes, "complex_step", names.get("deriv", "vjp_fn"))
             results.append(_per_coord_result("complex_step", flat, g, cs, tol,
                                              not_checkable={i: w for i, w in kink_idx.items()}))
 
     if "jax_grad" in wanted and g is not None:  # a full gradient: entry by entry at any size
         ref = jax_full()
-        results.append(_per_coord_result(names.get("jax_grad", "jax_grad"), flat, g, ref,
-                                         _exact_tol(ref, flat, sigma, grad_error),
+        tol = _exact_tol(ref, flat, sigma, grad_error)
+        if not declared and jax_wide is not None:
+            tol = _own_rounding(subject, flat, g, ref, tol, notes, names.get("jax_grad", "jax_grad"),
+                                names.get("deriv", "vjp_fn"), jax_wide)
+        results.append(_per_coord_result(names.get("jax_grad", "jax_grad"), flat, g, ref, tol,
                                          not_checkable={i: w for i, w in kink_idx.items()}))
 
     # ---------------- along random directions
@@ -571,6 +668,35 @@ def _check_core(
         s = 16 * float(np.abs(sigma) @ av) if sigma is not None else 0.0
         return terms + float(ftz @ av) + s
 
+    own_dirs: dict[str, float] = {}
+
+    def own_rounding_dir(oracle, val, tol, v, val_wide=None):
+        """Step 5 along v, as :func:`_own_rounding` per entry: where <g, v> fails ``val`` and
+        <g64, v> meets it (``val_wide(v)``, the oracle in float64, for JAX), the tolerance grows
+        by |<g - g64, v>| + |val - val64| where |<g - g64, v>| <= sum_i A_i |v_i|
+        (:func:`_own_allowance`)."""
+        if declared or g is None or subject.wide is None or abs(float(g @ v) - val) <= tol:
+            return tol
+        g64 = subject.wide()
+        if g64 is None:
+            return tol
+        u, allowance = _own_allowance(flat, g64, subject.wide_scale)
+        if not u.any():
+            return tol
+        try:
+            val64 = val if val_wide is None else val_wide(v)
+        except Exception:   # noqa: BLE001 - the oracle refuses float64: the verdict stands
+            return tol
+        av = np.abs(v)   # float64's tolerance along v (step 5, without sigma): the derivation in float64
+        tol64 = max(EXACT_RTOL, EXACT_ULPS * 2.0**-53) * float(np.abs(g64) @ av) + 8 * float(np.finfo(np.float64).tiny) * float(av.sum())
+        if val64 is None or not abs(float(g64 @ v) - val64) <= tol64:
+            return tol
+        d = abs(float((g - g64) @ v))
+        if not d <= float(allowance @ np.abs(v)):
+            return tol
+        own_dirs[oracle] = max(own_dirs.get(oracle, 0.0), d + abs(val - val64))
+        return tol + d + abs(val - val64)
+
     def jax_jvp_dir(v):
         """jax.jvp along v. Its tolerance adds |jvp(v) - <vjp, v>|: JAX's forward and reverse
         modes are both exact derivatives, evaluated in different orders, so their difference
@@ -580,7 +706,8 @@ def _check_core(
         tolerance plus twice that difference."""
         val = jax_dir(v)
         ref = jax_ref()
-        return val, exact_dir_tol(val, v, ref) + abs(val - float(ref @ v)), v, "ok"
+        tol = exact_dir_tol(val, v, ref) + abs(val - float(ref @ v))
+        return val, own_rounding_dir(names.get("jax_jvp", "jax_jvp"), val, tol, v, jax_dir_wide), v, "ok"
 
     def fd_dir(v) -> tuple[float, float, np.ndarray | None, str]:
         if declared:
@@ -616,7 +743,7 @@ def _check_core(
             val = complex_step_directional(lambda P: F(np.concatenate([W.ravel() for W in P])), leaves, _split(flat, v))
         else:
             val = blackbox.cs_dir(ctx, v)
-        return val, exact_dir_tol(val, v), v, "ok"
+        return val, own_rounding_dir("complex_step_dir", val, exact_dir_tol(val, v), v), v, "ok"
 
     def directional_result(oracle: str, fn) -> OracleResult:
         pairs, skipped, nc = [], 0, []
@@ -656,6 +783,11 @@ def _check_core(
     if "jax_jvp" in wanted:
         results.append(directional_result(names.get("jax_jvp", "jax_jvp"),
                                           jax_jvp_dir))
+
+    for oracle, added in own_dirs.items():
+        notes.append(f"directions that failed {oracle} pass with the rounding of the narrow leaves' dtype in their "
+                     f"tolerance (at most {added:.2e} added): {names.get('deriv', 'vjp_fn')} evaluated in float64 "
+                     f"(primals and cotangent promoted) agrees with {oracle} there (module docstring, step 5)")
 
     # ---------------- group testing: name the wrong entries behind failing directions
     failing = [r for r in results if r.directional and not r.passed]
@@ -1127,6 +1259,7 @@ def check_gradients(
     _linear_in: tuple[np.ndarray, np.ndarray | None, float, Callable[[np.ndarray], Any]] | None = None,
     _out_dtype: np.dtype | None = None,
     _per_dtype: bool = True,
+    _wide: tuple[Callable[[Any], Any], float, Callable[[], Any] | None, Callable[[Any], float] | None] | None = None,
 ) -> Verdict:
     """Check ``grad_fn(params)`` (same structure as ``params``) against every applicable oracle.
 
@@ -1237,11 +1370,46 @@ def check_gradients(
             vt = _zero_consts(flat, vt, jax)
             return float(np.real(jvp(tree, vt)))
 
-    v = _check_core(F, flat, _Subject(g, lambda v: float(g @ v), sigma, rounding), name=name, what=what,
+    wide = jax_wide = jax_dir_wide = None
+    if _wide is not None and flat64 is not None and flat.n:   # check_vjp: g in float64 (step 5)
+        grad_wide, wide_scale, jax_tree_wide, jax_jvp_wide = _wide
+        tree64, wide_cache = flat64.build(flat.x), []
+
+        def wide():   # once
+            if not wide_cache:
+                try:
+                    with warnings.catch_warnings():   # the checker's own extra call: its warnings are not the user's
+                        warnings.simplefilter("ignore")
+                        out = same_structure(grad_wide(tree64), flat.treedef, flat.leaves, flat.paths, root=_root,
+                                             what=deriv)
+                    # it computes in the narrow dtype whatever it is given: no float64 value to compare
+                    ok = all(not fl or np.asarray(L).dtype == np.float64 for L, fl in zip(out, flat.float_))
+                    wide_cache.append(flat.flat(out) if ok else None)
+                except Exception:   # noqa: BLE001 - vjp_fn refuses float64: the leaf's verdict stands
+                    wide_cache.append(None)
+            return wide_cache[0]
+
+        if jax_jvp_wide is not None:
+            def jax_dir_wide(v):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    return jax_jvp_wide(flat64.build(v))
+
+        if jax_tree_wide is not None:
+            def jax_wide():
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        return flat.flat(flatten(_jax_tree(jax_tree_wide(), flat64))[0])
+                except Exception:   # noqa: BLE001 - jax_fn refuses float64: the leaf's verdict stands
+                    return None
+    v = _check_core(F, flat, _Subject(g, lambda v: float(g @ v), sigma, rounding, wide,
+                                      _wide[1] if _wide is not None else 0.0), name=name, what=what,
                     oracles=oracles, analytic=analytic, kinks=kinks, loss_error=loss_error, grad_error=grad_error,
                     per_coordinate=per_coordinate, n_directions=n_directions, seed=seed,
-                    jax_full=jax_full, jax_dir=jax_dir, names=dict(_names or {}), extra_notes=_notes,
-                    per_dtype=_per_dtype, promoted=None if flat64 is None or not _per_dtype else (flat64, F_on(flat64)))
+                    jax_full=jax_full, jax_dir=jax_dir, names=dict(_names or {}, deriv=deriv), extra_notes=_notes,
+                    per_dtype=_per_dtype, promoted=None if flat64 is None or not _per_dtype else (flat64, F_on(flat64)),
+                    jax_wide=jax_wide, jax_dir_wide=jax_dir_wide)
     if not repeats:   # a derivative is a function: a second call that moves it grossly is a fault
         r = _per_coord_result("first_call", flat, again, g_cmp, _first_call_tol(flat, g, again, g_cmp))
         with np.errstate(invalid="ignore", over="ignore"):
@@ -1410,9 +1578,32 @@ def check_vjp(f: Callable, vjp_fn: Callable, *primals, jax_fn: Callable | None =
                 return _contract(c_leaves, by_key(t, out_td, root="output", what="jax_fn's output"), None)
 
             jfns = (jgrad, jdir)  # check_gradients flattens and keeps the floating leaves (once)
+
+        # vjp_fn (and jax.vjp) with the primals and the cotangent in float64 (module docstring, step 5)
+        c_tree64 = unflatten(out_td, [c.astype(np.float64) if c.dtype.kind == "f" else c for c in c_leaves])
+        c_max = max((float(np.abs(c).max(initial=0.0)) for c, L in zip(c_leaves, out_leaves) if L.dtype.kind == "f"),
+                    default=0.0)
+
+        def grad_wide(prims64, c_tree64=c_tree64):
+            return grad(tuple(prims64), c_tree64)
+
+        jax_tree_wide = jax_jvp_wide = None
+        if jax_fn is not None and flat.promoted() is not None:
+            prims64 = tuple(flat.promoted().build(flat.x))
+
+            def jax_tree_wide(c_tree64=c_tree64, prims64=prims64):
+                _, pull = jax.vjp(jax_fn, *prims64)
+                return _fill_none(tuple(pull(c_tree64)), prims64)
+
+            def jax_jvp_wide(vt, prims64=prims64, c64=[np.asarray(c, np.float64) if c.dtype.kind == "f" else c
+                                                      for c in c_leaves]):
+                t = jvp(prims64, tuple(_zero_consts(flat, vt, jax)))
+                return _contract(c64, by_key(t, out_td, root="output", what="jax_fn's output"), None)
+
         v = check_gradients(loss, grad, tuple(primals), name=name, _jax_fns=jfns, _root="primal",
                             _names={"jax_grad": "jax_vjp"}, _notes=twin, _linear_in=linear_in,
-                            _out_dtype=_coarsest_float(out_leaves), **options)
+                            _out_dtype=_coarsest_float(out_leaves), _wide=(grad_wide, c_max, jax_tree_wide, jax_jvp_wide),
+                            **options)
         v_all = v if v_all is None else v_all
         if k:
             for r in v.results:

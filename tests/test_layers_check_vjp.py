@@ -27,10 +27,8 @@ from test_layers import LAYERS
 STRATEGIES = [(n, S.softmax(scales=(1.0, 3.0)) if n == "softmax" else s) for n, s, *_ in LAYERS]
 
 
-# rnn and lstm in float32: the same limitation through tanh' = 1 - t^2 near saturation (the xfail
-# test below); float64 runs them.
 CASES = [pytest.param(n, s, dt, id=f"{n}-{np.dtype(dt).name}") for n, s in STRATEGIES
-         for dt in (np.float64, np.float32) if not (n in ("rnn", "lstm") and dt is np.float32)]
+         for dt in (np.float64, np.float32)]
 
 
 def _flat(verdict) -> bool:
@@ -80,28 +78,30 @@ def test_check_vjp_at_saturated_softmax_logits():
     assert verdict.passed, verdict.report(full=True)
 
 
-@pytest.mark.xfail(strict=True, reason="known limitation: a false alarm where float32 batch norm over 2 rows cancels")
 def test_check_vjp_of_a_float32_batch_norm_over_two_rows():
-    """Found by the thorough profile on 2026-12-02 (present at 1fc38b3 too): over N = 2 rows the
-    normalised output is +-1 whatever x, so dx is ~eps-sized (3.8e-6) and cancels from terms ~1;
-    ours and jax.vjp differ by 3.8e-7 against a per-entry tolerance of 3.0e-7. The VJP's rounding
-    measured over its cotangent (docs/checker.md) would cover it (8 rho = 4.2e-7), but dx's
-    Jacobian is so small that the probe's first differences round to 0, and the cap on rho
-    (1 / sqrt(u) times their median, there for a mask drawn per call) takes it to 0."""
+    """Found by the thorough profile on 2026-12-02 (present at 1fc38b3 too), a false alarm until
+    the float64 evaluation (check.py, step 5): over N = 2 rows the normalised output is +-1
+    whatever x, so dx is ~eps-sized (3.8e-6) and cancels from terms ~1; ours and jax.vjp differ by
+    3.8e-7 against a per-entry tolerance of 3.0e-7. The VJP's rounding measured over its cotangent
+    would cover it (8 rho = 4.2e-7), but dx's Jacobian is so small that the probe's first
+    differences round to 0, and the cap on rho (1 / sqrt(u) times their median, there for a mask
+    drawn per call) takes it to 0. In float64 both agree with the complex step."""
     x = np.array([[-1.44387394], [-0.49180604]], np.float32)
     gamma, beta = np.array([-1.92297417], np.float32), np.array([0.44637457], np.float32)
     verdict = ac.check_vjp(partial(L.batch_norm, eps=1e-5), partial(L.batch_norm_vjp, eps=1e-5), x, gamma, beta,
                            jax_fn=partial(J.FORWARD["batch_norm"], eps=1e-5))
     assert verdict.passed, verdict.report(full=True)
+    assert any("evaluated in float64 (primals and cotangent promoted) agrees" in n for n in verdict.notes)
 
 
-@pytest.mark.xfail(strict=True, reason="known limitation: a false alarm where float32 tanh units saturate")
 def test_check_vjp_of_a_float32_rnn_near_saturation():
-    """Found by the thorough profile: h = tanh(...) near +-1 in float32 makes 1 - h^2 carry the
-    absolute error of h, about u, not u |1 - h^2|; ours and jax.vjp differ by 6.6e-7 on 0.017
-    where the per-entry tolerance 64 u max|ref| + 8 sigma_g allows 4.2e-7 (docs/checker.md)."""
+    """Found by the thorough profile, a false alarm until the float64 evaluation (check.py, step
+    5): h = tanh(...) near +-1 in float32 makes 1 - h^2 carry the absolute error of h, about u,
+    not u |1 - h^2|; ours and jax.vjp differ by 6.6e-7 on 0.017 where the per-entry tolerance
+    64 u max|ref| + 8 sigma_g allows 4.2e-7. In float64 ours and jax.vjp agree."""
     f32 = lambda *a: tuple(np.asarray(v, np.float32) for v in a)  # noqa: E731
     primals = f32([[[-1.72780028, 1.66297484, 0.43962218, 0.82210638], [-1.07233462, -0.22314527, -0.13110428, 1.30985557]]],
                   [[0.96026136]], [[-0.95118226], [0.93062352], [0.23435257], [0.89682137]], [[0.67150603]], [0.10810597])
     verdict = ac.check_vjp(L.rnn, L.rnn_vjp, *primals, jax_fn=J.FORWARD["rnn"])
     assert verdict.passed, verdict.report(full=True)
+    assert any("evaluated in float64 (primals and cotangent promoted) agrees" in n for n in verdict.notes)
