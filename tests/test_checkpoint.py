@@ -337,10 +337,13 @@ def _edit_member(good: Path, out: Path, name: str, content: bytes) -> Path:
 
 
 def test_npy_headers_that_lie_about_their_size_are_refused_before_allocating(good, tmp_path):
-    """A header declaring 2^40 float64 (8 TiB) over a few bytes of data, and one declaring fewer
-    bytes than the member holds: both refused from the header, naming the member."""
+    """A header declaring 2^40 float64 (8 TiB) over a few bytes of data, one declaring fewer bytes
+    than the member holds, and one of negative sizes whose product matches the data (it failed
+    in reshape without the file's name, a review, 2026-12-02): refused from the header, naming
+    the member."""
     for shape, message in [((2**40,), r"declares shape \(1099511627776,\) of float64 \(8796093022208 bytes\)"),
-                           ((1,), r"declares shape \(1,\) of float64 \(8 bytes\) but holds 16 bytes")]:
+                           ((1,), r"declares shape \(1,\) of float64 \(8 bytes\) but holds 16 bytes"),
+                           ((-2, -1), r"declares shape \(-2, -1\), a negative size")]:   # 2 entries: 16 bytes
         buf = io.BytesIO()
         np.lib.format.write_array_header_1_0(buf, {"descr": "<f8", "fortran_order": False, "shape": shape})
         bad = _edit_member(good, tmp_path / "lie.npz", "param_1.npy", buf.getvalue() + bytes(16))

@@ -365,6 +365,23 @@ def test_cli_refuses_a_corrupt_checkpoint(tmp_path, capsys):
     assert err.count("\n") == 1 and "not a valid manual_backprop checkpoint" in err
 
 
+def test_cli_refuses_a_checkpoint_whose_metadata_and_config_disagree(tmp_path, capsys):
+    """A training checkpoint names its activation and loss in its metadata (what evaluate used)
+    and in its training config: metadata edited to tanh scored the sigmoid network as tanh,
+    exit 0 with 0.1335 for 0.1960 (a review, 2026-12-02)."""
+    ckpt = tmp_path / "c.npz"
+    assert main(["train", "--train-subset", "300", "--epochs", "1", "--hidden-sizes", "16",
+                 "--checkpoint", str(ckpt), "--no-progress"]) == 0
+    params, meta = load_checkpoint(ckpt)
+    kept = {k: v for k, v in meta.items() if k not in ("layer_sizes", "dtype")}
+    save_checkpoint(tmp_path / "edited.npz", params, **{**kept, "activation": "tanh"})
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "edited.npz")]) == 1
+    err = capsys.readouterr().err
+    assert "metadata says activation 'tanh' and its training config 'sigmoid'" in err and err.count("\n") == 1
+    assert main(["evaluate", str(ckpt)]) == 0
+
+
 def test_python_dash_m_in_a_real_process(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     run = subprocess.run(

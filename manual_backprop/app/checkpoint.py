@@ -217,8 +217,10 @@ def _read_members(path: Path, f, max_bytes: int) -> dict[str, np.ndarray]:
             try:
                 with archive.open(info) as member:
                     arrays[info.filename[:-4]] = _read_npy(path, info, member)
-            except ValueError:
-                raise
+            except ValueError as e:   # ours name the file; NumPy's header parser's do not
+                if str(e).startswith(f"{path}:"):
+                    raise
+                raise _fail(path, f"member {info.filename}: bad .npy header ({e})") from None
             except Exception as e:  # CRC mismatch, truncated member, bad npy header, ...
                 raise _fail(path, f"corrupt archive ({type(e).__name__}: {e})") from None
     return arrays
@@ -235,6 +237,8 @@ def _read_npy(path: Path, info: zipfile.ZipInfo, member) -> np.ndarray:
         raise _fail(path, f"member {info.filename}: .npy version {version}")
     if dtype.hasobject:
         raise _fail(path, f"member {info.filename} holds Python objects (dtype {dtype}); pickles are refused")
+    if any(n < 0 for n in shape):   # (-2, -4) has 8 entries and failed in reshape, unnamed (a review)
+        raise _fail(path, f"member {info.filename} declares shape {shape}, a negative size")
     count = 1
     for n in shape:
         count *= n

@@ -171,6 +171,11 @@ def _evaluate(args: argparse.Namespace) -> float:
         raise ValueError(f"{args.checkpoint}: data_dir is {data_dir!r}, not a path (pass --data-dir)")
     activation = meta.get("activation", "sigmoid")
     loss = meta.get("loss", "binary_cross_entropy")
+    config = meta.get("config")
+    for key, value in (("activation", activation), ("loss", loss)):   # a training checkpoint says both twice
+        if isinstance(config, dict) and key in config and config[key] != value:
+            raise ValueError(f"{args.checkpoint}: its metadata says {key} {value!r} and its training config "
+                             f"{config[key]!r} (an edited checkpoint)")
     if meta.get("model", "mlp") != "mlp":
         net, predict = _layered_model(args.checkpoint, params, meta)
         n_in, n_out = 784, params[-1][0].shape[1]
