@@ -798,6 +798,8 @@ def test_cli_refuses_more_bad_values_in_one_line(tmp_path, capsys):
     for argv, status, message in (
         (["train", "--threads", str(10**20)], 2, "threads must be at most 4096"),
         (["train", "--lr", "1e-320", "--dtype", "float32"], 2, "lr = 1e-320 is 0.0 in float32"),
+        (["train", "--lr", "1e-45", "--dtype", "float32"], 2, "lr = 1e-45 is subnormal in float32"),   # ran, untrained
+        (["train", "--lr", "1e-320", "--dtype", "float64"], 2, "lr = 1e-320 is subnormal in float64"),
         (["train", "--n-classes", "0"], 2, "--n-classes must be in 2..256"),
     ):
         try:

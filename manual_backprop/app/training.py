@@ -149,6 +149,9 @@ class Config:
         if not 0 < rate < math.inf:
             raise ValueError(f"lr = {self.lr!r} is {rate} in {self.dtype}; it must be a positive finite "
                              f"{self.dtype} number")
+        if rate < np.finfo(self.dtype).tiny:   # lr * g is below half an ulp of any weight of ordinary size
+            raise ValueError(f"lr = {self.lr!r} is subnormal in {self.dtype} (below {np.finfo(self.dtype).tiny:.3g}): "
+                             "an update lr * g would move no weight; the run would train nothing")
         if not (_is_real(self.momentum) and 0 <= self.momentum < 1):
             raise ValueError(f"momentum must lie in [0, 1); got {self.momentum!r}")
         for name in ("batch_size", "epochs") + (("threads",) if self.threads is not None else ()) + (
