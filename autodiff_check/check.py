@@ -469,7 +469,9 @@ def _kink_note(fd: blackbox.FD, g_i: float) -> tuple[bool, str]:
     sides = f"one-sided derivatives {fd.left:.6g} (left) / {fd.right:.6g} (right)"
     if not np.isfinite(fd.left):
         return True, "kink not resolved by any step"
-    if left or right:
+    if left or right:   # both within tolerance (float32's can be wide): the nearer, relative to its own
+        if left and right:
+            left = abs(g_i - fd.left) / max(fd.left_tol, 1e-300) <= abs(g_i - fd.right) / max(fd.right_tol, 1e-300)
         return True, f"kink: {sides}, value under test {g_i:.6g} matches the {'left' if left else 'right'}"
     if np.isfinite(fd.right) and min(fd.left, fd.right) <= g_i <= max(fd.left, fd.right):
         return True, f"kink: {sides}, value under test {g_i:.6g} between them"

@@ -1792,3 +1792,22 @@ def test_first_call_catches_a_mask_per_call_whatever_the_oracles_and_spares_a_po
     for seed in range(5):
         v = ac.check_gradients(lambda w: 0.5 * float((X @ w - y) @ (X @ w - y)) / 2000, grad, w_opt, seed=seed)
         assert v.status != "FAIL", str(v)
+
+
+def test_a_value_at_a_kink_is_said_to_match_the_side_it_is_nearer():
+    """float32 relu inputs 1e-9 from the kink: the left side's tolerance can be wide enough to hold
+    the right side's value, and the note said "-0.894433 matches the left" for one-sided
+    derivatives -2.5e-06 (left) / -0.894433 (right) (a review, 2026-12-02). The verdict was
+    right; the words now name the side nearer relative to each side's tolerance."""
+    rng = np.random.default_rng(6)   # 4 entries were misnamed at this draw
+    x = rng.normal(size=(4, 5))
+    near = rng.random((4, 5)) < 0.5
+    x[near] = np.sign(x[near]) * 1e-9
+    v = ac.check_vjp(lambda x: np.maximum(x, 0), lambda dy, x: (dy * (x > 0),), x.astype(np.float32))
+    notes = [n for r in v.results for n in r.not_checkable if "matches the" in n]
+    pattern = r"derivatives (\S+) \(left\) / (\S+) \(right\), value under test (\S+) matches the (left|right)"
+    found = [re.search(pattern, n) for n in notes]
+    assert found and all(found), notes
+    for m in found:
+        left, right, g = (float(m.group(k)) for k in (1, 2, 3))
+        assert m.group(4) == ("left" if abs(g - left) <= abs(g - right) else "right"), m.group(0)
