@@ -121,8 +121,10 @@ def _main(argv: list[str] | None) -> int:
     for name in args.losses:
         if name not in mb.LOSSES:
             _parser().error(f"unknown loss {name!r}; supported: {', '.join(sorted(mb.LOSSES))}")
-    if args.architectures < 1 or not 1 <= args.batch <= MAX_BATCH:
-        _parser().error(f"--architectures must be positive and --batch in 1..{MAX_BATCH}")
+    if args.architectures < 1:
+        _parser().error(f"--architectures must be positive; got {args.architectures}")
+    if not 1 <= args.batch <= MAX_BATCH:
+        _parser().error(f"--batch must be in 1..{MAX_BATCH}; got {args.batch}")
     if not 1 <= args.directions <= MAX_DIRECTIONS:
         _parser().error(f"--directions must be between 1 and {MAX_DIRECTIONS} (2^-{MAX_DIRECTIONS} is already "
                         f"below any miss rate a run can observe); got {args.directions}")

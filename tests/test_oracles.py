@@ -121,7 +121,9 @@ def test_cli_fails_the_post_backward_and_localises_it():
 
 def test_cli_rejects_bad_numbers_without_a_traceback():
     for args, msg in ((("--seed", "-1"), "--seed must be between 0 and 2^32 - 1"),
-                      (("--directions", "65"), "--directions must be between 1 and 64")):
+                      (("--directions", "65"), "--directions must be between 1 and 64"),
+                      (("--batch", "0"), "--batch must be in 1..100000; got 0"),   # named neither, a review
+                      (("--architectures", "0"), "--architectures must be positive; got 0")):
         r = _cli(*args)
         assert r.returncode == 2 and msg in r.stderr and "Traceback" not in r.stderr, r.stderr
 
