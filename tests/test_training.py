@@ -396,6 +396,28 @@ def test_python_dash_m_in_a_real_process(tmp_path):
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
 
 
+def test_a_reader_that_stops_reading_does_not_stop_the_run(tmp_path):
+    """train ... | head -1: the second line's write raised BrokenPipeError, the run stopped with
+    "error: [Errno 32] Broken pipe", exit 1, and wrote no checkpoint (a review, 2026-12-02). The
+    run now finishes and saves; the rest of its report goes nowhere. A full disk under stdout
+    (/dev/full) says it was standard output, not the checkpoint."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    ckpt = tmp_path / "c.npz"
+    cmd = [sys.executable, "-m", "manual_backprop", "train", "--train-subset", "100", "--epochs", "3",
+           "--hidden-sizes", "8", "--no-progress", "--checkpoint", str(ckpt)]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path)
+    assert p.stdout.readline().startswith(b"training ")
+    p.stdout.close()                                  # head -1 exits
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 0 and err == b"", err
+    assert load_checkpoint(ckpt)[1]["epoch"] == 3
+    if Path("/dev/full").exists():
+        with open("/dev/full", "w") as full:
+            run = subprocess.run(cmd[:-2], stdout=full, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+                                 timeout=120)
+        assert run.returncode == 1 and "error: cannot write to standard output" in run.stderr, run.stderr
+
+
 def _has_matplotlib() -> bool:
     try:
         import matplotlib  # noqa: F401

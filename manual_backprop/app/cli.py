@@ -8,6 +8,7 @@ unwritable outputs give one line on stderr and a nonzero exit status (2 for usag
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -141,6 +142,19 @@ def _config(args: argparse.Namespace):
     return RECIPES[recipe].replace(**given)
 
 
+def _say(line: str) -> None:
+    """print a line of the run's report. A reader that stops reading (``| head -1``) does not stop
+    the run (it aborted with "[Errno 32] Broken pipe" and wrote no checkpoint, a review,
+    2026-12-02): the rest of the report goes to /dev/null. Any other failure to write names
+    standard output (a full disk read like the checkpoint's)."""
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # also for the flush at exit
+    except OSError as e:
+        raise OSError(f"cannot write to standard output ({e})") from None
+
+
 def _train(args: argparse.Namespace) -> float:
     from .training import train
 
@@ -154,8 +168,8 @@ def _train(args: argparse.Namespace) -> float:
             raise ImportError(f"backend 'jax' needs JAX: {e}") from None
     result = train(config, backend=backend, data_dir=args.data_dir, n_classes=args.n_classes, checkpoint=args.checkpoint,
                    resume=args.resume, plot=args.plot, overwrite=args.overwrite, keep_checkpoint_epochs=args.epochs is None,
-                   progress=not args.no_progress)
-    print(f"wall time: {result.seconds:.1f} s")
+                   progress=not args.no_progress, log=_say)
+    _say(f"wall time: {result.seconds:.1f} s")
     return result.test_accuracy
 
 
@@ -207,12 +221,12 @@ def _evaluate(args: argparse.Namespace) -> float:
     except _checks.NonFiniteError as e:   # the weights overflow on this data: say whose weights
         raise _checks.NonFiniteError(f"{args.checkpoint}: {e}") from None
     C = confusion_matrix(data.y_test, pred, n_out)
-    print(f"checkpoint {args.checkpoint}: {description}, {meta['dtype']}, epoch {meta.get('epoch', '?')}")
-    print(f"confusion matrix on {len(pred)} test examples (rows: true class, columns: predicted):")
+    _say(f"checkpoint {args.checkpoint}: {description}, {meta['dtype']}, epoch {meta.get('epoch', '?')}")
+    _say(f"confusion matrix on {len(pred)} test examples (rows: true class, columns: predicted):")
     width = max(5, len(str(C.max())) + 1)
-    print("true\\pred" + "".join(f"{j:>{width}}" for j in range(n_out)))
+    _say("true\\pred" + "".join(f"{j:>{width}}" for j in range(n_out)))
     for i in range(n_out):
-        print(f"{i:>9}" + "".join(f"{v:>{width}}" for v in C[i]))
+        _say(f"{i:>9}" + "".join(f"{v:>{width}}" for v in C[i]))
     return float(np.trace(C) / C.sum())
 
 
@@ -276,7 +290,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-    print(f"test accuracy: {accuracy:.4f}")
+    try:
+        _say(f"test accuracy: {accuracy:.4f}")
+    except OSError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     return 0
 
 
