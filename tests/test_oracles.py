@@ -174,7 +174,7 @@ def test_cli_plot_path_is_checked_before_the_run(tmp_path):
         assert "checks passed" not in r.stdout   # refused before any check ran
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo"]
     r = _cli("--skip-post", "--batch", str(10**12))
-    assert r.returncode == 2 and "--batch in 1..100000" in r.stderr
+    assert r.returncode == 2 and "--batch must be in 1..100000; got 1000000000000" in r.stderr
 
 
 # ------------------------------------------------------------------ the helper API on hostile input
