@@ -143,6 +143,7 @@ pattern; those declared values replace steps 1, 4 and 5.
 from __future__ import annotations
 
 import copy
+import functools
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -299,17 +300,26 @@ def _per_coord_result(name: str, flat: Flat, g, ref, tol, notes: dict[int, str] 
 OWN_ROUNDING_ULPS = 32   # _own_allowance: |g - g64| at most 32 u max(|c|_max, |g64|_max(leaf))
 
 
-def _own_allowance(flat: Flat, g64: np.ndarray, c_max: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per entry: (u, A), u the unit roundoff of a leaf narrower than float64 (0 elsewhere) and
-    A = 32 u max(|c|_max, |g64|_max(leaf)) the most that rounding in that dtype may move the value
-    under test (step 5): 32 roundings of terms the size of the cotangent or of the leaf's largest
-    derivative. Measured on correct VJPs: up to 11 u |c|_max (a float32 rnn near saturation); a
-    review's float32-only errors of 1e-5 max|g| (170 u) passed an allowance of 256 u, and one
-    scaled by another leaf's derivative (2e4, float64) let 0.3 through."""
-    u, scale = np.zeros(flat.n), np.zeros(flat.n)
+def _narrow_u(flat: Flat) -> np.ndarray:
+    """Per entry: the unit roundoff of its leaf where that is narrower than float64, else 0
+    (the entries the float64 re-evaluations, :func:`_own_rounding` and :func:`_second_opinion`, are for)."""
+    u = np.zeros(flat.n)
     for fl, sl, d in zip(flat.float_, flat.slices, flat.dtypes):
-        if fl and d != np.float64 and sl.stop > sl.start:
+        if fl and d != np.float64:
             u[sl] = float(np.finfo(d).eps) / 2
+    return u
+
+
+def _own_allowance(flat: Flat, g64: np.ndarray, c_max: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per entry: (u, A), u = :func:`_narrow_u` and A = 32 u max(|c|_max, |g64|_max(leaf)) the
+    most that rounding in that dtype may move the value under test (step 5): 32 roundings of
+    terms the size of the cotangent or of the leaf's largest derivative. Measured on correct
+    VJPs: up to 11 u |c|_max (a float32 rnn near saturation); a review's float32-only errors of
+    1e-5 max|g| (170 u) passed an allowance of 256 u, and one scaled by another leaf's derivative
+    (2e4, float64) let 0.3 through."""
+    u, scale = _narrow_u(flat), np.zeros(flat.n)
+    for sl in flat.slices:
+        if sl.stop > sl.start and u[sl.start]:
             a = np.abs(g64[sl])
             scale[sl] = max(c_max, float(a[np.isfinite(a)].max(initial=0.0)))
     return u, OWN_ROUNDING_ULPS * u * scale
@@ -325,11 +335,8 @@ def _own_rounding(subject: _Subject, flat: Flat, g: np.ndarray, ref: np.ndarray,
     where nothing applies); never turns a pass into a failure."""
     if subject.wide is None or not flat.n:
         return tol
-    narrow = np.zeros(flat.n, bool)
-    for fl, sl, d in zip(flat.float_, flat.slices, flat.dtypes):
-        narrow[sl] = fl and d != np.float64
     with np.errstate(invalid="ignore", over="ignore"):
-        failing = np.flatnonzero(narrow & np.isfinite(ref) & np.isfinite(g) & np.isfinite(tol) & ~(np.abs(g - ref) <= tol))
+        failing = np.flatnonzero((_narrow_u(flat) > 0) & np.isfinite(ref) & np.isfinite(g) & np.isfinite(tol) & ~(np.abs(g - ref) <= tol))
     if not failing.size:
         return tol
     g64 = subject.wide()
@@ -392,12 +399,9 @@ def _second_opinion(promoted: tuple[Flat, Callable], ctx: blackbox.Context, flat
     can turn a failure into a pass or a kink, never a pass into anything. ``ref``, ``tol``,
     ``fail_notes`` and ``kink_idx`` are updated in place."""
     flat64, F64 = promoted
-    narrow = np.zeros(flat.n, bool)
-    for fl, sl, d in zip(flat.float_, flat.slices, flat.dtypes):
-        narrow[sl] = fl and d != np.float64
     with np.errstate(invalid="ignore", divide="ignore"):   # tol 0 at kinks: inf, left out below
         excess = np.abs(g - ref) / (tol + own)
-        failing = narrow & np.isfinite(tol) & ~(np.abs(g - ref) <= tol + own)
+        failing = (_narrow_u(flat) > 0) & np.isfinite(tol) & ~(np.abs(g - ref) <= tol + own)
     failing[list(fd_only)] = False
     failing[[i for i in kink_idx if i not in fail_notes]] = False
     # the 64 nearest their tolerance: a gradient wrong in many entries fails anyway, and retaking
@@ -671,30 +675,38 @@ def _check_core(
         return terms + float(ftz @ av) + s
 
     own_dirs: dict[str, float] = {}
+    wide_cache: list = []
+
+    def wide_terms():
+        """(g64, A, r64, ftz64) once: g in float64, :func:`_own_allowance`, and float64's r and
+        tiny floor per entry (:func:`_exact_r`, :func:`_ftz_floor`); None where g64 is not there."""
+        if not wide_cache:
+            g64 = subject.wide()
+            flat64 = flat.promoted()
+            wide_cache.append(None if g64 is None or flat64 is None else
+                              (g64, _own_allowance(flat, g64, subject.wide_scale)[1], _exact_r(flat64), _ftz_floor(flat64)))
+        return wide_cache[0]
 
     def own_rounding_dir(oracle, val, tol, v, val_wide=None):
         """Step 5 along v, as :func:`_own_rounding` per entry: where <g, v> fails ``val`` and
-        <g64, v> meets it (``val_wide(v)``, the oracle in float64, for JAX), the tolerance grows
-        by |<g - g64, v>| + |val - val64| where |<g - g64, v>| <= sum_i A_i |v_i|
-        (:func:`_own_allowance`)."""
+        <g64, v> meets it within float64's tolerance along v (``val_wide(v)``, the oracle in
+        float64, for JAX), the tolerance grows by |<g - g64, v>| + |val - val64| where
+        |<g - g64, v>| <= sum_i A_i |v_i| (:func:`_own_allowance`)."""
         if declared or g is None or subject.wide is None or abs(float(g @ v) - val) <= tol:
             return tol
-        g64 = subject.wide()
-        if g64 is None:
+        terms = wide_terms()
+        if terms is None:
             return tol
-        u, allowance = _own_allowance(flat, g64, subject.wide_scale)
-        if not u.any():
-            return tol
+        g64, allowance, r64, ftz64 = terms
         try:
             val64 = val if val_wide is None else val_wide(v)
         except Exception:   # noqa: BLE001 - the oracle refuses float64: the verdict stands
             return tol
-        av = np.abs(v)   # float64's tolerance along v (step 5, without sigma): the derivation in float64
-        tol64 = max(EXACT_RTOL, EXACT_ULPS * 2.0**-53) * float(np.abs(g64) @ av) + 8 * float(np.finfo(np.float64).tiny) * float(av.sum())
-        if val64 is None or not abs(float(g64 @ v) - val64) <= tol64:
+        av = np.abs(v)   # float64's exact_dir_tol without sigma: the derivation in float64
+        if val64 is None or not abs(float(g64 @ v) - val64) <= float((r64 * np.abs(g64)) @ av) + float(ftz64 @ av):
             return tol
         d = abs(float((g - g64) @ v))
-        if not d <= float(allowance @ np.abs(v)):
+        if not d <= float(allowance @ av):
             return tol
         own_dirs[oracle] = max(own_dirs.get(oracle, 0.0), d + abs(val - val64))
         return tol + d + abs(val - val64)
@@ -1261,7 +1273,7 @@ def check_gradients(
     _linear_in: tuple[np.ndarray, np.ndarray | None, float, Callable[[np.ndarray], Any]] | None = None,
     _out_dtype: np.dtype | None = None,
     _per_dtype: bool = True,
-    _wide: tuple[Callable[[Any], Any], float, Callable[[], Any] | None, Callable[[Any], float] | None] | None = None,
+    _wide: tuple[Callable[[Any], Any], float, Callable[[Any], Any] | None, Callable[[Any, Any], float] | None] | None = None,
 ) -> Verdict:
     """Check ``grad_fn(params)`` (same structure as ``params``) against every applicable oracle.
 
@@ -1375,34 +1387,30 @@ def check_gradients(
     wide = jax_wide = jax_dir_wide = None
     if _wide is not None and flat64 is not None and flat.n:   # check_vjp: g in float64 (step 5)
         grad_wide, wide_scale, jax_tree_wide, jax_jvp_wide = _wide
-        tree64, wide_cache = flat64.build(flat.x), []
+        tree64 = flat64.build(flat.x)
+        # the checker's own extra calls: their warnings are not the user's, nor do they decide
 
-        def wide():   # once
-            if not wide_cache:
-                try:
-                    with warnings.catch_warnings():   # the checker's own extra call: its warnings are not the user's
-                        warnings.simplefilter("ignore")
-                        out = same_structure(grad_wide(tree64), flat.treedef, flat.leaves, flat.paths, root=_root,
-                                             what=deriv)
-                    # it computes in the narrow dtype whatever it is given: no float64 value to compare
-                    ok = all(not fl or np.asarray(L).dtype == np.float64 for L, fl in zip(out, flat.float_))
-                    wide_cache.append(flat.flat(out) if ok else None)
-                except Exception:   # noqa: BLE001 - vjp_fn refuses float64: the leaf's verdict stands
-                    wide_cache.append(None)
-            return wide_cache[0]
+        @functools.cache
+        def wide():
+            try:
+                with warnings.catch_warnings(action="ignore"):
+                    out = same_structure(grad_wide(tree64), flat.treedef, flat.leaves, flat.paths, root=_root, what=deriv)
+            except Exception:   # noqa: BLE001 - vjp_fn refuses float64: the leaf's verdict stands
+                return None
+            # one that computes in the narrow dtype whatever it is given has no float64 value to compare
+            return flat.flat(out) if all(not fl or np.asarray(L).dtype == np.float64
+                                         for L, fl in zip(out, flat.float_)) else None
 
         if jax_jvp_wide is not None:
             def jax_dir_wide(v):
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    return jax_jvp_wide(flat64.build(v))
+                with warnings.catch_warnings(action="ignore"):
+                    return jax_jvp_wide(tree64, flat64.build(v))
 
         if jax_tree_wide is not None:
             def jax_wide():
                 try:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        return flat.flat(flatten(_jax_tree(jax_tree_wide(), flat64))[0])
+                    with warnings.catch_warnings(action="ignore"):
+                        return flat.flat(flatten(_jax_tree(jax_tree_wide(tree64), flat64))[0])
                 except Exception:   # noqa: BLE001 - jax_fn refuses float64: the leaf's verdict stands
                     return None
     v = _check_core(F, flat, _Subject(g, lambda v: float(g @ v), sigma, rounding, wide,
@@ -1590,16 +1598,15 @@ def check_vjp(f: Callable, vjp_fn: Callable, *primals, jax_fn: Callable | None =
             return grad(tuple(prims64), c_tree64)
 
         jax_tree_wide = jax_jvp_wide = None
-        if jax_fn is not None and flat.promoted() is not None:
-            prims64 = tuple(flat.promoted().build(flat.x))
+        if jax_fn is not None:   # called with check_gradients' float64 primals
 
-            def jax_tree_wide(c_tree64=c_tree64, prims64=prims64):
+            def jax_tree_wide(prims64, c_tree64=c_tree64):
                 _, pull = jax.vjp(jax_fn, *prims64)
-                return _fill_none(tuple(pull(c_tree64)), prims64)
+                return _fill_none(tuple(pull(c_tree64)), tuple(prims64))
 
-            def jax_jvp_wide(vt, prims64=prims64, c64=[np.asarray(c, np.float64) if c.dtype.kind == "f" else c
-                                                      for c in c_leaves]):
-                t = jvp(prims64, tuple(_zero_consts(flat, vt, jax)))
+            def jax_jvp_wide(prims64, vt, c64=[np.asarray(c, np.float64) if c.dtype.kind == "f" else c
+                                               for c in c_leaves]):
+                t = jvp(tuple(prims64), tuple(_zero_consts(flat, vt, jax)))
                 return _contract(c64, by_key(t, out_td, root="output", what="jax_fn's output"), None)
 
         v = check_gradients(loss, grad, tuple(primals), name=name, _jax_fns=jfns, _root="primal",

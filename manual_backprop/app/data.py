@@ -334,11 +334,10 @@ def load_mnist(
     check_labels(arrays["train_labels"], n_classes, paths["train_labels"], all_present=True)
     check_labels(arrays["test_labels"], n_classes, paths["test_labels"], all_present=False)
     dt = np.dtype(dtype)
-    need = dt.itemsize * (arrays["train_images"].size + arrays["test_images"].size)
-    if need > memory_available():   # the headers may claim 1 GiB of pixels: 4 or 8 GiB as floats
+    need, have = dt.itemsize * (arrays["train_images"].size + arrays["test_images"].size), memory_available()
+    if need > have:   # the headers may claim 1 GiB of pixels: 4 or 8 GiB as floats
         raise MemoryError(f"{source}: its {arrays['train_images'].shape[0]} + {arrays['test_images'].shape[0]} "
-                          f"images need {need / 2**30:.1f} GiB in {dt} and {memory_available() / 2**30:.1f} GiB "
-                          "is available")
+                          f"images need {need / 2**30:.1f} GiB in {dt} and {have / 2**30:.1f} GiB is available")
 
     def scale(images: np.ndarray) -> np.ndarray:   # in place: one float copy at a time
         x = images.reshape(images.shape[0], -1).astype(dt)

@@ -437,12 +437,12 @@ def _resume(path, config: Config, keep_epochs: bool, shift: float, scale: float,
             if not _checks.all_finite(a):
                 raise ValueError(f"{path}: {name}[{i}] contains NaN or inf (a corrupt checkpoint)")
     if config.standardize:   # the model it holds must be the one its training weights give, bit for bit
+        if len(stored) != len(arrays):
+            raise ValueError(f"{path}: {len(stored)} weight arrays beside {len(arrays)} train_params")
         for i, (W, F) in enumerate(zip(stored, fold_input_scaling(arrays, shift, scale))):
             if W.shape != F.shape or W.dtype != F.dtype or W.tobytes() != F.tobytes():
                 raise ValueError(f"{path}: params[{i}] is not train_params[{i}] with the input scaling folded in "
                                  "(a corrupt or edited checkpoint)")
-        if len(stored) != len(arrays):
-            raise ValueError(f"{path}: {len(stored)} weight arrays beside {len(arrays)} train_params")
     return params, velocity, list(meta["history"]), config
 
 
