@@ -114,12 +114,13 @@ Tolerances for a black box (no ``loss_error=``/``kinks=`` given) are estimated, 
    the terms in a noisier order (a least-squares gradient at its optimum, where 10^2-sized
    residuals cancel to 10^-8: 14 false alarms in 3,000 seeds with 8 points and g's noise alone,
    none with both measured).
-   Where check_vjp's value under test fails an exact oracle in an entry of a leaf narrower than
-   float64, vjp_fn is called again with every floating primal and the cotangent promoted to
-   float64 (:func:`_own_rounding`): if it returns float64 and that value meets float64's
+   Where the value under test fails an exact oracle in an entry of a leaf narrower than
+   float64, the derivative is called again with every floating primal (and check_vjp's
+   cotangent, check_jvp's tangents and cotangent) promoted to float64, check_jvp per
+   coordinate only (:func:`_own_rounding`): if it returns float64 and that value meets float64's
    tolerance against the oracle (JAX's taken in float64 too), the entry's tolerance grows by
    |g - g64|, the rounding of the code under test itself, at most 32 u max(|c|_max, |g64|_max)
-   of the leaf (:func:`_own_allowance`). It covers cancellation g's noise cannot show: 1 - t^2
+   of the leaf (:func:`_own_allowance`; for check_gradients c is a scalar loss's cotangent, 1). It covers cancellation g's noise cannot show: 1 - t^2
    with t rounded to 1 carries t's absolute error u, not u |1 - t^2|, and does not vary as x
    moves (float32 tanh units at |x| 5-9 failed a correct VJP in 10 of 10 seeds). A wrong
    derivation fails in float64 as well; an error in float32 only passes below the allowance.
@@ -203,6 +204,7 @@ class _Subject:
     rounding: np.ndarray | None = None
     wide: "Callable[[], np.ndarray | None] | None" = None   # g in float64 (step 5), None where it is not
     wide_scale: float = 0.0                                 # max |c|, the cotangent's largest entry
+    wide_how: str = "primals and cotangent promoted"        # how the float64 call was made, for the notes
 
 
 EXACT_ULPS = 64  # float32 and narrower: r = 64 u (_exact_r)
@@ -340,7 +342,13 @@ def _own_rounding(subject: _Subject, flat: Flat, g: np.ndarray, ref: np.ndarray,
     if not failing.size:
         return tol
     g64 = subject.wide()
+    dts = " and ".join(sorted({str(flat.dtypes[flat.leaf_of(int(i))]) for i in failing}))
     if g64 is None:
+        note = (f"{deriv} could not be evaluated in float64 ({subject.wide_how}: it refused them, or returned "
+                f"{dts} again: JAX without jax_enable_x64, or a constant kept in {dts}), so the failing entries of "
+                f"{dts} leaves are held to {dts}'s tolerance without its rounding in the code under test")
+        if note not in notes:
+            notes.append(note)
         return tol
     ref64 = ref
     if wide_ref is not None:
@@ -348,7 +356,6 @@ def _own_rounding(subject: _Subject, flat: Flat, g: np.ndarray, ref: np.ndarray,
         if ref64 is None:
             return tol
     u, allowance = _own_allowance(flat, g64, subject.wide_scale)
-    dts = " and ".join(sorted({str(flat.dtypes[flat.leaf_of(int(i))]) for i in failing}))
     with np.errstate(invalid="ignore", over="ignore"):
         # the derivation in float64, held to float64's tolerance (not the narrow one: a derivative
         # 0.1 % off everywhere passed within float32's where its entries cancel, a review)
@@ -358,7 +365,7 @@ def _own_rounding(subject: _Subject, flat: Flat, g: np.ndarray, ref: np.ndarray,
         ok = failing[agree[failing] & within[failing]]
     n_disagree, n_beyond = int((~agree[failing]).sum()), int((agree[failing] & ~within[failing]).sum())
     if n_disagree:
-        notes.append(f"{deriv} evaluated in float64 (primals and cotangent promoted) disagrees with {oracle} too on "
+        notes.append(f"{deriv} evaluated in float64 ({subject.wide_how}) disagrees with {oracle} too on "
                      f"{n_disagree} of the {_entries(failing.size)} of {dts} leaves that failed it: the derivation, or a "
                      f"value computed in {dts} whatever the inputs (a forward output kept from an earlier call)")
     if n_beyond:
@@ -372,13 +379,14 @@ def _own_rounding(subject: _Subject, flat: Flat, g: np.ndarray, ref: np.ndarray,
     c = max(subject.wide_scale, 1e-300)
     w = int(ok[np.argmax(mine[ok] / u[ok])])
     notes.append(f"{_entries(ok.size)} of {dts} leaves that failed {oracle} pass with the rounding of their dtype in "
-                 f"their tolerance: {deriv} evaluated in float64 (primals and cotangent promoted) agrees with {oracle} "
+                 f"their tolerance: {deriv} evaluated in float64 ({subject.wide_how}) agrees with {oracle} "
                  f"there{' (itself in float64)' if wide_ref is not None else ''}, and its {dts} values differ from "
                  f"that by up to {mine[w]:.2e} at {flat.where(w)} ({mine[w] / (u[w] * c):.2g} u |c|_max, "
                  f"at most {OWN_ROUNDING_ULPS})"
                  + (f", {oracle}'s by up to {np.abs(ref - ref64)[ok].max():.2e}" if wide_ref is not None else "")
                  + ": rounding, most often cancellation (1 - t^2 where t rounds near 1); the derivation agrees in float64"
-                 + (f"; {_entries(failing.size - ok.size)} still fail" if ok.size < failing.size else ""))
+                 + (f"; {_entries(failing.size - ok.size)} still fail{'s' if failing.size - ok.size == 1 else ''}"
+                    if ok.size < failing.size else ""))
     return tol
 
 
@@ -801,7 +809,7 @@ def _check_core(
     for oracle, added in own_dirs.items():
         notes.append(f"directions that failed {oracle} pass with the rounding of the narrow leaves' dtype in their "
                      f"tolerance (at most {added:.2e} added): {names.get('deriv', 'vjp_fn')} evaluated in float64 "
-                     f"(primals and cotangent promoted) agrees with {oracle} there (module docstring, step 5)")
+                     f"({subject.wide_how}) agrees with {oracle} there (module docstring, step 5)")
 
     # ---------------- group testing: name the wrong entries behind failing directions
     failing = [r for r in results if r.directional and not r.passed]
@@ -1384,8 +1392,23 @@ def check_gradients(
             vt = _zero_consts(flat, vt, jax)
             return float(np.real(jvp(tree, vt)))
 
+    if _wide is None and _root == "params" and not _deriv:
+        # a user's loss (step 5): grad_fn, and JAX's gradient, again at the params in float64. The
+        # allowance's scale is a scalar's cotangent, 1 (check_vjp of the loss would draw |c| ~ 1):
+        # a float32 softmax cross-entropy's p - 1, a tanh unit's 1 - t^2 and jax.grad's alike carry
+        # absolute errors ~u that no noise shows (a review: 6-10 of 10 seeds failed correct ones)
+        jax_tree_wide = jax_jvp_wide = None
+        if jf is not None:
+
+            def jax_tree_wide(tree64):
+                return grad(tree64)
+
+            def jax_jvp_wide(tree64, vt):
+                return float(np.real(jvp(tree64, _zero_consts(flat, vt, jax))))
+
+        _wide = (grad_fn, 1.0, jax_tree_wide, jax_jvp_wide)
     wide = jax_wide = jax_dir_wide = None
-    if _wide is not None and flat64 is not None and flat.n:   # check_vjp: g in float64 (step 5)
+    if _wide is not None and flat64 is not None and flat.n:   # g in float64 (step 5)
         grad_wide, wide_scale, jax_tree_wide, jax_jvp_wide = _wide
         tree64 = flat64.build(flat.x)
         # the checker's own extra calls: their warnings are not the user's, nor do they decide
@@ -1414,7 +1437,9 @@ def check_gradients(
                 except Exception:   # noqa: BLE001 - jax_fn refuses float64: the leaf's verdict stands
                     return None
     v = _check_core(F, flat, _Subject(g, lambda v: float(g @ v), sigma, rounding, wide,
-                                      _wide[1] if _wide is not None else 0.0), name=name, what=what,
+                                      _wide[1] if _wide is not None else 0.0,
+                                      "params promoted" if _root == "params" else "primals and cotangent promoted"),
+                    name=name, what=what,
                     oracles=oracles, analytic=analytic, kinks=kinks, loss_error=loss_error, grad_error=grad_error,
                     per_coordinate=per_coordinate, n_directions=n_directions, seed=seed,
                     jax_full=jax_full, jax_dir=jax_dir, names=dict(_names or {}, deriv=deriv), extra_notes=_notes,
@@ -1642,43 +1667,83 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
         flat.set_output(_coarsest_float(out_leaves))
     c_leaves = _random_cotangent(out_leaves, rng)
 
-    def tangents_of(v):   # zeros on integer and boolean leaves, leaf by leaf
-        leaves = flatten(flat.build(v))[0]
+    def tangents_of(v, fl=flat):   # zeros on integer and boolean leaves, leaf by leaf
+        leaves = flatten(fl.build(v))[0]
         return unflatten(flat.treedef, [L if fl else np.zeros(np.shape(L)) for L, fl in zip(leaves, flat.float_)])
 
     def jvp_at(t, prims):
         return _leaving_inputs(jvp_fn, "jvp_fn", [(t, "tangents", ())] + [(p, "primal", (i,)) for i, p in enumerate(prims)])
 
-    def gdot(v):
+    def tangent_out(v):   # jvp_fn's output tangent along v, real, in the output's structure
         out = by_key(jvp_at(tangents_of(v), primals), out_td, root="output", what="jvp_fn")
         leaves, where, td = flatten(out, what="jvp_fn's output")
         for L, p in zip(leaves, where):
             if np.iscomplexobj(L) and np.any(np.imag(L) != 0):
                 raise ValueError(f"jvp_fn returned complex values at {format_path('output', p)}; the derivative of a "
                                  "real function at real inputs is real")
-        return _contract(c_leaves, unflatten(td, [np.real(L) for L in leaves]), None, "jvp_fn")
+        return unflatten(td, [np.real(L) for L in leaves])
 
+    def gdot(v):
+        return _contract(c_leaves, tangent_out(v), None, "jvp_fn")
+
+    # Noise of the user's JVP (step 3): s_o, the noise of output o's tangent along a +-1 tangent t
+    # (each input's term at full size), weighted by |c_o|. Entry i of g sums only the outputs its
+    # tangent reaches, so sigma_i = sum |c_o| s_o over the outputs jvp_fn(e_i) does not leave 0;
+    # along directions (+-1, like t) the noise of <c, jvp_fn(v)> is sum_o |c_o| s_o, spread evenly
+    # over the entries. One number for every entry, that whole sum, let a tanh output's JVP 1 %
+    # off pass beside outputs a^3 ~ 1e6 and grew with the input's size (a review: 8 of 10 missed at
+    # 2,000 inputs, 2e-4 off).
+    t = rng.choice(np.array([-1.0, 1.0]), size=flat.n)
+    out_noise = _noise_of_output(flat, lambda z: by_key(jvp_at(tangents_of(t), flat.build(flat.rnd(z))), out_td,
+                                                        root="output", what="jvp_fn"), rng)
+    weight = [np.abs(c).astype(np.float64).ravel() * s.ravel() for c, s in zip(c_leaves, out_noise)]
     per_coordinate = options.pop("per_coordinate", None)
     if per_coordinate is None:
         per_coordinate = flat.n <= PER_COORDINATE_LIMIT
     g = None
     if per_coordinate:
-        g = np.empty(flat.n)
+        g, sigma = np.empty(flat.n), np.zeros(flat.n)
         e = np.zeros(flat.n)
         for i in range(flat.n):
             e[i] = 1.0
-            g[i] = gdot(e)
+            out = tangent_out(e)
+            g[i] = _contract(c_leaves, out, None, "jvp_fn")
+            sigma[i] = sum(float(w @ (np.asarray(L).ravel() != 0)) for w, L in zip(weight, flatten(out)[0])
+                           if w.size and np.asarray(L).dtype.kind != "V")   # JAX's float0: no tangent
             e[i] = 0.0
-    # noise of the user's JVP: per output entry along a random tangent, summed against |c|
-    t = rng.standard_normal(flat.n)
-    out_noise = _noise_of_output(flat, lambda z: jvp_at(tangents_of(t), flat.build(flat.rnd(z))), rng)
-    sig = sum(float(np.abs(c).astype(np.float64).ravel() @ s.ravel()) for c, s in zip(c_leaves, out_noise))
-    sigma = np.full(flat.n, sig)
+    else:
+        sigma = np.full(flat.n, sum(float(w.sum()) for w in weight) / max(flat.n, 1))
 
     def F_on(fl: Flat) -> Callable[[np.ndarray], float]:
         return lambda x: _scalar_out(_contract(c_leaves, f(*fl.build(x)), None), "f")
 
     F, flat64 = F_on(flat), flat.promoted()
+
+    # jvp_fn (and JAX) with the primals, tangents and cotangent in float64 (module docstring,
+    # step 5), entry by entry as g was: per coordinate only
+    wide = jax_wide = jax_dir_wide = None
+    c64 = [c.astype(np.float64) if c.dtype.kind == "f" else c for c in c_leaves]
+    c_max = max((float(np.abs(c).max(initial=0.0)) for c, L in zip(c_leaves, out_leaves) if L.dtype.kind == "f"),
+                default=0.0)
+    prims64 = None if flat64 is None else tuple(flat64.build(flat.x))
+    if per_coordinate and prims64 is not None and flat.n:
+
+        @functools.cache
+        def wide():
+            g64, e = np.empty(flat.n), np.zeros(flat.n)
+            try:
+                with warnings.catch_warnings(action="ignore"):
+                    for i in range(flat.n):
+                        e[i] = 1.0
+                        out = by_key(jvp_fn(tangents_of(e, flat64), *prims64), out_td, root="output", what="jvp_fn")
+                        e[i] = 0.0
+                        leaves = flatten(out, what="jvp_fn's output")[0]
+                        if any(np.asarray(L).dtype.kind == "f" and np.asarray(L).dtype != np.float64 for L in leaves):
+                            return None   # computes in the narrow dtype whatever it is given
+                        g64[i] = np.real(_contract(c64, out, None, "jvp_fn"))
+            except Exception:   # noqa: BLE001 - jvp_fn refuses float64: the verdict stands
+                return None
+            return g64
 
     jax_full = jax_dir = None
     if jax_fn is not None:
@@ -1694,6 +1759,22 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
             _, pull = jax.vjp(lambda *p: jax_fn(*p), *primals)
             return flat.flat(flatten(_jax_tree(tuple(pull(unflatten(out_td, c_leaves))), flat))[0])
 
+        if wide is not None:
+
+            def jax_wide():
+                try:
+                    with warnings.catch_warnings(action="ignore"):
+                        _, pull = jax.vjp(lambda *p: jax_fn(*p), *prims64)
+                        return flat.flat(flatten(_jax_tree(tuple(pull(unflatten(out_td, c64))), flat64))[0])
+                except Exception:   # noqa: BLE001 - jax_fn refuses float64: the verdict stands
+                    return None
+
+            def jax_dir_wide(v):
+                with warnings.catch_warnings(action="ignore"):
+                    vt = _zero_consts(flat, flat64.build(v), jax)
+                    t = by_key(jvp(prims64, tuple(vt)), out_td, root="output", what="jax_fn's output")
+                    return float(np.real(_contract(c64, t, None)))
+
     kw = {k: options.pop(k) for k in list(options) if k in (
         "oracles", "analytic", "kinks", "n_directions", "seed", "loss_error", "grad_error")}
     if options:
@@ -1701,9 +1782,11 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
     if kw.get("grad_error") is not None:
         _check_grad_error(kw["grad_error"], flat)
     twin = _twin_notes(out_leaves, jax_fn(*primals), out_td, out_paths, "f") if jax_fn is not None else []
-    v = _check_core(F, flat, _Subject(g, gdot, sigma), name=name, what="f", per_coordinate=per_coordinate, extra_notes=twin,
-                    jax_full=jax_full, jax_dir=jax_dir, names={"jax_grad": "jax_vjp"},
+    v = _check_core(F, flat, _Subject(g, gdot, sigma, None, wide, c_max, "primals, tangents and cotangent promoted"),
+                    name=name, what="f", per_coordinate=per_coordinate, extra_notes=twin,
+                    jax_full=jax_full, jax_dir=jax_dir, names={"jax_grad": "jax_vjp", "deriv": "jvp_fn"},
                     promoted=None if flat64 is None else (flat64, F_on(flat64)),
+                    jax_wide=jax_wide, jax_dir_wide=jax_dir_wide,
                     **{"oracles": None, "analytic": None, "kinks": None, "loss_error": None, "grad_error": None,
                        "n_directions": 20, "seed": 0, **kw})
     v.labels = _primal_labels(f, flat)

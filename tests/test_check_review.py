@@ -536,6 +536,83 @@ def test_a_wrong_float32_vjp_where_entries_cancel_still_fails(case):
         assert not any("pass with the rounding of their dtype" in n for n in v.notes), v.report(full=True)
 
 
+def _as_loss_and_jvp(case):
+    """The cancelling cases of :func:`_saturated` as a scalar loss and a JVP: (loss_fn, grad_fn,
+    jvp_fn, x), the loss <c, f(x)> with a fixed c (for cross-entropy, f itself). grad_fn and jvp_fn
+    take c in x's dtype, so that called at float64 inputs they compute in float64."""
+    f, vjp, x, *rest = _saturated(case)
+    c = np.random.default_rng(1).normal(size=np.shape(f(x, *rest)))
+    loss = lambda x: np.sum(c * f(x, *rest))  # noqa: E731
+    grad = lambda x: vjp(c.astype(x.dtype), x, *rest)[0]  # noqa: E731
+    jvp = lambda t, x: grad(x) / c.astype(x.dtype) * t[0] if case != "cross-entropy" else np.sum(grad(x) / c * t[0])  # noqa: E731
+    return loss, grad, jvp, x
+
+
+@pytest.mark.parametrize("case", ["tanh", "sigmoid", "cross-entropy"])
+def test_check_gradients_and_check_jvp_take_a_correct_float32_derivative_whose_entries_cancel(case):
+    """A review (2026-12-02, after check_vjp's float64 evaluation) found check_gradients failing
+    correct float32 gradients in 6-10 of 10 seeds where every entry cancels: a saturated tanh
+    network, a confident cross-entropy, jax.grad's own; and check_jvp, its noise made one number
+    for every entry and so too loose to see the cancellation, failing them once that was fixed
+    (below). Both now call the derivative again at float64 inputs (check.py, step 5); for a
+    scalar loss the allowance's scale is its cotangent, 1."""
+    loss, grad, jvp, x = _as_loss_and_jvp(case)
+    v = ac.check_gradients(loss, grad, x)
+    assert v.passed, v.report(full=True)
+    assert any("evaluated in float64 (params promoted) agrees with complex_step" in n for n in v.notes), v.report(full=True)
+    if case != "cross-entropy":
+        v = ac.check_jvp(lambda x: np.sum(x * 0) + _saturated(case)[0](x), jvp, x)
+        assert v.passed, v.report(full=True)
+        assert any("primals, tangents and cotangent promoted) agrees" in n for n in v.notes), v.report(full=True)
+
+
+def test_check_gradients_and_check_jvp_still_fail_a_wrong_float32_derivative_where_entries_cancel():
+    """As for check_vjp: 1 - |t| for 1 - t^2 is as wrong in float64; a float32-only error of
+    1e-3 |c| is beyond 32 u; a derivative that refuses float64 keeps its float32 verdict, and the
+    verdict says why no rounding was allowed."""
+    loss, grad, jvp, x = _as_loss_and_jvp("tanh")
+    c = np.random.default_rng(1).normal(size=x.shape)
+    wrong = lambda x: (c * (1 - np.abs(np.tanh(x)))).astype(x.dtype)  # noqa: E731
+    float32_only = lambda x: grad(x) + (1e-3 * c.astype(x.dtype) if x.dtype == np.float32 else 0)  # noqa: E731
+
+    def refuses(x):
+        if x.dtype != np.float32:
+            raise TypeError("float32 only")
+        return grad(x)
+
+    for fn in (wrong, float32_only, refuses):
+        v = ac.check_gradients(loss, fn, x)
+        assert v.status == "FAIL", v.report(full=True)
+        assert not any("pass with the rounding of their dtype" in n for n in v.notes), v.report(full=True)
+        w = ac.check_jvp(np.tanh, lambda t, x, fn=fn: fn(x) / c.astype(x.dtype) * t[0], x)
+        assert w.status == "FAIL", w.report(full=True)
+    assert any("could not be evaluated in float64" in n for n in v.notes), v.report(full=True)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_check_jvp_holds_each_entry_to_the_noise_of_the_outputs_it_reaches(seed):
+    """check_jvp measured its JVP's noise once, summed over every output, and gave that to every
+    entry (a review, 2026-12-02): f(a, b) = (a^3, tanh b) with a ~ 50 passed a tanh JVP 1 % off
+    in 10 of 10 seeds (tolerance 8e-2 on entries ~1, check_vjp's 6e-6), and elementwise tanh
+    over 2,000 inputs one entry 2e-4 off in 8 of 10. Entry i now sums the noise of the outputs
+    its tangent reaches."""
+    rng = np.random.default_rng(seed)
+    a, b = (rng.uniform(0.5, 1, 10) * 50).astype(np.float32), rng.normal(size=10).astype(np.float32)
+    f = lambda a, b: (a ** 3, np.tanh(b))  # noqa: E731
+
+    def jvp(rel):
+        return lambda t, a, b: (3 * a * a * t[0], (1 + rel) * t[1] * (1 - np.tanh(b) ** 2))
+
+    assert ac.check_jvp(f, jvp(0.0), a, b, seed=seed).passed
+    assert ac.check_jvp(f, jvp(0.01), a, b, seed=seed).status == "FAIL"
+    x = rng.normal(size=2000).astype(np.float32)
+    k = int(np.argmax(1 - np.tanh(x) ** 2))
+    off = np.where(np.arange(2000) == k, 1 + 2e-4, 1).astype(np.float32)
+    assert ac.check_jvp(np.tanh, lambda t, x: t[0] * (1 - np.tanh(x) ** 2), x, seed=seed).passed
+    v = ac.check_jvp(np.tanh, lambda t, x: t[0] * (1 - np.tanh(x) ** 2) * off, x, seed=seed)
+    assert v.status == "FAIL", v.report(full=True)
+
+
 def test_the_float64_evaluation_excuses_rounding_and_nothing_more():
     """A review of the float64 evaluation (2026-12-02) found three ways past its first allowance,
     256 u max(|c|, |g64| of all leaves), all of code that differs by dtype: a float32-only error
