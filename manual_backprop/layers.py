@@ -185,7 +185,23 @@ def sigmoid_vjp(dy: np.ndarray, x: np.ndarray) -> tuple[np.ndarray]:
     """``(dx,)`` of :func:`sigmoid`."""
     x = _float("sigmoid_vjp", "x", x)
     dy = _dy("sigmoid", dy, x.shape, x.dtype)
-    return (dy * (_sigmoid(x) * _sigmoid(-x)),)
+    return (dy * _sigmoid_grad(x),)
+
+
+def _tanh_grad(a: np.ndarray) -> np.ndarray:
+    """tanh'(a) = 1 - tanh^2 a = 4 e / (1 + e)^2 with e = e^{-2|a|}: within a few u of it for
+    every a, where 1 - h^2 from a rounded h = tanh(a) cancels (0 at a = 9 in float32, where
+    tanh' = 6e-8; twice the true value at 8.5). inf: 0; NaN: NaN."""
+    with np.errstate(under="ignore"):
+        e = np.exp(-2 * np.abs(a))
+    d = 1 + e
+    d *= d
+    return np.divide(4 * e, d, out=d)
+
+
+def _sigmoid_grad(a: np.ndarray) -> np.ndarray:
+    """sigma'(a) = sigma(a) sigma(-a): relative accuracy on both sides (see sigmoid)."""
+    return _sigmoid(a) * _sigmoid(-a)
 
 
 def _reshape_target(layer: str, x: np.ndarray, shape) -> tuple[int, ...]:
@@ -546,8 +562,11 @@ def _norm_args(layer, x, gamma, beta, eps, axis):
     _positive(layer, "eps", eps)
     with np.errstate(over="ignore"):
         eps_x = x.dtype.type(eps)
-    if not (np.isfinite(eps_x) and eps_x > 0):
-        raise ValueError(f"{layer}: eps = {eps!r} is {eps_x} in {x.dtype}; it must be a positive {x.dtype} number")
+    if not (np.isfinite(eps_x) and eps_x >= np.finfo(x.dtype).tiny):
+        # a subnormal eps leaves the scale to var, whose squares of a row ~1e-22 (float32) are
+        # subnormal too and lose their bits: y 4.5 % off (a review); from tiny up, eps decides there
+        raise ValueError(f"{layer}: eps = {eps!r} is {eps_x} in {x.dtype}; it must be a positive normal {x.dtype} "
+                         f"number (at least {np.finfo(x.dtype).tiny:.3g})")
     bshape = [1] * x.ndim
     bshape[axis] = x.shape[axis]
     axes = tuple(a for a in range(x.ndim) if a != axis) if axis == 1 else (x.ndim - 1,)
@@ -648,6 +667,8 @@ def _softmax(x, axis, allowed=None):
             m = np.max(x, axis=axis, keepdims=True, where=allowed, initial=-np.inf)
             e = np.exp(np.where(allowed, x - m, 0))
             e *= allowed
+            # disallowed entries stay 0 in a row whose sum is NaN (not 0 / NaN)
+            return np.divide(e, e.sum(axis=axis, keepdims=True), out=np.zeros_like(e), where=allowed)
     return e / e.sum(axis=axis, keepdims=True)
 
 
@@ -753,6 +774,8 @@ def attention_vjp(dy, q, k, v, *, causal: bool = False):
     P = _softmax(_scores("attention_vjp", q, k, scale, allowed), -1, allowed)
     dP = dy @ v.transpose(0, 2, 1)
     dS = _softmax_pullback(dP, P, -1)
+    if allowed is not None:   # exactly 0 where masked, also in a row whose sum(dP * P) is NaN
+        np.copyto(dS, 0, where=~allowed)
     dS *= scale
     return dS @ k, dS.transpose(0, 2, 1) @ q, P.transpose(0, 2, 1) @ dy
 
@@ -838,38 +861,39 @@ def rnn(x: np.ndarray, h0: np.ndarray, Wx: np.ndarray, Wh: np.ndarray, b: np.nda
     Forward:   h_t = tanh(a_t),  a_t = x_t Wx + h_{t-1} Wh + b          t = 1..T
     Backward through time, with dh_T the incoming dy_T and da_{T+1} = 0:
                dh_t  = dy_t + da_{t+1} Wh^T
-               da_t  = dh_t * (1 - h_t^2)
+               da_t  = dh_t * (1 - h_t^2)        (computed from a_t: :func:`_tanh_grad`)
                dx_t  = da_t Wx^T,   dWx = sum_t x_t^T da_t,   dWh = sum_t h_{t-1}^T da_t
                db    = sum_{t,b} da_t,   dh0 = da_1 Wh^T
     A pre-activation that overflows warns, as NumPy's products do, and saturates its unit (tanh
     of inf is 1); one that is inf - inf from finite inputs is a ValueError (also in lstm).
     """
-    x, (h,), Wx, Wh, b = _rnn(x, h0, Wx, Wh, b, "rnn")
+    x, h, _, Wx, Wh, b = _rnn(x, h0, Wx, Wh, b, "rnn")
     return h
 
 
 def _rnn(x, h0, Wx, Wh, b, layer):
     x, st, Wx, Wh, b = _recurrent_args(layer, x, {"h0": h0}, Wx, Wh, b, 1)
     N, T, _ = x.shape
-    xw = (x.reshape(N * T, -1) @ Wx).reshape(N, T, -1)  # all input projections: one GEMM
-    h = np.empty_like(xw)
+    a = (x.reshape(N * T, -1) @ Wx).reshape(N, T, -1)   # all input projections: one GEMM
+    h = np.empty_like(a)
     prev = st["h0"]
     for t in range(T):
-        prev = h[:, t] = np.tanh(xw[:, t] + prev @ Wh + b)
+        a[:, t] += prev @ Wh + b                        # a_t, kept for the backward
+        prev = h[:, t] = np.tanh(a[:, t])
     _recurrent_overflow(layer, h, x, st, (Wx, Wh, b))
-    return x, (h,), Wx, Wh, st["h0"]
+    return x, h, a, Wx, Wh, st["h0"]
 
 
 def rnn_vjp(dy, x, h0, Wx, Wh, b):
     """``(dx, dh0, dWx, dWh, db)`` of :func:`rnn`."""
-    x, (h,), Wx, Wh, h0 = _rnn(x, h0, Wx, Wh, b, "rnn_vjp")
+    x, h, a, Wx, Wh, h0 = _rnn(x, h0, Wx, Wh, b, "rnn_vjp")
     N, T, D = x.shape
     dy = _dy("rnn", dy, h.shape, x.dtype)
-    da = np.empty_like(h)
+    da = _tanh_grad(a)                                  # tanh'(a_t) for every t, then times dh_t
     dh = np.zeros_like(h0)                              # da_{t+1} Wh^T, zero after the last step
     for t in range(T - 1, -1, -1):
         dh += dy[:, t]
-        da[:, t] = dh * (1 - h[:, t] * h[:, t])
+        da[:, t] *= dh
         dh = da[:, t] @ Wh.T
     hprev = np.concatenate([h0[:, None], h[:, :-1]], axis=1)
     A = da.reshape(N * T, -1)
@@ -891,6 +915,8 @@ def lstm(x, h0, c0, Wx, Wh, b) -> np.ndarray:
                dc_t = f_{t+1} * dc_{t+1} + dh_t * o * (1 - tanh^2 c_t)   (the cell-state path)
                di = dc_t g,  df = dc_t c_{t-1},  do = dh_t tanh c_t,  dg = dc_t i
                da_t = [di i(1-i), df f(1-f), do o(1-o), dg (1-g^2)]
+    (sigma' and tanh', and 1 - tanh^2 c_t, computed from the pre-activations and c_t:
+    :func:`_sigmoid_grad`, :func:`_tanh_grad`; from the rounded gates they cancel at saturation)
                dx_t = da_t Wx^T,  dWx = sum_t x_t^T da_t,  dWh = sum_t h_{t-1}^T da_t,  db = sum da_t
                dh0 = da_1 Wh^T,   dc0 = f_1 * dc_1
     """
@@ -904,37 +930,42 @@ def _lstm(x, h0, c0, Wx, Wh, b, layer):
     xw = (x.reshape(N * T, -1) @ Wx).reshape(N, T, 4 * H)
     h, c = np.empty((N, T, H), x.dtype), np.empty((N, T, H), x.dtype)
     gates = np.empty((N, T, 4 * H), x.dtype)            # i, f, o, g after their nonlinearities
+    a = xw                                              # a_t, kept for the backward
     hp, cp = st["h0"], st["c0"]
     for t in range(T):
-        a = xw[:, t] + hp @ Wh + b
-        gates[:, t, :3 * H] = _sigmoid(a[:, :3 * H])
-        gates[:, t, 3 * H:] = np.tanh(a[:, 3 * H:])
+        a[:, t] += hp @ Wh + b
+        gates[:, t, :3 * H] = _sigmoid(a[:, t, :3 * H])
+        gates[:, t, 3 * H:] = np.tanh(a[:, t, 3 * H:])
         i, f, o, g = np.split(gates[:, t], 4, axis=1)
         cp = c[:, t] = f * cp + i * g
         hp = h[:, t] = o * np.tanh(cp)
     _recurrent_overflow(layer, h, x, st, (Wx, Wh, b))
-    return x, h, c, gates, st, Wx, Wh
+    return x, h, c, gates, a, st, Wx, Wh
 
 
 def lstm_vjp(dy, x, h0, c0, Wx, Wh, b):
     """``(dx, dh0, dc0, dWx, dWh, db)`` of :func:`lstm`."""
-    x, h, c, gates, st, Wx, Wh = _lstm(x, h0, c0, Wx, Wh, b, "lstm_vjp")
+    x, h, c, gates, a, st, Wx, Wh = _lstm(x, h0, c0, Wx, Wh, b, "lstm_vjp")
     N, T, D = x.shape
     H = Wh.shape[0]
     dy = _dy("lstm", dy, h.shape, x.dtype)
     cprev = np.concatenate([st["c0"][:, None], c[:, :-1]], axis=1)
     hprev = np.concatenate([st["h0"][:, None], h[:, :-1]], axis=1)
     da = np.empty_like(gates)
+    # every t at once: sigma'(a) of i, f, o, tanh'(a_g), tanh c_t and tanh'(c_t)
+    dgate = np.concatenate([_sigmoid_grad(a[..., :3 * H]), _tanh_grad(a[..., 3 * H:])], axis=-1)
+    tcs, dtcs = np.tanh(c), _tanh_grad(c)
     dh, dc = np.zeros_like(st["h0"]), np.zeros_like(st["c0"])
     for t in range(T - 1, -1, -1):
         i, f, o, g = np.split(gates[:, t], 4, axis=1)
-        tc = np.tanh(c[:, t])
+        di, df, do, dg = np.split(dgate[:, t], 4, axis=1)
+        tc = tcs[:, t]
         dh += dy[:, t]                       # bounded factors first: dc * c_{t-1} can overflow
-        dc += dh * (o * (1 - tc * tc))       # where dc * (c_{t-1} f (1 - f)) fits
-        da[:, t, :H] = dc * (g * i * (1 - i))
-        da[:, t, H:2 * H] = dc * (cprev[:, t] * f * (1 - f))
-        da[:, t, 2 * H:3 * H] = dh * (tc * o * (1 - o))
-        da[:, t, 3 * H:] = dc * (i * (1 - g * g))
+        dc += dh * (o * dtcs[:, t])          # where dc * (c_{t-1} f (1 - f)) fits
+        da[:, t, :H] = dc * (g * di)
+        da[:, t, H:2 * H] = dc * (cprev[:, t] * df)
+        da[:, t, 2 * H:3 * H] = dh * (tc * do)
+        da[:, t, 3 * H:] = dc * (i * dg)
         dc = dc * f
         dh = da[:, t] @ Wh.T
     A = da.reshape(N * T, -1)

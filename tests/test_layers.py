@@ -569,3 +569,74 @@ def test_conv2d_takes_a_stride_past_its_input():
         for g, ref in zip(L.conv2d_vjp(dy, x, W, b, stride=huge, padding=1),
                           L.conv2d_vjp(dy, x, W, b, stride=same, padding=1)):
             np.testing.assert_array_equal(g, ref)
+
+
+def _sech2(a: float) -> float:
+    """tanh'(a) = 4 e / (1 + e)^2, e = exp(-2|a|), in Python floats (a few u64 from exact)."""
+    e = math.exp(-2 * abs(a))
+    return 4 * e / (1 + e) ** 2
+
+
+def _dsigma(a: float) -> float:
+    """sigma'(a) = e / (1 + e)^2, e = exp(-|a|), in Python floats."""
+    e = math.exp(-abs(a))
+    return e / (1 + e) ** 2
+
+
+@pytest.mark.parametrize("dtype, a", [(np.float32, 9.0), (np.float32, 12.0), (np.float32, 17.0), (np.float64, 20.0),
+                                      (np.float64, 40.0), (np.float32, 0.5)])
+def test_recurrent_units_keep_their_relative_accuracy_at_saturation(dtype, a):
+    """rnn and lstm took tanh' and sigma' from the rounded h and gates, 1 - h^2 and i (1 - i),
+    which cancel where they round to 1 (a review, 2026-12-02): float32 rnn db twice the true
+    value at a = 9 and 0 at a = 12, every lstm gate's db 0 at a = 17, float64 0 at 20. One step
+    from h0 = c0 = 0 with pre-activations set by b, checked against the formulas in Python
+    floats. Bound: exp within 4 ulp and each later operation one rounding: tanh' and sigma' within
+    8 and 13 u, the lstm's chain (c = i g, tanh'(c), four products) within 32 u; 64 u, plus 16 u64
+    for the reference's own rounding."""
+    tol = lambda exact: (64 * np.finfo(dtype).eps / 2 + 16 * 2.0**-53) * np.abs(exact)  # noqa: E731
+    x, one = np.ones((1, 1, 1), dtype), np.ones((1, 1), dtype)
+    (*_, db) = L.rnn_vjp(np.ones((1, 1, 3), dtype), x, np.zeros((1, 3), dtype), np.zeros((1, 3), dtype),
+                         np.zeros((3, 3), dtype), np.array([a, -a, a / 2], dtype))
+    exact = np.array([_sech2(a), _sech2(-a), _sech2(a / 2)])
+    assert np.all(np.abs(db - exact) <= tol(exact)), (db, exact)
+    b = np.array([a, a, a, a], dtype)                       # gates i, f, o, g
+    (*_, db) = L.lstm_vjp(one[:, None], x, 0 * one, 0 * one, np.zeros((1, 4), dtype), np.zeros((1, 4), dtype), b)
+    i = o = 1 / (1 + math.exp(-a))
+    g = math.tanh(a)
+    c = i * g
+    dc = o * _sech2(c)
+    exact = np.array([dc * g * _dsigma(a), 0.0, math.tanh(c) * _dsigma(a), dc * i * _sech2(a)])   # df: c0 = 0
+    assert np.all(np.abs(db - exact) <= tol(exact)), (db, exact)
+
+
+def test_causal_attention_keeps_a_nan_query_to_the_keys_it_sees():
+    """A NaN in query 0, which sees key 0 only, made dv and dk NaN for every key (a review,
+    2026-12-02): the masked entries of its P row came out 0 / NaN, not the 0 the docstring
+    promises. dv of the other keys, and every other query's row of y and dq, are those of the
+    same call with query 0 finite."""
+    rng = np.random.default_rng(0)
+    q, k, v, dy = (rng.standard_normal((1, 3, 2)) for _ in range(4))
+    bad = q.copy()
+    bad[0, 0, 1] = np.nan
+    y, y_ok = L.attention(bad, k, v, causal=True), L.attention(q, k, v, causal=True)
+    (dq, _, dv), (dq_ok, _, dv_ok) = (L.attention_vjp(dy, w, k, v, causal=True) for w in (bad, q))
+    assert np.isnan(y[0, 0]).all() and np.isnan(dv[0, 0]).all()
+    np.testing.assert_array_equal(y[0, 1:], y_ok[0, 1:])
+    np.testing.assert_array_equal(dq[0, 1:], dq_ok[0, 1:])
+    np.testing.assert_array_equal(dv[0, 1:], dv_ok[0, 1:])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_norms_refuse_a_subnormal_eps(dtype):
+    """With a subnormal eps the scale is var's, whose squares of a row ~1e-22 (float32) or
+    ~1e-161 (float64) are subnormal and lose their bits: y 4.5 % and 2.5 % off (a review,
+    2026-12-02). From finfo.tiny up eps decides there; below it, a ValueError."""
+    tiny = np.finfo(dtype).tiny
+    x = (np.array([[1.0, -2.0, 3.0, 0.5]]) * (1e-22 if dtype == np.float32 else 1e-161)).astype(dtype)
+    ones, zeros = np.ones(4, dtype), np.zeros(4, dtype)
+    for layer in (L.layer_norm, L.batch_norm):
+        xs = x if layer is L.layer_norm else x.T
+        with pytest.raises(ValueError, match="positive normal"):
+            layer(xs, ones[:xs.shape[1]], zeros[:xs.shape[1]], eps=float(tiny) / 4)
+        y = layer(xs, ones[:xs.shape[1]], zeros[:xs.shape[1]], eps=float(tiny))
+        assert np.all(np.isfinite(y))

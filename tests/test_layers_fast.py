@@ -890,7 +890,7 @@ BAD = [
      "dropout_vjp: dy is not an array of numbers"),
     ("layer_norm_eps_inf32", _err(L.layer_norm, rnd(2, 2).astype(np.float32), np.ones(2, np.float32),
                                   np.zeros(2, np.float32), eps=1e300), ValueError,
-     "layer_norm: eps = 1e+300 is inf in float32; it must be a positive float32 number"),
+     "layer_norm: eps = 1e+300 is inf in float32; it must be a positive normal float32 number"),
     ("batch_norm_eps_zero32", _err(L.batch_norm, rnd(2, 2).astype(np.float32), np.ones(2, np.float32),
                                    np.zeros(2, np.float32), eps=1e-46), ValueError, "batch_norm: eps = 1e-46 is 0.0"),
     ("layer_norm_var_overflow", _err(L.layer_norm, np.float32([[1e20, -1e20, 3e19, 0]]), np.ones(4, np.float32),
