@@ -951,21 +951,25 @@ def lstm_vjp(dy, x, h0, c0, Wx, Wh, b):
     dy = _dy("lstm", dy, h.shape, x.dtype)
     cprev = np.concatenate([st["c0"][:, None], c[:, :-1]], axis=1)
     hprev = np.concatenate([st["h0"][:, None], h[:, :-1]], axis=1)
-    da = np.empty_like(gates)
-    # every t at once: sigma'(a) of i, f, o, tanh'(a_g), tanh c_t and tanh'(c_t)
-    dgate = np.concatenate([_sigmoid_grad(a[..., :3 * H]), _tanh_grad(a[..., 3 * H:])], axis=-1)
+    # every t at once: sigma'(a) = sigma(a) sigma(-a) for i, f, o and tanh'(a_g), then times
+    # each step's factors; tanh c_t and tanh'(c_t)
+    da = np.concatenate([gates[..., :3 * H] * _sigmoid(-a[..., :3 * H]), _tanh_grad(a[..., 3 * H:])], axis=-1)
     tcs, dtcs = np.tanh(c), _tanh_grad(c)
     dh, dc = np.zeros_like(st["h0"]), np.zeros_like(st["c0"])
+    gate = [slice(k * H, (k + 1) * H) for k in range(4)]
     for t in range(T - 1, -1, -1):
-        i, f, o, g = np.split(gates[:, t], 4, axis=1)
-        di, df, do, dg = np.split(dgate[:, t], 4, axis=1)
-        tc = tcs[:, t]
+        i, f, o, g = (gates[:, t, s] for s in gate)
+        di, df, do, dg = (da[:, t, s] for s in gate)   # views: multiplied in place
         dh += dy[:, t]                       # bounded factors first: dc * c_{t-1} can overflow
         dc += dh * (o * dtcs[:, t])          # where dc * (c_{t-1} f (1 - f)) fits
-        da[:, t, :H] = dc * (g * di)
-        da[:, t, H:2 * H] = dc * (cprev[:, t] * df)
-        da[:, t, 2 * H:3 * H] = dh * (tc * do)
-        da[:, t, 3 * H:] = dc * (i * dg)
+        di *= g
+        di *= dc
+        df *= cprev[:, t]
+        df *= dc
+        do *= tcs[:, t]
+        do *= dh
+        dg *= i
+        dg *= dc
         dc = dc * f
         dh = da[:, t] @ Wh.T
     A = da.reshape(N * T, -1)
