@@ -720,6 +720,8 @@ BAD = [
     ("dense_vjp_rows", _err(L.dense_vjp, rnd(2, 2), rnd(2, 3), rnd(3, 2)), ValueError, "dense_vjp: W must have"),
     ("dense_dtypes", _err(L.dense, rnd(2, 3), rnd(4, 2).astype(np.float32)), TypeError, "dense: W is float32 but x is float64"),
     ("dense_empty", _err(L.dense, np.ones((0, 3)), rnd(4, 2)), ValueError, "dense: x is empty"),
+    # embedding returned a (0, T, d) result where every other layer refuses an empty batch (a review)
+    ("embedding_empty", _err(L.embedding, np.zeros((0, 3), int), rnd(4, 2)), ValueError, "embedding: ids is empty"),
     ("dense_dy_shape", _err(L.dense_vjp, rnd(2, 3), rnd(2, 3), rnd(4, 2)), ValueError,
      "dense_vjp: dy must have the output's shape (2, 2)"),
     ("dense_dy_dtype", _err(L.dense_vjp, rnd(2, 2).astype(np.float32), rnd(2, 3), rnd(4, 2)), TypeError,
