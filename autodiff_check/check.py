@@ -120,9 +120,10 @@ Tolerances for a black box (no ``loss_error=``/``kinks=`` given) are estimated, 
    coordinate only (:func:`_own_rounding`): if it returns float64 and that value meets float64's
    tolerance against the oracle (JAX's taken in float64 too), the entry's tolerance grows by
    |g - g64|, the rounding of the code under test itself, at most 32 u max(|c|_max, |g64|_max)
-   of the leaf (:func:`_own_allowance`; for check_gradients c is a scalar loss's cotangent, 1). It covers cancellation g's noise cannot show: 1 - t^2
-   with t rounded to 1 carries t's absolute error u, not u |1 - t^2|, and does not vary as x
-   moves (float32 tanh units at |x| 5-9 failed a correct VJP in 10 of 10 seeds). A wrong
+   of the leaf (:func:`_own_allowance`; for check_gradients c is a scalar loss's cotangent,
+   1). It covers cancellation g's noise cannot show: 1 - t^2 with t rounded to 1 carries t's
+   absolute error u, not u |1 - t^2|, and does not vary as x moves (float32 tanh units at
+   |x| 5-9 failed a correct VJP in 10 of 10 seeds). A wrong
    derivation fails in float64 as well; an error in float32 only passes below the allowance.
    Along a direction v the scale is the terms, not the result (+-1 directions can cancel
    <ref, v> to nothing): sum_i r_i |ref_i v_i| + 8 tiny |v|_1 + 16 sum sigma_g |v|, with ref
@@ -205,6 +206,7 @@ class _Subject:
     wide: "Callable[[], np.ndarray | None] | None" = None   # g in float64 (step 5), None where it is not
     wide_scale: float = 0.0                                 # max |c|, the cotangent's largest entry
     wide_how: str = "primals and cotangent promoted"        # how the float64 call was made, for the notes
+    entry_noise: "Callable[[np.ndarray], np.ndarray] | None" = None   # check_jvp: g_i's own noise, measured
 
 
 EXACT_ULPS = 64  # float32 and narrower: r = 64 u (_exact_r)
@@ -391,6 +393,24 @@ def _own_rounding(subject: _Subject, flat: Flat, g: np.ndarray, ref: np.ndarray,
 
 
 SECOND_OPINION_MAX = 64   # _second_opinion retakes at most this many failing entries, the nearest first
+
+
+def _measured_noise(subject: _Subject, g: np.ndarray, ref: np.ndarray, tol: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """check_jvp (step 3): entries that fail an exact oracle get the noise of g_i itself,
+    measured along x (``subject.entry_noise``, 16 calls of jvp_fn per entry, at most
+    SECOND_OPINION_MAX entries, the nearest their tolerance first): 8 times its excess over
+    sigma_i joins the tolerance. sigma_i, from each output's noise along one tangent, misses
+    noise that tangent cancels or that sits where jvp_fn(e_i) is 0 at x itself (a review).
+    Never turns a pass into a failure."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        bad = np.flatnonzero(np.isfinite(ref) & np.isfinite(g) & ~(np.abs(g - ref) <= tol))
+        if not bad.size:
+            return tol
+        excess = np.abs(g - ref)[bad] / tol[bad]
+    bad = bad[np.argsort(excess, kind="stable")][:SECOND_OPINION_MAX]
+    tol = tol.copy()
+    tol[bad] += 8 * np.maximum(subject.entry_noise(bad) - sigma[bad], 0.0)
+    return tol
 
 
 def _second_opinion(promoted: tuple[Flat, Callable], ctx: blackbox.Context, flat: Flat, g, ref, tol, own,
@@ -634,6 +654,8 @@ def _check_core(
                 failing = np.flatnonzero(~(np.abs(g - cs) <= tol) & np.isfinite(cs))
                 if failing.size:  # step 5: the oracle's own noise, where it can decide the verdict
                     tol[failing] += 8 * np.maximum(blackbox.cs_noise(ctx, failing, rng) - sigma[failing], 0.0)
+            if sigma is not None and g is not None and subject.entry_noise is not None:
+                tol = _measured_noise(subject, g, cs, tol, sigma)
             if not declared:
                 tol = _own_rounding(subject, flat, g, cs, tol, notes, "complex_step", names.get("deriv", "vjp_fn"))
             results.append(_per_coord_result("complex_step", flat, g, cs, tol,
@@ -642,6 +664,8 @@ def _check_core(
     if "jax_grad" in wanted and g is not None:  # a full gradient: entry by entry at any size
         ref = jax_full()
         tol = _exact_tol(ref, flat, sigma, grad_error)
+        if sigma is not None and subject.entry_noise is not None:
+            tol = _measured_noise(subject, g, ref, tol, sigma)
         if not declared and jax_wide is not None:
             tol = _own_rounding(subject, flat, g, ref, tol, notes, names.get("jax_grad", "jax_grad"),
                                 names.get("deriv", "vjp_fn"), jax_wide)
@@ -1686,14 +1710,16 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
     def gdot(v):
         return _contract(c_leaves, tangent_out(v), None, "jvp_fn")
 
-    # Noise of the user's JVP (step 3): s_o, the noise of output o's tangent along a +-1 tangent t
-    # (each input's term at full size), weighted by |c_o|. Entry i of g sums only the outputs its
-    # tangent reaches, so sigma_i = sum |c_o| s_o over the outputs jvp_fn(e_i) does not leave 0;
-    # along directions (+-1, like t) the noise of <c, jvp_fn(v)> is sum_o |c_o| s_o, spread evenly
+    # Noise of the user's JVP (step 3): s_o, the noise of output o's tangent along a tangent t of
+    # random signs and sizes in [1, 2) (each input's term at full size; +-1 alone cancelled exactly
+    # in outputs such as t_i - t_j, s_o = 0), weighted by |c_o|. Entry i of g sums only the
+    # outputs its tangent reaches, so sigma_i = sum |c_o| s_o over the outputs jvp_fn(e_i) does
+    # not leave 0; along directions the noise of <c, jvp_fn(v)> is sum_o |c_o| s_o, spread evenly
     # over the entries. One number for every entry, that whole sum, let a tanh output's JVP 1 %
     # off pass beside outputs a^3 ~ 1e6 and grew with the input's size (a review: 8 of 10 missed at
-    # 2,000 inputs, 2e-4 off).
-    t = rng.choice(np.array([-1.0, 1.0]), size=flat.n)
+    # 2,000 inputs, 2e-4 off). An entry that fails an exact oracle then gets its own noise,
+    # measured (:func:`_measured_noise`).
+    t = rng.choice(np.array([-1.0, 1.0]), size=flat.n) * (1 + rng.random(flat.n))
     out_noise = _noise_of_output(flat, lambda z: by_key(jvp_at(tangents_of(t), flat.build(flat.rnd(z))), out_td,
                                                         root="output", what="jvp_fn"), rng)
     weight = [np.abs(c).astype(np.float64).ravel() * s.ravel() for c, s in zip(c_leaves, out_noise)]
@@ -1718,6 +1744,24 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
         return lambda x: _scalar_out(_contract(c_leaves, f(*fl.build(x)), None), "f")
 
     F, flat64 = F_on(flat), flat.promoted()
+    noise_rng, measured = np.random.default_rng(seed + 7907), {}   # its own: the checks' draws stay the seed's
+
+    def entry_noise(idx: np.ndarray) -> np.ndarray:   # noise of g_i along x, each entry once
+        todo = [int(i) for i in idx if int(i) not in measured]
+        if todo:
+            E = np.zeros((len(todo), flat.n))
+            E[np.arange(len(todo)), todo] = 1.0
+            p, h = blackbox.noise_probe(flat, noise_rng, floor=0.0)
+
+            def g_at(z):
+                prims = flat.build(flat.rnd(z))
+                return np.array([np.real(_contract(c_leaves, by_key(jvp_at(tangents_of(e), prims), out_td, root="output",
+                                                                    what="jvp_fn"), None, "jvp_fn")) for e in E])
+
+            with warnings.catch_warnings(action="ignore"):
+                s = _noise.vector_noise(g_at, flat.x, p, h)
+            measured.update(zip(todo, np.where(np.isfinite(s), s, 0.0)))
+        return np.array([measured[int(i)] for i in idx])
 
     # jvp_fn (and JAX) with the primals, tangents and cotangent in float64 (module docstring,
     # step 5), entry by entry as g was: per coordinate only
@@ -1782,7 +1826,8 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
     if kw.get("grad_error") is not None:
         _check_grad_error(kw["grad_error"], flat)
     twin = _twin_notes(out_leaves, jax_fn(*primals), out_td, out_paths, "f") if jax_fn is not None else []
-    v = _check_core(F, flat, _Subject(g, gdot, sigma, None, wide, c_max, "primals, tangents and cotangent promoted"),
+    v = _check_core(F, flat, _Subject(g, gdot, sigma, None, wide, c_max, "primals, tangents and cotangent promoted",
+                                      entry_noise if per_coordinate else None),
                     name=name, what="f", per_coordinate=per_coordinate, extra_notes=twin,
                     jax_full=jax_full, jax_dir=jax_dir, names={"jax_grad": "jax_vjp", "deriv": "jvp_fn"},
                     promoted=None if flat64 is None else (flat64, F_on(flat64)),

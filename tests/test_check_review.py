@@ -613,6 +613,32 @@ def test_check_jvp_holds_each_entry_to_the_noise_of_the_outputs_it_reaches(seed)
     assert v.status == "FAIL", v.report(full=True)
 
 
+@pytest.mark.parametrize("seed", range(2))
+def test_check_jvp_measures_the_noise_of_an_entry_its_tangent_hides(seed):
+    """The per-entry noise above came from one tangent: where that tangent cancelled an output
+    (t_2k - t_2k+1 with equal signs) or jvp_fn(e_i) was exactly 0 at x but not nearby, a correct
+    noisy JVP failed (a review, 2026-12-02: 3 of 4 seeds). A correct JVP whose d^2 is computed
+    as (d + 1e5)^2 - 1e10 - 2e5 d (rounding ~1e-6, varying with x) now passes: an entry failing
+    an exact oracle gets its own noise measured; the same JVP 1e-4 off still fails."""
+    rng = np.random.default_rng(100 + seed)
+    x = rng.normal(size=16)
+    x[0] = x[1] + 0.001505            # pair 0: d = 0.001505, where the noisy formula gives exactly 0
+
+    def f(x):
+        d = x[0::2] - x[1::2]
+        return d ** 3 / 3 + ((d + 1e8) - 1e8 - d)   # the zero term keeps f's noise, so finite differences stay loose
+
+    def jvp(rel):
+        def jvp_fn(t, x):
+            d = x[0::2] - x[1::2]
+            return ((d + 1e5) ** 2 - 1e10 - 2e5 * d) * (1 + rel) * (t[0][0::2] - t[0][1::2])
+        return jvp_fn
+
+    v = ac.check_jvp(f, jvp(0.0), x, seed=seed)
+    assert v.passed, v.report(full=True)
+    assert ac.check_jvp(f, jvp(1e-4), x, seed=seed).status == "FAIL"
+
+
 def test_the_float64_evaluation_excuses_rounding_and_nothing_more():
     """A review of the float64 evaluation (2026-12-02) found three ways past its first allowance,
     256 u max(|c|, |g64| of all leaves), all of code that differs by dtype: a float32-only error
