@@ -192,7 +192,7 @@ def _tanh_grad(a: np.ndarray) -> np.ndarray:
     """tanh'(a) = 1 - tanh^2 a = 4 e / (1 + e)^2 with e = e^{-2|a|}: within a few u of it for
     every a, where 1 - h^2 from a rounded h = tanh(a) cancels (0 at a = 9 in float32, where
     tanh' = 6e-8; twice the true value at 8.5). inf: 0; NaN: NaN."""
-    with np.errstate(under="ignore"):
+    with np.errstate(under="ignore", over="ignore"):   # -2|a| = -inf beyond max / 2: e = 0, exact
         e = np.exp(-2 * np.abs(a))
     d = 1 + e
     d *= d
@@ -761,7 +761,9 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, *, causal: bool = Fal
     overflow to +inf or NaN (finite q and k), or all to -inf in a row, are a ValueError. An inf
     in a value that a query does not see still makes its row of y NaN (P = 0 there, and
     0 * inf = NaN in P v), as in torch; an inf in a key it does not see leaves its row of y
-    finite (its score is masked before the softmax) and makes its dq NaN (dS = 0 times inf).
+    finite (its score is masked before the softmax) and makes its dq NaN (dS = 0 times inf);
+    likewise a NaN or inf in a query makes dk NaN in that coordinate for every key, also those
+    it does not see (dS = 0 times it in dS^T q), while dv of those keys stays finite, as in the twin.
     """
     q, k, v, allowed, scale = _attention_args("attention", q, k, v, causal)
     return _softmax(_scores("attention", q, k, scale, allowed), -1, allowed) @ v
@@ -876,11 +878,12 @@ def rnn(x: np.ndarray, h0: np.ndarray, Wx: np.ndarray, Wh: np.ndarray, b: np.nda
 def _rnn(x, h0, Wx, Wh, b, layer):
     x, st, Wx, Wh, b = _recurrent_args(layer, x, {"h0": h0}, Wx, Wh, b, 1)
     N, T, _ = x.shape
-    a = (x.reshape(N * T, -1) @ Wx).reshape(N, T, -1)   # all input projections: one GEMM
+    a = (x.reshape(N * T, -1) @ Wx).reshape(N, T, -1)   # all input projections: one GEMM,
+    a += b                                              # and their biases: one pass
     h = np.empty_like(a)
     prev = st["h0"]
     for t in range(T):
-        a[:, t] += prev @ Wh + b                        # a_t, kept for the backward
+        a[:, t] += prev @ Wh                            # a_t, kept for the backward
         prev = h[:, t] = np.tanh(a[:, t])
     _recurrent_overflow(layer, h, x, st, (Wx, Wh, b))
     return x, h, a, Wx, Wh, st["h0"]
@@ -933,9 +936,10 @@ def _lstm(x, h0, c0, Wx, Wh, b, layer):
     h, c = np.empty((N, T, H), x.dtype), np.empty((N, T, H), x.dtype)
     gates = np.empty((N, T, 4 * H), x.dtype)            # i, f, o, g after their nonlinearities
     a = xw                                              # a_t, kept for the backward
+    a += b                                              # x Wx + b for every t: one pass
     hp, cp = st["h0"], st["c0"]
     for t in range(T):
-        a[:, t] += hp @ Wh + b
+        a[:, t] += hp @ Wh
         gates[:, t, :3 * H] = _sigmoid(a[:, t, :3 * H])
         gates[:, t, 3 * H:] = np.tanh(a[:, t, 3 * H:])
         i, f, o, g = np.split(gates[:, t], 4, axis=1)

@@ -659,3 +659,24 @@ def test_the_twins_norm_vjps_hold_at_large_inputs(dtype, scale):
         got = np.asarray(twin((dy if xs is x else dy.T).astype(dtype), (xs * scale).astype(dtype),
                               g[:xs.shape[1]].astype(dtype), b[:xs.shape[1]].astype(dtype), eps=1e-5)[0], np.float64)
         assert np.linalg.norm(got - ref) <= 64 * u * np.linalg.norm(ref), (np.linalg.norm(got - ref) / np.linalg.norm(ref))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_recurrent_layers_warn_only_where_something_overflows(dtype):
+    """Two warnings 8ccc523 added (a review, 2026-12-02): tanh' from a finite pre-activation
+    beyond max / 2 formed -2|a| = -inf with an overflow warning where tanh' is exactly 0 (the
+    forward was silent); and a_t summed as x Wx + (h Wh + b) overflowed where the sum fits
+    (-1e308 + 1e308 + 1e308 in float64); a_t is now (x Wx + b) + h Wh, the biases added to
+    every step's input projection in one pass. Neither warns (warnings are errors here)."""
+    big = np.finfo(dtype).max / 1.5
+    x, one = np.ones((1, 1, 1), dtype), np.ones((1, 1), dtype)
+    b = np.array([big, -1], dtype)
+    (*_, db) = L.rnn_vjp(np.ones((1, 1, 2), dtype), x, np.zeros((1, 2), dtype), np.zeros((1, 2), dtype),
+                         np.zeros((2, 2), dtype), b)
+    assert db[0] == 0 and np.isfinite(db[1])
+    L.lstm_vjp(np.ones((1, 1, 1), dtype), x, one, np.full((1, 1), big, dtype), np.zeros((1, 4), dtype),
+               np.zeros((1, 4), dtype), np.zeros(4, dtype))
+    m = np.finfo(dtype).max / 2
+    h = L.rnn(x, one, np.full((1, 1), -m, dtype), np.full((1, 1), m, dtype), np.full(1, m, dtype))
+    assert h[0, 0, 0] == 1
+    L.lstm(x, one, one, np.full((1, 4), -m, dtype), np.full((1, 4), m, dtype), np.full(4, m, dtype))
