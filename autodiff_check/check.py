@@ -401,7 +401,9 @@ def _measured_noise(subject: _Subject, g: np.ndarray, ref: np.ndarray, tol: np.n
     SECOND_OPINION_MAX entries, the nearest their tolerance first): 8 times its excess over
     sigma_i joins the tolerance. sigma_i, from each output's noise along one tangent, misses
     noise that tangent cancels or that sits where jvp_fn(e_i) is 0 at x itself (a review).
-    Never turns a pass into a failure."""
+    Never turns a pass into a failure; ``tol`` itself where there is nothing to measure."""
+    if subject.entry_noise is None or sigma is None or g is None:
+        return tol
     with np.errstate(invalid="ignore", divide="ignore"):
         bad = np.flatnonzero(np.isfinite(ref) & np.isfinite(g) & ~(np.abs(g - ref) <= tol))
         if not bad.size:
@@ -654,8 +656,7 @@ def _check_core(
                 failing = np.flatnonzero(~(np.abs(g - cs) <= tol) & np.isfinite(cs))
                 if failing.size:  # step 5: the oracle's own noise, where it can decide the verdict
                     tol[failing] += 8 * np.maximum(blackbox.cs_noise(ctx, failing, rng) - sigma[failing], 0.0)
-            if sigma is not None and g is not None and subject.entry_noise is not None:
-                tol = _measured_noise(subject, g, cs, tol, sigma)
+            tol = _measured_noise(subject, g, cs, tol, sigma)
             if not declared:
                 tol = _own_rounding(subject, flat, g, cs, tol, notes, "complex_step", names.get("deriv", "vjp_fn"))
             results.append(_per_coord_result("complex_step", flat, g, cs, tol,
@@ -664,8 +665,7 @@ def _check_core(
     if "jax_grad" in wanted and g is not None:  # a full gradient: entry by entry at any size
         ref = jax_full()
         tol = _exact_tol(ref, flat, sigma, grad_error)
-        if sigma is not None and subject.entry_noise is not None:
-            tol = _measured_noise(subject, g, ref, tol, sigma)
+        tol = _measured_noise(subject, g, ref, tol, sigma)
         if not declared and jax_wide is not None:
             tol = _own_rounding(subject, flat, g, ref, tol, notes, names.get("jax_grad", "jax_grad"),
                                 names.get("deriv", "vjp_fn"), jax_wide)
@@ -1698,8 +1698,8 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
     def jvp_at(t, prims):
         return _leaving_inputs(jvp_fn, "jvp_fn", [(t, "tangents", ())] + [(p, "primal", (i,)) for i, p in enumerate(prims)])
 
-    def tangent_out(v):   # jvp_fn's output tangent along v, real, in the output's structure
-        out = by_key(jvp_at(tangents_of(v), primals), out_td, root="output", what="jvp_fn")
+    def tangent_out(v, prims=primals, fl=flat):   # jvp_fn's output tangent along v at prims, real
+        out = by_key(jvp_at(tangents_of(v, fl), prims), out_td, root="output", what="jvp_fn")
         leaves, where, td = flatten(out, what="jvp_fn's output")
         for L, p in zip(leaves, where):
             if np.iscomplexobj(L) and np.any(np.imag(L) != 0):
@@ -1755,8 +1755,7 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
 
             def g_at(z):
                 prims = flat.build(flat.rnd(z))
-                return np.array([np.real(_contract(c_leaves, by_key(jvp_at(tangents_of(e), prims), out_td, root="output",
-                                                                    what="jvp_fn"), None, "jvp_fn")) for e in E])
+                return np.array([_contract(c_leaves, tangent_out(e, prims), None, "jvp_fn") for e in E])
 
             with warnings.catch_warnings(action="ignore"):
                 s = _noise.vector_noise(g_at, flat.x, p, h)
@@ -1779,12 +1778,12 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
                 with warnings.catch_warnings(action="ignore"):
                     for i in range(flat.n):
                         e[i] = 1.0
-                        out = by_key(jvp_fn(tangents_of(e, flat64), *prims64), out_td, root="output", what="jvp_fn")
+                        out = tangent_out(e, prims64, flat64)
                         e[i] = 0.0
-                        leaves = flatten(out, what="jvp_fn's output")[0]
-                        if any(np.asarray(L).dtype.kind == "f" and np.asarray(L).dtype != np.float64 for L in leaves):
+                        if any(np.asarray(L).dtype.kind == "f" and np.asarray(L).dtype != np.float64
+                               for L in flatten(out)[0]):
                             return None   # computes in the narrow dtype whatever it is given
-                        g64[i] = np.real(_contract(c64, out, None, "jvp_fn"))
+                        g64[i] = _contract(c64, out, None, "jvp_fn")
             except Exception:   # noqa: BLE001 - jvp_fn refuses float64: the verdict stands
                 return None
             return g64

@@ -932,11 +932,10 @@ def _lstm(x, h0, c0, Wx, Wh, b, layer):
     x, st, Wx, Wh, b = _recurrent_args(layer, x, {"h0": h0, "c0": c0}, Wx, Wh, b, 4)
     N, T, _ = x.shape
     H = Wh.shape[0]
-    xw = (x.reshape(N * T, -1) @ Wx).reshape(N, T, 4 * H)
+    a = (x.reshape(N * T, -1) @ Wx).reshape(N, T, 4 * H)   # a_t, kept for the backward:
+    a += b                                                # x Wx + b for every t, one pass
     h, c = np.empty((N, T, H), x.dtype), np.empty((N, T, H), x.dtype)
     gates = np.empty((N, T, 4 * H), x.dtype)            # i, f, o, g after their nonlinearities
-    a = xw                                              # a_t, kept for the backward
-    a += b                                              # x Wx + b for every t: one pass
     hp, cp = st["h0"], st["c0"]
     for t in range(T):
         a[:, t] += hp @ Wh
