@@ -172,6 +172,17 @@ def _backprop(params: Params, x: np.ndarray, y: np.ndarray, g, ell, ws: Workspac
     return J
 
 
+def _a_T_delta(a: np.ndarray, delta: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out = a^T delta`` for a (B, n_{l-1}) and delta (B, n_l), the BLAS GEMM of the
+    reference's np.dot (the same bits), without np.dot's memset: np.dot zeroes ``out`` before
+    BLAS writes it, one more pass over the gradient on the calling thread, holding the GIL.
+    At B = 1 np.matmul has no BLAS path for an inner dimension of 1 (its own loop, 3.5 times
+    slower), so np.dot there. Measured in docs/performance.md."""
+    if a.shape[0] == 1:
+        return np.dot(a.T, delta, out=out)
+    return np.matmul(a.T, delta, out=out)
+
+
 def _check_out(out, params: Params, x: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
     """``out`` as a list of writeable, aligned, C-contiguous arrays shaped and typed like
     ``params`` (BLAS writes them in place; np.dot refuses an unaligned one), none of them
@@ -215,9 +226,10 @@ def loss_and_grad(params: Params, x: np.ndarray, y: np.ndarray, *, activation: s
     :data:`SPLIT_ROWS` rows each; so one block below 2 SPLIT_ROWS rows, with one BLAS thread,
     where NumPy's BLAS is not OpenBLAS on pthreads, or for a call made inside a block.
 
-    In one block the products are the reference's BLAS calls (np.matmul, and np.dot into
-    ``out``) and the arithmetic is the reference's, except sigmoid's in-place kernels
-    (-(z + b) in one subtraction, and the product delta a (1 - a) in another order): results
+    In one block the products are the reference's BLAS GEMMs (a_{l-1}^T delta_l through
+    np.matmul for B > 1, where the reference's np.dot first zeroes ``out``) and the arithmetic
+    is the reference's, except sigmoid's in-place kernels (-(z + b) in one subtraction, and
+    the product delta a (1 - a) in another order): results
     are bit-equal for the other activations and within the rounding bound for sigmoid. In
     several, J and each gradient entry are sums in another order: within the rounding bound.
     """
@@ -240,7 +252,7 @@ def _storing(grads: Params, bounds: list[float] | None = None) -> Callable[[int,
     def store(l: int, a: np.ndarray, delta: np.ndarray) -> None:
         dW = grads[l - 1]
         np.add.reduce(delta, axis=0, out=dW[0])        # dJ/dW_l[0]  = sum_b delta_l[b]
-        np.dot(a.T, delta, out=dW[1:])                 # dJ/dW_l[1:] = a_{l-1}^T delta_l
+        _a_T_delta(a, delta, out=dW[1:])               # dJ/dW_l[1:] = a_{l-1}^T delta_l
         if bounds is None:
             _check_no_overflow(a, delta, dW, l)
         else:                                          # a block: judged in the total (_split)
@@ -343,7 +355,7 @@ def sgd_step(params: Params, x: np.ndarray, y: np.ndarray, lr: float, *, activat
             # W_l[1:] seen in Fortran order is W^T (n_l, n_{l-1}); ger updates it in place
             ger(1.0, delta[0], a[0], a=W[1:].T, overwrite_a=True)
         else:
-            W[1:] += np.dot(a.T, delta, out=ws.scratch(W[1:].shape, W.dtype))
+            W[1:] += _a_T_delta(a, delta, out=ws.scratch(W[1:].shape, W.dtype))
 
     def _checked_update(W: np.ndarray, a: np.ndarray, delta: np.ndarray, l: int) -> None:
         new = W + np.vstack([delta.sum(axis=0), a.T @ delta])

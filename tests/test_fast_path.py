@@ -299,6 +299,23 @@ def test_one_input_feature_at_batch_4_is_the_references_bit_for_bit(dtype):
     assert_bit_equal(g, ref)
 
 
+@pytest.mark.parametrize("batch", [2, 64, 300])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_at_the_post_networks_sizes_one_block_is_the_references_bit_for_bit(dtype, batch):
+    """For B > 1 the fast path forms a_{l-1}^T delta_l with np.matmul where the reference calls
+    np.dot (which zeroes ``out`` first): the same BLAS GEMM, so the same bits, also at sizes
+    where OpenBLAS blocks and threads the product (784 x 500 x B on NumPy's two threads)."""
+    rng = np.random.default_rng(8)
+    params = mb.init_params([784, 500, 500, 10], seed=9, dtype=dtype)
+    x = rng.uniform(size=(batch, 784)).astype(dtype)
+    y = mb.one_hot(rng.integers(0, 10, batch), 10, dtype=dtype)
+    kw = dict(activation="tanh", loss="mean_squared_error")
+    J_ref, ref = mb.loss_and_grad(params, x, y, **kw)
+    J, g = fast.loss_and_grad(params, x, y, threads=1, **kw)
+    assert J == J_ref
+    assert_bit_equal(g, ref)
+
+
 def _unaligned_like(W: np.ndarray) -> np.ndarray:
     """A writeable, C-contiguous array shaped and typed like W at an odd address."""
     raw = bytearray(W.nbytes + 1)
