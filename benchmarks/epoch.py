@@ -89,7 +89,7 @@ class Loop(NamedTuple):
 def _manual_loop(params, X, Y, *, batch_size: int, lr: float, fused: bool) -> Loop:
     """``params`` are updated in place. ``fused``: fast.sgd_step; otherwise
     fast.loss_and_grad, then ``g *= lr; W -= g``."""
-    grads = [np.empty_like(W) for W in params]
+    grads = fast.empty_like(params)
     ws = fast.Workspace()
     rate = X.dtype.type(lr)
     clock = time.perf_counter

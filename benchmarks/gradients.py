@@ -10,7 +10,7 @@ Backends:
 
 ================  ============================================================================
 ``fast``          ``manual_backprop.fast.loss_and_grad`` as a training loop calls it: reused
-                  ``out=`` gradient arrays and a reused ``Workspace``, its default ``threads``
+                  ``out=`` arrays from ``fast.empty_like``, a reused ``Workspace``, its default ``threads``
                   (blocks of rows on threads from 2 x 256 rows on two BLAS threads)
 ``plain``         the reference call ``manual_backprop.loss_and_grad(params, x, y)``: new arrays
                   each call; every other backend is checked against it
@@ -115,8 +115,7 @@ class Unavailable(RuntimeError):
 
 
 def _fast(p: Problem) -> Runner:
-    out = [np.empty_like(W) for W in p.params]
-    kw = dict(activation=p.activation, loss=p.loss, out=out, workspace=fast.Workspace())
+    kw = dict(activation=p.activation, loss=p.loss, out=fast.empty_like(p.params), workspace=fast.Workspace())
 
     def call():
         return fast.loss_and_grad(p.params, p.x, p.y, **kw)
@@ -358,11 +357,12 @@ def gemm_reference(p: Problem) -> Callable[[], None]:
     layer ``a_{l-1} @ W_l[1:]``, ``a_{l-1}.T @ delta_l`` and, except for the first,
     ``delta_l @ W_l[1:].T``, each into a preallocated array, on realistic values. The second
     by the fastest NumPy call for it, the fast path's: np.dot at B = 1 (np.matmul has no BLAS
-    path for an inner dimension of 1), else np.matmul (np.dot zeroes ``out`` first)."""
+    path for an inner dimension of 1), else np.matmul (np.dot zeroes ``out`` first); the
+    gradients into arrays from ``fast.empty_like``."""
     rng = np.random.default_rng(1)
     acts = [p.x] + [rng.uniform(0, 1, (p.batch, n)).astype(p.dtype) for n in p.sizes[1:]]
     deltas = [rng.normal(0, 1e-2, (p.batch, n)).astype(p.dtype) for n in p.sizes]
-    grads = [np.empty_like(W) for W in p.params]
+    grads = fast.empty_like(p.params)
     L = len(p.params)
     a_T_delta = np.dot if p.batch == 1 else np.matmul
 

@@ -316,6 +316,34 @@ def test_at_the_post_networks_sizes_one_block_is_the_references_bit_for_bit(dtyp
     assert_bit_equal(g, ref)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("sizes", [[784, 500, 500, 10], [3, 1, 2], [5, 7, 4, 3]])
+def test_empty_like_gives_out_arrays_whose_products_start_on_a_cache_line(dtype, sizes):
+    """fast.empty_like: one array per W_l, shaped and typed like it, C-contiguous, aligned,
+    writeable, none sharing memory with another, and W_l[1:] (what BLAS writes) starting on a
+    64-byte boundary whatever the row length; as out= they receive the reference's bits."""
+    params = mb.init_params(sizes, seed=3, dtype=dtype)
+    out = fast.empty_like(params)
+    assert [(G.shape, G.dtype) for G in out] == [(W.shape, W.dtype) for W in params]
+    for i, G in enumerate(out):
+        assert G.flags.c_contiguous and G.flags.aligned and G.flags.writeable
+        assert G[1:].__array_interface__["data"][0] % 64 == 0
+        assert not any(np.shares_memory(G, H) for H in out[:i])
+    rng = np.random.default_rng(3)
+    x, y = rng.uniform(size=(1, sizes[0])).astype(dtype), rng.uniform(size=(1, sizes[-1])).astype(dtype)
+    kw = dict(activation="tanh", loss="mean_squared_error")
+    J, g = fast.loss_and_grad(params, x, y, out=out, **kw)
+    assert all(a is b for a, b in zip(g, out))
+    assert_bit_equal(g, mb.loss_and_grad(params, x, y, **kw)[1])
+
+
+def test_empty_like_refuses_what_is_not_params_by_name():
+    with pytest.raises(ValueError, match=r"^params\[1\] must be 2-D"):
+        fast.empty_like([np.zeros((3, 2)), np.zeros(3)])
+    with pytest.raises(TypeError, match=r"^params must be a list of 2-D arrays"):
+        fast.empty_like(np.zeros((3, 2)))
+
+
 def _unaligned_like(W: np.ndarray) -> np.ndarray:
     """A writeable, C-contiguous array shaped and typed like W at an odd address."""
     raw = bytearray(W.nbytes + 1)

@@ -308,7 +308,7 @@ def make_update(backend: ModuleType, config: Config, *, n_classes: int = 10) -> 
 
     def gradient_step(params, velocity, x, y, lr):
         if "out" in extra and extra["out"] is None:
-            extra["out"] = [np.empty(W.shape, W.dtype) for W in params]
+            extra["out"] = fast.empty_like(params)
         J, grads = backend.loss_and_grad(params, x, y, **kw, **extra)
         for i, (W, g) in enumerate(zip(params, grads)):
             if velocity is not None:           # v = momentum v + g, and the step follows v
