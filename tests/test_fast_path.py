@@ -337,6 +337,13 @@ def test_empty_like_gives_out_arrays_whose_products_start_on_a_cache_line(dtype,
     assert_bit_equal(g, mb.loss_and_grad(params, x, y, **kw)[1])
 
 
+def test_empty_like_needs_only_the_shapes_of_params():
+    """Weights with a NaN (a diverged run whose buffers are made anew) still have a shape."""
+    params = mb.init_params([3, 2], seed=0)
+    params[0][1, 1] = np.nan
+    assert [G.shape for G in fast.empty_like(params)] == [(4, 2)]
+
+
 def test_empty_like_refuses_what_is_not_params_by_name():
     with pytest.raises(ValueError, match=r"^params\[1\] must be 2-D"):
         fast.empty_like([np.zeros((3, 2)), np.zeros(3)])
