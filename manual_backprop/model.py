@@ -199,7 +199,10 @@ class Sequential:
         """a_l = f_l(a_{l-1}, *p_l), layer l = ``layers[l - 1]``; NaN or inf in it is an overflow
         (as in the flat network's z_l: a saturating layer after it would hide it from the loss)."""
         layer = self.layers[l - 1]
-        out = getattr(layers, layer.name)(a, *params[l - 1], **layer.options)
+        try:
+            out = getattr(layers, layer.name)(a, *params[l - 1], **layer.options)
+        except (TypeError, ValueError) as e:   # the layer's own message, and which layer it is
+            raise (TypeError if isinstance(e, TypeError) else ValueError)(f"layer {l} of {len(self.layers)}: {e}") from None
         return self._finite(self._output_name(l), out) if check else out
 
     def _output_name(self, l: int) -> str:

@@ -1152,6 +1152,20 @@ def test_sequential_bad_arguments():
         net.loss_and_grad(params, x, 2 * y)                         # rows must sum to 1
 
 
+def test_sequential_names_the_layer_that_refuses_its_arguments():
+    """A layer's own refusal (its dtype, its input's shape) says which of the network's layers
+    raised it: in a stack of dense layers, the layer's name alone does not (review finding)."""
+    net = M.mlp([4, 3, 2], loss="mean_squared_error")            # dense sigmoid dense
+    params = net.init(seed=1)
+    params[2] = tuple(a.astype(np.float32) for a in params[2])
+    x, y = rnd(5, 4), rnd(5, 2)
+    for call in (net.forward, lambda p, x: net.loss(p, x, y), lambda p, x: net.loss_and_grad(p, x, y)):
+        with pytest.raises(TypeError, match=r"^layer 3 of 3: dense: W is float32 but x is float64; "):
+            call(params, x)
+        with pytest.raises(ValueError, match=r"^layer 1 of 3: dense: "):
+            call(net.init(seed=1), rnd(5, 6))
+
+
 def test_sequential_refuses_non_finite_input_and_raises_on_overflow():
     """As the network's paths: a NaN or inf in x, params or y is a ValueError naming it (J was
     NaN); complex or missing y a TypeError; a loss, logits or gradient that overflow from finite
