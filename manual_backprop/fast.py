@@ -190,12 +190,14 @@ def _backprop(params: Params, x: np.ndarray, y: np.ndarray, g, ell, ws: Workspac
 
 
 def _a_T_delta(a: np.ndarray, delta: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``out = a^T delta`` for a (B, n_{l-1}) and delta (B, n_l), the BLAS GEMM of the
+    """``out = a^T delta`` for a (B, n_{l-1}) and delta (B, n_l), the BLAS call of the
     reference's np.dot (the same bits), without np.dot's memset: np.dot zeroes ``out`` before
     BLAS writes it, one more pass over the gradient on the calling thread, holding the GIL.
-    At B = 1 np.matmul has no BLAS path for an inner dimension of 1 (its own loop, 3.5 times
-    slower), so np.dot there. Measured in docs/performance.md."""
-    if a.shape[0] == 1:
+    np.dot where np.matmul would call BLAS otherwise: at B = 1 (np.matmul has no BLAS path for
+    an inner dimension of 1: its own loop, 3.5 times slower) and for an ``a`` neither C- nor
+    F-contiguous (a strided x: each copies it in its own order, and the two GEMMs then sum in
+    different orders). Measured in docs/performance.md."""
+    if a.shape[0] == 1 or not (a.flags.c_contiguous or a.flags.f_contiguous):
         return np.dot(a.T, delta, out=out)
     return np.matmul(a.T, delta, out=out)
 
@@ -244,7 +246,7 @@ def loss_and_grad(params: Params, x: np.ndarray, y: np.ndarray, *, activation: s
     where NumPy's BLAS is not OpenBLAS on pthreads, or for a call made inside a block.
 
     In one block the products are the reference's BLAS GEMMs (a_{l-1}^T delta_l through
-    np.matmul for B > 1, where the reference's np.dot first zeroes ``out``) and the arithmetic
+    np.matmul for B > 1 and a contiguous x, where the reference's np.dot first zeroes ``out``) and the arithmetic
     is the reference's, except sigmoid's in-place kernels (-(z + b) in one subtraction, and
     the product delta a (1 - a) in another order): results
     are bit-equal for the other activations and within the rounding bound for sigmoid. In
