@@ -29,7 +29,7 @@ def measure(backend: str, dtype: str, batch: int, calls: int, warmup: int) -> tu
     x = rng.uniform(size=(batch, 784)).astype(dtype)
     y = mb.one_hot(np.arange(batch) % 10, 10, dtype=dtype)
     if backend == "fast":
-        ws, out = mb.fast.Workspace(), [np.empty_like(W) for W in params]
+        ws, out = mb.fast.Workspace(), mb.fast.empty_like(params)
         call = lambda: mb.fast.loss_and_grad(params, x, y, out=out, workspace=ws)  # noqa: E731
     else:
         call = lambda: mb.loss_and_grad(params, x, y)  # noqa: E731
