@@ -788,10 +788,10 @@ def attention_vjp(dy, q, k, v, *, causal: bool = False):
 
 def _embedding_args(layer, ids, E):
     ids = _array(layer, "ids", ids)
+    if 0 in ids.shape:   # as every other layer's x; first, as [] is float64 to NumPy
+        raise ValueError(f"{layer}: ids is empty (shape {ids.shape})")
     if ids.dtype.kind not in "iu":
         raise TypeError(f"{layer}: ids must be an integer array; got dtype {ids.dtype}")
-    if 0 in ids.shape:   # as every other layer's x
-        raise ValueError(f"{layer}: ids is empty (shape {ids.shape})")
     E = _float(layer, "E", E, 2, "(V, d)")
     if ids.size and (ids.min() < 0 or ids.max() >= E.shape[0]):
         raise ValueError(f"{layer}: ids must lie in [0, V) = [0, {E.shape[0]}); got values in [{ids.min()}, {ids.max()}]")

@@ -722,6 +722,8 @@ BAD = [
     ("dense_empty", _err(L.dense, np.ones((0, 3)), rnd(4, 2)), ValueError, "dense: x is empty"),
     # embedding returned a (0, T, d) result where every other layer refuses an empty batch (a review)
     ("embedding_empty", _err(L.embedding, np.zeros((0, 3), int), rnd(4, 2)), ValueError, "embedding: ids is empty"),
+    # [] is a float64 array to NumPy: "ids must be an integer array; got dtype float64" said the wrong thing
+    ("embedding_empty_list", _err(L.embedding, [], rnd(4, 2)), ValueError, "embedding: ids is empty (shape (0,))"),
     ("dense_dy_shape", _err(L.dense_vjp, rnd(2, 3), rnd(2, 3), rnd(4, 2)), ValueError,
      "dense_vjp: dy must have the output's shape (2, 2)"),
     ("dense_dy_dtype", _err(L.dense_vjp, rnd(2, 2).astype(np.float32), rnd(2, 3), rnd(4, 2)), TypeError,
