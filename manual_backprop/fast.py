@@ -194,10 +194,11 @@ def _a_T_delta(a: np.ndarray, delta: np.ndarray, out: np.ndarray) -> np.ndarray:
     reference's np.dot (the same bits), without np.dot's memset: np.dot zeroes ``out`` before
     BLAS writes it, one more pass over the gradient on the calling thread, holding the GIL.
     np.dot where np.matmul would call BLAS otherwise: at B = 1 (np.matmul has no BLAS path for
-    an inner dimension of 1: its own loop, 3.5 times slower) and for an ``a`` neither C- nor
-    F-contiguous (a strided x: each copies it in its own order, and the two GEMMs then sum in
-    different orders). Measured in docs/performance.md."""
-    if a.shape[0] == 1 or not (a.flags.c_contiguous or a.flags.f_contiguous):
+    an inner dimension of 1: its own loop, 3.5 times slower) and for an ``a`` that is neither
+    C- nor F-contiguous, or unaligned (a strided x, or one read from a byte buffer: each copies
+    it in its own order, and the two GEMMs then sum in different orders). Measured in
+    docs/performance.md."""
+    if a.shape[0] == 1 or not (a.flags.aligned and (a.flags.c_contiguous or a.flags.f_contiguous)):
         return np.dot(a.T, delta, out=out)
     return np.matmul(a.T, delta, out=out)
 

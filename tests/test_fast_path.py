@@ -317,19 +317,24 @@ def test_at_the_post_networks_sizes_one_block_is_the_references_bit_for_bit(dtyp
 
 
 @pytest.mark.parametrize("layout", ["C", "F", "label column cut off", "every other column", "rows reversed",
-                                    "every other row"])
+                                    "every other row", "unaligned"])
 @pytest.mark.parametrize("batch", [4, 64])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_an_x_in_any_memory_layout_gives_the_references_bits(dtype, batch, layout):
-    """x as users slice it: np.matmul and np.dot copy a non-contiguous operand each in its own
-    order, and the two GEMMs then sum in different orders (review finding: x = data[:, :-1]
-    was a few ulps off the reference at B = 64); the fast path makes np.dot's call there."""
+    """x as users slice it: np.matmul and np.dot copy a non-contiguous or unaligned operand
+    each in its own order, and the two GEMMs then sum in different orders (review findings:
+    x = data[:, :-1], and an x read from a byte buffer at an odd offset, were a few ulps off the
+    reference at B = 64); the fast path makes np.dot's call there."""
     rng = np.random.default_rng(5)
     params = mb.init_params([50, 33, 10], seed=1, dtype=dtype)
     data = rng.uniform(size=(2 * batch, 101)).astype(dtype)
     x = {"C": np.ascontiguousarray(data[:batch, :50]), "F": np.asfortranarray(data[:batch, :50]),
          "label column cut off": data[:batch, :50], "every other column": data[:batch, ::2][:, :50],
-         "rows reversed": data[batch - 1::-1, :50].copy()[::-1], "every other row": data[::2, :50]}[layout]
+         "rows reversed": data[batch - 1::-1, :50].copy()[::-1], "every other row": data[::2, :50],
+         "unaligned": _unaligned_like(data[:batch, :50])}[layout]
+    if layout == "unaligned":
+        x[...] = data[:batch, :50]
+        assert x.flags.c_contiguous and not x.flags.aligned
     assert x.shape == (batch, 50)
     y = rng.uniform(size=(batch, 10)).astype(dtype)
     kw = dict(activation="tanh", loss="mean_squared_error")
