@@ -79,7 +79,11 @@ class Sequential:
         if np.ndim(x) == 0:
             raise TypeError(f"x must be an array of examples; got {type(x).__name__}")
         x = layers_np._array("Sequential", "x", x)
-        z1 = self._spec._forward(params, x[:1], check=False)
+        try:
+            z1 = self._spec._forward(params, x[:1], check=False)
+        except (TypeError, ValueError):   # say it of x, not of x[:1] (its shape is in the message)
+            self._spec._forward(params, x, check=False)
+            raise
         self._spec._check_finite(params, x)
         if x.dtype.kind in "iu" and self.layers and self.layers[0].name == "embedding":
             layers_np._embedding_args("embedding", x, *params[0])   # every example's ids: JAX would clamp

@@ -202,7 +202,8 @@ class Sequential:
         try:
             out = getattr(layers, layer.name)(a, *params[l - 1], **layer.options)
         except (TypeError, ValueError) as e:   # the layer's own message, and which layer it is
-            raise (TypeError if isinstance(e, TypeError) else ValueError)(f"layer {l} of {len(self.layers)}: {e}") from None
+            error = (TypeError if isinstance(e, TypeError) else ValueError)(f"layer {l} of {len(self.layers)}: {e}")
+            raise error.with_traceback(e.__traceback__) from None   # where the layer raised it
         return self._finite(self._output_name(l), out) if check else out
 
     def _output_name(self, l: int) -> str:

@@ -19,6 +19,7 @@ pooling) keep every value at least 0.05 from a kink or a tie, far beyond the dif
 
 from __future__ import annotations
 
+import traceback
 from functools import partial
 
 import numpy as np
@@ -1164,8 +1165,9 @@ def test_sequential_names_the_layer_that_refuses_its_arguments():
     for call in (net.forward, lambda p, x: net.loss(p, x, y), lambda p, x: net.loss_and_grad(p, x, y)):
         with pytest.raises(TypeError, match=r"^layer 3 of 3: dense: W is float32 but x is float64; "):
             call(params, x)
-        with pytest.raises(ValueError, match=r"^layer 1 of 3: dense: "):
+        with pytest.raises(ValueError, match=r"^layer 1 of 3: dense: ") as raised:
             call(net.init(seed=1), rnd(5, 6))
+        assert any(frame.filename.endswith("layers.py") for frame in traceback.extract_tb(raised.tb))   # where
 
 
 def test_sequential_refuses_non_finite_input_and_raises_on_overflow():

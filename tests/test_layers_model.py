@@ -66,6 +66,23 @@ def test_bad_params_and_targets_are_named():
         model.Sequential(["dense"])
 
 
+def test_the_twin_names_a_layers_refusal_as_the_numpy_network_does():
+    """Both say which layer refused, and of the whole x: the twin checks its arguments by
+    running the NumPy network on one example, whose shape its messages gave (review finding)."""
+    spec = model.mlp([6, 3, 2], loss="mean_squared_error")
+    twin = jseq.Sequential(spec.layers, loss="mean_squared_error")
+    params, y = spec.init(seed=1), np.full((5, 2), 0.5)
+    for x, error in ((np.ones((5, 7)), ValueError), (np.ones(4), ValueError), (np.ones((5, 6), np.float32), TypeError)):
+        for call in (lambda n: n.forward(params, x), lambda n: n.loss_and_grad(params, x, y),
+                     lambda n: n.predict(params, x)):
+            with pytest.raises(error) as numpy_says:
+                call(spec)
+            with pytest.raises(error) as twin_says:
+                call(twin)
+            assert str(twin_says.value) == str(numpy_says.value)
+            assert str(numpy_says.value).startswith("layer 1 of 3: dense: ")
+
+
 BAD_SPECS = [   # each refused where it is made, naming the factory or spec (a review, 2026-12-02)
     (lambda: model.Dense(0, 3), ValueError, r"^Dense: n_in must be a positive int; got 0$"),    # was ZeroDivisionError in init
     (lambda: model.Dense(-1, 3), ValueError, r"^Dense: n_in must be a positive int"),           # was sqrt's RuntimeWarning
