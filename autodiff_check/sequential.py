@@ -75,7 +75,11 @@ class Sequential:
     def _validate(self, params: Params, x, y=_checks.NO_TARGETS):
         """Refuse what manual_backprop.model.Sequential refuses, with its messages, before JAX
         traces anything: the NumPy network runs one example (shapes, dtypes, params), then x
-        and y are checked whole (integer x, ids, by the first layer). Returns (x, y) as arrays."""
+        and y are checked whole (integer x, ids, by the first layer). Returns (x, y) as arrays.
+        A refusal that depends on values, not shapes (a layer's sum that overflows, as
+        layer_norm's for |x| ~ 1e200), is judged on the first example only: another example
+        that the NumPy network would refuse gets the JAX layers' result (layer_norm's, scaled
+        by the group's largest deviation, is finite and right there)."""
         if np.ndim(x) == 0:
             raise TypeError(f"x must be an array of examples; got {type(x).__name__}")
         x = layers_np._array("Sequential", "x", x)
