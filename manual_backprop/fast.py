@@ -247,9 +247,9 @@ def loss_and_grad(params: Params, x: np.ndarray, y: np.ndarray, *, activation: s
     where NumPy's BLAS is not OpenBLAS on pthreads, or for a call made inside a block.
 
     In one block the products are the reference's BLAS GEMMs (a_{l-1}^T delta_l through
-    np.matmul for B > 1 and a contiguous x, where the reference's np.dot first zeroes ``out``) and the arithmetic
-    is the reference's, except sigmoid's in-place kernels (-(z + b) in one subtraction, and
-    the product delta a (1 - a) in another order): results
+    np.matmul where the reference's np.dot first zeroes ``out``: for B > 1 and an aligned,
+    contiguous x) and the arithmetic is the reference's, except sigmoid's in-place kernels
+    (-(z + b) in one subtraction, and the product delta a (1 - a) in another order): results
     are bit-equal for the other activations and within the rounding bound for sigmoid. In
     several, J and each gradient entry are sums in another order: within the rounding bound.
     """

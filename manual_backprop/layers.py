@@ -793,7 +793,7 @@ def _embedding_args(layer, ids, E):
     if ids.dtype.kind not in "iu":
         raise TypeError(f"{layer}: ids must be an integer array; got dtype {ids.dtype}")
     E = _float(layer, "E", E, 2, "(V, d)")
-    if ids.size and (ids.min() < 0 or ids.max() >= E.shape[0]):
+    if ids.min() < 0 or ids.max() >= E.shape[0]:
         raise ValueError(f"{layer}: ids must lie in [0, V) = [0, {E.shape[0]}); got values in [{ids.min()}, {ids.max()}]")
     return ids, E
 
