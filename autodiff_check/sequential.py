@@ -76,21 +76,36 @@ class Sequential:
         """Refuse what manual_backprop.model.Sequential refuses, with its messages, before JAX
         traces anything: the NumPy network runs one example (shapes, dtypes, params), then x
         and y are checked whole (integer x, ids, by the first layer). Returns (x, y) as arrays.
-        A refusal that depends on values, not shapes (a layer's sum that overflows, as
-        layer_norm's for |x| ~ 1e200), is judged on the first example only: another example
-        that the NumPy network would refuse gets the JAX layers' result (layer_norm's, scaled
-        by the group's largest deviation, is finite and right there)."""
+
+        Where the one example is refused, the NumPy network runs the whole x instead (one
+        NumPy forward, up to the refusing layer, on that path only): a layer whose parameters
+        carry the batch (an rnn's h0, attention's k and v) accepts it, and any other refusal
+        names x's own shape, not x[:1]'s; should that run not fit in memory, the one example's
+        refusal is raised. A refusal that depends on values, not shapes (a layer's sum that
+        overflows, as layer_norm's for |x| ~ 1e200), is judged on x[:1] run as a batch of one:
+        another example that the NumPy network would refuse gets the JAX layers' result
+        (layer_norm's, scaled by the group's largest deviation, is finite and right there), and
+        for batch_norm, and the layers after it, a batch of one is not example 0 in the batch
+        (a 2-D batch_norm's overflow is never refused here)."""
         if np.ndim(x) == 0:
             raise TypeError(f"x must be an array of examples; got {type(x).__name__}")
         x = layers_np._array("Sequential", "x", x)
+        refused = None
         try:
             z1 = self._spec._forward(params, x[:1], check=False)
-        except (TypeError, ValueError):   # say it of x, not of x[:1] (its shape is in the message)
-            self._spec._forward(params, x, check=False)
-            raise
+        except (TypeError, ValueError) as e:
+            refused = e
+        if refused is not None:           # outside the handler: one traceback, not two
+            try:
+                z1 = self._spec._forward(params, x, check=False)
+            except MemoryError:
+                raise refused from None
         self._spec._check_finite(params, x)
         if x.dtype.kind in "iu" and self.layers and self.layers[0].name == "embedding":
-            layers_np._embedding_args("embedding", x, *params[0])   # every example's ids: JAX would clamp
+            try:                          # every example's ids (JAX would clamp), named as layer 1
+                layers_np._embedding_args("embedding", x, *params[0])
+            except (TypeError, ValueError) as e:
+                raise type(e)(f"layer 1 of {len(self.layers)}: {e}") from None
         if y is not _checks.NO_TARGETS:
             y = self._spec._targets(np.empty((x.shape[0], z1.shape[1]), z1.dtype), y)
         return x, y

@@ -83,6 +83,68 @@ def test_the_twin_names_a_layers_refusal_as_the_numpy_network_does():
             assert str(numpy_says.value).startswith("layer 1 of 3: dense: ")
 
 
+def test_the_twin_accepts_a_batch_its_layers_parameters_carry():
+    """Attention whose k and v are parameters of batch N = 3: x[:1], which the twin checks
+    first, does not fit them; the whole x does, and both networks compute it (review finding:
+    the twin refused it). Tolerance as the CNN's above: n = every parameter, input and output."""
+    N, T, d = 3, 2, 4
+    layers_ = [model.Reshape(T, d), model.Layer("attention", ((N, T, d), (N, T, d)), {}, ("he", "he")),
+               model.Flatten(), model.Dense(T * d, 2)]
+    spec = model.Sequential(layers_, loss="mean_squared_error")
+    twin = jseq.Sequential(layers_, loss="mean_squared_error")
+    params, x = spec.init(seed=0), np.random.default_rng(0).standard_normal((N, T * d))
+    y = np.full((N, 2), 0.3)
+    J, grads = spec.loss_and_grad(params, x, y)
+    Jj, gj = twin.loss_and_grad(params, x, y)
+    n = sum(a.size for p in params for a in p) + x.size + y.size
+    assert abs(J - Jj) <= 2 * n * U64 * 8 * abs(Jj)
+    for gl, gjl in zip(grads, gj):
+        for G, Gj in zip(gl, gjl):
+            assert np.all(np.abs(G - Gj) <= exact_tol(Gj, n, U64))
+    with pytest.raises(ValueError, match=r"^layer 2 of 4: attention: k must have shape \(4, 2, 4\)"):
+        twin.loss(params, np.ones((4, T * d)), np.full((4, 2), 0.3))     # x's own batch, not x[:1]'s
+
+
+def test_the_twins_refusals_come_once_and_name_the_layer():
+    """A refusal of the whole x (NaN in a parameter) has no second copy chained under it
+    (review finding: 'During handling of the above exception ...'); an embedding id out of
+    range in a later row is named as layer 1, as the NumPy network names it."""
+    spec = model.mlp([4, 3, 2], loss="mean_squared_error")
+    twin = jseq.Sequential(spec.layers, loss="mean_squared_error")
+    params = spec.init(seed=1)
+    params[0][0][1, 1] = np.nan
+    with pytest.raises(ValueError, match=r"^params\[0\]\[0\] contains NaN") as raised:
+        twin.forward(params, np.ones((5, 4)))
+    assert raised.value.__context__ is None
+    layers_ = [model.Layer("embedding", ((6, 3),), {}, ("he",)), model.Flatten(), model.Dense(6, 2)]
+    spec = model.Sequential(layers_, loss="mean_squared_error")
+    twin = jseq.Sequential(layers_, loss="mean_squared_error")
+    params, ids = spec.init(seed=0), np.array([[0, 1], [2, 9]])
+    with pytest.raises(ValueError) as numpy_says:
+        spec.forward(params, ids)
+    with pytest.raises(ValueError) as twin_says:
+        twin.forward(params, ids)
+    assert str(twin_says.value) == str(numpy_says.value)
+    assert str(numpy_says.value).startswith("layer 1 of 3: embedding: ids must lie in [0, V)")
+
+
+def test_where_the_whole_x_does_not_fit_the_twin_says_what_the_one_example_said(monkeypatch):
+    """The whole-x run after a refused example is one NumPy forward of x (13 GB for a CNN on
+    60,000 images, in a review's estimate): a MemoryError there gives way to the refusal."""
+    spec = model.mlp([4, 3, 2], loss="mean_squared_error")
+    twin = jseq.Sequential(spec.layers, loss="mean_squared_error")
+    real = twin._spec._forward
+
+    def forward(params, x, **kw):
+        if len(x) > 1:
+            raise MemoryError("no room for the whole x")
+        return real(params, x, **kw)
+
+    monkeypatch.setattr(twin._spec, "_forward", forward)
+    with pytest.raises(ValueError, match=r"^layer 1 of 3: dense: W must have n_in \+ 1 = 6 rows for x of shape \(1, 5\)"):
+        twin.forward(spec.init(seed=1), np.ones((7, 5)))
+
+
 BAD_SPECS = [   # each refused where it is made, naming the factory or spec (a review, 2026-12-02)
     (lambda: model.Dense(0, 3), ValueError, r"^Dense: n_in must be a positive int; got 0$"),    # was ZeroDivisionError in init
     (lambda: model.Dense(-1, 3), ValueError, r"^Dense: n_in must be a positive int"),           # was sqrt's RuntimeWarning
