@@ -1423,9 +1423,7 @@ def check_gradients(
         # absolute errors ~u that no noise shows (a review: 6-10 of 10 seeds failed correct ones)
         jax_tree_wide = jax_jvp_wide = None
         if jf is not None:
-
-            def jax_tree_wide(tree64):
-                return grad(tree64)
+            jax_tree_wide = grad                 # JAX's gradient takes the float64 tree as it is
 
             def jax_jvp_wide(tree64, vt):
                 return float(np.real(jvp(tree64, _zero_consts(flat, vt, jax))))
@@ -1693,7 +1691,8 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
 
     def tangents_of(v, fl=flat):   # zeros on integer and boolean leaves, leaf by leaf
         leaves = flatten(fl.build(v))[0]
-        return unflatten(flat.treedef, [L if fl else np.zeros(np.shape(L)) for L, fl in zip(leaves, flat.float_)])
+        return unflatten(flat.treedef, [L if is_float else np.zeros(np.shape(L))
+                                        for L, is_float in zip(leaves, flat.float_)])
 
     def jvp_at(t, prims):
         return _leaving_inputs(jvp_fn, "jvp_fn", [(t, "tangents", ())] + [(p, "primal", (i,)) for i, p in enumerate(prims)])
