@@ -17,7 +17,7 @@ Modules:
 * :mod:`benchmarks.layers` (``python -m benchmarks layers``), :mod:`benchmarks.peers`,
   :mod:`benchmarks.corpus_sweep`, :mod:`benchmarks.divergence` - each says what it measures.
 
-JAX, PyTorch, threadpoolctl and matplotlib are optional: a backend whose library is missing
+JAX, PyTorch and matplotlib are optional: a backend whose library is missing
 is skipped and said so; the run needs NumPy, ``manual_backprop`` and ``autodiff_check``'s
 rounding bound (NumPy only).
 """

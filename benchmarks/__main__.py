@@ -98,18 +98,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def _pin_to_cpus(n: int) -> list[int] | None:
-    """Pin this process to ``n`` of its CPUs, before JAX starts: XLA sizes its CPU thread pool
-    from the CPUs the process may run on, and XLA_FLAGS no longer limit it. None when this
-    platform cannot pin (JAX then keeps its own thread count)."""
-    if not hasattr(os, "sched_setaffinity") or "jax" in sys.modules:
-        return None
-    cpus = sorted(os.sched_getaffinity(0))
-    if n < len(cpus):
-        os.sched_setaffinity(0, cpus[:n])
-    return sorted(os.sched_getaffinity(0))
-
-
 def _lr(batch_size: int) -> float:
     """The post's learning rate at batch 1; a mini-batch rate (the default recipe's 0.1) otherwise."""
     return 0.001 if batch_size == 1 else 0.1
@@ -199,19 +187,7 @@ def main(argv=None) -> int:
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731  progress on stderr
     log(f"load average at start: {', '.join(f'{v:.2f}' for v in load_start)} on {os.cpu_count()} cores")
     if args.threads is not None:
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:
-            report.release(reserved)
-            print("--threads needs threadpoolctl (pip install 'manual-backprop[bench]')", file=sys.stderr)
-            return 2
-        limits = threadpool_limits(args.threads)  # noqa: F841  held for the whole run
-        pinned = _pin_to_cpus(args.threads)
-        if pinned is not None and args.threads > len(pinned):
-            log(f"WARNING: --threads {args.threads} is more than the {len(pinned)} CPUs this process may use: "
-                "the libraries' threads will share cores")
-        log(f"--threads {args.threads}: BLAS and torch limited; process pinned to CPUs {pinned}"
-            if pinned else f"--threads {args.threads}: BLAS and torch limited; JAX NOT limited (cannot pin here)")
+        limits = report.hold_threads(args.threads, log)  # noqa: F841  held for the whole run
     # torch gets as many threads as NumPy's BLAS has (its own default may differ, e.g. physical cores)
     gradients.TORCH_THREADS = args.threads if args.threads is not None else report.numpy_blas_threads()
     log(f"gradient benchmark: networks {','.join(args.networks)}, batches {','.join(map(str, args.batches))}, "

@@ -34,6 +34,7 @@ import numpy as np
 
 import manual_backprop as mb
 from manual_backprop import fast
+from manual_backprop.app.data import load_mnist
 
 from . import timing
 
@@ -53,17 +54,12 @@ def load_data(dtype) -> Data:
     """MNIST from ``manual_backprop.app.data.load_mnist`` (the shipped copy, else ``shared/``);
     synthetic pixels and labels when neither can be read, said so in ``source``."""
     errors = []
-    try:
-        from manual_backprop.app.data import load_mnist
-    except ImportError as e:  # pragma: no cover - the module ships with the package
-        load_mnist, errors = None, [f"manual_backprop.app.data: {e}"]
-    if load_mnist is not None:
-        for where in (None, SHARED_MNIST):
-            try:
-                d = load_mnist(where, dtype=dtype) if where is not None else load_mnist(dtype=dtype)
-                return Data(d.x_train, d.y_train, d.x_test, d.y_test, f"mnist ({d.source})")
-            except (OSError, ValueError) as e:
-                errors.append(str(e))
+    for where in (None, SHARED_MNIST):
+        try:
+            d = load_mnist(where, dtype=dtype) if where is not None else load_mnist(dtype=dtype)
+            return Data(d.x_train, d.y_train, d.x_test, d.y_test, f"mnist ({d.source})")
+        except (OSError, ValueError) as e:
+            errors.append(str(e))
     rng = np.random.default_rng(0)
     n_train, n_test = 60000, 10000
     x = rng.uniform(0, 1, (n_train + n_test, 784)).astype(dtype)

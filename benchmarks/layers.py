@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import importlib.util
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -452,18 +451,6 @@ def table(rows: list[dict], cnn_run: dict | None) -> list[str]:
     return lines
 
 
-def _pin_to_cpus(n: int) -> list[int] | None:
-    """Pin this process to ``n`` of its CPUs before JAX starts (XLA sizes its CPU pool from
-    them); None where the platform cannot pin. As benchmarks.__main__'s, which imports this
-    module (importing it back would make a circle)."""
-    if not hasattr(os, "sched_setaffinity") or "jax" in sys.modules:
-        return None
-    cpus = sorted(os.sched_getaffinity(0))
-    if n < len(cpus):
-        os.sched_setaffinity(0, cpus[:n])
-    return sorted(os.sched_getaffinity(0))
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks layers", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -521,14 +508,7 @@ def main(argv=None) -> int:
         backends.remove("jax")
     limits = None
     if args.threads is not None:
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:
-            report.release(reserved)
-            print("--threads needs threadpoolctl (pip install 'manual-backprop[bench]')", file=sys.stderr)
-            return 2
-        limits = threadpool_limits(args.threads)  # noqa: F841  held for the whole run
-        log(f"--threads {args.threads}: BLAS and torch limited; process pinned to CPUs {_pin_to_cpus(args.threads)}")
+        limits = report.hold_threads(args.threads, log)  # noqa: F841  held for the whole run
     threads = report.numpy_blas_threads()
     log(f"load average at start: {', '.join(f'{v:.2f}' for v in load_start)}; NumPy BLAS threads {threads}, "
         f"torch set to {threads}")

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from manual_backprop.app.checkpoint import write_atomically
 
@@ -63,15 +64,33 @@ def load_average() -> list[float]:
 def _numpy_blas() -> dict | None:
     """threadpoolctl's entry for the BLAS NumPy calls: the library in NumPy's own folder
     (``numpy.libs`` in wheels; SciPy's wheels bring a second OpenBLAS), else the only one."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return None
     blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
     own = [i for i in blas if f"{os.sep}numpy" in i.get("filepath", "")]
     if own:
         return own[0]
     return blas[0] if len(blas) == 1 else None
+
+
+def hold_threads(n: int, log) -> threadpool_limits:
+    """``--threads n``: every thread pool threadpoolctl sees (NumPy's BLAS) held at ``n`` for as
+    long as the returned limiter lives, and this process pinned to ``n`` of its CPUs before JAX
+    starts (XLA sizes its CPU pool from them; XLA_FLAGS no longer limit it). Says so through
+    ``log``, and warns where ``n`` exceeds the CPUs or the platform cannot pin."""
+    limits = threadpool_limits(n)
+    pinned = None
+    if hasattr(os, "sched_setaffinity") and "jax" not in sys.modules:
+        cpus = sorted(os.sched_getaffinity(0))
+        if n < len(cpus):
+            os.sched_setaffinity(0, cpus[:n])
+        pinned = sorted(os.sched_getaffinity(0))
+    if pinned is None:
+        log(f"--threads {n}: BLAS and torch limited; JAX NOT limited (cannot pin here)")
+        return limits
+    if n > len(pinned):
+        log(f"WARNING: --threads {n} is more than the {len(pinned)} CPUs this process may use: "
+            "the libraries' threads will share cores")
+    log(f"--threads {n}: BLAS and torch limited; process pinned to CPUs {pinned}")
+    return limits
 
 
 def numpy_blas_threads() -> int:
@@ -109,19 +128,13 @@ def environment(*, load_start: list[float] | None = None, torch_threads: int | N
                     "jax": "XLA's own pool, one thread per CPU the process may use: "
                            f"{len(affinity) if affinity is not None else os.cpu_count()}"},
     }
-    try:
-        from threadpoolctl import threadpool_info
-
-        numpy_blas = _numpy_blas()
-        env["blas"] = [  # every thread pool threadpoolctl sees: BLAS libraries, and OpenMP (torch's)
-            {**{k: info.get(k) for k in ("user_api", "internal_api", "prefix", "version", "architecture",
-                                         "num_threads", "threading_layer", "filepath")},
-             "used_by_numpy": info == numpy_blas}
-            for info in threadpool_info()
-        ]
-    except ImportError:
-        env["blas"] = None
-        env["blas_note"] = "threadpoolctl not installed: BLAS kernel and threads unknown"
+    numpy_blas = _numpy_blas()
+    env["blas"] = [  # every thread pool threadpoolctl sees: BLAS libraries, and OpenMP (torch's)
+        {**{k: info.get(k) for k in ("user_api", "internal_api", "prefix", "version", "architecture",
+                                     "num_threads", "threading_layer", "filepath")},
+         "used_by_numpy": info == numpy_blas}
+        for info in threadpool_info()
+    ]
     if "jax" in sys.modules:
         import jax
 

@@ -668,7 +668,6 @@ def test_training_options_beside_no_training_are_refused(capsys):
 @pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="CPU affinity is Linux-only")
 def test_more_threads_than_cpus_is_said(tmp_path):
     n = len(os.sched_getaffinity(0)) + 1
-    pytest.importorskip("threadpoolctl")
     code = subprocess.run([sys.executable, "-m", "benchmarks", *FAST, "--threads", str(n), "--no-plot",
                            "--out", str(tmp_path / "t.json")], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert code.returncode == 0 and f"WARNING: --threads {n} is more than the {n - 1} CPUs" in code.stderr
