@@ -47,6 +47,17 @@ def without_seconds(history):
     return [{k: v for k, v in h.items() if k != "seconds"} for h in history]
 
 
+def stop_in_epoch(epoch: int, config: Config, ckpt: Path, **kw) -> None:
+    """Train ``config`` with checkpoints to ``ckpt`` and stop it as Ctrl-C does when epoch
+    ``epoch`` starts (its log line): the checkpoint then holds epoch ``epoch - 1``."""
+    def stop(line):
+        if line.startswith(f"epoch {epoch}/"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config, checkpoint=ckpt, progress=False, log=stop, **kw)
+
+
 # ------------------------------------------------------------------ it learns
 
 
@@ -88,13 +99,7 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(small, tmp_path, recipe
     whole = train(config, log=lambda line: None, **kw)
 
     ckpt = tmp_path / "run.npz"
-
-    def interrupt_in_epoch_3(line):
-        if line.startswith("epoch 3/"):
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train(config, checkpoint=ckpt, log=interrupt_in_epoch_3, **kw)
+    stop_in_epoch(3, config, ckpt, data=small)
     assert load_checkpoint(ckpt)[1]["epoch"] == 2
     resumed = train(config, checkpoint=ckpt, resume=ckpt, log=lambda line: None, **kw)
     assert bits(resumed.params) == bits(whole.params)
@@ -531,13 +536,7 @@ def test_cnn_resume_is_bit_identical_to_an_uninterrupted_run(small, tmp_path):
     config = RECIPES["cnn"].replace(epochs=3, train_subset=256)
     whole = train(config, data=small, **QUIET)
     ckpt = tmp_path / "cnn.npz"
-
-    def interrupt_in_epoch_2(line):
-        if line.startswith("epoch 2/"):
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train(config, data=small, checkpoint=ckpt, progress=False, log=interrupt_in_epoch_2)
+    stop_in_epoch(2, config, ckpt, data=small)
     params, meta = load_checkpoint(ckpt)
     assert meta["epoch"] == 1 and meta["model"] == "cnn" and len(meta["velocity"]) == len(training.leaves(params))
     resumed = train(config, data=small, checkpoint=ckpt, resume=ckpt, **QUIET)
@@ -748,13 +747,7 @@ def test_cnn_shift_augmentation_changes_training_and_resumes_bit_identically(sma
     assert leaf_bits(whole.params) != leaf_bits(plain.params)
     assert leaf_bits(train(config, data=small, **QUIET).params) == leaf_bits(whole.params)
     ckpt = tmp_path / "aug.npz"
-
-    def interrupt_in_epoch_2(line):
-        if line.startswith("epoch 2/"):
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train(config, data=small, checkpoint=ckpt, progress=False, log=interrupt_in_epoch_2)
+    stop_in_epoch(2, config, ckpt, data=small)
     resumed = train(config, data=small, resume=ckpt, checkpoint=ckpt, **QUIET)
     assert leaf_bits(resumed.params) == leaf_bits(whole.params)
     with pytest.raises(ValueError, match="shift: checkpoint 2, requested 1"):
