@@ -223,7 +223,7 @@ def _check_out(out, params: Params, x: np.ndarray, y: np.ndarray) -> list[np.nda
                 raise ValueError(f"out[{i}] overlaps {name}; gradients need their own memory")
         if any(np.may_share_memory(G, H) for H in out[:i]):
             raise ValueError(f"out[{i}] overlaps another entry of out; each layer needs its own array")
-    return list(out)
+    return out if isinstance(out, list) else list(out)   # a list: returned as it is, as README shows
 
 
 def loss_and_grad(params: Params, x: np.ndarray, y: np.ndarray, *, activation: str = "sigmoid",
@@ -232,10 +232,10 @@ def loss_and_grad(params: Params, x: np.ndarray, y: np.ndarray, *, activation: s
     """``(J, grads)`` as :func:`manual_backprop.network.loss_and_grad`, from reused buffers.
 
     ``out``: a list of aligned C-contiguous arrays (as np.empty makes them) shaped and typed
-    like ``params``, receives the gradient and is returned as ``grads``. ``workspace``: a
-    :class:`Workspace` kept across calls. With both, and sigmoid or tanh, a warm call allocates
-    only the output layer's (B, n_L) arrays; other activations allocate g(z) and g'(z) per
-    hidden layer.
+    like ``params``, receives the gradient and is returned as ``grads`` (a tuple of arrays: as
+    a list of them). ``workspace``: a :class:`Workspace` kept across calls. With both, and
+    sigmoid or tanh, a warm call allocates only the output layer's (B, n_L) arrays; other
+    activations allocate g(z) and g'(z) per hidden layer.
 
     ``threads``: split the batch into this many blocks of rows (at most B), each run on its own
     thread with NumPy's BLAS on one thread meanwhile, and sum the blocks' J and gradients (the
