@@ -1072,6 +1072,8 @@ def exact_atol(ref: Sequence[np.ndarray], grad_error: Sequence[np.ndarray] | Non
 
 
 def _jax():
+    """JAX, with float64 turned on for the process (README and the package docstring say so): the
+    oracles run ``jax_fn`` on float64 primals as float64."""
     try:
         import jax
     except ImportError as e:  # pragma: no cover - exercised only without JAX
@@ -1236,17 +1238,20 @@ def _twin_notes(f_leaves: list[np.ndarray], jax_out, treedef, paths, what: str) 
 _GRADIENT_OPTIONS = ("analytic", "kinks", "oracles", "per_coordinate", "n_directions", "seed", "loss_error", "grad_error")
 
 
-def _check_call_args(check: str, functions: dict[str, Any], options: dict | None = None) -> None:
+def _check_call_args(check: str, functions: dict[str, Any], options: dict, own: tuple[str, ...]) -> None:
     """Each of ``functions`` callable (None allowed for an optional one: name it with a trailing
-    '?'), and ``options`` all among :data:`_GRADIENT_OPTIONS`: a TypeError naming ``check``."""
+    '?'), and ``options`` all among :data:`_GRADIENT_OPTIONS`: a TypeError naming ``check`` and
+    every keyword it takes (``name``, its ``own``, the gradient options)."""
     for name, fn in functions.items():
         if fn is None and name.endswith("?"):
             continue
         if not callable(fn):
             raise TypeError(f"{check}: {name.rstrip('?')} must be a function; got {type(fn).__name__} {fn!r:.60}")
-    unknown = [k for k in (options or {}) if k not in _GRADIENT_OPTIONS]
+    unknown = [k for k in options if k not in _GRADIENT_OPTIONS]
     if unknown:
-        raise TypeError(f"{check} got unexpected option(s): {', '.join(unknown)}; options are: {', '.join(_GRADIENT_OPTIONS)}")
+        raise TypeError(f"{check} got unexpected option(s): {', '.join(unknown)}; its options are: "
+                        f"{', '.join(('name',) + own + _GRADIENT_OPTIONS)} (a keyword argument of the function "
+                        "under test goes in functools.partial(f, key=value))")
 
 
 def _is_int(v) -> bool:
@@ -1321,7 +1326,7 @@ def check_gradients(
     ``grad_error`` per-entry bounds on the gradient's."""
     if _root == "params" and not _deriv:   # a user's call (check_vjp and check_hvp check their own)
         _check_call_args("check_gradients", {"loss_fn": loss_fn, "grad_fn": grad_fn, "jax_fn?": jax_fn,
-                                             "jax_loss_fn?": jax_loss_fn})
+                                             "jax_loss_fn?": jax_loss_fn}, {}, ())
     _checks.check_seed(seed)
     flat = Flat(params, _root, what="params" if _root == "params" else "primals")
     if _out_dtype is not None:   # check_vjp: its loss <c, f(x)> is a float64 sum of f's outputs
@@ -1577,7 +1582,8 @@ def check_vjp(f: Callable, vjp_fn: Callable, *primals, jax_fn: Callable | None =
     if not primals:
         raise ValueError("check_vjp needs at least one primal: check_vjp(f, vjp_fn, x, W, b)")
     name = options.pop("name", "vjp")
-    _check_call_args("check_vjp", {"f": f, "vjp_fn": vjp_fn, "jax_fn?": jax_fn}, options)
+    _check_call_args("check_vjp", {"f": f, "vjp_fn": vjp_fn, "jax_fn?": jax_fn}, options,
+                     ("jax_fn", "n_cotangents", "cotangent"))
     seed = options.get("seed", 0)
     _checks.check_seed(seed)
     _check_count("n_cotangents", n_cotangents)
@@ -1679,7 +1685,7 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
     if not primals:
         raise ValueError("check_jvp needs at least one primal")
     name = options.pop("name", "jvp")
-    _check_call_args("check_jvp", {"f": f, "jvp_fn": jvp_fn, "jax_fn?": jax_fn})
+    _check_call_args("check_jvp", {"f": f, "jvp_fn": jvp_fn, "jax_fn?": jax_fn}, options, ("jax_fn",))
     seed = options.get("seed", 0)
     _checks.check_seed(seed)
     flat = Flat(tuple(primals), "primal", what="primals")   # the inputs are checked before f sees them
@@ -1817,10 +1823,7 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
                     t = by_key(jvp(prims64, tuple(vt)), out_td, root="output", what="jax_fn's output")
                     return float(np.real(_contract(c64, t, None)))
 
-    kw = {k: options.pop(k) for k in list(options) if k in (
-        "oracles", "analytic", "kinks", "n_directions", "seed", "loss_error", "grad_error")}
-    if options:
-        raise TypeError(f"check_jvp got unexpected option(s): {', '.join(options)}")
+    kw = options   # per_coordinate popped above; the rest checked by _check_call_args
     if kw.get("grad_error") is not None:
         _check_grad_error(kw["grad_error"], flat)
     twin = _twin_notes(out_leaves, jax_fn(*primals), out_td, out_paths, "f") if jax_fn is not None else []
@@ -1879,7 +1882,8 @@ def check_hvp(loss_fn: Callable, hvp_fn: Callable, params: Any, *, grad_fn: Call
     complex step Im f(x + i h v) / h where f takes complex input, else central differences of f
     along v (noisier; the noise is measured). ``jax_fn`` adds ``jax.jvp(jax.grad(f))``."""
     name = options.pop("name", "hvp")
-    _check_call_args("check_hvp", {"loss_fn": loss_fn, "hvp_fn": hvp_fn, "grad_fn?": grad_fn, "jax_fn?": jax_fn}, options)
+    _check_call_args("check_hvp", {"loss_fn": loss_fn, "hvp_fn": hvp_fn, "grad_fn?": grad_fn, "jax_fn?": jax_fn}, options,
+                     ("grad_fn", "jax_fn", "n_vectors", "vector"))
     flat = Flat(params, "params", what="params")
     seed = options.get("seed", 0)
     _checks.check_seed(seed)
