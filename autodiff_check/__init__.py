@@ -7,9 +7,9 @@ say where two gradients disagree.
     >>> ac.assert_vjp(layer, layer_backward, x, W, b)     # your own layer's backward pass
 
 Finite differences, the complex step, ``compare`` and ``check_gradients`` need only NumPy; the
-JAX twin (``loss``, ``loss_and_grad``, ...) is imported on first use. Importing it turns on JAX's
-float64 (``jax.config.update("jax_enable_x64", True)``); arrays keep their own dtype, so float32
-work stays float32.
+JAX twin (``loss``, ``loss_and_grad``, ...) is imported on first use. Importing it, or a check
+given ``jax_fn=``, turns on JAX's float64 for the process (``jax.config.update("jax_enable_x64",
+True)``); arrays keep their own dtype, so float32 work stays float32.
 """
 
 from importlib import import_module
