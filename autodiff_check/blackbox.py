@@ -398,7 +398,8 @@ def probe_complex(ctx: Context, rng, against_fd: bool = True) -> tuple[bool, str
     cs = cs_dir(ctx, fd.taken)  # along the direction the difference actually took (float32 rounds x + hp)
     if not abs(cs - fd.value) <= fd.tol:
         return False, (CS_SKIPPED + f"Im f(x + ihp)/h = {cs:.6g} but finite differences give {fd.value:.6g} "
-                       f"+- {fd.tol:.1e} (f is not complex-analytic: abs, maximum, conj or real?)")
+                       f"+- {fd.tol:.1e}, {abs(cs - fd.value):.1e} apart (f is not complex-analytic: abs, maximum, "
+                       "conj or real?)")
     # and along PROBE_ENTRIES single entries: over many inputs the dense probe's tolerance grows
     # with f's noise while an elementwise abs loses only sign(x_i) per entry (L1 over 30,000
     # float32 inputs at 1e-3: 260 off against a tolerance of 200 along p; along e_i a kink)
@@ -412,7 +413,8 @@ def probe_complex(ctx: Context, rng, against_fd: bool = True) -> tuple[bool, str
         cs = cs_dir(ctx, fd.taken) if fd.status == "ok" else None
         if cs is not None and not abs(cs - fd.value) <= fd.tol:
             return False, (CS_SKIPPED + f"along entry {int(i)}, Im f(x + ih e)/h = {cs:.6g} but finite differences "
-                           f"give {fd.value:.6g} +- {fd.tol:.1e} (f is not complex-analytic: abs, maximum, conj or real?)")
+                           f"give {fd.value:.6g} +- {fd.tol:.1e}, {abs(cs - fd.value):.1e} apart (f is not "
+                           "complex-analytic: abs, maximum, conj or real?)")
     return True, ""
 
 

@@ -1697,6 +1697,30 @@ def test_an_l1_penalty_over_many_float32_inputs_does_not_fool_the_complex_step_p
             assert ac.check_gradients(loss, lambda p: 1.5 * np.sign(p) + p, p, seed=seed).status == "FAIL"
 
 
+def test_a_small_non_analytic_term_in_float32_is_found_by_the_probe_in_float64():
+    """A review (2026-12-02): least squares + 1e-5 sum |w| in float32. float32's differences
+    resolve ~1e-4 of the slope, so the probe let the complex step through; it misses the L1 term
+    (np.abs of a complex number drops the imaginary part), and the correct gradient FAILed in 7
+    of 10 seeds (tanh(x) + 1e-5 |x| through check_vjp: 19 of 20). The probe is now repeated with
+    f evaluated in float64, which resolves the term. A float32 f that is analytic keeps its
+    complex step."""
+    lam = np.float32(1e-5)
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        X, y = rng.normal(size=(32, 8)).astype(np.float32), rng.normal(size=32).astype(np.float32)
+        w = rng.normal(size=8).astype(np.float32)
+        v = ac.check_gradients(lambda w: 0.5 * np.mean((X @ w - y) ** 2) + lam * np.abs(w).sum(),
+                               lambda w: X.T @ (X @ w - y) / len(y) + lam * np.sign(w), w)
+        assert v.passed and not any(r.oracle.startswith("complex") for r in v.results), v.report(full=True)
+        assert any("evaluated in float64; float32's differences cannot resolve it" in n for n in v.notes)
+        x = rng.normal(size=(4, 5)).astype(np.float32)
+        v = ac.check_vjp(lambda x: np.tanh(x) + 1e-5 * np.abs(x),
+                         lambda d, x: (d * (1 - np.tanh(x) ** 2) + 1e-5 * d * np.sign(x),), x, seed=seed)
+        assert v.passed, v.report(full=True)
+    v = ac.check_vjp(np.tanh, lambda d, x: (d * (1 - np.tanh(x) ** 2),), x)
+    assert v.passed and any(r.oracle == "complex_step" for r in v.results), v.report(full=True)
+
+
 def test_a_complex_loss_with_no_imaginary_part_is_read_as_real_by_check_gradients():
     """np.sum(p**2).astype(complex) crashed check_gradients with a raw TypeError in its finite
     differences (check_hvp read it as real; a review): read as its real value now, and a
