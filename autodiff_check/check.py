@@ -1226,9 +1226,11 @@ def _leaving_inputs(fn: Callable, deriv: str, args: Sequence[tuple[Any, str, tup
             else:
                 continue
         sep = " " if root in ("primal", "tangents") and first else ""
-        raise ValueError(f"{deriv} wrote into its argument {where}{sep}{format_index(first)}: a derivative must leave "
-                         "its inputs as they are (its caller still holds them: copy first, dx = dy.copy()); the "
-                         "check cannot judge a function that changes what it is given")
+        hint = "write x = x - m, not x -= m" if deriv == "f" else "copy first, dx = dy.copy()"
+        raise ValueError(f"{deriv} wrote into its argument {where}{sep}{format_index(first)}: "
+                         f"{'a function under test' if deriv == 'f' else 'a derivative'} must leave its inputs as they "
+                         f"are (its caller still holds them: {hint}); the check cannot judge a function "
+                         "that changes what it is given")
     return out
 
 
@@ -1549,7 +1551,10 @@ def _is_constant(p) -> bool:
 
 
 def _out_info(f, primals):
-    out = f(*primals)
+    """f's output leaves, their paths and structure, f called on copies of the primals: a
+    forward pass that writes into x (x -= x.max()) is refused, as a derivative that does is (it
+    changed the caller's x, and the derivative was then checked at the changed point)."""
+    out = _leaving_inputs(f, "f", [(p, "primal", (i,)) for i, p in enumerate(primals)])
     leaves, paths, td = flatten(out, what="f's output")
     for L, p in zip(leaves, paths):
         if not np.issubdtype(np.asarray(L).dtype, np.number):

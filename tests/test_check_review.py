@@ -945,6 +945,32 @@ def test_every_derivative_that_writes_into_an_input_is_refused_by_name():
         ac.check_hvp(lambda p: float(np.sum(p**2)), hvp_into_v, x)
 
 
+def test_a_forward_pass_that_writes_into_its_input_is_refused_and_the_input_kept():
+    """A review (2026-12-02): check_vjp and check_jvp called f on the caller's own arrays, so
+    f(x) = (2x)^2 written as x *= 2 doubled the user's x; the VJP was then checked at 2x (PASS,
+    for the wrong point) and check_jvp failed a correct JVP. f now gets copies, and one that
+    writes into them is refused by name, as a derivative that does is."""
+    def doubling(x):
+        x *= 2
+        return x**2
+
+    def softmax_in_place(x):
+        x -= x.max(-1, keepdims=True)
+        e = np.exp(x)
+        return e / e.sum(-1, keepdims=True)
+
+    x = np.array([1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match=r"f wrote into its argument primal 0 \[0\]: a function under test must"):
+        ac.check_vjp(doubling, lambda d, x: (8 * d * x,), x)
+    with pytest.raises(ValueError, match=r"f wrote into its argument primal 0 \[0\].*x = x - m, not x -= m"):
+        ac.check_jvp(doubling, lambda t, x: 8 * x * t[0], x)
+    np.testing.assert_array_equal(x, [1.0, 2.0, 3.0])
+    z = np.array([[0.5, 1.0, -2.0]])
+    with pytest.raises(ValueError, match=r"f wrote into its argument primal 0 \[0, 0\]"):
+        ac.check_vjp(softmax_in_place, lambda d, x: (d,), z)
+    np.testing.assert_array_equal(z, [[0.5, 1.0, -2.0]])
+
+
 # ---------------------------------------------------------------- second review: messages that name the problem
 
 
