@@ -1093,15 +1093,28 @@ def exact_atol(ref: Sequence[np.ndarray], grad_error: Sequence[np.ndarray] | Non
 # public checks
 
 
-def _jax():
-    """JAX, with float64 turned on for the process (README and the package docstring say so): the
-    oracles run ``jax_fn`` on float64 primals as float64."""
+def _jax(jax_fn: Callable) -> tuple[Any, Callable]:
+    """JAX, with float64 turned on for the process (README and the package docstring say so: the
+    oracles run ``jax_fn`` on float64 primals as float64), and ``jax_fn`` with JAX's error for
+    NumPy code handed a traced array (np.tanh for jnp.tanh) said as the check's TypeError."""
     try:
         import jax
     except ImportError as e:  # pragma: no cover - exercised only without JAX
         raise ImportError(f"jax_fn= needs JAX ({e}); install it with: pip install 'manual-backprop[jax]'") from e
     jax.config.update("jax_enable_x64", True)
-    return jax
+    if getattr(jax_fn, "_errors_named", False):   # wrapped already (check_hvp: once per vector)
+        return jax, jax_fn
+
+    @functools.wraps(jax_fn)
+    def traced(*args):
+        try:
+            return jax_fn(*args)
+        except jax.errors.TracerArrayConversionError as e:
+            raise TypeError("jax_fn must be written in jax.numpy (jnp.tanh, not np.tanh): a NumPy function was "
+                            f"handed one of JAX's traced arrays ({str(e).splitlines()[0]})") from e
+
+    traced._errors_named = True
+    return jax, traced
 
 
 def _compiled(jax, fn: Callable) -> Callable:
@@ -1427,7 +1440,7 @@ def check_gradients(
         jax_full = lambda: flat.flat(flatten(_jax_tree(_jax_fns[0](_split_tree(flat)), flat))[0])  # noqa: E731
         jax_dir = lambda v: float(_jax_fns[1](_split_tree(flat), _split(flat, v)))  # noqa: E731
     elif jf is not None:
-        jax = _jax()
+        jax, jf = _jax(jf)
         tree = flat.build(flat.x)
         a, b = _scalar_out(loss_fn(tree), what), _scalar_out(np.asarray(jf(tree)), "jax_fn")
         if abs(a - b) > np.sqrt(2 * flat.u) * abs(a):   # as _twin_notes
@@ -1619,7 +1632,7 @@ def check_vjp(f: Callable, vjp_fn: Callable, *primals, jax_fn: Callable | None =
     out_leaves, out_paths, out_td = _out_info(f, primals)
     twin = []
     if jax_fn is not None:
-        jax = _jax()
+        jax, jax_fn = _jax(jax_fn)
         jvp = _compiled(jax, lambda p, t: jax.jvp(jax_fn, p, t)[1])
         twin = _twin_notes(out_leaves, jax_fn(*primals), out_td, out_paths, "f")
     v_all = None
@@ -1822,7 +1835,7 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
 
     jax_full = jax_dir = None
     if jax_fn is not None:
-        jax = _jax()
+        jax, jax_fn = _jax(jax_fn)
         jvp = _compiled(jax, lambda p, t: jax.jvp(jax_fn, p, t)[1])
 
         def jax_dir(v):
@@ -1960,7 +1973,7 @@ def check_hvp(loss_fn: Callable, hvp_fn: Callable, params: Any, *, grad_fn: Call
                 s_exact = False
         jfns = None
         if jax_fn is not None:
-            jax = _jax()
+            jax, jax_fn = _jax(jax_fn)
             tree = flat.build(flat.x)
 
             vj = _zero_consts(flat, v_tree, jax)  # float0 tangents on integer leaves

@@ -138,6 +138,12 @@ def format_index(idx: tuple) -> str:
     return "[" + ", ".join(str(int(i)) for i in idx) + "]" if idx else ""
 
 
+def _holds_numbers(tree) -> bool:
+    """A list or tuple with a Python number in it, at any depth (``x.tolist()``)."""
+    return isinstance(tree, (list, tuple)) and any(
+        isinstance(t, (int, float, complex)) or _holds_numbers(t) for t in tree)
+
+
 def same_structure(tree, treedef: TreeDef, leaves_ref: list[np.ndarray], paths: list[Path], *,
                    root: str, what: str) -> list[np.ndarray]:
     """Flatten ``tree`` (what a user's function returned) and check it has one leaf per leaf of
@@ -147,8 +153,11 @@ def same_structure(tree, treedef: TreeDef, leaves_ref: list[np.ndarray], paths: 
     keys differ from the reference's is an error naming both sets."""
     leaves, _, _ = flatten(_by_key(tree, treedef, (), root, what), what=what, none_leaf=True)
     if len(leaves) != len(leaves_ref):
+        numbers = len(leaves) > len(leaves_ref) and _holds_numbers(tree)
         raise ValueError(f"{what} returned {len(leaves)} array(s); expected {len(leaves_ref)}, one per leaf of "
-                         f"{root} ({', '.join(format_path(root, p) for p in paths) or 'none'})")
+                         f"{root} ({', '.join(format_path(root, p) for p in paths) or 'none'})"
+                         + ("; Python numbers in a list (dx.tolist()?) are read as one array each: return "
+                            "np.asarray(...)" if numbers else ""))
     out = []
     for got, ref, p in zip(leaves, leaves_ref, paths):
         if got is None:

@@ -1747,6 +1747,29 @@ def test_a_small_non_analytic_term_in_float32_is_found_by_the_probe_in_float64()
     assert v.passed and any(r.oracle == "complex_step" for r in v.results), v.report(full=True)
 
 
+def test_a_list_of_numbers_and_a_numpy_jax_fn_are_named_for_what_they_are():
+    """A review: a VJP returning dx.tolist() got "returned 12 array(s); expected 1" and nothing
+    about why; a jax_fn written with np.tanh got JAX's TracerArrayConversionError from inside
+    the trace. Both now say what to write instead."""
+    x = np.random.default_rng(0).normal(size=(3, 4))
+    vjp = lambda d, x: (d * (1 - np.tanh(x) ** 2),)   # noqa: E731
+    with pytest.raises(ValueError, match=r"returned 12 array\(s\); expected 1.*dx.tolist\(\)\?.*np.asarray"):
+        ac.check_vjp(np.tanh, lambda d, x: vjp(d, x)[0].tolist(), x)
+    with pytest.raises(ValueError, match=r"returned 2 array\(s\); expected 1, one per leaf of primal \(primal 0\)$"):
+        ac.check_vjp(np.tanh, lambda d, x: [d, d], x)
+    pytest.importorskip("jax")
+    numpy_tanh = "jax_fn must be written in jax.numpy \\(jnp.tanh, not np.tanh\\)"
+    with pytest.raises(TypeError, match=numpy_tanh):
+        ac.check_vjp(np.tanh, vjp, x, jax_fn=np.tanh)
+    with pytest.raises(TypeError, match=numpy_tanh):
+        ac.check_jvp(np.tanh, lambda t, x: t[0] * (1 - np.tanh(x) ** 2), x, jax_fn=np.tanh)
+    with pytest.raises(TypeError, match=numpy_tanh):
+        ac.check_gradients(lambda x: float(np.sum(np.tanh(x))), lambda x: 1 - np.tanh(x) ** 2, x,
+                           jax_fn=lambda x: np.sum(np.tanh(x)))
+    with pytest.raises(TypeError, match=numpy_tanh):
+        ac.check_hvp(lambda x: float(np.sum(x**3)), lambda x, v: 6 * x * v, x, jax_fn=lambda x: np.exp(x).sum())
+
+
 def test_a_complex_loss_with_no_imaginary_part_is_read_as_real_by_check_gradients():
     """np.sum(p**2).astype(complex) crashed check_gradients with a raw TypeError in its finite
     differences (check_hvp read it as real; a review): read as its real value now, and a
