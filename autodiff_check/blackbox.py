@@ -160,7 +160,8 @@ def fd_dir(F, flat: Flat, x, v, f0, eps_f, h, *, adapt: bool = True, levels: int
         floor, eps = level_eps(f0, eps_f, u, fs)   # floor: the tests of this step; eps: its tolerance
 
         def kink(under_floor: bool = False) -> FD:   # one-sided derivatives per step actually taken
-            F1, F2, B1, B2 = (_slope(fs, f0, flat, x, v, pts, s) for s in (1, 2, -1, -2))   # (near x's ulp, h is not)
+            # (near x's ulp, h is not); under_floor: the weaker evidence, KINK_UNDER_FLOOR
+            F1, F2, B1, B2 = (_slope(fs, f0, flat, x, v, pts, s) for s in (1, 2, -1, -2))
             return FD(float("nan"), float("inf"), "kink", taken, 2 * B1 - B2, 3 * abs(B1 - B2) + 4 * eps / h,
                       2 * F1 - F2, 3 * abs(F1 - F2) + 4 * eps / h, KINK_UNDER_FLOOR if under_floor else "")
 
@@ -379,9 +380,10 @@ CS_SKIPPED = "complex step skipped (an oracle less, not a fault of the derivativ
 def probe_complex(ctx: Context, rng, against_fd: bool = True, only_disagreement: bool = False) -> tuple[bool, str]:
     """Does F take complex input and propagate the imaginary part? It must return a complex
     number without raising or warning, and (``against_fd``) Im F(x + i h p) / h must agree with
-    finite differences along a random p and along single entries. ``only_disagreement``: a
-    difference that reads a kink or does not settle is no evidence either way (only a
-    disagreement refuses)."""
+    finite differences along a random p and along single entries. ``only_disagreement`` (the
+    float64 probe): only a disagreement or a kink where f' jumps (:func:`_resolved_kink`)
+    refuses; an error on complex input, an unsettled difference or a kink read under the noise
+    floor is no evidence either way."""
     flat = ctx.flat
     p = rng.choice(np.array([-1.0, 1.0]), size=flat.n) * (1 + rng.random(flat.n))
     try:
@@ -415,8 +417,8 @@ def probe_complex(ctx: Context, rng, against_fd: bool = True, only_disagreement:
         e = np.zeros(flat.n)
         e[i] = 1.0
         fd = fd_dir(ctx.F, flat, flat.x, e, ctx.f0, ctx.eps_at(i), ctx.hrel_at(i) * max(1.0, abs(float(flat.x[i]))))
-        if fd.status == "kink" and not (only_disagreement and not _resolved_kink(fd)):   # as along p: no
-            # analytic f (abs at |x| << h)
+        # as along p: a kink within the step is no analytic f (abs at |x| << h)
+        if fd.status == "kink" and not (only_disagreement and not _resolved_kink(fd)):
             return False, CS_SKIPPED + f"entry {int(i)} has a kink within the step (abs, maximum?)"
         cs = cs_dir(ctx, fd.taken) if fd.status == "ok" else None
         if cs is not None and not abs(cs - fd.value) <= fd.tol:

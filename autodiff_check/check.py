@@ -506,10 +506,11 @@ def _probe_complex_in_float64(ctx64: blackbox.Context | None, what: str, seed: i
     than that (an L1 penalty 1e-5 sum |w|: np.abs of a complex number drops its imaginary part)
     passed the probe, and the complex step, missing the term, failed the correct gradient and
     passed the one without it (a review: 7 and 10 of 10 seeds). In float64 the probe resolves
-    it. Only a disagreement there skips the complex step: a float64 step read as a kink or
-    unresolved says nothing float32's probe did not (a second review: at inputs ~1e-3, where
-    float64's first steps are too large for f's scale, a smooth layer norm lost its complex step
-    in 8 more seeds of 30, and bugs it had caught passed)."""
+    it. A disagreement there, or a kink where f' jumps (:func:`blackbox._resolved_kink`), skips
+    the complex step; a kink read only under the noise floor, an unsettled difference or an error
+    on complex input says nothing float32's probe did not (a second review: at inputs ~1e-3,
+    where float64's first steps are too large for f's scale, a smooth layer norm lost its complex
+    step in 8 more seeds of 30, and bugs it had caught passed)."""
     if ctx64 is None:
         return True, ""
     ok, why = blackbox.probe_complex(ctx64, np.random.default_rng(seed + 3367900313), only_disagreement=True)
