@@ -105,7 +105,7 @@ class Sequential:
             try:                          # every example's ids (JAX would clamp), named as layer 1
                 layers_np._embedding_args("embedding", x, *params[0])
             except (TypeError, ValueError) as e:
-                raise type(e)(f"layer 1 of {len(self.layers)}: {e}") from None
+                raise self._spec._at_layer(1, e) from None
         if y is not _checks.NO_TARGETS:
             y = self._spec._targets(np.empty((x.shape[0], z1.shape[1]), z1.dtype), y)
         return x, y

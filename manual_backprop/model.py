@@ -201,10 +201,13 @@ class Sequential:
         layer = self.layers[l - 1]
         try:
             out = getattr(layers, layer.name)(a, *params[l - 1], **layer.options)
-        except (TypeError, ValueError) as e:   # the layer's own message, and which layer it is
-            error = (TypeError if isinstance(e, TypeError) else ValueError)(f"layer {l} of {len(self.layers)}: {e}")
-            raise error.with_traceback(e.__traceback__) from None   # where the layer raised it
+        except (TypeError, ValueError) as e:
+            raise self._at_layer(l, e).with_traceback(e.__traceback__) from None   # where the layer raised it
         return self._finite(self._output_name(l), out) if check else out
+
+    def _at_layer(self, l: int, e: TypeError | ValueError) -> TypeError | ValueError:
+        """Layer l's refusal ``e`` with which layer it is: 'layer 3 of 4: dense: ...' (both Sequentials)."""
+        return (TypeError if isinstance(e, TypeError) else ValueError)(f"layer {l} of {len(self.layers)}: {e}")
 
     def _output_name(self, l: int) -> str:
         """How an overflow names the outputs a_l of layer l = ``layers[l - 1]`` (both Sequentials)."""
