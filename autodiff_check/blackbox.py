@@ -43,6 +43,9 @@ class FD:
     right: float = float("nan")
     right_tol: float = float("inf")
     note: str = ""
+    #: f was rough at a larger step (J above the floor) or is here: a kink near x that a smaller
+    #: step got past, or (along several entries) kinks the confirmation one level down allowed for
+    rough: bool = False
 
 
 def level_eps(f0: float, eps_f: float, u: float, fs: dict) -> tuple[float, float]:
@@ -188,6 +191,7 @@ def fd_dir(F, flat: Flat, x, v, f0, eps_f, h, *, adapt: bool = True, levels: int
                     elif alt.status == "ok" and alt.tol < res.tol:
                         res = alt
             if cand is None and not (several and rough):
+                res.rough = rough
                 return res
             if cand is None:
                 cand, prev_J, h = res, None, h / 8
@@ -200,6 +204,7 @@ def fd_dir(F, flat: Flat, x, v, f0, eps_f, h, *, adapt: bool = True, levels: int
             gap, own = abs(cand.value - res.value), res.tol
             if gap <= cand.tol + own:
                 cand.tol = max(cand.tol, gap + own)
+                cand.rough = True
                 return cand
             cand, prev_J, h = res, None, h / 8
             continue

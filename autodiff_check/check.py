@@ -33,9 +33,14 @@ Tolerances for a black box (no ``loss_error=``/``kinks=`` given) are estimated, 
    residual rounds by u |M| |q| wherever q is, so f(x +- h e_i) round by far more than f(x));
    where it clearly exceeds eps_f, f's error at x +- h e_i is taken as eps_f + s h, linear in
    the distance: a settled difference gains 2 s, one read as a kink or neither is taken again.
-   Along random directions, eps_f. An entry of a float32 (or narrower) leaf whose difference
-   fails g is taken again with f evaluated in float64, where f accepts it and that is sharper
-   (:func:`_second_opinion`: kinks within float32's step). Leaves of several float dtypes:
+   Along random directions, eps_f. For float32 (or narrower) leaves, where f accepts float64
+   inputs and agrees with itself there, 16x less noisy (:func:`_float64_context`), the
+   differences are taken with f evaluated in float64 as well, and the sharper judges: entry by
+   entry, a failing entry (kinks within float32's step) and every passing one
+   (:func:`_second_opinion`; float32's differences resolve ~1e-4 of a slope); along each
+   direction, the float64 difference where its tolerance is the smaller (``fd64_probe`` in
+   :func:`_check_core`; float32's over 10^4 relu inputs allowed 6-57 per direction). The value
+   under test is then held to its own rounding: step 5's allowances. Leaves of several float dtypes:
    eps_f is also measured along each dtype's entries alone, and an entry's differences use its
    dtype's, at most eps_f (along every leaf, a float32 leaf's inputs round to its ulps at each
    point and ECNoise reads the jumps as noise: :func:`blackbox.measure`); u_f is the dtype of
@@ -417,7 +422,8 @@ def _measured_noise(subject: _Subject, g: np.ndarray, ref: np.ndarray, tol: np.n
 
 def _second_opinion(promoted: tuple[Flat, Callable], ctx: blackbox.Context, flat: Flat, g, ref, tol, own,
                     fail_notes: dict, kink_idx: dict, fd_only: dict, notes: list, what: str,
-                    float64_context: Callable[[], blackbox.Context | None]) -> None:
+                    float64_context: Callable[[], blackbox.Context | None],
+                    subject: "_Subject | None" = None) -> None:
     """Entries of leaves narrower than float64 whose finite difference fails g are taken again
     with f evaluated at the same point in float64 (``promoted``: the tree with float64 leaves,
     and f on it), where f's code lets NumPy promote: its noise is then float64's, its steps
@@ -425,26 +431,52 @@ def _second_opinion(promoted: tuple[Flat, Callable], ctx: blackbox.Context, flat
     tolerance plus g's rounding (twice the exact oracles' r |ref|_max(leaf), :func:`_exact_tol`:
     g carries float32's rounding, the reference does not). Kinks within float32's step that
     cancel in the kink test (a relu MLP: 14 of 20 seeds failed a correct gradient) are then
-    outside it. Used only where f at float64 agrees with f (within 4 eps_f) and is at least 16x
-    less noisy, only for failing entries, and only where that tolerance is below the first: it
-    can turn a failure into a pass or a kink, never a pass into anything. ``ref``, ``tol``,
-    ``fail_notes`` and ``kink_idx`` are updated in place."""
+    outside it, and errors below float32's resolution (~1e-4 of a slope) show. Used only where f
+    at float64 agrees with f (within 4 eps_f) and is at least 16x less noisy, and only where that
+    tolerance is below the first: for the failing entries (at most SECOND_OPINION_MAX) and every
+    passing one. A failing entry may pass, or match a kink's side; a passing one may fail. A
+    passing entry is held to the exact oracles' allowance for g's rounding, r |ref|_max(leaf) +
+    8 tiny (:func:`_exact_tol`), plus 8 times its measured noise (``subject.sigma``, else
+    ``subject.rounding``), and where g fails that, |g - g64| joins when g64, g evaluated in
+    float64 (``subject.wide``), agrees with the float64 difference and is within
+    :func:`_own_allowance` (step 5). It is not retaken without a noise and a float64 g64, nor
+    where the float64 difference got past a kink near x (``FD.rough``: float64 may put the kink
+    beside x where float32 puts it on x) or disagrees with float32's beyond both tolerances.
+    ``ref``, ``tol``, ``fail_notes`` and ``kink_idx`` are updated in place."""
     flat64, F64 = promoted
     with np.errstate(invalid="ignore", divide="ignore"):   # tol 0 at kinks: inf, left out below
         excess = np.abs(g - ref) / (tol + own)
-        failing = (_narrow_u(flat) > 0) & np.isfinite(tol) & ~(np.abs(g - ref) <= tol + own)
+        narrow = (_narrow_u(flat) > 0) & np.isfinite(tol)
+        failing = narrow & ~(np.abs(g - ref) <= tol + own)
     failing[list(fd_only)] = False
     failing[[i for i in kink_idx if i not in fail_notes]] = False
     # the 64 nearest their tolerance: a gradient wrong in many entries fails anyway, and retaking
     # every entry of one wrong in all 2,000 cost 40 % more evaluations (a review). No bound on how
     # far: float32's step read 10-100x off at inputs 1e-6 from relu kinks or of scale 1e-8
     candidates = [i for i in np.flatnonzero(failing)[np.argsort(excess[failing], kind="stable")][:SECOND_OPINION_MAX]]
+    # and every entry that passed, where f in float64 is sharper: float32's differences resolve
+    # ~1e-4 of a slope, and a gradient missing an L1 term 1e-5 sum |w| passed (a review)
+    with np.errstate(invalid="ignore"):
+        passing = narrow & (np.abs(g - ref) <= tol + own)
+    passing[list(fd_only)] = False
+    passing[list(kink_idx)] = False
+    n_failing = len(candidates)
+    # g's measured noise per entry: sigma_g (for check_vjp already the larger of it and rho; a
+    # review's attention entry with rho_i = 0 and sigma_i = 1.7e-6 failed on rho alone). Entry by
+    # entry a jump of g across a kink in sigma_g only loosens that entry; along directions
+    # (fd64_probe) rho comes first, as sigma_g's jumps summed over 10^5 relu entries hide all
+    noise = None if subject is None else (subject.sigma if subject.sigma is not None else subject.rounding)
+    cancellation = None
+    if noise is not None and subject.wide is not None and subject.wide() is not None:
+        candidates += [int(i) for i in np.flatnonzero(passing)]
+        allow = _exact_tol(ref, flat, None, None)   # r |ref|_max(leaf) + 8 tiny, once (not per entry)
+        cancellation = _own_cancellation(flat, subject)
     if not candidates:
         return
     ctx64 = float64_context()   # None: f refuses float64, or casts back: float32's verdict stands
     if ctx64 is None:
         return
-    x, redone = flat.x, []
+    x, redone, was_failing = flat.x, [], set(candidates[:n_failing])
     for i in candidates:
         e = np.zeros(flat.n)
         e[i] = 1.0
@@ -454,16 +486,34 @@ def _second_opinion(promoted: tuple[Flat, Callable], ctx: blackbox.Context, flat
             continue
         if fd.status == "ok":   # only a sharper difference replaces the first (f in float64 may still
             r64 = fd.value / fd.taken[i]   # carry float32's noise where f casts: a 1 % error then passed)
-            # g's rounding: twice the exact oracles' allowance, 2 r |ref|_max(leaf) + 16 tiny, without
-            # their 8 sigma_g: g's noise measured across the kinks this is for reads their jumps (8.5e-5
-            # against rounding ~1e-9 in a float32 relu MLP); it can only turn a failure into a pass
-            t64 = fd.tol / fd.taken[i] + 2 * _exact_tol(_with(ref, i, r64), flat, None, None)[i]
+            if i in was_failing:
+                # g's rounding: twice the exact oracles' allowance, 2 r |ref|_max(leaf) + 16 tiny,
+                # without their 8 sigma_g: g's noise measured across the kinks this is for reads
+                # their jumps (8.5e-5 against rounding ~1e-9 in a float32 relu MLP)
+                t64 = fd.tol / fd.taken[i] + 2 * _exact_tol(_with(ref, i, r64), flat, None, None)[i]
+            else:
+                if fd.rough:
+                    # its difference got past a kink near x: f in float64 may put it elsewhere than
+                    # f does (|X w - y| at a residual of 0 in float32, 1e-8 in float64: sign(0) = 0
+                    # is right for f, and float64's side failed it, a review): float32's verdict stands
+                    continue
+                # a passing entry: held to the exact oracles' allowance, r |ref|_max(leaf) + 8 tiny
+                # (a correctly rounded w * s is up to u |w s| off whatever x is: no noise shows it;
+                # normal equations kept in float32 put 6 u max|g| on every entry, a review), and 8
+                # of its measured noise beyond own (8 rho_i, added below); then its cancellation,
+                # where g64 agrees (step 5)
+                t64 = fd.tol / fd.taken[i] + allow[i] + max(8 * noise[i] - own[i], 0.0)
+                if not abs(r64 - ref[i]) <= tol[i] + t64:   # the two differences disagree: f in
+                    continue                                  # float64 is another function here
+                if not abs(g[i] - r64) <= t64 + own[i]:
+                    t64 += cancellation(i, r64, fd.tol / fd.taken[i])
             if t64 < tol[i]:
                 ref[i], tol[i] = r64, t64
                 fail_notes.pop(int(i), None)
                 kink_idx.pop(int(i), None)
                 redone.append(int(i))
-        elif fd.status == "kink" and max(fd.left_tol, fd.right_tol) < tol[i]:   # sharper here too: f's
+        elif (fd.status == "kink" and i in was_failing   # sharper here too, for a failure: f's
+                and max(fd.left_tol, fd.right_tol) < tol[i]):
             matches, desc = _kink_note(fd, g[i])   # noise in float64 read across 100 relu kinks made the
             if matches:                            # sides' tolerances 0.6, and an entry 1.3 off "matched"
                 fail_notes.pop(int(i), None)
@@ -473,13 +523,35 @@ def _second_opinion(promoted: tuple[Flat, Callable], ctx: blackbox.Context, flat
         with np.errstate(invalid="ignore"):
             still = [i for i in redone if i not in kink_idx and not abs(g[i] - ref[i]) <= tol[i] + own[i]]
         at_kinks = [i for i in redone if i in kink_idx]
+        rescued = [i for i in redone if i in was_failing and i not in still and i not in at_kinks]
+        newly = [i for i in still if i not in was_failing]
         dts = sorted({str(flat.dtypes[flat.leaf_of(i)]) for i in redone})
-        notes.append(f"{_entries(len(redone))} of {' and '.join(dts)} leaves that failed taken again with {what} "
-                     f"evaluated in float64 (noise {ctx64.eps_f:.1e} against {ctx.eps_f:.1e}; the value under test "
-                     f"keeps its rounding allowance): {len(redone) - len(still) - len(at_kinks)} pass, "
-                     f"{len(at_kinks)} at kinks, {len(still)} still fail ("
-                     + ", ".join(flat.where(i) for i in redone[:MAX_NAMED]) + (", ..." if len(redone) > MAX_NAMED else "")
-                     + ")")
+        dt = " and ".join(dts)
+        named = (" (" + ", ".join(flat.where(i) for i in still[:MAX_NAMED]) + (", ..." if len(still) > MAX_NAMED else "")
+                 + ")") if still else ""
+        counts = [f"{k} {what_}" for k, what_ in [
+            (len(rescued), f"that failed in {dt} pass"), (len(at_kinks), "match a side of a kink"),
+            (len(still) - len(newly), "still fail"), (len(newly), f"that passed in {dt} fail")] if k]
+        notes.append(f"finite differences of {_entries(len(redone))} of {dt} leaves taken with {what} evaluated in "
+                     f"float64, where sharper (noise {ctx64.eps_f:.1e} against {ctx.eps_f:.1e}; the value under test "
+                     f"keeps its rounding allowance)" + (": " + ", ".join(counts) if counts else "") + named)
+
+
+def _own_cancellation(flat: Flat, subject: "_Subject") -> Callable[[int, float, float], float]:
+    """(i, r64, tol64) -> |g_i - g64_i| where g evaluated in float64 (``subject.wide``, not None)
+    meets the float64 difference ``r64`` within its tolerance ``tol64`` plus float64's exact
+    one, and |g_i - g64_i| is within :func:`_own_allowance`; else 0 (the derivation disagrees
+    in float64 too). The vectors it needs are made once."""
+    g, g64 = subject.g, subject.wide()
+    allowance = _own_allowance(flat, g64, subject.wide_scale)[1]
+    exact64 = _exact_tol(g64, flat.promoted(), None, None)
+
+    def of(i: int, r64: float, tol64: float) -> float:
+        if not abs(float(g64[i]) - r64) <= tol64 + exact64[i]:
+            return 0.0
+        mine = abs(float(g[i]) - float(g64[i]))
+        return mine if mine <= allowance[i] else 0.0
+    return of
 
 
 def _float64_context(promoted: tuple[Flat, Callable], ctx: blackbox.Context, what: str, seed: int,
@@ -668,7 +740,7 @@ def _check_core(
                             fail_notes[i] = desc
                 if promoted is not None:
                     _second_opinion(promoted, ctx, flat, g, ref, tol, own, fail_notes, kink_idx, fd_only, notes,
-                                    what, lambda: _float64_context(promoted, ctx, what, seed, wide64))
+                                    what, lambda: _float64_context(promoted, ctx, what, seed, wide64), subject)
                 r = _per_coord_result("finite_diff", flat, g, ref, tol + own, fail_notes, {**kink_idx, **fd_only})
                 if widened:
                     notes.append(f"noise of {what} at x + h e_i above its noise at x (terms that cancel away from x) for "
@@ -715,8 +787,11 @@ def _check_core(
 
     r_exact, ftz = _exact_r(flat), _ftz_floor(flat)
     ref_cache: list = []
-    kinks_found = _Kinks(rng, KINK_PROBES * max(1, int(np.ceil(np.log2(max(flat.n, 2))))))
+    kink_budget = KINK_PROBES * max(1, int(np.ceil(np.log2(max(flat.n, 2)))))
+    kinks_found = _Kinks(rng, kink_budget)
     fd_seen: dict[tuple, blackbox.FD] = {}   # a direction's result while the entries left out stay the same
+    used_fd32: set = set()   # directions (their index; None for a bisection's blocks) whose finite
+    used_fd64: set = set()   # difference was taken with f as it is, and with f in float64
 
     def jax_ref():  # the JAX reverse-mode gradient, computed once
         if not ref_cache:
@@ -755,11 +830,14 @@ def _check_core(
                               (g64, _own_allowance(flat, g64, subject.wide_scale)[1], _exact_r(flat64), _ftz_floor(flat64)))
         return wide_cache[0]
 
-    def own_rounding_dir(oracle, val, tol, v, val_wide=None):
+    def own_rounding_dir(oracle, val, tol, v, val_wide=None, tol_wide=0.0, independent=False):
         """Step 5 along v, as :func:`_own_rounding` per entry: where <g, v> fails ``val`` and
         <g64, v> meets it within float64's tolerance along v (``val_wide(v)``, the oracle in
-        float64, for JAX), the tolerance grows by |<g - g64, v>| + |val - val64| where
-        |<g - g64, v>| <= sum_i A_i |v_i| (:func:`_own_allowance`)."""
+        float64, for JAX; ``tol_wide`` that oracle's own, for finite differences), the tolerance
+        grows by |<g - g64, v>| + |val - val64| where |<g - g64, v>| <= sum_i A_i |v_i|
+        (:func:`_own_allowance`), or with ``independent`` <= 8 sqrt(sum_i (A_i v_i)^2): the
+        entries' roundings along a random v add as a square root (the sum let a float32-only
+        error of 1e-2 max|g| in one of 20,000 entries pass the float64 differences, a review)."""
         if declared or g is None or subject.wide is None or abs(float(g @ v) - val) <= tol:
             return tol
         terms = wide_terms()
@@ -771,10 +849,11 @@ def _check_core(
         except Exception:   # noqa: BLE001 - the oracle refuses float64: the verdict stands
             return tol
         av = np.abs(v)   # float64's exact_dir_tol without sigma: the derivation in float64
-        if val64 is None or not abs(float(g64 @ v) - val64) <= float((r64 * np.abs(g64)) @ av) + float(ftz64 @ av):
+        if val64 is None or not (abs(float(g64 @ v) - val64)
+                                 <= float((r64 * np.abs(g64)) @ av) + float(ftz64 @ av) + tol_wide):
             return tol
         d = abs(float((g - g64) @ v))
-        if not d <= float(allowance @ av):
+        if not d <= (8 * float(np.sqrt(np.square(allowance) @ np.square(av))) if independent else float(allowance @ av)):
             return tol
         own_dirs[oracle] = max(own_dirs.get(oracle, 0.0), d + abs(val - val64))
         return tol + d + abs(val - val64)
@@ -790,6 +869,38 @@ def _check_core(
         ref = jax_ref()
         tol = exact_dir_tol(val, v, ref) + abs(val - float(ref @ v))
         return val, own_rounding_dir(names.get("jax_jvp", "jax_jvp"), val, tol, v, jax_dir_wide), v, "ok"
+
+    fd64: list = []
+    exact_g = _exact_tol(g, flat, None, None) if g is not None else None   # r |g|_max(leaf) + 8 tiny
+
+    def fd64_probe():
+        """(probe, kinks, ctx64, noise) for finite differences along directions with f evaluated
+        in float64, or None (module docstring, step 1): for leaves narrower than float64, where f
+        accepts float64 and agrees with itself there (:func:`_float64_context`), the derivative
+        under test has a float64 value to separate its rounding from a wrong derivation
+        (``subject.wide``), and its rounding is measured (``rounding``, else sigma_g). float32's
+        own differences along a +-1 direction over 10^5 inputs resolve only errors of 10^2-10^3
+        in one entry."""
+        if not fd64:
+            noise = rounding if rounding is not None else sigma
+            ctx64 = None
+            if (promoted is not None and noise is not None and subject.wide is not None and g is not None
+                    and (_narrow_u(flat) > 0).any() and (oracles is None or "fd" in oracles)):
+                ctx64 = _float64_context(promoted, ctx, what, seed, wide64)
+            if ctx64 is not None and subject.wide() is not None:
+                flat64, F64 = promoted
+
+                def probe(v, ctx64=ctx64) -> blackbox.FD:
+                    try:
+                        with warnings.catch_warnings(action="ignore"):   # the checker's own calls
+                            return blackbox.fd_dir(F64, flat64, x, v, ctx64.f0, ctx64.eps_f,
+                                                   ctx64.hrel * wmax / max(float(np.abs(v).max()), 1e-300))
+                    except Exception:   # noqa: BLE001 - f refuses this point in float64: float32's differences
+                        return blackbox.FD(float("nan"), float("inf"), "unresolved", None)
+                fd64.append((probe, _Kinks(np.random.default_rng(seed + 4242), kink_budget), ctx64, noise))
+            else:
+                fd64.append(None)
+        return fd64[0]
 
     def fd_dir(v) -> tuple[float, float, np.ndarray | None, str]:
         if declared:
@@ -808,13 +919,41 @@ def _check_core(
             r = _without_kinks(fd_probe, v, kinks_found)
             if k is not None:
                 fd_seen[key] = r
-        if r.status != "ok" or rounding is None:
-            return r.value, r.tol, r.taken, r.status
-        # g's rounding along v, sum_i e_i v_i with independent e_i of size rho_i: 8 of its standard
-        # deviations, as per entry (not step 5's sum over |v|: the rounding of thousands of
-        # entries does not add up in one direction; that sum let a float32 dense layer's entry 1 %
-        # off pass in 2 of 4 seeds at 4,610 inputs, this in none)
-        return r.value, r.tol + 8 * float(np.sqrt(np.square(rounding * r.taken).sum())), r.taken, r.status
+        tol = r.tol
+        if r.status == "ok" and rounding is not None:
+            # g's rounding along v, sum_i e_i v_i with independent e_i of size rho_i: 8 of its standard
+            # deviations, as per entry (not step 5's sum over |v|: the rounding of thousands of
+            # entries does not add up in one direction; that sum let a float32 dense layer's entry 1 %
+            # off pass in 2 of 4 seeds at 4,610 inputs, this in none)
+            tol += 8 * float(np.sqrt(np.square(rounding * r.taken).sum()))
+        wide_fd = fd64_probe()
+        if wide_fd is not None:   # f in float64: its difference replaces float32's where it is sharper
+            probe64, kinks64, _, noise = wide_fd
+            key = ("float64", k, len(kinks64.entries), kinks64.gave_up)
+            r64 = fd_seen.get(key) if k is not None else None
+            if r64 is None:
+                r64 = _without_kinks(probe64, v, kinks64)
+                if k is not None:
+                    fd_seen[key] = r64
+            if r64.status == "ok":
+                # g's rounding along v: its measured noise (rho, else sigma_g, which holds g's jumps
+                # across kinks) and the exact oracles' r |g|_max(leaf) (step 5: a correctly rounded
+                # w * s is up to u |w s| off whatever x is, which no noise shows; g - mean(C) with a
+                # float32 C ~ 1e3 carries u |mean C| in every entry, a review), as independent
+                # terms that add along a random v as a square root (their sum over |v| was 0.15 over
+                # 10^5 relu inputs, float32's own tolerance 0.1-2); where <g, v> still fails, step
+                # 5's allowance for cancellation, where g evaluated in float64 agrees
+                tol64 = r64.tol + 8 * float(np.sqrt((np.square(noise) + np.square(exact_g)) @ np.square(r64.taken)))
+                # where it got past kinks (rough), f in float64 may put one beside x where f puts it
+                # on x (hinge points on the margin: float32 and float64 margins 1e-7 apart, a
+                # review): then only where float32's difference settled and agrees with it
+                if (tol64 < tol or r.status != "ok") and (not r64.rough or (
+                        r.status == "ok" and abs(r64.value - r.value) <= tol + tol64)):
+                    used_fd64.add(k)
+                    return r64.value, own_rounding_dir("finite_diff_dir", r64.value, tol64, r64.taken,
+                                                       lambda _: r64.value, r64.tol, independent=True), r64.taken, r64.status
+        used_fd32.add(k)
+        return r.value, tol, r.taken, r.status
 
     def fd_probe(v) -> blackbox.FD:
         return blackbox.fd_dir(F, flat, x, v, ctx.f0, ctx.eps_f, ctx.hrel * wmax / max(float(np.abs(v).max()), 1e-300))
@@ -849,17 +988,34 @@ def _check_core(
 
     if not per_coordinate:
         if "fd" in wanted:
+            searches = [kinks_found]
             if not declared:   # every direction leaves out every entry found at a kink: find them first
                 for v in directions:
                     fd_dir(v)
+                wide_fd = fd64_probe()
+                if wide_fd is not None:
+                    _no_kinks_hidden(wide_fd[0], flat.n, wide_fd[1])
+                    searches.append(wide_fd[1])
                 _no_kinks_hidden(fd_probe, flat.n, kinks_found)
-            gave_up = kinks_found.gave_up
+            gave_up = [kf.gave_up for kf in searches]
+            used_fd32.clear()
+            used_fd64.clear()
             results.append(directional_result("finite_diff_dir", fd_dir))
-            if kinks_found.gave_up != gave_up:   # gave up while checking: no direction leaves entries out
+            if [kf.gave_up for kf in searches] != gave_up:   # gave up while checking: no direction leaves entries out
+                used_fd32.clear()
+                used_fd64.clear()
                 results[-1] = directional_result("finite_diff_dir", fd_dir)
-            if kinks_found.entries and not kinks_found.gave_up:
+            used = [used_fd32, used_fd64]
+            left_out = set().union(*(kf.entries for kf, u in zip(searches, used) if u and not kf.gave_up))
+            if left_out:
                 results[-1].not_checkable += [f"{flat.where(i)}: kink along its own coordinate (left out of the "
-                                              "finite-difference directions)" for i in sorted(kinks_found.entries)]
+                                              "finite-difference directions)" for i in sorted(left_out)]
+            if used_fd64:
+                ctx64 = fd64_probe()[2]
+                n64 = sum(1 for k in used_fd64 if k is not None)
+                notes.append(f"finite differences along {n64} of the {n_directions} directions with {what} evaluated in "
+                             f"float64 (noise {ctx64.eps_f:.1e} against {ctx.eps_f:.1e}), the value under test held to "
+                             f"them within its own rounding along each")
         if "complex_step" in wanted:
             results.append(directional_result("complex_step_dir", cs_dir))
     if "jax_jvp" in wanted:
@@ -993,7 +1149,7 @@ def _without_kinks(fd: Callable[[np.ndarray], blackbox.FD], v: np.ndarray, kinks
         if again.status == "ok":
             return again
     return blackbox.FD(sum(p.value for p in parts), sum(p.tol for p in parts), "ok",
-                       sum(p.taken for p in parts))
+                       sum(p.taken for p in parts), rough=any(p.rough for p in parts))
 
 
 def _no_kinks_hidden(fd: Callable[[np.ndarray], blackbox.FD], n: int, kinks: _Kinks, rounds: int = 8) -> None:
