@@ -871,7 +871,7 @@ def _check_core(
         return val, own_rounding_dir(names.get("jax_jvp", "jax_jvp"), val, tol, v, jax_dir_wide), v, "ok"
 
     fd64: list = []
-    exact_g = _exact_tol(g, flat, None, None) if g is not None else None   # r |g|_max(leaf) + 8 tiny
+    exact_g = r_exact * np.abs(g) + ftz if g is not None else None   # r |g_i| + 8 tiny, per entry
 
     def fd64_probe():
         """(probe, kinks, ctx64, noise) for finite differences along directions with f evaluated
@@ -937,12 +937,13 @@ def _check_core(
                     fd_seen[key] = r64
             if r64.status == "ok":
                 # g's rounding along v: its measured noise (rho, else sigma_g, which holds g's jumps
-                # across kinks) and the exact oracles' r |g|_max(leaf) (step 5: a correctly rounded
-                # w * s is up to u |w s| off whatever x is, which no noise shows; g - mean(C) with a
-                # float32 C ~ 1e3 carries u |mean C| in every entry, a review), as independent
-                # terms that add along a random v as a square root (their sum over |v| was 0.15 over
-                # 10^5 relu inputs, float32's own tolerance 0.1-2); where <g, v> still fails, step
-                # 5's allowance for cancellation, where g evaluated in float64 agrees
+                # across kinks) and the exact oracles' r |g_i| (step 5: a correctly rounded w * s is
+                # up to u |w s| off whatever x is, which no noise shows), as independent terms that
+                # add along a random v as a square root (their sum over |v| was 0.15 over 10^5 relu
+                # inputs, float32's own tolerance 0.1-2; r |g|_max(leaf) in each term, as entry by
+                # entry, would be 8 r max|g| sqrt(n), 3e-3 max|g| at 10^4 inputs, and let one entry
+                # 1e-3 max|g| off pass); where <g, v> still fails, step 5's allowance for
+                # cancellation, where g evaluated in float64 agrees
                 tol64 = r64.tol + 8 * float(np.sqrt((np.square(noise) + np.square(exact_g)) @ np.square(r64.taken)))
                 # where it got past kinks (rough), f in float64 may put one beside x where f puts it
                 # on x (hinge points on the margin: float32 and float64 margins 1e-7 apart, a

@@ -2226,3 +2226,27 @@ def test_hinge_points_on_the_margin_along_directions_are_not_failed_by_float64s_
 
         v = ac.check_gradients(f, g, w, seed=seed)
         assert v.status != "FAIL", v.report(full=True)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_one_entry_off_by_1e3_of_the_largest_in_a_float32_layer_norm_fails_along_directions(seed):
+    """layer_norm over x (128, 32) in float32 (4,160 inputs, along directions), dx off by 1e-3 of
+    its largest entry in one place: float32's differences passed it (0 of 8 seeds), the float64
+    ones fail it. g's rounding enters their tolerance as sum_i (r |g_i| v_i)^2 under a square
+    root; with r |g|_max(leaf) in each term, as entry by entry, that is 8 r max|g| sqrt(n), and
+    it passed again (a version between, 1 of 8)."""
+    import manual_backprop.layers as L
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(128, 32)).astype(np.float32)
+    gamma, beta = (1 + 0.5 * rng.normal(size=32)).astype(np.float32), (0.5 * rng.normal(size=32)).astype(np.float32)
+    k = int(rng.integers(x.size))
+
+    def wrong(dy, x, gamma, beta):
+        dx, dgamma, dbeta = L.layer_norm_vjp(dy, x, gamma, beta)
+        dx = dx.copy()
+        dx.flat[k] += np.float32(1e-3) * np.abs(dx).max()
+        return dx, dgamma, dbeta
+
+    assert ac.check_vjp(L.layer_norm, L.layer_norm_vjp, x, gamma, beta, seed=seed).passed
+    v = ac.check_vjp(L.layer_norm, wrong, x, gamma, beta, seed=seed)
+    assert v.status == "FAIL", v.report(full=True)
