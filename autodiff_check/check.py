@@ -38,7 +38,8 @@ Tolerances for a black box (no ``loss_error=``/``kinks=`` given) are estimated, 
    differences are taken with f evaluated in float64 as well, and the sharper judges: entry by
    entry, a failing entry (kinks within float32's step) and every passing one
    (:func:`_second_opinion`; float32's differences resolve ~1e-4 of a slope); along each
-   direction, the float64 difference where its tolerance is the smaller (``fd64_probe`` in
+   direction, the float64 difference where its tolerance is the smaller or float32's reads a
+   kink, and where it got past kinks only if float32's settled and agrees (``fd64_probe`` in
    :func:`_check_core`; float32's over 10^4 relu inputs allowed 6-57 per direction). The value
    under test is then held to its own rounding: step 5's allowances. Leaves of several float dtypes:
    eps_f is also measured along each dtype's entries alone, and an entry's differences use its
