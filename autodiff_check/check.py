@@ -903,6 +903,17 @@ def _check_core(
                 fd64.append(None)
         return fd64[0]
 
+    def settled(tag: str, probe, kinks: _Kinks, v, k) -> blackbox.FD:
+        """:func:`_without_kinks` along direction k, kept while the entries it leaves out stay
+        the same (``tag``: f as it is, or in float64); a bisection's block (k None) is not kept."""
+        key = (tag, k, len(kinks.entries), kinks.gave_up)
+        r = fd_seen.get(key) if k is not None else None
+        if r is None:
+            r = _without_kinks(probe, v, kinks)
+            if k is not None:
+                fd_seen[key] = r
+        return r
+
     def fd_dir(v) -> tuple[float, float, np.ndarray | None, str]:
         if declared:
             tree_of = _leaves_to_tree(flat)
@@ -914,12 +925,7 @@ def _check_core(
             taken = np.concatenate([t.ravel() for t in d.direction])
             return d.value, d.tol, taken, "ok" if np.isfinite(d.tol) else "kink"
         k = next((k for k, d in enumerate(directions) if d is v), None)   # a bisection's block: not kept
-        key = (k, len(kinks_found.entries), kinks_found.gave_up)
-        r = fd_seen.get(key) if k is not None else None
-        if r is None:
-            r = _without_kinks(fd_probe, v, kinks_found)
-            if k is not None:
-                fd_seen[key] = r
+        r = settled("float", fd_probe, kinks_found, v, k)
         tol = r.tol
         if r.status == "ok" and rounding is not None:
             # g's rounding along v, sum_i e_i v_i with independent e_i of size rho_i: 8 of its standard
@@ -930,12 +936,7 @@ def _check_core(
         wide_fd = fd64_probe()
         if wide_fd is not None:   # f in float64: its difference replaces float32's where it is sharper
             probe64, kinks64, _, noise = wide_fd
-            key = ("float64", k, len(kinks64.entries), kinks64.gave_up)
-            r64 = fd_seen.get(key) if k is not None else None
-            if r64 is None:
-                r64 = _without_kinks(probe64, v, kinks64)
-                if k is not None:
-                    fd_seen[key] = r64
+            r64 = settled("float64", probe64, kinks64, v, k)
             if r64.status == "ok":
                 # g's rounding along v: its measured noise (rho, else sigma_g, which holds g's jumps
                 # across kinks) and the exact oracles' r |g_i| (step 5: a correctly rounded w * s is
@@ -999,14 +1000,15 @@ def _check_core(
                     _no_kinks_hidden(wide_fd[0], flat.n, wide_fd[1])
                     searches.append(wide_fd[1])
                 _no_kinks_hidden(fd_probe, flat.n, kinks_found)
-            gave_up = [kf.gave_up for kf in searches]
-            used_fd32.clear()
-            used_fd64.clear()
-            results.append(directional_result("finite_diff_dir", fd_dir))
-            if [kf.gave_up for kf in searches] != gave_up:   # gave up while checking: no direction leaves entries out
+            def fd_result() -> OracleResult:   # which differences judged: this pass's only
                 used_fd32.clear()
                 used_fd64.clear()
-                results[-1] = directional_result("finite_diff_dir", fd_dir)
+                return directional_result("finite_diff_dir", fd_dir)
+
+            gave_up = [kf.gave_up for kf in searches]
+            results.append(fd_result())
+            if [kf.gave_up for kf in searches] != gave_up:   # gave up while checking: no direction leaves entries out
+                results[-1] = fd_result()
             used = [used_fd32, used_fd64]
             left_out = set().union(*(kf.entries for kf, u in zip(searches, used) if u and not kf.gave_up))
             if left_out:
