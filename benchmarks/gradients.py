@@ -44,6 +44,7 @@ import numpy as np
 import manual_backprop as mb
 from autodiff_check.error_bounds import rounding_bound
 from manual_backprop import fast
+from manual_backprop.network import _a_T_delta   # the products' own call, private to the package
 
 # name -> layer sizes
 NETWORKS: dict[str, list[int]] = {
@@ -356,21 +357,20 @@ def gemm_reference(p: Problem) -> Callable[[], None]:
     """The matrix products of one manual forward-and-backward pass, nothing else: for each
     layer ``a_{l-1} @ W_l[1:]``, ``a_{l-1}.T @ delta_l`` and, except for the first,
     ``delta_l @ W_l[1:].T``, each into a preallocated array, on realistic values. The second
-    by the fastest NumPy call for it, the fast path's: np.dot at B = 1 (np.matmul has no BLAS
-    path for an inner dimension of 1), else np.matmul (np.dot zeroes ``out`` first); the
+    by the fastest NumPy call for it, the reference's and the fast path's
+    (``network._a_T_delta``: np.einsum's outer product at B = 1, else np.matmul); the
     gradients into arrays from ``fast.empty_like``."""
     rng = np.random.default_rng(1)
     acts = [p.x] + [rng.uniform(0, 1, (p.batch, n)).astype(p.dtype) for n in p.sizes[1:]]
     deltas = [rng.normal(0, 1e-2, (p.batch, n)).astype(p.dtype) for n in p.sizes]
     grads = fast.empty_like(p.params)
     L = len(p.params)
-    a_T_delta = np.dot if p.batch == 1 else np.matmul
 
     def call():
         for l, W in enumerate(p.params):
             np.matmul(acts[l], W[1:], out=acts[l + 1])
         for l in range(L - 1, -1, -1):
-            a_T_delta(acts[l].T, deltas[l + 1], out=grads[l][1:])
+            _a_T_delta(acts[l], deltas[l + 1], out=grads[l][1:])
             if l > 0:
                 np.matmul(deltas[l + 1], p.params[l][1:].T, out=deltas[l])
 

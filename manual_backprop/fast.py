@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 
 from . import _checks, _threads
-from .network import Params, _check_bounded, _check_no_overflow, _prepare, _product_bound
+from .network import Params, _a_T_delta, _check_bounded, _check_no_overflow, _prepare, _product_bound
 
 #: Rows per block below which a split batch did not pay (docs/performance.md): with ``threads``
 #: unset, a batch of B rows is split into min(BLAS threads, B // SPLIT_ROWS) blocks.
@@ -189,20 +189,6 @@ def _backprop(params: Params, x: np.ndarray, y: np.ndarray, g, ell, ws: Workspac
     return J
 
 
-def _a_T_delta(a: np.ndarray, delta: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``out = a^T delta`` for a (B, n_{l-1}) and delta (B, n_l), the BLAS call of the
-    reference's np.dot (the same bits), without np.dot's memset: np.dot zeroes ``out`` before
-    BLAS writes it, one more pass over the gradient on the calling thread, holding the GIL.
-    np.dot where np.matmul would call BLAS otherwise: at B = 1 (np.matmul has no BLAS path for
-    an inner dimension of 1: its own loop, 3.5 times slower) and for an ``a`` that is neither
-    C- nor F-contiguous, or unaligned (a strided x, or one read from a byte buffer: each copies
-    it in its own order, and the two GEMMs then sum in different orders). Measured in
-    docs/performance.md."""
-    if a.shape[0] == 1 or not (a.flags.aligned and (a.flags.c_contiguous or a.flags.f_contiguous)):
-        return np.dot(a.T, delta, out=out)
-    return np.matmul(a.T, delta, out=out)
-
-
 def _check_out(out, params: Params, x: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
     """``out`` as a list of writeable, aligned, C-contiguous arrays shaped and typed like
     ``params`` (BLAS writes them in place; np.dot refuses an unaligned one), none of them
@@ -246,9 +232,8 @@ def loss_and_grad(params: Params, x: np.ndarray, y: np.ndarray, *, activation: s
     :data:`SPLIT_ROWS` rows each; so one block below 2 SPLIT_ROWS rows, with one BLAS thread,
     where NumPy's BLAS is not OpenBLAS on pthreads, or for a call made inside a block.
 
-    In one block the products are the reference's BLAS GEMMs (a_{l-1}^T delta_l through
-    np.matmul where the reference's np.dot first zeroes ``out``: for B > 1 and an aligned,
-    contiguous x) and the arithmetic is the reference's, except sigmoid's in-place kernels
+    In one block the products are the reference's calls (a_{l-1}^T delta_l by the same
+    ``network._a_T_delta``) and the arithmetic is the reference's, except sigmoid's in-place kernels
     (-(z + b) in one subtraction, and the product delta a (1 - a) in another order): results
     are bit-equal for the other activations and within the rounding bound for sigmoid. In
     several, J and each gradient entry are sums in another order: within the rounding bound.

@@ -414,15 +414,28 @@ def test_at_batch_1_the_gradient_is_the_references_bit_for_bit(activation, dtype
         fast.loss_and_grad(params, x, y, out=[_unaligned_like(W) for W in params], **kw)
 
 
-def test_at_batch_1_a_one_by_one_layer_keeps_the_sign_of_a_zero_gradient():
-    """1 x 1 layer, delta = 0, x = -1: the product is -0, which np.dot keeps there and a
-    product accumulated onto zeros (0 + -0) would not; the fast path gives the reference's
-    bytes (a review finding, when the fast path wrote this product with np.einsum)."""
-    params, x, y = [np.array([[0.5], [0.25]])], np.array([[-1.0]]), np.array([[0.25]])
-    kw = dict(activation="tanh", loss="mean_squared_error")
-    _, ref = mb.loss_and_grad(params, x, y, **kw)
-    _, g = fast.loss_and_grad(params, x, y, **kw)
-    assert np.signbit(ref[0][1, 0]) and g[0].tobytes() == ref[0].tobytes()
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_at_batch_1_each_weight_gradient_is_one_rounded_product(dtype):
+    """One layer, mean squared error, B = 1: delta_1 = z_1 - y = p - y exactly (B = 1), so
+    dJ/dW_1[0] = p - y and dJ/dW_1[1:] = x^T (p - y), each entry the single product x_i delta_j
+    rounded once, the same bits whatever computes it (np.einsum in both paths here, a k = 1
+    GEMM before). Zeros, signed zeros, subnormals and huge entries in x; the one thing not
+    kept is the sign of a zero product (-1 x 0 gives 0: the outer product is accumulated onto
+    zeros), which no derivative can tell apart."""
+    rng = np.random.default_rng(6)
+    tiny, big = np.finfo(dtype).smallest_subnormal, np.finfo(dtype).max ** 0.5
+    x = np.concatenate([rng.normal(size=20), [0.0, -0.0, 1.0, -1.0], [3 * tiny, -tiny, big, -big]])
+    x = x.astype(dtype)[None, :]
+    params = [rng.normal(size=(x.shape[1] + 1, 7)).astype(dtype)]
+    params[0][1:][np.abs(x[0]) > 1e3] = 0                # keep z small: its entries then are sums of normal numbers
+    y = rng.normal(size=(1, 7)).astype(dtype)
+    y[0, 3] = mb.forward(params, x, activation="tanh", loss="mean_squared_error")[0, 3]   # a delta of exactly 0
+    delta = mb.forward(params, x, activation="tanh", loss="mean_squared_error") - y
+    assert delta[0, 3] == 0
+    for grad in (mb.loss_and_grad, fast.loss_and_grad):
+        _, (G,) = grad(params, x, y, activation="tanh", loss="mean_squared_error")
+        assert np.array_equal(G[0], delta[0])
+        assert np.array_equal(G[1:], x[0][:, None] * delta[0])          # == : 0 and -0 equal
 
 
 def test_x_sharing_memory_with_what_a_step_writes_is_refused():
