@@ -157,16 +157,14 @@ def _a_T_delta(a: np.ndarray, delta: np.ndarray, out: np.ndarray) -> np.ndarray:
     """``out = a^T delta = sum_b a[b]^T delta[b]`` for a (B, m), delta (B, n), out (m, n), by the
     fastest NumPy call for the shape (docs/performance.md); ``fast`` makes the same calls.
 
-    B = 1: one outer product, each entry a single rounded product, so every method gives the
-    same bits; np.einsum writes it in about 0.6 of the time of np.dot's GEMM with an inner
-    dimension of 1 (np.matmul has no BLAS path for it). B > 1: BLAS's GEMM, through np.matmul
-    (np.dot first zeroes ``out``, one more pass over the gradient), except for an ``a`` that is
-    unaligned or neither C- nor F-contiguous: np.dot, which copies it for BLAS first."""
+    B = 1: one outer product, each entry a single rounded product; np.einsum writes it in about
+    0.6 of the time of np.dot's GEMM with an inner dimension of 1 (np.matmul has no BLAS path
+    for it). B > 1: BLAS's GEMM through np.matmul, faster than np.dot for every memory layout
+    of ``a`` (np.dot first zeroes ``out``, one more pass over the gradient, and copies a strided
+    or unaligned ``a`` more slowly)."""
     if a.shape[0] == 1:
         return np.einsum("i,j->ij", a[0], delta[0], out=out)
-    if a.flags.aligned and (a.flags.c_contiguous or a.flags.f_contiguous):
-        return np.matmul(a.T, delta, out=out)
-    return np.dot(a.T, delta, out=out)
+    return np.matmul(a.T, delta, out=out)
 
 
 def _product_bound(a: np.ndarray, delta: np.ndarray) -> float:

@@ -324,7 +324,7 @@ def test_an_x_in_any_memory_layout_gives_the_references_bits(dtype, batch, layou
     """x as users slice it: np.matmul and np.dot copy a non-contiguous or unaligned operand
     each in its own order, and the two GEMMs then sum in different orders (review findings:
     x = data[:, :-1], and an x read from a byte buffer at an odd offset, were a few ulps off the
-    reference at B = 64); the fast path makes np.dot's call there."""
+    reference at B = 64 while the two paths made different calls); both make the same call."""
     rng = np.random.default_rng(5)
     params = mb.init_params([50, 33, 10], seed=1, dtype=dtype)
     data = rng.uniform(size=(2 * batch, 101)).astype(dtype)
