@@ -191,9 +191,10 @@ def _backprop(params: Params, x: np.ndarray, y: np.ndarray, g, ell, ws: Workspac
 
 def _check_out(out, params: Params, x: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
     """``out`` as a list of writeable, aligned, C-contiguous arrays shaped and typed like
-    ``params`` (BLAS writes them in place; np.dot refuses an unaligned one), none of them
-    sharing memory with ``x`` (read again for dJ/dW_1 after the other layers are written) or
-    ``y`` (a split batch's later blocks read their targets after block 0 writes ``out``)."""
+    ``params`` (the products write them in place; an unaligned one would go through a copy),
+    none of them sharing memory with ``x`` (read again for dJ/dW_1 after the other layers are
+    written) or ``y`` (a split batch's later blocks read their targets after block 0 writes
+    ``out``)."""
     if isinstance(out, np.ndarray) or not isinstance(out, Sequence) or len(out) != len(params):
         raise TypeError(f"out must be a list of {len(params)} arrays shaped like params")
     for i, (G, W) in enumerate(zip(out, params)):

@@ -18,7 +18,7 @@ Backpropagation, with delta_l = dJ/dz_l (B, n_l):
     delta_{l-1} = (delta_l W_l[1:]^T) * g'(z_{l-1})
 
 :func:`loss_and_grad` is these lines and nothing else (a_{l-1}^T delta_l by :func:`_a_T_delta`,
-NumPy's fastest call for it). ``manual_backprop.fast`` computes the same numbers with reused
+NumPy's faster call for it). ``manual_backprop.fast`` computes the same numbers with reused
 buffers, in-place kernels and an update applied as the gradient forms (``sgd_step``); the
 tests hold it to this reference.
 """
@@ -154,16 +154,19 @@ loss_and_grad = _checks.checks_overflow_itself(loss_and_grad)
 
 
 def _a_T_delta(a: np.ndarray, delta: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``out = a^T delta = sum_b a[b]^T delta[b]`` for a (B, m), delta (B, n), out (m, n), by the
-    fastest NumPy call for the shape (docs/performance.md); ``fast`` makes the same calls.
+    """``out = a^T delta = sum_b a[b]^T delta[b]`` for a (B, m), delta (B, n), out (m, n), by
+    NumPy's faster call for the network's layers (docs/performance.md); ``fast`` makes the same.
 
-    B = 1: one outer product, each entry a single rounded product; np.einsum writes it in about
-    0.6 of the time of np.dot's GEMM with an inner dimension of 1 (np.matmul has no BLAS path
-    for it). B > 1: BLAS's GEMM through np.matmul, faster than np.dot for every memory layout
-    of ``a`` (np.dot first zeroes ``out``, one more pass over the gradient, and copies a strided
-    or unaligned ``a`` more slowly)."""
+    B = 1: one outer product, each entry a single rounded product; np.einsum writes a 784 x 500
+    one in about 0.6 of the time of np.dot's GEMM with an inner dimension of 1 (np.matmul has no
+    BLAS path for it), and a narrow one (500 x 10) a few microseconds slower; an unaligned ``a``
+    (x read from a byte buffer) is copied first, which halves einsum's time. B > 1: BLAS's GEMM
+    through np.matmul, faster than np.dot for every memory layout of ``a`` (np.dot first zeroes
+    ``out``, one more pass over the gradient, and copies a strided or unaligned ``a`` more
+    slowly)."""
     if a.shape[0] == 1:
-        return np.einsum("i,j->ij", a[0], delta[0], out=out)
+        a0 = a[0] if a.flags.aligned else a[0].copy()
+        return np.einsum("i,j->ij", a0, delta[0], out=out)
     return np.matmul(a.T, delta, out=out)
 
 

@@ -302,9 +302,9 @@ def test_one_input_feature_at_batch_4_is_the_references_bit_for_bit(dtype):
 @pytest.mark.parametrize("batch", [2, 64, 300])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_at_the_post_networks_sizes_one_block_is_the_references_bit_for_bit(dtype, batch):
-    """For B > 1 the fast path forms a_{l-1}^T delta_l with np.matmul where the reference calls
-    np.dot (which zeroes ``out`` first): the same BLAS GEMM, so the same bits, also at sizes
-    where OpenBLAS blocks and threads the product (784 x 500 x B on NumPy's two threads)."""
+    """For B > 1 both paths form a_{l-1}^T delta_l with np.matmul, the same BLAS GEMM: the same
+    bits, also at sizes where OpenBLAS blocks and threads the product (784 x 500 x B on NumPy's
+    two threads), and the same elementwise arithmetic around it (tanh, mean squared error)."""
     rng = np.random.default_rng(8)
     params = mb.init_params([784, 500, 500, 10], seed=9, dtype=dtype)
     x = rng.uniform(size=(batch, 784)).astype(dtype)
@@ -318,7 +318,7 @@ def test_at_the_post_networks_sizes_one_block_is_the_references_bit_for_bit(dtyp
 
 @pytest.mark.parametrize("layout", ["C", "F", "label column cut off", "every other column", "rows reversed",
                                     "every other row", "unaligned"])
-@pytest.mark.parametrize("batch", [4, 64])
+@pytest.mark.parametrize("batch", [1, 4, 64])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_an_x_in_any_memory_layout_gives_the_references_bits(dtype, batch, layout):
     """x as users slice it: np.matmul and np.dot copy a non-contiguous or unaligned operand
@@ -342,6 +342,8 @@ def test_an_x_in_any_memory_layout_gives_the_references_bits(dtype, batch, layou
     J, g = fast.loss_and_grad(params, x, y, threads=1, **kw)
     assert J == J_ref
     assert_bit_equal(g, ref)
+    if batch == 1 and x[0].flags.c_contiguous:   # a contiguous row, in any memory: no bit changes
+        assert_bit_equal(ref, mb.loss_and_grad(params, np.ascontiguousarray(x), y, **kw)[1])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -393,10 +395,10 @@ def _unaligned_like(W: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("sizes", [[5, 7, 4, 3], [1, 2], [3, 1, 2]])
 def test_at_batch_1_the_gradient_is_the_references_bit_for_bit(activation, dtype, sizes):
-    """At B = 1 a_0^T delta is an outer product, one product a_i delta_j per entry (a k = 1
-    GEMM in both): the same bits, into fresh arrays, into out= (filled with NaN first, so that
-    a missed entry or a copy shows), and for an x that is a strided view. An unaligned out= is
-    refused by name (np.dot would refuse it from deep inside with NumPy's own message)."""
+    """At B = 1 a_0^T delta is an outer product, one product a_i delta_j per entry (np.einsum
+    in both): the same bits, into fresh arrays, into out= (filled with NaN first, so that a
+    missed entry or a copy shows), and for an x that is a strided view. An unaligned out= is
+    refused by name."""
     rng = np.random.default_rng(4)
     params = mb.init_params(sizes, seed=5, dtype=dtype)
     x = rng.normal(size=(1, 2 * sizes[0])).astype(dtype)[:, ::2]
