@@ -357,7 +357,7 @@ def gemm_reference(p: Problem) -> Callable[[], None]:
     """The matrix products of one manual forward-and-backward pass, nothing else: for each
     layer ``a_{l-1} @ W_l[1:]``, ``a_{l-1}.T @ delta_l`` and, except for the first,
     ``delta_l @ W_l[1:].T``, each into a preallocated array, on realistic values. The second
-    by the fastest NumPy call for it, the reference's and the fast path's
+    by the reference's and the fast path's call for it
     (``network._a_T_delta``: np.einsum's outer product at B = 1, else np.matmul); the
     gradients into arrays from ``fast.empty_like``."""
     rng = np.random.default_rng(1)

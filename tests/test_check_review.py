@@ -2188,8 +2188,16 @@ def test_a_float32_only_error_in_one_of_20000_entries_is_not_taken_for_rounding(
     g's own rounding (g evaluated in float64 agrees) allowed sum_i 32 u max|g| |v_i|, 0.04 max|g|
     over 20,000 entries, and it passed (a review). Along random v the entries' roundings add as
     a square root: caught."""
+    c, x, g = _tanh_sum_one_entry_off_in_float32(0, 1e-2)
+    v = ac.check_gradients(lambda x: np.sum(c * np.tanh(x)), g, x, seed=0)
+    assert v.status == "FAIL", v.report(full=True)
+
+
+def _tanh_sum_one_entry_off_in_float32(seed: int, frac: float):
+    """(c, x, g) for f(x) = sum c tanh(x) over 20,000 float32 inputs: g = c (1 - tanh^2 x),
+    right in float64 and, in float32, one random entry off by ``frac`` max|g|."""
     f32 = np.float32
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     c, x = rng.normal(size=20_000).astype(f32), rng.normal(size=20_000).astype(f32)
     k = int(rng.integers(20_000))
 
@@ -2197,11 +2205,10 @@ def test_a_float32_only_error_in_one_of_20000_entries_is_not_taken_for_rounding(
         G = c * (1 - np.tanh(x) ** 2)
         if G.dtype == np.float32:
             G = G.copy()
-            G[k] += f32(1e-2) * np.abs(G).max()
+            G[k] += f32(frac) * np.abs(G).max()
         return G
 
-    v = ac.check_gradients(lambda x: np.sum(c * np.tanh(x)), g, x, seed=0)
-    assert v.status == "FAIL", v.report(full=True)
+    return c, x, g
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -2212,18 +2219,7 @@ def test_the_exact_oracles_along_directions_take_a_float32_only_error_for_no_rou
     root catches it in every direction. The verdict FAILed through the finite differences (and
     jax_grad) before as well."""
     jnp = _jnp()
-    f32 = np.float32
-    rng = np.random.default_rng(seed)
-    c, x = rng.normal(size=20_000).astype(f32), rng.normal(size=20_000).astype(f32)
-    k = int(rng.integers(20_000))
-
-    def g(x):
-        G = c * (1 - np.tanh(x) ** 2)
-        if G.dtype == np.float32:
-            G = G.copy()
-            G[k] += f32(3e-2) * np.abs(G).max()
-        return G
-
+    c, x, g = _tanh_sum_one_entry_off_in_float32(seed, 3e-2)
     v = ac.check_gradients(lambda x: np.sum(c * np.tanh(x)), g, x, seed=seed,
                            jax_fn=lambda x: jnp.sum(c * jnp.tanh(x)))
     for oracle in ("complex_step_dir", "jax_jvp"):
