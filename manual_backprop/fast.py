@@ -5,7 +5,8 @@ keeps and takes every activation and error term from a :class:`Workspace` reused
 calls; sigmoid and tanh run in place (:data:`IN_PLACE`), so a warm call allocates nothing the
 size of a hidden layer. ``sgd_step`` applies ``W_l -= lr dJ/dW_l`` as
 soon as the backward pass is done with W_l, without storing the gradient: at B = 1 a BLAS
-rank-1 update that reads and writes W_l once. At large batches ``loss_and_grad`` splits the
+rank-1 update, above it a gemm that adds the product into W_l (:mod:`manual_backprop._blas`),
+each reading and writing W_l once. At large batches ``loss_and_grad`` splits the
 batch into blocks of rows, one thread each with NumPy's BLAS on one thread, and sums their
 gradients: the elementwise passes, which NumPy runs on one thread, then use every core the
 BLAS would have used (``threads=``).
@@ -25,7 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
-from . import _checks, _threads
+from . import _blas, _checks, _threads
 from .network import Params, _a_T_delta, _check_bounded, _check_no_overflow, _prepare, _product_bound
 
 #: Rows per block below which a split batch did not pay (docs/performance.md): with ``threads``
@@ -37,8 +38,9 @@ class Workspace:
     """Scratch arrays reused by :func:`loss_and_grad` and :func:`sgd_step`.
 
     Holds z_l (turned into a_l in place) and delta_l W_l[1:]^T (turned into delta_{l-1}) for
-    the hidden layers, and for ``sgd_step`` at B > 1
-    one array the size of the largest W_l[1:] (a_{l-1}^T delta_l, one layer at a time); for a
+    the hidden layers, and for ``sgd_step`` at B > 1 where NumPy's BLAS cannot add a product
+    into W_l (``_blas.add_a_T_delta``), one array the size of the largest W_l[1:]
+    (a_{l-1}^T delta_l, one layer at a time); for a
     batch split into k blocks, a Workspace per block and k - 1 sets of gradient arrays.
     Arrays are made on the first call and kept while the shapes, batch size, dtype and number
     of blocks stay; others make new ones. One workspace serves one call at a time: a second thread
@@ -325,8 +327,10 @@ def sgd_step(params: Params, x: np.ndarray, y: np.ndarray, lr: float, *, activat
     Once W_l has served to compute delta_{l-1}, delta_l is scaled by -lr in place and added:
     W_l[0] += 1^T delta_l, W_l[1:] += a_{l-1}^T delta_l. At B = 1 the second is a rank-1 update
     (BLAS ger, through SciPy) that reads and writes W_l once, where forming g and applying it
-    cost three passes over W_l; at B > 1 the product goes into one workspace array as large as
-    the largest layer, then is added. A loss or z_l that is NaN or inf raises before any
+    cost three passes over W_l; at B > 1 one gemm of NumPy's BLAS adds the product into W_l
+    (``_blas.add_a_T_delta``; where NumPy's BLAS is not its wheel's OpenBLAS, or a layout is
+    not BLAS's, the product goes into one workspace array as large as the largest layer, then
+    is added). A loss or z_l that is NaN or inf raises before any
     update (ValueError naming a NaN or inf input, else NonFiniteError). An update whose bound
     (``network._product_bound`` of a_{l-1} and lr delta_l) comes within a factor 4 of the
     dtype's largest number is formed apart and applied only if finite; otherwise
@@ -360,7 +364,7 @@ def sgd_step(params: Params, x: np.ndarray, y: np.ndarray, lr: float, *, activat
         if B == 1 and W.flags.c_contiguous and W.flags.aligned:
             # W_l[1:] seen in Fortran order is W^T (n_l, n_{l-1}); ger updates it in place
             ger(1.0, delta[0], a[0], a=W[1:].T, overwrite_a=True)
-        else:
+        elif not _blas.add_a_T_delta(W[1:], a, delta):   # one gemm of NumPy's BLAS, where it can
             W[1:] += _a_T_delta(a, delta, out=ws.scratch(W[1:].shape, W.dtype))
 
     def _checked_update(W: np.ndarray, a: np.ndarray, delta: np.ndarray, l: int) -> None:

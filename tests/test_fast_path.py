@@ -5,6 +5,7 @@ mutation-testing subset)."""
 
 from __future__ import annotations
 
+import glob
 import os
 import signal
 import subprocess
@@ -21,7 +22,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 import autodiff_check as ac
 import manual_backprop as mb
-from manual_backprop import _threads, fast
+from manual_backprop import _blas, _threads, fast
 from manual_backprop.losses import LOSSES as LOSS_OBJECTS
 from strategies import ACTIVATIONS, DTYPES, LOSSES, examples, problems
 from support import assert_bit_equal, assert_same_gradient
@@ -175,25 +176,69 @@ def test_a_warm_call_allocates_no_array_of_a_hidden_layers_size(activation, dtyp
         assert _peak_bytes(call) < allowed
 
 
-def test_sgd_step_holds_one_layers_product_not_every_layers():
-    """At B > 1, a_{l-1}^T delta_l goes through one scratch array as large as the largest
-    layer: a cold step of six 200 x 200 layers allocates well under two layers' worth (the
-    rest is (B, n) activations), where one array per layer would be six."""
+def _without_one_gemm(monkeypatch) -> None:
+    """sgd_step as on a NumPy whose BLAS is not its wheel's OpenBLAS: the product formed
+    apart, then added."""
+    monkeypatch.setattr(_blas, "add_a_T_delta", lambda W, a, delta: False)
+
+
+NUMPY_WHEEL_OPENBLAS = bool(glob.glob(os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs", "*openblas*"))
+                            + glob.glob(os.path.join(os.path.dirname(np.__file__), ".dylibs", "*openblas*")))
+
+
+@pytest.mark.parametrize("one_gemm", [True, False])
+def test_sgd_step_holds_no_layers_product_or_one_not_every_layers(monkeypatch, one_gemm):
+    """At B > 1, a_{l-1}^T delta_l is added into W_l by one gemm of NumPy's BLAS where that is
+    its wheel's OpenBLAS (no array of a layer's size), else goes through one scratch array as
+    large as the largest layer: a cold step of six 200 x 200 layers then allocates well under
+    two layers' worth (the rest is (B, n) activations), where one array per layer would be six."""
+    if one_gemm and not NUMPY_WHEEL_OPENBLAS:
+        pytest.skip("NumPy's BLAS is not the OpenBLAS of its wheel")
+    if not one_gemm:
+        _without_one_gemm(monkeypatch)
     params = mb.init_params([200] * 7, seed=0)
     x, y = np.ones((4, 200)), np.full((4, 200), 0.5)
     layer = 200 * 200 * 8
-    assert _peak_bytes(lambda: mb.sgd_step(params, x, y, 0.1, workspace=fast.Workspace())) < 1.5 * layer
+    mb.sgd_step(params, x, y, 0.1)                     # the first call of the process finds the BLAS
+    peak = _peak_bytes(lambda: mb.sgd_step(params, x, y, 0.1, workspace=fast.Workspace()))
+    assert peak < (0.5 if one_gemm else 1.5) * layer
+
+
+@pytest.mark.parametrize("one_gemm", [True, False])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("batch", [2, 64, 1024])
+@pytest.mark.parametrize("row_stride", [0, 3])
+def test_a_step_in_exact_arithmetic_is_the_references_w_minus_lr_g_bit_for_bit(monkeypatch, one_gemm, dtype,
+                                                                                batch, row_stride):
+    """Entries in {-1, 0, 1}, ReLU, squared error, B and lr powers of 2: every product and
+    sum, the reference's and the step's, is exact (|dJ/dW| <= 156 in steps of 1/1024 needs 18
+    bits), so W - lr g holds to the bit whichever order or blocks the BLAS sums in. Batch 1024
+    is more terms than one block of OpenBLAS's gemm; x with ``row_stride`` more entries per
+    row than it uses exercises the leading dimension."""
+    if not one_gemm:
+        _without_one_gemm(monkeypatch)
+    rng = np.random.default_rng(batch + row_stride)
+    params = [rng.integers(-1, 2, W.shape).astype(dtype) for W in mb.init_params([5, 4, 3], seed=0)]
+    x = rng.integers(-1, 2, (batch, 5 + row_stride)).astype(dtype)[:, row_stride:]
+    y = rng.integers(-1, 2, (batch, 3)).astype(dtype)
+    kw = dict(activation="relu", loss="mean_squared_error")
+    _, g = mb.loss_and_grad(params, x, y, **kw)
+    expected = [W - dtype(0.5) * G for W, G in zip(params, g)]
+    mb.sgd_step(params, x, y, 0.5, workspace=fast.Workspace(), **kw)
+    assert_bit_equal(params, expected)
 
 
 def _sgd_tolerance(params, x, y, activation, loss, lr, g):
     """|sgd_step - (W - lr g)| per entry. They differ in the last product and the sum:
     sgd_step forms a^T (-lr delta), the reference lr (a^T delta); over B terms at most
     (B + 2) u lr |a|^T |delta| <= 3 lr eG (eG >= B u |a|^T |delta|, the gradient's rounding
-    bound), plus sigmoid's in-place kernels (4 lr eG, as above), plus 2 roundings of
-    W - lr g, each u (|W| + lr |g|)."""
-    u = ac.unit_roundoff(params[0].dtype)
+    bound), plus sigmoid's in-place kernels (4 lr eG, as above). Then W: the reference's
+    W - lr g rounds once, u (|W| + lr |g|); sgd_step adds the product into W as gemm does
+    (one block of the B terms at a time) or at once, so rounds it at most B times, each u
+    (|W| + lr |a|^T |delta|) <= u |W| + lr eG / B."""
+    u, B = ac.unit_roundoff(params[0].dtype), x.shape[0]
     eG = rounding(params, x, y, activation, loss)
-    return [7 * lr * e + 2 * u * (np.abs(W) + lr * np.abs(G)) for e, W, G in zip(eG, params, g)]
+    return [8 * lr * e + (B + 1) * u * (np.abs(W) + lr * np.abs(G)) for e, W, G in zip(eG, params, g)]
 
 
 @settings(max_examples=examples(20))
