@@ -38,8 +38,9 @@ def _is_numpys_own(path: str) -> bool:
 
 
 @functools.cache
-def _gemm(dtype: np.dtype):
-    """cblas_sgemm or cblas_dgemm of NumPy's wheel OpenBLAS, typed for ctypes, or None."""
+def _gemm(dtype: np.dtype) -> tuple | None:
+    """(cblas_sgemm or cblas_dgemm of NumPy's wheel OpenBLAS, typed for ctypes; the largest
+    dimension its integers hold), or None."""
     controller, _ = _threads._numpy_blas()
     paths = [c.filepath for c in controller.lib_controllers
              if c.internal_api == "openblas" and _is_numpys_own(c.filepath)]
@@ -58,7 +59,7 @@ def _gemm(dtype: np.dtype):
             gemm.argtypes = [ctypes.c_int] * 3 + [integer] * 3 + [real, ctypes.c_void_p, integer,
                                                                   ctypes.c_void_p, integer, real,
                                                                   ctypes.c_void_p, integer]
-            return gemm
+            return gemm, 2 ** (8 * ctypes.sizeof(integer) - 1) - 1   # ctypes would wrap a larger one
     return None
 
 
@@ -76,15 +77,16 @@ def add_a_T_delta(W: np.ndarray, a: np.ndarray, delta: np.ndarray) -> bool:
     """``W += a^T delta`` for a (B, m), delta (B, n) and a writeable W (m, n), all of one dtype,
     by one gemm of NumPy's BLAS; returns whether it did (False: W untouched). W must not share
     memory with ``a`` or ``delta``."""
-    gemm = _gemm(W.dtype)
-    if gemm is None or not W.flags.writeable or not (W.dtype == a.dtype == delta.dtype):
-        return False
-    lds = [_row_stride(A) for A in (a, delta, W)]
-    if None in lds:
-        return False
     (m, n), k = W.shape, a.shape[0]
     if a.shape != (k, m) or delta.shape != (k, n):   # BLAS would read past them
         raise ValueError(f"W += a^T delta needs a (B, {m}) and delta (B, {n}); got {a.shape} and {delta.shape}")
+    found = _gemm(W.dtype)
+    if found is None or not W.flags.writeable or not (W.dtype == a.dtype == delta.dtype):
+        return False
+    gemm, largest = found
+    lds = [_row_stride(A) for A in (a, delta, W)]
+    if None in lds or max(k, *lds) > largest:        # (each ld >= m or n: _row_stride)
+        return False
     gemm(_ROW_MAJOR, _TRANS, _NO_TRANS, m, n, k, 1.0, a.ctypes.data, lds[0], delta.ctypes.data, lds[1],
          1.0, W.ctypes.data, lds[2])
     return True

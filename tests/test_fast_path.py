@@ -187,7 +187,8 @@ NUMPY_WHEEL_OPENBLAS = bool(glob.glob(os.path.join(os.path.dirname(np.__file__),
 
 
 @pytest.mark.parametrize("one_gemm", [True, False])
-def test_sgd_step_holds_no_layers_product_or_one_not_every_layers(monkeypatch, one_gemm):
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sgd_step_holds_no_layers_product_or_one_not_every_layers(monkeypatch, one_gemm, dtype):
     """At B > 1, a_{l-1}^T delta_l is added into W_l by one gemm of NumPy's BLAS where that is
     its wheel's OpenBLAS (no array of a layer's size), else goes through one scratch array as
     large as the largest layer: a cold step of six 200 x 200 layers then allocates well under
@@ -196,9 +197,9 @@ def test_sgd_step_holds_no_layers_product_or_one_not_every_layers(monkeypatch, o
         pytest.skip("NumPy's BLAS is not the OpenBLAS of its wheel")
     if not one_gemm:
         _without_one_gemm(monkeypatch)
-    params = mb.init_params([200] * 7, seed=0)
-    x, y = np.ones((4, 200)), np.full((4, 200), 0.5)
-    layer = 200 * 200 * 8
+    params = mb.init_params([200] * 7, seed=0, dtype=dtype)
+    x, y = np.ones((4, 200), dtype), np.full((4, 200), 0.5, dtype)
+    layer = 200 * 200 * np.dtype(dtype).itemsize      # (a scratch array in another dtype: more)
     mb.sgd_step(params, x, y, 0.1)                     # the first call of the process finds the BLAS
     peak = _peak_bytes(lambda: mb.sgd_step(params, x, y, 0.1, workspace=fast.Workspace()))
     assert peak < (0.5 if one_gemm else 1.5) * layer
@@ -212,9 +213,8 @@ def test_a_step_in_exact_arithmetic_is_the_references_w_minus_lr_g_bit_for_bit(m
                                                                                 batch, row_stride):
     """Entries in {-1, 0, 1}, ReLU, squared error, B and lr powers of 2: every product and
     sum, the reference's and the step's, is exact (|dJ/dW| <= 156 in steps of 1/1024 needs 18
-    bits), so W - lr g holds to the bit whichever order or blocks the BLAS sums in. Batch 1024
-    is more terms than one block of OpenBLAS's gemm; x with ``row_stride`` more entries per
-    row than it uses exercises the leading dimension."""
+    bits), so W - lr g holds to the bit whichever order or blocks the BLAS sums in; x with
+    ``row_stride`` more entries per row than it uses exercises the leading dimension."""
     if not one_gemm:
         _without_one_gemm(monkeypatch)
     rng = np.random.default_rng(batch + row_stride)
@@ -226,6 +226,122 @@ def test_a_step_in_exact_arithmetic_is_the_references_w_minus_lr_g_bit_for_bit(m
     expected = [W - dtype(0.5) * G for W, G in zip(params, g)]
     mb.sgd_step(params, x, y, 0.5, workspace=fast.Workspace(), **kw)
     assert_bit_equal(params, expected)
+
+
+def _laid_out(values: np.ndarray, layout: str) -> np.ndarray:
+    """An (r, c) array of ``values``' dtype in another memory layout: ``rows`` a slice of wider
+    rows (a leading dimension > c), ``columns`` every other entry of a row (the entries between
+    NaN), ``fortran``,
+    ``readonly``, ``unaligned``, all holding ``values``; ``overlap`` a window sliding along
+    one line of them, row i one entry after row i - 1 (rows that share entries, ld 1 < c)."""
+    r, c = values.shape
+    if layout == "rows":
+        wide = np.full((r, c + 3), np.nan, values.dtype)  # a read of a gap would bring NaN in
+        wide[:, 2:c + 2] = values
+        return wide[:, 2:c + 2]
+    if layout == "columns":
+        wide = np.full((r, 2 * c), np.nan, values.dtype)
+        wide[:, ::2] = values
+        return wide[:, ::2]
+    if layout == "overlap":                            # row i is line[i:i + c]
+        line = np.concatenate([values[0], values[1:, -1]])
+        return np.lib.stride_tricks.as_strided(line, (r, c), (line.itemsize, line.itemsize))
+    if layout == "fortran":
+        return np.array(values, order="F")              # a copy, even of one already in that order
+    if layout == "readonly":
+        values = values.copy()
+        values.flags.writeable = False
+        return values
+    if layout == "unaligned":
+        raw = np.zeros(values.nbytes + 1, np.uint8)
+        out = np.frombuffer(raw.data, values.dtype, offset=1, count=values.size).reshape(r, c)
+        out[...] = values
+        return out
+    return values.copy()
+
+
+LAYOUTS = ["contiguous", "rows", "columns", "overlap", "fortran", "readonly", "unaligned"]
+
+
+@pytest.mark.parametrize("odd, layout", [(name, layout) for name in ("W", "a", "delta") for layout in LAYOUTS
+                                         if (name, layout) != ("W", "overlap")])
+@pytest.mark.parametrize("dtype", DTYPES)
+@settings(max_examples=examples(10))
+@given(m=st.integers(1, 3), n=st.integers(1, 3), k=st.integers(1, 3), other_dtype=st.booleans(), seed=st.integers(0, 99))
+def test_adding_a_T_delta_into_w_is_exact_or_not_done(odd, layout, dtype, m, n, k, other_dtype, seed):
+    """``_blas.add_a_T_delta(W, a, delta)``, the one gemm of sgd_step: on entries in {-1, 0, 1}
+    (every product and sum exact) either W becomes W + a^T delta to the bit and it returns
+    True, or W is left as it was and it returns False (the caller then adds the product
+    itself), with one of the three arrays in ``layout`` (a read-only W: always left) and, with
+    ``other_dtype``, ``a`` in the other dtype. Where NumPy's BLAS is its wheel's OpenBLAS,
+    arrays of one dtype laid out as BLAS takes them are done."""
+    rng = np.random.default_rng(seed)
+    layouts = {name: layout if name == odd else "contiguous" for name in ("W", "a", "delta")}
+    a_dtype = (np.float64 if dtype == np.float32 else np.float32) if other_dtype else dtype
+    W0 = rng.integers(-1, 2, (m, n)).astype(dtype)
+    a = _laid_out(rng.integers(-1, 2, (k, m)).astype(a_dtype), layouts["a"])
+    delta = _laid_out(rng.integers(-1, 2, (k, n)).astype(dtype), layouts["delta"])
+    W = _laid_out(W0, layouts["W"])
+    before = W.copy()
+    done = _blas.add_a_T_delta(W, a, delta)
+    if done:
+        assert W.flags.writeable                       # a read-only W is never written
+        assert_bit_equal([W], [W0 + a.astype(dtype).T @ delta])
+    else:
+        assert_bit_equal([W], [before])
+    if layout == "unaligned":                          # BLAS may assume aligned numbers
+        assert not done
+    if NUMPY_WHEEL_OPENBLAS and not other_dtype and layout in ("contiguous", "rows"):
+        assert done
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_product_of_many_terms_is_added_into_a_large_w_to_the_bit(dtype):
+    """200 x 200 from 3,000 terms: OpenBLAS adds the product into W in several blocks of
+    terms here (its small-matrix kernel, one rounding, takes the sizes of the other tests).
+    Entries in {-1, 0, 1}: every partial sum is an integer below 2^24, exact in float32."""
+    rng = np.random.default_rng(5)
+    W0, a, delta = (rng.integers(-1, 2, shape).astype(dtype) for shape in [(200, 200), (3000, 200), (3000, 200)])
+    W = W0.copy()
+    done = _blas.add_a_T_delta(W, a, delta)
+    assert_bit_equal([W], [W0 + a.T @ delta] if done else [W0])
+    assert done or not NUMPY_WHEEL_OPENBLAS
+
+
+def test_dimensions_beyond_the_blas_integers_are_left_to_numpy(monkeypatch):
+    """ctypes would wrap an int beyond a 32-bit BLAS's integers (k = 2^32 + 3 read as 3):
+    any dimension or leading dimension beyond the largest the library's integers hold is not
+    passed, and W is left to the caller."""
+    calls = []
+    monkeypatch.setattr(_blas, "_gemm", lambda dtype: ((lambda *args: calls.append(args)), 4))
+    W = np.zeros((2, 3))
+    assert _blas.add_a_T_delta(W, np.ones((4, 2)), np.ones((4, 3))) and len(calls) == 1
+    for a, delta, Wide in [(np.ones((5, 2)), np.ones((5, 3)), W), (np.ones((4, 2)), np.ones((4, 3)), np.zeros((2, 5))[:, :3])]:
+        assert not _blas.add_a_T_delta(Wide, a, delta)
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("a_shape, delta_shape", [((3, 4), (3, 5)), ((2, 3), (3, 5)), ((2, 3), (2, 4))])
+def test_adding_a_T_delta_of_mismatched_shapes_is_refused(a_shape, delta_shape):
+    """BLAS would read past an a or delta too small for W: refused, W untouched."""
+    W = np.ones((3, 5))
+    with pytest.raises(ValueError, match=r"^W \+= a\^T delta needs a \(B, 3\) and delta \(B, 5\); got "):
+        _blas.add_a_T_delta(W, np.ones(a_shape), np.ones(delta_shape))
+    assert (W == 1).all()
+
+
+@pytest.mark.parametrize("path, own", [
+    ("/venv/lib/python3.11/site-packages/numpy.libs/libscipy_openblas64_-32a4b2a6.so", True),
+    ("/venv/lib/python3.11/site-packages/numpy/.dylibs/libscipy_openblas64_.dylib", True),
+    ("/venv/lib/python3.11/site-packages/scipy.libs/libscipy_openblas-6cdc3b4a.so", False),
+    ("/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0", False),
+    ("/venv/lib/python3.11/site-packages/torch/lib/libopenblas.so", False),
+])
+def test_the_gemm_is_numpys_own_wheel_blas(path, own):
+    """Only the OpenBLAS NumPy's wheels bundle is called: another library (SciPy's, the
+    system's, torch's) may be one NumPy never calls, whose thread pool would spin against
+    NumPy's. (Windows paths take os.sep, the same test.)"""
+    assert _blas._is_numpys_own(path.replace("/", os.sep)) is own
 
 
 def _sgd_tolerance(params, x, y, activation, loss, lr, g):
