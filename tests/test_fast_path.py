@@ -231,9 +231,9 @@ def test_a_step_in_exact_arithmetic_is_the_references_w_minus_lr_g_bit_for_bit(m
 def _laid_out(values: np.ndarray, layout: str) -> np.ndarray:
     """An (r, c) array of ``values``' dtype in another memory layout: ``rows`` a slice of wider
     rows (a leading dimension > c), ``columns`` every other entry of a row (the entries between
-    NaN), ``fortran``,
-    ``readonly``, ``unaligned``, all holding ``values``; ``overlap`` a window sliding along
-    one line of them, row i one entry after row i - 1 (rows that share entries, ld 1 < c)."""
+    NaN), ``fortran``, ``readonly``, ``unaligned``, all holding ``values``; ``overlap`` a
+    window sliding along one line of them, row i one entry after row i - 1 (rows that share
+    entries, ld 1 < c)."""
     r, c = values.shape
     if layout == "rows":
         wide = np.full((r, c + 3), np.nan, values.dtype)  # a read of a gap would bring NaN in
