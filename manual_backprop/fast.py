@@ -83,10 +83,10 @@ class Workspace:
 def empty_like(params: Params) -> list[np.ndarray]:
     """Uninitialised arrays shaped and typed like ``params``, for ``out=``: as ``np.empty``,
     except that each W_l[1:] part starts on a 64-byte boundary (a cache line). NumPy's
-    allocation promises 16 bytes; BLAS stores rows that start on a vector boundary faster: at
-    B = 1 in float64 the post network's gradient took 0.89 of the time into these arrays
-    (docs/performance.md). NumPy offers no aligned allocation from Python, hence these lines
-    (as pyFFTW's ``empty_aligned``)."""
+    allocation promises 16 bytes; a BLAS GEMM stores rows that start on a vector boundary
+    faster (a k = 1 GEMM at B = 1 in float64: 0.89 of the time; np.einsum's outer product,
+    which forms that product now, does not care: docs/performance.md). NumPy offers no
+    aligned allocation from Python, hence these lines (as pyFFTW's ``empty_aligned``)."""
     _checks.check_params(params, check_finite=False)
     out = []
     for W in params:
