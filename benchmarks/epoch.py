@@ -5,8 +5,8 @@ All loops are the same plain SGD, over the same examples in the same order, from
 
 * ``sgd_step``: ``manual_backprop.fast.sgd_step(W, x, y, lr, workspace=ws)``: each layer's
   update is applied once the backward pass is done with that layer (a BLAS rank-1 update at
-  batch 1, one gemm that adds the product into the layer above), so the gradient is never
-  kept whole;
+  batch 1; above it, one gemm that adds the product into the layer), so the gradient is
+  never kept whole;
 * ``fast_grad``: ``J, g = fast.loss_and_grad(W, x, y, out=g, workspace=ws)``, then
   ``g *= lr; W -= g`` in place (the gradient written, read back, then applied);
 * ``jax_jit``: one ``jax.jit`` step ``W, S = W - lr * grad(W), S + J`` of the benchmark's

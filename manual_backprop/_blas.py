@@ -1,4 +1,4 @@
-"""W += a^T delta in one BLAS call, for ``fast.sgd_step`` at B > 1.
+"""W += a^T delta in one BLAS call, for ``fast.sgd_step`` where it takes no rank-1 update.
 
 NumPy has no call that adds a product into an array: ``W += a.T @ delta`` forms the product
 in a temporary, then reads it and W again and writes W, two more passes over W than the GEMM
@@ -6,8 +6,9 @@ needs. BLAS's gemm does it in one: C <- alpha op(A) op(B) + beta C with beta = 1
 (docs/performance.md has the times).
 
 The gemm called is the one NumPy itself calls: the OpenBLAS its wheels bundle (under
-``numpy.libs`` or ``numpy/.dylibs``), reached through ctypes with the symbol names and integer
-width that library reports (``openblas_get_config``: ``USE64BITINT`` for 64-bit integers). Not
+``numpy.libs`` or ``numpy/.dylibs``), reached through ctypes: its symbol names found under
+OpenBLAS's usual affixes, its integer width as ``openblas_get_config`` reports it
+(``USE64BITINT`` for 64-bit integers). Not
 SciPy's: SciPy's wheels bundle another OpenBLAS, whose thread pool spins against NumPy's when
 the two take turns (docs/performance.md). Where NumPy's BLAS is anything else (conda's MKL, a
 system OpenBLAS, Accelerate) or an array's layout is not one BLAS takes as it is,

@@ -38,8 +38,8 @@ class Workspace:
     """Scratch arrays reused by :func:`loss_and_grad` and :func:`sgd_step`.
 
     Holds z_l (turned into a_l in place) and delta_l W_l[1:]^T (turned into delta_{l-1}) for
-    the hidden layers, and for ``sgd_step`` at B > 1 where NumPy's BLAS cannot add a product
-    into W_l (``_blas.add_a_T_delta``), one array the size of the largest W_l[1:]
+    the hidden layers, and for ``sgd_step`` where neither a rank-1 update nor NumPy's BLAS can
+    add a product into W_l (``_blas.add_a_T_delta``), one array the size of the largest W_l[1:]
     (a_{l-1}^T delta_l, one layer at a time); for a
     batch split into k blocks, a Workspace per block and k - 1 sets of gradient arrays.
     Arrays are made on the first call and kept while the shapes, batch size, dtype and number
@@ -325,12 +325,12 @@ def sgd_step(params: Params, x: np.ndarray, y: np.ndarray, lr: float, *, activat
     both). ``params`` must be writeable; any memory layout works, C-contiguous is fastest.
 
     Once W_l has served to compute delta_{l-1}, delta_l is scaled by -lr in place and added:
-    W_l[0] += 1^T delta_l, W_l[1:] += a_{l-1}^T delta_l. At B = 1 the second is a rank-1 update
-    (BLAS ger, through SciPy) that reads and writes W_l once, where forming g and applying it
-    cost three passes over W_l; at B > 1 one gemm of NumPy's BLAS adds the product into W_l
-    (``_blas.add_a_T_delta``; where NumPy's BLAS is not its wheel's OpenBLAS, or a layout is
-    not BLAS's, the product goes into one workspace array as large as the largest layer, then
-    is added). A loss or z_l that is NaN or inf raises before any
+    W_l[0] += 1^T delta_l, W_l[1:] += a_{l-1}^T delta_l. At B = 1, for a C-contiguous aligned
+    W_l, the second is a rank-1 update (BLAS ger, through SciPy) that reads and writes W_l
+    once, where forming g and applying it cost three passes over W_l; otherwise one gemm of
+    NumPy's BLAS adds the product into W_l (``_blas.add_a_T_delta``; where NumPy's BLAS is not
+    its wheel's OpenBLAS, or a layout is not BLAS's, the product goes into one workspace array
+    as large as the largest layer, then is added). A loss or z_l that is NaN or inf raises before any
     update (ValueError naming a NaN or inf input, else NonFiniteError). An update whose bound
     (``network._product_bound`` of a_{l-1} and lr delta_l) comes within a factor 4 of the
     dtype's largest number is formed apart and applied only if finite; otherwise
