@@ -207,18 +207,20 @@ def test_sgd_step_holds_no_layers_product_or_one_not_every_layers(monkeypatch, o
 
 @pytest.mark.parametrize("one_gemm", [True, False])
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("batch", [2, 64, 1024])
+@pytest.mark.parametrize("batch", [1, 2, 64, 1024])
 @pytest.mark.parametrize("row_stride", [0, 3])
 def test_a_step_in_exact_arithmetic_is_the_references_w_minus_lr_g_bit_for_bit(monkeypatch, one_gemm, dtype,
                                                                                 batch, row_stride):
     """Entries in {-1, 0, 1}, ReLU, squared error, B and lr powers of 2: every product and
     sum, the reference's and the step's, is exact (|dJ/dW| <= 156 in steps of 1/1024 needs 18
-    bits), so W - lr g holds to the bit whichever order or blocks the BLAS sums in; x with
-    ``row_stride`` more entries per row than it uses exercises the leading dimension."""
+    bits), so W - lr g holds to the bit whichever order or blocks the BLAS sums in. With
+    ``row_stride``, x and every W_l have that many more entries per row than they use (the
+    leading dimensions; at batch 1 such a W_l takes the gemm, not the rank-1 update)."""
     if not one_gemm:
         _without_one_gemm(monkeypatch)
     rng = np.random.default_rng(batch + row_stride)
-    params = [rng.integers(-1, 2, W.shape).astype(dtype) for W in mb.init_params([5, 4, 3], seed=0)]
+    params = [rng.integers(-1, 2, (W.shape[0], W.shape[1] + row_stride)).astype(dtype)[:, row_stride:]
+              for W in mb.init_params([5, 4, 3], seed=0)]
     x = rng.integers(-1, 2, (batch, 5 + row_stride)).astype(dtype)[:, row_stride:]
     y = rng.integers(-1, 2, (batch, 3)).astype(dtype)
     kw = dict(activation="relu", loss="mean_squared_error")
