@@ -8,9 +8,8 @@ needs. BLAS's gemm does it in one: C <- alpha op(A) op(B) + beta C with beta = 1
 The gemm called is the one NumPy itself calls: the OpenBLAS its wheels bundle (under
 ``numpy.libs`` or ``numpy/.dylibs``), reached through ctypes: its symbol names found under
 OpenBLAS's usual affixes, its integer width as ``openblas_get_config`` reports it
-(``USE64BITINT`` for 64-bit integers). Not
-SciPy's: SciPy's wheels bundle another OpenBLAS, whose thread pool spins against NumPy's when
-the two take turns (docs/performance.md). Where NumPy's BLAS is anything else (conda's MKL, a
+(``USE64BITINT`` for 64-bit integers). Not SciPy's: SciPy's wheels bundle another OpenBLAS,
+whose thread pool spins against NumPy's when the two take turns (docs/performance.md). Where NumPy's BLAS is anything else (conda's MKL, a
 system OpenBLAS, Accelerate) or an array's layout is not one BLAS takes as it is,
 :func:`add_a_T_delta` does nothing and returns False; the caller then takes NumPy's two calls.
 
@@ -23,7 +22,6 @@ from __future__ import annotations
 import ctypes
 import functools
 import itertools
-import os
 
 import numpy as np
 
@@ -33,9 +31,8 @@ _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112   # the CBLAS enums (cblas.h)
 
 
 def _is_numpys_own(path: str) -> bool:
-    """Whether ``path`` is the BLAS NumPy's wheels bundle (``numpy.libs`` on Linux and
-    Windows, ``numpy/.dylibs`` on macOS)."""
-    return f"{os.sep}numpy.libs{os.sep}" in path or f"{os.sep}numpy{os.sep}.dylibs{os.sep}" in path
+    """Whether ``path`` is the BLAS NumPy's wheels bundle."""
+    return _threads.bundled_by("numpy", path)
 
 
 @functools.cache

@@ -42,10 +42,16 @@ _limiting: dict = {}              # "holder": the one on_one_thread that may set
 _held = None                      # the threadpoolctl limiter it holds, if any
 
 
+def bundled_by(package: str, path: str) -> bool:
+    """Whether ``path`` is a library that ``package``'s wheels bundle for it alone
+    (``<package>.libs`` on Linux and Windows, ``<package>/.dylibs`` on macOS)."""
+    return f"{os.sep}{package}.libs{os.sep}" in path or f"{os.sep}{package}{os.sep}.dylibs{os.sep}" in path
+
+
 def is_scipys_own(path: str) -> bool:
-    """Whether ``path`` is the BLAS that SciPy's wheels bundle for SciPy alone (``scipy.libs``
-    on Linux and Windows, ``scipy/.dylibs`` on macOS): NumPy never calls it."""
-    return f"{os.sep}scipy.libs{os.sep}" in path or f"{os.sep}scipy{os.sep}.dylibs{os.sep}" in path
+    """Whether ``path`` is the BLAS that SciPy's wheels bundle for SciPy alone: NumPy never
+    calls it."""
+    return bundled_by("scipy", path)
 
 
 @functools.cache

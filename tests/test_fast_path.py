@@ -255,8 +255,7 @@ def _laid_out(values: np.ndarray, layout: str) -> np.ndarray:
         values.flags.writeable = False
         return values
     if layout == "unaligned":
-        raw = np.zeros(values.nbytes + 1, np.uint8)
-        out = np.frombuffer(raw.data, values.dtype, offset=1, count=values.size).reshape(r, c)
+        out = _unaligned_like(values)
         out[...] = values
         return out
     return values.copy()
@@ -344,6 +343,18 @@ def test_the_gemm_is_numpys_own_wheel_blas(path, own):
     system's, torch's) may be one NumPy never calls, whose thread pool would spin against
     NumPy's. (Windows paths take os.sep, the same test.)"""
     assert _blas._is_numpys_own(path.replace("/", os.sep)) is own
+
+
+@pytest.mark.parametrize("path, own", [
+    ("/venv/lib/python3.11/site-packages/scipy.libs/libscipy_openblas-6cdc3b4a.so", True),
+    ("/venv/lib/python3.11/site-packages/scipy/.dylibs/libscipy_openblas.dylib", True),
+    ("/venv/lib/python3.11/site-packages/numpy.libs/libscipy_openblas64_-32a4b2a6.so", False),
+    ("/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0", False),
+])
+def test_scipys_own_blas_is_told_from_numpys(path, own):
+    """SciPy's wheel BLAS, which NumPy never calls, is the one held at one thread for a
+    batch-1 step and left out of NumPy's thread count; told apart by the same rule as NumPy's."""
+    assert _threads.is_scipys_own(path.replace("/", os.sep)) is own
 
 
 def _sgd_tolerance(params, x, y, activation, loss, lr, g):
