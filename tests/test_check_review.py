@@ -733,6 +733,63 @@ def test_a_float32_relu_mlp_through_the_black_box():
             assert ac.check_gradients(loss, wrong, P, analytic=False, seed=seed).status == "FAIL", (seed, key)
 
 
+def _layer_norm_without(term):
+    """layer_norm's VJP with one term of dx left out, computed as layer_norm_vjp computes it: the
+    mean of dxhat ("mean"), or the path through the variance ("variance"), two classic slips."""
+    def vjp(dy, x, gamma, beta):
+        xhat = x - x.mean(-1, keepdims=True)
+        s = 1 / np.sqrt((xhat * xhat).mean(-1, keepdims=True) + x.dtype.type(1e-5))
+        xhat *= s
+        d = dy * gamma
+        kept = (-xhat * (d * xhat).mean(-1, keepdims=True) if term == "mean"
+                else -d.mean(-1, keepdims=True))
+        return s * (d + kept), (dy * xhat).sum(0), dy.sum(0)
+    return vjp
+
+
+@pytest.mark.parametrize("seed", [1, 2, 18])
+def test_a_correct_float32_layer_norm_at_a_large_mean_passes(seed):
+    """Rows at 100 +- 1e-3 in float32 (16 x 32): float32's differences step by 6 across rows that
+    spread over 2e-3, and layer norm saturates inside the step. The correct VJP failed 9 of 20
+    seeds (a review): 110 of x's 512 entries failed their float32 differences and the float64
+    re-take stopped at the first 64 (seed 1); at seeds 2 and 18 a float64 difference with a bound
+    of 2.5e-4 was set aside because the float32 one claimed less than it plus g's rounding
+    allowance. Every failing entry is now re-taken until 64 still fail, and the two differences'
+    own bounds decide. A VJP without the mean term or the variance path still fails."""
+    rng = np.random.default_rng(seed)
+    x = (100 + 1e-3 * rng.uniform(-1, 1, (16, 32))).astype(np.float32)
+    gamma, beta = rng.standard_normal((2, 32)).astype(np.float32)
+    v = ac.check_vjp(mb.layers.layer_norm, mb.layers.layer_norm_vjp, x, gamma, beta, seed=seed)
+    assert v.status == "PASS", v.report(full=True)
+    for term in ("mean", "variance"):
+        v = ac.check_vjp(mb.layers.layer_norm, _layer_norm_without(term), x, gamma, beta, seed=seed)
+        assert v.status == "FAIL", (term, v.report(full=True))
+
+
+@pytest.mark.parametrize("seed", [0, 3, 4])
+def test_a_correct_float32_sin_at_large_inputs_passes(seed):
+    """sin at |x| 1e3-1e4 in float32: float32's difference steps by ~340, across dozens of periods,
+    and one aliased value passed the Taylor test claiming 1.45e-5. The float64 difference, right
+    within 5.7e-8, was set aside because with g's rounding allowance added (1.50e-5) it claimed
+    more: 15 of 20 seeds failed the correct VJP (a review). Now the two differences' own bounds
+    decide, and the allowance is added to whichever judges. cos with its sign flipped still fails."""
+    rng = np.random.default_rng(1000 + seed)
+    x = (rng.choice([-1, 1], 50) * 10 ** rng.uniform(3, 4, 50)).astype(np.float32)
+    v = ac.check_vjp(np.sin, lambda dy, x: (dy * np.cos(x),), x, seed=seed)
+    assert v.status == "PASS", v.report(full=True)
+    assert ac.check_vjp(np.sin, lambda dy, x: (-dy * np.cos(x),), x, seed=seed).status == "FAIL"
+
+
+def test_the_float64_retake_stops_once_64_failing_entries_still_fail():
+    """A derivative wrong in every entry fails whatever the rest shows: the float64 re-take of
+    failing entries stops once SECOND_OPINION_MAX of them still fail (tanh's VJP doubled, 300
+    entries: 64 re-takes, not 300)."""
+    x = np.random.default_rng(0).standard_normal(300).astype(np.float32)
+    v = ac.check_vjp(np.tanh, lambda dy, x: (2 * dy * (1 - np.tanh(x) ** 2),), x)
+    assert v.status == "FAIL"
+    assert any(n.startswith("finite differences of 64 entries") and ": 64 still fail " in n for n in v.notes), v.notes
+
+
 def test_a_float32_f_that_refuses_float64_keeps_its_float32_verdict():
     """The float64 second opinion needs f to accept float64 leaves; an f that insists on float32
     (or casts inside, so that float64 gains nothing) is judged as before: a wrong entry fails,
