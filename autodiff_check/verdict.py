@@ -156,11 +156,13 @@ class Verdict:
 
     @property
     def not_resolvable(self) -> list[str]:
-        """Entries checked but with every tolerance >= |reference|: a wrong sign there would pass."""
+        """Entries checked but with every tolerance >= |reference|, and failing no oracle: a wrong
+        sign there would pass. (An entry outside a tolerance wider than its reference is wrong by
+        more than that, and is listed as wrong only.)"""
         m = self._resolved()
         if m is None:
             return []
-        idx = np.flatnonzero(m[0] & ~m[1])
+        idx = np.flatnonzero(_unresolved(m, [_failing(r) for r in self.results if r.values is not None]))
         return [self._where(int(i)) for i in idx]
 
     def _where(self, i: int) -> str:
@@ -251,7 +253,7 @@ class Verdict:
                     if best is None or ratio[i] > best[0]:
                         best = (ratio[i], r.oracle, i, r.values[start + i], r.references[start + i], t[i])
             nc = f" ({n_nc} not checkable here)" if n_nc else ""
-            n_nr = int(np.sum(resolved[0][start:stop] & ~resolved[1][start:stop])) if resolved is not None else 0
+            n_nr = int(np.sum(_unresolved(resolved, failing)[start:stop])) if resolved is not None else 0
             nc += f" ({n_nr} not resolvable)" if n_nr else ''
             if best is None:
                 how = ("no entry checkable" if coord else "not localised: the bisection stopped before it (note)"
@@ -295,6 +297,12 @@ class Verdict:
 
     def __str__(self) -> str:
         return self.report()
+
+
+def _unresolved(resolved: tuple[np.ndarray, np.ndarray], failing: list[np.ndarray]) -> np.ndarray:
+    """Checked, not resolved (:meth:`Verdict._resolved`), and failing no oracle."""
+    checked, ok = resolved
+    return checked & ~ok & ~np.logical_or.reduce(failing, initial=False)
 
 
 def _failing(r: OracleResult) -> np.ndarray:
