@@ -597,7 +597,8 @@ def _float64_context(promoted: tuple[Flat, Callable], ctx: blackbox.Context, wha
     return cache["ctx64"]
 
 
-def _probe_complex_in_float64(ctx64: blackbox.Context | None, what: str, seed: int) -> tuple[bool, str]:
+def _probe_complex_in_float64(ctx64: blackbox.Context | None, what: str, seed: int,
+                              refused: str = "") -> tuple[bool, str]:
     """The complex step's probe again with f evaluated in float64, for leaves narrower than it.
     float32's finite differences resolve about 1e-4 of a slope, so a non-analytic term smaller
     than that (an L1 penalty 1e-5 sum |w|: np.abs of a complex number drops its imaginary part)
@@ -607,9 +608,17 @@ def _probe_complex_in_float64(ctx64: blackbox.Context | None, what: str, seed: i
     the complex step; a kink read only under the noise floor, an unsettled difference or an error
     on complex input says nothing float32's probe did not (a second review: at inputs ~1e-3,
     where float64's first steps are too large for f's scale, a smooth layer norm lost its complex
-    step in 8 more seeds of 30, and bugs it had caught passed)."""
+    step in 8 more seeds of 30, and bugs it had caught passed).
+
+    Where float32's probe ``refused`` the complex step by its finite differences (f takes
+    complex input), the float64 probe decides in full: float32's steps, up to 6 % of an input,
+    alias sin at |x| ~ 1e3 and read smooth functions as kinks (a review: "not complex-analytic"
+    for sin), and a non-analytic f (abs, a kink) is refused in float64 as well."""
     if ctx64 is None:
-        return True, ""
+        return not refused, refused
+    if refused:
+        ok, _ = blackbox.probe_complex(ctx64, np.random.default_rng(seed + 3367900313))
+        return ok, "" if ok else refused
     ok, why = blackbox.probe_complex(ctx64, np.random.default_rng(seed + 3367900313), only_disagreement=True)
     return ok, why and f"{why} ({what} evaluated in float64; float32's differences cannot resolve it)"
 
@@ -675,9 +684,11 @@ def _check_core(
         ok, why = blackbox.probe_complex(ctx, rng, against_fd=analytic is None)
         if analytic is True and not ok:
             raise ValueError(f"analytic=True, but {why.removeprefix(blackbox.CS_SKIPPED)}")
-        if (ok and analytic is None and promoted is not None and (_narrow_u(flat) > 0).any()
-                and (oracles is None or "complex_step" in oracles)):
-            ok, why = _probe_complex_in_float64(_float64_context(promoted, ctx, what, seed, wide64), what, seed)
+        if (analytic is None and promoted is not None and (_narrow_u(flat) > 0).any()
+                and (oracles is None or "complex_step" in oracles)
+                and (ok or blackbox.probe_complex(ctx, np.random.default_rng(seed), against_fd=False)[0])):
+            ok, why = _probe_complex_in_float64(_float64_context(promoted, ctx, what, seed, wide64), what, seed,
+                                                refused="" if ok else why)
         use_cs = ok
     elif analytic is False:
         why = ""

@@ -779,6 +779,23 @@ def test_a_correct_float32_layer_norm_at_a_large_mean_passes(seed):
         assert v.status == "FAIL", (term, v.report(full=True))
 
 
+def test_float32_differences_that_alias_do_not_take_the_complex_step_away():
+    """sin at |x| 1e3-1e4 in float32: float32's difference along one entry steps across dozens of
+    periods and disagreed with Im f(x + ih e)/h, and the complex step was skipped with the note
+    "f is not complex-analytic" (a review). f takes complex input, so the probe is made again in
+    float64, which decides: sin keeps its complex step; conj(x) x, which takes complex input and
+    is not analytic, is refused in float64 too."""
+    rng = np.random.default_rng(1000)
+    x = (rng.choice([-1, 1], 50) * 10 ** rng.uniform(3, 4, 50)).astype(np.float32)
+    v = ac.check_vjp(np.sin, lambda dy, x: (dy * np.cos(x),), x, seed=0)
+    assert v.passed and "complex_step" in [r.oracle for r in v.results], v.report(full=True)
+    assert not any("complex-analytic" in n for n in v.notes), v.notes
+    x = np.random.default_rng(0).standard_normal(20).astype(np.float32)
+    v = ac.check_vjp(lambda x: np.conj(x) * x, lambda dy, x: (2 * dy * x,), x, seed=0)
+    assert v.passed and "complex_step" not in [r.oracle for r in v.results], v.report(full=True)
+    assert any("not complex-analytic" in n for n in v.notes), v.notes
+
+
 @pytest.mark.parametrize("seed", [0, 3, 4])
 def test_a_correct_float32_sin_at_large_inputs_passes(seed):
     """sin at |x| 1e3-1e4 in float32: float32's difference steps by ~340, across dozens of periods,
