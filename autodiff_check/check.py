@@ -438,14 +438,14 @@ def _second_opinion(promoted: tuple[Flat, Callable], ctx: blackbox.Context, flat
     outside it, and errors below float32's resolution (~1e-4 of a slope) show. Used only where f
     at float64 agrees with f (within 4 eps_f) and is at least 16x less noisy. A failing entry
     takes the float64 difference where that difference's own error bound is below float32's
-    (g's rounding, added whichever judges, does not decide), the nearest their tolerance first until
-    SECOND_OPINION_MAX of them still fail; a passing entry, every one, where its whole tolerance
-    is below the first. A failing entry may pass, or match a kink's side; a passing one may
-    fail. A passing entry is held to the exact oracles' allowance for g's rounding, r |ref|_max(leaf) +
-    8 tiny (:func:`_exact_tol`), plus 8 times its measured noise (``subject.sigma``, else
-    ``subject.rounding``), and where g fails that, |g - g64| joins when g64, g evaluated in
-    float64 (``subject.wide``), agrees with the float64 difference and is within
-    :func:`_own_allowance` (step 5). It is not retaken without a noise and a float64 g64, nor
+    (g's rounding, added whichever judges, does not decide), the nearest their tolerance first
+    until SECOND_OPINION_MAX of them still fail; a passing entry, every one, where its whole
+    tolerance is below the first. A failing entry may pass, or match a kink's side; a passing
+    one may fail. A passing entry is held to the exact oracles' allowance for g's rounding,
+    r |ref|_max(leaf) + 8 tiny (:func:`_exact_tol`), plus 8 times its measured noise
+    (``subject.sigma``, else ``subject.rounding``), and where g fails that, |g - g64| joins when
+    g64, g evaluated in float64 (``subject.wide``), agrees with the float64 difference and is
+    within :func:`_own_allowance` (step 5). It is not retaken without a noise and a float64 g64, nor
     where the float64 difference got past a kink near x (``FD.rough``: float64 may put the kink
     beside x where float32 puts it on x) or disagrees with float32's beyond both tolerances.
     ``ref``, ``tol``, ``fail_notes`` and ``kink_idx`` are updated in place."""
@@ -461,7 +461,7 @@ def _second_opinion(promoted: tuple[Flat, Callable], ctx: blackbox.Context, flat
     # evaluations (a review), while a correct one whose float32 differences fail many entries has
     # them all retaken (layer norm at 100 +- 1e-3: 110 of 512, a review). No bound on how far:
     # float32's step read 10-100x off at inputs 1e-6 from relu kinks or of scale 1e-8
-    candidates = [i for i in np.flatnonzero(failing)[np.argsort(excess[failing], kind="stable")]]
+    candidates = list(np.flatnonzero(failing)[np.argsort(excess[failing], kind="stable")])
     # and every entry that passed, where f in float64 is sharper: float32's differences resolve
     # ~1e-4 of a slope, and a gradient missing an L1 term 1e-5 sum |w| passed (a review)
     with np.errstate(invalid="ignore"):

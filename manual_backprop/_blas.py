@@ -9,9 +9,10 @@ The gemm called is the one NumPy itself calls: the OpenBLAS its wheels bundle (u
 ``numpy.libs`` or ``numpy/.dylibs``), reached through ctypes: its symbol names found under
 OpenBLAS's usual affixes, its integer width as ``openblas_get_config`` reports it
 (``USE64BITINT`` for 64-bit integers). Not SciPy's: SciPy's wheels bundle another OpenBLAS,
-whose thread pool spins against NumPy's when the two take turns (docs/performance.md). Where NumPy's BLAS is anything else (conda's MKL, a
-system OpenBLAS, Accelerate) or an array's layout is not one BLAS takes as it is,
-:func:`add_a_T_delta` does nothing and returns False; the caller then takes NumPy's two calls.
+whose thread pool spins against NumPy's when the two take turns (docs/performance.md). Where
+NumPy's BLAS is anything else (conda's MKL, a system OpenBLAS, Accelerate) or an array's
+layout is not one BLAS takes as it is, :func:`add_a_T_delta` does nothing and returns False;
+the caller then takes NumPy's two calls.
 
 BLAS adds the k = B products into C one block of them at a time: C is rounded once per block
 (at most k times), besides the rounding of the products and of their sums.

@@ -331,9 +331,9 @@ def sgd_step(params: Params, x: np.ndarray, y: np.ndarray, lr: float, *, activat
     NumPy's BLAS adds the product into W_l (``_blas.add_a_T_delta``; where NumPy's BLAS is not
     its wheel's OpenBLAS, or a layout is not BLAS's, the product goes into one workspace array
     as large as the largest layer, then is added). A loss or z_l that is NaN or inf raises
-    before any update (ValueError naming a NaN or inf input, else NonFiniteError). An update whose bound
-    (``network._product_bound`` of a_{l-1} and lr delta_l) comes within a factor 4 of the
-    dtype's largest number is formed apart and applied only if finite; otherwise
+    before any update (ValueError naming a NaN or inf input, else NonFiniteError). An update
+    whose bound (``network._product_bound`` of a_{l-1} and lr delta_l) comes within a factor 4
+    of the dtype's largest number is formed apart and applied only if finite; otherwise
     NonFiniteError says which layers above were already updated (the backward pass updates
     W_L first).
     """
