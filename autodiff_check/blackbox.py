@@ -248,13 +248,25 @@ class Context:
 def noise_probe(flat: Flat, rng, *, floor: float = 1.0) -> tuple[np.ndarray, float]:
     """The direction p (Gaussian, max|p| = 1) and spacing h = sqrt(u) max(floor, |x|) along which
     noise is measured: floor 1 for ECNoise of f, which adapts h; 0 for the noise of g or an
-    oracle entry by entry (:func:`autodiff_check.noise.vector_noise`, one fixed h), which must
+    oracle entry by entry (:func:`entry_noise`, h the largest of its spacings), which must
     not step across the kinks of inputs far below 1 (relu at |x| ~ 1e-8: a probe of 1e-4
     flips every mask and reads the flips as noise). All-zero x: h = sqrt(u)."""
     p = rng.standard_normal(flat.n)
     p /= max(np.abs(p).max(), 1e-300)
     scale = max(floor, float(np.abs(flat.x).max()) if flat.n else 0.0)
     return p, float(np.sqrt(flat.u) * (scale if scale > 0 else 1.0))
+
+
+def entry_noise(g: Callable[[np.ndarray], np.ndarray], flat: Flat, rng) -> np.ndarray:
+    """Per-entry noise of ``g`` (a function of the flat inputs: a derivative, an oracle entry by
+    entry) near ``flat.x``: :func:`autodiff_check.noise.shrinking_noise` along
+    :func:`noise_probe`'s p (floor 0) from h = sqrt(u) max|x| down to 2 ulp of max|x| (4 sqrt(u)
+    h), each input on its own dtype's lattice; 0 where g is not finite there."""
+    p, h = noise_probe(flat, rng, floor=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        s = _noise.shrinking_noise(g, flat.x, p, h, flat.ulp(), 4 * np.sqrt(flat.u) * h)
+    return np.where(np.isfinite(s), s, 0.0)
 
 
 def _eps_of(nz: _noise.Noise, f0: float, u_floor: float, u_assumed: float, what: str) -> tuple[float, str]:
@@ -450,17 +462,15 @@ def cs_dir(ctx: Context, v: np.ndarray) -> float:
 
 def cs_noise(ctx: Context, entries: np.ndarray, rng) -> np.ndarray:
     """Per entry in ``entries``: the noise of the complex-step derivative along that coordinate
-    (:func:`autodiff_check.noise.vector_noise` of z -> Im F(z + i h e_i) / h, 16 evaluations
-    per entry), measured as g's is (:func:`autodiff_check.check._grad_noise`)."""
+    (:func:`entry_noise` of z -> Im F(z + i h e_i) / h, 16 evaluations per entry and spacing),
+    measured as g's is (:func:`autodiff_check.check._grad_noise`)."""
     flat = ctx.flat
     E = np.zeros((entries.size, flat.n))
     E[np.arange(entries.size), entries] = 1.0
-    p, h = noise_probe(flat, rng, floor=0.0)
 
     def cs_at(z):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return np.array([ctx.F(z + 1j * COMPLEX_H * e).imag / COMPLEX_H for e in E])
 
-    s = _noise.vector_noise(cs_at, flat.x, p, h)
-    return np.where(np.isfinite(s), s, 0.0)
+    return entry_noise(cs_at, flat, rng)

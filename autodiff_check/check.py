@@ -112,8 +112,10 @@ Tolerances for a black box (no ``loss_error=``/``kinks=`` given) are estimated, 
    tol_i = r |ref|_max(leaf) + 8 tiny + 8 sigma_g,i, with r = max(EXACT_RTOL, 64 u) in the
    leaf's dtype (:func:`_exact_r`: 32 roundings on each side), tiny = finfo(dtype).tiny (XLA
    flushes subnormals to zero, :func:`_ftz_floor`) and sigma_g,i the measured noise of g's
-   entry i (:func:`autodiff_check.noise.vector_noise`, 16 evaluations of g): both g and the
-   oracle round their sums of the same terms, so each is within ~4 sigma of the exact value.
+   entry i (:func:`autodiff_check.blackbox.entry_noise`: ECNoise's table of 16 evaluations of
+   g along a probe of x, at spacings from sqrt(u) max|x| shrinking 64-fold until a smaller one
+   agrees, which a smooth change finer than the spacing does not): both g and the oracle round
+   their sums of the same terms, so each is within ~4 sigma of the exact value.
    For a VJP sigma_g,i is the larger of that and rho_i (step 3).
    Where the complex step (per coordinate) fails an entry, its own noise sigma_o is measured
    the same way and the entry's 8 sigma_g becomes 8 max(sigma_g, sigma_o): the oracle may sum
@@ -1358,11 +1360,7 @@ def _pick_jax(jax_fn, jax_loss_fn):
 
 
 def _grad_noise(flat: Flat, grad_flat: Callable[[np.ndarray], np.ndarray], rng) -> np.ndarray:
-    p, h = blackbox.noise_probe(flat, rng, floor=0.0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        s = _noise.vector_noise(lambda z: grad_flat(flat.rnd(z)), flat.x, p, h)
-    return np.where(np.isfinite(s), s, 0.0)
+    return blackbox.entry_noise(lambda z: grad_flat(flat.rnd(z)), flat, rng)
 
 
 FIRST_CALL_RTOL = 2.0**-10   # how much a second call may move an entry, relatively (_first_call_tol)
@@ -2011,15 +2009,13 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
         if todo:
             E = np.zeros((len(todo), flat.n))
             E[np.arange(len(todo)), todo] = 1.0
-            p, h = blackbox.noise_probe(flat, noise_rng, floor=0.0)
 
             def g_at(z):
                 prims = flat.build(flat.rnd(z))
                 return np.array([_contract(c_leaves, tangent_out(e, prims), None, "jvp_fn") for e in E])
 
             with warnings.catch_warnings(action="ignore"):
-                s = _noise.vector_noise(g_at, flat.x, p, h)
-            measured.update(zip(todo, np.where(np.isfinite(s), s, 0.0)))
+                measured.update(zip(todo, blackbox.entry_noise(g_at, flat, noise_rng)))
         return np.array([measured[int(i)] for i in idx])
 
     # jvp_fn (and JAX) with the primals, tangents and cotangent in float64 (module docstring,
@@ -2109,7 +2105,7 @@ def _primal_labels(f: Callable, flat: Flat) -> dict[str, str]:
 
 
 def _noise_of_output(flat: Flat, fn, rng) -> list[np.ndarray]:
-    """Per-entry noise of each output leaf of ``fn(x)`` (ECNoise table, :func:`noise.vector_noise`)."""
+    """Per-entry noise of each output leaf of ``fn(x)`` (:func:`blackbox.entry_noise`)."""
     if not flat.n:
         return []
     first = [np.asarray(L) for L in flatten(fn(flat.x))[0]]
@@ -2118,11 +2114,7 @@ def _noise_of_output(flat: Flat, fn, rng) -> list[np.ndarray]:
     def vec(z):
         return np.concatenate([np.real(np.asarray(L)).astype(np.float64).ravel() for L in flatten(fn(z))[0]])
 
-    p, h = blackbox.noise_probe(flat, rng, floor=0.0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        s = _noise.vector_noise(vec, flat.x, p, h)
-    s = np.where(np.isfinite(s), s, 0.0)
+    s = blackbox.entry_noise(vec, flat, rng)
     return [a.reshape(L.shape) for a, L in zip(np.split(s, np.cumsum(sizes)[:-1]), first)]
 
 

@@ -19,8 +19,10 @@ whose differences were not all 0: noise plus a smooth change of at most 7 h |f'|
 on the noise's range there (8 Gaussian samples spread ~2.8 sigma on average).
 
 The same table, evaluated for every entry of a vector function (a gradient) at once, gives a
-per-entry noise level: :func:`vector_noise` (levels of order 3 to 5, the largest, with a step
-so small that the smooth part of order 3 is below any rounding).
+per-entry noise level: :func:`vector_noise` (levels of order 3 to 5, the largest, at one
+spacing). A smooth change on a finer scale than that spacing passes the table for noise;
+:func:`shrinking_noise` reads the table at spacings 64 times smaller each until a smaller one
+agrees, which noise does and smooth change does not.
 """
 
 from __future__ import annotations
@@ -102,7 +104,66 @@ def vector_noise(g: Callable[[np.ndarray], np.ndarray], x: np.ndarray, p: np.nda
     """Per-entry noise of a vector function ``g`` near x: max(sigma_3, sigma_4, sigma_5) of
     the module docstring's table, along ``p`` with spacing ``h`` (16 evaluations of g)."""
     ts = (np.arange(n_points) - n_points // 2) * h
-    G = np.stack([np.asarray(g(x + t * p), dtype=np.float64) for t in ts])
+    return _table_noise(np.stack([np.asarray(g(x + t * p), dtype=np.float64) for t in ts]))
+
+
+SHRINK = 2.0**-6   # from one spacing to the next in shrinking_noise: order-3 smooth change falls 2^18-fold
+CONFIRM = 8.0      # how much smaller the next spacing's reading may be and still confirm one
+
+
+def shrinking_noise(g: Callable[[np.ndarray], np.ndarray], x: np.ndarray, p: np.ndarray, h: float,
+                    ulp: np.ndarray, h_min: float, n_points: int = 2 * N_POINTS) -> np.ndarray:
+    """Per-entry noise of ``g`` near x, read (as :func:`vector_noise`) at spacings h_l = h 2^-6l
+    until a smaller one confirms it; 16 evaluations of g per spacing, at least 32.
+
+    Noise does not depend on the spacing; a smooth change in g_i does, and one that varies on a
+    finer scale than h passes the table for noise (sin at |x| ~ 1e4 in float32, layer norm of
+    rows at 100 +- 1e-3). From one spacing to the next, smooth change of order 3 falls 2^18-fold.
+    So entry i's reading stands, as the larger of it and the next, where the next spacing reads
+    at least 1/8 of it (two readings of the same noise differ by more in 5e-6 of entries,
+    Gaussian or uniform; docs/checker.md) or where g_i does not move there at all (below its
+    resolution: nothing contradicts it); where the next reads less, that reading awaits the
+    spacing after. A table of exactly 0 where g_i moves is no reading (g_i moved by a near
+    multiple of its ulp per step, and its rounding error drifted without a jump) and leaves the
+    reading before waiting. A reading of 0 where g_i never moved stands at once. An entry never
+    confirmed takes the last reading, at h_min or below it, where smooth change is at its least.
+
+    The steps are ``h_l p`` rounded to nonzero multiples of 2 ``ulp`` (each input's own): every
+    input moves by 2 ulp at least, and each point is exact in the input's dtype (a rounded input
+    reads as noise of g) while it stays in x_j's binade or below."""
+    ks = np.arange(n_points) - n_points // 2
+    h_l, waiting, confirmed = h, None, None
+    while True:
+        d = _lattice_step(h_l * p, ulp)
+        G = np.stack([np.asarray(g(x + k * d), dtype=np.float64) for k in ks])
+        s, moved = _table_noise(G), np.any(np.diff(G, axis=0) != 0, axis=0)
+        if waiting is None:
+            waiting, confirmed = s, (s == 0) & ~moved
+        else:
+            agrees = ~confirmed & (~moved | (s >= waiting / CONFIRM))
+            waiting = np.where(agrees, np.fmax(waiting, s), waiting)
+            confirmed |= agrees
+            smaller = ~confirmed & (s > 0)            # (NaN > 0 is False: a NaN reading waits too)
+            waiting = np.where(smaller, s, waiting)
+        if confirmed.all() or h_l <= h_min:
+            return waiting
+        h_l *= SHRINK
+
+
+def _lattice_step(v: np.ndarray, ulp: np.ndarray) -> np.ndarray:
+    """``v`` rounded entry by entry to a nonzero multiple of 2 ``ulp`` (0 stays 0). Where v spans
+    2^50 such multiples or more (an input near 0, whose ulp is far below any step) v itself: its
+    points round like any float64 sum, by 2^-53 of the step."""
+    q = 2 * ulp
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        m = np.abs(v) / q
+    coarse = ~(m < 2.0**50)
+    n = np.maximum(np.rint(np.where(coarse, 0.0, m)), 1.0)
+    return np.where(v == 0, 0.0, np.where(coarse, v, np.sign(v) * n * q))
+
+
+def _table_noise(G: np.ndarray) -> np.ndarray:
+    """max(sigma_3, sigma_4, sigma_5) of the difference table of G (points along axis 0)."""
     d, gamma, out = G, 1.0, np.zeros(G.shape[1:])
     for k in range(1, 6):
         d = np.diff(d, axis=0)

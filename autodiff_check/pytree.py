@@ -270,6 +270,14 @@ class Flat:
         other.output_known = True
         return other
 
+    def ulp(self) -> np.ndarray:
+        """Per entry, the spacing of its leaf's dtype at |x_i| (``np.spacing``), as float64."""
+        out = np.zeros(self.n)
+        for fl, s, d in zip(self.float_, self.slices, self.dtypes):
+            if fl:
+                out[s] = np.spacing(np.abs(self.x[s]).astype(d)).astype(np.float64)
+        return out
+
     def u_at(self, i: int) -> float:
         """The unit roundoff of entry i's difference: its leaf's or f's value's, the coarser."""
         return max(self.u_out, float(np.finfo(self.dtypes[self.leaf_of(i)]).eps) / 2)

@@ -768,3 +768,19 @@ def test_kink_sweep_prints_a_count_per_case(capsys):
     assert re.search(r"^relu MLP +PASS 1$", out, re.M), out
     with pytest.raises(SystemExit):
         kink_sweep.main(["--seeds", "-1"])
+
+
+def test_noise_readings_reproduces_the_reading_before_and_after_it_shrank():
+    """benchmarks.noise_readings, which docs/checker.md quotes: readings of known noise are ordered
+    quantiles near sigma (the median of 16 draws' table reading is 0.95-1.0 sigma), two readings
+    of one noise rarely differ by CONFIRM (5e-6 in 10^6 pairs: 0.1 expected in 2 x 10^4), and
+    seed 0 of layer norm with one entry 10 % off passes with the noise read at one spacing and
+    fails with it read at shrinking spacings."""
+    pytest.importorskip("jax")
+    from benchmarks import noise_readings as NR
+    for r in NR.readings(20_000).values():
+        assert r["q1e-6"] < r["q1e-3"] < r["median"] < r["q1-1e-3"] < r["q1-1e-6"]
+        assert 0.8 < r["median"] < 1.2 and r["P(ratio > CONFIRM)"] < 1e-3
+    rows = {name: (one, shrinking) for name, one, shrinking, *_ in NR.verdicts(1)}
+    assert rows["layer norm + jax, dx[0, 7] 10 % off"] == ("P", "F")
+    assert rows["sin, correct"] == ("P", "P") and rows["layer norm + jax, correct"] == ("P", "P")

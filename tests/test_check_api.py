@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import autodiff_check as ac
-from autodiff_check.noise import ecnoise, estimate_noise
+from autodiff_check.noise import CONFIRM, ecnoise, estimate_noise, shrinking_noise, vector_noise
 
 RNG = np.random.default_rng(0)
 
@@ -118,6 +118,28 @@ def test_ecnoise_recovers_a_known_noise_level():
     nz = estimate_noise(f, x, np.array([1.0, -0.5, 0.25]), 1e-6)
     assert nz.sigma is not None and sigma / 3 < nz.sigma < 3 * sigma
     assert ecnoise(np.full(8, 2.0)) == (0.0, 2)  # no differences at all: h too small
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_noise_read_at_shrinking_spacings_is_the_rounding_not_a_fast_smooth_change(seed):
+    """g_i = cos(1e7 x_i) rounded to float32: a smooth change on a scale of 1e-7, and noise known
+    to the bit: uniform rounding of the float64 argument (ulp(1e7 x) |sin| wide) and of the value
+    (ulp32(g) wide), sigma_i = |both| / sqrt(12). One spacing of sqrt(u) |x| (1.5e-8 steps) reads
+    the change as noise; shrinking 64-fold until a smaller spacing agrees reads the noise. Bounds
+    from 10^6 draws of the table's reading of uniform noise (docs/checker.md): between 0.17 and
+    2.7 sigma in all but 1e-6 of entries, median 0.98; a confirmed reading may be up to CONFIRM
+    times the one confirming it."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0.5, 1.0, 50)
+    p = rng.standard_normal(50)
+    p /= np.abs(p).max()
+    g = lambda z: np.cos(1e7 * z).astype(np.float32).astype(np.float64)  # noqa: E731
+    sigma = np.hypot(np.spacing(np.abs(g(x)).astype(np.float32)), np.spacing(1e7 * x) * np.sin(1e7 * x)) / np.sqrt(12)
+    h = np.sqrt(2.0**-53) * x.max()
+    read = shrinking_noise(g, x, p, h, np.spacing(x), 4 * np.sqrt(2.0**-53) * h)
+    assert np.all(read >= 0.17 * sigma) and np.all(read <= CONFIRM * 2.7 * sigma), read / sigma
+    assert np.median(read / sigma) < 2.7, read / sigma
+    assert np.median(vector_noise(g, x, p, h) / sigma) > 10 * 2.7   # the one spacing: smooth change
 
 
 def test_large_inputs_are_bisected_to_the_wrong_entries_in_k_log_n():

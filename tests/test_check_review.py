@@ -810,6 +810,44 @@ def test_a_correct_float32_sin_at_large_inputs_passes(seed):
     assert ac.check_vjp(np.sin, lambda dy, x: (-dy * np.cos(x),), x, seed=seed).status == "FAIL"
 
 
+def _one_entry_off(vjp, rel, i=7):
+    """``vjp`` with entry i of its first cotangent-side result multiplied by 1 + rel."""
+    def wrong(dy, *primals):
+        out = list(vjp(dy, *primals))
+        out[0] = out[0].copy()
+        out[0].flat[i] *= 1 + rel
+        return tuple(out)
+    return wrong
+
+
+@pytest.mark.parametrize("seed", [2, 3, 6, 8])
+def test_sin_one_percent_off_at_large_float32_inputs_fails(seed):
+    """sin at |x| 1e3-1e4 in float32, one entry of dx = dy cos(x) 1 % off: g's noise read at one
+    spacing of sqrt(u) max|x| (2.4 there, cos through 0.4 of a period per step) took cos's change
+    for noise, and this passed in 4 of 10 seeds (these four). Read at spacings shrinking until a
+    smaller one agrees, the noise is float32's rounding and the entry fails."""
+    rng = np.random.default_rng(1000 + seed)
+    x = (rng.choice([-1, 1], 50) * 10 ** rng.uniform(3, 4, 50)).astype(np.float32)
+    v = ac.check_vjp(np.sin, _one_entry_off(lambda dy, x: (dy * np.cos(x),), 0.01), x, seed=seed)
+    assert v.status == "FAIL" and {m.where for m in v.mismatches} == {"primal 0 [7]"}, v.report(full=True)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_layer_norm_one_entry_ten_percent_off_at_a_large_mean_fails_against_jax(seed):
+    """Layer norm of float32 rows at 100 +- 1e-3, one entry of dx 10 % off, with jax.vjp as the
+    exact oracle (layer_norm refuses complex input): one spacing of sqrt(u) max|x| (0.024,
+    24 times the rows' spread) read the change of dx across a row as its noise (34 on entries
+    ~250), and this passed in 9 of 10 seeds. Read at spacings shrinking until a smaller one
+    agrees, the noise is float32's rounding and the entry fails."""
+    jax_layers = pytest.importorskip("autodiff_check.layers")
+    rng = np.random.default_rng(seed)
+    x = (100 + 1e-3 * rng.uniform(-1, 1, (16, 32))).astype(np.float32)
+    gamma, beta = rng.standard_normal((2, 32)).astype(np.float32)
+    v = ac.check_vjp(mb.layers.layer_norm, _one_entry_off(mb.layers.layer_norm_vjp, 0.1), x, gamma, beta,
+                     seed=seed, jax_fn=jax_layers.FORWARD["layer_norm"])
+    assert v.status == "FAIL" and {m.where for m in v.mismatches} == {"primal 0 [0, 7]"}, v.report(full=True)
+
+
 def test_the_float64_retake_stops_once_64_failing_entries_still_fail():
     """A derivative wrong in every entry fails whatever the rest shows: the float64 re-take of
     failing entries stops once SECOND_OPINION_MAX of them still fail (tanh's VJP doubled, 300
