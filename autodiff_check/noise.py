@@ -114,7 +114,8 @@ CONFIRM = 8.0      # how much smaller the next spacing's reading may be and stil
 def shrinking_noise(g: Callable[[np.ndarray], np.ndarray], x: np.ndarray, p: np.ndarray, h: float,
                     ulp: np.ndarray, h_min: float, n_points: int = 2 * N_POINTS) -> np.ndarray:
     """Per-entry noise of ``g`` near x, read (as :func:`vector_noise`) at spacings h_l = h 2^-6l
-    until a smaller one confirms it; 16 evaluations of g per spacing, at least 32.
+    until a smaller one confirms it; 16 evaluations of g per spacing, two spacings at least
+    where g moves.
 
     Noise does not depend on the spacing; a smooth change in g_i does, and one that varies on a
     finer scale than h passes the table for noise (sin at |x| ~ 1e4 in float32, layer norm of
