@@ -121,33 +121,38 @@ def shrinking_noise(g: Callable[[np.ndarray], np.ndarray], x: np.ndarray, p: np.
     finer scale than h passes the table for noise (sin at |x| ~ 1e4 in float32, layer norm of
     rows at 100 +- 1e-3). From one spacing to the next, smooth change of order 3 falls 2^18-fold.
     So entry i's reading stands, as the larger of it and the next, where the next spacing reads
-    at least 1/8 of it (two readings of the same noise differ by more in 5e-6 of entries,
+    within a factor 8 of it (two readings of the same noise differ by more in 5e-6 of entries,
     Gaussian or uniform; docs/checker.md) or where g_i does not move there at all (below its
-    resolution: nothing contradicts it); where the next reads less, that reading awaits the
-    spacing after. A table of exactly 0 where g_i moves is no reading (g_i moved by a near
-    multiple of its ulp per step, and its rounding error drifted without a jump) and leaves the
-    reading before waiting. A reading of 0 where g_i never moved stands at once. An entry never
-    confirmed takes the last reading, at h_min or below it, where smooth change is at its least.
+    resolution: nothing contradicts it); otherwise the next reading waits for the spacing after.
+    A table of exactly 0 where g_i moves is no reading and leaves the one before waiting. A
+    reading of 0 where g_i never moved stands at once.
+
+    An entry never confirmed takes the larger of its last reading, at h_min or below, where
+    smooth change is least, and the largest reading below h that looks like noise by ECNoise's
+    rule (orders 3-5 within a factor 4, Delta^3 changing sign; a resolved smooth change decays
+    with the order): on the exact points below, an intermediate that moves by a near multiple of
+    its ulp per step rounds with an error that drifts without a jump, and the table under-reads
+    (sin(x W) in float32: 2.2e-5 at the last spacing, 2.4e-4 above it and in fact; a review).
 
     The steps are ``h_l p`` rounded to nonzero multiples of 2 ``ulp`` (each input's own): every
     input moves by 2 ulp at least, and each point is exact in the input's dtype (a rounded input
     reads as noise of g) while it stays in x_j's binade or below."""
     ks = np.arange(n_points) - n_points // 2
-    h_l, waiting, confirmed = h, None, None
+    h_l, waiting = h, None
     while True:
         d = _lattice_step(h_l * p, ulp)
         G = np.stack([np.asarray(g(x + k * d), dtype=np.float64) for k in ks])
-        s, moved = _table_noise(G), np.any(np.diff(G, axis=0) != 0, axis=0)
+        (s, noise_like), moved = _table(G), np.any(np.diff(G, axis=0) != 0, axis=0)
         if waiting is None:
-            waiting, confirmed = s, (s == 0) & ~moved
+            waiting, confirmed, below_h = s, (s == 0) & ~moved, np.zeros(s.shape)
         else:
-            agrees = ~confirmed & (~moved | (s >= waiting / CONFIRM))
+            agrees = ~confirmed & (~moved | ((s >= waiting / CONFIRM) & (s <= waiting * CONFIRM)))
             waiting = np.where(agrees, np.fmax(waiting, s), waiting)
             confirmed |= agrees
-            smaller = ~confirmed & (s > 0)            # (NaN > 0 is False: a NaN reading waits too)
-            waiting = np.where(smaller, s, waiting)
+            waiting = np.where(~confirmed & (s > 0), s, waiting)   # (NaN > 0 is False: it waits too)
+            below_h = np.where(noise_like, np.fmax(below_h, s), below_h)
         if confirmed.all() or h_l <= h_min:
-            return waiting
+            return np.where(confirmed, waiting, np.fmax(waiting, below_h))
         h_l *= SHRINK
 
 
@@ -165,13 +170,23 @@ def _lattice_step(v: np.ndarray, ulp: np.ndarray) -> np.ndarray:
 
 def _table_noise(G: np.ndarray) -> np.ndarray:
     """max(sigma_3, sigma_4, sigma_5) of the difference table of G (points along axis 0)."""
-    d, gamma, out = G, 1.0, np.zeros(G.shape[1:])
+    return _table(G)[0]
+
+
+def _table(G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(max(sigma_3, sigma_4, sigma_5), whether they look like noise by ECNoise's rule: within a
+    factor 4 of each other, and Delta^3 G changes sign) per entry, points along axis 0."""
+    d, gamma, levels = G, 1.0, []
     for k in range(1, 6):
         d = np.diff(d, axis=0)
         gamma *= 0.5 * k / (2 * k - 1)
         if k >= 3:
-            out = np.maximum(out, np.sqrt(gamma) * _rms(d, axis=0))
-    return out
+            levels.append(np.sqrt(gamma) * _rms(d, axis=0))
+        if k == 3:
+            sign_change = (d.min(axis=0) < 0) & (d.max(axis=0) > 0)
+    hi, lo = np.maximum.reduce(levels), np.minimum.reduce(levels)
+    with np.errstate(invalid="ignore"):
+        return hi, sign_change & (hi <= 4 * lo)
 
 
 def _rms(d: np.ndarray, axis=None) -> np.ndarray:

@@ -848,6 +848,36 @@ def test_layer_norm_one_entry_ten_percent_off_at_a_large_mean_fails_against_jax(
     assert v.status == "FAIL" and {m.where for m in v.mismatches} == {"primal 0 [0, 7]"}, v.report(full=True)
 
 
+def test_a_float32_layer_with_large_preactivations_is_not_failed_by_a_drifting_noise_reading():
+    """sin(x W) in float32 with |x W| ~ 100, a correct VJP against jax.vjp (a review): on the
+    exact points of the smallest spacing one entry of s = x W moved by 24.033 of its ulps per
+    step, its rounding drifted without a jump, and g's noise read 2.2e-5 where it is 2.8e-4 (the
+    spacings above read 2.4e-4): NumPy's and XLA's sums, 7.6e-4 apart, failed. An unconfirmed
+    entry now also takes the largest reading below h that looks like noise."""
+    jnp = pytest.importorskip("jax.numpy")
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((4, 16)).astype(np.float32)
+    W = (25 * rng.standard_normal((16, 3))).astype(np.float32)
+    v = ac.check_vjp(lambda x, W: np.sin(x @ W),
+                     lambda dy, x, W: ((dy * np.cos(x @ W)) @ W.T, x.T @ (dy * np.cos(x @ W))),
+                     x, W, seed=2, jax_fn=lambda x, W: jnp.sin(x @ W))
+    assert v.status == "PASS", v.report(full=True)
+
+
+def test_a_reading_far_larger_at_the_smaller_spacing_does_not_confirm_the_one_before():
+    """sin at float32 |x| 3e4-3e5, one entry of dx 10 % off, jax.grad the only oracle (a review):
+    g's noise read 0.0074 at h and 0.084 at h/64, both cos's change aliased, and the second
+    "confirmed" the first for being at least 1/8 of it; the error passed. Two readings of one
+    noise differ by more than 8 either way as rarely, so the next spacing must read within a
+    factor 8 above as below, and the entry is read at the smallest spacing (9.4e-6)."""
+    jnp = pytest.importorskip("jax.numpy")
+    rng = np.random.default_rng(1000)
+    x = (rng.choice([-1, 1], 50) * 10 ** rng.uniform(4.5, 5.5, 50)).astype(np.float32)
+    v = ac.check_vjp(np.sin, _one_entry_off(lambda dy, x: (dy * np.cos(x),), 0.1), x, seed=0, jax_fn=jnp.sin,
+                     oracles=["jax_grad"])
+    assert v.status == "FAIL" and {m.where for m in v.mismatches} == {"primal 0 [7]"}, v.report(full=True)
+
+
 def test_the_float64_retake_stops_once_64_failing_entries_still_fail():
     """A derivative wrong in every entry fails whatever the rest shows: the float64 re-take of
     failing entries stops once SECOND_OPINION_MAX of them still fail (tanh's VJP doubled, 300
