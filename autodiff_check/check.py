@@ -537,18 +537,20 @@ def _second_opinion(promoted: tuple[Flat, Callable], ctx: blackbox.Context, flat
                 kink_idx[int(i)] = desc
                 redone.append(int(i))
 
+    def fails(i: int) -> bool:   # as it stands now: outside its tolerance and not at a kink
+        with np.errstate(invalid="ignore"):
+            return int(i) not in kink_idx and not abs(g[i] - ref[i]) <= tol[i] + own[i]
+
     still_failing = 0
     for i in candidates[:n_failing]:
         if still_failing == SECOND_OPINION_MAX:
             break
         retake(i)
-        with np.errstate(invalid="ignore"):
-            still_failing += int(i) not in kink_idx and not abs(g[i] - ref[i]) <= tol[i] + own[i]
+        still_failing += fails(i)
     for i in candidates[n_failing:]:
         retake(i)
     if redone:
-        with np.errstate(invalid="ignore"):
-            still = [i for i in redone if i not in kink_idx and not abs(g[i] - ref[i]) <= tol[i] + own[i]]
+        still = [i for i in redone if fails(i)]
         at_kinks = [i for i in redone if i in kink_idx]
         rescued = [i for i in redone if i in was_failing and i not in still and i not in at_kinks]
         newly = [i for i in still if i not in was_failing]

@@ -122,8 +122,9 @@ def shrinking_noise(g: Callable[[np.ndarray], np.ndarray], x: np.ndarray, p: np.
     rows at 100 +- 1e-3). From one spacing to the next, smooth change of order 3 falls 2^18-fold.
     So entry i's reading stands, as the larger of it and the next, where the next spacing reads
     within a factor 8 of it (two readings of the same noise differ by more in 5e-6 of pairs of
-    Gaussian draws, in none of 10^6 uniform; docs/checker.md) or where g_i does not move there at all (below its
-    resolution: nothing contradicts it); otherwise the next reading waits for the spacing after.
+    Gaussian draws, in none of 10^6 uniform; docs/checker.md) or where g_i does not move there
+    at all (below its resolution: nothing contradicts it); otherwise the next reading waits for
+    the spacing after.
     A table of exactly 0 where g_i moves is no reading and leaves the one before waiting. A
     reading of 0 where g_i never moved stands at once.
 

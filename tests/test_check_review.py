@@ -760,6 +760,24 @@ def _layer_norm_without(term):
     return vjp
 
 
+def _rows_at_100(seed):
+    """Layer norm's primals: float32 rows at 100 +- 1e-3 (16 x 32), gamma and beta ~ N(0, 1)."""
+    rng = np.random.default_rng(seed)
+    x = (100 + 1e-3 * rng.uniform(-1, 1, (16, 32))).astype(np.float32)
+    gamma, beta = rng.standard_normal((2, 32)).astype(np.float32)
+    return x, gamma, beta
+
+
+def _large_sin_inputs(seed, decades=(3, 4)):
+    """50 float32 inputs of either sign, |x| log-uniform over ``decades`` (default 1e3-1e4)."""
+    rng = np.random.default_rng(1000 + seed)
+    return (rng.choice([-1, 1], 50) * 10 ** rng.uniform(*decades, 50)).astype(np.float32)
+
+
+def _sin_vjp(dy, x):
+    return (dy * np.cos(x),)
+
+
 @pytest.mark.parametrize("seed", [1, 2, 18])
 def test_a_correct_float32_layer_norm_at_a_large_mean_passes(seed):
     """Rows at 100 +- 1e-3 in float32 (16 x 32): float32's differences step by 6 across rows that
@@ -769,9 +787,7 @@ def test_a_correct_float32_layer_norm_at_a_large_mean_passes(seed):
     of 2.5e-4 was set aside because the float32 one claimed less than it plus g's rounding
     allowance. Every failing entry is now re-taken until 64 still fail, and the two differences'
     own bounds decide. A VJP without the mean term or the variance path still fails."""
-    rng = np.random.default_rng(seed)
-    x = (100 + 1e-3 * rng.uniform(-1, 1, (16, 32))).astype(np.float32)
-    gamma, beta = rng.standard_normal((2, 32)).astype(np.float32)
+    x, gamma, beta = _rows_at_100(seed)
     v = ac.check_vjp(mb.layers.layer_norm, mb.layers.layer_norm_vjp, x, gamma, beta, seed=seed)
     assert v.status == "PASS", v.report(full=True)
     for term in ("mean", "variance"):
@@ -785,9 +801,8 @@ def test_float32_differences_that_alias_do_not_take_the_complex_step_away():
     "f is not complex-analytic" (a review). f takes complex input, so the probe is made again in
     float64, which decides: sin keeps its complex step; conj(x) x, which takes complex input and
     is not analytic, is refused in float64 too."""
-    rng = np.random.default_rng(1000)
-    x = (rng.choice([-1, 1], 50) * 10 ** rng.uniform(3, 4, 50)).astype(np.float32)
-    v = ac.check_vjp(np.sin, lambda dy, x: (dy * np.cos(x),), x, seed=0)
+    x = _large_sin_inputs(0)
+    v = ac.check_vjp(np.sin, _sin_vjp, x, seed=0)
     assert v.passed and "complex_step" in [r.oracle for r in v.results], v.report(full=True)
     assert not any("complex-analytic" in n for n in v.notes), v.notes
     x = np.random.default_rng(0).standard_normal(20).astype(np.float32)
@@ -803,9 +818,8 @@ def test_a_correct_float32_sin_at_large_inputs_passes(seed):
     within 5.7e-8, was set aside because with g's rounding allowance added (1.50e-5) it claimed
     more: 15 of 20 seeds failed the correct VJP (a review). Now the two differences' own bounds
     decide, and the allowance is added to whichever judges. cos with its sign flipped still fails."""
-    rng = np.random.default_rng(1000 + seed)
-    x = (rng.choice([-1, 1], 50) * 10 ** rng.uniform(3, 4, 50)).astype(np.float32)
-    v = ac.check_vjp(np.sin, lambda dy, x: (dy * np.cos(x),), x, seed=seed)
+    x = _large_sin_inputs(seed)
+    v = ac.check_vjp(np.sin, _sin_vjp, x, seed=seed)
     assert v.status == "PASS", v.report(full=True)
     assert ac.check_vjp(np.sin, lambda dy, x: (-dy * np.cos(x),), x, seed=seed).status == "FAIL"
 
@@ -826,9 +840,7 @@ def test_sin_one_percent_off_at_large_float32_inputs_fails(seed):
     spacing of sqrt(u) max|x| (2.4 there, cos through 0.4 of a period per step) took cos's change
     for noise, and this passed in 4 of 10 seeds (these four). Read at spacings shrinking until a
     smaller one agrees, the noise is float32's rounding and the entry fails."""
-    rng = np.random.default_rng(1000 + seed)
-    x = (rng.choice([-1, 1], 50) * 10 ** rng.uniform(3, 4, 50)).astype(np.float32)
-    v = ac.check_vjp(np.sin, _one_entry_off(lambda dy, x: (dy * np.cos(x),), 0.01), x, seed=seed)
+    v = ac.check_vjp(np.sin, _one_entry_off(_sin_vjp, 0.01), _large_sin_inputs(seed), seed=seed)
     assert v.status == "FAIL" and {m.where for m in v.mismatches} == {"primal 0 [7]"}, v.report(full=True)
 
 
@@ -840,10 +852,7 @@ def test_layer_norm_one_entry_ten_percent_off_at_a_large_mean_fails_against_jax(
     ~250), and this passed in 9 of 10 seeds. Read at spacings shrinking until a smaller one
     agrees, the noise is float32's rounding and the entry fails."""
     jax_layers = pytest.importorskip("autodiff_check.layers")
-    rng = np.random.default_rng(seed)
-    x = (100 + 1e-3 * rng.uniform(-1, 1, (16, 32))).astype(np.float32)
-    gamma, beta = rng.standard_normal((2, 32)).astype(np.float32)
-    v = ac.check_vjp(mb.layers.layer_norm, _one_entry_off(mb.layers.layer_norm_vjp, 0.1), x, gamma, beta,
+    v = ac.check_vjp(mb.layers.layer_norm, _one_entry_off(mb.layers.layer_norm_vjp, 0.1), *_rows_at_100(seed),
                      seed=seed, jax_fn=jax_layers.FORWARD["layer_norm"])
     assert v.status == "FAIL" and {m.where for m in v.mismatches} == {"primal 0 [0, 7]"}, v.report(full=True)
 
@@ -871,9 +880,8 @@ def test_a_reading_far_larger_at_the_smaller_spacing_does_not_confirm_the_one_be
     noise differ by more than 8 either way as rarely, so the next spacing must read within a
     factor 8 above as below, and the entry is read at the smallest spacing (9.4e-6)."""
     jnp = pytest.importorskip("jax.numpy")
-    rng = np.random.default_rng(1000)
-    x = (rng.choice([-1, 1], 50) * 10 ** rng.uniform(4.5, 5.5, 50)).astype(np.float32)
-    v = ac.check_vjp(np.sin, _one_entry_off(lambda dy, x: (dy * np.cos(x),), 0.1), x, seed=0, jax_fn=jnp.sin,
+    x = _large_sin_inputs(0, decades=(4.5, 5.5))
+    v = ac.check_vjp(np.sin, _one_entry_off(_sin_vjp, 0.1), x, seed=0, jax_fn=jnp.sin,
                      oracles=["jax_grad"])
     assert v.status == "FAIL" and {m.where for m in v.mismatches} == {"primal 0 [7]"}, v.report(full=True)
 
