@@ -1877,6 +1877,35 @@ def _coarsest_float(leaves) -> np.dtype | None:
     return max(fl, key=lambda d: np.finfo(d).eps) if fl else None
 
 
+def _narrower(a: np.dtype, b: np.dtype) -> np.dtype:
+    """The float dtype of ``a`` and ``b`` with the larger unit roundoff."""
+    return max(np.dtype(a), np.dtype(b), key=lambda d: np.finfo(d).eps)
+
+
+def _jax_out_dtypes(f_leaves, jax_out, treedef, paths) -> tuple[list, list[str]]:
+    """Per output leaf of f: jax_fn's float dtype there where it differs from f's (both floating),
+    else None; and a note naming the first such leaf. JAX's pullback takes a cotangent only in
+    its output's dtype: a float64 cotangent for float32 outputs raised JAX's ValueError (f = x **
+    np.int64(3) of float32 x, which NumPy 2 promotes to float64, with jax_fn = x ** 3)."""
+    try:
+        j_leaves = flatten(by_key(jax_out, treedef, root="output", what="jax_fn's output"), what="jax_fn's output")[0]
+    except (TypeError, ValueError):
+        return [None] * len(f_leaves), []   # _twin_notes says so
+    dts, notes = [], []
+    for a, b, p in zip(f_leaves, j_leaves, paths):
+        if np.shape(a) != np.shape(b):   # JAX's pullback would refuse the cotangent with its own error
+            raise ValueError(f"jax_fn's output at {format_path('output', p)} has shape {np.shape(b)} where f's has "
+                             f"{np.shape(a)}: jax_fn must compute the same function")
+        da, db = np.asarray(a).dtype, np.dtype(getattr(b, "dtype", np.asarray(b).dtype))
+        differ = da.kind == "f" and db.kind == "f" and da != db
+        dts.append(db if differ else None)
+        if differ and not notes:
+            notes.append(f"f returns {da} at {format_path('output', p)} where jax_fn returns {db} (NumPy 2 promotes, "
+                         f"e.g. float32 ** np.int64(3) to float64; JAX does not): the cotangent there is drawn exact "
+                         f"in {_narrower(da, db)} and handed to jax.vjp in {db}")
+    return dts, notes
+
+
 def _random_cotangent(leaves, rng):
     """Gaussian, in each output leaf's own float dtype (float32 stays float32); zeros (float64)
     for an integer output, piecewise constant in the inputs (JAX's float0: its cotangent is 0,
@@ -1922,11 +1951,14 @@ def check_vjp(f: Callable, vjp_fn: Callable, *primals, jax_fn: Callable | None =
     flat = Flat(tuple(primals), "primal", what="primals")   # the inputs are checked before f sees them
     rng = np.random.default_rng(seed + 104729)
     out_leaves, out_paths, out_td = _out_info(f, primals)
-    twin = []
+    twin, jax_dtypes = [], [None] * len(out_leaves)
     if jax_fn is not None:
         jax, jax_fn = _jax(jax_fn)
         jvp = _compiled(jax, lambda p, t: jax.jvp(jax_fn, p, t)[1])
-        twin = _twin_notes(out_leaves, jax_fn(*primals), out_td, out_paths, "f")
+        jax_out = jax_fn(*primals)
+        twin = _twin_notes(out_leaves, jax_out, out_td, out_paths, "f")
+        jax_dtypes, differ = _jax_out_dtypes(out_leaves, jax_out, out_td, out_paths)
+        twin += differ
     v_all = None
     for k in range(n_cotangents):
         if cotangent is not None:
@@ -1937,6 +1969,14 @@ def check_vjp(f: Callable, vjp_fn: Callable, *primals, jax_fn: Callable | None =
         else:
             c_leaves = _random_cotangent(out_leaves, rng)
             c_tree = unflatten(out_td, c_leaves)
+        # where f's output and jax_fn's differ in float dtype (NumPy 2 promotes x ** np.int64(3) of
+        # float32 x to float64, JAX does not), the cotangent takes values exact in both, and JAX's
+        # pullback gets it in its own output's dtype (it refuses any other)
+        c_leaves = [c.astype(_narrower(c.dtype, j)).astype(c.dtype) if j is not None and c.dtype.kind == "f" else c
+                    for c, j in zip(c_leaves, jax_dtypes)]
+        c_tree = unflatten(out_td, c_leaves)
+        c_tree_jax = unflatten(out_td, [c.astype(j) if j is not None and c.dtype.kind == "f" else c
+                                        for c, j in zip(c_leaves, jax_dtypes)])
 
         def loss(prims, c_leaves=c_leaves):
             return _contract(c_leaves, f(*prims), None)
@@ -1963,7 +2003,7 @@ def check_vjp(f: Callable, vjp_fn: Callable, *primals, jax_fn: Callable | None =
         jfns = None
         if jax_fn is not None:
 
-            def jgrad(_P, c_tree=c_tree, flat=flat):
+            def jgrad(_P, c_tree=c_tree_jax, flat=flat):
                 _, pull = jax.vjp(jax_fn, *primals)
                 return _fill_none(tuple(pull(c_tree)), primals)
 

@@ -2464,3 +2464,25 @@ def test_a_correct_float32_sin_of_a_product_at_large_preactivations_passes(seed)
     bad = ac.check_vjp(f, _one_entry_off(vjp, 0.1, i=3), x, W, seed=seed)
     assert bad.status == "FAIL" and {m.where for m in bad.mismatches} == {"primal 0 [1, 1]"}, bad.report(full=True)
 
+
+def test_f_promoted_by_numpy_where_jax_fn_is_not():
+    """x ** np.int64(3) of float32 x is float64 under NumPy 2's promotion rules; JAX keeps float32,
+    and its pullback raised its own dtype error for the float64 cotangent. The cotangent is now
+    drawn exact in float32 and handed to JAX in float32 (a note says so); a VJP 1 % off in one
+    entry still fails every oracle there. A jax_fn whose output has another shape is named."""
+    _jnp()
+    x = np.random.default_rng(0).standard_normal(5).astype(np.float32)
+    f, jf = (lambda x: x ** np.int64(3)), (lambda x: x ** 3)
+    assert f(x).dtype == np.float64
+    v = ac.check_vjp(f, lambda dy, x: (3 * dy * x ** 2,), x, jax_fn=jf, seed=0)
+    assert v.passed and "jax_vjp" in [r.oracle for r in v.results], v.report(full=True)
+    assert any("float64" in n and "jax_fn returns float32" in n for n in v.notes), v.notes
+
+    def wrong(dy, x):
+        g = 3 * dy * x ** 2
+        g[2] *= 1.01
+        return (g,)
+    bad = ac.check_vjp(f, wrong, x, jax_fn=jf, seed=0)
+    assert {m.where for m in bad.mismatches} == {"primal 0 [2]"} and not any(r.passed for r in bad.results), bad.report(full=True)
+    with pytest.raises(ValueError, match=r"jax_fn's output .* has shape \(1, 5\) where f's has \(5,\)"):
+        ac.check_vjp(f, lambda dy, x: (3 * dy * x ** 2,), x, jax_fn=lambda x: (x ** 3)[None], seed=0)
