@@ -128,8 +128,9 @@ Tolerances for a black box (no ``loss_error=``/``kinks=`` given) are estimated, 
    coordinate only (:func:`_own_rounding`): if it returns float64 and that value meets float64's
    tolerance against the oracle (JAX's taken in float64 too), the entry's tolerance grows by
    |g - g64|, the rounding of the code under test itself, at most 32 u max(|c|_max, |g64|_max)
-   of the leaf, or 8 s_i where g - g64 spreads wider (s_i) over exact points a few ulp from x
-   (:func:`_own_allowance`; for check_gradients c is a scalar loss's cotangent, 1). It covers
+   of the leaf, or 8 min(s_i, V_i) where g - g64 spreads wider (s_i) over exact points a few ulp
+   from x, up to how much g64 itself moves there (V_i) (:func:`_own_allowance`; for
+   check_gradients c is a scalar loss's cotangent, 1). It covers
    cancellation g's noise cannot show: 1 - t^2 with t rounded to 1 carries t's absolute error
    u, not u |1 - t^2|, and does not vary as x moves (float32 tanh units at |x| 5-9 failed a
    correct VJP in 10 of 10 seeds). A wrong
@@ -339,10 +340,12 @@ def _own_allowance(flat: Flat, g64: np.ndarray, c_max: float,
 
     Where an intermediate is ill-conditioned for what follows, the code's rounding exceeds 32 u
     (float32 sin(x W) at |x W| ~ 1e3: ~1e3 u, docs/checker.md). So where an entry of ``need`` is
-    beyond 32 u, ``spread()`` (:func:`_rounding_spread`) gives s_i, the spread of g - g64 over
-    exact points a few ulp from x, and A_i = max(32 u scale, 8 s_i): such rounding varies
-    erratically between neighbouring points, where a float32-only error in the code moves with
-    g, smoothly, and leaves s_i at the rounding's."""
+    beyond 32 u, ``spread()`` (:func:`_rounding_spread`) gives min(s_i, V_i), s_i the spread of
+    g - g64 over exact points a few ulp from x and V_i that of g64, and A_i = max(32 u scale,
+    8 min(s_i, V_i)): such rounding varies erratically between neighbouring points, where a
+    float32-only error in the code moves with g, smoothly, and leaves s_i at the rounding's; and
+    rounding beyond what moving the inputs by a few ulp does to g64 is the code's cancellation,
+    not the function's conditioning."""
     u, scale = _narrow_u(flat), np.zeros(flat.n)
     for sl in flat.slices:
         if sl.stop > sl.start and u[sl.start]:
@@ -363,17 +366,21 @@ SPREAD_ULPS = 16          # ... each input moved by 2k of its ulps, k uniform in
 
 def _rounding_spread(flat: Flat, g_at: Callable[[np.ndarray], np.ndarray],
                      g64_at: Callable[[np.ndarray], np.ndarray], seed: int) -> np.ndarray | None:
-    """Per entry: the standard deviation of g - g64 (the derivative under test in its own dtypes,
-    and in float64 at the same inputs) over SPREAD_POINTS points x + 2 k ulp (each input on its
-    own dtype's lattice: every point exact, a rounded input reads as error), k a random integer
-    of 1..SPREAD_ULPS and a random sign per input and point. g64 takes g's smooth change away
-    exactly, so no spacing need be small; independent points rather than a line, whose fixed
-    increments let an intermediate moving by a near multiple of its ulp per step drift (a line
-    of 2 ulp steps read 15 times less than the rounding at x; docs/checker.md). None where a call
-    raises or returns no float64 value; 0 where the values are not finite."""
-    rng, ulp, diffs = np.random.default_rng(seed + 1000003), flat.ulp(), []
+    """Per entry: min(s_i, V_i) over SPREAD_POINTS points z = x + 2 k ulp (k a random integer of
+    1..SPREAD_ULPS and a random sign per input and point, rounded to each input's dtype, so
+    every point is exact), s_i the standard deviation of g(z) - g64(z), the rounding of the code
+    under test at those points, and V_i that of g64(z), the exact derivative's own change there.
+
+    g64 takes g's smooth change away exactly, so no spacing need be small; independent points
+    rather than a line, on which an intermediate moving by a near multiple of its ulp per step
+    drifts (docs/checker.md). V_i bounds what is allowed: code whose rounding is equivalent to
+    moving its inputs by a few ulp (backward stable: sin(x W) at |x W| ~ 1e3, where s_i ~ V_i /
+    30) has s_i below V_i, which moves them by 2-32 ulp; cancellation the problem does not have
+    (a variance as mean(x^2) - mean(x)^2 at a mean of 1e3 in float32, 40-80 % off) has s_i far
+    above it. None where a call raises or returns no float64 value; 0 where not finite."""
+    rng, ulp, diffs, exact = np.random.default_rng(seed + 1000003), flat.ulp(), [], []
     for _ in range(SPREAD_POINTS):
-        z = flat.x + 2 * ulp * rng.choice(np.array([-1.0, 1.0]), flat.n) * rng.integers(1, SPREAD_ULPS + 1, flat.n)
+        z = flat.rnd(flat.x + 2 * ulp * rng.choice(np.array([-1.0, 1.0]), flat.n) * rng.integers(1, SPREAD_ULPS + 1, flat.n))
         try:
             with warnings.catch_warnings(action="ignore"):
                 a, b = g_at(z), g64_at(z)
@@ -382,8 +389,9 @@ def _rounding_spread(flat: Flat, g_at: Callable[[np.ndarray], np.ndarray],
         if b is None:
             return None
         diffs.append(a - b)
+        exact.append(b)
     with np.errstate(invalid="ignore", over="ignore"):
-        sd = np.std(np.stack(diffs), axis=0, ddof=1)
+        sd = np.fmin(np.std(np.stack(diffs), axis=0, ddof=1), np.std(np.stack(exact), axis=0, ddof=1))
     return np.where(np.isfinite(sd), sd, 0.0)
 
 
@@ -444,8 +452,9 @@ def _own_rounding(subject: _Subject, flat: Flat, g: np.ndarray, ref: np.ndarray,
     notes.append(f"{_entries(ok.size)} of {dts} leaves that failed {oracle} pass with the rounding of their dtype in "
                  f"their tolerance: {deriv} evaluated in float64 ({subject.wide_how}) agrees with {oracle} "
                  f"there{' (itself in float64)' if wide_ref is not None else ''}, and its {dts} values differ from "
-                 f"that by up to {mine[w]:.2e} at {flat.where(w)} ({mine[w] / (u[w] * c):.2g} u |c|_max, "
-                 f"at most {OWN_ROUNDING_ULPS})"
+                 f"that by up to {mine[w]:.2e} at {flat.where(w)} ({mine[w] / (u[w] * c):.2g} u |c|_max; allowed "
+                 f"{allowance[w]:.2e} there: {OWN_ROUNDING_ULPS} u max(|c|_max, |g|_max), or {SPREAD_SIGMAS} times "
+                 f"the rounding's spread measured near x where that is more)"
                  + (f", {oracle}'s by up to {np.abs(ref - ref64)[ok].max():.2e}" if wide_ref is not None else "")
                  + ": rounding, most often cancellation (1 - t^2 where t rounds near 1); the derivation agrees in float64"
                  + (f"; {_entries(failing.size - ok.size)} still fail{'s' if failing.size - ok.size == 1 else ''}"
@@ -1901,8 +1910,8 @@ def _jax_out_dtypes(f_leaves, jax_out, treedef, paths) -> tuple[list, list[str]]
         dts.append(db if differ else None)
         if differ and not notes:
             notes.append(f"f returns {da} at {format_path('output', p)} where jax_fn returns {db} (NumPy 2 promotes, "
-                         f"e.g. float32 ** np.int64(3) to float64; JAX does not): the cotangent there is drawn exact "
-                         f"in {_narrower(da, db)} and handed to jax.vjp in {db}")
+                         f"e.g. float32 ** np.int64(3) to float64; JAX does not): the cotangent there is exact in "
+                         f"{_narrower(da, db)} (drawn so, or checked where given) and handed to jax.vjp in {db}")
     return dts, notes
 
 
@@ -1972,8 +1981,16 @@ def check_vjp(f: Callable, vjp_fn: Callable, *primals, jax_fn: Callable | None =
         # where f's output and jax_fn's differ in float dtype (NumPy 2 promotes x ** np.int64(3) of
         # float32 x to float64, JAX does not), the cotangent takes values exact in both, and JAX's
         # pullback gets it in its own output's dtype (it refuses any other)
-        c_leaves = [c.astype(_narrower(c.dtype, j)).astype(c.dtype) if j is not None and c.dtype.kind == "f" else c
-                    for c, j in zip(c_leaves, jax_dtypes)]
+        with np.errstate(over="ignore", under="ignore"):   # a given 1e40 becomes inf: not exact, refused below
+            exact = [c.astype(_narrower(c.dtype, j)).astype(c.dtype) if j is not None and c.dtype.kind == "f" else c
+                     for c, j in zip(c_leaves, jax_dtypes)]
+        if cotangent is not None:   # the user's: used as given, so it must be exact in both dtypes
+            for c, e, j, p in zip(c_leaves, exact, jax_dtypes, out_paths):
+                if j is not None and not np.array_equal(c, e):
+                    raise ValueError(f"f returns {c.dtype} at {format_path('output', p)} where jax_fn returns {j}: the "
+                                     f"cotangent given there must be exact in {_narrower(c.dtype, j)} (round it, or "
+                                     f"make f and jax_fn return the same dtype)")
+        c_leaves = exact
         c_tree = unflatten(out_td, c_leaves)
         c_tree_jax = unflatten(out_td, [c.astype(j) if j is not None and c.dtype.kind == "f" else c
                                         for c, j in zip(c_leaves, jax_dtypes)])

@@ -2465,6 +2465,36 @@ def test_a_correct_float32_sin_of_a_product_at_large_preactivations_passes(seed)
     assert bad.status == "FAIL" and {m.where for m in bad.mismatches} == {"primal 0 [1, 1]"}, bad.report(full=True)
 
 
+def _layer_norm_rows(x):
+    m = x.mean(-1, keepdims=True)
+    return (x - m) / np.sqrt(((x - m) ** 2).mean(-1, keepdims=True) + x.dtype.type(1e-5))
+
+
+def _layer_norm_vjp(one_pass):
+    """Layer norm's VJP; with ``one_pass`` the variance as mean(x^2) - mean(x)^2, the same
+    function, which cancels in float32 where the mean is far above the spread."""
+    def vjp(dy, x):
+        m = x.mean(-1, keepdims=True)
+        v = (x * x).mean(-1, keepdims=True) - m * m if one_pass else ((x - m) ** 2).mean(-1, keepdims=True)
+        r = 1 / np.sqrt(v + x.dtype.type(1e-5))
+        xh = (x - m) * r
+        return (r * (dy - dy.mean(-1, keepdims=True) - xh * (dy * xh).mean(-1, keepdims=True)),)
+    return vjp
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_cancellation_the_function_does_not_have_is_not_excused_as_rounding(seed):
+    """Rows at 1e3 +- 1 in float32: a VJP whose variance is mean(x^2) - mean(x)^2 is right in
+    float64 and 18-80 % off in float32. Its rounding spreads as widely as its error, so the
+    measured spread alone (8 s_i) let it pass in 6 of 6 seeds (a review of 5e1d45e); the spread is
+    allowed only up to the exact derivative's own change over the same points (V_i), which the
+    one-pass variance exceeds and sin(x W) at 3e3 does not. The two-pass VJP passes."""
+    x = (1e3 + np.random.default_rng(seed).standard_normal((3, 8))).astype(np.float32)
+    v = ac.check_vjp(_layer_norm_rows, _layer_norm_vjp(one_pass=True), x, seed=seed)
+    assert v.status == "FAIL", v.report(full=True)
+    v = ac.check_vjp(_layer_norm_rows, _layer_norm_vjp(one_pass=False), x, seed=seed)
+    assert v.status == "PASS", v.report(full=True)
+
 def test_f_promoted_by_numpy_where_jax_fn_is_not():
     """x ** np.int64(3) of float32 x is float64 under NumPy 2's promotion rules; JAX keeps float32,
     and its pullback raised its own dtype error for the float64 cotangent. The cotangent is now
@@ -2484,5 +2514,10 @@ def test_f_promoted_by_numpy_where_jax_fn_is_not():
         return (g,)
     bad = ac.check_vjp(f, wrong, x, jax_fn=jf, seed=0)
     assert {m.where for m in bad.mismatches} == {"primal 0 [2]"} and not any(r.passed for r in bad.results), bad.report(full=True)
+    c = np.linspace(-1, 1, 5)                       # exact in float32: used as given
+    assert ac.check_vjp(f, lambda dy, x: (3 * dy * x ** 2,), x, jax_fn=jf, cotangent=c).passed
+    for c in (np.full(5, 0.1), np.full(5, 1e40), np.full(5, 1e-50)):   # not exact in float32: named, not rounded
+        with pytest.raises(ValueError, match=r"cotangent given there must be exact in float32"):
+            ac.check_vjp(f, lambda dy, x: (3 * dy * x ** 2,), x, jax_fn=jf, cotangent=c)
     with pytest.raises(ValueError, match=r"jax_fn's output .* has shape \(1, 5\) where f's has \(5,\)"):
         ac.check_vjp(f, lambda dy, x: (3 * dy * x ** 2,), x, jax_fn=lambda x: (x ** 3)[None], seed=0)
