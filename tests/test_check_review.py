@@ -2495,6 +2495,30 @@ def test_cancellation_the_function_does_not_have_is_not_excused_as_rounding(seed
     v = ac.check_vjp(_layer_norm_rows, _layer_norm_vjp(one_pass=False), x, seed=seed)
     assert v.status == "PASS", v.report(full=True)
 
+
+def _bfloat16(a):
+    """float32 ``a`` rounded to bfloat16's 8 significant bits (to nearest, ties away), as float32."""
+    b = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32)
+    return ((b + np.uint32(0x8000)) & np.uint32(0xFFFF0000)).view(np.float32)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 3])
+def test_a_float32_vjp_rounded_to_bfloat16_is_not_excused_as_rounding(seed):
+    """sin(x 2^10) at |x| 0.5-1.5 in float32: the product is exact, so a correct VJP is within a
+    few u, while the exact derivative moves fast with x (V_i large). A VJP whose float32 branch
+    rounds dy cos(x 2^10) to bfloat16, as an autocast would, is up to ~100 V_i off; 8 min(s_i,
+    V_i) let it pass (a review of 86caa05: 15 of 20 seeds, 1 before the spread was measured); with
+    min(8 s_i, V_i / 4) it passes in 4 of these 12 seeds (2 before, 10 with 8 min(s_i, V_i)). The
+    correct VJP passes."""
+    x = (np.random.default_rng(seed).uniform(0.5, 1.5, 12) * np.random.default_rng(seed + 1).choice([-1, 1], 12)).astype(np.float32)
+    k = np.float32(2.0 ** 10)
+
+    def vjp(dy, x):
+        c = dy * np.cos(x * k)
+        return ((_bfloat16(c) if c.dtype == np.float32 else c) * k,)
+    assert ac.check_vjp(lambda x: np.sin(x * k), vjp, x, seed=seed).status == "FAIL"
+    assert ac.check_vjp(lambda x: np.sin(x * k), lambda dy, x: (dy * np.cos(x * k) * k,), x, seed=seed).status == "PASS"
+
 def test_f_promoted_by_numpy_where_jax_fn_is_not():
     """x ** np.int64(3) of float32 x is float64 under NumPy 2's promotion rules; JAX keeps float32,
     and its pullback raised its own dtype error for the float64 cotangent. The cotangent is now
