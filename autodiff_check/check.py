@@ -643,18 +643,17 @@ def _own_cancellation(flat: Flat, subject: "_Subject") -> Callable[[int, float, 
     g, g64 = subject.g, subject.wide()
     allowance = _own_allowance(flat, g64, subject.wide_scale)[1]
     exact64 = _exact_tol(g64, flat.promoted(), None, None)
-    wider: list[np.ndarray] = []   # with the measured spread, once, where 32 u is not enough
+
+    @functools.cache
+    def wider() -> np.ndarray:   # with the measured spread, once, where 32 u is not enough
+        with np.errstate(invalid="ignore", over="ignore"):
+            return _own_allowance(flat, g64, subject.wide_scale, subject.wide_spread, np.abs(g - g64))[1]
 
     def of(i: int, r64: float, tol64: float) -> float:
         if not abs(float(g64[i]) - r64) <= tol64 + exact64[i]:
             return 0.0
         mine = abs(float(g[i]) - float(g64[i]))
-        if mine <= allowance[i]:
-            return mine
-        if not wider:
-            with np.errstate(invalid="ignore", over="ignore"):
-                wider.append(_own_allowance(flat, g64, subject.wide_scale, subject.wide_spread, np.abs(g - g64))[1])
-        return mine if mine <= wider[0][i] else 0.0
+        return mine if mine <= allowance[i] or mine <= wider()[i] else 0.0
     return of
 
 
@@ -1975,10 +1974,8 @@ def check_vjp(f: Callable, vjp_fn: Callable, *primals, jax_fn: Callable | None =
             c_leaves = same_structure(cotangent, out_td, out_leaves, out_paths, root="output", what="cotangent")
             _check_finite_tree(c_leaves, out_paths, "cotangent")
             c_leaves = [c.astype(L.dtype) if L.dtype.kind == "f" else c for c, L in zip(c_leaves, out_leaves)]
-            c_tree = unflatten(out_td, c_leaves)   # in the output's shape (a scalar for (1,)) and float dtype, as JAX wants
         else:
             c_leaves = _random_cotangent(out_leaves, rng)
-            c_tree = unflatten(out_td, c_leaves)
         # where f's output and jax_fn's differ in float dtype (NumPy 2 promotes x ** np.int64(3) of
         # float32 x to float64, JAX does not), the cotangent takes values exact in both, and JAX's
         # pullback gets it in its own output's dtype (it refuses any other)
@@ -1992,7 +1989,7 @@ def check_vjp(f: Callable, vjp_fn: Callable, *primals, jax_fn: Callable | None =
                                      f"cotangent given there must be exact in {_narrower(c.dtype, j)} (round it, or "
                                      f"make f and jax_fn return the same dtype)")
         c_leaves = exact
-        c_tree = unflatten(out_td, c_leaves)
+        c_tree = unflatten(out_td, c_leaves)   # in the output's shape (a scalar for (1,)) and float dtype, as JAX wants
         c_tree_jax = unflatten(out_td, [c.astype(j) if j is not None and c.dtype.kind == "f" else c
                                         for c, j in zip(c_leaves, jax_dtypes)])
 
