@@ -213,6 +213,71 @@ def test_an_interrupt_as_the_temporary_is_made_leaves_nothing_behind(tmp_path, m
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.npz"]  # no temporary, no lock file
 
 
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_an_interrupt_inside_np_savez_is_delivered_once_the_checkpoint_is_in_place(tmp_path, monkeypatch, signame):
+    """A signal landing as ``zipfile`` closes a member of ``np.savez``: the close never ran, and
+    closing the archive raised ``ValueError: Can't close the ZIP file while there is an open
+    writing handle``, which the command line reported as an error, exit 1 (CI, 2026-12-03: the
+    SIGHUP test of tests/test_training.py). Now the signal waits for the write: the new file is
+    in place, then the handler raises."""
+    import zipfile
+
+    def interrupt(signum, frame):     # as the command line turns SIGTERM and SIGHUP into Ctrl-C
+        raise KeyboardInterrupt
+
+    sig = getattr(signal, signame)
+    previous = signal.signal(sig, interrupt)
+    path = tmp_path / "c.npz"
+    ck.save_checkpoint(path, [np.full((3, 2), 1.0)], tag="old")
+    real_close = zipfile._ZipWriteFile.close
+
+    armed = []
+
+    def close_interrupted(self):
+        if armed:                     # once, in this save only (not from a __del__ later)
+            armed.clear()
+            os.kill(os.getpid(), sig)     # pending; Python runs the handler at the next line
+        real_close(self)
+
+    monkeypatch.setattr(zipfile._ZipWriteFile, "close", close_interrupted)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            armed.append(True)
+            ck.save_checkpoint(path, [np.full((3, 2), 2.0)], tag="new")
+    finally:
+        armed.clear()
+        signal.signal(sig, previous)
+    monkeypatch.undo()
+    assert signal.getsignal(sig) is previous
+    assert ck.load_checkpoint(path)[1]["tag"] == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.npz"]  # no temporary, no lock file
+
+
+def test_sigterm_with_its_default_action_ends_the_process_after_the_write(tmp_path):
+    """Where nothing handles SIGTERM (a library user's script), it still waits for the write:
+    the process ends by the signal, the file complete, no temporary or lock left."""
+    script = textwrap.dedent(
+        """
+        import os, signal, sys
+        from manual_backprop.app.paths import write_atomically
+
+        def write(f):
+            f.write(b"first half, ")
+            os.kill(os.getpid(), signal.SIGTERM)
+            f.write(b"second half")
+
+        write_atomically(sys.argv[1], write)
+        print("not reached", flush=True)
+        """
+    )
+    path = tmp_path / "out.bin"
+    run = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
+    assert run.returncode == -signal.SIGTERM and "not reached" not in run.stdout, run.stderr
+    assert path.read_bytes() == b"first half, second half"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]
+
+
 # ------------------------------------------------------------------ one writer per path
 
 HOLDER = textwrap.dedent(

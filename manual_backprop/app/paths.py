@@ -17,7 +17,8 @@ Rules, each tested in ``tests/test_paths.py``:
   permissions, or those the umask gives a new file), is flushed and fsync'ed, then
   ``os.replace``d over it, and the directory is fsync'ed: a crash leaves the old file or the
   new one. A failure (full disk, I/O error) is an ``OSError`` of the same errno naming the file
-  and saying that the previous file is intact.
+  and saying that the previous file is intact. Ctrl-C, SIGTERM or SIGHUP arriving during the
+  write is delivered once it is over (:func:`interrupts_deferred`).
 * ``OutputLock(path)`` holds ``fcntl.flock`` on ``PATH.lock`` (the target's, symlinks resolved)
   and writes its pid there; a second holder, in this or another process, gets
   :class:`OutputLockedError` naming the path and the holder's pid. An existing ``PATH.lock``
@@ -35,6 +36,7 @@ import fcntl
 import os
 import re
 import secrets
+import signal
 import stat
 import threading
 from contextlib import ExitStack, contextmanager
@@ -331,6 +333,39 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+#: what ends a run from outside: Ctrl-C, kill and timeout(1), a closed terminal
+_INTERRUPTS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C, SIGTERM and SIGHUP until the block is over, then deliver them to the handlers
+    they would have met (a Python handler raises there, the default action ends the process).
+
+    A write interrupted inside a library's bookkeeping fails in ways of its own: ``np.savez``
+    interrupted in ``zipfile`` while a member is open raises ``ValueError: Can't close the ZIP
+    file while there is an open writing handle`` instead of the KeyboardInterrupt. Only the main
+    thread runs Python's handlers, so elsewhere nothing needs holding (nor can be). A signal the
+    process ignores, or whose handler was not set from Python, is left alone.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {}
+    try:
+        for s in _INTERRUPTS:
+            handler = signal.getsignal(s)
+            if handler not in (signal.SIG_IGN, None):
+                previous[s] = signal.signal(s, lambda signum, frame: held.append(signum))
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        for s in dict.fromkeys(held):      # each once, in order of arrival
+            signal.raise_signal(s)
+
+
 def write_atomically(path: str | os.PathLike, write: Callable, *, mode: str = "wb", what: str = "output") -> None:
     """Call ``write(f)`` on a temporary file beside ``path``, fsync it and rename it over
     ``path``: a crash at any moment leaves either the old file or the new one, never half.
@@ -338,33 +373,35 @@ def write_atomically(path: str | os.PathLike, write: Callable, *, mode: str = "w
     ``path`` must be, or become, a regular file (:func:`resolve_output`; a symlink is written
     through). An ``OSError`` while writing (``ENOSPC``, ``EIO``, ...) comes back with its errno,
     naming the file and saying that the previous one is intact; the temporary file is removed.
-    Holds the target's :class:`OutputLock` during the write unless this process holds it.
-    ``what`` names the file in messages ("checkpoint", "plot").
+    Holds the target's :class:`OutputLock` during the write unless this process holds it, and
+    delivers an interrupt that arrives meanwhile once the file is in place and the lock released
+    (:func:`interrupts_deferred`). ``what`` names the file in messages ("checkpoint", "plot").
     """
     target = resolve_output(path, what)
-    with _write_lock(target, what):
-        existed = target.exists()
-        made: list[str] = []
-        try:
-            fd = _create_temp(target, made)
-            # _create_temp makes 0600; the new file gets the old one's permissions, or a new file's
-            os.fchmod(fd, stat.S_IMODE(os.stat(target).st_mode) if existed else 0o666 & ~_umask())
-            with os.fdopen(fd, mode) as f:
-                write(f)
-                f.flush()
-                os.fsync(f.fileno())
-            resolve_output(target, what)  # still not a special file, just before the rename
-            os.replace(made[0], target)
-            made.clear()
-        except OSError as e:
-            if isinstance(e, OutputLockedError):
-                raise
-            before = f"the previous {what} {target} is intact" if existed else f"no {what} was written"
-            message = f"could not write {target}: {e.strerror or e}; {before}"
-            raise (OSError(e.errno, message) if e.errno is not None else OSError(message)) from e
-        finally:
-            _remove(made)
-    _fsync_dir(target.parent)
+    with interrupts_deferred():
+        with _write_lock(target, what):
+            existed = target.exists()
+            made: list[str] = []
+            try:
+                fd = _create_temp(target, made)
+                # _create_temp makes 0600; the new file gets the old one's permissions, or a new file's
+                os.fchmod(fd, stat.S_IMODE(os.stat(target).st_mode) if existed else 0o666 & ~_umask())
+                with os.fdopen(fd, mode) as f:
+                    write(f)
+                    f.flush()
+                    os.fsync(f.fileno())
+                resolve_output(target, what)  # still not a special file, just before the rename
+                os.replace(made[0], target)
+                made.clear()
+            except OSError as e:
+                if isinstance(e, OutputLockedError):
+                    raise
+                before = f"the previous {what} {target} is intact" if existed else f"no {what} was written"
+                message = f"could not write {target}: {e.strerror or e}; {before}"
+                raise (OSError(e.errno, message) if e.errno is not None else OSError(message)) from e
+            finally:
+                _remove(made)
+        _fsync_dir(target.parent)
 
 
 def _umask() -> int:
