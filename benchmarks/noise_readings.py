@@ -19,6 +19,7 @@ import argparse
 import time
 import warnings
 from contextlib import contextmanager
+from typing import Iterable
 
 import numpy as np
 
@@ -95,10 +96,13 @@ def cases() -> list[tuple[str, object, object, object, dict]]:
     ]
 
 
-def verdicts(seeds: int) -> list[tuple[str, str, str, float, float]]:
-    """Per case: (name, statuses at one spacing, statuses shrinking, seconds each), P/F/N per seed."""
+def verdicts(seeds: int, only: Iterable[str] | None = None) -> list[tuple[str, str, str, float, float]]:
+    """Per case (those named in ``only``, or all): (name, statuses at one spacing, statuses
+    shrinking, seconds each), P/F/N per seed."""
     rows = []
     for name, f, vjp, make, options in cases():
+        if only is not None and name not in only:
+            continue
         line = []
         for variant in ("one", "shrinking"):
             t0, st = time.perf_counter(), ""

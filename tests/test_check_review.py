@@ -733,11 +733,13 @@ def test_a_float32_relu_mlp_through_the_black_box():
     finds one kink) while their errors in the difference add; f is piecewise quadratic there,
     and the kinks' offsets in f (~1e-6) are at its noise. Such entries are now taken again with
     f evaluated in float64 (steps ~6e-6): 20 of 20 seeds pass. An entry of W1 10 % off, or
-    W2's gradient 1 % off, still fails."""
+    W2's gradient 1 % off, still fails (in 3 seeds: the retake is the same code in every seed)."""
     for seed in range(10):
         P, loss, grad, _ = _relu_mlp(seed, np.float32)
         v = ac.check_gradients(loss, grad, P, analytic=False, seed=seed)
         assert v.status == "PASS", v.report(full=True)
+        if seed >= 3:
+            continue
         for key, idx, r in (("W1", (3, 5), 0.1), ("W2", slice(None), 0.01)):
             def wrong(p, key=key, idx=idx, r=r):
                 G = {k: np.array(a, copy=True) for k, a in grad(p).items()}
