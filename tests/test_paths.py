@@ -253,6 +253,58 @@ def test_an_interrupt_inside_np_savez_is_delivered_once_the_checkpoint_is_in_pla
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.npz"]  # no temporary, no lock file
 
 
+def _handlers():
+    return {s: signal.getsignal(s) for s in paths._INTERRUPTS}
+
+
+@pytest.mark.parametrize("window", ["installing", "restoring"])
+def test_interrupts_deferred_puts_every_handler_back_whatever_raises_meanwhile(monkeypatch, window):
+    """A handler raising while interrupts_deferred swaps the handlers in or out (another signal
+    arriving then) left the rest replaced for good: a later SIGTERM swallowed, the process alive
+    (a review, 2026-12-03). The swap is simulated raising just after one handler is put in
+    (installing) or put back (restoring)."""
+    before = _handlers()
+    real = signal.signal
+    fired = []
+
+    def swap(s, handler):
+        old = real(s, handler)
+        putting_back = handler is before.get(s)
+        if s == signal.SIGTERM and not fired and putting_back == (window == "restoring"):
+            fired.append(s)
+            raise KeyboardInterrupt       # what a raising handler does at the next bytecode
+        return old
+
+    monkeypatch.setattr(signal, "signal", swap)
+    with pytest.raises(KeyboardInterrupt):
+        with paths.interrupts_deferred():
+            pass
+    monkeypatch.undo()
+    assert fired == [signal.SIGTERM] and _handlers() == before
+
+
+def test_a_lock_released_as_an_interrupt_lands_leaves_no_lock_file(tmp_path, monkeypatch):
+    """Ctrl-C between release's check that the lock file is still ours and its unlink left
+    ``PATH.lock`` behind at the end of a run (a review, 2026-12-03): now the release finishes,
+    then the interrupt is raised."""
+    target = tmp_path / "c.npz"
+    lock = paths.OutputLock(target).acquire()
+    real_stat = os.stat
+
+    def stat_interrupted(path, *args, **kwargs):
+        result = real_stat(path, *args, **kwargs)
+        if os.fspath(path) == os.fspath(lock.lock_path):
+            os.kill(os.getpid(), signal.SIGINT)   # Python's own handler raises at the next line
+        return result
+
+    monkeypatch.setattr(os, "stat", stat_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        lock.release()
+    monkeypatch.undo()
+    assert not lock.held and list(tmp_path.iterdir()) == []
+    paths.OutputLock(target).acquire().release()    # this process can take it again
+
+
 def test_sigterm_with_its_default_action_ends_the_process_after_the_write(tmp_path):
     """Where nothing handles SIGTERM (a library user's script), it still waits for the write:
     the process ends by the signal, the file complete, no temporary or lock left."""

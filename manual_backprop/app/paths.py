@@ -134,7 +134,7 @@ class OutputLock:
     def acquire(self) -> "OutputLock":
         if self._fd is not None:
             raise RuntimeError(f"{self.lock_path}: this OutputLock is already held")
-        with _held_guard:
+        with interrupts_deferred(), _held_guard:   # an interrupt midway left an empty lock file
             other = _held.get(self.target)
             if other is not None:
                 raise OutputLockedError(
@@ -192,16 +192,17 @@ class OutputLock:
     def release(self) -> None:
         if self._fd is None:
             return
-        with _held_guard:
+        # deferred: an interrupt between the stat and the unlink left the lock file behind
+        with interrupts_deferred(), _held_guard:
+            fd, self._fd = self._fd, None
+            _held.pop(self.target, None)
             try:   # ours only: a file renamed over it since (another writer's) is not ours to delete
-                if os.path.samestat(os.fstat(self._fd), os.stat(self.lock_path, follow_symlinks=False)):
+                if os.path.samestat(os.fstat(fd), os.stat(self.lock_path, follow_symlinks=False)):
                     os.unlink(self.lock_path)  # while still holding the flock: see _lock_file
             except FileNotFoundError:
                 pass
             finally:
-                os.close(self._fd)
-                self._fd = None
-                _held.pop(self.target, None)
+                os.close(fd)
 
     def __enter__(self) -> "OutputLock":
         return self.acquire()
@@ -357,13 +358,28 @@ def interrupts_deferred() -> Iterator[None]:
         for s in _INTERRUPTS:
             handler = signal.getsignal(s)
             if handler not in (signal.SIG_IGN, None):
-                previous[s] = signal.signal(s, lambda signum, frame: held.append(signum))
+                previous[s] = handler          # before the swap: restored whatever lands after it
+                signal.signal(s, lambda signum, frame: held.append(signum))
         yield
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+        _restore(previous)
         for s in dict.fromkeys(held):      # each once, in order of arrival
             signal.raise_signal(s)
+
+
+def _restore(handlers: dict) -> None:
+    """``signal.signal(s, h)`` for each, all of them even where a handler just put back raises
+    (it runs between two of these calls); the first such exception is raised at the end."""
+    raised = None
+    for s, handler in handlers.items():
+        for _ in range(len(handlers) + 1):  # bounded: signal.signal itself cannot fail here
+            try:
+                signal.signal(s, handler)
+                break
+            except BaseException as e:     # a KeyboardInterrupt, mostly: kept for the end
+                raised = raised or e
+    if raised is not None:
+        raise raised
 
 
 def write_atomically(path: str | os.PathLike, write: Callable, *, mode: str = "wb", what: str = "output") -> None:
@@ -438,15 +454,17 @@ def _check_creatable(target: Path, text: str, what: str) -> None:
         raise FileNotFoundError(f"{what} directory {directory} does not exist (for {what} {text})")
     made: list[str] = []
     try:
-        os.close(_create_temp(target, made))
+        with interrupts_deferred():    # else an interrupt in the finally left the probe there
+            try:
+                os.close(_create_temp(target, made))
+            finally:
+                _remove(made)
     except OSError as e:
         if e.errno in (errno.EACCES, errno.EPERM):
             raise PermissionError(f"{what} directory {directory} is not writable (for {what} {text})") from None
         raise OutputPathError(
             f"{what} {text}: cannot create a regular file in {directory} ({e.strerror or e})"
         ) from None
-    finally:
-        _remove(made)
 
 
 def check_new(target: Path, text: str, what: str, overwrite: bool, hint: str = "") -> None:
