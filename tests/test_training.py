@@ -285,6 +285,30 @@ def test_training_curve_png(small, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_an_interrupt_while_the_plot_is_drawn_waits_for_the_png(tmp_path, monkeypatch):
+    """matplotlib starts compiled modules lazily while a figure is laid out; pybind11 turns an
+    interrupt there into ImportError("initialization failed"), reported as an error, and Python
+    could abort at exit (a review, 2026-12-03). The plot is now drawn with interrupts held."""
+    pytest.importorskip("matplotlib")
+    import signal
+
+    from matplotlib.figure import Figure
+
+    real = Figure.tight_layout
+
+    def laid_out_interrupted(self, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):     # bytecodes at which Python runs the handler
+            pass
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "tight_layout", laid_out_interrupted)
+    png = tmp_path / "curve.png"
+    with pytest.raises(KeyboardInterrupt):
+        training.plot_history([{"epoch": 1, "train_loss": 1.0, "test_accuracy": 0.5}], png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and [p.name for p in tmp_path.iterdir()] == ["curve.png"]
+
+
 # ------------------------------------------------------------------ command line
 
 
@@ -850,6 +874,85 @@ def test_sigterm_unwinds_like_ctrl_c_and_leaves_no_partial_file(tmp_path, signam
     assert proc.returncode == status and err.strip().splitlines()[-1] == "terminated", err
     assert sorted(p.name for p in out.iterdir()) == ["c.npz"]
     load_checkpoint(out / "c.npz")
+
+
+def _signal_self(sig) -> None:
+    """Send ``sig`` to this process and give Python the bytecodes at which it runs the handler."""
+    os.kill(os.getpid(), sig)
+    for _ in range(1000):
+        pass
+
+
+def _what_a_library_does(how: str, sig) -> float:
+    """A step of a run that meets signal ``sig`` and handles it as some libraries do (a review,
+    2026-12-03, found each in the command line's imports or its plotting)."""
+    if how == "swallows it":          # an extension module's init, importlib's weakref callbacks
+        try:
+            _signal_self(sig)
+        except KeyboardInterrupt:
+            pass
+        return 0.5
+    if how == "turns it into an error":   # pybind11: ImportError("initialization failed")
+        try:
+            _signal_self(sig)
+        except KeyboardInterrupt as e:
+            raise ImportError("initialization failed") from e
+    raise AssertionError(how)
+
+
+@pytest.mark.parametrize("how", ["swallows it", "turns it into an error"])
+@pytest.mark.parametrize("signame, status, line", [("SIGINT", 130, "interrupted"), ("SIGTERM", 143, "terminated"),
+                                                   ("SIGHUP", 129, "terminated")])
+def test_a_signal_a_library_swallows_or_renames_still_stops_the_run(monkeypatch, capsys, how, signame, status, line):
+    """The command line records the signal, so a run whose KeyboardInterrupt a library ate ends
+    as stopped (it finished with exit 0), and one whose interrupt became another error is not
+    reported as that error (exit 1, "error: initialization failed")."""
+    import signal
+
+    from manual_backprop.app import cli
+
+    monkeypatch.setattr(cli, "_evaluate", lambda args: _what_a_library_does(how, getattr(signal, signame)))
+    assert main(["evaluate", "any.npz"]) == status
+    out, err = capsys.readouterr()
+    assert err.strip().splitlines() == [line] and "test accuracy" not in out, (out, err)
+
+
+def test_a_second_signal_while_the_run_unwinds_does_not_break_its_cleanup(monkeypatch, capsys):
+    """SIGTERM then Ctrl-C at once (a terminal closing, a supervisor's kill burst): the second
+    one landed in the unwinding and cut the cleanup short (lock files left, tracebacks)."""
+    import signal
+
+    from manual_backprop.app import cli
+
+    cleaned = []
+
+    def evaluate(args):
+        try:
+            _signal_self(signal.SIGTERM)
+        finally:
+            _signal_self(signal.SIGINT)
+            cleaned.append("done")
+
+    monkeypatch.setattr(cli, "_evaluate", evaluate)
+    assert main(["evaluate", "any.npz"]) == 143
+    assert cleaned == ["done"] and capsys.readouterr().err.strip().splitlines() == ["terminated"]
+
+
+def test_a_closed_terminal_still_gets_the_signals_exit_status(monkeypatch):
+    """SIGHUP from a terminal that is gone: writing "terminated" there fails with EIO, which
+    escaped as an error (exit 1) or a traceback; the status is what tells now."""
+    import errno
+    import signal
+
+    from manual_backprop.app import cli
+
+    class Gone(io.TextIOBase):
+        def write(self, text):
+            raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(cli, "_evaluate", lambda args: _signal_self(signal.SIGHUP))
+    monkeypatch.setattr(sys, "stderr", Gone())
+    assert main(["evaluate", "any.npz"]) == 129
 
 
 def test_evaluate_refuses_a_cnn_with_non_finite_weights(tmp_path, capsys):

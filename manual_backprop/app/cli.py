@@ -8,10 +8,12 @@ unwritable outputs give one line on stderr and a nonzero exit status (2 for usag
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -142,11 +144,33 @@ def _config(args: argparse.Namespace):
     return RECIPES[recipe].replace(**given)
 
 
+#: the signals that stopped this run (main clears it), in order of arrival, and when one last raised
+_received: list[int] = []
+_raised_at = [-math.inf]
+
+#: seconds after a signal during which another one is only recorded: the run unwinds in
+#: milliseconds, and a second signal landing in that cleanup broke it (a review, 2026-12-03:
+#: tracebacks, lock files left); one pressed later still stops a run that swallowed the first
+_UNWINDING_S = 1.0
+
+
+def _on_signal(signum, frame) -> None:
+    """Ctrl-C, SIGTERM (kill, timeout) and SIGHUP (a closed terminal) unwind alike, so no partial
+    file stays."""
+    _received.append(signum)
+    if time.monotonic() - _raised_at[0] > _UNWINDING_S:
+        _raised_at[0] = time.monotonic()
+        raise KeyboardInterrupt
+
+
 def _say(line: str) -> None:
     """print a line of the run's report. A reader that stops reading (``| head -1``) does not stop
     the run (it aborted with "[Errno 32] Broken pipe" and wrote no checkpoint, a review,
     2026-12-02): the rest of the report goes to /dev/null. Any other failure to write names
-    standard output (a full disk read like the checkpoint's)."""
+    standard output (a full disk read like the checkpoint's). A signal whose KeyboardInterrupt
+    a library swallowed (numpy.random's import does) stops the run here, at its next line."""
+    if _received:
+        raise KeyboardInterrupt
     try:
         print(line, flush=True)
     except BrokenPipeError:
@@ -254,8 +278,44 @@ def _layered_model(path, params, meta):
     return net, lambda x: cnn_predict(net, params, x)
 
 
+def _tell(line: str) -> None:
+    """A line on stderr, where a closed terminal (EIO) may refuse it: the exit status still tells."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except OSError:
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
+    # the handlers go in first, each recorded before it is replaced; only where Python delivers
+    # signals, and not over one the parent chose to ignore (nohup ignores SIGHUP; getsignal is
+    # None for a handler not installed from Python: left alone too)
+    _received.clear()
+    _raised_at[0] = -math.inf
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if s is not None and signal.getsignal(s) not in (signal.SIG_IGN, None):
+                previous[s] = signal.getsignal(s)
+                signal.signal(s, _on_signal)
+    try:
+        return _run(argv)
+    except KeyboardInterrupt:   # in the parser, or a signal that arrived twice at once
+        return _stopped()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _stopped() -> int:
+    """The exit of a run stopped by a signal: 128 + its number, as a shell reports one."""
+    first = _received[0] if _received else signal.SIGINT
+    _tell("interrupted" if first == signal.SIGINT else "terminated")
+    return 128 + first
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from .training import DivergenceError
@@ -267,33 +327,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise ValueError(f"--n-classes must be in 2..256 (labels are uint8); got {args.n_classes}")
         except ValueError as e:  # an option out of its range: a usage error, like argparse's own
             parser.error(str(e))
-
-    received = []
-
-    def terminate(signum, frame):   # SIGTERM (kill, timeout) and SIGHUP (a closed terminal) unwind like
-        received.append(signum)     # Ctrl-C: no partial file stays
-        raise KeyboardInterrupt
-
-    # only where Python delivers signals, and not over one the parent chose to ignore (nohup
-    # ignores SIGHUP; getsignal is None for a handler not installed from Python: left alone too)
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = {s: signal.signal(s, terminate) for s in (signal.SIGTERM, signal.SIGHUP)
-                if main_thread and signal.getsignal(s) not in (signal.SIG_IGN, None)}
     try:
         accuracy = _train(args) if args.command == "train" else _evaluate(args)
-    except KeyboardInterrupt:
-        print("terminated" if received else "interrupted", file=sys.stderr)
-        return 128 + received[0] if received else 130
-    except (ValueError, TypeError, OSError, ImportError, MemoryError, DivergenceError, _checks.NonFiniteError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-    try:
         _say(f"test accuracy: {accuracy:.4f}")
-    except OSError as e:
-        print(f"error: {e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        return _stopped()
+    except (ValueError, TypeError, OSError, ImportError, MemoryError, DivergenceError, _checks.NonFiniteError) as e:
+        if _received:   # a library turned the interrupt into an error of its own
+            return _stopped()
+        _tell(f"error: {e}")
         return 1
     return 0
 

@@ -674,7 +674,8 @@ def _as_dict(config: Config) -> dict[str, Any]:
 
 def _require_matplotlib() -> None:
     try:
-        import matplotlib  # noqa: F401
+        with paths.interrupts_deferred():  # pybind11 turns an interrupt in its init into ImportError
+            import matplotlib.figure  # noqa: F401
     except ImportError:
         raise ImportError("the training-curve plot needs matplotlib: pip install 'manual-backprop[plot]'") from None
 
@@ -688,7 +689,13 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, n_classes: int
 
 def plot_history(history: list[dict[str, float]], path, *, title: str = "") -> None:
     """Training loss and test (or validation) accuracy per epoch, side by side, as a PNG at
-    ``path`` (matplotlib)."""
+    ``path`` (matplotlib). Built with interrupts held (:func:`paths.interrupts_deferred`, a few
+    tenths of a second): matplotlib's compiled modules, started lazily, fail on one."""
+    with paths.interrupts_deferred():
+        _plot_history(history, path, title)
+
+
+def _plot_history(history: list[dict[str, float]], path, title: str) -> None:
     _require_matplotlib()
     from matplotlib.figure import Figure
 
