@@ -283,6 +283,41 @@ def test_interrupts_deferred_puts_every_handler_back_whatever_raises_meanwhile(m
     assert fired == [signal.SIGTERM] and _handlers() == before
 
 
+def test_every_held_signal_is_delivered_though_the_first_raises():
+    """Ctrl-C and SIGTERM both held: Ctrl-C's handler raises, and SIGTERM's still runs."""
+    seen = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with paths.interrupts_deferred():
+                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert seen == [signal.SIGTERM]
+
+
+def test_an_interrupt_delivered_as_the_lock_is_taken_leaves_it_free(tmp_path, monkeypatch):
+    """An interrupt held while acquire takes the lock is delivered as acquire ends, before a
+    caller's ``with`` holds the lock: acquire must let it go, or the path stays locked in this
+    process for good (a review, 2026-12-03)."""
+    target = tmp_path / "c.npz"
+    real = paths.OutputLock._lock_file
+
+    def taken_interrupted(self):
+        fd = real(self)
+        os.kill(os.getpid(), signal.SIGINT)   # held until acquire's deferral ends
+        return fd
+
+    monkeypatch.setattr(paths.OutputLock, "_lock_file", taken_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        with paths.OutputLock(target):
+            pass
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []
+    paths.OutputLock(target).acquire().release()    # this process can take it again
+
+
 def test_a_lock_released_as_an_interrupt_lands_leaves_no_lock_file(tmp_path, monkeypatch):
     """Ctrl-C between release's check that the lock file is still ours and its unlink left
     ``PATH.lock`` behind at the end of a run (a review, 2026-12-03): now the release finishes,

@@ -938,6 +938,42 @@ def test_a_second_signal_while_the_run_unwinds_does_not_break_its_cleanup(monkey
     assert cleaned == ["done"] and capsys.readouterr().err.strip().splitlines() == ["terminated"]
 
 
+@pytest.mark.parametrize("when", ["as the handlers go in", "as they are put back"])
+def test_a_signal_while_main_swaps_its_handlers_is_no_traceback(monkeypatch, capsys, when):
+    """Ctrl-C just after main's SIGINT handler went in escaped main as a KeyboardInterrupt; a
+    SIGTERM after a finished run, while the handlers were being put back, raised out of main's
+    finally and lost its exit status (a review, 2026-12-03)."""
+    import signal
+
+    from manual_backprop.app import cli
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    real = signal.signal
+    sent = []
+
+    def swap(s, handler):
+        old = real(s, handler)
+        going_in = handler is cli._on_signal
+        if s == signal.SIGINT and not sent and going_in == (when == "as the handlers go in"):
+            sent.append(s)
+            _signal_self(signal.SIGINT if going_in else signal.SIGTERM)
+        return old
+
+    monkeypatch.setattr(cli, "_evaluate", lambda args: 0.5)
+    monkeypatch.setattr(signal, "signal", swap)
+    try:
+        status = main(["evaluate", "any.npz"])
+    except KeyboardInterrupt:     # what it did: kept from pytest, which would stop the session
+        status = "raised KeyboardInterrupt"
+    monkeypatch.undo()
+    out, err = capsys.readouterr()
+    assert sent and {s: signal.getsignal(s) for s in before} == before
+    if when == "as the handlers go in":
+        assert status == 130 and err.strip().splitlines() == ["interrupted"]
+    else:   # the run was over and said so: the late signal is only recorded
+        assert status == 0 and "test accuracy: 0.5000" in out and err == ""
+
+
 def test_a_closed_terminal_still_gets_the_signals_exit_status(monkeypatch):
     """SIGHUP from a terminal that is gone: writing "terminated" there fails with EIO, which
     escaped as an error (exit 1) or a traceback; the status is what tells now."""

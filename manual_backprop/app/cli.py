@@ -21,6 +21,7 @@ import numpy as np
 from .. import _checks
 from ..activations import ACTIVATIONS
 from ..losses import LOSSES
+from .paths import restore_handlers
 
 
 class _Parser(argparse.ArgumentParser):
@@ -170,6 +171,7 @@ def _say(line: str) -> None:
     standard output (a full disk read like the checkpoint's). A signal whose KeyboardInterrupt
     a library swallowed (numpy.random's import does) stops the run here, at its next line."""
     if _received:
+        _raised_at[0] = time.monotonic()
         raise KeyboardInterrupt
     try:
         print(line, flush=True)
@@ -294,18 +296,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     _received.clear()
     _raised_at[0] = -math.inf
     previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
-            if s is not None and signal.getsignal(s) not in (signal.SIG_IGN, None):
-                previous[s] = signal.getsignal(s)
-                signal.signal(s, _on_signal)
     try:
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+                if s is not None and signal.getsignal(s) not in (signal.SIG_IGN, None):
+                    previous[s] = signal.getsignal(s)
+                    signal.signal(s, _on_signal)
         return _run(argv)
-    except KeyboardInterrupt:   # in the parser, or a signal that arrived twice at once
+    except KeyboardInterrupt:   # as the handlers went in, in the parser, or two signals at once
         return _stopped()
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+        _raised_at[0] = math.inf     # from here on a signal is only recorded, until its handler is back
+        restore_handlers(previous)
 
 
 def _stopped() -> int:

@@ -134,16 +134,20 @@ class OutputLock:
     def acquire(self) -> "OutputLock":
         if self._fd is not None:
             raise RuntimeError(f"{self.lock_path}: this OutputLock is already held")
-        with interrupts_deferred(), _held_guard:   # an interrupt midway left an empty lock file
-            other = _held.get(self.target)
-            if other is not None:
-                raise OutputLockedError(
-                    f"{self.what} {self.target} is already being written by this process (pid {os.getpid()}, "
-                    f"lock {self.lock_path}); two runs must not write one file"
-                )
-            self._fd = self._lock_file()
-            _held[self.target] = self
-        cleanup_temporaries(self.target)
+        try:
+            with interrupts_deferred(), _held_guard:   # an interrupt midway left an empty lock file
+                other = _held.get(self.target)
+                if other is not None:
+                    raise OutputLockedError(
+                        f"{self.what} {self.target} is already being written by this process (pid {os.getpid()}, "
+                        f"lock {self.lock_path}); two runs must not write one file"
+                    )
+                self._fd = self._lock_file()
+                _held[self.target] = self
+            cleanup_temporaries(self.target)
+        except BaseException:   # an interrupt delivered as the lock was taken: a caller's `with` never got it
+            self.release()
+            raise
         return self
 
     def _lock_file(self) -> int:
@@ -362,22 +366,40 @@ def interrupts_deferred() -> Iterator[None]:
                 signal.signal(s, lambda signum, frame: held.append(signum))
         yield
     finally:
-        _restore(previous)
-        for s in dict.fromkeys(held):      # each once, in order of arrival
-            signal.raise_signal(s)
+        try:
+            restore_handlers(previous)
+        finally:
+            _deliver(dict.fromkeys(held))  # each once, in order of arrival
 
 
-def _restore(handlers: dict) -> None:
-    """``signal.signal(s, h)`` for each, all of them even where a handler just put back raises
-    (it runs between two of these calls); the first such exception is raised at the end."""
+def _deliver(signals: Iterable[int]) -> None:
+    """``signal.raise_signal`` each: a raising handler does not keep the next from its own."""
     raised = None
-    for s, handler in handlers.items():
-        for _ in range(len(handlers) + 1):  # bounded: signal.signal itself cannot fail here
-            try:
-                signal.signal(s, handler)
-                break
-            except BaseException as e:     # a KeyboardInterrupt, mostly: kept for the end
-                raised = raised or e
+    for s in signals:
+        try:
+            signal.raise_signal(s)
+        except BaseException as e:
+            raised = raised or e
+    if raised is not None:
+        raise raised
+
+
+def restore_handlers(handlers: dict) -> None:
+    """``signal.signal(s, h)`` for each item, every one of them even where a handler just put
+    back raises meanwhile (Python runs it at the next bytecode, or as ``signal.signal`` starts);
+    the first such exception is raised at the end. Python cannot close the window entirely: a
+    signal landing on this function's first lines, or a second one between two retries, still
+    escapes with some left out."""
+    raised = None
+    pending = list(handlers.items())
+    for _ in range(len(pending) + 2):  # bounded: one retry per signal that raised
+        try:
+            while pending:
+                signal.signal(*pending[0])
+                pending.pop(0)
+            break
+        except BaseException as e:     # a KeyboardInterrupt, mostly: kept for the end
+            raised = raised or e
     if raised is not None:
         raise raised
 
