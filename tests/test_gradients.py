@@ -47,6 +47,13 @@ def test_every_oracle_agrees_per_coordinate(activation, loss, data):
     verdict = ac.check_network(params, x, y, activation=activation, loss=loss, per_coordinate=True)
     if loss == "softmax_cross_entropy" and params[-1].shape[1] == 1:   # one class: J = 0 whatever the weights,
         assert verdict.status == "NOT CHECKED", str(verdict)            # every derivative 0, nothing to resolve
+    elif verdict.status == "NOT CHECKED":
+        # a saturated draw (the thorough profile found J = 1e-14 and 3e-17: the network predicts
+        # y): allowed only where the rounding bound, derived on paper from the inputs, exceeds
+        # every true derivative (JAX's), so that no comparison of exact gradients could resolve one
+        _, g_j = ac.loss_and_grad(params, x, y, activation=activation, loss=loss)
+        atol = ac.exact_atol(g_j, ac.rounding_bound(params, x, y, activation, loss).grad)
+        assert all(np.all(np.abs(g) <= a) for g, a in zip(g_j, atol)), str(verdict)
     else:
         assert verdict.passed, str(verdict)
     expected = {"finite_diff", "jax_grad", "jax_jvp"} | ({"complex_step"} if mb.ACTIVATIONS[activation].analytic else set())
