@@ -297,9 +297,7 @@ def test_an_interrupt_while_the_plot_is_drawn_waits_for_the_png(tmp_path, monkey
     real = Figure.tight_layout
 
     def laid_out_interrupted(self, *args, **kwargs):
-        os.kill(os.getpid(), signal.SIGINT)
-        for _ in range(1000):     # bytecodes at which Python runs the handler
-            pass
+        _signal_self(signal.SIGINT)
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(Figure, "tight_layout", laid_out_interrupted)

@@ -18,7 +18,8 @@ Rules, each tested in ``tests/test_paths.py``:
   ``os.replace``d over it, and the directory is fsync'ed: a crash leaves the old file or the
   new one. A failure (full disk, I/O error) is an ``OSError`` of the same errno naming the file
   and saying that the previous file is intact. Ctrl-C, SIGTERM or SIGHUP arriving during the
-  write is delivered once it is over (:func:`interrupts_deferred`).
+  write, or while a lock is taken or released, is delivered once that is over
+  (:func:`interrupts_deferred`).
 * ``OutputLock(path)`` holds ``fcntl.flock`` on ``PATH.lock`` (the target's, symlinks resolved)
   and writes its pid there; a second holder, in this or another process, gets
   :class:`OutputLockedError` naming the path and the holder's pid. An existing ``PATH.lock``
