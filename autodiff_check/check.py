@@ -1781,7 +1781,6 @@ def check_gradients(
             except Exception:   # noqa: BLE001 - vjp_fn refuses float64: the leaf's verdict stands
                 return None
 
-        wide_spread = None
         if repeats:   # a derivative that moves between calls has no rounding to measure
 
             @functools.cache
