@@ -275,6 +275,18 @@ def test_bad_options_are_refused_by_the_config_itself(bad):
         Config(**bad)
 
 
+def test_a_subset_larger_than_the_training_examples_is_refused(small):
+    """A train_subset was clipped to what the data holds: --train-subset 100000 trained on
+    MNIST's 60,000 examples and said nothing (a review, 2026-12-03)."""
+    with pytest.raises(ValueError, match="train_subset 601 is more than the 600 training examples$"):
+        train(Config(epochs=1, hidden_sizes=(8,), train_subset=601), data=small, **QUIET)
+    with pytest.raises(ValueError, match="train_subset 501 is more than the 500 training examples left by "
+                                         "validation = 100"):
+        train(Config(epochs=1, hidden_sizes=(8,), train_subset=501, validation=100), data=small, **QUIET)
+    assert len(train(Config(epochs=1, hidden_sizes=(8,), train_subset=500, validation=100), data=small,
+                     **QUIET).history) == 1
+
+
 # ------------------------------------------------------------------ plot
 
 
@@ -372,6 +384,7 @@ def test_cli_data_dir(tmp_path, capsys):
         (["train", "--plot", "/nonexistent/dir/c.png"], 1, "plot directory"),
         (["evaluate", "/nonexistent/c.npz"], 1, "does not exist"),
         (["train", "--resume", "/nonexistent/c.npz", "--train-subset", "10"], 1, "does not exist"),
+        (["train", "--train-subset", "100000"], 1, "train_subset 100000 is more than the 60000 training examples"),
     ],
 )
 def test_cli_errors_are_one_line_without_traceback(argv, status, message, capsys):
@@ -527,10 +540,11 @@ def test_labels_outside_the_classes_are_refused_with_value_and_file(tmp_path, ca
     write(directory / "train-labels-idx1-ubyte.gz", idx_bytes(labels), gz=True)
     assert main(["train", "--data-dir", str(directory), "--epochs", "1", "--no-progress"]) == 1
     err = capsys.readouterr().err
-    assert "200" in err and "train-labels" in err
+    assert "200" in err and "train-labels" in err and "on the command line --n-classes" in err   # the flag, too
     assert main(["train", "--data-dir", str(directory), "--epochs", "1", "--n-classes", "201", "--no-progress",
                  "--hidden-sizes", "4"]) == 1  # 201 declared: now classes never seen are refused
-    assert "never occur" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "never occur" in err and "on the command line --n-classes" in err
 
 
 # ------------------------------------------------------------------ the CNN (--model cnn)

@@ -91,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "0..K-1, or a class missing from the training labels (those left after --validation), "
                         "is refused; a --train-subset may miss classes")
     t.add_argument("--train-subset", type=int, default=None, metavar="N",
-                   help="train on the first N training examples only")
+                   help="train on the first N training examples only (at most as many as there are, "
+                        "after --validation)")
     t.add_argument("--validation", type=int, default=None, metavar="N",
                    help="hold out the last N training examples and report their accuracy after each "
                         "epoch instead of the test accuracy, which is scored once at the end: choose "
@@ -115,8 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument("checkpoint", metavar="CHECKPOINT", help="a .npz checkpoint")
     e.add_argument("--data-dir", default=None,
-                   help="directory of the MNIST-layout IDX files (default: the one the checkpoint "
-                        "was trained on)")
+                   help="where the data the checkpoint was trained on is now, if it has moved (default: "
+                        "the directory the checkpoint names); files other than those it was trained on, "
+                        "by their SHA-256 digest, are refused")
     return parser
 
 

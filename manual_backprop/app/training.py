@@ -495,7 +495,7 @@ def train(
         if config.validation:   # the data's labels were checked whole; what is left to train on may miss a class
             check_labels(data.y_train[:n_pool], data.n_classes, f"the training examples left by validation = "
                          f"{config.validation} (the first {n_pool})", all_present=True)
-        n = n_pool if config.train_subset is None else min(config.train_subset, n_pool)   # a subset may: a debug run
+        n = n_pool if config.train_subset is None else config.train_subset
         _check_memory(config, data.x_train.shape[1], data.n_classes, n)
         dt = np.dtype(config.dtype)
         x_raw = np.asarray(data.x_train[:n], dtype=dt)
@@ -575,7 +575,8 @@ def train(
 
 def _check_data(config: Config, data: Dataset) -> int:
     """The number of training examples left after ``config.validation`` are held out; refuses
-    data the model cannot take and a validation split that leaves nothing to train on."""
+    data the model cannot take, a validation split that leaves nothing to train on and a
+    ``train_subset`` larger than what is left."""
     n_all, n_features = data.x_train.shape
     if config.model == "cnn":
         rows, cols = layered.CNN_INPUT[1:]
@@ -588,7 +589,11 @@ def _check_data(config: Config, data: Dataset) -> int:
                              "(as many pixels, another image: the convolutions would mix up its rows)")
     if config.validation >= n_all:
         raise ValueError(f"validation {config.validation} must leave training examples; the data has {n_all}")
-    return n_all - config.validation
+    n_pool = n_all - config.validation
+    if config.train_subset is not None and config.train_subset > n_pool:   # else it would quietly train on fewer
+        left = f" left by validation = {config.validation}" if config.validation else ""
+        raise ValueError(f"train_subset {config.train_subset} is more than the {n_pool} training examples{left}")
+    return n_pool
 
 
 class _DivergenceRule:
