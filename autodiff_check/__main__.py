@@ -137,8 +137,9 @@ def _main(argv: list[str] | None) -> int:
             _parser().error("--plot needs matplotlib: pip install 'manual-backprop[plot]'")
         try:
             plot_path = paths.check_outputs(plot=args.plot, overwrite=args.overwrite).plot
-        except (OSError, ValueError) as e:
-            _parser().error(str(e))
+        except (OSError, ValueError) as e:   # a path, not the options' syntax: one line, no usage
+            print(f"python -m autodiff_check: error: {e}", file=sys.stderr)
+            return 2
     rng = np.random.default_rng(args.seed)
     use_jax = not args.no_jax
     verdicts: list[Verdict] = []

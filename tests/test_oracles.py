@@ -161,9 +161,10 @@ def test_cli_plot_draws_the_error_of_every_weight_matrix(tmp_path):
 
 
 def test_cli_plot_path_is_checked_before_the_run(tmp_path):
-    """A directory, a FIFO, a missing directory or an empty name is refused at once (exit 2, one
-    line), not after the checks; nothing is written beside it (matplotlib used to add '.png'
-    to a directory's name and write there)."""
+    """A directory, a FIFO, a missing directory or an empty name is refused at once (exit 2, as
+    a bad option: exit 1 means a check failed), in one line without argparse's usage, not after
+    the checks; nothing is written beside it (matplotlib used to add '.png' to a directory's
+    name and write there)."""
     pytest.importorskip("matplotlib")
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
@@ -171,6 +172,7 @@ def test_cli_plot_path_is_checked_before_the_run(tmp_path):
                      ("", "plot path is empty")):
         r = _cli("--skip-post", "--architectures", "1", "--plot", str(bad))
         assert r.returncode == 2 and msg in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert r.stderr.count("\n") == 1 and r.stderr.startswith("python -m autodiff_check: error: ")
         assert "checks passed" not in r.stdout   # refused before any check ran
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo"]
     r = _cli("--skip-post", "--batch", str(10**12))
