@@ -15,7 +15,7 @@ SciPy's BLAS for ``sgd_step`` at batch 1) and never imports its checker or the a
 (data, checkpoints, training: ``manual_backprop.app``).
 """
 
-from . import fast, layers, model
+from . import as_published, fast, layers, model
 from ._checks import NonFiniteError
 from .activations import ACTIVATIONS
 from .fast import Workspace, sgd_step
@@ -23,6 +23,7 @@ from .losses import LOSSES
 from .network import Params, accuracy, add_bias, forward, init_params, loss, loss_and_grad, one_hot, predict
 
 __all__ = [
-    "ACTIVATIONS", "LOSSES", "NonFiniteError", "Params", "Workspace", "accuracy", "add_bias", "fast", "layers", "model",
+    "ACTIVATIONS", "LOSSES", "NonFiniteError", "Params", "Workspace", "accuracy", "add_bias", "as_published", "fast",
+    "layers", "model",
     "forward", "init_params", "loss", "loss_and_grad", "one_hot", "predict", "sgd_step",
 ]

@@ -39,7 +39,7 @@ def test_as_published_is_caught_with_equal_hidden_sizes(problem):
     """Equal (or palindromic) hidden sizes: no shape error reveals it, but the comparison with
     JAX fails, in the output layer at least."""
     params, x, y = problem
-    _, wrong = as_published.loss_and_grad(params, x, y)
+    _, wrong = mb.as_published.loss_and_grad(params, x, y)   # as the package exposes it
     _, ref = ac.loss_and_grad(params, x, y)
     cmp = ac.compare(wrong, ref, rtol=0, atol=ac.exact_atol(ref), names=("as_published", "jax"))
     assert not cmp.passed
