@@ -250,6 +250,9 @@ def _conv_args(x, W, b, stride, padding, layer="conv2d"):
         raise ValueError(
             f"{layer}: the {kh}x{kw} kernel does not fit the padded input {Hp}x{Wp} (x {x.shape}, padding {(ph, pw)})"
         )
+    if x.shape[0] * x.shape[1] * Hp * Wp * x.itemsize > np.iinfo(np.intp).max:   # NumPy's error came from deep inside
+        raise ValueError(f"{layer}: padding {(ph, pw)} makes a padded input of {x.shape[0]}x{x.shape[1]}x{Hp}x{Wp}, "
+                         f"more {x.dtype} entries than an array can hold")
     Ho, Wo = (Hp - kh) // sh + 1, (Wp - kw) // sw + 1
     # a stride past the padded input leaves one window, which it no longer moves: the same
     # result, and no stride of 2**62 elements for as_strided to overflow on (a review)
@@ -726,18 +729,22 @@ def _attention_args(layer, q, k, v, causal):
 
 
 def _scores(layer, q, k, scale, allowed):
-    """S = q k^T / sqrt(d). A row whose largest unmasked score overflows to inf, or whose scores
-    are NaN or all -inf, from a finite query and finite keys it sees, is a ValueError, as in the norms:
-    softmax would make it NaN. A -inf below a finite maximum is right as it is (its weight is 0).
-    Where q k^T overflows but the scores fit (|S| up to sqrt(d) times smaller), S = (q / sqrt(d)) k^T."""
-    def scores(q_, factor):
-        with np.errstate(over="ignore", invalid="ignore"):   # judged just below
-            S = q_ @ k.transpose(0, 2, 1) * factor
-            return S, S.max(axis=-1) if allowed is None else np.max(S, axis=-1, where=allowed, initial=-np.inf)
-
-    S, top = scores(q, scale)
+    """S = q k^T / sqrt(d). A score that is not finite though its query and key are (q k^T
+    overflowed where S fits, or a partial sum did: BLAS gave -inf for 1e400 - 1e400, which is
+    0) is computed again by :func:`_scaled_scores`. A row whose largest unmasked score is then
+    inf, NaN or -inf, from a finite query and finite keys it sees, is a ValueError, as in the
+    norms: softmax would make it NaN. A -inf below a finite maximum is a score known to lie
+    beyond the dtype's range: right as it is (its weight is 0)."""
+    with np.errstate(over="ignore", invalid="ignore"):   # judged just below
+        S = q @ k.transpose(0, 2, 1)
+        S *= scale
+    if not _checks.all_finite(S):
+        both = np.isfinite(q).all(axis=-1)[:, :, None] & np.isfinite(k).all(axis=-1)[:, None, :]
+        redo = both & ~np.isfinite(S)
+        if redo.any():
+            S[redo] = _scaled_scores(q, k, scale)[redo]
+    top = S.max(axis=-1) if allowed is None else np.max(S, axis=-1, where=allowed, initial=-np.inf)
     if not _checks.all_finite(top):                                 # (max passes NaN on)
-        S, top = scores(q * scale, 1)
         # judged row by row: a NaN or inf in a query, or in a key the row sees, makes that row NaN
         k_ok = np.isfinite(k).all(axis=-1)                                        # (N, T_k)
         seen_ok = np.logical_and.accumulate(k_ok, axis=1) if allowed is not None else k_ok.all(axis=1, keepdims=True)
@@ -750,6 +757,26 @@ def _scores(layer, q, k, scale, allowed):
     return S
 
 
+def _scaled_scores(q, k, scale):
+    """q k^T * scale from query and key rows scaled by powers of two to a largest |entry| below
+    1 (exact, bar entries that become subnormal), so that no partial sum overflows, the powers
+    put back by ldexp. Each scaled score s is within b = gamma_(d+1) (|q| |k|^T) scale of its
+    exact value (Higham, sec. 3.1); where b >= |s| / 2 the computed value is mostly rounding
+    (terms of 1e200 cancelling) and the score is NaN: no value can be vouched for. Elsewhere
+    ldexp gives it, or +-inf where it lies beyond the dtype's range."""
+    def unit(a):
+        e = np.frexp(np.abs(a).max(axis=-1))[1]                           # max|row| < 2^e
+        with np.errstate(under="ignore"):
+            return np.ldexp(a, -e[..., None]), e
+    (qs, eq), (ks, ek) = unit(q), unit(k)
+    n = q.shape[-1] + 1
+    u = np.finfo(q.dtype).eps / 2
+    with np.errstate(over="ignore", under="ignore"):
+        s = qs @ ks.transpose(0, 2, 1) * scale
+        b = np.abs(qs) @ np.abs(ks).transpose(0, 2, 1) * (scale * (n * u / (1 - n * u)))
+        return np.where(2 * b < np.abs(s), np.ldexp(s, eq[:, :, None] + ek[:, None, :]), np.nan)
+
+
 def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, *, causal: bool = False) -> np.ndarray:
     """Single-head scaled dot-product attention. q (N, T_q, d), k (N, T_k, d), v (N, T_k, d_v),
     y (N, T_q, d_v); with ``causal`` (T_q = T_k), query t sees keys 1..t only.
@@ -758,7 +785,8 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, *, causal: bool = Fal
     Backward:  dv = P^T dy,   dP = dy v^T,   dS = P * (dP - sum_keys(dP * P))
                dq = dS k / sqrt(d),   dk = dS^T q / sqrt(d)
     Masked entries have P = 0, hence dS = 0: no gradient flows to future keys. Scores that
-    overflow to +inf or NaN (finite q and k), or all to -inf in a row, are a ValueError. An inf
+    overflow to +inf from finite q and k, or whose overflowing terms cancel past what the dtype
+    can resolve, or all -inf in a row, are a ValueError. An inf
     in a value that a query does not see still makes its row of y NaN (P = 0 there, and
     0 * inf = NaN in P v), as in torch; an inf in a key it does not see leaves its row of y
     finite (its score is masked before the softmax) and makes its dq NaN (dS = 0 times inf);
@@ -869,7 +897,9 @@ def rnn(x: np.ndarray, h0: np.ndarray, Wx: np.ndarray, Wh: np.ndarray, b: np.nda
                dx_t  = da_t Wx^T,   dWx = sum_t x_t^T da_t,   dWh = sum_t h_{t-1}^T da_t
                db    = sum_{t,b} da_t,   dh0 = da_1 Wh^T
     A pre-activation that overflows warns, as NumPy's products do, and saturates its unit (tanh
-    of inf is 1); one that is inf - inf from finite inputs is a ValueError (also in lstm).
+    of inf is 1); one that is inf - inf from finite inputs is a ValueError (also in lstm) where
+    the product comes out NaN. BLAS's fused multiply-adds may instead give +-inf for it (terms of
+    1e400 cancelling): the unit then saturates as for an overflow, after the same warning.
     """
     x, h, _, Wx, Wh, b = _rnn(x, h0, Wx, Wh, b, "rnn")
     return h

@@ -632,6 +632,22 @@ def test_attention_refuses_scores_that_overflow_unless_masked():
     np.testing.assert_array_equal(L.attention(q, k, v), [[[2.0], [2.0]]])
 
 
+def test_attention_refuses_a_score_whose_overflowing_terms_cancel():
+    """q . k_0 = 1e400 - 1e400 = 0 exactly; BLAS (with fused multiply-adds) returned -inf, below
+    the row's finite maximum, so key 0 got weight 0: y = 0 where the exact answer is 0.993, no
+    warning (a review, 2026-12-03). No evaluation in the dtype resolves that score (its rounding
+    error is about u 1e400): refused as an overflow, in float32 too. A single product beyond the
+    range (d = 1) is no cancellation: its -inf stays, weight 0 (the test before)."""
+    for f, big in ((np.float64, 1e200), (np.float32, 1e20)):
+        q = np.array([[[big, big]]], f)
+        k, v = np.array([[[big, -big], [-7 / big, 0]]], f), np.array([[[1.0], [0.0]]], f)
+        for name, call in (("attention", lambda: L.attention(q, k, v)),
+                           ("attention_vjp", lambda: L.attention_vjp(np.ones((1, 1, 1), f), q, k, v))):
+            with pytest.raises(ValueError, match=f"^{name}: q k\\^T / sqrt\\(d\\) overflows {np.dtype(f)} where q and k "
+                                                 "are finite \\(example 0, query 0: "):
+                call()
+
+
 def test_attention_judges_overflow_row_by_row():
     """A NaN in another query of the same example, or an inf key that only a later causal row
     sees, exempted the whole example: row 0's overflowing score came back NaN without a word
@@ -767,6 +783,11 @@ BAD = [
     ("conv_stride_float", _err(L.conv2d, x4, W4, b4, stride=(1, 1.0)), TypeError, "conv2d: stride must be an int or a pair"),
     ("conv_stride_3", _err(L.conv2d, x4, W4, b4, stride=(1, 1, 1)), TypeError, "conv2d: stride must be an int or a pair"),
     ("conv_padding_neg", _err(L.conv2d, x4, W4, b4, padding=(0, -1)), ValueError, "conv2d: padding must be >= 0; got (0, -1)"),
+    # "Maximum allowed dimension exceeded" from np.zeros inside, naming nothing (a review)
+    ("conv_padding_huge", _err(L.conv2d, x4, W4, b4, padding=2**40), ValueError,
+     "conv2d: padding (1099511627776, 1099511627776) makes a padded input of 2x2x"),
+    ("conv_vjp_padding_huge", _err(L.conv2d_vjp, rnd(2, 3, 3, 3), x4, W4, b4, padding=(0, 2**62)), ValueError,
+     "conv2d_vjp: padding (0, 4611686018427387904) makes a padded input"),
     ("conv_fit_h", _err(L.conv2d, rnd(1, 2, 2, 4), W4, b4), ValueError, "conv2d: the 3x2 kernel does not fit the padded input 2x4"),
     ("conv_fit_w", _err(L.conv2d, rnd(1, 2, 3, 1), W4, b4), ValueError, "conv2d: the 3x2 kernel does not fit the padded input 3x1"),
     ("conv_vjp_cin", _err(L.conv2d_vjp, rnd(2, 3, 3, 3), x4, rnd(3, 1, 3, 2), b4), ValueError, "conv2d_vjp: W has C_in"),
