@@ -578,6 +578,23 @@ def test_conv2d_vjp_is_not_touched_by_a_non_finite_x_that_no_window_reads(bad):
     assert not np.isfinite(dW[:, 1, 0, 1]).any() and np.isfinite(np.delete(dW, 1, axis=1)).all()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("vjp", [L.layer_norm_vjp, L.batch_norm_vjp], ids=["layer_norm", "batch_norm"])
+def test_a_dy_near_the_largest_float_gives_the_norms_dx_scaled_exactly(vjp, dtype):
+    """dx is linear in dy: dy = 2^e d0 gives 2^e dx(d0) bit for bit where every entry of dy fits
+    but a mean's sum over 5 or 6 of them does not. It gave -inf or NaN where dx is finite (a
+    review, 2026-12-03). dgamma and dbeta do overflow here, truly: their warnings are
+    NumPy's, not judged by this test."""
+    rng = np.random.default_rng(0)
+    e = np.finfo(dtype).maxexp - 1                                 # 2^e d0 up to 1.5 2^e: each fits
+    x, d0 = rng.normal(size=(6, 5)).astype(dtype), rng.uniform(0.5, 1.5, (6, 5)).astype(dtype)
+    gamma, beta = np.ones(5, dtype), np.zeros(5, dtype)
+    dx0 = vjp(d0, x, gamma, beta)[0]
+    with np.errstate(over="ignore"):
+        dx = vjp(np.ldexp(d0, e), x, gamma, beta)[0]
+    assert dx.dtype == dtype and np.isfinite(dx).all() and np.array_equal(dx, np.ldexp(dx0, e))
+
+
 def test_a_large_float32_batch_of_equal_values_normalises_to_beta():
     """300,000 values per feature: the axis-0 sums run sequentially, and a correction summed in
     float32 was itself off by more than half an ulp of x (xhat 0.995); summed in float64 it is not."""
