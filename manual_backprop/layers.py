@@ -741,11 +741,12 @@ def _attention_args(layer, q, k, v, causal):
 
 def _scores(layer, q, k, scale, allowed):
     """S = q k^T / sqrt(d). A score that is not finite though its query and key are (q k^T
-    overflowed where S fits, or a partial sum did: BLAS gave -inf for 1e400 - 1e400, which is
-    0) is computed again by :func:`_scaled_scores`. A row whose largest unmasked score is then
-    inf, NaN or -inf, from a finite query and finite keys it sees, is a ValueError, as in the
-    norms: softmax would make it NaN. A -inf below a finite maximum is a score known to lie
-    beyond the dtype's range: right as it is (its weight is 0)."""
+    overflowed where S fits, or a partial sum did where terms cancel: BLAS gave -inf for
+    1e400 - 1e400, which is 0) is computed again by :func:`_scaled_scores`, as it would come out
+    had nothing overflowed; NaN where even its rounding error is beyond the dtype's range. A row
+    whose largest unmasked score is then inf, NaN or -inf, from a finite query and finite keys
+    it sees, is a ValueError, as in the norms: softmax would make it NaN. A -inf below a finite
+    maximum is a score beyond the range: right as it is (its weight is 0)."""
     with np.errstate(over="ignore", invalid="ignore"):   # judged just below
         S = q @ k.transpose(0, 2, 1)
         S *= scale
@@ -753,7 +754,7 @@ def _scores(layer, q, k, scale, allowed):
         both = np.isfinite(q).all(axis=-1)[:, :, None] & np.isfinite(k).all(axis=-1)[:, None, :]
         redo = both & ~np.isfinite(S)
         if redo.any():
-            S[redo] = _scaled_scores(q, k, scale)[redo]
+            S[redo] = _scaled_scores(q, k, scale)[0][redo]
     top = S.max(axis=-1) if allowed is None else np.max(S, axis=-1, where=allowed, initial=-np.inf)
     if not _checks.all_finite(top):                                 # (max passes NaN on)
         # judged row by row: a NaN or inf in a query, or in a key the row sees, makes that row NaN
@@ -769,23 +770,29 @@ def _scores(layer, q, k, scale, allowed):
 
 
 def _scaled_scores(q, k, scale):
-    """q k^T * scale from query and key rows scaled by powers of two to a largest |entry| below
-    1 (exact, bar entries that become subnormal), so that no partial sum overflows, the powers
-    put back by ldexp. Each scaled score s is within b = gamma_(d+1) (|q| |k|^T) scale of its
-    exact value (Higham, sec. 3.1); where b >= |s| / 2 the computed value is mostly rounding
-    (terms of 1e200 cancelling) and the score is NaN: no value can be vouched for. Elsewhere
-    ldexp gives it, or +-inf where it lies beyond the dtype's range."""
-    def unit(a):
-        e = np.frexp(np.abs(a).max(axis=-1))[1]                           # max|row| < 2^e
+    """(S, err): q k^T * scale for finite q and k as it would come out had no partial sum
+    overflowed, and a bound on its rounding error. Each query and key row is scaled by a power
+    of two to a largest |entry| below 2^h, h = (emax - 2 - ceil(log2 d)) // 2, so that no sum
+    of d products overflows, and the powers are put back by ldexp (+-inf where a score lies
+    beyond the range). err = gamma_(d+1) (|q| |k|^T) scale (Higham, sec. 3.1: the dot product
+    and the product by scale) plus what underflow may lose, 2 d 2^h times the smallest
+    subnormal, in the scaled rows. Where err is beyond the range (terms of 1e200 cancelling in
+    float64), the rounding alone may exceed any value the dtype holds: S is NaN there."""
+    info, d = np.finfo(q.dtype), q.shape[-1]
+    h = (info.maxexp - 2 - int(np.ceil(np.log2(d)))) // 2
+
+    def scaled(a):
+        e = np.frexp(np.abs(a).max(axis=-1))[1] - h                    # max|row| 2^-e < 2^h
         with np.errstate(under="ignore"):
             return np.ldexp(a, -e[..., None]), e
-    (qs, eq), (ks, ek) = unit(q), unit(k)
-    n = q.shape[-1] + 1
-    u = np.finfo(q.dtype).eps / 2
+    (qs, eq), (ks, ek) = scaled(q), scaled(k)
+    n, u = d + 1, info.eps / 2
+    E = eq[:, :, None] + ek[:, None, :]
     with np.errstate(over="ignore", under="ignore"):
         s = qs @ ks.transpose(0, 2, 1) * scale
         b = np.abs(qs) @ np.abs(ks).transpose(0, 2, 1) * (scale * (n * u / (1 - n * u)))
-        return np.where(2 * b < np.abs(s), np.ldexp(s, eq[:, :, None] + ek[:, None, :]), np.nan)
+        err = np.ldexp(b + 2 * d * np.ldexp(info.smallest_subnormal, h), E)
+        return np.where(np.isfinite(err), np.ldexp(s, E), np.nan), err
 
 
 def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, *, causal: bool = False) -> np.ndarray:

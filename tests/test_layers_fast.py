@@ -605,11 +605,13 @@ def test_a_large_float32_batch_of_equal_values_normalises_to_beta():
 def test_attention_refuses_scores_that_overflow_unless_masked():
     """q k^T beyond float32 from finite q, k: softmax made NaN of it (inf - inf) with warnings;
     now a ValueError as in the norms, for a row whose largest score is +inf, a NaN score (terms
-    of opposite signs that overflow), or a row of -inf only (query 0 below, also where the
-    causal mask leaves it key 0 alone). A score the causal mask hides is never used: no error."""
+    of opposite signs that overflow, their rounding beyond the range too), or a row of -inf only
+    (query 0 below, also where the causal mask leaves it key 0 alone). A score the causal mask
+    hides is never used: no error."""
     f = np.float32
     q = (np.array([1.0, -2.0, 3.0, 0.5]) * 1e19).astype(f).reshape(1, 4, 1)
-    nan_scores = np.array([[[1e20, 1e20]]], f), np.array([[[1e20, -1e20]]], f)     # 1e40 - 1e40
+    nan_scores = np.array([[[1e23, 1e23]]], f), np.array([[[1e23, -1e23]]], f)     # 1e46 - 1e46: its rounding too
+    # is beyond float32 (at 1e20, 1e40 - 1e40, it fits: the score is kept, the test after next)
     minus_inf_row = np.array([[[1e20], [1.0]]], f), np.array([[[-1e20], [-1e20]]], f)
     for q_, k_, causal in ((q, q, False), (*nan_scores, False), (*minus_inf_row, False), (*minus_inf_row, True)):
         v_ = np.ones(k_.shape[:2] + (1,), f)
@@ -652,10 +654,11 @@ def test_attention_refuses_scores_that_overflow_unless_masked():
 def test_attention_refuses_a_score_whose_overflowing_terms_cancel():
     """q . k_0 = 1e400 - 1e400 = 0 exactly; BLAS (with fused multiply-adds) returned -inf, below
     the row's finite maximum, so key 0 got weight 0: y = 0 where the exact answer is 0.993, no
-    warning (a review, 2026-12-03). No evaluation in the dtype resolves that score (its rounding
-    error is about u 1e400): refused as an overflow, in float32 too. A single product beyond the
-    range (d = 1) is no cancellation: its -inf stays, weight 0 (the test before)."""
-    for f, big in ((np.float64, 1e200), (np.float32, 1e20)):
+    warning (a review, 2026-12-03). The rounding error of such a score, about u 1e400, is itself
+    beyond the range: no evaluation in the dtype vouches for it, and the row is refused as an
+    overflow. A single product beyond the range (d = 1) cancels nothing: its -inf stays, weight
+    0 (the test before)."""
+    for f, big in ((np.float64, 1e200), (np.float32, 1e23)):
         q = np.array([[[big, big]]], f)
         k, v = np.array([[[big, -big], [-7 / big, 0]]], f), np.array([[[1.0], [0.0]]], f)
         for name, call in (("attention", lambda: L.attention(q, k, v)),
@@ -663,6 +666,49 @@ def test_attention_refuses_a_score_whose_overflowing_terms_cancel():
             with pytest.raises(ValueError, match=f"^{name}: q k\\^T / sqrt\\(d\\) overflows {np.dtype(f)} where q and k "
                                                  "are finite \\(example 0, query 0: "):
                 call()
+
+
+@pytest.mark.parametrize("signs", [[1, -1, 1, -1], [1, 1, 1, 1, -1, -1, -1, -1]], ids=["alternating", "halves"])
+def test_attention_takes_cancelling_terms_whose_rounding_fits(signs):
+    """q = 1e154, k_0 = +-1.5e154: partial sums of 1.5e308 overflow in some summation orders
+    (BLAS's), but the rounding error of the score, about u 1e308, fits the range as it does for
+    any product that does not overflow: the score is kept, as the direct product would be. A
+    first fix refused these rows (a second review); the version before took them through a
+    fallback that summed in another order."""
+    d = len(signs)
+    q, k = np.full((1, 1, d), 1e154), np.zeros((1, 2, d))
+    k[0, 0] = 1.5e154 * np.array(signs)
+    v = np.array([[[1.0], [0.0]]])
+    y = L.attention(q, k, v)
+    dq, dk, dv = L.attention_vjp(np.ones_like(y), q, k, v)
+    assert all(np.isfinite(a).all() for a in (y, dq, dk, dv))
+
+
+def test_a_recomputed_score_is_within_its_rounding_bound():
+    """_scaled_scores' bound, against exact rational arithmetic, where its rows must be scaled
+    down. The review's case: rows scaled to a largest entry below 1 turned small products
+    subnormal, an error of 4.9e293 against a bound of 2.2e293, and a kept score of the wrong sign
+    (+4.8e293 for -1.5e292); rows are now scaled to 2^h, h about half the exponent range."""
+    from fractions import Fraction as F
+
+    d = 27
+    q, k = np.zeros(d), np.zeros((2, d))
+    q[0], k[0, 0], k[0, 1] = np.finfo(np.float64).max, 1 + 2.0**-50, np.ldexp(0.75, 1024)
+    q[1] = float(-(F(q[0]) * F(k[0, 0]) / F(k[0, 1]))) + 16 * 2.0**-50
+    q[2:], k[0, 2:] = 2.0**487, -0.4999 * 2.0**487
+    rng = np.random.default_rng(0)
+    cases = [(q[None, None], k[None])] + [(rng.normal(size=(1, 3, d)) * 10.0**rng.uniform(150, 160, (1, 3, 1)),
+                                           rng.normal(size=(1, 4, d)) * 10.0**rng.uniform(150, 160, (1, 4, 1)))
+                                          for _ in range(3)]
+    scale = np.float64(1 / np.sqrt(d))
+    for Q, K in cases:
+        S, err = L._scaled_scores(Q, K, scale)
+        for t, j in np.ndindex(S.shape[1:]):
+            exact = sum(F(a) * F(b) for a, b in zip(Q[0, t], K[0, j])) * F(float(scale))
+            if np.isfinite(S[0, t, j]):
+                assert abs(F(S[0, t, j]) - exact) <= F(err[0, t, j])
+            else:
+                assert not np.isfinite(err[0, t, j]) or abs(exact) > np.finfo(np.float64).max
 
 
 def test_attention_judges_overflow_row_by_row():
