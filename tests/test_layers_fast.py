@@ -595,6 +595,16 @@ def test_a_dy_near_the_largest_float_gives_the_norms_dx_scaled_exactly(vjp, dtyp
     assert dx.dtype == dtype and np.isfinite(dx).all() and np.array_equal(dx, np.ldexp(dx0, e))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_layer_norm_vjp_of_a_dy_near_the_largest_float_warns_nothing(dtype):
+    """The test before, where nothing truly overflows (one row, |xhat| <= 1: dgamma = dy xhat and
+    dbeta = dy fit): no warning either, under the suite's warnings-as-errors."""
+    e = np.finfo(dtype).maxexp - 1
+    x, dy = np.array([[1.0, -1.0, 1.0, -1.0]], dtype), np.ldexp(np.array([[1.5, 1.25, 1.0, 0.75]], dtype), e)
+    dx, dgamma, dbeta = L.layer_norm_vjp(dy, x, np.ones(4, dtype), np.zeros(4, dtype))
+    assert all(np.isfinite(a).all() for a in (dx, dgamma, dbeta))
+
+
 def test_a_large_float32_batch_of_equal_values_normalises_to_beta():
     """300,000 values per feature: the axis-0 sums run sequentially, and a correction summed in
     float32 was itself off by more than half an ulp of x (xhat 0.995); summed in float64 it is not."""
@@ -701,7 +711,8 @@ def test_a_recomputed_score_is_within_its_rounding_bound():
                                            rng.normal(size=(1, 4, d)) * 10.0**rng.uniform(150, 160, (1, 4, 1)))
                                           for _ in range(3)]
     scale = np.float64(1 / np.sqrt(d))
-    for Q, K in cases:
+    gamma = F((d + 1) * 2**-53) / (1 - F((d + 1) * 2**-53))
+    for i, (Q, K) in enumerate(cases):
         S, err = L._scaled_scores(Q, K, scale)
         for t, j in np.ndindex(S.shape[1:]):
             exact = sum(F(a) * F(b) for a, b in zip(Q[0, t], K[0, j])) * F(float(scale))
@@ -709,6 +720,17 @@ def test_a_recomputed_score_is_within_its_rounding_bound():
                 assert abs(F(S[0, t, j]) - exact) <= F(err[0, t, j])
             else:
                 assert not np.isfinite(err[0, t, j]) or abs(exact) > np.finfo(np.float64).max
+            if i:   # and no looser than twice Higham's (underflow loses nothing that matters here)
+                assert F(err[0, t, j]) <= 2 * gamma * sum(abs(F(a) * F(b)) for a, b in zip(Q[0, t], K[0, j])) * F(float(scale))
+
+
+def test_an_infinite_score_from_an_infinite_key_is_weight_zero_as_in_the_twin():
+    """q . k_1 = -inf where k_1 holds -inf: key 1's weight is 0 and y is v_0, as in torch and the
+    JAX twin; only scores of finite rows are computed again (a score of an inf row is not an
+    overflow, and recomputing it gave NaN: mutants of the fix)."""
+    q, k = np.array([[[1.0, 2.0]]]), np.array([[[1.0, 1.0], [-np.inf, 0.0]]])
+    v = np.array([[[3.0], [5.0]]])
+    np.testing.assert_array_equal(L.attention(q, k, v), [[[3.0]]])
 
 
 def test_attention_judges_overflow_row_by_row():
@@ -847,8 +869,11 @@ BAD = [
     ("conv_stride_3", _err(L.conv2d, x4, W4, b4, stride=(1, 1, 1)), TypeError, "conv2d: stride must be an int or a pair"),
     ("conv_padding_neg", _err(L.conv2d, x4, W4, b4, padding=(0, -1)), ValueError, "conv2d: padding must be >= 0; got (0, -1)"),
     # "Maximum allowed dimension exceeded" from np.zeros inside, naming nothing (a review)
-    ("conv_padding_huge", _err(L.conv2d, x4, W4, b4, padding=2**40), ValueError,
-     "conv2d: padding (1099511627776, 1099511627776) makes a padded input of 2x2x"),
+    ("conv_padding_huge", _err(L.conv2d, x4[:1], W4, b4, padding=2**40), ValueError,
+     "conv2d: padding (1099511627776, 1099511627776) makes a padded input of 1x2x"),
+    # just past an array's reach: (2^30 + 1)(2^29 + 1) entries x 2 channels x 8 bytes > 2^63 - 1
+    ("conv_padding_edge", _err(L.conv2d, rnd(1, 2, 1, 1), rnd(1, 2, 1, 1), rnd(1), padding=(2**29, 2**28)), ValueError,
+     "conv2d: padding (536870912, 268435456) makes a padded input of 1x2x1073741825x536870913"),
     ("conv_vjp_padding_huge", _err(L.conv2d_vjp, rnd(2, 3, 3, 3), x4, W4, b4, padding=(0, 2**62)), ValueError,
      "conv2d_vjp: padding (0, 4611686018427387904) makes a padded input"),
     ("conv_fit_h", _err(L.conv2d, rnd(1, 2, 2, 4), W4, b4), ValueError, "conv2d: the 3x2 kernel does not fit the padded input 2x4"),
