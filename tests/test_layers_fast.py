@@ -733,6 +733,18 @@ def test_an_infinite_score_from_an_infinite_key_is_weight_zero_as_in_the_twin():
     np.testing.assert_array_equal(L.attention(q, k, v), [[[3.0]]])
 
 
+def test_a_nan_upstream_gradient_stays_out_of_the_keys_a_causal_row_does_not_see():
+    """Query 0 sees key 0 only. A NaN in its dy makes its sum(dP * P) NaN; its masked dS entry
+    is still exactly 0, so key 1's dk stays finite (a mutant that dropped the zeroing survived
+    the JAX-free tests: P = 0 there, but 0 * (dP - NaN) is NaN)."""
+    rng = np.random.default_rng(0)
+    q, k, v = rng.normal(size=(1, 2, 3)), rng.normal(size=(1, 2, 3)), rng.normal(size=(1, 2, 2))
+    dy = np.ones((1, 2, 2))
+    dy[0, 0, 0] = np.nan
+    dq, dk, dv = L.attention_vjp(dy, q, k, v, causal=True)
+    assert np.isnan(dk[0, 0]).all() and np.isfinite(dk[0, 1]).all() and np.isfinite(dq[0, 1]).all()
+
+
 def test_attention_judges_overflow_row_by_row():
     """A NaN in another query of the same example, or an inf key that only a later causal row
     sees, exempted the whole example: row 0's overflowing score came back NaN without a word
