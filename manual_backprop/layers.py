@@ -804,12 +804,12 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, *, causal: bool = Fal
                dq = dS k / sqrt(d),   dk = dS^T q / sqrt(d)
     Masked entries have P = 0, hence dS = 0: no gradient flows to future keys. Scores that
     overflow to +inf from finite q and k, or whose overflowing terms cancel past what the dtype
-    can resolve, or all -inf in a row, are a ValueError. An inf
-    in a value that a query does not see still makes its row of y NaN (P = 0 there, and
-    0 * inf = NaN in P v), as in torch; an inf in a key it does not see leaves its row of y
-    finite (its score is masked before the softmax) and makes its dq NaN (dS = 0 times inf);
-    likewise a NaN or inf in a query makes dk NaN in that coordinate for every key, also those
-    it does not see (dS = 0 times it in dS^T q), while dv of those keys stays finite, as in the twin.
+    can resolve, or all -inf in a row, are a ValueError. An inf in a value that a query does not
+    see still makes its row of y NaN (P = 0 there, and 0 * inf = NaN in P v), as in torch; an
+    inf in a key it does not see leaves its row of y finite (its score is masked before the
+    softmax) and makes its dq NaN (dS = 0 times inf); likewise a NaN or inf in a query makes dk
+    NaN in that coordinate for every key, also those it does not see (dS = 0 times it in
+    dS^T q), while dv of those keys stays finite, as in the twin.
     """
     q, k, v, allowed, scale = _attention_args("attention", q, k, v, causal)
     return _softmax(_scores("attention", q, k, scale, allowed), -1, allowed) @ v

@@ -269,14 +269,16 @@ def check_labels(labels: np.ndarray, n_classes: int, source: str | os.PathLike, 
         i = int(bad[0])
         raise ValueError(
             f"{path}: label {int(labels[i])} at index {i} is outside the {n_classes} classes "
-            f"0..{n_classes - 1} ({bad.size} such labels; for data with more classes: n_classes=, on the command line --n-classes)"
+            f"0..{n_classes - 1} ({bad.size} such labels; for data with more classes: n_classes=, "
+            "on the command line --n-classes)"
         )
     if all_present:
         absent = np.flatnonzero(np.bincount(labels, minlength=n_classes) == 0)
         if absent.size:
             raise ValueError(
                 f"{path}: classes {absent.tolist()} of 0..{n_classes - 1} never occur in the training "
-                "labels (a network cannot learn a class it never sees; to declare fewer: n_classes=, on the command line --n-classes)"
+                "labels (a network cannot learn a class it never sees; to declare fewer: n_classes=, "
+                "on the command line --n-classes)"
             )
 
 
