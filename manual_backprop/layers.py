@@ -915,18 +915,34 @@ def rnn(x: np.ndarray, h0: np.ndarray, Wx: np.ndarray, Wh: np.ndarray, b: np.nda
                dx_t  = da_t Wx^T,   dWx = sum_t x_t^T da_t,   dWh = sum_t h_{t-1}^T da_t
                db    = sum_{t,b} da_t,   dh0 = da_1 Wh^T
     A pre-activation that overflows warns, as NumPy's products do, and saturates its unit (tanh
-    of inf is 1); one that is inf - inf from finite inputs is a ValueError (also in lstm) where
-    the product comes out NaN. BLAS's fused multiply-adds may instead give +-inf for it (terms of
-    1e400 cancelling): the unit then saturates as for an overflow, after the same warning.
+    of inf is 1); one that is inf - inf from finite inputs is a ValueError (also in lstm). Where
+    x_t Wx overflowed only in a partial sum (BLAS's fused multiply-adds give +-inf for terms of
+    1e400 cancelling), it is computed again (:func:`_input_projection`); h_(t-1) Wh is not.
     """
     x, h, _, Wx, Wh, b = _rnn(x, h0, Wx, Wh, b, "rnn")
     return h
 
 
+def _input_projection(x, Wx):
+    """x_t Wx for every t, (N, T, G), in one GEMM. An entry that is inf or NaN from a finite row
+    of x and a finite Wx is computed again as :func:`_scaled_scores` computes a score: the
+    exact value where a partial sum overflowed (BLAS gave +-inf for 1e400 - 1e400, which is 0,
+    and the unit saturated), +-inf where it lies beyond the range, NaN where even its rounding
+    does (the layer refuses it: inf - inf). NumPy's warning for the GEMM's overflow stands."""
+    N, T, D = x.shape
+    X = x.reshape(N * T, D)
+    a = X @ Wx
+    if not _checks.all_finite(a) and _checks.all_finite(Wx):
+        redo = ~np.isfinite(a) & np.isfinite(X).all(axis=1)[:, None]
+        if redo.any():
+            a[redo] = _scaled_scores(X[None], Wx.T[None], X.dtype.type(1))[0][0][redo]
+    return a.reshape(N, T, -1)
+
+
 def _rnn(x, h0, Wx, Wh, b, layer):
     x, st, Wx, Wh, b = _recurrent_args(layer, x, {"h0": h0}, Wx, Wh, b, 1)
     N, T, _ = x.shape
-    a = (x.reshape(N * T, -1) @ Wx).reshape(N, T, -1)   # all input projections: one GEMM,
+    a = _input_projection(x, Wx)                        # all input projections: one GEMM,
     a += b                                              # and their biases: one pass
     h = np.empty_like(a)
     prev = st["h0"]
@@ -980,7 +996,7 @@ def _lstm(x, h0, c0, Wx, Wh, b, layer):
     x, st, Wx, Wh, b = _recurrent_args(layer, x, {"h0": h0, "c0": c0}, Wx, Wh, b, 4)
     N, T, _ = x.shape
     H = Wh.shape[0]
-    a = (x.reshape(N * T, -1) @ Wx).reshape(N, T, 4 * H)   # a_t, kept for the backward:
+    a = _input_projection(x, Wx)                          # a_t, kept for the backward:
     a += b                                                # x Wx + b for every t, one pass
     h, c = np.empty((N, T, H), x.dtype), np.empty((N, T, H), x.dtype)
     gates = np.empty((N, T, 4 * H), x.dtype)            # i, f, o, g after their nonlinearities

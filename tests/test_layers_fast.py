@@ -436,6 +436,24 @@ def test_recurrent_units_refuse_a_preactivation_of_inf_minus_inf():
     assert np.isnan(L.rnn(np.ones((1, 1, 2), f), h0, np.array([[np.nan], [1]], f), Wh, b)).all()
 
 
+def test_recurrent_units_compute_an_input_projection_whose_overflowing_terms_cancel():
+    """x_t Wx = 3e38 * 2 + 3e38 * (-2) in one GEMM is 0, but a kernel that fuses the second
+    product into the sum gives inf (SkylakeX's does) and the unit saturated: h = 1 for 0, after
+    NumPy's warning (a review, 2026-12-03). Its rounding, about u 1e39, fits float32, so it is
+    computed again: h = tanh(0) = 0, and the lstm's gates give h = 0.5 tanh(0.5 tanh(0)) = 0. In
+    float64, 1e200 * 1e200 - 1e200 * 1e200 has a rounding beyond the range: inf - inf, refused."""
+    f = np.float32
+    x, Wx = np.full((1, 1, 2), 3e38, f), np.array([[2.0], [-2.0]], f)
+    h0, b = np.zeros((1, 1), f), np.zeros(1, f)
+    with pytest.warns(RuntimeWarning, match="overflow"):
+        np.testing.assert_array_equal(L.rnn(x, h0, Wx, np.zeros((1, 1), f), b), [[[0.0]]])
+    with pytest.warns(RuntimeWarning, match="overflow"):
+        np.testing.assert_array_equal(L.lstm(x, h0, h0, np.tile(Wx, 4), np.zeros((1, 4), f), np.zeros(4, f)), [[[0.0]]])
+    x, Wx = np.full((1, 1, 2), 1e200), np.array([[1e200], [-1e200]])
+    with pytest.warns(RuntimeWarning), pytest.raises(ValueError, match=r"^rnn: a pre-activation .* is inf - inf in float64"):
+        L.rnn(x, np.zeros((1, 1)), Wx, np.zeros((1, 1)), np.zeros(1))
+
+
 def test_softmax_vjp_takes_a_cotangent_near_the_dtypes_largest():
     """dx = y (dy - sum(dy y)) formed dy - s = 3e38 + 2.9e38, beyond float32, and warned (NaN or
     inf with warnings off) where dx = +-5.9e36 fits (|dx_k| <= max|dy| / 2 always). Against
