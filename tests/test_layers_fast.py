@@ -447,11 +447,17 @@ def test_recurrent_units_compute_an_input_projection_whose_overflowing_terms_can
     h0, b = np.zeros((1, 1), f), np.zeros(1, f)
     with pytest.warns(RuntimeWarning, match="overflow"):
         np.testing.assert_array_equal(L.rnn(x, h0, Wx, np.zeros((1, 1), f), b), [[[0.0]]])
+    x3, Wx3 = np.array([[[3e38, 3e38, 1.0]]], f), np.array([[2.0], [-2.0], [0.5]], f)   # exactly 0.5
+    with pytest.warns(RuntimeWarning, match="overflow"):
+        np.testing.assert_array_equal(L.rnn(x3, h0, Wx3, np.zeros((1, 1), f), b), [[[np.tanh(f(0.5))]]])
     with pytest.warns(RuntimeWarning, match="overflow"):
         np.testing.assert_array_equal(L.lstm(x, h0, h0, np.tile(Wx, 4), np.zeros((1, 4), f), np.zeros(4, f)), [[[0.0]]])
     x, Wx = np.full((1, 1, 2), 1e200), np.array([[1e200], [-1e200]])
     with pytest.warns(RuntimeWarning), pytest.raises(ValueError, match=r"^rnn: a pre-activation .* is inf - inf in float64"):
         L.rnn(x, np.zeros((1, 1)), Wx, np.zeros((1, 1)), np.zeros(1))
+    # an inf weight is an input, not an overflow: the unit saturates, silently, as before
+    np.testing.assert_array_equal(L.rnn(np.ones((1, 1, 1)), np.zeros((1, 1)), np.array([[np.inf]]),
+                                        np.zeros((1, 1)), np.zeros(1)), [[[1.0]]])
 
 
 def test_softmax_vjp_takes_a_cotangent_near_the_dtypes_largest():
