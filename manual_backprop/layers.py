@@ -750,17 +750,17 @@ def _scores(layer, q, k, scale, allowed):
     with np.errstate(over="ignore", invalid="ignore"):   # judged just below
         S = q @ k.transpose(0, 2, 1)
         S *= scale
-    if not _checks.all_finite(S):
-        both = np.isfinite(q).all(axis=-1)[:, :, None] & np.isfinite(k).all(axis=-1)[:, None, :]
-        redo = both & ~np.isfinite(S)
-        if redo.any():
-            S[redo] = _scaled_scores(q, k, scale)[0][redo]
+    if _checks.all_finite(S):                          # so is every row's largest score
+        return S
+    q_ok, k_ok = np.isfinite(q).all(axis=-1), np.isfinite(k).all(axis=-1)          # (N, T_q), (N, T_k)
+    redo = q_ok[:, :, None] & k_ok[:, None, :] & ~np.isfinite(S)
+    if redo.any():
+        S[redo] = _scaled_scores(q, k, scale)[0][redo]
     top = S.max(axis=-1) if allowed is None else np.max(S, axis=-1, where=allowed, initial=-np.inf)
     if not _checks.all_finite(top):                                 # (max passes NaN on)
         # judged row by row: a NaN or inf in a query, or in a key the row sees, makes that row NaN
-        k_ok = np.isfinite(k).all(axis=-1)                                        # (N, T_k)
         seen_ok = np.logical_and.accumulate(k_ok, axis=1) if allowed is not None else k_ok.all(axis=1, keepdims=True)
-        bad = ~np.isfinite(top) & np.isfinite(q).all(axis=-1) & seen_ok
+        bad = ~np.isfinite(top) & q_ok & seen_ok
         if bad.any():
             n, t = (int(i[0]) for i in np.nonzero(bad))
             raise ValueError(f"{layer}: q k^T / sqrt(d) overflows {q.dtype} where q and k are finite (example {n}, "
