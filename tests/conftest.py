@@ -9,6 +9,7 @@ Property tests scale their example counts from the active profile with ``example
 """
 
 import os
+import signal
 
 # Compile JAX at the lowest backend optimisation level: each new shape the tests draw is a
 # new compilation, and -O0 halves its cost. Numerics are unchanged (no fast-math either way).
@@ -32,3 +33,21 @@ def _release_jax_executables():
     """Drop JAX's compiled executables after each test (support.release_jax_executables)."""
     yield
     release_jax_executables()
+
+
+_FOREGROUND = {"SIGINT": signal.default_int_handler, "SIGTERM": signal.SIG_DFL, "SIGHUP": signal.SIG_DFL}
+
+
+@pytest.fixture(autouse=True)
+def _signals_as_in_the_foreground():
+    """Each test sees the signal handlers of a Python started in the foreground. A shell starts a
+    background job (``pytest &``) with SIGINT ignored, nohup ignores SIGHUP, and the command lines
+    rightly leave an ignored signal ignored: the tests that send signals would then fail."""
+    ignored = {}
+    for name, handler in _FOREGROUND.items():
+        s = getattr(signal, name, None)
+        if s is not None and signal.getsignal(s) == signal.SIG_IGN:
+            ignored[s] = signal.signal(s, handler)
+    yield
+    for s, previous in ignored.items():
+        signal.signal(s, previous)
