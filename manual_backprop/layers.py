@@ -917,7 +917,8 @@ def rnn(x: np.ndarray, h0: np.ndarray, Wx: np.ndarray, Wh: np.ndarray, b: np.nda
     A pre-activation that overflows warns, as NumPy's products do, and saturates its unit (tanh
     of inf is 1); one that is inf - inf from finite inputs is a ValueError (also in lstm). Where
     x_t Wx overflowed only in a partial sum (BLAS's fused multiply-adds give +-inf for terms of
-    1e400 cancelling), it is computed again (:func:`_input_projection`); h_(t-1) Wh is not.
+    1e400 cancelling), it is computed again, without a warning (:func:`_input_projection`);
+    h_(t-1) Wh is not.
     """
     x, h, _, Wx, Wh, b = _rnn(x, h0, Wx, Wh, b, "rnn")
     return h
@@ -925,18 +926,23 @@ def rnn(x: np.ndarray, h0: np.ndarray, Wx: np.ndarray, Wh: np.ndarray, b: np.nda
 
 def _input_projection(x, Wx):
     """x_t Wx for every t, (N, T, G), in one GEMM. An entry that is inf or NaN from a finite row
-    of x and a finite Wx is computed again as :func:`_scaled_scores` computes a score: its value,
+    of x and a finite column of Wx is computed again as :func:`_scaled_scores` computes a score: its value,
     to rounding, where only a partial sum overflowed (BLAS gave +-inf for 1e400 - 1e400, which
     is 0, and the unit saturated), +-inf where it lies beyond the range, NaN where even its
-    rounding does (the layer refuses it: inf - inf). NumPy's warning for the GEMM's overflow
-    stands."""
+    rounding does (the layer refuses it: inf - inf). NumPy's overflow signal (by default a
+    RuntimeWarning) is given where such an entry is beyond the range, not where only a partial
+    sum was; a NaN or inf in x or Wx makes its own NaN or inf, silently (the module's convention)."""
     N, T, D = x.shape
     X = x.reshape(N * T, D)
-    a = X @ Wx
-    if not _checks.all_finite(a) and _checks.all_finite(Wx):
-        redo = ~np.isfinite(a) & np.isfinite(X).all(axis=1)[:, None]
-        if redo.any():
-            a[redo] = _scaled_scores(X[None], Wx.T[None], X.dtype.type(1))[0][0][redo]
+    with np.errstate(over="ignore", invalid="ignore"):   # judged just below
+        a = X @ Wx
+    if _checks.all_finite(a):                          # no sum overflowed: nothing was signalled
+        return a.reshape(N, T, -1)
+    redo = ~np.isfinite(a) & np.isfinite(X).all(axis=1)[:, None] & np.isfinite(Wx).all(axis=0)
+    if redo.any():
+        a[redo] = again = _scaled_scores(X[None], Wx.T[None], X.dtype.type(1))[0][0][redo]
+        if not _checks.all_finite(again):
+            _overflow_signal(a.dtype)                  # beyond the range: as any product that overflows
     return a.reshape(N, T, -1)
 
 

@@ -440,24 +440,34 @@ def test_recurrent_units_compute_an_input_projection_whose_overflowing_terms_can
     """x_t Wx = 3e38 * 2 + 3e38 * (-2) in one GEMM is 0, but a kernel that fuses the second
     product into the sum gives inf (SkylakeX's does) and the unit saturated: h = 1 for 0, after
     NumPy's warning (a review, 2026-12-03). Its rounding, about u 1e39, fits float32, so it is
-    computed again: h = tanh(0) = 0, and the lstm's gates give h = 0.5 tanh(0.5 tanh(0)) = 0. In
-    float64, 1e200 * 1e200 - 1e200 * 1e200 has a rounding beyond the range: inf - inf, refused."""
+    computed again: h = tanh(0) = 0, and the lstm's gates give h = 0.5 tanh(0.5 tanh(0)) = 0,
+    with no warning (the suite makes one an error): nothing overflowed but a partial sum. A sum
+    beyond the range (3e38 * 2 + 3e38 * 2) still warns and saturates. In float64, 1e200 * 1e200 -
+    1e200 * 1e200 has a rounding beyond the range: inf - inf, refused. An inf weight in another
+    unit's column kept the recomputation from every unit (h = 1 where it is 0)."""
     f = np.float32
     x, Wx = np.full((1, 1, 2), 3e38, f), np.array([[2.0], [-2.0]], f)
     h0, b = np.zeros((1, 1), f), np.zeros(1, f)
-    with pytest.warns(RuntimeWarning, match="overflow"):
-        np.testing.assert_array_equal(L.rnn(x, h0, Wx, np.zeros((1, 1), f), b), [[[0.0]]])
+    np.testing.assert_array_equal(L.rnn(x, h0, Wx, np.zeros((1, 1), f), b), [[[0.0]]])
     x3, Wx3 = np.array([[[3e38, 3e38, 1.0]]], f), np.array([[2.0], [-2.0], [0.5]], f)   # exactly 0.5
+    np.testing.assert_array_equal(L.rnn(x3, h0, Wx3, np.zeros((1, 1), f), b), [[[np.tanh(f(0.5))]]])
+    np.testing.assert_array_equal(L.lstm(x, h0, h0, np.tile(Wx, 4), np.zeros((1, 4), f), np.zeros(4, f)), [[[0.0]]])
     with pytest.warns(RuntimeWarning, match="overflow"):
-        np.testing.assert_array_equal(L.rnn(x3, h0, Wx3, np.zeros((1, 1), f), b), [[[np.tanh(f(0.5))]]])
-    with pytest.warns(RuntimeWarning, match="overflow"):
-        np.testing.assert_array_equal(L.lstm(x, h0, h0, np.tile(Wx, 4), np.zeros((1, 4), f), np.zeros(4, f)), [[[0.0]]])
+        np.testing.assert_array_equal(L.rnn(x, h0, np.abs(Wx), np.zeros((1, 1), f), b), [[[1.0]]])
     x, Wx = np.full((1, 1, 2), 1e200), np.array([[1e200], [-1e200]])
-    with pytest.warns(RuntimeWarning), pytest.raises(ValueError, match=r"^rnn: a pre-activation .* is inf - inf in float64"):
+    with pytest.warns(RuntimeWarning, match="overflow"), \
+            pytest.raises(ValueError, match=r"^rnn: a pre-activation .* is inf - inf in float64"):
         L.rnn(x, np.zeros((1, 1)), Wx, np.zeros((1, 1)), np.zeros(1))
     # an inf weight is an input, not an overflow: the unit saturates, silently, as before
     np.testing.assert_array_equal(L.rnn(np.ones((1, 1, 1)), np.zeros((1, 1)), np.array([[np.inf]]),
                                         np.zeros((1, 1)), np.zeros(1)), [[[1.0]]])
+    # nor is one unit's inf weight an overflow of another's (3e38 * 2 - 3e38 * 2 is 0 beside it)
+    W2 = np.array([[2.0, np.inf], [-2.0, 0.0]], f)
+    np.testing.assert_array_equal(L.rnn(np.full((1, 1, 2), 3e38, f), np.zeros((1, 2), f), W2, np.zeros((2, 2), f), np.zeros(2, f)),
+                                  [[[0.0, 1.0]]])
+    # and an inf x times a 0 weight is NaN, silently (the module's convention for NaN or inf input)
+    assert np.isnan(L.rnn(np.array([[[np.inf, 1.0]]]), np.zeros((1, 1)), np.array([[0.0], [1.0]]),
+                          np.zeros((1, 1)), np.zeros(1))).all()
 
 
 def test_softmax_vjp_takes_a_cotangent_near_the_dtypes_largest():
