@@ -934,7 +934,7 @@ def _input_projection(x, Wx):
     sum was; a NaN or inf in x or Wx makes its own NaN or inf, silently (the module's convention)."""
     N, T, D = x.shape
     X = x.reshape(N * T, D)
-    with np.errstate(over="ignore", invalid="ignore"):   # judged just below
+    with np.errstate(over="ignore"):                   # judged just below (invalid: _ieee's)
         a = X @ Wx
     if _checks.all_finite(a):                          # no sum overflowed: nothing was signalled
         return a.reshape(N, T, -1)
