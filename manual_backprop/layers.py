@@ -926,11 +926,11 @@ def rnn(x: np.ndarray, h0: np.ndarray, Wx: np.ndarray, Wh: np.ndarray, b: np.nda
 
 def _input_projection(x, Wx):
     """x_t Wx for every t, (N, T, G), in one GEMM. An entry that is inf or NaN from a finite row
-    of x and a finite column of Wx is computed again as :func:`_scaled_scores` computes a score: its value,
-    to rounding, where only a partial sum overflowed (BLAS gave +-inf for 1e400 - 1e400, which
-    is 0, and the unit saturated), +-inf where it lies beyond the range, NaN where even its
-    rounding does (the layer refuses it: inf - inf). NumPy's overflow signal (by default a
-    RuntimeWarning) is given where such an entry is beyond the range, not where only a partial
+    of x and a finite column of Wx is computed again as :func:`_scaled_scores` computes a score:
+    its value, to rounding, where only a partial sum overflowed (BLAS gave +-inf for 1e400 -
+    1e400, which is 0, and the unit saturated), +-inf where it lies beyond the range, NaN where
+    even its rounding does (the layer refuses it: inf - inf). NumPy's overflow signal (by default
+    a RuntimeWarning) is given where such an entry is beyond the range, not where only a partial
     sum was; a NaN or inf in x or Wx makes its own NaN or inf, silently (the module's convention)."""
     N, T, D = x.shape
     X = x.reshape(N * T, D)

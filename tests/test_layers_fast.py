@@ -463,8 +463,8 @@ def test_recurrent_units_compute_an_input_projection_whose_overflowing_terms_can
                                         np.zeros((1, 1)), np.zeros(1)), [[[1.0]]])
     # nor is one unit's inf weight an overflow of another's (3e38 * 2 - 3e38 * 2 is 0 beside it)
     W2 = np.array([[2.0, np.inf], [-2.0, 0.0]], f)
-    np.testing.assert_array_equal(L.rnn(np.full((1, 1, 2), 3e38, f), np.zeros((1, 2), f), W2, np.zeros((2, 2), f), np.zeros(2, f)),
-                                  [[[0.0, 1.0]]])
+    h = L.rnn(np.full((1, 1, 2), 3e38, f), np.zeros((1, 2), f), W2, np.zeros((2, 2), f), np.zeros(2, f))
+    np.testing.assert_array_equal(h, [[[0.0, 1.0]]])
     # and an inf x times a 0 weight is NaN, silently (the module's convention for NaN or inf input)
     assert np.isnan(L.rnn(np.array([[[np.inf, 1.0]]]), np.zeros((1, 1)), np.array([[0.0], [1.0]]),
                           np.zeros((1, 1)), np.zeros(1))).all()
