@@ -1679,6 +1679,8 @@ def check_gradients(
         return F
 
     F, flat64 = F_on(flat), flat.promoted()
+    if _root == "params" and not _deriv:   # a user's loss (check_vjp and check_jvp look at f's outputs)
+        _same_again("loss_fn", [np.float64(F(flat.x))], [np.float64(F(flat.x))], [()], "loss")
 
     def leaves_at(x) -> list[np.ndarray]:
         tree = flat.build(x)
@@ -1867,8 +1869,10 @@ def _out_info(f, primals):
     """f's output leaves, their paths and structure, f called on copies of the primals: a
     forward pass that writes into x (x -= x.max()) is refused, as a derivative that does is (it
     changed the caller's x, and the derivative was then checked at the changed point)."""
-    out = _leaving_inputs(f, "f", [(p, "primal", (i,)) for i, p in enumerate(primals)])
+    args = [(p, "primal", (i,)) for i, p in enumerate(primals)]
+    out = _leaving_inputs(f, "f", args)
     leaves, paths, td = flatten(out, what="f's output")
+    _same_again("f", leaves, flatten(_leaving_inputs(f, "f", args), what="f's output")[0], paths, "output")
     for L, p in zip(leaves, paths):
         if not np.issubdtype(np.asarray(L).dtype, np.number):
             raise ValueError(f"f returned dtype {np.asarray(L).dtype} at {format_path('output', p)}; expected numbers")
@@ -1876,6 +1880,33 @@ def _out_info(f, primals):
             raise ValueError(f"f returned complex dtype {np.asarray(L).dtype} at {format_path('output', p)} for real "
                              "inputs; the checks here are of real-valued functions (return its real part)")
     return [np.asarray(L) for L in leaves], paths, td
+
+
+def _same_again(what: str, first: Sequence, again: Sequence, paths: Sequence, root: str) -> None:
+    """A ValueError where a second call of the function under test, at the same input, differs
+    from the first beyond sqrt(u) of the leaf's largest |value|. The oracles compare f at nearby
+    inputs; a random draw inside f (a dropout mask) makes those differences noise that hides any
+    error (such a check passed). Summation in another order (a threaded BLAS, MKL by alignment)
+    moves an entry by at most gamma_n sum|terms| (Higham 3.1): beyond sqrt(u) max|f| it needs
+    a cancellation of 1/sqrt(u) within one entry, where the differences resolve nothing anyway."""
+    for a, b, p in zip(first, again, paths):
+        a, b = np.asarray(a), np.asarray(b)
+        where = format_path(root, p)
+        if a.shape != b.shape:
+            raise ValueError(f"{what} returned shape {b.shape} at {where} on a second call at the same input, "
+                             f"{a.shape} on the first: the checks need the same function on every call")
+        if a.dtype.kind in "fc":
+            ok_a = np.isfinite(a)
+            tol = np.sqrt(np.finfo(a.dtype).eps / 2) * float(np.abs(a[ok_a]).max(initial=0.0))
+            with np.errstate(invalid="ignore", over="ignore"):
+                off = np.where(ok_a & np.isfinite(b), np.abs(a - b) > tol, (a != b) & ~(np.isnan(a) & np.isnan(b)))
+        else:
+            off = a != b
+        if np.any(off):
+            i = tuple(int(k) for k in np.argwhere(off)[0]) if a.ndim else ()
+            raise ValueError(f"{what} gave different values at the same input ({where}{format_index(i)}: {a[i].item()!r}, "
+                             f"then {b[i].item()!r}). A random draw inside it (a dropout mask?) makes every difference "
+                             f"the checks take noise: draw it outside and pass it in, or seed it inside")
 
 
 def _coarsest_float(leaves) -> np.dtype | None:

@@ -1110,6 +1110,34 @@ def test_every_derivative_that_writes_into_an_input_is_refused_by_name():
         ac.check_hvp(lambda p: float(np.sum(p**2)), hvp_into_v, x)
 
 
+def test_a_function_that_draws_at_random_inside_is_refused_not_passed():
+    """A review (2026-12-03): f drew a fresh dropout mask on every call and the VJP applied the
+    last one; no VJP can be right, yet check_vjp said PASS (10 of 10 seeds at (4, 5)): the
+    differences it took were the masks' noise, and its tolerance grew to match. Each check now
+    calls the function twice at the same input first. Summation in another order moves outputs by
+    a few ulps, far below the sqrt(u) max|f| it allows, and is not refused."""
+    x = np.random.default_rng(0).normal(size=(4, 5))
+    draws = np.random.default_rng(1)
+
+    def dropout(x):
+        return x * (draws.random(x.shape) < 0.5) * 2
+
+    with pytest.raises(ValueError, match=r"^f gave different values at the same input \(output\[\d, \d\]: .*dropout mask"):
+        ac.check_vjp(dropout, lambda dy, x: (2 * dy,), x)
+    with pytest.raises(ValueError, match=r"^f gave different values at the same input"):
+        ac.check_jvp(dropout, lambda t, x: 2 * t[0], x)
+    with pytest.raises(ValueError, match=r"^loss_fn gave different values at the same input \(loss: "):
+        ac.check_gradients(lambda p: float(np.sum(dropout(p) ** 2)), lambda p: 4 * p, x)
+    # a correct VJP whose f differs between calls by an ulp here and there, as a reordered sum does
+    jitter = np.random.default_rng(2)
+
+    def reordered(x):
+        y = np.sin(x)
+        return y + np.spacing(y) * jitter.integers(-2, 3, size=y.shape)
+
+    assert ac.check_vjp(reordered, lambda dy, x: (dy * np.cos(x),), x).status == "PASS"
+
+
 def test_a_forward_pass_that_writes_into_its_input_is_refused_and_the_input_kept():
     """A review (2026-12-02): check_vjp and check_jvp called f on the caller's own arrays, so
     f(x) = (2x)^2 written as x *= 2 doubled the user's x; the VJP was then checked at 2x (PASS,
