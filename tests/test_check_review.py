@@ -709,6 +709,28 @@ def test_a_correct_float64_vjp_whose_every_entry_cancels(dtype, margin):
     assert v.passed, v.report(full=True)
 
 
+@pytest.mark.xfail(strict=True, reason="known limitation: an error only in the sum over a tie passes")
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_max_pool_routing_dy_to_every_tied_maximum_fails(dtype):
+    """A review (2026-12-03): max-pooling a relu's output, whose all-negative windows tie at 0,
+    with a VJP that gives dy to every maximum of the window (4 dy over a tied window, where the
+    derivative along the whole window is dy) passes. Each tied entry alone matches a one-sided
+    derivative (its right side: dy), so entry by entry it is a kink, not checkable; the error is
+    only in the sum, along the direction that moves the tied entries together, where max is
+    differentiable. A direction over every kink together would mistake two kinks bent opposite
+    ways (relu(a) - max(b, 0) at a = b = 0, each with its own valid convention) for an error;
+    docs/checker.md."""
+    x = np.maximum(np.random.default_rng(0).normal(size=(2, 3, 8, 8)), 0).astype(dtype)
+
+    def every_max(dy, x):
+        win = x.reshape(2, 3, 4, 2, 4, 2)
+        top = (win == win.max(axis=(3, 5), keepdims=True))
+        return ((top * dy[:, :, :, None, :, None]).reshape(x.shape),)
+
+    assert (mb.layers.max_pool2d(x) == 0).any()                    # some windows tie at 0
+    assert ac.check_vjp(mb.layers.max_pool2d, every_max, x).status == "FAIL"
+
+
 def _relu_mlp(seed, dtype):
     """A relu MLP [20, 40, 1] with a squared-error loss over 64 examples: (params, loss, grad, kinks)."""
     rng = np.random.default_rng(seed)
