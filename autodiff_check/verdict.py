@@ -271,7 +271,8 @@ class Verdict:
         head = f"{self.name}: {self.status}  (" + ", ".join(
             f"{r.oracle} {'ok' if r.passed else 'DISAGREES'}" for r in self.results) + ")"
         with np.errstate(all="ignore"):  # formatting: inf - inf, 0/0 of non-finite values must not raise
-            lines = [head] + self._leaf_lines()
+            lines = [head] + self._leaf_lines() + [_direction_line(r) for r in self.results
+                                                   if r.directional and not r.passed]
         if full:
             lines += ["  per oracle:"] + ["    " + r.summary() for r in self.results]
             for r in self.results:
@@ -297,6 +298,20 @@ class Verdict:
 
     def __str__(self) -> str:
         return self.report()
+
+
+def _direction_line(r: OracleResult) -> str:
+    """A failing directional oracle's worst direction, by |diff| / tol: the size of the error
+    where no entry is named (bisection found none above its own tolerance)."""
+    def badness(pair):
+        a, b, t = pair[1]
+        if not np.isfinite(t):
+            return -1.0                                 # not checked
+        d = abs(a - b)
+        return np.inf if not np.isfinite(d) or t <= 0 else d / t
+    k, (a, b, t) = max(enumerate(r.directional), key=badness)
+    return (f"  {r.oracle}: {r.n_failed} of {len(r.directional)} directions out of tolerance; worst, direction {k}: "
+            f"<value under test, v> {a:.12g} vs {b:.12g}, |diff| {abs(a - b):.2e} > tol {t:.2e}")
 
 
 def _unresolved(resolved: tuple[np.ndarray, np.ndarray], failing: list[np.ndarray]) -> np.ndarray:

@@ -35,6 +35,19 @@ def test_report_formats_non_finite_and_zero_tolerances_without_warnings():
     assert "FAIL" in text and "params" in text
 
 
+def test_a_failing_direction_states_its_size_where_no_entry_is_named():
+    """A review (2026-12-03): a float64 batch norm at x ~ 1e3 failed one direction of twenty by
+    5.5e-11 against 5.21e-11, no entry was named, and the short report gave no number at all
+    (only report(full=True) did): read beside "the error is spread over many entries", a
+    marginal miss looked like a systematic one. The worst direction now states both values."""
+    r = OracleResult("finite_diff_dir", False, 5.5e-11, 5.21e-11, n_failed=1, skipped=1,
+                     directional=[(1.0, 1.0, 1e-9), (2.9285440927, 2.928544092645, 5.21e-11),
+                                  (0.5, np.nan, np.inf), (-3.0, -3.0 + 4e-11, 5e-11)])
+    text = Verdict("vjp", [r], inputs=[("primal 0", (64, 40), 0, 2560)]).report()
+    assert ("  finite_diff_dir: 1 of 4 directions out of tolerance; worst, direction 1: <value under test, v> "
+            "2.9285440927 vs 2.92854409265, |diff| 5.50e-11 > tol 5.21e-11") in text.splitlines(), text
+
+
 # ---------------------------------------------------------------- F4: integer leaves with jax_fn
 
 
