@@ -1166,7 +1166,8 @@ def _check_core(
                          f"{flat.n} calls)")
         if not named:
             notes.append("bisection over blocks of coordinates named no single entry: the error is spread "
-                         "over many entries, each below its own tolerance")
+                         "over many entries, each below its own tolerance, or is the direction's own (a "
+                         "marginal excess: its size is above)")
     if not per_coordinate:
         dir_tols = {r.oracle: max((t for _, _, t in r.directional if np.isfinite(t)), default=float("nan"))
                     for r in results if r.directional}
@@ -1174,7 +1175,8 @@ def _check_core(
                      f"tolerance escapes all of them with probability <= 2^-{n_directions}; the tolerance along a "
                      "direction (an entry's error must exceed it to show) was up to "
                      + ", ".join(f"{t:.1e} ({o})" if np.isfinite(t) else f"- ({o}: no direction checkable)"
-                                 for o, t in dir_tols.items()))
+                                 for o, t in dir_tols.items())
+                     + f"; per_coordinate=True holds each entry to its own, at {flat.n} calls or more")
     v = Verdict(name, results, notes, flat.inputs(), flat.sep)
     v.unlocalised = {path for path, _, start, size in v.inputs if np.any((untested >= start) & (untested < start + size))}
     return v
@@ -1958,15 +1960,22 @@ def _random_cotangent(leaves, rng):
 
 def _contract(c_leaves, out, td_shape_leaves, what="f") -> complex | float:
     leaves, _, _ = flatten(out, what="f's output")
+
+    def differs(got, want) -> ValueError:   # f against itself at the primals; a tangent against f's output
+        if what == "f":
+            return ValueError(f"f returned {got} at a perturbed input; {want} at the primals")
+        return ValueError(f"{what} returned {got}; f's output at the primals: {want} ({what}'s output is the tangent "
+                          "of f's, in its structure and shapes)")
+
     if len(leaves) != len(c_leaves):
-        raise ValueError(f"{what} returned {len(leaves)} output array(s) at a perturbed input; {len(c_leaves)} at the primals")
+        raise differs(f"{len(leaves)} output array(s)", len(c_leaves))
     total = 0.0
     for c, y in zip(c_leaves, leaves):
         y = np.asarray(y)
         if y.dtype.kind == "V":    # JAX's float0: the tangent of an integer output, 0 by definition
             continue
         if y.shape != c.shape:
-            raise ValueError(f"{what} returned output shape {y.shape} at a perturbed input; {c.shape} at the primals")
+            raise differs(f"output shape {y.shape}", c.shape)
         total = total + np.sum(c.astype(np.float64) * (y if np.iscomplexobj(y) else y.astype(np.float64)))
     return complex(total) if np.iscomplexobj(total) else float(total)
 

@@ -1176,6 +1176,19 @@ def test_a_function_that_draws_at_random_inside_is_refused_not_passed():
     assert ac.check_vjp(reordered, lambda dy, x: (dy * np.cos(x),), x).status == "PASS"
 
 
+def test_a_jvp_of_the_wrong_shape_is_named_against_fs_output():
+    """A review (2026-12-03): a jvp_fn returning the transposed shape on every call read "jvp_fn
+    returned output shape (3, 4) at a perturbed input; (4, 3) at the primals", as if its shape
+    had changed between calls. It is compared with f's output, and now says so; an f whose own
+    shape changes with its input still reads as before."""
+    x, W = np.random.default_rng(0).normal(size=(4, 6)), np.random.default_rng(1).normal(size=(6, 3))
+    with pytest.raises(ValueError, match=r"^jvp_fn returned output shape \(3, 4\); f's output at the primals: "
+                                         r"\(4, 3\) \(jvp_fn's output is the tangent of f's"):
+        ac.check_jvp(lambda x, W: x @ W, lambda t, x, W: (t[0] @ W + x @ t[1]).T, x, W)
+    with pytest.raises(ValueError, match=r"^f returned output shape \(2,\) at a perturbed input; \(3,\) at the primals"):
+        ac.check_vjp(lambda x: x if x[0] == 1 else x[:2], lambda d, x: (d,), np.arange(1.0, 4.0))
+
+
 def test_a_forward_pass_that_writes_into_its_input_is_refused_and_the_input_kept():
     """A review (2026-12-02): check_vjp and check_jvp called f on the caller's own arrays, so
     f(x) = (2x)^2 written as x *= 2 doubled the user's x; the VJP was then checked at 2x (PASS,
