@@ -37,6 +37,11 @@ class TreeDef:
         return 1 if self.kind in ("leaf", "scalar") else sum(c.n_leaves for c in self.children)
 
 
+def _verb(what: str) -> str:
+    """A user's function "returned" a tree; the cotangent a user gave "has" one."""
+    return "has" if what == "cotangent" else "returned"
+
+
 def _shape_hint(got: tuple, expected: tuple) -> str:
     """The likely slip behind a wrong shape: an axis of length 1 dropped or added (the same
     numbers, which would broadcast against the input: (n,) - (n, 1) is (n, n)), a transpose,
@@ -45,7 +50,7 @@ def _shape_hint(got: tuple, expected: tuple) -> str:
         if got == expected[::-1]:
             return " (transposed?)"
         if got == (expected[0] - 1, expected[1]):
-            return " (row 0, the bias row, missing?)"
+            return " (one row short: a bias row 0 left out?)"
         if got == (expected[0] + 1, expected[1]):
             return " (a bias row 0 too many?)"
     if tuple(n for n in got if n != 1) == tuple(n for n in expected if n != 1):
@@ -154,7 +159,7 @@ def same_structure(tree, treedef: TreeDef, leaves_ref: list[np.ndarray], paths: 
     leaves, _, _ = flatten(_by_key(tree, treedef, (), root, what), what=what, none_leaf=True)
     if len(leaves) != len(leaves_ref):
         numbers = len(leaves) > len(leaves_ref) and _holds_numbers(tree)
-        raise ValueError(f"{what} returned {len(leaves)} array(s); expected {len(leaves_ref)}, one per leaf of "
+        raise ValueError(f"{what} {_verb(what)} {len(leaves)} array(s); expected {len(leaves_ref)}, one per leaf of "
                          f"{root} ({', '.join(format_path(root, p) for p in paths) or 'none'})"
                          + ("; Python numbers in a list (dx.tolist()?) are read as one array each: return "
                             "np.asarray(...)" if numbers else ""))
@@ -162,7 +167,7 @@ def same_structure(tree, treedef: TreeDef, leaves_ref: list[np.ndarray], paths: 
     for got, ref, p in zip(leaves, leaves_ref, paths):
         if got is None:
             if np.issubdtype(np.asarray(ref).dtype, np.inexact):
-                raise ValueError(f"{what} returned None for {format_path(root, p)}; expected an array of shape "
+                raise ValueError(f"{what} {_verb(what)} None for {format_path(root, p)}; expected an array of shape "
                                  f"{np.shape(ref)} (None is accepted only for integer or boolean inputs)")
             got = np.zeros(np.shape(ref))
         got = np.asarray(got)
@@ -170,13 +175,13 @@ def same_structure(tree, treedef: TreeDef, leaves_ref: list[np.ndarray], paths: 
             if got.size == ref.size and _broadcast(got.shape, ref.shape) == ref.shape:
                 got = got.reshape(ref.shape)   # a scalar for a (1,) bias: W - lr g keeps W's shape
             else:                              # (7,) for (7, 1) would broadcast W - lr g to (7, 7)
-                raise ValueError(f"{what} returned shape {got.shape} for {format_path(root, p)}; expected {ref.shape}"
+                raise ValueError(f"{what} {_verb(what)} shape {got.shape} for {format_path(root, p)}; expected {ref.shape}"
                                  + _shape_hint(got.shape, ref.shape))
         if not (np.issubdtype(got.dtype, np.number) or got.dtype == bool):
-            raise ValueError(f"{what} returned dtype {got.dtype} for {format_path(root, p)}; expected numbers")
+            raise ValueError(f"{what} {_verb(what)} dtype {got.dtype} for {format_path(root, p)}; expected numbers")
         if np.iscomplexobj(got) and not np.iscomplexobj(ref):
             if np.any(got.imag != 0):
-                raise ValueError(f"{what} returned complex values for {format_path(root, p)} (largest |imaginary part| "
+                raise ValueError(f"{what} {_verb(what)} complex values for {format_path(root, p)} (largest |imaginary part| "
                                  f"{np.abs(got.imag).max():.3g}); the derivative of a real function at real inputs "
                                  "is real")
             got = got.real
@@ -198,14 +203,14 @@ def _by_key(node, d: TreeDef, path: Path, root: str, what: str):
         where = format_path(root, path) if path else root
         if not (d.kind == "dict" and isinstance(node, dict)):
             expected = f"a dict with keys {list(d.keys)}" if d.kind == "dict" else f"a {d.kind}"
-            raise ValueError(f"{what} returned a {type(node).__name__} for {where}; expected {expected}")
+            raise ValueError(f"{what} {_verb(what)} a {type(node).__name__} for {where}; expected {expected}")
         if set(node) != set(d.keys):
-            raise ValueError(f"{what} returned keys {list(node)} for {where}; expected {list(d.keys)}")
+            raise ValueError(f"{what} {_verb(what)} keys {list(node)} for {where}; expected {list(d.keys)}")
         return {k: _by_key(node[k], c, path + (k,), root, what) for k, c in zip(d.keys, d.children)}
     if d.kind in ("list", "tuple", "namedtuple") and isinstance(node, (list, tuple)):
         if len(node) != len(d.children):   # an extra empty [] would keep the leaf count and shift the pairing
             where = format_path(root, path) if path else root
-            raise ValueError(f"{what} returned a {type(node).__name__} of {len(node)} entries for {where}; "
+            raise ValueError(f"{what} {_verb(what)} a {type(node).__name__} of {len(node)} entries for {where}; "
                              f"expected {len(d.children)}")
         return [_by_key(n, c, path + (i,), root, what) for i, (n, c) in enumerate(zip(node, d.children))]
     return node

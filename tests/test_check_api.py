@@ -341,7 +341,7 @@ def test_check_network_takes_a_backward_without_keywords_for_the_posts_network()
         ac.check_network(params, x, y, backward=mine, activation="tanh", use_jax=False)
 
 
-@pytest.mark.parametrize("slip, hint", [(lambda g: g[1:], "(row 0, the bias row, missing?)"),
+@pytest.mark.parametrize("slip, hint", [(lambda g: g[1:], "(one row short: a bias row 0 left out?)"),
                                         (lambda g: g.T, "(transposed?)"),
                                         (lambda g: np.vstack([g[:1], g]), "(a bias row 0 too many?)")])
 def test_a_wrong_gradient_shape_names_the_likely_slip(slip, hint):

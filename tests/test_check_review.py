@@ -1187,6 +1187,9 @@ def test_a_jvp_of_the_wrong_shape_is_named_against_fs_output():
         ac.check_jvp(lambda x, W: x @ W, lambda t, x, W: (t[0] @ W + x @ t[1]).T, x, W)
     with pytest.raises(ValueError, match=r"^f returned output shape \(2,\) at a perturbed input; \(3,\) at the primals"):
         ac.check_vjp(lambda x: x if x[0] == 1 else x[:2], lambda d, x: (d,), np.arange(1.0, 4.0))
+    # a cotangent the user gave "has" its shape (it "returned" it); one row short is not only a bias row
+    with pytest.raises(ValueError, match=r"^cotangent has shape \(3, 3\) for output; expected \(4, 3\) \(one row short"):
+        ac.check_vjp(lambda x, W: x @ W, lambda d, x, W: (d @ W.T, x.T @ d), x, W, cotangent=np.ones((3, 3)))
 
 
 def test_a_forward_pass_that_writes_into_its_input_is_refused_and_the_input_kept():
