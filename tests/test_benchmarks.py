@@ -29,6 +29,13 @@ from benchmarks import SCHEMA, gradients, report, timing  # noqa: E402
 SMOKE_BACKENDS = ["fast", "plain", "per_example", "jax_jit"]
 
 
+@pytest.fixture(autouse=True)
+def _torch_threads_kept(monkeypatch):
+    """The benchmark's main() sets the torch thread count module-wide for its run; called here in
+    process, it would carry over to later tests in the same worker (a review, 2026-12-03)."""
+    monkeypatch.setattr(gradients, "TORCH_THREADS", gradients.TORCH_THREADS)
+
+
 def test_quick_run_writes_valid_json(tmp_path):
     """``python -m benchmarks --quick`` in a subprocess (batches 1 and 8, one short round, to
     keep it to seconds): exit 0, the table and the environment on stdout, and a JSON file with

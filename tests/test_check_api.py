@@ -14,7 +14,14 @@ import pytest
 import autodiff_check as ac
 from autodiff_check.noise import CONFIRM, ecnoise, estimate_noise, shrinking_noise, vector_noise
 
-RNG = np.random.default_rng(0)
+RNG = np.random.default_rng(0)   # drawn from at import only: the parametrized params below
+
+
+@pytest.fixture
+def rng():
+    """A generator of each test's own: drawn from the shared RNG, a test's data depended on
+    which tests its worker ran before it (a review, 2026-12-03)."""
+    return np.random.default_rng(0)
 
 
 def _quad(params_like):
@@ -49,8 +56,8 @@ def test_any_pytree_of_params(params):
     assert all(m.where.startswith(last) for m in bad.mismatches), bad.report(full=True)
 
 
-def test_dict_params_are_named_by_key_and_full_index():
-    p = {"W1": RNG.normal(size=(4, 8)), "b1": RNG.normal(size=8)}
+def test_dict_params_are_named_by_key_and_full_index(rng):
+    p = {"W1": rng.normal(size=(4, 8)), "b1": rng.normal(size=8)}
     loss = lambda p: np.sum(np.tanh(p["W1"]) ** 2) + np.sum(p["b1"] ** 3)  # noqa: E731
     grad = lambda p: {"W1": 2 * np.tanh(p["W1"]) * (1 - np.tanh(p["W1"]) ** 2), "b1": 3 * p["b1"] ** 2}  # noqa: E731
     def wrong(p):
@@ -162,9 +169,9 @@ def test_large_inputs_are_bisected_to_the_wrong_entries_in_k_log_n():
     assert calls[0] < 8 * 2 * 2 * int(np.log2(n) + 1) + 200, calls[0]
 
 
-def test_vjp_of_a_layer_with_jax_twin_and_named_primals():
+def test_vjp_of_a_layer_with_jax_twin_and_named_primals(rng):
     jnp = pytest.importorskip("jax.numpy")
-    x, W, b = RNG.normal(size=(2, 3, 2)), RNG.normal(size=(6, 6)), RNG.normal(size=6)
+    x, W, b = rng.normal(size=(2, 3, 2)), rng.normal(size=(6, 6)), rng.normal(size=6)
     f = lambda x, W, b: np.tanh(x.reshape(2, -1) @ W + b)  # noqa: E731
     fj = lambda x, W, b: jnp.tanh(x.reshape(2, -1) @ W + b)  # noqa: E731
     def vjp(dy, x, W, b):
@@ -201,12 +208,12 @@ def _traced_twins(jnp):
 
 
 @pytest.mark.parametrize("check", ["vjp", "jvp", "gradients"])
-def test_the_jax_twin_is_compiled_once_for_all_directions(check):
+def test_the_jax_twin_is_compiled_once_for_all_directions(check, rng):
     """Eager jax.jvp traces (and for a lax.scan compiles) the twin at every direction: 20
     directions, 20 traces, 7 of an LSTM check's 8 s. Under one jax.jit: a few traces in all."""
     jnp = pytest.importorskip("jax.numpy")
     f, vjp, counted, _, calls = _traced_twins(jnp)
-    x, W = RNG.normal(size=(3, 4)), RNG.normal(size=(4, 2))
+    x, W = rng.normal(size=(3, 4)), rng.normal(size=(4, 2))
     if check == "vjp":
         v = ac.check_vjp(f, vjp, x, W, jax_fn=counted, n_directions=20)
     elif check == "jvp":
@@ -220,10 +227,10 @@ def test_the_jax_twin_is_compiled_once_for_all_directions(check):
     assert len(calls) <= 4, f"the JAX twin was traced {len(calls)} times for 20 directions"
 
 
-def test_a_jax_twin_that_jit_cannot_trace_runs_eagerly():
+def test_a_jax_twin_that_jit_cannot_trace_runs_eagerly(rng):
     jnp = pytest.importorskip("jax.numpy")
     f, vjp, _, branching, _ = _traced_twins(jnp)
-    x, W = RNG.normal(size=(3, 4)), RNG.normal(size=(4, 2))
+    x, W = rng.normal(size=(3, 4)), rng.normal(size=(4, 2))
     assert {r.oracle for r in ac.assert_vjp(f, vjp, x, W, jax_fn=branching).results} >= {"jax_vjp", "jax_jvp"}
 
     def bad(dy, x, W):
@@ -387,12 +394,12 @@ def test_a_failing_input_says_where_its_errors_lie_and_how_they_relate_to_the_or
     assert re.search(r"FAIL  params\[1\] = W_2 \(5, 2\): 10 of 10 entries wrong; worst", line), line
 
 
-def test_check_vjp_names_each_primal_by_its_parameter():
+def test_check_vjp_names_each_primal_by_its_parameter(rng):
     """``primal 0 = x``: the names of f's positional parameters, also through functools.partial;
     a function without named positions (``*args``) leaves the paths alone."""
     import functools
 
-    x, W = RNG.normal(size=(3, 2)), RNG.normal(size=(2, 2))
+    x, W = rng.normal(size=(3, 2)), rng.normal(size=(2, 2))
 
     def layer(x, W, *, scale=1.0):
         return scale * np.tanh(x @ W)
@@ -414,10 +421,10 @@ def test_check_vjp_names_each_primal_by_its_parameter():
     assert "ok    primal 0 (3, 2): worst" in report, report
 
 
-def test_errors_in_one_channel_of_a_3d_input_are_located_on_their_axis():
+def test_errors_in_one_channel_of_a_3d_input_are_located_on_their_axis(rng):
     """Beyond two axes the place is an index of an axis: a gradient missing on channel 1 of
     an (N, C, W) input, and one doubled on channels 0 and 2."""
-    x = RNG.normal(size=(2, 3, 4))
+    x = rng.normal(size=(2, 3, 4))
 
     def missing(dy, x):
         dx = 3 * x**2 * dy
@@ -447,11 +454,11 @@ def test_the_posts_backward_is_wrong_in_all_but_the_bias_row_of_its_last_layer()
 
 @pytest.mark.parametrize("case", ["a NaN", "two NaNs in a row", "a tolerance and a half off", "noise near the tolerance",
                                   "references below the tolerance"])
-def test_no_scale_is_claimed_where_none_explains_the_errors(case):
+def test_no_scale_is_claimed_where_none_explains_the_errors(case, rng):
     """Review findings: c = <g, ref> / <ref, ref> fitted without the non-finite entries came out
     near 1 and "explained" them; a c near 1 fitted errors of one or two tolerances; a large c
     fitted references near 0 to anything. Each failing entry's error must now be mostly c ref's."""
-    x, b = RNG.normal(size=(4, 4)), np.array([1.0, 2.0, 3.0, 4.0])
+    x, b = rng.normal(size=(4, 4)), np.array([1.0, 2.0, 3.0, 4.0])
     f = lambda x, b: np.sum(np.sin(x)) + 1e-12 * np.sum(b * b)   # noqa: E731  d/db = 2e-12 b: below fd's tolerance
     rng = np.random.default_rng(2)
     right = lambda dy, x, b: (dy * np.cos(x), dy * 2e-12 * b)     # noqa: E731
@@ -489,10 +496,10 @@ def test_a_derivative_near_the_top_of_the_range_fails_without_a_warning():
 
 
 @pytest.mark.parametrize("slip", ["squeezed", "an axis added"])
-def test_a_derivative_with_an_axis_of_length_1_dropped_or_added_is_refused(slip):
+def test_a_derivative_with_an_axis_of_length_1_dropped_or_added_is_refused(slip, rng):
     """ds of shape (7,) for s of shape (7, 1) was reshaped and passed (an engineer's review):
     the same numbers, but s - lr * ds is (7, 7) by broadcasting. Refused by name now."""
-    s, h = RNG.normal(size=(7, 1)), RNG.normal(size=(7, 3))
+    s, h = rng.normal(size=(7, 1)), rng.normal(size=(7, 3))
 
     def vjp(dy, s, h):
         ds = (1 - np.tanh(s) ** 2) * (dy * h).sum(1, keepdims=True)
