@@ -709,9 +709,9 @@ def test_the_float64_evaluation_excuses_rounding_and_nothing_more():
     assert ac.check_vjp(f, warns_in_float64, xs).passed
 
 
-@pytest.mark.xfail(strict=True, reason="known limitation: every entry of a float64 argument cancels")
+@pytest.mark.xfail(strict=True, reason="known limitation: every entry cancels, in float64 too")
 @pytest.mark.parametrize("dtype, margin", [(np.float64, 40), (np.float64, 30), (np.float32, 25)])
-def test_a_correct_float64_vjp_whose_every_entry_cancels(dtype, margin):
+def test_a_correct_vjp_whose_every_entry_cancels_in_float64(dtype, margin):
     """The same cancellation in float64 has no wider dtype to be measured by: the cross-entropy's
     p - 1 at a margin of 40 (e^-40 ~ 4e-18 against p's rounding 1.1e-16; margin 30: 9-10 of 10
     seeds) fails its correct VJP (docs/checker.md). float32 fails at a smaller margin (here 25,
