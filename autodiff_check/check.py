@@ -1682,7 +1682,7 @@ def check_gradients(
 
     F, flat64 = F_on(flat), flat.promoted()
     if _root == "params" and not _deriv:   # a user's loss (check_vjp and check_jvp look at f's outputs)
-        _same_again("loss_fn", [np.float64(F(flat.x))], [np.float64(F(flat.x))], [()], "loss")
+        _same_again("loss_fn", [np.float64(F(flat.x))], [np.float64(F(flat.x))], [()], "loss", flat.u)
 
     def leaves_at(x) -> list[np.ndarray]:
         tree = flat.build(x)
@@ -1867,14 +1867,14 @@ def _is_constant(p) -> bool:
     return isinstance(p, (np.ndarray, np.generic, bool, int)) and not np.issubdtype(np.asarray(p).dtype, np.inexact)
 
 
-def _out_info(f, primals):
+def _out_info(f, primals, u_in: float):
     """f's output leaves, their paths and structure, f called on copies of the primals: a
     forward pass that writes into x (x -= x.max()) is refused, as a derivative that does is (it
     changed the caller's x, and the derivative was then checked at the changed point)."""
     args = [(p, "primal", (i,)) for i, p in enumerate(primals)]
     out = _leaving_inputs(f, "f", args)
     leaves, paths, td = flatten(out, what="f's output")
-    _same_again("f", leaves, flatten(_leaving_inputs(f, "f", args), what="f's output")[0], paths, "output")
+    _same_again("f", leaves, flatten(_leaving_inputs(f, "f", args), what="f's output")[0], paths, "output", u_in)
     for L, p in zip(leaves, paths):
         if not np.issubdtype(np.asarray(L).dtype, np.number):
             raise ValueError(f"f returned dtype {np.asarray(L).dtype} at {format_path('output', p)}; expected numbers")
@@ -1884,11 +1884,13 @@ def _out_info(f, primals):
     return [np.asarray(L) for L in leaves], paths, td
 
 
-def _same_again(what: str, first: Sequence, again: Sequence, paths: Sequence, root: str) -> None:
+def _same_again(what: str, first: Sequence, again: Sequence, paths: Sequence, root: str, u_in: float) -> None:
     """A ValueError where a second call of the function under test, at the same input, differs
-    from the first beyond sqrt(u) of the leaf's largest |value|. The oracles compare f at nearby
-    inputs; a random draw inside f (a dropout mask) makes those differences noise that hides any
-    error (such a check passed). Summation in another order (a threaded BLAS, MKL by alignment)
+    from the first beyond sqrt(u) of the leaf's largest |value|, u the coarser of the leaf's and
+    ``u_in``, the inputs' (a float32 sum returned as a Python float). The oracles compare f at
+    nearby inputs; a random draw inside f (a dropout mask) makes those differences noise that
+    hides any error (such a check passed). Entries far below the leaf's largest may still vary
+    unseen (a dropout on them under an entry 1e5 larger, in float32). Summation in another order (a threaded BLAS, MKL by alignment)
     moves an entry by at most gamma_n sum|terms| (Higham 3.1): beyond sqrt(u) max|f| it needs
     a cancellation of 1/sqrt(u) within one entry, where the differences resolve nothing anyway."""
     for a, b, p in zip(first, again, paths):
@@ -1899,16 +1901,19 @@ def _same_again(what: str, first: Sequence, again: Sequence, paths: Sequence, ro
                              f"{a.shape} on the first: the checks need the same function on every call")
         if a.dtype.kind in "fc":
             ok_a = np.isfinite(a)
-            tol = np.sqrt(np.finfo(a.dtype).eps / 2) * float(np.abs(a[ok_a]).max(initial=0.0))
+            tol = np.sqrt(max(float(np.finfo(a.dtype).eps) / 2, u_in)) * float(np.abs(a[ok_a]).max(initial=0.0))
             with np.errstate(invalid="ignore", over="ignore"):
                 off = np.where(ok_a & np.isfinite(b), np.abs(a - b) > tol, (a != b) & ~(np.isnan(a) & np.isnan(b)))
-        else:
-            off = a != b
+        elif a.dtype.kind in "biu":
+            off, tol = a != b, 0.0
+        else:                                  # not a number NumPy knows (refused later, by name)
+            continue
         if np.any(off):
             i = tuple(int(k) for k in np.argwhere(off)[0]) if a.ndim else ()
             raise ValueError(f"{what} gave different values at the same input ({where}{format_index(i)}: {a[i].item()!r}, "
-                             f"then {b[i].item()!r}). A random draw inside it (a dropout mask?) makes every difference "
-                             f"the checks take noise: draw it outside and pass it in, or seed it inside")
+                             f"then {b[i].item()!r}, beyond the {tol:.2g} allowed for a sum taken in another "
+                             "order). A random draw inside it (a dropout mask?) makes every difference the checks "
+                             "take noise: draw it outside and pass it in, or seed it inside")
 
 
 def _coarsest_float(leaves) -> np.dtype | None:
@@ -1968,7 +1973,7 @@ def _contract(c_leaves, out, td_shape_leaves, what="f") -> complex | float:
                           "of f's, in its structure and shapes)")
 
     if len(leaves) != len(c_leaves):
-        raise differs(f"{len(leaves)} output array(s)", len(c_leaves))
+        raise differs(f"{len(leaves)} output array(s)", f"{len(c_leaves)} output array(s)")
     total = 0.0
     for c, y in zip(c_leaves, leaves):
         y = np.asarray(y)
@@ -1998,7 +2003,7 @@ def check_vjp(f: Callable, vjp_fn: Callable, *primals, jax_fn: Callable | None =
     _check_count("n_cotangents", n_cotangents)
     flat = Flat(tuple(primals), "primal", what="primals")   # the inputs are checked before f sees them
     rng = np.random.default_rng(seed + 104729)
-    out_leaves, out_paths, out_td = _out_info(f, primals)
+    out_leaves, out_paths, out_td = _out_info(f, primals, flat.u)
     twin, jax_dtypes = [], [None] * len(out_leaves)
     if jax_fn is not None:
         jax, jax_fn = _jax(jax_fn)
@@ -2116,7 +2121,7 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
     _checks.check_seed(seed)
     flat = Flat(tuple(primals), "primal", what="primals")   # the inputs are checked before f sees them
     rng = np.random.default_rng(seed + 15485863)
-    out_leaves, out_paths, out_td = _out_info(f, primals)
+    out_leaves, out_paths, out_td = _out_info(f, primals, flat.u)
     if _coarsest_float(out_leaves) is not None:
         flat.set_output(_coarsest_float(out_leaves))
     c_leaves = _random_cotangent(out_leaves, rng)

@@ -38,8 +38,9 @@ class TreeDef:
 
 
 def _verb(what: str) -> str:
-    """A user's function "returned" a tree; the cotangent a user gave "has" one."""
-    return "has" if what == "cotangent" else "returned"
+    """A user's function "returned" a tree; the cotangent (check_vjp) or vector (check_hvp) a user
+    gave "has" one."""
+    return "has" if what in ("cotangent", "vector") else "returned"
 
 
 def _shape_hint(got: tuple, expected: tuple) -> str:

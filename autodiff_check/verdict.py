@@ -301,17 +301,17 @@ class Verdict:
 
 
 def _direction_line(r: OracleResult) -> str:
-    """A failing directional oracle's worst direction, by |diff| / tol: the size of the error
-    where no entry is named (bisection found none above its own tolerance)."""
-    def badness(pair):
-        a, b, t = pair[1]
-        if not np.isfinite(t):
-            return -1.0                                 # not checked
-        d = abs(a - b)
-        return np.inf if not np.isfinite(d) or t <= 0 else d / t
-    k, (a, b, t) = max(enumerate(r.directional), key=badness)
-    return (f"  {r.oracle}: {r.n_failed} of {len(r.directional)} directions out of tolerance; worst, direction {k}: "
-            f"<value under test, v> {a:.12g} vs {b:.12g}, |diff| {abs(a - b):.2e} > tol {t:.2e}")
+    """A failing directional oracle's worst failing direction, by |diff| / tol: the size of the
+    error where no entry is named (bisection found none above its own tolerance)."""
+    bad = [(k, a, b, t) for k, (a, b, t) in enumerate(r.directional)
+           if not np.isfinite(a) or (np.isfinite(t) and not abs(a - b) <= t)]
+    if not bad:
+        return f"  {r.oracle}: no direction out of tolerance (the oracle failed on its own terms: report(full=True))"
+    k, a, b, t = max(bad, key=lambda p: np.inf if not np.isfinite(p[1]) or p[3] <= 0 else abs(p[1] - p[2]) / p[3])
+    head = f"  {r.oracle}: {len(bad)} of {len(r.directional)} directions out of tolerance; worst, direction {k}: "
+    if not np.isfinite(a):
+        return head + f"<value under test, v> {float(a)!r}, not finite"
+    return head + (f"<value under test, v> {float(a)!r} vs {float(b)!r}, |diff| {abs(a - b):.2e} > tol {t:.2e}")
 
 
 def _unresolved(resolved: tuple[np.ndarray, np.ndarray], failing: list[np.ndarray]) -> np.ndarray:

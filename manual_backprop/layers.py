@@ -783,7 +783,7 @@ def _scaled_scores(q, k, scale):
 
     def scaled(a):
         e = np.frexp(np.abs(a).max(axis=-1))[1] - h                    # max|row| 2^-e < 2^h
-        with np.errstate(under="ignore"):
+        with np.errstate(under="ignore", over="ignore"):   # over: only a row holding an inf (unused)
             return np.ldexp(a, -e[..., None]), e
     (qs, eq), (ks, ek) = scaled(q), scaled(k)
     n, u = d + 1, info.eps / 2

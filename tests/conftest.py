@@ -39,15 +39,19 @@ _FOREGROUND = {"SIGINT": signal.default_int_handler, "SIGTERM": signal.SIG_DFL, 
 
 
 @pytest.fixture(autouse=True)
-def _signals_as_in_the_foreground():
+def _signals_as_in_the_foreground(request):
     """Each test sees the signal handlers of a Python started in the foreground. A shell starts a
     background job (``pytest &``) with SIGINT ignored, nohup ignores SIGHUP, and the command lines
-    rightly leave an ignored signal ignored: the tests that send signals would then fail."""
+    rightly leave an ignored signal ignored: the tests that send signals would then fail. SIGINT
+    for every test (a background job gets no Ctrl-C from its terminal); SIGTERM and SIGHUP only
+    for the tests marked ``signals``, which send them: for the whole run, nohup would no longer
+    keep a closing terminal from killing it (a review)."""
+    names = ("SIGINT", "SIGTERM", "SIGHUP") if request.node.get_closest_marker("signals") else ("SIGINT",)
     ignored = {}
-    for name, handler in _FOREGROUND.items():
+    for name in names:
         s = getattr(signal, name, None)
         if s is not None and signal.getsignal(s) == signal.SIG_IGN:
-            ignored[s] = signal.signal(s, handler)
+            ignored[s] = signal.signal(s, _FOREGROUND[name])
     yield
     for s, previous in ignored.items():
         signal.signal(s, previous)

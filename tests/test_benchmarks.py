@@ -712,6 +712,7 @@ def test_default_output_names_are_reserved_so_no_run_replaces_anothers(tmp_path,
         "benchmark-20261201-190000-3.png", "benchmark-20261201-190000.json"]
 
 
+@pytest.mark.signals
 def test_a_terminated_run_leaves_no_empty_reservation(tmp_path):
     """atexit does not run under SIGTERM's or SIGHUP's default action: a killed run (timeout, a
     closed terminal) left its empty runs/*.json and .png for good. The command lines exit on them

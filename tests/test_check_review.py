@@ -45,7 +45,15 @@ def test_a_failing_direction_states_its_size_where_no_entry_is_named():
                                   (0.5, np.nan, np.inf), (-3.0, -3.0 + 4e-11, 5e-11)])
     text = Verdict("vjp", [r], inputs=[("primal 0", (64, 40), 0, 2560)]).report()
     assert ("  finite_diff_dir: 1 of 4 directions out of tolerance; worst, direction 1: <value under test, v> "
-            "2.9285440927 vs 2.92854409265, |diff| 5.50e-11 > tol 5.21e-11") in text.splitlines(), text
+            "2.9285440927 vs 2.928544092645, |diff| 5.50e-11 > tol 5.21e-11") in text.splitlines(), text
+    # only failing directions are ranked (a checked tolerance of 0 met exactly is no failure), and a
+    # value that is not finite is said so
+    r.directional += [(1.0, 1.0, 0.0), (0.25, np.nan, np.inf)]
+    assert "worst, direction 1: <value under test, v> 2.9285440927 vs" in Verdict("vjp", [r]).report()
+    r.directional.append((np.nan, 1.0, 1e-3))
+    r.n_failed = 2
+    assert ("  finite_diff_dir: 2 of 7 directions out of tolerance; worst, direction 6: <value under test, v> nan, "
+            "not finite") in Verdict("vjp", [r]).report().splitlines(), Verdict("vjp", [r]).report()
 
 
 # ---------------------------------------------------------------- F4: integer leaves with jax_fn
@@ -1174,6 +1182,17 @@ def test_a_function_that_draws_at_random_inside_is_refused_not_passed():
         return y + np.spacing(y) * jitter.integers(-2, 3, size=y.shape)
 
     assert ac.check_vjp(reordered, lambda dy, x: (dy * np.cos(x),), x).status == "PASS"
+    # a float32 sum taken in another order on each call, returned as a Python float: held to
+    # float32's allowance (the inputs'), not float64's, which refused it (a review)
+    w = np.random.default_rng(4).normal(size=1000).astype(np.float32)
+    calls = iter(range(10**9))
+
+    def loss(p):                           # summed one by one, smallest first, then largest first, ...
+        q = np.sort(p * p)
+        return float(np.cumsum(q if next(calls) % 2 == 0 else q[::-1], dtype=np.float32)[-1])
+
+    assert loss(w) != loss(w)                                  # (the order shows in the value)
+    assert ac.check_gradients(loss, lambda p: 2 * p, w).status == "PASS"
 
 
 def test_a_jvp_of_the_wrong_shape_is_named_against_fs_output():

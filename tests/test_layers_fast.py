@@ -465,6 +465,10 @@ def test_recurrent_units_compute_an_input_projection_whose_overflowing_terms_can
     W2 = np.array([[2.0, np.inf], [-2.0, 0.0]], f)
     h = L.rnn(np.full((1, 1, 2), 3e38, f), np.zeros((1, 2), f), W2, np.zeros((2, 2), f), np.zeros(2, f))
     np.testing.assert_array_equal(h, [[[0.0, 1.0]]])
+    # a column holding an inf beside a large finite weight is scaled too, unused: no warning (a review)
+    h = L.rnn(np.full((1, 1, 2), 1e308), np.zeros((1, 2)), np.array([[2.0, np.inf], [-2.0, 1e200]]),
+              np.zeros((2, 2)), np.zeros(2))
+    np.testing.assert_array_equal(h, [[[0.0, 1.0]]])
     # and an inf x times a 0 weight is NaN, silently (the module's convention for NaN or inf input)
     assert np.isnan(L.rnn(np.array([[[np.inf, 1.0]]]), np.zeros((1, 1)), np.array([[0.0], [1.0]]),
                           np.zeros((1, 1)), np.zeros(1))).all()

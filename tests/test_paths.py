@@ -213,6 +213,7 @@ def test_an_interrupt_as_the_temporary_is_made_leaves_nothing_behind(tmp_path, m
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.npz"]  # no temporary, no lock file
 
 
+@pytest.mark.signals
 @pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM", "SIGHUP"])
 def test_an_interrupt_inside_np_savez_is_delivered_once_the_checkpoint_is_in_place(tmp_path, monkeypatch, signame):
     """A signal landing as ``zipfile`` closes a member of ``np.savez``: the close never ran, and
@@ -257,6 +258,7 @@ def _handlers():
     return {s: signal.getsignal(s) for s in paths._INTERRUPTS}
 
 
+@pytest.mark.signals
 @pytest.mark.parametrize("window", ["installing", "restoring"])
 def test_interrupts_deferred_puts_every_handler_back_whatever_raises_meanwhile(monkeypatch, window):
     """A handler raising while interrupts_deferred swaps the handlers in or out (another signal
@@ -340,6 +342,7 @@ def test_a_lock_released_as_an_interrupt_lands_leaves_no_lock_file(tmp_path, mon
     paths.OutputLock(target).acquire().release()    # this process can take it again
 
 
+@pytest.mark.signals
 def test_sigterm_with_its_default_action_ends_the_process_after_the_write(tmp_path):
     """Where nothing handles SIGTERM (a library user's script), it still waits for the write:
     the process ends by the signal, the file complete, no temporary or lock left."""

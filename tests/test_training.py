@@ -861,6 +861,7 @@ def test_cli_refuses_more_bad_values_in_one_line(tmp_path, capsys):
         assert got == status and message in err and "Traceback" not in err, err
 
 
+@pytest.mark.signals
 @pytest.mark.parametrize("signame, status", [("SIGTERM", 143), ("SIGHUP", 129)])
 def test_sigterm_unwinds_like_ctrl_c_and_leaves_no_partial_file(tmp_path, signame, status):
     """timeout(1) sends SIGTERM, a closed terminal SIGHUP: the run must stop as after Ctrl-C
@@ -912,6 +913,7 @@ def _what_a_library_does(how: str, sig) -> float:
     raise AssertionError(how)
 
 
+@pytest.mark.signals
 @pytest.mark.parametrize("how", ["swallows it", "turns it into an error"])
 @pytest.mark.parametrize("signame, status, line", [("SIGINT", 130, "interrupted"), ("SIGTERM", 143, "terminated"),
                                                    ("SIGHUP", 129, "terminated")])
@@ -929,6 +931,7 @@ def test_a_signal_a_library_swallows_or_renames_still_stops_the_run(monkeypatch,
     assert err.strip().splitlines() == [line] and "test accuracy" not in out, (out, err)
 
 
+@pytest.mark.signals
 def test_a_second_signal_while_the_run_unwinds_does_not_break_its_cleanup(monkeypatch, capsys):
     """SIGTERM then Ctrl-C at once (a terminal closing, a supervisor's kill burst): the second
     one landed in the unwinding and cut the cleanup short (lock files left, tracebacks)."""
@@ -950,6 +953,7 @@ def test_a_second_signal_while_the_run_unwinds_does_not_break_its_cleanup(monkey
     assert cleaned == ["done"] and capsys.readouterr().err.strip().splitlines() == ["terminated"]
 
 
+@pytest.mark.signals
 @pytest.mark.parametrize("when", ["as the handlers go in", "as they are put back"])
 def test_a_signal_while_main_swaps_its_handlers_is_no_traceback(monkeypatch, capsys, when):
     """Ctrl-C just after main's SIGINT handler went in escaped main as a KeyboardInterrupt; a
@@ -986,6 +990,7 @@ def test_a_signal_while_main_swaps_its_handlers_is_no_traceback(monkeypatch, cap
         assert status == 0 and "test accuracy: 0.5000" in out and err == ""
 
 
+@pytest.mark.signals
 def test_a_closed_terminal_still_gets_the_signals_exit_status(monkeypatch):
     """SIGHUP from a terminal that is gone: writing "terminated" there fails with EIO, which
     escaped as an error (exit 1) or a traceback; the status is what tells now."""
@@ -1037,6 +1042,7 @@ def test_cli_main_runs_outside_the_main_thread(capsys):
     assert got == [1] and "does not exist" in capsys.readouterr().err
 
 
+@pytest.mark.signals
 @pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
 def test_cli_sigterm_handler_is_restored_and_never_replaces_an_ignored_sigterm(monkeypatch, capsys, signame):
     """During a run SIGTERM (SIGHUP) unwinds; after it, the caller's handler is back. One the
