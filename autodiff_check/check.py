@@ -1890,9 +1890,10 @@ def _same_again(what: str, first: Sequence, again: Sequence, paths: Sequence, ro
     ``u_in``, the inputs' (a float32 sum returned as a Python float). The oracles compare f at
     nearby inputs; a random draw inside f (a dropout mask) makes those differences noise that
     hides any error (such a check passed). Entries far below the leaf's largest may still vary
-    unseen (a dropout on them under an entry 1e5 larger, in float32). Summation in another order (a threaded BLAS, MKL by alignment)
-    moves an entry by at most gamma_n sum|terms| (Higham 3.1): beyond sqrt(u) max|f| it needs
-    a cancellation of 1/sqrt(u) within one entry, where the differences resolve nothing anyway."""
+    unseen (a dropout on them under an entry 1e5 larger, in float32). Summation in another
+    order (a threaded BLAS, MKL by alignment) moves an entry by at most gamma_n sum|terms|
+    (Higham 3.1): beyond sqrt(u) max|f| it needs a cancellation of 1/sqrt(u) within one entry,
+    where the differences resolve nothing anyway."""
     for a, b, p in zip(first, again, paths):
         a, b = np.asarray(a), np.asarray(b)
         where = format_path(root, p)
