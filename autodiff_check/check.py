@@ -2138,6 +2138,8 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
     def tangent_out(v, prims=primals, fl=flat):   # jvp_fn's output tangent along v at prims, real
         out = by_key(jvp_at(tangents_of(v, fl), prims), out_td, root="output", what="jvp_fn")
         leaves, where, td = flatten(out, what="jvp_fn's output")
+        if len(leaves) != len(out_leaves) or any(np.shape(L) != O.shape for L, O in zip(leaves, out_leaves)):
+            _contract(c_leaves, out, None, "jvp_fn")   # names the shape against f's (before a product breaks on it)
         for L, p in zip(leaves, where):
             if np.iscomplexobj(L) and np.any(np.imag(L) != 0):
                 raise ValueError(f"jvp_fn returned complex values at {format_path('output', p)}; the derivative of a "
@@ -2157,8 +2159,7 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
     # 2,000 inputs, 2e-4 off). An entry that fails an exact oracle then gets its own noise,
     # measured (:func:`_measured_noise`).
     t = rng.choice(np.array([-1.0, 1.0]), size=flat.n) * (1 + rng.random(flat.n))
-    out_noise = _noise_of_output(flat, lambda z: by_key(jvp_at(tangents_of(t), flat.build(flat.rnd(z))), out_td,
-                                                        root="output", what="jvp_fn"), rng)
+    out_noise = _noise_of_output(flat, lambda z: tangent_out(t, flat.build(flat.rnd(z))), rng)
     weight = [np.abs(c).astype(np.float64).ravel() * s.ravel() for c, s in zip(c_leaves, out_noise)]
     per_coordinate = options.pop("per_coordinate", None)
     if per_coordinate is None:

@@ -1204,6 +1204,9 @@ def test_a_jvp_of_the_wrong_shape_is_named_against_fs_output():
     with pytest.raises(ValueError, match=r"^jvp_fn returned output shape \(3, 4\); f's output at the primals: "
                                          r"\(4, 3\) \(jvp_fn's output is the tangent of f's"):
         ac.check_jvp(lambda x, W: x @ W, lambda t, x, W: (t[0] @ W + x @ t[1]).T, x, W)
+    # of another size too: it reached a product of shapes (4,) and (3,) first, NumPy's error
+    with pytest.raises(ValueError, match=r"^jvp_fn returned output shape \(3,\); f's output at the primals: \(4,\)"):
+        ac.check_jvp(lambda x: 2 * x, lambda t, x: 2 * t[0][:3], np.ones(4))
     with pytest.raises(ValueError, match=r"^f returned output shape \(2,\) at a perturbed input; \(3,\) at the primals"):
         ac.check_vjp(lambda x: x if x[0] == 1 else x[:2], lambda d, x: (d,), np.arange(1.0, 4.0))
     # a cotangent the user gave "has" its shape (it "returned" it); one row short is not only a bias row
