@@ -425,7 +425,7 @@ def probe_complex(ctx: Context, rng, against_fd: bool = True, only_disagreement:
     if cs is not None and not abs(cs - fd.value) <= fd.tol:   # (float32 rounds x + hp)
         return False, (CS_SKIPPED + f"Im f(x + ihp)/h = {cs:.6g} but finite differences give {fd.value:.6g} "
                        f"+- {fd.tol:.1e}, {abs(cs - fd.value):.1e} apart (f is not complex-analytic: abs, maximum, "
-                       "conj or real?)")
+                       "conj or real? Or f is flat at the step: " + _FLAT_AT_THE_STEP + ")")
     # and along PROBE_ENTRIES single entries: over many inputs the dense probe's tolerance grows
     # with f's noise while an elementwise abs loses only sign(x_i) per entry (L1 over 30,000
     # float32 inputs at 1e-3: 260 off against a tolerance of 200 along p; along e_i a kink)
@@ -441,8 +441,15 @@ def probe_complex(ctx: Context, rng, against_fd: bool = True, only_disagreement:
         if cs is not None and not abs(cs - fd.value) <= fd.tol:
             return False, (CS_SKIPPED + f"along entry {int(i)}, Im f(x + ih e)/h = {cs:.6g} but finite differences "
                            f"give {fd.value:.6g} +- {fd.tol:.1e}, {abs(cs - fd.value):.1e} apart (f is not "
-                           "complex-analytic: abs, maximum, conj or real?)")
+                           "complex-analytic: abs, maximum, conj or real? Or f is flat at the step: "
+                           + _FLAT_AT_THE_STEP + ")")
     return True, ""
+
+
+# a review (2026-12-03): a cross-entropy m + log(sum exp(z - m)) - z_y at margins of 20 is ~1e-9
+# computed from m ~ 40, so it rounds to steps of ulp(m) ~ 7e-15 and a step in z moving it by
+# 1e-17 leaves it unchanged: the differences read 0, and the complex step, right, was set aside
+_FLAT_AT_THE_STEP = "its value rounded at the scale of a far larger intermediate, which the differences cannot see"
 
 
 def _resolved_kink(fd: FD) -> bool:
