@@ -108,6 +108,19 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(small, tmp_path, recipe
     assert meta["epoch"] == 4 and bits(params) == bits(whole.params)
 
 
+def test_a_resumed_run_keeps_the_divergence_rules_start(small, tmp_path):
+    """The rule compares the running loss with the run's first step (training's docstring),
+    not with the first step after a resume: a resumed run stops where the uninterrupted one
+    would, and here that is nowhere. This run's epoch 3 starts on a batch of loss 0.63; a rule
+    restarted there read the ordinary losses after it as a divergence (a review, helper-103)."""
+    config = RECIPES["post"].replace(lr=0.05, seed=3, hidden_sizes=(50, 50), epochs=4)
+    whole = train(config, data=small, **QUIET)
+    ckpt = tmp_path / "run.npz"
+    stop_in_epoch(3, config, ckpt, data=small)
+    resumed = train(config, checkpoint=ckpt, resume=ckpt, data=small, **QUIET)
+    assert bits(resumed.params) == bits(whole.params)
+
+
 def test_resume_can_extend_but_refuses_a_mismatch(small, tmp_path):
     ckpt = tmp_path / "run.npz"
     one = Config(hidden_sizes=(16,), schedule="constant", epochs=1)
@@ -820,6 +833,10 @@ def test_resume_checks_every_array_against_the_run(small, tmp_path):
         ("nan.npz", dict(train_params=nan), r"nan\.npz: train_params\[1\] contains NaN or inf"),
         ("vel.npz", dict(velocity=[v.astype(np.int32) for v in vel]), r"vel\.npz: velocity\[0\] is int32"),
         ("hist.npz", dict(history=[{}]), r"hist\.npz: history\[0\] lacks one of"),
+        ("rule.npz", dict(divergence={"first": 1.0, "running": "x"}), r"rule\.npz: .*divergence"),
+        ("rule2.npz", dict(divergence={"first": float("nan"), "running": 1.0}),
+         r"rule2\.npz: divergence must hold the rule's first and running losses"),
+        ("rule3.npz", dict(divergence={"first": 1.0}), r"rule3\.npz: divergence must hold"),
     ]
     for name, change, message in cases:
         with pytest.raises(ValueError, match=message):

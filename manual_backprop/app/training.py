@@ -51,10 +51,11 @@ bit-identical to one never interrupted.
 
 Divergence: the run stops with :class:`DivergenceError` when a loss is NaN or inf, or when the
 running mean of the training loss (each step weighted 0.02, the first step's loss as its
-start, kept across epochs) exceeds ``DIVERGENCE_FACTOR`` = 3 times the first step's loss. The
-measurements behind the 3 (``python -m benchmarks.divergence``, docs/training.md): the default
-recipe's running loss peaks at 1.02 times its start, learning rates of 1 and more with
-momentum 0.9 reach 5 to 22,000 times it within the first 3,000 examples.
+start, kept across epochs and, in the checkpoint, across a resume) exceeds
+``DIVERGENCE_FACTOR`` = 3 times the first step's loss. The measurements behind the 3 (``python
+-m benchmarks.divergence``, docs/training.md): the default recipe's running loss peaks at 1.02
+times its start, learning rates of 1 and more with momentum 0.9 reach 5 to 22,000 times it
+within the first 3,000 examples.
 """
 
 from __future__ import annotations
@@ -372,9 +373,9 @@ def _check_memory(config: Config, n_features: int, n_classes: int, n_train: int)
 
 def _resume(path, config: Config, keep_epochs: bool, shift: float, scale: float, digest: str | None, net=None,
             sizes: list[int] | None = None):
-    """(params, velocity, history, config) from a checkpoint; a mismatch is refused: the config,
-    the data, and every array's shape (``sizes`` for the MLP, ``net`` for the CNN), dtype and
-    finiteness, naming the file and the array."""
+    """(params, velocity, history, config, the divergence rule's state or None) from a
+    checkpoint; a mismatch is refused: the config, the data, and every array's shape (``sizes``
+    for the MLP, ``net`` for the CNN), dtype and finiteness, naming the file and the array."""
     params, meta = load_checkpoint(path)
     if not {"config", "epoch", "history"} <= meta.keys():
         raise ValueError(f"{path}: not a training checkpoint (no config, epoch or history)")
@@ -443,7 +444,13 @@ def _resume(path, config: Config, keep_epochs: bool, shift: float, scale: float,
             if W.shape != F.shape or W.dtype != F.dtype or W.tobytes() != F.tobytes():
                 raise ValueError(f"{path}: params[{i}] is not train_params[{i}] with the input scaling folded in "
                                  "(a corrupt or edited checkpoint)")
-    return params, velocity, list(meta["history"]), config
+    rule = meta.get("divergence")   # absent from checkpoints before 2026-12-03: the rule restarts
+    if rule is not None:
+        check_metadata(path, meta, {"divergence": dict[str, float]})
+        if rule.keys() != {"first", "running"} or not all(math.isfinite(v) and v >= 0 for v in rule.values()):
+            raise ValueError(f"{path}: divergence must hold the rule's first and running losses, finite and "
+                             f"non-negative; got {rule!r}")
+    return params, velocity, list(meta["history"]), config, rule
 
 
 def train(
@@ -516,8 +523,8 @@ def train(
 
         sizes = [data.x_train.shape[1], *config.hidden_sizes, data.n_classes]   # the MLP's
         if resume is not None:
-            params, velocity, history, config = _resume(resume, config, keep_checkpoint_epochs, shift, scale, digest,
-                                                        net, sizes)
+            params, velocity, history, config, rule = _resume(resume, config, keep_checkpoint_epochs, shift, scale,
+                                                              digest, net, sizes)
             if len(history) > config.epochs:
                 raise ValueError(f"{resume}: {len(history)} epochs are done already; epochs = {config.epochs} asks "
                                  "for fewer (nothing to train)")
@@ -526,7 +533,7 @@ def train(
                 params = net.init(seed=config.seed, dtype=dt)
             else:
                 params = network.init_params(sizes, seed=config.seed, dtype=dt)
-            velocity, history = None, []
+            velocity, history, rule = None, [], None
         if config.momentum > 0 and velocity is None:
             velocity = [np.zeros_like(W) for W in (leaves(params) if cnn else params)]
         update = make_update(backend, config, n_classes=data.n_classes)
@@ -543,7 +550,7 @@ def train(
 
         scored, x_score, y_score = (("validation", x_val, y_val) if config.validation
                                     else ("test", x_test, data.y_test))
-        divergence = _DivergenceRule()
+        divergence = _DivergenceRule(rule)
         with threadpool_limits(limits=config.threads, user_api="blas"):
             for epoch in range(len(history), config.epochs):
                 t_epoch = time.perf_counter()
@@ -560,6 +567,8 @@ def train(
                         extra["train_params"] = params
                     if cnn:
                         extra["model"] = "cnn"
+                    if divergence.state() is not None:
+                        extra["divergence"] = divergence.state()
                     save_checkpoint(out.checkpoint, model, config=_as_dict(config), epoch=epoch + 1,
                                     history=history, activation=config.activation, loss=config.loss,
                                     input_shift=shift, input_scale=scale, data_digest=digest,
@@ -598,10 +607,14 @@ def _check_data(config: Config, data: Dataset) -> int:
 
 class _DivergenceRule:
     """The module docstring's rule: the running loss (weight 0.02 a step, started at the first
-    step's loss) above DIVERGENCE_FACTOR times the first step's loss."""
+    step's loss) above DIVERGENCE_FACTOR times the first step's loss. ``state`` (the
+    checkpoint's ``divergence``) continues a run's rule where it stopped."""
 
-    def __init__(self) -> None:
-        self.first = self.running = None
+    def __init__(self, state: dict[str, float] | None = None) -> None:
+        self.first, self.running = (state["first"], state["running"]) if state else (None, None)
+
+    def state(self) -> dict[str, float] | None:
+        return None if self.first is None else {"first": self.first, "running": self.running}
 
     def __call__(self, J: float, epoch: int, s: int, lr: float) -> None:
         if self.first is None:
