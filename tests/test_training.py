@@ -508,6 +508,10 @@ def test_a_configuration_this_machine_cannot_hold_is_refused_before_allocating(s
         train(Config(hidden_sizes=(10_000_000,)), data=small, **QUIET)
     with pytest.raises(MemoryError, match="GiB"):
         train(Config(hidden_sizes=(3_000_000, 3_000_000)), data=small, **QUIET)
+    # the CNN's convolutions by their widths: a fixed 40,000 numbers per example let this one
+    # (1.4 TB at batch 600) through to NumPy's allocation error (a review, helper-103)
+    with pytest.raises(MemoryError, match=r"needs about [\d.]+ GiB and [\d.]+ GiB is available"):
+        train(RECIPES["cnn"].replace(channels=(65536, 8), batch_size=600), data=small, **QUIET)
     # a batch larger than the data is the whole data: it used to be counted as 10^9 examples
     train(Config(epochs=1, hidden_sizes=(8,), batch_size=10**9, train_subset=200), data=small, **QUIET)
 

@@ -344,28 +344,34 @@ def cnn_predict(net, params: list[tuple], x: np.ndarray) -> np.ndarray:
     return np.concatenate([net.predict(params, x[i:i + CNN_EVAL_BATCH]) for i in range(0, x.shape[0], CNN_EVAL_BATCH)])
 
 
-def _memory_needed(config: Config, n_features: int, n_classes: int, n_train: int) -> int:
-    """Bytes a run holds at its peak: the training inputs twice (raw and standardised), the
-    one-hot targets, five arrays the size of all weights (params, velocity, gradient, the
-    folded copy and a checkpoint's buffer) and the activations of a batch, forward and back.
-    The CNN's convolutions hold about 35,000 numbers per example (outputs and im2col
-    buffers of both, forward and back), counted as 40,000 next to the dense layers."""
+def _memory_needed(config: Config, n_features: int, n_classes: int, n_train: int, n_test: int) -> int:
+    """Bytes a run allocates at its peak beyond the data it is given: three copies of the
+    training inputs in the run's dtype (as given, standardised, the epoch's order), two of the
+    one-hot targets, the test inputs, five arrays the size of all weights (params, velocity,
+    gradient, the folded copy and a checkpoint's buffer) and a batch's activations, forward and
+    back: four numbers per unit of the dense layers and, for the CNN's convolutions with
+    channels (c1, c2), three times what one pass holds per example, the im2col buffers 25 (576
+    + 64 c1), the convolutions' and ReLUs' outputs 2 (576 c1 + 64 c2) and the pools' 144 c1 +
+    16 c2: 3 (14,400 + 2,896 c1 + 144 c2). A step of channels (1024, 8) at batch 16 peaks at
+    1.02 times twice that count (tracemalloc), of (8, 16) at batch 64 at 0.73 times it."""
     sizes = [n_features, *config.hidden_sizes, n_classes]
     if config.model == "cnn":
         spec = layered.mnist_cnn(hidden_sizes=config.hidden_sizes, n_classes=n_classes, **_cnn_options(config))
         n_params = sum(math.prod(shape) for layer in spec.layers for shape in layer.shapes)
-        per_example = 40_000 + sum(sizes)
+        c1, c2 = config.channels or (8, 16)   # mnist_cnn's default
+        per_example = 3 * (14_400 + 2_896 * c1 + 144 * c2) + 4 * sum(sizes)
     else:
         n_params = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
-        per_example = sum(sizes)
+        per_example = 4 * sum(sizes)
     itemsize = np.dtype(config.dtype).itemsize
     batch = min(config.batch_size, n_train)   # the last batch of an epoch is what is left
-    return itemsize * (2 * n_train * n_features + n_train * n_classes + 5 * n_params + 4 * batch * per_example)
+    data = 3 * n_train * n_features + 2 * n_train * n_classes + n_test * n_features
+    return itemsize * (data + 5 * n_params + batch * per_example)
 
 
-def _check_memory(config: Config, n_features: int, n_classes: int, n_train: int) -> None:
+def _check_memory(config: Config, n_features: int, n_classes: int, n_train: int, n_test: int) -> None:
     """Refuse, before allocating, a run this machine cannot hold (MemoryError with both sizes)."""
-    need, have = _memory_needed(config, n_features, n_classes, n_train), memory_available()
+    need, have = _memory_needed(config, n_features, n_classes, n_train, n_test), memory_available()
     if need > have:
         raise MemoryError(f"this configuration needs about {need / 2**30:.1f} GiB and {have / 2**30:.1f} GiB "
                           f"is available; use smaller hidden sizes, batch or --train-subset")
@@ -503,7 +509,7 @@ def train(
             check_labels(data.y_train[:n_pool], data.n_classes, f"the training examples left by validation = "
                          f"{config.validation} (the first {n_pool})", all_present=True)
         n = n_pool if config.train_subset is None else config.train_subset
-        _check_memory(config, data.x_train.shape[1], data.n_classes, n)
+        _check_memory(config, data.x_train.shape[1], data.n_classes, n, data.x_test.shape[0] + config.validation)
         dt = np.dtype(config.dtype)
         x_raw = np.asarray(data.x_train[:n], dtype=dt)
         y_train = network.one_hot(data.y_train[:n], data.n_classes, dtype=dt)
