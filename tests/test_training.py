@@ -858,6 +858,11 @@ def test_no_output_overwrites_the_data_or_takes_a_users_file_for_its_lock(tmp_pa
     base = ["train", "--data-dir", str(data_dir), "--epochs", "1", "--hidden-sizes", "8", "--no-progress"]
     assert main(base + ["--checkpoint", str(labels)]) == 1
     assert "is the input file" in capsys.readouterr().err and labels.read_bytes() == before
+    raw = tmp_path / "raw"   # uncompressed files: a checkpoint under a .gz name would be read as the data
+    fake_mnist(raw, n_train=40, n_test=20, gz=False)
+    shadow = raw / "train-labels-idx1-ubyte.gz"
+    assert main(["train", "--data-dir", str(raw), *base[3:], "--checkpoint", str(shadow)]) == 1
+    assert "is the input file" in capsys.readouterr().err and not shadow.exists()
     notes = tmp_path / "model.npz.lock"
     notes.write_text("my notes\n")
     assert main(base + ["--checkpoint", str(tmp_path / "model.npz")]) == 1

@@ -232,10 +232,12 @@ def _find(data_dir: Path, stem: str) -> Path:
 
 
 def data_files(data_dir: str | os.PathLike | None = None) -> list[Path]:
-    """The MNIST-layout files of ``data_dir`` (default: the shipped copy) that exist, with or
-    without ``.gz``: what a run reads, and so what no output of it may overwrite."""
+    """Both spellings, with and without ``.gz``, of the four MNIST-layout files of ``data_dir``
+    (default: the shipped copy), whether they exist or not: what a run reads or would read
+    (``.gz`` first), and so what no output of it may be. An output under the missing ``.gz``
+    name of a raw file would be read as that file by every later run."""
     source = PACKAGED_DIR if data_dir is None else Path(data_dir)
-    return [c for stem, _ in MNIST_FILES.values() for c in (source / f"{stem}.gz", source / stem) if c.is_file()]
+    return [c for stem, _ in MNIST_FILES.values() for c in (source / f"{stem}.gz", source / stem)]
 
 
 def _check_pair(images: np.ndarray, labels: np.ndarray, split: str, source: str) -> None:

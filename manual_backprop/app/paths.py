@@ -577,8 +577,9 @@ def check_outputs(
             continue
         for data in inputs:
             if same_file(target, Path(os.path.realpath(data))):
-                raise OutputPathError(f"{what} path {os.fspath(given[what])} is the input file {data}; "
-                                      "refusing to overwrite the data a run reads")
+                why = ("refusing to overwrite the data a run reads" if os.path.lexists(data)
+                       else "a name the data is looked up under, so later runs would read the output as data")
+                raise OutputPathError(f"{what} path {os.fspath(given[what])} is the input file {data}; {why}")
         lock = target.with_name(target.name + ".lock")
         for other in ("checkpoint", "plot", "resume"):
             if other != what and resolved[other] is not None and same_file(resolved[other], lock):
