@@ -605,9 +605,10 @@ def _normalise(x, eps, axes, layer):
 
 def _normalise_vjp(dxhat, xhat, inv, axes):
     """dx from dxhat = dJ/dxhat: the mean and the variance depend on x too (see batch_norm).
-    dx is linear in dxhat: where a mean's sum overflows though dxhat is finite (entries near the
-    dtype's largest; dx was -inf where it is 0), dx is computed again from dxhat scaled by a
-    power of two, which is exact, and scaled back; a dx beyond the range then warns (in ldexp)."""
+    dx is linear in dxhat, group by group: in a group where a mean's sum overflows though dxhat
+    is finite (entries near the dtype's largest; dx was -inf where it is 0), dx is computed
+    again from the group's dxhat scaled by a power of two of its own, which is exact, and scaled
+    back; a dx beyond the range then warns (in ldexp). The other groups keep their bits."""
     def dx(d):
         return inv * (d - d.mean(axis=axes, keepdims=True) - xhat * (d * xhat).mean(axis=axes, keepdims=True))
 
@@ -615,8 +616,9 @@ def _normalise_vjp(dxhat, xhat, inv, axes):
         out = dx(dxhat)
     if _checks.all_finite(out) or not _checks.all_finite(dxhat):
         return out
-    e = int(np.frexp(np.abs(dxhat).max())[1])         # max|dxhat| < 2^e
-    return np.ldexp(dx(np.ldexp(dxhat, -e)), e)
+    lost = ~np.isfinite(out).all(axis=axes, keepdims=True)
+    e = np.where(lost, np.frexp(np.abs(dxhat).max(axis=axes, keepdims=True))[1], 0)   # max|group| < 2^e
+    return np.where(lost, np.ldexp(dx(np.ldexp(dxhat, -e)), e), out)
 
 
 def batch_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, *, eps: float = 1e-5) -> np.ndarray:
