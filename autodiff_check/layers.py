@@ -106,7 +106,9 @@ def _max_pool2d(x, *, size=2, stride=None):
 def _avg_pool2d(x, *, size=2, stride=None):
     dims, strides = _window(x, size, stride)
     k = _two(size)
-    # each value divided first: a window of values near the dtype's largest has a finite mean
+    # each value divided first, so a window of large values has a finite mean, except where the
+    # mean lies within about k ulps of the dtype's largest: the rounded quotients' sum may pass
+    # it (inf, where manual_backprop's layer returns the largest float)
     return lax.reduce_window(x / (k[0] * k[1]), np.array(0, x.dtype), lax.add, dims, strides, "VALID")
 
 

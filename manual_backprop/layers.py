@@ -495,11 +495,22 @@ def avg_pool2d(x: np.ndarray, *, size=2, stride=None) -> np.ndarray:
     Backward:  dx[..., sh i + p, sw j + q] += dy[..., i, j] / (kh kw)  for every (p, q)
     """
     x, size, stride, out = _pool_args("avg_pool2d", x, size, stride)
-    xs = x * x.dtype.type(1 / (size[0] * size[1]))   # scaled first: a sum of x could overflow, the mean cannot
+    k = size[0] * size[1]
+    xs = x * x.dtype.type(1 / k)                     # scaled first: a sum of x could overflow, the mean cannot
     offsets = _offsets(size, stride, out)
     y = xs[offsets[0]].copy()
-    for s in offsets[1:]:
-        y += xs[s]
+    with np.errstate(over="ignore"):                 # judged just below
+        for s in offsets[1:]:
+            y += xs[s]
+    if not _checks.all_finite(y):
+        # Each term x fl(1/k) errs by at most 2u of x/k, and their sum by (k + 1)u of the sum of
+        # their magnitudes (to first order): finite x give inf only where the window's mean lies
+        # within about (k + 1)u of +-max, all k values of one sign (a partial sum of j < k terms
+        # stays near j/k of max). That mean is returned as +-max, within the same rounding.
+        finite = np.isfinite(x[offsets[0]])
+        for s in offsets[1:]:
+            finite &= np.isfinite(x[s])
+        y = np.where(np.isinf(y) & finite, np.copysign(np.finfo(x.dtype).max, y), y)
     return y
 
 
