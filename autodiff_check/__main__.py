@@ -10,6 +10,7 @@ weight matrix. Exits 0 when every oracle agrees with the backward pass, 1 otherw
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 
@@ -135,11 +136,22 @@ def _main(argv: list[str] | None) -> int:
             import matplotlib  # noqa: F401
         except ImportError:
             _parser().error("--plot needs matplotlib: pip install 'manual-backprop[plot]'")
+    held = contextlib.ExitStack()
+    if args.plot is not None:
         try:
             plot_path = paths.check_outputs(plot=args.plot, overwrite=args.overwrite).plot
+            held.enter_context(paths.lock_outputs(plot=plot_path))   # held for the run; checked again under it
+            paths.check_outputs(plot=args.plot, overwrite=args.overwrite)
         except (OSError, ValueError) as e:   # a path, not the options' syntax: one line, no usage
+            held.close()
             print(f"python -m autodiff_check: error: {e}", file=sys.stderr)
             return 2
+    with held:
+        return _run(args, plot_path if args.plot is not None else None)
+
+
+def _run(args: argparse.Namespace, plot_path) -> int:
+    """The checks of :func:`main`, the plot's path checked and locked."""
     rng = np.random.default_rng(args.seed)
     use_jax = not args.no_jax
     verdicts: list[Verdict] = []
@@ -183,9 +195,9 @@ def _main(argv: list[str] | None) -> int:
         bad = [v for v in verdicts if not v.passed and any(r.values is not None for r in v.results)]
         try:
             _plot(bad[0] if bad else verdicts[-1], plot_path)
-        except OSError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 1
+        except (OSError, ValueError) as e:   # a full disk, or the path turned into a special file
+            print(f"python -m autodiff_check: error: {e}", file=sys.stderr)
+            return 2
     failed = errors + sum(not v.passed for v in verdicts)
     total = errors + len(verdicts)
     if failed and not (args.detail or args.verbose):

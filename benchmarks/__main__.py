@@ -177,12 +177,18 @@ def main(argv=None) -> int:
         plot_path = None if args.no_plot else args.plot or out.with_suffix(".png")
         from manual_backprop.app.data import data_files
 
-        report.check_outputs({"--out": out, "--plot": plot_path}, inputs=data_files(), overwrite=args.overwrite,
-                             reserved=reserved)
+        held = report.hold_outputs({"--out": out, "--plot": plot_path}, inputs=data_files(), overwrite=args.overwrite,
+                                   reserved=reserved)
     except (ValueError, OSError) as e:   # before any timing: nothing is lost
         report.release(reserved)
         print(f"python -m benchmarks: error: {e}", file=sys.stderr)
         return 2
+    with held:
+        return _run(args, argv, wanted, out, plot_path, started, cpu_started, load_start)
+
+
+def _run(args, argv, wanted, out, plot_path, started, cpu_started, load_start) -> int:
+    """The run of :func:`main`, its outputs checked and locked."""
     limits = None
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731  progress on stderr
     log(f"load average at start: {', '.join(f'{v:.2f}' for v in load_start)} on {os.cpu_count()} cores")

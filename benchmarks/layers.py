@@ -498,11 +498,17 @@ def main(argv=None) -> int:
             out, reserved = report.default_out("layers")
         from manual_backprop.app.data import data_files
 
-        report.check_outputs({"--out": out}, inputs=data_files(), overwrite=args.overwrite, reserved=reserved)
+        held = report.hold_outputs({"--out": out}, inputs=data_files(), overwrite=args.overwrite, reserved=reserved)
     except (ValueError, OSError) as e:   # before any timing: nothing is lost
         report.release(reserved)
         print(f"python -m benchmarks layers: error: {e}", file=sys.stderr)
         return 2
+    with held:
+        return _run(args, argv, out, started, load_start, log, backends)
+
+
+def _run(args, argv, out, started, load_start, log, backends) -> int:
+    """The run of :func:`main`, its output checked and locked."""
     if "jax" in backends and importlib.util.find_spec("jax") is None:
         log("jax is not installed: skipped")
         backends.remove("jax")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime as _dt
 import itertools
 import json
@@ -450,6 +451,25 @@ def check_outputs(given: dict[str, Path | None], inputs=(), overwrite: bool = Fa
     for what, t in targets.items():   # last: the errors above say more about an existing file
         paths.check_new(t, os.fspath(given[what]), what, overwrite or t in ours)
     return targets
+
+
+def hold_outputs(given: dict[str, Path | None], inputs=(), overwrite: bool = False,
+                 reserved: tuple[Path, ...] = ()) -> contextlib.ExitStack:
+    """:func:`check_outputs`, then each output's lock (``manual_backprop.app.paths``), held
+    until the returned stack is closed, and the same checks again under them: a run that wrote
+    one of these files while this one started is seen, and none can write it meanwhile. The
+    errors are :func:`check_outputs`' and ``OutputLockedError`` (another run holds a lock)."""
+    from manual_backprop.app import paths
+
+    check_outputs(given, inputs, overwrite, reserved)
+    held = contextlib.ExitStack()
+    try:
+        held.enter_context(paths.lock_outputs(**given))
+        check_outputs(given, inputs, overwrite, reserved)
+    except BaseException:
+        held.close()
+        raise
+    return held
 
 
 def write_json(path: Path, data: dict) -> None:

@@ -628,6 +628,34 @@ def test_outputs_that_cannot_be_written_or_must_not_be_replaced_are_refused_befo
     assert (tmp_path / "labels.gz").read_bytes() == b"data"
 
 
+@pytest.mark.parametrize("layers", [False, True], ids=["gradients", "layers"])
+def test_an_output_is_locked_for_the_run_and_checked_again_under_the_lock(layers, tmp_path, monkeypatch, capsys):
+    """--out was checked at the start only, and a run that wrote it meanwhile had its file
+    replaced (the README promises the check again under the run's locks). Refused at once where
+    another run holds the lock, and a file made before this run took it is seen (exit 2, before
+    any timing)."""
+    from benchmarks.__main__ import main
+    from manual_backprop.app import paths
+
+    out = tmp_path / "o.json"
+    argv = (["layers", "--quick"] if layers else [*FAST, "--no-plot"]) + ["--out", str(out)]
+    with paths.OutputLock(out, "--out"):
+        assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert str(out) in err and "load average" not in err
+    locking = paths.lock_outputs
+
+    def another_run_writes_first(**outputs):
+        out.write_text("{}")
+        return locking(**outputs)
+
+    monkeypatch.setattr(paths, "lock_outputs", another_run_writes_first)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "exists" in err and "load average" not in err and out.read_text() == "{}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.json"]
+
+
 @pytest.mark.parametrize("args", [["--out", "{d}/same.json", "--plot", "{d}/same.json"], ["--out", "{d}/x.png"],
                                   ["--out", "{d}/x.json", "--plot", "{d}/x.json.lock"]])
 def test_out_and_plot_may_not_overwrite_each_other(args, tmp_path, capsys):

@@ -179,6 +179,34 @@ def test_cli_plot_path_is_checked_before_the_run(tmp_path):
     assert r.returncode == 2 and "--batch must be in 1..100000; got 1000000000000" in r.stderr
 
 
+def test_cli_plot_is_locked_for_the_run_and_checked_again_under_the_lock(tmp_path, monkeypatch, capsys):
+    """The plot path was checked at the start only: a second run on the same --plot wrote it
+    meanwhile and the first then replaced it without --overwrite (a review, helper-103). Now a
+    run holds the path's lock from its check to its end, refusing a second run at once, and
+    checks the path again under it (exit 2, one line, before any check)."""
+    pytest.importorskip("matplotlib")
+    from autodiff_check.__main__ import main
+    from manual_backprop.app import paths
+
+    png, run = tmp_path / "race.png", ["--skip-post", "--architectures", "1", "--no-jax"]
+    with paths.OutputLock(png, "plot"):   # another run holds it
+        assert main([*run, "--plot", str(png)]) == 2
+    out, err = capsys.readouterr()
+    assert "checks passed" not in out and str(png) in err and err.count("\n") == 1
+
+    locking = paths.lock_outputs
+
+    def another_run_writes_first(**outputs):   # between this run's first check and its lock
+        png.write_bytes(b"the other run's plot")
+        return locking(**outputs)
+
+    monkeypatch.setattr(paths, "lock_outputs", another_run_writes_first)
+    assert main([*run, "--plot", str(png)]) == 2
+    out, err = capsys.readouterr()
+    assert "checks passed" not in out and "exists" in err and png.read_bytes() == b"the other run's plot"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["race.png"]
+
+
 # ------------------------------------------------------------------ the helper API on hostile input
 # A sweep of compare, exact_atol, rounding_bound, activation_pattern and the oracles (subagent)
 # found each case below silently wrong, warning, or failing deep inside NumPy.
