@@ -121,6 +121,26 @@ def test_a_resumed_run_keeps_the_divergence_rules_start(small, tmp_path):
     assert bits(resumed.params) == bits(whole.params)
 
 
+def test_a_run_on_numpys_default_threads_resumes_only_on_as_many(small, tmp_path):
+    """threads None (--threads 0) left the count to the environment, and a resume under
+    another count went through to other weights (the fast path splits a batch by it; a review,
+    helper-103). The checkpoint holds the count it ran on, and a resume must match it."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    config = Config(epochs=2, hidden_sizes=(8,), threads=None, batch_size=512, train_subset=600)
+    ckpt = tmp_path / "run.npz"
+    with threadpool_limits(1, user_api="blas"):
+        stop_in_epoch(2, config, ckpt, data=small)
+    assert load_checkpoint(ckpt)[1]["blas_threads"] == 1
+    with threadpool_limits(2, user_api="blas"):
+        if max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas") < 2:
+            pytest.skip("NumPy's BLAS runs one thread here")
+        with pytest.raises(ValueError, match=r"threads: checkpoint ran NumPy's default, 1 BLAS threads; here it is 2"):
+            train(config, data=small, resume=ckpt, **QUIET)
+    with threadpool_limits(1, user_api="blas"):
+        assert len(train(config, data=small, resume=ckpt, **QUIET).history) == 2
+
+
 def test_resume_can_extend_but_refuses_a_mismatch(small, tmp_path):
     ckpt = tmp_path / "run.npz"
     one = Config(hidden_sizes=(16,), schedule="constant", epochs=1)

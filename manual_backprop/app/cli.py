@@ -106,8 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace an existing --checkpoint or --plot file (default: refuse it, as another "
                         "run's; --resume PATH --checkpoint PATH continues a checkpoint in place)")
     t.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="BLAS threads for training, 0 = NumPy's default (default: 1, robust on a busy "
-                        "2-core machine)")
+                   help="BLAS threads for training, 0 = NumPy's default, whose count a resume must match "
+                        "(default: 1, robust on a busy 2-core machine)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     e = sub.add_parser(

@@ -72,7 +72,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from .. import _checks, as_published, fast, network
+from .. import _checks, _threads, as_published, fast, network
 from .. import model as layered
 from ..activations import get_activation
 from ..losses import get_loss
@@ -378,10 +378,11 @@ def _check_memory(config: Config, n_features: int, n_classes: int, n_train: int,
 
 
 def _resume(path, config: Config, keep_epochs: bool, shift: float, scale: float, digest: str | None, net=None,
-            sizes: list[int] | None = None):
+            sizes: list[int] | None = None, blas_threads: int | None = None):
     """(params, velocity, history, config, the divergence rule's state or None) from a
     checkpoint; a mismatch is refused: the config, the data, and every array's shape (``sizes``
-    for the MLP, ``net`` for the CNN), dtype and finiteness, naming the file and the array."""
+    for the MLP, ``net`` for the CNN), dtype and finiteness, naming the file and the array;
+    with ``threads`` None, also ``blas_threads``, the count NumPy's BLAS runs here."""
     params, meta = load_checkpoint(path)
     if not {"config", "epoch", "history"} <= meta.keys():
         raise ValueError(f"{path}: not a training checkpoint (no config, epoch or history)")
@@ -405,6 +406,10 @@ def _resume(path, config: Config, keep_epochs: bool, shift: float, scale: float,
     if (meta.get("input_shift"), meta.get("input_scale")) != (shift, scale):
         mismatched.append(f"input scaling: checkpoint ({meta.get('input_shift')}, {meta.get('input_scale')}), "
                           f"this data ({shift}, {scale}) (different training data?)")
+    if config.threads is None and meta.get("blas_threads", blas_threads) != blas_threads:
+        mismatched.append(f"threads: checkpoint ran NumPy's default, {meta['blas_threads']} BLAS threads; here it is "
+                          f"{blas_threads} (the gradients' bits depend on it: set OPENBLAS_NUM_THREADS="
+                          f"{meta['blas_threads']})")
     if mismatched:
         raise ValueError(f"{path}: checkpoint does not match this run: " + "; ".join(mismatched))
     scored = "validation_accuracy" if saved_config.validation else "test_accuracy"
@@ -530,7 +535,7 @@ def train(
         sizes = [data.x_train.shape[1], *config.hidden_sizes, data.n_classes]   # the MLP's
         if resume is not None:
             params, velocity, history, config, rule = _resume(resume, config, keep_checkpoint_epochs, shift, scale,
-                                                              digest, net, sizes)
+                                                              digest, net, sizes, _blas_threads())
             if len(history) > config.epochs:
                 raise ValueError(f"{resume}: {len(history)} epochs are done already; epochs = {config.epochs} asks "
                                  "for fewer (nothing to train)")
@@ -575,6 +580,8 @@ def train(
                         extra["model"] = "cnn"
                     if divergence.state() is not None:
                         extra["divergence"] = divergence.state()
+                    if config.threads is None:   # NumPy's default: the count it was, which a resume must match
+                        extra["blas_threads"] = _blas_threads()
                     save_checkpoint(out.checkpoint, model, config=_as_dict(config), epoch=epoch + 1,
                                     history=history, activation=config.activation, loss=config.loss,
                                     input_shift=shift, input_scale=scale, data_digest=digest,
@@ -586,6 +593,11 @@ def train(
         if plot is not None:
             plot_history(history, out.plot, title=what)
     return TrainResult(model, config, history, acc, time.perf_counter() - t_start)
+
+
+def _blas_threads() -> int:
+    """The thread count of NumPy's BLAS now (the largest, where it has several libraries)."""
+    return max((c.num_threads for c in _threads._numpy_blas()[0].lib_controllers), default=1)
 
 
 def _check_data(config: Config, data: Dataset) -> int:
