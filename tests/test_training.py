@@ -865,6 +865,9 @@ def test_resume_checks_every_array_against_the_run(small, tmp_path):
     for name, change, message in cases:
         with pytest.raises(ValueError, match=message):
             train(config.replace(epochs=2), data=small, resume=_crafted(tmp_path, name, params, meta, **change), **QUIET)
+    boast = _crafted(tmp_path, "boast.npz", params, meta, history=[{**meta["history"][0], "test_accuracy": 1.5}])
+    scored = train(config, data=small, resume=boast, **QUIET)   # nothing left to train: scored, not read
+    assert scored.test_accuracy == train(config, data=small, **QUIET).test_accuracy
     two = _crafted(tmp_path, "two.npz", params, meta, epoch=2, history=meta["history"] * 2)
     with pytest.raises(ValueError, match=r"2 epochs are done already; epochs = 1 asks for fewer"):
         train(config.replace(epochs=1), data=small, resume=two, **QUIET)

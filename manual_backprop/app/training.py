@@ -562,8 +562,9 @@ def train(
         scored, x_score, y_score = (("validation", x_val, y_val) if config.validation
                                     else ("test", x_test, data.y_test))
         divergence = _DivergenceRule(rule)
+        done = len(history)
         with threadpool_limits(limits=config.threads, user_api="blas"):
-            for epoch in range(len(history), config.epochs):
+            for epoch in range(done, config.epochs):
                 t_epoch = time.perf_counter()
                 total = _epoch(update, params, velocity, x_train, y_train, config, epoch, divergence, progress)
                 model = fold_input_scaling(params, shift, scale) if config.standardize else params
@@ -586,10 +587,10 @@ def train(
                                     history=history, activation=config.activation, loss=config.loss,
                                     input_shift=shift, input_scale=scale, data_digest=digest,
                                     data_dir=getattr(data, "data_dir", None), **extra)
-            if history and not config.validation:
+            if len(history) > done and not config.validation:   # scored by this run, just above
                 acc = history[-1]["test_accuracy"]
-            else:  # validation runs score the test set once, here, never to choose a recipe
-                acc = accuracy(model, x_test, data.y_test)
+            else:  # validation runs score the test set once, here, never to choose a recipe; so does a
+                acc = accuracy(model, x_test, data.y_test)   # resume with nothing left (not the file's word)
         if plot is not None:
             plot_history(history, out.plot, title=what)
     return TrainResult(model, config, history, acc, time.perf_counter() - t_start)
