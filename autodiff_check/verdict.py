@@ -29,9 +29,24 @@ class Mismatch:
         return float("inf") if not np.isfinite(err) else (err / self.tolerance if self.tolerance > 0 else float("inf"))
 
     def __str__(self) -> str:
-        s = (f"{self.where}: {self.value:.8g} vs {self.reference:.8g} ({self.oracle}), "
-             f"|diff| {abs(self.value - self.reference):.2e} > tol {self.tolerance:.2e}")
+        if not np.isfinite(self.value):
+            ref = (f"{self.oracle}: {self.reference:.8g}" if np.isfinite(self.tolerance)
+                   else f"{self.oracle} has no reference here")
+            s = f"{self.where}: {self.value!r} under test ({ref})" + ("" if self.note else ", not finite")
+        else:
+            a, b = _distinct(self.value, self.reference)
+            s = (f"{self.where}: {a} vs {b} ({self.oracle}), "
+                 f"|diff| {abs(self.value - self.reference):.2e} > tol {self.tolerance:.2e}")
         return s + (f"; {self.note}" if self.note else "")
+
+
+def _distinct(a: float, b: float) -> tuple[str, str]:
+    """a and b to 8 significant digits, or to as many more (up to 17) as tell them apart."""
+    for p in range(8, 18):
+        sa, sb = f"{a:.{p}g}", f"{b:.{p}g}"
+        if sa != sb:
+            break
+    return sa, sb
 
 
 @dataclass
@@ -395,7 +410,9 @@ def _pattern(r: OracleResult, bad: np.ndarray, start: int, stop: int, shape: tup
     there = " there" if where else ""
     if np.all(g[keep] == 0):
         return where + f", each 0{there} (a term missing?)"
-    c_str = f"{c:.4g}" if f"{c:.4g}" != "1" else f"{c:.8g}"
+    if int(keep.sum()) < 2 and not any(f != 0 and abs(c - f) <= 1e-3 * abs(f) for f in (-1.0, *scale_names)):
+        return where                                   # one entry: c is its ratio, no pattern
+    c_str = f"{c:.4g}" if abs(c - 1) >= 1e-4 else f"1 {'+' if c > 1 else '-'} {abs(c - 1):.2g}"
     k = round(1 / c) if 1e-6 < abs(c) < 1 else 0
     if abs(k) >= 3 and abs(1 / c - k) <= 1e-3 * abs(k) and abs(float(c_str) * k - 1) > 1e-9:   # 1/6, not 0.1667 (0.25 stays)
         c_str = f"{'-' if k < 0 else ''}1/{abs(k)}"

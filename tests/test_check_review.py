@@ -2673,3 +2673,30 @@ def test_f_promoted_by_numpy_where_jax_fn_is_not():
             ac.check_vjp(f, lambda dy, x: (3 * dy * x ** 2,), x, jax_fn=jf, cotangent=c)
     with pytest.raises(ValueError, match=r"jax_fn's output .* has shape \(1, 5\) where f's has \(5,\)"):
         ac.check_vjp(f, lambda dy, x: (3 * dy * x ** 2,), x, jax_fn=lambda x: (x ** 3)[None], seed=0)
+
+
+def test_the_report_says_a_small_scale_error_and_a_non_finite_value_as_they_are():
+    """A student's review (helper-104): a VJP off by a factor 1 - 3e-9 read "each 1 times
+    finite_diff's" with both values printed alike (1.3425683 vs 1.3425683); an inf derivative
+    read "inf vs 0 (finite_diff), |diff| inf > tol inf" where the finite differences had no
+    value at all; and a leaf of one entry got "each -0.3319 times", its own ratio, as a pattern."""
+    x = np.random.default_rng(0).normal(size=(4, 4))
+    v = ac.check_vjp(np.tanh, lambda dy, x: (dy * (1 - np.tanh(x) ** 2) * (1 - 3e-9),), x)
+    line = next(s for s in v.report().splitlines() if "FAIL  primal" in s)
+    assert "each 1 - 3e-09 times finite_diff's" in line, line
+    a, b = re.search(r"worst primal 0 \[\d, \d\]: (\S+) vs (\S+) ", line).groups()
+    assert a != b and float(a) == pytest.approx(float(b) * (1 - 3e-9), rel=1e-9), line
+
+    def sqrt_vjp(dy, x):
+        with np.errstate(divide="ignore"):   # 1 / sqrt(0): the derivative is inf there
+            return (dy * 0.5 / np.sqrt(x),)
+    v = ac.check_vjp(np.sqrt, sqrt_vjp, np.array([0.0, 1.0, 2.0]), cotangent=np.ones(3))
+    assert "primal 0 [0]: inf under test (finite_diff has no reference here)" in v.report(), v.report()
+    assert "inf vs" not in v.report()
+
+    def one_off(dy, x):        # a scalar input whose derivative is wrong, by no simple factor
+        return (dy * np.cos(x) + 0.4,)
+    v = ac.check_vjp(np.sin, one_off, np.float64(0.3))
+    assert v.status == "FAIL" and " times " not in v.report(), v.report()
+    flipped = ac.check_vjp(np.sin, lambda dy, x: (-dy * np.cos(x),), np.float64(0.3))
+    assert "(the sign flipped)" in flipped.report(), flipped.report()
