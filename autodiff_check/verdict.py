@@ -126,7 +126,10 @@ class Verdict:
         where some oracle has a finite tolerance; resolved where some oracle's tolerance is below
         |reference|, i.e. a 100 % error, a sign flip included, would show (an exact 0 reference:
         where the tolerance is below the leaf's largest |reference|; a finite difference of 0 in
-        a leaf of zeros is f not moving at all, not a derivative resolved to be 0)."""
+        a leaf of zeros is f not moving at all, not a derivative resolved to be 0). An exact 0
+        that another oracle's exact-arithmetic reference (complex step, JAX) contradicts with a
+        value of its own is f not moving at the step: resolved only where its tolerance is below
+        that value."""
         coord = [r for r in self.results if r.values is not None]
         if not coord:
             return None
@@ -136,13 +139,18 @@ class Verdict:
             t, ref = r.tolerances, r.references
             ok = np.isfinite(t)
             checked |= ok
+            seen = np.zeros(ref.size)                  # the other exact oracles' largest |reference|
+            for o in coord:
+                if o is not r and o.oracle != "finite_diff":
+                    seen = np.fmax(seen, np.where(np.isfinite(o.references), np.abs(o.references), 0))
             with np.errstate(invalid="ignore"):
                 resolved |= ok & (t < np.abs(ref))
                 for _, _, start, size in self.inputs:  # an exact 0 where an error of the leaf's scale would show
                     sl = slice(start, start + size)
                     a = np.abs(ref[sl])[np.isfinite(ref[sl])]
                     if a.size:
-                        resolved[sl] |= ok[sl] & (ref[sl] == 0) & (t[sl] < a.max())
+                        scale = np.where(seen[sl] > 0, seen[sl], a.max())
+                        resolved[sl] |= ok[sl] & (ref[sl] == 0) & (t[sl] < scale)
         return checked, resolved
 
     @property
@@ -277,7 +285,8 @@ class Verdict:
             else:
                 _, oracle, i, a, b, t = best
                 idx = format_index(np.unravel_index(i, shape)) if shape else ""
-                lines.append(f"  ok    {path} {shp}: worst {path}{self.index_sep if idx else ''}{idx}: {a:.8g} vs {b:.8g} "
+                sa, sb = _distinct(float(a), float(b))
+                lines.append(f"  ok    {path} {shp}: worst {path}{self.index_sep if idx else ''}{idx}: {sa} vs {sb} "
                              f"({oracle}), |diff| {abs(a - b):.1e} <= tol {t:.1e}{nc}")
         return lines
 

@@ -2700,3 +2700,23 @@ def test_the_report_says_a_small_scale_error_and_a_non_finite_value_as_they_are(
     assert v.status == "FAIL" and " times " not in v.report(), v.report()
     flipped = ac.check_vjp(np.sin, lambda dy, x: (-dy * np.cos(x),), np.float64(0.3))
     assert "(the sign flipped)" in flipped.report(), flipped.report()
+
+
+def test_a_zero_finite_difference_that_the_complex_step_contradicts_is_not_resolved():
+    """f = sin(x) s with s down to 1e-9: the finite differences read exactly 0 for the last
+    entry (f does not move at the step), which the rule for exact zeros counted as resolved, so
+    its sign flipped passed without the not-resolvable line; the complex step's 1.8e-10 says
+    the derivative is not 0 (a review, helper-104). Exact zeros of a relu stay resolved."""
+    s = np.array([1e3, 1.0, 1e-3, 1e-6, 1e-9])
+    rng = np.random.default_rng(1)
+    x, c = rng.normal(size=5), rng.normal(size=5)
+
+    def flipped(dy, x):
+        g = dy * np.cos(x) * s
+        g[4] = -g[4]
+        return (g,)
+    v = ac.check_vjp(lambda x: np.sin(x) * s, flipped, x, cotangent=c)
+    assert v.passed and v.not_resolvable == ["primal 0 [4]"], v.report(full=True)
+    x = np.array([-1.0, -0.5, 0.5, 1.0])
+    relu = ac.check_vjp(lambda x: np.maximum(x, 0), lambda dy, x: (dy * (x > 0),), x, cotangent=np.ones(4))
+    assert relu.passed and relu.not_resolvable == [] and relu.n_checked == 4, relu.report(full=True)
