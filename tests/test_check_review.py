@@ -2720,3 +2720,21 @@ def test_a_zero_finite_difference_that_the_complex_step_contradicts_is_not_resol
     x = np.array([-1.0, -0.5, 0.5, 1.0])
     relu = ac.check_vjp(lambda x: np.maximum(x, 0), lambda dy, x: (dy * (x > 0),), x, cotangent=np.ones(4))
     assert relu.passed and relu.not_resolvable == [] and relu.n_checked == 4, relu.report(full=True)
+
+
+def test_a_failing_check_jvp_says_what_its_numbers_are():
+    """check_jvp names <c, jvp_fn(e_i)> per input entry, numbers no output of jvp_fn shows (a
+    review, helper-104, read 1.4922104 vs -2.0719301 and could not find them): a failing
+    verdict says what they are; a passing one does not carry the note."""
+    rng = np.random.default_rng(3)
+    x, W = rng.normal(size=(5, 4)), rng.normal(size=(4, 3))
+
+    def jvp(t, x, W):
+        dx, dW = t
+        out = dx @ W + x @ dW
+        out[1, 2] = -out[1, 2]
+        return out
+    v = ac.check_jvp(lambda x, W: x @ W, jvp, x, W)
+    assert not v.passed and any(n.startswith("the values named at input entry i are <c, jvp_fn(e_i)>") for n in v.notes)
+    right = ac.check_jvp(lambda x, W: x @ W, lambda t, x, W: t[0] @ W + x @ t[1], x, W)
+    assert right.passed and not any("<c, jvp_fn(e_i)>" in n for n in right.notes)
