@@ -394,6 +394,11 @@ def eps_at_step(ctx: Context, i: int, h: float) -> float | None:
 CS_SKIPPED = "complex step skipped (an oracle less, not a fault of the derivative): "
 
 
+def _clipped(message: str, n: int = 160) -> str:
+    """``message`` up to ``n`` characters, cut at a space with "..." where it is longer."""
+    return message if len(message) <= n else message[:n].rsplit(" ", 1)[0] + " ..."
+
+
 def probe_complex(ctx: Context, rng, against_fd: bool = True, only_disagreement: bool = False) -> tuple[bool, str]:
     """Does F take complex input and propagate the imaginary part? It must return a complex
     number without raising or warning, and (``against_fd``) Im F(x + i h p) / h must agree with
@@ -409,7 +414,7 @@ def probe_complex(ctx: Context, rng, against_fd: bool = True, only_disagreement:
             out = ctx.F(flat.x + 1j * COMPLEX_H * p)
     except Exception as e:  # noqa: BLE001 - any failure on complex input means: no complex step
         return only_disagreement, "" if only_disagreement else (
-            CS_SKIPPED + f"f raised {type(e).__name__} on complex input ({str(e)[:80]})")
+            CS_SKIPPED + f"f raised {type(e).__name__} on complex input ({_clipped(str(e))})")
     if not isinstance(out, complex):
         return only_disagreement, "" if only_disagreement else (
             CS_SKIPPED + "f returned a real number for complex input (float(...) or a cast drops the imaginary part)")

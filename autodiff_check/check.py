@@ -2334,11 +2334,15 @@ def check_hvp(loss_fn: Callable, hvp_fn: Callable, params: Any, *, grad_fn: Call
                                           for L, fl in zip(flatten(v_tree)[0], flat.float_)])
         notes, s_exact = [], True
         if grad_fn is not None:
-            def s(P, v_tree=v_tree):
+            def s(P, v_tree=v_tree):   # complex at complex params (the complex step), where grad_fn is analytic
+                wide = any(np.iscomplexobj(L) for L in flatten(P)[0])
+                like = [L.astype(np.complex128) for L in flat.leaves] if wide else flat.leaves
                 gl = same_structure(_leaving_inputs(grad_fn, "grad_fn", [(P, "params", ())]), flat.treedef,
-                                    flat.leaves, flat.paths, root="params", what="grad_fn")
+                                    like, flat.paths, root="params", what="grad_fn")
                 vl2 = flatten(v_tree)[0]
-                return float(sum(np.sum(np.asarray(a, np.float64) * np.asarray(b, np.float64)) for a, b in zip(gl, vl2)))
+                dt = np.complex128 if wide else np.float64
+                total = sum(np.sum(np.asarray(a, dt) * np.asarray(b, np.float64)) for a, b in zip(gl, vl2))
+                return complex(total) if wide else float(total)
             notes.append("s(x) = <grad_fn(x), v>: hvp_fn checked against the derivative of your grad_fn")
         else:
             sub = Flat(params, "params", what="params")
