@@ -56,9 +56,15 @@ def _two(v) -> tuple[int, int]:
 # forward functions in jax (pure, jit-able; the `_j` functions take and return jax arrays)
 
 
+def _mm(a, b):
+    """a @ b in full precision on every device: JAX's default for float32 on recent GPUs is
+    TF32 (10-bit mantissas), which would make a float32 twin a loose oracle there."""
+    return jnp.matmul(a, b, precision=lax.Precision.HIGHEST)
+
+
 def _dense(x, W):
     """y = [1, x] @ W."""
-    return jnp.concatenate([jnp.ones((x.shape[0], 1), x.dtype), x], axis=1) @ W
+    return _mm(jnp.concatenate([jnp.ones((x.shape[0], 1), x.dtype), x], axis=1), W)
 
 
 def _relu(x):
@@ -158,12 +164,13 @@ def _softmax(x, *, axis=-1):
 
 def _attention(q, k, v, *, causal=False):
     # q scaled first: q k^T may overflow where the scores (q / sqrt(d)) k^T do not
-    s = jnp.einsum("ntd,nsd->nts", q / jnp.sqrt(jnp.asarray(q.shape[-1], q.dtype)), k)
+    q = q / jnp.sqrt(jnp.asarray(q.shape[-1], q.dtype))
+    s = jnp.einsum("ntd,nsd->nts", q, k, precision=lax.Precision.HIGHEST)
     where = jnp.tril(jnp.ones((q.shape[1], k.shape[1]), bool)) if causal else None
     p = jax.nn.softmax(s, axis=-1, where=where)
     if causal:
         p = jnp.where(where, p, 0)
-    return jnp.einsum("nts,nse->nte", p, v)
+    return jnp.einsum("nts,nse->nte", p, v, precision=lax.Precision.HIGHEST)
 
 
 def _embedding(ids, E):
@@ -172,7 +179,7 @@ def _embedding(ids, E):
 
 def _rnn(x, h0, Wx, Wh, b):
     def step(h, xt):
-        h = jnp.tanh(xt @ Wx + h @ Wh + b)
+        h = jnp.tanh(_mm(xt, Wx) + _mm(h, Wh) + b)
         return h, h
 
     _, hs = lax.scan(step, h0, jnp.swapaxes(x, 0, 1))
@@ -182,7 +189,7 @@ def _rnn(x, h0, Wx, Wh, b):
 def _lstm(x, h0, c0, Wx, Wh, b):
     def step(carry, xt):
         h, c = carry
-        i, f, o, g = jnp.split(xt @ Wx + h @ Wh + b, 4, axis=-1)
+        i, f, o, g = jnp.split(_mm(xt, Wx) + _mm(h, Wh) + b, 4, axis=-1)
         c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
         h = jax.nn.sigmoid(o) * jnp.tanh(c)
         return (h, c), h

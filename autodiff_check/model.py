@@ -87,16 +87,21 @@ def add_bias(a):
     return jnp.concatenate([jnp.ones((a.shape[0], 1), a.dtype), a], axis=1)
 
 
+def _mm(a, b):
+    """a @ b in full precision on every device (TF32 is JAX's float32 default on recent GPUs)."""
+    return jnp.matmul(a, b, precision=jax.lax.Precision.HIGHEST)
+
+
 def _logits_and_finite(params, x, activation: str):
     """z_L, and for l = 1..L whether z_l is finite (L booleans): hidden layers
     ``a = g(z)`` with ``z = add_bias(a) @ W``, the last layer without g."""
     g = ACTIVATIONS[activation]
     a, finite = x, []
     for W in params[:-1]:
-        z = add_bias(a) @ W
+        z = _mm(add_bias(a), W)
         finite.append(jnp.all(jnp.isfinite(z)))
         a = g(z)
-    z = add_bias(a) @ params[-1]
+    z = _mm(add_bias(a), params[-1])
     return z, jnp.stack(finite + [jnp.all(jnp.isfinite(z))])
 
 

@@ -701,3 +701,48 @@ def test_recurrent_layers_warn_only_where_something_overflows(dtype):
     h = L.rnn(x, one, np.full((1, 1), -m, dtype), np.full((1, 1), m, dtype), np.full(1, m, dtype))
     assert h[0, 0, 0] == 1
     L.lstm(x, one, one, np.full((1, 4), -m, dtype), np.full((1, 4), m, dtype), np.full(4, m, dtype))
+
+
+def _products(jaxpr):
+    """Every matrix product and convolution of a jaxpr, scan and jit bodies included."""
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name in ("dot_general", "conv_general_dilated"):
+            yield eqn
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, (list, tuple)) else [value]:
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    yield from _products(inner)
+
+
+def test_the_twins_products_ask_for_full_precision_forward_and_back():
+    """JAX's default precision for float32 products on recent GPUs is TF32 (10-bit mantissas),
+    which would make a float32 twin a loose oracle there (a review, helper-102; this machine's
+    CPU computes them in full either way, so what is checked is what the twin asks for): every
+    product and convolution of every twin, and of their pullbacks, asks for HIGHEST."""
+    import jax
+    from jax import lax
+
+    from autodiff_check import model as twin_model
+
+    rng = np.random.default_rng(0)
+    f = np.float32
+    cases = {"dense": (rng.normal(size=(2, 3)), rng.normal(size=(4, 5))),
+             "conv2d": (rng.normal(size=(1, 2, 5, 5)), rng.normal(size=(3, 2, 3, 3)), rng.normal(size=3)),
+             "attention": (rng.normal(size=(1, 3, 4)), rng.normal(size=(1, 2, 4)), rng.normal(size=(1, 2, 5))),
+             "rnn": (rng.normal(size=(2, 3, 4)), rng.normal(size=(2, 5)), rng.normal(size=(4, 5)),
+                     rng.normal(size=(5, 5)), rng.normal(size=5)),
+             "lstm": (rng.normal(size=(2, 3, 4)), rng.normal(size=(2, 5)), rng.normal(size=(2, 5)),
+                      rng.normal(size=(4, 20)), rng.normal(size=(5, 20)), rng.normal(size=20))}
+    params = [rng.normal(size=(4, 3)).astype(f), rng.normal(size=(4, 2)).astype(f)]
+    x = rng.normal(size=(2, 3)).astype(f)
+    fns = {name: (J.FORWARD[name], [a.astype(f) for a in args]) for name, args in cases.items()}
+    fns["network"] = (lambda *p: twin_model.logits(list(p), x), params)
+    for name, (fn, args) in fns.items():
+        y = fn(*args)
+        jaxpr = jax.make_jaxpr(lambda *a: jax.vjp(fn, *a)[1](y))(*args).jaxpr
+        products = list(_products(jaxpr))
+        assert len(products) >= 2, (name, jaxpr)   # the forward's and the pullback's
+        for eqn in products:
+            precision = eqn.params["precision"]
+            assert precision is not None and set(precision) == {lax.Precision.HIGHEST}, (name, eqn)
