@@ -2267,7 +2267,7 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
                     **{"oracles": None, "analytic": None, "kinks": None, "loss_error": None, "grad_error": None,
                        "n_directions": 20, "seed": 0, **kw})
     v.labels = _primal_labels(f, flat)
-    if not v.passed and any(r.values is not None for r in v.results):
+    if v.status == "FAIL" and any(r.values is not None for r in v.results):
         v.notes.append("the values named at input entry i are <c, jvp_fn(e_i)>: jvp_fn's output for a tangent "
                        "of 1 at entry i, contracted with a random cotangent c (seed), one number per "
                        "column of the Jacobian; a wrong one is a wrong column, whichever output entries it is in")

@@ -2686,6 +2686,8 @@ def test_the_report_says_a_small_scale_error_and_a_non_finite_value_as_they_are(
     assert "each 1 - 3e-09 times finite_diff's" in line, line
     a, b = re.search(r"worst primal 0 \[\d, \d\]: (\S+) vs (\S+) ", line).groups()
     assert a != b and float(a) == pytest.approx(float(b) * (1 - 3e-9), rel=1e-9), line
+    same = ac.check_vjp(np.sin, lambda dy, x: (dy * np.cos(x),), np.array([0.1]), oracles=["complex_step"])
+    assert re.search(r"worst primal 0 \[0\]: (-?\d\.\d{8}) vs \1 ", same.report()), same.report()   # 8 digits
 
     def sqrt_vjp(dy, x):
         with np.errstate(divide="ignore"):   # 1 / sqrt(0): the derivative is inf there
@@ -2720,6 +2722,14 @@ def test_a_zero_finite_difference_that_the_complex_step_contradicts_is_not_resol
     x = np.array([-1.0, -0.5, 0.5, 1.0])
     relu = ac.check_vjp(lambda x: np.maximum(x, 0), lambda dy, x: (dy * (x > 0),), x, cotangent=np.ones(4))
     assert relu.passed and relu.not_resolvable == [] and relu.n_checked == 4, relu.report(full=True)
+
+    def softmax_sum(x):        # constant in x[:4]: its complex step reads rounding there, 0.1 u of 2.6
+        e = np.exp(x[:4] - np.max(x[:4]))
+        return np.sum(e / e.sum()) + np.sum(x[4:] ** 2)
+    x = np.random.default_rng(2).normal(size=8)
+    v = ac.check_vjp(softmax_sum, lambda dy, x: (dy * np.concatenate([np.zeros(4), 2 * x[4:]]),), x,
+                     cotangent=np.float64(1.0))
+    assert v.passed and v.not_resolvable == [] and v.n_checked == 8, v.report(full=True)
 
 
 def test_a_failing_check_jvp_says_what_its_numbers_are():
