@@ -625,11 +625,15 @@ def _normalise_vjp(dxhat, xhat, inv, axes):
 
     with np.errstate(over="ignore"):                   # judged just below
         out = dx(dxhat)
-    if _checks.all_finite(out) or not _checks.all_finite(dxhat):
+    if _checks.all_finite(out):
         return out
-    lost = ~np.isfinite(out).all(axis=axes, keepdims=True)
+    lost = ~np.isfinite(out).all(axis=axes, keepdims=True) & np.isfinite(dxhat).all(axis=axes, keepdims=True)
+    if not lost.any():                                 # NaN or inf in dxhat: dx is so, as documented
+        return out
     e = np.where(lost, np.frexp(np.abs(dxhat).max(axis=axes, keepdims=True))[1], 0)   # max|group| < 2^e
-    return np.where(lost, np.ldexp(dx(np.ldexp(dxhat, -e)), e), out)
+    with np.errstate(invalid="ignore"):                # inf - inf again in the groups not taken from it
+        again = dx(np.ldexp(dxhat, -e))
+    return np.where(lost, np.ldexp(again, e), out)
 
 
 def batch_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, *, eps: float = 1e-5) -> np.ndarray:

@@ -655,6 +655,11 @@ def test_one_groups_dy_near_the_largest_float_leaves_the_other_groups_dx_alone(v
     assert np.array_equal(dx[small], alone[small])
     dy[big] = d0[big]
     assert np.array_equal(dx[big], np.ldexp(vjp(dy, x, gamma, beta)[0][big], e))
+    dy[big] = np.ldexp(d0[big], e)                             # and an inf in another group: that one
+    dy[-1, -1] = np.inf                                        # is NaN and inf, the large one as before
+    with np.errstate(over="ignore"):
+        again = vjp(dy, x, gamma, beta)[0]
+    assert np.array_equal(again[big], dx[big]) and not np.isfinite(again[-1, -1])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
