@@ -523,7 +523,7 @@ def test_a_second_run_on_one_checkpoint_is_refused(small, tmp_path):
     assert not ckpt.exists()
 
 
-def test_a_configuration_this_machine_cannot_hold_is_refused_before_allocating(small):
+def test_a_configuration_this_machine_cannot_hold_is_refused_before_allocating(small, monkeypatch):
     with pytest.raises(MemoryError, match="GiB"):
         train(Config(hidden_sizes=(10_000_000,)), data=small, **QUIET)
     with pytest.raises(MemoryError, match="GiB"):
@@ -532,6 +532,13 @@ def test_a_configuration_this_machine_cannot_hold_is_refused_before_allocating(s
     # (1.4 TB at batch 600) through to NumPy's allocation error (a review, helper-103)
     with pytest.raises(MemoryError, match=r"needs about [\d.]+ GiB and [\d.]+ GiB is available"):
         train(RECIPES["cnn"].replace(channels=(65536, 8), batch_size=600), data=small, **QUIET)
+    # scoring, the larger of the two here: the CNN scores CNN_EVAL_BATCH examples in one pass
+    # whatever the batch (47 GB for this one on the 500 test images; counted as a step of one
+    # example, 0.3 GB, it passed, trained, and reached the allocation error when it scored, a
+    # review); on 8 GiB available, wherever the suite runs
+    monkeypatch.setattr(training, "memory_available", lambda: 8 * 2**30)
+    with pytest.raises(MemoryError, match=r"needs about [\d.]+ GiB and 8.0 GiB is available"):
+        train(RECIPES["cnn"].replace(channels=(8192, 8), batch_size=1, epochs=1, train_subset=2), data=small, **QUIET)
     # a batch larger than the data is the whole data: it used to be counted as 10^9 examples
     train(Config(epochs=1, hidden_sizes=(8,), batch_size=10**9, train_subset=200), data=small, **QUIET)
 

@@ -347,26 +347,32 @@ def cnn_predict(net, params: list[tuple], x: np.ndarray) -> np.ndarray:
 def _memory_needed(config: Config, n_features: int, n_classes: int, n_train: int, n_test: int) -> int:
     """Bytes a run allocates at its peak beyond the data it is given: three copies of the
     training inputs in the run's dtype (as given, standardised, the epoch's order), two of the
-    one-hot targets, the test inputs, five arrays the size of all weights (params, velocity,
-    gradient, the folded copy and a checkpoint's buffer) and a batch's activations, forward and
-    back: four numbers per unit of the dense layers and, for the CNN's convolutions with
-    channels (c1, c2), three times what one pass holds per example, the im2col buffers 25 (576
-    + 64 c1), the convolutions' and ReLUs' outputs 2 (576 c1 + 64 c2) and the pools' 144 c1 +
-    16 c2: 3 (14,400 + 2,896 c1 + 144 c2). A step of channels (1024, 8) at batch 16 peaks at
-    1.02 times twice that count (tracemalloc), of (8, 16) at batch 64 at 0.73 times it."""
+    one-hot targets, the test and validation inputs, five arrays the size of all weights
+    (params, velocity, gradient, the folded copy and a checkpoint's buffer), and the larger of
+    a step's activations and a scoring's. A step holds four numbers per unit of the dense
+    layers per example and, for the CNN's convolutions with channels (c1, c2), three times what
+    one pass holds per example: the im2col buffers 25 (576 + 64 c1), the convolutions' and
+    ReLUs' outputs 2 (576 c1 + 64 c2) and the pools' 144 c1 + 16 c2, 14,400 + 2,896 c1 + 144 c2
+    in all. Scoring holds two numbers per unit (z and a) of every example scored at once: the
+    MLP all of a set (``network.accuracy``), the CNN one pass of CNN_EVAL_BATCH of them. Measured
+    (tracemalloc): a CNN step of channels (1024, 8) at batch 16 peaks at 1.02 times two passes'
+    count, of (8, 16) at batch 64 at 0.73 times it; the MLP [784, 4000, 10] scoring 10,000 rows
+    at 1.00 times its count."""
     sizes = [n_features, *config.hidden_sizes, n_classes]
+    n_score = max(n_test, config.validation)
     if config.model == "cnn":
         spec = layered.mnist_cnn(hidden_sizes=config.hidden_sizes, n_classes=n_classes, **_cnn_options(config))
         n_params = sum(math.prod(shape) for layer in spec.layers for shape in layer.shapes)
         c1, c2 = config.channels or (8, 16)   # mnist_cnn's default
-        per_example = 3 * (14_400 + 2_896 * c1 + 144 * c2) + 4 * sum(sizes)
+        one_pass = 14_400 + 2_896 * c1 + 144 * c2 + 2 * sum(sizes[1:])
+        per_example, scoring = 3 * one_pass + 4 * sum(sizes), min(n_score, CNN_EVAL_BATCH) * one_pass
     else:
         n_params = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
-        per_example = 4 * sum(sizes)
+        per_example, scoring = 4 * sum(sizes), n_score * 2 * sum(sizes[1:])
     itemsize = np.dtype(config.dtype).itemsize
     batch = min(config.batch_size, n_train)   # the last batch of an epoch is what is left
-    data = 3 * n_train * n_features + 2 * n_train * n_classes + n_test * n_features
-    return itemsize * (data + 5 * n_params + batch * per_example)
+    data = 3 * n_train * n_features + 2 * n_train * n_classes + (n_test + config.validation) * n_features
+    return itemsize * (data + 5 * n_params + max(batch * per_example, scoring))
 
 
 def _check_memory(config: Config, n_features: int, n_classes: int, n_train: int, n_test: int) -> None:
@@ -514,7 +520,7 @@ def train(
             check_labels(data.y_train[:n_pool], data.n_classes, f"the training examples left by validation = "
                          f"{config.validation} (the first {n_pool})", all_present=True)
         n = n_pool if config.train_subset is None else config.train_subset
-        _check_memory(config, data.x_train.shape[1], data.n_classes, n, data.x_test.shape[0] + config.validation)
+        _check_memory(config, data.x_train.shape[1], data.n_classes, n, data.x_test.shape[0])
         dt = np.dtype(config.dtype)
         x_raw = np.asarray(data.x_train[:n], dtype=dt)
         y_train = network.one_hot(data.y_train[:n], data.n_classes, dtype=dt)
