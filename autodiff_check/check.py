@@ -2344,6 +2344,14 @@ def check_hvp(loss_fn: Callable, hvp_fn: Callable, params: Any, *, grad_fn: Call
                 total = sum(np.sum(np.asarray(a, dt) * np.asarray(b, np.float64)) for a, b in zip(gl, vl2))
                 return complex(total) if wide else float(total)
             notes.append("s(x) = <grad_fn(x), v>: hvp_fn checked against the derivative of your grad_fn")
+            if options.get("analytic") is None:
+                # No probe tells a grad_fn that is not complex-analytic from one that is here: an L1
+                # penalty's sign(w) gives a complex step of garbage, and s, piecewise constant, gives
+                # the probe's finite differences only its jumps, which read as noise wide enough to
+                # accept it (a correct hvp of 0 then failed)
+                options = {**options, "analytic": False}
+                notes.append("complex step not used on s: whether grad_fn is complex-analytic cannot be probed "
+                             "(sign(w), abs(w) are not); analytic=True uses it for a grad_fn you know to be")
         else:
             sub = Flat(params, "params", what="params")
             F = lambda x: _scalar_out(loss_fn(sub.build(x)), "loss_fn")  # noqa: E731

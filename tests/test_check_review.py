@@ -2752,10 +2752,12 @@ def test_a_failing_check_jvp_says_what_its_numbers_are():
     assert flat.status == "NOT CHECKED" and not any("<c, jvp_fn(e_i)>" in n for n in flat.notes), flat.report()
 
 
-def test_check_hvp_through_an_analytic_grad_fn_keeps_the_complex_step():
-    """s(x) = <grad_fn(x), v> refused grad_fn's own complex values at complex x, so the complex
-    step was dropped for an analytic grad_fn, with a note that blamed f and was cut mid-word (a
-    review, helper-104). Now s is complex there: the complex step checks, and catches, hvp_fn."""
+def test_check_hvp_through_grad_fn_uses_the_complex_step_only_when_told():
+    """s(x) = <grad_fn(x), v> refused grad_fn's own complex values at complex x, and the note
+    blamed f, cut mid-word (a review, helper-104). s is complex there now, but only on
+    analytic=True: a grad_fn with sign(w) (an L1 penalty's) is not complex-analytic, and no probe
+    tells: its complex step failed a correct hvp of 0 (a review of that fix). By default the
+    finite differences check hvp_fn, and a note says why and how to ask for the complex step."""
     rng = np.random.default_rng(0)
     X, lam = rng.normal(size=(6, 4)), 0.3
     w = rng.normal(size=4) * 0.5
@@ -2769,6 +2771,11 @@ def test_check_hvp_through_an_analytic_grad_fn_keeps_the_complex_step():
     def hvp(w, v):
         return X.T @ ((1 - np.tanh(X @ w) ** 2) * (X @ v)) + lam * v
     v = ac.check_hvp(loss, hvp, w, grad_fn=grad)
+    assert v.passed and [r.oracle for r in v.results] == ["finite_diff"], v.report()
+    assert any("analytic=True uses it" in n for n in v.notes), v.notes
+    v = ac.check_hvp(loss, hvp, w, grad_fn=grad, analytic=True)
     assert v.passed and "complex_step" in [r.oracle for r in v.results], v.report()
-    bad = ac.check_hvp(loss, lambda w, v: hvp(w, v) - lam * v, w, grad_fn=grad)   # the regulariser's term left out
+    bad = ac.check_hvp(loss, lambda w, v: hvp(w, v) - lam * v, w, grad_fn=grad, analytic=True)   # a term left out
     assert {r.oracle: r.passed for r in bad.results} == {"finite_diff": False, "complex_step": False}, bad.report()
+    l1 = ac.check_hvp(lambda w: np.sum(np.abs(X @ w)), lambda w, v: 0 * v, w, grad_fn=lambda w: X.T @ np.sign(X @ w))
+    assert l1.status != "FAIL", l1.report()

@@ -414,8 +414,8 @@ def _resume(path, config: Config, keep_epochs: bool, shift: float, scale: float,
                           f"this data ({shift}, {scale}) (different training data?)")
     if config.threads is None and meta.get("blas_threads", blas_threads) != blas_threads:
         mismatched.append(f"threads: checkpoint ran NumPy's default, {meta['blas_threads']} BLAS threads; here it is "
-                          f"{blas_threads} (the gradients' bits depend on it: set OPENBLAS_NUM_THREADS="
-                          f"{meta['blas_threads']})")
+                          f"{blas_threads} (the gradients' bits depend on it: run with NumPy's BLAS on "
+                          f"{meta['blas_threads']}, e.g. OPENBLAS_NUM_THREADS={meta['blas_threads']})")
     if mismatched:
         raise ValueError(f"{path}: checkpoint does not match this run: " + "; ".join(mismatched))
     scored = "validation_accuracy" if saved_config.validation else "test_accuracy"
