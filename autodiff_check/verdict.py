@@ -40,9 +40,9 @@ class Mismatch:
         return s + (f"; {self.note}" if self.note else "")
 
 
-#: relative to a leaf's largest |reference| of an exact oracle (complex step, JAX): below it, a
-#: nonzero reference is taken for the rounding of a 0 (Verdict._resolved). 64 u: a path sum of a
-#: few dozen rounded terms of the leaf's scale, far below a derivative the finite differences miss.
+#: relative to a leaf's largest |complex step|: below it, a nonzero complex step is taken for the
+#: rounding of a 0 (Verdict._resolved). 64 u of float64: a path sum of a few dozen rounded terms of
+#: the leaf's scale; a derivative that small is counted as checked by an exact-0 finite difference.
 _ROUNDING_OF_ZERO = 64 * np.finfo(np.float64).eps / 2
 
 
@@ -133,12 +133,13 @@ class Verdict:
         |reference|, i.e. a 100 % error, a sign flip included, would show (an exact 0 reference:
         where the tolerance is below the leaf's largest |reference|; a finite difference of 0 in
         a leaf of zeros is f not moving at all, not a derivative resolved to be 0). An exact 0
-        that another oracle's exact-arithmetic reference (complex step, JAX) contradicts with a
-        value of its own is f not moving at the step: resolved only where its tolerance is below
-        that value. A value below ``_ROUNDING_OF_ZERO`` times the leaf's largest of that oracle is
-        no such contradiction: rounding in the oracle's own evaluation of a derivative that is
-        0 (the summed paths of a softmax whose sum is constant read 0.2 u of the leaf's largest
-        in the complex step; the 1.8e-10 beside 420 that a finite difference read as 0, 3,900 u)."""
+        that the complex step (complex128 whatever the inputs' dtype) contradicts with a value of
+        its own is f not moving at the step: resolved only where its tolerance is below that
+        value. A value below ``_ROUNDING_OF_ZERO`` times the leaf's largest complex step is no
+        such contradiction: rounding in its own evaluation of a derivative that is 0 (the summed
+        paths of a softmax whose sum is constant read 0.1-0.2 u of the leaf's largest; the
+        1.8e-10 beside 420 that a finite difference read as 0, 3,900 u). So a true derivative
+        below it is counted as checked by the exact 0, as it was before this rule."""
         coord = [r for r in self.results if r.values is not None]
         if not coord:
             return None
@@ -149,8 +150,8 @@ class Verdict:
             ok = np.isfinite(t)
             checked |= ok
             seen = np.zeros(ref.size)                  # the other exact oracles' largest |reference|
-            for o in coord:
-                if o is not r and o.oracle != "finite_diff":
+            for o in coord:   # the complex step runs in complex128 whatever the inputs' dtype (JAX may not)
+                if o is not r and o.oracle.startswith("complex_step"):
                     a_o = np.where(np.isfinite(o.references), np.abs(o.references), 0)
                     for _, _, start, size in self.inputs:   # above the rounding of a true 0 in this leaf
                         sl = slice(start, start + size)

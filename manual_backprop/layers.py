@@ -623,7 +623,7 @@ def _normalise_vjp(dxhat, xhat, inv, axes):
     def dx(d):
         return inv * (d - d.mean(axis=axes, keepdims=True) - xhat * (d * xhat).mean(axis=axes, keepdims=True))
 
-    with np.errstate(over="ignore"):                   # judged just below
+    with np.errstate(over="ignore", invalid="ignore"):   # judged just below (inf - inf of an overflow)
         out = dx(dxhat)
     if _checks.all_finite(out):
         return out

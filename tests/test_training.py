@@ -543,6 +543,33 @@ def test_a_configuration_this_machine_cannot_hold_is_refused_before_allocating(s
     train(Config(epochs=1, hidden_sizes=(8,), batch_size=10**9, train_subset=200), data=small, **QUIET)
 
 
+@pytest.mark.parametrize("config,n_train,n_test", [
+    (RECIPES["default"].replace(hidden_sizes=(4000,), batch_size=32, epochs=1, lr=0.001), 600, 50),  # the fold
+    (RECIPES["default"].replace(hidden_sizes=(4000,), batch_size=600, epochs=1), 600, 50),            # a step
+    (RECIPES["default"].replace(hidden_sizes=(512,), batch_size=32, epochs=1, validation=300), 900, 500),
+    (RECIPES["cnn"].replace(batch_size=8, epochs=1), 100, 1200),                                   # scoring
+], ids=["mlp-fold", "mlp-step", "mlp-validation", "cnn-scoring"])
+def test_the_memory_estimate_covers_what_a_run_allocates(config, n_train, n_test, monkeypatch):
+    """The refusal above is only as good as the estimate: with as much memory available as a
+    run allocated (tracemalloc's peak, beyond the data it was given), the same run is refused.
+    A review measured a run folding its weights (float64 copies of W_1) at 1.8 times the
+    estimate before it counted the fold."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    data = Dataset(rng.random((n_train, 784)).astype(np.float32), np.arange(n_train) % 10,
+                   rng.random((n_test, 784)).astype(np.float32), np.arange(n_test) % 10, 10, None, None, None, None)
+    tracemalloc.start()
+    try:
+        train(config, data=data, **QUIET)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    monkeypatch.setattr(training, "memory_available", lambda: peak)
+    with pytest.raises(MemoryError, match="this configuration needs about"):
+        train(config, data=data, **QUIET)
+
+
 def test_crafted_checkpoint_fields_are_refused_naming_file_and_field(small, tmp_path):
     ckpt = tmp_path / "run.npz"
     config = Config(epochs=1, hidden_sizes=(8,), standardize=False, momentum=0.0)

@@ -347,9 +347,11 @@ def cnn_predict(net, params: list[tuple], x: np.ndarray) -> np.ndarray:
 def _memory_needed(config: Config, n_features: int, n_classes: int, n_train: int, n_test: int) -> int:
     """Bytes a run allocates at its peak beyond the data it is given: three copies of the
     training inputs in the run's dtype (as given, standardised, the epoch's order), two of the
-    one-hot targets, the test and validation inputs, five arrays the size of all weights
-    (params, velocity, gradient, the folded copy and a checkpoint's buffer), and the larger of
-    a step's activations and a scoring's. A step holds four numbers per unit of the dense
+    one-hot targets, the test and validation inputs, six arrays the size of all weights
+    (params, velocity, gradient, the folded copy and the one before it, a checkpoint's
+    buffer), and the largest of a step's activations, a scoring's and, with ``standardize``,
+    the fold's: W_1 in float64 three times (a copy, the result, a quotient) and once in the
+    dtype (:func:`fold_input_scaling`). A step holds four numbers per unit of the dense
     layers per example and, for the CNN's convolutions with channels (c1, c2), three times what
     one pass holds per example: the im2col buffers 25 (576 + 64 c1), the convolutions' and
     ReLUs' outputs 2 (576 c1 + 64 c2) and the pools' 144 c1 + 16 c2, 14,400 + 2,896 c1 + 144 c2
@@ -357,7 +359,7 @@ def _memory_needed(config: Config, n_features: int, n_classes: int, n_train: int
     MLP all of a set (``network.accuracy``), the CNN one pass of CNN_EVAL_BATCH of them. Measured
     (tracemalloc): a CNN step of channels (1024, 8) at batch 16 peaks at 1.02 times two passes'
     count, of (8, 16) at batch 64 at 0.73 times it; the MLP [784, 4000, 10] scoring 10,000 rows
-    at 1.00 times its count."""
+    at 1.00 times its count; a fold of float32 weights at 5.9 times W_1 (6 counted)."""
     sizes = [n_features, *config.hidden_sizes, n_classes]
     n_score = max(n_test, config.validation)
     if config.model == "cnn":
@@ -372,7 +374,8 @@ def _memory_needed(config: Config, n_features: int, n_classes: int, n_train: int
     itemsize = np.dtype(config.dtype).itemsize
     batch = min(config.batch_size, n_train)   # the last batch of an epoch is what is left
     data = 3 * n_train * n_features + 2 * n_train * n_classes + (n_test + config.validation) * n_features
-    return itemsize * (data + 5 * n_params + max(batch * per_example, scoring))
+    fold = (3 * 8 // itemsize + 1) * (n_features + 1) * sizes[1] if config.standardize else 0
+    return itemsize * (data + 6 * n_params + max(batch * per_example, scoring, fold))
 
 
 def _check_memory(config: Config, n_features: int, n_classes: int, n_train: int, n_test: int) -> None:
