@@ -2368,6 +2368,9 @@ def check_hvp(loss_fn: Callable, hvp_fn: Callable, params: Any, *, grad_fn: Call
             else:
                 hs = np.cbrt(ctx.eps_f / max(abs(ctx.f0), 1e-300)) * max(1.0, float(np.abs(sub.x).max()))
                 hs = float(np.clip(hs, np.cbrt(sub.u) / 4, 16 * np.cbrt(sub.u)))
+                vmax = float(np.abs(vflat).max()) if vflat.size else 0.0
+                if vmax > 0:   # the step is x's move, hs v: the same whatever |v| (1e3 v failed a right hvp)
+                    hs /= vmax
 
                 def s(P, vflat=vflat, hs=hs):
                     x = Flat(P, "params", what="params").x

@@ -2789,3 +2789,20 @@ def test_check_hvp_through_grad_fn_uses_the_complex_step_only_when_told():
     assert {r.oracle: r.passed for r in bad.results} == {"finite_diff": False, "complex_step": False}, bad.report()
     l1 = ac.check_hvp(lambda w: np.sum(np.abs(X @ w)), lambda w, v: 0 * v, w, grad_fn=lambda w: X.T @ np.sign(X @ w))
     assert l1.status != "FAIL", l1.report()
+
+@pytest.mark.parametrize("scale", [1e-12, 1e3, 1e8])
+def test_check_hvp_by_differences_of_f_takes_a_vector_of_any_size(scale):
+    """Without complex input or grad_fn, s is a central difference of f along v, x +- h v: its
+    step was set for |v| ~ 1, so v = 1e3 N(0, 1) moved x by thousands and failed a correct hvp
+    (a review, helper-108), and v ~ 1e-12 read NOT CHECKED. The move is now h whatever |v|."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=4)
+
+    def loss(p):
+        return float(np.sum(np.log1p(np.exp(p))))   # float(): no complex step
+
+    def hvp(p, v):
+        return v * np.exp(-p) / (1 + np.exp(-p)) ** 2
+    v = scale * rng.normal(size=4)
+    assert ac.check_hvp(loss, hvp, x, vector=v).status == "PASS"
+    assert ac.check_hvp(loss, lambda p, v: 1.001 * hvp(p, v), x, vector=v).status == "FAIL"
