@@ -2368,9 +2368,12 @@ def check_hvp(loss_fn: Callable, hvp_fn: Callable, params: Any, *, grad_fn: Call
             else:
                 hs = np.cbrt(ctx.eps_f / max(abs(ctx.f0), 1e-300)) * max(1.0, float(np.abs(sub.x).max()))
                 hs = float(np.clip(hs, np.cbrt(sub.u) / 4, 16 * np.cbrt(sub.u)))
-                vmax = float(np.abs(vflat).max()) if vflat.size else 0.0
-                if vmax > 0:   # the step is x's move, hs v: the same whatever |v| (1e3 v failed a right hvp)
-                    hs /= vmax
+                # x moves by hs v: scaled by the vector's size (1e3 v failed a right hvp), which is its
+                # rms, ~1 for the default N(0, 1) draws (their step as the noise measurement chose it),
+                # but at least a quarter of its largest entry (a sparse v: no entry moves over 4 hs)
+                size = max(float(np.sqrt(np.mean(vflat ** 2))), float(np.abs(vflat).max()) / 4) if vflat.size else 0.0
+                if size > 0:
+                    hs /= size
 
                 def s(P, vflat=vflat, hs=hs):
                     x = Flat(P, "params", what="params").x
