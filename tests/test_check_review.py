@@ -2806,3 +2806,15 @@ def test_check_hvp_by_differences_of_f_takes_a_vector_of_any_size(scale):
     v = scale * rng.normal(size=4)
     assert ac.check_hvp(loss, hvp, x, vector=v).status == "PASS"
     assert ac.check_hvp(loss, lambda p, v: 1.001 * hvp(p, v), x, vector=v).status == "FAIL"
+
+
+def test_numpy_integer_seeds_and_an_infinite_f_are_handled_in_one_line():
+    """A review (helper-108): seed=np.uint8(0) raised OverflowError from seed + 7919, and
+    np.int64(2**63 - 1) an overflow warning (the checked int was computed, then not used); an f
+    that returns +-inf made the cotangent's sum warn 'invalid value' before the message saying
+    f is not finite (warnings are errors here)."""
+    for seed in (np.uint8(0), np.int64(2**63 - 1), np.uint64(2**64 - 1)):
+        assert ac.check_gradients(lambda p: np.sum(np.sin(p)), np.cos, np.ones(3), seed=seed).passed
+        assert ac.check_vjp(np.sin, lambda dy, x: (dy * np.cos(x),), np.ones(3), seed=seed).passed
+    with pytest.raises(ValueError, match="f is not finite at the given point"):
+        ac.check_vjp(lambda x: x * np.array([np.inf, -np.inf, 1.0]), lambda dy, x: (dy,), np.ones(3))
