@@ -1530,9 +1530,10 @@ def _leaving_inputs(fn: Callable, deriv: str, args: Sequence[tuple[Any, str, tup
             else:
                 continue
         sep = " " if root in ("primal", "tangents") and first else ""
-        hint = "write x = x - m, not x -= m" if deriv == "f" else "copy first, dx = dy.copy()"
+        fn_itself = deriv in ("f", "loss_fn")
+        hint = "write x = x - m, not x -= m" if fn_itself else "copy first, dx = dy.copy()"
         raise ValueError(f"{deriv} wrote into its argument {where}{sep}{format_index(first)}: "
-                         f"{'a function under test' if deriv == 'f' else 'a derivative'} must leave its inputs as they "
+                         f"{'a function under test' if fn_itself else 'a derivative'} must leave its inputs as they "
                          f"are (its caller still holds them: {hint}); the check cannot judge a function "
                          "that changes what it is given")
     return out
@@ -1667,8 +1668,9 @@ def check_gradients(
         what = "s(x) = <grad f(x), v>"
 
     def F_on(fl: Flat) -> Callable[[np.ndarray], float]:   # f of the flat vector, leaves in fl's dtypes
-        def F(x):
-            raw = loss_fn(fl.build(x))
+        def F(x, guarded=False):   # guarded: on copies, refusing a loss_fn that writes into them
+            tree = fl.build(x)
+            raw = _leaving_inputs(loss_fn, "loss_fn", [(tree, "params", ())]) if guarded else loss_fn(tree)
             if not fl.output_known:   # the dtype of f's value, once, at x (blackbox.measure calls F first)
                 fl.set_output(np.asarray(raw).dtype)
             v = _scalar_out(raw, what)
@@ -1682,7 +1684,7 @@ def check_gradients(
 
     F, flat64 = F_on(flat), flat.promoted()
     if _root == "params" and not _deriv:   # a user's loss (check_vjp and check_jvp look at f's outputs)
-        _same_again("loss_fn", [np.float64(F(flat.x))], [np.float64(F(flat.x))], [()], "loss", flat.u)
+        _same_again("loss_fn", [np.float64(F(flat.x, guarded=True))], [np.float64(F(flat.x))], [()], "loss", flat.u)
 
     def leaves_at(x) -> list[np.ndarray]:
         tree = flat.build(x)

@@ -2818,3 +2818,20 @@ def test_numpy_integer_seeds_and_an_infinite_f_are_handled_in_one_line():
         assert ac.check_vjp(np.sin, lambda dy, x: (dy * np.cos(x),), np.ones(3), seed=seed).passed
     with pytest.raises(ValueError, match="f is not finite at the given point"):
         ac.check_vjp(lambda x: x * np.array([np.inf, -np.inf, 1.0]), lambda dy, x: (dy,), np.ones(3))
+
+
+def test_check_gradients_refuses_a_loss_fn_that_writes_into_its_params():
+    """check_vjp refused an f that writes into its primals; check_gradients ran such a loss_fn,
+    and with jax_fn the JAX oracles then worked at the changed point: a correct gradient FAILED
+    with a note that the two losses differ (a review, helper-108). Refused by name now, and the
+    caller's array is as it was."""
+    x = np.array([0.5, 1.5, -1.0, 2.0])
+    before = x.copy()
+
+    def loss(p):
+        value = np.sum(np.sin(p))
+        p += 1.0
+        return value
+    with pytest.raises(ValueError, match=r"loss_fn wrote into its argument params\[0\]: a function under test"):
+        ac.check_gradients(loss, np.cos, x)
+    assert np.array_equal(x, before)
