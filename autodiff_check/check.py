@@ -738,6 +738,18 @@ def _check_core(
     jax_dir_wide: Callable[[np.ndarray], float] | None = None,
 ) -> Verdict:
     rng = np.random.default_rng(seed)
+    for option, value in (("analytic", analytic), ("per_coordinate", per_coordinate)):
+        if value is not None and not isinstance(value, (bool, np.bool_)):   # 0, 1, "yes" read as None or True
+            raise TypeError(f"{option} must be True, False or None; got {value!r}")
+    analytic = None if analytic is None else bool(analytic)
+    if oracles is not None:
+        if isinstance(oracles, str) or not isinstance(oracles, (list, tuple)):
+            raise TypeError(f"oracles must be a list of names (fd, complex_step, jax_grad, jax_jvp); got {oracles!r}")
+        if not oracles:
+            raise ValueError("oracles is empty: name at least one of fd, complex_step, jax_grad, jax_jvp, or "
+                             "leave it out for every one that applies")
+    if kinks is not None and not callable(kinks):
+        raise TypeError(f"kinks must be a function of params returning the sign pattern; got {type(kinks).__name__}")
     if not _is_int(n_directions) or not 1 <= n_directions <= MAX_DIRECTIONS:
         raise ValueError(f"n_directions must be an integer in [1, {MAX_DIRECTIONS}] (a miss probability of 2^-K "
                          f"below 2^-64 is not measurable); got {n_directions!r}")

@@ -235,6 +235,9 @@ class Flat:
         for L, p in zip(self.leaves, paths):
             if np.iscomplexobj(L):
                 raise ValueError(f"{format_path(root, p)} is complex ({L.dtype}); only real inputs are supported")
+            if L.dtype.kind not in "biuf":   # an object array of floats was held constant, unchecked
+                raise TypeError(f"{format_path(root, p)} has dtype {L.dtype}; inputs are arrays of real numbers "
+                                "(floating point, or integer and boolean held constant): convert with astype(float)")
             self.float_.append(bool(np.issubdtype(L.dtype, np.floating)))
         self.dtypes = [L.dtype for L in self.leaves]
         self.slices, start = [], 0

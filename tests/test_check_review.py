@@ -2859,3 +2859,27 @@ def test_a_nan_of_jax_fns_reverse_mode_is_not_charged_to_the_derivative_under_te
     assert not ac.check_vjp(f, vjp(0.6), x, jax_fn=jf).passed
     nan = ac.check_vjp(np.sin, lambda dy, x: (dy * np.cos(x),), x, jax_fn=lambda p: jnp.sin(p) * jnp.nan)
     assert any(n.startswith("jax_fn and f differ") for n in nan.notes), nan.report()
+
+
+@pytest.mark.parametrize("option,value,error,message", [
+    ("oracles", "fd", TypeError, "oracles must be a list of names"),
+    ("oracles", [], ValueError, "oracles is empty"),
+    ("analytic", 1, TypeError, "analytic must be True, False or None; got 1"),
+    ("analytic", "yes", TypeError, "analytic must be True, False or None"),
+    ("per_coordinate", "yes", TypeError, "per_coordinate must be True, False or None"),
+    ("kinks", np.ones(3), TypeError, "kinks must be a function of params"),
+])
+def test_options_of_the_wrong_kind_are_refused_by_name(option, value, error, message):
+    """A review (helper-108): oracles="fd" read as the unknown oracle 'f'; [] gave NOT CHECKED;
+    analytic=1 or "yes" acted as None, so it neither required nor skipped the complex step;
+    per_coordinate="yes" was truthy; kinks=array failed deep inside with 'not callable'."""
+    with pytest.raises(error, match=message):
+        ac.check_gradients(lambda p: np.sum(np.sin(p)), np.cos, np.ones(3), **{option: value})
+
+
+def test_an_object_array_input_is_refused_not_held_constant():
+    """An object array of floats was held constant like an integer leaf, so a wrong derivative
+    for it passed (a review, helper-108)."""
+    with pytest.raises(TypeError, match=r"primal 1 has dtype object; .* convert with astype\(float\)"):
+        ac.check_vjp(lambda a, b: np.sin(a) + np.sin(b.astype(float)), lambda dy, a, b: (dy * np.cos(a), 123 * dy),
+                     np.array([0.3, 0.7]), np.array([0.5, 1.5], dtype=object))
