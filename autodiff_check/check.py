@@ -2513,6 +2513,18 @@ def check_network(
     from manual_backprop.losses import get_loss
 
     backends = {"manual": mb.loss_and_grad, "as_published": as_published.loss_and_grad}
+    if not (isinstance(backward, str) or callable(backward)):
+        raise TypeError(f"check_network: backward must be 'manual', 'as_published' or a function with "
+                        f"loss_and_grad's signature; got {backward!r}")
+    if not isinstance(use_jax, (bool, np.bool_)):
+        raise TypeError(f"check_network: use_jax must be True or False; got {use_jax!r}")
+    if isinstance(params, (dict, np.ndarray, str)) or not isinstance(params, Sequence):
+        raise TypeError(f"check_network: params must be a list of weight arrays W_l (n_(l-1) + 1, n_l); "
+                        f"got {type(params).__name__}")
+    for what, a in [(f"params[{i}]", W) for i, W in enumerate(params)] + [("x", x), ("y", y)]:
+        if np.iscomplexobj(a):
+            raise ValueError(f"check_network: {what} is complex; the network's inputs are real (the complex step "
+                             "is the checker's own)")
     if isinstance(backward, str):
         if backward not in backends:
             raise ValueError(f"unknown backward {backward!r}; supported: {', '.join(backends)} or a function")
@@ -2521,7 +2533,7 @@ def check_network(
         name, backward_fn = getattr(backward, "__name__", "backward"), backward
     kw = dict(activation=activation, loss=loss)
     if not isinstance(backward, str):
-        backward_fn = _with_network_options(backward_fn, name, kw)
+        backward_fn = _returning_a_pair(_with_network_options(backward_fn, name, kw), name)
     try:
         params = [np.asarray(W, np.float64) for W in params]
         x = np.asarray(x, np.float64)
@@ -2565,6 +2577,20 @@ def check_network(
     if B > 2:   # at B = 2 a factor 2 has commoner causes (a 1/2 of a squared error, say) than the batch size
         verdict.scale_names = {float(B): f"B = {B}: a 1/B left out?", 1 / B: f"1/B, B = {B}: a 1/B taken twice?"}
     return verdict
+
+
+def _returning_a_pair(fn: Callable, name: str) -> Callable:
+    """``fn``, refusing by name a result that is not ``(J, grads)`` as loss_and_grad returns it."""
+    def pair(*args, **kw):
+        out = fn(*args, **kw)
+        if not (isinstance(out, (tuple, list)) and len(out) == 2 and isinstance(out[1], (tuple, list))):
+            got = f"a {type(out).__name__}" + (f" of {len(out)}" if isinstance(out, (tuple, list)) else "")
+            if isinstance(out, (tuple, list)) and len(out) == 2:
+                got += f" whose second item is a {type(out[1]).__name__} (grads first?)"
+            raise ValueError(f"check_network: backward {name} must return (J, grads) as loss_and_grad does, "
+                             f"grads one array per weight matrix; got {got}")
+        return out
+    return pair
 
 
 def _with_network_options(fn: Callable, name: str, kw: dict) -> Callable:

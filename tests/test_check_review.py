@@ -2883,3 +2883,22 @@ def test_an_object_array_input_is_refused_not_held_constant():
     with pytest.raises(TypeError, match=r"primal 1 has dtype object; .* convert with astype\(float\)"):
         ac.check_vjp(lambda a, b: np.sin(a) + np.sin(b.astype(float)), lambda dy, a, b: (dy * np.cos(a), 123 * dy),
                      np.array([0.3, 0.7]), np.array([0.5, 1.5], dtype=object))
+
+
+@pytest.mark.parametrize("kw,error,message", [
+    (dict(backward=None), TypeError, "backward must be 'manual', 'as_published' or a function"),
+    (dict(backward=lambda P, x, y, **k: None), ValueError, r"must return \(J, grads\) .*; got a NoneType"),
+    (dict(backward=lambda P, x, y, **k: mb.loss_and_grad(P, x, y, **k)[::-1]), ValueError, r"\(grads first\?\)"),
+    (dict(use_jax="no"), TypeError, "use_jax must be True or False"),
+    (dict(params="dict"), TypeError, "params must be a list of weight arrays"),
+    (dict(params="complex"), ValueError, r"params\[0\] is complex"),
+])
+def test_check_network_refuses_what_it_cannot_check_by_name(kw, error, message):
+    """A review (helper-108): complex params were cast to real with a ComplexWarning and PASSED;
+    backward=None failed with "'NoneType' object is not callable", a backward returning None or
+    (grads, J) deep inside; use_jax="no" used JAX; a dict of params iterated its keys."""
+    p = mb.init_params([3, 4, 2], seed=0)
+    x, y = np.random.default_rng(0).random((5, 3)), mb.one_hot([0, 1, 0, 1, 1], 2)
+    params = {"dict": {"W1": p[0], "W2": p[1]}, "complex": [p[0] + 5j, p[1]]}.get(kw.pop("params", None), p)
+    with pytest.raises(error, match=message):
+        ac.check_network(params, x, y, **kw)
