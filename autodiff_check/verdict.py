@@ -32,7 +32,7 @@ class Mismatch:
         if not np.isfinite(self.value):
             ref = (f"{self.oracle}: {self.reference:.8g}" if np.isfinite(self.tolerance)
                    else f"{self.oracle} has no reference here")
-            s = f"{self.where}: {self.value!r} under test ({ref})" + ("" if self.note else ", not finite")
+            s = f"{self.where}: {float(self.value)!r} under test ({ref})" + ("" if self.note else ", not finite")
         else:
             a, b = _distinct(self.value, self.reference)
             s = (f"{self.where}: {a} vs {b} ({self.oracle}), "
