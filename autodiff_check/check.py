@@ -1954,8 +1954,15 @@ def _jax_out_dtypes(f_leaves, jax_out, treedef, paths) -> tuple[list, list[str]]
     np.int64(3) of float32 x, which NumPy 2 promotes to float64, with jax_fn = x ** 3)."""
     try:
         j_leaves = flatten(by_key(jax_out, treedef, root="output", what="jax_fn's output"), what="jax_fn's output")[0]
-    except (TypeError, ValueError):
-        return [None] * len(f_leaves), []   # _twin_notes says so
+    except (TypeError, ValueError) as e:   # jax.vjp's pullback would refuse the cotangent deep inside JAX
+        raise ValueError(f"jax_fn's output does not have f's structure ({e}): jax_fn must compute the same "
+                         "function, returning what f returns") from None
+    import jax
+
+    mine, theirs = jax.tree_util.tree_structure(unflatten(treedef, list(f_leaves))), jax.tree_util.tree_structure(jax_out)
+    if mine != theirs:   # (y,) against y, say: jax.vjp's pullback takes the cotangent in its own structure only
+        raise ValueError(f"jax_fn's output has the structure {theirs} where f's has {mine}: jax_fn must compute "
+                         "the same function, returning what f returns")
     dts, notes = [], []
     for a, b, p in zip(f_leaves, j_leaves, paths):
         if np.shape(a) != np.shape(b):   # JAX's pullback would refuse the cotangent with its own error
