@@ -2394,12 +2394,14 @@ def check_hvp(loss_fn: Callable, hvp_fn: Callable, params: Any, *, grad_fn: Call
             else:
                 hs = np.cbrt(ctx.eps_f / max(abs(ctx.f0), 1e-300)) * max(1.0, float(np.abs(sub.x).max()))
                 hs = float(np.clip(hs, np.cbrt(sub.u) / 4, 16 * np.cbrt(sub.u)))
-                # x moves by hs v: scaled by the vector's size (1e3 v failed a right hvp), which is its
-                # rms, ~1 for the default N(0, 1) draws (their step as the noise measurement chose it),
-                # but at least a quarter of its largest entry (a sparse v: no entry moves over 4 hs)
-                size = max(float(np.sqrt(np.mean(vflat ** 2))), float(np.abs(vflat).max()) / 4) if vflat.size else 0.0
-                if size > 0:
-                    hs /= size
+                # x moves by hs v. A vector whose largest entry is of order 1 (N(0, 1) draws, unit vectors)
+                # keeps the step the noise measurement chose for it; any other is scaled so that its
+                # largest entry moves as such a one would (1e3 N(0, 1) failed a right hvp, 1e-12 read NOT
+                # CHECKED). Scaling every vector by its largest entry, or by its rms, moved a float32 leaf
+                # less or a unit vector's entry more than before, and failed right hvps that had passed.
+                vmax = float(np.abs(vflat).max()) if vflat.size else 0.0
+                if vmax > 0 and not 0.25 <= vmax <= 4:
+                    hs /= vmax
 
                 def s(P, vflat=vflat, hs=hs):
                     x = Flat(P, "params", what="params").x

@@ -2790,6 +2790,27 @@ def test_check_hvp_through_grad_fn_uses_the_complex_step_only_when_told():
     l1 = ac.check_hvp(lambda w: np.sum(np.abs(X @ w)), lambda w, v: 0 * v, w, grad_fn=lambda w: X.T @ np.sign(X @ w))
     assert l1.status != "FAIL", l1.report()
 
+@pytest.mark.parametrize("seed", [8, 33, 0, 1, 2, 3, 4, 5])
+def test_check_hvp_by_differences_of_f_along_a_unit_vector_of_float32_leaves(seed):
+    """The step's scaling for a vector's size must leave a unit vector's alone: scaled by the
+    vector's rms, the one nonzero entry of 8 moved 2.8 times as far, and a correct hvp of float32
+    leaves failed in seeds 8 and 33 of 40 (a review of that fix, helper-109)."""
+    X = np.random.default_rng(1).normal(size=(5, 3))
+
+    def loss(P):
+        return float(np.sum(np.log1p(np.exp(X @ P["W"] + P["b"]))))
+
+    def hvp(P, V):
+        z = X @ P["W"] + P["b"]
+        dz = (X @ V["W"] + V["b"]) * np.exp(-z) / (1 + np.exp(-z)) ** 2
+        return {"W": X.T @ dz, "b": dz.sum(0)}
+    rng = np.random.default_rng(100 + seed)
+    P = {"W": rng.normal(size=(3, 2)).astype(np.float32), "b": rng.normal(size=2).astype(np.float32)}
+    e = np.zeros(8, np.float32)
+    e[seed % 8] = 1
+    assert ac.check_hvp(loss, hvp, P, vector={"W": e[:6].reshape(3, 2), "b": e[6:]}).status == "PASS"
+
+
 @pytest.mark.parametrize("scale", [1e-12, 1e3, 1e8])
 def test_check_hvp_by_differences_of_f_takes_a_vector_of_any_size(scale):
     """Without complex input or grad_fn, s is a central difference of f along v, x +- h v: its
