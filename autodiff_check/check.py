@@ -160,7 +160,7 @@ from __future__ import annotations
 import copy
 import functools
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -743,8 +743,9 @@ def _check_core(
             raise TypeError(f"{option} must be True, False or None; got {value!r}")
     analytic = None if analytic is None else bool(analytic)
     if oracles is not None:
-        if isinstance(oracles, str) or not isinstance(oracles, (list, tuple)):
+        if isinstance(oracles, str) or not isinstance(oracles, Iterable):
             raise TypeError(f"oracles must be a list of names (fd, complex_step, jax_grad, jax_jvp); got {oracles!r}")
+        oracles = [str(o) for o in oracles]   # a tuple, a set, an array of names
         if not oracles:
             raise ValueError("oracles is empty: name at least one of fd, complex_step, jax_grad, jax_jvp, or "
                              "leave it out for every one that applies")
@@ -2530,10 +2531,6 @@ def check_network(
     if isinstance(params, (dict, np.ndarray, str)) or not isinstance(params, Sequence):
         raise TypeError(f"check_network: params must be a list of weight arrays W_l (n_(l-1) + 1, n_l); "
                         f"got {type(params).__name__}")
-    for what, a in [(f"params[{i}]", W) for i, W in enumerate(params)] + [("x", x), ("y", y)]:
-        if np.iscomplexobj(a):
-            raise ValueError(f"check_network: {what} is complex; the network's inputs are real (the complex step "
-                             "is the checker's own)")
     if isinstance(backward, str):
         if backward not in backends:
             raise ValueError(f"unknown backward {backward!r}; supported: {', '.join(backends)} or a function")
@@ -2544,10 +2541,16 @@ def check_network(
     if not isinstance(backward, str):
         backward_fn = _returning_a_pair(_with_network_options(backward_fn, name, kw), name)
     try:
+        for what, a in [(f"params[{i}]", W) for i, W in enumerate(params)] + [("x", x), ("y", y)]:
+            if np.iscomplexobj(np.asarray(a)):   # a cast would drop the imaginary part (a ComplexWarning)
+                raise ValueError(f"check_network: {what} is complex; the network's inputs are real (the complex "
+                                 "step is the checker's own)")
         params = [np.asarray(W, np.float64) for W in params]
         x = np.asarray(x, np.float64)
         y = np.asarray(y, np.float64)
     except (TypeError, ValueError) as e:
+        if str(e).startswith("check_network:"):   # the complex input, named above
+            raise
         raise ValueError(f"check_network checks in float64: params, x and y must be arrays of real numbers "
                          f"({e})") from None
     J_ref = mb.loss_and_grad(params, x, y, **kw)[0]   # names a bad shape, NaN or overflow before the bounds
@@ -2595,7 +2598,8 @@ def _returning_a_pair(fn: Callable, name: str) -> Callable:
         if not (isinstance(out, (tuple, list)) and len(out) == 2 and isinstance(out[1], (tuple, list))):
             got = f"a {type(out).__name__}" + (f" of {len(out)}" if isinstance(out, (tuple, list)) else "")
             if isinstance(out, (tuple, list)) and len(out) == 2:
-                got += f" whose second item is a {type(out[1]).__name__} (grads first?)"
+                swapped = isinstance(out[0], (tuple, list)) and np.ndim(out[1]) == 0
+                got += f" whose second item is {type(out[1]).__name__}" + (" (grads first?)" if swapped else "")
             raise ValueError(f"check_network: backward {name} must return (J, grads) as loss_and_grad does, "
                              f"grads one array per weight matrix; got {got}")
         return out

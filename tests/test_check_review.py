@@ -2893,7 +2893,10 @@ def test_a_nan_of_jax_fns_reverse_mode_is_not_charged_to_the_derivative_under_te
 def test_options_of_the_wrong_kind_are_refused_by_name(option, value, error, message):
     """A review (helper-108): oracles="fd" read as the unknown oracle 'f'; [] gave NOT CHECKED;
     analytic=1 or "yes" acted as None, so it neither required nor skipped the complex step;
-    per_coordinate="yes" was truthy; kinks=array failed deep inside with 'not callable'."""
+    per_coordinate="yes" was truthy; kinks=array failed deep inside with 'not callable'. Any
+    collection of names is a list of them (a review of that fix)."""
+    for names in (("fd",), np.array(["fd"]), {"fd"}):   # any collection of names is a list of them
+        assert ac.check_gradients(lambda p: np.sum(np.sin(p)), np.cos, np.ones(3), oracles=names).passed
     with pytest.raises(error, match=message):
         ac.check_gradients(lambda p: np.sum(np.sin(p)), np.cos, np.ones(3), **{option: value})
 
@@ -2913,6 +2916,8 @@ def test_an_object_array_input_is_refused_not_held_constant():
     (dict(use_jax="no"), TypeError, "use_jax must be True or False"),
     (dict(params="dict"), TypeError, "params must be a list of weight arrays"),
     (dict(params="complex"), ValueError, r"params\[0\] is complex"),
+    (dict(params="ragged"), ValueError, r"check_network checks in float64: params, x and y must be arrays of real"),
+    (dict(backward=lambda P, x, y, **k: (1.0, {"W": 0})), ValueError, r"second item is dict$"),
 ])
 def test_check_network_refuses_what_it_cannot_check_by_name(kw, error, message):
     """A review (helper-108): complex params were cast to real with a ComplexWarning and PASSED;
@@ -2920,7 +2925,8 @@ def test_check_network_refuses_what_it_cannot_check_by_name(kw, error, message):
     (grads, J) deep inside; use_jax="no" used JAX; a dict of params iterated its keys."""
     p = mb.init_params([3, 4, 2], seed=0)
     x, y = np.random.default_rng(0).random((5, 3)), mb.one_hot([0, 1, 0, 1, 1], 2)
-    params = {"dict": {"W1": p[0], "W2": p[1]}, "complex": [p[0] + 5j, p[1]]}.get(kw.pop("params", None), p)
+    params = {"dict": {"W1": p[0], "W2": p[1]}, "complex": [p[0] + 5j, p[1]],
+              "ragged": [p[0].tolist()[:-1] + [[1, 2]], p[1]]}.get(kw.pop("params", None), p)
     with pytest.raises(error, match=message):
         ac.check_network(params, x, y, **kw)
 
