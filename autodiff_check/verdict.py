@@ -308,7 +308,8 @@ class Verdict:
     def report(self, full: bool = False, max_lines: int = 20) -> str:
         """The one-screen report; ``full=True`` adds the per-oracle table and every named entry."""
         head = f"{self.name}: {self.status}  (" + ", ".join(
-            f"{r.oracle} {'ok' if r.passed else 'DISAGREES'}" for r in self.results) + ")"
+            f"{r.oracle} {'DISAGREES' if not r.passed else 'ok' if _checked_any(r) else 'checked nothing'}"
+            for r in self.results) + ")"
         with np.errstate(all="ignore"):  # formatting: inf - inf, 0/0 of non-finite values must not raise
             lines = [head] + self._leaf_lines() + [_direction_line(r) for r in self.results
                                                    if r.directional and not r.passed]
@@ -337,6 +338,14 @@ class Verdict:
 
     def __str__(self) -> str:
         return self.report()
+
+
+def _checked_any(r: OracleResult) -> bool:
+    """Whether the oracle had a finite tolerance for some entry or direction (not all of them
+    not checkable: a jax_fn whose reverse mode is NaN everywhere, say)."""
+    if r.values is not None:
+        return bool(np.isfinite(r.tolerances).any())
+    return not r.directional or any(np.isfinite(t) for _, _, t in r.directional)
 
 
 def _direction_line(r: OracleResult) -> str:

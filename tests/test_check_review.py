@@ -2881,6 +2881,23 @@ def test_a_nan_of_jax_fns_reverse_mode_is_not_charged_to_the_derivative_under_te
     nan = ac.check_vjp(np.sin, lambda dy, x: (dy * np.cos(x),), x, jax_fn=lambda p: jnp.sin(p) * jnp.nan)
     assert any(n.startswith("jax_fn and f differ") for n in nan.notes), nan.report()
 
+    # along directions (a review of the fix): one NaN of the reverse mode made every jax_jvp
+    # tolerance NaN, so it checked nothing and read "ok"; the headline says so of an oracle
+    # that had no entry to check
+    def loss(p):
+        return np.sum(f(p))
+
+    def jloss(p):
+        return jnp.sum(jf(p))
+
+    def grad(k):
+        return lambda p: np.where(p > 0, k / np.sqrt(np.abs(p)), 0.0)
+    assert ac.check_gradients(loss, grad(0.5), x, jax_fn=jloss, oracles=["jax_jvp"]).status == "PASS"
+    assert ac.check_gradients(loss, grad(0.6), x, jax_fn=jloss, oracles=["jax_jvp"]).status == "FAIL"
+    everywhere = ac.check_gradients(lambda p: np.sum(p ** 2), lambda p: 2 * p, x,
+                                    jax_fn=lambda p: jnp.sum(jnp.where(p > 10, jnp.sqrt(-p - 100), p ** 2)))
+    assert "jax_grad checked nothing" in everywhere.report().splitlines()[0], everywhere.report()
+
 
 @pytest.mark.parametrize("option,value,error,message", [
     ("oracles", "fd", TypeError, "oracles must be a list of names"),
