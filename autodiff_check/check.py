@@ -1557,6 +1557,8 @@ def _leaving_inputs(fn: Callable, deriv: str, args: Sequence[tuple[Any, str, tup
         sep = " " if root in ("primal", "tangents") and first else ""
         fn_itself = deriv in ("f", "loss_fn")
         hint = "write x = x - m, not x -= m" if fn_itself else "copy first, dx = dy.copy()"
+        if td_after != td:
+            hint = "build a new container, not p['key'] = ... on the one given"
         raise ValueError(f"{deriv} wrote into its argument {where}{sep}{format_index(first)}: "
                          f"{'a function under test' if fn_itself else 'a derivative'} must leave its inputs as they "
                          f"are (its caller still holds them: {hint}); the check cannot judge a function "

@@ -2960,3 +2960,13 @@ def test_a_jax_fn_of_another_output_structure_is_named_before_jax_refuses_it():
     v = ac.check_vjp(lambda a: {"s": np.sin(a), "c": np.cos(a)}, lambda dy, a: (dy["s"] * np.cos(a) - dy["c"] * np.sin(a),),
                      a, jax_fn=lambda a: {"c": jnp.cos(a), "s": jnp.sin(a)})
     assert v.passed and "jax_vjp" in [r.oracle for r in v.results], v.report()
+
+
+def test_a_loss_fn_that_adds_to_its_params_container_gets_a_hint_that_fits():
+    """A review (helper-109): the refusal of a loss_fn that adds a key to its params dict hinted
+    'write x = x - m, not x -= m', which is about arrays, not containers."""
+    def loss(p):
+        p["extra"] = np.ones(1)
+        return float(np.sum(np.sin(p["w"])))
+    with pytest.raises(ValueError, match=r"its structure: an entry added, removed or replaced.*build a new container"):
+        ac.check_gradients(loss, lambda p: {"w": np.cos(p["w"])}, {"w": np.ones(3)})
