@@ -2552,19 +2552,19 @@ def check_network(
     kw = dict(activation=activation, loss=loss)
     if not isinstance(backward, str):
         backward_fn = _returning_a_pair(_with_network_options(backward_fn, name, kw), name)
-    try:
-        for what, a in [(f"params[{i}]", W) for i, W in enumerate(params)] + [("x", x), ("y", y)]:
-            if np.iscomplexobj(np.asarray(a)):   # a cast would drop the imaginary part (a ComplexWarning)
-                raise ValueError(f"check_network: {what} is complex; the network's inputs are real (the complex "
-                                 "step is the checker's own)")
-        params = [np.asarray(W, np.float64) for W in params]
-        x = np.asarray(x, np.float64)
-        y = np.asarray(y, np.float64)
-    except (TypeError, ValueError) as e:
-        if str(e).startswith("check_network:"):   # the complex input, named above
-            raise
-        raise ValueError(f"check_network checks in float64: params, x and y must be arrays of real numbers "
-                         f"({e})") from None
+    def real64(what: str, a) -> np.ndarray:
+        try:
+            a = np.asarray(a)
+            if not np.iscomplexobj(a):   # a cast would drop the imaginary part (a ComplexWarning)
+                return a.astype(np.float64)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"check_network checks in float64: params, x and y must be arrays of real numbers "
+                             f"({e})") from None
+        raise ValueError(f"check_network: {what} is complex; the network's inputs are real (the complex step is "
+                         "the checker's own)")
+
+    params = [real64(f"params[{i}]", W) for i, W in enumerate(params)]
+    x, y = real64("x", x), real64("y", y)
     J_ref = mb.loss_and_grad(params, x, y, **kw)[0]   # names a bad shape, NaN or overflow before the bounds
     g_act = get_activation(activation)
     analytic = g_act.analytic and get_loss(loss).analytic

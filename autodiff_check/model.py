@@ -25,6 +25,8 @@ from manual_backprop.activations import get_activation as _check_activation_name
 from manual_backprop.losses import get_loss as _loss_object
 from manual_backprop.network import init_params, one_hot  # parameters and targets are data, not derivation
 
+from .layers import _mm   # a @ b in full precision (the layers' twins make the same call)
+
 jax.config.update("jax_enable_x64", True)
 
 
@@ -85,11 +87,6 @@ def add_bias(a):
     if a.ndim != 2:
         raise ValueError(f"add_bias expects a 2-D (batch, n) array; got shape {a.shape}")
     return jnp.concatenate([jnp.ones((a.shape[0], 1), a.dtype), a], axis=1)
-
-
-def _mm(a, b):
-    """a @ b in full precision on every device (TF32 is JAX's float32 default on recent GPUs)."""
-    return jnp.matmul(a, b, precision=jax.lax.Precision.HIGHEST)
 
 
 def _logits_and_finite(params, x, activation: str):

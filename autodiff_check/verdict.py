@@ -145,19 +145,19 @@ class Verdict:
             return None
         checked = np.zeros(coord[0].values.size, bool)
         resolved = checked.copy()
+        seen = np.zeros(checked.size)                  # the complex step's largest |reference|, above the
+        for o in coord:                                # rounding of a true 0 in its leaf (complex128 whatever
+            if o.oracle.startswith("complex_step"):    # the inputs' dtype; JAX may not be)
+                a_o = np.where(np.isfinite(o.references), np.abs(o.references), 0)
+                for _, _, start, size in self.inputs:
+                    sl = slice(start, start + size)
+                    if size:
+                        a_o[sl] = np.where(a_o[sl] > _ROUNDING_OF_ZERO * a_o[sl].max(), a_o[sl], 0)
+                seen = np.fmax(seen, a_o)              # (an oracle's own is 0 where its reference is)
         for r in coord:
             t, ref = r.tolerances, r.references
             ok = np.isfinite(t)
             checked |= ok
-            seen = np.zeros(ref.size)                  # the other exact oracles' largest |reference|
-            for o in coord:   # the complex step runs in complex128 whatever the inputs' dtype (JAX may not)
-                if o is not r and o.oracle.startswith("complex_step"):
-                    a_o = np.where(np.isfinite(o.references), np.abs(o.references), 0)
-                    for _, _, start, size in self.inputs:   # above the rounding of a true 0 in this leaf
-                        sl = slice(start, start + size)
-                        if size:
-                            a_o[sl] = np.where(a_o[sl] > _ROUNDING_OF_ZERO * a_o[sl].max(), a_o[sl], 0)
-                    seen = np.fmax(seen, a_o)
             with np.errstate(invalid="ignore"):
                 resolved |= ok & (t < np.abs(ref))
                 for _, _, start, size in self.inputs:  # an exact 0 where an error of the leaf's scale would show
