@@ -1525,6 +1525,39 @@ def _ulp_steps(c: np.ndarray, rng) -> np.ndarray | None:
     return np.where(rng.random(c.shape) < 0.5, -step, step).ravel()
 
 
+def _near(fl: Flat, x: np.ndarray, what: str, call: Callable[[], Any]):
+    """``call()``; an exception from it is told where the checker evaluated ``what`` when that was
+    not the point given (a note, Python's ``add_note``): the entry moved and by how much, or the
+    complex step's point, or the inputs cast to float64. Without it, a function undefined a step
+    away (sqrt at 0, a log of a clipped input) reads as failing at the user's own inputs."""
+    try:
+        return call()
+    except Exception as e:
+        x = np.asarray(x)
+        d = np.zeros(0) if np.iscomplexobj(x) else x - fl.x
+        moved = np.flatnonzero(d)
+        wide = any(dt != L.dtype for dt, L, is_float in zip(fl.dtypes, fl.leaves, fl.float_) if is_float)
+        if np.iscomplexobj(x):
+            e.add_note(f"autodiff_check: {what} raised this at complex inputs, x + i h v, for the complex step "
+                       "(analytic=False leaves that oracle out)")
+        elif moved.size:
+            i = int(moved[np.argmax(np.abs(d[moved]))])
+            crossed = moved[np.sign(x[moved]) != np.sign(fl.x[moved])]   # 0 -> -h: a domain's edge, often
+            e.add_note(f"autodiff_check: {what} raised this at a point near the inputs given"
+                       + (" (in float64)" if wide else "")
+                       + (f": {fl.where(i)} moved by {d[i]:+.3g}" if moved.size == 1 else
+                          f": {moved.size} entries moved, by at most {abs(d[i]):.3g} ({fl.where(i)})")
+                       + "".join(f"; {fl.where(j)} went from {fl.x[j]:.3g} to {x[j]:.3g}" for j in crossed[:1])
+                       + (f" ({crossed.size - 1} more changed sign)" if crossed.size > 1 else "")
+                       + ". Finite differences and the noise readings evaluate it a small step from the inputs, "
+                       "so it must be defined there: an input on the edge of its domain (sqrt or log at 0) "
+                       "cannot be checked by differences")
+        elif wide:
+            e.add_note(f"autodiff_check: {what} raised this at the inputs given cast to float64 (a float32 "
+                       "function is also evaluated in float64, where it accepts float64)")
+        raise
+
+
 def _leaving_inputs(fn: Callable, deriv: str, args: Sequence[tuple[Any, str, tuple]]):
     """``fn(*trees)`` on deep copies of the ``(tree, root, path prefix)`` args; a ValueError naming
     the first entry ``fn`` wrote into. A backward pass that zeroes ``dy`` in place (``dy[x < 0] =
@@ -1699,7 +1732,8 @@ def check_gradients(
     def F_on(fl: Flat) -> Callable[[np.ndarray], float]:   # f of the flat vector, leaves in fl's dtypes
         def F(x, guarded=False):   # guarded: on copies, refusing a loss_fn that writes into them
             tree = fl.build(x)
-            raw = _leaving_inputs(loss_fn, "loss_fn", [(tree, "params", ())]) if guarded else loss_fn(tree)
+            raw = _near(fl, x, what, (lambda: _leaving_inputs(loss_fn, "loss_fn", [(tree, "params", ())])) if guarded
+                        else (lambda: loss_fn(tree)))
             if not fl.output_known:   # the dtype of f's value, once, at x (blackbox.measure calls F first)
                 fl.set_output(np.asarray(raw).dtype)
             v = _scalar_out(raw, what)
@@ -1717,7 +1751,8 @@ def check_gradients(
 
     def leaves_at(x) -> list[np.ndarray]:
         tree = flat.build(x)
-        out = grad_fn(tree) if _root != "params" or _deriv else _leaving_inputs(grad_fn, "grad_fn", [(tree, "params", ())])
+        out = _near(flat, x, deriv, (lambda: grad_fn(tree)) if _root != "params" or _deriv
+                    else (lambda: _leaving_inputs(grad_fn, "grad_fn", [(tree, "params", ())])))
         return same_structure(out, flat.treedef, flat.leaves, flat.paths, root=_root, what=deriv)
 
     def grad_flat(x) -> np.ndarray:
@@ -2198,7 +2233,10 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
     # 2,000 inputs, 2e-4 off). An entry that fails an exact oracle then gets its own noise,
     # measured (:func:`_measured_noise`).
     t = rng.choice(np.array([-1.0, 1.0]), size=flat.n) * (1 + rng.random(flat.n))
-    out_noise = _noise_of_output(flat, lambda z: tangent_out(t, flat.build(flat.rnd(z))), rng)
+    def tangent_near(z):   # along t, at a point near the primals
+        return _near(flat, flat.rnd(z), "jvp_fn", lambda: tangent_out(t, flat.build(flat.rnd(z))))
+
+    out_noise = _noise_of_output(flat, tangent_near, rng)
     weight = [np.abs(c).astype(np.float64).ravel() * s.ravel() for c, s in zip(c_leaves, out_noise)]
     per_coordinate = options.pop("per_coordinate", None)
     if per_coordinate is None:
@@ -2218,7 +2256,7 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
         sigma = np.full(flat.n, sum(float(w.sum()) for w in weight) / max(flat.n, 1))
 
     def F_on(fl: Flat) -> Callable[[np.ndarray], float]:
-        return lambda x: _scalar_out(_contract(c_leaves, f(*fl.build(x)), None), "f")
+        return lambda x: _scalar_out(_contract(c_leaves, _near(fl, x, "f", lambda: f(*fl.build(x))), None), "f")
 
     F, flat64 = F_on(flat), flat.promoted()
     noise_rng, measured = np.random.default_rng(seed + 7907), {}   # its own: the checks' draws stay the seed's
@@ -2231,7 +2269,8 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
 
             def g_at(z):
                 prims = flat.build(flat.rnd(z))
-                return np.array([_contract(c_leaves, tangent_out(e, prims), None, "jvp_fn") for e in E])
+                return np.array([_contract(c_leaves, _near(flat, flat.rnd(z), "jvp_fn", lambda: tangent_out(e, prims)),
+                                           None, "jvp_fn") for e in E])
 
             with warnings.catch_warnings(action="ignore"):
                 measured.update(zip(todo, blackbox.entry_noise(g_at, flat, noise_rng)))

@@ -1,7 +1,7 @@
 """Pytrees of arrays without JAX: flatten to leaves with their paths, and rebuild.
 
 A pytree here is an array (any rank, 0-d included), a Python or NumPy scalar, or a list,
-tuple (named tuples included) or dict of pytrees, nested. Leaves come out in a fixed order
+tuple (named tuples included) or dict (subclasses rebuilt as themselves) of pytrees, nested. Leaves come out in a fixed order
 (dicts by insertion order, as ``jax.tree_util`` does for its own leaves up to key sorting),
 each with its path: ``params['W1']``, ``params[0]['b']``, ``primal 2``.
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,7 @@ class TreeDef:
     children: tuple = ()
     keys: tuple = ()
     type_: Any = None
+    template: Any = field(default=None, compare=False, repr=False)   # a dict subclass's own instance
 
     @property
     def n_leaves(self) -> int:
@@ -90,7 +91,8 @@ def flatten(tree, *, what: str = "params", none_leaf: bool = False) -> tuple[lis
             return TreeDef("scalar")
         if isinstance(node, dict):
             keys = tuple(node)
-            return TreeDef("dict", tuple(go(node[k], path + (k,)) for k in keys), keys, type(node))
+            return TreeDef("dict", tuple(go(node[k], path + (k,)) for k in keys), keys, type(node),
+                           None if type(node) is dict else node)
         if isinstance(node, tuple) and hasattr(node, "_fields"):
             return TreeDef("namedtuple", tuple(go(c, path + (i,)) for i, c in enumerate(node)), node._fields, type(node))
         if isinstance(node, (list, tuple)):
@@ -119,12 +121,35 @@ def unflatten(treedef: TreeDef, leaves: list, *, scalars: bool = True) -> Any:
             return np.asarray(next(it))[()]
         kids = [go(c) for c in d.children]
         if d.kind == "dict":
-            return d.type_(zip(d.keys, kids)) if d.type_ is not dict else dict(zip(d.keys, kids))
+            return _dict_of(d, zip(d.keys, kids))
         if d.kind == "namedtuple":
             return d.type_(*kids)
         return kids if d.kind == "list" else tuple(kids)
 
     return go(treedef)
+
+
+def _dict_of(d: TreeDef, pairs) -> dict:
+    """A dict of ``d``'s type holding ``pairs``. A subclass is a shallow copy of the tree's own
+    instance, emptied and filled: it keeps a defaultdict's factory and a subclass's attributes,
+    which its constructor need not take back. One that does not then hold exactly ``pairs`` is
+    a TypeError naming it."""
+    pairs = list(pairs)
+    if d.type_ is dict:
+        return dict(pairs)
+    try:
+        out = copy.copy(d.template)
+        out.clear()
+        out.update(pairs)
+        same = list(out) == [k for k, _ in pairs] and all(dict.__getitem__(out, k) is v for k, v in pairs)
+    except Exception as e:   # noqa: BLE001 - any failure of the user's class is named below
+        same, why = False, f" ({type(e).__name__}: {e})"
+    else:
+        why = ""
+    if not same:
+        raise TypeError(f"cannot rebuild a {d.type_.__name__} with other values (a copy of it, cleared and "
+                        f"updated, did not hold them{why}): pass the tree's dicts as dict")
+    return out
 
 
 def format_path(root: str, path: Path) -> str:

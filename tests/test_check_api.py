@@ -3,6 +3,7 @@ have: every pytree shape, float(...) losses, kinks, float32, large inputs; and t
 
 from __future__ import annotations
 
+import collections
 import re
 import subprocess
 import sys
@@ -42,7 +43,9 @@ def _quad(params_like):
 @pytest.mark.parametrize("params", [
     np.array(0.7), np.array([0.3, -1.2, 2.0]), RNG.normal(size=(2, 3, 4)), [RNG.normal(size=3), RNG.normal(size=(2, 2))],
     (np.array(1.5), RNG.normal(size=2)), {"W1": RNG.normal(size=(3, 2)), "b": {"inner": [RNG.normal(size=2), 0.5]}},
-], ids=["0-d", "1-d", "3-d", "list", "tuple", "nested dict"])
+    collections.defaultdict(list, W=RNG.normal(size=(2, 2)), b=RNG.normal(size=2)),
+    collections.OrderedDict(W=RNG.normal(size=3), b=np.array(0.2)),
+], ids=["0-d", "1-d", "3-d", "list", "tuple", "nested dict", "defaultdict", "OrderedDict"])
 def test_any_pytree_of_params(params):
     loss, grad = _quad(params)
     v = ac.check_gradients(loss, grad, params)
@@ -265,6 +268,70 @@ def test_jvp_and_hvp():
     assert ac.check_hvp(loss, hvp, x, grad_fn=lambda x: A.T @ np.cos(A @ x)).passed
     assert not ac.check_hvp(loss, lambda x, v: A.T @ (np.sin(A @ x) * (A @ v)), x).passed
     assert not ac.check_hvp(lambda x: float(loss(x)), lambda x, v: A.T @ (np.sin(A @ x) * (A @ v)), x).passed
+
+
+def test_a_dict_subclass_reaches_the_loss_as_itself():
+    """loss_fn and grad_fn get the tree's own dict type back: a defaultdict with its factory
+    (reading a missing key inserts it: refused as a change of the params' structure), a subclass
+    with its attributes though its constructor takes other arguments; one that cannot be filled
+    with other values is named, not a TypeError from deep inside."""
+    seen = []
+
+    def loss(p):
+        seen.append((type(p), p.default_factory))
+        return float(np.sum(p["w"] ** 2))
+
+    params = collections.defaultdict(list, w=np.array([0.5, -1.0]))
+    assert ac.check_gradients(loss, lambda p: {"w": 2 * p["w"]}, params, analytic=False).passed
+    assert set(seen) == {(collections.defaultdict, list)}
+    with pytest.raises(ValueError, match=r"loss_fn wrote into its argument params \(its structure"):
+        ac.check_gradients(lambda p: loss(p) + len(p["absent"]), lambda p: {"w": 2 * p["w"]}, params)
+
+    class Config(dict):
+        def __init__(self, lr, **kw):
+            super().__init__(**kw)
+            self.lr = lr
+
+    scaled = ac.check_gradients(lambda p: p.lr * float(np.sum(p["w"] ** 2)), lambda p: {"w": 2 * p.lr * p["w"]},
+                                Config(0.1, w=np.array([0.5])), analytic=False)
+    assert scaled.passed, scaled.report(full=True)
+
+    class Frozen(dict):
+        def _refuse(self, *args):
+            raise TypeError("Frozen is read-only")
+        __setitem__ = clear = update = _refuse
+
+    with pytest.raises(TypeError, match="cannot rebuild a Frozen with other values .*Frozen is read-only"):
+        ac.check_gradients(lambda p: float(np.sum(p["w"] ** 2)), lambda p: {"w": 2 * p["w"]},
+                           Frozen(w=np.array([0.5])))
+
+
+def _nonnegative_cube(x):
+    if np.any(x < 0):
+        raise ValueError("x must be >= 0")
+    return x ** 3
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_function_raising_a_step_from_the_inputs_is_told_where(dtype):
+    """f defined for x >= 0 at x = [0, 1, 2]: the differences evaluate it at x[0] = -h. The
+    user's exception comes through, with a note that the checker moved the inputs, by how much,
+    and which entry changed sign; at the inputs themselves no note is added."""
+    x = np.array([0.0, 1.0, 2.0], dtype)
+    for call, what, name in [
+        (lambda: ac.check_vjp(_nonnegative_cube, lambda dy, x: dy * 3 * x**2, x), "f", "primal 0 [0]"),
+        (lambda: ac.check_jvp(_nonnegative_cube, lambda t, x: 3 * x**2 * t[0], x), "f", "primal 0 [0]"),
+        (lambda: ac.check_gradients(lambda p: float(np.sum(_nonnegative_cube(p))), lambda p: 3 * p**2, x),
+         "loss_fn", "params[0]"),
+    ]:
+        with pytest.raises(ValueError, match="x must be >= 0") as raised:
+            call()
+        note = "\n".join(getattr(raised.value, "__notes__", []))
+        assert f"autodiff_check: {what} raised this at a point near the inputs given" in note, note
+        assert re.search(re.escape(name) + r" went from 0 to -\d", note), note
+    with pytest.raises(ValueError, match="x must be >= 0") as raised:
+        ac.check_vjp(_nonnegative_cube, lambda dy, x: dy, -x - 1)
+    assert not getattr(raised.value, "__notes__", None)
 
 
 def test_bad_input_is_named():
