@@ -180,7 +180,7 @@ from .oracles import (  # noqa: I001
     numerical_grad_with_error,
 )
 from .pytree import Flat, by_key, flatten, format_index, format_path, same_structure, unflatten
-from .verdict import Mismatch, OracleResult, Verdict
+from .verdict import Mismatch, OracleResult, Verdict, _distinct
 
 EXACT_RTOL = 1e-8
 PER_COORDINATE_LIMIT = 2000  # above this many inputs, oracles go along random directions
@@ -2679,7 +2679,10 @@ def _with_network_options(fn: Callable, name: str, kw: dict) -> Callable:
 def _judge_returned_loss(verdict: Verdict, J, J_ref: float, tol: float) -> None:
     """The loss a backward returns beside its gradient is part of what it claims: a value off the
     network's loss by more than twice the rounding bound (each within one bound of the exact J)
-    is a failing ``loss_value`` result (a missing 1/B, say), named with both values."""
+    is a failing ``loss_value`` result (a missing 1/B, say), named with both values, and with
+    the dtype where it came narrower than float64 (as a gradient's is: its rounding, not a
+    float64 bound, then sets how far off it is)."""
+    dtype = np.asarray(J).dtype if isinstance(J, (np.ndarray, np.generic)) else None
     try:
         J = float(J)
     except (TypeError, ValueError):
@@ -2688,8 +2691,12 @@ def _judge_returned_loss(verdict: Verdict, J, J_ref: float, tol: float) -> None:
     err = abs(J - J_ref)
     if err <= tol:
         return
-    ratio = f"; {J / J_ref:.4g} times it" if J_ref != 0 and np.isfinite(J) else ""
+    c = J / J_ref if J_ref != 0 and np.isfinite(J) else None
+    ratio = "" if c is None else f"; {c:.4g} times it" if abs(c - 1) >= 1e-4 else f"; 1 {'+' if c > 1 else '-'} {abs(c - 1):.2g} times it"
+    narrow = (f"; it returned {dtype}, whose rounding the float64 bound does not allow"
+              if dtype is not None and dtype.kind == "f" and dtype.itemsize < 8 else "")
     m = Mismatch("the loss J it returned", J, J_ref, tol, "network loss")
     verdict.results.append(OracleResult("loss_value", False, err, tol, mismatches=[m], n_failed=1))
-    verdict.notes.insert(0, f"the loss it returned, {J:.8g}, is not the network's {J_ref:.8g} (|diff| {err:.2e} > "
-                            f"tol {tol:.2e}{ratio}): its gradient is checked against the network's loss")
+    got, ref = _distinct(J, J_ref)
+    verdict.notes.insert(0, f"the loss it returned, {got}, is not the network's {ref} (|diff| {err:.2e} > "
+                            f"tol {tol:.2e}{ratio}{narrow}): its gradient is checked against the network's loss")

@@ -401,6 +401,26 @@ def test_check_network_judges_the_loss_a_backward_returns():
     assert ac.check_network(params, x, y, backward=mb.loss_and_grad, use_jax=False).status == "PASS"
 
 
+def test_a_loss_returned_in_float32_is_named_with_the_digits_that_differ():
+    """check_network checks in float64; a backward that returns its loss as np.float32 fails
+    loss_value (float32's rounding of J is beyond the float64 bound), and the note says it was
+    float32, prints the two values to the digits that tell them apart and their ratio as
+    1 -+ r (it printed 2.564523 against 2.564523, "1 times it")."""
+    mb, params, x, y = _student_net()
+
+    def narrowed(params, x, y, **kw):
+        J, g = mb.loss_and_grad(params, x, y, **kw)
+        return np.float32(J), g
+
+    v = ac.check_network(params, x, y, backward=narrowed, use_jax=False)
+    assert [r.oracle for r in v.results if not r.passed] == ["loss_value"], v.report(full=True)
+    J, J32 = mb.loss(params, x, y), float(np.float32(mb.loss(params, x, y)))
+    got, ref = re.search(r"the loss it returned, (\S+), is not the network's (\S+) ", v.notes[0]).groups()
+    digits = len(got.replace(".", "").lstrip("-0"))     # both to as many significant digits
+    assert got != ref and (got, ref) == (f"{J32:.{digits}g}", f"{J:.{digits}g}")
+    assert re.search(rf"; 1 [-+] {abs(J32 / J - 1):.2g} times it; it returned float32, whose rounding", v.notes[0])
+
+
 def test_check_network_takes_a_backward_without_keywords_for_the_posts_network():
     """def mine(params, x, y) crashed inside the checker (an unexpected keyword 'activation');
     it is called plainly for the post's network, and refused by name for another activation."""
