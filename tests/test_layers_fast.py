@@ -20,6 +20,7 @@ pooling) keep every value at least 0.05 from a kink or a tie, far beyond the dif
 from __future__ import annotations
 
 import traceback
+from fractions import Fraction
 from functools import partial
 
 import numpy as np
@@ -1163,6 +1164,29 @@ def test_results_that_fit_the_dtype_do_not_overflow_on_the_way(dtype):
     keep = np.array([False, True])
     assert L.dropout(np.array([big, 1], dtype), keep, rate=0.5).tolist() == [0, 2]
     assert L.dropout_vjp(np.array([big, 1], dtype), np.ones(2, dtype), keep, rate=0.5)[0].tolist() == [0, 2]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [(2, 5), (3, 6), (1, 10), (4, 5), (5, 5), (7, 7), (2, 2)])
+def test_avg_pool2d_of_values_at_the_largest_float_is_their_mean_without_a_warning(size, dtype):
+    """x fl(1/k) rounds up for some k, and a sum of k of them passed the largest float: inf and
+    an overflow warning where the mean is the largest float itself (a review, helper-102: 19 of
+    77 window sizes in float32, 23 in float64). The mean of finite values is returned within
+    the rounding bound of the layer's sum, (k + 1)u of the sum of magnitudes (plus u for the
+    result's own rounding); a window that holds inf, at any position, stays inf. Warnings are
+    errors here."""
+    big, k, u = np.finfo(dtype).max, size[0] * size[1], np.finfo(dtype).eps / 2
+    x = np.full((1, 2) + size, big, dtype)
+    x[0, 1] = -np.nextafter(big, 0, dtype=dtype)      # one ulp below, the other sign
+    x[0, 1, 0, 0] = -np.nextafter(x[0, 1, 0, 1], 0, dtype=dtype)
+    y = L.avg_pool2d(x, size=size)
+    for c in range(2):
+        exact = sum(Fraction(float(v)) for v in x[0, c].ravel()) / k
+        assert abs(Fraction(float(y[0, c, 0, 0])) - exact) <= (k + 2) * u * big
+    for at in np.ndindex(*size):                       # an inf anywhere in the window stays inf
+        held = x.copy()
+        held[(0, 0) + at] = np.inf
+        assert L.avg_pool2d(held, size=size)[0, 0, 0, 0] == np.inf, at
 
 
 def test_vjp_recomputes_the_forward_without_changing_its_arguments():
