@@ -38,6 +38,7 @@ from manual_backprop import fast
 from manual_backprop.app.data import load_mnist
 
 from . import timing
+from .gradients import largest
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
@@ -221,7 +222,7 @@ def run(*, batch_size: int, dtype, lr: float, n_examples: int | None, seed: int 
         out["ratio_per_chunk_quartiles"] = quartiles
     if {"sgd_step", "jax_jit"} <= finals.keys():
         a, b = finals["sgd_step"], finals["jax_jit"]
-        out["max_param_diff_rel"] = max(
+        out["max_param_diff_rel"] = largest(
             float(np.max(np.abs(u.astype(np.float64) - v))) / float(np.max(np.abs(v))) for u, v in zip(a, b)
         )
     return out

@@ -36,6 +36,7 @@ is the practical peak a NumPy implementation can reach on this machine.
 from __future__ import annotations
 
 import importlib.util
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -377,17 +378,24 @@ def gemm_reference(p: Problem) -> Callable[[], None]:
     return call
 
 
+def largest(values) -> float:
+    """The largest of ``values`` (0 for none), a NaN counted as inf: Python's ``max`` keeps its
+    first argument against a NaN (``max(0.0, nan)`` is 0.0), so a backend whose gradient was
+    NaN read as agreeing exactly."""
+    return max((math.inf if math.isnan(v) else v for v in map(float, values)), default=0.0)
+
+
 def max_rel_error(grads: Sequence[np.ndarray], ref: Sequence[np.ndarray]) -> float:
     """The worst layer's ``max|g - ref| / max|ref|`` (norm-wise, so zeros in ref are harmless)."""
-    worst = 0.0
+    errors = []
     for g, r in zip(grads, ref):
         g = np.asarray(g, dtype=np.float64)
         r = np.asarray(r, dtype=np.float64)
         if g.shape != r.shape:
             return float("inf")
         scale = float(np.max(np.abs(r))) or 1.0
-        worst = max(worst, float(np.max(np.abs(g - r))) / scale)
-    return worst
+        errors.append(float(np.max(np.abs(g - r))) / scale)
+    return largest(errors)
 
 
 def agreement(p: Problem, J: float, grads: Sequence[np.ndarray], ref_J: float,
@@ -409,14 +417,15 @@ def agreement(p: Problem, J: float, grads: Sequence[np.ndarray], ref_J: float,
     backend runs the float64 cells too, which is where a formula is held to the reference."""
     if p.bound is None:
         p.bound = rounding_bound(p.params, p.x, p.y, p.activation, p.loss, dtype=p.dtype)
-    worst = 0.0
+    ratios = []
     for g, r, e in zip(grads, ref_grads, p.bound.grad):
         g = np.asarray(g, dtype=np.float64)
         if g.shape != r.shape:
-            worst = float("inf")
+            ratios.append(float("inf"))
             break
-        worst = max(worst, float(np.max(np.abs(g - r) / (4 * e))))
-    loss_ratio = abs(float(J) - float(ref_J)) / (4 * p.bound.loss)
+        ratios.append(float(np.max(np.abs(g - r) / (4 * e))))
+    worst = largest(ratios)
+    loss_ratio = largest([abs(float(J) - float(ref_J)) / (4 * p.bound.loss)])
     return {"max_rel_error": max_rel_error(grads, ref_grads), "loss_rel_error": abs(J - ref_J) / max(1.0, abs(ref_J)),
             "error_to_bound": worst, "loss_error_to_bound": loss_ratio,
             "agrees": bool(worst <= 1.0 and loss_ratio <= 1.0)}

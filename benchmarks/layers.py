@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from . import report, timing
+from .gradients import largest
 from .options import integer, names, seconds
 
 MAX_BATCH = 4096     # the im2col of mnist_cnn's conv at batch 4096: 8 x 24 x 24 x 25 windows per example, 3.8 GB in float64
@@ -138,7 +139,7 @@ def agreement(cell: Cell, a, b) -> dict:
         coarser = max(u.dtype, v.dtype, key=lambda d: np.finfo(d).eps)   # the rounding of the less precise
         tol = tolerance(v, cell.n_terms, coarser)
         err = float(np.max(np.abs(u.astype(np.float64) - v)))
-        worst = max(worst, err / tol if tol > 0 else (0.0 if err == 0 else float("inf")))
+        worst = largest([worst, err / tol if tol > 0 else (0.0 if err == 0 else float("inf"))])
         agrees &= err <= tol
     return {"agrees": bool(agrees), "error_to_tolerance": worst}
 
@@ -356,8 +357,8 @@ def cnn(*, dtype, batch: int, steps: int, chunks: int, lr: float = 0.05, seed: i
     chunk_s, sums = timing.take_turns(turns, bounds, warmup)
     loss = {name: sum(s) for name, s in sums.items()}
     P_j = [tuple(np.asarray(w) for w in layer) for layer in state["P"]]
-    diff = max((float(np.max(np.abs(u.astype(np.float64) - v))) / max(float(np.max(np.abs(v))), 1e-30)
-                for a, b in zip(P_np, P_j) for u, v in zip(a, b)), default=0.0)
+    diff = largest(float(np.max(np.abs(u.astype(np.float64) - v))) / max(float(np.max(np.abs(v))), 1e-30)
+                   for a, b in zip(P_np, P_j) for u, v in zip(a, b))
     per_chunk = np.array(chunk_s["numpy"]) / np.array(chunk_s["jax"])
     return {
         "network": repr(net), "batch": batch, "dtype": dtype.name, "steps": steps, "chunks": len(bounds) - 1,

@@ -146,6 +146,26 @@ def test_the_agreement_check_catches_one_entry_off_by_one_part_in_a_million():
     assert not gradients.agreement(problem, J * (1 + 1e-6), ref, J, ref)["agrees"]
 
 
+@pytest.mark.parametrize("where", ["one entry", "a layer", "every layer", "the loss"])
+def test_a_nan_gradient_or_loss_disagrees(where):
+    """A backend whose gradient or loss is NaN read as agreeing exactly (error 0): Python's max
+    keeps 0.0 against a NaN (a review). It disagrees, with an infinite error ratio."""
+    problem = gradients.make_problem("small", [6, 5, 5, 3], 4, np.float64, seed=3)
+    J, ref = mb.loss_and_grad(problem.params, problem.x, problem.y)
+    bad = [g.copy() for g in ref]
+    if where == "one entry":
+        bad[1][0, 0] = np.nan
+    elif where == "a layer":
+        bad[0][:] = np.nan
+    elif where == "every layer":
+        bad = [np.full_like(g, np.nan) for g in ref]
+    out = gradients.agreement(problem, np.nan if where == "the loss" else J, bad, J, ref)
+    assert not out["agrees"]
+    assert (out["loss_error_to_bound"] if where == "the loss" else out["error_to_bound"]) == np.inf
+    assert where == "the loss" or gradients.max_rel_error(bad, ref) == np.inf
+    assert gradients.largest([0.0, np.nan, 1.0]) == gradients.largest([np.nan]) == np.inf
+
+
 def test_jax_baseline_loss_is_the_twins_loss():
     """``jax_loss`` (a @ W[1:] + W[0], softplus(z) - y z) and the checker's twin (add_bias(a) @ W,
     log_sigmoid) are the same function: equal in float64 to a few u of the loss."""
@@ -271,6 +291,8 @@ def test_layer_benchmark_agreement_catches_an_unflipped_kernel():
     ref = [L.conv2d(*(p.astype(np.float64) for p in cell.primals)),
            *L.conv2d_vjp(dy.astype(np.float64), *(p.astype(np.float64) for p in cell.primals))]
     assert LB.agreement(cell, [y, dx, dW, db], ref)["agrees"]
+    nan = LB.agreement(cell, [y, dx, np.full_like(dW, np.nan), db], ref)   # not read as 0 (a review)
+    assert not nan["agrees"] and nan["error_to_tolerance"] == np.inf
     wrong_dx = L.conv2d_vjp(dy, x, np.ascontiguousarray(W[:, :, ::-1, ::-1]), b)[0]
     verdict = LB.agreement(cell, [y, wrong_dx, dW, db], ref)
     assert not verdict["agrees"] and verdict["error_to_tolerance"] > 10
