@@ -936,10 +936,11 @@ def _check_core(
         """Module docstring, step 5, along v: r times the terms sum_i |ref_i v_i| (not |<ref, v>|,
         which +-1 directions can cancel to nothing), + 8 tiny |v|_1 + 16 sum sigma_g |v|."""
         av = np.abs(v)
-        if grad_error is not None and g is not None:  # the network path: exact_atol along v
+        if grad_error is not None and g is not None:  # the network path: exact_atol along v, of the
+            # oracle's gradient where there is one; else of g, which cannot hide an error (below)
             ge = np.concatenate([np.broadcast_to(np.asarray(e, np.float64), L.shape).ravel() for L, e in zip(
                 [L for L, fl in zip(flat.leaves, flat.float_) if fl], grad_error)] or [np.zeros(0)])
-            return EXACT_RTOL * float(np.abs(g) @ av) + 4 * float(ge @ av)
+            return EXACT_RTOL * float(np.abs(g if ref is None else ref) @ av) + 4 * float(ge @ av)
         if ref is not None:
             terms = float((r_exact * np.abs(ref)) @ av)
         elif g is not None:  # no full oracle gradient (complex step along directions): the terms of <g, v>

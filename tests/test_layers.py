@@ -518,7 +518,8 @@ def test_dropout_takes_a_numpy_integer_rate():
 @pytest.mark.parametrize("name, strategy", [(n, s) for n, s, *_ in LAYERS], ids=NAMES)
 def test_a_nan_or_inf_argument_propagates_without_a_warning(name, strategy):
     """The module's convention: a NaN or inf in x, a parameter or dy gives NaN or inf where it
-    reaches, silently, as NumPy's products do. An inf in W made conv2d at stride 2, dense_vjp,
+    reaches, silently, as NumPy's products do: a NaN placed where a finite change moves some
+    output makes some output NaN (an inf may saturate, tanh(inf) = 1). An inf in W made conv2d at stride 2, dense_vjp,
     attention, the norms' VJPs, avg_pool2d, embedding_vjp, rnn and lstm warn 'invalid value'
     (0 * inf, inf - inf) where relu, softmax and conv2d at stride 1 did not (a review,
     2026-12-02). A layer may instead refuse the argument with a ValueError that says so."""
@@ -532,14 +533,26 @@ def test_a_nan_or_inf_argument_propagates_without_a_warning(name, strategy):
         floating = [i for i, a in enumerate(args) if np.asarray(a).dtype.kind == "f"]
         i = floating[where % len(floating)]
         args[i] = np.array(args[i], dtype=np.asarray(args[i]).dtype)   # a copy, the strategy's arrays untouched
-        args[i].flat[(where // len(floating)) % args[i].size] = bad
+        k = (where // len(floating)) % args[i].size
+        moved = list(args)
+        moved[i] = args[i].copy()
+        moved[i].flat[k] += 1 + abs(moved[i].flat[k])                   # a finite change of the same entry
+
+        def outputs(a):
+            return [o for o in [fwd(*a[1:], **options), *vjp(*a, **options)] if o is not None]
+
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            for call in (lambda: fwd(*args[1:], **options), lambda: vjp(*args, **options)):
-                try:
-                    call()
-                except ValueError as e:   # a refusal must name the non-finite value or an overflow
-                    assert re.search(r"nan|inf|overflow|finite", str(e), re.I), str(e)
+            before = outputs(args)
+            args[i].flat[k] = bad
+            try:
+                got = outputs(args)
+            except ValueError as e:   # a refusal must name the non-finite value or an overflow
+                assert re.search(r"nan|inf|overflow|finite", str(e), re.I), str(e)
+                return
+            reaches = any(not np.array_equal(a, b) for a, b in zip(before, outputs(moved)))
+        if np.isnan(bad) and reaches:   # a NaN shows in some output its entry moves (an inf may saturate)
+            assert any(np.isnan(o).any() for o in got), (name, i, k)
 
     prop()
 
