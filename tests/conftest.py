@@ -14,6 +14,9 @@ import signal
 # Compile JAX at the lowest backend optimisation level: each new shape the tests draw is a
 # new compilation, and -O0 halves its cost. Numerics are unchanged (no fast-math either way).
 os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
+# Warnings are errors in the suite (pyproject's filterwarnings) and in every process a test
+# starts: the command lines and scripts run as subprocesses inherit this.
+os.environ["PYTHONWARNINGS"] = "error"
 
 from hypothesis import HealthCheck, settings  # noqa: E402
 
