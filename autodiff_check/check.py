@@ -2234,6 +2234,7 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
     # 2,000 inputs, 2e-4 off). An entry that fails an exact oracle then gets its own noise,
     # measured (:func:`_measured_noise`).
     t = rng.choice(np.array([-1.0, 1.0]), size=flat.n) * (1 + rng.random(flat.n))
+
     def tangent_near(z):   # along t, at a point near the primals
         return _near(flat, flat.rnd(z), "jvp_fn", lambda: tangent_out(t, flat.build(flat.rnd(z))))
 
