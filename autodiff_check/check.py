@@ -1991,6 +1991,26 @@ def _coarsest_float(leaves) -> np.dtype | None:
     return max(fl, key=lambda d: np.finfo(d).eps) if fl else None
 
 
+def _jax_output(jax, jax_fn: Callable, primals) -> Any:
+    """jax_fn's output at the primals as ``jax.vjp`` computes it, whose dtypes its pullback
+    insists on: called on NumPy arrays, a jax_fn that starts with NumPy's operators (``s * z``,
+    s an int64 array, z float32) computes in NumPy's promotion (float64) where traced it stays
+    float32 (a review: a masked mean crashed in JAX's pullback). Eagerly where JAX cannot trace
+    it (an integer primal used as a shape)."""
+    try:
+        return jax.vjp(lambda *p: jax_fn(*p), *primals)[0]
+    except Exception:   # noqa: BLE001 - the eager call below raises the user's own error, if any
+        return jax_fn(*primals)
+
+
+def _exact_in_both(c_leaves: list, jax_dtypes: list) -> list:
+    """Each cotangent leaf rounded through the narrower of its dtype and jax_fn's output dtype
+    there (where they differ), so that it is the same vector in both."""
+    with np.errstate(over="ignore", under="ignore"):   # a given 1e40 becomes inf: not exact, refused by the caller
+        return [c.astype(_narrower(c.dtype, j)).astype(c.dtype) if j is not None and c.dtype.kind == "f" else c
+                for c, j in zip(c_leaves, jax_dtypes)]
+
+
 def _narrower(a: np.dtype, b: np.dtype) -> np.dtype:
     """The float dtype of ``a`` and ``b`` with the larger unit roundoff."""
     return max(np.dtype(a), np.dtype(b), key=lambda d: np.finfo(d).eps)
@@ -2084,7 +2104,7 @@ def check_vjp(f: Callable, vjp_fn: Callable, *primals, jax_fn: Callable | None =
     if jax_fn is not None:
         jax, jax_fn = _jax(jax_fn)
         jvp = _compiled(jax, lambda p, t: jax.jvp(jax_fn, p, t)[1])
-        jax_out = jax_fn(*primals)
+        jax_out = _jax_output(jax, jax_fn, primals)
         twin = _twin_notes(out_leaves, jax_out, out_td, out_paths, "f")
         jax_dtypes, differ = _jax_out_dtypes(out_leaves, jax_out, out_td, out_paths)
         twin += differ
@@ -2099,9 +2119,7 @@ def check_vjp(f: Callable, vjp_fn: Callable, *primals, jax_fn: Callable | None =
         # where f's output and jax_fn's differ in float dtype (NumPy 2 promotes x ** np.int64(3) of
         # float32 x to float64, JAX does not), the cotangent takes values exact in both, and JAX's
         # pullback gets it in its own output's dtype (it refuses any other)
-        with np.errstate(over="ignore", under="ignore"):   # a given 1e40 becomes inf: not exact, refused below
-            exact = [c.astype(_narrower(c.dtype, j)).astype(c.dtype) if j is not None and c.dtype.kind == "f" else c
-                     for c, j in zip(c_leaves, jax_dtypes)]
+        exact = _exact_in_both(c_leaves, jax_dtypes)
         if cotangent is not None:   # the user's: used as given, so it must be exact in both dtypes
             for c, e, j, p in zip(c_leaves, exact, jax_dtypes, out_paths):
                 if j is not None and not np.array_equal(c, e):
@@ -2201,6 +2219,14 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
     if _coarsest_float(out_leaves) is not None:
         flat.set_output(_coarsest_float(out_leaves))
     c_leaves = _random_cotangent(out_leaves, rng)
+    jax_out, jax_dtypes, differ = None, [None] * len(out_leaves), []
+    if jax_fn is not None:   # as check_vjp: c exact in f's and jax_fn's output dtypes, handed to JAX in its own
+        jax, jax_fn = _jax(jax_fn)
+        jax_out = _jax_output(jax, jax_fn, primals)
+        jax_dtypes, differ = _jax_out_dtypes(out_leaves, jax_out, out_td, out_paths)
+        c_leaves = _exact_in_both(c_leaves, jax_dtypes)
+    c_jax = unflatten(out_td, [c.astype(j) if j is not None and c.dtype.kind == "f" else c
+                               for c, j in zip(c_leaves, jax_dtypes)])
 
     def tangents_of(v, fl=flat):   # zeros on integer and boolean leaves, leaf by leaf
         leaves = flatten(fl.build(v))[0]
@@ -2306,7 +2332,6 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
 
     jax_full = jax_dir = None
     if jax_fn is not None:
-        jax, jax_fn = _jax(jax_fn)
         jvp = _compiled(jax, lambda p, t: jax.jvp(jax_fn, p, t)[1])
 
         def jax_dir(v):
@@ -2316,7 +2341,7 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
 
         def jax_full():
             _, pull = jax.vjp(lambda *p: jax_fn(*p), *primals)
-            return flat.flat(flatten(_jax_tree(tuple(pull(unflatten(out_td, c_leaves))), flat))[0])
+            return flat.flat(flatten(_jax_tree(tuple(pull(c_jax)), flat))[0])
 
         if wide is not None:
 
@@ -2337,7 +2362,7 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
     kw = options   # per_coordinate popped above; the rest checked by _check_call_args
     if kw.get("grad_error") is not None:
         _check_grad_error(kw["grad_error"], flat)
-    twin = _twin_notes(out_leaves, jax_fn(*primals), out_td, out_paths, "f") if jax_fn is not None else []
+    twin = _twin_notes(out_leaves, jax_out, out_td, out_paths, "f") + differ if jax_fn is not None else []
     v = _check_core(F, flat, _Subject(g, gdot, sigma, None, wide, c_max, "primals, tangents and cotangent promoted",
                                       entry_noise if per_coordinate else None),
                     name=name, what="f", per_coordinate=per_coordinate, extra_notes=twin,

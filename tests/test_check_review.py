@@ -2973,3 +2973,27 @@ def test_a_loss_fn_that_adds_to_its_params_container_gets_a_hint_that_fits():
         return float(np.sum(np.sin(p["w"])))
     with pytest.raises(ValueError, match=r"its structure: an entry added, removed or replaced.*build a new container"):
         ac.check_gradients(loss, lambda p: {"w": np.cos(p["w"])}, {"w": np.ones(3)})
+
+
+@pytest.mark.parametrize("check", ["vjp", "jvp"])
+@pytest.mark.parametrize("out", ["vector", "mean"])
+def test_a_jax_twin_that_promotes_only_on_numpy_arrays_is_handed_its_own_dtype(check, out):
+    """A review (2026-12-03): f = s * z (or its mean), s an int64 array and z float32. NumPy
+    promotes to float64, and so did jax_fn written the same way when called on NumPy arrays,
+    though traced it stays float32: JAX's pullback refused the float64 cotangent with its own
+    ValueError (a masked mean crashed in 3 of 3 seeds). The twin's output is taken as jax.vjp
+    computes it, the cotangent made exact in both dtypes. A correct derivative passes every
+    oracle, JAX's included; a sign slip fails JAX's too."""
+    s, z = np.array([1, -1, 1, -1]), np.array([0.3, -1.2, 0.7, 2.0], np.float32)
+    n = 1 if out == "vector" else z.size
+    f = (lambda z: s * z) if out == "vector" else (lambda z: (s * z).mean())
+    if check == "vjp":
+        def run(sign):
+            return ac.check_vjp(f, lambda dy, z: (sign * dy * s / n,), z, jax_fn=f)
+    else:
+        def run(sign):
+            return ac.check_jvp(f, lambda t, z: sign * (s * t[0] if out == "vector" else np.mean(s * t[0])), z, jax_fn=f)
+    right, wrong = run(1), run(-1)
+    jax_oracles = {"jax_vjp", "jax_jvp"}
+    assert right.passed and jax_oracles <= {r.oracle for r in right.results}, right.report(full=True)
+    assert not wrong.passed and not any(r.passed for r in wrong.results if r.oracle in jax_oracles), wrong.report(full=True)
