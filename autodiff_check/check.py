@@ -2487,6 +2487,8 @@ def check_hvp(loss_fn: Callable, hvp_fn: Callable, params: Any, *, grad_fn: Call
                     return (F(x + hs * vflat) - F(x - hs * vflat)) / (2 * hs)
                 notes.append(f"s(x) = central difference of f along v (step {hs:.1e}); {why or 'no complex step'}")
                 s_exact = False
+                if options.get("analytic") is None:   # f took no complex step, so s cannot: said once, above
+                    options = {**options, "analytic": False}
         jfns = None
         if jax_fn is not None:
             jax, jax_fn = _jax(jax_fn)

@@ -2997,3 +2997,24 @@ def test_a_jax_twin_that_promotes_only_on_numpy_arrays_is_handed_its_own_dtype(c
     jax_oracles = {"jax_vjp", "jax_jvp"}
     assert right.passed and jax_oracles <= {r.oracle for r in right.results}, right.report(full=True)
     assert not wrong.passed and not any(r.passed for r in wrong.results if r.oracle in jax_oracles), wrong.report(full=True)
+
+
+def test_check_hvp_by_differences_of_f_says_once_why_there_is_no_complex_step():
+    """A review (2026-12-03): with f refusing complex input (np.logaddexp), s(x), a central
+    difference of f, was probed for the complex step again and refused by the checker's own
+    input check, so the report carried a second note blaming f for 'params is complex'. One
+    note now, with f's own reason, and the hvp still checked (a wrong one fails)."""
+    X = np.random.default_rng(0).normal(size=(8, 3))
+
+    def loss(w):
+        return float(np.mean(np.logaddexp(0, X @ w)))
+
+    def hvp(w, v):
+        p = 1 / (1 + np.exp(-(X @ w)))
+        return X.T @ (p * (1 - p) * (X @ v)) / len(X)
+
+    w = np.array([0.3, -0.2, 0.5])
+    verdict = ac.check_hvp(loss, hvp, w)
+    skipped = [n for n in verdict.notes if "complex step skipped" in n]
+    assert verdict.passed and len(skipped) == 1 and "logaddexp" in skipped[0], verdict.report(full=True)
+    assert not ac.check_hvp(loss, lambda w, v: 1.01 * hvp(w, v), w).passed
