@@ -113,6 +113,9 @@ class Verdict:
     #: inputs holding entries that the bisection behind failing directions stopped before
     #: searching: with no entry named they are not localised, rather than clear
     unlocalised: set[str] = field(default_factory=set)
+    #: inputs whose part of every direction checked, <g, v> over their entries, stayed within the
+    #: direction's tolerance: (that part, the tolerance) where their ratio is largest
+    unresolved: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -293,7 +296,13 @@ class Verdict:
             nc = f" ({n_nc} not checkable here)" if n_nc else ""
             n_nr = int(np.sum(_unresolved(resolved, failing)[start:stop])) if resolved is not None else 0
             nc += f" ({n_nr} not resolvable)" if n_nr else ''
-            if best is None:
+            if best is None and path in self.unresolved and not coord and path not in self.unlocalised:
+                part, tol = self.unresolved[path]
+                lines.append(f"  -     {path} {shp}: not resolved along the directions: its part of each, <g, v> over its "
+                             f"entries, stayed within the direction's tolerance ({part:.1e} against {tol:.1e} at the "
+                             "closest), so an error as large as its whole derivative would not show; check it alone "
+                             "(the other inputs fixed, functools.partial) or with per_coordinate=True")
+            elif best is None:
                 how = ("no entry checkable" if coord else "not localised: the bisection stopped before it (note)"
                        if path in self.unlocalised else along)
                 lines.append(f"  {'ok' if passed and not coord else '-':<4}  {path} {shp}: {how}{nc}")

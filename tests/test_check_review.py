@@ -3018,3 +3018,25 @@ def test_check_hvp_by_differences_of_f_says_once_why_there_is_no_complex_step():
     skipped = [n for n in verdict.notes if "complex step skipped" in n]
     assert verdict.passed and len(skipped) == 1 and "logaddexp" in skipped[0], verdict.report(full=True)
     assert not ac.check_hvp(loss, lambda w, v: 1.01 * hvp(w, v), w).passed
+
+
+@pytest.mark.parametrize("dtype, xs, ws, x_resolved", [
+    (np.float32, 1e3, 1e-3, False), (np.float32, 1.0, 1.0, True), (np.float64, 1e3, 1e-3, True)])
+def test_an_input_whose_part_of_every_direction_is_below_tolerance_is_said_not_resolved(dtype, xs, ws, x_resolved):
+    """A review (2026-12-03): above PER_COORDINATE_LIMIT inputs, x ~ 1e3 beside w ~ 1e-3 in
+    float32, the directions' tolerance comes from dW's terms (~1e4 each) and x's part of every
+    direction, <dx, v_x> ~ 0.03, is far below it: dx = 0 passed with x's line reading "ok,
+    checked along random directions". That line now says x is not resolved, and how to check
+    it; of inputs of one scale, or in float64, every input stays resolved."""
+    rng = np.random.default_rng(0)
+    x, W = (rng.normal(size=(40, 30)) * xs).astype(dtype), (rng.normal(size=(30, 40)) * ws).astype(dtype)
+    f = lambda x, W: x @ W  # noqa: E731
+    right = lambda dy, x, W: (dy @ W.T, x.T @ dy)  # noqa: E731
+    verdict = ac.check_vjp(f, right, x, W)
+    lines = str(verdict).splitlines()
+    x_line = next(line for line in lines if "primal 0 = x" in line)
+    assert verdict.passed and any("primal 1 = W" in line and "checked along random directions" in line for line in lines)
+    assert ("not resolved" not in x_line) if x_resolved else ("not resolved along the directions" in x_line), str(verdict)
+    if not x_resolved:   # the case the review found: a dx of 0 passes, and is not called ok
+        zero = ac.check_vjp(f, lambda dy, x, W: (0 * x, x.T @ dy), x, W)
+        assert "not resolved along the directions" in next(line for line in str(zero).splitlines() if "primal 0 = x" in line)
