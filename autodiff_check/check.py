@@ -728,7 +728,10 @@ def _kink_note(fd: blackbox.FD, g_i: float) -> tuple[bool, str]:
     if left or right:   # both within tolerance (float32's can be wide): the nearer, relative to its own
         if left and right:
             left = abs(g_i - fd.left) / max(fd.left_tol, 1e-300) <= abs(g_i - fd.right) / max(fd.right_tol, 1e-300)
-        return True, f"kink: {sides}, value under test {g_i:.6g} matches the {'left' if left else 'right'}"
+        tol = fd.left_tol if left else fd.right_tol
+        wide = "; a tolerance that wide does not tell them apart" if tol >= max(abs(fd.left), abs(fd.right)) else ""
+        return True, (f"kink: {sides}, value under test {g_i:.6g} matches the {'left' if left else 'right'}, within "
+                      f"{tol:.2g}{wide}")
     if np.isfinite(fd.right) and min(fd.left, fd.right) <= g_i <= max(fd.left, fd.right):
         return True, f"kink: {sides}, value under test {g_i:.6g} between them"
     return False, f"at a kink: outside the {sides}"

@@ -2369,9 +2369,11 @@ def test_a_value_at_a_kink_is_said_to_match_the_side_it_is_nearer():
     pattern = r"derivatives (\S+) \(left\) / (\S+) \(right\), value under test (\S+) matches the (left|right)"
     found = [re.search(pattern, n) for n in notes]
     assert found and all(found), notes
-    for m in found:
+    for m, n in zip(found, notes):
         left, right, g = (float(m.group(k)) for k in (1, 2, 3))
         assert m.group(4) == ("left" if abs(g - left) <= abs(g - right) else "right"), m.group(0)
+        tol = float(re.search(r"matches the (?:left|right), within (\S+?)(?:;|$)", n).group(1))   # the width said
+        assert abs(g - (left if m.group(4) == "left" else right)) <= tol * (1 + 1e-2), n     # (2 digits printed)
 
 
 # ---------------------------------------------------------------- float32 inputs: differences in float64
