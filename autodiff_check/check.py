@@ -447,12 +447,14 @@ def _own_rounding(subject: _Subject, flat: Flat, g: np.ndarray, ref: np.ndarray,
     n_disagree, n_beyond = int((~agree[failing]).sum()), int((agree[failing] & ~within[failing]).sum())
     if n_disagree:
         notes.append(f"{deriv} evaluated in float64 ({subject.wide_how}) disagrees with {oracle} too on "
-                     f"{n_disagree} of the {_entries(failing.size)} of {dts} leaves that failed it: the derivation, or a "
-                     f"value computed in {dts} whatever the inputs (a forward output kept from an earlier call)")
+                     f"{n_disagree} of the {_entries(failing.size)} of {dts} leaves that failed it: the derivation, a "
+                     f"value computed in {dts} whatever the inputs (a forward output kept from an earlier call), or a "
+                     "formula that cancels there in float64 too (1 - p at saturated p)")
     if n_beyond:
         notes.append(f"{deriv} evaluated in float64 agrees with {oracle} on {_entries(n_beyond)} of {dts} leaves that "
                      f"failed it, but its {dts} values differ from that by more than {OWN_ROUNDING_ULPS} u "
-                     f"max(|c|_max, |g|_max): more than rounding in {dts} (code that differs by dtype?)")
+                     f"max(|c|_max, |g|_max): code that differs by dtype, or {dts} rounding amplified beyond that "
+                     "allowance (terms far larger than the result, x^2 s (1 - s) at large x)")
     if not ok.size:
         return tol
     tol = tol.copy()
