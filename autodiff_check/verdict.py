@@ -185,15 +185,7 @@ class Verdict:
 
     def _n_directions_checked(self) -> int:
         """Directions resolved, over the directional oracles (the rule of :attr:`n_checked`)."""
-        n = 0
-        for r in self.results:
-            if r.directional:
-                o = np.array([ref for _, ref, _ in r.directional], dtype=np.float64)
-                t = np.array([tol for _, _, tol in r.directional], dtype=np.float64)
-                a = np.abs(o[np.isfinite(o)])
-                with np.errstate(invalid="ignore"):
-                    n += int(np.sum(np.isfinite(t) & ((t < np.abs(o)) | ((o == 0) & (t < (a.max() if a.size else 0))))))
-        return n
+        return sum(_directions_resolved(r) for r in self.results if r.directional)
 
     @property
     def not_resolvable(self) -> list[str]:
@@ -317,8 +309,7 @@ class Verdict:
     def report(self, full: bool = False, max_lines: int = 20) -> str:
         """The one-screen report; ``full=True`` adds the per-oracle table and every named entry."""
         head = f"{self.name}: {self.status}  (" + ", ".join(
-            f"{r.oracle} {'DISAGREES' if not r.passed else 'ok' if _checked_any(r) else 'checked nothing'}"
-            for r in self.results) + ")"
+            f"{r.oracle} {_headline_word(r)}" for r in self.results) + ")"
         with np.errstate(all="ignore"):  # formatting: inf - inf, 0/0 of non-finite values must not raise
             lines = [head] + self._leaf_lines() + [_direction_line(r) for r in self.results
                                                    if r.directional and not r.passed]
@@ -347,6 +338,26 @@ class Verdict:
 
     def __str__(self) -> str:
         return self.report()
+
+
+def _directions_resolved(r: OracleResult) -> int:
+    """Directions whose tolerance is below |reference| (or, at a reference of exactly 0, below the
+    largest |reference|): a sign flip along them would show."""
+    o = np.array([ref for _, ref, _ in r.directional], dtype=np.float64)
+    t = np.array([tol for _, _, tol in r.directional], dtype=np.float64)
+    a = np.abs(o[np.isfinite(o)])
+    with np.errstate(invalid="ignore"):
+        return int(np.sum(np.isfinite(t) & ((t < np.abs(o)) | ((o == 0) & (t < (a.max() if a.size else 0))))))
+
+
+def _headline_word(r: OracleResult) -> str:
+    """DISAGREES, ok, or what a passing oracle did not do: check anything (every tolerance
+    infinite), or, along directions, resolve any (every tolerance at least |reference|)."""
+    if not r.passed:
+        return "DISAGREES"
+    if not _checked_any(r):
+        return "checked nothing"
+    return "resolved nothing" if r.directional and not _directions_resolved(r) else "ok"
 
 
 def _checked_any(r: OracleResult) -> bool:

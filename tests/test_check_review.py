@@ -3042,3 +3042,16 @@ def test_an_input_whose_part_of_every_direction_is_below_tolerance_is_said_not_r
     if not x_resolved:   # the case the review found: a dx of 0 passes, and is not called ok
         zero = ac.check_vjp(f, lambda dy, x, W: (0 * x, x.T @ dy), x, W)
         assert "not resolved along the directions" in next(line for line in str(zero).splitlines() if "primal 0 = x" in line)
+
+
+def test_a_directional_oracle_that_resolved_no_direction_says_so_in_the_headline():
+    """A review (2026-12-03): top-k at near-ties read "NOT CHECKED (..., jax_jvp ok)" where
+    every direction's tolerance exceeded |reference| (err 0.43 against tol 24.5): nothing was
+    resolved, and the headline said ok. It says "resolved nothing" now; a resolved direction
+    keeps "ok"."""
+    def headline(pairs):
+        r = OracleResult("jax_jvp", True, 0.1, 5.0, directional=pairs)
+        return Verdict("vjp", [r], inputs=[("primal 0", (3,), 0, 3)]).report().splitlines()[0]
+
+    assert "jax_jvp resolved nothing" in headline([(0.1, 0.2, 5.0), (0.0, 0.3, 5.0)])
+    assert "jax_jvp ok" in headline([(0.1, 0.2, 5.0), (1.0, 1.0, 0.1)])
