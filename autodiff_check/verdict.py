@@ -113,8 +113,8 @@ class Verdict:
     #: inputs holding entries that the bisection behind failing directions stopped before
     #: searching: with no entry named they are not localised, rather than clear
     unlocalised: set[str] = field(default_factory=set)
-    #: inputs whose part of every direction checked, <g, v> over their entries, stayed within the
-    #: direction's tolerance: (that part, the tolerance) where their ratio is largest
+    #: inputs whose part of every direction checked, <g, v> over their entries, stayed within twice
+    #: the direction's tolerance: (that part, the tolerance) where their ratio is largest
     unresolved: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
@@ -291,9 +291,10 @@ class Verdict:
             if best is None and path in self.unresolved and not coord and path not in self.unlocalised:
                 part, tol = self.unresolved[path]
                 lines.append(f"  -     {path} {shp}: not resolved along the directions: its part of each, <g, v> over its "
-                             f"entries, stayed within the direction's tolerance ({part:.1e} against {tol:.1e} at the "
-                             "closest), so an error as large as its whole derivative would not show; check it alone "
-                             "(the other inputs fixed, functools.partial) or with per_coordinate=True")
+                             f"entries, stayed within twice the direction's tolerance ({part:.1e} against {tol:.1e} at "
+                             "the closest), so an error as large as its whole derivative would not show; check it "
+                             "alone (the other inputs fixed, functools.partial) or with per_coordinate=True, unless "
+                             "its derivative is 0 there")
             elif best is None:
                 how = ("no entry checkable" if coord else "not localised: the bisection stopped before it (note)"
                        if path in self.unlocalised else along)
