@@ -1,7 +1,7 @@
 """Pytrees of arrays without JAX: flatten to leaves with their paths, and rebuild.
 
 A pytree here is an array (any rank, 0-d included), a Python or NumPy scalar, or a list,
-tuple (named tuples included) or dict (subclasses rebuilt as themselves) of pytrees, nested.
+tuple (named tuples included) or dict (subclasses rebuilt by their constructor) of pytrees, nested.
 Leaves come out in a fixed order (dicts by insertion order, as ``jax.tree_util`` does for its
 own leaves up to key sorting), each with its path: ``params['W1']``, ``params[0]['b']``,
 ``primal 2``.
@@ -12,6 +12,7 @@ vector (integer and boolean leaves held constant), refusing complex and non-fini
 
 from __future__ import annotations
 
+import collections
 import copy
 
 from collections.abc import Callable
@@ -32,7 +33,7 @@ class TreeDef:
     children: tuple = ()
     keys: tuple = ()
     type_: Any = None
-    template: Any = field(default=None, compare=False, repr=False)   # a dict subclass's own instance
+    factory: Any = field(default=None, compare=False, repr=False)   # a defaultdict's default_factory
 
     @property
     def n_leaves(self) -> int:
@@ -93,7 +94,7 @@ def flatten(tree, *, what: str = "params", none_leaf: bool = False) -> tuple[lis
         if isinstance(node, dict):
             keys = tuple(node)
             return TreeDef("dict", tuple(go(node[k], path + (k,)) for k in keys), keys, type(node),
-                           None if type(node) is dict else node)
+                           node.default_factory if isinstance(node, collections.defaultdict) else None)
         if isinstance(node, tuple) and hasattr(node, "_fields"):
             return TreeDef("namedtuple", tuple(go(c, path + (i,)) for i, c in enumerate(node)), node._fields, type(node))
         if isinstance(node, (list, tuple)):
@@ -131,25 +132,24 @@ def unflatten(treedef: TreeDef, leaves: list, *, scalars: bool = True) -> Any:
 
 
 def _dict_of(d: TreeDef, pairs) -> dict:
-    """A dict of ``d``'s type holding ``pairs``. A subclass is a shallow copy of the tree's own
-    instance, emptied and filled: it keeps a defaultdict's factory and a subclass's attributes,
-    which its constructor need not take back. One that does not then hold exactly ``pairs`` is
-    a TypeError naming it."""
+    """A new dict of ``d``'s type holding ``pairs``: a defaultdict with its factory, any other
+    subclass (OrderedDict) through its constructor, given the pairs; one whose constructor does
+    not give back exactly that dict is a TypeError naming it. A new object each time, nothing
+    shared with the user's (a copy of theirs carried cached attributes into every point, and a
+    ``__copy__`` returning self let the checker write into their params: a review)."""
     pairs = list(pairs)
     if d.type_ is dict:
         return dict(pairs)
     try:
-        out = copy.copy(d.template)
-        out.clear()
-        out.update(pairs)
-        same = list(out) == [k for k, _ in pairs] and all(dict.__getitem__(out, k) is v for k, v in pairs)
+        out = d.type_(d.factory, pairs) if issubclass(d.type_, collections.defaultdict) else d.type_(pairs)
+        same = (type(out) is d.type_ and list(out) == [k for k, _ in pairs]
+                and all(dict.__getitem__(out, k) is v for k, v in pairs))
+        why = ""
     except Exception as e:   # noqa: BLE001 - any failure of the user's class is named below
         same, why = False, f" ({type(e).__name__}: {e})"
-    else:
-        why = ""
     if not same:
-        raise TypeError(f"cannot rebuild a {d.type_.__name__} with other values (a copy of it, cleared and "
-                        f"updated, did not hold them{why}): pass the tree's dicts as dict")
+        raise TypeError(f"cannot rebuild a {d.type_.__name__} from key-value pairs ({d.type_.__name__}(pairs) did "
+                        f"not give one holding them{why}): pass the tree's dicts as dict")
     return out
 
 
