@@ -7,6 +7,7 @@ import contextlib
 import datetime as _dt
 import itertools
 import json
+import math
 import os
 import platform
 import signal
@@ -472,11 +473,25 @@ def hold_outputs(given: dict[str, Path | None], inputs=(), overwrite: bool = Fal
     return held
 
 
+def _json_safe(obj):
+    """``obj`` with every non-finite float as the string float() reads back ("inf", "-inf",
+    "nan"): strict JSON has no such numbers, and a backend that disagrees with an infinite
+    error ratio (a NaN gradient) must still be written, not end the run (a review)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
 def write_json(path: Path, data: dict) -> None:
-    """Write ``data`` to ``path`` atomically (``manual_backprop.app.paths.write_atomically``)."""
+    """Write ``data`` to ``path`` atomically (``manual_backprop.app.paths.write_atomically``),
+    non-finite numbers as strings (:func:`_json_safe`)."""
 
     def dump(f) -> None:
-        json.dump(data, f, indent=1, allow_nan=False)
+        json.dump(_json_safe(data), f, indent=1, allow_nan=False)
         f.write("\n")
 
     write_atomically(path, dump, mode="w", what="--out")

@@ -147,9 +147,11 @@ def test_the_agreement_check_catches_one_entry_off_by_one_part_in_a_million():
 
 
 @pytest.mark.parametrize("where", ["one entry", "a layer", "every layer", "the loss"])
-def test_a_nan_gradient_or_loss_disagrees(where):
+def test_a_nan_gradient_or_loss_disagrees(where, tmp_path):
     """A backend whose gradient or loss is NaN read as agreeing exactly (error 0): Python's max
-    keeps 0.0 against a NaN (a review). It disagrees, with an infinite error ratio."""
+    keeps 0.0 against a NaN (a review). It disagrees, with an infinite error ratio, which the
+    run's JSON holds as "inf" (strict JSON has no inf: the write raised and lost the run, a
+    review of the first fix)."""
     problem = gradients.make_problem("small", [6, 5, 5, 3], 4, np.float64, seed=3)
     J, ref = mb.loss_and_grad(problem.params, problem.x, problem.y)
     bad = [g.copy() for g in ref]
@@ -164,6 +166,11 @@ def test_a_nan_gradient_or_loss_disagrees(where):
     assert (out["loss_error_to_bound"] if where == "the loss" else out["error_to_bound"]) == np.inf
     assert where == "the loss" or gradients.max_rel_error(bad, ref) == np.inf
     assert gradients.largest([0.0, np.nan, 1.0]) == gradients.largest([np.nan]) == np.inf
+    report.write_json(tmp_path / "run.json", {"cells": [{"backends": {"nan": out}}]})
+    back = json.loads((tmp_path / "run.json").read_text())["cells"][0]["backends"]["nan"]
+    assert back["agrees"] is False
+    np.testing.assert_equal({k: float(v) for k, v in back.items() if k != "agrees"},   # NaN equal to NaN
+                            {k: v for k, v in out.items() if k != "agrees"})
 
 
 def test_jax_baseline_loss_is_the_twins_loss():
