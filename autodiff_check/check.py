@@ -731,7 +731,7 @@ def _kink_note(fd: blackbox.FD, g_i: float) -> tuple[bool, str]:
         if left and right:
             left = abs(g_i - fd.left) / max(fd.left_tol, 1e-300) <= abs(g_i - fd.right) / max(fd.right_tol, 1e-300)
         tol = fd.left_tol if left else fd.right_tol
-        wide = "; a tolerance that wide does not tell them apart" if tol >= max(abs(fd.left), abs(fd.right)) else ""
+        wide = "; a tolerance that wide does not tell them apart" if tol >= abs(fd.left - fd.right) else ""
         return True, (f"kink: {sides}, value under test {g_i:.6g} matches the {'left' if left else 'right'}, within "
                       f"{tol:.2g}{wide}")
     if np.isfinite(fd.right) and min(fd.left, fd.right) <= g_i <= max(fd.left, fd.right):

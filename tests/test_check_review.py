@@ -2374,6 +2374,9 @@ def test_a_value_at_a_kink_is_said_to_match_the_side_it_is_nearer():
         assert m.group(4) == ("left" if abs(g - left) <= abs(g - right) else "right"), m.group(0)
         tol = float(re.search(r"matches the (?:left|right), within (\S+?)(?:;|$)", n).group(1))   # the width said
         assert abs(g - (left if m.group(4) == "left" else right)) <= tol * (1 + 1e-2), n     # (2 digits printed)
+        # and said not to tell the sides apart exactly where it holds both (2 digits: a 1 % margin)
+        if not 0.99 <= tol / abs(left - right) <= 1.01:
+            assert ("does not tell them apart" in n) == (tol > abs(left - right)), n
 
 
 # ---------------------------------------------------------------- float32 inputs: differences in float64
