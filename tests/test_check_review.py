@@ -2379,6 +2379,24 @@ def test_a_value_at_a_kink_is_said_to_match_the_side_it_is_nearer():
             assert ("does not tell them apart" in n) == (tol > abs(left - right)), n
 
 
+@pytest.mark.parametrize("left, right, tol, apart", [
+    (49.331, 50.1779, 1.3, False),        # a review: the tolerance holds both sides (gap 0.85)
+    (631.343, 631.445, 600.0, False),     # float32 group norm at 50 +- 1e-3
+    (-2.5e-6, -0.894433, 0.1, True),      # relu 1e-9 from its kink: the sides told apart
+])
+def test_a_kink_match_says_whether_its_tolerance_tells_the_sides_apart(left, right, tol, apart):
+    """The kink note's clause, from the one-sided derivatives and their tolerance alone (the
+    note's own function): "does not tell them apart" exactly where the tolerance is at least
+    their gap; it once compared the tolerance with their size, and 49.33 / 50.18 within 1.3
+    went without it."""
+    from autodiff_check.blackbox import FD
+
+    fd = FD(float("nan"), float("inf"), "kink", left=left, left_tol=tol, right=right, right_tol=tol)
+    ok, note = ac.check._kink_note(fd, left)
+    assert ok and f"matches the left, within {tol:.2g}" in note, note
+    assert ("does not tell them apart" not in note) == apart, note
+
+
 # ---------------------------------------------------------------- float32 inputs: differences in float64
 
 
