@@ -1558,24 +1558,24 @@ def _ulp_steps(c: np.ndarray, rng) -> np.ndarray | None:
 
 def _near(fl: Flat, x: np.ndarray, what: str, call: Callable[[], Any]):
     """``call()``; an exception from it is told where the checker evaluated ``what`` when that was
-    not the point given (a note, Python's ``add_note``): the entry moved and by how much, or the
-    complex step's point, or the inputs cast to float64. Without it, a function undefined a step
-    away (sqrt at 0, a log of a clipped input) reads as failing at the user's own inputs."""
+    not the point given (a note, Python's ``add_note``): the entry moved and by how much, and
+    one that changed sign, or the complex step's point. Without it, a function undefined a step
+    away (sqrt at 0, a log of a clipped input) reads as failing at the user's own inputs. (Its
+    evaluations in float64 discard errors: the verdict in the inputs' dtype stands.)"""
     try:
         return call()
     except Exception as e:
         x = np.asarray(x)
-        d = np.zeros(0) if np.iscomplexobj(x) else x - fl.x
-        moved = np.flatnonzero(d)
-        wide = any(dt != L.dtype for dt, L, is_float in zip(fl.dtypes, fl.leaves, fl.float_) if is_float)
         if np.iscomplexobj(x):
             e.add_note(f"autodiff_check: {what} raised this at complex inputs, x + i h v, for the complex step "
                        "(analytic=False leaves that oracle out)")
-        elif moved.size:
+            raise
+        d = x - fl.x
+        moved = np.flatnonzero(d)
+        if moved.size:
             i = int(moved[np.argmax(np.abs(d[moved]))])
             crossed = moved[np.sign(x[moved]) != np.sign(fl.x[moved])]   # 0 -> -h: a domain's edge, often
             e.add_note(f"autodiff_check: {what} raised this at a point near the inputs given"
-                       + (" (in float64)" if wide else "")
                        + (f": {fl.where(i)} moved by {d[i]:+.3g}" if moved.size == 1 else
                           f": {moved.size} entries moved, by at most {abs(d[i]):.3g} ({fl.where(i)})")
                        + "".join(f"; {fl.where(j)} went from {fl.x[j]:.3g} to {x[j]:.3g}" for j in crossed[:1])
@@ -1583,9 +1583,6 @@ def _near(fl: Flat, x: np.ndarray, what: str, call: Callable[[], Any]):
                        + ". Finite differences and the noise readings evaluate it a small step from the inputs, "
                        "so it must be defined there: an input on the edge of its domain (sqrt or log at 0) "
                        "cannot be checked by differences")
-        elif wide:
-            e.add_note(f"autodiff_check: {what} raised this at the inputs given cast to float64 (a float32 "
-                       "function is also evaluated in float64, where it accepts float64)")
         raise
 
 
@@ -2490,7 +2487,7 @@ def check_hvp(loss_fn: Callable, hvp_fn: Callable, params: Any, *, grad_fn: Call
                              "(sign(w), abs(w) are not); analytic=True uses it for a grad_fn you know to be")
         else:
             sub = Flat(params, "params", what="params")
-            F = lambda x: _scalar_out(loss_fn(sub.build(x)), "loss_fn")  # noqa: E731
+            F = lambda x: _scalar_out(_near(sub, x, "loss_fn", lambda: loss_fn(sub.build(x))), "loss_fn")  # noqa: E731
             ctx = blackbox.measure(sub, F, np.random.default_rng(seed), None, "loss_fn")
             ok, why = blackbox.probe_complex(ctx, np.random.default_rng(seed)) if sub.n else (False, "")
             if ok:
@@ -2742,7 +2739,8 @@ def _judge_returned_loss(verdict: Verdict, J, J_ref: float, tol: float) -> None:
     is a failing ``loss_value`` result (a missing 1/B, say), named with both values, and with
     the dtype where it came narrower than float64 (as a gradient's is: its rounding, not a
     float64 bound, then sets how far off it is)."""
-    dtype = np.asarray(J).dtype if isinstance(J, (np.ndarray, np.generic)) else None
+    dtype = getattr(J, "dtype", None)   # NumPy's or JAX's (a jnp.float32 scalar); None for a Python float
+    dtype = np.dtype(dtype) if dtype is not None else None
     try:
         J = float(J)
     except (TypeError, ValueError):

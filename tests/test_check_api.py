@@ -325,6 +325,8 @@ def test_a_function_raising_a_step_from_the_inputs_is_told_where(dtype):
         (lambda: ac.check_jvp(_nonnegative_cube, lambda t, x: 3 * x**2 * t[0], x), "f", "primal 0 [0]"),
         (lambda: ac.check_gradients(lambda p: float(np.sum(_nonnegative_cube(p))), lambda p: 3 * p**2, x),
          "loss_fn", "params[0]"),
+        (lambda: ac.check_hvp(lambda p: float(np.sum(_nonnegative_cube(p))), lambda p, v: 6 * p * v, x),
+         "loss_fn", "params[0]"),   # by differences of f: the noise reading raises first
     ]:
         with pytest.raises(ValueError, match="x must be >= 0") as raised:
             call()
@@ -394,16 +396,19 @@ def test_check_network_judges_the_loss_a_backward_returns():
     assert ac.check_network(params, x, y, backward=mb.loss_and_grad, use_jax=False).status == "PASS"
 
 
-def test_a_loss_returned_in_float32_is_named_with_the_digits_that_differ():
+@pytest.mark.parametrize("kind", ["numpy", "jax"])
+def test_a_loss_returned_in_float32_is_named_with_the_digits_that_differ(kind):
     """check_network checks in float64; a backward that returns its loss as np.float32 fails
     loss_value (float32's rounding of J is beyond the float64 bound), and the note says it was
     float32, prints the two values to the digits that tell them apart and their ratio as
     1 -+ r (it printed 2.564523 against 2.564523, "1 times it")."""
     mb, params, x, y = _student_net()
 
+    to32 = np.float32 if kind == "numpy" else pytest.importorskip("jax.numpy").float32   # jnp's: a JAX array
+
     def narrowed(params, x, y, **kw):
         J, g = mb.loss_and_grad(params, x, y, **kw)
-        return np.float32(J), g
+        return to32(J), g
 
     v = ac.check_network(params, x, y, backward=narrowed, use_jax=False)
     assert [r.oracle for r in v.results if not r.passed] == ["loss_value"], v.report(full=True)
