@@ -940,22 +940,32 @@ def _check_core(
     def exact_dir_tol(value, v, ref=None):
         """Module docstring, step 5, along v: r times the terms sum_i |ref_i v_i| (not |<ref, v>|,
         which +-1 directions can cancel to nothing), + 8 tiny |v|_1 + 16 sum sigma_g |v|."""
-        av = np.abs(v)
+        with np.errstate(invalid="ignore", over="ignore"):   # a NaN or inf in g: a NaN tolerance, and g fails
+            return _exact_dir_tol(value, v, ref)
+
+    def _exact_dir_tol(value, v, ref):
+        # where g holds a NaN or inf, over v's nonzero entries only (0 * NaN elsewhere made every
+        # block's tolerance NaN, and the bisection blamed another input's entries: a review)
+        # (and its NaN or inf entries lend no tolerance: they fail by themselves)
+        finite = g is None or bool(np.isfinite(g).all())
+        on = (lambda a: a) if finite else (lambda a, nz=np.flatnonzero(v): a[nz])
+        av = on(np.abs(v))
+        gg = None if g is None else g if finite else np.nan_to_num(on(g), nan=0.0, posinf=0.0, neginf=0.0)
         if grad_error is not None and g is not None:  # the network path: exact_atol along v, of the
             # oracle's gradient where there is one; else of g, which cannot hide an error (below)
             ge = np.concatenate([np.broadcast_to(np.asarray(e, np.float64), L.shape).ravel() for L, e in zip(
                 [L for L, fl in zip(flat.leaves, flat.float_) if fl], grad_error)] or [np.zeros(0)])
-            return EXACT_RTOL * float(np.abs(g if ref is None else ref) @ av) + 4 * float(ge @ av)
+            return EXACT_RTOL * float(np.abs(gg if ref is None else on(ref)) @ av) + 4 * float(on(ge) @ av)
         if ref is not None:
-            terms = float((r_exact * np.abs(ref)) @ av)
+            terms = float((on(r_exact) * np.abs(on(ref))) @ av)
         elif g is not None:  # no full oracle gradient (complex step along directions): the terms of <g, v>
             # |g| = |ref + e| <= |ref| + |e|: this adds at most r |e|_1 <= r sqrt(n) |e|_2 to the
             # tolerance, while <e, v> has size |e|_2: it cannot hide an error (r sqrt(n) << 1).
-            terms = float((r_exact * np.abs(g)) @ av)
+            terms = float((on(r_exact) * np.abs(gg)) @ av)
         else:
             terms = float(r_exact.max(initial=EXACT_RTOL)) * abs(value)
-        s = 16 * float(np.abs(sigma) @ av) if sigma is not None else 0.0
-        return terms + float(ftz @ av) + s
+        s = 16 * float(np.abs(on(sigma)) @ av) if sigma is not None else 0.0
+        return terms + float(on(ftz) @ av) + s
 
     own_dirs: dict[str, float] = {}
     wide_cache: list = []
@@ -1898,7 +1908,18 @@ def check_gradients(
                         return flat.flat(flatten(_jax_tree(jax_tree_wide(tree64), flat64))[0])
                 except Exception:   # noqa: BLE001 - jax_fn refuses float64: the leaf's verdict stands
                     return None
-    v = _check_core(F, flat, _Subject(g, lambda v: float(g @ v), sigma, rounding, wide,
+    g_finite = bool(np.isfinite(g).all())
+
+    def gdot(v) -> float:
+        """<g, v>. Where g holds a NaN or inf, over v's nonzero entries only: 0 * NaN is NaN, and
+        the bisection blamed entries of x for a NaN in another input (a review)."""
+        if g_finite:
+            return float(g @ v)
+        nz = np.flatnonzero(v)
+        with np.errstate(invalid="ignore", over="ignore"):
+            return float(g[nz] @ v[nz])
+
+    v = _check_core(F, flat, _Subject(g, gdot, sigma, rounding, wide,
                                       _wide[1] if _wide is not None else 0.0,
                                       "params promoted" if _root == "params" else "primals and cotangent promoted",
                                       wide_spread=wide_spread),

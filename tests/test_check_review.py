@@ -3085,3 +3085,22 @@ def test_a_directional_oracle_that_resolved_no_direction_says_so_in_the_headline
 
     assert "jax_jvp resolved nothing" in headline([(0.1, 0.2, 5.0), (0.0, 0.3, 5.0)])
     assert "jax_jvp ok" in headline([(0.1, 0.2, 5.0), (1.0, 1.0, 0.1)])
+
+
+@pytest.mark.parametrize("bad_input, bad", [(1, np.nan), (0, np.inf)])
+def test_a_non_finite_entry_along_directions_is_named_where_it_is(bad_input, bad):
+    """A review (2026-12-03): above PER_COORDINATE_LIMIT inputs, a NaN in a's VJP made <g, v>
+    NaN for every block of the bisection (0 * NaN), which named entries of x instead, with
+    'invalid value' warnings from inside the checker; an inf in dx gave every tolerance inf and
+    named nothing. The bad entry itself is named now, and nothing warns (errors here)."""
+    rng = np.random.default_rng(0)
+    x, a = rng.normal(size=2500), rng.normal(size=4)
+
+    def vjp(dy, x, a):
+        dx, da = dy[:2500] * np.cos(x), 2 * a * dy[2500:]
+        (dx, da)[bad_input][1 if bad_input else 3] = bad
+        return dx, da
+
+    v = ac.check_vjp(lambda x, a: np.concatenate([np.sin(x), a**2]), vjp, x, a)
+    assert [m.where for m in v.mismatches][:1] == ["primal 1 [1]" if bad_input else "primal 0 [3]"], str(v)
+    assert not v.passed
