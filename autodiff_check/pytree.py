@@ -1,10 +1,10 @@
 """Pytrees of arrays without JAX: flatten to leaves with their paths, and rebuild.
 
 A pytree here is an array (any rank, 0-d included), a Python or NumPy scalar, or a list,
-tuple (named tuples included) or dict (subclasses rebuilt by their constructor) of pytrees, nested.
-Leaves come out in a fixed order (dicts by insertion order, as ``jax.tree_util`` does for its
-own leaves up to key sorting), each with its path: ``params['W1']``, ``params[0]['b']``,
-``primal 2``.
+tuple (named tuples included) or dict (subclasses rebuilt by their constructor) of pytrees,
+nested. Leaves come out in a fixed order (dicts by insertion order, as ``jax.tree_util`` does
+for its own leaves up to key sorting), each with its path: ``params['W1']``,
+``params[0]['b']``, ``primal 2``.
 
 :class:`Flat` is the checker's view of such a tree: its floating-point entries as one float64
 vector (integer and boolean leaves held constant), refusing complex and non-finite inputs.
