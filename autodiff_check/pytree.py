@@ -133,24 +133,31 @@ def unflatten(treedef: TreeDef, leaves: list, *, scalars: bool = True) -> Any:
 
 def _dict_of(d: TreeDef, pairs) -> dict:
     """A new dict of ``d``'s type holding ``pairs``: a defaultdict with its factory, any other
-    subclass (OrderedDict) through its constructor, given the pairs; one whose constructor does
-    not give back exactly that dict is a TypeError naming it. A new object each time, nothing
+    subclass (OrderedDict, Counter) through its constructor, given the pairs, a dict of them or
+    keywords; one whose constructor gives back no such dict is a TypeError naming it. A new object each time, nothing
     shared with the user's (a copy of theirs carried cached attributes into every point, and a
     ``__copy__`` returning self let the checker write into their params: a review)."""
     pairs = list(pairs)
     if d.type_ is dict:
         return dict(pairs)
-    try:
-        out = d.type_(d.factory, pairs) if issubclass(d.type_, collections.defaultdict) else d.type_(pairs)
-        same = (type(out) is d.type_ and list(out) == [k for k, _ in pairs]
-                and all(dict.__getitem__(out, k) is v for k, v in pairs))
-        why = ""
-    except Exception as e:   # noqa: BLE001 - any failure of the user's class is named below
-        same, why = False, f" ({type(e).__name__}: {e})"
-    if not same:
-        raise TypeError(f"cannot rebuild a {d.type_.__name__} from key-value pairs ({d.type_.__name__}(pairs) did "
-                        f"not give one holding them{why}): pass the tree's dicts as dict")
-    return out
+    # the pairs, a dict of them (Counter), or keywords (a class taking **kw only); a defaultdict
+    # with its factory first (a subclass may fix its own)
+    makers = [lambda: d.type_(d.factory, pairs)] if issubclass(d.type_, collections.defaultdict) else []
+    makers += [lambda: d.type_(pairs), lambda: d.type_(dict(pairs))]
+    if all(isinstance(k, str) for k, _ in pairs):
+        makers.append(lambda: d.type_(**dict(pairs)))
+    why = ""
+    for make in makers:
+        try:
+            out = make()
+        except Exception as e:   # noqa: BLE001 - any failure of the user's class is named below
+            why = f" ({type(e).__name__}: {e})"
+            continue
+        if (type(out) is d.type_ and list(out) == [k for k, _ in pairs]
+                and all(dict.__getitem__(out, k) is v for k, v in pairs)):
+            return out
+    raise TypeError(f"cannot rebuild a {d.type_.__name__} from key-value pairs (its constructor, given them, did not "
+                    f"give one holding them{why}): pass the tree's dicts as dict")
 
 
 def format_path(root: str, path: Path) -> str:

@@ -2383,6 +2383,7 @@ def test_a_value_at_a_kink_is_said_to_match_the_side_it_is_nearer():
     (49.331, 50.1779, 1.3, False),        # a review: the tolerance holds both sides (gap 0.85)
     (631.343, 631.445, 600.0, False),     # float32 group norm at 50 +- 1e-3
     (-2.5e-6, -0.894433, 0.1, True),      # relu 1e-9 from its kink: the sides told apart
+    (0.0, 1.0, 1.0, False),               # the value 0 within both sides' tolerance (a third review)
 ])
 def test_a_kink_match_says_whether_its_tolerance_tells_the_sides_apart(left, right, tol, apart):
     """The kink note's clause, from the one-sided derivatives and their tolerance alone (the
@@ -3087,14 +3088,15 @@ def test_a_directional_oracle_that_resolved_no_direction_says_so_in_the_headline
     assert "jax_jvp ok" in headline([(0.1, 0.2, 5.0), (1.0, 1.0, 0.1)])
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("bad_input, bad", [(1, np.nan), (0, np.inf)])
-def test_a_non_finite_entry_along_directions_is_named_where_it_is(bad_input, bad):
+def test_a_non_finite_entry_along_directions_is_named_where_it_is(bad_input, bad, dtype):
     """A review (2026-12-03): above PER_COORDINATE_LIMIT inputs, a NaN in a's VJP made <g, v>
     NaN for every block of the bisection (0 * NaN), which named entries of x instead, with
     'invalid value' warnings from inside the checker; an inf in dx gave every tolerance inf and
     named nothing. The bad entry itself is named now, and nothing warns (errors here)."""
     rng = np.random.default_rng(0)
-    x, a = rng.normal(size=2500), rng.normal(size=4)
+    x, a = rng.normal(size=2500).astype(dtype), rng.normal(size=4).astype(dtype)
 
     def vjp(dy, x, a):
         dx, da = dy[:2500] * np.cos(x), 2 * a * dy[2500:]
@@ -3104,3 +3106,22 @@ def test_a_non_finite_entry_along_directions_is_named_where_it_is(bad_input, bad
     v = ac.check_vjp(lambda x, a: np.concatenate([np.sin(x), a**2]), vjp, x, a)
     assert [m.where for m in v.mismatches][:1] == ["primal 1 [1]" if bad_input else "primal 0 [3]"], str(v)
     assert not v.passed
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_non_finite_entry_at_a_kink_fails_along_directions_without_warnings(dtype, bad):
+    """A review of the fix above: with <g, v> over v's entries only, a NaN or inf at an entry
+    found at a kink, which every direction leaves out, passed (relu over 2,500 inputs, x[5] = 0);
+    and in float32 an inf in g made the tolerances' sums warn from inside the checker (inf -
+    inf). The entry is named as not finite, and nothing warns (errors here)."""
+    x = np.random.default_rng(0).normal(size=2500).astype(dtype)
+    x[5] = 0
+
+    def vjp(dy, x):
+        dx = dy * (x > 0)
+        dx[5] = bad
+        return (dx,)
+
+    v = ac.check_vjp(lambda x: np.maximum(x, 0), vjp, x)
+    assert not v.passed and "primal 0 [5]" in [m.where for m in v.mismatches], str(v)
