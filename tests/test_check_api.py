@@ -410,6 +410,28 @@ def test_check_network_judges_the_loss_a_backward_returns():
     assert ac.check_network(params, x, y, backward=mb.loss_and_grad, use_jax=False).status == "PASS"
 
 
+def test_a_loss_whose_dtype_numpy_cannot_read_is_judged_by_its_value():
+    """A 0-d tensor of another library (torch's) has a .dtype NumPy cannot interpret; reading it
+    to name a narrow loss raised TypeError before the value was looked at (a review). It is
+    judged by float(J), as before."""
+    mb, params, x, y = _student_net()
+
+    class Tensor:                                      # torch.tensor(J) as far as the check sees it
+        dtype = "torch.float64"
+
+        def __init__(self, v):
+            self.v = v
+
+        def __float__(self):
+            return self.v
+
+    def wrapped(params, x, y, **kw):
+        J, g = mb.loss_and_grad(params, x, y, **kw)
+        return Tensor(J), g
+
+    assert ac.check_network(params, x, y, backward=wrapped, use_jax=False).status == "PASS"
+
+
 @pytest.mark.parametrize("kind", ["numpy", "jax"])
 def test_a_loss_returned_in_float32_is_named_with_the_digits_that_differ(kind):
     """check_network checks in float64; a backward that returns its loss as np.float32 fails
