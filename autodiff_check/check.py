@@ -1223,14 +1223,17 @@ def _check_core(
     dir_results = [r for r in results if r.directional]
     if g is not None and dir_results and not np.isfinite(g).all():
         # a NaN or inf of the derivative under test fails by itself, wherever the directions went:
-        # one at a kink is left out of every direction taken, and passed (a review)
-        target = next((r for r in dir_results if r.mismatches), dir_results[0])
+        # one at a kink is left out of every direction taken, and passed (a review). Named once
+        # (not where an oracle named it already), in an oracle that failed if one did; its
+        # n_failed stays the directions that failed
         seen = {m.where for r in results for m in r.mismatches}
-        for i in np.flatnonzero(~np.isfinite(g))[:MAX_NAMED]:
-            if flat.where(int(i)) not in seen:
-                target.mismatches.append(Mismatch(flat.where(int(i)), float(g[i]), float("nan"), float("nan"),
-                                                  target.oracle.removesuffix("_dir"), "not finite"))
-        target.passed, target.n_failed = False, max(target.n_failed, 1)
+        todo = [int(i) for i in np.flatnonzero(~np.isfinite(g)) if flat.where(int(i)) not in seen][:MAX_NAMED]
+        if todo:
+            target = next((r for r in dir_results if not r.passed), dir_results[0])
+            target.mismatches += [Mismatch(flat.where(i), float(g[i]), float("nan"), float("nan"),
+                                           target.oracle.removesuffix("_dir"), "not finite") for i in todo]
+            target.mismatches.sort(key=lambda m: -m.excess)
+            target.passed = False
     if not per_coordinate:
         dir_tols = {r.oracle: max((t for _, _, t in r.directional if np.isfinite(t)), default=float("nan"))
                     for r in results if r.directional}

@@ -133,19 +133,19 @@ def unflatten(treedef: TreeDef, leaves: list, *, scalars: bool = True) -> Any:
 
 def _dict_of(d: TreeDef, pairs) -> dict:
     """A new dict of ``d``'s type holding ``pairs``: a defaultdict with its factory, any other
-    subclass (OrderedDict, Counter) through its constructor, given the pairs, a dict of them or
-    keywords; one whose constructor gives back no such dict is a TypeError naming it. A new object each time, nothing
+    subclass (OrderedDict, Counter) through its constructor, given the pairs or a dict of them;
+    one whose constructor gives back no such dict is a TypeError naming it. A new object each time, nothing
     shared with the user's (a copy of theirs carried cached attributes into every point, and a
     ``__copy__`` returning self let the checker write into their params: a review)."""
     pairs = list(pairs)
     if d.type_ is dict:
         return dict(pairs)
-    # the pairs, a dict of them (Counter), or keywords (a class taking **kw only); a defaultdict
-    # with its factory first (a subclass may fix its own)
+    # the pairs, or a dict of them (Counter); a defaultdict with its factory first (a subclass may
+    # fix its own). Not keywords: Cfg(**pairs) of a class taking lr=0.1, **kw rebuilt it with the
+    # default lr, and checked another function (a review). A constructor's other arguments take
+    # their defaults in any rebuild: such a class is for the user to pass as a dict
     makers = [lambda: d.type_(d.factory, pairs)] if issubclass(d.type_, collections.defaultdict) else []
     makers += [lambda: d.type_(pairs), lambda: d.type_(dict(pairs))]
-    if all(isinstance(k, str) for k, _ in pairs):
-        makers.append(lambda: d.type_(**dict(pairs)))
     why = ""
     for make in makers:
         try:

@@ -228,7 +228,9 @@ class Verdict:
                 continue
             if r.directional:
                 bad = sum(not abs(g - o) <= t for g, o, t in r.directional if np.isfinite(t))
-                line = f"{self.name} disagrees with {r.oracle} along {bad} of {len(r.directional)} random directions"
+                line = (f"{self.name} disagrees with {r.oracle} along {bad} of {len(r.directional)} random directions"
+                        if bad or not r.mismatches else f"{self.name} is not finite where {r.oracle}'s directions "
+                        "did not go (entries at kinks)")
             elif r.values is None:   # a single value judged (check_network: the loss returned)
                 line = f"{self.name} disagrees with the {r.mismatches[0].oracle}" if r.mismatches else f"{self.name}: {r.oracle}"
             else:
@@ -374,6 +376,8 @@ def _direction_line(r: OracleResult) -> str:
     error where no entry is named (bisection found none above its own tolerance)."""
     bad = [(k, a, b, t) for k, (a, b, t) in enumerate(r.directional)
            if not np.isfinite(a) or (np.isfinite(t) and not abs(a - b) <= t)]
+    if not bad and any(m.note == "not finite" for m in r.mismatches):
+        return f"  {r.oracle}: no direction out of tolerance; the entries named are not finite, left out of the directions"
     if not bad:
         return f"  {r.oracle}: no direction out of tolerance (the oracle failed on its own terms: report(full=True))"
     k, a, b, t = max(bad, key=lambda p: np.inf if not np.isfinite(p[1]) or p[3] <= 0 else abs(p[1] - p[2]) / p[3])
