@@ -1131,7 +1131,7 @@ def _check_core(
             val = blackbox.cs_dir(ctx, v)
         return val, own_rounding_dir("complex_step_dir", val, exact_dir_tol(val, v), v), v, "ok"
 
-    taken_along: list[tuple[np.ndarray, float]] = []   # (direction taken, tolerance) of every checked one
+    taken_along: list[tuple[np.ndarray, float]] = []   # (direction taken, tolerance) of every one passed
 
     def directional_result(oracle: str, fn) -> OracleResult:
         pairs, skipped, nc = [], 0, []
@@ -1146,7 +1146,7 @@ def _check_core(
                 pairs.append((subject.gdot(v), float("nan"), float("inf")))
                 continue
             pairs.append((subject.gdot(taken), val, tol))
-            if np.isfinite(tol):
+            if abs(pairs[-1][0] - val) <= tol:   # passed (so finite): what _unresolved_inputs reasons from
                 taken_along.append((taken, tol))
         checked = [(a, b, t) for a, b, t in pairs if np.isfinite(t)]
         bad = [(a, b, t) for a, b, t in pairs if (np.isfinite(t) and not abs(a - b) <= t) or not np.isfinite(a)]
