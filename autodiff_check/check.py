@@ -181,7 +181,7 @@ from .oracles import (  # noqa: I001
     numerical_grad_with_error,
 )
 from .pytree import Flat, by_key, flatten, format_index, format_path, same_structure, unflatten
-from .verdict import Mismatch, OracleResult, Verdict, _distinct
+from .verdict import Mismatch, OracleResult, Verdict, _distinct, _factor
 
 EXACT_RTOL = 1e-8
 PER_COORDINATE_LIMIT = 2000  # above this many inputs, oracles go along random directions
@@ -809,6 +809,7 @@ def _check_core(
     if why and "complex_step" not in wanted and oracles is None:
         notes.append(why)
     g = subject.g
+    g_finite = g is None or bool(np.isfinite(g).all())   # else the callers run this under _quiet_unless_finite
     if per_coordinate and g is None:
         raise ValueError("per-coordinate checking needs the full derivative")
     sigma, rounding = subject.sigma, subject.rounding
@@ -944,18 +945,13 @@ def _check_core(
 
     def exact_dir_tol(value, v, ref=None):
         """Module docstring, step 5, along v: r times the terms sum_i |ref_i v_i| (not |<ref, v>|,
-        which +-1 directions can cancel to nothing), + 8 tiny |v|_1 + 16 sum sigma_g |v|."""
-        with np.errstate(invalid="ignore", over="ignore"):   # a NaN or inf in g: a NaN tolerance, and g fails
-            return _exact_dir_tol(value, v, ref)
-
-    def _exact_dir_tol(value, v, ref):
-        # where g holds a NaN or inf, over v's nonzero entries only (0 * NaN elsewhere made every
-        # block's tolerance NaN, and the bisection blamed another input's entries: a review)
-        # (and its NaN or inf entries lend no tolerance: they fail by themselves)
-        finite = g is None or bool(np.isfinite(g).all())
-        on = (lambda a: a) if finite else (lambda a, nz=np.flatnonzero(v): a[nz])
+        which +-1 directions can cancel to nothing), + 8 tiny |v|_1 + 16 sum sigma_g |v|. Where
+        g holds a NaN or inf, over v's nonzero entries only (0 * NaN elsewhere made every block's
+        tolerance NaN, and the bisection blamed another input's entries: a review), and its NaN
+        or inf entries lend no tolerance: they fail by themselves."""
+        on = (lambda a: a) if g_finite else (lambda a, nz=np.flatnonzero(v): a[nz])
         av = on(np.abs(v))
-        gg = None if g is None else g if finite else np.nan_to_num(on(g), nan=0.0, posinf=0.0, neginf=0.0)
+        gg = g if g_finite else np.nan_to_num(on(g), nan=0.0, posinf=0.0, neginf=0.0)
         if grad_error is not None and g is not None:  # the network path: exact_atol along v, of the
             # oracle's gradient where there is one; else of g, which cannot hide an error (below)
             ge = np.concatenate([np.broadcast_to(np.asarray(e, np.float64), L.shape).ravel() for L, e in zip(
@@ -1221,7 +1217,7 @@ def _check_core(
                          "over many entries, each below its own tolerance, or is the direction's own (a "
                          "marginal excess: its size is above)")
     dir_results = [r for r in results if r.directional]
-    if g is not None and dir_results and not np.isfinite(g).all():
+    if not g_finite and dir_results:
         # a NaN or inf of the derivative under test fails by itself, wherever the directions went:
         # one at a kink is left out of every direction taken, and passed (a review). Named once
         # (not where an oracle named it already), in an oracle that failed if one did; its
@@ -1263,8 +1259,7 @@ def _unresolved_inputs(inputs, g: np.ndarray, taken_along: list) -> dict[str, tu
     for path, _, start, size in inputs:
         if not size:
             continue
-        with np.errstate(invalid="ignore", over="ignore"):   # a NaN or inf in g: named as a failure already
-            parts = [(abs(float(g[start:start + size] @ v[start:start + size])), t) for v, t in taken_along]
+        parts = [(abs(float(g[start:start + size] @ v[start:start + size])), t) for v, t in taken_along]
         if parts and not any(p > 2 * t for p, t in parts):
             out[path] = max(parts, key=lambda pt: pt[0] / pt[1] if pt[1] > 0 else np.inf)
     return out
@@ -1943,12 +1938,12 @@ def check_gradients(
 
     def gdot(v) -> float:
         """<g, v>. Where g holds a NaN or inf, over v's nonzero entries only: 0 * NaN is NaN, and
-        the bisection blamed entries of x for a NaN in another input (a review)."""
+        the bisection blamed entries of x for a NaN in another input (a review). (Called only
+        inside _check_core, under _quiet_unless_finite.)"""
         if g_finite:
             return float(g @ v)
         nz = np.flatnonzero(v)
-        with np.errstate(invalid="ignore", over="ignore"):
-            return float(g[nz] @ v[nz])
+        return float(g[nz] @ v[nz])
 
     with _quiet_unless_finite(g):
         v = _check_core(F, flat, _Subject(g, gdot, sigma, rounding, wide,
@@ -2806,7 +2801,7 @@ def _judge_returned_loss(verdict: Verdict, J, J_ref: float, tol: float) -> None:
     if err <= tol:
         return
     c = J / J_ref if J_ref != 0 and np.isfinite(J) else None
-    ratio = "" if c is None else f"; {c:.4g} times it" if abs(c - 1) >= 1e-4 else f"; 1 {'+' if c > 1 else '-'} {abs(c - 1):.2g} times it"
+    ratio = "" if c is None else f"; {_factor(c)} times it"
     narrow = (f"; it returned {dtype}, whose rounding the float64 bound does not allow"
               if dtype is not None and dtype.kind == "f" and dtype.itemsize < 8 else "")
     m = Mismatch("the loss J it returned", J, J_ref, tol, "network loss")

@@ -46,6 +46,11 @@ class Mismatch:
 _ROUNDING_OF_ZERO = 64 * np.finfo(np.float64).eps / 2
 
 
+def _factor(c: float) -> str:
+    """A ratio to 4 digits, or as 1 +- r where those would read 1 ("1 - 3e-09", not "1")."""
+    return f"{c:.4g}" if abs(c - 1) >= 1e-4 else f"1 {'+' if c > 1 else '-'} {abs(c - 1):.2g}"
+
+
 def _distinct(a: float, b: float) -> tuple[str, str]:
     """a and b to 8 significant digits, or to as many more (up to 17) as tell them apart."""
     for p in range(8, 18):
@@ -470,7 +475,7 @@ def _pattern(r: OracleResult, bad: np.ndarray, start: int, stop: int, shape: tup
         return where + f", each 0{there} (a term missing?)"
     if int(keep.sum()) < 2 and not any(f != 0 and abs(c - f) <= 1e-3 * abs(f) for f in (-1.0, *scale_names)):
         return where                                   # one entry: c is its ratio, no pattern
-    c_str = f"{c:.4g}" if abs(c - 1) >= 1e-4 else f"1 {'+' if c > 1 else '-'} {abs(c - 1):.2g}"
+    c_str = _factor(c)
     k = round(1 / c) if 1e-6 < abs(c) < 1 else 0
     if abs(k) >= 3 and abs(1 / c - k) <= 1e-3 * abs(k) and abs(float(c_str) * k - 1) > 1e-9:   # 1/6, not 0.1667 (0.25 stays)
         c_str = f"{'-' if k < 0 else ''}1/{abs(k)}"
