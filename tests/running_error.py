@@ -14,10 +14,14 @@ the first-order bound of one floating-point operation with operands already in e
 
     a + b, a - b:  c = c_a + c_b + |v|
     a * b:         c = |a| c_b + |b| c_a + |v|
+    a / b:         c = c_a / |b| + |a| c_b / b^2 + |v|
     A @ B:         c = c_A |B| + |A| c_B + k |A| |B|      (gamma_k bound, k the inner size)
     sum of k:      c = sum c + (k - 1) sum |a|
     tanh(a):       c = (1 - t^2) c_a + TRANSCENDENTAL |t|
     sigmoid(a):    c = s (1 - s) c_a + TRANSCENDENTAL |s|
+    exp(a):        c = |e^a| c_a + TRANSCENDENTAL |e^a|
+    log1p(a):      c = c_a / (1 + a) + TRANSCENDENTAL |log1p a|     (a > -1)
+    max(a, b):     c = max(c_a, c_b)                                (exact: no rounding of its own)
 
 Inputs are exact (``Rounded.exact``): the tests round them to the tested dtype first.
 """
@@ -27,8 +31,8 @@ from __future__ import annotations
 import numpy as np
 
 # Error of one transcendental evaluation, in u. NumPy's accuracy tests (its
-# umath-validation-set files) hold tanh to 2 ulp and exp to 3 ulp in float32, 1-2 ulp in
-# float64; 1 ulp <= 2u, and 1 / (1 + e^{-z}) adds two roundings to exp's: at most 8u.
+# umath-validation-set files) hold tanh and log1p to 2 ulp and exp to 3 ulp in float32,
+# 1-2 ulp in float64; 1 ulp <= 2u, and 1 / (1 + e^{-z}) adds two roundings to exp's: at most 8u.
 # The JAX twin is the other side of the float64 comparison: XLA's float64 tanh measured
 # 6.9u at worst over 400,000 points in [-20, 20] against 80-bit long double (2026-11-30;
 # a measurement of the oracle, not of the code under test). 8u covers both.
@@ -69,6 +73,14 @@ class Rounded:
 
     __rmul__ = __mul__
 
+    def __truediv__(self, other):
+        o = _r(other)
+        v = self.v / o.v
+        return Rounded(v, self.c / np.abs(o.v) + np.abs(self.v) * o.c / o.v**2 + np.abs(v))
+
+    def __rtruediv__(self, other):
+        return _r(other) / self
+
     def __matmul__(self, other):
         o = _r(other)
         k = self.v.shape[-1]
@@ -104,8 +116,24 @@ def tanh(a: Rounded) -> Rounded:
 
 
 def sigmoid(a: Rounded) -> Rounded:
-    s = 1 / (1 + np.exp(-a.v))
+    with np.errstate(over="ignore"):               # e^{-a} = inf below a = -709: s = 0, below the smallest normal
+        s = 1 / (1 + np.exp(-a.v))
     return Rounded(s, s * (1 - s) * a.c + TRANSCENDENTAL * s)
+
+
+def exp(a: Rounded) -> Rounded:
+    e = np.exp(a.v)
+    return Rounded(e, e * a.c + TRANSCENDENTAL * e)
+
+
+def log1p(a: Rounded) -> Rounded:
+    v = np.log1p(a.v)
+    return Rounded(v, a.c / (1 + a.v) + TRANSCENDENTAL * np.abs(v))
+
+
+def maximum(a, b) -> Rounded:
+    a, b = _r(a), _r(b)
+    return Rounded(np.maximum(a.v, b.v), np.maximum(a.c, b.c))
 
 
 def concatenate(parts, axis) -> Rounded:

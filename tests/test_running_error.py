@@ -36,9 +36,14 @@ def test_each_rule_bounds_its_float32_evaluation(ops):
     _within(A[0] + B[:, 0], a[0] + bb[:, 0])
     _within(A[0] - B[:, 0], a[0] - bb[:, 0])
     _within(A[0] * B[:, 0], a[0] * bb[:, 0])
+    _within(A[0] / B[:, 0], a[0] / bb[:, 0])
+    _within(b[0] / (A[0] / B[:, 0]), v[0] / (a[0] / bb[:, 0]))      # a divisor already in error
     _within(A.sum(1), a.sum(1))
     _within(np.tanh(b), R.tanh(v))
     _within(1 / (1 + np.exp(-b)), R.sigmoid(v))
+    _within(np.exp(b), R.exp(v))
+    _within(np.log1p(np.exp(b)), R.log1p(R.exp(v)))                   # log1p's argument in error
+    _within(np.maximum(A[0] * B[:, 0], b[0]), R.maximum(a[0] * bb[:, 0], v[0]))
 
 
 @settings(max_examples=examples(20))
