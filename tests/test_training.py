@@ -19,6 +19,8 @@ from manual_backprop.app import paths, training
 from manual_backprop.app.cli import main
 from manual_backprop.app.checkpoint import load_checkpoint, save_checkpoint
 from manual_backprop.app.data import Dataset, load_mnist
+import running_error as R
+from running_error import Rounded
 from support import fake_mnist
 from manual_backprop.app.training import RECIPES, Config, DivergenceError, fold_input_scaling, train
 
@@ -232,14 +234,27 @@ def test_momentum_update_matches_its_formula(small):
 
 
 def test_standardised_training_is_folded_into_the_first_layer():
+    """The folded network on raw x is the trained one on (x - m) / s, up to rounding. Both
+    sides compute the same exact p = sigma(sigma(x' W_1[1:] + W_1[0]) W_2[1:] + W_2[0]); the
+    running error of each side's own operations (tests/running_error.py: the fold's division,
+    sum and product, the standardisation's subtraction and division, then the network) bounds
+    its distance from that p by C u, so the two differ by at most (C_fold + C_standardised) u."""
     rng = np.random.default_rng(1)
     params = mb.init_params([6, 5, 3], seed=2)
     x = rng.random((9, 6))
     shift, scale = 0.3, 0.7
-    np.testing.assert_allclose(
-        mb.forward(fold_input_scaling(params, shift, scale), x),
-        mb.forward(params, (x - shift) / scale), rtol=1e-12,
-    )
+    folded, standardised = mb.forward(fold_input_scaling(params, shift, scale), x), mb.forward(params, (x - shift) / scale)
+
+    def network(x, W, b):           # z_1 = x W + b, then the rest of the network
+        a = R.sigmoid(x @ W + b)
+        return R.sigmoid(a @ Rounded.exact(params[1][1:]) + Rounded.exact(params[1][0]))
+
+    W1 = Rounded.exact(params[0])
+    bound_fold = network(Rounded.exact(x), W1[1:] / scale, W1[0] - (Rounded.exact(shift) / scale) * W1[1:].sum(axis=0))
+    bound_std = network((Rounded.exact(x) - shift) / scale, W1[1:], W1[0])
+    u = np.finfo(np.float64).eps / 2
+    assert np.all(np.abs(folded - standardised) <= (bound_fold.c + bound_std.c) * u)
+    assert not np.array_equal(folded, mb.forward(params, x))      # the fold changed something
 
 
 def test_learning_rate_schedules():
@@ -253,18 +268,31 @@ def test_learning_rate_schedules():
 # ------------------------------------------------------------------ backends and backward passes
 
 
-def test_manual_and_jax_backends_agree_after_a_few_steps(small):
-    pytest.importorskip("jax")
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_the_jax_backend_trains_by_its_own_steps(small, momentum):
+    """``--backend jax``: bit for bit the loop of autodiff_check's sgd_step (momentum 0) or of
+    its loss_and_grad with v = mu v + g, W -= lr v, over the same batches (that one JAX step is
+    the manual one up to rounding is tests/test_api.py's)."""
     ac = pytest.importorskip("autodiff_check")
-    if not hasattr(ac, "loss_and_grad"):
-        pytest.skip("autodiff_check.loss_and_grad not available")
-    config = Config(train_subset=256, batch_size=32, epochs=1, dtype="float64")  # 8 steps
-    manual = train(config, data=small, **QUIET)
-    jax = train(config.replace(backend="jax"), backend=ac, data=small, **QUIET)
-    for a, b in zip(manual.params, jax.params):
-        assert a.dtype == b.dtype == np.float64
-        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
-    assert manual.params[0].tobytes() != mb.init_params([784, 500, 500, 10])[0].tobytes()
+    pytest.importorskip("jax")
+    n, B, lr = 64, 16, 0.1
+    config = Config(train_subset=n, batch_size=B, lr=lr, momentum=momentum, epochs=1, schedule="constant",
+                    standardize=False, dtype="float64", hidden_sizes=(8,), backend="jax")
+    result = train(config, backend=ac, data=small, **QUIET)
+    W = mb.init_params([784, 8, 10], seed=0)
+    v = [np.zeros_like(w) for w in W]
+    order = np.random.default_rng([0, 0]).permutation(n)
+    x, y = small.x_train[:n].astype(np.float64)[order], mb.one_hot(small.y_train[:n], 10)[order]
+    for s in range(0, n, B):
+        if momentum == 0:
+            _, W = ac.sgd_step(W, x[s : s + B], y[s : s + B], lr)
+        else:
+            _, g = ac.loss_and_grad(W, x[s : s + B], y[s : s + B])
+            v = [momentum * vl + gl for vl, gl in zip(v, g)]
+            W = [Wl - lr * vl for Wl, vl in zip(W, v)]
+    assert all(a.dtype == np.float64 for a in result.params)
+    assert bits(result.params) == bits(W)
+    assert bits(result.params) != bits(mb.init_params([784, 8, 10], seed=0))
 
 
 def test_the_jax_backend_is_passed_in_not_imported(small):
