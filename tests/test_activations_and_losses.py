@@ -17,6 +17,9 @@ from manual_backprop import activations as A
 from manual_backprop.activations import ACTIVATIONS, get_activation
 from manual_backprop.losses import LOSSES, get_loss
 
+import running_error as R
+from running_error import Rounded
+
 H = 1e-20  # complex step
 C = math.sqrt(2 / math.pi)
 K = 0.044715
@@ -213,9 +216,38 @@ def test_large_magnitudes_exact_and_without_warnings():
         np.testing.assert_array_equal(A[n].fn(zc).real, A[n].fn(zc.real), err_msg=n)
 
 
+def _running_error(name: str, z: np.ndarray) -> tuple[Rounded, Rounded]:
+    """g(z) and g'(z) as the module docstring of manual_backprop.activations writes them, each
+    operation carrying its first-order rounding bound (tests/running_error.py); a constant such
+    as 0.01 or sqrt(2 / pi) is rounded to the dtype, |c| u. Bounds any evaluation of those
+    formulas in any dtype: C u of the exact value."""
+    z = Rounded.exact(z)
+    const = lambda c: Rounded(c, abs(c))                                    # noqa: E731
+    if name in ("sigmoid", "softplus"):
+        s = R.sigmoid(z)
+        if name == "sigmoid":
+            return s, (1 - s) * s
+        return R.maximum(z, 0) + R.log1p(R.exp(Rounded.exact(-np.abs(z.v)))), s
+    if name == "tanh":
+        t = R.tanh(z)
+        return t, 1 - t * t
+    if name in ("relu", "leaky_relu"):
+        s = 0.0 if name == "relu" else A.LeakyReLU.slope
+        neg = const(s) * z
+        return (Rounded(np.where(z.v >= 0, z.v, neg.v), np.where(z.v >= 0, 0, neg.c)),
+                Rounded(np.where(z.v >= 0, 1, s), np.where(z.v >= 0, 0, s)))      # the slope, rounded
+    gelu = A.GELU
+    zc = Rounded.exact(np.clip(z.v, -gelu.clamp, gelu.clamp))
+    t = R.tanh(const(gelu.c) * (zc + const(gelu.k) * (zc * zc * zc)))
+    return 0.5 * z * (1 + t), 0.5 * (1 + t) + 0.5 * zc * (1 - t * t) * const(gelu.c) * (1 + const(3 * gelu.k) * zc * zc)
+
+
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_activation_dtype_preserved(name, dtype):
+    """Same dtype and shape out; and in float32 the same function as in float64: at z exact in
+    both, each evaluation is within C u of the exact g(z) (C from _running_error), so the two
+    differ by at most (u32 + u64) C."""
     act = ACTIVATIONS[name]
     z = np.array([-1e3, -3.0, -0.5, 0.0, 0.5, 3.0, 1e3], dtype=dtype)
     a = act.fn(z)
@@ -223,8 +255,10 @@ def test_activation_dtype_preserved(name, dtype):
     assert a.dtype == dtype and g.dtype == dtype
     assert a.shape == z.shape and g.shape == z.shape
     z64 = z.astype(np.float64)
-    np.testing.assert_allclose(a, act.fn(z64), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(g, act.grad(z64, act.fn(z64)), rtol=1e-5, atol=1e-6)
+    bound_a, bound_g = _running_error(name, z64)
+    u = np.finfo(dtype).eps / 2 + np.finfo(np.float64).eps / 2
+    assert np.all(np.abs(a - act.fn(z64)) <= u * bound_a.c), np.abs(a - act.fn(z64)) / bound_a.c
+    assert np.all(np.abs(g - act.grad(z64, act.fn(z64))) <= u * bound_g.c), np.abs(g - act.grad(z64, act.fn(z64))) / bound_g.c
 
 
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
