@@ -21,7 +21,7 @@ from manual_backprop.app.checkpoint import load_checkpoint, save_checkpoint
 from manual_backprop.app.data import Dataset, load_mnist
 import running_error as R
 from running_error import Rounded
-from support import fake_mnist
+from support import bits, fake_mnist
 from manual_backprop.app.training import RECIPES, Config, DivergenceError, fold_input_scaling, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,10 +39,6 @@ def small(mnist) -> Dataset:
     """600 training and 500 test examples: enough to tell runs apart, fast to train on."""
     return mnist._replace(x_train=mnist.x_train[:600], y_train=mnist.y_train[:600],
                           x_test=mnist.x_test[:500], y_test=mnist.y_test[:500])
-
-
-def bits(params) -> list[bytes]:
-    return [W.dtype.str.encode() + W.tobytes() for W in params]
 
 
 def without_seconds(history):
