@@ -48,6 +48,7 @@ def _bad_cases():
         "NaN in x": (dict(x=nan_x), ValueError, r"x contains NaN or inf \(first at \(1, 2\)\)"),
         "inf in params": (dict(params=inf_p), ValueError, r"params\[1\] contains NaN or inf"),
         "string x": (dict(x=np.array([["a", "b", "c"]] * 2)), TypeError, "x must be a real numeric array"),
+        "y None": (dict(y=None), TypeError, r"^y is None; expected a 2-D array$"),
         "y labels": (dict(y=np.array([0, 1])), ValueError, "one_hot"),
         "y shape": (dict(y=np.ones((2, 3))), ValueError, r"y must have shape \(batch, n_out\) = \(2, 2\)"),
         "y batch": (dict(y=np.ones((3, 2)) / 2), ValueError, r"y must have shape"),
@@ -344,16 +345,25 @@ def test_an_overflow_is_a_non_finite_error_on_both_backends(backend):
 def test_both_flat_backends_refuse_an_overflowing_z_in_every_call(backend):
     """z_1 = x W_1[1:] + W_1[0] overflows float32 at x = 3e38 and the sigmoid after it saturates,
     so J and the gradient come out finite: the reference's forward, predict, accuracy and loss
-    warned (an error here) where loss_and_grad raised, and the JAX twin returned numbers."""
+    warned (an error here) where loss_and_grad raised, and the JAX twin returned numbers. Each
+    z_l is checked as it is formed (z_2 too), and the loss after them (MSE of targets near 1e300)."""
     P32, y = mb.init_params([4, 3, 2], dtype=np.float32), Y.astype(np.float32)
     big = np.full((5, 4), 3e38, np.float32)
     for call in (lambda: backend.forward(P32, big), lambda: backend.predict(P32, big),
                  lambda: backend.accuracy(P32, big, np.arange(5) % 2), lambda: backend.loss(P32, big, y)):
-        with pytest.raises(mb.NonFiniteError, match="^z_1 is NaN or inf"):
+        with pytest.raises(mb.NonFiniteError, match=r"^z_1 is NaN or inf although x and params are finite: an "
+                                                    r"overflow in float32"):
             call()
     for call in (lambda: backend.loss_and_grad(P32, big, y), lambda: backend.sgd_step([W.copy() for W in P32], big, y, 0.1)):
         with pytest.raises(mb.NonFiniteError, match="^the loss is NaN or inf"):
             call()
+    P = mb.init_params([4, 3, 2])
+    last = [P[0], np.full_like(P[1], 1e308)]    # z_2 = 1e308 (1 + sum of 3 sigmoids): inf
+    with pytest.raises(mb.NonFiniteError, match=r"^z_2 is NaN or inf"):
+        backend.forward(last, np.ones((5, 4)))
+    with pytest.raises(mb.NonFiniteError, match=r"^the loss is NaN or inf although x and params are finite"):
+        backend.loss(P, np.ones((5, 4)), np.full((5, 2), 1e200), loss="mean_squared_error")
+    assert np.isfinite(backend.loss(P, np.ones((5, 4)), np.full((5, 2), 1e100), loss="mean_squared_error"))
 
 
 @pytest.mark.parametrize("twin", [MM, AS], ids=["manual_backprop", "autodiff_check"])
@@ -372,11 +382,13 @@ def test_both_sequentials_refuse_a_layer_output_that_overflows(twin):
 
 
 def test_shared_argument_checks_name_the_argument():
-    for call, message in ((lambda: mb.one_hot([1e20], 3), r"labels must lie in \[0, 3\)"),
-                          (lambda: mb.one_hot([0], 2.5), "n_classes must be a positive integer"),
-                          (lambda: mb.one_hot([0], True), "n_classes must be a positive integer"),
-                          (lambda: mb.init_params([2, 2], seed=-1), "seed must be a non-negative integer"),
-                          (lambda: mb.init_params([2, 2], seed=1.5), "seed must be a non-negative integer"),
+    for call, message in ((lambda: mb.one_hot([1e20], 3), r"^labels must lie in \[0, 3\); got values in \[1e\+20, 1e\+20\]$"),
+                          (lambda: mb.one_hot([0], 2.5), "^n_classes must be a positive integer"),
+                          (lambda: mb.one_hot([0], True), "^n_classes must be a positive integer"),
+                          (lambda: mb.one_hot([0], 0), "^n_classes must be a positive integer"),
+                          (lambda: mb.init_params([2, 2], seed=-1), "^seed must be a non-negative integer"),
+                          (lambda: mb.init_params([2, 2], seed=1.5), "^seed must be a non-negative integer"),
+                          (lambda: mb.init_params([2, 2], seed=True), "^seed must be a non-negative integer"),
                           (lambda: MM_NET.init(seed=-1), "seed must be a non-negative integer"),
                           (lambda: ac.add_bias(np.ones(3)), "add_bias expects a 2-D")):
         with pytest.raises(ValueError, match=message):

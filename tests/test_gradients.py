@@ -136,20 +136,6 @@ def test_both_forward_forms_agree(data, activation, dtype):
     assert np.all(np.abs(ours.astype(np.float64) - post) <= 2 * ac.logits_bound(params, x, activation, dtype))
 
 
-def test_add_bias_puts_ones_first():
-    x = np.arange(6.0).reshape(2, 3)
-    np.testing.assert_array_equal(mb.add_bias(x), [[1, 0, 1, 2], [1, 3, 4, 5]])
-
-
-def test_init_params_follows_the_post():
-    params = mb.init_params([784, 500, 500, 10], seed=3)
-    assert [W.shape for W in params] == [(785, 500), (501, 500), (501, 10)]
-    rng = np.random.default_rng(3)
-    expected = rng.standard_normal((785, 500)) * np.sqrt(2 / (784 + 500))
-    np.testing.assert_array_equal(params[0], expected)
-    assert sum(W.size for W in params) == 648_010
-
-
 def test_post_network_along_random_directions():
     """The whole post network (648,010 parameters), along 8 random +-1 directions: finite
     differences, the complex step and jax.jvp agree with <grad, v>. An error with any entry
