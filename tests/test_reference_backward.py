@@ -3,7 +3,8 @@ against a forward pass written out here in the post's bias-column form, the grad
 oracles that never look at the derivation (complex step; finite differences with kink
 handling), the kink convention worked by hand. JAX-free and fast: part of the
 mutation-testing subset (docs/mutation.md); tests/test_gradients.py draws networks by
-hypothesis and adds JAX's oracles.
+hypothesis and adds JAX's oracles. The reference's refusals are here although
+tests/test_api.py holds both backends to the same messages: the subset runs without JAX.
 """
 
 from __future__ import annotations
@@ -241,3 +242,39 @@ def test_init_params_scale_and_seed():
     assert not np.array_equal(zero[0], mb.init_params([3, 4, 2], seed=4)[0])
     f32 = mb.init_params([3, 4, 2], dtype=np.float32)
     assert all(a.dtype == np.float32 and np.array_equal(a, b.astype(np.float32)) for a, b in zip(f32, zero))
+
+
+def test_every_call_of_the_reference_refuses_an_overflow_as_loss_and_grad_does():
+    """forward, predict, accuracy and loss warned (an error here) where loss_and_grad raised:
+    each z_l is checked as it is formed, and the loss after it (MSE of targets near 1e300)."""
+    P32 = mb.init_params([4, 3, 2], dtype=np.float32)
+    big, y = np.full((5, 4), 3e38, np.float32), mb.one_hot(np.arange(5) % 2, 2, dtype=np.float32)
+    for call in (lambda: mb.forward(P32, big), lambda: mb.predict(P32, big),
+                 lambda: mb.accuracy(P32, big, np.arange(5) % 2), lambda: mb.loss(P32, big, y)):
+        with pytest.raises(mb.NonFiniteError, match=r"^z_1 is NaN or inf although x and params are finite: an overflow in "
+                                                    r"float32"):
+            call()
+    P = mb.init_params([4, 3, 2])
+    last = [P[0], np.full_like(P[1], 1e308)]    # z_2 = 1e308 (1 + sum of 3 sigmoids): inf
+    with pytest.raises(mb.NonFiniteError, match=r"^z_2 is NaN or inf"):
+        mb.forward(last, np.ones((5, 4)))
+    with pytest.raises(mb.NonFiniteError, match=r"^the loss is NaN or inf although x and params are finite"):
+        mb.loss(P, np.ones((5, 4)), np.full((5, 2), 1e200), loss="mean_squared_error")
+    assert np.isfinite(mb.loss(P, np.ones((5, 4)), np.full((5, 2), 1e100), loss="mean_squared_error"))
+
+
+def test_arguments_are_named_before_anything_is_computed():
+    P32 = mb.init_params([4, 3, 2], dtype=np.float32)
+    y = mb.one_hot(np.arange(5) % 2, 2)
+    with pytest.raises(ValueError, match=r"^x has values beyond float32's range \(first at \(0, 0\): 1e\+39\)"):
+        mb.loss_and_grad(P32, np.full((5, 4), 1e39), y)
+    with pytest.raises(TypeError, match=r"^y is None; expected a 2-D array$"):
+        mb.loss_and_grad(P32, np.ones((5, 4)), None)
+    for bad in (2.5, True, 0):
+        with pytest.raises(ValueError, match=r"^n_classes must be a positive integer"):
+            mb.one_hot([0], bad)
+    with pytest.raises(ValueError, match=r"^labels must lie in \[0, 3\); got values in \[1e\+20, 1e\+20\]$"):
+        mb.one_hot([1e20], 3)
+    for seed in (-1, 1.5, True):
+        with pytest.raises(ValueError, match=r"^seed must be a non-negative integer"):
+            mb.init_params([2, 2], seed=seed)
