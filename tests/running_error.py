@@ -22,8 +22,11 @@ the first-order bound of one floating-point operation with operands already in e
     exp(a):        c = |e^a| c_a + TRANSCENDENTAL |e^a|
     log1p(a):      c = c_a / (1 + a) + TRANSCENDENTAL |log1p a|     (a > -1)
     max(a, b):     c = max(c_a, c_b)                                (exact: no rounding of its own)
+    -a:            c = c_a                                          (exact)
 
-Inputs are exact (``Rounded.exact``): the tests round them to the tested dtype first.
+Inputs are exact (``Rounded.exact``): the tests round them to the tested dtype first. Every
+rule is relative (fl(x op y) = (x op y)(1 + delta)): none holds where a result or an
+intermediate underflows below the dtype's smallest normal number, and the tests keep away.
 """
 
 from __future__ import annotations
@@ -62,6 +65,9 @@ class Rounded:
         o = _r(other)
         v = self.v - o.v
         return Rounded(v, self.c + o.c + np.abs(v))
+
+    def __neg__(self):
+        return Rounded(-self.v, self.c)
 
     def __rsub__(self, other):
         return _r(other) - self

@@ -46,6 +46,17 @@ def test_each_rule_bounds_its_float32_evaluation(ops):
     _within(np.maximum(A[0] * B[:, 0], b[0]), R.maximum(a[0] * bb[:, 0], v[0]))
 
 
+def test_exp_and_log1p_carry_their_arguments_error():
+    """Where the argument's own error dominates the 8u of the evaluation: e^a for |a| up to 80
+    (a 1u error in a is 80u in e^a), and log1p(a) for a near -1 (a 1u error in a is 1/(1 + a) =
+    100u and more in log1p a): without the c_a terms these evaluations exceed the bound."""
+    x, w = np.linspace(8, 72, 200, dtype=np.float32), np.float32(1.1)
+    for a in (x, -x):
+        _within(np.exp(a * w), R.exp(Rounded.exact(a) * Rounded.exact(w)))
+    p, q = np.linspace(0.99, 0.9999, 200, dtype=np.float32), np.float32(1 / 1.0001)   # 1 - p q in (1e-4, 0.01)
+    _within(np.log1p(-(p * q)), R.log1p(-(Rounded.exact(p) * Rounded.exact(q))))
+
+
 @settings(max_examples=examples(20))
 @given(operands())
 def test_a_saturating_derivative_chain_is_bounded(ops):
