@@ -264,6 +264,8 @@ def test_activation_dtype_preserved(name, dtype):
     g = act.grad(z, a)
     assert a.dtype == dtype and g.dtype == dtype
     assert a.shape == z.shape and g.shape == z.shape
+    if dtype == np.float64:
+        return                             # the comparison below would hold the code to itself
     z64 = z.astype(np.float64)
     bound_a, bound_g = _running_error(name, z64)
     u = np.finfo(dtype).eps / 2 + np.finfo(np.float64).eps / 2
