@@ -161,7 +161,7 @@ import contextlib
 import copy
 import functools
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -1495,6 +1495,18 @@ def _jax(jax_fn: Callable) -> tuple[Any, Callable]:
     return jax, traced
 
 
+def _jax_takes(jax, tree, what: str) -> None:
+    """A TypeError naming the container in ``tree`` that JAX would leave whole, a subclass of dict,
+    list or tuple it has not registered as a pytree, before JAX's own error from inside its
+    tracing ("... is not a valid JAX type"); the checks themselves take such containers."""
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        if isinstance(leaf, (Mapping, list, tuple)):
+            name = type(leaf).__name__
+            raise TypeError(f"jax_fn= needs {what} that JAX can take apart, and {what}{jax.tree_util.keystr(path)} is "
+                            f"a {name}, a container JAX does not know: pass a dict, list or tuple (e.g. dict(p)), "
+                            f"or register {name} with jax.tree_util.register_pytree_node")
+
+
 def _compiled(jax, fn: Callable) -> Callable:
     """``jax.jit(fn)``, compiled once for every direction of a check: eager ``jax.jvp`` compiles
     each call of a ``lax.scan`` anew (0.35 s per direction for an LSTM, 7 of check_vjp's 8 s).
@@ -1866,6 +1878,7 @@ def check_gradients(
     elif jf is not None:
         jax, jf = _jax(jf)
         tree = flat.build(flat.x)
+        _jax_takes(jax, tree, "params")
         a, b = _scalar_out(loss_fn(tree), what), _scalar_out(np.asarray(jf(tree)), "jax_fn")
         if abs(a - b) > np.sqrt(2 * flat.u) * abs(a):   # as _twin_notes
             _notes = list(_notes) + [f"jax_fn and loss_fn differ: loss_fn gives {a:.8g}, jax_fn {b:.8g}; unless "
@@ -2179,6 +2192,7 @@ def check_vjp(f: Callable, vjp_fn: Callable, *primals, jax_fn: Callable | None =
     twin, jax_dtypes = [], [None] * len(out_leaves)
     if jax_fn is not None:
         jax, jax_fn = _jax(jax_fn)
+        _jax_takes(jax, primals, "primals")
         jvp = _compiled(jax, lambda p, t: jax.jvp(jax_fn, p, t)[1])
         jax_out = _jax_output(jax, jax_fn, primals)
         twin = _twin_notes(out_leaves, jax_out, out_td, out_paths, "f")
@@ -2298,6 +2312,7 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
     jax_out, jax_dtypes, differ = None, [None] * len(out_leaves), []
     if jax_fn is not None:   # as check_vjp: c exact in f's and jax_fn's output dtypes, handed to JAX in its own
         jax, jax_fn = _jax(jax_fn)
+        _jax_takes(jax, primals, "primals")
         jax_out = _jax_output(jax, jax_fn, primals)
         jax_dtypes, differ = _jax_out_dtypes(out_leaves, jax_out, out_td, out_paths)
         c_leaves = _exact_in_both(c_leaves, jax_dtypes)
@@ -2570,6 +2585,7 @@ def check_hvp(loss_fn: Callable, hvp_fn: Callable, params: Any, *, grad_fn: Call
         if jax_fn is not None:
             jax, jax_fn = _jax(jax_fn)
             tree = flat.build(flat.x)
+            _jax_takes(jax, tree, "params")
 
             vj = _zero_consts(flat, v_tree, jax)  # float0 tangents on integer leaves
             second = _compiled(jax, lambda t, v, w: jax.jvp(lambda p: jax.jvp(jax_fn, (p,), (v,))[1], (t,), (w,))[1])

@@ -327,6 +327,34 @@ def test_a_dict_subclass_reaches_the_loss_as_itself():
                            Config(0.1, w=np.array([0.5])))
 
 
+def test_a_container_jax_cannot_take_apart_is_named_before_jax_fn_runs():
+    """A dict subclass JAX has not registered reached jax.vjp and came back as JAX's own "not a
+    valid JAX type" from inside its tracing; every check with jax_fn= names it first, with its
+    place in the inputs. A registered one (OrderedDict) and the checks without jax_fn= are fine."""
+    pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    class Cfg(dict):
+        pass
+
+    x, p = np.arange(3.0), Cfg(w=np.array([1.0, -2.0, 0.5]), b=np.ones(3))
+    f = lambda x, p: x * p["w"] + p["b"]                                    # noqa: E731
+    vjp = lambda dy, x, p: (dy * p["w"], {"w": dy * x, "b": dy})           # noqa: E731
+    jvp = lambda t, x, p: t[0] * p["w"] + x * t[1]["w"] + t[1]["b"]        # noqa: E731
+    message = r"^jax_fn= needs primals that JAX can take apart, and primals\[1\] is a Cfg, a container JAX does not know"
+    with pytest.raises(TypeError, match=message):
+        ac.check_vjp(f, vjp, x, p, jax_fn=f)
+    with pytest.raises(TypeError, match=message):
+        ac.check_jvp(f, jvp, x, p, jax_fn=f)
+    loss, grad = (lambda p: float(np.sum(p["w"] ** 2))), (lambda p: {"w": 2 * p["w"], "b": 0 * p["b"]})
+    for check in (lambda j: ac.check_gradients(loss, grad, p, jax_fn=j),
+                  lambda j: ac.check_hvp(loss, lambda p, v: {"w": 2 * v["w"], "b": 0 * v["b"]}, p, jax_fn=j)):
+        with pytest.raises(TypeError, match=r"^jax_fn= needs params that JAX can take apart, and params is a Cfg"):
+            check(lambda p: jnp.sum(p["w"] ** 2))
+    assert ac.check_vjp(f, vjp, x, p).passed and ac.check_jvp(f, jvp, x, p).passed
+    assert ac.check_vjp(f, vjp, x, collections.OrderedDict(p), jax_fn=f).passed
+
+
 def _nonnegative_cube(x):
     if np.any(x < 0):
         raise ValueError("x must be >= 0")
