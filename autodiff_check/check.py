@@ -158,7 +158,6 @@ pattern; those declared values replace steps 1, 4 and 5.
 from __future__ import annotations
 
 import contextlib
-import copy
 import functools
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -180,7 +179,7 @@ from .oracles import (  # noqa: I001
     float64_layers,
     numerical_grad_with_error,
 )
-from .pytree import Flat, by_key, flatten, format_index, format_path, same_structure, unflatten
+from .pytree import Flat, by_key, copy_tree, flatten, format_index, format_path, same_structure, unflatten
 from .verdict import Mismatch, OracleResult, Verdict, _distinct, _factor
 
 EXACT_RTOL = 1e-8
@@ -1639,7 +1638,7 @@ def _leaving_inputs(fn: Callable, deriv: str, args: Sequence[tuple[Any, str, tup
     the first entry ``fn`` wrote into. A backward pass that zeroes ``dy`` in place (``dy[x < 0] =
     0; return dy``) corrupts its caller's array; handed the checker's own cotangent, it would
     also change what every later call and oracle sees, so that a wrong VJP can pass."""
-    copies = [copy.deepcopy(tree) for tree, _, _ in args]
+    copies = [copy_tree(tree) for tree, _, _ in args]
     out = fn(*copies)
     for (tree, root, prefix), mine in zip(args, copies):
         before, paths, td = flatten(tree, what=root)

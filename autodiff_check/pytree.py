@@ -131,6 +131,26 @@ def unflatten(treedef: TreeDef, leaves: list, *, scalars: bool = True) -> Any:
     return go(treedef)
 
 
+def copy_tree(tree) -> Any:
+    """A deep copy of ``tree`` whose dicts, lists and tuples are rebuilt as :func:`unflatten`
+    rebuilds them (a dict subclass by its constructor) and whose other nodes are deep copies.
+    copy.deepcopy makes a dict subclass without calling its ``__init__``: one that keeps its
+    attributes in itself (``self.__dict__ = self``, an AttrDict) came back without them."""
+    memo: dict = {}
+
+    def go(node):
+        if isinstance(node, dict):
+            factory = node.default_factory if isinstance(node, collections.defaultdict) else None
+            return _dict_of(TreeDef("dict", (), tuple(node), type(node), factory), [(k, go(v)) for k, v in node.items()])
+        if type(node) in (list, tuple):
+            return type(node)(go(c) for c in node)
+        if isinstance(node, tuple) and hasattr(node, "_fields"):
+            return type(node)(*(go(c) for c in node))
+        return copy.deepcopy(node, memo)
+
+    return go(tree)
+
+
 def _dict_of(d: TreeDef, pairs) -> dict:
     """A new dict of ``d``'s type holding ``pairs``: a defaultdict with its factory, any other
     subclass (OrderedDict, Counter) through its constructor, given the pairs or a dict of them;

@@ -308,6 +308,16 @@ def test_a_dict_subclass_reaches_the_loss_as_itself():
     assert ac.check_gradients(typed_loss, lambda p: {"w": 2 * p["w"]}, counter, analytic=False).passed
     assert set(seen) == {collections.Counter}
 
+    class AttrDict(dict):   # its keys as attributes: copy.deepcopy, bypassing __init__, lost them
+        def __init__(self, *args, **kw):
+            super().__init__(*args, **kw)
+            self.__dict__ = self
+
+    attrs = AttrDict(w=np.array([0.5, -1.0]))
+    assert ac.check_gradients(lambda p: float(np.sum(p.w ** 2)), lambda p: {"w": 2 * p.w}, attrs).passed
+    assert not ac.check_gradients(lambda p: float(np.sum(p.w ** 2)), lambda p: {"w": 3 * p.w}, attrs).passed
+    assert ac.check_vjp(lambda x, p: x * p.w, lambda dy, x, p: (dy * p.w, {"w": dy * x}), np.array([1.0, 2.0]), attrs).passed
+
     class Cfg(dict):   # rebuilt by Cfg(**pairs) it would take lr = 0.1, not the user's 0.01 (a review)
         def __init__(self, lr=0.1, **kw):
             super().__init__(**kw)
