@@ -121,23 +121,86 @@ def test_activation_names():
     assert {n for n, a in ACTIVATIONS.items() if a.analytic} == set(ANALYTIC_REF)
 
 
+U64 = np.finfo(np.float64).eps / 2
+# The complex step's own error, beside rounding: Re g(x + ih) = g(x) - h^2 g''(x) / 2 and
+# Im g(x + ih) / h = g'(x) - h^2 g'''(x) / 6 (and the real part of g' continued, g'(x) -
+# h^2 g'''(x) / 2). Over the real line |g''| <= 0.80 and |g'''| <= 2 for the four analytic
+# activations (sigmoid 0.096 / 0.125, tanh 0.77 / 2, softplus 0.25 / 0.096, gelu 0.80 / 0.78:
+# maxima of the exact derivatives on a grid of step 0.01 over [-8, 8], all decaying beyond), so
+# h^2 bounds each. It matters only where the value is 0 (gelu(0 + ih) has real part -h^2 C / 2).
+STEP_ERROR = H * H
+
+
+def _ref_running_error(name: str, z):
+    """ANALYTIC_REF[name] as this file writes it, each operation with its rounding bound: on a
+    Rounded z the real reference, on a Dual z (running_error.Dual) its complex step, whose .du is
+    the forward-mode chain Im ref(z + ih) / h computes. z**3 is libm's pow in real arithmetic
+    (within 1 ulp, 2 |z^3| u: what z z z's rule gives) and z (z z) in complex (npy_cpow's n = 3)."""
+    const = lambda c: Rounded(c, abs(c))                                    # noqa: E731
+    if name == "sigmoid":
+        return 1 / (1 + R.exp(-z))
+    if name == "tanh":
+        return R.tanh(z)
+    if name == "softplus":
+        return R.log1p(R.exp(z))
+    return 0.5 * z * (1 + R.tanh(const(C) * (z + const(K) * (z * (z * z)))))
+
+
+def _complex_running_error(name: str, z: R.Dual):
+    """act.fn and act.grad at complex z as manual_backprop.activations writes them for the complex
+    step (the branch on Re z >= 0, exp_neg_abs's continuation), each complex operation bounded
+    by running_error.Dual's rules: (g(z), g'(z, g(z)))."""
+    const = lambda c: Rounded(c, abs(c))                                    # noqa: E731
+    right = z.re.v >= 0
+    if name in ("sigmoid", "softplus"):
+        e = R.exp(R.where(right, -z, z))
+        s = R.where(right, 1, e) / (1 + e)
+        if name == "sigmoid":
+            return s, (1 - s) * s
+        return R.where(right, z, 0) + R.log1p(e), s
+    if name == "tanh":
+        t = R.tanh(z)
+        return t, 1 - t * t
+    gelu = A.GELU                       # |Re z| <= 50 here: the clamp at 100 leaves z as it is
+    t = R.tanh(const(gelu.c) * (z + const(gelu.k) * (z * (z * z))))
+    return 0.5 * z * (1 + t), 0.5 * (1 + t) + 0.5 * z * (1 - t * t) * const(gelu.c) * (1 + const(3 * gelu.k) * z * z)
+
+
+def _assert_within(got, ref, tol, what):
+    err = np.abs(got - ref)
+    if not np.all(err <= tol):
+        ratio = np.divide(err, tol, out=np.where(err > 0, np.inf, 0.0), where=tol > 0)
+        raise AssertionError(f"{what}: |code - ref| / bound = {np.max(ratio)} at flat index {np.argmax(ratio)}")
+
+
 @pytest.mark.parametrize("name", sorted(ANALYTIC_REF))
 def test_analytic_activation_values_and_derivatives(name):
-    """Values to 1e-13 relative; derivatives to 1e-12 relative or 1e-15 absolute (sigmoid's
-    a (1 - a) cancels in its upper tail: an absolute error of u, not a relative one)."""
+    """The code against the references, each point within the sum of the two sides' rounding
+    bounds: |code - exact| <= u C_code (the running error of the code's formula, _running_error
+    for real z and _complex_running_error for z + ih) and |ref - exact| <= u C_ref (that of the
+    reference's formula, and for cs_derivative that of the forward-mode chain the complex step
+    computes, plus the division by h), so |code - ref| <= u (C_code + C_ref). "Exact" is g with
+    the float64 constants C and K that code and reference share. No bound looks at the code's
+    outputs: each is computed from z, the formulas and u."""
+    assert (C, K) == (A.GELU.c, A.GELU.k)
     act, ref = ACTIVATIONS[name], ANALYTIC_REF[name]
+    code, code_d = _running_error(name, POINTS)
+    g_ref = _ref_running_error(name, Rounded.exact(POINTS))
+    d_ref_bound = _ref_running_error(name, R.Dual.step(POINTS)).im_over_h()
     a = act.fn(POINTS)
-    np.testing.assert_allclose(a, ref(POINTS), rtol=1e-13, atol=1e-200)
+    _assert_within(a, ref(POINTS), U64 * (code.c + g_ref.c), "g")
     d_ref = cs_derivative(ref, POINTS)
-    np.testing.assert_allclose(act.grad(POINTS, a), d_ref, rtol=1e-12, atol=1e-15)
+    _assert_within(act.grad(POINTS, a), d_ref, U64 * (code_d.c + d_ref_bound.c) + STEP_ERROR, "g'")
     # the complex continuation the complex-step oracle sees: value and derivative
     zc = POINTS + 1j * H
     ac_ = act.fn(zc)
-    # (NumPy's complex log1p is log(1 + z): absolute, not relative, accuracy in softplus's tail)
-    np.testing.assert_allclose(ac_.real, ref(POINTS), rtol=1e-13, atol=1e-15)
-    np.testing.assert_allclose(np.imag(ac_) / H, d_ref, rtol=1e-12, atol=1e-200)
+    cplx, cplx_d = _complex_running_error(name, R.Dual.step(POINTS))
+    # (NumPy's complex log1p is log(1 + z): softplus's real part has absolute, not relative,
+    # accuracy in its tail, which the Dual rule for log1p says: log(hypot(x + 1, y)))
+    _assert_within(ac_.real, ref(POINTS), U64 * (cplx.re.c + g_ref.c) + STEP_ERROR, "Re g(z + ih)")
+    _assert_within(np.imag(ac_) / H, d_ref, U64 * (cplx.im_over_h().c + d_ref_bound.c) + STEP_ERROR, "Im g(z + ih) / h")
     # the derivative also accepts complex input and stays the same function there
-    np.testing.assert_allclose(act.grad(zc, ac_).real, d_ref, rtol=1e-12, atol=1e-15)
+    _assert_within(act.grad(zc, ac_).real, d_ref, U64 * (cplx_d.re.c + d_ref_bound.c) + STEP_ERROR, "Re g'(z + ih)")
 
 
 @pytest.mark.parametrize("name", sorted(ANALYTIC_REF))
