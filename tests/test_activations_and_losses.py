@@ -396,32 +396,93 @@ def _targets(loss, shape, rng):
     return rng.normal(0, 3, shape)
 
 
+def _softplus_code(z):
+    """manual_backprop.activations.softplus as written: max(z, 0) + log1p(e^{-|z|}) for real z; for
+    complex z the branch on Re z >= 0, z or 0, plus log1p(exp_neg_abs(z))."""
+    if isinstance(z, R.Dual):
+        right = z.re.v >= 0
+        return R.where(right, z, 0) + R.log1p(R.exp(R.where(right, -z, z)))
+    return R.maximum(z, 0) + R.log1p(R.exp(-abs(z)))
+
+
+def _loss_running_error(name: str, z, y: np.ndarray):
+    """Rounding bounds, per example or per entry, of the loss formulas as losses.py and this
+    file's references write them, rule by rule; z a Rounded (real) or a Dual (a complex step),
+    y exact. Returns a dict: value, delta, output (the code's) and naive, stable, expected (the
+    references'). np.sum of 3 terms and logaddexp.reduce's left fold follow the rules for sums
+    and for logaddexp; x**2 is np.square, x * x."""
+    Y = Rounded.exact(y)
+    out = {}
+    if name == "binary_cross_entropy":
+        out["value"] = (_softplus_code(z) - Y * z).sum(1)
+        p = 1 / (1 + R.exp(-z))                                             # bce_naive's p
+        out["naive"] = -(Y * R.log(p) + (1 - Y) * R.log(1 - p)).sum(1)
+        if isinstance(z, Rounded):
+            out["stable"] = (R.logaddexp(0, z) - Y * z).sum(1)
+            out["delta"] = R.sigmoid(z) - Y                                 # 1 / (1 + e^{-z}) - y
+            out["output"] = out["expected"] = R.sigmoid(z)
+        return out
+    if name == "softmax_cross_entropy":
+        re = z.re.v if isinstance(z, R.Dual) else z.v
+        m = Rounded.exact(re.max(axis=1, keepdims=True))                   # max of exact numbers: exact
+        e = R.exp(z - m)
+        lse = m[:, 0] + R.log(e.sum(1))
+        out["value"] = Y.sum(1) * lse - (Y * z).sum(1)
+        en = R.exp(z)                                                       # softmax_naive
+        out["naive"] = -(Y * R.log(en / en.sum(1, keepdims=True))).sum(1)
+        if isinstance(z, Rounded):
+            lse_fold = z[:, :1]
+            for j in range(1, z.shape[1]):
+                lse_fold = R.logaddexp(lse_fold, z[:, j:j + 1])
+            out["stable"] = -(Y * (z - lse_fold)).sum(1)
+            out["output"] = e / e.sum(1, keepdims=True)
+            out["delta"] = out["output"] * Y.sum(1, keepdims=True) - Y
+            out["expected"] = en / en.sum(1, keepdims=True)
+        return out
+    r = z - Y
+    out["value"] = out["naive"] = out["stable"] = 0.5 * (r * r).sum(1)
+    if isinstance(z, Rounded):
+        out["delta"] = z - Y
+        out["output"] = out["expected"] = z                                 # the identity: exact
+    return out
+
+
+# The complex step's own error in the loss checks: Re l(z + ih e_j) = l(z) - h^2 d2l / 2 and
+# Im l(z + ih e_j) / h = dl - h^2 d3l / 6, with |d2l| = sigma' <= 1/4, s p (1 - p) <= 1/4 (s = 1
+# here) or 1, |d3l| = |sigma''| <= 0.1, |s p (1 - p)(1 - 2p)| <= 0.1 or 0: h^2 bounds each.
+LOSS_STEP_ERROR = H * H
+
+
 @pytest.mark.parametrize("name", sorted(LOSSES))
 def test_loss_value_delta_and_output_against_references(name):
+    """Each comparison within the sum of the two sides' rounding bounds (u (C_code + C_ref),
+    _loss_running_error), per example or per entry; the bounds come from Z, y, the formulas and
+    u, never from the code's outputs."""
     rng = np.random.default_rng(1)
     lossfn, (naive, stable) = LOSSES[name], LOSS_REF[name]
     y = _targets(name, Z.shape, rng)
+    b = _loss_running_error(name, Rounded.exact(Z), y)
     v = lossfn.value(Z, y)
     assert v.shape == (Z.shape[0],)
-    np.testing.assert_allclose(v, naive(Z, y), rtol=1e-13)
-    np.testing.assert_allclose(v, stable(Z, y), rtol=1e-13)
+    _assert_within(v, naive(Z, y), U64 * (b["value"].c + b["naive"].c), "value vs naive")
+    _assert_within(v, stable(Z, y), U64 * (b["value"].c + b["stable"].c), "value vs stable")
     # delta = dl/dz, against the complex step of the *reference* value, per logit
     d = lossfn.delta(Z, y)
     assert d.shape == Z.shape
     for j in range(Z.shape[1]):
         e = np.zeros_like(Z)
         e[:, j] = 1
-        np.testing.assert_allclose(d[:, j], np.imag(naive(Z + 1j * H * e, y)) / H, rtol=1e-12, atol=1e-15)
-    # and against the complex step of the code's own value (the continuation the oracle uses)
-    for j in range(Z.shape[1]):
-        e = np.zeros_like(Z)
-        e[:, j] = 1
+        cs = _loss_running_error(name, R.Dual.step(Z, e), y)
+        _assert_within(d[:, j], np.imag(naive(Z + 1j * H * e, y)) / H,
+                       U64 * (b["delta"].c[:, j] + cs["naive"].im_over_h().c) + LOSS_STEP_ERROR, f"delta[:, {j}] vs naive's step")
+        # and against the complex step of the code's own value (the continuation the oracle uses)
         vc = lossfn.value(Z + 1j * H * e, y)
-        np.testing.assert_allclose(vc.real, v, rtol=1e-15)
-        np.testing.assert_allclose(np.imag(vc) / H, d[:, j], rtol=1e-12, atol=1e-15)
+        _assert_within(vc.real, v, U64 * (cs["value"].re.c + b["value"].c) + LOSS_STEP_ERROR, f"Re value(z + ih e_{j})")
+        _assert_within(np.imag(vc) / H, d[:, j],
+                       U64 * (cs["value"].im_over_h().c + b["delta"].c[:, j]) + LOSS_STEP_ERROR, f"Im value(z + ih e_{j}) / h")
     out = lossfn.output(Z)
     expected = {"binary_cross_entropy": 1 / (1 + np.exp(-Z)), "softmax_cross_entropy": softmax_naive(Z), "mean_squared_error": Z}[name]
-    np.testing.assert_allclose(out, expected, rtol=1e-14)
+    _assert_within(out, expected, U64 * (b["output"].c + b["expected"].c), "output")
     # the loss object does not modify its inputs
     np.testing.assert_array_equal(Z[0], [-3.0, 0.0, 2.5])
 
