@@ -122,6 +122,8 @@ def test_activation_names():
 
 
 U64 = np.finfo(np.float64).eps / 2
+
+
 def _step_error(name: str, v):
     """The complex step's own error, beside rounding, at a point where the value (or derivative)
     concerned is v: Re g(x + ih) = g(x) - h^2 g''(x) / 2, Im g(x + ih) / h = g'(x) - h^2 g'''(x) / 6,
@@ -165,9 +167,9 @@ def _complex_running_error(name: str, z: R.Dual):
     if name == "tanh":
         t = R.tanh(z)
         return t, 1 - t * t
-    gelu = A.GELU                       # |Re z| <= 50 here: the clamp at 100 leaves z as it is
-    t = R.tanh(const(gelu.c) * (z + const(gelu.k) * (z * (z * z))))
-    return 0.5 * z * (1 + t), 0.5 * (1 + t) + 0.5 * z * (1 - t * t) * const(gelu.c) * (1 + const(3 * gelu.k) * z * z)
+    # GELU: |Re z| <= 50 here, so the clamp at 100 leaves z as it is
+    t = R.tanh(const(C) * (z + const(K) * (z * (z * z))))
+    return 0.5 * z * (1 + t), 0.5 * (1 + t) + 0.5 * z * (1 - t * t) * const(C) * (1 + const(3 * K) * z * z)
 
 
 def _assert_within(got, ref, tol, what):
