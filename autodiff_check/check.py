@@ -1525,14 +1525,26 @@ def _jax(jax_fn: Callable) -> tuple[Any, Callable]:
 
 def _jax_takes(jax, tree, what: str) -> None:
     """A TypeError naming the container in ``tree`` that JAX would leave whole, a subclass of dict,
-    list or tuple it has not registered as a pytree, before JAX's own error from inside its
-    tracing ("... is not a valid JAX type"); the checks themselves take such containers."""
-    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+    list or tuple it has not registered as a pytree, or dict keys it cannot sort, before JAX's own
+    error from inside its tracing ("... is not a valid JAX type"); the checks themselves take
+    such containers. ``what``: "primals" (a tuple of them, named "primal i"), "params", "f's output"
+    or "jax_fn's output"."""
+    inputs = what in ("primals", "params")
+    needs = (f"jax_fn= needs {what} that JAX can take apart" if inputs
+             else f"with jax_fn=, {what} must be made of containers JAX can take apart")
+    try:
+        leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    except Exception as e:   # noqa: BLE001 - JAX's own error, named: it sorts dict keys, and mixed int and str do not sort
+        raise TypeError(f"{needs}, and JAX could not ({e}): JAX sorts every dict's keys, so they must be of one "
+                        "type") from None
+    for path, leaf in leaves:
         if isinstance(leaf, (Mapping, list, tuple)):
             name = type(leaf).__name__
-            raise TypeError(f"jax_fn= needs {what} that JAX can take apart, and {what}{jax.tree_util.keystr(path)} is "
-                            f"a {name}, a container JAX does not know: pass a dict, list or tuple (e.g. dict(p)), "
-                            f"or register {name} with jax.tree_util.register_pytree_node")
+            where = (f"primal {path[0].idx}{jax.tree_util.keystr(path[1:])}" if what == "primals"
+                     else what + jax.tree_util.keystr(path))
+            raise TypeError(f"{needs}, and {where} is of type {name}, a container JAX does not know: "
+                            + ("pass a dict, list or tuple (e.g. dict(p))" if inputs else "return a dict, list or tuple")
+                            + f", or register {name} with jax.tree_util.register_pytree_node")
 
 
 def _compiled(jax, fn: Callable) -> Callable:
@@ -2145,6 +2157,7 @@ def _jax_out_dtypes(f_leaves, jax_out, treedef, paths) -> tuple[list, list[str]]
                          "function, returning what f returns") from None
     import jax
 
+    _jax_takes(jax, unflatten(treedef, list(f_leaves)), "f's output")
     mine, theirs = jax.tree_util.tree_structure(unflatten(treedef, list(f_leaves))), jax.tree_util.tree_structure(jax_out)
     if mine != theirs:   # (y,) against y, say: jax.vjp's pullback takes the cotangent in its own structure only
         raise ValueError(f"jax_fn's output has the structure {theirs} where f's has {mine}: jax_fn must compute "
@@ -2223,6 +2236,7 @@ def check_vjp(f: Callable, vjp_fn: Callable, *primals, jax_fn: Callable | None =
         _jax_takes(jax, primals, "primals")
         jvp = _compiled(jax, lambda p, t: jax.jvp(jax_fn, p, t)[1])
         jax_out = _jax_output(jax, jax_fn, primals)
+        _jax_takes(jax, jax_out, "jax_fn's output")
         twin = _twin_notes(out_leaves, jax_out, out_td, out_paths, "f")
         jax_dtypes, differ = _jax_out_dtypes(out_leaves, jax_out, out_td, out_paths)
         twin += differ
@@ -2342,6 +2356,7 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
         jax, jax_fn = _jax(jax_fn)
         _jax_takes(jax, primals, "primals")
         jax_out = _jax_output(jax, jax_fn, primals)
+        _jax_takes(jax, jax_out, "jax_fn's output")
         jax_dtypes, differ = _jax_out_dtypes(out_leaves, jax_out, out_td, out_paths)
         c_leaves = _exact_in_both(c_leaves, jax_dtypes)
     c_jax = unflatten(out_td, [c.astype(j) if j is not None and c.dtype.kind == "f" else c

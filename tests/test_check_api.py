@@ -351,7 +351,7 @@ def test_a_container_jax_cannot_take_apart_is_named_before_jax_fn_runs():
     f = lambda x, p: x * p["w"] + p["b"]                                    # noqa: E731
     vjp = lambda dy, x, p: (dy * p["w"], {"w": dy * x, "b": dy})           # noqa: E731
     jvp = lambda t, x, p: t[0] * p["w"] + x * t[1]["w"] + t[1]["b"]        # noqa: E731
-    message = r"^jax_fn= needs primals that JAX can take apart, and primals\[1\] is a Cfg, a container JAX does not know"
+    message = r"^jax_fn= needs primals that JAX can take apart, and primal 1 is of type Cfg, a container JAX does not know"
     with pytest.raises(TypeError, match=message):
         ac.check_vjp(f, vjp, x, p, jax_fn=f)
     with pytest.raises(TypeError, match=message):
@@ -359,8 +359,20 @@ def test_a_container_jax_cannot_take_apart_is_named_before_jax_fn_runs():
     loss, grad = (lambda p: float(np.sum(p["w"] ** 2))), (lambda p: {"w": 2 * p["w"], "b": 0 * p["b"]})
     for check in (lambda j: ac.check_gradients(loss, grad, p, jax_fn=j),
                   lambda j: ac.check_hvp(loss, lambda p, v: {"w": 2 * v["w"], "b": 0 * v["b"]}, p, jax_fn=j)):
-        with pytest.raises(TypeError, match=r"^jax_fn= needs params that JAX can take apart, and params is a Cfg"):
+        with pytest.raises(TypeError, match=r"^jax_fn= needs params that JAX can take apart, and params is of type Cfg"):
             check(lambda p: jnp.sum(p["w"] ** 2))
+    nested = {"layers": [Cfg(w=p["w"])]}
+    with pytest.raises(TypeError, match=r"and primal 1\['layers'\]\[0\] is of type Cfg"):
+        ac.check_vjp(lambda x, q: 2 * x, lambda dy, x, q: (2 * dy, {"layers": [{"w": 0 * dy}]}), x, nested,
+                     jax_fn=lambda x, q: 2 * x)
+    with pytest.raises(TypeError, match=r"JAX sorts every dict's keys, so they must be of one type"):
+        ac.check_vjp(lambda x, q: 2 * x, lambda dy, x, q: (2 * dy, {1: 0 * dy, "a": 0 * dy}), x,
+                     {1: np.ones(3), "a": np.ones(3)}, jax_fn=lambda x, q: 2 * x)
+    for out, jax_out, who in ((lambda x: {"y": 2 * x}, lambda x: Cfg(y=2 * x), "jax_fn's output"),
+                              (lambda x: Cfg(y=2 * x), lambda x: {"y": 2 * x}, "f's output")):
+        with pytest.raises(TypeError, match=rf"^with jax_fn=, {who} must be made of containers JAX can take apart, "
+                                            rf"and {who} is of type Cfg"):
+            ac.check_vjp(out, lambda dy, x: (2 * dy["y"],), x, jax_fn=jax_out)
     assert ac.check_vjp(f, vjp, x, p).passed and ac.check_jvp(f, jvp, x, p).passed
     assert ac.check_vjp(f, vjp, x, collections.OrderedDict(p), jax_fn=f).passed
 
