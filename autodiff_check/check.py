@@ -2044,12 +2044,17 @@ def _zero_consts(flat: Flat, tree, jax):
     return unflatten(td, out, scalars=False)
 
 
-def _as_tuple(out, n: int, what: str) -> tuple:
+def _as_tuple(out, n: int, what: str, primals: tuple = ()) -> tuple:
+    """``out`` as one entry per primal; else a ValueError, saying which primals want None (an
+    integer or boolean one: a VJP written for x alone, ``return dx``, beside integer labels)."""
     if n == 1 and not (isinstance(out, (tuple, list)) and len(out) == 1):
         return (out,)
     if not isinstance(out, (tuple, list)) or len(out) != n:
         got = f"a {type(out).__name__} of length {len(out)}" if isinstance(out, (tuple, list)) else type(out).__name__
-        raise ValueError(f"{what} must return a tuple with one entry per primal ({n}); got {got}")
+        fixed = [i for i, p in enumerate(primals) if np.asarray(p).dtype.kind in "biu"] if primals else []
+        kind = "an integer or boolean input" if len(fixed) == 1 else "integer or boolean inputs"
+        hint = f" (None for {', '.join(f'primal {i}' for i in fixed)}: {kind}, held fixed)" if fixed else ""
+        raise ValueError(f"{what} must return a tuple with one entry per primal ({n}){hint}; got {got}")
     return tuple(out)
 
 
@@ -2268,7 +2273,7 @@ def check_vjp(f: Callable, vjp_fn: Callable, *primals, jax_fn: Callable | None =
 
         def grad(prims, c_tree=c_tree):
             args = [(c_tree, "cotangent", ())] + [(p, "primal", (i,)) for i, p in enumerate(prims)]
-            return _fill_none(_as_tuple(_leaving_inputs(vjp_fn, "vjp_fn", args), len(primals), "vjp_fn"), prims)
+            return _fill_none(_as_tuple(_leaving_inputs(vjp_fn, "vjp_fn", args), len(primals), "vjp_fn", primals), prims)
 
         def grad_at(cvec, prims=tuple(flat.build(flat.x)), c_leaves=c_leaves):   # vjp_fn at another cotangent
             leaves, at = [], 0

@@ -417,8 +417,12 @@ def test_bad_input_is_named():
         ac.check_gradients(lambda x: np.sum(x), lambda x: np.ones(3), x, n_directions=0)
     with pytest.raises(TypeError, match="params\\['a'\\]: expected an array"):
         ac.check_gradients(lambda p: 0.0, lambda p: p, {"a": "text"})
-    with pytest.raises(ValueError, match="vjp_fn must return a tuple with one entry per primal"):
+    with pytest.raises(ValueError, match=r"vjp_fn must return a tuple with one entry per primal \(2\); got ndarray"):
         ac.check_vjp(lambda a, b: a * b, lambda d, a, b: d * b, x, x)
+    # a VJP written for x alone beside integer labels: the message says which primal wants None
+    with pytest.raises(ValueError, match=r"one entry per primal \(2\) \(None for primal 1: an integer or boolean "
+                                         r"input, held fixed\); got ndarray"):
+        ac.check_vjp(lambda a, k: a[k], lambda d, a, k: np.where(np.arange(3) == k, d, 0.0), x, np.int64(1))
 
 
 def test_strategies_draw_layer_inputs():
