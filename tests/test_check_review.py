@@ -3179,14 +3179,16 @@ def _student_mlp(X, Y):
     return loss, grad
 
 
-@pytest.mark.parametrize("seed", [14, 17, 22])
-def test_a_leaf_far_below_the_gradients_scale_is_judged_at_float64s_rounding_of_it(seed):
-    """Raw 0-255 inputs saturate every hidden unit (|z| >= 45): all of dJ/dW1 is ~1e-18 to 1e-8
-    where dJ/dW2 is ~0.4, and a (1 - a) rounds it to 0 or to a few digits. Held per leaf, the
-    correct gradient failed the complex step (seed 14: 0 against 9.3e-19) and so did jax.grad's
-    own; those entries, off by at most 64 u64 of the gradient's largest entry, are now not
-    checkable here, and named so. An error in them above that, or in the unsaturated leaf,
-    still fails."""
+@pytest.mark.xfail(strict=True, reason="known limitation: a leaf far below the gradient's scale, made of terms that "
+                                       "cancel in float64 (docs/checker.md)")
+def test_a_correct_gradient_whose_whole_leaf_cancels_in_float64_passes():
+    """A student's MLP given raw 0-255 inputs saturates every hidden unit (|z| >= 45): all of
+    dJ/dW1 is ~1e-18 where dJ/dW2 is ~0.4, a (1 - a) rounds it to 0, and the correct gradient
+    fails the complex step (0 against 9.3e-19; jax.grad's own gradient too; a review, 3 of 30
+    seeds). The per-leaf tolerance holds the leaf to digits backprop does not deliver there; a
+    floor of 64 u64 of the whole gradient's largest entry (tried, reverted) also let a factor 2 or
+    a sign flip in such a leaf pass above 2,000 inputs with jax_fn (a review of it)."""
+    seed = 14
     rng = np.random.default_rng(seed)
     p = {"W1": rng.normal(0, 0.5, (8, 20)), "b1": rng.normal(0, 0.1, (8, 1)),
          "W2": rng.normal(0, 0.5, (3, 8)), "b2": rng.normal(0, 0.1, (3, 1))}
@@ -3195,13 +3197,4 @@ def test_a_leaf_far_below_the_gradients_scale_is_judged_at_float64s_rounding_of_
     with np.errstate(over="ignore"):                     # exp(-z) of the saturated units, 1 / inf = 0
         loss, grad = _student_mlp(X, Y)
         v = ac.check_gradients(loss, grad, p, seed=seed)
-        assert v.passed, v.report(full=True)
-        assert any("64 float64 roundings of the gradient's largest entry" in e for e in v.not_checkable)
-        top = max(float(np.abs(grad(p)["W2"]).max()), float(np.abs(grad(p)["b2"]).max()))
-        for key, delta in (("W1", 1e-12 * top), ("W2", 1e-9 * top)):
-            def wrong(q, key=key, delta=delta):
-                g = grad(q)
-                g[key] = g[key] + delta * (np.arange(g[key].size).reshape(g[key].shape) == 3)
-                return g
-            bad = ac.check_gradients(loss, wrong, p, seed=seed)
-            assert not bad.passed and any(f"['{key}']" in m.where for m in bad.mismatches), bad.report(full=True)
+    assert v.passed, v.report(full=True)
