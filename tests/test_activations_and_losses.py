@@ -152,26 +152,6 @@ def _ref_running_error(name: str, z):
     return 0.5 * z * (1 + R.tanh(const(C) * (z + const(K) * (z * (z * z)))))
 
 
-def _complex_running_error(name: str, z: R.Dual):
-    """act.fn and act.grad at complex z as manual_backprop.activations writes them for the complex
-    step (the branch on Re z >= 0, exp_neg_abs's continuation), each complex operation bounded
-    by running_error.Dual's rules: (g(z), g'(z, g(z)))."""
-    const = lambda c: Rounded(c, abs(c))                                    # noqa: E731
-    right = z.re.v >= 0
-    if name in ("sigmoid", "softplus"):
-        e = R.exp(R.where(right, -z, z))
-        s = R.where(right, 1, e) / (1 + e)
-        if name == "sigmoid":
-            return s, (1 - s) * s
-        return _softplus_code(z), s
-    if name == "tanh":
-        t = R.tanh(z)
-        return t, 1 - t * t
-    # GELU: |Re z| <= 50 here, so the clamp at 100 leaves z as it is
-    t = R.tanh(const(C) * (z + const(K) * (z * (z * z))))
-    return 0.5 * z * (1 + t), 0.5 * (1 + t) + 0.5 * z * (1 - t * t) * const(C) * (1 + const(3 * K) * z * z)
-
-
 def _assert_within(got, ref, tol, what):
     err = np.abs(got - ref)
     if not np.all(err <= tol):
@@ -182,8 +162,8 @@ def _assert_within(got, ref, tol, what):
 @pytest.mark.parametrize("name", sorted(ANALYTIC_REF))
 def test_analytic_activation_values_and_derivatives(name):
     """The code against the references, each point within the sum of the two sides' rounding
-    bounds: |code - exact| <= u C_code (the running error of the code's formula, _running_error
-    for real z and _complex_running_error for z + ih) and |ref - exact| <= u C_ref (that of the
+    bounds: |code - exact| <= u C_code (the running error of the code's formula, _running_error,
+    at real z and at z + ih) and |ref - exact| <= u C_ref (that of the
     reference's formula, and for cs_derivative that of the forward-mode chain the complex step
     computes, plus the division by h), so |code - ref| <= u (C_code + C_ref). "Exact" is g with
     the float64 constants C and K that code and reference share. No bound looks at the code's
@@ -201,7 +181,7 @@ def test_analytic_activation_values_and_derivatives(name):
     # the complex continuation the complex-step oracle sees: value and derivative
     zc = POINTS + 1j * H
     ac_ = act.fn(zc)
-    cplx, cplx_d = _complex_running_error(name, R.Dual.step(POINTS))
+    cplx, cplx_d = _running_error(name, R.Dual.step(POINTS))
     # (NumPy's complex log1p is log(1 + z): softplus's real part has absolute, not relative,
     # accuracy in its tail, which the Dual rule for log1p says: log(hypot(x + 1, y)))
     _assert_within(ac_.real, ref(POINTS), U64 * (cplx.re.c + g_ref.c) + step_g, "Re g(z + ih)")
@@ -309,18 +289,27 @@ def _softplus_code(z):
     return R.maximum(z, 0) + R.log1p(R.exp(-abs(z)))
 
 
-def _running_error(name: str, z: np.ndarray) -> tuple[Rounded, Rounded]:
+def _running_error(name: str, z) -> tuple:
     """g(z) and g'(z) as the docstrings of manual_backprop.activations write them, each operation
     carrying its first-order rounding bound (tests/running_error.py); a constant such as 0.01 or
     sqrt(2 / pi) is rounded to the dtype, |c| u. Bounds an evaluation of those formulas in a
     dtype where every intermediate is a normal number (no underflow term: below float32's
     smallest normal, e.g. sigma(-100), the bound does not hold): C u of the exact value. The
     constants are this file's, not the code's. GELU's z^3 is np.power in the code, modelled as
-    z z z (2u); a review measured np.power's float32 cube within 1 ulp (<= 2u), 2026-12-04."""
-    z = Rounded.exact(z)
+    z z z (2u); a review measured np.power's float32 cube within 1 ulp (<= 2u), 2026-12-04.
+    z an array (real), or a running_error.Dual: the code's complex continuation for the complex
+    step (the branch on Re z >= 0, exp_neg_abs's; GELU's cube z (z z), npy_cpow's, and no clamp:
+    |Re z| <= 50 there), each complex operation bounded by Dual's rules."""
+    complex_ = isinstance(z, R.Dual)
+    z = z if complex_ else Rounded.exact(z)
     const = lambda c: Rounded(c, abs(c))                                    # noqa: E731
     if name in ("sigmoid", "softplus"):
-        s = R.sigmoid(z)
+        if complex_:
+            right = z.re.v >= 0
+            e = R.exp(R.where(right, -z, z))
+            s = R.where(right, 1, e) / (1 + e)
+        else:
+            s = R.sigmoid(z)
         if name == "sigmoid":
             return s, (1 - s) * s
         return _softplus_code(z), s
@@ -332,8 +321,8 @@ def _running_error(name: str, z: np.ndarray) -> tuple[Rounded, Rounded]:
         neg = const(s) * z
         return (Rounded(np.where(z.v >= 0, z.v, neg.v), np.where(z.v >= 0, 0, neg.c)),
                 Rounded(np.where(z.v >= 0, 1, s), np.where(z.v >= 0, 0, s)))      # the slope, rounded
-    zc = Rounded.exact(np.clip(z.v, -100, 100))                             # GELU's clamp
-    t = R.tanh(const(C) * (zc + const(K) * (zc * zc * zc)))
+    zc = z if complex_ else Rounded.exact(np.clip(z.v, -100, 100))          # GELU's clamp
+    t = R.tanh(const(C) * (zc + const(K) * (zc * (zc * zc) if complex_ else zc * zc * zc)))
     return 0.5 * z * (1 + t), 0.5 * (1 + t) + 0.5 * zc * (1 - t * t) * const(C) * (1 + const(3 * K) * zc * zc)
 
 
