@@ -2022,7 +2022,8 @@ def _as_tuple(out, n: int, what: str, primals: tuple = ()) -> tuple:
         return (out,)
     if not isinstance(out, (tuple, list)) or len(out) != n:
         got = f"a {type(out).__name__} of length {len(out)}" if isinstance(out, (tuple, list)) else type(out).__name__
-        fixed = [i for i, p in enumerate(primals) if np.asarray(p).dtype.kind in "biu"] if primals else []
+        fixed = [i for i, p in enumerate(primals)   # a leaf, not a tree (np.asarray of a ragged list raises)
+                 if isinstance(p, (np.ndarray, np.generic, bool, int)) and np.asarray(p).dtype.kind in "biu"]
         kind = "an integer or boolean input" if len(fixed) == 1 else "integer or boolean inputs"
         hint = f" (None for {', '.join(f'primal {i}' for i in fixed)}: {kind}, held fixed)" if fixed else ""
         raise ValueError(f"{what} must return a tuple with one entry per primal ({n}){hint}; got {got}")
