@@ -30,7 +30,9 @@ import os as _os
 
 # PyTorch's OpenMP workers spin after each call by default; timed between NumPy's calls, two
 # spinning workers took the cores from OpenBLAS's (a float32 batch-100 GEMM of the post network
-# took 101 ms instead of 3 ms on 2 cores). Passive waiting costs torch nothing measurable here
-# and keeps the backends from timing each other. Set before torch is imported; a value the
-# user exported wins.
+# took 101 ms instead of 3 ms on 2 cores, before each turn had its warm-up). Passive waiting
+# keeps the backends from timing each other, at a cost to torch: a review (2026-12-04) measured
+# torch alone at batch 1 in 1.72-1.85 ms with it against 0.84-0.91 without, and 1.13x at batch
+# 1000, so the torch column is torch under this setting. Set before torch is imported; a value
+# the user exported wins (OMP_WAIT_POLICY= for libgomp's default).
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -54,7 +54,11 @@ NETWORKS: dict[str, list[int]] = {
     "wide": [784, 2048, 2048, 10],  # wide: two hidden layers of 2048
 }
 
-BASELINE = "jax_jit"   # the denominator of every ratio
+BASELINE = "jax_jit"   # the denominator of the table's /jit ratios
+#: the jitted JAX formulations timed; per cell, the fastest of them is what the goals are judged
+#: against (``fastest_jax``): above batch 1 the bias-column twin or separate biases can beat
+#: ``a @ W[1:] + W[0]``, whose slices and pads of W XLA copies every call (a review, 2026-12-04)
+JAX_JITTED = ("jax_jit", "jax_jit_twin", "jax_jit_wb")
 REFERENCE = "plain"   # every backend's gradient is checked against it
 TORCH_THREADS: int | None = None  # set by __main__: --threads, else NumPy's BLAS thread count
 
