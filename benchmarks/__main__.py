@@ -213,7 +213,7 @@ def _run(args, argv, wanted, out, plot_path, started, cpu_started, load_start) -
     if args.train_batches:
         for bs in args.train_batches:
             dtype = "float64" if bs == 1 else "float32"  # the post's recipe; the default recipe's dtype
-            tb = ["sgd_step", "fast_grad"] + (["jax_jit"] if "jax_jit" in backends else [])
+            tb = ["sgd_step", "fast_grad"] + (list(epoch.JAX_LOOPS) if "jax_jit" in backends else [])
             log(f"training benchmark: batch {bs}, {dtype}, {args.train_examples or 'all'} examples, {', '.join(tb)}")
             data = epoch.load_data(np.dtype(dtype))
             training.append(epoch.run(batch_size=bs, dtype=dtype, lr=_lr(bs), n_examples=args.train_examples,

@@ -289,12 +289,17 @@ def training_table(runs: list[dict]) -> list[str]:
         extra = []
         if "fast_grad_update_us_per_step" in r:
             extra.append(f"fast_grad's update W -= lr g: {r['fast_grad_update_us_per_step']:.0f} us/step")
-        for name, ratio in r.get("ratio_to_jax_jit", {}).items():
-            q = r["ratio_per_chunk_quartiles"][name]
-            extra.append(f"{name}/jax_jit = {ratio:.2f} (per chunk: median {q[1]:.2f}, quartiles {q[0]:.2f}-{q[2]:.2f})")
-        if "max_param_diff_rel" in r:
-            extra.append(f"max relative parameter difference sgd_step - jax_jit after the epoch = "
-                         f"{r['max_param_diff_rel']:.1e}")
+        for base, ratios, quartiles in (("jax_jit", "ratio_to_jax_jit", "ratio_per_chunk_quartiles"),
+                                        (r.get("fastest_jax"), "ratio_to_fastest_jax", "fastest_jax_per_chunk_quartiles")):
+            if base is None or (base == "jax_jit" and ratios == "ratio_to_fastest_jax"):
+                continue  # jax_jit's ratios are printed once
+            for name, ratio in r.get(ratios, {}).items():
+                q = r[quartiles][name]
+                extra.append(f"{name}/{base} = {ratio:.2f} (per chunk: median {q[1]:.2f}, "
+                             f"quartiles {q[0]:.2f}-{q[2]:.2f})")
+        for name, key in (("sgd_step", "max_param_diff_rel"), ("jax_fori", "max_param_diff_rel_jax_fori")):
+            if key in r:
+                extra.append(f"max relative parameter difference {name} - jax_jit after the epoch = {r[key]:.1e}")
         for e in extra:
             lines.append(f"{'':>6} {e}")
     lines.append(f"data: {runs[0]['data']}")
@@ -310,7 +315,8 @@ def goals(cells: list[dict], training: list[dict]) -> list[dict]:
     the fast path take at most the time of the fastest jitted JAX formulation timed there (the
     cell's ``fastest_jax``; jax_jit where a cell records none); the fast path reaches
     GOAL_GEMM_FRACTION of the in-run GEMM peak at batch >= GOAL_GEMM_MIN_BATCH (post network);
-    sgd_step's epoch takes at most jax_jit's."""
+    sgd_step's epoch takes at most the faster JAX loop's (the run's ``fastest_jax``; jax_jit's
+    where a run records none)."""
     out = []
     for c in cells:
         where = {"network": c["network"], "batch": c["batch"], "dtype": c["dtype"]}
@@ -328,10 +334,11 @@ def goals(cells: list[dict], training: list[dict]) -> list[dict]:
             out.append({"goal": f"fast >= {GOAL_GEMM_FRACTION:.0%} of GEMM peak", **where, "value": frac,
                         "met": frac >= GOAL_GEMM_FRACTION})
     for r in training:
-        ratio = r.get("ratio_to_jax_jit", {}).get("sgd_step")
+        best = r.get("fastest_jax") if "ratio_to_fastest_jax" in r else None
+        ratio = r.get("ratio_to_fastest_jax" if best else "ratio_to_jax_jit", {}).get("sgd_step")
         if ratio is not None:
-            out.append({"goal": "sgd_step epoch <= jax_jit epoch", "network": "post", "batch": r["batch_size"],
-                        "dtype": r["dtype"], "value": ratio, "met": ratio <= 1.0})
+            out.append({"goal": f"sgd_step epoch <= {best or BASELINE} epoch", "network": "post",
+                        "batch": r["batch_size"], "dtype": r["dtype"], "value": ratio, "met": ratio <= 1.0})
     return out
 
 
