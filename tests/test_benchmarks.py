@@ -607,6 +607,18 @@ def test_a_goal_whose_interval_holds_one_is_marked_a_tie():
     assert lines[5].endswith("0.97 (0.94-1.00) ~") and lines[6].endswith("0.80 (0.70-0.90)")
 
 
+def test_a_goal_value_that_would_print_as_its_threshold_gets_a_third_decimal():
+    """0.796 of the GEMM peak printed "0.80" beside MISS, and a ratio of 1.004 "1.00" beside
+    MISS: where two decimals show the threshold itself, the line shows three."""
+    cells = [{"network": "post", "batch": 1000, "dtype": "float32",
+              "backends": {"fast": {"ratio_to_baseline": r, "gemm_fraction": f}, "jax_jit": {}}}
+             for r, f in ((1.004, 0.796), (0.996, 0.804), (1.0, 0.8), (0.97, 0.85))]
+    lines = report.goal_lines(report.goals(cells, []))
+    values = [line.rsplit(": ", 1)[1] for line in lines[2:]]
+    assert values == ["1.004", "0.796", "0.996", "0.804", "1.00", "0.80", "0.97", "0.85"]
+    assert [line.split()[0] for line in lines[2:]] == ["MISS", "MISS", "met", "met", "met", "met", "met", "met"]
+
+
 def test_a_run_of_one_round_reports_no_interval(tmp_path):
     """With one round there is nothing to resample: the ratio is reported without an interval
     (ratio_interval raised, so --rounds 1 --min-samples 1 ended in a traceback)."""
