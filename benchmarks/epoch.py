@@ -236,7 +236,7 @@ def run(*, batch_size: int, dtype, lr: float, n_examples: int | None, seed: int 
     if "fast_grad" in names:
         out["fast_grad_update_us_per_step"] = 1e6 * update_s["fast_grad"] / max(1, steps)
     jax_names = [name for name in JAX_LOOPS if name in names]
-    if jax_names:
+    if jax_names:  # the lower of two noisy totals: a slight bias toward JAX, against our loops
         out["fastest_jax"] = min(jax_names, key=lambda name: out["backends"][name]["seconds"])
     for key, base in (("jax_jit", "jax_jit"), ("fastest_jax", out.get("fastest_jax"))):
         if base not in names:

@@ -357,9 +357,10 @@ def goal_lines(gs: list[dict]) -> list[str]:
     if ties:
         lines.append(f"  {sum(g['met'] for g in ties)} met and {sum(not g['met'] for g in ties)} missed are ties "
                      "(marked ~): the 90 % interval of the ratio, resampling this run's rounds, holds 1")
+    width = max(30, *(len(g["goal"]) for g in gs))
     for g in gs:
         interval = g.get("interval_90")
-        lines.append(f"  {'met ' if g['met'] else 'MISS'}  {g['goal']:<30} {g['network']:>5} batch {g['batch']:>5} "
+        lines.append(f"  {'met ' if g['met'] else 'MISS'}  {g['goal']:<{width}} {g['network']:>5} batch {g['batch']:>5} "
                      f"{g['dtype']:>8}: {_shown(g)}"
                      + (f" ({interval[0]:.2f}-{interval[1]:.2f})" if interval else "")
                      + (" ~" if _tie(g) else "") + (" *" if _baseline_faulting(g) else ""))
@@ -367,13 +368,13 @@ def goal_lines(gs: list[dict]) -> list[str]:
 
 
 def _shown(g: dict) -> str:
-    """The goal's value to two decimals, or three where two would print its threshold (0.796
-    read "0.80 MISS" against the 80 % goal)."""
+    """The goal's value to two decimals, or as many more (up to six) as it takes not to print
+    its threshold (0.796 read "0.80 MISS" against the 80 % goal)."""
     v, threshold = g["value"], g.get("threshold")
-    shown = f"{v:.2f}"
-    if threshold is not None and v != threshold and shown == f"{threshold:.2f}":
-        shown = f"{v:.3f}"
-    return shown
+    digits = 2
+    while threshold is not None and v != threshold and digits < 6 and f"{v:.{digits}f}" == f"{threshold:.{digits}f}":
+        digits += 1
+    return f"{v:.{digits}f}"
 
 
 def _tie(g: dict) -> bool:

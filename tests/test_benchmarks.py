@@ -88,10 +88,16 @@ def test_quick_run_writes_valid_json(tmp_path):
         assert set(t["backends"]) == {"sgd_step", "fast_grad", "jax_jit", "jax_fori"}
         assert set(t["ratio_to_jax_jit"]) == set(t["ratio_to_fastest_jax"]) == {"sgd_step", "fast_grad"}
         assert t["backends"][t["fastest_jax"]]["seconds"] == min(t["backends"][n]["seconds"] for n in ("jax_jit", "jax_fori"))
-        # the same SGD from the same start on the same batches (128 steps at batch 1, 2 at 64): the
-        # parameters differ only by each step's rounding, a few u of the update per step, so under
-        # ~1e4 u of the dtype (float64 u = 1.1e-16, float32 u = 6e-8); a wrong rate or gradient in
-        # one loop moves them apart by ~lr |g| / |W| ~ 1e-3
+        for name in ("sgd_step", "fast_grad"):
+            seconds = t["backends"][name]["seconds"]
+            assert t["ratio_to_jax_jit"][name] == seconds / t["backends"]["jax_jit"]["seconds"]
+            assert t["ratio_to_fastest_jax"][name] == seconds / t["backends"][t["fastest_jax"]]["seconds"]
+            assert len(t["fastest_jax_per_chunk_quartiles"][name]) == 3
+        # the same SGD from the same start on the same batches (128 steps at batch 1 in float64, 2
+        # at batch 64 in float32): the parameters differ only by each step's rounding, a few u of
+        # the update lr g (|lr g| <= |W| here), so at most ~10 u of |W| per step: 128 * 10 u =
+        # 1.4e-13 in float64, 2 * 10 u = 1.2e-6 in float32, held to 1e-12 and 1e-4 (7x and 80x
+        # that); a wrong rate or gradient in one loop moves them apart by ~lr |g| / |W| ~ 1e-3
         assert t["max_param_diff_rel"] < (1e-12 if t["dtype"] == "float64" else 1e-4)
         assert t["max_param_diff_rel_jax_fori"] < (1e-12 if t["dtype"] == "float64" else 1e-4)  # the same argument
     assert {g["goal"] for g in data["goals"]} >= {"plain <= jax_jit", "fast <= jax_jit"}
@@ -405,6 +411,9 @@ def test_the_epoch_goal_is_judged_against_the_faster_jax_loop():
     old = {k: v for k, v in run.items() if k not in ("fastest_jax", "ratio_to_fastest_jax")}
     (g,) = report.goals([], [old])
     assert g["goal"] == "sgd_step epoch <= jax_jit epoch" and g["value"] == 0.8 and g["met"]
+    jit_fastest = {**run, "fastest_jax": "jax_jit", "ratio_to_fastest_jax": {"sgd_step": 0.8},
+                   "fastest_jax_per_chunk_quartiles": {"sgd_step": [0.7, 0.8, 0.9]}}
+    assert "\n".join(report.training_table([jit_fastest])).count("sgd_step/jax_jit") == 1   # printed once
 
 
 def test_a_run_whose_json_cannot_be_written_prints_its_table_and_says_so(monkeypatch, tmp_path, capsys):
@@ -613,10 +622,13 @@ def test_a_goal_value_that_would_print_as_its_threshold_gets_a_third_decimal():
     cells = [{"network": "post", "batch": 1000, "dtype": "float32",
               "backends": {"fast": {"ratio_to_baseline": r, "gemm_fraction": f}, "jax_jit": {}}}
              for r, f in ((1.004, 0.796), (0.996, 0.804), (1.0, 0.8), (0.97, 0.85))]
-    lines = report.goal_lines(report.goals(cells, []))
+    epochs = [{"batch_size": 64, "dtype": "float32", "fastest_jax": "jax_fori", "ratio_to_fastest_jax": {"sgd_step": r}}
+              for r in (1.004, 1.0004)]
+    lines = report.goal_lines(report.goals(cells, epochs))
     values = [line.rsplit(": ", 1)[1] for line in lines[2:]]
-    assert values == ["1.004", "0.796", "0.996", "0.804", "1.00", "0.80", "0.97", "0.85"]
-    assert [line.split()[0] for line in lines[2:]] == ["MISS", "MISS", "met", "met", "met", "met", "met", "met"]
+    assert values == ["1.004", "0.796", "0.996", "0.804", "1.00", "0.80", "0.97", "0.85", "1.004", "1.0004"]
+    assert [line.split()[0] for line in lines[2:]] == ["MISS", "MISS"] + ["met"] * 6 + ["MISS", "MISS"]
+    assert len({line.index(" post ") for line in lines[2:]}) == 1   # one column, the longest goal's width
 
 
 def test_a_run_of_one_round_reports_no_interval(tmp_path):
