@@ -18,11 +18,12 @@ All loops are the same plain SGD, over the same examples in the same order, from
   examples put on the device once (each batch a ``dynamic_slice``): no dispatch per step, the
   loop a JAX user writes when the Python loop is what costs.
 
-Batches are NumPy slices of the shuffled training set in all loops but ``jax_fori``; the running
-loss sum is kept on the device by JAX and in a Python float by the manual loops. The JAX step is compiled
-before the clock starts (its compile time is reported apart). The loops take turns, a
-twentieth of the epoch at a time, so that the machine's load (this is a shared machine; a
-sequential run once measured the same loop 1.6x slower than the next) falls on all of them.
+Batches are NumPy slices of the shuffled training set in all loops but ``jax_fori``; the
+running loss sum is kept on the device by JAX and in a Python float by the manual loops. The
+JAX step is compiled before the clock starts (its compile time is reported apart). The loops
+take turns, a twentieth of the epoch at a time, so that the machine's load (this is a shared
+machine; a sequential run once measured the same loop 1.6x slower than the next) falls on all
+of them.
 After the epoch each reports the mean training loss and the test accuracy, and the largest
 parameter differences of sgd_step and jax_fori from jax_jit show that they computed the same
 thing. The manual loops' ratios are taken to jax_jit and to the faster JAX loop.

@@ -289,10 +289,10 @@ def training_table(runs: list[dict]) -> list[str]:
         extra = []
         if "fast_grad_update_us_per_step" in r:
             extra.append(f"fast_grad's update W -= lr g: {r['fast_grad_update_us_per_step']:.0f} us/step")
-        for base, ratios, quartiles in (("jax_jit", "ratio_to_jax_jit", "ratio_per_chunk_quartiles"),
-                                        (r.get("fastest_jax"), "ratio_to_fastest_jax", "fastest_jax_per_chunk_quartiles")):
-            if base is None or (base == "jax_jit" and ratios == "ratio_to_fastest_jax"):
-                continue  # jax_jit's ratios are printed once
+        bases = [("jax_jit", "ratio_to_jax_jit", "ratio_per_chunk_quartiles")]
+        if r.get("fastest_jax") not in (None, "jax_jit"):   # jax_jit's ratios are printed once
+            bases.append((r["fastest_jax"], "ratio_to_fastest_jax", "fastest_jax_per_chunk_quartiles"))
+        for base, ratios, quartiles in bases:
             for name, ratio in r.get(ratios, {}).items():
                 q = r[quartiles][name]
                 extra.append(f"{name}/{base} = {ratio:.2f} (per chunk: median {q[1]:.2f}, "

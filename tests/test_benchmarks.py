@@ -616,9 +616,9 @@ def test_a_goal_whose_interval_holds_one_is_marked_a_tie():
     assert lines[5].endswith("0.97 (0.94-1.00) ~") and lines[6].endswith("0.80 (0.70-0.90)")
 
 
-def test_a_goal_value_that_would_print_as_its_threshold_gets_a_third_decimal():
+def test_a_goal_value_that_would_print_as_its_threshold_gets_more_decimals():
     """0.796 of the GEMM peak printed "0.80" beside MISS, and a ratio of 1.004 "1.00" beside
-    MISS: where two decimals show the threshold itself, the line shows three."""
+    MISS: where two decimals show the threshold itself, the line shows as many more as it takes."""
     cells = [{"network": "post", "batch": 1000, "dtype": "float32",
               "backends": {"fast": {"ratio_to_baseline": r, "gemm_fraction": f}, "jax_jit": {}}}
              for r, f in ((1.004, 0.796), (0.996, 0.804), (1.0, 0.8), (0.97, 0.85))]
