@@ -1204,6 +1204,28 @@ def test_evaluate_names_the_checkpoint_whose_mlp_weights_are_bad(tmp_path, capsy
         assert err.count("\n") == 1 and f"{name}.npz: " in err and message in err, err
 
 
+def test_evaluate_refuses_an_mlp_checkpoint_that_does_not_name_its_activation(tmp_path, capsys):
+    """evaluate took a checkpoint without ``activation`` for a sigmoid network: a relu network
+    saved by ``save_checkpoint(path, params)`` was scored as a sigmoid one, a wrong accuracy
+    with exit 0 (a review, 2026-12-04). Predictions depend on g, so it must be named."""
+    data_dir, ckpt = tmp_path / "data", tmp_path / "c.npz"
+    fake_mnist(data_dir, n_train=40, n_test=20)
+    assert main(["train", "--data-dir", str(data_dir), "--epochs", "1", "--hidden-sizes", "8", "--no-progress",
+                 "--activation", "relu", "--checkpoint", str(ckpt)]) == 0
+    capsys.readouterr()
+    params, meta = load_checkpoint(ckpt)
+    keep = {k: v for k, v in meta.items() if k not in ("layer_sizes", "param_shapes", "dtype", "activation")}
+    save_checkpoint(tmp_path / "bare.npz", params, **keep)
+    assert main(["evaluate", str(tmp_path / "bare.npz")]) == 1
+    err = capsys.readouterr().err
+    assert "bare.npz does not say which activation its network uses" in err, err
+    save_checkpoint(tmp_path / "named.npz", params, **keep, activation="relu")
+    assert main(["evaluate", str(tmp_path / "named.npz")]) == 0
+    named = capsys.readouterr().out.strip().splitlines()[-1]
+    assert main(["evaluate", str(ckpt)]) == 0
+    assert named == capsys.readouterr().out.strip().splitlines()[-1]   # relu named: the trained network's score
+
+
 def test_a_data_file_that_is_not_a_regular_file_is_named_as_such(tmp_path):
     from manual_backprop.app.data import load_mnist
 

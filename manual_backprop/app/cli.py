@@ -211,8 +211,11 @@ def _evaluate(args: argparse.Namespace) -> float:
     data_dir = args.data_dir if args.data_dir is not None else meta.get("data_dir")
     if data_dir is not None and not isinstance(data_dir, str):
         raise ValueError(f"{args.checkpoint}: data_dir is {data_dir!r}, not a path (pass --data-dir)")
-    activation = meta.get("activation", "sigmoid")
-    loss = meta.get("loss", "binary_cross_entropy")
+    if meta.get("model", "mlp") == "mlp" and "activation" not in meta:   # a relu network scored as sigmoid's
+        raise ValueError(f"{args.checkpoint} does not say which activation its network uses; evaluate will not "
+                         "guess (save_checkpoint(path, params, activation=NAME) records it)")
+    activation = meta.get("activation")
+    loss = meta.get("loss", "binary_cross_entropy")   # argmax of z_L whatever the loss: every output is monotone
     config = meta.get("config")
     for key, value in (("activation", activation), ("loss", loss)):   # a training checkpoint says both twice
         if isinstance(config, dict) and key in config and config[key] != value:
@@ -224,7 +227,7 @@ def _evaluate(args: argparse.Namespace) -> float:
         description = f"{meta['model']} {net!r}"
     else:
         n_in, n_out = meta["layer_sizes"][0], meta["layer_sizes"][-1]
-        description = f"{meta['layer_sizes']} {activation}/{loss}"
+        description = f"{meta['layer_sizes']} {activation}" + (f"/{loss}" if "loss" in meta else "")
         for i, W in enumerate(params):
             if not _checks.all_finite(W):
                 raise ValueError(f"{args.checkpoint}: params[{i}] contains NaN or inf")
