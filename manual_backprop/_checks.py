@@ -43,6 +43,18 @@ def check_layer_sizes(layer_sizes: Sequence[int]) -> list[int]:
     return [int(n) for n in sizes]
 
 
+def refuse_masked(name: str, a, where: str = "") -> None:
+    """A TypeError for a masked array (np.ma) or an np.matrix: ``np.asarray`` drops a mask, so the
+    hidden values under it would be used, and a matrix breaks the 2-D products' broadcasting
+    deep inside NumPy. Other ndarray subclasses (np.memmap, say) are plain arrays here. ``where``
+    goes before the message (a layer's name)."""
+    if isinstance(a, np.ma.MaskedArray):
+        raise TypeError(f"{where}{name} is a masked array, whose mask would be ignored; pass {name}.filled(value) "
+                        "or only the entries that are not masked")
+    if isinstance(a, np.matrix):
+        raise TypeError(f"{where}{name} is an np.matrix; pass np.asarray({name})")
+
+
 def _first_nonfinite(a: np.ndarray) -> tuple[int, ...]:
     return tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
 
@@ -105,6 +117,7 @@ def check_params(params, *, allow_complex: bool = False, check_finite: bool = Tr
     for l, W in enumerate(params):
         if not isinstance(W, np.ndarray):
             raise TypeError(f"params[{l}] must be a NumPy array; got {type(W).__name__}")
+        refuse_masked(f"params[{l}]", W)
         if W.ndim != 2:
             raise ValueError(
                 f"params[{l}] must be 2-D, shape (n_in + 1, n_out); got shape {W.shape}"
@@ -131,7 +144,11 @@ def check_params(params, *, allow_complex: bool = False, check_finite: bool = Tr
 def _as_real_batch(name: str, a, dtype: np.dtype, check_finite: bool = True) -> np.ndarray:
     if a is None:
         raise TypeError(f"{name} is None; expected a 2-D array")
-    a = np.asarray(a)
+    refuse_masked(name, a)
+    try:
+        a = np.asarray(a)
+    except (ValueError, TypeError) as e:   # a ragged list, say
+        raise ValueError(f"{name} is not an array of numbers ({e})") from None
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be a real numeric array; got dtype {a.dtype}")
     if a.ndim != 2:
@@ -199,6 +216,7 @@ def check_labels(labels, n_classes: int, batch: int | None = None) -> np.ndarray
     """Integer class labels in ``[0, n_classes)`` as a 1-D int array."""
     if not (isinstance(n_classes, (int, np.integer)) and not isinstance(n_classes, (bool, np.bool_)) and n_classes >= 1):
         raise ValueError(f"n_classes must be a positive integer; got {n_classes!r}")
+    refuse_masked("labels", labels)
     labels = np.asarray(labels)
     if labels.ndim != 1:
         raise ValueError(f"labels must be 1-D class indices; got shape {labels.shape}")

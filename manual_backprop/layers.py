@@ -65,7 +65,9 @@ def _float(layer: str, name: str, a, ndim: int | None = None, shape_doc: str = "
 
 
 def _array(layer: str, name: str, a) -> np.ndarray:
-    """``np.asarray(a)``, or a ValueError naming the argument (a ragged list, say)."""
+    """``np.asarray(a)``, or a ValueError naming the argument (a ragged list, say); a masked
+    array or np.matrix is a TypeError (``_checks.refuse_masked``)."""
+    _checks.refuse_masked(name, a, where=f"{layer}: ")
     try:
         return np.asarray(a)
     except (ValueError, TypeError) as e:

@@ -162,6 +162,7 @@ class Sequential:
             if shapes != layer.shapes:
                 raise ValueError(f"params[{i}] ({layer.name}) must hold arrays of shapes {layer.shapes}; got {shapes}")
             for j, a in enumerate(p):   # trained: each gets a gradient (a boolean mask would get None)
+                _checks.refuse_masked(f"params[{i}][{j}]", a)
                 if np.asarray(a).dtype.kind != "f":
                     raise TypeError(f"params[{i}][{j}] ({layer.name}) must be a float array (parameters are "
                                     f"trained); got dtype {np.asarray(a).dtype}")
@@ -229,6 +230,7 @@ class Sequential:
     def _targets(self, z: np.ndarray, y) -> np.ndarray:
         if y is None:
             raise TypeError("y is None; expected targets of shape (batch, n_out)")
+        _checks.refuse_masked("y", y)
         y = np.asarray(y)
         if y.dtype.kind not in "biuf":
             raise TypeError(f"y must be a real numeric array; got dtype {y.dtype}")

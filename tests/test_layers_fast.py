@@ -1107,6 +1107,9 @@ BAD = [
                                      np.zeros(2)), ValueError, "layer_norm_vjp: a sum of x"),
     ("dropout_ragged_mask", _err(L.dropout, rnd(2), [[True], [True, False]], rate=0.5), ValueError,
      "dropout: mask is not an array of numbers"),
+    ("relu_masked_x", _err(L.relu, np.ma.masked_array([-1.0, 5.0], mask=[0, 1])), TypeError,
+     "relu: x is a masked array, whose mask would be ignored"),       # relu gave [0, 5]: the hidden 5 used
+    ("dense_matrix_W", _err(L.dense, rnd(2, 2), rnd(3, 2).view(np.matrix)), TypeError, "dense: W is an np.matrix"),
 ]
 
 
