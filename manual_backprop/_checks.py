@@ -67,7 +67,7 @@ def nonfinite_error(name: str, a: np.ndarray) -> ValueError:
 
 class NonFiniteError(FloatingPointError):
     """The loss, a gradient or an update would be NaN or inf although the inputs are finite:
-    an overflow (inputs or weights too large for the dtype, or a divergent learning rate).
+    an overflow (inputs, targets or weights too large for the dtype, or a divergent learning rate).
     Raised by ``loss_and_grad`` and ``sgd_step`` of every path; ``sgd_step`` raises it before
     any update when the loss overflows (its message says so otherwise)."""
 
@@ -87,7 +87,7 @@ def raise_not_finite(what: str, params, x) -> None:
             raise nonfinite_error(name, a)
     raise NonFiniteError(
         f"{what} is NaN or inf although x and params are finite: an overflow in "
-        f"{np.asarray(x).dtype} (inputs or weights too large, or a divergent learning rate)"
+        f"{np.asarray(x).dtype} (inputs, targets or weights too large, or a divergent learning rate)"
     )
 
 
@@ -240,13 +240,23 @@ def check_labels(labels, n_classes: int, batch: int | None = None) -> np.ndarray
 def check_lr(lr, dtype: np.dtype):
     """The learning rate as a scalar of ``dtype``: a finite real number >= 0 that stays finite
     there. A negative rate climbs the loss (as torch.optim.SGD, refused; negate the loss to
-    ascend); 0 is a step that changes nothing and returns J."""
-    if isinstance(lr, (bool, np.bool_)) or not isinstance(lr, (int, float, np.integer, np.floating)) or not np.isfinite(lr):
+    ascend); 0 is a step that changes nothing and returns J; a positive rate that is 0 in
+    ``dtype`` would be such a step without saying so, and is refused."""
+    if isinstance(lr, (bool, np.bool_)) or not isinstance(lr, (int, float, np.integer, np.floating)):
         raise TypeError(f"lr must be a finite real number; got {lr!r}")
-    if lr < 0:
-        raise ValueError(f"lr must be >= 0 (a negative rate climbs the loss); got {float(lr)!r}")
-    with np.errstate(over="ignore"):
+    try:
+        value = float(lr)
+    except OverflowError:   # an int beyond float64's range
+        raise ValueError(f"lr = {lr!r} overflows {dtype}") from None
+    if not math.isfinite(value):
+        raise TypeError(f"lr must be a finite real number; got {lr!r}")
+    if value < 0:
+        raise ValueError(f"lr must be >= 0 (a negative rate climbs the loss); got {value!r}")
+    with np.errstate(over="ignore", under="ignore"):
         rate = dtype.type(lr)
     if not np.isfinite(rate):
         raise ValueError(f"lr = {lr!r} overflows {dtype}")
+    if rate == 0 and value > 0:
+        raise ValueError(f"lr = {lr!r} is 0 in {dtype} (below its smallest positive number, "
+                         f"{np.finfo(dtype).smallest_subnormal:.3g}): the step would change nothing")
     return rate

@@ -208,7 +208,7 @@ def _check_bounded(bound: float, dW: np.ndarray, l: int, *, blas: bool = False) 
     if bound < np.finfo(dW.dtype).max / 2:
         return
     if not (_checks.all_finite(dW) if blas else np.isfinite(dW).all()):
-        raise _checks.NonFiniteError(f"dJ/dW_{l} overflows {dW.dtype}: inputs or weights too large")
+        raise _checks.NonFiniteError(f"dJ/dW_{l} overflows {dW.dtype}: inputs, targets or weights too large")
 
 
 # Wrapped, not decorated (mutmut mutates only undecorated functions): each checks its own results.

@@ -234,6 +234,21 @@ def test_an_overflowing_learning_rate_is_refused_by_both_backends():
     for backend in (mb, ac):
         with pytest.raises(ValueError, match="overflows float32"):
             backend.sgd_step(params, x, y, 1e39)
+        with pytest.raises(ValueError, match="^lr = 1" + "0" * 400 + " overflows float32$"):
+            backend.sgd_step(params, x, y, 10**400)   # was NumPy's "ufunc 'isfinite' not supported" (a review)
+
+
+def test_a_positive_learning_rate_that_is_zero_in_the_dtype_is_refused_by_both_backends():
+    """1e-60 is 0 in float32: sgd_step returned as if it had stepped and left every weight as it
+    was, while the command line refused the same rate (a review, 2026-12-04)."""
+    params = [W.astype(np.float32) for W in mb.init_params([3, 2], seed=0)]
+    x, y = np.ones((1, 3), np.float32), np.ones((1, 2), np.float32)
+    for backend in (mb, ac):
+        with pytest.raises(ValueError, match=r"^lr = 1e-60 is 0 in float32 \(below its smallest positive number, "
+                                             r"1\.4e-45\): the step would change nothing$"):
+            backend.sgd_step([W.copy() for W in params], x, y, 1e-60)
+        J, stepped = backend.sgd_step([W.copy() for W in params], x, y, 1e-44)   # subnormal, not 0: a step
+        assert J == mb.loss(params, x, y)
 
 
 # ------------------------------------------------------------------ a hostile-input sweep of both APIs
@@ -344,7 +359,7 @@ def test_an_overflow_is_a_non_finite_error_on_both_backends(backend):
     kw = dict(activation="relu", loss="mean_squared_error")
     with pytest.raises(mb.NonFiniteError):
         backend.loss_and_grad(P, np.full((5, 4), 1e160), Y, **kw)
-    with pytest.raises(mb.NonFiniteError):
+    with pytest.raises(mb.NonFiniteError, match=r"\(inputs, targets or weights too large"):   # y's fault, named
         backend.loss(P, X, 0 * Y + 1e200, **kw)
     with pytest.raises(mb.NonFiniteError):
         backend.sgd_step([W.copy() for W in P], np.full((5, 4), 1e150), Y, 1e10, **kw)

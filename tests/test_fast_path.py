@@ -883,7 +883,7 @@ def test_a_gradient_that_overflows_is_refused(step, sign, B):
     With X and z both negative (the bound takes |max| and |min|), and over a batch of 4 (the
     bound's factor is the batch size: B |x| |delta_b| = |X z| with delta_b = z / B)."""
     params, x, y = _one_layer(sign * 1e300, sign * 3e8, B)
-    with pytest.raises(mb.NonFiniteError, match=r"^dJ/dW_1 overflows float64: inputs or weights too large"):
+    with pytest.raises(mb.NonFiniteError, match=r"^dJ/dW_1 overflows float64: inputs, targets or weights too large"):
         step(params, x, y, loss="mean_squared_error")
     params, x, y = _one_layer(1e300, 1e8)                  # X z = 1e308: finite, and returned
     J, (g,) = step(params, x, y, loss="mean_squared_error")
@@ -1592,7 +1592,7 @@ def test_a_block_whose_own_gradient_overflows_is_refused_naming_the_layer():
     params = [np.zeros((2, 1), np.float32)]
     x, y = np.full((2, 1), 3e38, np.float32), np.full((2, 1), -2.5, np.float32)
     for step in (mb.loss_and_grad, lambda *a, **k: fast.loss_and_grad(*a, threads=2, **k)):
-        with pytest.raises(mb.NonFiniteError, match=r"^dJ/dW_1 overflows float32: inputs or weights too large$"):
+        with pytest.raises(mb.NonFiniteError, match=r"^dJ/dW_1 overflows float32: inputs, targets or weights too large$"):
             step(params, x, y, activation="relu", loss="mean_squared_error")
 
 
@@ -1603,7 +1603,7 @@ def test_blocks_whose_gradients_are_finite_but_whose_sum_overflows_are_refused()
     params = [np.zeros((2, 1), np.float32)]
     x = np.full((2, 1), 2e38, np.float32)
     for step in (mb.loss_and_grad, lambda *a, **k: fast.loss_and_grad(*a, threads=2, **k)):
-        with pytest.raises(mb.NonFiniteError, match=r"^dJ/dW_1 overflows float32: inputs or weights too large$"):
+        with pytest.raises(mb.NonFiniteError, match=r"^dJ/dW_1 overflows float32: inputs, targets or weights too large$"):
             step(params, x, np.full((2, 1), -2.5, np.float32), activation="relu", loss="mean_squared_error")
     y = np.full((2, 1), -1.0, np.float32)
     kw = dict(activation="relu", loss="mean_squared_error")
@@ -1631,7 +1631,7 @@ def test_the_sum_of_blocks_is_judged_by_the_sum_of_their_bounds():
     the sum of the bounds (8e38) sends the total to a scan; the largest alone would not."""
     params = [np.array([[0.0], [1e-30]], np.float32), np.array([[0.0], [4e19]], np.float32)]
     x, y = np.full((5, 1), 1e19, np.float32), np.zeros((5, 1), np.float32)
-    with pytest.raises(mb.NonFiniteError, match=r"^dJ/dW_1 overflows float32: inputs or weights too large$"):
+    with pytest.raises(mb.NonFiniteError, match=r"^dJ/dW_1 overflows float32: inputs, targets or weights too large$"):
         fast.loss_and_grad(params, x, y, activation="relu", threads=5)
 
 
