@@ -345,6 +345,14 @@ def test_npy_headers_that_lie_about_their_size_are_refused_before_allocating(goo
         bad = _edit_member(good, tmp_path / "lie.npz", "param_1.npy", buf.getvalue() + bytes(16))
         with pytest.raises(ValueError, match=rf"lie\.npz: not a valid .*member param_1\.npy {message}"):
             load_checkpoint(bad)
+    # entries of no size: 2^28 of them checked as 0 bytes, then made as '<U1', 1 GiB (a review, 2026-12-04)
+    for descr in ("<U0", "|S0", "|V0"):
+        buf = io.BytesIO()
+        np.lib.format.write_array_header_1_0(buf, {"descr": descr, "fortran_order": False, "shape": (2**28,)})
+        bad = _edit_member(good, tmp_path / "lie.npz", "param_1.npy", buf.getvalue())
+        with pytest.raises(ValueError, match=rf"lie\.npz: not a valid .*param_1\.npy declares dtype {re.escape(descr)}, "
+                                             "whose entries have no size"):
+            load_checkpoint(bad)
 
 
 def test_object_arrays_and_oversized_files_are_refused(good, tmp_path):

@@ -237,6 +237,8 @@ def _read_npy(path: Path, info: zipfile.ZipInfo, member) -> np.ndarray:
         raise _fail(path, f"member {info.filename}: .npy version {version}")
     if dtype.hasobject:
         raise _fail(path, f"member {info.filename} holds Python objects (dtype {dtype}); pickles are refused")
+    if dtype.itemsize == 0:   # '<U0' x 2**28 checked as 0 bytes, then made as '<U1': 1 GiB (a review)
+        raise _fail(path, f"member {info.filename} declares dtype {dtype.str}, whose entries have no size")
     if any(n < 0 for n in shape):   # (-2, -4) has 8 entries and failed in reshape, unnamed (a review)
         raise _fail(path, f"member {info.filename} declares shape {shape}, a negative size")
     count = 1
