@@ -2377,6 +2377,7 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
 
     out_noise = _noise_of_output(flat, tangent_near, rng)
     weight = [np.abs(c).astype(np.float64).ravel() * s.ravel() for c, s in zip(c_leaves, out_noise)]
+    nonlinear = _homogeneity(tangent_out, t, out_noise, out_paths, flat.n)
     per_coordinate = options.pop("per_coordinate", None)
     if per_coordinate is None:
         per_coordinate = flat.n <= PER_COORDINATE_LIMIT
@@ -2484,11 +2485,58 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
                         **{"oracles": None, "analytic": None, "kinks": None, "loss_error": None, "grad_error": None,
                            "n_directions": 20, "seed": 0, **kw})
     v.labels = _primal_labels(f, flat)
-    if v.status == "FAIL" and any(r.values is not None for r in v.results):
+    if nonlinear is not None:
+        v.results.append(nonlinear[0])
+        v.notes.append(nonlinear[1])
+    if any(not r.passed and r.values is not None for r in v.results):
         v.notes.append("the values named at input entry i are <c, jvp_fn(e_i)>: jvp_fn's output for a tangent "
                        "of 1 at entry i, contracted with a random cotangent c (seed), one number per "
                        "column of the Jacobian; a wrong one is a wrong column, whichever output entries it is in")
     return v
+
+
+def _homogeneity(tangent_out: Callable, t: np.ndarray, out_noise: list[np.ndarray], out_paths: list,
+                 n: int) -> tuple[OracleResult, str] | None:
+    """A failing ``linearity`` result and its note where jvp_fn(-2 t) is not -2 jvp_fn(t), else None.
+
+    A JVP is linear in its tangent. Evaluated in floating point, a linear map commutes exactly
+    with scaling its input by a power of 2 (every rounding does), except for results in the
+    subnormal range (up to the checker's flush-to-zero floor, 8 tiny, in each of the two
+    evaluations) and for an evaluation that is not the same from call to call (the output's
+    measured noise s_o along t, 8 s_o as in step 5, twice that along -2 t). So output o is held to
+    |jvp(-2 t)_o + 2 jvp(t)_o| <= 24 tiny + 24 s_o. Entry-by-entry checking cannot see this: a
+    tangent with one nonzero entry hides a product of two tangents (``(X + dX)(W + dW) - XW``
+    keeps dX dW), and e_i hides |t|, sign(t) or a clip of t; each passed (a review, 2026-12-04).
+    t spans every input, random signs and sizes in [1, 2), so -2 t differs from t in both."""
+    if not n:
+        return None
+    with warnings.catch_warnings(action="ignore"):   # an overflow at -2 t is judged below
+        one, two = (flatten(tangent_out(s * t))[0] for s in (1.0, -2.0))
+    worst = None
+    for L1, L2, noise, path in zip(one, two, out_noise, out_paths):
+        a, b = np.asarray(L1), np.asarray(L2)
+        if a.dtype.kind == "V" or a.size == 0:   # JAX's float0: no tangent
+            continue
+        tiny = float(np.finfo(a.dtype).tiny) if a.dtype.kind == "f" else 0.0
+        a64, b64 = a.astype(np.float64), b.astype(np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            err = np.abs(b64 + 2 * a64)
+            both = np.isfinite(a64) & np.isfinite(b64) & np.isfinite(err)   # an overflow at 2 t: not judged
+            excess = np.where(both, err - (24 * tiny + 24 * np.asarray(noise, np.float64)), -np.inf)
+        i = int(np.argmax(excess.ravel()))
+        if excess.ravel()[i] > 0 and (worst is None or excess.ravel()[i] > worst[0]):
+            tol = 24 * tiny + 24 * float(np.asarray(noise, np.float64).ravel()[i])
+            worst = (excess.ravel()[i], path, np.unravel_index(i, a.shape), float(b64.ravel()[i]),
+                     float(-2 * a64.ravel()[i]), float(err.ravel()[i]), tol)
+    if worst is None:
+        return None
+    _, path, index, at_2, twice, err, tol = worst
+    where = format_path("output", path) + (format_index(index) if len(index) else "")
+    note = (f"jvp_fn is not linear in its tangents: at {where}, jvp_fn(-2 t) = {at_2:.6g} but -2 jvp_fn(t) = "
+            f"{twice:.6g} (t: every input, random signs and sizes in [1, 2); a linear map gives the same bits up "
+            f"to {tol:.3g}). A product of two tangents ((X + dX)(W + dW) - XW keeps dX dW), or |t|, sign(t), a "
+            "clip or a constant term?")
+    return OracleResult("linearity", False, err, tol, directional=[(at_2, twice, tol)], n_failed=1), note
 
 
 def _primal_labels(f: Callable, flat: Flat) -> dict[str, str]:

@@ -2801,6 +2801,46 @@ def test_a_failing_check_jvp_says_what_its_numbers_are():
     assert flat.status == "NOT CHECKED" and not any("<c, jvp_fn(e_i)>" in n for n in flat.notes), flat.report()
 
 
+NONLINEAR_JVPS = {
+    # (X + dX)(W + dW) - XW: the student's differential with its second-order term kept
+    "product of tangents": (lambda X, W: X @ W, lambda t, X, W: t[0] @ W + X @ t[1] + t[0] @ t[1]),
+    "sign of the tangent": (np.tanh, lambda t, x: (1 - np.tanh(x) ** 2) * np.sign(t[0])),
+    "size of the tangent": (np.tanh, lambda t, x: (1 - np.tanh(x) ** 2) * np.abs(t[0])),
+    "clipped tangent": (np.tanh, lambda t, x: (1 - np.tanh(x) ** 2) * np.clip(t[0], -1, 1)),
+    "a constant term": (np.tanh, lambda t, x: (1 - np.tanh(x) ** 2) * t[0] + 1e-3),
+}
+
+
+@pytest.mark.parametrize("per_coordinate", [True, False])
+@pytest.mark.parametrize("case", sorted(NONLINEAR_JVPS))
+def test_a_jvp_that_is_not_linear_in_its_tangent_fails(case, per_coordinate):
+    """Entry by entry the tangents are e_i: one nonzero primal at a time, so a product of two
+    tangents is 0, and sign(e_i) = |e_i| = clip(e_i) = e_i. Each of these passed (a review,
+    2026-12-04: check_jvp read PASS in every seed); jvp_fn(-2 t) is now held to -2 jvp_fn(t)."""
+    f, jvp = NONLINEAR_JVPS[case]
+    rng = np.random.default_rng(0)
+    primals = (rng.normal(size=(3, 4)), rng.normal(size=(4, 2))) if f is not np.tanh else (rng.normal(size=5),)
+    v = ac.check_jvp(f, jvp, *primals, per_coordinate=per_coordinate)
+    assert v.status == "FAIL" and any(r.oracle == "linearity" and not r.passed for r in v.results), v.report()
+    assert any(n.startswith("jvp_fn is not linear in its tangents: at output") for n in v.notes), v.notes
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_linear_jvp_passes_the_linearity_check_down_to_subnormal_outputs(dtype):
+    """A correct JVP gives -2 jvp(t) to the bit (scaling by a power of 2 commutes with rounding),
+    but for outputs in the subnormal range, where t c and -2 t c round on a fixed grid: the 8
+    tiny of each evaluation covers them."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=8).astype(dtype)
+    X, W = rng.normal(size=(3, 4)).astype(dtype), rng.normal(size=(4, 2)).astype(dtype)
+    c = dtype(3e-39) if dtype == np.float32 else 3e-309          # below tiny: c t is subnormal
+    for f, jvp, primals in ((np.tanh, lambda t, x: (1 - np.tanh(x) ** 2) * t[0], (x,)),
+                            (lambda X, W: X @ W, lambda t, X, W: t[0] @ W + X @ t[1], (X, W)),
+                            (lambda x: x * c / 3, lambda t, x: t[0] * c / 3, (x,))):
+        v = ac.check_jvp(f, jvp, *primals)
+        assert not any(r.oracle == "linearity" for r in v.results), v.report()
+
+
 def test_check_hvp_through_grad_fn_uses_the_complex_step_only_when_told():
     """s(x) = <grad_fn(x), v> refused grad_fn's own complex values at complex x, and the note
     blamed f, cut mid-word (a review, helper-104). s is complex there now, but only on
