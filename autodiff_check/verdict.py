@@ -47,8 +47,10 @@ _ROUNDING_OF_ZERO = 64 * np.finfo(np.float64).eps / 2
 
 
 def _factor(c: float) -> str:
-    """A ratio to 4 digits, or as 1 +- r where those would read 1 ("1 - 3e-09", not "1")."""
-    return f"{c:.4g}" if abs(c - 1) >= 1e-4 else f"1 {'+' if c > 1 else '-'} {abs(c - 1):.2g}"
+    """A ratio to 4 digits, or as 1 +- r where those would read 1 ("1 - 3e-09", not "1"; 1.0001
+    read "1" when the test was |c - 1| >= 1e-4, a review)."""
+    s = f"{c:.4g}"
+    return s if float(s) != 1 else f"1 {'+' if c > 1 else '-'} {abs(c - 1):.2g}"
 
 
 def _distinct(a: float, b: float) -> tuple[str, str]:

@@ -1872,6 +1872,16 @@ def test_a_complex_output_is_refused_by_name_and_a_tiny_factor_is_printed():
     assert re.search(r"3 of 3 entries wrong, each [0-9.e+-]+ times \w+'s", str(v)), str(v)
 
 
+def test_a_factor_near_1_is_printed_so_that_it_differs_from_1():
+    """A VJP 1.0001 times the right one read "each 1 times finite_diff's" (4 digits of 1.0001;
+    the 1 +- r form began only below |c - 1| = 1e-4, a review, 2026-12-04)."""
+    x = np.random.default_rng(0).normal(size=6)
+    v = ac.check_vjp(np.sin, lambda dy, x: (1.0001 * dy * np.cos(x),), x)
+    assert re.search(r"6 of 6 entries wrong, each 1 \+ 0\.0001 times \w+'s", str(v)), str(v)
+    v = ac.check_vjp(np.sin, lambda dy, x: (1.001 * dy * np.cos(x),), x)
+    assert re.search(r"6 of 6 entries wrong, each 1\.001 times \w+'s", str(v)), str(v)
+
+
 @pytest.mark.parametrize("case", ["a zero cotangent", "an integer output only"])
 def test_a_function_flat_along_every_direction_checks_nothing(case):
     """A 0 met exactly along a direction counted as checked: with cotangent=0, or an integer
