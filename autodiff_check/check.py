@@ -2574,7 +2574,8 @@ def check_hvp(loss_fn: Callable, hvp_fn: Callable, params: Any, *, grad_fn: Call
 
     H v is the gradient of s(x) = <grad f(x), v>, so this is ``check_gradients(s, hvp_fn(., v))``
     with s computed by the best available oracle: your ``grad_fn`` (pass it: then the check is
-    that hvp_fn is the derivative of grad_fn, which check_gradients verifies in turn), else the
+    that hvp_fn is the derivative of grad_fn, and loss_fn is not called: check grad_fn itself
+    with ``check_gradients(loss_fn, grad_fn, params)``), else the
     complex step Im f(x + i h v) / h where f takes complex input, else central differences of f
     along v (noisier; the noise is measured). ``jax_fn`` adds ``jax.jvp(jax.grad(f))``."""
     name = options.pop("name", "hvp")
@@ -2608,7 +2609,8 @@ def check_hvp(loss_fn: Callable, hvp_fn: Callable, params: Any, *, grad_fn: Call
                 dt = np.complex128 if wide else np.float64
                 total = sum(np.sum(np.asarray(a, dt) * np.asarray(b, np.float64)) for a, b in zip(gl, vl2))
                 return complex(total) if wide else float(total)
-            notes.append("s(x) = <grad_fn(x), v>: hvp_fn checked against the derivative of your grad_fn")
+            notes.append("s(x) = <grad_fn(x), v>: hvp_fn checked against the derivative of your grad_fn, which "
+                         "is not itself checked here (check_gradients(loss_fn, grad_fn, params) does)")
             if options.get("analytic") is None:
                 # No probe tells a grad_fn that is not complex-analytic from one that is here: an L1
                 # penalty's sign(w) gives a complex step of garbage, and s, piecewise constant, gives
