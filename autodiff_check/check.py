@@ -2499,44 +2499,55 @@ def _homogeneity(tangent_out: Callable, t: np.ndarray, out_noise: list[np.ndarra
                  n: int) -> tuple[OracleResult, str] | None:
     """A failing ``linearity`` result and its note where jvp_fn(-2 t) is not -2 jvp_fn(t), else None.
 
-    A JVP is linear in its tangent. Evaluated in floating point, a linear map commutes exactly
-    with scaling its input by a power of 2 (every rounding does), except for results in the
-    subnormal range (up to the checker's flush-to-zero floor, 8 tiny, in each of the two
-    evaluations) and for an evaluation that is not the same from call to call (the output's
-    measured noise s_o along t, 8 s_o as in step 5, twice that along -2 t). So output o is held to
-    |jvp(-2 t)_o + 2 jvp(t)_o| <= 24 tiny + 24 s_o. Entry-by-entry checking cannot see this: a
-    tangent with one nonzero entry hides a product of two tangents (``(X + dX)(W + dW) - XW``
-    keeps dX dW), and e_i hides |t|, sign(t) or a clip of t; each passed (a review, 2026-12-04).
-    t spans every input, random signs and sizes in [1, 2), so -2 t differs from t in both."""
+    A JVP is linear in its tangent. A fixed sequence of floating-point operations that is linear
+    in t commutes exactly with scaling t by a power of 2 (every rounding does), except for
+    results in the subnormal range. Output o of leaf k is held to step 5's allowance for two
+    evaluations of the same terms, |jvp(-2 t)_o + 2 jvp(t)_o| <= r_k m_k + 24 tiny + 24 s_o:
+    r_k = max(EXACT_RTOL, 64 u) of the leaf's dtype times m_k = max_o(|jvp(-2 t)_o| + 2
+    |jvp(t)_o|) over the leaf (a JVP whose operations depend on t's size: an adaptive ODE solver,
+    an internal dtype narrower than its output's), 8 tiny and 8 s_o per evaluation, s_o the output's
+    measured noise along t (twice along -2 t). Entry by entry this cannot show: a tangent with
+    one nonzero entry hides a product of two tangents (``(X + dX)(W + dW) - XW`` keeps dX dW), and
+    e_i hides |t|, sign(t) or a clip of t; each passed (a review, 2026-12-04). Those err by the
+    size of the JVP itself. t spans every input, random signs and sizes in [1, 2)."""
     if not n:
         return None
     with warnings.catch_warnings(action="ignore"):   # an overflow at -2 t is judged below
-        one, two = (flatten(tangent_out(s * t))[0] for s in (1.0, -2.0))
+        one = [np.array(L, np.float64) if np.asarray(L).dtype.kind != "V" else None   # a copy: jvp_fn may reuse
+               for L in flatten(tangent_out(t))[0]]                                   # its output buffer
+        two = flatten(tangent_out(-2.0 * t))[0]
     worst = None
-    for L1, L2, noise, path in zip(one, two, out_noise, out_paths):
-        a, b = np.asarray(L1), np.asarray(L2)
-        if a.dtype.kind == "V" or a.size == 0:   # JAX's float0: no tangent
+    for a64, L2, noise, path in zip(one, two, out_noise, out_paths):
+        if a64 is None or a64.size == 0:   # JAX's float0: no tangent
             continue
-        tiny = float(np.finfo(a.dtype).tiny) if a.dtype.kind == "f" else 0.0
-        a64, b64 = a.astype(np.float64), b.astype(np.float64)
+        dt = np.asarray(L2).dtype
+        b64 = np.asarray(L2, np.float64)
+        small = (float(np.finfo(dt).tiny), max(EXACT_RTOL, EXACT_ULPS * float(np.finfo(dt).eps) / 2)) \
+            if dt.kind == "f" else (0.0, EXACT_RTOL)
         with np.errstate(over="ignore", invalid="ignore"):
             err = np.abs(b64 + 2 * a64)
-            both = np.isfinite(a64) & np.isfinite(b64) & np.isfinite(err)   # an overflow at 2 t: not judged
-            excess = np.where(both, err - (24 * tiny + 24 * np.asarray(noise, np.float64)), -np.inf)
-        i = int(np.argmax(excess.ravel()))
-        if excess.ravel()[i] > 0 and (worst is None or excess.ravel()[i] > worst[0]):
-            tol = 24 * tiny + 24 * float(np.asarray(noise, np.float64).ravel()[i])
-            worst = (excess.ravel()[i], path, np.unravel_index(i, a.shape), float(b64.ravel()[i]),
-                     float(-2 * a64.ravel()[i]), float(err.ravel()[i]), tol)
+            both = np.isfinite(a64) & np.isfinite(b64) & np.isfinite(err)   # an overflow at -2 t: not judged
+            if not both.any():
+                continue
+            size = float(np.max(np.where(both, np.abs(b64) + 2 * np.abs(a64), 0.0)))
+            tol = small[1] * size + 24 * small[0] + 24 * np.asarray(noise, np.float64)
+            tol = np.broadcast_to(tol, err.shape)
+            ratio = np.where(both & (err > tol), err / np.maximum(tol, np.finfo(np.float64).tiny), 0.0).ravel()
+        i = int(np.argmax(ratio))
+        if ratio[i] > 0 and (worst is None or ratio[i] > worst[0]):
+            worst = (ratio[i], path, np.unravel_index(i, a64.shape), float(b64.ravel()[i]),
+                     float(-2 * a64.ravel()[i]), float(tol.ravel()[i]))
     if worst is None:
         return None
-    _, path, index, at_2, twice, err, tol = worst
+    _, path, index, at_2, twice, tol = worst
     where = format_path("output", path) + (format_index(index) if len(index) else "")
-    note = (f"jvp_fn is not linear in its tangents: at {where}, jvp_fn(-2 t) = {at_2:.6g} but -2 jvp_fn(t) = "
-            f"{twice:.6g} (t: every input, random signs and sizes in [1, 2); a linear map gives the same bits up "
-            f"to {tol:.3g}). A product of two tangents ((X + dX)(W + dW) - XW keeps dX dW), or |t|, sign(t), a "
-            "clip or a constant term?")
-    return OracleResult("linearity", False, err, tol, directional=[(at_2, twice, tol)], n_failed=1), note
+    got, want = _distinct(at_2, twice)
+    note = (f"jvp_fn is not linear in its tangents: at {where}, jvp_fn(-2 t) = {got} but -2 jvp_fn(t) = {want} "
+            f"(|diff| {abs(at_2 - twice):.2e} > tol {tol:.2e}; t: every input at once, random signs and sizes in "
+            "[1, 2)). A product of two tangents ((X + dX)(W + dW) - XW keeps dX dW), |t|, sign(t), a clip or a "
+            "constant term? Or an approximate JVP (differences of f, a solver's tolerance) coarser than rounding")
+    m = Mismatch(f"{where}, jvp_fn(-2 t) against -2 jvp_fn(t)", at_2, twice, tol, "linearity check")
+    return OracleResult("linearity", False, abs(at_2 - twice), tol, mismatches=[m], n_failed=1), note
 
 
 def _primal_labels(f: Callable, flat: Flat) -> dict[str, str]:

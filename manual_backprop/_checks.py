@@ -249,14 +249,16 @@ def check_lr(lr, dtype: np.dtype):
     except OverflowError:   # an int beyond float64's range
         raise ValueError(f"lr = {lr!r} overflows {dtype}") from None
     if not math.isfinite(value):
+        if np.isfinite(lr):   # a long double beyond float64's range
+            raise ValueError(f"lr = {lr!r} overflows {dtype}")
         raise TypeError(f"lr must be a finite real number; got {lr!r}")
-    if value < 0:
+    if lr < 0:
         raise ValueError(f"lr must be >= 0 (a negative rate climbs the loss); got {value!r}")
     with np.errstate(over="ignore", under="ignore"):
         rate = dtype.type(lr)
     if not np.isfinite(rate):
         raise ValueError(f"lr = {lr!r} overflows {dtype}")
-    if rate == 0 and value > 0:
+    if rate == 0 and lr > 0:   # lr itself: a long double 1e-400 is 0 as a Python float too
         raise ValueError(f"lr = {lr!r} is 0 in {dtype} (below its smallest positive number, "
                          f"{np.finfo(dtype).smallest_subnormal:.3g}): the step would change nothing")
     return rate

@@ -170,6 +170,7 @@ class Sequential:
     def _check_finite(self, params: Params, x) -> None:
         """No NaN or inf in x or params (a ValueError naming the array and the first bad index), as
         the network's paths."""
+        _checks.refuse_masked("x", x)   # before np.asarray reads the values under its mask
         for name, a in [("x", x)] + [(f"params[{i}][{j}]", w) for i, p in enumerate(params) for j, w in enumerate(p)]:
             try:
                 a = np.asarray(a)              # a list too: its NaN is the caller's, not an overflow

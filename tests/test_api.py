@@ -249,6 +249,12 @@ def test_a_positive_learning_rate_that_is_zero_in_the_dtype_is_refused_by_both_b
             backend.sgd_step([W.copy() for W in params], x, y, 1e-60)
         J, stepped = backend.sgd_step([W.copy() for W in params], x, y, 1e-44)   # subnormal, not 0: a step
         assert J == mb.loss(params, x, y)
+        if np.finfo(np.longdouble).max == np.finfo(np.float64).max:   # long double is double here
+            continue
+        with pytest.raises(ValueError, match=r"is 0 in float64"):   # 0 as a Python float already (a review)
+            backend.sgd_step(mb.init_params([3, 2]), np.ones((1, 3)), mb.one_hot([1], 2), np.longdouble("1e-400"))
+        with pytest.raises(ValueError, match=r"^lr = .* overflows float64$"):
+            backend.sgd_step(mb.init_params([3, 2]), np.ones((1, 3)), mb.one_hot([1], 2), np.longdouble("1e400"))
 
 
 # ------------------------------------------------------------------ a hostile-input sweep of both APIs

@@ -2851,6 +2851,25 @@ def test_a_linear_jvp_passes_the_linearity_check_down_to_subnormal_outputs(dtype
         assert not any(r.oracle == "linearity" for r in v.results), v.report()
 
 
+def test_the_linearity_check_takes_a_reused_output_buffer_and_a_jvp_accurate_to_its_own_step():
+    """A review of the first linearity check: a jvp_fn that writes into one buffer every call
+    was compared with itself (b + 2 b) and failed; a complex-step JVP with h = 1e-6, whose
+    truncation (h t)^2 f3 / 6 differs between t and -2 t by ~1e-13 relatively, failed the
+    bit-exact allowance. Both are correct JVPs (the second within the oracles' tolerance)."""
+    x = np.random.default_rng(0).normal(size=5)
+    buf = np.empty(5)
+
+    def into_buffer(t, x):
+        return np.multiply(1 - np.tanh(x) ** 2, t[0], out=buf)
+
+    def f(x):
+        return np.tanh(x) * np.exp(np.sin(x)) + np.log1p(x * x)
+
+    for f_, jvp in ((np.tanh, into_buffer), (f, lambda t, x: np.imag(f(x + 1e-6j * t[0])) / 1e-6)):
+        v = ac.check_jvp(f_, jvp, x)
+        assert v.passed, v.report(full=True)
+
+
 def test_check_hvp_through_grad_fn_uses_the_complex_step_only_when_told():
     """s(x) = <grad_fn(x), v> refused grad_fn's own complex values at complex x, and the note
     blamed f, cut mid-word (a review, helper-104). s is complex there now, but only on

@@ -1348,6 +1348,9 @@ def test_sequential_bad_arguments():
     net, params, x, y = _cnn_problem()
     with pytest.raises(ValueError, match=r"^params must be a list of 9 tuples, one per layer"):
         net.forward(params[:-1], x)
+    hidden_nan = np.ma.masked_invalid(np.where(np.arange(x.size).reshape(x.shape) == 0, np.nan, x))
+    with pytest.raises(TypeError, match=r"^x is a masked array, whose mask would be ignored"):   # not "x contains NaN"
+        net.loss(params, hidden_nan, y)
     with pytest.raises(ValueError, match=r"^params must be a list of 9 tuples"):
         net.loss_and_grad(params[:-1], x, y)
     with pytest.raises(ValueError, match=r"^params must be a list"):

@@ -136,6 +136,8 @@ def save_checkpoint(path: str | os.PathLike, params: list, **metadata: Any) -> N
     for name, a in arrays.items():
         if a.dtype.hasobject:
             raise TypeError(f"checkpoint array {name} has dtype object; only plain arrays are stored")
+        if a.dtype.itemsize == 0:   # load_checkpoint refuses it: what is saved must load
+            raise TypeError(f"checkpoint array {name} has dtype {a.dtype.str}, whose entries have no size")
     arrays["manifest"] = np.array(text)
 
     write_atomically(path, lambda f: np.savez(f, **arrays), what="checkpoint")
