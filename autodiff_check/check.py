@@ -869,7 +869,8 @@ def _check_core(
                         if fd.note:
                             fail_notes[i] = fd.note
                     elif fd.status == "nonfinite":  # the exact oracles still check it
-                        fd_only[i] = "f is not finite at x +- h for every step tried (and no one-sided difference settled)"
+                        fd_only[i] = ("f is not finite at x +- h for some of the steps tried, and no step settled (nor a "
+                                     "one-sided difference)")
                     elif fd.status == "unresolved":
                         fd_only[i] = "finite differences settled neither as smooth nor as a kink for any step tried"
                     else:
