@@ -238,8 +238,13 @@ def _exact_r(flat: Flat, *, dtype_only: bool = False) -> np.ndarray:
     r = np.zeros(flat.n)
     for fl, s, d in zip(flat.float_, flat.slices, flat.dtypes):
         if fl:
-            r[s] = max(0.0 if dtype_only else EXACT_RTOL, EXACT_ULPS * float(np.finfo(d).eps) / 2)
+            r[s] = _exact_r_of(d, dtype_only=dtype_only)
     return r
+
+
+def _exact_r_of(dtype: np.dtype, *, dtype_only: bool = False) -> float:
+    """:func:`_exact_r` for one float dtype."""
+    return max(0.0 if dtype_only else EXACT_RTOL, EXACT_ULPS * float(np.finfo(dtype).eps) / 2)
 
 
 def _ftz_floor(flat: Flat) -> np.ndarray:
@@ -2523,16 +2528,14 @@ def _homogeneity(tangent_out: Callable, t: np.ndarray, out_noise: list[np.ndarra
             continue
         dt = np.asarray(L2).dtype
         b64 = np.asarray(L2, np.float64)
-        small = (float(np.finfo(dt).tiny), max(EXACT_RTOL, EXACT_ULPS * float(np.finfo(dt).eps) / 2)) \
-            if dt.kind == "f" else (0.0, EXACT_RTOL)
+        tiny, r = (float(np.finfo(dt).tiny), _exact_r_of(dt)) if dt.kind == "f" else (0.0, EXACT_RTOL)
         with np.errstate(over="ignore", invalid="ignore"):
             err = np.abs(b64 + 2 * a64)
             both = np.isfinite(a64) & np.isfinite(b64) & np.isfinite(err)   # an overflow at -2 t: not judged
             if not both.any():
                 continue
             size = float(np.max(np.where(both, np.abs(b64) + 2 * np.abs(a64), 0.0)))
-            tol = small[1] * size + 24 * small[0] + 24 * np.asarray(noise, np.float64)
-            tol = np.broadcast_to(tol, err.shape)
+            tol = np.broadcast_to(r * size + 3 * FTZ_TINYS * tiny + 24 * np.asarray(noise, np.float64), err.shape)
             ratio = np.where(both & (err > tol), err / np.maximum(tol, np.finfo(np.float64).tiny), 0.0).ravel()
         i = int(np.argmax(ratio))
         if ratio[i] > 0 and (worst is None or ratio[i] > worst[0]):

@@ -55,6 +55,16 @@ def refuse_masked(name: str, a, where: str = "") -> None:
         raise TypeError(f"{where}{name} is an np.matrix; pass np.asarray({name})")
 
 
+def as_array(name: str, a, where: str = "") -> np.ndarray:
+    """``np.asarray(a)``, refusing a masked array or np.matrix (:func:`refuse_masked`), or a
+    ValueError naming the argument where NumPy cannot make an array of it (a ragged list)."""
+    refuse_masked(name, a, where)
+    try:
+        return np.asarray(a)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{where}{name} is not an array of numbers ({e})") from None
+
+
 def _first_nonfinite(a: np.ndarray) -> tuple[int, ...]:
     return tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
 
@@ -144,11 +154,7 @@ def check_params(params, *, allow_complex: bool = False, check_finite: bool = Tr
 def _as_real_batch(name: str, a, dtype: np.dtype, check_finite: bool = True) -> np.ndarray:
     if a is None:
         raise TypeError(f"{name} is None; expected a 2-D array")
-    refuse_masked(name, a)
-    try:
-        a = np.asarray(a)
-    except (ValueError, TypeError) as e:   # a ragged list, say
-        raise ValueError(f"{name} is not an array of numbers ({e})") from None
+    a = as_array(name, a)
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be a real numeric array; got dtype {a.dtype}")
     if a.ndim != 2:

@@ -65,13 +65,8 @@ def _float(layer: str, name: str, a, ndim: int | None = None, shape_doc: str = "
 
 
 def _array(layer: str, name: str, a) -> np.ndarray:
-    """``np.asarray(a)``, or a ValueError naming the argument (a ragged list, say); a masked
-    array or np.matrix is a TypeError (``_checks.refuse_masked``)."""
-    _checks.refuse_masked(name, a, where=f"{layer}: ")
-    try:
-        return np.asarray(a)
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"{layer}: {name} is not an array of numbers ({e})") from None
+    """``_checks.as_array``, the message starting with the layer's name."""
+    return _checks.as_array(name, a, where=f"{layer}: ")
 
 
 def _same_dtype(layer: str, **arrays: np.ndarray) -> np.dtype:
