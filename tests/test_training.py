@@ -919,6 +919,8 @@ def test_resume_checks_every_array_against_the_run(small, tmp_path):
         ("rule2.npz", dict(divergence={"first": float("nan"), "running": 1.0}),
          r"rule2\.npz: divergence must hold the rule's first and running losses"),
         ("rule3.npz", dict(divergence={"first": 1.0}), r"rule3\.npz: divergence must hold"),
+        ("rule4.npz", dict(divergence={"first": 0.0, "running": 0.5}), r"rule4\.npz: .* a state no run saves"),
+        ("rule5.npz", dict(divergence={"first": 1.0, "running": 3.5}), r"rule5\.npz: .* a state no run saves"),
     ]
     for name, change, message in cases:
         with pytest.raises(ValueError, match=message):

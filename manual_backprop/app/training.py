@@ -470,6 +470,9 @@ def _resume(path, config: Config, keep_epochs: bool, shift: float, scale: float,
         if rule.keys() != {"first", "running"} or not all(math.isfinite(v) and v >= 0 for v in rule.values()):
             raise ValueError(f"{path}: divergence must hold the rule's first and running losses, finite and "
                              f"non-negative; got {rule!r}")
+        if rule["running"] > DIVERGENCE_FACTOR * rule["first"]:   # the rule stops a run before it saves this
+            raise ValueError(f"{path}: divergence holds a running loss {rule['running']:.4g} over {DIVERGENCE_FACTOR:g}x "
+                             f"the first step's {rule['first']:.4g}, a state no run saves (a corrupt or edited checkpoint)")
     return params, velocity, list(meta["history"]), config, rule
 
 
