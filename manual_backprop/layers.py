@@ -256,6 +256,16 @@ def _conv_args(x, W, b, stride, padding, layer="conv2d"):
     return x, W, b, (min(sh, Hp), min(sw, Wp)), (ph, pw), (Ho, Wo)
 
 
+@contextlib.contextmanager
+def _naming_memory_errors(layer: str, x: np.ndarray, padding):
+    """Re-raise NumPy's MemoryError for a padded input or its windows with the layer's name and
+    the padding that asked for them (NumPy's own says only how many bytes)."""
+    try:
+        yield
+    except MemoryError as e:
+        raise MemoryError(f"{layer}: x {x.shape} with padding {tuple(padding)} needs more memory than there is ({e})") from None
+
+
 def _padded(x: np.ndarray, padding, margin: int = 0) -> np.ndarray:
     """x_p (N, C, Hp, Wp), C-contiguous, as a view of a flat buffer followed by ``margin`` zeros
     (room for a strided view to run past the last row; what it reads there is never used)."""
@@ -318,7 +328,8 @@ def conv2d(x: np.ndarray, W: np.ndarray, b: np.ndarray, *, stride=1, padding=0) 
     """
     x, W, b, stride, padding, (Ho, Wo) = _conv_args(x, W, b, stride, padding)
     N, F = x.shape[0], W.shape[0]
-    X, Wq = _im2col(x, W.shape[2], W.shape[3], stride, padding, (Ho, Wo))
+    with _naming_memory_errors("conv2d", x, padding):
+        X, Wq = _im2col(x, W.shape[2], W.shape[3], stride, padding, (Ho, Wo))
     wide = Wq > Wo                                  # columns j >= Wo: no window, their products unused
     with np.errstate(over="ignore", invalid="ignore") if wide else contextlib.nullcontext():
         yq = (W.reshape(F, -1) @ X).reshape(F, N, Ho, Wq)         # one GEMM
@@ -343,7 +354,8 @@ def conv2d_vjp(dy: np.ndarray, x: np.ndarray, W: np.ndarray, b: np.ndarray, *, s
     N, C, H, Wd = x.shape
     F, _, kh, kw = W.shape
     dy = _dy("conv2d", dy, (N, F, Ho, Wo), x.dtype)
-    xp = _padded(x, (ph, pw))
+    with _naming_memory_errors("conv2d_vjp", x, (ph, pw)):
+        xp = _padded(x, (ph, pw))
     if not _checks.all_finite(xp):
         xp = _unread_columns_zeroed(xp, kw, sw, Wo)
     Hp, Wp = xp.shape[2:]

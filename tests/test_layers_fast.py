@@ -957,6 +957,11 @@ BAD = [
     # just past an array's reach: (2^30 + 1)(2^29 + 1) entries x 2 channels x 8 bytes > 2^63 - 1
     ("conv_padding_edge", _err(L.conv2d, rnd(1, 2, 1, 1), rnd(1, 2, 1, 1), rnd(1), padding=(2**29, 2**28)), ValueError,
      "conv2d: padding (536870912, 268435456) makes a padded input of 1x2x1073741825x536870913"),
+    # within an array's reach, beyond any address space: 2^50 bytes. NumPy's MemoryError named no layer (a review)
+    ("conv_padding_pib", _err(L.conv2d, rnd(1, 2, 1, 1), rnd(1, 2, 1, 1), rnd(1), padding=2**22), MemoryError,
+     "conv2d: x (1, 2, 1, 1) with padding (4194304, 4194304) needs more memory than there is (Unable to allocate"),
+    ("conv_vjp_padding_pib", _err(L.conv2d_vjp, rnd(1, 1, 1, 1), rnd(1, 2, 1, 1), rnd(1, 2, 1, 1), rnd(1), stride=2**30,
+                                  padding=2**22), MemoryError, "conv2d_vjp: x (1, 2, 1, 1) with padding (4194304, 4194304) needs more"),
     ("conv_vjp_padding_huge", _err(L.conv2d_vjp, rnd(2, 3, 3, 3), x4, W4, b4, padding=(0, 2**62)), ValueError,
      "conv2d_vjp: padding (0, 4611686018427387904) makes a padded input"),
     ("conv_fit_h", _err(L.conv2d, rnd(1, 2, 2, 4), W4, b4), ValueError, "conv2d: the 3x2 kernel does not fit the padded input 2x4"),
