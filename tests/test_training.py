@@ -442,6 +442,8 @@ def test_cli_data_dir(tmp_path, capsys):
         (["evaluate", "/nonexistent/c.npz"], 1, "does not exist"),
         (["train", "--resume", "/nonexistent/c.npz", "--train-subset", "10"], 1, "does not exist"),
         (["train", "--train-subset", "100000"], 1, "train_subset 100000 is more than the 60000 training examples"),
+        (["train", "--lr", "1000", "--train-subset", "600", "--hidden-sizes", "16", "--no-progress"], 1,
+         "training diverged in epoch 1"),
     ],
 )
 def test_cli_errors_are_one_line_without_traceback(argv, status, message, capsys):
@@ -996,6 +998,34 @@ def test_sigterm_unwinds_like_ctrl_c_and_leaves_no_partial_file(tmp_path, signam
     assert proc.returncode == status and err.strip().splitlines()[-1] == "terminated", err
     assert sorted(p.name for p in out.iterdir()) == ["c.npz"]
     load_checkpoint(out / "c.npz")
+
+
+def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_runs_bits(tmp_path):
+    """SIGKILL gives the run no chance to clean up: it lands right after epoch 3's log line, so
+    during epoch 3's save or early in epoch 4. The checkpoint then holds epoch 2 or 3, and the
+    run resumed from it on the command line ends with the weights of one never interrupted."""
+    import signal
+
+    data_dir = tmp_path / "data"
+    fake_mnist(data_dir, n_train=200, n_test=20)
+    args = ["train", "--data-dir", str(data_dir), "--hidden-sizes", "64", "--epochs", "6", "--batch-size", "4",
+            "--no-progress"]
+    assert main(args + ["--checkpoint", str(tmp_path / "whole.npz")]) == 0
+    ckpt = tmp_path / "killed.npz"
+    proc = subprocess.Popen([sys.executable, "-m", "manual_backprop", *args, "--checkpoint", str(ckpt)],
+                            env={**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if line.startswith("epoch 3/"):
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert load_checkpoint(ckpt)[1]["epoch"] in (2, 3)
+    assert main(args + ["--checkpoint", str(ckpt), "--resume", str(ckpt)]) == 0
+    (whole, w_meta), (resumed, r_meta) = load_checkpoint(tmp_path / "whole.npz"), load_checkpoint(ckpt)
+    assert r_meta["epoch"] == 6 and bits(resumed) == bits(whole)
+    assert without_seconds(r_meta["history"]) == without_seconds(w_meta["history"])
 
 
 def _signal_self(sig) -> None:
