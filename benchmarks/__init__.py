@@ -1,7 +1,7 @@
 """Hand-derived against autodiff gradients, timed side by side in one process (issues 5, 10).
 
     python -m benchmarks                 # full run: table on stdout, JSON and PNG under runs/
-    python -m benchmarks --quick         # smoke run, well under a minute
+    python -m benchmarks --quick         # smoke run, about a minute
     python -m benchmarks --help
 
 Modules:

@@ -43,7 +43,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true",
-                   help="smoke run: the post network at batch 1 and 100, 640 training examples (well under a minute)")
+                   help="smoke run: the post network at batch 1 and 100, 640 training examples (about a minute on 2 cores)")
     p.add_argument("--out", type=Path, default=None, help="JSON file to write (default runs/benchmark-<time>.json)")
     p.add_argument("--plot", type=Path, default=None, help="PNG file (default: the JSON path with .png)")
     p.add_argument("--no-plot", action="store_true", help="write no PNG")
