@@ -139,9 +139,9 @@ def embedding(draw, *, repeated=False):
 
 
 @st.composite
-def rnn(draw):
+def rnn(draw, *, min_T=1):
     rng, s = _rng(draw)
-    N, T, D, H = draw(st.integers(1, 3)), draw(st.integers(1, 6)), draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    N, T, D, H = draw(st.integers(1, 3)), draw(st.integers(min_T, 6)), draw(st.integers(1, 4)), draw(st.integers(1, 4))
     return (
         s * rng.standard_normal((N, T, D)), rng.standard_normal((N, H)),
         rng.standard_normal((D, H)) / np.sqrt(D), rng.standard_normal((H, H)) / np.sqrt(H), 0.5 * rng.standard_normal(H),

@@ -2,9 +2,9 @@
 that pass the right ones (tests/layer_checks.py: jax.vjp of the twin, and finite differences).
 
 Each wrong VJP differs from the right one in exactly the slip named; inputs are drawn so the
-slip shows (repeated ids present, T >= 2 for the cell-state path, d >= 2 and two keys or more
-for 1/sqrt(d), windows
-of more than one element). Each must fail BOTH oracles: a control that only one oracle catches
+slip shows (repeated ids present, T >= 2 for the cell-state path and for backpropagation through
+time, d >= 2 and two keys or more for 1/sqrt(d), windows of more than one element, a dropout
+rate above 0 with a kept entry). Each must fail BOTH oracles: a control that only one oracle catches
 would say little about the other.
 """
 
@@ -136,6 +136,45 @@ def attention_vjp_no_scale(dy, q, k, v, *, causal=False):
     return dS @ k, dS.transpose(0, 2, 1) @ q, P.transpose(0, 2, 1) @ dy
 
 
+def dense_vjp_bias_column_off_by_one(dy, x, W):
+    """dx from dy [W_0; W_1:]^T with the wrong column dropped: the last (a weight) instead of the
+    first (the bias), the slip the post's layout invites."""
+    _, dW = L.dense_vjp(dy, x, W)
+    return (dy @ W.T)[:, :-1], dW
+
+
+def avg_pool2d_vjp_unscaled(dy, x, *, size=2, stride=None):
+    """Hands each position in a window the window's whole dy, forgetting the mean's 1/(kh kw)."""
+    kh, kw = S._two(size)
+    (dx,) = L.avg_pool2d_vjp(dy, x, size=size, stride=stride)
+    return (dx * (kh * kw),)
+
+
+def dropout_vjp_unscaled(dy, x, mask, *, rate):
+    """Keeps the mask but forgets the inverted dropout's 1/(1 - rate) in the backward."""
+    return np.where(mask, dy, 0.0), None
+
+
+def layer_norm_vjp_mean_path_only(dy, x, gamma, beta, *, eps=1e-5):
+    """Differentiates through the mean but treats the variance as a constant:
+    dx = (d - mean(d)) / sqrt(var + eps), d = dy gamma; the xhat mean(d xhat) term dropped."""
+    _, dgamma, dbeta = L.layer_norm_vjp(dy, x, gamma, beta, eps=eps)
+    d = dy * gamma
+    return (d - d.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + eps), dgamma, dbeta
+
+
+def rnn_vjp_no_recurrence(dy, x, h0, Wx, Wh, b):
+    """Backpropagation that stops at each step: dh_t = dy_t, the da_{t+1} Wh^T from later steps
+    dropped (truncated BPTT of length 1); dh0 = da_1 Wh^T as in the right one."""
+    h = L.rnn(x, h0, Wx, Wh, b)
+    N, T, D = x.shape
+    da = dy * (1 - h * h)
+    hprev = np.concatenate([h0[:, None], h[:, :-1]], axis=1)
+    A = da.reshape(N * T, -1)
+    return ((A @ Wx.T).reshape(N, T, D), da[:, 0] @ Wh.T,
+            x.reshape(N * T, D).T @ A, hprev.reshape(N * T, -1).T @ A, A.sum(axis=0))
+
+
 # ---- each one caught ---------------------------------------------------------------------------
 
 
@@ -203,3 +242,40 @@ def test_lstm_without_the_cell_state_path_is_caught(case):
 def test_attention_without_the_scale_in_the_backward_is_caught(case):
     primals, options = case
     _assert_caught("attention", attention_vjp_no_scale, primals, options)
+
+
+@settings(max_examples=examples(3))
+@given(S.dense())
+def test_dense_dropping_the_wrong_column_of_w_transposed_is_caught(case):
+    primals, options = case
+    _assert_caught("dense", dense_vjp_bias_column_off_by_one, primals, options)
+
+
+@settings(max_examples=examples(3))
+@given(S.pool())
+def test_average_pooling_without_the_windows_mean_is_caught(case):
+    primals, options = case
+    assume(np.prod(S._two(options["size"])) > 1)       # a 1x1 window's mean is its one entry
+    _assert_caught("avg_pool2d", avg_pool2d_vjp_unscaled, primals, options)
+
+
+@settings(max_examples=examples(3))
+@given(S.dropout())
+def test_dropout_without_the_inverted_scale_in_the_backward_is_caught(case):
+    (x, mask), options = case
+    assume(options["rate"] > 0 and mask.any())         # rate 0 scales by 1; no kept entry, dx = 0
+    _assert_caught("dropout", dropout_vjp_unscaled, (x, mask), options)
+
+
+@settings(max_examples=examples(3))
+@given(S.layer_norm())
+def test_layer_norm_without_the_variance_path_is_caught(case):
+    primals, options = case
+    _assert_caught("layer_norm", layer_norm_vjp_mean_path_only, primals, options)
+
+
+@settings(max_examples=examples(3))
+@given(S.rnn(min_T=2))                                   # T = 1: no later step to backpropagate from
+def test_rnn_without_backpropagation_through_time_is_caught(case):
+    primals, options = case
+    _assert_caught("rnn", rnn_vjp_no_recurrence, primals, options)
