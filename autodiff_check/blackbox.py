@@ -314,7 +314,8 @@ def measure(flat: Flat, F, rng, loss_error: float | None, what: str, *, per_dtyp
         eps_f, note = float(loss_error), f"loss error {loss_error:.2e} (given)"
     else:
         p, h0 = noise_probe(flat, rng)
-        eps_f, note = _eps_of(_noise.estimate_noise(F, flat.x, p, h0), f0, flat.u_out, flat.u, what)
+        nz = _noise.confirmed_noise(F, flat.x, p, _noise.estimate_noise(F, flat.x, p, h0), 4 * np.sqrt(flat.u) * h0)
+        eps_f, note = _eps_of(nz, f0, flat.u_out, flat.u, what)
         dtypes = {d for d, fl in zip(flat.dtypes, flat.float_) if fl}
         for d in sorted(dtypes, key=lambda d: np.finfo(d).eps) if len(dtypes) > 1 and per_dtype else ():
             on = np.zeros(flat.n, bool)

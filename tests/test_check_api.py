@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import autodiff_check as ac
-from autodiff_check.noise import CONFIRM, ecnoise, estimate_noise, shrinking_noise, vector_noise
+from autodiff_check.noise import CONFIRM, confirmed_noise, ecnoise, estimate_noise, shrinking_noise, vector_noise
 
 RNG = np.random.default_rng(0)   # drawn from at import only: the parametrized params below
 
@@ -128,6 +128,35 @@ def test_ecnoise_recovers_a_known_noise_level():
     nz = estimate_noise(f, x, np.array([1.0, -0.5, 0.25]), 1e-6)
     assert nz.sigma is not None and sigma / 3 < nz.sigma < 3 * sigma
     assert ecnoise(np.full(8, 2.0)) == (0.0, 2)  # no differences at all: h too small
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_kink_the_noise_probe_crosses_is_not_read_as_noise(seed):
+    """f = sum cos(x) + |x_0| at x_0 = 0, plus noise of sigma 1e-12 drawn from a hash of x's bits
+    (independent at any spacing). At the first spacing the kink's jump in slope reads ~1e-9;
+    read again at spacings 64 times smaller until one agrees, the level is the noise's. Bounds:
+    ECNoise's reading of 8 points of uniform noise is within a factor 3 of sigma but in a small
+    fraction of draws, and the confirmed one may be the larger of two (CONFIRM). Without the kink
+    the reading is noise's and stays as it was."""
+    import zlib
+    sigma = 1e-12
+
+    def f(x):
+        u = zlib.crc32(np.asarray(x, np.float64).tobytes()) / 2**32
+        return float(np.sum(np.cos(x)) + abs(x[0])) + sigma * np.sqrt(12) * (u - 0.5)
+
+    rng = np.random.default_rng(seed)
+    x = np.concatenate([[0.0], rng.uniform(-1, 1, 5)])
+    p = rng.standard_normal(6)
+    p /= np.abs(p).max()
+    h = np.sqrt(2.0**-53) * max(1.0, np.abs(x).max())
+    first = estimate_noise(f, x, p, h)
+    assert first.sigma > 100 * sigma                    # the kink, read as noise
+    nz = confirmed_noise(f, x, p, first, 4 * np.sqrt(2.0**-53) * h)
+    assert sigma / 3 < nz.sigma < 3 * CONFIRM * sigma, nz
+    smooth = lambda x: float(np.sum(np.cos(x))) + sigma * np.sqrt(12) * (zlib.crc32(x.tobytes()) / 2**32 - 0.5)  # noqa: E731
+    calm = estimate_noise(smooth, x, p, h)
+    assert confirmed_noise(smooth, x, p, calm, 4 * np.sqrt(2.0**-53) * h).sigma == calm.sigma   # noise: left as read
 
 
 @pytest.mark.parametrize("seed", range(3))

@@ -3292,3 +3292,29 @@ def test_a_correct_gradient_whose_whole_leaf_cancels_in_float64_passes():
         loss, grad = _student_mlp(X, Y)
         v = ac.check_gradients(loss, grad, p, seed=seed)
     assert v.passed, v.report(full=True)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_an_input_exactly_at_a_kink_does_not_loosen_every_other_entry(seed):
+    """f's noise was read at one spacing, and a probe crossing relu's kink at an input of exactly
+    0 read the jump in slope as noise: 2e-10 for float64 noise of 4e-16, so every entry's
+    tolerance grew 15,000-fold and a backward computed in float32 (3e-8 off) passed, for relu
+    and for max pooling over relu's output (a review, 2026-12-04). The reading is now confirmed
+    at smaller spacings, where a kink's falls and noise's does not."""
+    from functools import partial
+    from manual_backprop import layers as L
+
+    def in_float32(vjp):
+        return lambda dy, x, **kw: (vjp(dy.astype(np.float32), x.astype(np.float32), **kw)[0].astype(x.dtype),)
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((4, 6))
+    x[0, 0] = 0.0
+    assert ac.check_vjp(L.relu, L.relu_vjp, x, seed=seed).passed
+    v = ac.check_vjp(L.relu, in_float32(L.relu_vjp), x, seed=seed)
+    assert v.status == "FAIL", v.report(full=True)
+    pooled = np.maximum(rng.standard_normal((2, 2, 6, 6)), 0)   # windows of zeros among them
+    pool = partial(L.max_pool2d, size=2)
+    assert ac.check_vjp(pool, partial(L.max_pool2d_vjp, size=2), pooled, seed=seed).passed
+    v = ac.check_vjp(pool, partial(in_float32(L.max_pool2d_vjp), size=2), pooled, seed=seed)
+    assert v.status == "FAIL", v.report(full=True)
