@@ -23,8 +23,8 @@ per-entry noise level: :func:`vector_noise` (levels of order 3 to 5, the largest
 spacing). A smooth change on a finer scale than that spacing passes the table for noise;
 :func:`shrinking_noise` reads the table at spacings 64 times smaller each until a smaller one
 agrees, which noise does and smooth change does not. For f itself, :func:`confirmed_noise` reads
-ECNoise again at smaller spacings where the first reading may be a kink's, which falls with the
-spacing.
+ECNoise again at smaller spacings where f's values bend at x alone (a kink at x, whose reading
+falls with the spacing).
 """
 
 from __future__ import annotations
@@ -101,38 +101,53 @@ def estimate_noise(f: Callable[[np.ndarray], float], x: np.ndarray, p: np.ndarra
     return Noise(None, h, evals, f"ECNoise found no noise level in {tries} tries", spread, spread_h)
 
 
+def _kink_at_x(vals: np.ndarray) -> bool:
+    """Do f's values along the probe bend at x alone? The second difference centred on t = 0
+    more than 8 times every other: a kink at x (relu at an input of exactly 0, a tie of a max)
+    gives that one, ~ the jump in slope times the spacing, and nothing else where the rest is
+    smooth; noise, smooth curvature and a staircase of rounded intermediates spread theirs."""
+    d2 = np.abs(np.diff(vals, 2))
+    c = N_POINTS // 2 - 1                        # (f(-h) - 2 f(0) + f(h)), t = 0 the point N_POINTS // 2
+    return bool(d2[c] > 8 * np.delete(d2, c).max())
+
+
 def confirmed_noise(f: Callable[[np.ndarray], float], x: np.ndarray, p: np.ndarray, nz: Noise,
                     h_min: float) -> Noise:
-    """``nz``'s level, unless it is a kink's: a kink of f that the probe crosses reads as noise in
-    proportion to the spacing (one input exactly at relu's 0 read 2e-10 for float64 noise of
-    4e-16, and loosened every entry's tolerance 15,000-fold; a review). Read again at spacings
-    SHRINK times smaller, down to ``h_min``: a reading that falls with the spacing (to between
-    SHRINK / 16 and 1 / CONFIRM of the one before: a kink's falls by SHRINK, and noise read
-    beside it moves a reading by up to about ten, as the table's readings of one noise span
-    0.175-2.42 sigma at their 1e-6 quantiles) replaces it and is read again; where one did, the
-    next within a factor CONFIRM confirms it (the larger stands). Anything else leaves the
-    reading as it is (the first, where none fell): noise does not fall with the spacing, and a
-    reading that collapses far faster (f barely moving at the smaller spacing, its rounding
-    under-read: 3e-23 then 5e-29 for a difference quotient of size 1e-12) or rises is no
-    evidence of a kink."""
+    """``nz``'s level, unless it is a kink's at x: a probe through x crosses a kink that lies
+    exactly at x (relu at an input of 0), and ECNoise reads the bend as noise, in proportion to
+    the spacing (2e-10 for float64 noise of 4e-16, every entry's tolerance 15,000-fold too wide:
+    a review). Where f's values at ``nz``'s spacing bend at x alone (:func:`_kink_at_x`), they
+    are read again at spacings SHRINK times smaller, down to ``h_min``, until they no longer do;
+    ECNoise's reading there, where noise shows beside the bend, replaces the level if smaller
+    and not collapsed (at least SHRINK / 16 of it per step taken: f barely moving at the smaller
+    spacing under-reads its rounding). Otherwise the level stands: a staircase of rounded
+    intermediates (f casting to float32) reads less at smaller spacings too, but does not bend
+    at x alone. 8 more evaluations of f; 8 more per smaller spacing read."""
     if nz.sigma is None or nz.sigma == 0:
         return nz
-    level, h, evals = nz.sigma, nz.h, nz.evaluations
     ts = np.arange(N_POINTS) - N_POINTS // 2
-    while h * SHRINK >= h_min:
-        h *= SHRINK
+
+    def at(h: float) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            vals = np.array([float(np.real(f(x + t * h * p))) for t in ts])
-        evals += N_POINTS
-        sigma, inform = ecnoise(vals) if np.all(np.isfinite(vals)) else (float("nan"), 0)
-        if inform == 1 and SHRINK / 16 * level <= sigma < level / CONFIRM:
-            level = sigma                               # fell with the spacing: a kink's part
+            return np.array([float(np.real(f(x + t * h * p))) for t in ts])
+
+    h, evals, steps = nz.h, nz.evaluations + N_POINTS, 0
+    vals = at(h)
+    if not (np.all(np.isfinite(vals)) and _kink_at_x(vals)):
+        return Noise(nz.sigma, nz.h, evals)
+    while h * SHRINK >= h_min:
+        h, steps = h * SHRINK, steps + 1
+        vals, evals = at(h), evals + N_POINTS
+        if not np.all(np.isfinite(vals)):
+            break
+        if _kink_at_x(vals) and h * SHRINK >= h_min:   # still the bend's: read closer
             continue
-        if inform == 1 and level / CONFIRM <= sigma <= CONFIRM * level and level < nz.sigma:
-            level = max(level, sigma)                   # a kink's reading replaced, and confirmed
+        sigma, inform = ecnoise(vals)
+        if inform == 1 and (SHRINK / 16) ** steps * nz.sigma <= sigma < nz.sigma:
+            return Noise(sigma, nz.h, evals)
         break
-    return Noise(level, nz.h, evals)
+    return Noise(nz.sigma, nz.h, evals)
 
 
 def vector_noise(g: Callable[[np.ndarray], np.ndarray], x: np.ndarray, p: np.ndarray, h: float,

@@ -3318,3 +3318,18 @@ def test_an_input_exactly_at_a_kink_does_not_loosen_every_other_entry(seed):
     assert ac.check_vjp(pool, partial(L.max_pool2d_vjp, size=2), pooled, seed=seed).passed
     v = ac.check_vjp(pool, partial(in_float32(L.max_pool2d_vjp), size=2), pooled, seed=seed)
     assert v.status == "FAIL", v.report(full=True)
+
+
+@pytest.mark.parametrize("n, seed", [(5, 1), (30, 2), (100, 0)])
+def test_a_float64_function_computed_in_float32_keeps_its_noise_reading(n, seed):
+    """A first version of the kink's re-reading above took any reading that fell at smaller
+    spacings: f casting its float64 input to float32 is a staircase, whose reading falls too
+    (fewer steps crossed), and the correct gradient failed with a difference of 0 for 0.5 (a
+    review of it). The re-reading is now taken only where f bends at x alone."""
+    def f(x):
+        return float(np.sum(np.sin(x.astype(np.float32)).astype(np.float64)))
+
+    x = np.random.default_rng(seed + 11).standard_normal(n)
+    v = ac.check_gradients(f, np.cos, x, seed=seed)
+    assert v.passed, v.report(full=True)
+    assert ac.check_gradients(f, lambda x: 1.01 * np.cos(x), x, seed=seed).status == "FAIL"
