@@ -49,6 +49,7 @@ class Noise:
     note: str = ""
     spread: float | None = None  # when ECNoise failed: max - min of f at the smallest h that moved f
     spread_h: float | None = None
+    values: np.ndarray | None = None  # where sigma was found: f at the N_POINTS points it was read from
 
 
 def ecnoise(fvals: np.ndarray) -> tuple[float, int]:
@@ -75,6 +76,13 @@ def ecnoise(fvals: np.ndarray) -> tuple[float, int]:
     return float("nan"), 3
 
 
+def _along(f: Callable[[np.ndarray], float], x: np.ndarray, p: np.ndarray, h: float) -> np.ndarray:
+    """f at the N_POINTS points x + (i - N_POINTS // 2) h p, as float64 (real parts)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # log/divide near x: non-finite values are the callers' to judge
+        return np.array([float(np.real(f(x + t * p))) for t in (np.arange(N_POINTS) - N_POINTS // 2) * h])
+
+
 def estimate_noise(f: Callable[[np.ndarray], float], x: np.ndarray, p: np.ndarray, h0: float,
                    *, tries: int = 6, grow: bool = True) -> Noise:
     """ECNoise along ``p`` from ``x``, starting at spacing ``h0`` and adapting it (module
@@ -83,16 +91,13 @@ def estimate_noise(f: Callable[[np.ndarray], float], x: np.ndarray, p: np.ndarra
     h, evals = h0, 0
     spread = spread_h = None
     for _ in range(tries):
-        ts = (np.arange(N_POINTS) - N_POINTS // 2) * h
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # log/divide near x: non-finite values are handled below
-            vals = np.array([float(np.real(f(x + t * p))) for t in ts])
+        vals = _along(f, x, p, h)
         evals += N_POINTS
         if not np.all(np.isfinite(vals)):
             return Noise(None, h, evals, "f is not finite near x")
         sigma, inform = ecnoise(vals)
         if inform == 1:
-            return Noise(sigma, h, evals)
+            return Noise(sigma, h, evals, values=vals)
         if inform == 2 and not grow:
             return Noise(None, h, evals, "f did not move")
         if inform == 3 and (spread_h is None or h < spread_h):
@@ -122,23 +127,14 @@ def confirmed_noise(f: Callable[[np.ndarray], float], x: np.ndarray, p: np.ndarr
     and not collapsed (at least SHRINK / 16 of it per step taken: f barely moving at the smaller
     spacing under-reads its rounding). Otherwise the level stands: a staircase of rounded
     intermediates (f casting to float32) reads less at smaller spacings too, but does not bend
-    at x alone. 8 more evaluations of f; 8 more per smaller spacing read."""
-    if nz.sigma is None or nz.sigma == 0:
+    at x alone. No evaluation of f where it does not bend (``nz.values``, as ECNoise read them);
+    8 per smaller spacing read where it does."""
+    if nz.sigma is None or nz.sigma == 0 or not _kink_at_x(nz.values):
         return nz
-    ts = np.arange(N_POINTS) - N_POINTS // 2
-
-    def at(h: float) -> np.ndarray:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return np.array([float(np.real(f(x + t * h * p))) for t in ts])
-
-    h, evals, steps = nz.h, nz.evaluations + N_POINTS, 0
-    vals = at(h)
-    if not (np.all(np.isfinite(vals)) and _kink_at_x(vals)):
-        return Noise(nz.sigma, nz.h, evals)
+    h, evals, steps = nz.h, nz.evaluations, 0
     while h * SHRINK >= h_min:
         h, steps = h * SHRINK, steps + 1
-        vals, evals = at(h), evals + N_POINTS
+        vals, evals = _along(f, x, p, h), evals + N_POINTS
         if not np.all(np.isfinite(vals)):
             break
         if _kink_at_x(vals) and h * SHRINK >= h_min:   # still the bend's: read closer
