@@ -23,8 +23,8 @@ per-entry noise level: :func:`vector_noise` (levels of order 3 to 5, the largest
 spacing). A smooth change on a finer scale than that spacing passes the table for noise;
 :func:`shrinking_noise` reads the table at spacings 64 times smaller each until a smaller one
 agrees, which noise does and smooth change does not. For f itself, :func:`confirmed_noise` reads
-ECNoise again at smaller spacings where f's values bend at x alone (a kink at x, whose reading
-falls with the spacing).
+ECNoise again where f's values bend at one place alone (a kink near x, read as noise in
+proportion to the spacing): beside the bend, or at smaller spacings where kinks straddle x.
 """
 
 from __future__ import annotations
@@ -76,11 +76,12 @@ def ecnoise(fvals: np.ndarray) -> tuple[float, int]:
     return float("nan"), 3
 
 
-def _along(f: Callable[[np.ndarray], float], x: np.ndarray, p: np.ndarray, h: float) -> np.ndarray:
-    """f at the N_POINTS points x + (i - N_POINTS // 2) h p, as float64 (real parts)."""
+def _along(f: Callable[[np.ndarray], float], x: np.ndarray, p: np.ndarray, h: float,
+           start: int = -(N_POINTS // 2), n: int = N_POINTS) -> np.ndarray:
+    """f at the n points x + (start + i) h p, i = 0..n - 1, as float64 (real parts)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # log/divide near x: non-finite values are the callers' to judge
-        return np.array([float(np.real(f(x + t * p))) for t in (np.arange(N_POINTS) - N_POINTS // 2) * h])
+        return np.array([float(np.real(f(x + t * p))) for t in (np.arange(n) + start) * h])
 
 
 def estimate_noise(f: Callable[[np.ndarray], float], x: np.ndarray, p: np.ndarray, h0: float,
@@ -116,22 +117,77 @@ def _kink_at_x(vals: np.ndarray) -> bool:
     return bool(d2[c] > 8 * np.delete(d2, c).max())
 
 
+def _bend(vals: np.ndarray) -> tuple[int, int] | None:
+    """Where f's values along the probe bend at one place alone, the points (lo, hi) it lies
+    between (lo == hi: at a point), else None. The bend: the largest second difference, with its
+    larger neighbour where that has the same sign, more than 8 times every other. A kink between
+    two points or at one gives that pair, of one sign and summing to the jump in slope times the
+    spacing; noise and smooth curvature spread theirs, and a jump of f (a staircase of rounded
+    intermediates, f casting to float32) gives a pair of opposite signs, of which only one shows
+    where the largest is at an end of the table: there no bend is read (:func:`confirmed_noise`
+    reads one more point beyond it first)."""
+    d2 = np.diff(vals, 2)                        # d2[m] is centred on point m + 1
+    a = np.abs(d2)
+    i = int(a.argmax())
+    if i in (0, a.size - 1):   # at an end, a jump of f shows only one of its pair: no telling
+        return None
+    j = max((k for k in (i - 1, i + 1) if 0 <= k < a.size), key=lambda k: a[k])
+    pair = sorted([i, j]) if np.sign(d2[i]) == np.sign(d2[j]) != 0 else [i]
+    if not (a[pair] / 8).sum() > np.delete(a, pair).max():   # (/ 8 first: f ~ 1e300 would overflow)
+        return None
+    return pair[0] + 1, pair[-1] + 1
+
+
 def confirmed_noise(f: Callable[[np.ndarray], float], x: np.ndarray, p: np.ndarray, nz: Noise,
                     h_min: float) -> Noise:
-    """``nz``'s level, unless it is a kink's at x: a probe through x crosses a kink that lies
-    exactly at x (relu at an input of 0), and ECNoise reads the bend as noise, in proportion to
-    the spacing (2e-10 for float64 noise of 4e-16, every entry's tolerance 15,000-fold too wide:
-    a review). Where f's values at ``nz``'s spacing bend at x alone (:func:`_kink_at_x`), they
-    are read again at spacings SHRINK times smaller, down to ``h_min``, until they no longer do;
-    ECNoise's reading there, where noise shows beside the bend, replaces the level if smaller
-    and not collapsed (at least SHRINK / 16 of it per step taken: f barely moving at the smaller
-    spacing under-reads its rounding). Otherwise the level stands: a staircase of rounded
-    intermediates (f casting to float32) reads less at smaller spacings too, but does not bend
-    at x alone. No evaluation of f where it does not bend (``nz.values``, as ECNoise read them);
-    8 per smaller spacing read where it does."""
-    if nz.sigma is None or nz.sigma == 0 or not _kink_at_x(nz.values):
+    """``nz``'s level, unless it is a kink's: a probe crossing a kink reads the jump in slope as
+    noise, in proportion to the spacing (relu at an input of exactly 0: 2e-10 for float64 noise
+    of 4e-16, every entry's tolerance 15,000-fold too wide; a review).
+
+    Where f's values bend at one place alone (:func:`_bend`), 8 points at the same spacing on
+    x's side of it, x among them, are read (both sides where it is at x); the first reading of
+    ECNoise there whose values bend nowhere replaces the level if smaller and if it accounts for
+    the first values beside the bend (their second differences, less their mean, within 8
+    sqrt(6) of it: noise's have deviation sqrt(6) sigma; a staircase, flat between sparse steps,
+    reads far less there than its other steps show). Where none does and
+    the bend is at x (:func:`_kink_at_x`; kinks on both sides of x within a fraction of the
+    spacing), the values are read again at spacings SHRINK times smaller, down to ``h_min``,
+    until they no longer bend at x; ECNoise's reading there replaces the level if smaller and not
+    collapsed (at least SHRINK / 16 of it per step taken: f barely moving at the smaller spacing
+    under-reads its rounding). Otherwise the level stands: noise, curvature and a staircase of
+    rounded intermediates (f casting to float32, whose reading falls at smaller spacings too) do
+    not bend at one place. No evaluation of f where the values do not bend most at an end
+    (``nz.values``, as ECNoise read them), one where they do."""
+    if nz.sigma is None or nz.sigma == 0:
         return nz
-    h, evals, steps = nz.h, nz.evaluations, 0
+    vals, first, evals = nz.values, -(N_POINTS // 2), nz.evaluations   # vals[k] is f at x + (first + k) h p
+    end = int(np.abs(np.diff(vals, 2)).argmax())
+    if end in (0, N_POINTS - 3):   # one more point beyond that end: a jump's other half, or nothing
+        t = first - 1 if end == 0 else first + N_POINTS
+        more, evals = _along(f, x, p, nz.h, t, 1), evals + 1
+        vals, first = (np.concatenate([more, vals]), t) if end == 0 else (np.concatenate([vals, more]), first)
+    bend = _bend(vals) if np.all(np.isfinite(vals)) else None
+    if bend is None:
+        return Noise(nz.sigma, nz.h, evals, values=nz.values)
+    lo, hi = bend
+    rest = np.delete(np.diff(vals, 2), [lo - 1, hi - 1])   # the second differences beside the bend,
+    beside = float(np.abs(rest - rest.mean()).max())       # less f's curvature (alike along the probe)
+    lo, hi = lo + first, hi + first                        # in steps from x
+    for start in [hi] * (hi <= 0) + [lo - (N_POINTS - 1)] * (lo >= 0):   # first point of a side's 8
+        vals, evals = _along(f, x, p, nz.h, start), evals + N_POINTS
+        if np.all(np.isfinite(vals)) and _bend(vals) is None:
+            sigma, inform = ecnoise(vals)
+            if inform == 1 and sigma < nz.sigma and beside <= 8 * np.sqrt(6) * sigma:
+                return Noise(sigma, nz.h, evals)
+    if _kink_at_x(nz.values):
+        return _read_closer(f, x, p, nz, h_min, evals)
+    return Noise(nz.sigma, nz.h, evals)
+
+
+def _read_closer(f: Callable[[np.ndarray], float], x: np.ndarray, p: np.ndarray, nz: Noise, h_min: float,
+                 evals: int) -> Noise:
+    """:func:`confirmed_noise` at a kink at x: read at spacings SHRINK times smaller."""
+    h, steps = nz.h, 0
     while h * SHRINK >= h_min:
         h, steps = h * SHRINK, steps + 1
         vals, evals = _along(f, x, p, h), evals + N_POINTS

@@ -130,14 +130,17 @@ def test_ecnoise_recovers_a_known_noise_level():
     assert ecnoise(np.full(8, 2.0)) == (0.0, 2)  # no differences at all: h too small
 
 
+@pytest.mark.parametrize("offset", [0.0, 0.37, -1.6, -2.6])
 @pytest.mark.parametrize("seed", range(3))
-def test_a_kink_the_noise_probe_crosses_is_not_read_as_noise(seed):
-    """f = sum cos(x) + |x_0| at x_0 = 0, plus noise of sigma 1e-12 drawn from a hash of x's bits
-    (independent at any spacing). At the first spacing the kink's jump in slope reads ~1e-9;
-    read again at spacings 64 times smaller until one agrees, the level is the noise's. Bounds:
-    ECNoise's reading of 8 points of uniform noise is within a factor 3 of sigma but in a small
-    fraction of draws, and the confirmed one may be the larger of two (CONFIRM). Without the kink
-    the reading is noise's and stays as it was."""
+def test_a_kink_the_noise_probe_crosses_is_not_read_as_noise(seed, offset):
+    """f = sum cos(x) + |x_0|, plus noise of sigma 1e-12 drawn from a hash of x's bits
+    (independent at any spacing), with the kink where the probe is at ``offset`` spacings from x:
+    at x, between x and the next point, between two points on the other side, and between the
+    first two (where one more point tells it from a jump of f). At the first
+    spacing the kink's jump in slope reads ~1e-9; read again beside it, the level is the noise's.
+    Bounds: ECNoise's reading of 8 points of uniform noise is within a factor 3 of sigma but in a
+    small fraction of draws, and a reading at smaller spacings may be the larger of two
+    (CONFIRM). Without the kink the reading is noise's and stays as it was."""
     import zlib
     sigma = 1e-12
 
@@ -150,8 +153,9 @@ def test_a_kink_the_noise_probe_crosses_is_not_read_as_noise(seed):
     p = rng.standard_normal(6)
     p /= np.abs(p).max()
     h = np.sqrt(2.0**-53) * max(1.0, np.abs(x).max())
+    x[0] = -offset * h * p[0]                           # |x_0 + t p_0| bends at t = offset h
     first = estimate_noise(f, x, p, h)
-    assert first.sigma > 100 * sigma                    # the kink, read as noise
+    assert first.h == h and first.sigma > 100 * sigma   # the kink, read as noise at the first spacing
     nz = confirmed_noise(f, x, p, first, 4 * np.sqrt(2.0**-53) * h)
     assert sigma / 3 < nz.sigma < 3 * CONFIRM * sigma, nz
     smooth = lambda x: float(np.sum(np.cos(x))) + sigma * np.sqrt(12) * (zlib.crc32(x.tobytes()) / 2**32 - 0.5)  # noqa: E731
