@@ -24,7 +24,7 @@ spacing). A smooth change on a finer scale than that spacing passes the table fo
 :func:`shrinking_noise` reads the table at spacings 64 times smaller each until a smaller one
 agrees, which noise does and smooth change does not. For f itself, :func:`confirmed_noise` reads
 ECNoise again where f's values bend at one place alone (a kink near x, read as noise in
-proportion to the spacing): beside the bend, or at smaller spacings where kinks straddle x.
+proportion to the spacing): at smaller spacings where the bend is at x, on both sides of it.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def _kink_at_x(vals: np.ndarray) -> bool:
     return bool(d2[c] > 8 * np.delete(d2, c).max())
 
 
-def _bend(vals: np.ndarray) -> tuple[int, int] | None:
+def _bend(vals: np.ndarray, ends: bool = False) -> tuple[int, int] | None:
     """Where f's values along the probe bend at one place alone, the points (lo, hi) it lies
     between (lo == hi: at a point), else None. The bend: the largest second difference, with its
     larger neighbour where that has the same sign, more than 8 times every other. A kink between
@@ -125,11 +125,11 @@ def _bend(vals: np.ndarray) -> tuple[int, int] | None:
     spacing; noise and smooth curvature spread theirs, and a jump of f (a staircase of rounded
     intermediates, f casting to float32) gives a pair of opposite signs, of which only one shows
     where the largest is at an end of the table: there no bend is read (:func:`confirmed_noise`
-    reads one more point beyond it first)."""
+    reads one more point beyond it first), unless ``ends`` (a table that should bend nowhere)."""
     d2 = np.diff(vals, 2)                        # d2[m] is centred on point m + 1
     a = np.abs(d2)
     i = int(a.argmax())
-    if i in (0, a.size - 1):   # at an end, a jump of f shows only one of its pair: no telling
+    if i in (0, a.size - 1) and not ends:   # at an end, a jump of f shows only one of its pair: no telling
         return None
     j = max((k for k in (i - 1, i + 1) if 0 <= k < a.size), key=lambda k: a[k])
     pair = sorted([i, j]) if np.sign(d2[i]) == np.sign(d2[j]) != 0 else [i]
@@ -144,23 +144,29 @@ def confirmed_noise(f: Callable[[np.ndarray], float], x: np.ndarray, p: np.ndarr
     noise, in proportion to the spacing (relu at an input of exactly 0: 2e-10 for float64 noise
     of 4e-16, every entry's tolerance 15,000-fold too wide; a review).
 
-    Where f's values bend at one place alone (:func:`_bend`), 8 points at the same spacing on
-    x's side of it, x among them, are read (both sides where it is at x); the first reading of
-    ECNoise there whose values bend nowhere replaces the level if smaller and if it accounts for
-    the first values beside the bend (their second differences, less their mean, within 8
-    sqrt(6) of it: noise's have deviation sqrt(6) sigma; a staircase, flat between sparse steps,
-    reads far less there than its other steps show). Where none does and
-    the bend is at x (:func:`_kink_at_x`; kinks on both sides of x within a fraction of the
-    spacing), the values are read again at spacings SHRINK times smaller, down to ``h_min``,
-    until they no longer bend at x; ECNoise's reading there replaces the level if smaller and not
-    collapsed (at least SHRINK / 16 of it per step taken: f barely moving at the smaller spacing
-    under-reads its rounding). Otherwise the level stands: noise, curvature and a staircase of
-    rounded intermediates (f casting to float32, whose reading falls at smaller spacings too) do
-    not bend at one place. No evaluation of f where the values do not bend most at an end
-    (``nz.values``, as ECNoise read them), one where they do."""
+    Where f's values bend at x alone (:func:`_kink_at_x`), they are read again at spacings
+    SHRINK times smaller, down to ``h_min``, until they no longer do; ECNoise's reading there
+    replaces the level if smaller and not collapsed (at least SHRINK / 16 of it per step taken:
+    f barely moving at the smaller spacing under-reads its rounding; relu at 1e-10 still crosses
+    the kink there). Then, where the values bend at one place alone (:func:`_bend`; at x, or
+    elsewhere: relu at an input of 1e-8), 8 points at the same spacing on each side of the bend,
+    one point clear of it, are read: a kink is smooth on both sides, with the same noise. The
+    larger of the two readings replaces the level (the first, or the one at smaller spacings) if
+    both are ECNoise's, neither side bends, they agree within CONFIRM, it is smaller, and it
+    accounts for the first values beside the bend (their second differences, less their mean,
+    within 8 sqrt(6) of it; noise's deviate by sqrt(6) sigma), and if f's slope from one side to
+    the other turned by at least half the bend's turn, and the same way: a staircase of rounded
+    intermediates (f casting to float32) whose steps fall in a row looks like a bend, flat beside
+    it on both sides, but its slope does not turn there. Otherwise the level stands. No
+    evaluation of f where the values bend nowhere and most at no end of the table
+    (``nz.values``, as ECNoise read them)."""
     if nz.sigma is None or nz.sigma == 0:
         return nz
-    vals, first, evals = nz.values, -(N_POINTS // 2), nz.evaluations   # vals[k] is f at x + (first + k) h p
+    evals, level = nz.evaluations, nz.sigma
+    if _kink_at_x(nz.values):
+        closer = _read_closer(f, x, p, nz, h_min, evals)
+        evals, level = closer.evaluations, closer.sigma
+    vals, first = nz.values, -(N_POINTS // 2)    # vals[k] is f at x + (first + k) h p
     end = int(np.abs(np.diff(vals, 2)).argmax())
     if end in (0, N_POINTS - 3):   # one more point beyond that end: a jump's other half, or nothing
         t = first - 1 if end == 0 else first + N_POINTS
@@ -168,20 +174,26 @@ def confirmed_noise(f: Callable[[np.ndarray], float], x: np.ndarray, p: np.ndarr
         vals, first = (np.concatenate([more, vals]), t) if end == 0 else (np.concatenate([vals, more]), first)
     bend = _bend(vals) if np.all(np.isfinite(vals)) else None
     if bend is None:
-        return Noise(nz.sigma, nz.h, evals, values=nz.values)
+        return Noise(level, nz.h, evals)
     lo, hi = bend
-    rest = np.delete(np.diff(vals, 2), [lo - 1, hi - 1])   # the second differences beside the bend,
+    d2 = np.diff(vals, 2)
+    turn = float(d2[lo - 1:hi].sum())                      # the bend's change of slope, per step
+    rest = np.delete(d2, [lo - 1, hi - 1])                 # the second differences beside the bend,
     beside = float(np.abs(rest - rest.mean()).max())       # less f's curvature (alike along the probe)
     lo, hi = lo + first, hi + first                        # in steps from x
-    for start in [hi] * (hi <= 0) + [lo - (N_POINTS - 1)] * (lo >= 0):   # first point of a side's 8
-        vals, evals = _along(f, x, p, nz.h, start), evals + N_POINTS
-        if np.all(np.isfinite(vals)) and _bend(vals) is None:
-            sigma, inform = ecnoise(vals)
-            if inform == 1 and sigma < nz.sigma and beside <= 8 * np.sqrt(6) * sigma:
-                return Noise(sigma, nz.h, evals)
-    if _kink_at_x(nz.values):
-        return _read_closer(f, x, p, nz, h_min, evals)
-    return Noise(nz.sigma, nz.h, evals)
+    sides = []
+    for start in (lo - N_POINTS, hi + 1):   # the 8 points ending before lo, starting after hi (a kink
+        side = _along(f, x, p, nz.h, start)   # a hair from a point may be paired to the wrong side of it)
+        evals += N_POINTS
+        if not np.all(np.isfinite(side)) or _bend(side, ends=True) is not None:
+            return Noise(level, nz.h, evals)
+        sides.append((*ecnoise(side), (side[-1] - side[0]) / (N_POINTS - 1)))
+    (s1, i1, left), (s2, i2, right) = sides
+    sigma = max(s1, s2)
+    kink = (right - left) * turn > 0 and abs(right - left) >= abs(turn) / 2   # f's slope turned there and stayed
+    if kink and i1 == i2 == 1 and sigma <= CONFIRM * min(s1, s2) and sigma < level and beside <= 8 * np.sqrt(6) * sigma:
+        return Noise(sigma, nz.h, evals)
+    return Noise(level, nz.h, evals)
 
 
 def _read_closer(f: Callable[[np.ndarray], float], x: np.ndarray, p: np.ndarray, nz: Noise, h_min: float,

@@ -141,12 +141,14 @@ def test_a_kink_the_noise_probe_crosses_is_not_read_as_noise(seed, offset):
     Bounds: ECNoise's reading of 8 points of uniform noise is within a factor 3 of sigma but in a
     small fraction of draws, and a reading at smaller spacings may be the larger of two
     (CONFIRM). Without the kink the reading is noise's and stays as it was."""
-    import zlib
+    import hashlib
     sigma = 1e-12
 
+    def uniform(x):   # blake2b, not CRC32: CRC is linear in x's bits, and read 15x under sigma on a side
+        return int.from_bytes(hashlib.blake2b(np.asarray(x, np.float64).tobytes(), digest_size=8).digest(), "big") / 2**64
+
     def f(x):
-        u = zlib.crc32(np.asarray(x, np.float64).tobytes()) / 2**32
-        return float(np.sum(np.cos(x)) + abs(x[0])) + sigma * np.sqrt(12) * (u - 0.5)
+        return float(np.sum(np.cos(x)) + abs(x[0])) + sigma * np.sqrt(12) * (uniform(x) - 0.5)
 
     rng = np.random.default_rng(seed)
     x = np.concatenate([[0.0], rng.uniform(-1, 1, 5)])
@@ -158,7 +160,7 @@ def test_a_kink_the_noise_probe_crosses_is_not_read_as_noise(seed, offset):
     assert first.h == h and first.sigma > 100 * sigma   # the kink, read as noise at the first spacing
     nz = confirmed_noise(f, x, p, first, 4 * np.sqrt(2.0**-53) * h)
     assert sigma / 3 < nz.sigma < 3 * CONFIRM * sigma, nz
-    smooth = lambda x: float(np.sum(np.cos(x))) + sigma * np.sqrt(12) * (zlib.crc32(x.tobytes()) / 2**32 - 0.5)  # noqa: E731
+    smooth = lambda x: float(np.sum(np.cos(x))) + sigma * np.sqrt(12) * (uniform(x) - 0.5)  # noqa: E731
     calm = estimate_noise(smooth, x, p, h)
     assert confirmed_noise(smooth, x, p, calm, 4 * np.sqrt(2.0**-53) * h).sigma == calm.sigma   # noise: left as read
 

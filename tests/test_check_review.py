@@ -3362,6 +3362,49 @@ def test_an_input_a_hair_from_a_kink_does_not_loosen_every_other_entry(seed, nea
     assert v.status == "FAIL", v.report(full=True)
 
 
+@pytest.mark.parametrize("seed", [1, 4, 6])
+def test_kinks_spread_beside_one_at_x_do_not_loosen_every_other_entry(seed):
+    """|x_0| at 0 and four more kinks within 3e-8 of x: read again at smaller spacings the values
+    give the noise, where a first version of the reading beside a bend took the spread kinks on
+    one side for it (1e-9 for 2e-15), and a 1e-5 error and a backward in float32 passed (a review
+    of it, 2026-12-04). Both readings are taken now and the smaller stands."""
+    base = np.random.default_rng(123).standard_normal(6)
+    x = np.concatenate([[0.0, 1e-8, -1.5e-8, 2.5e-8, -3e-8], base])
+    c = np.array([10.0, 0.3, 0.3, 0.3, 0.3] + [0.0] * 6)
+
+    def loss(x):
+        return float(np.sum(c * np.abs(x)) + np.sum(np.sin(x)))
+
+    def grad(x):
+        return c * np.sign(x) + np.cos(x)
+
+    assert ac.check_gradients(loss, grad, x, seed=seed).passed
+    for wrong in (lambda x: grad(x) * (1 + 1e-5), lambda x: grad(x.astype(np.float32)).astype(np.float64)):
+        v = ac.check_gradients(loss, wrong, x, seed=seed)
+        assert v.status == "FAIL", v.report(full=True)
+
+
+@pytest.mark.parametrize("rounded, x, seed", [
+    (False, [-1.097327803329519, 1.1038749459723467, -1.0650983777042753], 59),
+    (False, [1.996373483546578, -1.5131814983831813, -1.0743252973503707, 1.7475382834694912,
+             1.6482748545633998, 1.149660913189575, -1.2096219217272473, 1.501908340508065], 84),
+    (True, [1.3013662380571336, -1.0601879056912096], 26)])
+def test_steps_of_a_staircase_in_a_row_are_not_read_as_a_kink(rounded, x, seed):
+    """f = sum(x cast to float32, or rounded to 2^-22) + 1e-3 sum sin(x): a staircase whose steps,
+    one per input, can fall in consecutive intervals of the probe, which then bends like a kink.
+    A first version of the reading beside a bend read the flat stretch beside it (1e-17 for a
+    staircase of 2e-8) and failed the correct gradient (a review of it, 2026-12-04). A kink
+    turns f's slope from one side to the other; those steps do not, and the level stands."""
+    x = np.array(x)
+    step = (lambda z: np.round(z * 2**22) / 2**22) if rounded else (lambda z: z.astype(np.float32).astype(np.float64))
+
+    def loss(z):
+        return float(np.sum(step(z)) + 1e-3 * np.sum(np.sin(z)))
+
+    v = ac.check_gradients(loss, lambda z: 1 + 1e-3 * np.cos(z), x, seed=seed)
+    assert v.passed, v.report(full=True)
+
+
 @pytest.mark.parametrize("n, seed", [(5, 1), (30, 2), (100, 0)])
 def test_a_float64_function_computed_in_float32_keeps_its_noise_reading(n, seed):
     """A first version of the kink's re-reading above took any reading that fell at smaller
