@@ -149,8 +149,10 @@ def confirmed_noise(f: Callable[[np.ndarray], float], x: np.ndarray, p: np.ndarr
     replaces the level if smaller and not collapsed (at least SHRINK / 16 of it per step taken:
     f barely moving at the smaller spacing under-reads its rounding; relu at 1e-10 still crosses
     the kink there). Then, where the values bend at one place alone (:func:`_bend`; at x, or
-    elsewhere: relu at an input of 1e-8), 8 points at the same spacing on each side of the bend,
-    one point clear of it, are read: a kink is smooth on both sides, with the same noise. The
+    elsewhere: relu at an input of 1e-8), 8 points on each side of the bend, one point clear of
+    it, are read, at the spacing on one side and GOLDEN times it on the other: a kink is smooth on
+    both sides, with the same noise at any spacing, where a staircase whose steps move f by near
+    a multiple of its quantum drifts smoothly at one spacing and under-reads (a review). The
     larger of the two readings replaces the level (the first, or the one at smaller spacings) if
     both are ECNoise's, neither side bends, they agree within CONFIRM, it is smaller, and it
     accounts for the first values beside the bend (their second differences, less their mean,
@@ -182,18 +184,25 @@ def confirmed_noise(f: Callable[[np.ndarray], float], x: np.ndarray, p: np.ndarr
     beside = float(np.abs(rest - rest.mean()).max())       # less f's curvature (alike along the probe)
     lo, hi = lo + first, hi + first                        # in steps from x
     sides = []
-    for start in (lo - N_POINTS, hi + 1):   # the 8 points ending before lo, starting after hi (a kink
-        side = _along(f, x, p, nz.h, start)   # a hair from a point may be paired to the wrong side of it)
+    # the 8 points ending before lo at the spacing h, and from after hi on at GOLDEN h (one point clear
+    # of the bend: a kink a hair from a point may be paired to the wrong side of it). Two spacings:
+    # a staircase whose every step moves f by near a multiple of its quantum drifts smoothly over 8
+    # points at one spacing and reads far under its rounding (a review), but not at both
+    for start, h in ((lo - N_POINTS, nz.h), (int(np.ceil((hi + 1) / GOLDEN)), GOLDEN * nz.h)):
+        side = _along(f, x, p, h, start)
         evals += N_POINTS
         if not np.all(np.isfinite(side)) or _bend(side, ends=True) is not None:
             return Noise(level, nz.h, evals)
-        sides.append((*ecnoise(side), (side[-1] - side[0]) / (N_POINTS - 1)))
+        sides.append((*ecnoise(side), (side[-1] - side[0]) / (N_POINTS - 1) * nz.h / h))   # slope per h
     (s1, i1, left), (s2, i2, right) = sides
     sigma = max(s1, s2)
     kink = (right - left) * turn > 0 and abs(right - left) >= abs(turn) / 2   # f's slope turned there and stayed
     if kink and i1 == i2 == 1 and sigma <= CONFIRM * min(s1, s2) and sigma < level and beside <= 8 * np.sqrt(6) * sigma:
         return Noise(sigma, nz.h, evals)
     return Noise(level, nz.h, evals)
+
+
+GOLDEN = (1 + 5**0.5) / 2   # the second side's spacing, in units of the first: far from any ratio of small ints
 
 
 def _read_closer(f: Callable[[np.ndarray], float], x: np.ndarray, p: np.ndarray, nz: Noise, h_min: float,
