@@ -22,8 +22,8 @@ direction is bisected over blocks of coordinates until the wrong entries are nam
 Tolerances for a black box (no ``loss_error=``/``kinks=`` given) are estimated, not assumed:
 
 1. Noise. sigma = ECNoise(f) near x (:mod:`autodiff_check.noise`, Moré and Wild 2011),
-   read again beside the bend where f bends at one place alone (a kink near x reads as noise
-   in proportion to the spacing: :func:`autodiff_check.noise.confirmed_noise`),
+   read again where f bends at one place alone, at smaller spacings or beside the bend (a kink
+   near x reads as noise in proportion to the spacing: :func:`autodiff_check.noise.confirmed_noise`),
    evaluated in f's own dtypes (float32 stays float32); eps_f = max(3 sigma, u_f |f(x)|)
    bounds the error of one evaluation (u_f: unit roundoff of f's result). If ECNoise finds
    no level (f ~ 0: its 10 % spread rule cannot pass), eps_f = the spread max - min of f over

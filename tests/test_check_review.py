@@ -3317,6 +3317,11 @@ def test_a_correct_gradient_whose_whole_leaf_cancels_in_float64_passes():
     assert v.passed, v.report(full=True)
 
 
+def _in_float32(vjp):
+    """``vjp`` computed in float32 and returned in x's dtype: off by float32's rounding, ~3e-8."""
+    return lambda dy, x, **kw: (vjp(dy.astype(np.float32), x.astype(np.float32), **kw)[0].astype(x.dtype),)
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_an_input_exactly_at_a_kink_does_not_loosen_every_other_entry(seed):
     """f's noise was read at one spacing, and a probe crossing relu's kink at an input of exactly
@@ -3327,19 +3332,16 @@ def test_an_input_exactly_at_a_kink_does_not_loosen_every_other_entry(seed):
     from functools import partial
     from manual_backprop import layers as L
 
-    def in_float32(vjp):
-        return lambda dy, x, **kw: (vjp(dy.astype(np.float32), x.astype(np.float32), **kw)[0].astype(x.dtype),)
-
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((4, 6))
     x[0, 0] = 0.0
     assert ac.check_vjp(L.relu, L.relu_vjp, x, seed=seed).passed
-    v = ac.check_vjp(L.relu, in_float32(L.relu_vjp), x, seed=seed)
+    v = ac.check_vjp(L.relu, _in_float32(L.relu_vjp), x, seed=seed)
     assert v.status == "FAIL", v.report(full=True)
     pooled = np.maximum(rng.standard_normal((2, 2, 6, 6)), 0)   # windows of zeros among them
     pool = partial(L.max_pool2d, size=2)
     assert ac.check_vjp(pool, partial(L.max_pool2d_vjp, size=2), pooled, seed=seed).passed
-    v = ac.check_vjp(pool, partial(in_float32(L.max_pool2d_vjp), size=2), pooled, seed=seed)
+    v = ac.check_vjp(pool, partial(_in_float32(L.max_pool2d_vjp), size=2), pooled, seed=seed)
     assert v.status == "FAIL", v.report(full=True)
 
 
@@ -3349,16 +3351,13 @@ def test_an_input_a_hair_from_a_kink_does_not_loosen_every_other_entry(seed, nea
     """As above with relu's input at 1e-8 or -1e-10, not 0: the probe crosses the kink between
     two of its points, the values bend there, not at x alone, and the reading stood: a backward
     computed in float32 passed 7 of 10 seeds at 1e-8 and 5 of 10 at 1e-10 (a review's leftover,
-    2026-12-04). They are now read again beside the bend, at the same spacing."""
+    2026-12-04). They are now read again on both sides of the bend."""
     from manual_backprop import layers as L
-
-    def in_float32(dy, x):
-        return (L.relu_vjp(dy.astype(np.float32), x.astype(np.float32))[0].astype(x.dtype),)
 
     x = np.random.default_rng(seed).standard_normal((4, 6))
     x[0, 0] = near
     assert ac.check_vjp(L.relu, L.relu_vjp, x, seed=seed).passed
-    v = ac.check_vjp(L.relu, in_float32, x, seed=seed)
+    v = ac.check_vjp(L.relu, _in_float32(L.relu_vjp), x, seed=seed)
     assert v.status == "FAIL", v.report(full=True)
 
 
@@ -3426,7 +3425,8 @@ def test_a_float64_function_computed_in_float32_keeps_its_noise_reading(n, seed)
     """A first version of the kink's re-reading above took any reading that fell at smaller
     spacings: f casting its float64 input to float32 is a staircase, whose reading falls too
     (fewer steps crossed), and the correct gradient failed with a difference of 0 for 0.5 (a
-    review of it). The re-reading is now taken only where f bends at x alone."""
+    review of it). The re-reading is now taken only where f bends at one place alone, and
+    beside it only where f's slope turns there."""
     def f(x):
         return float(np.sum(np.sin(x.astype(np.float32)).astype(np.float64)))
 
