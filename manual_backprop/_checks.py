@@ -10,6 +10,9 @@ from collections.abc import Sequence
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+#: np.finfo's eps and max of each float dtype, looked up once (np.finfo costs a call per use)
+EPS = {dt: float(np.finfo(dt).eps) for dt in FLOAT_DTYPES}
+MAX = {dt: float(np.finfo(dt).max) for dt in FLOAT_DTYPES}
 
 
 def check_dtype(dtype, *, allow_complex: bool = False) -> np.dtype:
@@ -48,6 +51,8 @@ def refuse_masked(name: str, a, where: str = "") -> None:
     hidden values under it would be used, and a matrix breaks the 2-D products' broadcasting
     deep inside NumPy. Other ndarray subclasses (np.memmap, say) are plain arrays here. ``where``
     goes before the message (a layer's name)."""
+    if type(a) is np.ndarray:   # the common case, at the cost of one comparison (batch 1 pays per call)
+        return
     if isinstance(a, np.ma.MaskedArray):
         raise TypeError(f"{where}{name} is a masked array, whose mask would be ignored; pass {name}.filled(value) "
                         "or only the entries that are not masked")
@@ -166,9 +171,11 @@ def _as_real_batch(name: str, a, dtype: np.dtype, check_finite: bool = True) -> 
     real = np.dtype(np.float64) if dtype.kind == "c" else dtype
     if (check_finite or a.dtype != real) and not np.isfinite(a).all():
         raise nonfinite_error(name, a)
+    if a.dtype == real:
+        return a
     with np.errstate(over="ignore"):   # judged just below: a finite number beyond the dtype's range
         cast = a.astype(real, copy=False)
-    if cast is not a and not np.isfinite(cast).all():   # (cast is a when the dtype was already right)
+    if not np.isfinite(cast).all():
         raise ValueError(f"{name} has values beyond {real}'s range (first at {_first_nonfinite(cast)}: "
                          f"{a[_first_nonfinite(cast)]:.3g}), the dtype of params")
     return cast

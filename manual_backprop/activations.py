@@ -31,10 +31,11 @@ def exp_neg_abs(z: np.ndarray) -> np.ndarray:
     return np.exp(-np.abs(z))
 
 
-def _as_float(z):
-    """Integer and boolean z as float64 (the kernels below write into a float array), any other
-    z as it is."""
-    return np.asarray(z, np.float64) if np.asarray(z).dtype.kind in ("b", "i", "u") else z
+def _as_float(z) -> np.ndarray:
+    """z as an array (``np.asanyarray``); integer and boolean z as float64 (the kernels below
+    write into a float array)."""
+    z = np.asanyarray(z)
+    return z.astype(np.float64) if z.dtype.kind in ("b", "i", "u") else z
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
@@ -43,10 +44,11 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     below the smallest normal number (not a warning; the rounding bound allows it). Integer and
     boolean z are taken as float64. For complex z (the complex step) ``1 / (1 + e)`` for
     Re z >= 0 and ``e / (1 + e)`` below, e = exp(-|z|), so that nothing overflows."""
-    if np.iscomplexobj(z):
+    z = _as_float(z)
+    if z.dtype.kind == "c":
         e = exp_neg_abs(z)
         return np.where(z.real >= 0, 1, e) / (1 + e)
-    e = np.negative(_as_float(z))
+    e = np.negative(z)
     with np.errstate(over="ignore"):
         if not isinstance(e, np.ndarray):              # a scalar
             return 1 / (1 + np.exp(e))

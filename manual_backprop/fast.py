@@ -205,13 +205,15 @@ def _check_out(out, params: Params, x: np.ndarray, y: np.ndarray) -> list[np.nda
             raise ValueError(f"out[{i}] must be a {W.dtype} array of shape {W.shape}; got {what}")
         if not (G.flags.c_contiguous and G.flags.writeable and G.flags.aligned):
             raise ValueError(f"out[{i}] must be a writeable, aligned, C-contiguous array")
-        if any(np.may_share_memory(G, V) for V in params):
-            raise ValueError(f"out[{i}] overlaps the parameters; gradients need their own memory")
+        for V in params:                               # loops, not any(): batch 1 pays per call
+            if np.may_share_memory(G, V):
+                raise ValueError(f"out[{i}] overlaps the parameters; gradients need their own memory")
         for name, a in (("x", x), ("y", y)):
             if np.may_share_memory(G, a):
                 raise ValueError(f"out[{i}] overlaps {name}; gradients need their own memory")
-        if any(np.may_share_memory(G, H) for H in out[:i]):
-            raise ValueError(f"out[{i}] overlaps another entry of out; each layer needs its own array")
+        for H in out[:i]:
+            if np.may_share_memory(G, H):
+                raise ValueError(f"out[{i}] overlaps another entry of out; each layer needs its own array")
     return out if isinstance(out, list) else list(out)   # a list: returned as it is, as README shows
 
 
@@ -358,7 +360,7 @@ def sgd_step(params: Params, x: np.ndarray, y: np.ndarray, lr: float, *, activat
     def update(l: int, a: np.ndarray, delta: np.ndarray) -> None:
         W = params[l - 1]
         delta *= minus_lr                              # delta_l is not needed after this
-        if not _product_bound(a, delta) < np.finfo(W.dtype).max / 4:
+        if not _product_bound(a, delta) < _checks.MAX[W.dtype] / 4:
             return _checked_update(W, a, delta, l)     # near the top of the range: look first
         W[0] += delta.sum(axis=0)
         if B == 1 and W.flags.c_contiguous and W.flags.aligned:

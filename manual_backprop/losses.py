@@ -36,7 +36,7 @@ class BinaryCrossEntropy:
         return sigmoid(z)
 
     def value(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return np.sum(softplus(z) - y * z, axis=1)
+        return (softplus(z) - y * z).sum(axis=1)
 
     def delta(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
         return sigmoid(z) - y

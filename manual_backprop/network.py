@@ -132,7 +132,7 @@ def loss_and_grad(params: Params, x: np.ndarray, y: np.ndarray, *, activation: s
         if not _checks.all_finite(z[l]):
             _checks.raise_not_finite("the loss", params, x)   # as fast.py and the JAX twin say it
         a.append(g.fn(z[l]) if l < L else None)
-    J = float(np.sum(ell.value(z[L], y))) / B
+    J = float(ell.value(z[L], y).sum()) / B
     if not math.isfinite(J):
         _checks.raise_not_finite("the loss", params, x)
 
@@ -184,7 +184,7 @@ def _product_bound(a: np.ndarray, delta: np.ndarray) -> float:
     entries below ~1e-154 (float64) or ~1e-19 (float32), but then a product that overflows
     would need |a| near 1e460 or 1e57, whose square is inf."""
     k = max(a.size, delta.size)
-    if k * np.finfo(delta.dtype).eps / 2 > 0.25:
+    if k * _checks.EPS[delta.dtype] / 2 > 0.25:
         return math.inf
     return 2 * math.sqrt(a.shape[0] + float(np.vdot(a, a))) * math.sqrt(float(np.vdot(delta, delta)))
 
@@ -205,7 +205,7 @@ def _check_bounded(bound: float, dW: np.ndarray, l: int, *, blas: bool = False) 
     """Raise NonFiniteError unless ``bound`` < max / 2 or dW is finite: scanned by a BLAS dot
     product (``_checks.all_finite``) with ``blas``, else by np.isfinite, which the caller of
     a split batch needs (no BLAS call outside its blocks; docs/performance.md)."""
-    if bound < np.finfo(dW.dtype).max / 2:
+    if bound < _checks.MAX[dW.dtype] / 2:
         return
     if not (_checks.all_finite(dW) if blas else np.isfinite(dW).all()):
         raise _checks.NonFiniteError(f"dJ/dW_{l} overflows {dW.dtype}: inputs, targets or weights too large")
