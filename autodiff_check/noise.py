@@ -202,9 +202,6 @@ def confirmed_noise(f: Callable[[np.ndarray], float], x: np.ndarray, p: np.ndarr
     return Noise(level, nz.h, evals)
 
 
-GOLDEN = (1 + 5**0.5) / 2   # the second side's spacing, in units of the first: far from any ratio of small ints
-
-
 def _read_closer(f: Callable[[np.ndarray], float], x: np.ndarray, p: np.ndarray, nz: Noise, h_min: float,
                  evals: int) -> Noise:
     """:func:`confirmed_noise` at a kink at x: read at spacings SHRINK times smaller."""
@@ -233,6 +230,8 @@ def vector_noise(g: Callable[[np.ndarray], np.ndarray], x: np.ndarray, p: np.nda
 
 SHRINK = 2.0**-6   # from one spacing to the next in shrinking_noise: order-3 smooth change falls 2^18-fold
 CONFIRM = 8.0      # the factor, above or below, within which the next spacing's reading confirms one
+GOLDEN = (1 + 5**0.5) / 2   # confirmed_noise's second side's spacing, in units of the first: far from any
+                            # ratio of small ints
 
 
 def shrinking_noise(g: Callable[[np.ndarray], np.ndarray], x: np.ndarray, p: np.ndarray, h: float,
