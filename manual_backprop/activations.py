@@ -25,8 +25,10 @@ def exp_neg_abs(z: np.ndarray) -> np.ndarray:
 
     For complex ``z`` it is the analytic continuation ``exp(-sign(Re z) z)`` taken
     branch by branch, so the complex step sees the same function as the real code.
+    Integer and boolean z are taken as float64.
     """
-    if np.iscomplexobj(z):
+    z = _as_float(z)
+    if z.dtype.kind == "c":
         return np.exp(np.where(z.real >= 0, -z, z))
     return np.exp(-np.abs(z))
 
@@ -62,9 +64,10 @@ def softplus(z: np.ndarray) -> np.ndarray:
     ``logaddexp`` computes the same formula one element at a time, ten times slower, and
     within 1.4 ulp where NumPy's vectorised exp and log1p give 2.2 in float32). Integer and
     boolean z are taken as float64."""
-    if np.iscomplexobj(z):
+    z = _as_float(z)
+    if z.dtype.kind == "c":
         return np.where(z.real >= 0, z, 0) + np.log1p(exp_neg_abs(z))
-    z = np.asarray(_as_float(z))
+    z = np.asarray(z)
     return np.maximum(z, z.dtype.type(0)) + np.log1p(exp_neg_abs(z))
 
 

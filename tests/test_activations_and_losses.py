@@ -597,3 +597,34 @@ def test_integer_and_boolean_inputs_are_taken_as_float64(fn, ref, z):
     out = fn(z)
     assert out.dtype == np.float64
     np.testing.assert_allclose(out, ref(z.astype(np.float64)), rtol=4 * np.finfo(np.float64).eps)
+
+
+class _ArrayLike:
+    """An object NumPy reads through ``__array__`` alone, as it reads a torch tensor."""
+
+    def __init__(self, a):
+        self.a = np.asarray(a)
+
+    def __array__(self, dtype=None, copy=None):
+        return self.a if dtype is None else self.a.astype(dtype)
+
+
+@pytest.mark.parametrize("fn", [A.sigmoid, A.softplus, A.exp_neg_abs])
+def test_an_array_like_gives_what_its_array_gives(fn):
+    """A list (complex too: complex-step points written by hand) and an object with
+    ``__array__`` give the numbers and type their ndarray gives; an integer masked array gives
+    what the float64 one gives, a masked array from sigmoid, its mask kept. (A review: softplus
+    and exp_neg_abs of a complex list raised AttributeError; before aaf8d18 sigmoid turned an
+    integer masked array into a plain one, its mask dropped.)"""
+    for z in ([0.5 + 1e-20j, -2 + 3e-20j], [-3, 0, 2], [-0.5, 4.0]):
+        expected = fn(np.array(z))
+        for same in (z, _ArrayLike(z)):
+            got = fn(same)
+            assert type(got) is type(expected) and got.dtype == expected.dtype
+            np.testing.assert_array_equal(got, expected)
+    masked = np.ma.array([-3, 0, 2], mask=[False, True, False])
+    got, expected = fn(masked), fn(masked.astype(np.float64))
+    assert type(got) is type(expected) and got.dtype == expected.dtype == np.float64
+    np.testing.assert_array_equal(np.ma.getmaskarray(got), np.ma.getmaskarray(expected))
+    np.testing.assert_array_equal(np.ma.getdata(got), np.ma.getdata(expected))
+    assert isinstance(got, np.ma.MaskedArray) or fn is A.softplus   # softplus reads z by np.asarray
