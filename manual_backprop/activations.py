@@ -5,6 +5,9 @@ Every activation is a small object with
     fn(z)       -> a = g(z)                 elementwise, same shape and dtype as z
     grad(z, a)  -> g'(z)                    ``a = fn(z)`` is passed so g' can reuse it
 
+z may be any array-like (read by ``np.asanyarray``, so a masked array stays one where the
+ufuncs keep it); integer and boolean z are taken as float64.
+
 In-place forms of sigmoid and tanh, whose g' is a function of a alone, are speed and live
 in ``manual_backprop.fast``.
 
@@ -93,7 +96,7 @@ class Tanh:
     analytic = True
 
     def fn(self, z: np.ndarray) -> np.ndarray:
-        return np.tanh(z)
+        return np.tanh(_as_float(z))
 
     def grad(self, z: np.ndarray, a: np.ndarray) -> np.ndarray:
         return 1 - a * a
@@ -106,9 +109,10 @@ class ReLU:
     analytic = False
 
     def fn(self, z: np.ndarray) -> np.ndarray:
-        return np.maximum(z, 0)
+        return np.maximum(_as_float(z), 0)
 
     def grad(self, z: np.ndarray, a: np.ndarray) -> np.ndarray:
+        z = _as_float(z)
         return (z > 0).astype(z.dtype)
 
 
@@ -120,9 +124,11 @@ class LeakyReLU:
     slope = 0.01
 
     def fn(self, z: np.ndarray) -> np.ndarray:
+        z = _as_float(z)
         return np.where(z >= 0, z, self.slope * z)
 
     def grad(self, z: np.ndarray, a: np.ndarray) -> np.ndarray:
+        z = _as_float(z)
         return np.where(z >= 0, 1, self.slope).astype(z.dtype)
 
 
@@ -160,11 +166,13 @@ class GELU:
         return np.where(np.abs(r) > self.clamp, np.sign(r) * self.clamp, z).astype(z.dtype, copy=False)
 
     def fn(self, z: np.ndarray) -> np.ndarray:
+        z = _as_float(z)
         zc = self._clamped(z)
         t = np.tanh(self.c * (zc + self.k * zc**3))
         return 0.5 * z * (1 + t)
 
     def grad(self, z: np.ndarray, a: np.ndarray) -> np.ndarray:
+        z = _as_float(z)
         zc = self._clamped(z)
         t = np.tanh(self.c * (zc + self.k * zc**3))
         return 0.5 * (1 + t) + 0.5 * zc * (1 - t * t) * self.c * (1 + 3 * self.k * zc * zc)

@@ -628,3 +628,19 @@ def test_an_array_like_gives_what_its_array_gives(fn):
     np.testing.assert_array_equal(np.ma.getmaskarray(got), np.ma.getmaskarray(expected))
     np.testing.assert_array_equal(np.ma.getdata(got), np.ma.getdata(expected))
     assert isinstance(got, np.ma.MaskedArray) or fn is A.softplus   # softplus reads z by np.asarray
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_every_activation_reads_z_as_float64_when_given_integers_or_an_array_like(name):
+    """fn and grad of a list, an ``__array__`` object, and int, uint8 and bool arrays are those of
+    the float64 array of the same values (a review: relu's grad, leaky relu's and gelu's fn and
+    grad raised on a list; tanh of uint8 came out in float16, 3 digits)."""
+    g = ACTIVATIONS[name]
+    for z in ([-1.5, 0.0, 2.0], [-1, 0, 2], np.array([1, 0, 2], np.uint8), np.array([True, False])):
+        z64 = np.array(z, dtype=np.float64)
+        expected = g.fn(z64), g.grad(z64, g.fn(z64))
+        for same in ([z] if isinstance(z, list) else []) + [_ArrayLike(z), np.asarray(z)]:
+            a = g.fn(same)
+            for got, want in zip((a, g.grad(same, a)), expected):
+                assert got.dtype == np.float64
+                np.testing.assert_array_equal(got, want)
