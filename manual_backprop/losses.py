@@ -6,18 +6,31 @@ A loss object works on the output layer's pre-activations (logits) ``z`` of shap
     output(z)    -> the network's prediction f(z)
     value(z, y)  -> per-example loss l(z, y), shape (batch,)
     delta(z, y)  -> dl/dz, shape (batch, n_out): the output error term of backpropagation
-    check_targets(y) raises ValueError when y is outside the loss's domain
+    check_targets(y) raises ValueError when y is outside the loss's domain (NaN never is
+                     in it), TypeError when y is not real
 
-The network's loss is the mean of ``value`` over the batch, so its output error is
-``delta / batch``. Values are computed from the logits, never as ``log(f(z))``: no
-``log(0)`` and no overflow, also at |z| = 1000.
+z and y may be any array-likes (read by ``np.asanyarray``); integer and boolean ones are
+taken as float64, as the activations take them. The network's loss is the mean of ``value``
+over the batch, so its output error is ``delta / batch``. Values are computed from the
+logits, never as ``log(f(z))``: no ``log(0)`` and no overflow, also at |z| = 1000.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .activations import sigmoid, softplus
+from .activations import _as_float, sigmoid, softplus
+
+
+def _real_targets(y, loss: str) -> np.ndarray:
+    """``y`` as a non-empty (batch, n_out) array of real numbers, or an error naming ``loss``;
+    NaN and inf are left to each loss's domain test (which no NaN passes)."""
+    y = _as_float(y)
+    if y.dtype.kind != "f":
+        raise TypeError(f"{loss} targets y must be real numbers; got dtype {y.dtype}")
+    if y.ndim != 2 or y.size == 0:
+        raise ValueError(f"{loss} targets y must be a non-empty (batch, n_out) array; got shape {y.shape}")
+    return y
 
 
 class BinaryCrossEntropy:
@@ -36,14 +49,16 @@ class BinaryCrossEntropy:
         return sigmoid(z)
 
     def value(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
+        z, y = _as_float(z), _as_float(y)
         return (softplus(z) - y * z).sum(axis=1)
 
     def delta(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return sigmoid(z) - y
+        return sigmoid(z) - _as_float(y)
 
     def check_targets(self, y: np.ndarray) -> None:
+        y = _real_targets(y, self.name)
         lo, hi = y.min(), y.max()
-        if lo < 0 or hi > 1:
+        if not (lo >= 0 and hi <= 1):                  # a NaN fails both comparisons
             raise ValueError(f"binary_cross_entropy targets y must lie in [0, 1]; got values in [{lo}, {hi}]")
 
 
@@ -62,6 +77,7 @@ class SoftmaxCrossEntropy:
 
     @staticmethod
     def _shifted(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        z = _as_float(z)
         m = np.max(z.real, axis=1, keepdims=True)
         return m, np.exp(z - m)
 
@@ -70,15 +86,18 @@ class SoftmaxCrossEntropy:
         return e / np.sum(e, axis=1, keepdims=True)
 
     def value(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
+        z, y = _as_float(z), _as_float(y)
         m, e = self._shifted(z)
         logsumexp = m[:, 0] + np.log(np.sum(e, axis=1))
         return np.sum(y, axis=1) * logsumexp - np.sum(y * z, axis=1)
 
     def delta(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
+        y = _as_float(y)
         return self.output(z) * np.sum(y, axis=1, keepdims=True) - y
 
     def check_targets(self, y: np.ndarray) -> None:
-        if np.any(y < 0):
+        y = _real_targets(y, self.name)
+        if not np.all(y >= 0):                         # a NaN fails the comparison
             raise ValueError(
                 f"softmax_cross_entropy targets y must be non-negative; got min {y.min()}"
             )
@@ -105,17 +124,19 @@ class MeanSquaredError:
     analytic = True
 
     def output(self, z: np.ndarray) -> np.ndarray:
-        return z
+        return _as_float(z)
 
     def value(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
-        r = z - y
+        r = _as_float(z) - _as_float(y)
         return 0.5 * np.sum(r * r, axis=1)
 
     def delta(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return z - y
+        return _as_float(z) - _as_float(y)
 
     def check_targets(self, y: np.ndarray) -> None:
-        return None
+        y = _real_targets(y, self.name)
+        if not np.isfinite(y).all():
+            raise ValueError("mean_squared_error targets y must be finite")
 
 
 LOSSES = {l.name: l for l in (BinaryCrossEntropy(), SoftmaxCrossEntropy(), MeanSquaredError())}
