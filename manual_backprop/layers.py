@@ -105,7 +105,14 @@ def _pair(layer: str, name: str, v, minimum: int) -> tuple[int, int]:
 
 
 def _positive(layer: str, name: str, v) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) or not np.isfinite(v) or v <= 0:
+    """``v`` as a float: a real number > 0, finite in its own type (a Python int beyond
+    float64's range is not: np.isfinite would see an object)."""
+    number = not isinstance(v, bool) and isinstance(v, (int, float, np.floating, np.integer))
+    try:
+        finite = number and bool(np.isfinite(float(v) if isinstance(v, int) else v))
+    except OverflowError:
+        finite = False
+    if not finite or v <= 0:
         raise ValueError(f"{layer}: {name} must be a finite number > 0; got {v!r}")
     return float(v)
 

@@ -442,6 +442,9 @@ BAD = [
     (lambda: L.dropout(np.ones(3), np.ones(3), rate=0.5), TypeError, "mask must be a boolean array"),
     (lambda: L.batch_norm(np.ones((2, 3)), np.ones(2), np.ones(3)), ValueError, "gamma must have shape \\(3,\\)"),
     (lambda: L.batch_norm(np.ones((2, 3)), np.ones(3), np.ones(3), eps=0), ValueError, "eps must be a finite number > 0"),
+    # an int beyond float64's range (a review: a raw TypeError from np.isfinite of an object), a bool
+    (lambda: L.layer_norm(np.ones((2, 3)), np.ones(3), np.ones(3), eps=10**400), ValueError, "layer_norm: eps must be a finite number > 0; got 1000"),
+    (lambda: L.layer_norm(np.ones((2, 3)), np.ones(3), np.ones(3), eps=True), ValueError, "eps must be a finite number > 0; got True"),
     (lambda: L.layer_norm(np.ones((2, 3)), np.ones(3), np.ones(2)), ValueError, "beta must have shape \\(3,\\)"),
     (lambda: L.softmax(np.ones((2, 3)), axis=2), ValueError, "axis 2 is out of range"),
     (lambda: L.attention(np.ones((1, 3, 2)), np.ones((1, 4, 2)), np.ones((1, 4, 1)), causal=True), ValueError, "causal attention needs T_q == T_k"),
