@@ -107,7 +107,7 @@ class Sequential:
             except (TypeError, ValueError) as e:
                 raise self._spec._at_layer(1, e) from None
         if y is not _checks.NO_TARGETS:
-            y = self._spec._targets(np.empty((x.shape[0], z1.shape[1]), z1.dtype), y)
+            y = self._spec._targets(np.empty((x.shape[0], *z1.shape[1:]), z1.dtype), y)
         return x, y
 
     def _check_outputs(self, finite) -> None:

@@ -231,6 +231,9 @@ class Sequential:
     def _targets(self, z: np.ndarray, y) -> np.ndarray:
         if y is None:
             raise TypeError("y is None; expected targets of shape (batch, n_out)")
+        if z.ndim != 2:
+            raise ValueError(f"the loss needs logits of shape (batch, n_out); the last layer's outputs have "
+                             f"shape {z.shape} (end the model with Flatten() and a Dense layer)")
         _checks.refuse_masked("y", y)
         y = np.asarray(y)
         if y.dtype.kind not in "biuf":

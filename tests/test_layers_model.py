@@ -83,6 +83,26 @@ def test_the_twin_names_a_layers_refusal_as_the_numpy_network_does():
             assert str(numpy_says.value).startswith("layer 1 of 3: dense: ")
 
 
+@pytest.mark.parametrize("loss", sorted(mb.LOSSES))
+def test_a_loss_on_outputs_that_are_not_logits_is_refused_by_both_backends(loss):
+    """A model whose last layer gives (B, C, H, W) is refused a loss with one message by both
+    backends (a review: the NumPy network took the loss over axis 1 of a 4-D output, MSE summed
+    over every entry, softmax over the channels; the twin refused it with a (batch, C) shape)."""
+    spec = model.Sequential([model.Conv2d(1, 2, 3)], loss=loss)
+    twin = jseq.Sequential(spec.layers, loss=loss)
+    params = spec.init(seed=0)
+    x, y = np.random.default_rng(0).standard_normal((2, 1, 5, 5)), np.full((2, 2, 3, 3), 0.5)
+    said = []
+    for net in (spec, twin):
+        for call in (net.loss, net.loss_and_grad):
+            with pytest.raises(ValueError, match=r"^the loss needs logits of shape \(batch, n_out\); the last "
+                                                 r"layer's outputs have shape \(2, 2, 3, 3\)") as e:
+                call(params, x, y)
+            said.append(str(e.value))
+    assert len(set(said)) == 1
+    assert net.forward(params, x).shape == (2, 2, 3, 3)   # the outputs themselves are not refused
+
+
 def test_the_twin_accepts_a_batch_its_layers_parameters_carry():
     """Attention whose k and v are parameters of batch N = 3: x[:1], which the twin checks
     first, does not fit them; the whole x does, and both networks compute it (review finding:
