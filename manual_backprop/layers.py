@@ -88,7 +88,9 @@ def _dy(layer: str, dy, shape: tuple, dtype: np.dtype) -> np.ndarray:
     """The cotangent: same shape and dtype as the layer's output."""
     dy = _array(f"{layer}_vjp", "dy", dy)
     if dy.dtype != dtype:
-        raise TypeError(f"{layer}_vjp: dy must have the output's dtype {dtype}; got {dy.dtype}")
+        swapped = not dy.dtype.isnative and dy.dtype.newbyteorder("=") == dtype
+        raise TypeError(f"{layer}_vjp: dy must have the output's dtype {dtype}; got {dy.dtype}"
+                        + (f" (non-native byte order: dy.astype(np.{dtype}) converts it)" if swapped else ""))
     if dy.shape != tuple(shape):
         raise ValueError(f"{layer}_vjp: dy must have the output's shape {tuple(shape)}; got {dy.shape}")
     return dy

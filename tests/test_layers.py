@@ -434,6 +434,8 @@ BAD = [
     (lambda: L.conv2d(x4[:, :, :2, :2], W4, b4), ValueError, "kernel does not fit"),
     (lambda: L.conv2d(x4[0], W4, b4), ValueError, "x must be 4-D"),
     (lambda: L.conv2d_vjp(np.ones((2, 4, 2, 2)), x4, W4, b4), ValueError, "dy must have the output's shape \\(2, 4, 3, 3\\)"),
+    (lambda: L.dense_vjp(np.ones((2, 4)).astype(">f8"), np.ones((2, 3)), np.ones((4, 4))), TypeError,
+     "dy must have the output's dtype float64; got >f8 \\(non-native byte order: dy.astype\\(np.float64\\) converts it\\)"),
     (lambda: L.max_pool2d(x4, size=6), ValueError, "window does not fit"),
     (lambda: L.avg_pool2d(x4, size=2, stride=0), ValueError, "stride must be >= 1"),
     (lambda: L.dropout(np.ones(3), np.ones(3, bool), rate=1.0), ValueError, "rate must be a number in \\[0, 1\\)"),
