@@ -84,6 +84,11 @@ def flatten(tree, *, what: str = "params", none_leaf: bool = False) -> tuple[lis
             paths.append(path)
             return TreeDef("leaf")
         if isinstance(node, np.ndarray):
+            if isinstance(node, np.ma.MaskedArray):   # a review: the mask dropped, the values under it checked
+                raise TypeError(f"{format_path(what, path)}: a masked array, whose mask the checks would ignore; "
+                                "pass a plain array (np.ma.filled(a, value))")
+            if isinstance(node, np.matrix):
+                raise TypeError(f"{format_path(what, path)}: an np.matrix; pass np.asarray of it")
             leaves.append(node)
             paths.append(path)
             return TreeDef("leaf")
@@ -363,7 +368,8 @@ class Flat:
         y = np.array(x, dtype=np.float64)
         for fl, s, d in zip(self.float_, self.slices, self.dtypes):
             if fl and d != np.float64:
-                y[s] = y[s].astype(d).astype(np.float64)
+                with np.errstate(over="ignore"):   # a step past the dtype's largest: inf, as f would see it
+                    y[s] = y[s].astype(d).astype(np.float64)
         return y
 
     def flat(self, tree_leaves: list[np.ndarray]) -> np.ndarray:

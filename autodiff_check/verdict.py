@@ -25,8 +25,8 @@ class Mismatch:
 
     @property
     def excess(self) -> float:
-        err = abs(self.value - self.reference)
-        return float("inf") if not np.isfinite(err) else (err / self.tolerance if self.tolerance > 0 else float("inf"))
+        err = abs(float(self.value) - float(self.reference))   # Python floats: an overflow is inf, no warning
+        return float("inf") if not np.isfinite(err) else (err / float(self.tolerance) if self.tolerance > 0 else float("inf"))
 
     def __str__(self) -> str:
         if not np.isfinite(self.value):

@@ -806,3 +806,97 @@ def test_a_run_of_rows_from_the_bias_row_names_it_among_them():
 
     report = str(ac.check_network(p, x, y, backward=mine, use_jax=False))
     assert "W_1 (11, 4): 20 of 44 entries wrong, all in rows 0 to 4 (the bias row among them), each 0 there" in report, report
+
+
+X3 = np.array([0.3, -1.2, 0.7])
+
+
+def _sin_sum(p):
+    return float(np.sum(np.sin(p)))
+
+
+def _minus_sin_times(p, v):
+    return -np.sin(p) * v
+
+
+def _cos_times(dy, x):
+    return (dy * np.cos(x),)
+
+
+def _cos_tangent(t, x):
+    return t[0] * np.cos(x)
+
+
+def test_a_jax_fn_that_is_nan_at_the_point_is_refused_not_charged_to_the_derivative():
+    """A NaN jax_fn failed correct derivatives in all four checks ("jax_jvp DISAGREES ... 0.955
+    vs nan"; check_gradients's note that jax_fn differs from loss_fn was not given, NaN being no
+    larger than anything); it is now refused as a NaN loss_fn is. A jax_fn that is no real
+    floating scalar is refused by name, not by JAX's own TypeError (a review)."""
+    jnp = pytest.importorskip("jax.numpy")
+    nan = ValueError, r"^jax_fn is not finite at (the given point|output\[0\]) \(nan\)"
+    for call, (error, message) in (
+        (lambda: ac.check_gradients(_sin_sum, np.cos, X3, jax_fn=lambda p: jnp.sum(jnp.sin(p)) * jnp.nan), nan),
+        (lambda: ac.check_hvp(_sin_sum, _minus_sin_times, X3, jax_fn=lambda p: jnp.sum(jnp.sin(p)) * jnp.nan), nan),
+        (lambda: ac.check_vjp(np.sin, _cos_times, X3, jax_fn=lambda x: jnp.sin(x) * jnp.nan), nan),
+        (lambda: ac.check_jvp(np.sin, _cos_tangent, X3, jax_fn=lambda x: jnp.sin(x).at[1].set(jnp.inf)),
+         (ValueError, r"^jax_fn is not finite at output\[1\] \(inf\) where f is \(-0.93203909\)")),
+        (lambda: ac.check_gradients(_sin_sum, np.cos, X3, jax_fn=lambda p: [jnp.sum(jnp.sin(p))]),
+         (TypeError, r"^jax_fn must return a real floating scalar .*; got list$")),
+        (lambda: ac.check_gradients(_sin_sum, np.cos, X3, jax_fn=lambda p: jnp.sum(jnp.sin(p)) + 0j),
+         (TypeError, r"got dtype complex128, shape \(\)$")),
+        (lambda: ac.check_hvp(_sin_sum, _minus_sin_times, X3, jax_fn=jnp.sin),
+         (TypeError, r"got dtype float64, shape \(3,\)$")),
+    ):
+        with pytest.raises(error, match=message):
+            call()
+    assert ac.check_gradients(_sin_sum, np.cos, X3, jax_fn=lambda p: jnp.sum(jnp.sin(p))).passed
+    assert ac.check_vjp(np.sin, _cos_times, X3, jax_fn=jnp.sin).passed
+
+
+def test_a_derivative_near_float64s_largest_number_fails_without_warnings():
+    """The checker's own arithmetic on such a derivative (g @ v, 2 g, <c, jvp>, the excess over
+    the tolerance) overflowed with 20-40 RuntimeWarnings, errors in this suite; the verdict was
+    and is FAIL (a review)."""
+    def huge_vjp(dy, x):
+        with np.errstate(over="ignore"):   # the user's own overflow is theirs to report
+            return (1e308 * dy,)
+
+    def huge_jvp(t, x):
+        with np.errstate(over="ignore"):
+            return 1e308 * t[0]
+
+    x2 = np.array([0.5, 1.0])
+    for per_coordinate in (True, False):
+        assert ac.check_gradients(lambda p: float(np.sum(p)), lambda p: np.array([1e308, 1e308, 1.0]),
+                                  np.array([0.5, 1.0, 2.0]), per_coordinate=per_coordinate).status == "FAIL"
+        assert ac.check_vjp(lambda x: 2 * x, huge_vjp, x2, per_coordinate=per_coordinate).status == "FAIL"
+        assert ac.check_jvp(lambda x: 2 * x, huge_jvp, x2, per_coordinate=per_coordinate).status == "FAIL"
+
+
+def test_a_float16_input_a_step_from_its_largest_number_is_checked_without_warnings():
+    """A step past float16's 65504 rounded to inf with an overflow warning from the checker's
+    cast (a review); f then sees inf, as float16 would give it."""
+    x = np.array([65000.0, 1.0], np.float16)
+    assert ac.check_gradients(lambda p: np.sum(p), lambda p: np.ones(2, np.float16), x).status == "PASS"
+    assert ac.check_gradients(lambda p: np.sum(p), lambda p: np.ones(2, np.float16), x, analytic=False).status in (
+        "PASS", "NOT CHECKED")
+
+
+@pytest.mark.parametrize("where", ["params", "grad", "primal", "cotangent", "output"])
+def test_a_masked_array_is_refused_wherever_the_checker_meets_it(where):
+    """np.asarray dropped the mask and the checks used the values under it: a masked loss and
+    gradient passed while neither ever saw a mask (a review). manual_backprop refuses them too."""
+    masked = np.ma.masked_array(X3, mask=[False, True, False])
+    call = {
+        "params": lambda: ac.check_gradients(lambda p: float(np.ma.sum(p["w"] ** 2)),
+                                             lambda p: {"w": np.ma.filled(2 * p["w"], 0.0)}, {"w": masked}),
+        "grad": lambda: ac.check_gradients(lambda p: float(np.sum(p ** 2)),
+                                           lambda p: np.ma.masked_array(2 * p, mask=[0, 1, 0]), X3),
+        "primal": lambda: ac.check_vjp(np.sin, _cos_times, masked),
+        "cotangent": lambda: ac.check_vjp(np.sin, _cos_times, X3, cotangent=masked),
+        "output": lambda: ac.check_vjp(lambda x: np.ma.masked_array(np.sin(x), mask=[0, 1, 0]), _cos_times, X3),
+    }[where]
+    name = {"params": r"params\['w'\]", "grad": "grad_fn", "primal": r"primals\[0\]", "cotangent": "cotangent",
+            "output": "f's output"}[where]
+    with pytest.raises(TypeError, match=rf"^{name}: a masked array, whose mask the checks would ignore"):
+        call()
