@@ -810,7 +810,8 @@ def _check_core(
         if o not in ("fd", "complex_step", "jax_grad", "jax_jvp"):
             raise ValueError(f"unknown oracle {o!r}; oracles are: fd, complex_step, jax_grad, jax_jvp")
         if o not in available:
-            reason = why if o == "complex_step" and why else "pass jax_fn= (the same function in jax.numpy)"
+            reason = (why if o == "complex_step" and why else "analytic=False leaves it out"
+                      if o == "complex_step" and analytic is False else "pass jax_fn= (the same function in jax.numpy)")
             raise ValueError(f"oracle {o!r} is not available here ({reason}); available: {', '.join(available)}")
     if why and "complex_step" not in wanted and oracles is None:
         notes.append(why)

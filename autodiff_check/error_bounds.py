@@ -44,6 +44,7 @@ test that is wrong by any factor leaves the bound unchanged.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -113,7 +114,9 @@ class RoundingBound:
 def unit_roundoff(dtype) -> float:
     """u = eps / 2 of a float dtype: 2^-53 for float64, 2^-24 for float32."""
     try:
-        dt = np.dtype(dtype)
+        with warnings.catch_warnings():   # NumPy 2's deprecated aliases ('a'): refused below, not warned
+            warnings.simplefilter("ignore", DeprecationWarning)
+            dt = np.dtype(dtype) if dtype is not None else None   # np.dtype(None) is float64
     except TypeError:
         dt = None
     if dt is None or dt.kind != "f":

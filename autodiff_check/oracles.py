@@ -135,6 +135,15 @@ def _pattern_of(kinks: KinkFn, P: list[np.ndarray]) -> np.ndarray:
     return base
 
 
+def _functions(f, kinks=None) -> None:
+    """A TypeError for an f, or a kinks given, that is not callable (before it is called)."""
+    if not callable(f):
+        raise TypeError(f"f must be a function of params returning a scalar; got {type(f).__name__}")
+    if kinks is not None and not callable(kinks):
+        raise TypeError(f"kinks must be a function of params returning the side of every kink, or None; "
+                        f"got {type(kinks).__name__}")
+
+
 def _finite_at_params(f: LossFn, P: list[np.ndarray]) -> float:
     f0 = _value(f(P))
     if not np.isfinite(f0):
@@ -151,6 +160,9 @@ def _dtypes_of(dtypes, P) -> list:
     """Per layer of P: the float dtype f takes it in (``dtypes``), float64 when not given."""
     if dtypes is None:
         return [np.dtype(np.float64)] * len(P)
+    if isinstance(dtypes, (str, type, np.dtype)):   # a string would be read letter by letter
+        raise TypeError(f"dtypes must be a sequence of one float dtype per array of params; got the single dtype "
+                        f"{dtypes!r} (write [{dtypes!r}] * {len(P)})")
     dtypes = [np.dtype(d) for d in dtypes]
     if len(dtypes) != len(P) or not all(np.issubdtype(d, np.floating) for d in dtypes):
         raise ValueError(f"dtypes must give one float dtype per array of params ({len(P)}); got {dtypes}")
@@ -253,6 +265,7 @@ def numerical_grad_with_error(
     are rounded to it, and u is its own in the default step and the largest in f_error's
     default (float64's otherwise: a float32 f held to it never reached the Taylor regime and
     halved its step below float32's spacing, every difference 0)."""
+    _functions(f, kinks)
     P = float64_layers(params)
     eps = _step(eps, "eps")
     dts = _dtypes_of(dtypes, P)
@@ -289,6 +302,7 @@ def numerical_grad(f: LossFn, params: Params, *, eps: float | None = None) -> li
 
     ``f`` takes a list of arrays shaped like ``params`` and returns a scalar; the step is
     ``eps`` or, by default, ``u^(1/3) max(1, |w_i|)``. Cost: 2 evaluations per parameter."""
+    _functions(f)
     P = float64_layers(params)
     eps = _step(eps, "eps")
     _finite_at_params(f, P)
@@ -345,6 +359,7 @@ def directional_fd(
     check of the module docstring. ``value`` is NaN and ``tol`` inf when every step down to
     2^-20 h straddles a kink or no step reaches the Taylor regime. ``dtypes`` as in
     :func:`numerical_grad_with_error` (u: the largest of them)."""
+    _functions(f, kinks)
     P = float64_layers(params)
     V = _like(v, P)
     eps = _step(eps, "eps")
@@ -390,6 +405,7 @@ COMPLEX_STEP = 1e-20
 def complex_step_directional(f: LossFn, params: Params, v: Params, *, h: float = COMPLEX_STEP) -> float:
     """``Im f(w + i h v) / h``: the directional derivative with no subtractive cancellation,
     exact to O(h^2) = O(1e-40) when f is analytic along the path and written for complex input."""
+    _functions(f)
     W0 = float64_layers(params)
     h = _step(h, "h")
     P = [W + 1j * h * D for W, D in zip(W0, _like(v, W0))]
@@ -398,6 +414,7 @@ def complex_step_directional(f: LossFn, params: Params, v: Params, *, h: float =
 
 def complex_step_grad(f: LossFn, params: Params, *, h: float = COMPLEX_STEP) -> list[np.ndarray]:
     """Per-coordinate complex step ``Im f(w + i h e_i) / h``, complex128 arithmetic."""
+    _functions(f)
     P = [W.astype(np.complex128) for W in float64_layers(params)]
     h = _step(h, "h")
     out = []

@@ -266,6 +266,17 @@ def test_compare_skips_entries_not_checkable_and_pairs_dicts_by_key():
     (lambda: ac.complex_step_grad(lambda P: np.nan, [np.ones(2)]), ValueError, r"drops the imaginary part"),
     (lambda: ac.complex_step_directional(lambda P: np.sum(P[0]), [np.ones(2)], [np.ones(2)], h=0), ValueError, r"h must be"),
     (lambda: ac.random_direction([np.ones(2)], 0), TypeError, r"rng must be a numpy.random.Generator"),
+    # a hostile-input sweep (2026-12-05): these were raw errors or a warning
+    (lambda: ac.numerical_grad(3, [np.ones(2)]), TypeError, r"^f must be a function of params returning a scalar; got int"),
+    (lambda: ac.complex_step_grad(None, [np.ones(2)]), TypeError, r"^f must be a function"),
+    (lambda: ac.numerical_grad_with_error(lambda P: 0.0, [np.ones(2)], kinks=3), TypeError, r"^kinks must be a function"),
+    (lambda: ac.directional_fd(lambda P: 0.0, [np.ones(2)], [np.ones(2)], kinks=[1]), TypeError, r"^kinks must be a function"),
+    (lambda: ac.numerical_grad_with_error(lambda P: 0.0, [np.ones(2)], dtypes="float64"), TypeError,
+     r"^dtypes must be a sequence of one float dtype per array of params; got the single dtype 'float64'"),
+    (lambda: ac.unit_roundoff("a"), TypeError, r"^unit_roundoff needs a floating-point dtype; got 'a'"),
+    (lambda: ac.unit_roundoff(None), TypeError, r"^unit_roundoff needs a floating-point dtype; got None"),
+    (lambda: ac.check_gradients(lambda p: float(np.sum(np.sin(p))), np.cos, np.ones(2), oracles=["complex_step"],
+                                analytic=False), ValueError, r"'complex_step' is not available here \(analytic=False leaves it out\)"),
 ])
 def test_the_helper_api_names_bad_input(call, exc, message):
     with pytest.raises(exc, match=message):
