@@ -2404,6 +2404,9 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
         if len(leaves) != len(out_leaves) or any(np.shape(L) != O.shape for L, O in zip(leaves, out_leaves)):
             _contract(c_leaves, out, None, "jvp_fn")   # names the shape against f's (before a product breaks on it)
         for L, p in zip(leaves, where):
+            if np.asarray(L).dtype.kind not in "biufc":   # strings, objects: named, not NumPy's float() error
+                raise ValueError(f"jvp_fn returned dtype {np.asarray(L).dtype} at {format_path('output', p)}; "
+                                 "expected numbers")
             if np.iscomplexobj(L) and np.any(np.imag(L) != 0):
                 raise ValueError(f"jvp_fn returned complex values at {format_path('output', p)}; the derivative of a "
                                  "real function at real inputs is real")
