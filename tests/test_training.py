@@ -517,6 +517,25 @@ def test_a_reader_that_stops_reading_does_not_stop_the_run(tmp_path):
         assert run.returncode == 1 and "error: cannot write to standard output" in run.stderr, run.stderr
 
 
+def test_a_progress_bar_that_cannot_be_written_does_not_stop_the_run(tmp_path):
+    """train ... 2>&1 | head -1, or 2>/dev/full: the progress bar's write to standard error
+    raised, the run stopped with an error it could not print either (exit 1) and wrote no
+    checkpoint (a review, 2026-12-05). The bar is now dropped and the run finishes."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "manual_backprop", "train", "--train-subset", "100", "--epochs", "3",
+           "--hidden-sizes", "8", "--checkpoint"]
+    p = subprocess.Popen(cmd + [str(tmp_path / "a.npz")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         env=env, cwd=tmp_path)
+    p.stderr.close()                                  # the reader is gone before the first bar
+    assert p.wait(timeout=120) == 0
+    assert load_checkpoint(tmp_path / "a.npz")[1]["epoch"] == 3
+    if Path("/dev/full").exists():
+        with open("/dev/full", "w") as full:
+            run = subprocess.run(cmd + [str(tmp_path / "b.npz")], stdout=subprocess.DEVNULL, stderr=full, env=env,
+                                 cwd=tmp_path, timeout=120)
+        assert run.returncode == 0 and load_checkpoint(tmp_path / "b.npz")[1]["epoch"] == 3
+
+
 def _has_matplotlib() -> bool:
     try:
         import matplotlib  # noqa: F401

@@ -62,6 +62,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -657,6 +659,34 @@ class _DivergenceRule:
                 f"is over {DIVERGENCE_FACTOR:g}x the first step's {self.first:.4g}; try a smaller learning rate than {lr}")
 
 
+class _BarStream:
+    """Standard error for tqdm's bar, except that a bar it cannot write (a reader that stopped,
+    ``2>&1 | head -1``; a full disk) is dropped, not the run: the run died with an error it could
+    not print either, and wrote no checkpoint (a review, 2026-12-05). A broken pipe points the
+    descriptor at /dev/null, as cli._say does for standard output, so that the flush at exit
+    cannot fail."""
+
+    def __init__(self, stream) -> None:
+        self.stream, self.broken = stream, False
+
+    def _guard(self, write: Callable[[], object]) -> None:
+        if self.broken:
+            return
+        try:
+            write()
+        except BrokenPipeError:
+            self.broken = True
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+        except OSError:
+            self.broken = True
+
+    def write(self, s: str) -> None:
+        self._guard(lambda: self.stream.write(s))
+
+    def flush(self) -> None:
+        self._guard(self.stream.flush)
+
+
 def _epoch(update, params, velocity, x_train, y_train, config: Config, epoch: int, divergence, progress: bool) -> float:
     """One pass over the training set in the epoch's order; returns the summed loss."""
     n, B, dt = x_train.shape[0], config.batch_size, x_train.dtype
@@ -666,7 +696,7 @@ def _epoch(update, params, velocity, x_train, y_train, config: Config, epoch: in
     rng = np.random.default_rng([config.seed, epoch, 1])  # the epoch's translations (config.shift)
     total = 0.0
     bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{config.epochs}", unit="step", leave=False,
-               mininterval=0.5, disable=not progress)
+               mininterval=0.5, disable=not progress, file=_BarStream(sys.stderr))
     with np.errstate(over="ignore", invalid="ignore"):
         for s in bar:
             x, y = xs[s * B:(s + 1) * B], ys[s * B:(s + 1) * B]
