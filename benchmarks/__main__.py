@@ -4,7 +4,8 @@ Prints a table, writes a JSON file (``--out``, default ``runs/benchmark-<time>.j
 PNG plot beside it when matplotlib is installed. Exit status 0 whether or not the speed goals
 are met (they are reported, never asserted, each ratio with its 90 % interval over this run's
 rounds: a goal missed within it is a tie, not a loss); 1 when a backend's gradient disagrees with the
-reference (``manual_backprop.loss_and_grad``) by more than the rounding bound allows.
+reference (``manual_backprop.loss_and_grad``) by more than the rounding bound allows; 3 when the
+table or the JSON could not be written (a full disk: the other one holds the run).
 
 To benchmark NumPy's BLAS with its native kernel on a machine that pins OpenBLAS to an older
 one (``OPENBLAS_CORETYPE``), unset both variables for this command only::
@@ -197,7 +198,7 @@ def main(argv=None) -> int:
 def _run(args, argv, wanted, out, plot_path, started, cpu_started, load_start) -> int:
     """The run of :func:`main`, its outputs checked and locked."""
     limits = None
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731  progress on stderr
+    log = lambda msg: report.say(msg, sys.stderr)  # noqa: E731  progress on stderr
     log(f"load average at start: {', '.join(f'{v:.2f}' for v in load_start)} on {os.cpu_count()} cores")
     if args.threads is not None:
         limits = report.hold_threads(args.threads, log)  # noqa: F841  held for the whole run
@@ -260,13 +261,16 @@ def _run(args, argv, wanted, out, plot_path, started, cpu_started, load_start) -
             plot_path = None
     result["plot"] = str(plot_path) if plot_path else None
     result["elapsed_s"] = time.perf_counter() - started
-    print("\n".join(lines), flush=True)   # before the JSON: a disk that fills then keeps the measurements
+    unprinted = report.say("\n".join(lines))   # before the JSON: a disk that fills then keeps the measurements
     try:
         report.write_json(out, result)
     except OSError as e:
-        print(f"error: {e}; the table above is this run's only record", file=sys.stderr)
+        report.say(f"error: {e}; the table above is this run's only record", sys.stderr)
         return 3
-    print(f"\nwrote {out}" + (f" and {plot_path}" if plot_path else "") + f" in {result['elapsed_s']:.0f} s")
+    if unprinted:
+        report.say(f"error: cannot write the table to standard output ({unprinted}); {out} holds the run", sys.stderr)
+        return 3
+    report.say(f"\nwrote {out}" + (f" and {plot_path}" if plot_path else "") + f" in {result['elapsed_s']:.0f} s")
     disagree = [(c["network"], c["batch"], c["dtype"], n) for c in cells for n, b in c["backends"].items()
                 if b.get("agrees") is False]
     return 1 if disagree else 0

@@ -491,7 +491,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
     load_start = report.load_average()
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    log = lambda msg: report.say(msg, sys.stderr)  # noqa: E731
     backends = list(args.backends)
     out, reserved = args.out, ()
     try:
@@ -543,7 +543,10 @@ def _run(args, argv, out, started, load_start, log, backends) -> int:
     report.write_json(out, result)
     lines = report.environment_lines(env) + table(rows, cnn_run)
     lines += ["", f"wrote {out} in {result['elapsed_s']:.0f} s"]
-    print("\n".join(lines))
+    unprinted = report.say("\n".join(lines))
+    if unprinted:
+        report.say(f"error: cannot write the table to standard output ({unprinted}); {out} holds the run", sys.stderr)
+        return 3
     bad = [r["cell"] for r in rows for b in r["backends"].values() if b.get("agrees") is False]
     if cnn_run and not cnn_run["first_step_agrees"]:
         bad.append("mnist_cnn first step")

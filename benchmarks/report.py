@@ -58,6 +58,21 @@ def _git_commit() -> str | None:
         return None
 
 
+def say(text: str, stream=None) -> str | None:
+    """Print ``text`` to ``stream`` (standard output by default), flushed. A reader that stopped
+    reading (``| head``) is not a failure: the descriptor then points at /dev/null, for the lines
+    after it and the flush at exit. Any other failure to write (a full disk) does the same and is
+    returned as text, for the caller to report once the measurements are saved; else None. The
+    table was printed before the JSON and a broken pipe lost the run (a review, 2026-12-05)."""
+    stream = sys.stdout if stream is None else stream
+    try:
+        print(text, file=stream, flush=True)
+    except OSError as e:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+        return None if isinstance(e, BrokenPipeError) else str(e)
+    return None
+
+
 def load_average() -> list[float]:
     """The 1, 5 and 15 minute load averages (empty where the platform has none)."""
     return list(os.getloadavg()) if hasattr(os, "getloadavg") else []

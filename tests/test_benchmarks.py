@@ -817,6 +817,26 @@ def test_more_threads_than_cpus_is_said(tmp_path):
     assert code.returncode == 0 and f"WARNING: --threads {n} is more than the {n - 1} CPUs" in code.stderr
 
 
+def test_a_report_that_cannot_be_written_keeps_the_measurements(tmp_path):
+    """``python -m benchmarks ... | true`` (a reader gone) and ``> /dev/full``: the table's print
+    raised before the JSON was written, a traceback and no JSON, the run's only record lost (a
+    review, 2026-12-05). The JSON is now written: exit 0 for a reader that stopped reading
+    (``| head`` is the user's choice), 3 for a full disk, which stderr names. Progress lines on
+    a broken stderr (``2>&1 | head -1``) do not stop the run either."""
+    cmd = [sys.executable, "-m", "benchmarks", *FAST, "--no-plot", "--out"]
+    gone = subprocess.Popen(cmd + [str(tmp_path / "a.json")], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    gone.stdout.close()
+    gone.stderr.close()
+    assert gone.wait(timeout=120) == 0
+    assert json.loads((tmp_path / "a.json").read_text())["gradients"]
+    if Path("/dev/full").exists():
+        with open("/dev/full", "w") as full:
+            run = subprocess.run(cmd + [str(tmp_path / "b.json")], cwd=ROOT, stdout=full, stderr=subprocess.PIPE,
+                                 text=True, timeout=120)
+        assert run.returncode == 3 and "error: cannot write the table to standard output" in run.stderr, run.stderr
+        assert json.loads((tmp_path / "b.json").read_text())["gradients"]
+
+
 def test_default_output_names_are_reserved_so_no_run_replaces_anothers(tmp_path, monkeypatch):
     """The default ``runs/<kind>-<time>.json`` has a one-second resolution: two runs of the same
     second both took it, and the later to finish replaced the other's file (os.replace). The
