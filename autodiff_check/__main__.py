@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import time
 
@@ -67,14 +68,14 @@ def _targets(loss: str, rng: np.random.Generator, batch: int, n_out: int) -> np.
 
 
 def _report(title: str, verdict: Verdict, verbose: bool, detail: bool) -> None:
-    print(f"{'PASS' if verdict.passed else 'FAIL'}  {title}")
+    _out(f"{'PASS' if verdict.passed else 'FAIL'}  {title}")
     if detail:
-        print("\n".join("      " + line for line in verdict.report(full=True).splitlines()[1:]))
+        _out("\n".join("      " + line for line in verdict.report(full=True).splitlines()[1:]))
     elif verbose:
-        print("\n".join("      " + line for line in verdict.report().splitlines()[1:]))
+        _out("\n".join("      " + line for line in verdict.report().splitlines()[1:]))
     elif not verdict.passed:
         worst = verdict.mismatches[:1]
-        print(f"      worst: {worst[0]}" if worst else "      " + "; ".join(verdict.disagreements()))
+        _out(f"      worst: {worst[0]}" if worst else "      " + "; ".join(verdict.disagreements()))
 
 
 def _plot(verdict: Verdict, path) -> None:
@@ -103,15 +104,37 @@ def _plot(verdict: Verdict, path) -> None:
     fig.suptitle(f"{verdict.name} vs {r.oracle}: |g - ref| / tol per weight matrix (> 0: wrong)", fontsize=10)
     fig.tight_layout()
     paths.write_atomically(path, lambda f: fig.savefig(f, format="png", dpi=110), what="plot")
-    print(f"plot: {path}")
+    _out(f"plot: {path}")
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit 0 when every check passes, 1 when one fails or standard output's reader stopped
+    reading (``| head``: the rest goes nowhere, without a traceback), 2 for an error (standard
+    output that cannot be written: a full disk), 130 when interrupted."""
     try:
         return _main(argv)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except _Unwritable as e:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # the flush at exit goes nowhere too
+        if isinstance(e.__cause__, BrokenPipeError):
+            return 1
+        print(f"python -m autodiff_check: error: cannot write to standard output ({e.__cause__})", file=sys.stderr)
+        return 2
+
+
+class _Unwritable(Exception):
+    """Standard output could not be written (raised by :func:`_out`)."""
+
+
+def _out(*args, **kwargs) -> None:
+    """print to standard output; a failure (a reader that stopped, a full disk) as _Unwritable,
+    which main turns into an exit status instead of a traceback (a review, 2026-12-05)."""
+    try:
+        print(*args, **kwargs, flush=True)
+    except OSError as e:
+        raise _Unwritable from e
 
 
 def _main(argv: list[str] | None) -> int:
@@ -157,7 +180,7 @@ def _run(args: argparse.Namespace, plot_path) -> int:
     verdicts: list[Verdict] = []
     errors = 0  # checks whose backward raised instead of returning a gradient
     start = time.perf_counter()
-    print(f"backward: {args.backward}   oracles: finite differences, complex step"
+    _out(f"backward: {args.backward}   oracles: finite differences, complex step"
           + (", jax.grad, jax.jvp" if use_jax else "") + "\n")
 
     if not args.skip_post:
@@ -170,7 +193,7 @@ def _run(args: argparse.Namespace, plot_path) -> int:
         verdicts.append(v)
         _report(f"post network [784, 500, 500, 10] sigmoid / binary_cross_entropy, "
                 f"{args.directions} directions", v, True, args.detail)
-        print()
+        _out()
 
     for activation in args.activations:
         for loss in args.losses:
@@ -184,7 +207,7 @@ def _run(args: argparse.Namespace, plot_path) -> int:
                     v = check_network(params, x, y, activation=activation, loss=loss,
                                       backward=args.backward, use_jax=use_jax, seed=args.seed)
                 except ValueError as e:  # a backward whose shapes do not even fit
-                    print(f"FAIL  {activation:<10} {loss:<22} {str(sizes):<20} backward raised: {e}")
+                    _out(f"FAIL  {activation:<10} {loss:<22} {str(sizes):<20} backward raised: {e}")
                     errors += 1
                     continue
                 verdicts.append(v)
@@ -201,9 +224,9 @@ def _run(args: argparse.Namespace, plot_path) -> int:
     failed = errors + sum(not v.passed for v in verdicts)
     total = errors + len(verdicts)
     if failed and not (args.detail or args.verbose):
-        print("\n(one line per check; --verbose: one line per layer, --detail: every oracle's table, "
+        _out("\n(one line per check; --verbose: one line per layer, --detail: every oracle's table, "
               "--plot FILE: |g - ref| / tol per weight matrix)")
-    print(f"\n{total - failed} of {total} checks passed in {time.perf_counter() - start:.1f} s"
+    _out(f"\n{total - failed} of {total} checks passed in {time.perf_counter() - start:.1f} s"
           f" (backward: {args.backward})")
     return 0 if failed == 0 else 1
 

@@ -109,6 +109,23 @@ def test_cli_passes_the_hand_derived_backward():
     assert "4 of 4 checks passed" in r.stdout
 
 
+def test_cli_whose_reader_stops_or_whose_disk_is_full_exits_without_a_traceback():
+    """``python -m autodiff_check | head -1`` and ``> /dev/full`` printed a BrokenPipeError or
+    OSError traceback (a review, 2026-12-05): now exit 1 silently for a reader that stopped, and
+    2 with one line naming standard output for a full disk."""
+    cmd = [sys.executable, "-m", "autodiff_check", "--no-jax", "--skip-post", "--architectures", "1",
+           "--activations", "sigmoid", "--losses", "mean_squared_error"]
+    gone = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    gone.stdout.close()
+    assert gone.wait(timeout=120) == 1 and gone.stderr.read() == b""
+    gone.stderr.close()
+    if Path("/dev/full").exists():
+        with open("/dev/full", "w") as full:
+            r = subprocess.run(cmd, stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+        assert r.returncode == 2 and r.stderr == ("python -m autodiff_check: error: cannot write to standard output "
+                                                  "([Errno 28] No space left on device)\n"), r.stderr
+
+
 def test_cli_fails_the_post_backward_and_localises_it():
     r = _cli("--backward", "as_published", "--directions", "4", "--batch", "2",
              "--activations", "sigmoid", "--losses", "binary_cross_entropy", "--no-jax")
