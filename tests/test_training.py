@@ -425,6 +425,25 @@ def test_cli_data_dir(tmp_path, capsys):
     assert "20 test examples" in capsys.readouterr().out
 
 
+def test_mlp_scoring_holds_one_block_of_rows_at_a_time(tmp_path, capsys, monkeypatch):
+    """evaluate of a hand-saved [1, 50000, 2] network on 100,000 examples asked for 18.6 GiB at
+    once (a review, 2026-12-05). Training's test accuracy and evaluate now predict in blocks of
+    rows whose widest activations hold at most MLP_EVAL_BYTES, and say what one pass says."""
+    data_dir = tmp_path / "fake"
+    fake_mnist(data_dir, n_train=40, n_test=20)
+    ckpt = tmp_path / "c.npz"
+    assert main(["train", "--data-dir", str(data_dir), "--epochs", "1", "--hidden-sizes", "8",
+                 "--checkpoint", str(ckpt), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(ckpt)]) == 0
+    one_pass = capsys.readouterr().out
+    rows, predict = [], mb.network.predict
+    monkeypatch.setattr(mb.network, "predict", lambda p, x, **kw: rows.append(len(x)) or predict(p, x, **kw))
+    monkeypatch.setattr(training, "MLP_EVAL_BYTES", 3 * 10 * 4)   # 3 rows of the 10 float32 outputs
+    assert main(["evaluate", str(ckpt)]) == 0
+    assert capsys.readouterr().out == one_pass and rows == [3] * 6 + [2]
+
+
 @pytest.mark.parametrize(
     "argv, status, message",
     [

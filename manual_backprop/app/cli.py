@@ -202,10 +202,9 @@ def _train(args: argparse.Namespace) -> float:
 
 
 def _evaluate(args: argparse.Namespace) -> float:
-    from .. import network
     from .checkpoint import load_checkpoint
     from .data import load_mnist
-    from .training import confusion_matrix
+    from .training import confusion_matrix, mlp_predict
 
     params, meta = load_checkpoint(args.checkpoint)
     data_dir = args.data_dir if args.data_dir is not None else meta.get("data_dir")
@@ -233,7 +232,7 @@ def _evaluate(args: argparse.Namespace) -> float:
                 raise ValueError(f"{args.checkpoint}: params[{i}] contains NaN or inf")
 
         def predict(x):
-            return network.predict(params, x, activation=activation, loss=loss)
+            return mlp_predict(params, x, activation, loss)
 
     if not 2 <= n_out <= 256:
         raise ValueError(f"{args.checkpoint}: the network has {n_out} outputs; evaluate takes 2..256 classes "

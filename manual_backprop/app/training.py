@@ -89,6 +89,8 @@ MODELS = ("mlp", "cnn")
 CNN_FIXED = {"activation": "relu", "loss": "softmax_cross_entropy", "standardize": False}
 #: examples per forward pass when the CNN is scored (bounds the im2col buffers to ~60 MB)
 CNN_EVAL_BATCH = 1000
+#: bytes of the widest layer's activations per block of rows when an MLP is scored (mlp_predict)
+MLP_EVAL_BYTES = 64 << 20
 DIVERGENCE_FACTOR = 3.0
 #: more BLAS threads than any machine has cores (OpenBLAS takes a C int)
 MAX_THREADS = 4096
@@ -346,6 +348,16 @@ def cnn_predict(net, params: list[tuple], x: np.ndarray) -> np.ndarray:
     return np.concatenate([net.predict(params, x[i:i + CNN_EVAL_BATCH]) for i in range(0, x.shape[0], CNN_EVAL_BATCH)])
 
 
+def mlp_predict(params: list[np.ndarray], x: np.ndarray, activation: str, loss: str) -> np.ndarray:
+    """The MLP's predicted classes (``network.predict``) in blocks of rows whose widest layer's
+    activations hold at most MLP_EVAL_BYTES: one block for MNIST's test set on the post's
+    network; evaluate of a hand-saved [1, 50000, 2] network on 100,000 examples asked for 18.6
+    GiB at once (a review, 2026-12-05). Training and evaluate score alike."""
+    rows = max(1, MLP_EVAL_BYTES // (max(W.shape[1] for W in params) * x.dtype.itemsize))
+    return np.concatenate([network.predict(params, x[i:i + rows], activation=activation, loss=loss)
+                           for i in range(0, max(x.shape[0], 1), rows)])
+
+
 def _memory_needed(config: Config, n_features: int, n_classes: int, n_train: int, n_test: int) -> int:
     """Bytes a run allocates at its peak beyond the data it is given: three copies of the
     training inputs in the run's dtype (as given, standardised, the epoch's order), two of the
@@ -358,12 +370,12 @@ def _memory_needed(config: Config, n_features: int, n_classes: int, n_train: int
     one pass holds per example: the im2col buffers 25 (576 + 64 c1), the convolutions' and
     ReLUs' outputs 2 (576 c1 + 64 c2) and the pools' 144 c1 + 16 c2, 14,400 + 2,896 c1 + 144 c2
     in all. Scoring holds two numbers per unit (z and a) of every example scored at once: the
-    MLP all of a set (``network.accuracy``), the CNN one pass of CNN_EVAL_BATCH of them. Measured
+    MLP a block of :func:`mlp_predict`'s rows, the CNN one pass of CNN_EVAL_BATCH of them. Measured
     (tracemalloc): a CNN step of channels (1024, 8) at batch 16 peaks at 1.02 times two passes'
     count, of (8, 16) at batch 64 at 0.73 times it; the MLP [784, 4000, 10] scoring 10,000 rows
     at 1.00 times its count; a fold of float32 weights at 5.9 times W_1 (6 counted)."""
     sizes = [n_features, *config.hidden_sizes, n_classes]
-    n_score = max(n_test, config.validation)
+    n_score, itemsize = max(n_test, config.validation), np.dtype(config.dtype).itemsize
     if config.model == "cnn":
         spec = layered.mnist_cnn(hidden_sizes=config.hidden_sizes, n_classes=n_classes, **_cnn_options(config))
         n_params = sum(math.prod(shape) for layer in spec.layers for shape in layer.shapes)
@@ -372,8 +384,8 @@ def _memory_needed(config: Config, n_features: int, n_classes: int, n_train: int
         per_example, scoring = 3 * one_pass + 4 * sum(sizes), min(n_score, CNN_EVAL_BATCH) * one_pass
     else:
         n_params = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
-        per_example, scoring = 4 * sum(sizes), n_score * 2 * sum(sizes[1:])
-    itemsize = np.dtype(config.dtype).itemsize
+        rows = min(n_score, max(1, MLP_EVAL_BYTES // (max(sizes[1:]) * itemsize)))   # mlp_predict's block
+        per_example, scoring = 4 * sum(sizes), rows * 2 * sum(sizes[1:])
     batch = min(config.batch_size, n_train)   # the last batch of an epoch is what is left
     data = 3 * n_train * n_features + 2 * n_train * n_classes + (n_test + config.validation) * n_features
     fold = (3 * 8 // itemsize + 1) * (n_features + 1) * sizes[1] if config.standardize else 0
@@ -544,7 +556,7 @@ def train(
         def accuracy(model, x, labels) -> float:
             if cnn:
                 return float(np.mean(cnn_predict(net, model, x) == labels))
-            return network.accuracy(model, x, labels, activation=config.activation, loss=config.loss)
+            return float(np.mean(mlp_predict(model, x, config.activation, config.loss) == labels))
 
         sizes = [data.x_train.shape[1], *config.hidden_sizes, data.n_classes]   # the MLP's
         if resume is not None:
