@@ -177,6 +177,21 @@ def test_mislabelled_files_are_refused(tmp_path):
         load_mnist(tmp_path)
 
 
+def test_an_empty_split_and_an_empty_path_are_named(tmp_path, monkeypatch):
+    """A split of 0 images said "train has 0 images but 0 labels"; an empty data directory path
+    read the current directory, whose MNIST files (if any) a run would then have used without
+    saying so (a review, 2026-12-05)."""
+    arrays = fake_mnist(tmp_path)
+    write(tmp_path / "train-images-idx3-ubyte.gz", idx_bytes(arrays["train_images"][:0]), gz=True)
+    write(tmp_path / "train-labels-idx1-ubyte.gz", idx_bytes(arrays["train_labels"][:0]), gz=True)
+    with pytest.raises(ValueError, match=r": train has no images$"):
+        load_mnist(tmp_path)
+    fake_mnist(tmp_path)
+    monkeypatch.chdir(tmp_path)                        # a good data set right here
+    with pytest.raises(ValueError, match=r"^the data directory is an empty path"):
+        load_mnist("")                                 # (Path("") is Path("."): a directory named)
+
+
 def test_shipped_mnist_is_canonical():
     d = load_mnist()  # verifies the four MD5 sums
     assert d.x_train.shape == (60000, 784) and d.x_test.shape == (10000, 784)

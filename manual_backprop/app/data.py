@@ -251,7 +251,9 @@ def _check_pair(images: np.ndarray, labels: np.ndarray, split: str, source: str)
             f"{source}: {split} labels must be 1-D uint8; got {labels.ndim}-D {labels.dtype} "
             f"of shape {labels.shape}"
         )
-    if images.shape[0] != labels.shape[0] or images.shape[0] == 0:
+    if images.shape[0] == 0:
+        raise ValueError(f"{source}: {split} has no images")
+    if images.shape[0] != labels.shape[0]:
         raise ValueError(
             f"{source}: {split} has {images.shape[0]} images but {labels.shape[0]} labels"
         )
@@ -312,6 +314,8 @@ def load_mnist(
     elif isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) or not 2 <= n_classes <= 256:
         raise ValueError(f"n_classes must be an integer in 2..256 (labels are uint8); got {n_classes!r}")
     n_classes = int(n_classes)
+    if data_dir is not None and not os.fspath(data_dir):   # Path("") is ".": the current directory, silently
+        raise ValueError("the data directory is an empty path; give a directory (or none, for the shipped copy)")
     source = PACKAGED_DIR if data_dir is None else Path(data_dir)
     if verify is None:
         verify = data_dir is None
