@@ -475,6 +475,25 @@ def test_cli_errors_are_one_line_without_traceback(argv, status, message, capsys
     assert err.count("\n") == 1 and message in err and "Traceback" not in err
 
 
+def test_evaluate_names_the_checkpoint_whose_names_are_unknown_and_refuses_a_closed_stdout(tmp_path, capsys):
+    """An edited checkpoint's unknown activation or loss was refused without naming the file; and
+    evaluate started with standard output closed (``>&-``) printed nothing and exited 0 (a
+    review, 2026-12-05)."""
+    params = mb.init_params([784, 4, 10], seed=0, dtype=np.float32)
+    for key in ("activation", "loss"):
+        path = tmp_path / f"{key}.npz"
+        save_checkpoint(path, params, **{"activation": "sigmoid", key: "bogus"})
+        assert main(["evaluate", str(path)]) == 1
+        assert capsys.readouterr().err == f"error: {path}: unknown {key} 'bogus'; supported: " + ", ".join(
+            sorted(mb.ACTIVATIONS if key == "activation" else mb.LOSSES)) + "\n"
+    good = tmp_path / "good.npz"
+    save_checkpoint(good, params, activation="sigmoid")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    run = subprocess.run(["sh", "-c", 'exec "$0" -m manual_backprop evaluate "$1" >&-', sys.executable, str(good)],
+                         stderr=subprocess.PIPE, text=True, env=env, timeout=120)
+    assert run.returncode == 1 and "standard output is closed" in run.stderr, run.stderr
+
+
 def test_cli_refuses_a_corrupt_checkpoint(tmp_path, capsys):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"PK\x03\x04" + os.urandom(100))

@@ -202,9 +202,14 @@ def _train(args: argparse.Namespace) -> float:
 
 
 def _evaluate(args: argparse.Namespace) -> float:
+    from ..activations import get_activation
+    from ..losses import get_loss
     from .checkpoint import load_checkpoint
     from .data import load_mnist
     from .training import confusion_matrix, mlp_predict
+
+    if sys.stdout is None:                             # started with >&-: the matrix would go nowhere, exit 0
+        raise OSError("standard output is closed; evaluate's report would go nowhere")
 
     params, meta = load_checkpoint(args.checkpoint)
     data_dir = args.data_dir if args.data_dir is not None else meta.get("data_dir")
@@ -215,6 +220,12 @@ def _evaluate(args: argparse.Namespace) -> float:
                          "guess (save_checkpoint(path, params, activation=NAME) records it)")
     activation = meta.get("activation")
     loss = meta.get("loss", "binary_cross_entropy")   # argmax of z_L whatever the loss: every output is monotone
+    try:                                               # an edited name: say whose it is
+        get_loss(loss)
+        if meta.get("model", "mlp") == "mlp":
+            get_activation(activation)
+    except ValueError as e:
+        raise ValueError(f"{args.checkpoint}: {e}") from None
     config = meta.get("config")
     for key, value in (("activation", activation), ("loss", loss)):   # a training checkpoint says both twice
         if isinstance(config, dict) and key in config and config[key] != value:
