@@ -3007,7 +3007,8 @@ def test_a_nan_of_jax_fns_reverse_mode_is_not_charged_to_the_derivative_under_te
     reverse-mode gradient NaN there, and a correct VJP FAILED at that entry with 'vs nan
     (jax_vjp)' (a review, helper-108). That entry is not checkable by jax_vjp now (said why);
     the others still are, and a wrong VJP still fails. A jax_fn whose value is NaN where f's is
-    not gets the note that the two differ."""
+    not got the note that the two differ, and failed the correct VJP beside it; it is now refused
+    (a ValueError naming the entry), as a NaN loss_fn is (a sweep, 2026-12-05)."""
     jnp = _jnp()
     x = np.array([0.5, 1.5, -1.0, 2.0])
 
@@ -3022,8 +3023,8 @@ def test_a_nan_of_jax_fns_reverse_mode_is_not_charged_to_the_derivative_under_te
     v = ac.check_vjp(f, vjp(0.5), x, jax_fn=jf)
     assert v.passed and any("jax_vjp is nan here" in s for s in v.not_checkable), v.report()
     assert not ac.check_vjp(f, vjp(0.6), x, jax_fn=jf).passed
-    nan = ac.check_vjp(np.sin, lambda dy, x: (dy * np.cos(x),), x, jax_fn=lambda p: jnp.sin(p) * jnp.nan)
-    assert any(n.startswith("jax_fn and f differ") for n in nan.notes), nan.report()
+    with pytest.raises(ValueError, match=r"^jax_fn is not finite at output\[0\] \(nan\) where f is"):
+        ac.check_vjp(np.sin, lambda dy, x: (dy * np.cos(x),), x, jax_fn=lambda p: jnp.sin(p) * jnp.nan)
 
     # along directions (a review of the fix): one NaN of the reverse mode made every jax_jvp
     # tolerance NaN, so it checked nothing and read "ok"; the headline says so of an oracle
