@@ -24,12 +24,11 @@ import datetime as _dt
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 from . import SCHEMA, epoch, gradients, report, timing
-from .options import integer, integers, names, seconds
+from .options import integer, integers, names, path, seconds
 
 QUICK = dict(networks=["post"], batches=[1, 100], dtypes=["float32", "float64"], rounds=3, round_time=0.02, warmup=0.0,
              min_samples=3, train_batches=[1, 64], train_examples=640, test_examples=1000, per_example_max_batch=100)
@@ -45,8 +44,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true",
                    help="smoke run: the post network at batch 1 and 100, 640 training examples (about a minute on 2 cores)")
-    p.add_argument("--out", type=Path, default=None, help="JSON file to write (default runs/benchmark-<time>.json)")
-    p.add_argument("--plot", type=Path, default=None, help="PNG file (default: the JSON path with .png)")
+    p.add_argument("--out", type=path, default=None, help="JSON file to write (default runs/benchmark-<time>.json)")
+    p.add_argument("--plot", type=path, default=None, help="PNG file (default: the JSON path with .png)")
     p.add_argument("--no-plot", action="store_true", help="write no PNG")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out or --plot file (default: refuse)")
     p.add_argument("--networks", type=names(gradients.NETWORKS), help=f"comma-separated, from {', '.join(gradients.NETWORKS)}")

@@ -35,13 +35,12 @@ import importlib.util
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from . import report, timing
 from .gradients import largest
-from .options import integer, names, seconds
+from .options import integer, names, path, seconds
 
 MAX_BATCH = 4096     # the im2col of mnist_cnn's conv at batch 4096: 8 x 24 x 24 x 25 windows per example, 3.8 GB in float64
 MNIST_TRAIN = 60_000
@@ -473,7 +472,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="hold every library to N threads: NumPy's BLAS (threadpoolctl), torch, and JAX (the process "
                         "is pinned to N CPUs). Default: NumPy's BLAS count for torch, JAX its own. On a busy machine "
                         "--threads 1 keeps a multithreaded call from stalling on a worker that waits for a core")
-    p.add_argument("--out", type=Path, help="JSON file (default runs/layers-<time>.json)")
+    p.add_argument("--out", type=path, help="JSON file (default runs/layers-<time>.json)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file (default: refuse)")
     args = p.parse_args(argv)
     for key, full, quick in (("rounds", 7, 3), ("round_time", 0.1, 0.01), ("warmup", timing.WARMUP_S, 0.0),

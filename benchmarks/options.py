@@ -11,6 +11,14 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable, Iterable
+from pathlib import Path
+
+
+def path(text: str) -> Path:
+    """A file path; an empty one is refused (Path('') is '.', which reads as the folder: a review)."""
+    if not text:
+        raise argparse.ArgumentTypeError("the path is empty")
+    return Path(text)
 
 
 def integer(lo: int, hi: int | None = None) -> Callable[[str], int]:

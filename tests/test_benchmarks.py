@@ -672,6 +672,8 @@ FAST = ["--networks", "post", "--dtypes", "float32", "--batches", "1", "--rounds
     (["--threads", "0"], "argument --threads: must be between 1 and 4096; got 0"),
     (["--train-batches", "0"], "argument --train-batches: must be between 1 and 60000; got 0"),
     (["--test-examples", "-1"], "argument --test-examples: must be between 1 and 10000; got -1"),
+    (["--out", ""], "argument --out: the path is empty"),      # "PosixPath('.') has an empty name" (a review)
+    (["--plot", ""], "argument --plot: the path is empty"),    # "path . is a directory"
 ])
 def test_the_benchmark_refuses_bad_options_before_any_timing(args, message, capsys, tmp_path):
     from benchmarks.__main__ import main
@@ -689,6 +691,7 @@ def test_the_benchmark_refuses_bad_options_before_any_timing(args, message, caps
     (["--warmup", "11"], "argument --warmup: must be a number of seconds in [0, 10]; got 11"),
     (["--backends", "jax,bogus"], "argument --backends: unknown bogus; choose from jax, torch"),
     (["--backends", "jax", "--cnn-steps", "100", "--batch", "1000"], "--cnn-steps 100 x --batch 1000 is more than MNIST's 60000"),
+    (["--out", ""], "argument --out: the path is empty"),
 ])
 def test_the_layer_benchmark_refuses_bad_options_before_any_timing(args, message, capsys, tmp_path):
     from benchmarks.__main__ import main
