@@ -139,6 +139,7 @@ def _out(*args, **kwargs) -> None:
 
 def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
+    args.activations, args.losses = list(dict.fromkeys(args.activations)), list(dict.fromkeys(args.losses))   # once each
     for name in args.activations:
         if name not in mb.ACTIVATIONS:
             _parser().error(f"unknown activation {name!r}; supported: {', '.join(sorted(mb.ACTIVATIONS))}")
