@@ -439,6 +439,9 @@ def _resume(path, config: Config, keep_epochs: bool, shift: float, scale: float,
     for i, h in enumerate(meta["history"]):
         if not {"epoch", "train_loss", "seconds", scored} <= h.keys():
             raise ValueError(f"{path}: history[{i}] lacks one of epoch, train_loss, seconds, {scored}")
+        # an edited NaN, inf or negative loss reached the plot's log scale (a warning; a review)
+        if not (all(math.isfinite(h[k]) for k in ("epoch", "train_loss", "seconds", scored)) and h["train_loss"] >= 0):
+            raise ValueError(f"{path}: history[{i}] must hold finite numbers and a train_loss >= 0; got {h}")
     if keep_epochs:
         config = config.replace(epochs=saved_config.epochs)
     stored = params   # what evaluate scores: with standardize, the fold of train_params (checked below)
@@ -794,7 +797,8 @@ def _plot_history(history: list[dict[str, float]], path, title: str) -> None:
     fig = Figure(figsize=(9, 3.5))
     ax_loss, ax_acc = fig.subplots(1, 2)
     ax_loss.plot(epochs, [h["train_loss"] for h in history], marker="o")
-    ax_loss.set(xlabel="epoch", ylabel="mean training loss", yscale="log", title="training loss")
+    positive = any(h["train_loss"] > 0 for h in history)   # a log scale of no positive value warns
+    ax_loss.set(xlabel="epoch", ylabel="mean training loss", yscale="log" if positive else "linear", title="training loss")
     scored = "validation" if history and "validation_accuracy" in history[0] else "test"
     ax_acc.plot(epochs, [100 * h[f"{scored}_accuracy"] for h in history], marker="o", color="C1")
     ax_acc.set(xlabel="epoch", ylabel=f"{scored} accuracy (%)", title=f"{scored} accuracy")
