@@ -299,6 +299,16 @@ def test_every_held_signal_is_delivered_though_the_first_raises():
     assert seen == [signal.SIGTERM]
 
 
+def test_a_lock_file_that_cannot_be_made_says_so_without_an_errno_prefix(tmp_path):
+    """A directory where NAME.lock goes: "[Errno 21] cannot create the lock file ..." (a review,
+    2026-12-05); the message now reads as the others, the errno kept on the exception."""
+    (tmp_path / "c.npz.lock").mkdir()
+    with pytest.raises(OSError) as raised:
+        with paths.OutputLock(tmp_path / "c.npz", "checkpoint"):
+            pass
+    assert str(raised.value).startswith("cannot create the lock file ") and raised.value.errno == errno.EISDIR
+
+
 def test_an_interrupt_delivered_as_the_lock_is_taken_leaves_it_free(tmp_path, monkeypatch):
     """An interrupt held while acquire takes the lock is delivered as acquire ends, before a
     caller's ``with`` holds the lock: acquire must let it go, or the path stays locked in this

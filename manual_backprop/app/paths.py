@@ -156,9 +156,10 @@ class OutputLock:
         for _ in range(100):  # a releaser may unlink the file we opened; then open it again
             try:
                 fd = os.open(self.lock_path, flags, 0o644)
-            except OSError as e:
-                raise OSError(e.errno, f"cannot create the lock file {self.lock_path} for {self.what} "
-                                       f"{self.target}: {e.strerror}") from None
+            except OSError as e:   # the errno kept, without its "[Errno 40]" in the message (a review)
+                err = type(e)(f"cannot create the lock file {self.lock_path} for {self.what} {self.target}: {e.strerror}")
+                err.errno = e.errno
+                raise err from None
             try:
                 if not stat.S_ISREG(os.fstat(fd).st_mode):
                     raise OutputPathError(f"lock file {self.lock_path} is not a regular file")
