@@ -84,6 +84,8 @@ def parse_args(argv=None) -> argparse.Namespace:
             setattr(args, key, value)
     if args.backends is None:
         args.backends = list(gradients.BACKENDS)
+    if args.no_plot and args.plot is not None:   # the plot was silently not drawn (a review)
+        p.error("--plot with --no-plot: no plot is drawn (drop one or the other)")
     if args.no_training:
         extra = [f"--{k.replace('_', '-')}" for k in ("train_batches", "train_examples", "test_examples") if k in given]
         if extra:

@@ -674,6 +674,7 @@ FAST = ["--networks", "post", "--dtypes", "float32", "--batches", "1", "--rounds
     (["--test-examples", "-1"], "argument --test-examples: must be between 1 and 10000; got -1"),
     (["--out", ""], "argument --out: the path is empty"),      # "PosixPath('.') has an empty name" (a review)
     (["--plot", ""], "argument --plot: the path is empty"),    # "path . is a directory"
+    (["--no-plot", "--plot", "p.png"], "--plot with --no-plot: no plot is drawn"),   # silently none (a review)
 ])
 def test_the_benchmark_refuses_bad_options_before_any_timing(args, message, capsys, tmp_path):
     from benchmarks.__main__ import main
