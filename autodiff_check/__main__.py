@@ -117,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except _Unwritable as e:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # the flush at exit goes nowhere too
+        null = os.open(os.devnull, os.O_WRONLY)     # the flush at exit goes nowhere too (the application's
+        os.dup2(null, sys.stdout.fileno())          # paths.discard; the checker does not import the application)
+        os.close(null)
         if isinstance(e.__cause__, BrokenPipeError):
             return 1
         print(f"python -m autodiff_check: error: cannot write to standard output ({e.__cause__})", file=sys.stderr)

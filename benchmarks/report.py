@@ -19,6 +19,7 @@ import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from manual_backprop.app.checkpoint import write_atomically
+from manual_backprop.app.paths import discard
 
 from .gradients import BASELINE
 
@@ -68,7 +69,7 @@ def say(text: str, stream=None) -> str | None:
     try:
         print(text, file=stream, flush=True)
     except OSError as e:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+        discard(stream)
         return None if isinstance(e, BrokenPipeError) else str(e)
     return None
 

@@ -77,12 +77,11 @@ class SoftmaxCrossEntropy:
 
     @staticmethod
     def _shifted(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        z = _as_float(z)
         m = np.max(z.real, axis=1, keepdims=True)
         return m, np.exp(z - m)
 
     def output(self, z: np.ndarray) -> np.ndarray:
-        _, e = self._shifted(z)
+        _, e = self._shifted(_as_float(z))
         return e / np.sum(e, axis=1, keepdims=True)
 
     def value(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import signal
 import sys
 import threading
@@ -21,7 +20,7 @@ import numpy as np
 from .. import _checks
 from ..activations import ACTIVATIONS
 from ..losses import LOSSES
-from .paths import restore_handlers
+from .paths import discard, restore_handlers
 
 
 class _Parser(argparse.ArgumentParser):
@@ -178,7 +177,7 @@ def _say(line: str) -> None:
     try:
         print(line, flush=True)
     except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # also for the flush at exit
+        discard(sys.stdout)
     except OSError as e:
         raise OSError(f"cannot write to standard output ({e})") from None
 

@@ -604,6 +604,16 @@ def check_outputs(
     return Outputs(resolved["checkpoint"], resolved["plot"], resolved["resume"])
 
 
+def discard(stream) -> None:
+    """Point ``stream``'s descriptor at /dev/null: a reader that stopped reading (``| head``)
+    leaves the rest of a report, and the flush at exit, nowhere to fail."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, stream.fileno())
+    finally:
+        os.close(null)
+
+
 def same_file(a: Path, b: Path) -> bool:
     """The same resolved path, or the same inode (a hard link)."""
     return a == b or (a.exists() and b.exists() and os.path.samefile(a, b))

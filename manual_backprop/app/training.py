@@ -62,7 +62,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -353,9 +352,14 @@ def mlp_predict(params: list[np.ndarray], x: np.ndarray, activation: str, loss: 
     activations hold at most MLP_EVAL_BYTES: one block for MNIST's test set on the post's
     network; evaluate of a hand-saved [1, 50000, 2] network on 100,000 examples asked for 18.6
     GiB at once (a review, 2026-12-05). Training and evaluate score alike."""
-    rows = max(1, MLP_EVAL_BYTES // (max(W.shape[1] for W in params) * x.dtype.itemsize))
+    rows = _mlp_rows(max(W.shape[1] for W in params), x.dtype.itemsize)
     return np.concatenate([network.predict(params, x[i:i + rows], activation=activation, loss=loss)
                            for i in range(0, max(x.shape[0], 1), rows)])
+
+
+def _mlp_rows(widest: int, itemsize: int) -> int:
+    """Rows of :func:`mlp_predict`'s blocks: a widest layer's activations within MLP_EVAL_BYTES."""
+    return max(1, MLP_EVAL_BYTES // (widest * itemsize))
 
 
 def _memory_needed(config: Config, n_features: int, n_classes: int, n_train: int, n_test: int) -> int:
@@ -384,7 +388,7 @@ def _memory_needed(config: Config, n_features: int, n_classes: int, n_train: int
         per_example, scoring = 3 * one_pass + 4 * sum(sizes), min(n_score, CNN_EVAL_BATCH) * one_pass
     else:
         n_params = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
-        rows = min(n_score, max(1, MLP_EVAL_BYTES // (max(sizes[1:]) * itemsize)))   # mlp_predict's block
+        rows = min(n_score, _mlp_rows(max(sizes[1:]), itemsize))
         per_example, scoring = 4 * sum(sizes), rows * 2 * sum(sizes[1:])
     batch = min(config.batch_size, n_train)   # the last batch of an epoch is what is left
     data = 3 * n_train * n_features + 2 * n_train * n_classes + (n_test + config.validation) * n_features
@@ -691,7 +695,7 @@ class _BarStream:
             write()
         except BrokenPipeError:
             self.broken = True
-            os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+            paths.discard(self.stream)
         except OSError:
             self.broken = True
 
