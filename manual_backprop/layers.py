@@ -107,16 +107,15 @@ def _pair(layer: str, name: str, v, minimum: int) -> tuple[int, int]:
 
 
 def _positive(layer: str, name: str, v) -> float:
-    """``v`` as a float: a real number > 0, finite in its own type (a Python int beyond
-    float64's range is not: np.isfinite would see an object)."""
-    number = not isinstance(v, bool) and isinstance(v, (int, float, np.floating, np.integer))
+    """``v`` as a float: a real number > 0 that float64 holds (a Python int beyond its range
+    raises OverflowError in float(), a long double beyond it becomes inf)."""
     try:
-        finite = number and bool(np.isfinite(float(v) if isinstance(v, int) else v))
+        f = float(v) if isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool) else math.nan
     except OverflowError:
-        finite = False
-    if not finite or v <= 0:
+        f = math.inf
+    if not (math.isfinite(f) and f > 0):
         raise ValueError(f"{layer}: {name} must be a finite number > 0; got {v!r}")
-    return float(v)
+    return f
 
 
 def _axis(layer: str, axis, ndim: int) -> int:
