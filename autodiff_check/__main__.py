@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
 import time
 
@@ -117,9 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except _Unwritable as e:
-        null = os.open(os.devnull, os.O_WRONLY)     # the flush at exit goes nowhere too (the application's
-        os.dup2(null, sys.stdout.fileno())          # paths.discard; the checker does not import the application)
-        os.close(null)
+        paths.discard(sys.stdout)                   # the flush at exit goes nowhere too
         if isinstance(e.__cause__, BrokenPipeError):
             return 1
         print(f"python -m autodiff_check: error: cannot write to standard output ({e.__cause__})", file=sys.stderr)
