@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+import struct
 import subprocess
 import sys
 import textwrap
@@ -327,6 +328,36 @@ def test_zip_bomb_is_refused_before_it_is_inflated(good, tmp_path):
     assert peak < zeros // 8, f"peak {peak} bytes while refusing a zip bomb"
     assert re.search(r"bomb\.npz: .*member meta_array_x\.npy is compressed", str(info.value)), info.value
 
+
+
+def _many_entries(path: Path, n: int) -> Path:
+    """A zip64 archive of one empty local member ``a`` and ``n`` central-directory entries
+    naming it (47 bytes each): a directory that claims far more members than the file holds."""
+    local = struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, 0, 0, 0, 0, 1, 0) + b"a"
+    entry = struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0) + b"a"
+    cd = entry * n
+    record = struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, n, n, len(cd), len(local))
+    locator = struct.pack("<4sLQL", b"PK\x06\x07", 0, len(local) + len(cd), 1)
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    path.write_bytes(local + cd + record + locator + end)
+    return path
+
+
+def test_a_directory_of_too_many_entries_is_refused_within_the_files_size(tmp_path):
+    """400,000 entries in a 19 MB file: zipfile makes an object of ~400 bytes per entry (160
+    MB) before anyone can count them; the loader counts them in the directory's bytes first.
+    Bound: the file's size (the directory is read once) plus 1 MiB."""
+    path = _many_entries(tmp_path / "many.npz", 400_000)
+    size = path.stat().st_size
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError) as info:
+            load_checkpoint(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < size + (1 << 20), f"peak {peak} bytes for a {size}-byte file"
+    assert "many.npz: not a valid manual_backprop checkpoint: more than 100000 members" in str(info.value)
 
 def _edit_member(good: Path, out: Path, name: str, content: bytes) -> Path:
     with zipfile.ZipFile(good) as src, zipfile.ZipFile(out, "w") as dst:
