@@ -161,6 +161,10 @@ def test_corrupt_and_mismatched_files_give_value_errors(good, tmp_path):
         ({"layer_sizes": [5, 4]}, "unexpected arrays"),
         ({"layer_sizes": [5, 0, 3]}, "incomplete manifest"),
         ({"dtype": "int8"}, "incomplete manifest"),
+        # a key load_checkpoint derives, or one key stored twice: the file says two things
+        ({"metadata": {"model": "cnn"}}, r"key\(s\) \['model'\] reserved or stored twice"),
+        ({"metadata": {"layer_sizes": [9, 9]}}, r"\['layer_sizes'\] reserved"),
+        ({"metadata": {"velocity": [[0.0]]}}, r"\['velocity'\] reserved or stored twice"),
     ]:
         m = {**_manifest(good), **edit}
         bad = _rewrite(good, tmp_path / "edit.npz", replace={"manifest": np.array(json.dumps(m))})

@@ -53,6 +53,7 @@ import struct
 import types
 import typing
 import zipfile
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,8 @@ _MAX_MEMBERS = 100_000
 _MAX_NPY_HEADER = 1 << 16
 
 FORMAT = "manual_backprop.checkpoint"
+#: metadata keys save_checkpoint derives from params (``model`` is its argument)
+_RESERVED = frozenset({"model", "layer_sizes", "param_shapes", "dtype", "format", "version"})
 VERSION = 1
 
 
@@ -106,7 +109,7 @@ def save_checkpoint(path: str | os.PathLike, params: list, **metadata: Any) -> N
         dtype = _checks.check_params(params, check_finite=False)
         flat = {f"param_{l}": np.ascontiguousarray(W) for l, W in enumerate(params)}
         structure = {"layer_sizes": [params[0].shape[0] - 1] + [W.shape[1] for W in params]}
-    reserved = {"layer_sizes", "param_shapes", "dtype", "format", "version"} & metadata.keys()
+    reserved = _RESERVED & metadata.keys()
     if reserved:
         raise ValueError(f"metadata keys {sorted(reserved)} are reserved (derived from params)")
     arrays: dict[str, np.ndarray] = dict(flat)
@@ -356,6 +359,10 @@ def load_checkpoint(
     for key, n in list_keys.items():
         if not 1 <= n <= _MAX_MEMBERS:
             raise _fail(path, f"field manifest.list_keys.{key} must be a count in 1..{_MAX_MEMBERS}; got {n}")
+    counts = Counter([*meta, *array_keys, *list_keys])   # a key save_checkpoint derives, or one stored
+    clash = sorted(k for k, n in counts.items() if k in _RESERVED or n > 1)   # twice, would be read over
+    if clash:
+        raise _fail(path, f"metadata key(s) {clash} reserved or stored twice (an edited manifest)")
     if model == "mlp":
         params: list = []
         for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
