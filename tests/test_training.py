@@ -984,8 +984,16 @@ def test_resume_checks_every_array_against_the_run(small, tmp_path):
         ("hist.npz", dict(history=[{}]), r"hist\.npz: history\[0\] lacks one of"),
         # a NaN or negative loss reached the plot's log scale, a warning (a review, 2026-12-05)
         ("hist2.npz", dict(history=[{**meta["history"][0], "train_loss": float("nan")}]),
-         r"hist2\.npz: history\[0\] must hold finite numbers and a train_loss >= 0"),
+         r"hist2\.npz: history\[0\] must hold epoch 1, finite numbers, a train_loss and seconds >= 0"),
         ("hist3.npz", dict(history=[{**meta["history"][0], "train_loss": -1.0}]), r"hist3\.npz: history\[0\] must hold"),
+        # an accuracy above 1, negative seconds, an epoch out of turn reached the plot (the sweep, 2026-12-05)
+        ("hist4.npz", dict(history=[{**meta["history"][0], "test_accuracy": 1.5}]), r"hist4\.npz: history\[0\] must hold"),
+        ("hist5.npz", dict(history=[{**meta["history"][0], "seconds": -1.0}]), r"hist5\.npz: history\[0\] must hold"),
+        ("hist6.npz", dict(history=[{**meta["history"][0], "epoch": 2}]), r"hist6\.npz: history\[0\] must hold epoch 1"),
+        # an edited JSON list where the momentum buffers were: AttributeError deep in the resume (the sweep)
+        ("vel2.npz", dict(velocity=[[0.0]]), r"vel2\.npz: .*velocity"),
+        ("loss.npz", dict(loss="mean_squared_error"), r"loss\.npz: its metadata says loss 'mean_squared_error' and its "
+                                                        r"training config 'binary_cross_entropy'"),
         ("rule.npz", dict(divergence={"first": 1.0, "running": "x"}), r"rule\.npz: .*divergence"),
         ("rule2.npz", dict(divergence={"first": float("nan"), "running": 1.0}),
          r"rule2\.npz: divergence must hold the rule's first and running losses"),
@@ -996,10 +1004,14 @@ def test_resume_checks_every_array_against_the_run(small, tmp_path):
     for name, change, message in cases:
         with pytest.raises(ValueError, match=message):
             train(config.replace(epochs=2), data=small, resume=_crafted(tmp_path, name, params, meta, **change), **QUIET)
-    boast = _crafted(tmp_path, "boast.npz", params, meta, history=[{**meta["history"][0], "test_accuracy": 1.5}])
+    # the MLP's matrices under a manifest that says 'cnn', the config beside them unchanged (the sweep)
+    wrapped = _crafted(tmp_path, "wrapped.npz", [(W,) for W in params], meta, model="cnn")
+    with pytest.raises(ValueError, match=r"wrapped\.npz: the checkpoint holds model 'cnn'; this run trains 'mlp'"):
+        train(config.replace(epochs=2), data=small, resume=wrapped, **QUIET)
+    boast = _crafted(tmp_path, "boast.npz", params, meta, history=[{**meta["history"][0], "test_accuracy": 0.999}])
     scored = train(config, data=small, resume=boast, **QUIET)   # nothing left to train: scored, not read
     assert scored.test_accuracy == train(config, data=small, **QUIET).test_accuracy
-    two = _crafted(tmp_path, "two.npz", params, meta, epoch=2, history=meta["history"] * 2)
+    two = _crafted(tmp_path, "two.npz", params, meta, epoch=2, history=[meta["history"][0], {**meta["history"][0], "epoch": 2}])
     with pytest.raises(ValueError, match=r"2 epochs are done already; epochs = 1 asks for fewer"):
         train(config.replace(epochs=1), data=small, resume=two, **QUIET)
 
@@ -1238,6 +1250,42 @@ def test_evaluate_refuses_a_cnn_with_non_finite_weights(tmp_path, capsys):
     assert "the outputs of layer 5 (conv2d) are NaN or inf" in capsys.readouterr().err
 
 
+def test_evaluate_names_what_is_wrong_in_an_edited_checkpoint(tmp_path, capsys):
+    """A hostile-checkpoint sweep (2026-12-05): a CNN whose last layer holds no weights failed on
+    'tuple index out of range', a bad config in the words of mnist_cnn's arguments ('layer_sizes[0]
+    must be positive'), a 2-output network on the training labels with advice evaluate does not
+    take (--n-classes), and an MLP whose params and train_params were swapped was scored, exit 0."""
+    data_dir = tmp_path / "data"
+    fake_mnist(data_dir, n_train=40, n_test=20, rows=28, cols=28)
+    mlp, cnn = tmp_path / "mlp.npz", tmp_path / "cnn.npz"
+    assert main(["train", "--data-dir", str(data_dir), "--epochs", "1", "--hidden-sizes", "8", "--no-progress",
+                 "--checkpoint", str(mlp)]) == 0
+    assert main(["train", "--recipe", "cnn", "--data-dir", str(data_dir), "--epochs", "1", "--no-progress",
+                 "--checkpoint", str(cnn)]) == 0
+    capsys.readouterr()
+    cases = []
+    params, meta = load_checkpoint(cnn)
+    keep = {k: v for k, v in meta.items() if k not in ("param_shapes", "dtype")}
+    cases.append((params + [()], keep, r"the params are not those of a CNN: its last layer holds arrays of shapes \[\]"))
+    cases.append((params, {**keep, "config": {**meta["config"], "channels": [0, 2]}},
+                  r"training config does not match this version \(channels must be two positive integers"))
+    cases.append((params, {**keep, "config": {}}, r"its manifest says model 'cnn' and its training config 'mlp'"))
+    params, meta = load_checkpoint(mlp)
+    keep = {k: v for k, v in meta.items() if k not in ("layer_sizes", "dtype")}
+    cases.append((meta["train_params"], {**keep, "train_params": params},
+                  r"params\[0\] is not train_params\[0\] with the input scaling folded in"))
+    two = mb.init_params([784, 8, 2], seed=0, dtype=np.float32)
+    cases.append((two, {"activation": "sigmoid"}, r"the network has 2 outputs; the data's labels do not fit them: "
+                                                  r".*train-labels-idx1-ubyte\.gz: label \d+ at index \d+ is outside"))
+    for i, (params, meta, message) in enumerate(cases):
+        path = tmp_path / f"edited{i}.npz"
+        save_checkpoint(path, params, **meta)
+        assert main(["evaluate", str(path), "--data-dir", str(data_dir)]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and re.search(rf"edited{i}\.npz: .*{message}", err), (i, err)
+        assert "--n-classes" not in err
+
+
 def test_cli_main_runs_outside_the_main_thread(capsys):
     """signal.signal works in the main thread only: the SIGTERM handler is installed there alone,
     so main() called from a worker thread still answers (here: one line, exit 1)."""
@@ -1293,7 +1341,8 @@ def test_evaluate_names_the_checkpoint_whose_mlp_weights_are_bad(tmp_path, capsy
                  "--checkpoint", str(ckpt)]) == 0
     capsys.readouterr()
     params, meta = load_checkpoint(ckpt)
-    keep = {k: v for k, v in meta.items() if k not in ("layer_sizes", "param_shapes", "dtype")}
+    # saved by hand, without the training weights whose fold they would no longer be (tested below)
+    keep = {k: v for k, v in meta.items() if k not in ("layer_sizes", "param_shapes", "dtype", "train_params")}
     nan = [W.copy() for W in params]
     nan[1][0, 0] = np.nan
     big = [W.copy() for W in params]

@@ -203,9 +203,9 @@ def _train(args: argparse.Namespace) -> float:
 def _evaluate(args: argparse.Namespace) -> float:
     from ..activations import get_activation
     from ..losses import get_loss
-    from .checkpoint import load_checkpoint
-    from .data import load_mnist
-    from .training import confusion_matrix, mlp_predict
+    from .checkpoint import check_metadata, load_checkpoint
+    from .data import LabelError, load_mnist
+    from .training import check_fold, check_names, confusion_matrix, mlp_predict
 
     if sys.stdout is None:                             # started with >&-: the matrix would go nowhere, exit 0
         raise OSError("standard output is closed; evaluate's report would go nowhere")
@@ -225,11 +225,7 @@ def _evaluate(args: argparse.Namespace) -> float:
             get_activation(activation)
     except ValueError as e:
         raise ValueError(f"{args.checkpoint}: {e}") from None
-    config = meta.get("config")
-    for key, value in (("activation", activation), ("loss", loss)):   # a training checkpoint says both twice
-        if isinstance(config, dict) and key in config and config[key] != value:
-            raise ValueError(f"{args.checkpoint}: its metadata says {key} {value!r} and its training config "
-                             f"{config[key]!r} (an edited checkpoint)")
+    check_names(args.checkpoint, meta)
     if meta.get("model", "mlp") != "mlp":
         net, predict = _layered_model(args.checkpoint, params, meta)
         n_in, n_out = 784, params[-1][0].shape[1]
@@ -240,6 +236,10 @@ def _evaluate(args: argparse.Namespace) -> float:
         for i, W in enumerate(params):
             if not _checks.all_finite(W):
                 raise ValueError(f"{args.checkpoint}: params[{i}] contains NaN or inf")
+        if "train_params" in meta:   # a training checkpoint: what it scores is its weights' fold, as resume checks
+            check_metadata(args.checkpoint, meta, {"train_params": list[np.ndarray], "input_shift": float,
+                                                   "input_scale": float})
+            check_fold(args.checkpoint, params, meta["train_params"], meta["input_shift"], meta["input_scale"])
 
         def predict(x):
             return mlp_predict(params, x, activation, loss)
@@ -247,7 +247,11 @@ def _evaluate(args: argparse.Namespace) -> float:
     if not 2 <= n_out <= 256:
         raise ValueError(f"{args.checkpoint}: the network has {n_out} outputs; evaluate takes 2..256 classes "
                          "(the labels are uint8)")
-    data = load_mnist(data_dir, dtype=np.dtype(meta["dtype"]), n_classes=n_out)
+    try:
+        data = load_mnist(data_dir, dtype=np.dtype(meta["dtype"]), n_classes=n_out)
+    except LabelError as e:   # the count is the network's, not the user's to declare
+        raise ValueError(f"{args.checkpoint}: the network has {n_out} outputs; the data's labels do not fit "
+                         f"them: {e.fact}") from None
     if meta.get("data_digest") not in (None, data.digest):
         raise ValueError(f"{args.checkpoint} was trained on data with digest {meta['data_digest']}; the files in "
                          f"{data.source} have {data.digest} (pass --data-dir with the training data)")
@@ -273,17 +277,20 @@ def _evaluate(args: argparse.Namespace) -> float:
 def _layered_model(path, params, meta):
     """(net, predict) for a layered checkpoint: the architecture its training config names,
     the params checked against it (a ValueError naming the file and the layer)."""
-    from .. import model
-    from .checkpoint import check_metadata
-    from .training import cnn_predict
+    from .training import cnn_network, cnn_predict, config_of
 
     if meta["model"] != "cnn":
         raise ValueError(f"{path}: model {meta['model']!r} is not one this version evaluates (mlp, cnn)")
-    check_metadata(path, meta, {"config": dict})
-    hidden, channels = meta["config"].get("hidden_sizes"), meta["config"].get("channels")
+    config = config_of(path, meta)
+    if config.model != "cnn":
+        raise ValueError(f"{path}: its manifest says model 'cnn' and its training config {config.model!r} "
+                         "(an edited checkpoint)")
+    last = params[-1]
+    if not (last and last[0].ndim == 2):
+        raise ValueError(f"{path}: the params are not those of a CNN: its last layer holds arrays of shapes "
+                         f"{[a.shape for a in last]}, not a dense layer's (n_in, n_classes) weights")
     try:
-        net = model.mnist_cnn(hidden_sizes=hidden, n_classes=params[-1][0].shape[1],
-                              **({} if channels is None else {"channels": tuple(channels)}))
+        net = cnn_network(None, config, last[0].shape[1])
         net.check_params(params)
     except (TypeError, ValueError, IndexError) as e:
         raise ValueError(f"{path}: the params are not those of the CNN its config describes: {e}") from None

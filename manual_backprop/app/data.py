@@ -262,8 +262,18 @@ def _check_pair(images: np.ndarray, labels: np.ndarray, split: str, source: str)
                          "at least one")
 
 
+class LabelError(ValueError):
+    """Labels that do not fit the classes (:func:`check_labels`); ``fact`` is the finding
+    without the advice on declaring another count, for a caller whose count is not the user's
+    to choose (``evaluate``: the network's outputs)."""
+
+    def __init__(self, fact: str, advice: str) -> None:
+        super().__init__(f"{fact} ({advice})")
+        self.fact = fact
+
+
 def check_labels(labels: np.ndarray, n_classes: int, source: str | os.PathLike, *, all_present: bool) -> None:
-    """Refuse (``ValueError`` naming ``source``, the first offending value and its index) a label
+    """Refuse (``LabelError`` naming ``source``, the first offending value and its index) a label
     outside 0 .. n_classes - 1 and, with ``all_present`` (training labels), a class that never
     occurs. ``labels``: 1-D non-negative integers. For a training subset: call it on the subset."""
     labels = np.asarray(labels)
@@ -271,19 +281,16 @@ def check_labels(labels: np.ndarray, n_classes: int, source: str | os.PathLike, 
     bad = np.flatnonzero((labels < 0) | (labels >= n_classes))
     if bad.size:
         i = int(bad[0])
-        raise ValueError(
-            f"{path}: label {int(labels[i])} at index {i} is outside the {n_classes} classes "
-            f"0..{n_classes - 1} ({bad.size} such labels; for data with more classes: n_classes=, "
-            "on the command line --n-classes)"
-        )
+        raise LabelError(
+            f"{path}: label {int(labels[i])} at index {i} is outside the {n_classes} classes 0..{n_classes - 1}",
+            f"{bad.size} such labels; for data with more classes: n_classes=, on the command line --n-classes")
     if all_present:
         absent = np.flatnonzero(np.bincount(labels, minlength=n_classes) == 0)
         if absent.size:
-            raise ValueError(
-                f"{path}: classes {absent.tolist()} of 0..{n_classes - 1} never occur in the training "
-                "labels (a network cannot learn a class it never sees; to declare fewer: n_classes=, "
-                "on the command line --n-classes)"
-            )
+            raise LabelError(
+                f"{path}: classes {absent.tolist()} of 0..{n_classes - 1} never occur in the training labels",
+                "a network cannot learn a class it never sees; to declare fewer: n_classes=, on the command "
+                "line --n-classes")
 
 
 def load_mnist(

@@ -404,6 +404,41 @@ def _check_memory(config: Config, n_features: int, n_classes: int, n_train: int,
                           f"is available; use smaller hidden sizes, batch or --train-subset")
 
 
+def config_of(path, meta: dict) -> Config:
+    """The training config a checkpoint's metadata holds, checked as any Config is (a
+    ValueError naming the file)."""
+    check_metadata(path, meta, {"config": dict})
+    saved = meta["config"]
+    try:
+        return Config(**{**saved, "hidden_sizes": tuple(saved.get("hidden_sizes", ()))})  # channels: a list
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: training config does not match this version ({e})") from None
+
+
+def check_fold(path, stored: list[np.ndarray], train_params: list[np.ndarray], shift: float, scale: float) -> None:
+    """The model a checkpoint holds (what evaluate scores) must be the one its training weights
+    give with the input scaling folded in, bit for bit (a ValueError naming the file)."""
+    if [(W.shape, W.dtype) for W in stored] != [(W.shape, W.dtype) for W in train_params]:
+        raise ValueError(f"{path}: params of {[(W.shape, W.dtype.name) for W in stored]} beside train_params of "
+                         f"{[(W.shape, W.dtype.name) for W in train_params]}")
+    if not (math.isfinite(shift) and math.isfinite(scale) and scale > 0):
+        raise ValueError(f"{path}: input scaling ({shift}, {scale}) must be finite with a scale > 0")
+    for i, (W, F) in enumerate(zip(stored, fold_input_scaling(train_params, shift, scale))):
+        if W.tobytes() != F.tobytes():
+            raise ValueError(f"{path}: params[{i}] is not train_params[{i}] with the input scaling folded in "
+                             "(a corrupt or edited checkpoint)")
+
+
+def check_names(path, meta: dict) -> None:
+    """A training checkpoint names its activation and loss twice, in its metadata and in its
+    config: where both do, they must agree (else an edited one is scored or resumed as the other)."""
+    config = meta.get("config")
+    for key in ("activation", "loss"):
+        if isinstance(config, dict) and key in meta and key in config and config[key] != meta[key]:
+            raise ValueError(f"{path}: its metadata says {key} {meta[key]!r} and its training config "
+                             f"{config[key]!r} (an edited checkpoint)")
+
+
 def _resume(path, config: Config, keep_epochs: bool, shift: float, scale: float, digest: str | None, net=None,
             sizes: list[int] | None = None, blas_threads: int | None = None):
     """(params, velocity, history, config, the divergence rule's state or None) from a
@@ -414,14 +449,14 @@ def _resume(path, config: Config, keep_epochs: bool, shift: float, scale: float,
     if not {"config", "epoch", "history"} <= meta.keys():
         raise ValueError(f"{path}: not a training checkpoint (no config, epoch or history)")
     check_metadata(path, meta, {"config": dict, "epoch": int, "history": list[dict[str, float]]})
-    saved = meta["config"]
     if not 0 <= meta["epoch"] == len(meta["history"]):
         raise ValueError(f"{path}: not a valid training checkpoint: epoch {meta['epoch']} with "
                          f"{len(meta['history'])} epochs of history")
-    try:
-        saved_config = Config(**{**saved, "hidden_sizes": tuple(saved.get("hidden_sizes", ()))})  # channels: a list
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{path}: training config does not match this version ({e})") from None
+    check_names(path, meta)
+    for key, used in (("velocity", config.momentum > 0), ("train_params", config.standardize)):
+        if used and key in meta:   # an edited JSON list where the arrays were
+            check_metadata(path, meta, {key: list[np.ndarray]})
+    saved_config = config_of(path, meta)
     mismatched = [
         f"{f.name}: checkpoint {getattr(saved_config, f.name)!r}, requested {getattr(config, f.name)!r}"
         for f in dataclasses.fields(Config)
@@ -439,13 +474,17 @@ def _resume(path, config: Config, keep_epochs: bool, shift: float, scale: float,
                           f"{meta['blas_threads']}, e.g. OPENBLAS_NUM_THREADS={meta['blas_threads']})")
     if mismatched:
         raise ValueError(f"{path}: checkpoint does not match this run: " + "; ".join(mismatched))
+    if meta.get("model", "mlp") != config.model:   # the arrays' layout: an edited manifest, its config unchanged
+        raise ValueError(f"{path}: the checkpoint holds model {meta.get('model', 'mlp')!r}; this run trains {config.model!r}")
     scored = "validation_accuracy" if saved_config.validation else "test_accuracy"
     for i, h in enumerate(meta["history"]):
         if not {"epoch", "train_loss", "seconds", scored} <= h.keys():
             raise ValueError(f"{path}: history[{i}] lacks one of epoch, train_loss, seconds, {scored}")
         # an edited NaN, inf or negative loss reached the plot's log scale (a warning; a review)
-        if not (all(math.isfinite(h[k]) for k in ("epoch", "train_loss", "seconds", scored)) and h["train_loss"] >= 0):
-            raise ValueError(f"{path}: history[{i}] must hold finite numbers and a train_loss >= 0; got {h}")
+        if not (all(math.isfinite(h[k]) for k in ("epoch", "train_loss", "seconds", scored)) and h["epoch"] == i + 1
+                and h["train_loss"] >= 0 and h["seconds"] >= 0 and 0 <= h[scored] <= 1):
+            raise ValueError(f"{path}: history[{i}] must hold epoch {i + 1}, finite numbers, a train_loss and "
+                             f"seconds >= 0 and an accuracy in [0, 1]; got {h}")
     if keep_epochs:
         config = config.replace(epochs=saved_config.epochs)
     stored = params   # what evaluate scores: with standardize, the fold of train_params (checked below)
@@ -478,13 +517,8 @@ def _resume(path, config: Config, keep_epochs: bool, shift: float, scale: float,
                 raise ValueError(f"{path}: {name}[{i}] is {a.dtype}; the config says {config.dtype}")
             if not _checks.all_finite(a):
                 raise ValueError(f"{path}: {name}[{i}] contains NaN or inf (a corrupt checkpoint)")
-    if config.standardize:   # the model it holds must be the one its training weights give, bit for bit
-        if len(stored) != len(arrays):
-            raise ValueError(f"{path}: {len(stored)} weight arrays beside {len(arrays)} train_params")
-        for i, (W, F) in enumerate(zip(stored, fold_input_scaling(arrays, shift, scale))):
-            if W.shape != F.shape or W.dtype != F.dtype or W.tobytes() != F.tobytes():
-                raise ValueError(f"{path}: params[{i}] is not train_params[{i}] with the input scaling folded in "
-                                 "(a corrupt or edited checkpoint)")
+    if config.standardize:
+        check_fold(path, stored, arrays, shift, scale)
     rule = meta.get("divergence")   # absent from checkpoints before 2026-12-03: the rule restarts
     if rule is not None:
         check_metadata(path, meta, {"divergence": dict[str, float]})
