@@ -1004,9 +1004,14 @@ def test_resume_checks_every_array_against_the_run(small, tmp_path):
     for name, change, message in cases:
         with pytest.raises(ValueError, match=message):
             train(config.replace(epochs=2), data=small, resume=_crafted(tmp_path, name, params, meta, **change), **QUIET)
-    # the MLP's matrices under a manifest that says 'cnn', the config beside them unchanged (the sweep)
+    # the MLP's matrices under a manifest that says 'cnn', the config beside them unchanged (the
+    # sweep: a traceback), and with a config that names no model (whose default is the MLP)
     wrapped = _crafted(tmp_path, "wrapped.npz", [(W,) for W in params], meta, model="cnn")
-    with pytest.raises(ValueError, match=r"wrapped\.npz: the checkpoint holds model 'cnn'; this run trains 'mlp'"):
+    with pytest.raises(ValueError, match=r"wrapped\.npz: its manifest says model 'cnn' and its training config 'mlp'"):
+        train(config.replace(epochs=2), data=small, resume=wrapped, **QUIET)
+    unnamed = {k: v for k, v in meta["config"].items() if k != "model"}
+    wrapped = _crafted(tmp_path, "wrapped2.npz", [(W,) for W in params], meta, model="cnn", config=unnamed)
+    with pytest.raises(ValueError, match=r"wrapped2\.npz: the checkpoint holds model 'cnn'; this run trains 'mlp'"):
         train(config.replace(epochs=2), data=small, resume=wrapped, **QUIET)
     boast = _crafted(tmp_path, "boast.npz", params, meta, history=[{**meta["history"][0], "test_accuracy": 0.999}])
     scored = train(config, data=small, resume=boast, **QUIET)   # nothing left to train: scored, not read
@@ -1274,6 +1279,8 @@ def test_evaluate_names_what_is_wrong_in_an_edited_checkpoint(tmp_path, capsys):
     keep = {k: v for k, v in meta.items() if k not in ("layer_sizes", "dtype")}
     cases.append((meta["train_params"], {**keep, "train_params": params},
                   r"params\[0\] is not train_params\[0\] with the input scaling folded in"))
+    cases.append((params, {**keep, "config": {**meta["config"], "model": "cnn"}},
+                  r"its manifest says model 'mlp' and its training config 'cnn'"))
     two = mb.init_params([784, 8, 2], seed=0, dtype=np.float32)
     cases.append((two, {"activation": "sigmoid"}, r"the network has 2 outputs; the data's labels do not fit them: "
                                                   r".*train-labels-idx1-ubyte\.gz: label \d+ at index \d+ is outside"))

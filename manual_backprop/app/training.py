@@ -430,9 +430,13 @@ def check_fold(path, stored: list[np.ndarray], train_params: list[np.ndarray], s
 
 
 def check_names(path, meta: dict) -> None:
-    """A training checkpoint names its activation and loss twice, in its metadata and in its
-    config: where both do, they must agree (else an edited one is scored or resumed as the other)."""
+    """A training checkpoint names its model, activation and loss twice, in its manifest or
+    metadata and in its config: where both do, they must agree (else an edited one is scored or
+    resumed as the other)."""
     config = meta.get("config")
+    if isinstance(config, dict) and "model" in config and config["model"] != meta.get("model", "mlp"):
+        raise ValueError(f"{path}: its manifest says model {meta.get('model', 'mlp')!r} and its training config "
+                         f"{config['model']!r} (an edited checkpoint)")
     for key in ("activation", "loss"):
         if isinstance(config, dict) and key in meta and key in config and config[key] != meta[key]:
             raise ValueError(f"{path}: its metadata says {key} {meta[key]!r} and its training config "
