@@ -990,6 +990,9 @@ def test_resume_checks_every_array_against_the_run(small, tmp_path):
         ("hist4.npz", dict(history=[{**meta["history"][0], "test_accuracy": 1.5}]), r"hist4\.npz: history\[0\] must hold"),
         ("hist5.npz", dict(history=[{**meta["history"][0], "seconds": -1.0}]), r"hist5\.npz: history\[0\] must hold"),
         ("hist6.npz", dict(history=[{**meta["history"][0], "epoch": 2}]), r"hist6\.npz: history\[0\] must hold epoch 1"),
+        # an int past float64: OverflowError in math.isfinite, a traceback (a review, 2026-12-05)
+        ("hist7.npz", dict(history=[{**meta["history"][0], "train_loss": 10**400}]), r"hist7\.npz: history\[0\] must hold"),
+        ("rule6.npz", dict(divergence={"first": 10**400, "running": 1.0}), r"rule6\.npz: divergence must hold"),
         # an edited JSON list where the momentum buffers were: AttributeError deep in the resume (the sweep)
         ("vel2.npz", dict(velocity=[[0.0]]), r"vel2\.npz: .*velocity"),
         ("loss.npz", dict(loss="mean_squared_error"), r"loss\.npz: its metadata says loss 'mean_squared_error' and its "
@@ -1279,6 +1282,10 @@ def test_evaluate_names_what_is_wrong_in_an_edited_checkpoint(tmp_path, capsys):
     keep = {k: v for k, v in meta.items() if k not in ("layer_sizes", "dtype")}
     cases.append((meta["train_params"], {**keep, "train_params": params},
                   r"params\[0\] is not train_params\[0\] with the input scaling folded in"))
+    # an edited scaling: an int past float64 (OverflowError) and a scale whose fold overflows float32
+    # (a RuntimeWarning before the refusal; a review)
+    cases.append((params, {**keep, "input_shift": 10**400}, r"input scaling \(1000*, .*\) must be finite"))
+    cases.append((params, {**keep, "input_scale": 1e-300}, r"params\[0\] is not train_params\[0\]"))
     cases.append((params, {**keep, "config": {**meta["config"], "model": "cnn"}},
                   r"its manifest says model 'mlp' and its training config 'cnn'"))
     two = mb.init_params([784, 8, 2], seed=0, dtype=np.float32)

@@ -199,11 +199,11 @@ def _directory_entries(f, size: int) -> int | None:
     (at most _MAX_MEMBERS + 1 of them), before zipfile builds an object of about 400 bytes
     for each: 2,000,000 entries of 47 bytes in a 94 MB file took it 773 MB (a review,
     2026-12-05). The records are found where zipfile finds them (``zipfile._EndRecData``): the
-    end record in the last 22 bytes, else its last signature in the comment's 64 KiB; zip64's
+    end record in the last 22 bytes, else its last signature in the last 64 KiB + 22; zip64's
     record, where its locator says so, in the 76 bytes before it; the directory just before
     that, its size read from the record and clipped to the bytes there. None where no end
     record is found (zipfile then says what is wrong)."""
-    tail = min(size, 22 + 0xFFFF)
+    tail = min(size, (1 << 16) + 22)                   # zipfile's window, to the byte (a review)
     f.seek(size - tail)
     data = f.read(tail)
     at_end = data[-22:-18] == b"PK\x05\x06" and data[-2:] == b"\0\0"

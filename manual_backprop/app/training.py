@@ -404,6 +404,14 @@ def _check_memory(config: Config, n_features: int, n_classes: int, n_train: int,
                           f"is available; use smaller hidden sizes, batch or --train-subset")
 
 
+def _finite(v: float) -> bool:
+    """A JSON number that float64 holds as a finite number (an int past its range does not)."""
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
+
+
 def config_of(path, meta: dict) -> Config:
     """The training config a checkpoint's metadata holds, checked as any Config is (a
     ValueError naming the file)."""
@@ -421,9 +429,11 @@ def check_fold(path, stored: list[np.ndarray], train_params: list[np.ndarray], s
     if [(W.shape, W.dtype) for W in stored] != [(W.shape, W.dtype) for W in train_params]:
         raise ValueError(f"{path}: params of {[(W.shape, W.dtype.name) for W in stored]} beside train_params of "
                          f"{[(W.shape, W.dtype.name) for W in train_params]}")
-    if not (math.isfinite(shift) and math.isfinite(scale) and scale > 0):
+    if not (_finite(shift) and _finite(scale) and scale > 0):
         raise ValueError(f"{path}: input scaling ({shift}, {scale}) must be finite with a scale > 0")
-    for i, (W, F) in enumerate(zip(stored, fold_input_scaling(train_params, shift, scale))):
+    with np.errstate(over="ignore", invalid="ignore"):   # an edited scale or weight overflows the
+        folded = fold_input_scaling(train_params, shift, scale)   # fold: refused below, not warned
+    for i, (W, F) in enumerate(zip(stored, folded)):
         if W.tobytes() != F.tobytes():
             raise ValueError(f"{path}: params[{i}] is not train_params[{i}] with the input scaling folded in "
                              "(a corrupt or edited checkpoint)")
@@ -485,7 +495,7 @@ def _resume(path, config: Config, keep_epochs: bool, shift: float, scale: float,
         if not {"epoch", "train_loss", "seconds", scored} <= h.keys():
             raise ValueError(f"{path}: history[{i}] lacks one of epoch, train_loss, seconds, {scored}")
         # an edited NaN, inf or negative loss reached the plot's log scale (a warning; a review)
-        if not (all(math.isfinite(h[k]) for k in ("epoch", "train_loss", "seconds", scored)) and h["epoch"] == i + 1
+        if not (all(_finite(h[k]) for k in ("epoch", "train_loss", "seconds", scored)) and h["epoch"] == i + 1
                 and h["train_loss"] >= 0 and h["seconds"] >= 0 and 0 <= h[scored] <= 1):
             raise ValueError(f"{path}: history[{i}] must hold epoch {i + 1}, finite numbers, a train_loss and "
                              f"seconds >= 0 and an accuracy in [0, 1]; got {h}")
@@ -526,7 +536,7 @@ def _resume(path, config: Config, keep_epochs: bool, shift: float, scale: float,
     rule = meta.get("divergence")   # absent from checkpoints before 2026-12-03: the rule restarts
     if rule is not None:
         check_metadata(path, meta, {"divergence": dict[str, float]})
-        if rule.keys() != {"first", "running"} or not all(math.isfinite(v) and v >= 0 for v in rule.values()):
+        if rule.keys() != {"first", "running"} or not all(_finite(v) and v >= 0 for v in rule.values()):
             raise ValueError(f"{path}: divergence must hold the rule's first and running losses, finite and "
                              f"non-negative; got {rule!r}")
         if rule["running"] > DIVERGENCE_FACTOR * rule["first"]:   # the rule stops a run before it saves this
