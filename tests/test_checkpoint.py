@@ -76,6 +76,8 @@ def test_save_refuses_bad_input_before_touching_the_file(tmp_path):
         save_checkpoint(path, make_params([3, 2], np.float64), bad=object())
     with pytest.raises(ValueError, match="reserved"):
         save_checkpoint(path, make_params([3, 2], np.float64), dtype="float32")
+    with pytest.raises(ValueError, match="at most 100000 arrays with its manifest; these params and metadata make 100002"):
+        save_checkpoint(path, make_params([3, 2], np.float64), many=[np.zeros(1)] * 100_000)   # load refuses more
     with pytest.raises(ValueError, match="do not chain"):
         save_checkpoint(path, [np.zeros((3, 2)), np.zeros((4, 2))])
     for empty in (np.empty(3, np.void), np.empty(2, dtype=[])):   # written, then refused by load (a review)

@@ -91,7 +91,8 @@ def save_checkpoint(path: str | os.PathLike, params: list, **metadata: Any) -> N
     see the module docstring). Metadata values may be JSON-serialisable (numbers, strings,
     lists, dicts, None), NumPy arrays, or non-empty lists of NumPy arrays (e.g. momentum
     buffers); anything else is a ``TypeError`` before any file is touched. The keys
-    ``layer_sizes``, ``param_shapes``, ``dtype``, ``format`` and ``version`` are reserved.
+    ``layer_sizes``, ``param_shapes``, ``dtype``, ``format`` and ``version`` are reserved. At most
+    100,000 arrays in all, the limit :func:`load_checkpoint` reads (a ValueError, the file untouched).
     """
     layered = _is_layered(params)
     model = metadata.pop("model", None)
@@ -145,6 +146,9 @@ def save_checkpoint(path: str | os.PathLike, params: list, **metadata: Any) -> N
         if a.dtype.itemsize == 0:   # load_checkpoint refuses it: what is saved must load
             raise TypeError(f"checkpoint array {name} has dtype {a.dtype.str}, whose entries have no size")
     arrays["manifest"] = np.array(text)
+    if len(arrays) > _MAX_MEMBERS:   # what is saved must load
+        raise ValueError(f"a checkpoint holds at most {_MAX_MEMBERS} arrays with its manifest; these params and "
+                         f"metadata make {len(arrays)}")
 
     write_atomically(path, lambda f: np.savez(f, **arrays), what="checkpoint")
 
