@@ -5,8 +5,8 @@ Every activation is a small object with
     fn(z)       -> a = g(z)                 elementwise, same shape and dtype as z
     grad(z, a)  -> g'(z)                    ``a = fn(z)`` is passed so g' can reuse it
 
-z may be any array-like (read by ``np.asanyarray``, so a masked array stays one where the
-ufuncs keep it); integer and boolean z are taken as float64.
+z may be any array-like (read by ``np.asanyarray``; a masked array gives back one with its
+mask); integer and boolean z are taken as float64.
 
 In-place forms of sigmoid and tanh, whose g' is a function of a alone, are speed and live
 in ``manual_backprop.fast``.
@@ -43,6 +43,14 @@ def _as_float(z) -> np.ndarray:
     return z.astype(np.float64) if z.dtype.kind in ("b", "i", "u") else z
 
 
+def _masked_like(z: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """``r`` with ``z``'s mask where z is a masked array and r lost it (np.where and np.asarray
+    drop it; the ufuncs keep it): every activation gives a masked z's mask back."""
+    if isinstance(z, np.ma.MaskedArray) and not isinstance(r, np.ma.MaskedArray):
+        return np.ma.masked_array(r, mask=np.ma.getmaskarray(z))
+    return r
+
+
 def sigmoid(z: np.ndarray) -> np.ndarray:
     """sigma(z) = 1 / (1 + e^{-z}), computed as written for real z: below z = -88.7 (float32)
     or -709.8 (float64) e^{-z} overflows to inf and 1 / (1 + inf) = 0, where the exact value is
@@ -70,8 +78,8 @@ def softplus(z: np.ndarray) -> np.ndarray:
     z = _as_float(z)
     if z.dtype.kind == "c":
         return np.where(z.real >= 0, z, 0) + np.log1p(exp_neg_abs(z))
-    z = np.asarray(z)
-    return np.maximum(z, z.dtype.type(0)) + np.log1p(exp_neg_abs(z))
+    plain = np.asarray(z)
+    return _masked_like(z, np.maximum(plain, plain.dtype.type(0)) + np.log1p(exp_neg_abs(plain)))
 
 
 class Sigmoid:
@@ -125,11 +133,11 @@ class LeakyReLU:
 
     def fn(self, z: np.ndarray) -> np.ndarray:
         z = _as_float(z)
-        return np.where(z >= 0, z, self.slope * z)
+        return _masked_like(z, np.where(z >= 0, z, self.slope * z))
 
     def grad(self, z: np.ndarray, a: np.ndarray) -> np.ndarray:
         z = _as_float(z)
-        return np.where(z >= 0, 1, self.slope).astype(z.dtype)
+        return _masked_like(z, np.where(z >= 0, 1, self.slope).astype(z.dtype))
 
 
 class Softplus:
@@ -175,7 +183,7 @@ class GELU:
         z = _as_float(z)
         zc = self._clamped(z)
         t = np.tanh(self.c * (zc + self.k * zc**3))
-        return 0.5 * (1 + t) + 0.5 * zc * (1 - t * t) * self.c * (1 + 3 * self.k * zc * zc)
+        return _masked_like(z, 0.5 * (1 + t) + 0.5 * zc * (1 - t * t) * self.c * (1 + 3 * self.k * zc * zc))
 
 
 ACTIVATIONS = {a.name: a for a in (Sigmoid(), Tanh(), ReLU(), LeakyReLU(), Softplus(), GELU())}

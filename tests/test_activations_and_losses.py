@@ -627,7 +627,23 @@ def test_an_array_like_gives_what_its_array_gives(fn):
     assert type(got) is type(expected) and got.dtype == expected.dtype == np.float64
     np.testing.assert_array_equal(np.ma.getmaskarray(got), np.ma.getmaskarray(expected))
     np.testing.assert_array_equal(np.ma.getdata(got), np.ma.getdata(expected))
-    assert isinstance(got, np.ma.MaskedArray) or fn is A.softplus   # softplus reads z by np.asarray
+    assert isinstance(got, np.ma.MaskedArray)
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_every_activation_gives_a_masked_z_its_mask_back(name):
+    """fn and grad of a masked array are masked arrays with its mask, their data those of the
+    plain array; leaky relu's fn and grad, softplus's fn and gelu's grad dropped the mask and
+    returned a plain array of values computed from the masked entries too (np.where, np.asarray)."""
+    g = ACTIVATIONS[name]
+    data = np.array([[-2.0, -0.5, 0.0], [0.25, 1.0, 3.0]])
+    mask = np.array([[False, True, False], [True, False, False]])
+    z = np.ma.masked_array(data, mask=mask)
+    a = g.fn(z)
+    for got, want in ((a, g.fn(data)), (g.grad(z, a), g.grad(data, g.fn(data)))):
+        assert isinstance(got, np.ma.MaskedArray), type(got)
+        np.testing.assert_array_equal(np.ma.getmaskarray(got), mask)
+        np.testing.assert_array_equal(got.compressed(), want[~mask])
 
 
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
