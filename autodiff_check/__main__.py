@@ -19,11 +19,16 @@ import numpy as np
 import manual_backprop as mb
 
 from manual_backprop.app import paths
+from manual_backprop.app.data import memory_available
 
 from .check import MAX_DIRECTIONS, Verdict, check_network
 
 #: examples per checked batch at most: the post's network checks cost ~B x 784 x 500 per direction
 MAX_BATCH = 100_000
+#: bytes the post network's check holds per example: five float64 copies of every layer's
+#: activations (784 + 500 + 500 + 10 numbers); measured peak RSS grew by 56 KB an example between
+#: --batch 1000 and 4000 (2026-12-05), four copies' worth
+POST_BYTES_PER_EXAMPLE = 5 * 8 * (784 + 500 + 500 + 10)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -149,6 +154,10 @@ def _main(argv: list[str] | None) -> int:
         _parser().error(f"--architectures must be positive; got {args.architectures}")
     if not 1 <= args.batch <= MAX_BATCH:
         _parser().error(f"--batch must be in 1..{MAX_BATCH}; got {args.batch}")
+    need, have = args.batch * POST_BYTES_PER_EXAMPLE, memory_available()
+    if not args.skip_post and need > have:   # refused now, not by the kernel's OOM killer halfway
+        _parser().error(f"--batch {args.batch} needs about {need / 2**30:.1f} GiB for the post network's check; "
+                        f"{have / 2**30:.1f} GiB is available (a smaller --batch, or --skip-post)")
     if not 1 <= args.directions <= MAX_DIRECTIONS:
         _parser().error(f"--directions must be between 1 and {MAX_DIRECTIONS} (2^-{MAX_DIRECTIONS} is already "
                         f"below any miss rate a run can observe); got {args.directions}")

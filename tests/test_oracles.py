@@ -196,6 +196,20 @@ def test_cli_plot_path_is_checked_before_the_run(tmp_path):
     assert r.returncode == 2 and "--batch must be in 1..100000; got 1000000000000" in r.stderr
 
 
+def test_cli_refuses_a_batch_this_machine_cannot_hold(monkeypatch, capsys):
+    """--batch 100000 took the post network's check to about 6 GiB (measured peak RSS grows
+    56 KB an example) and a small machine's OOM killer to it; refused first, the estimate and
+    what is available named."""
+    from autodiff_check import __main__ as cli
+
+    monkeypatch.setattr(cli, "memory_available", lambda: 1 << 30)
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--batch", "100000", "--no-jax"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "--batch 100000 needs about 6.7 GiB for the post network's check; " \
+        "1.0 GiB is available (a smaller --batch, or --skip-post)" in err, err
+
+
 def test_cli_plot_is_locked_for_the_run_and_checked_again_under_the_lock(tmp_path, monkeypatch, capsys):
     """The plot path was checked at the start only: a second run on the same --plot wrote it
     meanwhile and the first then replaced it without --overwrite (a review, helper-103). Now a
