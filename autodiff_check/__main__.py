@@ -154,10 +154,11 @@ def _main(argv: list[str] | None) -> int:
         _parser().error(f"--architectures must be positive; got {args.architectures}")
     if not 1 <= args.batch <= MAX_BATCH:
         _parser().error(f"--batch must be in 1..{MAX_BATCH}; got {args.batch}")
-    need, have = args.batch * POST_BYTES_PER_EXAMPLE, memory_available()
-    if not args.skip_post and need > have:   # refused now, not by the kernel's OOM killer halfway
-        _parser().error(f"--batch {args.batch} needs about {need / 2**30:.1f} GiB for the post network's check; "
-                        f"{have / 2**30:.1f} GiB is available (a smaller --batch, or --skip-post)")
+    if not args.skip_post:   # refused now, not by the kernel's OOM killer halfway
+        need, have = args.batch * POST_BYTES_PER_EXAMPLE, memory_available()
+        if need > have:
+            _parser().error(f"--batch {args.batch} needs about {need / 2**30:.1f} GiB for the post network's check; "
+                            f"{have / 2**30:.1f} GiB is available (a smaller --batch, or --skip-post)")
     if not 1 <= args.directions <= MAX_DIRECTIONS:
         _parser().error(f"--directions must be between 1 and {MAX_DIRECTIONS} (2^-{MAX_DIRECTIONS} is already "
                         f"below any miss rate a run can observe); got {args.directions}")

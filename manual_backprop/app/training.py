@@ -444,11 +444,13 @@ def check_names(path, meta: dict) -> None:
     metadata and in its config: where both do, they must agree (else an edited one is scored or
     resumed as the other)."""
     config = meta.get("config")
-    if isinstance(config, dict) and "model" in config and config["model"] != meta.get("model", "mlp"):
+    if not isinstance(config, dict):
+        return
+    if "model" in config and config["model"] != meta.get("model", "mlp"):
         raise ValueError(f"{path}: its manifest says model {meta.get('model', 'mlp')!r} and its training config "
                          f"{config['model']!r} (an edited checkpoint)")
     for key in ("activation", "loss"):
-        if isinstance(config, dict) and key in meta and key in config and config[key] != meta[key]:
+        if key in meta and key in config and config[key] != meta[key]:
             raise ValueError(f"{path}: its metadata says {key} {meta[key]!r} and its training config "
                              f"{config[key]!r} (an edited checkpoint)")
 
