@@ -13,6 +13,12 @@ z and y may be any array-likes (read by ``np.asanyarray``); integer and boolean 
 taken as float64, as the activations take them. The network's loss is the mean of ``value``
 over the batch, so its output error is ``delta / batch``. Values are computed from the
 logits, never as ``log(f(z))``: no ``log(0)`` and no overflow, also at |z| = 1000.
+
+Infinite logits give the limit of the finite formula (a target weight of 0 times an infinite
+term counts 0, as 0 log 0 = 0 in a cross-entropy): a class masked out by z = -inf with y = 0
+adds nothing, a target put on it costs inf; NaN where no limit exists (a softmax row with
+two +inf logits or only -inf ones) or z holds NaN. The network never passes such z (it refuses a
+z_L that is not finite); these rows take a slower path than finite ones.
 """
 
 from __future__ import annotations
@@ -33,6 +39,11 @@ def _real_targets(y, loss: str) -> np.ndarray:
     return y
 
 
+def _not_finite(z: np.ndarray) -> bool:
+    """Whether a real z holds a NaN or inf: such z takes a loss's limits (module docstring)."""
+    return z.dtype.kind == "f" and not np.isfinite(z).all()
+
+
 class BinaryCrossEntropy:
     """Sigmoid outputs p = sigma(z), one independent Bernoulli per output unit (the post's loss):
 
@@ -50,7 +61,21 @@ class BinaryCrossEntropy:
 
     def value(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
         z, y = _as_float(z), _as_float(y)
+        if _not_finite(z):
+            return self._limits(z, y).sum(axis=1)
         return (softplus(z) - y * z).sum(axis=1)
+
+    @staticmethod
+    def _limits(z: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """l per entry where z may be +-inf: softplus(z) - y z -> (1 - y) z as z -> +inf and
+        -y z as z -> -inf, so (1 - y) inf and y inf, each 0 where its weight is 0."""
+        inf = np.isinf(z)
+        finite_z = np.where(inf, 0, z)                 # NaN stays NaN
+        with np.errstate(invalid="ignore"):            # 0 * inf, replaced by the 0 it stands for
+            at_plus = np.where(y == 1, 0, (1 - y) * np.inf)
+            at_minus = np.where(y == 0, 0, y * np.inf)
+        l = softplus(finite_z) - y * finite_z
+        return np.where(z == np.inf, at_plus, np.where(z == -np.inf, at_minus, l)).astype(l.dtype, copy=False)
 
     def delta(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
         return sigmoid(z) - _as_float(y)
@@ -81,14 +106,45 @@ class SoftmaxCrossEntropy:
         return m, np.exp(z - m)
 
     def output(self, z: np.ndarray) -> np.ndarray:
-        _, e = self._shifted(_as_float(z))
+        z = _as_float(z)
+        if _not_finite(z):
+            return self._output_limits(z)
+        _, e = self._shifted(z)
         return e / np.sum(e, axis=1, keepdims=True)
 
     def value(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
         z, y = _as_float(z), _as_float(y)
+        if _not_finite(z):
+            return self._value_limits(z, y)
         m, e = self._shifted(z)
         logsumexp = m[:, 0] + np.log(np.sum(e, axis=1))
         return np.sum(y, axis=1) * logsumexp - np.sum(y * z, axis=1)
+
+    def _output_limits(self, z: np.ndarray) -> np.ndarray:
+        """p where z may hold +-inf or NaN: -inf entries give 0 (exp(-inf - m) = 0); a row with
+        one +inf is one-hot there; NaN for a row with a NaN, two +inf or only -inf."""
+        top = z == np.inf
+        n_top = top.sum(axis=1, keepdims=True)
+        with np.errstate(invalid="ignore"):            # inf - inf in the rows replaced below
+            _, e = self._shifted(np.where(top, 0, z))
+            p = e / np.sum(e, axis=1, keepdims=True)
+        p = np.where(n_top == 0, p, np.where(n_top == 1, top.astype(p.dtype), np.nan))
+        return np.where(np.isnan(z).any(axis=1, keepdims=True), np.nan, p).astype(p.dtype, copy=False)
+
+    def _value_limits(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """l = sum_k y_k (logsumexp(z) - z_k) where z may hold +-inf: a -inf entry adds
+        y_k inf (0 where y_k = 0); in a row with one +inf at k*, logsumexp(z) - z_k* -> 0 and
+        every other term is y_k inf (0 where y_k = 0); NaN for a row with a NaN, two +inf or
+        only -inf."""
+        top = z == np.inf
+        n_top = top.sum(axis=1)
+        with np.errstate(invalid="ignore"):            # 0 * inf and inf - inf, replaced below
+            yz = np.where(y == 0, 0, y * z)            # y_k z_k, 0 where y_k = 0
+            m, e = self._shifted(np.where(top, 0, z))  # the rows with no +inf; -inf gives e = 0
+            l = np.sum(y, axis=1) * (m[:, 0] + np.log(np.sum(e, axis=1))) - np.sum(yz, axis=1)
+            off_top = np.where(top, 0 * y, np.where(y == 0, 0, y * np.inf)).sum(axis=1)
+        l = np.where(n_top == 0, l, np.where(n_top == 1, off_top, np.nan))
+        return np.where(np.isnan(z).any(axis=1), np.nan, l).astype(l.dtype, copy=False)
 
     def delta(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
         y = _as_float(y)

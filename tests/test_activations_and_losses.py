@@ -519,6 +519,43 @@ def test_loss_values_at_large_logits():
     np.testing.assert_allclose(sce.delta(z, y_sce), softmax_naive(z - z.max(axis=1, keepdims=True)) - y_sce, atol=1e-15)
 
 
+INF, NAN = math.inf, math.nan
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_loss_values_at_infinite_logits_are_the_limits(dtype):
+    """z = +-inf gives the limit of the finite formula, 0 * inf counting 0 (as 0 log 0 = 0):
+    BCE's l_k = softplus(z_k) - y_k z_k tends to (1 - y_k) z_k at +inf and -y_k z_k at -inf;
+    softmax's l = sum_k y_k (lse(z) - z_k), where a -inf logit is a class masked out (p_k = 0).
+    NaN where no limit exists. Exact values, the dtype kept, no warning (warnings are errors)."""
+    bce, sce = LOSSES["binary_cross_entropy"], LOSSES["softmax_cross_entropy"]
+    z = np.array([[INF, -INF, 0.0], [INF, 0.0, 0.0], [-INF, 0.0, 0.0], [NAN, 0.0, 0.0]], dtype)
+    y = np.array([[1.0, 0.0, 0.5], [0.5, 0.0, 0.0], [1.0, 0.0, 0.0], [1.0, 0.0, 0.0]], dtype)
+    v = bce.value(z, y)
+    assert v.dtype == dtype
+    log2 = bce.value(np.zeros((1, 1), dtype), np.full((1, 1), 0.5, dtype))[0]   # softplus(0) - 0
+    np.testing.assert_array_equal(v, np.array([log2, INF, INF, NAN], dtype))
+    np.testing.assert_array_equal(bce.delta(z, y)[:3], np.array([[0, 0, 0], [0.5, 0.5, 0.5], [-1, 0.5, 0.5]], dtype))
+
+    masked, kept = [0.0, -INF, 1.0], [0.0, 1.0]        # the same row with class 1 masked out, and without it
+    z = np.array([masked, [INF, 0, -INF], [INF, 0, -INF], [INF, INF, 0], [-INF, -INF, -INF], [NAN, INF, 0], [1, 2, 3]], dtype)
+    y = np.array([[0.5, 0, 0.5], [1, 0, 0], [0.5, 0.5, 0], [1, 0, 0], [1, 0, 0], [1, 0, 0], [0.2, 0.3, 0.5]], dtype)
+    v = sce.value(z, y)
+    assert v.dtype == dtype
+    alone = sce.value(np.array([kept], dtype), np.array([[0.5, 0.5]], dtype))[0]
+    finite_row = sce.value(z[-1:], y[-1:])[0]          # finite rows beside them: the finite path's bits
+    np.testing.assert_array_equal(v, np.array([alone, 0, INF, NAN, NAN, NAN, finite_row], dtype))
+    p = sce.output(z)
+    assert p.dtype == dtype
+    np.testing.assert_array_equal(p[0], np.insert(sce.output(np.array([kept], dtype))[0], 1, 0))
+    np.testing.assert_array_equal(p[1:3], np.array([[1, 0, 0]] * 2, dtype))
+    assert np.isnan(p[3:6]).all()
+    np.testing.assert_array_equal(p[6], sce.output(z[-1:])[0])
+    d = sce.delta(z, y)
+    np.testing.assert_array_equal(d[1:3], np.array([[0, 0, 0], [0.5, -0.5, 0]], dtype))
+    assert d[0, 1] == 0
+
+
 def test_softmax_with_targets_not_summing_to_one():
     """value and delta hold for any non-negative y: l = s lse(z) - <y, z>, dl/dz = s p - y."""
     sce = LOSSES["softmax_cross_entropy"]
