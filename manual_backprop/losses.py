@@ -69,13 +69,11 @@ class BinaryCrossEntropy:
     def _limits(z: np.ndarray, y: np.ndarray) -> np.ndarray:
         """l per entry where z may be +-inf: softplus(z) - y z -> (1 - y) z as z -> +inf and
         -y z as z -> -inf, so (1 - y) inf and y inf, each 0 where its weight is 0."""
-        inf = np.isinf(z)
-        finite_z = np.where(inf, 0, z)                 # NaN stays NaN
-        with np.errstate(invalid="ignore"):            # 0 * inf, replaced by the 0 it stands for
+        with np.errstate(invalid="ignore"):            # inf - inf and 0 * inf, replaced below
+            l = softplus(z) - y * z
             at_plus = np.where(y == 1, 0, (1 - y) * np.inf)
             at_minus = np.where(y == 0, 0, y * np.inf)
-        l = softplus(finite_z) - y * finite_z
-        return np.where(z == np.inf, at_plus, np.where(z == -np.inf, at_minus, l)).astype(l.dtype, copy=False)
+        return np.where(z == np.inf, at_plus, np.where(z == -np.inf, at_minus, l))
 
     def delta(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
         return sigmoid(z) - _as_float(y)
@@ -125,11 +123,11 @@ class SoftmaxCrossEntropy:
         one +inf is one-hot there; NaN for a row with a NaN, two +inf or only -inf."""
         top = z == np.inf
         n_top = top.sum(axis=1, keepdims=True)
-        with np.errstate(invalid="ignore"):            # inf - inf in the rows replaced below
-            _, e = self._shifted(np.where(top, 0, z))
-            p = e / np.sum(e, axis=1, keepdims=True)
-        p = np.where(n_top == 0, p, np.where(n_top == 1, top.astype(p.dtype), np.nan))
-        return np.where(np.isnan(z).any(axis=1, keepdims=True), np.nan, p).astype(p.dtype, copy=False)
+        with np.errstate(invalid="ignore"):            # inf - inf: NaN rows, one replaced below
+            _, e = self._shifted(z)
+            p = np.where(n_top == 1, top, e / np.sum(e, axis=1, keepdims=True))
+        p[np.isnan(z).any(axis=1)] = np.nan
+        return p
 
     def _value_limits(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
         """l = sum_k y_k (logsumexp(z) - z_k) where z may hold +-inf: a -inf entry adds
@@ -138,13 +136,14 @@ class SoftmaxCrossEntropy:
         only -inf."""
         top = z == np.inf
         n_top = top.sum(axis=1)
-        with np.errstate(invalid="ignore"):            # 0 * inf and inf - inf, replaced below
+        with np.errstate(invalid="ignore"):            # 0 * inf and inf - inf: NaN, replaced below
+            m, e = self._shifted(z)                    # -inf entries give e = 0
             yz = np.where(y == 0, 0, y * z)            # y_k z_k, 0 where y_k = 0
-            m, e = self._shifted(np.where(top, 0, z))  # the rows with no +inf; -inf gives e = 0
             l = np.sum(y, axis=1) * (m[:, 0] + np.log(np.sum(e, axis=1))) - np.sum(yz, axis=1)
             off_top = np.where(top, 0 * y, np.where(y == 0, 0, y * np.inf)).sum(axis=1)
-        l = np.where(n_top == 0, l, np.where(n_top == 1, off_top, np.nan))
-        return np.where(np.isnan(z).any(axis=1), np.nan, l).astype(l.dtype, copy=False)
+            l = np.where(n_top == 1, off_top, l)       # two +inf or only -inf: NaN from inf - inf
+        l[np.isnan(z).any(axis=1)] = np.nan
+        return l
 
     def delta(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
         y = _as_float(y)

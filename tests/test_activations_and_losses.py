@@ -529,30 +529,35 @@ def test_loss_values_at_infinite_logits_are_the_limits(dtype):
     softmax's l = sum_k y_k (lse(z) - z_k), where a -inf logit is a class masked out (p_k = 0).
     NaN where no limit exists. Exact values, the dtype kept, no warning (warnings are errors)."""
     bce, sce = LOSSES["binary_cross_entropy"], LOSSES["softmax_cross_entropy"]
-    z = np.array([[INF, -INF, 0.0], [INF, 0.0, 0.0], [-INF, 0.0, 0.0], [NAN, 0.0, 0.0]], dtype)
-    y = np.array([[1.0, 0.0, 0.5], [0.5, 0.0, 0.0], [1.0, 0.0, 0.0], [1.0, 0.0, 0.0]], dtype)
+    # the limits also where y is outside [0, 1], as the formula extrapolates: (1 - 2) inf, -1 inf
+    z = np.array([[INF, -INF, 2.0], [INF, 0, 0], [-INF, 0, 0], [NAN, 0, 0], [INF, -INF, 0]], dtype)
+    y = np.array([[1.0, 0.0, 0.5], [0.5, 0, 0], [1.0, 0, 0], [1.0, 0, 0], [2.0, -1.0, 0]], dtype)
     v = bce.value(z, y)
     assert v.dtype == dtype
-    log2 = bce.value(np.zeros((1, 1), dtype), np.full((1, 1), 0.5, dtype))[0]   # softplus(0) - 0
-    np.testing.assert_array_equal(v, np.array([log2, INF, INF, NAN], dtype))
-    np.testing.assert_array_equal(bce.delta(z, y)[:3], np.array([[0, 0, 0], [0.5, 0.5, 0.5], [-1, 0.5, 0.5]], dtype))
+    at_2 = bce.value(np.array([[2.0]], dtype), np.array([[0.5]], dtype))[0]   # softplus(2) - 1, alone
+    log2 = bce.value(np.zeros((1, 1), dtype), np.zeros((1, 1), dtype))[0]
+    np.testing.assert_array_equal(v, np.array([at_2, INF, INF, NAN, -INF], dtype))
+    np.testing.assert_array_equal(bce.value(z[4:], np.array([[1.0, 0, 0]], dtype)), np.array([log2], dtype))
+    np.testing.assert_array_equal(bce.delta(z, y)[1:3], np.array([[0.5, 0.5, 0.5], [-1, 0.5, 0.5]], dtype))
 
     masked, kept = [0.0, -INF, 1.0], [0.0, 1.0]        # the same row with class 1 masked out, and without it
-    z = np.array([masked, [INF, 0, -INF], [INF, 0, -INF], [INF, INF, 0], [-INF, -INF, -INF], [NAN, INF, 0], [1, 2, 3]], dtype)
-    y = np.array([[0.5, 0, 0.5], [1, 0, 0], [0.5, 0.5, 0], [1, 0, 0], [1, 0, 0], [1, 0, 0], [0.2, 0.3, 0.5]], dtype)
+    z = np.array([masked, [INF, 0, -INF], [INF, 0, -INF], [INF, INF, 0], [-INF, -INF, -INF], [NAN, INF, 0],
+                  [INF, 0, -INF], [1, 2, 3]], dtype)
+    y = np.array([[0.5, 0, 0.5], [1, 0, 0], [0.5, 0.5, 0], [1, 0, 0], [1, 0, 0], [1, 0, 0], [0, 1, 0], [0.2, 0.3, 0.5]], dtype)
     v = sce.value(z, y)
     assert v.dtype == dtype
     alone = sce.value(np.array([kept], dtype), np.array([[0.5, 0.5]], dtype))[0]
     finite_row = sce.value(z[-1:], y[-1:])[0]          # finite rows beside them: the finite path's bits
-    np.testing.assert_array_equal(v, np.array([alone, 0, INF, NAN, NAN, NAN, finite_row], dtype))
+    np.testing.assert_array_equal(v, np.array([alone, 0, INF, NAN, NAN, NAN, INF, finite_row], dtype))
+    np.testing.assert_array_equal(sce.value(z[6:7], np.zeros((1, 3), dtype)), np.zeros(1, dtype))  # no weight anywhere
     p = sce.output(z)
     assert p.dtype == dtype
     np.testing.assert_array_equal(p[0], np.insert(sce.output(np.array([kept], dtype))[0], 1, 0))
     np.testing.assert_array_equal(p[1:3], np.array([[1, 0, 0]] * 2, dtype))
     assert np.isnan(p[3:6]).all()
-    np.testing.assert_array_equal(p[6], sce.output(z[-1:])[0])
+    np.testing.assert_array_equal(p[7], sce.output(z[-1:])[0])
     d = sce.delta(z, y)
-    np.testing.assert_array_equal(d[1:3], np.array([[0, 0, 0], [0.5, -0.5, 0]], dtype))
+    np.testing.assert_array_equal(d[[1, 2, 6]], np.array([[0, 0, 0], [0.5, -0.5, 0], [1, -1, 0]], dtype))
     assert d[0, 1] == 0
 
 
