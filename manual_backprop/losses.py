@@ -14,18 +14,20 @@ taken as float64, as the activations take them. The network's loss is the mean o
 over the batch, so its output error is ``delta / batch``. Values are computed from the
 logits, never as ``log(f(z))``: no ``log(0)`` and no overflow, also at |z| = 1000.
 
-Infinite logits give the limit of the finite formula (a target weight of 0 times an infinite
-term counts 0, as 0 log 0 = 0 in a cross-entropy): a class masked out by z = -inf with y = 0
-adds nothing, a target put on it costs inf; NaN where no limit exists (a softmax row with
-two +inf logits or only -inf ones) or z holds NaN. The network never passes such z (it refuses a
-z_L that is not finite); these rows take a slower path than finite ones.
+Infinite logits give the limit of the finite formula as each infinite logit grows on its own
+(a target weight of 0 times an infinite term counts 0, as 0 log 0 = 0 in a cross-entropy): a
+class masked out by z = -inf with y = 0 adds nothing, a target put on it costs inf; NaN where
+the limit depends on how the logits grow (terms of both signs that diverge; a weight on one of
+two +inf logits of a softmax row, or on a row of -inf only) or z or y holds NaN. The network
+never passes such z (it refuses a z_L that is not finite); they take a slower path than finite
+z, and softmax's refuses a masked array. Both cross-entropies take z of shape (batch, n_out) only.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .activations import _as_float, sigmoid, softplus
+from .activations import _as_float, _masked_like, sigmoid, softplus
 
 
 def _real_targets(y, loss: str) -> np.ndarray:
@@ -39,8 +41,11 @@ def _real_targets(y, loss: str) -> np.ndarray:
     return y
 
 
-def _not_finite(z: np.ndarray) -> bool:
-    """Whether a real z holds a NaN or inf: such z takes a loss's limits (module docstring)."""
+def _takes_limits(z: np.ndarray, loss: str) -> bool:
+    """Whether a real z holds a NaN or inf (in an entry not masked), so takes the loss's limits
+    (module docstring); a z not of shape (batch, n_out) is refused."""
+    if z.ndim != 2:
+        raise ValueError(f"{loss} takes logits z of shape (batch, n_out); got shape {z.shape}")
     return z.dtype.kind == "f" and not np.isfinite(z).all()
 
 
@@ -61,18 +66,19 @@ class BinaryCrossEntropy:
 
     def value(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
         z, y = _as_float(z), _as_float(y)
-        if _not_finite(z):
-            return self._limits(z, y).sum(axis=1)
+        if _takes_limits(z, self.name):
+            with np.errstate(invalid="ignore"):        # and entries' limits +inf and -inf: NaN
+                return _masked_like(z, self._limits(z, y)).sum(axis=1)
         return (softplus(z) - y * z).sum(axis=1)
 
     @staticmethod
     def _limits(z: np.ndarray, y: np.ndarray) -> np.ndarray:
         """l per entry where z may be +-inf: softplus(z) - y z -> (1 - y) z as z -> +inf and
-        -y z as z -> -inf, so (1 - y) inf and y inf, each 0 where its weight is 0."""
-        with np.errstate(invalid="ignore"):            # inf - inf and 0 * inf, replaced below
-            l = softplus(z) - y * z
-            at_plus = np.where(y == 1, 0, (1 - y) * np.inf)
-            at_minus = np.where(y == 0, 0, y * np.inf)
+        -y z as z -> -inf, so (1 - y) inf and y inf, each 0 where its weight is 0. Its caller
+        runs it under errstate(invalid="ignore"): inf - inf and 0 * inf, replaced here."""
+        l = softplus(z) - y * z
+        at_plus = np.where(y == 1, 0, (1 - y) * np.inf)
+        at_minus = np.where(y == 0, 0, y * np.inf)
         return np.where(z == np.inf, at_plus, np.where(z == -np.inf, at_minus, l))
 
     def delta(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -105,44 +111,70 @@ class SoftmaxCrossEntropy:
 
     def output(self, z: np.ndarray) -> np.ndarray:
         z = _as_float(z)
-        if _not_finite(z):
-            return self._output_limits(z)
+        if _takes_limits(z, self.name):
+            return _masked_like(z, self._output_limits(self._unmasked(z)))
         _, e = self._shifted(z)
         return e / np.sum(e, axis=1, keepdims=True)
 
     def value(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
         z, y = _as_float(z), _as_float(y)
-        if _not_finite(z):
-            return self._value_limits(z, y)
+        if _takes_limits(z, self.name):
+            l = self._value_limits(*np.broadcast_arrays(self._unmasked(z), np.ma.getdata(y)))
+            return np.ma.masked_array(l) if isinstance(z, np.ma.MaskedArray) else l
         m, e = self._shifted(z)
         logsumexp = m[:, 0] + np.log(np.sum(e, axis=1))
         return np.sum(y, axis=1) * logsumexp - np.sum(y * z, axis=1)
 
-    def _output_limits(self, z: np.ndarray) -> np.ndarray:
-        """p where z may hold +-inf or NaN: -inf entries give 0 (exp(-inf - m) = 0); a row with
-        one +inf is one-hot there; NaN for a row with a NaN, two +inf or only -inf."""
+    def _unmasked(self, z: np.ndarray) -> np.ndarray:
+        """z's numbers; a masked class with a NaN or inf beside it is refused (its weight would
+        count in sum_k y_k but not in the products: a class to drop is given z = -inf)."""
+        if np.ma.is_masked(z):
+            raise ValueError(f"{self.name}: a masked z with NaN or inf logits is not supported; "
+                             "give a class that is left out the logit -inf instead of a mask")
+        return np.ma.getdata(z)
+
+    @staticmethod
+    def _output_limits(z: np.ndarray) -> np.ndarray:
+        """p where z holds +-inf or NaN: 0 at -inf; in a row with +inf logits, 0 below them and,
+        at them, 1 for one, NaN for two or more (their shares depend on how they grow); a row of
+        -inf only: 1 for one class, else NaN; NaN for a row with a NaN."""
         top = z == np.inf
         n_top = top.sum(axis=1, keepdims=True)
-        with np.errstate(invalid="ignore"):            # inf - inf: NaN rows, one replaced below
-            _, e = self._shifted(z)
-            p = np.where(n_top == 1, top, e / np.sum(e, axis=1, keepdims=True))
+        with np.errstate(invalid="ignore"):            # inf - inf, in rows replaced below
+            _, e = SoftmaxCrossEntropy._shifted(z)
+            p = e / np.sum(e, axis=1, keepdims=True)
+        at_top = np.where(n_top == 1, p.dtype.type(1), p.dtype.type(np.nan))
+        p = np.where(n_top > 0, np.where(top, at_top, 0), p)
+        if z.shape[1] == 1:
+            p[(z == -np.inf)[:, 0]] = 1
         p[np.isnan(z).any(axis=1)] = np.nan
         return p
 
-    def _value_limits(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """l = sum_k y_k (logsumexp(z) - z_k) where z may hold +-inf: a -inf entry adds
-        y_k inf (0 where y_k = 0); in a row with one +inf at k*, logsumexp(z) - z_k* -> 0 and
-        every other term is y_k inf (0 where y_k = 0); NaN for a row with a NaN, two +inf or
-        only -inf."""
-        top = z == np.inf
-        n_top = top.sum(axis=1)
-        with np.errstate(invalid="ignore"):            # 0 * inf and inf - inf: NaN, replaced below
-            m, e = self._shifted(z)                    # -inf entries give e = 0
-            yz = np.where(y == 0, 0, y * z)            # y_k z_k, 0 where y_k = 0
-            l = np.sum(y, axis=1) * (m[:, 0] + np.log(np.sum(e, axis=1))) - np.sum(yz, axis=1)
-            off_top = np.where(top, 0 * y, np.where(y == 0, 0, y * np.inf)).sum(axis=1)
-            l = np.where(n_top == 1, off_top, l)       # two +inf or only -inf: NaN from inf - inf
-        l[np.isnan(z).any(axis=1)] = np.nan
+    @staticmethod
+    def _value_limits(z: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """l = sum_k y_k (lse(z) - z_k) where z holds +-inf, each infinite logit growing on its
+        own. With +inf logits lse -> +inf, and every term below them diverges with the sign of
+        its weight; a -inf entry's term does so also without them. Where none diverges the
+        finite terms remain: -sum y_k z_k, plus s lse if no logit is +inf. A weight on a term
+        whose limit depends on the growth (at one of two +inf logits, or in a row of -inf only)
+        leaves no limit unless a term of the same sign diverges. Terms diverging with both signs,
+        or a NaN in the row: NaN."""
+        top, low = z == np.inf, z == -np.inf
+        n_top, n = top.sum(axis=1), z.shape[1]
+        all_low = low.sum(axis=1) == n
+        with np.errstate(invalid="ignore"):            # 0 * inf and inf - inf, in rows replaced below
+            below = np.where(top, 0, y).sum(axis=1)    # the weight under the +inf logits
+            sunk = low & ~all_low[:, None]             # -inf below a larger logit
+            up = ((n_top > 0) & (below > 0)) | (sunk & (y > 0)).any(axis=1)
+            down = ((n_top > 0) & (below < 0)) | (sunk & (y < 0)).any(axis=1)
+            open_ = np.where(n_top[:, None] > 1, top, all_low[:, None] & (n > 1))   # terms with no limit
+            open_up, open_down = (open_ & (y > 0)).any(axis=1), (open_ & (y < 0)).any(axis=1)
+            m, e = SoftmaxCrossEntropy._shifted(z)     # lse: finite where no logit is +inf, not all -inf
+            s_lse = np.where((n_top == 0) & ~all_low, np.sum(y, axis=1) * (m[:, 0] + np.log(np.sum(e, axis=1))), 0)
+            rest = s_lse - np.where(top | low, 0, y * z).sum(axis=1)
+        l = np.where(up, np.inf, np.where(down, -np.inf, np.where(open_up | open_down, np.nan, rest)))
+        l[(up & (down | open_down)) | (down & open_up)] = np.nan
+        l[np.isnan(z).any(axis=1) | np.isnan(y).any(axis=1)] = np.nan
         return l
 
     def delta(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:

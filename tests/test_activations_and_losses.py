@@ -8,6 +8,7 @@ with ``-x``, so point checks come first.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -554,11 +555,78 @@ def test_loss_values_at_infinite_logits_are_the_limits(dtype):
     assert p.dtype == dtype
     np.testing.assert_array_equal(p[0], np.insert(sce.output(np.array([kept], dtype))[0], 1, 0))
     np.testing.assert_array_equal(p[1:3], np.array([[1, 0, 0]] * 2, dtype))
-    assert np.isnan(p[3:6]).all()
+    np.testing.assert_array_equal(p[3], [NAN, NAN, 0])    # two +inf: no limit at them, 0 below
+    assert np.isnan(p[4:6]).all()
     np.testing.assert_array_equal(p[7], sce.output(z[-1:])[0])
     d = sce.delta(z, y)
     np.testing.assert_array_equal(d[[1, 2, 6]], np.array([[0, 0, 0], [0.5, -0.5, 0], [1, -1, 0]], dtype))
     assert d[0, 1] == 0
+
+
+def test_softmax_limits_where_infinite_logits_grow_apart():
+    """l = sum_k y_k (lse(z) - z_k) with each infinite logit growing on its own: with +inf
+    logits every term below them diverges with the sign of its weight (and cancels exactly
+    where the weights below sum to 0, leaving -sum y_k z_k); at one of two +inf logits, or in a
+    row of -inf only, a term's limit depends on the growth: NaN unless a term of the same sign
+    diverges; terms diverging with both signs: NaN. A class alone is p = 1, l = 0. Exact values,
+    no warning (warnings are errors)."""
+    sce, bce = LOSSES["softmax_cross_entropy"], LOSSES["binary_cross_entropy"]
+    rows = [  # z, y, l
+        ([INF, INF, 0], [0, 0, 1], INF),            # weight only below two +inf logits
+        ([INF, INF, 0], [1, 0, 1], INF),            # ... and one on a +inf logit, same sign
+        ([INF, INF, 0], [1, 0, 0], NAN),            # only on a +inf logit: between 0 and inf
+        ([INF, 0, 0], [0, 1, -0.5], INF),           # weights below of both signs, sum > 0
+        ([INF, 1, 2], [0.5, 0.25, -0.25], 0.25),    # ... summing to 0: -(0.25 * 1 - 0.25 * 2)
+        ([INF, 0, -INF], [0, 1, -1], -INF),         # weights below sum to 0: lse cancels, -|z_3| stays
+        ([0, -INF, -INF], [0, 1, -1], NAN),         # two -inf entries pulling apart
+        ([-INF, -INF, -INF], [0, 0, 0], 0),         # no weight: nothing to lose
+        ([-INF, -INF, -INF], [1, 0, 0], NAN),       # all -inf: the shares depend on the growth
+        ([INF, INF, 0], [-1, 0, 0], NAN),           # a negative weight at one of two +inf logits
+        ([INF, 0, 0], [0, -1, 0], -INF),            # a negative weight below a +inf logit
+        ([0, 1, -INF], [-1, 0, 0], None),           # no +inf, nothing diverges: s lse - sum y z
+        ([0, -INF, 1], [NAN, 0, 1], NAN),           # a NaN target
+    ]
+    z = np.array([r[0] for r in rows])
+    y = np.array([r[1] for r in rows])
+    finite = sce.value(np.array([[0.0, 1.0]]), np.array([[-1.0, 0.0]]))[0]   # the same row, -inf left out
+    np.testing.assert_array_equal(sce.value(z, y), [finite if r[2] is None else r[2] for r in rows])
+    np.testing.assert_array_equal(sce.value(np.array([[-INF, -INF]]), np.array([[1.0, 0.0]])), [NAN])
+    np.testing.assert_array_equal(sce.output(z[:1]), [[NAN, NAN, 0]])     # 0 below, no limit at the top
+    np.testing.assert_array_equal(sce.delta(z[:1], y[:1]), [[NAN, NAN, -1]])
+    # one class: p = 1 and l = y (z - z) = 0 for every z, -inf too
+    np.testing.assert_array_equal(sce.output(np.array([[-INF], [INF], [3.0]])), [[1], [1], [1]])
+    np.testing.assert_array_equal(sce.value(np.array([[-INF], [INF]]), np.array([[1.0], [1.0]])), [0, 0])
+    # a row whose limit is NaN beside finite overflowing entries, and BCE entries of both signs
+    # at infinity: NaN without an overflow or invalid-value warning from the sums
+    np.testing.assert_array_equal(sce.value(np.array([[NAN, 1e308, 1e308]]), np.array([[0, 1.0, 1.0]])), [NAN])
+    np.testing.assert_array_equal(bce.value(np.array([[INF, INF]]), np.array([[0.0, 2.0]])), [NAN])
+
+
+def test_loss_limits_take_masked_arrays_as_the_finite_path_does_or_refuse_them():
+    """BCE sums the entries not masked, as for finite z; softmax would count a masked class's
+    weight in s but not in the products, so a masked z with infinite logits is refused (the way
+    to leave a class out is z = -inf). A z that is not 2-D is refused with the loss's name, finite
+    or not (a 3-D z was summed over its axis 1)."""
+    bce, sce = LOSSES["binary_cross_entropy"], LOSSES["softmax_cross_entropy"]
+    y = np.array([[1.0, 0, 0]])
+    z = np.ma.masked_array([[0.5, INF, -INF]], mask=[[0, 1, 0]])
+    v = bce.value(z, y)
+    assert isinstance(v, np.ma.MaskedArray)
+    np.testing.assert_array_equal(v, bce.value(np.array([[0.5]]), y[:, :1]))
+    with pytest.raises(ValueError, match="^softmax_cross_entropy: a masked z with NaN or inf logits is not supported; "
+                       "give a class that is left out the logit -inf instead of a mask$"):
+        sce.output(np.ma.masked_array([[0.5, 2.0, -INF]], mask=[[0, 1, 0]]))
+    z = np.ma.masked_array([[0.5, -INF]])              # nothing masked: the limits, as masked arrays
+    p, v = sce.output(z), sce.value(z, y[:, :2])
+    assert isinstance(p, np.ma.MaskedArray) and isinstance(v, np.ma.MaskedArray)
+    np.testing.assert_array_equal(p, [[1, 0]])
+    np.testing.assert_array_equal(v, [0])
+    assert type(sce.value(z.data, y[:, :2])) is np.ndarray
+    for bad in (np.array([[[NAN, 0.0, 1.0]]]), np.zeros((1, 1, 3)), np.zeros(3)):   # finite or not
+        for call in (bce.value, sce.value, sce.output, sce.delta):
+            name, shape = call.__self__.name, re.escape(str(bad.shape))
+            with pytest.raises(ValueError, match=f"{name} takes logits z of shape \\(batch, n_out\\); got shape {shape}"):
+                call(bad) if call.__name__ == "output" else call(bad, np.zeros(bad.shape))
 
 
 def test_softmax_with_targets_not_summing_to_one():
