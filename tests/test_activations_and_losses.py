@@ -7,6 +7,7 @@ with ``-x``, so point checks come first.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 
@@ -600,6 +601,59 @@ def test_softmax_limits_where_infinite_logits_grow_apart():
     # at infinity: NaN without an overflow or invalid-value warning from the sums
     np.testing.assert_array_equal(sce.value(np.array([[NAN, 1e308, 1e308]]), np.array([[0, 1.0, 1.0]])), [NAN])
     np.testing.assert_array_equal(bce.value(np.array([[INF, INF]]), np.array([[0.0, 2.0]])), [NAN])
+
+
+def _softmax_ce_limit(z, y) -> float:
+    """The oracle: l = sum_k y_k (lse(z) - z_k) as each infinite logit u -> inf on its own,
+    written as const + sum_i c_i u_i + terms with no limit ("open": between 0 and inf times the
+    sign of their weight), one row of Python floats."""
+    if any(map(math.isnan, z + y)):
+        return NAN
+    if len(z) == 1:
+        return 0.0                                     # y (z - z)
+    top = [k for k, v in enumerate(z) if v == INF]
+    low = [k for k, v in enumerate(z) if v == -INF]
+    fin = [k for k, v in enumerate(z) if math.isfinite(v)]
+    if not top and not fin:                            # all -inf: every term open
+        coefs, const, open_ = [], 0.0, [y[k] for k in low]
+    elif not top:                                      # y_k (L + u_k) at each -inf entry
+        L = max(z[k] for k in fin) + math.log(sum(math.exp(z[k] - max(z[j] for j in fin)) for k in fin))
+        coefs, const, open_ = [y[k] for k in low], sum(y[k] * (L - z[k]) for k in fin), []
+    else:                                              # lse = u* + O(1): below it y_k (u* - z_k), + u_k at -inf
+        coefs = [sum(y[k] for k in fin + low)] + [y[k] for k in low]
+        const, open_ = -sum(y[k] * z[k] for k in fin), ([y[k] for k in top] if len(top) > 1 else [])
+    signs = {math.copysign(1, c) for c in coefs if c != 0}
+    open_signs = {math.copysign(1, c) for c in open_ if c != 0}
+    if not signs:
+        return NAN if open_signs else const
+    if len(signs) > 1 or (open_signs - signs):
+        return NAN
+    return signs.pop() * INF
+
+
+def test_softmax_limits_against_an_oracle_of_them():
+    """Every row of 1-3 logits in {+-inf, 0, 1.5, -2} with weights in {0, 1, -0.5, 0.25}
+    (8,420 rows) against the oracle above. Finite limits within the two sides' rounding: each
+    side sums at most 2n + 2 terms (y_k lse, y_k z_k, lse's own m + log sum), their magnitudes
+    summing to at most M = sum_k |y_k| (2 max|z_finite| + log n + 2), in its own order: within
+    gamma_{2n+4} M <= (2n + 5) u M of the exact value (Higham 3.5, exp and log within u each);
+    the bound is the sum of both sides'."""
+    sce = LOSSES["softmax_cross_entropy"]
+    zs, ys = (INF, -INF, 0.0, 1.5, -2.0), (0.0, 1.0, -0.5, 0.25)
+    rows = 0
+    for n in (1, 2, 3):
+        Z = [z for z in itertools.product(zs, repeat=n) for _ in itertools.product(ys, repeat=n)]
+        Y = [y for _ in itertools.product(zs, repeat=n) for y in itertools.product(ys, repeat=n)]
+        got = sce.value(np.array(Z), np.array(Y))
+        for z, y, v in zip(Z, Y, got):
+            want = _softmax_ce_limit(list(z), list(y))
+            if math.isfinite(want):
+                M = sum(map(abs, y)) * (2 * max((abs(a) for a in z if math.isfinite(a)), default=0.0) + math.log(n) + 2)
+                assert abs(v - want) <= 2 * (2 * n + 5) * U64 * M, (z, y, v, want)
+            else:
+                assert v == want or (math.isnan(v) and math.isnan(want)), (z, y, v, want)
+            rows += 1
+    assert rows == 8420
 
 
 def test_loss_limits_take_masked_arrays_as_the_finite_path_does_or_refuse_them():
