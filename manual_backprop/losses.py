@@ -46,7 +46,7 @@ def _takes_limits(z: np.ndarray, loss: str) -> bool:
     (module docstring); a z not of shape (batch, n_out) is refused."""
     if z.ndim != 2:
         raise ValueError(f"{loss} takes logits z of shape (batch, n_out); got shape {z.shape}")
-    return z.dtype.kind == "f" and not np.isfinite(z).all()
+    return z.dtype.kind == "f" and not np.isfinite(np.ma.filled(z, 0)).all()   # masked entries: 0
 
 
 class BinaryCrossEntropy:

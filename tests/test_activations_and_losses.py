@@ -676,6 +676,10 @@ def test_loss_limits_take_masked_arrays_as_the_finite_path_does_or_refuse_them()
     np.testing.assert_array_equal(p, [[1, 0]])
     np.testing.assert_array_equal(v, [0])
     assert type(sce.value(z.data, y[:, :2])) is np.ndarray
+    # an infinite logit under the mask, or every entry masked: the finite path, as before the limits
+    for z in (np.ma.masked_array([[0.5, INF]], mask=[[0, 1]]), np.ma.masked_array([[0.5, 1.0]], mask=[[1, 1]])):
+        np.testing.assert_array_equal(sce.output(z).mask, z.mask)
+        assert bce.value(z, y[:, :2]).mask.tolist() == [z.mask.all()]
     for bad in (np.array([[[NAN, 0.0, 1.0]]]), np.zeros((1, 1, 3)), np.zeros(3)):   # finite or not
         for call in (bce.value, sce.value, sce.output, sce.delta):
             name, shape = call.__self__.name, re.escape(str(bad.shape))
