@@ -145,8 +145,8 @@ class SoftmaxCrossEntropy:
             p = e / np.sum(e, axis=1, keepdims=True)
         at_top = np.where(n_top == 1, p.dtype.type(1), p.dtype.type(np.nan))
         p = np.where(n_top > 0, np.where(top, at_top, 0), p)
-        if z.shape[1] == 1:
-            p[(z == -np.inf)[:, 0]] = 1
+        if z.shape[1] == 1:                            # one class: p = 1 whatever z, -inf too
+            p[:] = 1
         p[np.isnan(z).any(axis=1)] = np.nan
         return p
 
@@ -172,7 +172,10 @@ class SoftmaxCrossEntropy:
             m, e = SoftmaxCrossEntropy._shifted(z)     # lse: finite where no logit is +inf, not all -inf
             s_lse = np.where((n_top == 0) & ~all_low, np.sum(y, axis=1) * (m[:, 0] + np.log(np.sum(e, axis=1))), 0)
             rest = s_lse - np.where(top | low, 0, y * z).sum(axis=1)
-        l = np.where(up, np.inf, np.where(down, -np.inf, np.where(open_up | open_down, np.nan, rest)))
+        l = rest
+        l[open_up | open_down] = np.nan                # no limit, unless a term of the same sign diverges:
+        l[up] = np.inf
+        l[down] = -np.inf
         l[(up & (down | open_down)) | (down & open_up)] = np.nan
         l[np.isnan(z).any(axis=1) | np.isnan(y).any(axis=1)] = np.nan
         return l

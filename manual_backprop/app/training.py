@@ -103,6 +103,14 @@ def _is_real(v) -> bool:
     return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
 
 
+def _finite(v: float) -> bool:
+    """A number (from a JSON file too) that float64 holds as a finite number (an int past its range does not)."""
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
+
+
 def _choice(name: str, value, choices) -> None:
     if value not in choices:
         raise ValueError(f"unknown {name} {value!r}; choose from {', '.join(choices)}")
@@ -142,11 +150,8 @@ class Config:
         object.__setattr__(self, "dtype", _checks.check_dtype(self.dtype).name)
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("backend", self.backend, BACKENDS)
-        try:
-            lr = float(self.lr) if _is_real(self.lr) else math.nan
-        except OverflowError:   # an int beyond float64
-            lr = math.inf
-        if not 0 < lr < math.inf:
+        lr = float(self.lr) if _is_real(self.lr) and _finite(self.lr) else math.nan   # an int past float64 too
+        if not lr > 0:
             raise ValueError(f"lr must be a positive finite number; got {self.lr!r}")
         with np.errstate(over="ignore"):
             rate = np.dtype(self.dtype).type(lr)
@@ -402,14 +407,6 @@ def _check_memory(config: Config, n_features: int, n_classes: int, n_train: int,
     if need > have:
         raise MemoryError(f"this configuration needs about {need / 2**30:.1f} GiB and {have / 2**30:.1f} GiB "
                           f"is available; use smaller hidden sizes, batch or --train-subset")
-
-
-def _finite(v: float) -> bool:
-    """A JSON number that float64 holds as a finite number (an int past its range does not)."""
-    try:
-        return math.isfinite(v)
-    except OverflowError:
-        return False
 
 
 def config_of(path, meta: dict) -> Config:
