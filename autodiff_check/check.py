@@ -192,11 +192,24 @@ KINK_PROBES = 16  # times log2(n): probes the directions' search for entries at 
 MAX_KINK_ENTRIES = 16  # entries at kinks left out, at most: beyond, kinks are too many to leave out
 
 
-def _scalar_out(v, what: str) -> complex | float:
-    a = np.asarray(v)
+def _scalar_array(v, what: str) -> np.ndarray:
+    """``v`` as a 0-d array, or a ValueError naming ``what``: a tuple or list of arrays (a
+    function returning ``(loss, grad)``, or a gradient passed where the loss goes) is named as
+    such, not left to NumPy's "inhomogeneous shape" from deep inside."""
+    hint = " (loss_fn and grad_fn swapped, or a function returning (loss, grad)?)" if what == "loss_fn" else ""
+    try:
+        a = np.asarray(v)
+    except (ValueError, TypeError):   # entries of different shapes: (J, grads), or a list of gradients
+        size = f" of {len(v)} entries" if hasattr(v, "__len__") else ""
+        raise ValueError(f"{what} must return a scalar (Python float, NumPy scalar or 0-d array); "
+                         f"got a {type(v).__name__}{size}{hint}") from None
     if a.size != 1:
         raise ValueError(f"{what} must return a scalar (Python float, NumPy scalar or 0-d array); got shape {a.shape}")
-    a = a.reshape(())
+    return a.reshape(())
+
+
+def _scalar_out(v, what: str) -> complex | float:
+    a = _scalar_array(v, what)
     if np.iscomplexobj(a):
         return complex(a)
     if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
@@ -1868,7 +1881,7 @@ def check_gradients(
             raw = _near(fl, x, what, (lambda: _leaving_inputs(loss_fn, "loss_fn", [(tree, "params", ())])) if guarded
                         else (lambda: loss_fn(tree)))
             if not fl.output_known:   # the dtype of f's value, once, at x (blackbox.measure calls F first)
-                fl.set_output(np.asarray(raw).dtype)
+                fl.set_output(_scalar_array(raw, what).dtype)
             v = _scalar_out(raw, what)
             if isinstance(v, complex) and not np.iscomplexobj(x):   # a complex dtype at real inputs: its real
                 if v.imag != 0:                                     # value, as check_hvp reads it, or refused
@@ -2087,12 +2100,20 @@ def _is_constant(p) -> bool:
     return isinstance(p, (np.ndarray, np.generic, bool, int)) and not np.issubdtype(np.asarray(p).dtype, np.inexact)
 
 
-def _out_info(f, primals, u_in: float):
+def _out_info(f, primals, u_in: float, deriv: str):
     """f's output leaves, their paths and structure, f called on copies of the primals: a
     forward pass that writes into x (x -= x.max()) is refused, as a derivative that does is (it
-    changed the caller's x, and the derivative was then checked at the changed point)."""
+    changed the caller's x, and the derivative was then checked at the changed point). A
+    TypeError of that first call gets a note: ``deriv`` (vjp_fn, jvp_fn) passed as f takes one
+    argument more than the primals."""
     args = [(p, "primal", (i,)) for i, p in enumerate(primals)]
-    out = _leaving_inputs(f, "f", args)
+    try:
+        out = _leaving_inputs(f, "f", args)
+    except TypeError as e:
+        e.add_note(f"autodiff_check: f(*primals) raised this, called with the {len(primals)} primal{'s' * (len(primals) != 1)} given; "
+                   f"the call is check_{deriv[:3]}(f, {deriv}, *primals), and {deriv} takes one argument more "
+                   f"than f: are f and {deriv} swapped?")
+        raise
     leaves, paths, td = flatten(out, what="f's output")
     _same_again("f", leaves, flatten(_leaving_inputs(f, "f", args), what="f's output")[0], paths, "output", u_in)
     for L, p in zip(leaves, paths):
@@ -2255,7 +2276,7 @@ def check_vjp(f: Callable, vjp_fn: Callable, *primals, jax_fn: Callable | None =
     _check_count("n_cotangents", n_cotangents)
     flat = Flat(tuple(primals), "primal", what="primals")   # the inputs are checked before f sees them
     rng = np.random.default_rng(seed + 104729)
-    out_leaves, out_paths, out_td = _out_info(f, primals, flat.u)
+    out_leaves, out_paths, out_td = _out_info(f, primals, flat.u, "vjp_fn")
     twin, jax_dtypes = [], [None] * len(out_leaves)
     if jax_fn is not None:
         jax, jax_fn = _jax(jax_fn)
@@ -2374,7 +2395,7 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
     seed = _checks.check_seed(seed)
     flat = Flat(tuple(primals), "primal", what="primals")   # the inputs are checked before f sees them
     rng = np.random.default_rng(seed + 15485863)
-    out_leaves, out_paths, out_td = _out_info(f, primals, flat.u)
+    out_leaves, out_paths, out_td = _out_info(f, primals, flat.u, "jvp_fn")
     if _coarsest_float(out_leaves) is not None:
         flat.set_output(_coarsest_float(out_leaves))
     c_leaves = _random_cotangent(out_leaves, rng)
@@ -2685,7 +2706,12 @@ def check_hvp(loss_fn: Callable, hvp_fn: Callable, params: Any, *, grad_fn: Call
         else:
             sub = Flat(params, "params", what="params")
             F = lambda x: _scalar_out(_near(sub, x, "loss_fn", lambda: loss_fn(sub.build(x))), "loss_fn")  # noqa: E731
-            ctx = blackbox.measure(sub, F, np.random.default_rng(seed), None, "loss_fn")
+            try:
+                ctx = blackbox.measure(sub, F, np.random.default_rng(seed), None, "loss_fn")
+            except TypeError as e:   # hvp_fn passed as loss_fn takes one argument more
+                e.add_note("autodiff_check: loss_fn(params) raised this; the call is check_hvp(loss_fn, hvp_fn, "
+                           "params), and hvp_fn(params, v) takes one argument more: are loss_fn and hvp_fn swapped?")
+                raise
             ok, why = blackbox.probe_complex(ctx, np.random.default_rng(seed)) if sub.n else (False, "")
             if ok:
                 def s(P, vflat=vflat):

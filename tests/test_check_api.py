@@ -442,12 +442,40 @@ def test_a_function_raising_a_step_from_the_inputs_is_told_where(dtype):
     assert not getattr(raised.value, "__notes__", None)
 
 
+@pytest.mark.parametrize("check, f, deriv, name", [
+    (ac.check_vjp, lambda x, W: x @ W, lambda dy, x, W: (dy @ W.T, x.T @ dy), "vjp_fn"),
+    (ac.check_jvp, lambda x, W: x @ W, lambda t, x, W: t[0] @ W + x @ t[1], "jvp_fn"),
+])
+def test_f_and_its_derivative_swapped_is_named(check, f, deriv, name):
+    x, W = np.ones((2, 3)), np.ones((3, 4))
+    with pytest.raises(TypeError, match="missing 1 required positional argument") as raised:
+        check(deriv, f, x, W)
+    assert raised.value.__notes__ == [
+        f"autodiff_check: f(*primals) raised this, called with the 2 primals given; the call is "
+        f"check_{name[:3]}(f, {name}, *primals), and {name} takes one argument more than f: are f and {name} swapped?"]
+    assert check(f, deriv, x, W).passed
+
+
+def test_loss_fn_and_hvp_fn_swapped_is_named():
+    x = np.arange(3.0)
+    with pytest.raises(TypeError, match="missing 1 required positional argument") as raised:
+        ac.check_hvp(lambda p, v: 2 * v, lambda p: float(np.sum(p ** 2)), x)
+    assert "are loss_fn and hvp_fn swapped?" in raised.value.__notes__[-1]
+
+
 def test_bad_input_is_named():
     x = np.zeros(3)
     with pytest.raises(ValueError, match=r"grad_fn returned shape \(4,\) for params; expected \(3,\)"):
         ac.check_gradients(lambda x: np.sum(x), lambda x: np.zeros(4), x)
     with pytest.raises(ValueError, match="must return a scalar"):
         ac.check_gradients(lambda x: x, lambda x: x, x)
+    # (J, grads) where J goes, and a gradient of two leaves: named, not NumPy's "inhomogeneous shape"
+    swapped = r"got a {} of 2 entries \(loss_fn and grad_fn swapped, or a function returning \(loss, grad\)\?\)"
+    with pytest.raises(ValueError, match=swapped.format("tuple")):
+        ac.check_gradients(lambda x: (np.sum(x), x), lambda x: np.ones(3), x)
+    with pytest.raises(ValueError, match=swapped.format("list")):
+        ac.check_gradients(lambda p: [2 * p[0], 2 * p[1]], lambda p: float(np.sum(p[0] ** 2) + np.sum(p[1] ** 2)),
+                           [x, np.zeros((2, 2))])
     with pytest.raises(ValueError, match=r"n_directions must be an integer in \[1, 64\]"):
         ac.check_gradients(lambda x: np.sum(x), lambda x: np.ones(3), x, n_directions=0)
     with pytest.raises(TypeError, match="params\\['a'\\]: expected an array"):
