@@ -177,7 +177,7 @@ def main(argv=None) -> int:
         return layers.main(argv[1:])
     args = parse_args(argv)
     started, cpu_started = time.perf_counter(), time.process_time()
-    load_start = report.load_average()
+    load_start, source = report.load_average(), report.source_state()
     wanted = args.backends
     out, reserved = args.out, ()
     try:
@@ -193,10 +193,10 @@ def main(argv=None) -> int:
         print(f"python -m benchmarks: error: {e}", file=sys.stderr)
         return 2
     with held:
-        return _run(args, argv, wanted, out, plot_path, started, cpu_started, load_start)
+        return _run(args, argv, wanted, out, plot_path, started, cpu_started, load_start, source)
 
 
-def _run(args, argv, wanted, out, plot_path, started, cpu_started, load_start) -> int:
+def _run(args, argv, wanted, out, plot_path, started, cpu_started, load_start, source) -> int:
     """The run of :func:`main`, its outputs checked and locked."""
     limits = None
     log = lambda msg: report.say(msg, sys.stderr)  # noqa: E731  progress on stderr
@@ -223,7 +223,8 @@ def _run(args, argv, wanted, out, plot_path, started, cpu_started, load_start) -
                                       warmup=args.warmup))
 
     own = (time.process_time() - cpu_started) / (time.perf_counter() - started)  # this run's busy threads
-    env = report.environment(load_start=load_start, torch_threads=gradients.TORCH_THREADS, own_threads=own)
+    env = report.environment(load_start=load_start, torch_threads=gradients.TORCH_THREADS, own_threads=own,
+                             source=source)
     gs = report.goals(cells, training)
     result = {
         "schema": SCHEMA,

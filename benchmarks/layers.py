@@ -489,7 +489,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
-    load_start = report.load_average()
+    load_start, source = report.load_average(), report.source_state()
     log = lambda msg: report.say(msg, sys.stderr)  # noqa: E731
     backends = list(args.backends)
     out, reserved = args.out, ()
@@ -504,10 +504,10 @@ def main(argv=None) -> int:
         print(f"python -m benchmarks layers: error: {e}", file=sys.stderr)
         return 2
     with held:
-        return _run(args, argv, out, started, load_start, log, backends)
+        return _run(args, argv, out, started, load_start, source, log, backends)
 
 
-def _run(args, argv, out, started, load_start, log, backends) -> int:
+def _run(args, argv, out, started, load_start, source, log, backends) -> int:
     """The run of :func:`main`, its output checked and locked."""
     if "jax" in backends and importlib.util.find_spec("jax") is None:
         log("jax is not installed: skipped")
@@ -525,7 +525,8 @@ def _run(args, argv, out, started, load_start, log, backends) -> int:
     if args.cnn_steps and "jax" in backends:
         log(f"mnist_cnn: {args.cnn_steps} steps per backend at batch {args.batch}")
         cnn_run = cnn(dtype=dtype, batch=args.batch, steps=args.cnn_steps, chunks=args.cnn_chunks, warmup=args.warmup)
-    env = report.environment(load_start=load_start, torch_threads=threads if "torch" in backends else None)
+    env = report.environment(load_start=load_start, torch_threads=threads if "torch" in backends else None,
+                             source=source)
     result = {
         "schema": SCHEMA,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -50,13 +50,23 @@ def _version(module: str) -> str | None:
         return None
 
 
-def _git_commit() -> str | None:
+def _git(*args: str) -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+        out = subprocess.run(["git", *args], capture_output=True, text=True,
                              cwd=Path(__file__).resolve().parent, timeout=5)
-        return out.stdout.strip() or None
+        return out.stdout.strip() if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def source_state() -> dict:
+    """The code a run measures, read when it starts: the commit (short hash, None outside a git
+    checkout) and whether tracked files differ from it. Read at the end, a commit made during
+    the run was recorded instead of the one measured (a run of 07:15 on 2026-12-05 says 4baf30e,
+    committed five seconds after it began)."""
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {"git_commit": _git("rev-parse", "--short", "HEAD") or None,
+            "git_dirty": None if status is None else bool(status)}
 
 
 def say(text: str, stream=None) -> str | None:
@@ -120,10 +130,12 @@ def numpy_blas_threads() -> int:
 
 
 def environment(*, load_start: list[float] | None = None, torch_threads: int | None = None,
-                own_threads: float | None = None) -> dict:
+                own_threads: float | None = None, source: dict | None = None) -> dict:
     """CPU, cores, load at start and end, BLAS (threadpoolctl), library versions and the thread
     count of each library. ``own_threads``: the run's process CPU time over its wall time, the
-    threads it kept busy on average, which the load average at its end includes."""
+    threads it kept busy on average, which the load average at its end includes. ``source``:
+    :func:`source_state` as the run began (read now where not given)."""
+    source = source_state() if source is None else source
     affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     env = {
         "cpu": _cpu_model(),
@@ -135,7 +147,8 @@ def environment(*, load_start: list[float] | None = None, torch_threads: int | N
         "jax": _version("jax"),
         "jaxlib": _version("jaxlib"),
         "torch": _version("torch"),
-        "git_commit": _git_commit(),
+        "git_commit": source["git_commit"],
+        "git_dirty": source["git_dirty"],
         "load_average_start": load_start,
         "load_average_end": load_average(),
         "own_busy_threads": own_threads,

@@ -226,6 +226,17 @@ def test_numpy_blas_threads_and_load_are_reported():
         assert "kept 1.8 threads busy" in lines[1]
 
 
+def test_a_run_records_the_code_it_started_on():
+    """The commit is read when the run starts (a commit made while it ran was recorded before)."""
+    state = report.source_state()
+    assert set(state) == {"git_commit", "git_dirty"}
+    assert state["git_commit"] is None or re.fullmatch(r"[0-9a-f]{7,40}", state["git_commit"])
+    assert state["git_dirty"] in (None, True, False)
+    started = {"git_commit": "0123abc", "git_dirty": True}
+    env = report.environment(load_start=report.load_average(), source=started)
+    assert (env["git_commit"], env["git_dirty"]) == ("0123abc", True)
+
+
 def test_interleaved_timing_statistics():
     calls = {"a": 0, "b": 0}
 
