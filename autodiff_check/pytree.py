@@ -59,6 +59,11 @@ def _shape_hint(got: tuple, expected: tuple) -> str:
             return " (a bias row 0 too many?)"
     if tuple(n for n in got if n != 1) == tuple(n for n in expected if n != 1):
         return f" (an axis of length 1 dropped or added: keepdims=True, or reshape to {expected}?)"
+    extra = len(got) - len(expected)
+    if extra > 0 and got[extra:] == expected:   # a bias's gradient left per example: dy, not dy.sum(0)
+        axes = 0 if extra == 1 else tuple(range(extra))
+        lead = "the leading axis" if extra == 1 else f"the {extra} leading axes"
+        return f" (not summed over {lead} it is broadcast along: .sum(axis={axes})?)"
     return ""
 
 

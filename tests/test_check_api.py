@@ -754,6 +754,19 @@ def test_a_derivative_with_an_axis_of_length_1_dropped_or_added_is_refused(slip,
         ac.check_vjp(lambda s, h: np.tanh(s) * h, vjp, s, h)
 
 
+@pytest.mark.parametrize("x_shape, axes, lead", [((4, 3), "0", "the leading axis"),
+                                                  ((2, 4, 3), r"\(0, 1\)", "the 2 leading axes")])
+def test_a_bias_gradient_left_per_example_asks_for_the_sum(x_shape, axes, lead, rng):
+    """db = dy for y = x + b, the most classic slip (an engineer's review): the shape is named with
+    the sum it lacks."""
+    x, b = rng.normal(size=x_shape), rng.normal(size=3)
+    shape = re.escape(str(x_shape))
+    with pytest.raises(ValueError, match=rf"^vjp_fn returned shape {shape} for primal 1; expected \(3,\) "
+                                         rf"\(not summed over {lead} it is broadcast along: \.sum\(axis={axes}\)\?\)$"):
+        ac.check_vjp(lambda x, b: x + b, lambda dy, x, b: (dy, dy), x, b)
+    assert ac.check_vjp(lambda x, b: x + b, lambda dy, x, b: (dy, dy.reshape(-1, 3).sum(0)), x, b).passed
+
+
 def test_a_gradient_that_broadcasts_to_its_parameter_unchanged_is_taken():
     """What W - lr g keeps W's shape with is taken, reshaped (a review of the refusal above):
     a scalar for a (1,) bias, (1,) for a (1, 1) weight; not (1,) for a 0-d parameter."""
