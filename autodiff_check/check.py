@@ -274,11 +274,19 @@ def _ftz_floor(flat: Flat) -> np.ndarray:
     return t
 
 
-def _exact_tol(ref: np.ndarray, flat: Flat, sigma, grad_error, *, dtype_only: bool = False) -> np.ndarray:
+def _complex_step_r(flat: Flat) -> float:
+    """The r of the complex step where f's value is in a coarser float than every input: 64 u of
+    that float (f returned float32 for float64 inputs, as jax.numpy does with x64 off, and
+    computes Im f(x + ih) in complex64); else 0, leaving the inputs' r."""
+    return EXACT_ULPS * flat.u_value if flat.u_value > flat.u else 0.0
+
+
+def _exact_tol(ref: np.ndarray, flat: Flat, sigma, grad_error, *, dtype_only: bool = False,
+               r_floor: float = 0.0) -> np.ndarray:
     """Module docstring, step 5: r |ref|_max(leaf) + 8 tiny + 8 sigma_g (per entry); with
     ``grad_error`` (declared), :func:`exact_atol`. ``dtype_only``: r = 64 u alone, without
     EXACT_RTOL (float64's measured cover for two exact network gradients), for a derivative
-    against itself."""
+    against itself. ``r_floor``: r at least this (:func:`_complex_step_r`)."""
     tol = np.zeros(flat.n)
     floats = [(L, s, d) for L, fl, s, d in zip(flat.leaves, flat.float_, flat.slices, flat.dtypes) if fl]
     if grad_error is not None:
@@ -286,7 +294,7 @@ def _exact_tol(ref: np.ndarray, flat: Flat, sigma, grad_error, *, dtype_only: bo
         for (L, s, _), t in zip(floats, atol):
             tol[s] = np.broadcast_to(np.asarray(t, np.float64), L.shape).ravel()
         return tol
-    r = _exact_r(flat, dtype_only=dtype_only)
+    r = np.maximum(_exact_r(flat, dtype_only=dtype_only), r_floor)
     for L, s, d in floats:
         if L.size:
             a = np.abs(ref[s])[np.isfinite(ref[s])]  # a non-finite oracle entry fails by itself, not its leaf
@@ -923,7 +931,7 @@ def _check_core(
                     e[i] = 1.0
                     cs[i] = blackbox.cs_dir(ctx, e)
                     e[i] = 0.0
-            tol = _exact_tol(cs, flat, sigma, grad_error)
+            tol = _exact_tol(cs, flat, sigma, grad_error, r_floor=_complex_step_r(flat))
             if sigma is not None and g is not None:
                 failing = np.flatnonzero(~(np.abs(g - cs) <= tol) & np.isfinite(cs))
                 if failing.size:  # step 5: the oracle's own noise, where it can decide the verdict
@@ -964,7 +972,7 @@ def _check_core(
             ref_cache.append(np.asarray(jax_full(), np.float64))
         return ref_cache[0]
 
-    def exact_dir_tol(value, v, ref=None):
+    def exact_dir_tol(value, v, ref=None, r_exact=r_exact):
         """Module docstring, step 5, along v: r times the terms sum_i |ref_i v_i| (not |<ref, v>|,
         which +-1 directions can cancel to nothing), + 8 tiny |v|_1 + 16 sum sigma_g |v|. Where
         g holds a NaN or inf, over v's nonzero entries only (0 * NaN elsewhere made every block's
@@ -1146,7 +1154,8 @@ def _check_core(
             val = complex_step_directional(lambda P: F(np.concatenate([W.ravel() for W in P])), leaves, _split(flat, v))
         else:
             val = blackbox.cs_dir(ctx, v)
-        return val, own_rounding_dir("complex_step_dir", val, exact_dir_tol(val, v), v), v, "ok"
+        tol = exact_dir_tol(val, v, r_exact=np.maximum(r_exact, _complex_step_r(flat)))
+        return val, own_rounding_dir("complex_step_dir", val, tol, v), v, "ok"
 
     taken_along: list[tuple[np.ndarray, float]] = []   # (direction taken, tolerance) of every one passed
 
@@ -2158,6 +2167,18 @@ def _same_again(what: str, first: Sequence, again: Sequence, paths: Sequence, ro
                              "take noise: draw it outside and pass it in, or seed it inside")
 
 
+def _coarser_output_note(out_leaves, flat: Flat) -> list[str]:
+    """A note where f's output is in a coarser float than every floating input (float32 from
+    float64: jax.numpy with x64 off computes so): its oracles then tell no finer than that."""
+    dt = _coarsest_float(out_leaves)
+    if dt is None or float(np.finfo(dt).eps) / 2 <= flat.u:
+        return []
+    ins = sorted({str(d) for d, fl in zip(flat.dtypes, flat.float_) if fl})
+    return [f"f returned {dt} for {' and '.join(ins)} inputs: it computes in {dt} (jax.numpy does with "
+            f"jax_enable_x64 off), so finite differences and the complex step through it carry {dt} rounding "
+            "and the check tells no finer than that"]
+
+
 def _coarsest_float(leaves) -> np.dtype | None:
     """The floating dtype of ``leaves`` with the largest unit roundoff (f's outputs: the
     precision of <c, f(x)>, which sums them in float64); None without one."""
@@ -2288,6 +2309,7 @@ def check_vjp(f: Callable, vjp_fn: Callable, *primals, jax_fn: Callable | None =
         twin = _twin_notes(out_leaves, jax_out, out_td, out_paths, "f")
         jax_dtypes, differ = _jax_out_dtypes(out_leaves, jax_out, out_td, out_paths)
         twin += differ
+    twin += _coarser_output_note(out_leaves, flat)
     v_all = None
     for k in range(n_cotangents):
         if cotangent is not None:
@@ -2550,6 +2572,7 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
     if kw.get("grad_error") is not None:
         _check_grad_error(kw["grad_error"], flat)
     twin = _twin_notes(out_leaves, jax_out, out_td, out_paths, "f") + differ if jax_fn is not None else []
+    twin += _coarser_output_note(out_leaves, flat)
     with _quiet_unless_finite(g):
         v = _check_core(F, flat, _Subject(g, gdot, sigma, None, wide, c_max, "primals, tangents and cotangent promoted",
                                           entry_noise if per_coordinate else None),

@@ -319,6 +319,7 @@ class Flat:
         self.u = max(us, default=2.0**-53)        # the coarsest leaf's: along directions that move them all
         self._u_finest = min(us, default=2.0**-53)
         self.u_out = self.u                       # the precision of f's value (:meth:`set_output`)
+        self.u_value = self.u                     # the same, not capped at the inputs' (:meth:`set_output`)
         self.output_known = False
 
     def set_output(self, dtype) -> None:
@@ -329,6 +330,9 @@ class Flat:
         dtype = np.dtype(dtype)
         u = float(np.finfo(dtype).eps) / 2 if np.issubdtype(dtype, np.floating) else self.u
         self.u_out, self.output_known = min(max(u, self._u_finest), self.u), True
+        # Coarser than every input (float32 from float64 inputs: jax.numpy with x64 off): f
+        # computes in it, and so does its complex step (complex64), whose rounding is then this u's
+        self.u_value = max(u, self._u_finest)
 
     def promoted(self) -> "Flat | None":
         """This tree with every floating leaf float64 (the same entries and layout), or None

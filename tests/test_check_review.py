@@ -3435,3 +3435,31 @@ def test_a_float64_function_computed_in_float32_keeps_its_noise_reading(n, seed)
     v = ac.check_gradients(f, np.cos, x, seed=seed)
     assert v.passed, v.report(full=True)
     assert ac.check_gradients(f, lambda x: 1.01 * np.cos(x), x, seed=seed).status == "FAIL"
+
+
+@pytest.mark.parametrize("per_coordinate", [True, False])
+@pytest.mark.parametrize("seed", range(4))
+def test_an_f_in_jax_numpy_with_x64_off_is_checked_at_float32s_rounding(per_coordinate, seed):
+    """An engineer's review: f written in jax.numpy, float64 inputs, JAX's default x64 off. f
+    returns float32 and its complex step runs in complex64, which the float64 r of the inputs
+    held to float64's rounding: a correct VJP failed 23 of 30 draws by the complex step (a
+    difference of 2.4e-8 on 0.54, 4 float32 ulps), and passed once x64 was on. The complex step
+    now takes the r of f's value (64 u of float32, 3.8e-6), and a note says f computes in
+    float32; the error 1 + 3e-5 below is 8 times that r, and far inside what finite differences
+    of a float32 f can see (their tolerance there is ~1e-2 of an entry)."""
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+    rng = np.random.default_rng(seed)
+    x, W = rng.normal(size=(4, 8)), rng.normal(size=(8, 3))
+
+    def vjp(dy, x, W, scale=1.0):
+        d = dy * (1 - np.tanh(x @ W) ** 2)
+        return scale * (d @ W.T), x.T @ d
+
+    with jax.enable_x64(False):
+        v = ac.check_vjp(lambda x, W: jnp.tanh(x @ W), vjp, x, W, seed=seed, per_coordinate=per_coordinate)
+        wrong = ac.check_vjp(lambda x, W: jnp.tanh(x @ W), lambda dy, x, W: vjp(dy, x, W, 1 + 3e-5), x, W,
+                             seed=seed, per_coordinate=per_coordinate)
+    assert v.passed, v.report(full=True)
+    assert any(n.startswith("f returned float32 for float64 inputs: it computes in float32") for n in v.notes)
+    assert wrong.status == "FAIL" and "complex_step" in wrong.report(full=True), wrong.report(full=True)
