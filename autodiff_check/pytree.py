@@ -342,7 +342,7 @@ class Flat:
             return None
         other = copy.copy(self)
         other.dtypes = [np.dtype(np.float64) if fl else d for d, fl in zip(self.dtypes, self.float_)]
-        other.u = other._u_finest = other.u_out = 2.0**-53
+        other.u = other._u_finest = other.u_out = other.u_value = 2.0**-53
         other.output_known = True
         return other
 
