@@ -44,6 +44,8 @@ class Mismatch:
 #: rounding of a 0 (Verdict._resolved). 64 u of float64: a path sum of a few dozen rounded terms of
 #: the leaf's scale; a derivative that small is counted as checked by an exact-0 finite difference.
 _ROUNDING_OF_ZERO = 64 * np.finfo(np.float64).eps / 2
+#: how a Mismatch's note starts for an entry left out of every direction as a kink and judged alone
+JUDGED_ALONE = "left out of the directions as a kink, judged alone"
 
 
 def _factor(c: float) -> str:
@@ -258,7 +260,7 @@ class Verdict:
         for path, shape, start, size in self.inputs:
             stop = start + size
             prefix = path + self.index_sep
-            mine = [m for m in named if m.where.startswith(prefix) and (m.where == path or m.where[len(prefix):len(prefix) + 1] in "[")]
+            mine = [m for m in named if m.where == path or (m.where.startswith(prefix) and m.where[len(prefix):len(prefix) + 1] == "[")]
             counts = [int(np.sum(f[start:stop])) for f in failing]
             n_bad = max(counts, default=0)
             n_nc = max((int(np.sum(~np.isfinite(r.tolerances[start:stop]))) for r in coord), default=0)
@@ -385,6 +387,8 @@ def _direction_line(r: OracleResult) -> str:
            if not np.isfinite(a) or (np.isfinite(t) and not abs(a - b) <= t)]
     if not bad and any(m.note == "not finite" for m in r.mismatches):
         return f"  {r.oracle}: no direction out of tolerance; the entries named are not finite, left out of the directions"
+    if not bad and any(m.note.startswith(JUDGED_ALONE) for m in r.mismatches):
+        return f"  {r.oracle}: no direction out of tolerance; the entries named were left out of them as kinks, judged alone"
     if not bad:
         return f"  {r.oracle}: no direction out of tolerance (the oracle failed on its own terms: report(full=True))"
     k, a, b, t = max(bad, key=lambda p: np.inf if not np.isfinite(p[1]) or p[3] <= 0 else abs(p[1] - p[2]) / p[3])
