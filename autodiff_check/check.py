@@ -187,6 +187,10 @@ from .verdict import JUDGED_ALONE, Mismatch, OracleResult, Verdict, _distinct, _
 EXACT_RTOL = 1e-8
 PER_COORDINATE_LIMIT = 2000  # above this many inputs, oracles go along random directions
 MAX_NAMED = 5  # bisection stops after naming this many wrong entries
+#: A float64 disagreement beyond this fraction of the largest entry is named the derivation's, not
+#: float32's: a value kept in float32 is off by u = 6e-8 of itself, and 1e-3 leaves it a
+#: conditioning of 1.6e4; wording only, no tolerance reads it
+MANY_ULPS_OF_FLOAT32 = 1e-3
 MAX_DIRECTIONS = 64  # beyond 2^-64 the miss probability is below anything floating point resolves
 KINK_PROBES = 16  # times log2(n): probes the directions' search for entries at kinks may make, all told
 MAX_KINK_ENTRIES = 16  # entries at kinks left out, at most: beyond, kinks are too many to leave out
@@ -474,10 +478,17 @@ def _own_rounding(subject: _Subject, flat: Flat, g: np.ndarray, ref: np.ndarray,
         ok = failing[agree[failing] & within[failing]]
     n_disagree, n_beyond = int((~agree[failing]).sum()), int((agree[failing] & ~within[failing]).sum())
     if n_disagree:
-        notes.append(f"{deriv} evaluated in float64 ({subject.wide_how}) disagrees with {oracle} too on "
-                     f"{n_disagree} of the {_entries(failing.size)} of {dts} leaves that failed it: the derivation, a "
-                     f"value computed in {dts} whatever the inputs (a forward output kept from an earlier call), or a "
-                     "formula that cancels there in float64 too (1 - p at saturated p)")
+        head = (f"{deriv} evaluated in float64 ({subject.wide_how}) disagrees with {oracle} too on "
+                f"{n_disagree} of the {_entries(failing.size)} of {dts} leaves that failed it")
+        with np.errstate(invalid="ignore", over="ignore"):
+            off = np.abs(g64 - ref64)[failing[~agree[failing]]]
+            scale = float(np.max(np.abs(ref64), where=np.isfinite(ref64), initial=0.0))
+        worst = float(np.max(off, initial=0.0)) / scale if scale > 0 else float("inf")
+        if worst > MANY_ULPS_OF_FLOAT32:
+            notes.append(f"{head}, by up to {worst:.2g} of the largest entry: the derivation, wrong in float64 too")
+        else:
+            notes.append(f"{head}: the derivation, a value computed in {dts} whatever the inputs (a forward output kept "
+                         "from an earlier call), or a formula that cancels there in float64 too (1 - p at saturated p)")
     if n_beyond:
         notes.append(f"{deriv} evaluated in float64 agrees with {oracle} on {_entries(n_beyond)} of {dts} leaves that "
                      f"failed it, but its {dts} values differ from that by more than {OWN_ROUNDING_ULPS} u "

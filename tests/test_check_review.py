@@ -3497,3 +3497,22 @@ def test_an_entry_left_out_of_the_directions_as_a_kink_is_judged_alone(seed):
     wrong = ac.check_vjp(f, missing_a_term, x, b, seed=seed, per_coordinate=False)
     assert wrong.status == "FAIL", wrong.report(full=True)
     assert re.search(r"FAIL  primal 1 = b \(\): .*primal 1: ", wrong.report()), wrong.report()
+
+
+def test_a_float32_derivation_wrong_in_float64_too_is_said_so_plainly():
+    """An engineer's review: a sign flip in a float32 VJP read beside a note listing float32's
+    excuses (a value kept in float32, a formula that cancels), noise next to an O(1) error. Where
+    the float64 evaluation is off by more than 1e-3 of the largest entry the note now says the
+    derivation is wrong in float64 too, with the size."""
+    rng = np.random.default_rng(0)
+    x, W = rng.normal(size=(4, 3)).astype(np.float32), rng.normal(size=(3, 2)).astype(np.float32)
+
+    def sign_flipped(dy, x, W):
+        d = dy * (1 - np.tanh(x @ W) ** 2)
+        return d @ W.T, -(x.T @ d)
+
+    v = ac.check_vjp(lambda x, W: np.tanh(x @ W), sign_flipped, x, W)
+    said = [n for n in v.notes if n.startswith("vjp_fn evaluated in float64")]
+    assert v.status == "FAIL" and len(said) == 1, v.report(full=True)
+    assert re.search(r"disagrees with \w+ too on 6 of the 6 entries of float32 leaves that failed it, by up to "
+                     r"(1\.\d|2) of the largest entry: the derivation, wrong in float64 too$", said[0]), said[0]
