@@ -1170,7 +1170,7 @@ def _check_core(
 
     taken_along: list[tuple[np.ndarray, float]] = []   # (direction taken, tolerance) of every one passed
 
-    def _judge_alone(result: OracleResult, i: int) -> None:
+    def judge_alone(result: OracleResult, i: int) -> None:
         """Entry i, left out of every direction as a kink along its own coordinate, judged alone
         as per_coordinate judges an entry (a review: a float32 softplus with a learned beta read
         a kink at the smooth beta, J under the noise floor at one step, and its derivative,
@@ -1252,7 +1252,7 @@ def _check_core(
             used = [used_fd32, used_fd64]
             left_out = set().union(*(kf.entries for kf, u in zip(searches, used) if u and not kf.gave_up))
             for i in sorted(left_out):
-                _judge_alone(results[-1], i)
+                judge_alone(results[-1], i)
             if used_fd64:
                 ctx64 = fd64_probe()[2]
                 n64 = sum(1 for k in used_fd64 if k is not None)
@@ -1970,6 +1970,11 @@ def check_gradients(
         if fl and np.issubdtype(L.dtype, np.floating) and L.dtype.itemsize < d.itemsize] + [
         f"{format_path(_root, p)} ({d}) is held constant: {deriv}'s entry for it is not checked"
         for p, d, fl in zip(flat.paths, flat.dtypes, flat.float_) if not fl]
+    if _root == "params" and not _deriv and flat.u_value > flat.u:   # a user's loss (check_vjp says it of f)
+        dt, ins = flat.value_dtype, " and ".join(sorted({str(d) for d, fl in zip(flat.dtypes, flat.float_) if fl}))
+        _notes.append(f"loss_fn returned {dt} for {ins} params: it computes in {dt} (jax.numpy does with "
+                      f"jax_enable_x64 off), so finite differences and the complex step through it carry {dt} "
+                      "rounding and the check tells no finer than that")
     sigma = _grad_noise(flat, grad_flat, rng) if grad_error is None and loss_error is None and flat.n else None
     same = (again == g) | (np.isnan(again) & np.isnan(g))   # an inf or NaN repeated is no difference
     again, g_cmp = np.where(same, 0.0, again), np.where(same, 0.0, g)

@@ -320,6 +320,7 @@ class Flat:
         self._u_finest = min(us, default=2.0**-53)
         self.u_out = self.u                       # the precision of f's value (:meth:`set_output`)
         self.u_value = self.u                     # the same, not capped at the inputs' (:meth:`set_output`)
+        self.value_dtype: np.dtype | None = None  # the dtype of f's value, once known
         self.output_known = False
 
     def set_output(self, dtype) -> None:
@@ -332,7 +333,7 @@ class Flat:
         self.u_out, self.output_known = min(max(u, self._u_finest), self.u), True
         # Coarser than every input (float32 from float64 inputs: jax.numpy with x64 off): f
         # computes in it, and so does its complex step (complex64), whose rounding is then this u's
-        self.u_value = max(u, self._u_finest)
+        self.u_value, self.value_dtype = max(u, self._u_finest), dtype
 
     def promoted(self) -> "Flat | None":
         """This tree with every floating leaf float64 (the same entries and layout), or None

@@ -3470,6 +3470,10 @@ def test_an_f_in_jax_numpy_with_x64_off_is_checked_at_float32s_rounding(per_coor
     assert v.passed, v.report(full=True)
     assert any(n.startswith("f returned float32 for float64 inputs: it computes in float32") for n in v.notes)
     assert wrong.status == "FAIL" and "complex_step" in wrong.report(full=True), wrong.report(full=True)
+    with jax.enable_x64(False):   # a loss in jax.numpy, the same
+        loss = ac.check_gradients(lambda W: jnp.sum(jnp.tanh(x @ W) ** 2), lambda W: vjp(2 * np.tanh(x @ W), x, W)[1],
+                                  W, seed=seed, per_coordinate=per_coordinate)
+    assert loss.passed and any(n.startswith("loss_fn returned float32 for float64 params") for n in loss.notes)
 
 
 @pytest.mark.parametrize("seed", [6, 21, 0, 1])
