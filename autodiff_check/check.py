@@ -1169,6 +1169,7 @@ def _check_core(
         return val, own_rounding_dir("complex_step_dir", val, tol, v), v, "ok"
 
     taken_along: list[tuple[np.ndarray, float]] = []   # (direction taken, tolerance) of every one passed
+    ctx64_alone: list = []   # f's float64 context for judge_alone, made once where needed
 
     def judge_alone(result: OracleResult, i: int) -> None:
         """Entry i, left out of every direction as a kink along its own coordinate, judged alone
@@ -1177,26 +1178,58 @@ def _check_core(
         missing a term, passed while the verdict said beta was not resolved): by the difference
         along e_i (``fd_coord``) where it is smooth after all, else by :func:`_kink_note`'s
         sides; g_i's own rounding (8 rho_i, not sigma_i, which holds g's jump across the kink)
-        added to either tolerance."""
-        fd_i, e = fd_coord(i), np.eye(1, flat.n, i)[0]
+        added to either tolerance. An entry of a leaf narrower than float64 fails only where
+        the difference with f in float64 (a step ~1e3 times smaller) fails it too, as
+        per_coordinate's second opinion (:func:`_second_opinion`): float32's step, ~1e-3, can span several kinks
+        and read wrong sides (five relu kinks within 3e-5 failed a correct gradient in 5 of 10
+        seeds, a second review); where f has no float64 evaluation, such an entry stays not
+        checkable."""
+        e = np.eye(1, flat.n, i)[0]
         g_i = float(g[i]) if g is not None else float(subject.gdot(e))
         if not np.isfinite(g_i):   # named once, as every non-finite entry, below
             result.not_checkable.append(f"{flat.where(i)}: kink along its own coordinate (left out of the "
                                         "finite-difference directions)")
             return
-        own = 8 * float(rounding[i]) if rounding is not None else 0.0
-        if fd_i.status == "ok":
-            ref, tol, note = fd_i.value, fd_i.tol + own, "smooth along it alone"
-            ok = abs(g_i - ref) <= tol
-        elif fd_i.status == "kink":
-            wide = replace(fd_i, left_tol=fd_i.left_tol + own, right_tol=fd_i.right_tol + own)
+
+        def judged(fd: blackbox.FD, own: float) -> tuple[bool, float, float, str] | None:
+            """(ok, reference, tolerance, note) of g_i against ``fd``, or None where it settled nothing."""
+            if fd.status == "ok":
+                return abs(g_i - fd.value) <= fd.tol + own, fd.value, fd.tol + own, "smooth along it alone"
+            if fd.status != "kink":
+                return None
+            wide = replace(fd, left_tol=fd.left_tol + own, right_tol=fd.right_tol + own)
             ok, note = _kink_note(wide, g_i)
             near_left = abs(g_i - wide.left) / max(wide.left_tol, 1e-300) <= abs(g_i - wide.right) / max(wide.right_tol, 1e-300)
-            ref, tol = (wide.left, wide.left_tol) if near_left else (wide.right, wide.right_tol)
-        else:
+            return (ok, *((wide.left, wide.left_tol) if near_left else (wide.right, wide.right_tol)), note)
+
+        own = 8 * float(rounding[i]) if rounding is not None else 0.0
+        fd_i = fd_coord(i)
+        got = judged(fd_i, own)
+        if got is not None and not got[0] and _narrow_u(flat)[i] > 0:
+            got = None   # float32's step may span several kinks: f in float64 decides, else not settled
+            if not ctx64_alone:
+                ctx64_alone.append(None if promoted is None else _float64_context(promoted, ctx, what, seed, wide64))
+            if ctx64_alone[0] is not None:
+                (flat64, F64), ctx64 = promoted, ctx64_alone[0]
+                try:
+                    with warnings.catch_warnings(action="ignore"):   # the checker's own calls
+                        fd_i = blackbox.fd_dir(F64, flat64, x, e, ctx64.f0, ctx64.eps_f, ctx64.hrel * max(1.0, abs(x[i])))
+                except Exception:   # noqa: BLE001 - f refuses this point in float64: not settled
+                    fd_i = blackbox.FD(float("nan"), float("inf"), "unresolved", None)
+                if fd_i.status == "ok":   # per unit of the step taken, as fd_coord
+                    fd_i.value, fd_i.tol = fd_i.value / fd_i.taken[i], fd_i.tol / fd_i.taken[i]
+                # g_i's float32 rounding, as _second_opinion allows it: twice the exact oracles'
+                # r |g|_max(leaf) + 8 tiny (no sigma_g, which holds g's jumps across the kinks), and 8 rho_i
+                leaf = g[flat.slices[flat.leaf_of(i)]] if g is not None else np.array([g_i])
+                scale = float(np.max(np.abs(leaf), where=np.isfinite(leaf), initial=0.0))
+                got = judged(fd_i, 2 * (r_exact[i] * scale + ftz[i]) + own)
+                if got is not None:
+                    got = (got[0], got[1], got[2], got[3] + ", f in float64")
+        if got is None:
             result.not_checkable.append(f"{flat.where(i)}: kink along its own coordinate (left out of the "
-                                        f"finite-difference directions; alone, {fd_i.status})")
+                                        "finite-difference directions; alone, not settled)")
             return
+        ok, ref, tol, note = got
         if not ok:
             result.mismatches.append(Mismatch(flat.where(i), g_i, ref, tol, "finite_diff", f"{JUDGED_ALONE}: {note}"))
             result.mismatches.sort(key=lambda m: -m.excess)

@@ -3520,3 +3520,29 @@ def test_a_float32_derivation_wrong_in_float64_too_is_said_so_plainly():
     assert v.status == "FAIL" and len(said) == 1, v.report(full=True)
     assert re.search(r"disagrees with \w+ too on 6 of the 6 entries of float32 leaves that failed it, by up to "
                      r"(1\.\d|2) of the largest entry: the derivation, wrong in float64 too$", said[0]), said[0]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 3])
+def test_an_entry_judged_alone_among_kinks_within_float32s_step_takes_f_in_float64(seed):
+    """A second review of the entries judged alone: five relu kinks within 3e-5 along one float32
+    coordinate, inside float32's step (~1e-3), read wrong one-sided derivatives and failed a
+    correct gradient (relu'(0) = 0, the left side) in 5 of 10 seeds. An entry of a float32
+    leaf now fails only where the difference with f in float64 (a step ~6e-6) fails it too;
+    a value outside both sides still fails."""
+    offsets, c = np.array([0.0, 1e-5, 3e-5, -1.5e-6, -1.2e-5]), np.array([-1.2, -1.5, 1.3, 1.6, 1.0])
+    rng = np.random.default_rng(seed)
+    p, a = rng.standard_normal(2500).astype(np.float32), rng.standard_normal(2500)
+    p[0] = 0
+
+    def f(p):
+        return float(a @ np.maximum(p, 0) + c @ np.maximum(offsets + p[0], 0))
+
+    def grad(p, error=0.0):
+        g = a * (p > 0)
+        g[0] = c @ (offsets + p[0] > 0) + error
+        return g.astype(np.float32)
+
+    v = ac.check_gradients(f, grad, p, seed=seed)
+    assert v.passed, v.report(full=True)
+    wrong = ac.check_gradients(f, lambda p: grad(p, 8.0), p, seed=seed)
+    assert wrong.status == "FAIL" and "worst params[0]:" in str(wrong), wrong.report(full=True)
