@@ -404,7 +404,7 @@ def probe_complex(ctx: Context, rng, against_fd: bool = True, only_disagreement:
     """Does F take complex input and propagate the imaginary part? It must return a complex
     number without raising or warning, and (``against_fd``) Im F(x + i h p) / h must agree with
     finite differences along a random p and along single entries. ``only_disagreement`` (the
-    float64 probe): only a disagreement or a kink where f' jumps (:func:`_resolved_kink`)
+    float64 probe): only a disagreement or a kink where f' jumps (:func:`resolved_kink`)
     refuses; an error on complex input, an unsettled difference or a kink read under the noise
     floor is no evidence either way."""
     flat = ctx.flat
@@ -425,7 +425,7 @@ def probe_complex(ctx: Context, rng, against_fd: bool = True, only_disagreement:
     # tolerance let the complex step of cs231n's float32 batch norm (x.var(): not analytic) through
     fd = fd_dir(ctx.F, flat, flat.x, p, ctx.f0, ctx.eps_f, ctx.hrel * max(1.0, float(np.abs(flat.x).max())),
                 confirm=False)
-    if fd.status != "ok" and not (only_disagreement and not _resolved_kink(fd)):
+    if fd.status != "ok" and not (only_disagreement and not resolved_kink(fd)):
         return False, CS_SKIPPED + "the probe direction crosses a kink"
     cs = cs_dir(ctx, fd.taken) if fd.status == "ok" else None  # along the direction the difference took
     if cs is not None and not abs(cs - fd.value) <= fd.tol:   # (float32 rounds x + hp)
@@ -441,7 +441,7 @@ def probe_complex(ctx: Context, rng, against_fd: bool = True, only_disagreement:
         e[i] = 1.0
         fd = fd_dir(ctx.F, flat, flat.x, e, ctx.f0, ctx.eps_at(i), ctx.hrel_at(i) * max(1.0, abs(float(flat.x[i]))))
         # as along p: a kink within the step is no analytic f (abs at |x| << h)
-        if fd.status == "kink" and not (only_disagreement and not _resolved_kink(fd)):
+        if fd.status == "kink" and not (only_disagreement and not resolved_kink(fd)):
             return False, CS_SKIPPED + f"entry {int(i)} has a kink within the step (abs, maximum?)"
         cs = cs_dir(ctx, fd.taken) if fd.status == "ok" else None
         if cs is not None and not abs(cs - fd.value) <= fd.tol:
@@ -458,7 +458,7 @@ def probe_complex(ctx: Context, rng, against_fd: bool = True, only_disagreement:
 _FLAT_AT_THE_STEP = "its value rounded at the scale of a far larger intermediate, which the differences cannot see"
 
 
-def _resolved_kink(fd: FD) -> bool:
+def resolved_kink(fd: FD) -> bool:
     """Evidence that f' jumps: a kink whose jump in J stayed put over three steps (sum |w| along
     a direction crossing zeros of w), or whose one-sided derivatives differ by more than their
     tolerances. A kink read only because J fell under the noise floor without decaying is also

@@ -728,7 +728,7 @@ def _probe_complex_in_float64(ctx64: blackbox.Context | None, what: str, seed: i
     than that (an L1 penalty 1e-5 sum |w|: np.abs of a complex number drops its imaginary part)
     passed the probe, and the complex step, missing the term, failed the correct gradient and
     passed the one without it (a review: 7 and 10 of 10 seeds). In float64 the probe resolves
-    it. A disagreement there, or a kink where f' jumps (:func:`blackbox._resolved_kink`), skips
+    it. A disagreement there, or a kink where f' jumps (:func:`blackbox.resolved_kink`), skips
     the complex step; a kink read only under the noise floor, an unsettled difference or an error
     on complex input says nothing float32's probe did not (a second review: at inputs ~1e-3,
     where float64's first steps are too large for f's scale, a smooth layer norm lost its complex
@@ -1172,41 +1172,46 @@ def _check_core(
     ctx64_alone: list = []   # f's float64 context for judge_alone, made once where needed
 
     def judge_alone(result: OracleResult, i: int) -> None:
-        """Entry i, left out of every direction as a kink along its own coordinate, judged alone
-        as per_coordinate judges an entry (a review: a float32 softplus with a learned beta read
-        a kink at the smooth beta, J under the noise floor at one step, and its derivative,
-        missing a term, passed while the verdict said beta was not resolved): by the difference
-        along e_i (``fd_coord``) where it is smooth after all, else by :func:`_kink_note`'s
-        sides; g_i's own rounding (8 rho_i, not sigma_i, which holds g's jump across the kink)
-        added to either tolerance. An entry of a leaf narrower than float64 fails only where
-        the difference with f in float64 (a step ~1e3 times smaller) fails it too, as
-        per_coordinate's second opinion (:func:`_second_opinion`): float32's step, ~1e-3, can span several kinks
-        and read wrong sides (five relu kinks within 3e-5 failed a correct gradient in 5 of 10
-        seeds, a second review); where f has no float64 evaluation, such an entry stays not
-        checkable."""
+        """Entry i, left out of every direction as a kink along its own coordinate, taken again
+        alone (``fd_coord``). Where f' shows no jump along it (the difference is smooth, or a
+        kink read only under the noise floor whose sides agree: :func:`blackbox.resolved_kink`)
+        it is judged as per_coordinate judges an entry, by the difference or the sides
+        (:func:`_kink_note`), g_i's own rounding (8 rho_i, not sigma_i, which holds g's jumps)
+        added. A review found a float32 softplus with a learned beta read a kink at the smooth
+        beta and pass a d/dbeta missing a term while the verdict said beta was not resolved.
+        Where f' jumps the entry stays listed: several kinks within the step (relu(p + o_k),
+        |o_k| ~ 1e-9) read as one whose sides are the group's outer slopes, and the right value,
+        their conventions summed, lies outside both (a third review: 42 correct gradients
+        failed when these were judged). An entry of a leaf narrower than float64 fails only
+        where the difference with f in float64 (a step ~1e3 times smaller) fails it too, as
+        per_coordinate's second opinion (:func:`_second_opinion`); without that, it stays listed."""
         e = np.eye(1, flat.n, i)[0]
         g_i = float(g[i]) if g is not None else float(subject.gdot(e))
-        if not np.isfinite(g_i):   # named once, as every non-finite entry, below
-            result.not_checkable.append(f"{flat.where(i)}: kink along its own coordinate (left out of the "
-                                        "finite-difference directions)")
-            return
 
-        def judged(fd: blackbox.FD, own: float) -> tuple[bool, float, float, str] | None:
-            """(ok, reference, tolerance, note) of g_i against ``fd``, or None where it settled nothing."""
+        def listed(why: str) -> None:
+            result.not_checkable.append(f"{flat.where(i)}: kink along its own coordinate (left out of the "
+                                        f"finite-difference directions{why})")
+
+        def judged(fd: blackbox.FD, own: float) -> tuple[bool, float, float, str] | str:
+            """(ok, reference, tolerance, note) of g_i against ``fd``, or why it is not judged."""
             if fd.status == "ok":
                 return abs(g_i - fd.value) <= fd.tol + own, fd.value, fd.tol + own, "smooth along it alone"
             if fd.status != "kink":
-                return None
+                return "; alone, not settled"
+            if blackbox.resolved_kink(fd):
+                return f"; alone, f' jumps: one-sided derivatives {fd.left:.6g} (left) / {fd.right:.6g} (right)"
             wide = replace(fd, left_tol=fd.left_tol + own, right_tol=fd.right_tol + own)
             ok, note = _kink_note(wide, g_i)
             near_left = abs(g_i - wide.left) / max(wide.left_tol, 1e-300) <= abs(g_i - wide.right) / max(wide.right_tol, 1e-300)
             return (ok, *((wide.left, wide.left_tol) if near_left else (wide.right, wide.right_tol)), note)
 
+        if not np.isfinite(g_i):   # named once, as every non-finite entry, below
+            return listed("")
         own = 8 * float(rounding[i]) if rounding is not None else 0.0
         fd_i = fd_coord(i)
         got = judged(fd_i, own)
-        if got is not None and not got[0] and _narrow_u(flat)[i] > 0:
-            got = None   # float32's step may span several kinks: f in float64 decides, else not settled
+        if not isinstance(got, str) and not got[0] and _narrow_u(flat)[i] > 0:
+            got = "; alone, float32's difference fails it and f has no float64 evaluation to confirm"
             if not ctx64_alone:
                 ctx64_alone.append(None if promoted is None else _float64_context(promoted, ctx, what, seed, wide64))
             if ctx64_alone[0] is not None:
@@ -1223,12 +1228,12 @@ def _check_core(
                 leaf = g[flat.slices[flat.leaf_of(i)]] if g is not None else np.array([g_i])
                 scale = float(np.max(np.abs(leaf), where=np.isfinite(leaf), initial=0.0))
                 got = judged(fd_i, 2 * (r_exact[i] * scale + ftz[i]) + own)
-                if got is not None:
-                    got = (got[0], got[1], got[2], got[3] + ", f in float64")
-        if got is None:
-            result.not_checkable.append(f"{flat.where(i)}: kink along its own coordinate (left out of the "
-                                        "finite-difference directions; alone, not settled)")
-            return
+                if not isinstance(got, str):
+                    got = (*got[:3], got[3] + ", f in float64")
+                else:
+                    got = got.replace("; alone,", "; alone, f in float64,")
+        if isinstance(got, str):
+            return listed(got)
         ok, ref, tol, note = got
         if not ok:
             result.mismatches.append(Mismatch(flat.where(i), g_i, ref, tol, "finite_diff", f"{JUDGED_ALONE}: {note}"))
@@ -1237,8 +1242,7 @@ def _check_core(
             return
         taken_along.append((e, tol))   # resolves its input (_unresolved_inputs) where |g_i| > 2 tol
         if fd_i.status == "kink":   # as per_coordinate lists an entry that passed at a kink
-            result.not_checkable.append(f"{flat.where(i)}: kink along its own coordinate (left out of the "
-                                        f"finite-difference directions; alone, {note})")
+            listed(f"; alone, {note}")
 
     def directional_result(oracle: str, fn) -> OracleResult:
         pairs, skipped, nc = [], 0, []
