@@ -1182,9 +1182,10 @@ def _check_core(
         Where f' jumps the entry stays listed: several kinks within the step (relu(p + o_k),
         |o_k| ~ 1e-9) read as one whose sides are the group's outer slopes, and the right value,
         their conventions summed, lies outside both (a third review: 42 correct gradients
-        failed when these were judged). An entry of a leaf narrower than float64 fails only
-        where the difference with f in float64 (a step ~1e3 times smaller) fails it too, as
-        per_coordinate's second opinion (:func:`_second_opinion`); without that, it stays listed."""
+        failed when these were judged). A failure needs a smooth difference in float64 that no
+        larger step found rough: for a leaf narrower than float64, with f evaluated in float64
+        (a step ~1e3 times smaller), as per_coordinate's second opinion (:func:`_second_opinion`);
+        without one, the entry stays listed."""
         e = np.eye(1, flat.n, i)[0]
         g_i = float(g[i]) if g is not None else float(subject.gdot(e))
 
@@ -1192,11 +1193,15 @@ def _check_core(
             result.not_checkable.append(f"{flat.where(i)}: kink along its own coordinate (left out of the "
                                         f"finite-difference directions{why})")
 
-        def judged(fd: blackbox.FD, own: float) -> tuple[bool, float, float, str] | str:
-            """(ok, reference, tolerance, note) of g_i against ``fd``, or why it is not judged."""
-            if fd.status == "ok":
+        def judged(fd: blackbox.FD, own: float, strict: bool = False) -> tuple[bool, float, float, str] | str:
+            """(ok, reference, tolerance, note) of g_i against ``fd``, or why it is not judged.
+            ``strict``, for a failure: only a smooth difference that no larger step found rough
+            (``FD.rough``) judges; kinks packed within the step otherwise read as smooth, or as a
+            kink with agreeing sides, at the group's mean slope (five relu kinks 1e-7 apart in
+            float32, with f in float64 as well: a fourth review)."""
+            if fd.status == "ok" and not (strict and fd.rough):
                 return abs(g_i - fd.value) <= fd.tol + own, fd.value, fd.tol + own, "smooth along it alone"
-            if fd.status != "kink":
+            if fd.status != "kink" or strict:
                 return "; alone, not settled"
             if blackbox.resolved_kink(fd):
                 return f"; alone, f' jumps: one-sided derivatives {fd.left:.6g} (left) / {fd.right:.6g} (right)"
@@ -1210,7 +1215,9 @@ def _check_core(
         own = 8 * float(rounding[i]) if rounding is not None else 0.0
         fd_i = fd_coord(i)
         got = judged(fd_i, own)
-        if not isinstance(got, str) and not got[0] and _narrow_u(flat)[i] > 0:
+        if not isinstance(got, str) and not got[0] and not _narrow_u(flat)[i] > 0:
+            got = judged(fd_i, own, strict=True)   # a float64 leaf fails on a smooth difference alone
+        elif not isinstance(got, str) and not got[0]:
             got = "; alone, float32's difference fails it and f has no float64 evaluation to confirm"
             if not ctx64_alone:
                 ctx64_alone.append(None if promoted is None else _float64_context(promoted, ctx, what, seed, wide64))
@@ -1227,7 +1234,7 @@ def _check_core(
                 # r |g|_max(leaf) + 8 tiny (no sigma_g, which holds g's jumps across the kinks), and 8 rho_i
                 leaf = g[flat.slices[flat.leaf_of(i)]] if g is not None else np.array([g_i])
                 scale = float(np.max(np.abs(leaf), where=np.isfinite(leaf), initial=0.0))
-                got = judged(fd_i, 2 * (r_exact[i] * scale + ftz[i]) + own)
+                got = judged(fd_i, 2 * (r_exact[i] * scale + ftz[i]) + own, strict=True)
                 if not isinstance(got, str):
                     got = (*got[:3], got[3] + ", f in float64")
                 else:

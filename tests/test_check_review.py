@@ -3539,8 +3539,8 @@ def test_kinks_packed_along_one_coordinate_are_listed_not_judged(seed):
         return g.astype(np.float32)
 
     v = ac.check_gradients(f, grad, p, seed=seed)
-    assert v.passed and any("params[0]: kink along its own coordinate" in n and "f' jumps" in n
-                            for n in v.not_checkable), v.report(full=True)
+    assert v.passed and any(n.startswith("params[0]: kink along its own coordinate") for n in v.not_checkable), \
+        v.report(full=True)
     o, c3 = np.array([1e-9, -2e-9, 5e-10]), np.array([1.0, -1.0, 0.5])
     q = np.ones(64)
     q[0] = 0
@@ -3552,4 +3552,26 @@ def test_kinks_packed_along_one_coordinate_are_listed_not_judged(seed):
 
     v = ac.check_gradients(lambda q: np.sum(c3 * np.maximum(q[0] + o, 0)) + 0.5 * np.sum(q[1:] ** 2), grad3, q,
                            seed=seed, per_coordinate=False)
+    assert v.passed, v.report(full=True)
+
+
+@pytest.mark.parametrize("scale", [1e-7, 3e-7])
+def test_kinks_packed_closer_than_float64s_step_fail_nothing(scale):
+    """A fourth review: five relu kinks 1e-7 apart along one float32 coordinate, inside even
+    float64's step (~6e-6), read with f in float64 as smooth at the group's mean slope (-0.81)
+    or as a kink whose sides agree, and failed the right value at the point (-1.10), the
+    conventions summed. A failure alone now needs a smooth float64 difference that no larger
+    step found rough."""
+    r = np.random.default_rng(3)
+    o, c = (r.uniform(-1, 1, 5) * scale).astype(np.float32), r.standard_normal(5).astype(np.float32)
+    p = r.standard_normal(64).astype(np.float32)
+    p[0] = 0
+
+    def grad(p):
+        g = p.copy()
+        g[0] = np.sum(c * (p[0] + o > 0))
+        return g
+
+    v = ac.check_gradients(lambda p: np.sum(c * np.maximum(p[0] + o, 0)) + 0.5 * np.sum(p[1:] ** 2), grad, p,
+                           per_coordinate=False, seed=3)
     assert v.passed, v.report(full=True)
