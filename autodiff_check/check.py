@@ -282,7 +282,9 @@ def _complex_step_r(flat: Flat) -> float:
     """The r of the complex step where f's value is in a coarser float than every input: 64 u of
     that float (f returned float32 for float64 inputs, as jax.numpy does with x64 off, and
     computes Im f(x + ih) in complex64); else 0, leaving the inputs' r."""
-    return EXACT_ULPS * flat.u_value if flat.u_value > flat.u else 0.0
+    dt = flat.value_dtype
+    u = float(np.finfo(dt).eps) / 2 if dt is not None and np.issubdtype(dt, np.floating) else 0.0
+    return EXACT_ULPS * u if u > flat.u else 0.0
 
 
 def _exact_tol(ref: np.ndarray, flat: Flat, sigma, grad_error, *, dtype_only: bool = False,
@@ -536,6 +538,19 @@ def _measured_noise(subject: _Subject, g: np.ndarray, ref: np.ndarray, tol: np.n
     return tol
 
 
+def _coordinate_fd64(promoted: tuple[Flat, Callable], ctx64: blackbox.Context, x: np.ndarray, i: int) -> blackbox.FD | None:
+    """The difference along coordinate i with f evaluated in float64 (``promoted``: the tree with
+    float64 leaves, and f on it) at float64's step, ctx64.hrel max(1, |x_i|); None where f
+    refuses that point in float64."""
+    flat64, F64 = promoted
+    e = np.zeros(flat64.n)
+    e[i] = 1.0
+    try:
+        return blackbox.fd_dir(F64, flat64, x, e, ctx64.f0, ctx64.eps_f, ctx64.hrel * max(1.0, abs(x[i])))
+    except Exception:   # noqa: BLE001
+        return None
+
+
 def _second_opinion(promoted: tuple[Flat, Callable], ctx: blackbox.Context, flat: Flat, g, ref, tol, own,
                     fail_notes: dict, kink_idx: dict, fd_only: dict, notes: list, what: str,
                     float64_context: Callable[[], blackbox.Context | None],
@@ -561,7 +576,6 @@ def _second_opinion(promoted: tuple[Flat, Callable], ctx: blackbox.Context, flat
     where the float64 difference got past a kink near x (``FD.rough``: float64 may put the kink
     beside x where float32 puts it on x) or disagrees with float32's beyond both tolerances.
     ``ref``, ``tol``, ``fail_notes`` and ``kink_idx`` are updated in place."""
-    flat64, F64 = promoted
     with np.errstate(invalid="ignore", divide="ignore"):   # tol 0 at kinks: inf, left out below
         excess = np.abs(g - ref) / (tol + own)
         narrow = (_narrow_u(flat) > 0) & np.isfinite(tol)
@@ -600,11 +614,8 @@ def _second_opinion(promoted: tuple[Flat, Callable], ctx: blackbox.Context, flat
     x, redone, was_failing = flat.x, [], set(candidates[:n_failing])
 
     def retake(i: int) -> None:
-        e = np.zeros(flat.n)
-        e[i] = 1.0
-        try:
-            fd = blackbox.fd_dir(F64, flat64, x, e, ctx64.f0, ctx64.eps_f, ctx64.hrel * max(1.0, abs(x[i])))
-        except Exception:   # noqa: BLE001
+        fd = _coordinate_fd64(promoted, ctx64, x, i)
+        if fd is None:
             return
         if fd.status == "ok":   # only a sharper difference replaces the first (f in float64 may still
             r64 = fd.value / fd.taken[i]   # carry float32's noise where f casts: a 1 % error then passed)
@@ -1222,11 +1233,9 @@ def _check_core(
             if not ctx64_alone:
                 ctx64_alone.append(None if promoted is None else _float64_context(promoted, ctx, what, seed, wide64))
             if ctx64_alone[0] is not None:
-                (flat64, F64), ctx64 = promoted, ctx64_alone[0]
-                try:
-                    with warnings.catch_warnings(action="ignore"):   # the checker's own calls
-                        fd_i = blackbox.fd_dir(F64, flat64, x, e, ctx64.f0, ctx64.eps_f, ctx64.hrel * max(1.0, abs(x[i])))
-                except Exception:   # noqa: BLE001 - f refuses this point in float64: not settled
+                with warnings.catch_warnings(action="ignore"):   # the checker's own calls
+                    fd_i = _coordinate_fd64(promoted, ctx64_alone[0], x, i)
+                if fd_i is None:   # f refuses this point in float64: not settled
                     fd_i = blackbox.FD(float("nan"), float("inf"), "unresolved", None)
                 if fd_i.status == "ok":   # per unit of the step taken, as fd_coord
                     fd_i.value, fd_i.tol = fd_i.value / fd_i.taken[i], fd_i.tol / fd_i.taken[i]
@@ -2014,11 +2023,8 @@ def check_gradients(
         if fl and np.issubdtype(L.dtype, np.floating) and L.dtype.itemsize < d.itemsize] + [
         f"{format_path(_root, p)} ({d}) is held constant: {deriv}'s entry for it is not checked"
         for p, d, fl in zip(flat.paths, flat.dtypes, flat.float_) if not fl]
-    if _root == "params" and not _deriv and flat.u_value > flat.u:   # a user's loss (check_vjp says it of f)
-        dt, ins = flat.value_dtype, " and ".join(sorted({str(d) for d, fl in zip(flat.dtypes, flat.float_) if fl}))
-        _notes.append(f"loss_fn returned {dt} for {ins} params: it computes in {dt} (jax.numpy does with "
-                      f"jax_enable_x64 off), so finite differences and the complex step through it carry {dt} "
-                      "rounding and the check tells no finer than that")
+    if _root == "params" and not _deriv:   # a user's loss (check_vjp says it of f)
+        _notes += _coarser_output_note(flat.value_dtype, flat, "loss_fn", "params")
     sigma = _grad_noise(flat, grad_flat, rng) if grad_error is None and loss_error is None and flat.n else None
     same = (again == g) | (np.isnan(again) & np.isnan(g))   # an inf or NaN repeated is no difference
     again, g_cmp = np.where(same, 0.0, again), np.where(same, 0.0, g)
@@ -2263,16 +2269,16 @@ def _same_again(what: str, first: Sequence, again: Sequence, paths: Sequence, ro
                              "take noise: draw it outside and pass it in, or seed it inside")
 
 
-def _coarser_output_note(out_leaves, flat: Flat) -> list[str]:
-    """A note where f's output is in a coarser float than every floating input (float32 from
-    float64: jax.numpy with x64 off computes so): its oracles then tell no finer than that."""
-    dt = _coarsest_float(out_leaves)
-    if dt is None or float(np.finfo(dt).eps) / 2 <= flat.u:
+def _coarser_output_note(dt: np.dtype | None, flat: Flat, what: str = "f", inputs: str = "inputs") -> list[str]:
+    """A note where ``what``'s value, of dtype ``dt``, is in a coarser float than every floating
+    input (float32 from float64: jax.numpy with x64 off computes so): its oracles then tell no
+    finer than that."""
+    if dt is None or not np.issubdtype(dt, np.floating) or float(np.finfo(dt).eps) / 2 <= flat.u:
         return []
-    ins = sorted({str(d) for d, fl in zip(flat.dtypes, flat.float_) if fl})
-    return [f"f returned {dt} for {' and '.join(ins)} inputs: it computes in {dt} (jax.numpy does with "
-            f"jax_enable_x64 off), so finite differences and the complex step through it carry {dt} rounding "
-            "and the check tells no finer than that"]
+    ins = " and ".join(sorted({str(d) for d, fl in zip(flat.dtypes, flat.float_) if fl}))
+    return [f"{what} returned {dt} for {ins} {inputs}: it computes in {dt} (jax.numpy does with jax_enable_x64 "
+            f"off), so finite differences and the complex step through it carry {dt} rounding and the check "
+            "tells no finer than that"]
 
 
 def _coarsest_float(leaves) -> np.dtype | None:
@@ -2405,7 +2411,7 @@ def check_vjp(f: Callable, vjp_fn: Callable, *primals, jax_fn: Callable | None =
         twin = _twin_notes(out_leaves, jax_out, out_td, out_paths, "f")
         jax_dtypes, differ = _jax_out_dtypes(out_leaves, jax_out, out_td, out_paths)
         twin += differ
-    twin += _coarser_output_note(out_leaves, flat)
+    twin += _coarser_output_note(_coarsest_float(out_leaves), flat)
     v_all = None
     for k in range(n_cotangents):
         if cotangent is not None:
@@ -2668,7 +2674,7 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
     if kw.get("grad_error") is not None:
         _check_grad_error(kw["grad_error"], flat)
     twin = _twin_notes(out_leaves, jax_out, out_td, out_paths, "f") + differ if jax_fn is not None else []
-    twin += _coarser_output_note(out_leaves, flat)
+    twin += _coarser_output_note(_coarsest_float(out_leaves), flat)
     with _quiet_unless_finite(g):
         v = _check_core(F, flat, _Subject(g, gdot, sigma, None, wide, c_max, "primals, tangents and cotangent promoted",
                                           entry_noise if per_coordinate else None),

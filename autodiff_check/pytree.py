@@ -319,8 +319,7 @@ class Flat:
         self.u = max(us, default=2.0**-53)        # the coarsest leaf's: along directions that move them all
         self._u_finest = min(us, default=2.0**-53)
         self.u_out = self.u                       # the precision of f's value (:meth:`set_output`)
-        self.u_value = self.u                     # the same, not capped at the inputs' (:meth:`set_output`)
-        self.value_dtype: np.dtype | None = None  # the dtype of f's value, once known
+        self.value_dtype: np.dtype | None = None  # the dtype of f's value, once known (:meth:`set_output`)
         self.output_known = False
 
     def set_output(self, dtype) -> None:
@@ -331,9 +330,7 @@ class Flat:
         dtype = np.dtype(dtype)
         u = float(np.finfo(dtype).eps) / 2 if np.issubdtype(dtype, np.floating) else self.u
         self.u_out, self.output_known = min(max(u, self._u_finest), self.u), True
-        # Coarser than every input (float32 from float64 inputs: jax.numpy with x64 off): f
-        # computes in it, and so does its complex step (complex64), whose rounding is then this u's
-        self.u_value, self.value_dtype = max(u, self._u_finest), dtype
+        self.value_dtype = dtype   # coarser than every input: f computes in it (check._complex_step_r)
 
     def promoted(self) -> "Flat | None":
         """This tree with every floating leaf float64 (the same entries and layout), or None
@@ -343,7 +340,8 @@ class Flat:
             return None
         other = copy.copy(self)
         other.dtypes = [np.dtype(np.float64) if fl else d for d, fl in zip(self.dtypes, self.float_)]
-        other.u = other._u_finest = other.u_out = other.u_value = 2.0**-53
+        other.u = other._u_finest = other.u_out = 2.0**-53
+        other.value_dtype = np.dtype(np.float64)
         other.output_known = True
         return other
 

@@ -3541,18 +3541,21 @@ def test_kinks_packed_along_one_coordinate_are_listed_not_judged(seed):
     v = ac.check_gradients(f, grad, p, seed=seed)
     assert v.passed and any(n.startswith("params[0]: kink along its own coordinate") for n in v.not_checkable), \
         v.report(full=True)
-    o, c3 = np.array([1e-9, -2e-9, 5e-10]), np.array([1.0, -1.0, 0.5])
     q = np.ones(64)
     q[0] = 0
-
-    def grad3(q):
-        g = q.copy()
-        g[0] = np.sum(c3 * (q[0] + o > 0))
-        return g
-
-    v = ac.check_gradients(lambda q: np.sum(c3 * np.maximum(q[0] + o, 0)) + 0.5 * np.sum(q[1:] ** 2), grad3, q,
+    v = ac.check_gradients(*_relus_packed_at_p0(np.array([1e-9, -2e-9, 5e-10]), np.array([1.0, -1.0, 0.5])), q,
                            seed=seed, per_coordinate=False)
     assert v.passed, v.report(full=True)
+
+
+def _relus_packed_at_p0(o, c):
+    """(loss, grad) of sum_k c_k relu(p_0 + o_k) + |p_1:|^2 / 2, relu'(0) = 0: kinks at p_0 = -o_k."""
+    def grad(p):
+        g = p.copy()
+        g[0] = np.sum(c * (p[0] + o > 0))
+        return g
+
+    return lambda p: np.sum(c * np.maximum(p[0] + o, 0)) + 0.5 * np.sum(p[1:] ** 2), grad
 
 
 @pytest.mark.parametrize("scale", [1e-7, 3e-7])
@@ -3566,12 +3569,5 @@ def test_kinks_packed_closer_than_float64s_step_fail_nothing(scale):
     o, c = (r.uniform(-1, 1, 5) * scale).astype(np.float32), r.standard_normal(5).astype(np.float32)
     p = r.standard_normal(64).astype(np.float32)
     p[0] = 0
-
-    def grad(p):
-        g = p.copy()
-        g[0] = np.sum(c * (p[0] + o > 0))
-        return g
-
-    v = ac.check_gradients(lambda p: np.sum(c * np.maximum(p[0] + o, 0)) + 0.5 * np.sum(p[1:] ** 2), grad, p,
-                           per_coordinate=False, seed=3)
+    v = ac.check_gradients(*_relus_packed_at_p0(o, c), p, per_coordinate=False, seed=3)
     assert v.passed, v.report(full=True)
