@@ -3571,3 +3571,57 @@ def test_kinks_packed_closer_than_float64s_step_fail_nothing(scale):
     p[0] = 0
     v = ac.check_gradients(*_relus_packed_at_p0(o, c), p, per_coordinate=False, seed=3)
     assert v.passed, v.report(full=True)
+
+
+# ---------------------------------------------------------------- inputs nearer a kink than float32 resolves
+
+
+def _near_kinks(n: int, k: int, at: float, seed: int) -> np.ndarray:
+    """n standard normal float32 inputs, k of them (not entry 7) moved to +-``at``, and entry 7
+    at least 0.1 from the kink."""
+    r = np.random.default_rng(seed)
+    x = r.standard_normal(n)
+    at_kink = r.choice(np.arange(8, n), k, replace=False)
+    x[at_kink] = at * r.choice([-1.0, 1.0], k)
+    x[7] = abs(x[7]) + 0.1
+    return x.astype(np.float32)
+
+
+@pytest.mark.parametrize("n, k, at, seed", [(600, 2, 1e-5, 2), (5000, 2, 1e-6, 0)])
+def test_relu_inputs_nearer_the_kink_than_float32_resolves_are_not_a_false_alarm(n, k, at, seed):
+    """Relu inputs 1e-6 to 1e-5 from 0 lie inside every step a float32 difference along a +-1
+    direction takes; their kinks cancel in J while their errors add, and float32's difference,
+    rough, was off by more than its tolerance (2.2 against 0.27). f in float64 resolves them
+    (its step ~1e3 times smaller), but was trusted only where float32's agreed: a correct VJP
+    failed 17 of 20 directions (a review, 2026-12-05; 2 of 160 draws of these). A wrong entry
+    elsewhere still fails."""
+    x = _near_kinks(n, k, at, seed)
+    relu = lambda x: np.maximum(x, 0).astype(x.dtype)
+
+    def relu_vjp(dy, x, wrong: float = 1.0):
+        m = (x > 0).astype(np.float64)
+        m[7] *= wrong   # x[7] is a plain input, far from the kink
+        return ((dy * m).astype(x.dtype),)
+
+    v = ac.check_vjp(relu, relu_vjp, x, per_coordinate=False, seed=seed)
+    assert v.status == "PASS", v.report(full=True)
+    wrong = ac.check_vjp(relu, lambda dy, x: relu_vjp(dy, x, 1.5), x, per_coordinate=False, seed=seed)
+    assert wrong.status == "FAIL", wrong.report(full=True)
+
+
+def test_max_of_two_inputs_1e_4_apart_in_float32_is_not_a_false_alarm():
+    """c * max(a, b) with b = a + 1e-4 at six entries, float32: the same rough float32 difference
+    failed the right VJP (a review's case, seed 0)."""
+    r = np.random.default_rng(0)
+    a = r.standard_normal(64).astype(np.float32)
+    b = a + r.standard_normal(64).astype(np.float32)
+    idx = r.choice(64, 6, replace=False)
+    b[idx] = a[idx] + np.float32(1e-4)
+    c = r.standard_normal(64).astype(np.float32)
+
+    def max_vjp(ct, x, y):
+        m = x >= y
+        return (ct * c * m).astype(x.dtype), (ct * c * ~m).astype(y.dtype)
+
+    v = ac.check_vjp(lambda x, y: c * np.maximum(x, y), max_vjp, a, b, per_coordinate=False, seed=0)
+    assert v.status == "PASS", v.report(full=True)
