@@ -15,6 +15,7 @@ import pytest
 import autodiff_check as ac
 import manual_backprop as mb
 from autodiff_check import OracleResult, Verdict
+from benchmarks.kink_sweep import near_kinks, numpy_relu, numpy_relu_vjp
 
 
 # ---------------------------------------------------------------- F8: warnings escape
@@ -3576,17 +3577,6 @@ def test_kinks_packed_closer_than_float64s_step_fail_nothing(scale):
 # ---------------------------------------------------------------- inputs nearer a kink than float32 resolves
 
 
-def _near_kinks(n: int, k: int, at: float, seed: int) -> np.ndarray:
-    """n standard normal float32 inputs, k of them (not entry 7) moved to +-``at``, and entry 7
-    at least 0.1 from the kink."""
-    r = np.random.default_rng(seed)
-    x = r.standard_normal(n)
-    at_kink = r.choice(np.arange(8, n), k, replace=False)
-    x[at_kink] = at * r.choice([-1.0, 1.0], k)
-    x[7] = abs(x[7]) + 0.1
-    return x.astype(np.float32)
-
-
 @pytest.mark.parametrize("n, k, at, seed", [(600, 2, 1e-5, 2), (5000, 2, 1e-6, 0)])
 def test_relu_inputs_nearer_the_kink_than_float32_resolves_are_not_a_false_alarm(n, k, at, seed):
     """Relu inputs 1e-6 to 1e-5 from 0 lie inside every step a float32 difference along a +-1
@@ -3595,17 +3585,11 @@ def test_relu_inputs_nearer_the_kink_than_float32_resolves_are_not_a_false_alarm
     (its step ~1e3 times smaller), but was trusted only where float32's agreed: a correct VJP
     failed 17 of 20 directions (a review, 2026-12-05; 2 of 160 draws of these). A wrong entry
     elsewhere still fails."""
-    x = _near_kinks(n, k, at, seed)
-    relu = lambda x: np.maximum(x, 0).astype(x.dtype)
-
-    def relu_vjp(dy, x, wrong: float = 1.0):
-        m = (x > 0).astype(np.float64)
-        m[7] *= wrong   # x[7] is a plain input, far from the kink
-        return ((dy * m).astype(x.dtype),)
-
-    v = ac.check_vjp(relu, relu_vjp, x, per_coordinate=False, seed=seed)
+    x = near_kinks(n, k, at, seed)   # the draws of python -m benchmarks.kink_sweep
+    v = ac.check_vjp(numpy_relu, numpy_relu_vjp, x, per_coordinate=False, seed=seed)
     assert v.status == "PASS", v.report(full=True)
-    wrong = ac.check_vjp(relu, lambda dy, x: relu_vjp(dy, x, 1.5), x, per_coordinate=False, seed=seed)
+    # x[7] is a plain input, at least 0.1 from the kink
+    wrong = ac.check_vjp(numpy_relu, lambda dy, x: numpy_relu_vjp(dy, x, 1.5), x, per_coordinate=False, seed=seed)
     assert wrong.status == "FAIL", wrong.report(full=True)
 
 
@@ -3625,3 +3609,16 @@ def test_max_of_two_inputs_1e_4_apart_in_float32_is_not_a_false_alarm():
 
     v = ac.check_vjp(lambda x, y: c * np.maximum(x, y), max_vjp, a, b, per_coordinate=False, seed=0)
     assert v.status == "PASS", v.report(full=True)
+
+
+@pytest.mark.parametrize("n, k, at, seed", [(5000, 8, 1e-4, 0), (5000, 8, 1e-4, 3), (600, 4, 1e-4, 3)])
+def test_a_wrong_entry_among_relu_inputs_near_the_kink_fails(n, k, at, seed):
+    """With relu inputs 1e-4 from 0, float32's differences read a kink along every direction
+    and the complex step's tolerance holds g's jumps there (22 against an error of 0.8): one
+    entry 50 % off passed (6 of 160 draws). f in float64 settles past those kinks (rough), and
+    the VJP evaluated in float64 fails it as float32's does, so it judges; the right VJP passes."""
+    x = near_kinks(n, k, at, seed)   # the draws of python -m benchmarks.kink_sweep
+    wrong = ac.check_vjp(numpy_relu, lambda dy, x: numpy_relu_vjp(dy, x, 1.5), x, per_coordinate=False, seed=seed)
+    assert wrong.status == "FAIL", wrong.report(full=True)
+    assert {m.where for r in wrong.results for m in r.mismatches} == {"primal 0 [7]"}, wrong.report(full=True)
+    assert ac.check_vjp(numpy_relu, numpy_relu_vjp, x, per_coordinate=False, seed=seed).status == "PASS"
