@@ -3639,3 +3639,21 @@ def test_a_rough_float64_difference_float32_could_not_settle_passes_no_wrong_val
     x = x.astype(np.float32)
     v = ac.check_vjp(numpy_relu, lambda dy, x: numpy_relu_vjp(dy, x, times), x, per_coordinate=False, seed=10)
     assert v.status in ("FAIL", "NOT CHECKED"), v.report(full=True)
+
+
+def test_a_float32_difference_that_float64_puts_outside_its_own_tolerance_does_not_fail_a_direction():
+    """Ten relu inputs at 1e-8..1e-6: along 7 of 20 directions float32's rough difference was off
+    by up to 1.0 against a tolerance of 0.36, float64's (rough, tolerance 2.1) sat on <g, v>, and
+    the right VJP failed. Both rough, float64's wider: where <g, v> fails float32's and meets
+    float64's, which puts float32's outside its own tolerance, the direction is a kink, listed."""
+    r = np.random.default_rng(8)
+    x = r.standard_normal(600)
+    at_kink = r.choice(np.arange(8, 600), 10, replace=False)
+    x[at_kink] = 1e-7 * 10 ** r.uniform(-1, 1, 10) * r.choice([-1.0, 1.0], 10)
+    x[7] = abs(x[7]) + 0.1
+    x = x.astype(np.float32)
+    v = ac.check_vjp(numpy_relu, numpy_relu_vjp, x, per_coordinate=False, seed=8)
+    assert v.status == "PASS", v.report(full=True)
+    assert any("kink along it" in t for r in v.results for t in r.not_checkable), v.report(full=True)
+    wrong = ac.check_vjp(numpy_relu, lambda dy, x: numpy_relu_vjp(dy, x, 3.0), x, per_coordinate=False, seed=8)
+    assert wrong.status == "FAIL", wrong.report(full=True)
