@@ -1162,17 +1162,18 @@ def _check_core(
                 # it; or where float32's settled with a wider tolerance and <g, v> meets float64's
                 # (float32's, rough itself, can be off by more than its tolerance: relu inputs
                 # within 1e-6 of 0, inside every step float32 takes, cancel in J while their errors
-                # add, and a correct VJP failed 17 of 20 directions); or where the derivative
-                # evaluated in float64 fails it as well (_wrong_in_float64). Not where <g, v> merely
-                # meets a rough difference that float32 could not settle: its tolerance can be as
-                # wide as the value (19 against |<g, v>| ~ 10 at relu inputs 1e-8..1e-6, and an
-                # entry 11x off passed in a review of a first version)
+                # add, and a correct VJP failed 17 of 20 directions). Not where <g, v> merely meets
+                # a rough difference that float32 could not settle: its tolerance can be as wide as
+                # the value (19 against |<g, v>| ~ 10 at relu inputs 1e-8..1e-6, and an entry 11x
+                # off passed in a review of a first version). Nor where it fails one that the
+                # derivative evaluated in float64 fails too: a derivative that decides its kinks in
+                # float32 (a cast inside, a mask kept from the forward pass) stays on float32's
+                # side in float64, and a right hinge subgradient failed (a second review)
                 meets64 = abs(subject.gdot(r64.taken) - r64.value) <= tol64
                 if (tol64 < tol or r.status != "ok") and (
                         not r64.rough
                         or (r.status == "ok" and abs(r64.value - r.value) <= tol + tol64)
-                        or (r.status == "ok" and tol64 < tol and meets64)
-                        or (not meets64 and _wrong_in_float64(subject, r64, tol64))):
+                        or (r.status == "ok" and tol64 < tol and meets64)):
                     used_fd64.add(k)
                     return r64.value, own_rounding_dir("finite_diff_dir", r64.value, tol64, r64.taken,
                                                        lambda _: r64.value, r64.tol), r64.taken, r64.status
@@ -1395,18 +1396,6 @@ def _check_core(
     if not per_coordinate and g is not None and len(v.inputs) > 1:
         v.unresolved = _unresolved_inputs(v.inputs, g, taken_along)
     return v
-
-
-def _wrong_in_float64(subject: _Subject, r64: blackbox.FD, tol64: float) -> bool:
-    """Whether the derivative evaluated in float64 (``subject.wide``) fails the float64
-    difference ``r64`` along its direction as well. A kink that float32 puts on x and float64
-    beside it (hinge margins 1e-7 apart) moves the float64 derivative to float64's side with
-    the difference, so a value failed only there is float32's kink; a wrong derivation fails
-    in float64 too (a float32 relu VJP with one entry 50 % off passed along directions that
-    crossed inputs 1e-4 from 0: float32's differences read kinks on every one, a review,
-    2026-12-05). False where there is no float64 evaluation."""
-    g64 = subject.wide() if subject.wide is not None else None
-    return g64 is not None and not abs(float(g64 @ r64.taken) - r64.value) <= tol64
 
 
 def _unresolved_inputs(inputs, g: np.ndarray, taken_along: list) -> dict[str, tuple[float, float]]:
