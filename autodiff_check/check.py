@@ -41,8 +41,11 @@ Tolerances for a black box (no ``loss_error=``/``kinks=`` given) are estimated, 
    entry, a failing entry (kinks within float32's step) and every passing one
    (:func:`_second_opinion`; float32's differences resolve ~1e-4 of a slope); along each
    direction, the float64 difference where its tolerance is the smaller or float32's reads a
-   kink, and where it got past kinks only if float32's settled and agrees (``fd64_probe`` in
-   :func:`_check_core`; float32's over 10^4 relu inputs allowed 6-57 per direction). The value
+   kink, and where it got past kinks only if float32's settled and agrees, or settled with a
+   wider tolerance and the value under test meets float64's; where both got past kinks and the
+   value fails float32's but meets float64's, which puts float32's outside its own tolerance, the
+   direction is a kink (``fd_dir`` in :func:`_check_core`; float32's over 10^4 relu inputs
+   allowed 6-57 per direction). The value
    under test is then held to its own rounding: step 5's allowances. Leaves of several float dtypes:
    eps_f is also measured along each dtype's entries alone, and an entry's differences use its
    dtype's, at most eps_f (along every leaf, a float32 leaf's inputs round to its ulps at each
