@@ -3627,6 +3627,17 @@ def test_a_wrong_entry_among_relu_inputs_near_the_kink_fails(n, k, at, seed):
     assert ac.check_vjp(numpy_relu, numpy_relu_vjp, x, per_coordinate=False, seed=seed).status == "PASS"
 
 
+def _spread_near_kinks(k: int, seed: int) -> np.ndarray:
+    """600 standard normal float32 relu inputs, k of them at +-1e-8..1e-6 (log-uniform), entry 7
+    at least 0.1 from the kink (the reviews' draws)."""
+    r = np.random.default_rng(seed)
+    x = r.standard_normal(600)
+    at_kink = r.choice(np.arange(8, 600), k, replace=False)
+    x[at_kink] = 1e-7 * 10 ** r.uniform(-1, 1, k) * r.choice([-1.0, 1.0], k)
+    x[7] = abs(x[7]) + 0.1
+    return x.astype(np.float32)
+
+
 @pytest.mark.parametrize("times", [0.0, 3.0, 11.0])
 def test_a_rough_float64_difference_float32_could_not_settle_passes_no_wrong_value(times):
     """Twenty relu inputs at 1e-8..1e-6: float32's differences read a kink along every
@@ -3634,12 +3645,7 @@ def test_a_rough_float64_difference_float32_could_not_settle_passes_no_wrong_val
     version let <g, v> meeting such a difference pass its direction, and entry 7 (far from the
     kink) at 0, 3 or 11 times its derivative passed (a review, 2026-12-05); the directions stay
     unchecked, as before it."""
-    r = np.random.default_rng(10)
-    x = r.standard_normal(600)
-    at_kink = r.choice(np.arange(8, 600), 20, replace=False)
-    x[at_kink] = 1e-7 * 10 ** r.uniform(-1, 1, 20) * r.choice([-1.0, 1.0], 20)
-    x[7] = abs(x[7]) + 0.1
-    x = x.astype(np.float32)
+    x = _spread_near_kinks(20, seed=10)
     v = ac.check_vjp(numpy_relu, lambda dy, x: numpy_relu_vjp(dy, x, times), x, per_coordinate=False, seed=10)
     assert v.status in ("FAIL", "NOT CHECKED"), v.report(full=True)
 
@@ -3649,12 +3655,7 @@ def test_a_float32_difference_that_float64_puts_outside_its_own_tolerance_does_n
     by up to 1.0 against a tolerance of 0.36, float64's (rough, tolerance 2.1) sat on <g, v>, and
     the right VJP failed. Both rough, float64's wider: where <g, v> fails float32's and meets
     float64's, which puts float32's outside its own tolerance, the direction is a kink, listed."""
-    r = np.random.default_rng(8)
-    x = r.standard_normal(600)
-    at_kink = r.choice(np.arange(8, 600), 10, replace=False)
-    x[at_kink] = 1e-7 * 10 ** r.uniform(-1, 1, 10) * r.choice([-1.0, 1.0], 10)
-    x[7] = abs(x[7]) + 0.1
-    x = x.astype(np.float32)
+    x = _spread_near_kinks(10, seed=8)
     v = ac.check_vjp(numpy_relu, numpy_relu_vjp, x, per_coordinate=False, seed=8)
     assert v.status == "PASS", v.report(full=True)
     assert any("kink along it" in t for r in v.results for t in r.not_checkable), v.report(full=True)
