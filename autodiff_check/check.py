@@ -2713,6 +2713,8 @@ def check_jvp(f: Callable, jvp_fn: Callable, *primals, jax_fn: Callable | None =
     if nonlinear is not None:
         v.results.append(nonlinear[0])
         v.notes.append(nonlinear[1])
+    if any(not np.isfinite(m.value) for r in v.results for m in r.mismatches):
+        v.notes += _not_finite_at_zero_tangent(tangent_out, flat.n, out_paths)
     if any(not r.passed and r.values is not None for r in v.results):
         v.notes.append("the values named at input entry i are <c, jvp_fn(e_i)>: jvp_fn's output for a tangent "
                        "of 1 at entry i, contracted with a random cotangent c (seed), one number per "
@@ -2771,6 +2773,28 @@ def _homogeneity(tangent_out: Callable, t: np.ndarray, out_noise: list[np.ndarra
             "constant term? Or an approximate JVP (differences of f, a solver's tolerance) coarser than rounding")
     m = Mismatch(f"{where}, jvp_fn(-2 t) against -2 jvp_fn(t)", at_2, twice, tol, "linearity check")
     return OracleResult("linearity", False, abs(at_2 - twice), tol, mismatches=[m], n_failed=1), note
+
+
+def _not_finite_at_zero_tangent(tangent_out: Callable, n: int, out_paths: list) -> list[str]:
+    """The note, where jvp_fn's output for a zero tangent holds NaN or inf, naming those output
+    entries. A JVP is linear in its tangent, so that output is 0; a NaN or inf there comes from
+    jvp_fn's own factors (0 * NaN is NaN) and reaches every tangent's output, and the input
+    entries that bisection names along the directions are only the first it tried (relu's JVP
+    with a NaN mask at three inputs named entries 0-4)."""
+    with warnings.catch_warnings(action="ignore"):   # the checker's own call
+        out = flatten(tangent_out(np.zeros(n)))[0]
+    where = []
+    for L, path in zip(out, out_paths):
+        a = np.asarray(L)
+        if a.dtype.kind in "fc":
+            where += [format_path("output", path) + format_index(tuple(int(j) for j in i))
+                      for i in np.argwhere(~np.isfinite(a))[:MAX_NAMED - len(where)]]
+    if not where:
+        return []
+    return [f"jvp_fn returns NaN or inf for a zero tangent at {', '.join(where)}"
+            + (", ..." if len(where) >= MAX_NAMED else "") + " (a linear map gives 0 there): a NaN or inf "
+            "among its own factors, times the tangent's 0 (0 * NaN is NaN), reaches every tangent's output: every "
+            "column of the derivative reads NaN, whichever input entries the verdict names"]
 
 
 def _primal_labels(f: Callable, flat: Flat) -> dict[str, str]:

@@ -3691,3 +3691,20 @@ def test_a_kink_decided_in_float32_is_not_failed_by_float64s_side_of_it(cast):
 
     v = ac.check_gradients(loss, grad, w, seed=0, per_coordinate=False)
     assert v.status in ("PASS", "NOT CHECKED"), v.report(full=True)
+
+
+@pytest.mark.parametrize("n", [50, 3000], ids=["per coordinate", "directional"])
+def test_a_jvp_not_finite_for_a_zero_tangent_names_its_output_entries(n):
+    """relu's JVP with a mask that is NaN at three inputs: t * mask is NaN there whatever t, so
+    every column reads NaN and bisection named input entries 0-4, where it began. The note names
+    the output entries where jvp_fn is not finite for a zero tangent; a JVP wrong by a finite
+    amount gets no such note."""
+    x = np.random.default_rng(0).standard_normal(n)
+    x[[5, 7, 30]] = 0.0
+    relu = lambda x: np.maximum(x, 0)
+    v = ac.check_jvp(relu, lambda t, x: t[0] * np.where(x == 0, np.nan, x > 0), x)
+    assert v.status == "FAIL"
+    notes = [s for s in v.notes if "zero tangent" in s]
+    assert len(notes) == 1 and "output[5], output[7], output[30] (" in notes[0], v.report(full=True)
+    wrong = ac.check_jvp(relu, lambda t, x: 2 * t[0] * (x > 0), x)
+    assert wrong.status == "FAIL" and not any("zero tangent" in s for s in wrong.notes), wrong.report(full=True)
