@@ -176,7 +176,7 @@ from manual_backprop import _checks
 from . import blackbox
 from . import noise as _noise
 from .compare import compare
-from .error_bounds import RoundingBound, rounding_bound
+from .error_bounds import RoundingBound, rounding_bound, unit_roundoff
 from .oracles import (  # noqa: I001
     complex_step_directional,
     complex_step_grad,
@@ -286,7 +286,7 @@ def _complex_step_r(flat: Flat) -> float:
     that float (f returned float32 for float64 inputs, as jax.numpy does with x64 off, and
     computes Im f(x + ih) in complex64); else 0, leaving the inputs' r."""
     dt = flat.value_dtype
-    u = float(np.finfo(dt).eps) / 2 if dt is not None and np.issubdtype(dt, np.floating) else 0.0
+    u = unit_roundoff(dt) if dt is not None and dt.kind == "f" else 0.0
     return EXACT_ULPS * u if u > flat.u else 0.0
 
 
@@ -543,15 +543,18 @@ def _measured_noise(subject: _Subject, g: np.ndarray, ref: np.ndarray, tol: np.n
 
 def _coordinate_fd64(promoted: tuple[Flat, Callable], ctx64: blackbox.Context, x: np.ndarray, i: int) -> blackbox.FD | None:
     """The difference along coordinate i with f evaluated in float64 (``promoted``: the tree with
-    float64 leaves, and f on it) at float64's step, ctx64.hrel max(1, |x_i|); None where f
-    refuses that point in float64."""
+    float64 leaves, and f on it) at float64's step, ctx64.hrel max(1, |x_i|), a settled one per
+    unit of the step actually taken (as ``fd_coord``); None where f refuses that point in float64."""
     flat64, F64 = promoted
     e = np.zeros(flat64.n)
     e[i] = 1.0
     try:
-        return blackbox.fd_dir(F64, flat64, x, e, ctx64.f0, ctx64.eps_f, ctx64.hrel * max(1.0, abs(x[i])))
+        fd = blackbox.fd_dir(F64, flat64, x, e, ctx64.f0, ctx64.eps_f, ctx64.hrel * max(1.0, abs(x[i])))
     except Exception:   # noqa: BLE001
         return None
+    if fd.status == "ok":
+        fd.value, fd.tol = fd.value / fd.taken[i], fd.tol / fd.taken[i]
+    return fd
 
 
 def _second_opinion(promoted: tuple[Flat, Callable], ctx: blackbox.Context, flat: Flat, g, ref, tol, own,
@@ -621,21 +624,21 @@ def _second_opinion(promoted: tuple[Flat, Callable], ctx: blackbox.Context, flat
         if fd is None:
             return
         if fd.status == "ok":   # only a sharper difference replaces the first (f in float64 may still
-            r64 = fd.value / fd.taken[i]   # carry float32's noise where f casts: a 1 % error then passed)
+            r64 = fd.value   # carry float32's noise where f casts: a 1 % error then passed)
             if i in was_failing:
                 # g's rounding: twice the exact oracles' allowance, 2 r |ref|_max(leaf) + 16 tiny,
                 # without their 8 sigma_g: g's noise measured across the kinks this is for reads
                 # their jumps (8.5e-5 against rounding ~1e-9 in a float32 relu MLP)
-                t64 = fd.tol / fd.taken[i] + 2 * _exact_tol(_with(ref, i, r64), flat, None, None)[i]
+                t64 = fd.tol + 2 * _exact_tol(_with(ref, i, r64), flat, None, None)[i]
                 # and, where g fails that, its own rounding measured (step 5), as a passing entry
                 # gets: float32 sin(x W) at |x W| ~ 1e3 rounds g by 1e-4 of it, beyond 2 r (a review)
                 if cancellation is not None and not abs(g[i] - r64) <= t64 + own[i]:
-                    t64 += cancellation(i, r64, fd.tol / fd.taken[i])
+                    t64 += cancellation(i, r64, fd.tol)
                 # sharper: the two differences' own bounds compared, like with like (tol[i] does not
                 # carry g's rounding, which is the same whichever difference judges: sin at 1e3-1e4
                 # in float32 kept an aliased difference claiming 1.45e-5 against float64's 5.7e-8
                 # plus the allowance, 1.50e-5, and failed a correct derivative, a review)
-                sharper = fd.tol / fd.taken[i] < tol[i]
+                sharper = fd.tol < tol[i]
             else:
                 if fd.rough:
                     # its difference got past a kink near x: f in float64 may put it elsewhere than
@@ -647,11 +650,11 @@ def _second_opinion(promoted: tuple[Flat, Callable], ctx: blackbox.Context, flat
                 # normal equations kept in float32 put 6 u max|g| on every entry, a review), and 8
                 # of its measured noise beyond own (8 rho_i, added below); then its cancellation,
                 # where g64 agrees (step 5)
-                t64 = fd.tol / fd.taken[i] + allow[i] + max(8 * noise[i] - own[i], 0.0)
+                t64 = fd.tol + allow[i] + max(8 * noise[i] - own[i], 0.0)
                 if not abs(r64 - ref[i]) <= tol[i] + t64:   # the two differences disagree: f in
                     return                                    # float64 is another function here
                 if not abs(g[i] - r64) <= t64 + own[i]:
-                    t64 += cancellation(i, r64, fd.tol / fd.taken[i])
+                    t64 += cancellation(i, r64, fd.tol)
                 sharper = t64 < tol[i]   # a tolerance that can fail it, where that is the tighter
             if sharper:
                 ref[i], tol[i] = r64, t64
@@ -1172,16 +1175,18 @@ def _check_core(
                 # derivative evaluated in float64 fails too: a derivative that decides its kinks in
                 # float32 (a cast inside, a mask kept from the forward pass) stays on float32's
                 # side in float64, and a right hinge subgradient failed (a second review)
-                meets64 = abs(subject.gdot(r64.taken) - r64.value) <= tol64
+                def meets64() -> bool:   # <g, v> within float64's; asked only where it decides
+                    return abs(subject.gdot(r64.taken) - r64.value) <= tol64
+
                 if (tol64 < tol or r.status != "ok") and (
                         not r64.rough
                         or (r.status == "ok" and abs(r64.value - r.value) <= tol + tol64)
-                        or (r.status == "ok" and tol64 < tol and meets64)):
+                        or (r.status == "ok" and tol64 < tol and meets64())):
                     used_fd64.add(k)
                     return r64.value, own_rounding_dir("finite_diff_dir", r64.value, tol64, r64.taken,
                                                        lambda _: r64.value, r64.tol), r64.taken, r64.status
-                if (r.status == "ok" and r.rough and r64.rough and meets64 and abs(r64.value - r.value) > tol
-                        and not abs(subject.gdot(r.taken) - r.value) <= tol):
+                if (r.status == "ok" and r.rough and r64.rough and abs(r64.value - r.value) > tol
+                        and meets64() and not abs(subject.gdot(r.taken) - r.value) <= tol):
                     # both rough, float64's wider: where <g, v> fails float32's and meets float64's,
                     # which puts float32's outside its own tolerance, neither judges (ten relu inputs
                     # at 1e-8..1e-6: float32's off by 1.0 against 0.36, float64's on <g, v> within
@@ -1262,8 +1267,6 @@ def _check_core(
                     fd_i = _coordinate_fd64(promoted, ctx64_alone[0], x, i)
                 if fd_i is None:   # f refuses this point in float64: not settled
                     fd_i = blackbox.FD(float("nan"), float("inf"), "unresolved", None)
-                if fd_i.status == "ok":   # per unit of the step taken, as fd_coord
-                    fd_i.value, fd_i.tol = fd_i.value / fd_i.taken[i], fd_i.tol / fd_i.taken[i]
                 # g_i's float32 rounding, as _second_opinion allows it: twice the exact oracles'
                 # r |g|_max(leaf) + 8 tiny (no sigma_g, which holds g's jumps across the kinks), and 8 rho_i
                 leaf = g[flat.slices[flat.leaf_of(i)]] if g is not None else np.array([g_i])
@@ -2298,7 +2301,7 @@ def _coarser_output_note(dt: np.dtype | None, flat: Flat, what: str = "f", input
     """A note where ``what``'s value, of dtype ``dt``, is in a coarser float than every floating
     input (float32 from float64: jax.numpy with x64 off computes so): its oracles then tell no
     finer than that."""
-    if dt is None or not np.issubdtype(dt, np.floating) or float(np.finfo(dt).eps) / 2 <= flat.u:
+    if dt is None or dt.kind != "f" or unit_roundoff(dt) <= flat.u:
         return []
     ins = " and ".join(sorted({str(d) for d, fl in zip(flat.dtypes, flat.float_) if fl}))
     return [f"{what} returned {dt} for {ins} {inputs}: it computes in {dt} (jax.numpy does with jax_enable_x64 "
