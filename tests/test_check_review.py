@@ -3708,3 +3708,33 @@ def test_a_jvp_not_finite_for_a_zero_tangent_names_its_output_entries(n):
     assert len(notes) == 1 and "output[5], output[7], output[30] (" in notes[0], v.report(full=True)
     wrong = ac.check_jvp(relu, lambda t, x: 2 * t[0] * (x > 0), x)
     assert wrong.status == "FAIL" and not any("zero tangent" in s for s in wrong.notes), wrong.report(full=True)
+
+
+def _log_loss_with_eps(p):
+    """-sum log(p + eps) with the eps of p's dtype (as sklearn's log_loss clips): another
+    function when p is complex128 (eps 2.2e-16) than when it is float32 (1.2e-7)."""
+    return -np.sum(np.log(p + np.finfo(p.dtype).eps))
+
+
+def test_a_right_float32_gradient_of_code_that_depends_on_the_dtype_passes():
+    """A review (2026-12-05): the complex step hands f complex128 inputs, so np.finfo(p.dtype).eps
+    became float64's, and the complex step differentiated log(p + 2.2e-16): the right gradient
+    -1 / (p + 1.2e-7) failed at p = 3e-4 (3332.0 against 3333.3, tolerance 0.014). The complex
+    step is now skipped where f's value at x + 0j is another (here 32 eps_f off), with a note."""
+    x = np.random.default_rng(0).uniform(0.1, 1, size=400).astype(np.float32)
+    x[0], x[1] = 1e-3, 3e-4
+    grad = lambda p: -1 / (p + np.finfo(p.dtype).eps)  # noqa: E731
+    v = ac.check_gradients(_log_loss_with_eps, grad, x)
+    assert v.status == "PASS", v.report(full=True)
+    assert any(n.startswith("complex step skipped") and "another value for complex input" in n for n in v.notes)
+    vjp = ac.check_vjp(lambda p: np.log(p + np.finfo(p.dtype).eps), lambda c, p: (c / (p + np.finfo(p.dtype).eps),),
+                       x.reshape(20, 20))
+    assert vjp.status == "PASS", vjp.report(full=True)
+    with pytest.raises(ValueError, match="analytic=True, but f has another value for complex input"):
+        ac.check_gradients(_log_loss_with_eps, grad, x, analytic=True)
+    # in float64 the complex step stays (finfo(complex128).eps is float64's) and catches 1e-6
+    x64 = x.astype(np.float64)
+    assert ac.check_gradients(_log_loss_with_eps, grad, x64).status == "PASS"
+    off = ac.check_gradients(_log_loss_with_eps, lambda p: grad(p) * (1 + 1e-6 * (np.arange(p.size) == 5)), x64)
+    assert off.status == "FAIL" and "complex_step" in off.report(), off.report(full=True)
+
