@@ -2254,13 +2254,18 @@ def _out_info(f, primals, u_in: float, deriv: str):
                    f"than f: are f and {deriv} swapped?")
         raise
     leaves, paths, td = flatten(out, what="f's output")
-    _same_again("f", leaves, flatten(_leaving_inputs(f, "f", args), what="f's output")[0], paths, "output", u_in)
     for L, p in zip(leaves, paths):
         if not np.issubdtype(np.asarray(L).dtype, np.number):
             raise ValueError(f"f returned dtype {np.asarray(L).dtype} at {format_path('output', p)}; expected numbers")
         if np.iscomplexobj(L):   # (a cotangent of a complex output would need a convention; f(x).real is the real function)
             raise ValueError(f"f returned complex dtype {np.asarray(L).dtype} at {format_path('output', p)} for real "
                              "inputs; the checks here are of real-valued functions (return its real part)")
+        bad = ~np.isfinite(np.asarray(L))   # named here: <c, f(x)> would only say that the sum is not finite
+        if bad.any():
+            i = np.unravel_index(int(np.argmax(bad)), bad.shape)
+            raise ValueError(f"f is not finite at {format_path('output', p)}{format_index(i)} ({np.asarray(L)[i]}); "
+                             "derivatives need a finite value")
+    _same_again("f", leaves, flatten(_leaving_inputs(f, "f", args), what="f's output")[0], paths, "output", u_in)
     return [np.asarray(L) for L in leaves], paths, td
 
 
