@@ -61,6 +61,20 @@ def test_round_trip_is_bit_exact(tmp_path_factory, sizes, dtype, seed, special):
     assert [p.name for p in path.parent.iterdir()] == ["c.npz"]  # no temporary file left behind
 
 
+def test_a_layered_networks_0_d_and_strided_arrays_round_trip(tmp_path):
+    """A review (2026-12-05): a layered network with a 0-d parameter (a learned scale) was saved
+    as shape (1,), np.ascontiguousarray's, while the manifest said (); load_checkpoint then
+    refused the file it had just written."""
+    rng = np.random.default_rng(0)
+    params = [(rng.standard_normal((3, 2)).astype(np.float32), np.full((), 0.5, np.float32)),
+              (rng.standard_normal((2, 4)).astype(np.float32).T,)]      # strided: saved C-ordered
+    save_checkpoint(tmp_path / "c.npz", params, model="mynet")
+    loaded, meta = load_checkpoint(tmp_path / "c.npz")
+    assert [[a.shape for a in p] for p in loaded] == [[(3, 2), ()], [(4, 2)]]
+    assert bits([a for p in loaded for a in p]) == bits([a for p in params for a in p])
+    assert meta["model"] == "mynet"
+
+
 def test_overwrite_replaces_previous(tmp_path):
     path = tmp_path / "c.npz"
     save_checkpoint(path, make_params([3, 2], np.float64), tag="old")

@@ -101,7 +101,8 @@ def save_checkpoint(path: str | os.PathLike, params: list, **metadata: Any) -> N
             raise ValueError(f"a layered network's params (a list of tuples) need model=NAME, the architecture's "
                              f"name (not 'mlp'); got model={model!r}")
         dtype = _check_layered(params)
-        flat = {f"param_{l}_{k}": np.ascontiguousarray(a) for l, p in enumerate(params) for k, a in enumerate(p)}
+        # np.asarray(order="C"), not np.ascontiguousarray, which makes a 0-d array (1,)
+        flat = {f"param_{l}_{k}": np.asarray(a, order="C") for l, p in enumerate(params) for k, a in enumerate(p)}
         structure = {"model": model, "param_shapes": [[list(a.shape) for a in p] for p in params]}
     else:
         if model not in (None, "mlp"):
