@@ -139,6 +139,23 @@ def test_a_run_on_numpys_default_threads_resumes_only_on_as_many(small, tmp_path
         assert len(train(config, data=small, resume=ckpt, **QUIET).history) == 2
 
 
+def test_a_resume_with_nothing_left_to_train_still_writes_its_checkpoint(small, tmp_path):
+    """A review (2026-12-05): resuming a finished run with --checkpoint b.npz scored it and exited
+    0, but b.npz was written only after an epoch, so never. It is the resumed run's checkpoint,
+    the same arrays and metadata, and resumes as the first does."""
+    one = Config(hidden_sizes=(16,), schedule="constant", epochs=1, momentum=0.5)
+    first, copy = tmp_path / "a.npz", tmp_path / "b.npz"
+    train(one, data=small, checkpoint=first, **QUIET)
+    train(one, data=small, resume=first, checkpoint=copy, **QUIET)
+    (pa, ma), (pb, mb_) = load_checkpoint(first), load_checkpoint(copy)
+    arrays = ("velocity", "train_params")   # lists of arrays; the rest of the metadata is JSON
+    assert bits(pa) == bits(pb) and all(bits(ma[k]) == bits(mb_[k]) for k in arrays)
+    assert {k: v for k, v in ma.items() if k not in arrays} == {k: v for k, v in mb_.items() if k not in arrays}
+    two = one.replace(epochs=2)
+    assert bits(train(two, data=small, resume=copy, **QUIET).params) == bits(train(two, data=small, resume=first,
+                                                                                  **QUIET).params)
+
+
 def test_resume_can_extend_but_refuses_a_mismatch(small, tmp_path):
     ckpt = tmp_path / "run.npz"
     one = Config(hidden_sizes=(16,), schedule="constant", epochs=1)

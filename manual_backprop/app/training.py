@@ -642,6 +642,22 @@ def train(
         scored, x_score, y_score = (("validation", x_val, y_val) if config.validation
                                     else ("test", x_test, data.y_test))
         divergence = _DivergenceRule(rule)
+
+        def save(model) -> None:   # the checkpoint after len(history) epochs
+            extra: dict[str, Any] = {"velocity": velocity} if velocity is not None else {}
+            if config.standardize:
+                extra["train_params"] = params
+            if cnn:
+                extra["model"] = "cnn"
+            if divergence.state() is not None:
+                extra["divergence"] = divergence.state()
+            if config.threads is None:   # NumPy's default: the count it was, which a resume must match
+                extra["blas_threads"] = _blas_threads()
+            save_checkpoint(out.checkpoint, model, config=_as_dict(config), epoch=len(history),
+                            history=history, activation=config.activation, loss=config.loss,
+                            input_shift=shift, input_scale=scale, data_digest=digest,
+                            data_dir=getattr(data, "data_dir", None), **extra)
+
         done = len(history)
         with threadpool_limits(limits=config.threads, user_api="blas"):
             for epoch in range(done, config.epochs):
@@ -654,19 +670,9 @@ def train(
                 log(f"epoch {epoch + 1}/{config.epochs}: train loss {total / n:.4f}, "
                     f"{scored} accuracy {acc:.4f} ({history[-1]['seconds']:.1f} s)")
                 if checkpoint is not None:
-                    extra: dict[str, Any] = {"velocity": velocity} if velocity is not None else {}
-                    if config.standardize:
-                        extra["train_params"] = params
-                    if cnn:
-                        extra["model"] = "cnn"
-                    if divergence.state() is not None:
-                        extra["divergence"] = divergence.state()
-                    if config.threads is None:   # NumPy's default: the count it was, which a resume must match
-                        extra["blas_threads"] = _blas_threads()
-                    save_checkpoint(out.checkpoint, model, config=_as_dict(config), epoch=epoch + 1,
-                                    history=history, activation=config.activation, loss=config.loss,
-                                    input_shift=shift, input_scale=scale, data_digest=digest,
-                                    data_dir=getattr(data, "data_dir", None), **extra)
+                    save(model)
+            if checkpoint is not None and len(history) == done:   # a resume with nothing left to train
+                save(model)                                       # still writes the checkpoint it was given
             if len(history) > done and not config.validation:   # scored by this run, just above
                 acc = history[-1]["test_accuracy"]
             else:  # validation runs score the test set once, here, never to choose a recipe; so does a
