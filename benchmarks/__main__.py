@@ -28,14 +28,13 @@ import time
 import numpy as np
 
 from . import SCHEMA, epoch, gradients, report, timing
-from .options import integer, integers, names, path, seconds
+from .options import MAX_BATCH, integer, integers, names, path, seconds
 
 QUICK = dict(networks=["post"], batches=[1, 100], dtypes=["float32", "float64"], rounds=3, round_time=0.02, warmup=0.0,
              min_samples=3, train_batches=[1, 64], train_examples=640, test_examples=1000, per_example_max_batch=100)
 FULL = dict(networks=["post", "deep", "wide"], batches=[1, 32, 100, 1000], dtypes=["float32", "float64"], rounds=7,
             round_time=0.06, warmup=timing.WARMUP_S, min_samples=21, train_batches=[1, 64], train_examples=None, test_examples=None,
             per_example_max_batch=100)
-MAX_BATCH = 100_000       # x alone is 0.6 GB in float64 at the post network's 784 inputs
 MNIST_TRAIN, MNIST_TEST = 60_000, 10_000
 
 

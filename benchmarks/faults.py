@@ -21,6 +21,8 @@ import numpy as np
 
 import manual_backprop as mb
 
+from .options import MAX_BATCH, integer
+
 
 def measure(backend: str, dtype: str, batch: int, calls: int, warmup: int) -> tuple[float, float]:
     """(minor page faults per call, median seconds per call) over ``calls`` after ``warmup``."""
@@ -45,24 +47,15 @@ def measure(backend: str, dtype: str, batch: int, calls: int, warmup: int) -> tu
     return faults / calls, float(np.median(times))
 
 
-def _positive(s: str) -> int:
-    n = int(s)
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1; got {s}")
-    return n
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.faults", description=__doc__.split("\n\n")[0])
     p.add_argument("--backend", choices=["plain", "fast"], default="plain", help="plain: mb.loss_and_grad (default); "
                    "fast: mb.fast.loss_and_grad with out= and a Workspace")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float64")
-    p.add_argument("--batch", type=_positive, default=1000)
-    p.add_argument("--calls", type=_positive, default=200, help="timed calls (default 200)")
-    p.add_argument("--warmup", type=int, default=20, help="untimed calls first (default 20)")
+    p.add_argument("--batch", type=integer(1, MAX_BATCH), default=1000, help=f"1 to {MAX_BATCH} (default 1000)")
+    p.add_argument("--calls", type=integer(1, 100_000), default=200, help="timed calls, 1 to 100000 (default 200)")
+    p.add_argument("--warmup", type=integer(0, 100_000), default=20, help="untimed calls first, 0 to 100000 (default 20)")
     args = p.parse_args(argv)
-    if args.warmup < 0:
-        p.error(f"--warmup must be >= 0; got {args.warmup}")
     per_call, median = measure(args.backend, args.dtype, args.batch, args.calls, args.warmup)
     malloc = {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")}
     print(f"{args.backend} {args.dtype} batch {args.batch}: {per_call:,.0f} minor page faults per call, "

@@ -816,6 +816,21 @@ def test_peers_needs_at_least_one_seed(capsys):
     assert exit_.value.code == 2 and "argument --seeds: must be between 1 and 10000; got 0" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--batch", "10000000000"], "argument --batch: must be between 1 and 100000; got 10000000000"),
+    (["--calls", "0"], "argument --calls: must be between 1 and 100000; got 0"),
+    (["--warmup", "-1"], "argument --warmup: must be between 0 and 100000; got -1"),
+])
+def test_faults_refuses_a_batch_or_count_out_of_range_in_one_line(argv, message, capsys):
+    """A review (2026-12-05): --batch had no upper bound, and 10^10 allocated until NumPy's
+    _ArrayMemoryError traceback (57 TiB); the gradient benchmarks' bound holds here too."""
+    from benchmarks import faults
+
+    with pytest.raises(SystemExit) as exit_:
+        faults.main(argv)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
 def test_training_options_beside_no_training_are_refused(capsys):
     from benchmarks.__main__ import parse_args
 
