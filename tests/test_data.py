@@ -250,6 +250,20 @@ def test_absurd_declared_size_is_refused_before_allocating(tmp_path, gz):
     assert data.MAX_IDX_BYTES == 1 << 30
 
 
+@pytest.mark.parametrize("gz", [False, True])
+def test_an_empty_shape_with_absurd_other_dimensions_is_refused_naming_the_file(tmp_path, gz):
+    """A review (2026-12-05): shape (0, 2^32 - 1, 2^32 - 1) declares no values, passed the size
+    limit, and NumPy's reshape raised "array is too big" without the file's name. An empty
+    shape of ordinary dimensions still reads."""
+    header = bytes([0, 0, 0x08, 3]) + struct.pack(">III", 0, 2**32 - 1, 2**32 - 1)
+    path = write(tmp_path / "empty.idx", header, gz=gz)
+    with pytest.raises(ValueError, match=r"empty\.idx: header declares shape \(0, 4294967295, 4294967295\) of uint8: "
+                                         r"no values, and other dimensions whose product is more than the limit"):
+        read_idx(path)
+    ok = write(tmp_path / "ok.idx", bytes([0, 0, 0x08, 3]) + struct.pack(">III", 0, 28, 28), gz=gz)
+    assert read_idx(ok).shape == (0, 28, 28)
+
+
 def test_max_bytes_is_the_payload_limit(tmp_path):
     path = write(tmp_path / "a.idx", idx_bytes(np.zeros((10, 10), np.uint8)), gz=True)
     assert read_idx(path, max_bytes=100).shape == (10, 10)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import math
 import os
 import stat
 import zlib
@@ -159,6 +160,9 @@ def _read_idx_stream(f, name: str, max_bytes: int) -> np.ndarray:
             f"{name}: header declares shape {shape} of {dtype.name}, {size} bytes of values; "
             f"more than the limit of {max_bytes} bytes (max_bytes)"
         )
+    if size == 0 and math.prod(n for n in shape if n) * dtype.itemsize > max_bytes:   # NumPy: "array is too big"
+        raise ValueError(f"{name}: header declares shape {shape} of {dtype.name}: no values, and other dimensions "
+                         f"whose product is more than the limit of {max_bytes} bytes (max_bytes)")
     buf = np.empty(size, dtype=np.uint8)
     view, got = memoryview(buf), 0
     while got < size:
