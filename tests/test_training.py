@@ -511,6 +511,20 @@ def test_evaluate_names_the_checkpoint_whose_names_are_unknown_and_refuses_a_clo
     assert run.returncode == 1 and "standard output is closed" in run.stderr, run.stderr
 
 
+def test_evaluate_prints_a_checkpoint_name_that_is_not_valid_utf_8(tmp_path):
+    """A review (2026-12-05): a checkpoint named with a byte of another encoding (b"bad\\xff"),
+    under the strict UTF-8 standard output of a UTF-8 locale, stopped evaluate with "'utf-8'
+    codec can't encode character '\\udcff'" before any score. The name is printed escaped."""
+    params = mb.init_params([784, 4, 10], seed=0, dtype=np.float32)
+    path = tmp_path / os.fsdecode(b"bad\xffname.npz")
+    save_checkpoint(path, params, activation="sigmoid")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONIOENCODING": "utf-8"}
+    run = subprocess.run([sys.executable, "-m", "manual_backprop", "evaluate", str(path)], capture_output=True,
+                         text=True, env=env, timeout=120)
+    assert run.returncode == 0 and "bad\\udcffname.npz" in run.stdout, run.stderr
+    assert re.search(r"^test accuracy: 0\.\d{4}$", run.stdout, re.M), run.stdout
+
+
 def test_cli_refuses_a_corrupt_checkpoint(tmp_path, capsys):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"PK\x03\x04" + os.urandom(100))

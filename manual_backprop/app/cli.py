@@ -175,7 +175,11 @@ def _say(line: str) -> None:
         _raised_at[0] = time.monotonic()
         raise KeyboardInterrupt
     try:
-        print(line, flush=True)
+        try:
+            print(line, flush=True)
+        except UnicodeEncodeError:   # a file name in another encoding (undecodable bytes) under strict UTF-8
+            encoding = sys.stdout.encoding or "utf-8"
+            print(line.encode(encoding, "backslashreplace").decode(encoding), flush=True)
     except BrokenPipeError:
         discard(sys.stdout)
     except OSError as e:
