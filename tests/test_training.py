@@ -1282,6 +1282,17 @@ def test_evaluate_refuses_a_cnn_with_non_finite_weights(tmp_path, capsys):
     save_checkpoint(tmp_path / "inf.npz", bad, **keep)
     assert main(["evaluate", str(tmp_path / "inf.npz")]) == 1
     assert f"params[{i}][0] (conv2d) contains NaN or inf" in capsys.readouterr().err
+    # a resume names it as evaluate does, where it named its index among all the arrays ("params[0]"
+    # for layer 1's, layer 0 holding none; a review, 2026-12-05); the dense layer's too
+    resume = ["train", "--recipe", "cnn", "--data-dir", str(data_dir), "--epochs", "2", "--no-progress", "--resume"]
+    assert main([*resume, str(tmp_path / "inf.npz")]) == 1
+    assert f"inf.npz: params[{i}][0] (conv2d) contains NaN or inf (a corrupt checkpoint)" in capsys.readouterr().err
+    last = [tuple(a.copy() for a in p) for p in params]
+    j = max(i for i, p in enumerate(last) if p)
+    last[j][0].flat[0] = np.nan
+    save_checkpoint(tmp_path / "nan.npz", last, **keep)
+    assert main([*resume, str(tmp_path / "nan.npz")]) == 1
+    assert f"nan.npz: params[{j}][0] (dense) contains NaN or inf (a corrupt checkpoint)" in capsys.readouterr().err
     big = [tuple(a * np.float32(1e30) for a in p) for p in params]
     save_checkpoint(tmp_path / "big.npz", big, **keep)
     assert main(["evaluate", str(tmp_path / "big.npz")]) == 1

@@ -521,15 +521,20 @@ def _resume(path, config: Config, keep_epochs: bool, shift: float, scale: float,
     if config.momentum > 0 and (not isinstance(velocity, list)
                                 or [v.shape for v in velocity] != [W.shape for W in arrays]):
         raise ValueError(f"{path}: momentum buffers missing or of the wrong shapes")
-    named = [("train_params" if config.standardize else "params", arrays)]
+    name = "train_params" if config.standardize else "params"
+    if config.model == "cnn":   # named as evaluate names them: layer, array, the layer's name
+        labels = [f"{name}[{l}][{k}] ({layer.name})" for l, (p, layer) in enumerate(zip(params, net.layers))
+                  for k in range(len(p))]
+    else:
+        labels = [f"{name}[{i}]" for i in range(len(arrays))]
+    checked = arrays
     if config.momentum > 0:
-        named.append(("velocity", velocity))
-    for name, group in named:
-        for i, a in enumerate(group):
-            if a.dtype != np.dtype(config.dtype):
-                raise ValueError(f"{path}: {name}[{i}] is {a.dtype}; the config says {config.dtype}")
-            if not _checks.all_finite(a):
-                raise ValueError(f"{path}: {name}[{i}] contains NaN or inf (a corrupt checkpoint)")
+        checked, labels = [*arrays, *velocity], [*labels, *(f"velocity[{i}]" for i in range(len(velocity)))]
+    for label, a in zip(labels, checked):
+        if a.dtype != np.dtype(config.dtype):
+            raise ValueError(f"{path}: {label} is {a.dtype}; the config says {config.dtype}")
+        if not _checks.all_finite(a):
+            raise ValueError(f"{path}: {label} contains NaN or inf (a corrupt checkpoint)")
     if config.standardize:
         check_fold(path, stored, arrays, shift, scale)
     rule = meta.get("divergence")   # absent from checkpoints before 2026-12-03: the rule restarts
