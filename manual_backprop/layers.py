@@ -604,6 +604,21 @@ def _norm_args(layer, x, gamma, beta, eps, axis):
     return x, gamma.reshape(bshape), beta.reshape(bshape), eps_x, axes
 
 
+def _sum64(a: np.ndarray, axis, *, keepdims: bool = False) -> np.ndarray:
+    """``a.sum(axis)`` accumulated in float64, in a's dtype. Along an axis that is not the
+    contiguous one NumPy adds the terms one after another in a's dtype (pairwise only along the
+    innermost axis): over N float32 values of one sign the error grows as N u, and a batch norm's
+    variance over (2^22, 2) came out 0.2 % off (a review, 2026-12-05; JAX's twin 1e-7)."""
+    with np.errstate(over="ignore"):   # a float32 sum past its range: inf, as its own sum gave
+        return a.sum(axis=axis, keepdims=keepdims, dtype=np.float64).astype(a.dtype)
+
+
+def _mean64(a: np.ndarray, axis) -> np.ndarray:
+    """``a.mean(axis, keepdims=True)`` accumulated in float64 (:func:`_sum64`), in a's dtype."""
+    with np.errstate(over="ignore"):
+        return a.mean(axis=axis, keepdims=True, dtype=np.float64).astype(a.dtype)
+
+
 def _normalise(x, eps, axes, layer):
     """xhat = (x - mu) / sqrt(var + eps) over ``axes``, and 1 / sqrt(var + eps). A sum of x
     or of (x - mu)^2 beyond the dtype's range in a group of finite x (|x| above ~1e19 in float32,
@@ -622,7 +637,7 @@ def _normalise(x, eps, axes, layer):
     with np.errstate(over="ignore", invalid="ignore"):   # judged just below, group by group
         d = x - x.mean(axis=axes, keepdims=True)
         xc = d - d.mean(axis=axes, keepdims=True, dtype=np.float64).astype(x.dtype)
-        var = (xc * xc).mean(axis=axes, keepdims=True)
+        var = (xc * xc).mean(axis=axes, keepdims=True, dtype=np.float64).astype(x.dtype)
     lost = None if _checks.all_finite(var) else ~np.isfinite(var) & np.isfinite(x).all(axis=axes, keepdims=True)
     if lost is not None and lost.any():   # (var is one number per group: x is scanned only then)
         raise ValueError(f"{layer}: a sum of x or of (x - mean)^2 overflows {x.dtype} where x is finite (|x| up "
@@ -638,7 +653,7 @@ def _normalise_vjp(dxhat, xhat, inv, axes):
     again from the group's dxhat scaled by a power of two of its own, which is exact, and scaled
     back; a dx beyond the range then warns (in ldexp). The other groups keep their bits."""
     def dx(d):
-        return inv * (d - d.mean(axis=axes, keepdims=True) - xhat * (d * xhat).mean(axis=axes, keepdims=True))
+        return inv * (d - _mean64(d, axes) - xhat * _mean64(d * xhat, axes))
 
     with np.errstate(over="ignore", invalid="ignore"):   # judged just below (inf - inf of an overflow)
         out = dx(dxhat)
@@ -675,7 +690,7 @@ def batch_norm_vjp(dy, x, gamma, beta, *, eps: float = 1e-5):
     dy = _dy("batch_norm", dy, x.shape, x.dtype)
     xhat, inv = _normalise(x, eps, axes, "batch_norm_vjp")
     dx = _normalise_vjp(dy * g, xhat, inv, axes)
-    return dx, (dy * xhat).sum(axis=axes), dy.sum(axis=axes)
+    return dx, _sum64(dy * xhat, axes), _sum64(dy, axes)
 
 
 def layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, *, eps: float = 1e-5) -> np.ndarray:
@@ -696,7 +711,7 @@ def layer_norm_vjp(dy, x, gamma, beta, *, eps: float = 1e-5):
     dy = _dy("layer_norm", dy, x.shape, x.dtype)
     xhat, inv = _normalise(x, eps, axes, "layer_norm_vjp")
     rows = tuple(range(x.ndim - 1))
-    return _normalise_vjp(dy * g, xhat, inv, axes), (dy * xhat).sum(axis=rows), dy.sum(axis=rows)
+    return _normalise_vjp(dy * g, xhat, inv, axes), _sum64(dy * xhat, rows), _sum64(dy, rows)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -716,8 +731,8 @@ def _softmax(x, axis, allowed=None):
             e = np.exp(np.where(allowed, x - m, 0))
             e *= allowed
             # disallowed entries stay 0 in a row whose sum is NaN (not 0 / NaN)
-            return np.divide(e, e.sum(axis=axis, keepdims=True), out=np.zeros_like(e), where=allowed)
-    return e / e.sum(axis=axis, keepdims=True)
+            return np.divide(e, _sum64(e, axis, keepdims=True), out=np.zeros_like(e), where=allowed)
+    return e / _sum64(e, axis, keepdims=True)
 
 
 def softmax(x: np.ndarray, *, axis: int = -1) -> np.ndarray:
@@ -750,7 +765,7 @@ def _softmax_pullback(dy, y, axis):
     without a warning, as in the forward."""
     t = dy * y
     with np.errstate(over="ignore", invalid="ignore"):   # judged below; a non-finite dy: NaN rows
-        s = t.sum(axis=axis, keepdims=True)
+        s = _sum64(t, axis, keepdims=True)
         if not _checks.all_finite(s):   # a convex combination of dy: back between its extremes
             np.clip(s, dy.min(axis=axis, keepdims=True), dy.max(axis=axis, keepdims=True), out=s)
         t -= y * s                      # finite dy: finite terms of at most max|dy| (no flag to hide)

@@ -683,6 +683,58 @@ def test_a_large_float32_batch_of_equal_values_normalises_to_beta():
     np.testing.assert_array_equal(L.batch_norm(x, np.ones(2, np.float32), np.zeros(2, np.float32)), 0)
 
 
+@pytest.mark.parametrize("layout", ["batch_norm (N, 2)", "layer_norm (2, N) transposed"])
+def test_float32_norms_over_many_strided_values_stay_within_a_few_roundings(layout):
+    """A review (2026-12-05): along an axis that is not the contiguous one NumPy sums float32
+    values one after another, and a sum of N terms of one sign drifts by up to N u. batch_norm
+    of float32 (2^20, 2) was off by 1.4e-4 (~1,000 u) in y, dx and dgamma, and layer_norm of a
+    transposed (2, 2^20) alike; the sums now accumulate in float64.
+
+    Bound, against the same float32 inputs in float64: y, dx and the sums are each a handful of
+    float32 operations away from the float64 values (x - mu, the square, var + eps, sqrt, 1 /,
+    xhat's product, gamma's and beta's: seven roundings on y's path; dx's path adds the two means
+    and three products), each rounding at most u relative to the quantities at that step, so
+    16 u of the largest entry covers them; summed in float32 they drift by ~1,000 u here."""
+    f, N = np.float32, 2**20
+    u = np.finfo(f).eps / 2
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((N, 2)) * 3 + 1).astype(f)
+    dy = rng.standard_normal((N, 2)).astype(f)
+    if layout.startswith("batch_norm"):               # statistics over axis 0; gamma, beta per column
+        norm, vjp, axis, gb = L.batch_norm, L.batch_norm_vjp, 0, (np.array([1.5, 0.5], f), np.array([0.25, -1.0], f))
+    else:                                              # rows of N values, each along a strided axis
+        x, dy = x.T, dy.T
+        norm, vjp, axis, gb = L.layer_norm, L.layer_norm_vjp, 1, (np.full(N, 1.5, f), np.full(N, 0.25, f))
+    rows = 0                                           # dgamma, dbeta: sums over axis 0 in both
+    x64, dy64 = x.astype(np.float64), dy.astype(np.float64)
+    G, Bt = gb[0].astype(np.float64), gb[1].astype(np.float64)
+    mu = x64.mean(axis, keepdims=True)
+    s = 1 / np.sqrt(((x64 - mu) ** 2).mean(axis, keepdims=True) + 1e-5)
+    xh = (x64 - mu) * s
+    dxh = dy64 * G
+    y_ref = G * xh + Bt
+    dx_ref = s * (dxh - dxh.mean(axis, keepdims=True) - xh * (dxh * xh).mean(axis, keepdims=True))
+    dg_ref, db_ref = (dy64 * xh).sum(rows), dy64.sum(rows)
+    y = norm(x, *gb)
+    dx, dg, db = vjp(dy, x, *gb)
+    for got, ref, scale in ((y, y_ref, np.abs(y_ref).max()), (dx, dx_ref, np.abs(dx_ref).max()),
+                            (dg, dg_ref, np.abs(dy64 * xh).sum(rows).max()), (db, db_ref, np.abs(dy64).sum(rows).max())):
+        assert got.dtype == f
+        assert np.abs(got - ref).max() <= 16 * u * scale, (np.abs(got - ref).max() / (u * scale))
+
+
+def test_float32_softmax_along_a_long_strided_axis_sums_to_one():
+    """softmax over axis 0 of a float32 (2^22, 2) array: its normaliser, summed in float32 one
+    term after another, made each column sum to 1 + 3.1e-4 (a review, 2026-12-05); in float64,
+    the column sums are 1 within the roundings of each y (exp, the division, the normaliser's
+    cast: a few u each, weights summing to 1), bounded here by 16 u."""
+    f = np.float32
+    x = np.random.default_rng(1).standard_normal((2**22, 2)).astype(f)
+    y = L.softmax(x, axis=0)
+    assert y.dtype == f
+    assert np.abs(y.astype(np.float64).sum(axis=0) - 1).max() <= 16 * np.finfo(f).eps / 2
+
+
 def test_attention_refuses_scores_that_overflow_unless_masked():
     """q k^T beyond float32 from finite q, k: softmax made NaN of it (inf - inf) with warnings;
     now a ValueError as in the norms, for a row whose largest score is +inf, a NaN score (terms
