@@ -119,7 +119,7 @@ def _avg_pool2d(x, *, size=2, stride=None):
 
 
 def _dropout(x, mask, *, rate):
-    keep = jnp.asarray(1 - rate, x.dtype)   # a NumPy float64 rate must not promote float32 x
+    keep = jnp.asarray(1 - float(rate), x.dtype)   # nor a float16 rate round 1 - rate, nor float64 promote float32 x
     return jnp.where(mask, x, 0) / keep if mask.dtype == jnp.bool_ else x * mask / keep
 
 

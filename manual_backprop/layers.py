@@ -557,7 +557,7 @@ def _dropout_args(layer, x, mask, rate):
     _shape(layer, "mask", mask, x.shape, "(the shape of x)")
     if isinstance(rate, (bool, np.bool_)) or not isinstance(rate, (int, float, np.integer, np.floating)) or not 0 <= rate < 1:
         raise ValueError(f"{layer}: rate must be a number in [0, 1); got {rate!r}")
-    return x, mask, x.dtype.type(1 / (1 - rate))
+    return x, mask, x.dtype.type(1 / (1 - float(rate)))   # a NumPy float16 rate: not in its own precision
 
 
 def dropout(x: np.ndarray, mask: np.ndarray, *, rate: float) -> np.ndarray:

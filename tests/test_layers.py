@@ -520,6 +520,23 @@ def test_dropout_takes_a_numpy_integer_rate():
     np.testing.assert_array_equal(L.dropout(x, np.ones(3, bool), rate=np.int64(0)), x)
 
 
+@pytest.mark.parametrize("rate", [np.float16(0.3), np.float32(0.1), 0.3], ids=["float16", "float32", "python"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_dropouts_scale_is_computed_in_xs_dtype_whatever_the_rates(rate, dtype):
+    """A review (2026-12-05): under NumPy 2's promotion 1 / (1 - rate) with a NumPy float16 rate
+    was computed in float16, and a float64 layer's scale was 6.6e-4 off (the twin's keep, 1 -
+    rate, 3.5e-4). Both now take the rate's value exactly: the scale is 1 / (1 - r) of r's exact
+    value, rounded once to x's dtype (NumPy's: computed in float64, then rounded, within an ulp
+    of x's dtype; the twin divides by 1 - r rounded to x's dtype: two roundings)."""
+    u = np.finfo(dtype).eps / 2
+    exact = 1 / (1 - float(rate))                   # 1 - r is exact in float64 (r has at most 24 bits)
+    x, mask = np.ones((1, 3), dtype), np.array([[True, False, True]])
+    for y in (L.dropout(x, mask, rate=rate), L.dropout_vjp(np.ones_like(x), x, mask, rate=rate)[0],
+              np.asarray(J.dropout(x, mask, rate=rate))):
+        assert y.dtype == dtype and y[0, 1] == 0
+        assert abs(float(y[0, 0]) - exact) <= 2 * u * exact, (float(y[0, 0]), exact)
+
+
 @pytest.mark.parametrize("name, strategy", [(n, s) for n, s, *_ in LAYERS], ids=NAMES)
 def test_a_nan_or_inf_argument_propagates_without_a_warning(name, strategy):
     """The module's convention: a NaN or inf in x, a parameter or dy gives NaN or inf where it
