@@ -343,9 +343,11 @@ def conv2d(x: np.ndarray, W: np.ndarray, b: np.ndarray, *, stride=1, padding=0) 
         yq = (W.reshape(F, -1) @ X).reshape(F, N, Ho, Wq)         # one GEMM
     y = np.empty((N, F, Ho, Wo), dtype=x.dtype)
     np.add(yq[..., :Wo].transpose(1, 0, 2, 3), b[:, None, None], out=y)
-    if wide and not _checks.all_finite(y) and _checks.all_finite(W):   # (b's own NaN or inf: not ours)
-        windows = yq[..., :Wo]                      # an example with a non-finite x makes its own NaN
-        if (~np.isfinite(windows).all(axis=(0, 2, 3)) & np.isfinite(x).all(axis=(1, 2, 3))).any():
+    if wide and not _checks.all_finite(y):          # (b's own NaN or inf: not ours)
+        # an example with a non-finite x, or a filter with a non-finite W, makes its own NaN; an
+        # output (n, f) of finite x[n] and W[f] that is not finite overflowed
+        lost = ~np.isfinite(yq[..., :Wo]).all(axis=(2, 3))                               # (F, N)
+        if (lost & np.isfinite(W).all(axis=(1, 2, 3))[:, None] & np.isfinite(x).all(axis=(1, 2, 3))).any():
             _overflow_signal(y.dtype)               # what a product of the windows alone would give
     return y
 

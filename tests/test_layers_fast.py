@@ -537,6 +537,14 @@ def test_conv2d_warns_only_for_its_windows():
         L.conv2d(two, np.full((1, 1, 2, 2), 4.0), np.zeros(1))
     two[1, 0, 1, 1] = 1.0                                     # example 0's inf alone: its NaN, no warning
     assert np.isfinite(L.conv2d(two, np.full((1, 1, 2, 2), 4.0), np.zeros(1))[1]).all()
+    # nor does a NaN in one filter hide another filter's overflow (at stride 1 it did: the signal
+    # asked for every W finite; a review, 2026-12-05); that filter's own NaN alone does not warn
+    big, W2 = np.full((1, 1, 3, 3), 1e200), np.full((2, 1, 2, 2), 1e200)
+    W2[0, 0, 0, 0] = np.nan
+    with pytest.warns(RuntimeWarning, match="overflow"):
+        L.conv2d(big, W2, np.zeros(2))
+    W2[1] = 1.0
+    assert np.isnan(L.conv2d(big, W2, np.zeros(2))[:, 0]).all()
     # a column past the last window of 2 x 2e38 - 1.1 x 3.4e38 = inf - inf (an invalid value):
     # windows 0 0 2e38 -> -2.2e38 and 3.4e38 0 0 -> 1.7e38 under the kernel 0.5 2 -1.1
     x = np.array([[[[0, 0, 2e38], [3.4e38, 0, 0]]]], f)
