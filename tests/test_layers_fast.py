@@ -328,6 +328,20 @@ def test_embedding_repeated_ids_accumulate():
     assert np.array_equal(L.embedding(np.array([2, 0]), E), [[4.0, 5.0], [0.0, 1.0]])
 
 
+@pytest.mark.parametrize("rate", [np.float16(0.3), np.float32(0.1), 0.3], ids=["float16", "float32", "python"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_dropouts_scale_is_the_rates_value_rounded_once_to_xs_dtype(rate, dtype):
+    """A review (2026-12-05): under NumPy 2's promotion 1 / (1 - rate) with a NumPy float16 rate
+    was computed in float16, and a float64 layer's scale was 6.6e-4 off. It is now 1 / (1 - r)
+    of r's exact value, computed in float64 and rounded to x's dtype: within an ulp of x's dtype
+    (and float64's u), the forward's and the VJP's alike."""
+    exact = 1 / (1 - float(rate))                   # 1 - r is exact in float64 (r has at most 24 bits)
+    x, mask = np.ones((1, 3), dtype), np.array([[True, False, True]])
+    for y in (L.dropout(x, mask, rate=rate), L.dropout_vjp(np.ones_like(x), x, mask, rate=rate)[0]):
+        assert y.dtype == dtype and y[0, 1] == 0
+        assert abs(float(y[0, 0]) - exact) <= 2 * (np.finfo(dtype).eps / 2) * exact, (float(y[0, 0]), exact)
+
+
 def test_dropout_mask_gets_none_and_dropped_entries_nothing():
     x = np.array([[2.0, -4.0, 6.0]])
     mask = np.array([[True, False, True]])
