@@ -610,15 +610,15 @@ def _sum64(a: np.ndarray, axis, *, keepdims: bool = False) -> np.ndarray:
     """``a.sum(axis)`` accumulated in float64, in a's dtype. Along an axis that is not the
     contiguous one NumPy adds the terms one after another in a's dtype (pairwise only along the
     innermost axis): over N float32 values of one sign the error grows as N u, and a batch norm's
-    variance over (2^22, 2) came out 0.2 % off (a review, 2026-12-05; JAX's twin 1e-7)."""
-    with np.errstate(over="ignore"):   # a float32 sum past its range: inf, as its own sum gave
-        return a.sum(axis=axis, keepdims=keepdims, dtype=np.float64).astype(a.dtype)
+    variance over (2^22, 2) came out 0.2 % off (a review, 2026-12-05; JAX's twin 1e-7). A sum past
+    a's range overflows in the cast, and warns as a's own sum did, unless the caller's errstate
+    says otherwise."""
+    return a.sum(axis=axis, keepdims=keepdims, dtype=np.float64).astype(a.dtype)
 
 
 def _mean64(a: np.ndarray, axis) -> np.ndarray:
     """``a.mean(axis, keepdims=True)`` accumulated in float64 (:func:`_sum64`), in a's dtype."""
-    with np.errstate(over="ignore"):
-        return a.mean(axis=axis, keepdims=True, dtype=np.float64).astype(a.dtype)
+    return a.mean(axis=axis, keepdims=True, dtype=np.float64).astype(a.dtype)
 
 
 def _normalise(x, eps, axes, layer):
