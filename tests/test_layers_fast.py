@@ -745,6 +745,17 @@ def test_float32_norms_over_many_strided_values_stay_within_a_few_roundings(layo
         assert np.abs(got - ref).max() <= 16 * u * scale, (np.abs(got - ref).max() / (u * scale))
 
 
+def test_a_dbeta_past_the_dtypes_range_warns():
+    """dbeta = sum dy over 4 rows of 1.5e38 is 6e38, past float32's range: inf with an overflow
+    warning, as the float32 sum gave, now that the sum is taken in float64 and cast (each dy
+    xhat, |xhat| <= sqrt(3), stays below the largest float32)."""
+    f = np.float32
+    x = np.array([[0.0], [1.0], [2.0], [3.0]], f)
+    with pytest.warns(RuntimeWarning, match="overflow"):
+        dx, dgamma, dbeta = L.batch_norm_vjp(np.full((4, 1), 1.5e38, f), x, np.ones(1, f), np.zeros(1, f))
+    assert np.isposinf(dbeta).all() and np.isfinite(dgamma).all()
+
+
 def test_float32_softmax_along_a_long_strided_axis_sums_to_one():
     """softmax over axis 0 of a float32 (2^22, 2) array: its normaliser, summed in float32 one
     term after another, made each column sum to 1 + 3.1e-4 (a review, 2026-12-05); in float64,
