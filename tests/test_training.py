@@ -412,21 +412,6 @@ def test_cli_train_then_evaluate(tmp_path, capsys):
     assert png.exists() == _has_matplotlib()
 
 
-def test_a_float64_run_reads_its_pixels_in_float64_as_evaluate_does(tmp_path, monkeypatch):
-    """A review (2026-12-05): train loaded MNIST in load_mnist's default float32 and cast it, so a
-    float64 run trained and scored on float32-rounded k / 255 while evaluate read them in float64
-    (up to 3e-8 apart). The data is now read in the run's dtype: the pixels are k / 255 in it."""
-    data_dir = tmp_path / "data"
-    fake_mnist(data_dir, n_train=40, n_test=20)
-    read = []
-    monkeypatch.setattr(training, "load_mnist", lambda *a, **kw: read.append(load_mnist(*a, **kw)) or read[-1])
-    for dtype in ("float64", "float32"):
-        train(Config(epochs=1, hidden_sizes=(4,), dtype=dtype), data_dir=data_dir, **QUIET)
-        x, t = read[-1].x_train, np.dtype(dtype).type
-        assert x.dtype == dtype and np.isin(x, np.arange(256, dtype=dtype) / t(255)).all()
-        assert np.isin(x, np.arange(1, 255, dtype=dtype) / t(255)).any()   # not only 0 and 1, exact in both
-
-
 def test_cli_train_refuses_another_runs_checkpoint_unless_told(tmp_path, capsys):
     """A new run pointed at a finished run's checkpoint used to replace it (even a read-only one:
     the rename needs only the directory) and exit 0."""

@@ -593,7 +593,7 @@ def train(
     with paths.lock_outputs(checkpoint=out.checkpoint, plot=out.plot):
         check_outputs()   # again, now that no other run can write them: one may have finished in between
         if data is None:
-            data = load_mnist(data_dir, n_classes=n_classes, dtype=config.dtype)   # pixels k / 255 in it, as evaluate reads them
+            data = load_mnist(data_dir, n_classes=n_classes)
         n_pool = _check_data(config, data)
         if config.validation:   # the data's labels were checked whole; what is left to train on may miss a class
             check_labels(data.y_train[:n_pool], data.n_classes, f"the training examples left by validation = "
