@@ -622,10 +622,11 @@ def _mean64(a: np.ndarray, axis) -> np.ndarray:
 
 
 def _normalise(x, eps, axes, layer):
-    """xhat = (x - mu) / sqrt(var + eps) over ``axes``, and 1 / sqrt(var + eps). A sum of x
-    or of (x - mu)^2 beyond the dtype's range in a group of finite x (|x| above ~1e19 in float32,
-    ~1e154 in float64) is a ValueError, not a result of zeros; a NaN or inf in x makes its group
-    NaN.
+    """xhat = (x - mu) / sqrt(var + eps) over ``axes``, and 1 / sqrt(var + eps). A sum of x, a
+    square (x - mu)^2 or a variance beyond the dtype's range in a group of finite x (|x - mu|
+    above ~1.8e19 in float32, ~1.3e154 in float64) is a ValueError, not a result of zeros; the
+    squares are summed in float64, so a float32 sum of them past the range whose mean fits is not
+    (a review, 2026-12-05). A NaN or inf in x makes its group NaN.
 
     The mean is taken in two parts (the corrected two-pass algorithm): d = x - mean(x), then
     x - mu = d - mean(d). mean(x) is off by the rounding of a sum of M values of size |x|, a few

@@ -753,6 +753,17 @@ def test_float32_norms_over_many_strided_values_stay_within_a_few_roundings(layo
         assert np.abs(got - ref).max() <= 16 * u * scale, (np.abs(got - ref).max() / (u * scale))
 
 
+def test_float32_squares_whose_sum_passes_the_range_but_whose_mean_fits_normalise():
+    """16 values of +-1e19 in float32: each square (1e38) fits, their float32 sum (1.6e39) does
+    not, their mean does. Summed in float64 the variance is 1e38 and xhat = +-1; a square past
+    the range (|x - mu| = 3e19) is still a ValueError."""
+    f = np.float32
+    x = np.array([[1e19, -1e19] * 8], f)
+    np.testing.assert_array_equal(L.layer_norm(x, np.ones(16, f), np.zeros(16, f)), np.sign(x))
+    with pytest.raises(ValueError, match=r"layer_norm: a sum of x or of \(x - mean\)\^2 overflows float32"):
+        L.layer_norm(np.array([[3e19, -3e19]], f), np.ones(2, f), np.zeros(2, f))
+
+
 def test_a_dbeta_past_the_dtypes_range_warns():
     """dbeta = sum dy over 4 rows of 1.5e38 is 6e38, past float32's range: inf with an overflow
     warning, as the float32 sum gave, now that the sum is taken in float64 and cast (each dy
