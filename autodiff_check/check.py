@@ -725,13 +725,15 @@ def _float64_context(promoted: tuple[Flat, Callable], ctx: blackbox.Context, wha
     """f's value and noise with the leaves promoted to float64 (``promoted``), measured once per
     check (``cache``); None where f refuses float64 inputs, or where that evaluation does not
     agree with f (within 4 eps_f) or is not at least 16x less noisy (f casts back, or keeps a
-    float32 constant): then float32's verdicts stand."""
+    float32 constant): then float32's verdicts stand. ``cache["f64"]``: f's float64 value at x
+    either way (None where f refuses float64 inputs)."""
     if "ctx64" not in cache:
         flat64, F64 = promoted
         try:
             ctx64 = blackbox.measure(flat64, F64, np.random.default_rng(seed + 2750159), None, what, per_dtype=False)
         except Exception:   # noqa: BLE001 - f refuses float64 inputs
             ctx64 = None
+        cache["f64"] = None if ctx64 is None else ctx64.f0
         if ctx64 is not None and not (abs(ctx64.f0 - ctx.f0) <= 4 * ctx.eps_f and 16 * ctx64.eps_f <= ctx.eps_f):
             ctx64 = None
         cache["ctx64"] = ctx64
@@ -743,7 +745,7 @@ def _float64_context(promoted: tuple[Flat, Callable], ctx: blackbox.Context, wha
 WIDE_VALUE_EPS = 16
 
 
-def _same_function_in_complex128(ctx: blackbox.Context, promoted: tuple[Flat, Callable]) -> tuple[bool, str]:
+def _same_function_in_complex128(ctx: blackbox.Context, f64: float | None) -> tuple[bool, str]:
     """(True, "") unless f computes another function on wider inputs than its narrow leaves:
     the complex step differentiates f as f computes on complex128, and code that depends on the
     dtype (np.finfo(p.dtype).eps in log(p + eps), as sklearn's log_loss clips; a constant or a
@@ -754,13 +756,15 @@ def _same_function_in_complex128(ctx: blackbox.Context, promoted: tuple[Flat, Ca
     log(1 + z), whose real part, unlike its imaginary one, loses what 1 + z rounds away (a
     review: log1p and softplus of float64 inputs, 28 to 2e5 eps_f off), and a float32 f's value
     differs from a wider one by its own rounding (the complex value from f(x) by at most 3.6 eps_f
-    over the checker's tests, 993 probes in float32 and float64)."""
-    flat64, F64 = promoted
+    over the checker's tests, 993 probes in float32 and float64). ``f64``: f's float64 value
+    (:func:`_float64_context`), None where f refuses float64 inputs."""
+    if f64 is None:
+        return True, ""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            wide = complex(ctx.F(ctx.flat.x + 0j)).real, float(np.real(F64(flat64.x)))
-    except Exception:   # noqa: BLE001 - f refuses complex or float64 inputs here: nothing to compare
+            wide = complex(ctx.F(ctx.flat.x + 0j)).real, f64
+    except Exception:   # noqa: BLE001 - f refuses complex inputs here: nothing to compare
         return True, ""
     tol = WIDE_VALUE_EPS * ctx.eps_f
     if all(abs(w - ctx.f0) > tol for w in wide):
@@ -883,8 +887,8 @@ def _check_core(
                 and (ok or blackbox.probe_complex(ctx, np.random.default_rng(seed), against_fd=False)[0])):
             ok, why = _probe_complex_in_float64(_float64_context(promoted, ctx, what, seed, wide64), what, seed,
                                                 refused="" if ok else why)
-        if ok and analytic is None and promoted is not None and (_narrow_u(flat) > 0).any():
-            ok, why = _same_function_in_complex128(ctx, promoted)
+            if ok:
+                ok, why = _same_function_in_complex128(ctx, wide64["f64"])
         use_cs = ok
     elif analytic is False:
         why = ""
@@ -2290,15 +2294,16 @@ def _out_info(f, primals, u_in: float, deriv: str):
         raise
     leaves, paths, td = flatten(out, what="f's output")
     for L, p in zip(leaves, paths):
-        if not np.issubdtype(np.asarray(L).dtype, np.number):
-            raise ValueError(f"f returned dtype {np.asarray(L).dtype} at {format_path('output', p)}; expected numbers")
-        if np.iscomplexobj(L):   # (a cotangent of a complex output would need a convention; f(x).real is the real function)
-            raise ValueError(f"f returned complex dtype {np.asarray(L).dtype} at {format_path('output', p)} for real "
+        a = np.asarray(L)
+        if not np.issubdtype(a.dtype, np.number):
+            raise ValueError(f"f returned dtype {a.dtype} at {format_path('output', p)}; expected numbers")
+        if np.iscomplexobj(a):   # (a cotangent of a complex output would need a convention; f(x).real is the real function)
+            raise ValueError(f"f returned complex dtype {a.dtype} at {format_path('output', p)} for real "
                              "inputs; the checks here are of real-valued functions (return its real part)")
-        bad = ~np.isfinite(np.asarray(L))   # named here: <c, f(x)> would only say that the sum is not finite
+        bad = ~np.isfinite(a)   # named here: <c, f(x)> would only say that the sum is not finite
         if bad.any():
             i = np.unravel_index(int(np.argmax(bad)), bad.shape)
-            raise ValueError(f"f is not finite at {format_path('output', p)}{format_index(i)} ({np.asarray(L)[i]}); "
+            raise ValueError(f"f is not finite at {format_path('output', p)}{format_index(i)} ({a[i]}); "
                              "derivatives need a finite value")
     _same_again("f", leaves, flatten(_leaving_inputs(f, "f", args), what="f's output")[0], paths, "output", u_in)
     return [np.asarray(L) for L in leaves], paths, td

@@ -639,8 +639,8 @@ def _normalise(x, eps, axes, layer):
     y = beta, exactly."""
     with np.errstate(over="ignore", invalid="ignore"):   # judged just below, group by group
         d = x - x.mean(axis=axes, keepdims=True)
-        xc = d - d.mean(axis=axes, keepdims=True, dtype=np.float64).astype(x.dtype)
-        var = (xc * xc).mean(axis=axes, keepdims=True, dtype=np.float64).astype(x.dtype)
+        xc = d - _mean64(d, axes)
+        var = _mean64(xc * xc, axes)
     lost = None if _checks.all_finite(var) else ~np.isfinite(var) & np.isfinite(x).all(axis=axes, keepdims=True)
     if lost is not None and lost.any():   # (var is one number per group: x is scanned only then)
         raise ValueError(f"{layer}: a sum of x or of (x - mean)^2 overflows {x.dtype} where x is finite (|x| up "
