@@ -501,7 +501,7 @@ def check_outputs(given: dict[str, Path | None], inputs=(), overwrite: bool = Fa
             if paths.same_file(t, Path(os.path.realpath(data))):
                 raise paths.OutputPathError(f"{what} {given[what]} is the data file {data}; refusing to overwrite it")
         for other, u in targets.items():
-            if other != what and (paths.same_file(t, u) or paths.same_file(u, t.with_name(t.name + ".lock"))):
+            if other != what and (paths.same_file(t, u) or paths.same_file(u, paths.lock_path(t))):
                 raise paths.OutputPathError(f"{other} {given[other]} and {what} {given[what]} would overwrite "
                                             "each other (the same file, or one's lock file); give two names")
     ours = {Path(os.path.realpath(p)) for p in reserved}

@@ -568,3 +568,44 @@ def test_a_lock_file_that_cannot_be_written_is_an_error_naming_it(tmp_path, monk
     with pytest.raises(OSError, match=r"cannot write the lock file .*c\.npz\.lock for output .*No space left") as info:
         paths.OutputLock(tmp_path / "c.npz").acquire()
     assert info.value.errno == errno.ENOSPC
+
+
+# ------------------------------------------------------------------ long names
+
+
+@pytest.mark.parametrize("name", ["c" * 229 + ".npz",      # the longest whose temporary keeps it whole
+                                  "c" * 230 + ".npz",      # the shortest whose temporary shortens it
+                                  "c" * 246 + ".npz",      # the longest whose lock keeps it whole
+                                  "c" * 247 + ".npz",
+                                  "c" * 251 + ".npz",      # NAME_MAX (255 bytes)
+                                  "é" * 124 + "cc.npz"])   # 254 bytes of UTF-8, cut between characters
+def test_every_name_the_file_system_takes_can_be_saved_locked_and_cleaned(tmp_path, name):
+    target = tmp_path / name
+    dead = _dead_pid()
+    with paths.OutputLock(target) as lock:
+        lock_name = lock.lock_path.name
+        assert lock.lock_path.exists() and len(os.fsencode(lock_name)) <= 255 and lock_name.endswith(".lock")
+        with pytest.raises(paths.OutputLockedError, match="already being written by this process"):
+            paths.OutputLock(tmp_path / name).acquire()           # the same lock file, derived again
+        stray = paths._temp_prefix(target).replace(f"-{os.getpid()}-", f"-{dead}-") + "abc123xy"
+        assert len(os.fsencode(stray)) <= 255
+        (tmp_path / stray).write_bytes(b"partial")                # what a killed writer left
+    ck.save_checkpoint(target, [np.zeros((3, 2))])
+    assert [p.name for p in tmp_path.iterdir()] == [name]      # the stray removed, no lock left
+    np.testing.assert_array_equal(ck.load_checkpoint(target)[0][0], np.zeros((3, 2)))
+    whole = len(os.fsencode(name)) + 5 <= 255
+    assert (lock_name == name + ".lock") == whole
+
+
+def test_long_names_that_share_a_prefix_get_their_own_locks_and_temporaries(tmp_path):
+    a, b = tmp_path / ("c" * 247 + "a.npz"), tmp_path / ("c" * 247 + "b.npz")
+    assert paths.lock_path(a) != paths.lock_path(b) and paths._temp_prefix(a) != paths._temp_prefix(b)
+    with paths.OutputLock(a), paths.OutputLock(b):                # two runs, two files: no clash
+        ck.save_checkpoint(a, [np.zeros((3, 2))])
+        ck.save_checkpoint(b, [np.ones((3, 2))])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([a.name, b.name])
+
+
+def test_a_name_past_name_max_is_refused_before_any_work(tmp_path):
+    with pytest.raises((paths.OutputPathError, OSError), match="too long"):
+        paths.check_outputs(checkpoint=tmp_path / ("c" * 252 + ".npz"), plot=None, resume=None)

@@ -26,6 +26,9 @@ Rules, each tested in ``tests/test_paths.py``:
   that holds anything but a pid is someone's file, not a lock: refused, never emptied.
   ``write_atomically`` takes the same lock for the length of one write when this process does
   not hold it already.
+* The lock's and the temporaries' names carry the target's NAME whole where they fit in 255
+  bytes; beyond, its first bytes and 16 hex digits of its SHA-256 (:func:`lock_path`): every
+  name the file system takes can be written.
 * Whoever holds the lock deletes the temporaries of that target whose writer (the PID in the
   name) no longer exists: what a save killed by SIGKILL left. Files of live processes are kept.
 """
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import os
 import re
 import secrets
@@ -54,6 +58,7 @@ __all__ = [
     "check_outputs",
     "cleanup_temporaries",
     "lock_outputs",
+    "lock_path",
     "resolve_output",
     "same_file",
     "write_atomically",
@@ -105,6 +110,36 @@ def resolve_output(path: str | os.PathLike, what: str = "output") -> Path:
     return target
 
 
+# ------------------------------------------------------------------ names beside a target
+
+
+#: bytes in one file name on the file systems this runs on (NAME_MAX of ext4, XFS, Btrfs, tmpfs)
+NAME_MAX = 255
+#: bytes a temporary's name adds to its stem: ".", ".tmp-", a pid (pid_max <= 2^22: 7 digits),
+#: "-" and 8 hex digits
+_TEMP_ROOM = 1 + 5 + 7 + 1 + 8
+
+
+def _stem(name: str, room: int) -> str:
+    """``name``, or where ``room`` more bytes would take it past :data:`NAME_MAX`, its first
+    bytes (cut between characters), "~" and 16 hex digits of its SHA-256: the stem of the lock
+    and temporary files beside a target, so that every name the file system takes can be
+    written, and each process derives the same names from it."""
+    raw = os.fsencode(name)
+    if len(raw) + room <= NAME_MAX:
+        return name
+    cut = NAME_MAX - room - 17
+    while cut and raw[cut] & 0xC0 == 0x80:   # a UTF-8 continuation byte: back to the character's start
+        cut -= 1
+    return os.fsdecode(raw[:cut]) + "~" + hashlib.sha256(raw).hexdigest()[:16]
+
+
+def lock_path(target: Path) -> Path:
+    """The lock file of ``target`` (resolved): ``NAME.lock`` beside it, the name shortened as
+    :func:`_stem` says where it would not fit."""
+    return target.with_name(_stem(target.name, len(".lock")) + ".lock")
+
+
 # ------------------------------------------------------------------ locks
 
 
@@ -124,7 +159,7 @@ class OutputLock:
 
     def __init__(self, path: str | os.PathLike, what: str = "output") -> None:
         self.target = resolve_output(path, what)
-        self.lock_path = self.target.with_name(self.target.name + ".lock")
+        self.lock_path = lock_path(self.target)
         self.what = what
         self._fd: int | None = None
 
@@ -252,7 +287,7 @@ _TEMP_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
 
 
 def _temp_prefix(target: Path) -> str:
-    return f".{target.name}.tmp-{os.getpid()}-"
+    return f".{_stem(target.name, _TEMP_ROOM)}.tmp-{os.getpid()}-"
 
 
 def _create_temp(target: Path, made: list[str]) -> int:
@@ -303,7 +338,7 @@ def cleanup_temporaries(path: str | os.PathLike) -> list[Path]:
             raise RuntimeError(f"cleanup_temporaries({target}) needs the target's OutputLock held")
     # the 8 characters _temp_path writes (token_hex; mkstemp's alphabet too, as earlier versions
     # made them): a user's ".c.npz.tmp-999-notours_dir" is not one (a review, 2026-12-02)
-    pattern = re.compile(rf"\.{re.escape(target.name)}\.tmp-(\d+)-[a-z0-9_]{{8}}\Z")
+    pattern = re.compile(rf"\.{re.escape(_stem(target.name, _TEMP_ROOM))}\.tmp-(\d+)-[a-z0-9_]{{8}}\Z")
     removed = []
     try:
         names = os.listdir(target.parent)
@@ -581,7 +616,7 @@ def check_outputs(
                 why = ("refusing to overwrite the data a run reads" if os.path.lexists(data)
                        else "a name the data is looked up under, so later runs would read the output as data")
                 raise OutputPathError(f"{what} path {os.fspath(given[what])} is the input file {data}; {why}")
-        lock = target.with_name(target.name + ".lock")
+        lock = lock_path(target)
         for other in ("checkpoint", "plot", "resume"):
             if other != what and resolved[other] is not None and same_file(resolved[other], lock):
                 raise OutputPathError(f"{other} path {os.fspath(given[other])} is the lock file of {what} "
