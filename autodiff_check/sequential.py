@@ -5,8 +5,10 @@ layers of ``autodiff_check.layers``, differentiated by ``jax.value_and_grad`` un
     >>> net = mnist_cnn()                                # same architecture, same init(seed)
     >>> J, grads = net.loss_and_grad(params, x, y)      # NumPy arrays, same structure as params
 
-Only the architecture (the specs and ``init``) is shared with manual_backprop: parameters are
-data, not derivation. The losses are ``autodiff_check.model``'s JAX losses (``jax.nn``).
+Shared with manual_backprop: the architecture (the specs and ``init``; parameters are data, not
+derivation) and its argument checks (``layers_np._array``, ``_embedding_args`` and the
+``Sequential`` checks of overflow and finiteness), so that both backends refuse the same input
+with the same words; no derivative. The losses are ``autodiff_check.model``'s JAX losses (``jax.nn``).
 """
 
 from __future__ import annotations

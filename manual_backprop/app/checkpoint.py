@@ -500,7 +500,7 @@ def check_metadata(path: str | os.PathLike, meta: Mapping[str, Any], schema: Map
     ``np.ndarray``, ``X | None``, ``list[T]``, ``tuple[T, ...]`` (a JSON list), ``dict[str, T]``,
     ``Any``, and a dataclass (a dict with exactly its fields, each of its annotated type). E.g. for a training checkpoint::
 
-        check_metadata(path, meta, {"epoch": int, "history": list[dict[str, float]], "config": TrainConfig})
+        check_metadata(path, meta, {"epoch": int, "history": list[dict[str, float]], "config": training.Config})
     """
     path = Path(path)
     for key, hint in schema.items():
