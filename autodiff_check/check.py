@@ -82,7 +82,8 @@ Tolerances for a black box (no ``loss_error=``/``kinks=`` given) are estimated, 
    first difference (:func:`_linear_noise`). A second call of the derivative (gradient or VJP)
    that moves an entry by more than FIRST_CALL_RTOL of the larger of it and the derivative's
    largest is a failure of its own, ``first_call`` (a buffer never zeroed, a mask drawn per
-   call; :func:`_first_call_tol`); less, a note.
+   call; :func:`_first_call_tol`); less, the oracles judge the second call as they judge the
+   first (their failures marked "second call").
 
 4. Kinks, detected. From the same five points f(x), f(x +- h), f(x +- 2h):
    J(h) = [2 (f(x+h) - 2 f(x) + f(x-h)) - (f(x+2h) - 2 f(x) + f(x-2h)) / 2] / h equals
@@ -2094,6 +2095,7 @@ def check_gradients(
         _notes += _coarser_output_note(flat.value_dtype, flat, "loss_fn", "params")
     sigma = _grad_noise(flat, grad_flat, rng) if grad_error is None and loss_error is None and flat.n else None
     same = (again == g) | (np.isnan(again) & np.isnan(g))   # an inf or NaN repeated is no difference
+    g_second = again
     again, g_cmp = np.where(same, 0.0, again), np.where(same, 0.0, g)
     repeats = bool(same.all())
     rounding = None
@@ -2196,40 +2198,51 @@ def check_gradients(
                         return flat.flat(flatten(_jax_tree(jax_tree_wide(tree64), flat64))[0])
                 except Exception:   # noqa: BLE001 - jax_fn refuses float64: the leaf's verdict stands
                     return None
-    g_finite = bool(np.isfinite(g).all())
+    def judged(g: np.ndarray, extra_notes: Sequence[str]) -> Verdict:
+        """The oracles' verdict on ``g``, one call's derivative (flat)."""
+        g_finite = bool(np.isfinite(g).all())
 
-    def gdot(v) -> float:
-        """<g, v>. Where g holds a NaN or inf, over v's nonzero entries only: 0 * NaN is NaN, and
-        the bisection blamed entries of x for a NaN in another input (a review). (Called only
-        inside _check_core, under _quiet_unless_finite.)"""
-        if g_finite:
-            return float(g @ v)
-        nz = np.flatnonzero(v)
-        return float(g[nz] @ v[nz])
+        def gdot(v) -> float:
+            """<g, v>. Where g holds a NaN or inf, over v's nonzero entries only: 0 * NaN is NaN,
+            and the bisection blamed entries of x for a NaN in another input (a review). (Called
+            only inside _check_core, under _quiet_unless_finite.)"""
+            if g_finite:
+                return float(g @ v)
+            nz = np.flatnonzero(v)
+            return float(g[nz] @ v[nz])
 
-    with _quiet_unless_finite(g):
-        v = _check_core(F, flat, _Subject(g, gdot, sigma, rounding, wide,
-                                          _wide[1] if _wide is not None else 0.0,
-                                          "params promoted" if _root == "params" else "primals and cotangent promoted",
-                                          wide_spread=wide_spread),
-                        name=name, what=what,
-                        oracles=oracles, analytic=analytic, kinks=kinks, loss_error=loss_error, grad_error=grad_error,
-                        per_coordinate=per_coordinate, n_directions=n_directions, seed=seed,
-                        jax_full=jax_full, jax_dir=jax_dir, names=dict(_names or {}, deriv=deriv), extra_notes=_notes,
-                        per_dtype=_per_dtype, promoted=None if flat64 is None or not _per_dtype else (flat64, F_on(flat64)),
-                        jax_wide=jax_wide, jax_dir_wide=jax_dir_wide)
+        with _quiet_unless_finite(g):
+            return _check_core(
+                F, flat, _Subject(g, gdot, sigma, rounding, wide, _wide[1] if _wide is not None else 0.0,
+                                  "params promoted" if _root == "params" else "primals and cotangent promoted",
+                                  wide_spread=wide_spread),
+                name=name, what=what,
+                oracles=oracles, analytic=analytic, kinks=kinks, loss_error=loss_error, grad_error=grad_error,
+                per_coordinate=per_coordinate, n_directions=n_directions, seed=seed,
+                jax_full=jax_full, jax_dir=jax_dir, names=dict(_names or {}, deriv=deriv), extra_notes=extra_notes,
+                per_dtype=_per_dtype, promoted=None if flat64 is None or not _per_dtype else (flat64, F_on(flat64)),
+                jax_wide=jax_wide, jax_dir_wide=jax_dir_wide)
+
+    v = judged(g, _notes)
     if not repeats:   # a derivative is a function: a second call that moves it grossly is a fault
         r = _per_coord_result("first_call", flat, again, g_cmp, _first_call_tol(flat, g, again, g_cmp))
         with np.errstate(invalid="ignore", over="ignore"):
             d = np.abs(again - g_cmp)
         moved = float(np.where(np.isnan(d), np.inf, d).max(initial=0.0))
+        # within the gross allowance, the oracles judge the second call as they judged the first:
+        # FIRST_CALL_RTOL of the largest |g| let a small leaf flip its sign from the second call on
+        second = [] if not r.passed else [s for s in judged(g_second, ()).results if not s.passed]
+        for s in second:
+            s.oracle += " (second call)"
         v.notes.append(f"{deriv} called twice at the same inputs returned other values the second time (by up to "
                        f"{moved:.2e}): " + ("more than a sum in another order moves them; first_call lists the second "
                                             "call's entries against the first's (the oracles judge the first)"
-                                            if not r.passed else "no more than a sum in another order moves them") +
+                                            if not r.passed else
+                                            "the oracles, which judge the first call, fail the second (their results "
+                                            "marked 'second call')" if second else
+                                            "the oracles pass both calls") +
                        ("; no allowance for its rounding was made" if linear and rounding is None else ""))
-        if not r.passed:
-            v.results.append(r)
+        v.results += [r] if not r.passed else second
     return v
 
 

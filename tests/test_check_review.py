@@ -3772,3 +3772,49 @@ def test_an_output_of_f_that_is_not_finite_is_named():
             ac.check_jvp(tree, lambda t, x: {"a": np.cos(x) * t[0], "b": t[0] / x}, x)
         with pytest.raises(ValueError, match=r"^f is not finite at output \(-inf\)"):
             ac.check_vjp(lambda x: np.log(x[0] * 0), lambda dy, x: (np.zeros(2),), np.ones(2))
+
+
+def test_the_oracles_judge_a_second_call_that_moves_less_than_the_gross_allowance():
+    """A review (2026-12-05): first_call allows 2^-10 of the derivative's largest entry, and the
+    oracles judged the first call only, so a small leaf whose derivative flipped its sign from
+    the second call on (0.01 beside entries ~100), or every entry 1.0005 times its value, passed
+    with the note "no more than a sum in another order moves them". The oracles now judge the
+    second call as they judge the first."""
+    rng = np.random.default_rng(0)
+
+    def stateful(derivative, moved):
+        calls = [0]
+
+        def call(*args):
+            calls[0] += 1
+            return derivative(*args) if calls[0] == 1 else moved(derivative(*args))
+        return call
+
+    def vjp(dy, x, b):
+        return dy * 100 * (1 - np.tanh(x) ** 2), 0.01 * dy
+    flip_b = stateful(vjp, lambda g: (g[0], -g[1]))
+    v = ac.check_vjp(lambda x, b: 100 * np.tanh(x) + 0.01 * b, flip_b, rng.normal(size=5) * 0.1, rng.normal(size=5))
+    assert v.status == "FAIL" and "first_call" not in [r.oracle for r in v.results], str(v)
+    assert any(r.oracle.endswith("(second call)") and not r.passed for r in v.results), str(v)
+    assert "fail the second" in " ".join(v.notes) and "FAIL  primal 1" in str(v) and "ok    primal 0" in str(v)
+
+    X, y = rng.normal(size=(16, 5)), rng.normal(size=16)
+    loss = lambda p: 0.5 * np.sum((X @ p["w"] + 0.001 * p["b"] - y) ** 2)   # noqa: E731
+
+    def grad(p):
+        r = X @ p["w"] + 0.001 * p["b"] - y
+        return {"w": X.T @ r, "b": 0.001 * r.sum()}
+    p = {"w": rng.normal(size=5), "b": np.array(0.1)}
+    v = ac.check_gradients(loss, stateful(grad, lambda g: {"w": g["w"], "b": -g["b"]}), p)
+    assert v.status == "FAIL" and any(r.oracle.endswith("(second call)") for r in v.results), str(v)
+
+    w, lam = rng.normal(size=5), 0.1
+    Xb, yb = rng.normal(size=(20, 5)), (rng.uniform(size=20) > 0.5) * 1.0
+
+    def hvp(w, u):
+        s = 1 / (1 + np.exp(-Xb @ w))
+        return Xb.T @ (s * (1 - s) * (Xb @ u)) / len(Xb) + lam * u
+    loss_b = lambda w: np.mean(np.logaddexp(0, Xb @ w) - yb * (Xb @ w)) + 0.5 * lam * w @ w   # noqa: E731
+    v = ac.check_hvp(loss_b, stateful(hvp, lambda h: 1.0005 * h), w)
+    assert v.status == "FAIL" and any(r.oracle.endswith("(second call)") for r in v.results), str(v)
+    assert ac.check_hvp(loss_b, hvp, w).passed    # the same derivative, the same on every call
