@@ -1249,7 +1249,15 @@ def _check_core(
         tol = exact_dir_tol(val, v, r_exact=np.maximum(r_exact, _complex_step_r(flat)))
         return val, own_rounding_dir("complex_step_dir", val, tol, v), v, "ok"
 
-    taken_along: list[tuple[np.ndarray, float]] = []   # (direction taken, tolerance) of every one passed
+    taken_along: list[tuple[list[float], float]] = []   # of each direction passed: parts by input, tolerance
+    along_inputs = flat.inputs() if not per_coordinate and g is not None and len(flat.inputs()) > 1 else []
+
+    def passed_along(v: np.ndarray, tol: float) -> None:
+        """Keep what :func:`_unresolved_inputs` reasons from, for a direction v that passed with
+        ``tol``: its parts, not v itself (an array of every input's size per direction)."""
+        if along_inputs:
+            taken_along.append(([abs(float(g[s:s + n] @ v[s:s + n])) for _, _, s, n in along_inputs], tol))
+
     ctx64_alone: list = []   # f's float64 context for judge_alone, made once where needed
 
     def judge_alone(result: OracleResult, i: int) -> None:
@@ -1324,7 +1332,7 @@ def _check_core(
             result.mismatches.sort(key=lambda m: -m.excess)
             result.passed = False
             return
-        taken_along.append((e, tol))   # resolves its input (_unresolved_inputs) where |g_i| > 2 tol
+        passed_along(e, tol)   # resolves its input (_unresolved_inputs) where |g_i| > 2 tol
         if fd_i.status == "kink":   # as per_coordinate lists an entry that passed at a kink
             listed(f"; alone, {note}")
 
@@ -1342,7 +1350,7 @@ def _check_core(
                 continue
             pairs.append((subject.gdot(taken), val, tol))
             if abs(pairs[-1][0] - val) <= tol:   # passed (so finite): what _unresolved_inputs reasons from
-                taken_along.append((taken, tol))
+                passed_along(taken, tol)
         checked = [(a, b, t) for a, b, t in pairs if np.isfinite(t)]
         bad = [(a, b, t) for a, b, t in pairs if (np.isfinite(t) and not abs(a - b) <= t) or not np.isfinite(a)]
         worst = max(checked, key=lambda p: abs(p[0] - p[1]) / p[2] if p[2] > 0 else np.inf, default=None)
@@ -1440,11 +1448,11 @@ def _check_core(
     v = Verdict(name, results, notes, flat.inputs(), flat.sep)
     v.unlocalised = {path for path, _, start, size in v.inputs if np.any((untested >= start) & (untested < start + size))}
     if not per_coordinate and g is not None and len(v.inputs) > 1:
-        v.unresolved = _unresolved_inputs(v.inputs, g, taken_along)
+        v.unresolved = _unresolved_inputs(v.inputs, taken_along)
     return v
 
 
-def _unresolved_inputs(inputs, g: np.ndarray, taken_along: list) -> dict[str, tuple[float, float]]:
+def _unresolved_inputs(inputs, taken_along: list) -> dict[str, tuple[float, float]]:
     """The inputs resolved by no direction checked: x ~ 1e3 beside w ~ 1e-3 in one float32 conv
     passed dx = 0, x's part of each direction 0.12 against a tolerance of 0.65 set by dW's terms
     (a review). An input is resolved by a direction (as taken: kinks left out) where its part,
@@ -1452,12 +1460,13 @@ def _unresolved_inputs(inputs, g: np.ndarray, taken_along: list) -> dict[str, tu
     error along it is within the tolerance, and the exact part then exceeds it too. (g is the
     derivative under test: with one tolerance, a wrong dx twice the right one passed and read
     resolved, a second review.) For each unresolved input, (part, tolerance) where their ratio is
-    largest; inputs without entries are none."""
+    largest; inputs without entries are none. ``taken_along``: per direction that passed, the
+    parts of each input (in ``inputs``' order) and its tolerance."""
     out = {}
-    for path, _, start, size in inputs:
+    for j, (path, _, start, size) in enumerate(inputs):
         if not size:
             continue
-        parts = [(abs(float(g[start:start + size] @ v[start:start + size])), t) for v, t in taken_along]
+        parts = [(by_input[j], t) for by_input, t in taken_along]
         if parts and not any(p > 2 * t for p, t in parts):
             out[path] = max(parts, key=lambda pt: pt[0] / pt[1] if pt[1] > 0 else np.inf)
     return out
@@ -2308,7 +2317,7 @@ def _out_info(f, primals, u_in: float, deriv: str):
     leaves, paths, td = flatten(out, what="f's output")
     for L, p in zip(leaves, paths):
         a = np.asarray(L)
-        if not np.issubdtype(a.dtype, np.number):
+        if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):   # a mask beside the value: as an int
             raise ValueError(f"f returned dtype {a.dtype} at {format_path('output', p)}; expected numbers")
         if np.iscomplexobj(a):   # (a cotangent of a complex output would need a convention; f(x).real is the real function)
             raise ValueError(f"f returned complex dtype {a.dtype} at {format_path('output', p)} for real "
@@ -2433,12 +2442,12 @@ def _jax_out_dtypes(f_leaves, jax_out, treedef, paths) -> tuple[list, list[str]]
 
 def _random_cotangent(leaves, rng):
     """Gaussian, in each output leaf's own float dtype (float32 stays float32); zeros (float64)
-    for an integer output, piecewise constant in the inputs (JAX's float0: its cotangent is 0,
-    and <c, f> ignores it rather than jump where an argmax changes)."""
+    for an integer or boolean output, piecewise constant in the inputs (JAX's float0: its
+    cotangent is 0, and <c, f> ignores it rather than jump where an argmax or a mask changes)."""
     out = []
     for L in leaves:
         c = rng.standard_normal(L.shape)                 # drawn for every leaf: later leaves' cotangents unchanged
-        out.append(np.zeros(L.shape) if L.dtype.kind in "iu" else c.astype(L.dtype))
+        out.append(np.zeros(L.shape) if L.dtype.kind in "biu" else c.astype(L.dtype))
     return out
 
 

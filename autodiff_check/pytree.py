@@ -82,63 +82,72 @@ def flatten(tree, *, what: str = "params", none_leaf: bool = False) -> tuple[lis
     derivative function may return for an integer input."""
     leaves: list[np.ndarray] = []
     paths: list[Path] = []
+    return leaves, paths, _flatten_into(tree, (), leaves, paths, what, none_leaf)
 
-    def go(node, path: Path) -> TreeDef:
-        if node is None and none_leaf:
-            leaves.append(None)
-            paths.append(path)
-            return TreeDef("leaf")
-        if isinstance(node, np.ndarray):
-            if isinstance(node, np.ma.MaskedArray):   # a review: the mask dropped, the values under it checked
-                raise TypeError(f"{format_path(what, path)}: a masked array, whose mask the checks would ignore; "
-                                "pass a plain array (np.ma.filled(a, value))")
-            if isinstance(node, np.matrix):
-                raise TypeError(f"{format_path(what, path)}: an np.matrix; pass np.asarray of it")
-            leaves.append(node)
-            paths.append(path)
-            return TreeDef("leaf")
-        if isinstance(node, (bool, int, float, complex, np.generic)):
-            leaves.append(np.asarray(node))
-            paths.append(path)
-            return TreeDef("scalar")
-        if isinstance(node, dict):
-            keys = tuple(node)
-            return TreeDef("dict", tuple(go(node[k], path + (k,)) for k in keys), keys, type(node),
-                           node.default_factory if isinstance(node, collections.defaultdict) else None)
-        if isinstance(node, tuple) and hasattr(node, "_fields"):
-            return TreeDef("namedtuple", tuple(go(c, path + (i,)) for i, c in enumerate(node)), node._fields, type(node))
-        if isinstance(node, (list, tuple)):
-            return TreeDef("list" if isinstance(node, list) else "tuple",
-                           tuple(go(c, path + (i,)) for i, c in enumerate(node)))
-        if hasattr(node, "__array__"):  # a JAX array or similar: read it as NumPy
-            leaves.append(np.asarray(node))
-            paths.append(path)
-            return TreeDef("leaf")
-        where = format_path(what, path)
-        raise TypeError(f"{where}: expected an array, a number, or a list/tuple/dict of them; got {type(node).__name__}")
 
-    return leaves, paths, go(tree, ())
+# The walks below are module functions taking their state as arguments, not closures: a recursive
+# inner function refers to itself through its closure cell, a cycle that kept what the cell held
+# (every leaf flattened, every copy made) until Python's cyclic collector ran, which large arrays
+# do not prompt; a check_vjp of 10^6 float32 inputs held ~200 copies of them, 1.7 GB (a review).
+
+
+def _flatten_into(node, path: Path, leaves: list, paths: list, what: str, none_leaf: bool) -> TreeDef:
+    def go(child, key) -> TreeDef:
+        return _flatten_into(child, path + (key,), leaves, paths, what, none_leaf)
+
+    if node is None and none_leaf:
+        leaves.append(None)
+        paths.append(path)
+        return TreeDef("leaf")
+    if isinstance(node, np.ndarray):
+        if isinstance(node, np.ma.MaskedArray):   # a review: the mask dropped, the values under it checked
+            raise TypeError(f"{format_path(what, path)}: a masked array, whose mask the checks would ignore; "
+                            "pass a plain array (np.ma.filled(a, value))")
+        if isinstance(node, np.matrix):
+            raise TypeError(f"{format_path(what, path)}: an np.matrix; pass np.asarray of it")
+        leaves.append(node)
+        paths.append(path)
+        return TreeDef("leaf")
+    if isinstance(node, (bool, int, float, complex, np.generic)):
+        leaves.append(np.asarray(node))
+        paths.append(path)
+        return TreeDef("scalar")
+    if isinstance(node, dict):
+        keys = tuple(node)
+        return TreeDef("dict", tuple(go(node[k], k) for k in keys), keys, type(node),
+                       node.default_factory if isinstance(node, collections.defaultdict) else None)
+    if isinstance(node, tuple) and hasattr(node, "_fields"):
+        return TreeDef("namedtuple", tuple(go(c, Field(i, name)) for i, (c, name) in enumerate(zip(node, node._fields))),
+                       node._fields, type(node))
+    if isinstance(node, (list, tuple)):
+        return TreeDef("list" if isinstance(node, list) else "tuple",
+                       tuple(go(c, i) for i, c in enumerate(node)))
+    if hasattr(node, "__array__"):  # a JAX array or similar: read it as NumPy
+        leaves.append(np.asarray(node))
+        paths.append(path)
+        return TreeDef("leaf")
+    where = format_path(what, path)
+    raise TypeError(f"{where}: expected an array, a number, or a list/tuple/dict of them; got {type(node).__name__}")
 
 
 def unflatten(treedef: TreeDef, leaves: list, *, scalars: bool = True) -> Any:
     """Rebuild the structure of ``treedef`` around ``leaves`` (in flatten's order).
     ``scalars=False`` puts leaves back as given where the tree had a Python/NumPy scalar (a
     JAX float0 tangent must stay an array: ``np.asarray(float0)[()]`` is a numpy.void)."""
-    it = iter(leaves)
+    return _unflatten_from(treedef, iter(leaves), scalars)
 
-    def go(d: TreeDef):
-        if d.kind == "leaf" or (d.kind == "scalar" and not scalars):
-            return next(it)
-        if d.kind == "scalar":
-            return np.asarray(next(it))[()]
-        kids = [go(c) for c in d.children]
-        if d.kind == "dict":
-            return _dict_of(d, zip(d.keys, kids))
-        if d.kind == "namedtuple":
-            return d.type_(*kids)
-        return kids if d.kind == "list" else tuple(kids)
 
-    return go(treedef)
+def _unflatten_from(d: TreeDef, it, scalars: bool) -> Any:
+    if d.kind == "leaf" or (d.kind == "scalar" and not scalars):
+        return next(it)
+    if d.kind == "scalar":
+        return np.asarray(next(it))[()]
+    kids = [_unflatten_from(c, it, scalars) for c in d.children]
+    if d.kind == "dict":
+        return _dict_of(d, zip(d.keys, kids))
+    if d.kind == "namedtuple":
+        return d.type_(*kids)
+    return kids if d.kind == "list" else tuple(kids)
 
 
 def copy_tree(tree) -> Any:
@@ -146,19 +155,19 @@ def copy_tree(tree) -> Any:
     rebuilds them (a dict subclass by its constructor) and whose other nodes are deep copies.
     copy.deepcopy makes a dict subclass without calling its ``__init__``: one that keeps its
     attributes in itself (``self.__dict__ = self``, an AttrDict) came back without them."""
-    memo: dict = {}
+    return _copy_tree(tree, {})
 
-    def go(node):
-        if isinstance(node, dict):
-            factory = node.default_factory if isinstance(node, collections.defaultdict) else None
-            return _dict_of(TreeDef("dict", (), tuple(node), type(node), factory), [(k, go(v)) for k, v in node.items()])
-        if type(node) in (list, tuple):
-            return type(node)(go(c) for c in node)
-        if isinstance(node, tuple) and hasattr(node, "_fields"):
-            return type(node)(*(go(c) for c in node))
-        return copy.deepcopy(node, memo)
 
-    return go(tree)
+def _copy_tree(node, memo: dict) -> Any:
+    if isinstance(node, dict):
+        factory = node.default_factory if isinstance(node, collections.defaultdict) else None
+        return _dict_of(TreeDef("dict", (), tuple(node), type(node), factory),
+                        [(k, _copy_tree(v, memo)) for k, v in node.items()])
+    if type(node) in (list, tuple):
+        return type(node)(_copy_tree(c, memo) for c in node)
+    if isinstance(node, tuple) and hasattr(node, "_fields"):
+        return type(node)(*(_copy_tree(c, memo) for c in node))
+    return copy.deepcopy(node, memo)
 
 
 def _dict_of(d: TreeDef, pairs) -> dict:
@@ -190,15 +199,25 @@ def _dict_of(d: TreeDef, pairs) -> dict:
                     f"give one holding them{why}): pass the tree's dicts as dict")
 
 
+class Field(int):
+    """A namedtuple's position in a path, as an int (it indexes the tuple, and equals the plain
+    position another flattening gives), named by its field in messages: ``params.w``."""
+
+    def __new__(cls, position: int, name: str) -> "Field":
+        field = super().__new__(cls, position)
+        field.name = name
+        return field
+
+
 def format_path(root: str, path: Path) -> str:
-    """``params['W1']``, ``params[0]``; a root "primal" with a leading int key reads
-    ``primal 0``, then the rest: ``primal 1['b']``."""
+    """``params['W1']``, ``params[0]``, ``params.w`` (a namedtuple's field); a root "primal"
+    with a leading int key reads ``primal 0``, then the rest: ``primal 1['b']``."""
     s = root
     rest = path
-    if root in ("primal", "tangent", "output") and path and isinstance(path[0], int):
-        s, rest = f"{root} {path[0]}", path[1:]
+    if root in ("primal", "tangent", "output") and path and isinstance(path[0], int) and not isinstance(path[0], Field):
+        s, rest = f"{root} {int(path[0])}", path[1:]
     for k in rest:
-        s += f"[{k!r}]"
+        s += f".{k.name}" if isinstance(k, Field) else f"[{k!r}]"
     return s
 
 

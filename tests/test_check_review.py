@@ -1862,20 +1862,25 @@ def test_directions_whose_tolerance_exceeds_their_reference_check_nothing():
     assert v.status != "PASS" and not v, v.report(full=True)
 
 
+@pytest.mark.parametrize("second", ["argmax", "mask"])
 @pytest.mark.parametrize("check", ["vjp", "jvp"])
-def test_an_integer_output_beside_a_float_one_with_jax_fn(check):
+def test_an_integer_output_beside_a_float_one_with_jax_fn(check, second):
     """f(x) = (2 x, argmax x): with jax_fn, JAX's float0 tangent of the argmax crashed the
     contraction ('setting an array element with a sequence', an engineer's review). An integer
     output is piecewise constant: its cotangent is 0 (JAX's float0), and the float output is
-    checked as usual, a wrong factor caught."""
+    checked as usual, a wrong factor caught. A boolean one (a relu's mask, x > 0) is the same,
+    where it was refused as 'dtype bool; expected numbers' (a review, 2026-12-05)."""
     jnp = _jnp()
     x = np.random.default_rng(0).normal(size=(4, 3))
-    f, jf = (lambda x: (2 * x, x.argmax(-1))), (lambda x: (2 * x, jnp.argmax(x, -1)))
+    if second == "argmax":
+        f, jf, n = (lambda x: (2 * x, x.argmax(-1))), (lambda x: (2 * x, jnp.argmax(x, -1))), (4,)
+    else:
+        f, jf, n = (lambda x: (2 * x, x > 0)), (lambda x: (2 * x, x > 0)), (4, 3)
     if check == "vjp":
         right, wrong = (lambda dys, x: 2 * dys[0]), (lambda dys, x: 3 * dys[0])
         run = lambda d: ac.check_vjp(f, d, x, jax_fn=jf)   # noqa: E731
     else:
-        right, wrong = (lambda t, x: (2 * t[0], np.zeros(4))), (lambda t, x: (3 * t[0], np.zeros(4)))
+        right, wrong = (lambda t, x: (2 * t[0], np.zeros(n))), (lambda t, x: (3 * t[0], np.zeros(n)))
         run = lambda d: ac.check_jvp(f, d, x, jax_fn=jf)   # noqa: E731
     v = run(right)
     assert v.passed and {"jax_vjp", "jax_jvp"} <= {r.oracle for r in v.results}, v.report(full=True)
