@@ -559,6 +559,8 @@ def _dropout_args(layer, x, mask, rate):
     _shape(layer, "mask", mask, x.shape, "(the shape of x)")
     if isinstance(rate, (bool, np.bool_)) or not isinstance(rate, (int, float, np.integer, np.floating)) or not 0 <= rate < 1:
         raise ValueError(f"{layer}: rate must be a number in [0, 1); got {rate!r}")
+    if not float(rate) < 1:   # a long double a hair below 1 (a review: ZeroDivisionError)
+        raise ValueError(f"{layer}: rate must be a number in [0, 1); got {rate!r}, which is 1 as a float64")
     return x, mask, x.dtype.type(1 / (1 - float(rate)))   # a NumPy float16 rate: not in its own precision
 
 
@@ -829,7 +831,9 @@ def _scaled_scores(q, k, scale):
     beyond the range). err = gamma_(d+1) (|q| |k|^T) scale (Higham, sec. 3.1: the dot product
     and the product by scale) plus what underflow may lose, 2 d 2^h times the smallest
     subnormal, in the scaled rows. Where err is beyond the range (terms of 1e200 cancelling in
-    float64), the rounding alone may exceed any value the dtype holds: S is NaN there."""
+    float64), the rounding alone may exceed any value the dtype holds: S is NaN there, unless
+    the score lies beyond the range whatever its rounding (|s| - err past the largest float, in
+    the scaled rows: a single product of 1e170 and 1e170): +-inf, as for a smaller err."""
     info, d = np.finfo(q.dtype), q.shape[-1]
     h = (info.maxexp - 2 - int(np.ceil(np.log2(d)))) // 2
 
@@ -843,8 +847,12 @@ def _scaled_scores(q, k, scale):
     with np.errstate(over="ignore", under="ignore"):
         s = qs @ ks.transpose(0, 2, 1) * scale
         b = np.abs(qs) @ np.abs(ks).transpose(0, 2, 1) * (scale * (n * u / (1 - n * u)))
-        err = np.ldexp(b + 2 * d * np.ldexp(info.smallest_subnormal, h), E)
-        return np.where(np.isfinite(err), np.ldexp(s, E), np.nan), err
+        bs = b + 2 * d * np.ldexp(info.smallest_subnormal, h)       # err, in the scaled rows
+        err = np.ldexp(bs, E)
+        # 1 + 4u: past max by more than half its ulp and the subtraction's rounding (an inf
+        # threshold, E <= 0, leaves it to err: no scaled row reaches max there)
+        beyond = np.abs(s) - bs > np.ldexp(info.max, -E) * (1 + 4 * u)
+        return np.where(np.isfinite(err) | beyond, np.ldexp(s, E), np.nan), err
 
 
 def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, *, causal: bool = False) -> np.ndarray:

@@ -853,6 +853,38 @@ def test_attention_refuses_a_score_whose_overflowing_terms_cancel():
                 call()
 
 
+@pytest.mark.parametrize("f, big", [(np.float64, 1e170), (np.float64, 1e300), (np.float32, 1e23)])
+def test_a_score_or_preactivation_beyond_the_range_whatever_its_rounding_is_inf_not_refused(f, big):
+    """A single product of big and -big (d = 1) cancels nothing: its -inf is right, and the key
+    gets weight 0; so is x Wx = big^2 beyond the range, whose unit saturates with the overflow
+    warning. From about 1e170 in float64 (1e23 in float32) the recomputation's error bound
+    itself overflowed and the score was made NaN: attention refused the row as an overflow and
+    rnn and lstm as 'inf - inf' (a review, 2026-12-05), though |s| - err lies past the range."""
+    q, k, v = np.array([[[big]]], f), np.array([[[-big], [1.0]]], f), np.array([[[1.0], [3.0]]], f)
+    np.testing.assert_array_equal(L.attention(q, k, v), [[[3.0]]])
+    dq, dk, dv = L.attention_vjp(np.ones((1, 1, 1), f), q, k, v)
+    np.testing.assert_array_equal(dv, [[[0.0], [1.0]]])
+    assert np.isfinite(dq).all() and np.isfinite(dk).all()
+    z, x, W = np.zeros((1, 1), f), np.full((1, 1, 1), big, f), np.array([[big]], f)
+    with pytest.warns(RuntimeWarning, match="overflow"):
+        np.testing.assert_array_equal(L.rnn(x, z, W, z, np.zeros(1, f)), [[[1.0]]])
+    with pytest.warns(RuntimeWarning, match="overflow"):   # every gate +inf: h = 1 * tanh(0 + 1 * tanh(inf))
+        np.testing.assert_array_equal(L.lstm(x, z, z, np.tile(W, 4), np.zeros((1, 4), f), np.zeros(4, f)),
+                                      [[[np.tanh(f(1))]]])
+
+
+def test_dropout_refuses_a_long_double_rate_that_is_1_as_a_float():
+    """np.nextafter(longdouble 1, 0) passes 0 <= rate < 1 but is 1.0 as a float, and the scale
+    1 / (1 - rate) was a ZeroDivisionError (a review, 2026-12-05)."""
+    rate = np.nextafter(np.longdouble(1), np.longdouble(0))
+    if float(rate) != 1:
+        pytest.skip("long double is float64 on this platform")
+    for call in (lambda: L.dropout(np.ones((2, 2)), np.ones((2, 2), bool), rate=rate),
+                 lambda: L.dropout_vjp(np.ones((2, 2)), np.ones((2, 2)), np.ones((2, 2), bool), rate=rate)):
+        with pytest.raises(ValueError, match=r"rate must be a number in \[0, 1\); got .*which is 1 as a float64"):
+            call()
+
+
 @pytest.mark.parametrize("signs", [[1, -1, 1, -1], [1, 1, 1, 1, -1, -1, -1, -1]], ids=["alternating", "halves"])
 def test_attention_takes_cancelling_terms_whose_rounding_fits(signs):
     """q = 1e154, k_0 = +-1.5e154: partial sums of 1.5e308 overflow in some summation orders
