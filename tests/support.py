@@ -31,6 +31,20 @@ def assert_same_gradient(g: Sequence[np.ndarray], ref: Sequence[np.ndarray], tol
                                  f"{np.broadcast_to(t, a.shape)[i]:.3g}")
 
 
+def cnn_batch(seed, B=3, dtype=np.float64):
+    """``(net, params, x, y)`` for ``model.mnist_cnn()``: inputs away from relu's kink and
+    pooling ties (continuous values, biases made non-zero so that no pre-activation is exactly 0)."""
+    from manual_backprop import model, one_hot
+
+    rng = np.random.default_rng(seed)
+    net = model.mnist_cnn()
+    params = net.init(seed, dtype=dtype)
+    params = [tuple(a + 0.01 * rng.standard_normal(a.shape).astype(dtype) for a in p) for p in params]
+    x = rng.uniform(0, 1, (B, 784)).astype(dtype)
+    y = one_hot(rng.integers(0, 10, B), 10, dtype=dtype)
+    return net, params, x, y
+
+
 def bits(arrays: Sequence[np.ndarray]) -> list[bytes]:
     """Each array's dtype, shape and bytes: equal only where the arrays are bit for bit the same
     (np.array_equal takes -0.0 for 0.0 and never NaN for NaN)."""

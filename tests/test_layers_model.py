@@ -9,24 +9,13 @@ import manual_backprop as mb
 from autodiff_check import sequential as jseq
 from layer_checks import U64, exact_tol
 from manual_backprop import model
-
-
-def _cnn_batch(seed, B=3, dtype=np.float64):
-    """Inputs away from relu's kink and pooling ties: continuous values, and biases made
-    non-zero so that no pre-activation is exactly 0."""
-    rng = np.random.default_rng(seed)
-    net = model.mnist_cnn()
-    params = net.init(seed, dtype=dtype)
-    params = [tuple(a + 0.01 * rng.standard_normal(a.shape).astype(dtype) for a in p) for p in params]
-    x = rng.uniform(0, 1, (B, 784)).astype(dtype)
-    y = mb.one_hot(rng.integers(0, 10, B), 10, dtype=dtype)
-    return net, params, x, y
+from support import cnn_batch
 
 
 def test_cnn_gradient_matches_its_jax_twin():
     """Tolerance from layer_checks.exact_tol: n = every parameter, input and logit entry
     (every sum in the forward and backward runs over fewer terms), normwise per array."""
-    net, params, x, y = _cnn_batch(0)
+    net, params, x, y = cnn_batch(0)
     J, grads = net.loss_and_grad(params, x, y)
     twin = jseq.mnist_cnn()
     Jj, gj = twin.loss_and_grad(params, x, y)
@@ -46,24 +35,6 @@ def test_cnn_init_is_seeded_and_shared_by_both_backends():
     assert not np.array_equal(a[1][0], model.mnist_cnn().init(4)[1][0])
     f32 = model.mnist_cnn().init(3, dtype=np.float32)
     assert all(u.dtype == np.float32 and np.array_equal(u, v.astype(np.float32)) for p, q in zip(f32, a) for u, v in zip(p, q))
-
-
-def test_cnn_float32_training_step_stays_float32_and_lowers_the_loss():
-    net, params, x, y = _cnn_batch(1, B=8, dtype=np.float32)
-    J, grads = net.loss_and_grad(params, x, y)
-    assert all(g.dtype == np.float32 for gl in grads for g in gl)
-    stepped = [tuple(a - np.float32(0.05) * g for a, g in zip(p, gl)) for p, gl in zip(params, grads)]
-    assert net.loss(stepped, x, y) < J
-
-
-def test_bad_params_and_targets_are_named():
-    net, params, x, y = _cnn_batch(2)
-    with pytest.raises(ValueError, match=r"params\[1\] \(conv2d\) must hold arrays of shapes"):
-        net.loss_and_grad(params[:1] + [(params[1][0],)] + params[2:], x, y)
-    with pytest.raises(ValueError, match=r"y must have shape \(batch, n_out\) = \(3, 10\)"):
-        net.loss_and_grad(params, x, y[:, :5])
-    with pytest.raises(ValueError, match=r"layers\[0\] must be a Layer"):
-        model.Sequential(["dense"])
 
 
 def test_the_twin_names_a_layers_refusal_as_the_numpy_network_does():
@@ -165,42 +136,3 @@ def test_where_the_whole_x_does_not_fit_the_twin_says_what_the_one_example_said(
         twin.forward(spec.init(seed=1), np.ones((7, 5)))
 
 
-BAD_SPECS = [   # each refused where it is made, naming the factory or spec (a review, 2026-12-02)
-    (lambda: model.Dense(0, 3), ValueError, r"^Dense: n_in must be a positive int; got 0$"),    # was ZeroDivisionError in init
-    (lambda: model.Dense(-1, 3), ValueError, r"^Dense: n_in must be a positive int"),           # was sqrt's RuntimeWarning
-    (lambda: model.Dense(3, True), ValueError, r"^Dense: n_out must be a positive int"),
-    (lambda: model.Conv2d(1, 2, 0), ValueError, r"^Conv2d: kernel must be a positive int"),     # was ZeroDivisionError
-    (lambda: model.Conv2d(1, 2, (3, 3, 3)), ValueError, r"^Conv2d: kernel must be an int or a pair"),  # was an unpacking error
-    (lambda: model.Conv2d(1, 2, 3.0), ValueError, r"^Conv2d: kernel must be a positive int; got 3.0$"),
-    (lambda: model.Conv2d(0, 2, 3), ValueError, r"^Conv2d: c_in must be a positive int"),
-    (lambda: model.Layer("dense", ((4, 2),), {}, ("bogus",)), ValueError, r"unknown init 'bogus'"),  # was He, silently
-    (lambda: model.Layer("dense", ((4, 2),), {}, ()), ValueError, r"one init per shape \(1\)"),     # was an empty params tuple
-    (lambda: model.Layer("dense", (4, 2), {}, ("dense",)), TypeError, r"shapes must be a tuple of shape tuples"),
-    (lambda: model.Layer("dense", ((1, 2),), {}, ("dense",)), ValueError, r"'dense' init needs .* n_in >= 1"),
-    (lambda: model.Layer("relu", (), None), TypeError, r"options must be a dict"),
-]
-
-
-@pytest.mark.parametrize("make, error, message", BAD_SPECS, ids=[m[:30] for *_, m in BAD_SPECS])
-def test_bad_layer_specs_are_refused_where_they_are_made(make, error, message):
-    with pytest.raises(error, match=message):
-        make()
-
-
-@pytest.mark.parametrize("where", ["x", "params"])
-def test_a_nan_in_a_list_is_named_as_in_an_array(where):
-    """x (or a weight) given as a nested list with a NaN was reported as an overflow of finite
-    inputs (NonFiniteError), the finiteness check looking at ndarrays only."""
-    net = model.mlp([3, 4, 2])
-    params, x, y = net.init(0), np.zeros((2, 3)), np.full((2, 2), 0.5)
-    name = "x" if where == "x" else r"params\[0\]\[0\]"
-    if where == "x":
-        x[0, 0] = np.nan
-        x = x.tolist()
-    else:
-        W = params[0][0].copy()
-        W[1, 1] = np.nan
-        params = [(W.tolist(),)] + params[1:]
-    for call in (lambda: net.loss_and_grad(params, x, y), lambda: net.forward(params, x)):
-        with pytest.raises(ValueError, match=rf"^{name} contains NaN or inf"):
-            call()
