@@ -208,6 +208,12 @@ class Field(int):
         field.name = name
         return field
 
+    def __getnewargs__(self) -> tuple[int, str]:   # copy and pickle: int's would drop the name
+        return int(self), self.name
+
+    def __repr__(self) -> str:
+        return f"Field({int(self)}, {self.name!r})"
+
 
 def format_path(root: str, path: Path) -> str:
     """``params['W1']``, ``params[0]``, ``params.w`` (a namedtuple's field); a root "primal"
@@ -295,7 +301,8 @@ def _by_key(node, d: TreeDef, path: Path, root: str, what: str):
             where = format_path(root, path) if path else root
             raise ValueError(f"{what} {_verb(what)} a {type(node).__name__} of {len(node)} entries for {where}; "
                              f"expected {len(d.children)}")
-        return [_by_key(n, c, path + (i,), root, what) for i, (n, c) in enumerate(zip(node, d.children))]
+        keys = [Field(i, name) for i, name in enumerate(d.keys)] if d.kind == "namedtuple" else range(len(node))
+        return [_by_key(n, c, path + (k,), root, what) for k, n, c in zip(keys, node, d.children)]
     return node
 
 

@@ -979,3 +979,14 @@ def test_a_namedtuples_leaves_are_named_by_their_fields():
     assert "ok    params.w (3,)" in text and "FAIL  params.b ()" in text, text
     text = str(ac.check_vjp(lambda q: q.w * q.b, lambda dy, q: (P(dy * q.b, 3 * np.sum(dy * q.w)),), p))
     assert "ok    primal 0.w" in text and "FAIL  primal 0.b" in text, text
+    # a structure that does not match is named so too, and paths copy and pickle with their names
+    q = P(np.ones(3), {"k": np.ones(3)})
+    with pytest.raises(ValueError, match=r"^grad_fn returned keys \['j'\] for params\.b; expected \['k'\]$"):
+        ac.check_gradients(lambda p: np.sum(p.b["k"] ** 2), lambda p: P(0 * p.w, {"j": 2 * p.b["k"]}), q)
+    import copy
+    import pickle
+
+    from autodiff_check.pytree import flatten, format_path
+    paths = flatten(q)[1]
+    for again in (copy.deepcopy(paths), pickle.loads(pickle.dumps(paths))):
+        assert again == paths and [format_path("params", p) for p in again] == ["params.w", "params.b['k']"]
