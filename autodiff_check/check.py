@@ -1250,7 +1250,8 @@ def _check_core(
         return val, own_rounding_dir("complex_step_dir", val, tol, v), v, "ok"
 
     taken_along: list[tuple[list[float], float]] = []   # of each direction passed: parts by input, tolerance
-    along_inputs = flat.inputs() if not per_coordinate and g is not None and len(flat.inputs()) > 1 else []
+    inputs = flat.inputs()
+    along_inputs = inputs if not per_coordinate and g is not None and len(inputs) > 1 else []   # (_unresolved_inputs)
 
     def passed_along(v: np.ndarray, tol: float) -> None:
         """Keep what :func:`_unresolved_inputs` reasons from, for a direction v that passed with
@@ -1445,10 +1446,10 @@ def _check_core(
                      + ", ".join(f"{t:.1e} ({o})" if np.isfinite(t) else f"- ({o}: no direction checkable)"
                                  for o, t in dir_tols.items())
                      + f"; per_coordinate=True holds each entry to its own, at {flat.n} calls or more")
-    v = Verdict(name, results, notes, flat.inputs(), flat.sep)
+    v = Verdict(name, results, notes, inputs, flat.sep)
     v.unlocalised = {path for path, _, start, size in v.inputs if np.any((untested >= start) & (untested < start + size))}
-    if not per_coordinate and g is not None and len(v.inputs) > 1:
-        v.unresolved = _unresolved_inputs(v.inputs, taken_along)
+    if along_inputs:
+        v.unresolved = _unresolved_inputs(along_inputs, taken_along)
     return v
 
 
@@ -2315,8 +2316,8 @@ def _out_info(f, primals, u_in: float, deriv: str):
                    f"than f: are f and {deriv} swapped?")
         raise
     leaves, paths, td = flatten(out, what="f's output")
-    for L, p in zip(leaves, paths):
-        a = np.asarray(L)
+    leaves = [np.asarray(L) for L in leaves]
+    for a, p in zip(leaves, paths):
         if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):   # a mask beside the value: as an int
             raise ValueError(f"f returned dtype {a.dtype} at {format_path('output', p)}; expected numbers")
         if np.iscomplexobj(a):   # (a cotangent of a complex output would need a convention; f(x).real is the real function)
@@ -2328,7 +2329,7 @@ def _out_info(f, primals, u_in: float, deriv: str):
             raise ValueError(f"f is not finite at {format_path('output', p)}{format_index(i)} ({a[i]}); "
                              "derivatives need a finite value")
     _same_again("f", leaves, flatten(_leaving_inputs(f, "f", args), what="f's output")[0], paths, "output", u_in)
-    return [np.asarray(L) for L in leaves], paths, td
+    return leaves, paths, td
 
 
 def _same_again(what: str, first: Sequence, again: Sequence, paths: Sequence, root: str, u_in: float) -> None:

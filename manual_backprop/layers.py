@@ -559,9 +559,10 @@ def _dropout_args(layer, x, mask, rate):
     _shape(layer, "mask", mask, x.shape, "(the shape of x)")
     if isinstance(rate, (bool, np.bool_)) or not isinstance(rate, (int, float, np.integer, np.floating)) or not 0 <= rate < 1:
         raise ValueError(f"{layer}: rate must be a number in [0, 1); got {rate!r}")
-    if not float(rate) < 1:   # a long double a hair below 1 (a review: ZeroDivisionError)
+    r = float(rate)   # a NumPy float16 rate: the scale not in its own precision
+    if not r < 1:     # a long double a hair below 1 (a review: ZeroDivisionError)
         raise ValueError(f"{layer}: rate must be a number in [0, 1); got {rate!r}, which is 1 as a float64")
-    return x, mask, x.dtype.type(1 / (1 - float(rate)))   # a NumPy float16 rate: not in its own precision
+    return x, mask, x.dtype.type(1 / (1 - r))
 
 
 def dropout(x: np.ndarray, mask: np.ndarray, *, rate: float) -> np.ndarray:
